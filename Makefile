@@ -1,0 +1,43 @@
+# Two commands on a fresh clone:  make demo  |  make test
+# Both install what they need: Debian packages (unixodbc, odbc-mariadb, age) and a venv.
+
+PYTHON ?= python3.11
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+DEBIAN_PACKAGES := unixodbc odbc-mariadb age
+PYTEST_ARGS ?=
+
+.PHONY: demo test system-packages venv clean benchmark
+
+demo: venv
+	$(BIN)/ts24-migrate demo
+
+test: venv
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+benchmark: venv
+	$(BIN)/python -m benchmarks
+
+venv: system-packages $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+# Installs the Debian packages that are missing (root, or sudo when available).
+system-packages:
+	@missing=""; for p in $(DEBIAN_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi; \
+	  $$SUDO apt-get install -y --no-install-recommends $$missing >/dev/null 2>&1 || \
+	  { $$SUDO apt-get update >/dev/null && $$SUDO apt-get install -y --no-install-recommends $$missing; }; \
+	fi
+
+clean:
+	rm -rf $(VENV) demo-site work .pytest_cache

@@ -1,0 +1,1 @@
+"""Read the TS24 legacy database: assessment, extraction, fingerprints."""

@@ -1,0 +1,76 @@
+"""Discover every table of a legacy database, mapped or not.
+
+Discovery never starts from the known schema: a TS24 site can hold import,
+temp and vendor tables, some without a primary key, and each must be backed
+up and purged like the rest.
+
+Example::
+
+    tables = discover_tables(engine)
+    [t.name for t in tables if not t.primary_key]   # ['IMPORT_TAM']
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from .legacy_schema import MAPPED_TABLES, SYSTEM_TABLES, WATERMARK_COLUMNS
+
+
+@dataclass(frozen=True)
+class ColumnInfo:
+    name: str
+    type_name: str
+    nullable: bool
+
+
+@dataclass(frozen=True)
+class TableInfo:
+    name: str
+    schema: str | None
+    columns: tuple[ColumnInfo, ...]
+    primary_key: tuple[str, ...]
+    table: sa.Table  # reflected, for building SQL with the dialect's quoting
+
+    @property
+    def role(self) -> str:
+        """mapped (loaded into the new system), system (backed up, never loaded) or unmapped."""
+        if self.name.upper() in MAPPED_TABLES:
+            return "mapped"
+        if self.name.upper() in SYSTEM_TABLES:
+            return "system"
+        return "unmapped"
+
+    @property
+    def watermark_column(self) -> str | None:
+        column = WATERMARK_COLUMNS.get(self.name.upper())
+        return column if column and column in self.column_names else None
+
+    @property
+    def column_names(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.columns)
+
+
+def discover_tables(bind: Engine | Connection, schema: str | None = None) -> list[TableInfo]:
+    """Every base table in the database (views excluded), sorted by name."""
+    inspector = sa.inspect(bind)
+    metadata = sa.MetaData()
+    found: list[TableInfo] = []
+    for name in sorted(inspector.get_table_names(schema=schema)):
+        if name.startswith("sqlite_"):
+            continue  # SQLite's own bookkeeping, not site data
+        table = sa.Table(name, metadata, schema=schema, autoload_with=bind)
+        columns = tuple(ColumnInfo(c.name, _type_name(c.type), bool(c.nullable)) for c in table.columns)
+        primary_key = tuple(c.name for c in table.primary_key.columns)
+        found.append(TableInfo(name, schema, columns, primary_key, table))
+    return found
+
+
+def _type_name(type_: sa.types.TypeEngine) -> str:
+    try:
+        return str(type_.compile())
+    except Exception:
+        return type(type_).__name__.upper()

@@ -1,0 +1,1 @@
+"""Load transformed rows into the new e-transaction system."""

@@ -1,0 +1,125 @@
+"""Shared test fixtures: real databases, made fresh per test, and one Prefect server.
+
+PostgreSQL and MariaDB-over-ODBC tests skip when the server is down on a
+developer machine, and FAIL when TS24_REQUIRE_REAL_DBS=1 (as .ci/run sets),
+so CI can never pass by skipping them.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+from typing import Callable, Iterator
+
+import pytest
+import sqlalchemy as sa
+
+PG_ADMIN_URL = os.environ.get("TS24_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+MARIADB_HOST = os.environ.get("TS24_TEST_MARIADB_HOST", "127.0.0.1")
+MARIADB_PORT = os.environ.get("TS24_TEST_MARIADB_PORT", "3306")
+MARIADB_USER = os.environ.get("TS24_TEST_MARIADB_USER", "root")
+MARIADB_DRIVER = os.environ.get("TS24_TEST_MARIADB_DRIVER", "MariaDB Unicode")
+REQUIRE_REAL_DBS = os.environ.get("TS24_REQUIRE_REAL_DBS") == "1"
+
+
+def _unavailable(what: str, exc: Exception) -> None:
+    message = f"{what} is not reachable: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
+    if REQUIRE_REAL_DBS:
+        pytest.fail(message + " (TS24_REQUIRE_REAL_DBS=1: real-database tests are required)")
+    pytest.skip(message)
+
+
+def mariadb_url(database: str) -> str:
+    driver = MARIADB_DRIVER.replace(" ", "+")
+    return (f"mysql+pyodbc://{MARIADB_USER}:@{MARIADB_HOST}:{MARIADB_PORT}/{database}"
+            f"?driver={driver}&charset=utf8mb4")
+
+
+@pytest.fixture(scope="session")
+def _pg_admin() -> Iterator[sa.Engine]:
+    engine = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as c:
+            c.execute(sa.text("SELECT 1"))
+    except Exception as exc:
+        engine.dispose()
+        _unavailable("PostgreSQL", exc)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def pg_database(_pg_admin: sa.Engine) -> Iterator[Callable[[], str]]:
+    """Factory: each call creates a fresh PostgreSQL database and returns its URL."""
+    created: list[str] = []
+
+    def make() -> str:
+        name = f"ts24_t_{uuid.uuid4().hex[:12]}"
+        with _pg_admin.connect() as c:
+            c.execute(sa.text(f'CREATE DATABASE "{name}"'))
+        created.append(name)
+        return sa.engine.make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+
+    yield make
+    with _pg_admin.connect() as c:
+        for name in created:
+            c.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture
+def pg_url(pg_database: Callable[[], str]) -> str:
+    return pg_database()
+
+
+@pytest.fixture(scope="session")
+def _mariadb_admin() -> Iterator[sa.Engine]:
+    engine = sa.create_engine(mariadb_url("test"), isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as c:
+            c.execute(sa.text("SELECT 1"))
+    except Exception as exc:
+        engine.dispose()
+        _unavailable("MariaDB over ODBC", exc)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def mariadb_database(_mariadb_admin: sa.Engine) -> Iterator[Callable[[], str]]:
+    """Factory: each call creates a fresh MariaDB database (utf8mb4) and returns its ODBC URL."""
+    created: list[str] = []
+
+    def make() -> str:
+        name = f"ts24_t_{uuid.uuid4().hex[:12]}"
+        with _mariadb_admin.connect() as c:
+            c.execute(sa.text(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"))
+        created.append(name)
+        return mariadb_url(name)
+
+    yield make
+    with _mariadb_admin.connect() as c:
+        for name in created:
+            c.execute(sa.text(f"DROP DATABASE IF EXISTS `{name}`"))
+
+
+@pytest.fixture
+def mariadb_url_fixture(mariadb_database: Callable[[], str]) -> str:
+    return mariadb_database()
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> Callable[[str], str]:
+    """Factory: URL of a new SQLite file in the test's temporary folder."""
+    def make(name: str = "db") -> str:
+        return f"sqlite:///{tmp_path / (name + '.sqlite')}"
+    return make
+
+
+@pytest.fixture(scope="session")
+def prefect_server():
+    """One ephemeral Prefect server for the whole session (each start costs ~10 s)."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield

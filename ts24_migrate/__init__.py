@@ -1,0 +1,9 @@
+"""ts24-migrate: the configuration, control store and CLI of the TS24 retirement tool.
+
+The stage logic lives in the top-level packages (extract, transform, load,
+validation, backups, reconcile, purge, audit); this package only holds what
+every stage shares and the entry points that wire them.
+"""
+
+__version__ = "0.1.0"
+TOOL_NAME = "ts24-migrate"

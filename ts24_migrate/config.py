@@ -1,0 +1,198 @@
+"""The site inventory (`sites.yaml`), validated once at the boundary.
+
+Example::
+
+    version: 1
+    work_dir: work                 # reports, staging, control store (relative to this file)
+    backup_dir: backups            # encrypted backup parts and manifests
+    signing_key: keys/signing.key  # Ed25519 private key (0600) that signs manifests and the ledger
+    control_store: env:TS24_CONTROL_URL   # optional; default SQLite in work_dir
+    target: env:TS24_TARGET_URL           # optional; default SQLite in work_dir
+    sites:
+      - id: hn-01
+        office: "01"
+        legacy: env:TS24_HN01_LEGACY_URL  # a secret reference, never the URL itself
+        attachments: /srv/ts24/hn-01/files
+        cutover: 2025-07-01
+        backup_recipients: [age1...]
+
+Any error names the file, the site and the field, in one line.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from .errors import ConfigError
+from .secrets import Secret, SecretRef
+
+SITE_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+OFFICE_CODE = re.compile(r"^\d{2}(\d{2})?$")
+AGE_RECIPIENT = re.compile(r"^age1[02-9ac-hj-np-z]{58}$")
+
+
+class SiteConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str
+    office: str
+    name: str | None = None
+    legacy: str = Field(description="secret reference to the legacy connection URL")
+    attachments: Path | None = None
+    cutover: dt.date
+    backup_recipients: list[str] = Field(default_factory=list)
+
+    @field_validator("id")
+    @classmethod
+    def _site_id(cls, value: str) -> str:
+        if not SITE_ID.match(value):
+            raise ValueError("must be lower-case letters, digits, '-' or '_' (at most 63)")
+        return value
+
+    @field_validator("office", mode="before")
+    @classmethod
+    def _office(cls, value: Any) -> str:
+        text = str(value)
+        if not OFFICE_CODE.match(text):
+            raise ValueError("must be a 2-digit province or 4-digit district office code (quote it in YAML)")
+        return text
+
+    @field_validator("legacy")
+    @classmethod
+    def _legacy_ref(cls, value: str) -> str:
+        SecretRef.parse(value)
+        return value
+
+    @field_validator("backup_recipients")
+    @classmethod
+    def _recipients(cls, value: list[str]) -> list[str]:
+        for recipient in value:
+            if not AGE_RECIPIENT.match(recipient):
+                raise ValueError(f"{recipient[:12]}... is not an age public key (age1...)")
+        return value
+
+
+class Inventory(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    version: int = 1
+    work_dir: Path = Path("work")
+    backup_dir: Path = Path("backups")
+    signing_key: Path | None = None
+    control_store: str | None = None
+    target: str | None = None
+    sites: list[SiteConfig]
+
+    # Set by load_inventory; not part of the YAML.
+    source_path: Path | None = Field(default=None, exclude=True)
+
+    @field_validator("control_store", "target")
+    @classmethod
+    def _store_ref(cls, value: str | None) -> str | None:
+        if value is not None:
+            SecretRef.parse(value)
+        return value
+
+    @property
+    def base_dir(self) -> Path:
+        return self.source_path.parent if self.source_path else Path.cwd()
+
+    def resolve_path(self, path: Path) -> Path:
+        return path if path.is_absolute() else (self.base_dir / path)
+
+    @property
+    def work_path(self) -> Path:
+        return self.resolve_path(self.work_dir)
+
+    @property
+    def backup_path(self) -> Path:
+        return self.resolve_path(self.backup_dir)
+
+    @property
+    def signing_key_path(self) -> Path | None:
+        return self.resolve_path(self.signing_key) if self.signing_key else None
+
+    def site(self, site_id: str) -> SiteConfig:
+        for site in self.sites:
+            if site.id == site_id:
+                return site
+        known = ", ".join(s.id for s in self.sites) or "none"
+        raise ConfigError(f"no site {site_id!r} in the inventory (known: {known})",
+                          path=str(self.source_path))
+
+    def site_dir(self, site_id: str) -> Path:
+        return self.work_path / "sites" / site_id
+
+    def attachments_path(self, site: SiteConfig) -> Path | None:
+        return self.resolve_path(site.attachments) if site.attachments else None
+
+    def legacy_url(self, site: SiteConfig) -> Secret:
+        return self._resolve(site.legacy, site=site.id, field="legacy")
+
+    def target_url(self) -> Secret:
+        if self.target is None:
+            return Secret(f"sqlite:///{self.work_path / 'target.sqlite'}")
+        return self._resolve(self.target, field="target")
+
+    def control_store_url(self) -> Secret:
+        if self.control_store is None:
+            return Secret(f"sqlite:///{self.work_path / 'control.sqlite'}")
+        return self._resolve(self.control_store, field="control_store")
+
+    def _resolve(self, reference: str, *, site: str | None = None, field: str) -> Secret:
+        ref = SecretRef.parse(reference, self.base_dir)
+        try:
+            return ref.resolve()
+        except ConfigError as exc:
+            raise ConfigError(str(exc), path=str(self.source_path), site=site, field=field) from None
+
+
+def load_inventory(path: str | Path) -> Inventory:
+    """Read and validate `sites.yaml`; every error is one ConfigError line."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError("inventory file not found", path=str(path)) from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or "invalid YAML"
+        raise ConfigError(f"not valid YAML{where}: {problem}", path=str(path)) from None
+    if not isinstance(raw, dict):
+        raise ConfigError("must be a mapping with a 'sites' list", path=str(path))
+    try:
+        inventory = Inventory.model_validate(raw)
+    except ValidationError as exc:
+        raise _one_line(exc, raw, path) from None
+    ids = [s.id for s in inventory.sites]
+    duplicates = sorted({i for i in ids if ids.count(i) > 1})
+    if duplicates:
+        raise ConfigError(f"site id {duplicates[0]!r} appears more than once", path=str(path))
+    inventory.source_path = path.resolve()
+    return inventory
+
+
+def _one_line(exc: ValidationError, raw: dict, path: Path) -> ConfigError:
+    error = exc.errors()[0]
+    loc = list(error["loc"])
+    site = None
+    if len(loc) >= 2 and loc[0] == "sites" and isinstance(loc[1], int):
+        entries = raw.get("sites") or []
+        entry = entries[loc[1]] if loc[1] < len(entries) else None
+        site = str(entry.get("id")) if isinstance(entry, dict) and entry.get("id") else f"#{loc[1] + 1}"
+        loc = loc[2:]
+    field = ".".join(str(part) for part in loc) or None
+    message = error["msg"]
+    if error["type"] == "extra_forbidden":
+        message = "unknown key (check its spelling)"
+    elif error["type"] == "missing":
+        message = "is required"
+    message = message.removeprefix("Value error, ")
+    return ConfigError(message, path=str(path), site=site, field=field)
