@@ -1,0 +1,85 @@
+"""What every CLI command shares: the inventory, engines, the control store, output.
+
+Commands get an `App` from click's context; they build nothing else themselves.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import click
+from sqlalchemy.engine import Engine
+
+from .config import Inventory, SiteConfig, load_inventory
+from .control_store import ControlStore
+from .db import check_reachable, legacy_engine, store_engine
+
+DEFAULT_INVENTORY = "sites.yaml"
+
+
+@dataclass
+class App:
+    inventory_path: Path
+    json_output: bool = False
+    debug: bool = False
+    _engines: dict[str, Engine] = field(default_factory=dict)
+
+    @cached_property
+    def inventory(self) -> Inventory:
+        return load_inventory(self.inventory_path)
+
+    def site(self, site_id: str) -> SiteConfig:
+        return self.inventory.site(site_id)
+
+    def legacy_engine(self, site: SiteConfig, *, read_only: bool = True) -> Engine:
+        key = f"legacy:{site.id}:{read_only}"
+        if key not in self._engines:
+            url = self.inventory.legacy_url(site)
+            engine = legacy_engine(url, read_only=read_only)
+            check_reachable(engine, what=f"legacy database of site {site.id}", url=url)
+            self._engines[key] = engine
+        return self._engines[key]
+
+    def target_engine(self) -> Engine:
+        if "target" not in self._engines:
+            url = self.inventory.target_url()
+            engine = store_engine(url)
+            check_reachable(engine, what="target database", url=url)
+            self._engines["target"] = engine
+        return self._engines["target"]
+
+    @cached_property
+    def control_store(self) -> ControlStore:
+        url = self.inventory.control_store_url()
+        engine = store_engine(url)
+        check_reachable(engine, what="control store", url=url)
+        return ControlStore(engine)
+
+    def emit(self, data: Any, human: str | None = None) -> None:
+        """Print `data` as JSON with --json, else the human text (or the JSON pretty-printed)."""
+        if self.json_output or human is None:
+            click.echo(json.dumps(data, indent=None if self.json_output else 2, default=str,
+                                  ensure_ascii=False))
+        else:
+            click.echo(human)
+
+    def close(self) -> None:
+        for engine in self._engines.values():
+            engine.dispose()
+
+
+def default_inventory_path() -> Path:
+    return Path(os.environ.get("TS24_INVENTORY", DEFAULT_INVENTORY))
+
+
+pass_app = click.make_pass_decorator(App)
+
+
+def interactive() -> bool:
+    return sys.stderr.isatty()
