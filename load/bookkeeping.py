@@ -1,0 +1,89 @@
+"""The migration's own bookkeeping in the target database, apart from business tables.
+
+- mig_crosswalk: every legacy key -> its new key (one row per loaded legacy row)
+- mig_lineage:   where each loaded row came from (site, legacy key, run, legacy row
+                 hash) and the row hash the target computed when it was written
+                 (load.row_hash), which parity compares with the live table
+- mig_rejects:   every legacy row not loaded, with reason code, field and value
+- mig_conflicts: rows the new system changed after cut-over, left untouched
+- mig_load_ledger: durable chunks; a re-run skips a chunk recorded as done
+
+Names are prefixed `mig_` so that they never mix with the new system's tables
+(SQLite has no schemas).
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+metadata = sa.MetaData()
+
+crosswalk = sa.Table(
+    "mig_crosswalk", metadata,
+    sa.Column("site_id", sa.String(64), primary_key=True),
+    sa.Column("legacy_table", sa.String(64), primary_key=True),
+    sa.Column("legacy_key", sa.String(200), primary_key=True),
+    sa.Column("target_table", sa.String(64), nullable=False),
+    sa.Column("target_key", sa.String(64), nullable=False),
+    sa.Index("ix_mig_crosswalk_target", "target_table", "target_key"),
+)
+
+lineage = sa.Table(
+    "mig_lineage", metadata,
+    sa.Column("target_table", sa.String(64), primary_key=True),
+    sa.Column("target_key", sa.String(64), primary_key=True),
+    sa.Column("site_id", sa.String(64), nullable=False),
+    sa.Column("legacy_table", sa.String(64), nullable=False),
+    sa.Column("legacy_key", sa.String(200), nullable=False),
+    sa.Column("run_id", sa.String(36), nullable=False),
+    sa.Column("legacy_row_hash", sa.String(64), nullable=False),  # extract.fingerprint.row_digest, hex
+    sa.Column("row_md5", sa.String(32), nullable=False),  # load.row_hash.row_md5 of the row as written
+    sa.Column("loaded_at", sa.DateTime, nullable=False),
+)
+
+rejects = sa.Table(
+    "mig_rejects", metadata,
+    sa.Column("site_id", sa.String(64), primary_key=True),
+    sa.Column("legacy_table", sa.String(64), primary_key=True),
+    sa.Column("legacy_key", sa.String(200), primary_key=True),
+    sa.Column("run_id", sa.String(36), nullable=False),
+    sa.Column("reason_code", sa.String(48), nullable=False),
+    sa.Column("field", sa.String(64)),
+    sa.Column("original_value", sa.Text),
+    sa.Column("message", sa.Text),
+    sa.Column("rejected_at", sa.DateTime, nullable=False),
+)
+
+conflicts = sa.Table(
+    "mig_conflicts", metadata,
+    sa.Column("site_id", sa.String(64), primary_key=True),
+    sa.Column("legacy_table", sa.String(64), primary_key=True),
+    sa.Column("legacy_key", sa.String(200), primary_key=True),
+    sa.Column("target_table", sa.String(64), nullable=False),
+    sa.Column("target_key", sa.String(64)),
+    sa.Column("run_id", sa.String(36), nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("detected_at", sa.DateTime, nullable=False),
+)
+
+load_ledger = sa.Table(
+    "mig_load_ledger", metadata,
+    sa.Column("site_id", sa.String(64), primary_key=True),
+    sa.Column("legacy_table", sa.String(64), primary_key=True),
+    sa.Column("chunk_no", sa.Integer, primary_key=True),
+    sa.Column("first_key", sa.String(200)),
+    sa.Column("last_key", sa.String(200)),
+    sa.Column("rows_in", sa.Integer, nullable=False),
+    sa.Column("loaded", sa.Integer, nullable=False),
+    sa.Column("rejected", sa.Integer, nullable=False),
+    sa.Column("conflicts", sa.Integer, nullable=False),
+    sa.Column("run_id", sa.String(36), nullable=False),
+    sa.Column("done_at", sa.DateTime, nullable=False),
+)
+
+BOOKKEEPING_TABLES = tuple(metadata.tables)
+
+
+def create_bookkeeping_tables(bind: Engine | Connection) -> None:
+    metadata.create_all(bind, checkfirst=True)
