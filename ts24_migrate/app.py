@@ -18,6 +18,7 @@ from sqlalchemy.engine import Engine
 
 from .config import Inventory, SiteConfig, load_inventory
 from .control_store import ControlStore
+from .errors import ConfigError
 from .db import check_reachable, legacy_engine, store_engine
 
 DEFAULT_INVENTORY = "sites.yaml"
@@ -55,6 +56,29 @@ class App:
         return self._engines["target"]
 
     @cached_property
+    def signing_key(self):
+        """The inventory's Ed25519 key that signs manifests and ledger events."""
+        from backups.keys import load_signing_key
+
+        path = self.inventory.signing_key_path
+        if path is None:
+            raise ConfigError("the inventory has no signing_key; make one with "
+                              "`ts24-migrate keys generate --out keys` and set signing_key: keys/signing.key",
+                              path=str(self.inventory.source_path), field="signing_key")
+        return load_signing_key(path)
+
+    def ledger_path(self, site_id: str) -> Path:
+        return ledger_path(self.inventory, site_id)
+
+    def ledger(self, site_id: str):
+        from audit.ledger import Ledger
+
+        return Ledger(self.ledger_path(site_id), self.signing_key)
+
+    def reports_dir(self, site_id: str) -> Path:
+        return self.inventory.site_dir(site_id) / "reports"
+
+    @cached_property
     def control_store(self) -> ControlStore:
         url = self.inventory.control_store_url()
         engine = store_engine(url)
@@ -72,6 +96,11 @@ class App:
     def close(self) -> None:
         for engine in self._engines.values():
             engine.dispose()
+
+
+def ledger_path(inventory: Inventory, site_id: str) -> Path:
+    """Where a site's audit ledger lives: one append-only file per site."""
+    return inventory.work_path / "ledger" / f"{site_id}.jsonl"
 
 
 def default_inventory_path() -> Path:

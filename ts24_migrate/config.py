@@ -153,11 +153,21 @@ class Inventory(BaseModel):
             raise ConfigError(str(exc), path=str(self.source_path), site=site, field=field) from None
 
 
+class _InventoryLoader(yaml.SafeLoader):
+    """Safe YAML that leaves dates as text, so pydantic reports a bad date with its field."""
+
+
+_InventoryLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
 def load_inventory(path: str | Path) -> Inventory:
     """Read and validate `sites.yaml`; every error is one ConfigError line."""
     path = Path(path)
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_InventoryLoader)
     except FileNotFoundError:
         raise ConfigError("inventory file not found", path=str(path)) from None
     except yaml.YAMLError as exc:

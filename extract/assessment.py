@@ -1,0 +1,156 @@
+"""Assessment: what a legacy site holds, before anything is moved.
+
+Discovers every table (mapped or not), counts rows, lists keys and column
+types, flags tables without a primary key, counts text values that look like
+legacy encodings (TCVN3, VNI, decomposed NFD), and counts in-flight dossiers by
+status and dossiers received after the cut-over date. Only reads.
+
+Example::
+
+    with legacy_engine.connect() as conn:
+        report = assess_site(conn, site_id="hn-01", cutover=date(2025, 7, 1))
+    report.to_dict()["tables"]["HO_SO"]["rows"]
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from transform.text_repair import repair_text
+
+from .discovery import TableInfo, discover_tables
+from .legacy_schema import DOSSIER_STATUS_NAMES, IN_FLIGHT_STATUSES
+
+LEGACY_ENCODINGS = ("tcvn3", "vni", "nfd")
+_TEXT_TYPES = (sa.String, sa.Text, sa.Unicode, sa.UnicodeText)
+
+
+@dataclass
+class TableAssessment:
+    name: str
+    role: str  # mapped | system | unmapped
+    rows: int
+    primary_key: list[str]
+    columns: list[dict[str, Any]]
+    legacy_text: dict[str, dict[str, int]] = field(default_factory=dict)  # column -> encoding -> count
+
+    @property
+    def has_primary_key(self) -> bool:
+        return bool(self.primary_key)
+
+
+@dataclass
+class SiteAssessment:
+    site_id: str
+    cutover: dt.date
+    assessed_at: str
+    dialect: str
+    tables: list[TableAssessment]
+    dossiers_by_status: dict[str, int]
+    in_flight_dossiers: int
+    received_after_cutover: int
+    received_after_cutover_ids: list[str]
+
+    @property
+    def tables_without_primary_key(self) -> list[str]:
+        return [t.name for t in self.tables if not t.has_primary_key]
+
+    @property
+    def unmapped_tables(self) -> list[str]:
+        return [t.name for t in self.tables if t.role == "unmapped"]
+
+    def legacy_text_totals(self) -> dict[str, int]:
+        totals = Counter({encoding: 0 for encoding in LEGACY_ENCODINGS})
+        for table in self.tables:
+            for counts in table.legacy_text.values():
+                totals.update(counts)
+        return dict(totals)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "site_id": self.site_id,
+            "cutover": self.cutover.isoformat(),
+            "assessed_at": self.assessed_at,
+            "dialect": self.dialect,
+            "summary": {
+                "tables": len(self.tables),
+                "rows": sum(t.rows for t in self.tables),
+                "unmapped_tables": self.unmapped_tables,
+                "tables_without_primary_key": self.tables_without_primary_key,
+                "legacy_text_values": self.legacy_text_totals(),
+                "in_flight_dossiers": self.in_flight_dossiers,
+                "received_after_cutover": self.received_after_cutover,
+            },
+            "tables": {t.name: {k: v for k, v in asdict(t).items() if k != "name"} for t in self.tables},
+            "dossiers_by_status": self.dossiers_by_status,
+            "received_after_cutover_ids": self.received_after_cutover_ids,
+        }
+
+
+def _count_rows(conn: Connection, table: TableInfo) -> int:
+    return int(conn.execute(sa.select(sa.func.count()).select_from(table.table)).scalar_one())
+
+
+def _text_columns(table: TableInfo) -> list[sa.Column]:
+    return [c for c in table.table.columns if isinstance(c.type, _TEXT_TYPES)]
+
+
+def _legacy_text_counts(conn: Connection, table: TableInfo, chunk_rows: int) -> dict[str, dict[str, int]]:
+    columns = _text_columns(table)
+    if not columns:
+        return {}
+    counts: dict[str, Counter] = {c.name: Counter() for c in columns}
+    result = conn.execution_options(stream_results=True, yield_per=chunk_rows).execute(sa.select(*columns))
+    for partition in result.partitions(chunk_rows):
+        for row in partition:
+            for column, value in zip(columns, row):
+                if isinstance(value, str) and value:
+                    encoding = repair_text(value)[1]
+                    if encoding in LEGACY_ENCODINGS:
+                        counts[column.name][encoding] += 1
+    return {name: dict(c) for name, c in counts.items() if c}
+
+
+def _dossier_figures(conn: Connection, tables: dict[str, TableInfo], cutover: dt.date
+                     ) -> tuple[dict[str, int], int, list[str]]:
+    dossiers = tables.get("HO_SO")
+    if dossiers is None:
+        return {}, 0, []
+    t = dossiers.table
+    by_status = {DOSSIER_STATUS_NAMES.get(status, f"unknown({status})"): int(n) for status, n in conn.execute(
+        sa.select(t.c.TRANG_THAI, sa.func.count()).group_by(t.c.TRANG_THAI).order_by(t.c.TRANG_THAI))}
+    after = dt.datetime.combine(cutover + dt.timedelta(days=1), dt.time())
+    ids = [str(i) for i in conn.execute(
+        sa.select(t.c.ID_HO_SO).where(t.c.NGAY_TIEP_NHAN >= after).order_by(t.c.ID_HO_SO)).scalars()]
+    in_flight_names = {DOSSIER_STATUS_NAMES[s] for s in IN_FLIGHT_STATUSES}
+    in_flight = sum(n for name, n in by_status.items() if name in in_flight_names)
+    return by_status, in_flight, ids
+
+
+def assess_site(conn: Connection, *, site_id: str, cutover: dt.date, chunk_rows: int = 20_000,
+                progress: Callable[[str, int, int], None] | None = None) -> SiteAssessment:
+    """Assess the legacy database behind `conn` (read only)."""
+    tables = discover_tables(conn)
+    assessed: list[TableAssessment] = []
+    for index, table in enumerate(tables):
+        if progress:
+            progress(table.name, index, len(tables))
+        assessed.append(TableAssessment(
+            name=table.name, role=table.role, rows=_count_rows(conn, table),
+            primary_key=list(table.primary_key),
+            columns=[{"name": c.name, "type": c.type_name, "nullable": c.nullable} for c in table.columns],
+            legacy_text=_legacy_text_counts(conn, table, chunk_rows)))
+    by_name = {t.name.upper(): t for t in tables}
+    by_status, in_flight, after_ids = _dossier_figures(conn, by_name, cutover)
+    return SiteAssessment(
+        site_id=site_id, cutover=cutover,
+        assessed_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        dialect=conn.dialect.name, tables=assessed, dossiers_by_status=by_status,
+        in_flight_dossiers=in_flight, received_after_cutover=len(after_ids),
+        received_after_cutover_ids=after_ids)

@@ -1,0 +1,71 @@
+"""Render a site assessment as JSON, HTML and Markdown for people and schedulers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ts24_migrate import reporting as r
+
+from .assessment import LEGACY_ENCODINGS, SiteAssessment
+
+
+def _table_rows(assessment: SiteAssessment) -> list[list]:
+    rows = []
+    for t in assessment.tables:
+        legacy = {e: sum(c.get(e, 0) for c in t.legacy_text.values()) for e in LEGACY_ENCODINGS}
+        rows.append([t.name, t.role, t.rows, ", ".join(t.primary_key) or "NONE (no primary key)",
+                     len(t.columns), legacy["tcvn3"], legacy["vni"], legacy["nfd"]])
+    return rows
+
+
+_HEADERS = ["table", "role", "rows", "primary key", "columns", "TCVN3 text", "VNI text", "NFD text"]
+
+
+def render_html(assessment: SiteAssessment) -> str:
+    data = assessment.to_dict()
+    summary = data["summary"]
+    no_pk = summary["tables_without_primary_key"]
+    overview = r.table(["figure", "value"], [
+        ["tables found", summary["tables"]],
+        ["rows in all tables", summary["rows"]],
+        ["unmapped tables (backed up and purged, not loaded)", ", ".join(summary["unmapped_tables"]) or "none"],
+        ["tables without a primary key", ", ".join(no_pk) or "none"],
+        ["in-flight dossiers (statuses 0-3)", summary["in_flight_dossiers"]],
+        ["dossiers received after cut-over (violations)", summary["received_after_cutover"]],
+        *[[f"text values in {e.upper()}", n] for e, n in summary["legacy_text_values"].items()],
+    ])
+    status_rows = [[name, n] for name, n in data["dossiers_by_status"].items()]
+    columns = [r.section(f"Columns of {t.name}", r.table(["column", "type", "nullable"],
+                                                         [[c["name"], c["type"], c["nullable"]] for c in t.columns]))
+               for t in assessment.tables]
+    return r.page(
+        f"Assessment of site {assessment.site_id}",
+        [r.section("Overview", overview),
+         r.section("Tables", r.table(_HEADERS, _table_rows(assessment), numeric=(2, 4, 5, 6, 7)),
+                   r.paragraph("Role: mapped tables are loaded into the new system; system tables "
+                               "(accounts, access log) are backed up and purged but never loaded; "
+                               "unmapped tables are backed up and purged.", "muted")),
+         r.section("Dossiers by status", r.table(["status", "dossiers"], status_rows, numeric=(1,))),
+         r.section("Dossiers received after cut-over",
+                   r.paragraph(", ".join(data["received_after_cutover_ids"]) or "none")),
+         *columns],
+        subtitle=f"cut-over {data['cutover']} · assessed {data['assessed_at']} · {data['dialect']} · read-only")
+
+
+def render_markdown(assessment: SiteAssessment) -> str:
+    data = assessment.to_dict()
+    summary = data["summary"]
+    lines = [f"# Assessment of site {assessment.site_id}", "",
+             f"- tables: {summary['tables']} ({summary['rows']} rows)",
+             f"- unmapped: {', '.join(summary['unmapped_tables']) or 'none'}",
+             f"- without primary key: {', '.join(summary['tables_without_primary_key']) or 'none'}",
+             f"- in-flight dossiers: {summary['in_flight_dossiers']}",
+             f"- received after cut-over: {summary['received_after_cutover']}", "",
+             "| " + " | ".join(_HEADERS) + " |", "|" + "---|" * len(_HEADERS)]
+    lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in _table_rows(assessment)]
+    return "\n".join(lines) + "\n"
+
+
+def write_assessment_report(assessment: SiteAssessment, folder: Path) -> dict[str, Path]:
+    return r.write_report(folder, "assessment", assessment.to_dict(), render_html(assessment),
+                          render_markdown(assessment))

@@ -1,0 +1,54 @@
+"""The control store keeps runs, figures and site states on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import pytest
+
+from ts24_migrate.control_store import ControlStore, SiteState
+from ts24_migrate.db import store_engine
+from ts24_migrate.secrets import Secret
+from ts24_migrate.stage_runs import stage_run
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def store(request, sqlite_url):
+    url = sqlite_url("control") if request.param == "sqlite" else request.getfixturevalue("pg_url")
+    engine = store_engine(Secret(url))
+    yield ControlStore(engine)
+    engine.dispose()
+
+
+def test_runs_figures_and_states(store):
+    assert store.state("hn-01") is SiteState.NEW
+    with stage_run(store, None, "hn-01", "assess", success_state=SiteState.ASSESSED) as run:
+        run.figures["tables"] = 11
+        store.record_table("hn-01", run.run_id, "HO_SO", {"rows": 2000, "role": "mapped"})
+    assert store.state("hn-01") is SiteState.ASSESSED
+    latest = store.latest_run("hn-01", "assess")
+    assert latest.run_id == run.run_id and latest.outcome == "succeeded"
+    assert latest.figures == {"tables": 11}
+    assert store.table_figures(run.run_id) == {"HO_SO": {"rows": 2000, "role": "mapped"}}
+    # Created on first use, and a second ControlStore on the same database sees the same data.
+    assert ControlStore(store.engine).latest_run("hn-01", "assess").run_id == run.run_id
+
+
+def test_failed_stage_is_recorded_without_secret_and_state_kept(store):
+    with stage_run(store, None, "hn-01", "assess", success_state=SiteState.ASSESSED):
+        pass
+    with pytest.raises(RuntimeError):
+        with stage_run(store, None, "hn-01", "load", success_state=SiteState.LOADED):
+            raise RuntimeError("cannot reach postgresql://migrator:Very$ecret@db/target")
+    failed = store.runs("hn-01", "load")[-1]
+    assert failed.outcome == "failed"
+    assert "Very$ecret" not in failed.error and "***" in failed.error
+    assert store.state("hn-01") is SiteState.ASSESSED
+    assert store.latest_run("hn-01", "load") is None
+
+
+def test_rerunning_an_earlier_stage_never_moves_state_back(store):
+    for stage, state in [("assess", SiteState.ASSESSED), ("load", SiteState.LOADED),
+                         ("assess", SiteState.ASSESSED)]:
+        with stage_run(store, None, "hn-01", stage, success_state=state):
+            pass
+    assert store.state("hn-01") is SiteState.LOADED
+    assert [t[1] for t in store.transitions("hn-01")] == ["ASSESSED", "LOADED"]

@@ -1,0 +1,77 @@
+"""Self-contained HTML pages for auditors: no scripts, no external assets.
+
+Every stage report (assessment, validation, reconciliation) is built from the
+same few pieces so they look alike and escape everything the same way.
+
+Example::
+
+    page("Assessment of hn-01", [section("Tables", table(["name", "rows"], [["HO_SO", 12]]))])
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+_STYLE = """
+body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:2rem auto;max-width:72rem;
+color:#1d2430;line-height:1.45;padding:0 1rem}
+h1{font-size:1.6rem;margin-bottom:.2rem}h2{font-size:1.2rem;margin-top:2rem;border-bottom:1px solid #d8dee8}
+table{border-collapse:collapse;margin:.6rem 0;font-size:.92rem}
+th,td{border:1px solid #d8dee8;padding:.25rem .55rem;text-align:left;vertical-align:top}
+th{background:#f2f5f9}td.num{text-align:right;font-variant-numeric:tabular-nums}
+.verdict{font-size:1.3rem;font-weight:700;padding:.6rem 1rem;border-radius:.4rem;display:inline-block}
+.pass{background:#e3f6e8;color:#145a2a}.fail{background:#fde4e4;color:#8a1616}.info{background:#eef3fb}
+.muted{color:#5b6577;font-size:.88rem}code{background:#f2f5f9;padding:0 .2rem}
+"""
+
+
+def esc(value: Any) -> str:
+    return html.escape("" if value is None else str(value), quote=True)
+
+
+def table(headers: Sequence[str], rows: Iterable[Sequence[Any]], *, numeric: Sequence[int] = ()) -> str:
+    head = "".join(f"<th>{esc(h)}</th>" for h in headers)
+    body = []
+    for row in rows:
+        cells = "".join(
+            f'<td class="num">{esc(v)}</td>' if i in numeric else f"<td>{esc(v)}</td>"
+            for i, v in enumerate(row))
+        body.append(f"<tr>{cells}</tr>")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def section(title: str, *parts: str, anchor: str | None = None) -> str:
+    ident = f' id="{esc(anchor)}"' if anchor else ""
+    return f"<section{ident}><h2>{esc(title)}</h2>{''.join(parts)}</section>"
+
+
+def paragraph(text: str, css: str | None = None) -> str:
+    cls = f' class="{esc(css)}"' if css else ""
+    return f"<p{cls}>{esc(text)}</p>"
+
+
+def verdict(passed: bool, text: str) -> str:
+    return f'<div class="verdict {"pass" if passed else "fail"}" id="verdict">{esc(text)}</div>'
+
+
+def page(title: str, sections: Sequence[str], *, subtitle: str | None = None) -> str:
+    sub = f'<p class="muted">{esc(subtitle)}</p>' if subtitle else ""
+    return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{esc(title)}</title>'
+            f"<style>{_STYLE}</style></head><body><h1>{esc(title)}</h1>{sub}{''.join(sections)}"
+            "</body></html>")
+
+
+def write_report(folder: Path, stem: str, data: dict[str, Any], html_text: str,
+                 markdown: str | None = None) -> dict[str, Path]:
+    """Write <stem>.json, <stem>.html (and .md); returns their paths."""
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = {"json": folder / f"{stem}.json", "html": folder / f"{stem}.html"}
+    paths["json"].write_text(json.dumps(data, indent=2, ensure_ascii=False, default=str), encoding="utf-8")
+    paths["html"].write_text(html_text, encoding="utf-8")
+    if markdown is not None:
+        paths["markdown"] = folder / f"{stem}.md"
+        paths["markdown"].write_text(markdown, encoding="utf-8")
+    return paths

@@ -1,0 +1,42 @@
+"""Each stage of a site's migration, wired once for both the CLI and the Prefect flows.
+
+A step takes the `App` (inventory, engines, control store, ledger) and a site
+id, runs the stage package's logic inside `stage_run`, writes its report and
+returns a JSON-able summary. CLI commands print the summary; flow tasks turn
+it into Prefect artifacts. Neither holds stage logic.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from extract.assessment import assess_site
+from extract.assessment_report import write_assessment_report
+
+from .app import App
+from .control_store import SiteState
+from .stage_runs import stage_run
+
+Progress = Callable[[str, int, int], None]
+
+
+def assess(app: App, site_id: str, *, progress: Progress | None = None,
+           parent_run_id: str | None = None) -> dict[str, Any]:
+    site = app.site(site_id)
+    legacy = app.legacy_engine(site)
+    with stage_run(app.control_store, app.ledger(site_id), site_id, "assess",
+                   success_state=SiteState.ASSESSED, parent_run_id=parent_run_id) as run:
+        with legacy.connect() as conn:
+            assessment = assess_site(conn, site_id=site_id, cutover=site.cutover, progress=progress)
+        paths = write_assessment_report(assessment, app.reports_dir(site_id) / run.run_id)
+        data = assessment.to_dict()
+        for table in assessment.tables:
+            app.control_store.record_table(site_id, run.run_id, table.name,
+                                           {"rows": table.rows, "role": table.role,
+                                            "primary_key": table.primary_key})
+        run.figures.update(data["summary"])
+        run.figures["report"] = str(paths["html"])
+    return {"run_id": run.run_id, "summary": data["summary"], "tables": {
+        t.name: {"rows": t.rows, "role": t.role, "primary_key": t.primary_key} for t in assessment.tables},
+        "reports": {k: str(v) for k, v in paths.items()}}
+
