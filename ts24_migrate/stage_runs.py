@@ -53,7 +53,10 @@ def stage_run(store: ControlStore, ledger, site_id: str, stage: str, *,
         message = redact_url(f"{type(exc).__name__}: {exc}".splitlines()[0])[:500]
         store.finish_run(run_id, "failed", run.figures, error=message)
         if ledger is not None:
-            ledger.append(site_id, stage, "failed", {"error": message}, run_id=run_id)
+            try:
+                ledger.append(site_id, stage, "failed", {"error": message}, run_id=run_id)
+            except Exception as ledger_error:  # the stage's own error is the one to report
+                exc.add_note(f"the audit ledger could not record this failure: {ledger_error}")
         raise
     store.finish_run(run_id, "succeeded", run.figures)
     if run.success_state is not None and _advances(store.state(site_id), run.success_state):
