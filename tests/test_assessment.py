@@ -1,0 +1,85 @@
+"""Assessment figures equal what the demo generator planted, on SQLite and MariaDB over ODBC."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from extract.assessment import assess_site
+from extract.assessment_report import write_assessment_report
+from ts24_migrate.db import legacy_engine
+from ts24_migrate.demo import generate_site
+from ts24_migrate.secrets import Secret
+
+CUTOVER = dt.date(2025, 7, 1)
+
+
+def _check_against_truth(assessment, truth: dict) -> None:
+    data = assessment.to_dict()
+    assert set(data["tables"]) == set(truth["tables"])
+    for name, planted in truth["tables"].items():
+        found = data["tables"][name]
+        assert found["rows"] == planted["rows"], name
+        assert found["primary_key"] == planted["primary_key"], name
+        assert found["role"] == planted["role"], name
+    assert data["summary"]["tables_without_primary_key"] == sorted(
+        n for n, t in truth["tables"].items() if not t["primary_key"])
+    assert data["summary"]["unmapped_tables"] == sorted(
+        n for n, t in truth["tables"].items() if t["role"] == "unmapped")
+    for table, columns in truth["encodings"].items():
+        for column, counts in columns.items():
+            found = data["tables"][table]["legacy_text"].get(column, {})
+            for encoding, n in counts.items():
+                assert found.get(encoding, 0) == n, (table, column, encoding)
+    planted_text = sum(n for cols in truth["encodings"].values() for c in cols.values() for n in c.values())
+    assert sum(data["summary"]["legacy_text_values"].values()) == planted_text  # and no false positives
+    names = ["submitted", "received", "processing", "supplement_requested", "done", "refused", "cancelled"]
+    assert data["dossiers_by_status"] == {names[int(s)]: n for s, n in truth["dossiers_by_status"].items()}
+    assert data["summary"]["in_flight_dossiers"] == truth["in_flight_dossiers"]
+    assert data["received_after_cutover_ids"] == sorted(str(i) for i in truth["received_after_cutover"])
+
+
+def test_assessment_on_sqlite_matches_truth_and_only_reads(tmp_path):
+    legacy_file = tmp_path / "legacy.sqlite"
+    truth = generate_site(sa.create_engine(f"sqlite:///{legacy_file}"), tmp_path / "files",
+                          seed=7, scale=0.1, cutover=CUTOVER).to_dict()
+    before = hashlib.sha256(legacy_file.read_bytes()).hexdigest()
+    engine = legacy_engine(Secret(f"sqlite:///{legacy_file}"))
+    with engine.connect() as conn:
+        assessment = assess_site(conn, site_id="demo", cutover=CUTOVER)
+        with pytest.raises(sa.exc.OperationalError, match="readonly"):
+            conn.execute(sa.text("DELETE FROM HO_SO"))
+    engine.dispose()
+    _check_against_truth(assessment, truth)
+    assert hashlib.sha256(legacy_file.read_bytes()).hexdigest() == before
+    paths = write_assessment_report(assessment, tmp_path / "report")
+    html = paths["html"].read_text(encoding="utf-8")
+    for name in truth["tables"]:
+        assert f"<td>{name}</td>" in html
+    assert "NONE (no primary key)" in html
+    assert json.loads(paths["json"].read_text())["summary"]["tables"] == len(truth["tables"])
+
+
+@pytest.mark.mariadb
+def test_assessment_on_mariadb_over_odbc_matches_truth(tmp_path, mariadb_database):
+    url = mariadb_database()
+    writer = sa.create_engine(url)
+    truth = generate_site(writer, tmp_path / "files", seed=7, scale=0.1, cutover=CUTOVER).to_dict()
+    writer.dispose()
+    engine = legacy_engine(Secret(url))
+    with engine.connect() as conn:
+        assessment = assess_site(conn, site_id="demo", cutover=CUTOVER)
+        # The session is read-only: MariaDB itself refuses writes.
+        with pytest.raises(sa.exc.DBAPIError, match="(?i)read.only"):
+            conn.execute(sa.text("DELETE FROM HO_SO"))
+    engine.dispose()
+    assert assessment.dialect == "mysql"
+    _check_against_truth(assessment, truth)
