@@ -1,0 +1,25 @@
+"""Legacy codes -> the new system's names (load/target_schema.py).
+
+Example::
+
+    >>> TRANSACTION_MODES[3], SEXES[0], OFFICE_LEVELS[1]
+    ('ivan', 'F', 'province')
+"""
+
+from __future__ import annotations
+
+from extract.legacy_schema import DOSSIER_STATUS_NAMES
+
+# HO_SO.TRANG_THAI and HO_SO_LICH_SU.TRANG_THAI_CU/MOI
+DOSSIER_STATUSES: dict[int, str] = dict(DOSSIER_STATUS_NAMES)
+# DM_DONVI.PHUONG_THUC_GD
+TRANSACTION_MODES: dict[int, str] = {1: "portal", 2: "network_unsigned", 3: "ivan"}
+# DM_DONVI.TRANG_THAI
+UNIT_ACTIVE: dict[int, bool] = {1: True, 0: False}
+# NGUOI_LAO_DONG.GIOI_TINH
+SEXES: dict[int, str] = {1: "M", 0: "F"}
+# DM_COQUAN_BHXH.CAP, with the office code length each level has
+OFFICE_LEVELS: dict[int, str] = {1: "province", 2: "district"}
+OFFICE_CODE_LENGTHS: dict[str, int] = {"province": 2, "district": 4}
+# HO_SO_TEP.LOAI_TEP
+FILE_TYPES = ("xml", "pdf")

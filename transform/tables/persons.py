@@ -1,0 +1,118 @@
+"""NGUOI_LAO_DONG -> insured_persons."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from ..context import TransformContext
+from ..dates import DAY, parse_legacy_date
+from ..identifiers import check_citizen_id, check_social_insurance_no
+from ..mappings import SEXES
+from .common import TableBatch
+
+LEGACY_TABLE = "NGUOI_LAO_DONG"
+TARGET_TABLE = "insured_persons"
+KEY_COLUMNS = ("MA_SO_BHXH",)
+LEGACY_COLUMNS = ("MA_SO_BHXH", "HO_TEN", "NGAY_SINH", "GIOI_TINH", "SO_CCCD", "MA_DV", "NGAY_CAP_NHAT")
+# Which target column each legacy column becomes.
+COLUMN_MAP = {"MA_SO_BHXH": "social_insurance_no", "HO_TEN": "full_name", "NGAY_SINH": "birth_date",
+              "GIOI_TINH": "sex", "SO_CCCD": "citizen_id", "MA_DV": "unit_code", "NGAY_CAP_NHAT": "updated_at"}
+OUTPUT_COLUMNS = ("social_insurance_no", "full_name", "birth_date", "birth_date_precision", "sex",
+                  "citizen_id", "unit_code", "dq_flags", "updated_at")
+
+
+def _identity(name: str | None, birth_date, precision: str | None, unit_code: str | None) -> tuple | None:
+    """Name + full birth date + unit: two numbers with the same identity are probably one person."""
+    if name is None or birth_date is None or precision != DAY:
+        return None
+    return (name.casefold(), birth_date, unit_code)
+
+
+def transform(tb: TableBatch) -> dict[str, list]:
+    v, ctx = tb.verdicts, tb.ctx
+    numbers: list[str | None] = []
+    for i, raw in enumerate(tb.plain("MA_SO_BHXH")):
+        if raw is None:
+            v.reject(i, "KEY_MISSING", "MA_SO_BHXH", tb.raw("MA_SO_BHXH")[i], "social insurance number is empty")
+            numbers.append(None)
+            continue
+        number = check_social_insurance_no(str(raw))
+        if number is None:
+            v.reject(i, "SI_NUMBER_INVALID", "MA_SO_BHXH", tb.raw("MA_SO_BHXH")[i],
+                     f"social insurance number {raw!r} is not 10 digits")
+        numbers.append(number)
+    names = tb.text("HO_TEN")
+    tb.require("HO_TEN", names)
+
+    birth_dates: list = []
+    precisions: list[str | None] = []
+    for i, text in enumerate(tb.plain("NGAY_SINH")):
+        parsed = parse_legacy_date(str(text), reference_date=ctx.reference_date) if text is not None else None
+        if parsed is not None and not parsed.ok:
+            v.reject(i, "BIRTH_DATE_INVALID", "NGAY_SINH", tb.raw("NGAY_SINH")[i], parsed.message)
+            parsed = None
+        elif parsed is not None and parsed.precision != DAY:
+            v.flag(i, "BIRTH_DATE_PARTIAL")
+        birth_dates.append(parsed.value if parsed else None)
+        precisions.append(parsed.precision if parsed else None)
+    updated = tb.datetimes("NGAY_CAP_NHAT")
+    tb.require("NGAY_CAP_NHAT", updated)
+
+    sexes: list[str | None] = []
+    for i, (raw, code) in enumerate(zip(tb.plain("GIOI_TINH"), tb.integers("GIOI_TINH"))):
+        sex = SEXES.get(code)
+        if raw is not None and sex is None:
+            v.flag(i, "SEX_INVALID")
+        sexes.append(sex)
+
+    citizen_ids: list[str | None] = []
+    for i, raw in enumerate(tb.plain("SO_CCCD")):
+        citizen_id = check_citizen_id(str(raw)) if raw is not None else None
+        if raw is not None and citizen_id is None:
+            v.flag(i, "CITIZEN_ID_INVALID")
+        citizen_ids.append(citizen_id)
+
+    units = tb.code("MA_DV")
+    for i, unit in enumerate(units):
+        if unit is not None and unit not in ctx.known_unit_codes:
+            units[i] = None
+            v.flag(i, "ORPHAN_UNIT_CLEARED")
+
+    seen = ctx.keys_of(LEGACY_TABLE)
+    for i, number in enumerate(numbers):
+        if v.is_rejected(i):
+            continue
+        first = seen.get(number)
+        if first is not None and first != tb.legacy_keys[i]:
+            v.reject(i, "DUPLICATE_KEY", "MA_SO_BHXH", tb.raw("MA_SO_BHXH")[i],
+                     f"person {number!r} is already loaded from legacy key {first!r}")
+            continue
+        seen[number] = tb.legacy_keys[i]
+        # The same person under two numbers: flag the later one, load both.
+        other = ctx.persons_by_citizen_id.get(citizen_ids[i]) if citizen_ids[i] else None
+        identity = _identity(names[i], birth_dates[i], precisions[i], units[i])
+        if other is None and identity is not None:
+            other = ctx.persons_by_name_birth_unit.get(identity)
+        if other is not None and other != number:
+            v.flag(i, "POSSIBLE_DUPLICATE_PERSON")
+        _remember_person(ctx, number, citizen_ids[i], identity)
+
+    return {"social_insurance_no": numbers, "full_name": names, "birth_date": birth_dates,
+            "birth_date_precision": precisions, "sex": sexes, "citizen_id": citizen_ids, "unit_code": units,
+            "updated_at": updated}
+
+
+def _remember_person(ctx: TransformContext, number: str, citizen_id: str | None, identity: tuple | None) -> None:
+    if citizen_id:
+        ctx.persons_by_citizen_id.setdefault(citizen_id, number)
+    if identity is not None:
+        ctx.persons_by_name_birth_unit.setdefault(identity, number)
+
+
+def remember(ctx: TransformContext, rows: pd.DataFrame) -> None:
+    keys = ctx.keys_of(LEGACY_TABLE)
+    for number, legacy_key, citizen_id, name, birth, precision, unit in zip(
+            rows["social_insurance_no"], rows["legacy_key"], rows["citizen_id"], rows["full_name"],
+            rows["birth_date"], rows["birth_date_precision"], rows["unit_code"]):
+        keys.setdefault(number, legacy_key)
+        _remember_person(ctx, number, citizen_id, _identity(name, birth, precision, unit))

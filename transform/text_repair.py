@@ -1,0 +1,117 @@
+"""Repair legacy Vietnamese text to Unicode NFC, and say what it was.
+
+Each value is classified as one of:
+
+- ``ascii``: nothing to do;
+- ``nfc``: valid composed Unicode (Vietnamese, or a foreign name such as
+  `Søren` or `José`): left exactly as it is;
+- ``nfd``: decomposed Unicode ("tổ hợp"): composed to NFC;
+- ``tcvn3`` / ``vni``: legacy bytes read as Windows-1252 (`Hµ Néi`,
+  `Haø Noäi`): decoded to NFC;
+- ``ambiguous``: not Vietnamese as it stands, but both decodings give equally
+  good Vietnamese (`Cöa` is `Cửa` in TCVN3 and `Cưa` in VNI): left unchanged
+  for a person to decide, rather than guessed.
+
+Mojibake is only decoded when the evidence is clear both ways: the decoded
+text must be Vietnamese (every word that is not plain ASCII is a possible
+Vietnamese syllable) and the original must not be (at least one such word is
+not). Valid Vietnamese is therefore never touched, whatever characters it
+uses, and a foreign name whose decoding is not Vietnamese (`José` would decode
+to `Josộ`) is left alone. The price of never touching valid text: mojibake
+that happens to spell valid Vietnamese (`Thò` is VNI for `Thị`, and also a
+word) cannot be told from it and stays as it is.
+
+Example::
+
+    >>> repair_text("Hµ Néi")
+    ('Hà Nội', 'tcvn3')
+    >>> repair_text("Søren")
+    ('Søren', 'nfc')
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from functools import lru_cache
+from typing import Sequence
+
+from .legacy_encodings import TCVN3_TO_UNICODE, VNI_TO_UNICODE, decode_tcvn3_mojibake, decode_vni_mojibake
+from .syllables import is_vietnamese_syllable
+
+ASCII, NFC, NFD, TCVN3, VNI, AMBIGUOUS = "ascii", "nfc", "nfd", "tcvn3", "vni", "ambiguous"
+ENCODINGS = (ASCII, NFC, NFD, TCVN3, VNI, AMBIGUOUS)
+
+# Characters that legacy mojibake is made of, letters or not (`·`, `¶`, `§`):
+# they belong to a word, so a word like `x·` is judged as a whole.
+_MOJIBAKE_CHARS = "".join(sorted(set(TCVN3_TO_UNICODE) | set("".join(VNI_TO_UNICODE))))
+_WORD = re.compile(f"(?:[^\\W\\d_]|[{re.escape(_MOJIBAKE_CHARS)}])+")
+
+
+def _cp1252_only(text: str) -> bool:
+    try:
+        text.encode("cp1252")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _syllable_verdicts(text: str) -> tuple[int, int]:
+    """(valid, invalid) counts over the words that are not plain ASCII."""
+    valid = invalid = 0
+    for word in _WORD.findall(text):
+        if word.isascii():
+            continue
+        if is_vietnamese_syllable(word):
+            valid += 1
+        else:
+            invalid += 1
+    return valid, invalid
+
+
+@lru_cache(maxsize=131072)
+def _repair_non_ascii(text: str) -> tuple[str, str]:
+    if not unicodedata.is_normalized("NFC", text):
+        return unicodedata.normalize("NFC", text), NFD
+    # Mojibake consists of Windows-1252 characters only; anything else is real Unicode.
+    if not _cp1252_only(text):
+        return text, NFC
+    _, original_invalid = _syllable_verdicts(text)
+    if original_invalid == 0:
+        return text, NFC
+    candidates: list[tuple[int, str, str]] = []
+    for encoding, decode in ((TCVN3, decode_tcvn3_mojibake), (VNI, decode_vni_mojibake)):
+        decoded = decode(text)
+        if decoded == text:
+            continue
+        valid, invalid = _syllable_verdicts(decoded)
+        if invalid == 0 and valid > 0:
+            candidates.append((valid, decoded, encoding))
+    if not candidates:
+        return text, NFC
+    candidates.sort(reverse=True)
+    if len(candidates) > 1 and candidates[0][0] == candidates[1][0]:
+        return text, AMBIGUOUS
+    return candidates[0][1], candidates[0][2]
+
+
+def repair_text(text: str) -> tuple[str, str]:
+    """(NFC text, detected encoding) for one non-null value; see the module doc."""
+    if text.isascii():
+        return text, ASCII
+    return _repair_non_ascii(text)
+
+
+def repair_text_values(values: Sequence[str | None]) -> tuple[list[str | None], list[str | None]]:
+    """Repair a column: (repaired values, detected encodings); None stays None with encoding None."""
+    repaired: list[str | None] = []
+    detected: list[str | None] = []
+    for value in values:
+        if value is None:
+            repaired.append(None)
+            detected.append(None)
+        else:
+            text, encoding = repair_text(value)
+            repaired.append(text)
+            detected.append(encoding)
+    return repaired, detected
