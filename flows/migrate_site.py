@@ -1,9 +1,10 @@
 """The `migrate-site` flow: one site, every stage in order, each a Prefect task.
 
 Each task rebuilds the App from the inventory path (engines are not shared
-across tasks), runs one step of ts24_migrate.site_steps and publishes its key
-figures as artifacts. A failed run is re-run as a whole: every step resumes
-from its own durable checkpoint.
+across tasks), runs one step (the same step functions the CLI runs) and
+publishes its key figures as artifacts. A failed flow run is simply run again:
+every step resumes from its own durable checkpoint (backup journal, load
+ledger), and steps already done change nothing.
 
 Example::
 
@@ -14,27 +15,45 @@ Example::
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from prefect import flow, get_run_logger, task
+from prefect.runtime import flow_run
 
 from ts24_migrate import site_steps
 from ts24_migrate.app import App
+from ts24_migrate.errors import Ts24Error, UnreachableError
 
 from .artifacts import progress_reporter, publish_markdown, publish_table
 
 
-def _app(inventory: str) -> App:
-    return App(Path(inventory))
-
-
-@task(name="assess", retries=2, retry_delay_seconds=10, retry_condition_fn=None)
-def assess_task(site_id: str, inventory: str) -> dict[str, Any]:
-    app = _app(inventory)
+def _retry_transient(_task, _task_run, state) -> bool:
+    """Retry only what may heal by itself (an unreachable server), never a verdict or a bad config."""
     try:
-        result = site_steps.assess(app, site_id, progress=progress_reporter(site_id, "assess"))
+        state.result()
+    except UnreachableError:
+        return True
+    except Exception:
+        return False
+    return False
+
+
+def run_step(step: Callable[..., dict[str, Any]], site_id: str, inventory: str, stage: str,
+             **kwargs: Any) -> dict[str, Any]:
+    app = App(Path(inventory))
+    try:
+        return step(app, site_id, progress=progress_reporter(site_id, stage), **kwargs)
+    except Ts24Error as exc:
+        # One clear line in the Prefect UI; the stage run already recorded it in the control store.
+        get_run_logger().error("site %s, %s: %s", site_id, stage, exc)
+        raise
     finally:
         app.close()
+
+
+@task(name="assess", retries=2, retry_delay_seconds=10, retry_condition_fn=_retry_transient)
+def assess_task(site_id: str, inventory: str) -> dict[str, Any]:
+    result = run_step(site_steps.assess, site_id, inventory, "assess")
     summary = result["summary"]
     publish_markdown(site_id, "assessment", "\n".join([
         f"# Assessment of {site_id}",
@@ -49,11 +68,59 @@ def assess_task(site_id: str, inventory: str) -> dict[str, Any]:
     return result
 
 
+@task(name="backup", retries=2, retry_delay_seconds=10, retry_condition_fn=_retry_transient)
+def backup_task(site_id: str, inventory: str, chunk_rows: int) -> dict[str, Any]:
+    from ts24_migrate.commands.backup import backup_step
+
+    result = run_step(backup_step, site_id, inventory, "backup", chunk_rows=chunk_rows)
+    publish_table(site_id, "backup", [{"table": name, **{k: v for k, v in figures.items() if not isinstance(v, (dict, list))}}
+                                      for name, figures in result["table_figures"].items()],
+                  f"backup {result.get('backup_id')}: rows and parts per table")
+    return result
+
+
+@task(name="verify-backup", retries=1, retry_delay_seconds=10, retry_condition_fn=_retry_transient)
+def verify_backup_task(site_id: str, inventory: str, identity: str | None) -> dict[str, Any]:
+    from ts24_migrate.commands.backup import verify_step
+
+    result = run_step(verify_step, site_id, inventory, "verify-backup",
+                      identity=Path(identity) if identity else None)
+    publish_markdown(site_id, "verify-backup", "\n".join(
+        [f"# Backup verification of {site_id}", *(f"- {k}: {v}" for k, v in result.items()
+                                                  if not isinstance(v, (dict, list)))]), "backup verification")
+    return result
+
+
+@task(name="load", retries=2, retry_delay_seconds=10, retry_condition_fn=_retry_transient)
+def load_task(site_id: str, inventory: str, chunk_rows: int) -> dict[str, Any]:
+    from ts24_migrate.commands.load import load_step
+
+    result = run_step(load_step, site_id, inventory, "load", chunk_rows=chunk_rows)
+    publish_table(site_id, "load", [
+        {"table": name, **{k: v for k, v in figures.items() if not isinstance(v, (dict, list))}}
+        for name, figures in result["tables"].items()], "loaded and rejected rows per legacy table")
+    return result
+
+
+@task(name="validate", retries=1, retry_delay_seconds=10, retry_condition_fn=_retry_transient)
+def validate_task(site_id: str, inventory: str) -> dict[str, Any]:
+    from ts24_migrate.commands.validate import validate_step
+
+    return run_step(validate_step, site_id, inventory, "validate")
+
+
 @flow(name="migrate-site")
-def migrate_site(site_id: str, inventory: str = "sites.yaml") -> dict[str, Any]:
-    """Assess, extract and back up, verify, transform and load, validate, report."""
+def migrate_site(site_id: str, inventory: str = "sites.yaml", chunk_rows: int = 50_000,
+                 custodian_identity: str | None = None) -> dict[str, Any]:
+    """Assess, extract and back up (encrypted), verify the backup, transform and load, validate
+    and report one site. `custodian_identity` (a path) lets the verify step decrypt every part;
+    without it, the verification checks signatures and ciphertext hashes only."""
     logger = get_run_logger()
-    results: dict[str, Any] = {}
+    results: dict[str, Any] = {"flow_run": str(flow_run.get_id() or "")}
     results["assess"] = assess_task(site_id, inventory)
     logger.info("site %s assessed: %s tables", site_id, results["assess"]["summary"]["tables"])
+    results["backup"] = backup_task(site_id, inventory, chunk_rows)
+    results["verify_backup"] = verify_backup_task(site_id, inventory, custodian_identity)
+    results["load"] = load_task(site_id, inventory, chunk_rows)
+    results["validate"] = validate_task(site_id, inventory)
     return results

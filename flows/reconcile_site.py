@@ -1,0 +1,94 @@
+"""The `reconcile-site` flow: reconcile one site, or every site still draining, on a schedule.
+
+Each site is one task: it rebuilds the App from the inventory path, runs
+ts24_migrate.commands.reconcile.reconcile_step (delta, incremental backup,
+carry-over, report) and publishes the verdict, the in-flight figures and the
+forecast as Prefect artifacts (figures and report paths only: no dossier
+contents, no contact details).
+
+Without `site_id`, the flow reconciles every site of the inventory whose
+state is LOADED, VALIDATED, RECONCILING or DRAINED (a drained site is still
+watched until its purge: a late change must not go unnoticed).
+
+Example::
+
+    from flows.reconcile_site import reconcile_site
+    reconcile_site(site_id="hn-01", inventory="sites.yaml")
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_table_artifact
+
+from ts24_migrate.app import App
+from ts24_migrate.commands.reconcile import reconcile_step
+from ts24_migrate.control_store import SiteState
+
+from .artifacts import artifact_key, progress_reporter, publish_markdown, publish_table
+
+WATCHED_STATES = (SiteState.LOADED, SiteState.VALIDATED, SiteState.RECONCILING, SiteState.DRAINED)
+
+
+def _app(inventory: str) -> App:
+    return App(Path(inventory))
+
+
+def reconciliation_markdown(site_id: str, result: dict[str, Any]) -> str:
+    verdict = "**DRAINED**" if result["drained"] else "**not drained**"
+    lines = [f"# Reconciliation of {site_id}: {verdict}",
+             f"run `{result['run_id']}`, mode {result['mode']}, as of {result['as_of']} (legacy clock)", ""]
+    lines += [f"- {'✅' if c['holds'] else '❌'} {c['name']}: {c['detail']}" for c in result["criteria"]]
+    lines += ["", f"- in flight: **{result['in_flight']}**, overdue: {result['overdue']}",
+              f"- received on TS24 after cut-over (violations): **{result['received_after_cutover']}**",
+              f"- drift: {result['drift']}, likely duplicates on the portal: {result['likely_duplicates']}",
+              f"- re-registration: {result['registered']} of {result['must_reregister']} done, "
+              f"{result['not_registered']} to contact",
+              f"- rows backed up: {result['rows_changed']} (increment {result['increment'] or 'none'}), "
+              f"carried over: {result['carried_over']}, blocked: {result['blocked']}",
+              f"- forecast drain date: {result['forecast_drain_date'] or 'none'}",
+              f"- report: `{result['reports']['html']}`"]
+    return "\n".join(lines)
+
+
+@task(name="reconcile", retries=2, retry_delay_seconds=30)
+def reconcile_task(site_id: str, inventory: str, sweep: bool | None = None) -> dict[str, Any]:
+    app = _app(inventory)
+    try:
+        result = reconcile_step(app, site_id, sweep=sweep, progress=progress_reporter(site_id, "reconcile"))
+    finally:
+        app.close()
+    publish_markdown(site_id, "reconciliation", reconciliation_markdown(site_id, result), "reconciliation verdict")
+    publish_table(site_id, "reconciliation", [{"criterion": c["name"], "holds": c["holds"], "detail": c["detail"]}
+                                              for c in result["criteria"]], "drained criteria")
+    create_table_artifact(
+        table=[{"status": status, "dossiers": count} for status, count in result["in_flight_by_status"].items()],
+        key=artifact_key(site_id, "reconcile", "in-flight"), description=f"in-flight dossiers of {site_id}")
+    return result
+
+
+@task(name="sites to reconcile")
+def sites_to_reconcile(inventory: str) -> list[str]:
+    app = _app(inventory)
+    try:
+        store = app.control_store
+        return [site.id for site in app.inventory.sites if store.state(site.id) in WATCHED_STATES]
+    finally:
+        app.close()
+
+
+@flow(name="reconcile-site")
+def reconcile_site(site_id: str | None = None, inventory: str = "sites.yaml",
+                   sweep: bool | None = None) -> dict[str, Any]:
+    """Reconcile `site_id`, or every site still draining; returns each site's summary."""
+    logger = get_run_logger()
+    site_ids = [site_id] if site_id else sites_to_reconcile(inventory)
+    results: dict[str, Any] = {}
+    for current in site_ids:
+        results[current] = reconcile_task(current, inventory, sweep)
+        logger.info("site %s: %s, %s in flight", current,
+                    "drained" if results[current]["drained"] else "not drained", results[current]["in_flight"])
+    return results
