@@ -6,14 +6,16 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEBIAN_PACKAGES := unixodbc odbc-mariadb age
+# chromium: the report test renders the auditor report headless, as an auditor's browser would.
+TEST_DEBIAN_PACKAGES := chromium
 PYTEST_ARGS ?=
 
-.PHONY: demo test system-packages venv clean benchmark
+.PHONY: demo test system-packages test-packages apt-install venv clean benchmark
 
 demo: venv
 	$(BIN)/ts24-migrate demo
 
-test: venv
+test: venv test-packages
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 benchmark: venv
@@ -29,7 +31,13 @@ $(STAMP): pyproject.toml
 
 # Installs the Debian packages that are missing (root, or sudo when available).
 system-packages:
-	@missing=""; for p in $(DEBIAN_PACKAGES); do \
+	@$(MAKE) --no-print-directory apt-install PACKAGES="$(DEBIAN_PACKAGES)"
+
+test-packages:
+	@$(MAKE) --no-print-directory apt-install PACKAGES="$(TEST_DEBIAN_PACKAGES)"
+
+apt-install:
+	@missing=""; for p in $(PACKAGES); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || missing="$$missing $$p"; \
 	done; \
 	if [ -n "$$missing" ]; then \

@@ -15,12 +15,16 @@ from typing import Callable, Iterator
 import pytest
 import sqlalchemy as sa
 
+from ts24_migrate import silence_analytics
+
 PG_ADMIN_URL = os.environ.get("TS24_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 MARIADB_HOST = os.environ.get("TS24_TEST_MARIADB_HOST", "127.0.0.1")
 MARIADB_PORT = os.environ.get("TS24_TEST_MARIADB_PORT", "3306")
 MARIADB_USER = os.environ.get("TS24_TEST_MARIADB_USER", "root")
 MARIADB_DRIVER = os.environ.get("TS24_TEST_MARIADB_DRIVER", "MariaDB Unicode")
 REQUIRE_REAL_DBS = os.environ.get("TS24_REQUIRE_REAL_DBS") == "1"
+
+silence_analytics()
 
 
 def _unavailable(what: str, exc: Exception) -> None:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import click
 
-from . import __version__, commands
+from . import __version__, commands, silence_analytics
 from .app import App, default_inventory_path
 from .errors import ExitCode, Ts24Error
 from .secrets import redact_url
@@ -62,6 +62,7 @@ _register_commands()
 
 
 def main(argv: list[str] | None = None) -> int:
+    silence_analytics()
     debug = "--debug" in (argv if argv is not None else sys.argv[1:])
     try:
         cli.main(args=argv, prog_name="ts24-migrate", standalone_mode=False)
