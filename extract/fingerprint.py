@@ -25,11 +25,21 @@ import datetime as dt
 import decimal
 import hashlib
 import struct
+import uuid
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Sequence
 
 _MODULUS = 1 << 256
 _LEN = struct.Struct(">Q")
+
+
+def _exact_decimal(value: decimal.Decimal) -> str:
+    """Plain digits, trailing fractional zeros dropped; exact whatever the decimal context
+    (Decimal.normalize() would round to the context's 28 digits)."""
+    text = format(value, "f")
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return "0" if text in ("-0", "") else text
 
 
 def canonical_value(value: Any) -> bytes:
@@ -43,7 +53,7 @@ def canonical_value(value: Any) -> bytes:
     elif isinstance(value, float):
         payload, tag = repr(value).encode(), b"f"
     elif isinstance(value, decimal.Decimal):
-        payload, tag = format(value.normalize(), "f").encode(), b"d"
+        payload, tag = _exact_decimal(value).encode(), b"d"
     elif isinstance(value, str):
         payload, tag = value.encode("utf-8", "surrogatepass"), b"s"
     elif isinstance(value, (bytes, bytearray, memoryview)):
@@ -55,6 +65,8 @@ def canonical_value(value: Any) -> bytes:
         payload, tag = value.isoformat().encode(), b"D"
     elif isinstance(value, dt.time):
         payload, tag = value.isoformat(timespec="microseconds").encode(), b"T"
+    elif isinstance(value, uuid.UUID):
+        payload, tag = str(value).encode(), b"u"
     else:
         raise TypeError(f"no canonical encoding for {type(value).__name__}")
     return tag + _LEN.pack(len(payload)) + payload

@@ -1,0 +1,138 @@
+"""Extract + encrypted backup throughput and memory, next to a plain SELECT of the same rows.
+
+For each scale, a demo TS24 site (SQLite legacy database plus attachment
+folder) is generated, then two fresh child processes measure, in the same run:
+
+- baseline: a plain SELECT of every table, rows fetched in chunks and dropped
+- backup:   backup_site(): extract, Parquet, age-encrypt, fsync, journal, sign
+
+and each reports its wall time and its own peak RSS. Printed: rows/s, MB/s
+(ciphertext written), the backup/baseline time ratio, and peak memory per
+scale; memory must stay flat from the small scale to the large one, since it
+is bounded by --chunk-rows, not by the table size.
+
+    python -m benchmarks extract_backup                       # scales 10 and 40
+    python -m benchmarks extract_backup --scales 2,10 --chunk-rows 20000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+
+def _child_baseline(url: str, chunk_rows: int) -> dict[str, Any]:
+    import sqlalchemy as sa
+
+    from extract.discovery import discover_tables
+    from ts24_migrate.db import legacy_engine
+    from ts24_migrate.secrets import Secret
+
+    engine = legacy_engine(Secret(url))
+    start = time.perf_counter()
+    rows = 0
+    with engine.connect() as conn:
+        for table in discover_tables(conn):
+            result = conn.execution_options(stream_results=True).execute(sa.select(*table.table.columns))
+            while chunk := result.fetchmany(chunk_rows):
+                rows += len(chunk)
+    return {"seconds": time.perf_counter() - start, "rows": rows}
+
+
+def _child_backup(url: str, chunk_rows: int, files: str, root: str, recipient: str, key: str) -> dict[str, Any]:
+    from backups.backup import backup_site
+    from backups.keys import load_signing_key
+    from ts24_migrate.db import legacy_engine
+    from ts24_migrate.secrets import Secret
+
+    engine = legacy_engine(Secret(url))
+    signing_key = load_signing_key(Path(key))
+    start = time.perf_counter()
+    result = backup_site(engine, Path(files), Path(root), site_id="bench", run_id=str(uuid.uuid4()),
+                         recipients=[recipient], signing_key=signing_key, chunk_rows=chunk_rows)
+    totals = result.manifest.data["totals"]
+    return {"seconds": time.perf_counter() - start, "rows": totals["rows"], "parts": totals["parts"],
+            "ciphertext_bytes": totals["ciphertext_bytes"], "plaintext_bytes": totals["plaintext_bytes"],
+            "attachment_bytes": (result.manifest.attachments or {}).get("bytes", 0)}
+
+
+def _measure(kind: str, **options: Any) -> dict[str, Any]:
+    """Run one measurement in a fresh interpreter, so its peak RSS is its own."""
+    command = [sys.executable, "-m", "benchmarks.extract_backup", "--child", kind, "--options", json.dumps(options)]
+    done = subprocess.run(command, check=True, capture_output=True, text=True, cwd=Path(__file__).parents[1])
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def _site(folder: Path, scale: float) -> tuple[str, Path, float]:
+    import sqlalchemy as sa
+
+    from ts24_migrate.demo import generate_site
+
+    url = f"sqlite:///{folder / 'legacy.sqlite'}"
+    engine = sa.create_engine(url)
+    start = time.perf_counter()
+    generate_site(engine, folder / "files", scale=scale, seed=7)
+    engine.dispose()
+    return url, folder / "files", time.perf_counter() - start
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks extract_backup")
+    parser.add_argument("--scales", default="10,40", help="demo scales, comma-separated (1.0 ~ 15k rows)")
+    parser.add_argument("--chunk-rows", type=int, default=10_000)
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--options", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+
+    if args.child:
+        options = json.loads(args.options)
+        measured = (_child_baseline(options["url"], options["chunk_rows"]) if args.child == "baseline"
+                    else _child_backup(**options))
+        measured["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        print(json.dumps(measured))
+        return 0
+
+    from backups.keys import generate_custodian_identity, generate_signing_key
+
+    results = []
+    with tempfile.TemporaryDirectory(prefix="ts24-bench-") as temp:
+        base = Path(temp)
+        recipient = generate_custodian_identity(base / "custodian.age-identity")
+        generate_signing_key(base / "signing.key")
+        for scale in [float(s) for s in args.scales.split(",")]:
+            folder = base / f"scale-{scale:g}"
+            folder.mkdir()
+            url, files, generated = _site(folder, scale)
+            baseline = _measure("baseline", url=url, chunk_rows=args.chunk_rows)
+            backup = _measure("backup", url=url, chunk_rows=args.chunk_rows, files=str(files),
+                              root=str(folder / "backups"), recipient=recipient, key=str(base / "signing.key"))
+            assert backup["rows"] == baseline["rows"], "the backup must hold every row the SELECT returned"
+            results.append((scale, generated, baseline, backup))
+
+    print(f"chunk_rows={args.chunk_rows}; SQLite legacy database; times are wall seconds")
+    print(f"{'scale':>6} {'rows':>9} {'select s':>9} {'select rows/s':>14} {'backup s':>9} {'backup rows/s':>14} "
+          f"{'MB/s enc':>9} {'x select':>9} {'RSS select':>11} {'RSS backup':>11}")
+    for scale, _generated, baseline, backup in results:
+        mb = backup["ciphertext_bytes"] / 1e6
+        print(f"{scale:>6g} {backup['rows']:>9} {baseline['seconds']:>9.2f} "
+              f"{baseline['rows'] / baseline['seconds']:>14,.0f} {backup['seconds']:>9.2f} "
+              f"{backup['rows'] / backup['seconds']:>14,.0f} {mb / backup['seconds']:>9.1f} "
+              f"{backup['seconds'] / baseline['seconds']:>9.1f} {baseline['peak_rss_mb']:>9.0f}MB "
+              f"{backup['peak_rss_mb']:>9.0f}MB")
+    if len(results) > 1:
+        (s1, _, _, small), (s2, _, _, large) = results[0], results[-1]
+        print(f"rows x{large['rows'] / small['rows']:.1f} from scale {s1:g} to {s2:g}: backup peak RSS "
+              f"x{large['peak_rss_mb'] / small['peak_rss_mb']:.2f} (flat means bounded by chunk_rows)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,202 @@
+"""Extract legacy tables into bounded Parquet parts, with the figures the backup records.
+
+A part is one chunk of a table (at most `chunk_rows` rows) serialised as a
+Parquet file *in memory*: the backup encrypts it before anything touches the
+disk, so unencrypted legacy data is never written out. Each part carries its
+row count, the fingerprint of its rows (extract.fingerprint, computed over the
+values exactly as the driver returned them), its key range and the highest
+watermark it saw; a table's figures are the merge of its parts' figures.
+
+Keyed tables are read in key order by keyset pagination, so a killed backup
+can resume after the last key it stored; a table without a key is read in one
+consistent pass (extract.reader).
+
+Example::
+
+    with legacy.connect() as conn:
+        for part in iter_table_parts(conn, table_info, chunk_rows=50_000):
+            store(part.parquet)          # part.rows, part.fingerprint.hexdigest(), part.last_key
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Sequence
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from .arrow_types import batch_to_rows, column_plan, rows_to_batch, schema_layout
+from .attachments import ATTACHMENTS_KEY, attachment_fingerprint
+from .discovery import TableInfo, discover_tables
+from .fingerprint import TableFingerprint
+from .reader import iter_table_rows
+
+PARQUET_COMPRESSION = "zstd"
+
+
+@dataclass(frozen=True)
+class ExtractedPart:
+    """One chunk of a table, as plaintext Parquet bytes plus its figures."""
+
+    table: str
+    rows: int
+    parquet: bytes
+    plaintext_sha256: str
+    fingerprint: TableFingerprint
+    first_key: tuple | None  # None for a table without a primary key
+    last_key: tuple | None
+    watermark: Any  # highest value of the table's watermark column in this part, if any
+    schema: list[list[str]]  # [[column, arrow type, encoding], ...]
+
+
+def parquet_bytes(batch: pa.RecordBatch, *, table_name: str) -> bytes:
+    table = pa.Table.from_batches([batch])
+    table = table.replace_schema_metadata({**(table.schema.metadata or {}), b"ts24.table": table_name.encode()})
+    sink = io.BytesIO()
+    pq.write_table(table, sink, compression=PARQUET_COMPRESSION)
+    return sink.getvalue()
+
+
+def read_parquet_rows(data: bytes) -> tuple[pa.Schema, list[tuple]]:
+    """The schema and rows of a part written by parquet_bytes, values as originally read."""
+    table = pq.read_table(io.BytesIO(data))
+    return table.schema, batch_to_rows(table)
+
+
+class _AsStored(sa.types.TypeDecorator):
+    """The column's own type, except that a value it cannot convert is returned as stored.
+
+    SQLite keeps any value in any column: a DATETIME column may hold '31/02/2019'
+    and a NUMERIC one 'n/a'. SQLAlchemy's converters would raise on such a row and
+    stop the backup; the backup keeps the value exactly as the database holds it.
+    A UUID (SQL Server UNIQUEIDENTIFIER) is kept as its text.
+    """
+
+    impl = sa.types.NullType
+    cache_ok = True
+
+    def __init__(self, declared: sa.types.TypeEngine):
+        super().__init__()
+        self.impl = declared
+
+    def result_processor(self, dialect, coltype):  # type: ignore[no-untyped-def]
+        convert = self.impl.dialect_impl(dialect).result_processor(dialect, coltype)
+        if convert is None:
+            return None
+
+        def process(value: Any) -> Any:
+            try:
+                converted = convert(value)
+            except (ValueError, TypeError, ArithmeticError):
+                return value
+            # SQL Server UNIQUEIDENTIFIER: kept as its text, which fingerprints and stores as is.
+            return str(converted) if isinstance(converted, uuid.UUID) else converted
+
+        return process
+
+    def bind_processor(self, dialect):  # type: ignore[no-untyped-def]
+        # Keyset pagination binds the last key read, which may itself be "as stored".
+        convert = self.impl.dialect_impl(dialect).bind_processor(dialect)
+        is_uuid = isinstance(self.impl, sa.Uuid)
+        if convert is None and not is_uuid:
+            return None
+
+        def process(value: Any) -> Any:
+            if is_uuid and isinstance(value, str):
+                value = uuid.UUID(value)
+            if convert is None:
+                return value
+            try:
+                return convert(value)
+            except (ValueError, TypeError, AttributeError, ArithmeticError):
+                return value
+
+        return process
+
+
+def as_stored(table: TableInfo) -> TableInfo:
+    """The same table, read with converters that never fail on a value the column should not hold."""
+    metadata = sa.MetaData()
+    columns = [sa.Column(c.name, _AsStored(c.type), key=c.key, primary_key=c.primary_key, nullable=c.nullable)
+               for c in table.table.columns]
+    return TableInfo(table.name, table.schema, table.columns, table.primary_key,
+                     sa.Table(table.table.name, metadata, *columns, schema=table.table.schema))
+
+
+def count_rows(conn: Connection, table: TableInfo) -> int:
+    return int(conn.execute(sa.select(sa.func.count()).select_from(table.table)).scalar_one())
+
+
+def _highest(values: Iterable[Any]) -> Any:
+    present = [v for v in values if v is not None]
+    try:
+        return max(present) if present else None
+    except TypeError:  # mixed types in a dirty column: no meaningful watermark
+        return None
+
+
+def iter_table_parts(conn: Connection, table: TableInfo, *, chunk_rows: int = 50_000,
+                     start_after: Sequence[Any] | None = None) -> Iterator[ExtractedPart]:
+    """Yield the table as parts of at most `chunk_rows` rows, in key order where there is a key."""
+    plans = column_plan(table)
+    key_positions = [table.column_names.index(name) for name in table.primary_key]
+    watermark_column = table.watermark_column
+    watermark_position = table.column_names.index(watermark_column) if watermark_column else None
+    for rows in iter_table_rows(conn, as_stored(table), chunk_rows=chunk_rows, start_after=start_after):
+        fingerprint = TableFingerprint()
+        fingerprint.add_rows(rows)
+        batch = rows_to_batch(plans, rows)
+        data = parquet_bytes(batch, table_name=table.name)
+        first_key = tuple(rows[0][i] for i in key_positions) if key_positions else None
+        last_key = tuple(rows[-1][i] for i in key_positions) if key_positions else None
+        watermark = (_highest(r[watermark_position] for r in rows)
+                     if watermark_position is not None else None)
+        yield ExtractedPart(table.name, len(rows), data, hashlib.sha256(data).hexdigest(), fingerprint,
+                            first_key, last_key, watermark, schema_layout(batch.schema))
+
+
+def table_fingerprint(conn: Connection, table: TableInfo, *, chunk_rows: int = 50_000) -> TableFingerprint:
+    """The fingerprint of a table as it is now, read the same way the extraction reads it."""
+    fingerprint = TableFingerprint()
+    for rows in iter_table_rows(conn, as_stored(table), chunk_rows=chunk_rows):
+        fingerprint.add_rows(rows)
+    return fingerprint
+
+
+def live_fingerprints(legacy: Engine | Connection, attachments_dir: Path | None = None, *,
+                      chunk_rows: int = 50_000, tables: Iterable[str] | None = None) -> dict[str, str]:
+    """Fingerprint of every table (or of `tables`) and of the attachment folder, from the live source.
+
+    This is what the restore check and the purge gate compare with a backup
+    manifest: ``{"HO_SO": "rows=2000;sum=...", ..., "@attachments": "rows=...;sum=..."}``.
+    """
+    wanted = set(tables) if tables is not None else None
+    result: dict[str, str] = {}
+    connection_context = legacy.connect() if isinstance(legacy, Engine) else _borrowed(legacy)
+    with connection_context as conn:
+        for table in discover_tables(conn):
+            if wanted is None or table.name in wanted:
+                result[table.name] = table_fingerprint(conn, table, chunk_rows=chunk_rows).hexdigest()
+    if attachments_dir is not None:
+        result[ATTACHMENTS_KEY] = attachment_fingerprint(attachments_dir).fingerprint.hexdigest()
+    return result
+
+
+class _borrowed:
+    """A connection the caller owns: used as a context manager without closing it."""
+
+    def __init__(self, conn: Connection):
+        self.conn = conn
+
+    def __enter__(self) -> Connection:
+        return self.conn
+
+    def __exit__(self, *exc: object) -> None:
+        return None

@@ -1,0 +1,327 @@
+"""`ts24-migrate backup ...`: encrypted backups of a site, their verification and restore check.
+
+The step functions (`backup_step`, `verify_step`, `restore_step`) run the
+backups package inside a stage run (control store + ledger) and return a
+JSON-able summary; the commands below only print it, and a flow task can call
+the same steps.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Callable
+
+import click
+
+from backups.backup import backup_site
+from backups.catalog import find_backup, list_backups
+from backups.keys import load_public_key, public_key_path
+from backups.restore import restore_backup
+from backups.verify import verify_backup
+
+from ..app import App, pass_app
+from ..control_store import SiteState
+from ..db import check_reachable, store_engine
+from ..errors import ConfigError, UnreachableError, UsageError, VerificationError
+from ..secrets import Secret
+from ..stage_runs import stage_run
+from .progress import table_progress
+
+Progress = Callable[[str, int, int], None]
+
+
+def _megabytes(size: int | None) -> str:
+    return f"{(size or 0) / 1_000_000:.1f} MB"
+
+
+# -- steps (shared with flows) ----------------------------------------------------------------
+
+def backup_step(app: App, site_id: str, *, chunk_rows: int = 50_000, progress: Progress | None = None,
+                parent_run_id: str | None = None) -> dict[str, Any]:
+    """Extract and back up a site (resuming an interrupted backup); state BACKED_UP on success."""
+    site = app.site(site_id)
+    if not site.backup_recipients:
+        raise ConfigError("no backup_recipients: add the custodians' age1... keys",
+                          path=str(app.inventory.source_path), site=site_id, field="backup_recipients")
+    signing_key = app.signing_key
+    legacy = app.legacy_engine(site)
+    ledger = app.ledger(site_id)
+    store = app.control_store
+    with stage_run(store, ledger, site_id, "backup", success_state=SiteState.BACKED_UP,
+                   parent_run_id=parent_run_id) as run:
+        result = backup_site(legacy, app.inventory.attachments_path(site), app.inventory.backup_path,
+                             site_id=site_id, run_id=run.run_id, recipients=list(site.backup_recipients),
+                             signing_key=signing_key, chunk_rows=chunk_rows, progress=progress, ledger=ledger)
+        for name, figures in result.table_figures().items():
+            store.record_table(site_id, run.run_id, name, figures)
+        summary = {**result.manifest.summary(), "resumed": result.resumed, "warnings": result.warnings,
+                   "backup_dir": str(result.backup_dir)}
+        run.figures.update({k: v for k, v in summary.items() if k != "warnings"})
+        run.figures["warnings"] = len(result.warnings)
+        if list(SiteState).index(store.state(site_id)) < list(SiteState).index(SiteState.EXTRACTED):
+            store.set_state(site_id, SiteState.EXTRACTED, run.run_id)  # extraction and backup are one stream
+    references = (result.manifest.attachments or {}).get("references") or {}
+    return {"run_id": run.run_id, **summary, "table_figures": result.table_figures(),
+            "missing_files": references.get("missing", []), "md5_mismatch": references.get("md5_mismatch", [])}
+
+
+def trusted_public_key(app: App, public_key: str | Path | None) -> str:
+    """The signing public key to check manifests with: given, or the inventory key's .pub file."""
+    if public_key is not None:
+        return load_public_key(public_key)
+    path = app.inventory.signing_key_path
+    if path is None:
+        raise ConfigError("the inventory has no signing_key: give --public-key FILE",
+                          path=str(app.inventory.source_path), field="signing_key")
+    return load_public_key(public_key_path(path))
+
+
+def verify_step(app: App, site_id: str, *, backup_id: str | None = None, identity: Path | None = None,
+                public_key: str | Path | None = None, progress: Progress | None = None,
+                parent_run_id: str | None = None) -> dict[str, Any]:
+    """Verify a backup; with a custodian identity a passing check moves BACKED_UP to BACKUP_VERIFIED.
+
+    A failed check raises VerificationError whose `report` holds every problem.
+    """
+    app.site(site_id)
+    backup_dir = find_backup(app.inventory.backup_path, site_id, backup_id)
+    key = trusted_public_key(app, public_key)
+    ledger = app.ledger(site_id)
+    state = SiteState.BACKUP_VERIFIED if identity is not None else None
+    with stage_run(app.control_store, ledger, site_id, "verify-backup", success_state=state,
+                   parent_run_id=parent_run_id) as run:
+        report = verify_backup(backup_dir, public_key_b64=key, identity=identity, progress=progress)
+        figures = {k: v for k, v in report.to_json().items() if k not in ("problems", "warnings")}
+        figures["problems"] = len(report.problems)
+        run.figures.update(figures)
+        ledger.append(site_id, "backup", "backup.verified" if report.ok else "backup.verification_failed",
+                      figures, run_id=run.run_id)
+        if not report.ok:
+            try:
+                report.raise_if_failed()
+            except VerificationError as exc:
+                exc.report = report  # type: ignore[attr-defined]
+                raise
+    return {"run_id": run.run_id, **report.to_json()}
+
+
+def restore_step(app: App, site_id: str, *, identity: Path, into_url: Secret, files_dir: Path | None,
+                 backup_id: str | None = None, public_key: str | Path | None = None, compare_live: bool = True,
+                 progress: Progress | None = None, parent_run_id: str | None = None) -> dict[str, Any]:
+    """Restore a backup into a scratch database and folder and compare fingerprints (manifest, live)."""
+    site = app.site(site_id)
+    backup_dir = find_backup(app.inventory.backup_path, site_id, backup_id)
+    key = trusted_public_key(app, public_key)
+    live, live_files, live_note = None, None, None
+    if compare_live:
+        try:
+            live = app.legacy_engine(site)
+        except (UnreachableError, ConfigError) as exc:  # e.g. an auditor's machine without the secret
+            live_note = f"live source not compared: {exc}"
+        attachments = app.inventory.attachments_path(site)
+        if attachments is not None and attachments.is_dir():
+            live_files = attachments
+    into = store_engine(into_url)
+    check_reachable(into, what="scratch database", url=into_url)
+    ledger = app.ledger(site_id)
+    try:
+        with stage_run(app.control_store, ledger, site_id, "restore-check", parent_run_id=parent_run_id) as run:
+            report = restore_backup(backup_dir, identity, into, files_dir, public_key_b64=key, live=live,
+                                    live_attachments=live_files, progress=progress, ledger=ledger,
+                                    run_id=run.run_id)
+            run.figures.update({"backup_id": report.backup_id, "manifest_fingerprint": report.manifest_fingerprint,
+                                "ok": report.ok, "tables": len(report.tables), "problems": len(report.problems)})
+            if not report.ok:
+                exc = VerificationError(f"restore of backup {report.backup_id} does not match: "
+                                        f"{report.problems[0]}" + (f" (and {len(report.problems) - 1} more)"
+                                                                    if len(report.problems) > 1 else ""))
+                exc.report = report  # type: ignore[attr-defined]
+                raise exc
+    finally:
+        into.dispose()
+    return {"run_id": run.run_id, **report.to_json(), "live_note": live_note}
+
+
+# -- commands ---------------------------------------------------------------------------------
+
+class _BackupGroup(click.Group):
+    """`backup SITE` is short for `backup create SITE`."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if args and not args[0].startswith("-") and args[0] not in self.commands:
+            args = ["create", *args]
+        return super().parse_args(ctx, args)
+
+
+@click.group("backup", cls=_BackupGroup)
+def backup() -> None:
+    """Encrypted, signed backups of a site: create, list, verify, restore.
+
+    `backup SITE` is short for `backup create SITE`.
+
+    \b
+    Example:
+      ts24-migrate -i sites.yaml backup hn-01
+      ts24-migrate -i sites.yaml backup verify hn-01 --identity keys/alice.age-identity
+    """
+
+
+@backup.command("create")
+@click.argument("site_id", metavar="SITE")
+@click.option("--chunk-rows", type=click.IntRange(min=1), default=50_000, show_default=True,
+              help="Rows per part: memory is bounded by this, not by the table size.")
+@pass_app
+def create(app: App, site_id: str, chunk_rows: int) -> None:
+    """Extract every table and the attachment folder of SITE into parts encrypted to the site's
+    backup_recipients, with a manifest signed by the inventory's signing key.
+
+    An interrupted backup is resumed by running the same command again. Writes
+    BACKUP_DIR/SITE/BACKUP_ID/; unencrypted data never touches the disk.
+
+    \b
+    Example:
+      ts24-migrate -i sites.yaml backup hn-01
+      ts24-migrate -i sites.yaml --json backup create hn-01 --chunk-rows 20000
+    """
+    with table_progress(app, "backing up") as progress:
+        result = backup_step(app, site_id, chunk_rows=chunk_rows, progress=progress)
+    lines = [f"site {site_id}: backup {result['backup_id']}" + (" (resumed)" if result["resumed"] else ""),
+             f"  {result['tables']} tables, {result['rows']} rows, {result['parts']} parts, "
+             f"{_megabytes(result['ciphertext_bytes'])} encrypted"]
+    if result.get("attachment_files") is not None:
+        lines.append(f"  attachments: {result['attachment_files']} files; referenced but missing on disk: "
+                     f"{len(result['missing_files'])}; MD5 mismatch: {len(result['md5_mismatch'])}")
+    for missing in result["missing_files"][:20]:
+        lines.append(f"    missing: {missing['path']} ({missing['table']} {missing['key']})")
+    lines += [f"  warning: {w}" for w in result["warnings"]]
+    lines.append(f"  manifest fingerprint: {result['manifest_fingerprint']}")
+    lines.append(f"  folder: {result['backup_dir']}")
+    app.emit(result, "\n".join(lines))
+
+
+@backup.command("list")
+@click.argument("site_id", metavar="SITE")
+@pass_app
+def list_command(app: App, site_id: str) -> None:
+    """List the backups of SITE, oldest first, with their status and figures.
+
+    \b
+    Example:
+      ts24-migrate -i sites.yaml backup list hn-01
+      ts24-migrate -i sites.yaml --json backup list hn-01
+    """
+    app.site(site_id)
+    entries = list_backups(app.inventory.backup_path, site_id)
+    rows = [{"backup_id": e.backup_id, "status": e.status, "path": str(e.path), **e.summary} for e in entries]
+    lines = [f"{'BACKUP':<31} {'STATUS':<11} {'ROWS':>10} {'PARTS':>6} {'SIZE':>10}  MANIFEST FINGERPRINT"]
+    for row in rows:
+        lines.append(f"{row['backup_id']:<31} {row['status']:<11} {row.get('rows') or '':>10} "
+                     f"{row.get('parts') or '':>6} {_megabytes(row.get('ciphertext_bytes')):>10}  "
+                     f"{row.get('manifest_fingerprint') or row.get('error') or ''}")
+    if not rows:
+        lines = [f"site {site_id} has no backups under {app.inventory.backup_path / site_id}"]
+    app.emit({"site": site_id, "backups": rows}, "\n".join(lines))
+
+
+def _print_problems(exc: VerificationError) -> None:
+    report = getattr(exc, "report", None)
+    for problem in getattr(report, "problems", [])[1:]:
+        click.echo(f"  problem: {problem}", err=True)
+
+
+@backup.command("verify")
+@click.argument("site_id", metavar="SITE")
+@click.option("--backup", "backup_id", help="Backup id [default: the latest complete backup].")
+@click.option("--identity", type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              help="A custodian's age identity file: decrypt every part and recount its rows.")
+@click.option("--public-key", type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              help="Signing public key to trust [default: the .pub next to the inventory's signing_key].")
+@pass_app
+def verify_command(app: App, site_id: str, backup_id: str | None, identity: Path | None,
+                   public_key: Path | None) -> None:
+    """Verify a backup of SITE. Without --identity: the manifest signature and the SHA-256 of every
+    encrypted part. With --identity: also decrypt every part (in memory) and check plaintext
+    hashes, schemas, row counts and fingerprints. Exit code 1 on any problem.
+
+    \b
+    Example:
+      ts24-migrate -i sites.yaml backup verify hn-01
+      ts24-migrate -i sites.yaml backup verify hn-01 --identity keys/alice.age-identity
+    """
+    with table_progress(app, "verifying") as progress:
+        try:
+            result = verify_step(app, site_id, backup_id=backup_id, identity=identity, public_key=public_key,
+                                 progress=progress)
+        except VerificationError as exc:
+            _print_problems(exc)
+            raise
+    human = (f"backup {result['backup_id']} of site {site_id}: OK ({result['mode']}): "
+             f"{result['parts_checked']} parts, {_megabytes(result['ciphertext_bytes'])}"
+             + (f", {result['rows_checked']} rows and {result['files_checked']} files recounted"
+                if result["mode"] == "decrypted" else "")
+             + f"\n  manifest fingerprint: {result['manifest_fingerprint']}"
+             + "".join(f"\n  warning: {w}" for w in result["warnings"]))
+    app.emit(result, human)
+
+
+@backup.command("restore")
+@click.argument("site_id", metavar="SITE")
+@click.option("--identity", required=True, type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              help="A custodian's age identity file.")
+@click.option("--into-sqlite", type=click.Path(dir_okay=False, path_type=Path),
+              help="Restore the tables into this new SQLite file.")
+@click.option("--into-url-env", metavar="VAR",
+              help="Restore into the database whose URL is in environment variable VAR (e.g. PostgreSQL).")
+@click.option("--files", "files_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Empty folder to rebuild the attachment files in.")
+@click.option("--backup", "backup_id", help="Backup id [default: the latest complete backup].")
+@click.option("--public-key", type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              help="Signing public key to trust [default: the .pub next to the inventory's signing_key].")
+@click.option("--no-live", is_flag=True, help="Do not compare with the live legacy database and folder.")
+@pass_app
+def restore_command(app: App, site_id: str, identity: Path, into_sqlite: Path | None, into_url_env: str | None,
+                    files_dir: Path | None, backup_id: str | None, public_key: Path | None, no_live: bool) -> None:
+    """Restore a backup of SITE into a scratch database and folder, then prove it: every table's
+    fingerprint read back from the scratch database, and the folder's from the files, must equal
+    the manifest (and the live source, when reachable). Exit code 1 if anything differs.
+
+    \b
+    Example:
+      ts24-migrate -i sites.yaml backup restore hn-01 --identity keys/alice.age-identity \\
+          --into-sqlite /tmp/hn-01-restored.sqlite --files /tmp/hn-01-files
+      SCRATCH_URL=postgresql+psycopg://... ts24-migrate -i sites.yaml backup restore hn-01 \\
+          --identity keys/alice.age-identity --into-url-env SCRATCH_URL --files /tmp/hn-01-files
+    """
+    if (into_sqlite is None) == (into_url_env is None):
+        raise UsageError("give exactly one of --into-sqlite FILE or --into-url-env VAR")
+    if into_sqlite is not None:
+        if into_sqlite.exists() and into_sqlite.stat().st_size > 0:
+            raise UsageError(f"{into_sqlite} already exists: restore into a new SQLite file")
+        url = Secret(f"sqlite:///{into_sqlite.resolve()}")
+    else:
+        value = os.environ.get(into_url_env or "")
+        if not value:
+            raise ConfigError(f"environment variable {into_url_env} is not set")
+        url = Secret(value)
+    with table_progress(app, "restoring") as progress:
+        try:
+            result = restore_step(app, site_id, identity=identity, into_url=url, files_dir=files_dir,
+                                  backup_id=backup_id, public_key=public_key, compare_live=not no_live,
+                                  progress=progress)
+        except VerificationError as exc:
+            _print_problems(exc)
+            raise
+    lines = [f"backup {result['backup_id']} of site {site_id} restored and matches its manifest"]
+    for name, table in sorted(result["tables"].items()):
+        live = {True: "= live", False: "differs from live", None: ""}[table["matches_live"]]
+        lines.append(f"  {name:<24} {table['rows']:>10} rows  {live}")
+    if result["files"]:
+        live = {True: "= live", False: "differs from live", None: ""}[result["files"]["matches_live"]]
+        lines.append(f"  {'attachments':<24} {result['files']['files']:>10} files {live}")
+    if result.get("live_note"):
+        lines.append(f"  {result['live_note']}")
+    app.emit(result, "\n".join(lines))
+
+
+COMMANDS = [backup]
