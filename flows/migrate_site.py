@@ -105,8 +105,27 @@ def load_task(site_id: str, inventory: str, chunk_rows: int) -> dict[str, Any]:
 @task(name="validate", retries=1, retry_delay_seconds=10, retry_condition_fn=_retry_transient)
 def validate_task(site_id: str, inventory: str) -> dict[str, Any]:
     from ts24_migrate.commands.validate import validate_step
+    from ts24_migrate.errors import VerificationError
+    from validation.report import build_site_report
+    from validation.report_artifacts import publish_report_artifacts
 
-    return run_step(validate_step, site_id, inventory, "validate")
+    def publish(result: dict[str, Any]) -> None:
+        app = App(Path(inventory))
+        try:
+            publish_report_artifacts(site_id, build_site_report(app.control_store, site_id,
+                                                                run_id=result["run_id"]))
+        finally:
+            app.close()
+
+    try:
+        result = run_step(validate_step, site_id, inventory, "validate")
+    except VerificationError as exc:
+        # The verdict failed: the report exists and is what the operator must read.
+        if getattr(exc, "result", None):
+            publish(exc.result)
+        raise
+    publish(result)
+    return result
 
 
 @flow(name="migrate-site")

@@ -127,3 +127,34 @@ def prefect_server():
 
     with prefect_test_harness(server_startup_timeout=120):
         yield
+
+
+class DemoSite:
+    """A complete demo site folder: inventory, keys, legacy + target SQLite, truth."""
+
+    def __init__(self, folder: Path, inventory: Path, identity: Path, site_id: str):
+        self.folder, self.inventory, self.identity, self.site_id = folder, inventory, identity, site_id
+
+    @property
+    def truth(self) -> dict:
+        import json
+
+        return json.loads((self.folder / "truth" / f"{self.site_id}.truth.json").read_text(encoding="utf-8"))
+
+
+@pytest.fixture
+def demo_site(tmp_path: Path) -> Callable[..., DemoSite]:
+    """Factory: make_demo(scale=0.05, seed=42, site_id="demo") -> DemoSite with keys and sites.yaml."""
+    from backups.keys import generate_custodian_identity, generate_signing_key
+    from ts24_migrate.commands.demo_data import write_demo_inventory
+
+    def make(scale: float = 0.05, seed: int = 42, site_id: str = "demo") -> DemoSite:
+        folder = tmp_path / f"site-{site_id}-{seed}"
+        identity = folder / "keys" / "custodian.age-identity"
+        recipient = generate_custodian_identity(identity)
+        generate_signing_key(folder / "keys" / "signing.key")
+        inventory = write_demo_inventory(folder, site_id=site_id, seed=seed, scale=scale,
+                                         backup_recipients=[recipient], signing_key=Path("keys/signing.key"))
+        return DemoSite(folder, inventory, identity, site_id)
+
+    return make

@@ -1,0 +1,269 @@
+"""`validate SITE` and `report SITE` on a migrated demo site (SQLite target).
+
+One site is backed up, verified with the custodian's identity, loaded and
+validated through the command line once for the module; the tests read what
+that run recorded and wrote. The tampered site has its own test
+(test_report_tamper.py).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import shutil
+import sqlite3
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from audit import read_events
+from load.bookkeeping import lineage, rejects
+from ts24_migrate.app import App
+from ts24_migrate.cli import main
+from ts24_migrate.control_store import SiteState
+from validation.report import build_site_report
+from validation.report_artifacts import accounting_rows, publish_report_artifacts, report_markdown
+from test_report_support import SITE, chromium_dom, migrated_site, parse_page
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def validated(tmp_path_factory):
+    site = migrated_site(tmp_path_factory.mktemp("report"))
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(["-i", str(site.inventory), "--json", "validate", SITE])
+    assert code == 0, err.getvalue()
+    result = json.loads(out.getvalue())
+    yield site, result
+    site.app.close()
+
+
+def _runs(store):
+    return {stage: store.latest_run(SITE, stage) for stage in ("backup", "verify-backup", "load")}
+
+
+def test_a_clean_demo_run_passes_with_exact_parity(validated):
+    site, result = validated
+    store = site.app.control_store
+    assert result["passed"] and result["verdict"] == "passed" and result["reasons"] == []
+    assert result["parity"]["exact"] and result["parity"]["differences"] == 0
+    assert result["target_expectations"]["success"] and result["target_expectations"]["failed"] == 0
+    assert result["target_expectations"]["evaluated"] > 50
+    assert result["accounting"]["ok"] and result["accounting"]["rejected"] > 0  # the demo's dirt, accounted
+    assert result["backup"]["verified"]
+    run = store.run(result["run_id"])
+    assert run.stage == "validate" and run.outcome == "succeeded" and run.figures["passed"] is True
+    assert store.state(SITE) == SiteState.VALIDATED
+    events = [e for _, e, _ in read_events(site.app.ledger_path(SITE)) if e.run_id == result["run_id"]]
+    assert [(e.stage, e.event) for e in events] == [("validate", "started"), ("validate", "succeeded")]
+    # The report, its JSON and the Data Docs are where the run says.
+    for path in (result["reports"]["html"], result["reports"]["json"], *result["data_docs"].values()):
+        assert Path(path).is_file(), path
+    assert Path(result["reports"]["html"]).parent == site.app.reports_dir(SITE) / result["run_id"]
+    # No connection detail reaches the report.
+    written = Path(result["reports"]["html"]).read_text() + Path(result["reports"]["json"]).read_text()
+    inventory = site.app.inventory
+    for secret in (inventory.legacy_url(inventory.site(SITE)), inventory.target_url()):
+        assert secret.reveal() not in written
+
+
+def test_every_figure_in_the_report_is_the_control_store_figure(validated):
+    site, result = validated
+    store = site.app.control_store
+    report = json.loads(Path(result["reports"]["json"]).read_text(encoding="utf-8"))
+    runs = _runs(store)
+    backup_tables = store.table_figures(runs["backup"].run_id)
+    load_tables = store.table_figures(runs["load"].run_id)
+    run = store.run(result["run_id"])
+    recorded = store.table_figures(run.run_id)
+    assert {stage: (r or {}).get("run_id") for stage, r in report["runs"].items() if stage != "assess"} == {
+        stage: r.run_id for stage, r in runs.items()}
+
+    # Accounting: per table, the backup's and the load's own figures; totals those of their runs.
+    rows = {row["table"]: row for row in report["accounting"]["tables"]}
+    assert set(rows) == set(backup_tables)
+    for table, row in rows.items():
+        assert row["backed_up"] == backup_tables[table]["rows"] and row["role"] == backup_tables[table]["role"]
+        if table in load_tables:
+            assert (row["source"], row["loaded"], row["rejected"], row["conflicts"]) == tuple(
+                load_tables[table][k] for k in ("source_rows", "loaded", "rejected", "conflicts"))
+        else:
+            assert row["source"] == backup_tables[table]["count_at_start"] and row["loaded"] is None
+        assert {k: v for k, v in row.items() if k != "role"} == recorded[table]["accounting"]
+    totals = report["accounting"]["totals"]
+    assert totals == run.figures["accounting"]
+    assert totals["backed_up"] == runs["backup"].figures["rows"]
+    assert (totals["loaded"], totals["rejected"], totals["conflicts"]) == tuple(
+        runs["load"].figures[k] for k in ("loaded", "rejected", "conflicts"))
+
+    # Rejects: the load's counts by reason, and examples that are real rejects of that reason.
+    assert {t: e["by_reason"] for t, e in report["rejects"]["tables"].items()} == {
+        t: f["rejects_by_reason"] for t, f in load_tables.items()}
+    assert report["rejects"]["total"] == runs["load"].figures["rejected"]
+    target = site.app.target_engine()
+    with target.connect() as conn:
+        for table, entry in report["rejects"]["tables"].items():
+            assert set(entry["examples"]) == set(entry["by_reason"])
+            for reason, examples in entry["examples"].items():
+                assert 1 <= len(examples) <= min(3, entry["by_reason"][reason])
+                for example in examples:
+                    assert conn.execute(sa.select(rejects.c.reason_code, rejects.c.field).where(
+                        rejects.c.site_id == SITE, rejects.c.legacy_table == table,
+                        rejects.c.legacy_key == example["legacy_key"])).one() == (reason, example["field"])
+
+    # Backup: the backup run's figures, the verification run's, and the signature file on disk.
+    backup = report["backup"]
+    for key in ("backup_id", "manifest_fingerprint", "rows", "tables", "parts", "ciphertext_bytes"):
+        assert backup[key] == runs["backup"].figures[key], key
+    verification = backup["verification"]
+    assert verification["run_id"] == runs["verify-backup"].run_id and verification["state"] == "verified"
+    for key in ("rows_checked", "parts_checked", "files_checked", "mode"):
+        assert verification[key] == runs["verify-backup"].figures[key], key
+    signature_file = json.loads(Path(backup["signature"]["file"]).read_text())
+    assert backup["signature"]["signature"] == signature_file["signature"] and backup["signature"]["valid"]
+    assert signature_file["manifest_sha256"] == backup["manifest_fingerprint"]
+
+    # Expectations and parity: the validate run's per-table figures, and its totals.
+    target_suites = report["expectations"]["target"]
+    assert target_suites["tables"] == {t[len("target:"):]: f["expectations"] for t, f in recorded.items()
+                                       if t.startswith("target:")}
+    assert target_suites["evaluated"] == sum(s["evaluated"] for s in target_suites["tables"].values())
+    assert report["parity"]["tables"] == {t[len("target:"):]: f["parity"] for t, f in recorded.items()
+                                          if t.startswith("target:")}
+    with target.connect() as conn:
+        written = dict(conn.execute(sa.select(lineage.c.target_table, sa.func.count()).where(
+            lineage.c.site_id == SITE).group_by(lineage.c.target_table)).all())
+    assert {t: p["lineage_rows"] for t, p in report["parity"]["tables"].items()} == written
+    # Dossiers by status: the dossiers the load wrote.
+    assert report["dossiers_by_status"] == run.figures["dossiers_by_status"]
+    assert sum(report["dossiers_by_status"].values()) == load_tables["HO_SO"]["loaded"] == written["dossiers"]
+
+    # The ledger head: an event of the ledger, the last one before the run's own outcome.
+    events = [e for _, e, _ in read_events(site.app.ledger_path(SITE))]
+    (head,) = [e for e in events if e.seq == report["ledger"]["seq"]]
+    assert head.hash == report["ledger"]["hash"]
+    assert (head.run_id, head.event) == (run.run_id, "started")
+
+
+def test_the_report_renders_in_headless_chromium(validated, tmp_path):
+    site, result = validated
+    report = json.loads(Path(result["reports"]["json"]).read_text(encoding="utf-8"))
+    html = Path(result["reports"]["html"]).read_text(encoding="utf-8")
+    assert "<script" not in html and "http://" not in html.replace('xmlns="http://www.w3.org/2000/svg"', "")
+    page = parse_page(chromium_dom(Path(result["reports"]["html"]), tmp_path / "chromium"))
+
+    assert page.texts["verdict"].startswith("PASSED")
+    header, *body, total = page.tables["accounting"]
+    assert header[:6] == ["legacy table", "role", "source rows", "backed up", "loaded", "rejected"]
+    shown = {cells[0]: cells for cells in body}
+    for row in report["accounting"]["tables"]:
+        cells = shown[row["table"]]
+        assert cells[2:7] == ["—" if row[k] is None else str(row[k])
+                              for k in ("source", "backed_up", "loaded", "rejected", "conflicts")]
+        assert cells[7] == "yes"
+    assert len(body) == len(report["accounting"]["tables"])
+    assert total[2] == str(report["accounting"]["totals"]["source"])
+    assert page.svgs == 3  # rows per table, rejects by reason, dossiers by status
+    assert page.texts["ledger-head"] == report["ledger"]["hash"]
+    for reason in report["rejects"]["by_reason"]:
+        assert reason in page.texts["rejects"]
+    # The Data Docs links are relative and lead to the Data Docs.
+    assert 'href="data-docs/target/index.html"' in html and 'href="data-docs/legacy/index.html"' in html
+
+
+def test_report_rebuilds_from_a_copy_of_the_control_store_alone(validated, tmp_path, capsys):
+    site, result = validated
+    # An auditor's machine: the inventory and the control store, nothing else.
+    auditor = tmp_path / "auditor"
+    (auditor / "work").mkdir(parents=True)
+    shutil.copy(site.inventory, auditor / "sites.yaml")
+    with contextlib.closing(sqlite3.connect(site.app.inventory.work_path / "control.sqlite")) as source, \
+            contextlib.closing(sqlite3.connect(auditor / "work" / "control.sqlite")) as copy:
+        source.backup(copy)  # the store runs in WAL mode: a file copy could miss recent pages
+    out = tmp_path / "rebuilt"
+
+    assert main(["-i", str(auditor / "sites.yaml"), "--json", "report", SITE, "--out", str(out)]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["run_id"] == result["run_id"] and printed["passed"] is True
+    rebuilt = json.loads((out / "validation-report.json").read_text(encoding="utf-8"))
+    original = json.loads(Path(result["reports"]["json"]).read_text(encoding="utf-8"))
+    assert {k: v for k, v in rebuilt.items() if k != "rebuilt_at"} == {
+        k: v for k, v in original.items() if k != "rebuilt_at"}
+    html = (out / "validation-report.html").read_text(encoding="utf-8")
+    assert 'id="verdict"' in html and "PASSED" in html
+    # The link to the Data Docs leads from the new folder to the run's Data Docs.
+    assert (out / _href(html, "target Data Docs")).resolve() == Path(
+        original["expectations"]["target"]["data_docs"]).resolve()
+
+    # Human output, --run and errors.
+    assert main(["-i", str(site.inventory), "report", SITE, "--run", result["run_id"]]) == 0
+    assert f"report: {result['reports']['html']}" in capsys.readouterr().out
+    assert main(["-i", str(site.inventory), "report", SITE, "--run", "no-such-run"]) == 2
+    assert capsys.readouterr().err.strip() == "error: the control store has no run 'no-such-run'"
+    backup_run = site.app.control_store.latest_run(SITE, "backup").run_id
+    assert main(["-i", str(site.inventory), "report", SITE, "--run", backup_run]) == 2
+    assert "is a backup run" in capsys.readouterr().err
+
+
+def _href(html: str, text: str) -> str:
+    end = html.index(f">{text}</a>")
+    start = html.rindex('href="', 0, end) + len('href="')
+    return html[start:html.index('"', start)]
+
+
+@pytest.mark.prefect
+def test_prefect_artifacts_carry_the_verdict_and_the_accounting(validated, prefect_server):
+    import asyncio
+
+    from prefect import flow
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    site, result = validated
+    report = build_site_report(site.app.control_store, SITE, run_id=result["run_id"])
+
+    @flow(name="report-artifacts-test")
+    def publish() -> None:
+        publish_report_artifacts(SITE, report)
+
+    publish()
+
+    async def read(key: str):
+        async with get_client() as client:
+            return await client.read_latest_artifacts(
+                artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key])))
+
+    (markdown,) = asyncio.run(read("demo-validation"))
+    (table,) = asyncio.run(read("demo-validation-table"))
+    assert markdown.data == report_markdown(report)
+    assert "PASSED" in markdown.data and result["run_id"] in markdown.data
+    rows = table.data if isinstance(table.data, list) else json.loads(table.data)
+    assert rows == json.loads(json.dumps(accounting_rows(report)))
+    assert {r["table"]: r["source"] for r in rows} == {
+        r["table"]: r["source"] for r in report.to_dict()["accounting"]["tables"]}
+
+
+def test_validate_needs_a_backup_and_a_load(tmp_path, capsys):
+    from backups.keys import generate_custodian_identity, generate_signing_key
+    from ts24_migrate.commands.demo_data import write_demo_inventory
+
+    recipient = generate_custodian_identity(tmp_path / "keys" / "custodian.age-identity")
+    generate_signing_key(tmp_path / "keys" / "signing.key")
+    inventory = write_demo_inventory(tmp_path / "site", scale=0.05, backup_recipients=[recipient],
+                                     signing_key=tmp_path / "keys" / "signing.key")
+    assert main(["-i", str(inventory), "validate", SITE]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "error: site demo has no successful backup run to validate: run `ts24-migrate backup demo` first")
+    assert main(["-i", str(inventory), "report", SITE]) == 2
+    assert "has no validation with a verdict yet" in capsys.readouterr().err
+    assert App(inventory).control_store.runs(SITE, "validate") == []
+
+
+def test_help_texts_have_examples(capsys):
+    for command in ("validate", "report"):
+        assert main([command, "--help"]) == 0
+        assert "Example:" in capsys.readouterr().out

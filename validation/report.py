@@ -1,0 +1,180 @@
+"""The auditor's validation report of a site, rebuilt from the control store alone.
+
+A validate run records everything it checked (ts24_migrate/commands/validate.py):
+its verdict and key figures as the run's figures, the details per table as
+per-table figures (legacy tables under their own name, target tables as
+``target:<name>``), and which backup, verification, load and assessment runs
+it held against each other. `build_site_report` reads those runs back, and
+nothing else: no database but the control store, no file. So the report can
+be rebuilt anywhere, any time, and every figure it shows is the very figure
+the invariants were checked with (the JSON and the HTML are two renderings of
+one `SiteReport`).
+
+Example::
+
+    report = build_site_report(store, "hn-01")             # the latest validation
+    paths = write_site_report(report, Path("reports/hn-01"))
+    report.passed, paths["html"]
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from load.target_schema import DOSSIER_STATUSES
+from ts24_migrate.control_store import ControlStore, RunRecord
+from ts24_migrate.errors import UsageError
+from ts24_migrate.reporting import write_report
+
+FORMAT = "ts24-validation-report/1"
+STAGE = "validate"
+REPORT_STEM = "validation-report"
+TARGET_PREFIX = "target:"  # per-table figures of a target table, apart from legacy table names
+SOURCE_STAGES = ("assess", "backup", "verify-backup", "load")
+
+
+@dataclass(frozen=True)
+class SiteReport:
+    site_id: str
+    run_id: str  # the validate run
+    data: dict[str, Any]  # the report's JSON
+
+    @property
+    def passed(self) -> bool:
+        return bool(self.data["verdict"]["passed"])
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.data
+
+
+def _run_summary(run: RunRecord | None) -> dict[str, Any] | None:
+    if run is None:
+        return None
+    return {"run_id": run.run_id, "stage": run.stage, "outcome": run.outcome, "started_at": run.started_at,
+            "finished_at": run.finished_at, "error": run.error}
+
+
+def _validate_run(store: ControlStore, site_id: str, run_id: str | None) -> RunRecord:
+    if run_id is not None:
+        try:
+            run = store.run(run_id)
+        except KeyError:
+            raise UsageError(f"the control store has no run {run_id!r}") from None
+        if run.site_id != site_id or run.stage != STAGE:
+            raise UsageError(f"run {run_id} is a {run.stage} run of site {run.site_id}, not a validation of "
+                             f"site {site_id}")
+        if "verdict" not in run.figures:
+            raise UsageError(f"validate run {run_id} recorded no verdict ({run.outcome}"
+                             + (f": {run.error}" if run.error else "") + ")")
+        return run
+    for run in reversed(store.runs(site_id, STAGE)):
+        if "verdict" in run.figures:
+            return run
+    raise UsageError(f"site {site_id} has no validation with a verdict yet: run `ts24-migrate validate {site_id}`")
+
+
+def _source_run(store: ControlStore, run_id: str | None) -> RunRecord | None:
+    if run_id is None:
+        return None
+    try:
+        return store.run(run_id)
+    except KeyError:
+        return None
+
+
+def _accounting(validated: dict[str, dict[str, Any]], backup_tables: dict[str, dict[str, Any]],
+                totals: dict[str, Any]) -> dict[str, Any]:
+    rows = []
+    for table, figures in validated.items():
+        if table.startswith(TARGET_PREFIX) or "accounting" not in figures:
+            continue
+        role = (backup_tables.get(table) or {}).get("role")
+        rows.append({**figures["accounting"], "role": role})
+    return {"ok": totals.get("ok"), "totals": totals, "tables": rows}
+
+
+def _rejects(validated: dict[str, dict[str, Any]], load_tables: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    tables: dict[str, Any] = {}
+    by_reason: dict[str, int] = {}
+    for table, figures in sorted(load_tables.items()):
+        reasons = figures.get("rejects_by_reason") or {}
+        examples = (validated.get(table) or {}).get("reject_examples") or {}
+        tables[table] = {"target_table": figures.get("target_table"), "rejected": figures.get("rejected"),
+                         "conflicts": figures.get("conflicts"), "by_reason": reasons, "examples": examples}
+        for reason, count in reasons.items():
+            by_reason[reason] = by_reason.get(reason, 0) + count
+    return {"total": sum(by_reason.values()), "by_reason": dict(sorted(by_reason.items(), key=lambda i: (-i[1], i[0]))),
+            "tables": tables}
+
+
+def _expectations(figures: dict[str, Any], validated: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    target_tables = {name[len(TARGET_PREFIX):]: entry["expectations"] for name, entry in validated.items()
+                     if name.startswith(TARGET_PREFIX) and "expectations" in entry}
+    legacy_tables = {name: entry["legacy_profile"] for name, entry in validated.items()
+                     if not name.startswith(TARGET_PREFIX) and "legacy_profile" in entry}
+    return {"target": {**figures.get("target_expectations", {}), "tables": target_tables},
+            "legacy": {**figures.get("legacy_profile", {}), "tables": legacy_tables}}
+
+
+def _parity(figures: dict[str, Any], validated: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    tables = {name[len(TARGET_PREFIX):]: entry["parity"] for name, entry in validated.items()
+              if name.startswith(TARGET_PREFIX) and "parity" in entry}
+    return {**figures.get("parity", {}), "tables": tables}
+
+
+def _backup(figures: dict[str, Any], backup_run: RunRecord | None) -> dict[str, Any]:
+    recorded = backup_run.figures if backup_run else {}
+    return {**figures.get("backup", {}),
+            **{key: recorded.get(key) for key in ("kind", "created_at", "completed_at", "tables", "rows", "parts",
+                                                  "ciphertext_bytes", "attachment_files", "warnings",
+                                                  "backup_dir")}}
+
+
+def _in_status_order(counts: dict[str, int]) -> dict[str, int]:
+    """The control store keeps JSON keys sorted; dossiers read best in the life-cycle order."""
+    order = {status: i for i, status in enumerate(DOSSIER_STATUSES)}
+    return dict(sorted(counts.items(), key=lambda item: (order.get(item[0], len(order)), item[0])))
+
+
+def build_site_report(store: ControlStore, site_id: str, *, run_id: str | None = None) -> SiteReport:
+    """The report of validate run `run_id` (default: the site's latest validation with a verdict)."""
+    run = _validate_run(store, site_id, run_id)
+    figures = run.figures
+    sources = figures.get("sources") or {}
+    runs = {stage: _source_run(store, sources.get(stage)) for stage in SOURCE_STAGES}
+    validated = store.table_figures(run.run_id)
+    backup_tables = store.table_figures(runs["backup"].run_id) if runs["backup"] else {}
+    load_tables = store.table_figures(runs["load"].run_id) if runs["load"] else {}
+    assess = runs["assess"]
+    data = {
+        "format": FORMAT,
+        "site_id": site_id,
+        "rebuilt_at": dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat(),
+        "site_state": store.state(site_id).value,
+        "validation": _run_summary(run),
+        "verdict": {"passed": bool(figures["passed"]), "text": figures["verdict"],
+                    "reasons": list(figures.get("reasons") or [])},
+        "runs": {stage: _run_summary(r) for stage, r in runs.items()},
+        "accounting": _accounting(validated, backup_tables, figures.get("accounting") or {}),
+        "rejects": _rejects(validated, load_tables),
+        "backup": _backup(figures, runs["backup"]),
+        "expectations": _expectations(figures, validated),
+        "parity": _parity(figures, validated),
+        "dossiers_by_status": _in_status_order(figures.get("dossiers_by_status") or {}),
+        "ledger": figures.get("ledger_head") or {},
+        "assessment": {k: v for k, v in assess.figures.items() if k != "report"} if assess else None,
+        "recorded_paths": figures.get("report") or {},
+    }
+    return SiteReport(site_id, run.run_id, data)
+
+
+def write_site_report(report: SiteReport, folder: Path) -> dict[str, Path]:
+    """Write validation-report.html and .json into `folder`; returns {"html": ..., "json": ...}."""
+    from .report_html import render_html
+
+    folder = Path(folder)
+    paths = write_report(folder, REPORT_STEM, report.to_dict(), render_html(report, folder=folder))
+    return {"html": paths["html"], "json": paths["json"]}

@@ -1,0 +1,294 @@
+"""The validation report as one self-contained HTML page (no script, no external asset).
+
+Everything shown is read from the `SiteReport` (validation/report.py), the
+same data as the JSON beside it; nothing is computed here but layout. Sections
+carry ids (verdict, accounting, rejects, backup, expectations, parity,
+dossiers, ledger) so that a reader, or a test, can jump to them.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+from ts24_migrate import reporting as r
+from ts24_migrate.reporting import esc
+
+from .charts import Bar, Segment, bar_chart, simple_bars
+
+KEYS_LISTED = 50  # parity keys listed per kind and table in the page (the JSON keeps what was recorded)
+
+_EXTRA_STYLE = """<style>
+.reasons li{margin:.2rem 0}.ok{color:#145a2a;font-weight:600}.bad{color:#8a1616;font-weight:700}
+tr.total td{font-weight:700;background:#f7f9fc}.chart{display:block;margin:.8rem 0;max-width:100%;height:auto}
+.grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(14rem,1fr));gap:.6rem;margin:.8rem 0}
+.card{border:1px solid #d8dee8;border-radius:.4rem;padding:.5rem .8rem}
+.card b{display:block;font-size:1.1rem;overflow-wrap:anywhere}
+code.hash{word-break:break-all}
+@media print{.chart{page-break-inside:avoid}}
+</style>"""
+
+
+def _mark(ok: bool | None) -> str:
+    if ok is None:
+        return '<span class="muted">n/a</span>'
+    return '<span class="ok">yes</span>' if ok else '<span class="bad">NO</span>'
+
+
+def _cell(value: Any, *, numeric: bool = False, raw: bool = False) -> str:
+    text = value if raw else esc("—" if value is None else value)
+    return f'<td class="num">{text}</td>' if numeric else f"<td>{text}</td>"
+
+
+def _table(headers: Sequence[str], rows: Iterable[Sequence[str]], *, ident: str | None = None,
+           total: Sequence[str] | None = None) -> str:
+    """A table of pre-rendered <td> cells (so that marks and code can be styled)."""
+    head = "".join(f"<th>{esc(h)}</th>" for h in headers)
+    body = "".join(f"<tr>{''.join(cells)}</tr>" for cells in rows)
+    if total is not None:
+        body += f'<tr class="total">{"".join(total)}</tr>'
+    attr = f' id="{esc(ident)}"' if ident else ""
+    return f"<table{attr}><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _list(items: Iterable[str], css: str = "") -> str:
+    cls = f' class="{css}"' if css else ""
+    return f"<ul{cls}>" + "".join(f"<li>{esc(i)}</li>" for i in items) + "</ul>"
+
+
+def _card(label: str, value: str, ok: bool | None = None) -> str:
+    return f'<div class="card"><span class="muted">{esc(label)}</span><b>{esc(value)}</b>{_mark(ok)}</div>'
+
+
+def _link(target: str | None, folder: Path, text: str) -> str:
+    if not target:
+        return '<span class="muted">not recorded</span>'
+    relative = os.path.relpath(target, folder)
+    present = "" if Path(target).exists() else ' <span class="muted">(not found from here)</span>'
+    return f'<a href="{esc(Path(relative).as_posix())}">{esc(text)}</a>{present}'
+
+
+def _verdict(data: dict[str, Any]) -> str:
+    verdict = data["verdict"]
+    failed = len(verdict["reasons"])
+    text = ("PASSED: every check holds" if verdict["passed"]
+            else f"FAILED: {failed} check{' does' if failed == 1 else 's do'} not hold")
+    reasons = _list(verdict["reasons"], "reasons") if verdict["reasons"] else ""
+    acc, parity, target = data["accounting"]["totals"], data["parity"], data["expectations"]["target"]
+    cards = '<div class="grid">' + "".join([
+        _card("accounting", f"{acc.get('source')} rows in {acc.get('tables')} tables", acc.get("ok")),
+        _card("parity with the target", "exact" if parity.get("exact") else f"{parity.get('differences')} differences",
+              parity.get("exact")),
+        _card("target expectations", f"{(target.get('evaluated') or 0) - (target.get('failed') or 0)} of "
+                                     f"{target.get('evaluated')} hold", target.get("success")),
+        _card("backup verified", str(data["backup"].get("backup_id")), data["backup"].get("verified")),
+    ]) + "</div>"
+    return r.verdict(verdict["passed"], text) + reasons + cards
+
+
+def _reading_guide() -> str:
+    return r.section("How to read this report", r.paragraph(
+        "The verdict at the top passes only when four things hold: every row of every legacy table is "
+        "accounted for (rows read = rows in the encrypted backup, and for each table the new system "
+        "receives, rows loaded + rows rejected with a reason); the target still holds exactly the rows "
+        "the load wrote (parity: a row deleted, changed or added afterwards is named by its key); every "
+        "expectation on the target's data holds (Great Expectations, details in the linked Data Docs); and "
+        "the backup was decrypted and recounted by a custodian, with its manifest signature intact. The "
+        "legacy data profile only describes how dirty the old data was; it never fails the verdict. Every "
+        "figure here was recorded by the pipeline's runs in the control store (run ids at the bottom) and "
+        "is the very figure those checks used; `ts24-migrate report SITE` rebuilds this page from the "
+        "control store alone."), anchor="reading")
+
+
+def _accounting(data: dict[str, Any]) -> str:
+    accounting = data["accounting"]
+    rows = []
+    for row in accounting["tables"]:
+        rows.append([_cell(row["table"]), _cell(row.get("role") or ("mapped" if row["mapped"] else "not mapped")),
+                     _cell(row["source"], numeric=True), _cell(row["backed_up"], numeric=True),
+                     _cell(row["loaded"], numeric=True), _cell(row["rejected"], numeric=True),
+                     _cell(row["conflicts"], numeric=True), _cell(_mark(row["ok"]), raw=True),
+                     _cell("; ".join(row["problems"]))])
+    totals = accounting["totals"]
+    total = [_cell("all tables"), _cell(""), _cell(totals.get("source"), numeric=True),
+             _cell(totals.get("backed_up"), numeric=True), _cell(totals.get("loaded"), numeric=True),
+             _cell(totals.get("rejected"), numeric=True), _cell(totals.get("conflicts"), numeric=True),
+             _cell(_mark(totals.get("ok")), raw=True), _cell("")]
+    table = _table(["legacy table", "role", "source rows", "backed up", "loaded", "rejected", "of which conflicts",
+                    "adds up", "problems"], rows, ident="accounting", total=total)
+    bars = [Bar(row["table"], (Segment("loaded", row["loaded"] or 0), Segment("rejected", row["rejected"] or 0),
+                               Segment("backed up only (not mapped)", 0 if row["mapped"] else row["backed_up"] or 0)))
+            for row in accounting["tables"]]
+    return r.section("Accounting per table", table, r.paragraph(
+        "Source rows: rows read from the legacy table. Backed up: rows in the encrypted backup. Loaded and "
+        "rejected: rows the new system received, and rows it did not (each with a reason code, below); "
+        "conflicts are rows the new system changed after cut-over, left untouched and counted as rejected. "
+        "Tables that are not mapped (system and unknown tables) are backed up and purged, never loaded.",
+        "muted"), bar_chart("Rows per legacy table", bars), anchor="accounting-section")
+
+
+def _rejects(data: dict[str, Any]) -> str:
+    rejects = data["rejects"]
+    rows = []
+    for table, entry in rejects["tables"].items():
+        for reason, count in entry["by_reason"].items():
+            examples = entry["examples"].get(reason) or []
+            shown = "<br>".join(
+                f"<code>{esc(e['legacy_key'])}</code>" + (f" {esc(e['field'])}" if e.get("field") else "")
+                + (f" = <code>{esc(e['value'])}</code>" if e.get("value") is not None else "")
+                + (f' <span class="muted">{esc(e["message"])}</span>' if e.get("message") else "")
+                for e in examples)
+            rows.append([_cell(table), _cell(reason), _cell(count, numeric=True), _cell(shown, raw=True)])
+    if not rows:
+        body = r.paragraph("No row was rejected.")
+    else:
+        body = _table(["legacy table", "reason", "rows", "examples (legacy key, field = value)"], rows,
+                      ident="rejects-table", total=[_cell("all"), _cell(""), _cell(rejects["total"], numeric=True),
+                                                    _cell("")])
+    chart = bar_chart("Rejected rows by reason", simple_bars(list(rejects["by_reason"].items()), "rejected rows"))
+    return r.section("Rejected rows by reason", body, chart, r.paragraph(
+        "Every rejected row stays in the backup and in the target's reject list (mig_rejects) with its "
+        "legacy key, so it can be corrected at the source and carried over later.", "muted"), anchor="rejects")
+
+
+def _backup(data: dict[str, Any]) -> str:
+    backup = data["backup"]
+    signature = backup.get("signature") or {}
+    verification = backup.get("verification") or {}
+    rows = [
+        ["backup id", esc(backup.get("backup_id"))],
+        ["manifest fingerprint (SHA-256)", f'<code class="hash">{esc(backup.get("manifest_fingerprint"))}</code>'],
+        ["rows, tables, parts", esc(f"{backup.get('rows')} rows in {backup.get('tables')} tables, "
+                                    f"{backup.get('parts')} encrypted parts ({backup.get('ciphertext_bytes')} bytes)")],
+        ["attachment files", esc(backup.get("attachment_files"))],
+        ["created", esc(f"{backup.get('created_at')} – {backup.get('completed_at')}")],
+        ["signature", esc(f"{signature.get('algorithm')} by key {signature.get('key_id')}") +
+         f'<br><code class="hash">{esc(signature.get("signature"))}</code>'],
+        ["signature holds (checked at validation)", _mark(signature.get("valid")) +
+         (" " + esc("; ".join(signature.get("problems") or [])) if signature.get("problems") else "")],
+        ["verification", _mark(backup.get("verified")) + " " + esc(verification.get("summary"))],
+        ["verification run", esc(f"{verification.get('run_id')} ({verification.get('outcome')}, "
+                                 f"{verification.get('mode')}, {verification.get('finished_at')}): "
+                                 f"{verification.get('parts_checked')} parts, {verification.get('rows_checked')} "
+                                 f"rows, {verification.get('files_checked')} files recounted")],
+        ["warnings during the backup", esc(backup.get("warnings"))],
+    ]
+    table = _table(["", ""], ([f"<th>{esc(label)}</th>", f"<td>{value}</td>"] for label, value in rows),
+                   ident="backup-table")
+    return r.section("Backup", table, r.paragraph(
+        "Offline check: `ts24-migrate backup verify SITE --identity CUSTODIAN_KEY`, or decrypt any part with "
+        "the stock `age -d -i CUSTODIAN_KEY`.", "muted"), anchor="backup")
+
+
+def _expectation_rows(tables: dict[str, Any]) -> list[list[str]]:
+    rows = []
+    for table, suite in tables.items():
+        failed = suite.get("failed_expectations")
+        if failed is None:  # target suites keep every expectation
+            failed = [e for e in suite.get("expectations", []) if not e["success"]]
+        listed = "<br>".join(
+            esc(e.get("description") or e["expectation"] + (f" on {e['column']}" if e.get("column") else ""))
+            + (f" — {esc(e.get('unexpected_count'))} rows" if e.get("unexpected_count") else "")
+            + (f" e.g. <code>{esc(', '.join(map(str, e.get('examples') or [])))}</code>" if e.get("examples") else "")
+            + (f' <span class="bad">{esc(e["error"])}</span>' if e.get("error") else "")
+            for e in failed)
+        rows.append([_cell(table), _cell(suite.get("evaluated"), numeric=True),
+                     _cell(suite.get("failed"), numeric=True), _cell(listed or "—", raw=True)])
+    return rows
+
+
+def _expectations(data: dict[str, Any], folder: Path) -> str:
+    target, legacy = data["expectations"]["target"], data["expectations"]["legacy"]
+    headers = ["table", "expectations", "failed", "failed expectations"]
+    return r.section(
+        "Data quality (Great Expectations)",
+        f"<p>Target: {_mark(target.get('success'))} {esc(target.get('evaluated'))} expectations on "
+        f"{esc(target.get('table_count'))} tables, {esc(target.get('failed'))} failed. "
+        f"Data Docs: {_link(target.get('data_docs'), folder, 'target Data Docs')}</p>",
+        _table(headers, _expectation_rows(target.get("tables") or {}), ident="target-expectations"),
+        _list(target.get("notes") or [], "muted"),
+        f"<p>Legacy profile (descriptive, never a verdict): {esc(legacy.get('evaluated'))} expectations on "
+        f"{esc(legacy.get('table_count'))} tables, {esc(legacy.get('failed'))} describe dirty data. "
+        f"Data Docs: {_link(legacy.get('data_docs'), folder, 'legacy profile Data Docs')}</p>",
+        _table(headers, _expectation_rows(legacy.get("tables") or {}), ident="legacy-profile"),
+        _list(legacy.get("notes") or [], "muted"),
+        anchor="expectations")
+
+
+def _keys(entries: list[dict[str, Any]], count: int) -> str:
+    shown = ", ".join(f"{esc(e['target_key'])}" + (f" (legacy {esc(e['legacy_key'])})" if e.get("legacy_key") else "")
+                      for e in entries[:KEYS_LISTED])
+    more = count - min(len(entries), KEYS_LISTED)
+    return shown + (f" … and {more} more" if more > 0 else "")
+
+
+def _parity(data: dict[str, Any]) -> str:
+    parity = data["parity"]
+    rows = []
+    for table, entry in parity["tables"].items():
+        counts = {kind: entry.get(f"{kind}_count", len(entry[kind])) for kind in ("missing", "extra", "changed")}
+        rows.append([_cell(table), _cell(entry["lineage_rows"], numeric=True), _cell(entry["target_rows"], numeric=True),
+                     *(_cell(counts[kind], numeric=True) for kind in ("missing", "extra", "changed")),
+                     _cell(_mark(entry["exact"]), raw=True)])
+    listing = []
+    for table, entry in parity["tables"].items():
+        for kind in ("missing", "extra", "changed"):
+            if entry[kind]:
+                listing.append(f"<li><b>{esc(table)}</b> {esc(kind)}: "
+                               f"{_keys(entry[kind], entry.get(f'{kind}_count', len(entry[kind])))}</li>")
+    keys = f'<ul id="parity-keys">{"".join(listing)}</ul>' if listing else r.paragraph("No difference.")
+    return r.section(
+        "Parity: source (as loaded) vs target",
+        _table(["target table", "rows the load wrote", "rows in the target", "missing", "extra", "changed", "exact"],
+               rows, ident="parity-table"),
+        keys,
+        r.paragraph("Missing: written by the load, gone from the target. Extra: a TS24 row in the target that no "
+                    "load wrote. Changed: its content differs from what the load wrote (row hash). Keys are the "
+                    "target's, with the legacy key where known.", "muted"),
+        _list(parity.get("notes") or [], "muted"), anchor="parity")
+
+
+def _dossiers(data: dict[str, Any]) -> str:
+    statuses = data["dossiers_by_status"]
+    table = r.table(["status", "dossiers"], [[s, n] for s, n in statuses.items()], numeric=(1,))
+    return r.section("Dossiers by status (as loaded)", table,
+                     bar_chart("Dossiers by status", simple_bars(list(statuses.items()), "dossiers")),
+                     anchor="dossiers")
+
+
+def _ledger(data: dict[str, Any]) -> str:
+    ledger = data["ledger"]
+    site = data["site_id"]
+    return r.section("Audit ledger", _table(["", ""], [
+        ["<th>head event (seq)</th>", f"<td>{esc(ledger.get('seq'))}</td>"],
+        ["<th>head hash</th>", f'<td><code class="hash" id="ledger-head">{esc(ledger.get("hash"))}</code></td>'],
+        ["<th>ledger file</th>", f"<td><code>{esc(ledger.get('path'))}</code></td>"]]),
+        r.paragraph("The head as this validation concluded its checks; the ledger's next event is this run's own "
+                    f"outcome. Check offline that the ledger still holds it: `ts24-migrate -i INVENTORY audit verify "
+                    f"--site {site} --expect-head {ledger.get('hash')}`.", "muted"), anchor="ledger")
+
+
+def _runs(data: dict[str, Any]) -> str:
+    runs = [("validate", data["validation"]), *data["runs"].items()]
+    rows = [[stage, run["run_id"], run["outcome"], run["finished_at"]] if run else [stage, "none", "", ""]
+            for stage, run in runs]
+    assessment = data.get("assessment") or {}
+    parts = [r.table(["stage", "run id", "outcome", "finished (UTC)"], rows)]
+    if assessment:
+        parts.append(r.paragraph(f"Assessment: {assessment.get('tables')} tables, {assessment.get('rows')} rows; "
+                                 f"in-flight dossiers {assessment.get('in_flight_dossiers')}; received after "
+                                 f"cut-over {assessment.get('received_after_cutover')}.", "muted"))
+    return r.section("Runs this report is built from", *parts, anchor="runs")
+
+
+def render_html(report, *, folder: Path) -> str:
+    """The page for a SiteReport written into `folder` (links to Data Docs are relative to it)."""
+    data = report.to_dict()
+    validation = data["validation"]
+    return r.page(
+        f"Validation report of site {data['site_id']}",
+        [_EXTRA_STYLE, _verdict(data), _reading_guide(), _accounting(data), _rejects(data), _backup(data),
+         _expectations(data, Path(folder)), _parity(data), _dossiers(data), _ledger(data), _runs(data)],
+        subtitle=f"validate run {validation['run_id']} · finished {validation['finished_at']} UTC · site state "
+                 f"{data['site_state']} · rebuilt {data['rebuilt_at']} from the control store")
