@@ -67,8 +67,13 @@ def _human(folder: Path, inventory: Path, result: dict) -> str:
             for kind, path in (outcome.get("reports") or {}).items():
                 if kind in ("html", "data_docs"):
                     lines.append(f"  {step} report: {path}")
+    try:
+        shown = inventory.relative_to(Path.cwd())
+    except ValueError:
+        shown = inventory
     lines += [f"  audit ledger: {folder / 'work' / 'ledger'}",
-              "next: ts24-migrate -i demo-site/sites.yaml sites list"]
+              f"next: ts24-migrate -i {shown} sites list",
+              f"      ts24-migrate -i {shown} audit verify --site demo"]
     return "\n".join(lines)
 
 
