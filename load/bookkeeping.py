@@ -7,6 +7,8 @@
 - mig_rejects:   every legacy row not loaded, with reason code, field and value
 - mig_conflicts: rows the new system changed after cut-over, left untouched
 - mig_load_ledger: durable chunks; a re-run skips a chunk recorded as done
+- mig_load_tables: tables whose load finished, with the fingerprint of all rows read
+- mig_schema_version: which schema steps (load.schema_version) this database has
 
 Names are prefixed `mig_` so that they never mix with the new system's tables
 (SQLite has no schemas).
@@ -40,6 +42,9 @@ lineage = sa.Table(
     sa.Column("legacy_row_hash", sa.String(64), nullable=False),  # extract.fingerprint.row_digest, hex
     sa.Column("row_md5", sa.String(32), nullable=False),  # load.row_hash.row_md5 of the row as written
     sa.Column("loaded_at", sa.DateTime, nullable=False),
+    # Data-quality flags of the row as loaded; kept here too because not every
+    # business table has a dq_flags column (offices, dossier_history).
+    sa.Column("dq_flags", sa.Text),
 )
 
 rejects = sa.Table(
@@ -80,6 +85,31 @@ load_ledger = sa.Table(
     sa.Column("conflicts", sa.Integer, nullable=False),
     sa.Column("run_id", sa.String(36), nullable=False),
     sa.Column("done_at", sa.DateTime, nullable=False),
+    # extract.fingerprint.TableFingerprint of the legacy rows of this chunk, as read:
+    # merged over the chunks it gives the table's fingerprint even after a resume.
+    sa.Column("fingerprint", sa.Text),
+    # JSON list of the last chunk row's legacy key values, typed: a resumed read
+    # starts after it (keyset), so chunk boundaries stay those of an uninterrupted run.
+    sa.Column("resume_after", sa.Text),
+)
+
+load_tables = sa.Table(
+    "mig_load_tables", metadata,
+    sa.Column("site_id", sa.String(64), primary_key=True),
+    sa.Column("legacy_table", sa.String(64), primary_key=True),
+    sa.Column("target_table", sa.String(64), nullable=False),
+    sa.Column("source_fingerprint", sa.Text, nullable=False),
+    sa.Column("chunks", sa.Integer, nullable=False),
+    sa.Column("run_id", sa.String(36), nullable=False),
+    sa.Column("completed_at", sa.DateTime, nullable=False),
+)
+
+schema_version = sa.Table(
+    "mig_schema_version", metadata,
+    sa.Column("version", sa.Integer, primary_key=True),
+    sa.Column("description", sa.Text, nullable=False),
+    sa.Column("tool_version", sa.String(32), nullable=False),
+    sa.Column("applied_at", sa.DateTime, nullable=False),
 )
 
 BOOKKEEPING_TABLES = tuple(metadata.tables)

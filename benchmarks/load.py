@@ -1,0 +1,256 @@
+"""Load throughput and memory on PostgreSQL, next to a naive migration and the COPY floor.
+
+For each scale a demo TS24 site is generated (SQLite legacy database,
+attachments, and the new system's side in a fresh PostgreSQL database), then
+fresh child processes measure, in the same run, on the same legacy rows of
+the six mapped tables:
+
+- load:       load_site(): read in key order, transform, binary COPY into
+              staging, merge with crosswalk, lineage (row hash), rejects and
+              ledger, one transaction per chunk
+- transform:  only the read + transform part of it (no target), to show how
+              much of the load's time is the transform's
+- naive:      pandas.read_sql + DataFrame.to_sql per table (no transform, no
+              bookkeeping, the whole table in memory)
+- psql copy:  `psql \\copy` of the same rows from CSV files prepared beforehand
+              (untimed): the floor, PostgreSQL's own bulk path
+
+Each child reports its wall time and its own peak RSS (for psql copy: psql's).
+Printed: rows/s, peak memory, and each time as a ratio to the load's. The
+load's memory should stay flat from the small scale to the large one (it is
+bounded by --chunk-rows); the naive one grows with the tables.
+
+    python -m benchmarks load                        # scales 5 and 20, chunks of 10,000 rows
+    python -m benchmarks load --scales 100,500 --chunk-rows 50000   # up to 1M dossier rows
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+CUTOVER = dt.date(2025, 7, 1)
+DEFAULT_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+
+
+# -- the measured children ------------------------------------------------------------------------
+def _child_load(legacy_url: str, target_url: str, files: str, chunk_rows: int) -> dict[str, Any]:
+    from load.site_load import load_site
+    from ts24_migrate.db import legacy_engine, store_engine
+    from ts24_migrate.secrets import Secret
+
+    legacy, target = legacy_engine(Secret(legacy_url)), store_engine(Secret(target_url))
+    start = time.perf_counter()
+    summary = load_site(legacy, target, site_id="bench", run_id=str(uuid.uuid4()), cutover=CUTOVER,
+                        attachments_dir=Path(files), chunk_rows=chunk_rows)
+    seconds = time.perf_counter() - start
+    return {"seconds": seconds, "rows": sum(t["source_rows"] for t in summary.tables.values()),
+            "loaded": sum(t["loaded"] for t in summary.tables.values()), "accounting_ok": summary.accounting_ok}
+
+
+def _child_transform(legacy_url: str, files: str, chunk_rows: int) -> dict[str, Any]:
+    from extract.reader import iter_table_rows, read_batch
+    from load.site_load import mapped_legacy_tables
+    from transform import TransformContext, transform_batch
+    from ts24_migrate.db import legacy_engine
+    from ts24_migrate.secrets import Secret
+
+    legacy = legacy_engine(Secret(legacy_url))
+    ctx = TransformContext("bench", cutover=CUTOVER, attachments_dir=Path(files), reference_date=dt.date.today())
+    start, rows = time.perf_counter(), 0
+    with legacy.connect() as conn:
+        for info in mapped_legacy_tables(conn, "bench"):
+            for chunk in iter_table_rows(conn, info, chunk_rows=chunk_rows):
+                transform_batch(info.name, read_batch(info, chunk, None), ctx)
+                rows += len(chunk)
+    return {"seconds": time.perf_counter() - start, "rows": rows}
+
+
+def _child_naive(legacy_url: str, target_url: str) -> dict[str, Any]:
+    import pandas as pd
+
+    from extract.legacy_schema import MAPPED_TABLES
+
+    legacy, target = sa.create_engine(legacy_url), sa.create_engine(target_url)
+    start, rows = time.perf_counter(), 0
+    for name in MAPPED_TABLES:
+        frame = pd.read_sql_table(name, legacy)
+        frame.to_sql(name.lower(), target, index=False)
+        rows += len(frame)
+    return {"seconds": time.perf_counter() - start, "rows": rows}
+
+
+def _child_psql_copy(psql_url: str, csv_dir: str) -> dict[str, Any]:
+    from extract.legacy_schema import MAPPED_TABLES
+
+    start = time.perf_counter()
+    for name in MAPPED_TABLES:
+        command = f"\\copy \"{name}\" FROM '{Path(csv_dir) / (name + '.csv')}' WITH (FORMAT csv)"
+        subprocess.run(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", psql_url, "-c", command], check=True)
+    seconds = time.perf_counter() - start
+    rows = sum(sum(1 for _ in open(Path(csv_dir) / (name + ".csv"), "rb")) for name in MAPPED_TABLES)
+    return {"seconds": seconds, "rows": rows,
+            "peak_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}
+
+
+_CHILDREN = {"load": _child_load, "transform": _child_transform, "naive": _child_naive,
+             "psql_copy": _child_psql_copy}
+
+
+def _measure(kind: str, *args: Any) -> dict[str, Any]:
+    """Run one child in a fresh interpreter; its peak RSS is its own."""
+    code = ("import json, resource, sys; from benchmarks.load import _CHILDREN; "
+            "r = _CHILDREN[sys.argv[1]](*json.loads(sys.argv[2])); "
+            "r.setdefault('peak_mb', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024); "
+            "print(json.dumps(r))")
+    done = subprocess.run([sys.executable, "-c", code, kind, json.dumps(args)], capture_output=True, text=True,
+                          cwd=Path(__file__).resolve().parent.parent)
+    if done.returncode != 0:
+        raise RuntimeError(f"{kind} failed: {done.stderr[-2000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+# -- preparation (untimed) ------------------------------------------------------------------------
+def _csv_field(value: Any) -> str:
+    """One CSV field as PostgreSQL's CSV format reads it (unquoted empty is NULL)."""
+    if value is None:
+        return ""
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return "\\x" + bytes(value).hex()
+    if isinstance(value, (int, float)):
+        return str(value)
+    if isinstance(value, dt.datetime):
+        return value.isoformat(sep=" ")
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    return '"' + str(value).replace('"', '""') + '"'
+
+
+def _prepare_copy_floor(legacy: sa.Engine, floor_url: str, csv_dir: Path) -> None:
+    from extract.legacy_schema import MAPPED_TABLES, metadata
+
+    floor = sa.create_engine(floor_url)
+    metadata.create_all(floor, tables=[metadata.tables[n] for n in MAPPED_TABLES])
+    floor.dispose()
+    csv_dir.mkdir(parents=True, exist_ok=True)
+    with legacy.connect() as conn:
+        for name in MAPPED_TABLES:
+            with open(csv_dir / f"{name}.csv", "w", encoding="utf-8", newline="") as out:
+                result = conn.execution_options(stream_results=True).execute(sa.select(metadata.tables[name]))
+                for part in result.partitions(10_000):
+                    out.writelines(",".join(_csv_field(v) for v in row) + "\n" for row in part)
+
+
+class _Databases:
+    """Fresh PostgreSQL databases for one run, dropped at the end."""
+
+    def __init__(self, admin_url: str):
+        self.admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
+        self.created: list[str] = []
+
+    def make(self) -> str:
+        name = f"ts24_bench_{uuid.uuid4().hex[:10]}"
+        with self.admin.connect() as conn:
+            conn.execute(sa.text(f"CREATE DATABASE {self._quoted(name)}"))
+        self.created.append(name)
+        return self.admin.url.set(database=name).render_as_string(hide_password=False)
+
+    def _quoted(self, name: str) -> str:
+        return self.admin.dialect.identifier_preparer.quote(name)
+
+    def drop_all(self) -> None:
+        with self.admin.connect() as conn:
+            for name in self.created:
+                conn.execute(sa.text(f"DROP DATABASE IF EXISTS {self._quoted(name)} WITH (FORCE)"))
+        self.admin.dispose()
+
+
+def _libpq_url(url: str) -> str:
+    return sa.engine.make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+def run_scale(scale: float, chunk_rows: int, databases: _Databases, work: Path) -> dict[str, dict[str, Any]]:
+    from ts24_migrate.demo import generate_site
+
+    folder = work / f"scale-{scale:g}"
+    folder.mkdir(parents=True)
+    legacy_url = f"sqlite:///{folder / 'legacy.sqlite'}"
+    target_url, naive_url, floor_url = databases.make(), databases.make(), databases.make()
+    legacy, target = sa.create_engine(legacy_url), sa.create_engine(target_url)
+    print(f"-- scale {scale:g}: generating the demo site ...", flush=True)
+    generate_site(legacy, folder / "files", target=target, seed=42, scale=scale, cutover=CUTOVER)
+    target.dispose()
+    _prepare_copy_floor(legacy, floor_url, folder / "csv")
+    legacy.dispose()
+    results = {
+        "load": _measure("load", legacy_url, target_url, str(folder / "files"), chunk_rows),
+        "transform": _measure("transform", legacy_url, str(folder / "files"), chunk_rows),
+        "naive": _measure("naive", legacy_url, naive_url),
+        "psql_copy": _measure("psql_copy", _libpq_url(floor_url), str(folder / "csv")),
+    }
+    if not results["load"]["accounting_ok"]:
+        raise RuntimeError("the load's accounting does not hold")
+    return results
+
+
+_LABELS = {"load": "load_site (ours)", "transform": "  of which read+transform", "naive": "naive read_sql+to_sql",
+           "psql_copy": "psql \\copy from CSV (floor)"}
+
+
+def report(scale: float, results: dict[str, dict[str, Any]]) -> str:
+    ours = results["load"]["seconds"]
+    lines = [f"scale {scale:g}: {results['load']['rows']:,} legacy rows in 6 mapped tables "
+             f"({results['load']['loaded']:,} loaded)",
+             f"  {'approach':<30} {'seconds':>8} {'rows/s':>10} {'peak MB':>8} {'time / load':>12}"]
+    for kind, label in _LABELS.items():
+        r = results[kind]
+        lines.append(f"  {label:<30} {r['seconds']:8.2f} {r['rows'] / r['seconds']:10,.0f} {r['peak_mb']:8.0f} "
+                     f"{r['seconds'] / ours:11.2f}x")
+    lines.append(f"  load is {results['naive']['seconds'] / ours:.1f}x faster than the naive migration and "
+                 f"takes {ours / results['psql_copy']['seconds']:.1f}x the time of the COPY floor")
+    return "\n".join(lines)
+
+
+def main(args: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks load", description=__doc__.splitlines()[0])
+    parser.add_argument("--scales", default="5,20", help="demo scales (1.0 = 2,000 dossiers), comma-separated")
+    parser.add_argument("--chunk-rows", type=int, default=10_000,
+                        help="rows per chunk; below the smallest big table, so memory is seen bounded by it")
+    parser.add_argument("--pg-admin-url", default=os.environ.get("TS24_BENCH_PG_URL", DEFAULT_ADMIN_URL))
+    options = parser.parse_args(args)
+    if shutil.which("psql") is None:
+        print("psql is not installed: the COPY floor cannot be measured", file=sys.stderr)
+        return 2
+    databases = _Databases(options.pg_admin_url)
+    peaks = []
+    try:
+        with tempfile.TemporaryDirectory(prefix="ts24-bench-load-") as work:
+            for scale in (float(s) for s in options.scales.split(",")):
+                results = run_scale(scale, options.chunk_rows, databases, Path(work))
+                print(report(scale, results), flush=True)
+                peaks.append((scale, results["load"]["peak_mb"], results["naive"]["peak_mb"]))
+    finally:
+        databases.drop_all()
+    if len(peaks) > 1:
+        (small, load_small, naive_small), (large, load_large, naive_large) = peaks[0], peaks[-1]
+        print(f"peak memory from scale {small:g} to {large:g}: load {load_small:.0f} -> {load_large:.0f} MB "
+              f"({load_large / load_small:.2f}x), naive {naive_small:.0f} -> {naive_large:.0f} MB "
+              f"({naive_large / naive_small:.2f}x)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

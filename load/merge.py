@@ -1,0 +1,395 @@
+"""Merge one staged chunk into a business table, with its bookkeeping, in set-based SQL.
+
+Every statement works on the whole chunk at once (no per-row round trips),
+and the same statements run on PostgreSQL and SQLite:
+
+1. the plan: one INSERT ... SELECT decides, for every staged row, with outer
+   joins on the crosswalk, the business table and the lineage:
+   - a file or history row whose dossier was not loaded (rejected, or in
+     conflict) is rejected: PARENT_NOT_LOADED;
+   - a legacy key loaded before (crosswalk) updates its row: a re-run;
+   - a natural key (unit_code, ...) the new system already holds:
+     - changed after the cut-over, and not written by the migration: left
+       alone and reported, CONFLICT_CHANGED_AFTER_CUTOVER;
+     - written for another site (or legacy table): CONFLICT_OTHER_SITE;
+     - written for another legacy key of this site, or twice in the chunk:
+       DUPLICATE_TARGET_KEY;
+     - otherwise (held before the cut-over) taken over: TS24 is the reference;
+   - anything else is inserted, with a new key from the table's sequence
+     (PostgreSQL) or max + n (SQLite, whose single writer makes that safe);
+2. the business rows: INSERT the new, UPDATE the others (source = 'ts24');
+3. crosswalk and lineage, the lineage with the row hash the target computes
+   over the row as written (load.row_hash); rejects and conflicts.
+
+The caller owns the transaction: the chunk, its bookkeeping and its ledger
+row commit together or not at all.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+import pyarrow as pa
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
+
+from . import reasons, staging
+from .bookkeeping import conflicts, crosswalk, lineage, rejects
+from .row_hash import row_md5
+from .target_map import TS24_SOURCE, TargetSpec
+
+INSERT, UPDATE, REJECT = "insert", "update", "reject"
+_WRITTEN = (INSERT, UPDATE)
+
+_REASON_MESSAGES = {
+    reasons.CONFLICT_CHANGED_AFTER_CUTOVER: "the new system changed this row after the cut-over; not overwritten",
+    reasons.CONFLICT_OTHER_SITE: "the new system's row was loaded from another site or legacy table; "
+                                 "not overwritten",
+    reasons.DUPLICATE_TARGET_KEY: "another legacy row of this site already holds this key in the new system",
+    reasons.PARENT_NOT_LOADED: "the dossier of this row was not loaded",
+}
+
+
+@dataclass
+class ChunkOutcome:
+    """What happened to the rows of one chunk (after the transform)."""
+
+    loaded: int = 0
+    inserted: int = 0
+    rejects_by_reason: Counter = field(default_factory=Counter)
+    conflicts: int = 0
+
+    @property
+    def rejected(self) -> int:
+        return sum(self.rejects_by_reason.values())
+
+
+def upsert(conn: Connection, table: sa.Table):
+    """INSERT ... ON CONFLICT for the connection's dialect."""
+    if conn.dialect.name == "postgresql":
+        return postgresql.insert(table)
+    if conn.dialect.name == "sqlite":
+        return sqlite.insert(table)
+    raise NotImplementedError(f"the target must be PostgreSQL or SQLite, not {conn.dialect.name}")
+
+
+def plan_table(spec: TargetSpec) -> sa.Table:
+    """What the merge decided for each staged row (a narrow temporary table)."""
+    columns = [
+        sa.Column("stage_seq", sa.Integer, primary_key=True, autoincrement=False),
+        sa.Column("action", sa.String(8), nullable=False),  # insert | update | reject
+        sa.Column("reason_code", sa.String(48)),
+        sa.Column("target_id", spec.key.type),  # the business row written
+        sa.Column("existing_id", spec.key.type),  # the row already holding the natural key
+        sa.Column("crosswalked", sa.Boolean, nullable=False),  # the crosswalk knows this legacy key
+    ]
+    if spec.parent:
+        columns.append(sa.Column("parent_id", spec.table.c[spec.parent.column].type))
+    return staging.temporary_table(f"ts24_plan_{spec.name}", columns)
+
+
+def merge_chunk(conn: Connection, spec: TargetSpec, data: pa.Table, *, legacy_table: str, site_id: str,
+                run_id: str, cutover: dt.date, now: dt.datetime, may_be_loaded: bool = True) -> ChunkOutcome:
+    """Stage and merge one chunk of transformed rows, already typed by staging.to_stage_arrow.
+
+    `may_be_loaded=False` says that no legacy key of the chunk can be in the crosswalk
+    (the caller knows every crosswalk row of the table comes from earlier chunks, whose
+    keys precede these), which saves a lookup per row.
+    """
+    stage, plan = staging.stage_table(spec), plan_table(spec)
+    stage.create(conn)
+    staging.write_stage(conn, stage, data)
+    plan.create(conn)
+    merge = _Merge(conn, spec, stage, plan, legacy_table=legacy_table, site_id=site_id, run_id=run_id,
+                   cutover_start=dt.datetime.combine(cutover, dt.time.min), now=now, may_be_loaded=may_be_loaded)
+    outcome = merge.run()
+    staging.drop_temporary(conn, plan)
+    staging.drop_temporary(conn, stage)
+    return outcome
+
+
+class _Merge:
+    def __init__(self, conn: Connection, spec: TargetSpec, stage: sa.Table, plan: sa.Table, *,
+                 legacy_table: str, site_id: str, run_id: str, cutover_start: dt.datetime, now: dt.datetime,
+                 may_be_loaded: bool):
+        self.conn, self.spec, self.s, self.p, self.t = conn, spec, stage, plan, spec.table
+        self.may_be_loaded = may_be_loaded
+        self.legacy_table, self.site_id, self.run_id = legacy_table, site_id, run_id
+        self.cutover_start, self.now = cutover_start, now
+        self.key = spec.key
+        self.joined = plan.join(stage, plan.c.stage_seq == stage.c.stage_seq)
+
+    def run(self) -> ChunkOutcome:
+        self.conn.execute(self.p.insert().from_select([c.name for c in self.p.columns], self._plan_query()))
+        self._write_business_rows()
+        self._write_bookkeeping()
+        return self._outcome()
+
+    # -- deciding ---------------------------------------------------------
+    def _facts(self) -> sa.Subquery:
+        """Per staged row, what the target already holds: one pass of outer joins."""
+        s, t, spec = self.s, self.t, self.spec
+        joins: sa.FromClause = s
+        columns = [s.c.stage_seq, s.c.legacy_key]
+        if self.may_be_loaded:  # the row this legacy key was loaded into before, if it still exists
+            own_cw, own_row = crosswalk.alias("own"), t.alias("own_row")
+            joins, own = self._lookup(joins, own_cw, [own_cw.c.target_key], sa.and_(
+                own_cw.c.site_id == self.site_id, own_cw.c.legacy_table == self.legacy_table,
+                own_cw.c.legacy_key == s.c.legacy_key))
+            joins, row = self._lookup(joins, own_row, [own_row.c[self.key.name]],
+                                      own_row.c[self.key.name] == self._key_from_text(own.c.target_key))
+            columns += [row.c[self.key.name].label("own_id"), own.c.target_key.isnot(None).label("crosswalked")]
+        else:
+            columns += [sa.cast(sa.null(), self.key.type).label("own_id"), sa.false().label("crosswalked")]
+        if not spec.surrogate:
+            columns.append(s.c[self.key.name].label("code_key"))
+        if spec.parent:
+            parent_cw = crosswalk.alias("parent")
+            joins, parent = self._lookup(joins, parent_cw, [parent_cw.c.target_key], sa.and_(
+                parent_cw.c.site_id == self.site_id, parent_cw.c.legacy_table == spec.parent.legacy_table,
+                parent_cw.c.legacy_key == s.c[spec.parent.legacy_column],
+                parent_cw.c.target_table == spec.parent.target_table))
+            columns.append(sa.cast(parent.c.target_key, t.c[spec.parent.column].type).label("parent_id"))
+        if spec.natural_key:
+            held_row, owner_row = t.alias("held"), lineage.alias("owner")
+            held_columns = [held_row.c[self.key.name]] + ([held_row.c.updated_at] if spec.guarded else [])
+            joins, held = self._lookup(joins, held_row, held_columns,
+                                       held_row.c[spec.natural_key] == s.c[spec.natural_key])
+            joins, owner = self._lookup(
+                joins, owner_row, [owner_row.c.site_id, owner_row.c.legacy_table, owner_row.c.legacy_key],
+                sa.and_(owner_row.c.target_table == t.name,
+                        owner_row.c.target_key == sa.cast(held.c[self.key.name], sa.String)))
+            columns += [held.c[self.key.name].label("existing_id"),
+                        (held.c.updated_at if spec.guarded else sa.null()).label("existing_updated_at"),
+                        owner.c.site_id.label("owner_site"), owner.c.legacy_table.label("owner_table"),
+                        owner.c.legacy_key.label("owner_key"),
+                        sa.func.row_number().over(partition_by=s.c[spec.natural_key],
+                                                  order_by=s.c.stage_seq).label("rank")]
+        return sa.select(*columns).select_from(joins).subquery("facts")
+
+    def _lookup(self, joins: sa.FromClause, table: sa.FromClause, columns: list[sa.ColumnElement],
+                onclause: sa.ColumnElement[bool]) -> tuple[sa.FromClause, sa.FromClause]:
+        """Outer-join at most one row of `table` per staged row; returns the join and the columns' source.
+
+        On PostgreSQL each staged row probes the index (a LATERAL subquery): left to
+        itself the planner hashes the whole crosswalk or business table for every
+        chunk once they outgrow a chunk, which makes a load quadratic in its size.
+        SQLite probes its indexes anyway.
+        """
+        if self.conn.dialect.name != "postgresql":
+            return joins.outerjoin(table, onclause), table
+        probe = sa.select(*columns).where(onclause).limit(1).lateral(f"{table.name}_probe")
+        return joins.outerjoin(probe, sa.true()), probe
+
+    def _rules(self, f: sa.Subquery) -> list[tuple[sa.ColumnElement[bool], str, str | None]]:
+        """(condition, action, reason) in priority order; the first that holds decides."""
+        rules: list[tuple[sa.ColumnElement[bool], str, str | None]] = []
+        if self.spec.parent:  # its dossier was rejected or is in conflict
+            rules.append((f.c.parent_id.is_(None), REJECT, reasons.PARENT_NOT_LOADED))
+        if not self.spec.natural_key:
+            return rules + [(f.c.own_id.isnot(None), UPDATE, None), (sa.true(), INSERT, None)]
+        ours = sa.and_(f.c.owner_site == self.site_id, f.c.owner_table == self.legacy_table)
+        rules += [
+            (f.c.rank > 1, REJECT, reasons.DUPLICATE_TARGET_KEY),  # twice in this chunk
+            (sa.and_(f.c.existing_id.is_(None), f.c.own_id.isnot(None)), UPDATE, None),  # natural key renamed
+            (f.c.existing_id.is_(None), INSERT, None),
+            (f.c.existing_id == f.c.own_id, UPDATE, None),  # loaded before: a re-run
+            (f.c.own_id.isnot(None), REJECT, reasons.DUPLICATE_TARGET_KEY),
+            (sa.and_(ours, f.c.owner_key == f.c.legacy_key), UPDATE, None),  # loaded before, crosswalk lost
+            (ours, REJECT, reasons.DUPLICATE_TARGET_KEY),  # another legacy row of this site holds it
+            (f.c.owner_site.isnot(None), REJECT, reasons.CONFLICT_OTHER_SITE),
+        ]
+        if self.spec.guarded:
+            rules.append((f.c.existing_updated_at > self.cutover_start, REJECT,
+                          reasons.CONFLICT_CHANGED_AFTER_CUTOVER))
+        # Held by the new system and unchanged since the cut-over: TS24 is the reference, take it over.
+        return rules + [(sa.true(), UPDATE, None)]
+
+    def _plan_query(self) -> sa.Select:
+        f = self._facts()
+        rules = self._rules(f)
+        action = sa.case(*[(cond, sa.literal(act)) for cond, act, _ in rules]).label("action")
+        reason = sa.case(*[(cond, sa.literal(why)) for cond, _, why in rules if why],
+                         else_=sa.null()).label("reason_code")
+        existing = f.c.existing_id if self.spec.natural_key else sa.cast(sa.null(), self.key.type)
+        decided_columns = [f.c.stage_seq, action, reason, sa.func.coalesce(f.c.own_id, existing).label("known_id"),
+                           existing.label("existing_id"), f.c.crosswalked]
+        if self.spec.parent:
+            decided_columns.append(f.c.parent_id)
+        if not self.spec.surrogate:
+            decided_columns.append(f.c.code_key)
+        d = sa.select(*decided_columns).subquery("decided")
+        target_id = sa.case((d.c.action == INSERT, self._new_key(d)), (d.c.action == UPDATE, d.c.known_id),
+                            else_=sa.null())
+        columns = [d.c.stage_seq, d.c.action, d.c.reason_code, target_id, d.c.existing_id, d.c.crosswalked]
+        if self.spec.parent:
+            columns.append(d.c.parent_id)
+        return sa.select(*columns).order_by(d.c.stage_seq)
+
+    def _new_key(self, d: sa.Subquery) -> sa.ColumnElement:
+        """The key of a new row: its code, or the next surrogate in legacy key order."""
+        if not self.spec.surrogate:
+            return d.c.code_key
+        if self.conn.dialect.name == "postgresql":
+            # The table's own sequence, so rows the new system inserts later never collide.
+            return sa.func.nextval(sa.func.pg_get_serial_sequence(self.t.name, self.key.name))
+        # SQLite has one writer at a time: the highest key plus the row's rank among new rows.
+        highest = sa.select(sa.func.coalesce(sa.func.max(self.key), 0)).scalar_subquery()
+        return highest + sa.func.row_number().over(partition_by=d.c.action == INSERT, order_by=d.c.stage_seq)
+
+    def _key_from_text(self, text: sa.ColumnElement[str]) -> sa.ColumnElement:
+        return sa.cast(text, self.key.type) if self.spec.surrogate else text
+
+    # -- writing ----------------------------------------------------------
+    def _business_values(self) -> dict[str, sa.ColumnElement]:
+        values = {c.name: self.s.c[c.name] for c in self.spec.row_columns()}
+        if self.spec.parent:
+            values[self.spec.parent.column] = self.p.c.parent_id
+        if "source" in self.t.c:
+            values["source"] = sa.literal(TS24_SOURCE, sa.String)
+        return values
+
+    def _write_business_rows(self) -> None:
+        p, values = self.p, self._business_values()
+        if self.spec.surrogate:
+            values = {self.key.name: p.c.target_id, **values}
+        rows = sa.select(*[v.label(k) for k, v in values.items()]).select_from(self.joined).where(
+            p.c.action == INSERT).order_by(p.c.stage_seq)
+        self.conn.execute(self.t.insert().from_select(list(values), rows))
+        changes = {k: v for k, v in self._business_values().items() if k != self.key.name}
+        self.conn.execute(self.t.update().where(
+            self.key == p.c.target_id, p.c.action == UPDATE, p.c.stage_seq == self.s.c.stage_seq).values(changes))
+
+    def _write_bookkeeping(self) -> None:
+        s, p, t, conn = self.s, self.p, self.t, self.conn
+        target_key = sa.cast(p.c.target_id, sa.String)
+
+        # New rows get plain INSERTs (an upsert costs a third more per row); rows the
+        # bookkeeping may already hold (re-runs, taken-over rows) get an upsert.
+        # Rows go in in index order: neighbours land on the same index pages, one after the other.
+        crosswalk_rows = sa.select(sa.literal(self.site_id), sa.literal(self.legacy_table), s.c.legacy_key,
+                                   sa.literal(t.name), target_key).select_from(self.joined).order_by(s.c.legacy_key)
+        self._write(crosswalk, ["site_id", "legacy_table", "legacy_key", "target_table", "target_key"],
+                    crosswalk_rows, new=sa.and_(p.c.action == INSERT, ~p.c.crosswalked),
+                    known=sa.and_(p.c.action.in_(_WRITTEN), sa.or_(p.c.action == UPDATE, p.c.crosswalked)),
+                    changing=["target_table", "target_key"])
+
+        lineage_rows = sa.select(
+            sa.literal(t.name), target_key, sa.literal(self.site_id), sa.literal(self.legacy_table),
+            s.c.legacy_key, sa.literal(self.run_id), s.c.legacy_row_hash, self._written_row_md5(),
+            sa.literal(self.now, sa.DateTime), s.c.dq_flags,
+        ).select_from(self.joined).order_by(target_key)
+        # A key from the PostgreSQL sequence was never used before; a code, or max + n on SQLite
+        # after someone deleted the highest row, may have left a lineage row behind.
+        fresh_keys = self.spec.surrogate and conn.dialect.name == "postgresql"
+        self._write(lineage, ["target_table", "target_key", "site_id", "legacy_table", "legacy_key", "run_id",
+                              "legacy_row_hash", "row_md5", "loaded_at", "dq_flags"], lineage_rows,
+                    new=p.c.action == INSERT if fresh_keys else None,
+                    known=p.c.action == UPDATE if fresh_keys else p.c.action.in_(_WRITTEN),
+                    changing=["site_id", "legacy_table", "legacy_key", "run_id", "legacy_row_hash", "row_md5",
+                              "loaded_at", "dq_flags"])
+
+        rejected = p.c.action == REJECT
+        field_name, value = self._reject_field()
+        reject_rows = sa.select(
+            sa.literal(self.site_id), sa.literal(self.legacy_table), s.c.legacy_key, sa.literal(self.run_id),
+            p.c.reason_code, field_name, value, sa.case(_REASON_MESSAGES, value=p.c.reason_code),
+            sa.literal(self.now, sa.DateTime)).select_from(self.joined)
+        self._write(rejects, ["site_id", "legacy_table", "legacy_key", "run_id", "reason_code", "field",
+                              "original_value", "message", "rejected_at"], reject_rows, new=None, known=rejected,
+                    changing=["run_id", "reason_code", "field", "original_value", "message", "rejected_at"])
+
+        conflict_rows = sa.select(
+            sa.literal(self.site_id), sa.literal(self.legacy_table), s.c.legacy_key, sa.literal(t.name),
+            sa.cast(p.c.existing_id, sa.String), sa.literal(self.run_id),
+            sa.case(_conflict_reasons(self.cutover_start), value=p.c.reason_code),
+            sa.literal(self.now, sa.DateTime)).select_from(self.joined)
+        self._write(conflicts, ["site_id", "legacy_table", "legacy_key", "target_table", "target_key", "run_id",
+                                "reason", "detected_at"], conflict_rows, new=None,
+                    known=sa.and_(rejected, p.c.reason_code.in_(reasons.CONFLICT_CODES)),
+                    changing=["target_table", "target_key", "run_id", "reason", "detected_at"])
+
+    def _written_row_md5(self) -> sa.ColumnElement[str]:
+        """load.row_hash over the values just written, taken from the stage and the plan.
+
+        The staged columns have the business columns' own types, so the database
+        renders and hashes them exactly as it does the stored row (parity recomputes
+        it from the table and the tests hold the two equal), without joining the
+        growing business table again for every chunk.
+        """
+        values = self._business_values()
+        values[self.key.name] = self.p.c.target_id
+        return row_md5(self.conn.dialect.name, [sa.cast(values[c.name], c.type) if c.name == "source"
+                                                else values[c.name] for c in self.spec.hashed_columns()])
+
+    def _write(self, table: sa.Table, columns: list[str], rows: sa.Select, *, new: sa.ColumnElement[bool] | None,
+               known: sa.ColumnElement[bool], changing: list[str]) -> None:
+        """Insert the `new` rows; upsert the `known` ones, which the table may hold already (by primary key)."""
+        if new is not None:
+            self.conn.execute(table.insert().from_select(columns, rows.where(new)))
+        statement = upsert(self.conn, table).from_select(columns, rows.where(known))
+        self.conn.execute(statement.on_conflict_do_update(
+            index_elements=list(table.primary_key.columns.keys()),
+            set_={c: statement.excluded[c] for c in changing}))
+
+    def _reject_field(self) -> tuple[sa.ColumnElement, sa.ColumnElement]:
+        """The column a load-side reject is about, and its value (natural key or parent key)."""
+        s = self.s
+        if self.spec.parent:
+            return sa.literal(self.spec.parent.column), s.c[self.spec.parent.legacy_column]
+        if self.spec.natural_key:
+            return sa.literal(self.spec.natural_key), sa.cast(s.c[self.spec.natural_key], sa.Text)
+        return sa.null(), sa.null()
+
+    def _outcome(self) -> ChunkOutcome:
+        p = self.p
+        counts = self.conn.execute(sa.select(p.c.action, p.c.reason_code, sa.func.count()).group_by(
+            p.c.action, p.c.reason_code)).all()
+        outcome = ChunkOutcome()
+        for action, reason, n in counts:
+            if action in _WRITTEN:
+                outcome.loaded += n
+                outcome.inserted += n if action == INSERT else 0
+            else:
+                outcome.rejects_by_reason[reason] += n
+                outcome.conflicts += n if reason in reasons.CONFLICT_CODES else 0
+        return outcome
+
+
+def _conflict_reasons(cutover_start: dt.datetime) -> dict[str, str]:
+    return {
+        reasons.CONFLICT_CHANGED_AFTER_CUTOVER:
+            f"the new system changed this row after the cut-over ({cutover_start:%Y-%m-%d}); "
+            "TS24's version was not loaded over it",
+        reasons.CONFLICT_OTHER_SITE:
+            "the new system's row with this key was loaded from another site or legacy table; not overwritten",
+    }
+
+
+def record_rejects(conn: Connection, rows: Iterable[dict[str, Any]], *, legacy_table: str, site_id: str,
+                   run_id: str, now: dt.datetime) -> int:
+    """Write rejects decided outside SQL (transform, unstorable values); returns how many."""
+    records = [{
+        "site_id": site_id, "legacy_table": legacy_table, "legacy_key": str(r["legacy_key"]),
+        "run_id": run_id, "reason_code": r["reason_code"], "field": _text(r.get("field")),
+        "original_value": _text(r.get("original_value")), "message": _text(r.get("message")),
+        "rejected_at": now} for r in rows]
+    if not records:
+        return 0
+    statement = upsert(conn, rejects)
+    conn.execute(statement.on_conflict_do_update(
+        index_elements=list(rejects.primary_key.columns.keys()),
+        set_={c: statement.excluded[c] for c in ("run_id", "reason_code", "field", "original_value", "message",
+                                                 "rejected_at")}), records)
+    return len(records)
+
+
+def _text(value: Any) -> str | None:
+    """Reject details as text PostgreSQL can store (no NUL), None for missing values."""
+    if value is None or (isinstance(value, float) and value != value):
+        return None
+    return str(value).replace("\x00", "\\x00")

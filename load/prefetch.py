@@ -1,0 +1,71 @@
+"""Run a producer generator one step ahead, in a thread of its own.
+
+The load reads and transforms chunk N+1 (Python work, legacy database) while
+chunk N is merged (mostly waiting on the target database, GIL released), so
+the two overlap instead of adding up. At most `depth` finished items wait in
+between, so memory stays bounded by a few chunks. An exception in the
+producer is raised in the consumer; a consumer that stops early stops the
+producer.
+
+Example::
+
+    for chunk in prefetched(read_and_transform(), depth=1):
+        merge(chunk)
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from typing import Iterable, Iterator, TypeVar
+
+T = TypeVar("T")
+
+_DONE = object()
+_POLL_SECONDS = 0.2
+
+
+class _Failed:
+    def __init__(self, exc: BaseException):
+        self.exc = exc
+
+
+def prefetched(items: Iterable[T], *, depth: int = 1) -> Iterator[T]:
+    handoff: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(item) -> bool:
+        while not stop.is_set():
+            try:
+                handoff.put(item, timeout=_POLL_SECONDS)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if not put(item):
+                    return
+            put(_DONE)
+        except BaseException as exc:  # handed to the consumer, raised there
+            put(_Failed(exc))
+        finally:
+            close = getattr(items, "close", None)
+            if close is not None:
+                close()  # the generator's own cleanup (its connections) runs in its thread
+
+    worker = threading.Thread(target=produce, name="ts24-load-prefetch", daemon=True)
+    worker.start()
+    try:
+        while True:
+            item = handoff.get()
+            if item is _DONE:
+                return
+            if isinstance(item, _Failed):
+                raise item.exc
+            yield item
+    finally:
+        stop.set()
+        worker.join()

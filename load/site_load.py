@@ -1,0 +1,366 @@
+"""Load one site: every mapped legacy table, in dependency order, in durable chunks.
+
+Tables go in dependency order (offices, units, persons, dossiers, files,
+history). Each chunk of legacy rows is read in key order (extract.reader),
+transformed, then merged into its business table with its bookkeeping
+(load.merge) and recorded in the ledger, all in one target transaction. A
+thread reads and transforms the next chunk while the current one is merged.
+A killed run re-run later skips what the ledger holds and resumes after the
+last durable chunk's key, so it ends in the same state as an uninterrupted
+run; re-running a finished site changes nothing.
+
+Resuming must also give the transform the memory an uninterrupted run would
+have (the codes and ids earlier chunks accepted, for orphan and duplicate
+checks): the rows loaded before are read back from the target and handed to
+the transform's `remember_accepted`, and the few rows the transform accepted
+but the load rejected (conflicts, ...) are read again from the legacy
+database and transformed once more.
+
+Example::
+
+    summary = load_site(legacy, target, site_id="hn-01", run_id=run_id, cutover=date(2025, 7, 1),
+                        attachments_dir=Path("/srv/ts24/hn-01/files"))
+    summary.tables["HO_SO"]   # {'source_rows': 2000, 'loaded': 1985, 'rejected': 15, ...}
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator, Sequence
+
+import pandas as pd
+import pyarrow as pa
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from extract.discovery import TableInfo, discover_tables
+from extract.fingerprint import TableFingerprint, row_digest
+from extract.legacy_schema import MAPPED_TABLES
+from extract.reader import iter_table_rows, read_batch
+from transform import TransformContext, target_table_for, transform_batch
+from transform.tables.common import legacy_key_text
+from ts24_migrate.errors import ConfigError, VerificationError
+
+from . import ledger, merge, reasons
+from .bookkeeping import crosswalk, lineage, rejects
+from .planner_stats import PlannerStats
+from .prefetch import prefetched
+from .row_hash import register_sqlite_functions
+from .schema_version import prepare_target
+from .staging import to_stage_arrow
+from .target_map import TargetSpec, target_spec
+from .transactions import write_transaction
+
+Progress = Callable[[str, int, int], None]  # (legacy table, rows done, rows in the table)
+
+__all__ = ["LoadSummary", "load_site", "prepare_target"]
+
+# Keys looked up per query when re-reading rows the load rejected.
+_KEYS_PER_QUERY = 500
+
+
+@dataclass
+class LoadSummary:
+    site_id: str
+    run_id: str
+    tables: dict[str, dict[str, Any]] = field(default_factory=dict)
+    chunks_loaded: int = 0  # by this run
+    chunks_skipped: int = 0  # already in the ledger
+    seconds: float = 0.0
+
+    @property
+    def accounting_ok(self) -> bool:
+        return all(t["source_rows"] == t["loaded"] + t["rejected"] for t in self.tables.values())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"site_id": self.site_id, "run_id": self.run_id, "accounting_ok": self.accounting_ok,
+                "chunks_loaded": self.chunks_loaded, "chunks_skipped": self.chunks_skipped,
+                "seconds": round(self.seconds, 3), "tables": self.tables}
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+
+
+def mapped_legacy_tables(legacy: Engine | Connection, site_id: str) -> list[TableInfo]:
+    """The mapped tables of the legacy database, in dependency order."""
+    found = {info.name.upper(): info for info in discover_tables(legacy)}
+    missing = [name for name in MAPPED_TABLES if name not in found]
+    if missing:
+        raise ConfigError(f"legacy database of site {site_id} has no table {', '.join(missing)}: "
+                          "is it a TS24 database?")
+    return [found[name] for name in MAPPED_TABLES]
+
+
+def load_site(legacy: Engine, target: Engine, *, site_id: str, run_id: str, cutover: dt.date,
+              attachments_dir: Path | None, chunk_rows: int = 50_000, progress: Progress | None = None,
+              reference_date: dt.date | None = None) -> LoadSummary:
+    """Load every mapped table of a site into the target; resumes from the ledger."""
+    if chunk_rows <= 0:
+        raise ValueError("chunk_rows must be positive")
+    if target.dialect.name not in ("postgresql", "sqlite"):
+        raise ConfigError(f"the target database must be PostgreSQL or SQLite, not {target.dialect.name}")
+    started = time.perf_counter()
+    register_sqlite_functions(target)
+    prepare_target(target)
+    tables = [_TableLoad(info, target_spec(target_table_for(info.name.upper())))
+              for info in mapped_legacy_tables(legacy, site_id)]
+    ctx = TransformContext(site_id, cutover=cutover, attachments_dir=attachments_dir,
+                           reference_date=reference_date or dt.date.today())
+    summary = LoadSummary(site_id, run_id)
+    with target.connect() as conn:
+        for table in tables:
+            table.start(ledger.table_progress(conn, site_id, table.legacy_table),
+                        ledger.table_figures(conn, site_id, table.legacy_table))
+    summary.chunks_skipped = sum(t.done.chunks_done for t in tables)
+    if not all(t.done.complete for t in tables):
+        for table in tables:  # in dependency order, before the transform sees any new row
+            if table.done.chunks_done:
+                _seed_context(ctx, legacy, target, table.info, table.spec, site_id=site_id)
+        summary.chunks_loaded = _load_tables(legacy, target, [t for t in tables if not t.done.complete], ctx,
+                                             site_id=site_id, run_id=run_id, cutover=cutover,
+                                             chunk_rows=chunk_rows, progress=progress)
+    with target.connect() as conn:
+        for table in tables:
+            summary.tables[table.legacy_table] = _checked_figures(conn, site_id, table.legacy_table, table.spec.name)
+    summary.seconds = time.perf_counter() - started
+    return summary
+
+
+def _checked_figures(conn: Connection, site_id: str, legacy_table: str, target_table: str) -> dict[str, Any]:
+    """The table's figures, after checking that the bookkeeping agrees with the ledger."""
+    figures = ledger.table_figures(conn, site_id, legacy_table)
+    recorded_rejects = sum(figures["rejects_by_reason"].values())
+    if (figures["crosswalk_rows"] != figures["loaded"] or recorded_rejects != figures["rejected"]
+            or figures["source_rows"] != figures["loaded"] + figures["rejected"]):
+        raise VerificationError(
+            f"load accounting of {legacy_table} (site {site_id}) does not hold: ledger says "
+            f"{figures['source_rows']} read = {figures['loaded']} loaded + {figures['rejected']} rejected; "
+            f"bookkeeping holds {figures['crosswalk_rows']} crosswalk rows and {recorded_rejects} rejects")
+    del figures["crosswalk_rows"]
+    return {"target_table": target_table, **figures}
+
+
+class _TableLoad:
+    """One mapped table's progress during a load: what the ledger held, and what this run adds."""
+
+    def __init__(self, info: TableInfo, spec: TargetSpec):
+        self.info, self.spec = info, spec
+        self.legacy_table = info.name.upper()
+        self.fingerprint = TableFingerprint()
+
+    def start(self, done: ledger.TableProgress, figures: dict[str, Any]) -> None:
+        self.done = done
+        # Every crosswalk row of the table comes from a ledger chunk, and those keys precede
+        # the keys still to load: no new chunk can find its keys there, skip looking.
+        self.may_be_loaded = figures["crosswalk_rows"] != figures["loaded"]
+        self.fingerprint.merge(done.fingerprint)
+        self.next_chunk_no, self.rows_done, self.rows_total = done.next_chunk_no, done.rows_done, 0
+
+
+@dataclass
+class _PreparedChunk:
+    """One chunk read, transformed, checked and typed for staging: all that needs no target."""
+
+    table: _TableLoad
+    chunk_no: int
+    rows_in: int
+    first_key: str
+    last_key: str
+    resume_after: list[Any] | None
+    fingerprint: TableFingerprint
+    staged: pa.Table
+    rejects: list[dict[str, Any]]  # the transform's, and values the target cannot store
+
+
+@dataclass
+class _TableRead:
+    """Every row of the table has been prepared."""
+
+    table: _TableLoad
+
+
+def _prepare_chunks(legacy: Engine, tables: list[_TableLoad], ctx: TransformContext,
+                    chunk_rows: int) -> Iterator[_PreparedChunk | _TableRead]:
+    """Read and transform table after table: the transform remembers each table's rows for the next."""
+    with legacy.connect() as source:
+        for table in tables:
+            chunk_no = table.done.next_chunk_no
+            for rows in _chunks_to_load(source, table.info, table.done, chunk_rows):
+                keys = _legacy_keys(table.info, rows)
+                result = transform_batch(table.legacy_table, read_batch(table.info, rows, None), ctx)
+                _check_every_row_accounted(table.legacy_table, chunk_no, keys, result)
+                staged, unstorable = to_stage_arrow(result.rows, table.spec)
+                yield _PreparedChunk(
+                    table=table, chunk_no=chunk_no, rows_in=len(rows), first_key=keys[0], last_key=keys[-1],
+                    resume_after=_key_values(table.info, rows[-1]) if table.info.primary_key else None,
+                    fingerprint=_chunk_fingerprint(table.legacy_table, rows, keys, result.rows), staged=staged,
+                    rejects=[*result.rejects.to_dict("records"), *unstorable])
+                chunk_no += 1
+            yield _TableRead(table)
+
+
+def _load_tables(legacy: Engine, target: Engine, tables: list[_TableLoad], ctx: TransformContext, *,
+                 site_id: str, run_id: str, cutover: dt.date, chunk_rows: int, progress: Progress | None) -> int:
+    """Load the chunks the ledger does not hold; returns how many."""
+    with legacy.connect() as source:
+        for table in tables:
+            table.rows_total = source.execute(sa.select(sa.func.count()).select_from(table.info.table)).scalar_one()
+    stats = PlannerStats(target)
+    loaded_chunks = 0
+    if progress and tables:
+        progress(tables[0].legacy_table, tables[0].rows_done, tables[0].rows_total)
+    # Reading and transforming the next chunk (even of the next table) overlaps with merging this one.
+    for item in prefetched(_prepare_chunks(legacy, tables, ctx, chunk_rows)):
+        table = item.table
+        if isinstance(item, _TableRead):
+            with write_transaction(target) as conn:
+                ledger.complete_table(conn, site_id=site_id, legacy_table=table.legacy_table,
+                                      target_table=table.spec.name, fingerprint=table.fingerprint,
+                                      chunks=table.next_chunk_no, run_id=run_id, now=_now())
+            continue
+        grown_tables = [table.spec.name, crosswalk.name, lineage.name]
+        stats.refresh(grown_tables)
+        _merge_prepared(target, item, site_id=site_id, run_id=run_id, cutover=cutover)
+        stats.grew(grown_tables, item.rows_in)
+        table.fingerprint.merge(item.fingerprint)
+        table.next_chunk_no, table.rows_done = item.chunk_no + 1, table.rows_done + item.rows_in
+        loaded_chunks += 1
+        if progress:
+            progress(table.legacy_table, table.rows_done, table.rows_total)
+    return loaded_chunks
+
+
+def _merge_prepared(target: Engine, chunk: _PreparedChunk, *, site_id: str, run_id: str, cutover: dt.date) -> None:
+    """One chunk, its bookkeeping and its ledger row, in one transaction."""
+    legacy_table, now = chunk.table.legacy_table, _now()
+    with write_transaction(target) as conn:
+        outcome = merge.merge_chunk(conn, chunk.table.spec, chunk.staged, legacy_table=legacy_table,
+                                    site_id=site_id, run_id=run_id, cutover=cutover, now=now,
+                                    may_be_loaded=chunk.table.may_be_loaded)
+        merge.record_rejects(conn, chunk.rejects, legacy_table=legacy_table, site_id=site_id, run_id=run_id,
+                             now=now)
+        rejected = len(chunk.rejects) + outcome.rejected
+        if outcome.loaded + rejected != chunk.rows_in:
+            raise VerificationError(f"{legacy_table} chunk {chunk.chunk_no}: {chunk.rows_in} rows read, "
+                                    f"{outcome.loaded} loaded + {rejected} rejected")
+        ledger.record_chunk(
+            conn, site_id=site_id, legacy_table=legacy_table, chunk_no=chunk.chunk_no, first_key=chunk.first_key,
+            last_key=chunk.last_key, rows_in=chunk.rows_in, loaded=outcome.loaded, rejected=rejected,
+            conflicts=outcome.conflicts, run_id=run_id, fingerprint=chunk.fingerprint,
+            resume_after=chunk.resume_after, now=now)
+
+
+def _chunks_to_load(source: Connection, info: TableInfo, done: ledger.TableProgress,
+                    chunk_rows: int) -> Iterator[list[tuple]]:
+    if info.primary_key:
+        yield from iter_table_rows(source, info, chunk_rows=chunk_rows, start_after=done.resume_after)
+        return
+    # A keyless table is read in one pass, in the same order each time: skip the chunks done.
+    for chunk_no, rows in enumerate(iter_table_rows(source, info, chunk_rows=chunk_rows)):
+        if chunk_no >= done.chunks_done:
+            yield rows
+
+
+def _key_values(info: TableInfo, row: Sequence[Any]) -> list[Any]:
+    return [row[info.column_names.index(name)] for name in info.primary_key]
+
+
+def _legacy_keys(info: TableInfo, rows: list[tuple]) -> list[str]:
+    """The legacy key of each row as text, as the transform writes it (composite keys joined)."""
+    positions = [info.column_names.index(name) for name in info.primary_key]
+    return [legacy_key_text([row[i] for i in positions]) for row in rows]
+
+
+def _typed_key(info: TableInfo, values: Sequence[Any]) -> list[Any]:
+    """Legacy key values from their text (mig_rejects.legacy_key), as the key columns' Python type."""
+    typed = []
+    for name, value in zip(info.primary_key, values):
+        try:
+            python_type = info.table.c[name].type.python_type
+        except NotImplementedError:
+            python_type = type(value)
+        typed.append(value if value is None or isinstance(value, python_type) else python_type(value))
+    return typed
+
+
+def _check_every_row_accounted(legacy_table: str, chunk_no: int, keys: list[str], result) -> None:
+    out = list(result.rows["legacy_key"]) + list(result.rejects["legacy_key"])
+    if len(out) != len(keys) or set(out) != set(keys):
+        unknown = sorted(set(out) - set(keys))[:3]
+        lost = sorted(set(keys) - set(out))[:3]
+        raise VerificationError(
+            f"transform of {legacy_table} chunk {chunk_no} does not account for every row: {len(keys)} read, "
+            f"{len(result.rows)} rows + {len(result.rejects)} rejects out (lost e.g. {lost}, unknown {unknown})")
+
+
+def _chunk_fingerprint(legacy_table: str, rows: list[tuple], keys: list[str],
+                       transformed: pd.DataFrame) -> TableFingerprint:
+    """The chunk's TableFingerprint over the rows as read.
+
+    The transform already hashed every accepted row with the same row_digest
+    (its lineage hash); only rejected rows are hashed here. The first reused
+    digest is recomputed, so a transform that hashed other values is caught.
+    """
+    digests = dict(zip(transformed["legacy_key"], transformed["legacy_row_hash"]))
+    fingerprint, checked = TableFingerprint(), False
+    for key, row in zip(keys, rows):
+        known = digests.get(key)
+        if known is None:
+            fingerprint.add(row)
+            continue
+        if not checked:
+            if row_digest(row).hex() != known:
+                raise VerificationError(f"{legacy_table} row {key}: the transform's legacy_row_hash is not the "
+                                        "digest of the row as read")
+            checked = True
+        fingerprint.add_digest(bytes.fromhex(known))
+    return fingerprint
+
+
+# -- resuming: give the transform the memory an uninterrupted run would have ----------------
+def _seed_context(ctx: TransformContext, legacy: Engine, target: Engine, info: TableInfo, spec: TargetSpec,
+                  *, site_id: str) -> None:
+    legacy_table = info.name.upper()
+    with target.connect() as conn:
+        for frame in _loaded_rows(conn, spec, site_id=site_id, legacy_table=legacy_table):
+            ctx.remember_accepted(legacy_table, frame)
+        load_rejected = conn.execute(sa.select(rejects.c.legacy_key).where(
+            rejects.c.site_id == site_id, rejects.c.legacy_table == legacy_table,
+            rejects.c.reason_code.in_(list(reasons.LOAD_REASON_CODES))).order_by(rejects.c.legacy_key)
+        ).scalars().all()
+    if not load_rejected:
+        return
+    if len(info.primary_key) != 1:
+        raise VerificationError(f"cannot resume {legacy_table}: rows rejected by the load need a one-column key")
+    key_column = info.table.c[info.primary_key[0]]
+    with legacy.connect() as source:
+        for i in range(0, len(load_rejected), _KEYS_PER_QUERY):
+            keys = [_typed_key(info, [k])[0] for k in load_rejected[i:i + _KEYS_PER_QUERY]]
+            for rows in iter_table_rows(source, info, where=key_column.in_(keys)):
+                transform_batch(legacy_table, read_batch(info, rows, None), ctx)  # remembers what it accepts
+
+
+def _loaded_rows(conn: Connection, spec: TargetSpec, *, site_id: str, legacy_table: str,
+                 rows_per_frame: int = 50_000) -> Iterator[pd.DataFrame]:
+    """The rows this site loaded from `legacy_table`, as the transform produced them (binary content left out)."""
+    t = spec.table
+    mine = crosswalk.alias("mine")
+    columns = [sa.null().label(c.name) if isinstance(c.type, sa.LargeBinary) else c
+               for c in spec.row_columns()]
+    query = sa.select(*columns, mine.c.legacy_key).select_from(t.join(mine, sa.and_(
+        mine.c.site_id == site_id, mine.c.legacy_table == legacy_table, mine.c.target_table == t.name,
+        mine.c.target_key == sa.cast(spec.key, sa.String))))
+    if spec.parent:
+        parent = crosswalk.alias("parent")
+        query = query.add_columns(parent.c.legacy_key.label(spec.parent.legacy_column)).outerjoin(parent, sa.and_(
+            parent.c.site_id == site_id, parent.c.legacy_table == spec.parent.legacy_table,
+            parent.c.target_table == spec.parent.target_table,
+            parent.c.target_key == sa.cast(t.c[spec.parent.column], sa.String)))
+    result = conn.execution_options(stream_results=True, yield_per=rows_per_frame).execute(query)
+    names = list(result.keys())
+    for part in result.partitions(rows_per_frame):
+        yield pd.DataFrame.from_records([tuple(r) for r in part], columns=names).astype(object)

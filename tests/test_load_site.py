@@ -1,0 +1,155 @@
+"""Loading the demo site: accounting, conflicts, re-runs, fingerprints, SQLite vs PostgreSQL, ODBC legacy."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+import sqlalchemy as sa
+
+from extract.discovery import discover_tables
+from extract.fingerprint import TableFingerprint
+from extract.legacy_schema import MAPPED_TABLES
+from extract.reader import iter_table_rows
+from load import bookkeeping as bk
+from load import reasons
+from load import target_schema as ts
+from load.site_load import load_site
+from load.target_map import TS24_SOURCE
+from test_load_support import CUTOVER, demo_site, open_target, raw_tables, rows_of, snapshot, target_url
+from ts24_migrate.errors import ConfigError
+from validation.parity import parity_for_site
+
+__all__ = ["target_url"]  # a fixture, used by name
+
+
+def _load(legacy, target, files, *, site_id="demo", chunk_rows=40, **options):
+    return load_site(legacy, target, site_id=site_id, run_id=str(uuid.uuid4()), cutover=CUTOVER,
+                     attachments_dir=files, chunk_rows=chunk_rows, **options)
+
+
+@pytest.fixture
+def site(tmp_path, target_url):
+    target = open_target(target_url)
+    legacy, files, truth = demo_site(tmp_path, f"sqlite:///{tmp_path / 'legacy.sqlite'}", target)
+    yield legacy, target, files, truth
+    legacy.dispose()
+    target.dispose()
+
+
+def test_every_legacy_row_is_loaded_or_rejected_with_a_reason(site):
+    legacy, target, files, truth = site
+    seen: dict[str, tuple[int, int]] = {}
+    summary = _load(legacy, target, files, progress=lambda table, done, total: seen.__setitem__(table, (done, total)))
+
+    assert list(summary.tables) == list(MAPPED_TABLES)
+    assert seen == {t: (f["source_rows"], f["source_rows"]) for t, f in summary.tables.items()}
+    for legacy_table, figures in summary.tables.items():
+        assert figures["source_rows"] == truth.tables[legacy_table]["rows"], legacy_table
+        assert figures["source_rows"] == figures["loaded"] + figures["rejected"], legacy_table
+        assert sum(figures["rejects_by_reason"].values()) == figures["rejected"], legacy_table
+        with target.connect() as conn:
+            rejected = conn.execute(sa.select(sa.func.count()).select_from(bk.rejects).where(
+                bk.rejects.c.site_id == "demo", bk.rejects.c.legacy_table == legacy_table)).scalar()
+            business = ts.metadata.tables[figures["target_table"]]
+            query = sa.select(sa.func.count()).select_from(business)
+            if "source" in business.c:
+                query = query.where(business.c.source == TS24_SOURCE)
+            assert conn.execute(query).scalar() == figures["loaded"], legacy_table
+        assert rejected == figures["rejected"], legacy_table
+    assert summary.accounting_ok and summary.chunks_skipped == 0
+    # The demo plants defects of every kind: the load must have rejected some rows of most tables.
+    assert sum(f["rejected"] for f in summary.tables.values()) > 0
+    # The load's row hashes are the ones validation recomputes: parity is exact right after a load.
+    assert parity_for_site(target, site_id="demo").exact
+
+
+def test_units_the_portal_changed_after_cutover_are_reported_and_left_alone(site):
+    legacy, target, files, truth = site
+    assert truth.target_conflicts  # the demo plants some
+    portal_before = {r.unit_code: r for r in rows_of(target, ts.units, ts.units.c.source == "portal")}
+    summary = _load(legacy, target, files)
+
+    units = summary.tables["DM_DONVI"]
+    assert units["conflicts"] == len(truth.target_conflicts)
+    assert units["rejects_by_reason"][reasons.CONFLICT_CHANGED_AFTER_CUTOVER] == len(truth.target_conflicts)
+    conflicts = rows_of(target, bk.conflicts)
+    assert len(conflicts) == len(truth.target_conflicts)
+    rejected_codes = {r.original_value for r in rows_of(
+        target, bk.rejects, bk.rejects.c.reason_code == reasons.CONFLICT_CHANGED_AFTER_CUTOVER)}
+    assert rejected_codes == set(truth.target_conflicts)
+    portal_after = {r.unit_code: r for r in rows_of(target, ts.units, ts.units.c.source == "portal")}
+    assert portal_after == portal_before  # not one portal unit touched
+    assert {c.target_key for c in conflicts} == {str(portal_before[code].unit_id) for code in truth.target_conflicts}
+
+
+def test_a_second_load_of_a_finished_site_changes_nothing(site):
+    legacy, target, files, truth = site
+    first = _load(legacy, target, files)
+    before = raw_tables(target)
+    second = _load(legacy, target, files, chunk_rows=7)  # even with another chunk size
+
+    assert second.chunks_loaded == 0 and second.chunks_skipped == first.chunks_loaded
+    assert second.tables == first.tables
+    assert raw_tables(target) == before
+
+
+def test_a_lost_ledger_reloads_in_place_without_duplicates(site):
+    legacy, target, files, truth = site
+    first = _load(legacy, target, files)
+    before = snapshot(target)
+    with target.begin() as conn:  # the ledger of two tables is lost; their rows and crosswalk are not
+        for table in (bk.load_ledger, bk.load_tables):
+            conn.execute(table.delete().where(table.c.legacy_table.in_(["DM_DONVI", "HO_SO_LICH_SU"])))
+    again = _load(legacy, target, files)
+    assert again.chunks_loaded > 0 and again.tables == first.tables
+    assert snapshot(target) == before
+
+
+def test_the_recorded_fingerprint_is_the_source_table_fingerprint(site):
+    legacy, target, files, truth = site
+    summary = _load(legacy, target, files)
+    with legacy.connect() as conn:
+        for info in discover_tables(conn):
+            if info.name not in MAPPED_TABLES:
+                continue
+            expected = TableFingerprint()
+            for rows in iter_table_rows(conn, info, chunk_rows=1000):
+                expected.add_rows(rows)
+            assert summary.tables[info.name]["source_fingerprint"] == expected.hexdigest(), info.name
+
+
+def test_a_database_that_is_not_ts24_is_refused_in_one_line(tmp_path, sqlite_url):
+    not_ts24 = sa.create_engine(sqlite_url("other"))
+    with not_ts24.begin() as conn:
+        conn.execute(sa.text("CREATE TABLE customers (id INTEGER PRIMARY KEY)"))
+    with pytest.raises(ConfigError, match="has no table DM_COQUAN_BHXH.*is it a TS24 database"):
+        _load(not_ts24, open_target(sqlite_url("target")), None)
+
+
+@pytest.mark.postgres
+def test_sqlite_and_postgresql_targets_end_up_identical(tmp_path, sqlite_url, pg_database):
+    targets = []
+    for name, url in (("sqlite", sqlite_url("target")), ("postgresql", pg_database())):
+        target = open_target(url)
+        legacy, files, _ = demo_site(tmp_path / name, f"sqlite:///{tmp_path / (name + '.sqlite')}", target)
+        _load(legacy, target, files)
+        targets.append(target)
+    sqlite_snapshot, postgres_snapshot = (snapshot(t) for t in targets)
+    for table in sqlite_snapshot:
+        assert sqlite_snapshot[table] == postgres_snapshot[table], table
+
+
+@pytest.mark.mariadb
+def test_a_legacy_database_over_odbc_loads_like_sqlite(tmp_path, sqlite_url, mariadb_database):
+    results = []
+    for name, legacy_url in (("sqlite", sqlite_url("legacy")), ("mariadb", mariadb_database())):
+        target = open_target(sqlite_url(f"target-{name}"))
+        legacy, files, _ = demo_site(tmp_path / name, legacy_url, target)
+        summary = _load(legacy, target, files, chunk_rows=60)
+        results.append((summary.tables, snapshot(target)))
+        legacy.dispose()
+    (sqlite_tables, sqlite_snapshot), (mariadb_tables, mariadb_snapshot) = results
+    assert mariadb_tables == sqlite_tables  # same figures and the same source fingerprints
+    for table in sqlite_snapshot:
+        assert mariadb_snapshot[table] == sqlite_snapshot[table], table
