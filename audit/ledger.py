@@ -31,6 +31,8 @@ from typing import Any
 from backups.keys import SigningKey
 from ts24_migrate.errors import VerificationError
 
+from ts24_migrate.durable import fsync_dir, write_all
+
 from .event_data import prepare_event_data, reject_secret_text
 from .events import FORMAT_VERSION, LedgerEvent, canonical_bytes, utc_timestamp
 from .head import HeadStatement, HeadUnreadable, head_path, read_head, write_head
@@ -77,10 +79,10 @@ class Ledger:
             last = _last_event(fd, self.path)
             _check_head_agrees(self.path, last)
             new = self._signed_event(site_id, stage, event, figures, run_id, last)
-            _write_all(fd, new.line())
+            write_all(fd, new.line())
             os.fsync(fd)
             if last is None:  # the file is new: make its directory entry durable too
-                _fsync_dir(self.path.parent)
+                fsync_dir(self.path.parent)
             write_head(self.path, HeadStatement.for_event(new, self.signing_key))
         return new
 
@@ -245,23 +247,3 @@ def _check_head_agrees(path: Path, last: LedgerEvent | None) -> None:
         raise VerificationError(
             f"ledger {path}: its signed head names seq {head.seq} but the file ends at seq {last_seq} "
             f"(events were removed); nothing appended. Check it with `ts24-migrate audit verify {path}`")
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        written = os.write(fd, view)
-        view = view[written:]
-
-
-def _fsync_dir(directory: Path) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)

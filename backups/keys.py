@@ -38,6 +38,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from ts24_migrate.config import AGE_RECIPIENT
+from ts24_migrate.durable import fsync_dir
 from ts24_migrate.errors import ConfigError
 
 AGE_SECRET_PREFIX = "AGE-SECRET-KEY-1"
@@ -318,17 +319,4 @@ def _write_new_file(path: Path, content: bytes, *, mode: int) -> None:
         path.unlink(missing_ok=True)
         raise
     os.close(fd)
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(directory: Path) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass  # some filesystems refuse fsync on directories; the file itself is synced
-    finally:
-        os.close(fd)
+    fsync_dir(path.parent)

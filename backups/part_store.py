@@ -25,6 +25,7 @@ import os
 from pathlib import Path
 from typing import Any, BinaryIO, Callable, Iterator
 
+from ts24_migrate.durable import fsync_dir
 from ts24_migrate.errors import GateRefused, VerificationError
 
 TEMP_PREFIX = ".tmp-"
@@ -50,14 +51,6 @@ class _HashingWriter:
 
     def writable(self) -> bool:
         return True
-
-
-def fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def write_once(final: Path, produce: Callable[[Any], None]) -> tuple[str, int]:
