@@ -22,7 +22,7 @@ def _flow(entrypoint: str) -> Flow:
 def test_deployments_point_at_real_flows():
     config = yaml.safe_load((ROOT / "prefect.yaml").read_text())
     deployments = config["deployments"]
-    assert {d["name"] for d in deployments} >= {"migrate-site"}
+    assert {d["name"] for d in deployments} >= {"migrate-site", "reconcile-sites"}
     for deployment in deployments:
         flow = _flow(deployment["entrypoint"])
         assert isinstance(flow, Flow), deployment["entrypoint"]

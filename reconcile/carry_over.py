@@ -1,0 +1,214 @@
+"""Carry the rows an increment backed up over to the new system: transform, merge, account.
+
+The rows come from the carry-over queue (reconcile.state: rec_pending), not
+from the run's own delta, so a run killed after its increment was chained
+still carries them over next time. Each mapped table's queued rows are read
+again from the legacy database (their latest version), transformed with a
+context that knows what the load accepted before (load.site_load seeds it the
+way a resumed load does), merged by load.merge in one target transaction per
+batch of keys, with their history and files.
+
+The accounting stays that of a single full migration of the site as it is
+now: a row loaded before is updated in place (crosswalk); a new row is
+loaded or rejected with a reason; a row rejected before and accepted now
+loses its reject. Each batch that changes the accounting writes a
+mig_load_ledger chunk holding the difference (new rows read, loaded and
+rejected), so the load's own figures still add up.
+
+A row loaded before whose latest version the transform (or the new system)
+refuses is *blocked*: the new system keeps the version it has, nothing is
+written, the row stays queued, and the reconciliation reports it as drift
+until the legacy row is corrected. A queued row that no longer exists on
+TS24 is reported as gone.
+
+Example::
+
+    result = carry_over(legacy, target, state, site_id="hn-01", run_id=run_id, cutover=date(2025, 7, 1),
+                        attachments_dir=Path("/srv/ts24/hn-01/files"))
+    result.tables["HO_SO"]        # {'queued': 25, 'updated': 24, 'inserted': 1, 'rejected': 0, ...}
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from extract.discovery import TableInfo
+from extract.fingerprint import TableFingerprint, row_digest
+from extract.legacy_schema import MAPPED_TABLES
+from extract.reader import iter_table_batches
+from load import ledger, merge
+from load.bookkeeping import conflicts, crosswalk, rejects
+from load.row_hash import register_sqlite_functions
+from load.schema_version import prepare_target
+from load.site_load import mapped_legacy_tables
+from load.staging import to_stage_arrow
+from load.target_map import target_spec
+from transform import TransformContext, target_table_for, transform_batch
+from transform.tables.common import legacy_key_text
+
+from .context_seed import ContextSeeder
+from .state import KEYS_PER_QUERY, ReconcileState, key_values
+
+@dataclass
+class CarryOverResult:
+    tables: dict[str, dict[str, int]] = field(default_factory=dict)
+    blocked: list[dict[str, Any]] = field(default_factory=list)  # loaded before, refused now
+    gone: list[dict[str, Any]] = field(default_factory=list)  # queued, no longer on TS24
+
+    @property
+    def carried(self) -> int:
+        return sum(t["updated"] + t["inserted"] + t["rejected"] for t in self.tables.values())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"tables": self.tables, "carried": self.carried, "blocked": self.blocked, "gone": self.gone}
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+
+
+def _existing(conn: Connection, table: sa.Table, site_id: str, legacy_table: str, keys: list[str]) -> set[str]:
+    found: set[str] = set()
+    for i in range(0, len(keys), KEYS_PER_QUERY):
+        found.update(conn.execute(sa.select(table.c.legacy_key).where(
+            table.c.site_id == site_id, table.c.legacy_table == legacy_table,
+            table.c.legacy_key.in_(keys[i:i + KEYS_PER_QUERY]))).scalars())
+    return found
+
+
+def _forget(conn: Connection, table: sa.Table, site_id: str, legacy_table: str, keys: list[str]) -> None:
+    for i in range(0, len(keys), KEYS_PER_QUERY):
+        conn.execute(table.delete().where(table.c.site_id == site_id, table.c.legacy_table == legacy_table,
+                                          table.c.legacy_key.in_(keys[i:i + KEYS_PER_QUERY])))
+
+
+def carry_over(legacy: Engine, target: Engine, state: ReconcileState, *, site_id: str, run_id: str,
+               cutover: dt.date, attachments_dir: Path | None, reference_date: dt.date | None = None
+               ) -> CarryOverResult:
+    """Carry every queued row of the site over to the target; see the module docstring."""
+    result = CarryOverResult()
+    queued = {t: keys for t, keys in state.pending(site_id).items() if t.upper() in MAPPED_TABLES}
+    if not queued:
+        return result
+    register_sqlite_functions(target)
+    prepare_target(target)
+    infos = {info.name.upper(): info for info in mapped_legacy_tables(legacy, site_id)}
+    ctx = TransformContext(site_id, cutover=cutover, attachments_dir=attachments_dir,
+                           reference_date=reference_date or dt.date.today())
+    with target.connect() as conn:
+        seeder = ContextSeeder(conn, ctx, site_id)
+        for name in MAPPED_TABLES:
+            keys = next((k for t, k in queued.items() if t.upper() == name), None)
+            if not keys:
+                continue
+            if name == "NGUOI_LAO_DONG":  # duplicate persons are judged against the whole table
+                seeder.persons(legacy, infos[name])
+            result.tables[name] = _carry_table(legacy, target, state, infos[name], keys, ctx, seeder, result,
+                                               site_id=site_id, run_id=run_id, cutover=cutover)
+    return result
+
+
+def _carry_table(legacy: Engine, target: Engine, state: ReconcileState, info: TableInfo, keys: list[str],
+                 ctx: TransformContext, seeder: ContextSeeder, result: CarryOverResult, *, site_id: str,
+                 run_id: str, cutover: dt.date) -> dict[str, int]:
+    legacy_table = info.name.upper()
+    spec = target_spec(target_table_for(legacy_table))
+    figures = {"queued": len(keys), "updated": 0, "inserted": 0, "rejected": 0, "accepted_again": 0,
+               "blocked": 0, "gone": 0}
+    key_columns = [info.table.c[k] for k in info.primary_key]
+    if not key_columns:
+        raise ValueError(f"{legacy_table} has no primary key: its rows cannot be carried over by key")
+    for i in range(0, len(keys), KEYS_PER_QUERY):
+        batch_keys = [key_values(k) for k in keys[i:i + KEYS_PER_QUERY]]
+        where = (key_columns[0].in_([k[0] for k in batch_keys]) if len(key_columns) == 1 else
+                 sa.or_(*[sa.and_(*[c == v for c, v in zip(key_columns, k)]) for k in batch_keys]))
+        by_legacy_key = {legacy_key_text(k): text for k, text in zip(batch_keys, keys[i:i + KEYS_PER_QUERY])}
+        found: set[str] = set()
+        with legacy.connect() as source:
+            for batch in iter_table_batches(source, info, chunk_rows=KEYS_PER_QUERY, where=where):
+                records = batch.to_pylist()
+                rows = [tuple(r.values()) for r in records]
+                seeder.before(legacy_table, [{k.upper(): v for k, v in r.items()} for r in records])
+                legacy_keys = [legacy_key_text([row[info.column_names.index(k)] for k in info.primary_key])
+                               for row in rows]
+                found.update(legacy_keys)
+                done = _merge_batch(target, spec, legacy_table, batch, rows, legacy_keys, ctx, result, figures,
+                                    site_id=site_id, run_id=run_id, cutover=cutover)
+                state.done_pending(site_id, info.name, [by_legacy_key[k] for k in done if k in by_legacy_key])
+        gone = [k for k in by_legacy_key if k not in found]
+        for legacy_key in gone:
+            result.gone.append({"table": legacy_table, "legacy_key": legacy_key})
+        figures["gone"] += len(gone)
+        state.done_pending(site_id, info.name, [by_legacy_key[k] for k in gone])
+    return figures
+
+
+def _merge_batch(target: Engine, spec, legacy_table: str, batch, rows: list[tuple], legacy_keys: list[str],
+                 ctx: TransformContext, result: CarryOverResult, figures: dict[str, int], *, site_id: str,
+                 run_id: str, cutover: dt.date) -> list[str]:
+    """Transform and merge one batch; returns the legacy keys carried over (not blocked)."""
+    transformed = transform_batch(legacy_table, batch, ctx)
+    now = _now()
+    with target.begin() as conn:
+        loaded_before = _existing(conn, crosswalk, site_id, legacy_table, legacy_keys)
+        rejected_before = _existing(conn, rejects, site_id, legacy_table, legacy_keys)
+        conflicts_before = _existing(conn, conflicts, site_id, legacy_table, legacy_keys)
+        refused = transformed.rejects
+        blocked = refused[refused["legacy_key"].isin(loaded_before)]
+        refused = refused[~refused["legacy_key"].isin(loaded_before)]
+        unstorable: list[dict[str, Any]] = []
+        if len(transformed.rows):
+            staged, unstorable = to_stage_arrow(transformed.rows, spec)
+            merge.merge_chunk(conn, spec, staged, legacy_table=legacy_table, site_id=site_id, run_id=run_id,
+                              cutover=cutover, now=now)
+        blocked_rows = blocked.to_dict("records") + [u for u in unstorable if u["legacy_key"] in loaded_before]
+        unstorable = [u for u in unstorable if u["legacy_key"] not in loaded_before]
+        merge.record_rejects(conn, [*refused.to_dict("records"), *unstorable], legacy_table=legacy_table,
+                             site_id=site_id, run_id=run_id, now=now)
+        loaded_after = _existing(conn, crosswalk, site_id, legacy_table, legacy_keys)
+        rejected_after = _existing(conn, rejects, site_id, legacy_table, legacy_keys)
+        # A key is loaded or rejected, never both: a reject of a loaded key is either stale (it is
+        # accepted now) or the new system refusing the latest version of a loaded row (blocked).
+        both = sorted(loaded_after & rejected_after)
+        for key in both:
+            if key in loaded_before:
+                reason = conn.execute(sa.select(rejects.c.reason_code, rejects.c.message).where(
+                    rejects.c.site_id == site_id, rejects.c.legacy_table == legacy_table,
+                    rejects.c.legacy_key == key)).first()
+                blocked_rows.append({"legacy_key": key, "reason_code": reason[0], "message": reason[1]})
+        _forget(conn, rejects, site_id, legacy_table, both)
+        _forget(conn, conflicts, site_id, legacy_table, both)
+        rejected_after -= set(both)
+        blocked_keys = {str(r["legacy_key"]) for r in blocked_rows}
+        new_keys = [k for k in legacy_keys if k not in loaded_before and k not in rejected_before]
+        conflicts_after = _existing(conn, conflicts, site_id, legacy_table, legacy_keys)
+        loaded_delta = len(loaded_after) - len(loaded_before)
+        rejected_delta = len(rejected_after) - len(rejected_before)
+        if new_keys or loaded_delta or rejected_delta:
+            progress = ledger.table_progress(conn, site_id, legacy_table)
+            fingerprint = TableFingerprint()  # of the rows new to the accounting, as read
+            fresh = set(new_keys)
+            for key, row in zip(legacy_keys, rows):
+                if key in fresh:
+                    fingerprint.add_digest(row_digest(row))
+            ledger.record_chunk(
+                conn, site_id=site_id, legacy_table=legacy_table, chunk_no=progress.next_chunk_no,
+                first_key=new_keys[0] if new_keys else None, last_key=new_keys[-1] if new_keys else None,
+                rows_in=len(new_keys), loaded=loaded_delta, rejected=rejected_delta,
+                conflicts=len(conflicts_after) - len(conflicts_before), run_id=run_id, fingerprint=fingerprint,
+                resume_after=None, now=now)
+    for row in blocked_rows:
+        result.blocked.append({"table": legacy_table, "legacy_key": str(row["legacy_key"]),
+                               "reason_code": row.get("reason_code"), "message": row.get("message")})
+    figures["blocked"] += len(blocked_keys)
+    figures["updated"] += len((loaded_before & loaded_after) - blocked_keys)
+    figures["inserted"] += len(loaded_after - loaded_before)
+    figures["accepted_again"] += len((loaded_after - loaded_before) & rejected_before)
+    figures["rejected"] += len(rejected_after - loaded_before)
+    return [k for k in legacy_keys if k not in blocked_keys]

@@ -1,0 +1,295 @@
+"""`ts24-migrate reconcile ...`: follow a site's in-flight dossiers until it drains.
+
+The step functions (`reconcile_step`, `verify_chain_step`, `restore_chain_step`)
+run the reconcile package inside a stage run (control store + ledger) and
+return a JSON-able summary; the commands only print it, and the
+`reconcile-site` flow calls the same steps.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from pathlib import Path
+from typing import Any, Callable
+
+import click
+
+from reconcile.burndown import BurndownPoint
+from reconcile.chain import load_chain, restore_chain, verify_chain
+from reconcile.report import write_reconciliation_report
+from reconcile.site_reconcile import reconcile_site
+from reconcile.state import ReconcileState
+
+from ..app import App, pass_app
+from ..control_store import SiteState
+from ..db import store_engine
+from ..errors import ConfigError, UnreachableError, UsageError, VerificationError
+from ..secrets import Secret
+from ..stage_runs import stage_run
+from .backup import trusted_public_key
+from .progress import table_progress
+
+Progress = Callable[[str, int, int], None]
+STAGE = "reconcile"
+
+
+def burndown_history(app: App, site_id: str) -> list[BurndownPoint]:
+    """(as_of, in_flight) of every successful reconcile run of the site, oldest first."""
+    points = []
+    for run in app.control_store.runs(site_id, STAGE):
+        figures = run.figures
+        if run.outcome == "succeeded" and figures.get("as_of") and figures.get("in_flight") is not None:
+            points.append(BurndownPoint(dt.datetime.fromisoformat(figures["as_of"]), int(figures["in_flight"])))
+    return sorted(points, key=lambda p: p.as_of)
+
+
+def reconcile_step(app: App, site_id: str, *, chunk_rows: int = 50_000, sweep: bool | None = None,
+                   as_of: dt.datetime | None = None, progress: Progress | None = None,
+                   parent_run_id: str | None = None) -> dict[str, Any]:
+    """One reconciliation of a site; state RECONCILING, or DRAINED when every criterion holds."""
+    site = app.site(site_id)
+    if not site.backup_recipients:
+        raise ConfigError("no backup_recipients: increments are encrypted like full backups",
+                          path=str(app.inventory.source_path), site=site_id, field="backup_recipients")
+    signing_key = app.signing_key
+    public_key = trusted_public_key(app, None)
+    legacy = app.legacy_engine(site)
+    target = app.target_engine()
+    store = app.control_store
+    ledger = app.ledger(site_id)
+    history = burndown_history(app, site_id)
+    with stage_run(store, ledger, site_id, STAGE, success_state=SiteState.RECONCILING,
+                   parent_run_id=parent_run_id) as run:
+        result = reconcile_site(
+            legacy, target, ReconcileState(store.engine), site_id=site_id, run_id=run.run_id, cutover=site.cutover,
+            attachments_dir=app.inventory.attachments_path(site), backup_root=app.inventory.backup_path,
+            recipients=list(site.backup_recipients), signing_key=signing_key, public_key_b64=public_key,
+            chunk_rows=chunk_rows, sweep=sweep, as_of=as_of, history=history, progress=progress)
+        paths = write_reconciliation_report(result, app.reports_dir(site_id) / run.run_id)
+        for name, figures in result.tables.items():
+            store.record_table(site_id, run.run_id, name, {k: v for k, v in figures.items() if k != "changed_keys"})
+        summary = result.summary()
+        run.figures.update(summary)
+        run.figures["report"] = str(paths["html"])
+        if result.increment is not None:
+            ledger.append(site_id, STAGE, "backup.increment_created", {
+                **result.increment, "parent": result.chain.backups[-2]["backup_id"]
+                if len(result.chain.backups) > 1 else None}, run_id=run.run_id)
+        if result.drained:
+            run.success_state = SiteState.DRAINED
+    return {"run_id": run.run_id, "site_id": site_id, **summary,
+            "criteria": [c.to_dict() for c in result.criteria],
+            "carry_over": result.carried.tables, "reports": {k: str(v) for k, v in paths.items()},
+            "warnings": result.warnings}
+
+
+def verify_chain_step(app: App, site_id: str, *, public_key: str | Path | None = None,
+                      parent_run_id: str | None = None) -> dict[str, Any]:
+    """Verify the site's whole backup chain without a key: signatures, links, every part's hash."""
+    app.site(site_id)
+    key = trusted_public_key(app, public_key)
+    state = ReconcileState(app.control_store.engine)
+    links = state.chain(site_id)
+    with stage_run(app.control_store, app.ledger(site_id), site_id, "verify-chain",
+                   parent_run_id=parent_run_id) as run:
+        report = verify_chain(load_chain(app.inventory.backup_path, site_id, links), public_key_b64=key,
+                              links=links, ciphertext="all")
+        run.figures.update({"ok": report.ok, "backups": len(report.backups), "parts_checked": report.parts_checked,
+                            "problems": len(report.problems)})
+        if not report.ok:
+            exc = VerificationError(f"the backup chain of site {site_id} does not verify: {report.problems[0]}")
+            exc.report = report  # type: ignore[attr-defined]
+            raise exc
+    return {"run_id": run.run_id, "site_id": site_id, **report.to_json()}
+
+
+def restore_chain_step(app: App, site_id: str, *, identity: Path, into_url: Secret, files_dir: Path | None,
+                       public_key: str | Path | None = None, compare_live: bool = True,
+                       parent_run_id: str | None = None) -> dict[str, Any]:
+    """Restore the full backup and every increment into a scratch database and folder; compare."""
+    site = app.site(site_id)
+    key = trusted_public_key(app, public_key)
+    links = ReconcileState(app.control_store.engine).chain(site_id)
+    manifests = load_chain(app.inventory.backup_path, site_id, links)
+    live, live_files, note = None, None, None
+    if compare_live:
+        try:
+            live = app.legacy_engine(site)
+            attachments = app.inventory.attachments_path(site)
+            live_files = attachments if attachments is not None and attachments.is_dir() else None
+        except (UnreachableError, ConfigError) as exc:
+            note = f"live source not compared: {exc}"
+    into = store_engine(into_url)
+    try:
+        with stage_run(app.control_store, app.ledger(site_id), site_id, "restore-chain",
+                       parent_run_id=parent_run_id) as run:
+            report = restore_chain(manifests, identity, into, files_dir, public_key_b64=key, live=live,
+                                   live_attachments=live_files)
+            run.figures.update({"ok": report.ok, "backups": len(report.backups), "problems": len(report.problems)})
+            if not report.ok:
+                exc = VerificationError(f"the restored chain of site {site_id} does not match: {report.problems[0]}")
+                exc.report = report  # type: ignore[attr-defined]
+                raise exc
+    finally:
+        into.dispose()
+    return {"run_id": run.run_id, "site_id": site_id, **report.to_json(), "live_note": note}
+
+
+# -- commands ---------------------------------------------------------------------------------
+
+@click.group("reconcile")
+def reconcile() -> None:
+    """Follow a site's in-flight dossiers after cut-over until the site drains.
+
+    Each run backs up what changed on TS24 (an encrypted increment chained to
+    the full backup), carries finished and changed dossiers over to the new
+    system and writes the reconciliation report.
+
+    \b
+    Example:
+      ts24-migrate -i sites.yaml reconcile run hn-01
+      ts24-migrate -i sites.yaml reconcile verify-chain hn-01
+    """
+
+
+def _print_problems(exc: VerificationError) -> None:
+    for problem in getattr(getattr(exc, "report", None), "problems", [])[1:]:
+        click.echo(f"  problem: {problem}", err=True)
+
+
+@reconcile.command("run")
+@click.argument("site_id", metavar="SITE")
+@click.option("--sweep/--no-sweep", default=None,
+              help="Compare every legacy row with the chain [default: only when no dossier is in flight].")
+@click.option("--as-of", type=click.DateTime(formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S"]),
+              help="Judge overdue dossiers and plot the burndown at this moment [default: the legacy's "
+                   "latest recorded activity].")
+@click.option("--chunk-rows", type=click.IntRange(min=1), default=50_000, show_default=True,
+              help="Rows per read and per increment part.")
+@click.option("--expect-drained", is_flag=True, help="Exit with code 1 when the site is not drained.")
+@pass_app
+def run_command(app: App, site_id: str, sweep: bool | None, as_of: dt.datetime | None, chunk_rows: int,
+                expect_drained: bool) -> None:
+    """Reconcile SITE once: back up what changed on TS24 since the last run, carry it over to the new
+    system, and report in-flight, overdue and forbidden dossiers, drift, likely duplicates and
+    re-registrations, with the drained verdict and its criteria.
+
+    Reads the legacy database only. Writes the report (HTML, JSON, and a CSV of units to contact)
+    under WORK_DIR/sites/SITE/reports/RUN_ID/. The site moves to RECONCILING, or DRAINED when every
+    criterion holds.
+
+    \b
+    Example:
+      ts24-migrate -i sites.yaml reconcile run hn-01
+      ts24-migrate -i sites.yaml --json reconcile run hn-01 --expect-drained | jq .criteria
+    """
+    with table_progress(app, "reading changes") as progress:
+        result = reconcile_step(app, site_id, chunk_rows=chunk_rows, sweep=sweep, as_of=as_of, progress=progress)
+    app.emit(result, _human(result))
+    if expect_drained and not result["drained"]:
+        failed = [c["name"] for c in result["criteria"] if not c["holds"]]
+        raise VerificationError(f"site {site_id} is not drained: {', '.join(failed)}")
+
+
+def _human(result: dict[str, Any]) -> str:
+    verdict = "DRAINED" if result["drained"] else "not drained"
+    lines = [f"site {result['site_id']}: {verdict} (run {result['run_id']}, {result['mode']}, as of {result['as_of']})"]
+    lines += [f"  [{'x' if c['holds'] else ' '}] {c['name']}: {c['detail']}" for c in result["criteria"]]
+    by_status = ", ".join(f"{k} {v}" for k, v in result["in_flight_by_status"].items())
+    lines.append(f"  in flight: {result['in_flight']} ({by_status}); overdue {result['overdue']}; "
+                 f"received after cut-over {result['received_after_cutover']}; drift {result['drift']}; "
+                 f"likely duplicates {result['likely_duplicates']}")
+    lines.append(f"  re-registration: {result['registered']} of {result['must_reregister']} done, "
+                 f"{result['not_registered']} to contact")
+    increment = result["increment"]
+    lines.append(f"  changes: {result['rows_changed']} rows backed up"
+                 + (f" in increment {increment}" if increment else " (nothing new: no increment)")
+                 + f"; {result['carried_over']} carried over, {result['blocked']} blocked")
+    if result.get("forecast_drain_date"):
+        lines.append(f"  forecast drain date: {result['forecast_drain_date']}")
+    lines += [f"  warning: {w}" for w in result["warnings"]]
+    lines.append(f"  report: {result['reports']['html']}")
+    if "outreach_csv" in result["reports"]:
+        lines.append(f"  outreach list: {result['reports']['outreach_csv']}")
+    return "\n".join(lines)
+
+
+@reconcile.command("verify-chain")
+@click.argument("site_id", metavar="SITE")
+@click.option("--public-key", type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              help="Signing public key to trust [default: the .pub next to the inventory's signing_key].")
+@pass_app
+def verify_chain_command(app: App, site_id: str, public_key: Path | None) -> None:
+    """Verify SITE's backup chain (the full backup and every increment) without a key: each
+    manifest's signature, each increment's link to its parent, the SHA-256 of every part.
+    Exit code 1 on any problem.
+
+    \b
+    Example:
+      ts24-migrate -i sites.yaml reconcile verify-chain hn-01
+    """
+    try:
+        result = verify_chain_step(app, site_id, public_key=public_key)
+    except VerificationError as exc:
+        _print_problems(exc)
+        raise
+    lines = [f"backup chain of site {site_id}: OK, {len(result['backups'])} backups, "
+             f"{result['parts_checked']} parts checked"]
+    lines += [f"  {b['kind']:<12} {b['backup_id']}  {b['manifest_fingerprint']}" for b in result["backups"]]
+    app.emit(result, "\n".join(lines))
+
+
+@reconcile.command("restore-chain")
+@click.argument("site_id", metavar="SITE")
+@click.option("--identity", required=True, type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              help="A custodian's age identity file.")
+@click.option("--into-sqlite", type=click.Path(dir_okay=False, path_type=Path),
+              help="Restore the tables into this new SQLite file.")
+@click.option("--into-url-env", metavar="VAR",
+              help="Restore into the database whose URL is in environment variable VAR (e.g. PostgreSQL).")
+@click.option("--files", "files_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Empty folder to rebuild the attachment files in.")
+@click.option("--no-live", is_flag=True, help="Do not compare with the live legacy database and folder.")
+@pass_app
+def restore_chain_command(app: App, site_id: str, identity: Path, into_sqlite: Path | None,
+                          into_url_env: str | None, files_dir: Path | None, no_live: bool) -> None:
+    """Restore SITE's full backup plus every increment into a scratch database and folder, then prove
+    it: every table and the folder, read back, must equal the chain's fingerprints (and the live
+    source, when reachable). Exit code 1 if anything differs.
+
+    \b
+    Example:
+      ts24-migrate -i sites.yaml reconcile restore-chain hn-01 --identity keys/alice.age-identity \\
+          --into-sqlite /tmp/hn-01-chain.sqlite --files /tmp/hn-01-chain-files
+    """
+    if (into_sqlite is None) == (into_url_env is None):
+        raise UsageError("give exactly one of --into-sqlite FILE or --into-url-env VAR")
+    if into_sqlite is not None:
+        if into_sqlite.exists() and into_sqlite.stat().st_size > 0:
+            raise UsageError(f"{into_sqlite} already exists: restore into a new SQLite file")
+        url = Secret(f"sqlite:///{into_sqlite.resolve()}")
+    else:
+        value = os.environ.get(into_url_env or "")
+        if not value:
+            raise ConfigError(f"environment variable {into_url_env} is not set")
+        url = Secret(value)
+    try:
+        result = restore_chain_step(app, site_id, identity=identity, into_url=url, files_dir=files_dir,
+                                    compare_live=not no_live)
+    except VerificationError as exc:
+        _print_problems(exc)
+        raise
+    lines = [f"backup chain of site {site_id} ({len(result['backups'])} backups) restored and matches"]
+    for name, table in sorted(result["tables"].items()):
+        live = {True: "= live", False: "differs from live", None: ""}[table["matches_live"]]
+        lines.append(f"  {name:<24} {table['rows']:>10} rows  {live}")
+    if result["files"]:
+        live = {True: "= live", False: "differs from live", None: ""}[result["files"]["matches_live"]]
+        lines.append(f"  {'attachments':<24} {result['files']['files']:>10} files {live}")
+    if result.get("live_note"):
+        lines.append(f"  {result['live_note']}")
+    app.emit(result, "\n".join(lines))
+
+
+COMMANDS = [reconcile]
