@@ -20,7 +20,7 @@ from typing import Any, Callable
 from prefect import flow, get_run_logger, task
 from prefect.runtime import flow_run
 
-from ts24_migrate import site_steps
+from ts24_migrate.steps.assess import assess_step
 from ts24_migrate.app import App
 from ts24_migrate.errors import Ts24Error, UnreachableError
 
@@ -53,7 +53,7 @@ def run_step(step: Callable[..., dict[str, Any]], site_id: str, inventory: str, 
 
 @task(name="assess", retries=2, retry_delay_seconds=10, retry_condition_fn=_retry_transient)
 def assess_task(site_id: str, inventory: str) -> dict[str, Any]:
-    result = run_step(site_steps.assess, site_id, inventory, "assess")
+    result = run_step(assess_step, site_id, inventory, "assess")
     summary = result["summary"]
     publish_markdown(site_id, "assessment", "\n".join([
         f"# Assessment of {site_id}",
@@ -70,7 +70,7 @@ def assess_task(site_id: str, inventory: str) -> dict[str, Any]:
 
 @task(name="backup", retries=2, retry_delay_seconds=10, retry_condition_fn=_retry_transient)
 def backup_task(site_id: str, inventory: str, chunk_rows: int) -> dict[str, Any]:
-    from ts24_migrate.commands.backup import backup_step
+    from ts24_migrate.steps.backup import backup_step
 
     result = run_step(backup_step, site_id, inventory, "backup", chunk_rows=chunk_rows)
     publish_table(site_id, "backup", [{"table": name, **{k: v for k, v in figures.items() if not isinstance(v, (dict, list))}}
@@ -81,7 +81,7 @@ def backup_task(site_id: str, inventory: str, chunk_rows: int) -> dict[str, Any]
 
 @task(name="verify-backup", retries=1, retry_delay_seconds=10, retry_condition_fn=_retry_transient)
 def verify_backup_task(site_id: str, inventory: str, identity: str | None) -> dict[str, Any]:
-    from ts24_migrate.commands.backup import verify_step
+    from ts24_migrate.steps.backup import verify_step
 
     result = run_step(verify_step, site_id, inventory, "verify-backup",
                       identity=Path(identity) if identity else None)
@@ -93,7 +93,7 @@ def verify_backup_task(site_id: str, inventory: str, identity: str | None) -> di
 
 @task(name="load", retries=2, retry_delay_seconds=10, retry_condition_fn=_retry_transient)
 def load_task(site_id: str, inventory: str, chunk_rows: int) -> dict[str, Any]:
-    from ts24_migrate.commands.load import load_step
+    from ts24_migrate.steps.load import load_step
 
     result = run_step(load_step, site_id, inventory, "load", chunk_rows=chunk_rows)
     publish_table(site_id, "load", [
@@ -104,7 +104,7 @@ def load_task(site_id: str, inventory: str, chunk_rows: int) -> dict[str, Any]:
 
 @task(name="validate", retries=1, retry_delay_seconds=10, retry_condition_fn=_retry_transient)
 def validate_task(site_id: str, inventory: str) -> dict[str, Any]:
-    from ts24_migrate.commands.validate import validate_step
+    from ts24_migrate.steps.validate import validate_step
     from ts24_migrate.errors import VerificationError
     from validation.report import build_site_report
     from validation.report_artifacts import publish_report_artifacts

@@ -25,7 +25,7 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_table_artifact
 
 from ts24_migrate.app import App
-from ts24_migrate.commands.reconcile import reconcile_step
+from ts24_migrate.steps.reconcile import reconcile_step
 from ts24_migrate.control_store import SiteState
 
 from .artifacts import artifact_key, progress_reporter, publish_markdown, publish_table

@@ -5,10 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 import sqlalchemy as sa

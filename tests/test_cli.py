@@ -10,7 +10,6 @@ import sys
 from pathlib import Path
 
 import click
-import pytest
 
 from ts24_migrate.cli import cli, main
 from ts24_migrate.errors import ExitCode

@@ -17,10 +17,10 @@ import sqlalchemy as sa
 from backups.keys import generate_custodian_identity, generate_signing_key, load_public_key, public_key_path
 from extract import legacy_schema as ls
 from ts24_migrate.app import App
-from ts24_migrate.commands.backup import backup_step, verify_step
+from ts24_migrate.steps.backup import backup_step, verify_step
 from ts24_migrate.commands.demo_data import write_demo_inventory
-from ts24_migrate.commands.load import load_step
-from ts24_migrate.commands.validate import validate_step
+from ts24_migrate.steps.load import load_step
+from ts24_migrate.steps.validate import validate_step
 from ts24_migrate.control_store import ControlStore, SiteState
 from ts24_migrate.errors import VerificationError
 from validation.report_figures import backup_signature, backup_verification, reject_examples

@@ -25,9 +25,9 @@ from load import target_schema as ts
 from load.bookkeeping import crosswalk
 from load.site_load import prepare_target
 from ts24_migrate.app import App
-from ts24_migrate.commands.backup import backup_step, verify_step
+from ts24_migrate.steps.backup import backup_step, verify_step
 from ts24_migrate.commands.demo_data import write_demo_inventory
-from ts24_migrate.commands.load import load_step
+from ts24_migrate.steps.load import load_step
 from ts24_migrate.db import store_engine
 from ts24_migrate.demo import generate_site
 from ts24_migrate.secrets import Secret

@@ -17,7 +17,7 @@ import pytest
 
 from audit import read_events
 from ts24_migrate.cli import main
-from ts24_migrate.commands.validate import validate_step
+from ts24_migrate.steps.validate import validate_step
 from ts24_migrate.control_store import SiteState
 from ts24_migrate.errors import VerificationError
 from test_report_support import SITE, TARGET_ENV, Tampered, chromium_dom, migrated_site, parse_page, tamper_target

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from .. import site_steps
+from ..steps.assess import assess_step
 from ..app import App, pass_app
 from .progress import table_progress
 
@@ -25,7 +25,7 @@ def assess(app: App, site_id: str) -> None:
       ts24-migrate -i sites.yaml --json assess hn-01 | jq .summary
     """
     with table_progress(app, "assessing") as progress:
-        result = site_steps.assess(app, site_id, progress=progress)
+        result = assess_step(app, site_id, progress=progress)
     summary = result["summary"]
     human = "\n".join([
         f"site {site_id}: {summary['tables']} tables, {summary['rows']} rows",

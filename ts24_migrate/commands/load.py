@@ -6,32 +6,12 @@ from typing import Any
 
 import click
 
-from load.site_load import Progress, load_site
 
 from ..app import App, pass_app
-from ..control_store import SiteState
-from ..stage_runs import stage_run
 from .progress import table_progress
 
 
-def load_step(app: App, site_id: str, *, chunk_rows: int = 50_000, progress: Progress | None = None,
-              parent_run_id: str | None = None) -> dict[str, Any]:
-    """Run the load stage for one site: a recorded run, per-table figures, state LOADED."""
-    site = app.site(site_id)
-    legacy = app.legacy_engine(site)
-    target = app.target_engine()
-    with stage_run(app.control_store, app.ledger(site_id), site_id, "load", success_state=SiteState.LOADED,
-                   parent_run_id=parent_run_id) as run:
-        summary = load_site(legacy, target, site_id=site_id, run_id=run.run_id, cutover=site.cutover,
-                            attachments_dir=app.inventory.attachments_path(site), chunk_rows=chunk_rows,
-                            progress=progress)
-        for legacy_table, figures in summary.tables.items():
-            app.control_store.record_table(site_id, run.run_id, legacy_table, figures)
-        data = summary.to_dict()
-        run.figures.update({k: v for k, v in data.items() if k != "tables"})
-        run.figures.update({k: sum(t[k] for t in summary.tables.values())
-                            for k in ("source_rows", "loaded", "rejected", "conflicts")})
-    return data
+from ..steps.load import load_step
 
 
 @click.command("load")

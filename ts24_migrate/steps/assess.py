@@ -1,4 +1,4 @@
-"""Each stage of a site's migration, wired once for both the CLI and the Prefect flows.
+"""The assess step: read-only assessment of a site, recorded and reported.
 
 A step takes the `App` (inventory, engines, control store, ledger) and a site
 id, runs the stage package's logic inside `stage_run`, writes its report and
@@ -13,14 +13,14 @@ from typing import Any, Callable
 from extract.assessment import assess_site
 from extract.assessment_report import write_assessment_report
 
-from .app import App
-from .control_store import SiteState
-from .stage_runs import stage_run
+from ..app import App
+from ..control_store import SiteState
+from ..stage_runs import stage_run
 
 Progress = Callable[[str, int, int], None]
 
 
-def assess(app: App, site_id: str, *, progress: Progress | None = None,
+def assess_step(app: App, site_id: str, *, progress: Progress | None = None,
            parent_run_id: str | None = None) -> dict[str, Any]:
     site = app.site(site_id)
     legacy = app.legacy_engine(site)
