@@ -8,7 +8,6 @@ the same steps.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Callable
 
@@ -17,9 +16,9 @@ import click
 from backups.catalog import list_backups
 
 from ..app import App, pass_app
-from ..errors import ConfigError, UsageError, VerificationError
-from ..secrets import Secret
+from ..errors import VerificationError
 from .progress import table_progress
+from .restore_common import print_problems, restored_lines, scratch_url
 
 Progress = Callable[[str, int, int], None]
 
@@ -109,11 +108,6 @@ def list_command(app: App, site_id: str) -> None:
     app.emit({"site": site_id, "backups": rows}, "\n".join(lines))
 
 
-def _print_problems(exc: VerificationError) -> None:
-    report = getattr(exc, "report", None)
-    for problem in getattr(report, "problems", [])[1:]:
-        click.echo(f"  problem: {problem}", err=True)
-
 
 @backup.command("verify")
 @click.argument("site_id", metavar="SITE")
@@ -139,7 +133,7 @@ def verify_command(app: App, site_id: str, backup_id: str | None, identity: Path
             result = verify_step(app, site_id, backup_id=backup_id, identity=identity, public_key=public_key,
                                  progress=progress)
         except VerificationError as exc:
-            _print_problems(exc)
+            print_problems(exc)
             raise
     human = (f"backup {result['backup_id']} of site {site_id}: OK ({result['mode']}): "
              f"{result['parts_checked']} parts, {_megabytes(result['ciphertext_bytes'])}"
@@ -178,34 +172,17 @@ def restore_command(app: App, site_id: str, identity: Path, into_sqlite: Path | 
       SCRATCH_URL=postgresql+psycopg://... ts24-migrate -i sites.yaml backup restore hn-01 \\
           --identity keys/alice.age-identity --into-url-env SCRATCH_URL --files /tmp/hn-01-files
     """
-    if (into_sqlite is None) == (into_url_env is None):
-        raise UsageError("give exactly one of --into-sqlite FILE or --into-url-env VAR")
-    if into_sqlite is not None:
-        if into_sqlite.exists() and into_sqlite.stat().st_size > 0:
-            raise UsageError(f"{into_sqlite} already exists: restore into a new SQLite file")
-        url = Secret(f"sqlite:///{into_sqlite.resolve()}")
-    else:
-        value = os.environ.get(into_url_env or "")
-        if not value:
-            raise ConfigError(f"environment variable {into_url_env} is not set")
-        url = Secret(value)
+    url = scratch_url(into_sqlite, into_url_env)
     with table_progress(app, "restoring") as progress:
         try:
             result = restore_step(app, site_id, identity=identity, into_url=url, files_dir=files_dir,
                                   backup_id=backup_id, public_key=public_key, compare_live=not no_live,
                                   progress=progress)
         except VerificationError as exc:
-            _print_problems(exc)
+            print_problems(exc)
             raise
     lines = [f"backup {result['backup_id']} of site {site_id} restored and matches its manifest"]
-    for name, table in sorted(result["tables"].items()):
-        live = {True: "= live", False: "differs from live", None: ""}[table["matches_live"]]
-        lines.append(f"  {name:<24} {table['rows']:>10} rows  {live}")
-    if result["files"]:
-        live = {True: "= live", False: "differs from live", None: ""}[result["files"]["matches_live"]]
-        lines.append(f"  {'attachments':<24} {result['files']['files']:>10} files {live}")
-    if result.get("live_note"):
-        lines.append(f"  {result['live_note']}")
+    lines += restored_lines(result)
     app.emit(result, "\n".join(lines))
 
 

@@ -9,7 +9,6 @@ return a JSON-able summary; the commands only print it, and the
 from __future__ import annotations
 
 import datetime as dt
-import os
 from pathlib import Path
 from typing import Any, Callable
 
@@ -17,9 +16,9 @@ import click
 
 
 from ..app import App, pass_app
-from ..errors import ConfigError, UsageError, VerificationError
-from ..secrets import Secret
+from ..errors import VerificationError
 from .progress import table_progress
+from .restore_common import print_problems, restored_lines, scratch_url
 
 Progress = Callable[[str, int, int], None]
 STAGE = "reconcile"
@@ -42,10 +41,6 @@ def reconcile() -> None:
       ts24-migrate -i sites.yaml reconcile verify-chain hn-01
     """
 
-
-def _print_problems(exc: VerificationError) -> None:
-    for problem in getattr(getattr(exc, "report", None), "problems", [])[1:]:
-        click.echo(f"  problem: {problem}", err=True)
 
 
 @reconcile.command("run")
@@ -122,7 +117,7 @@ def verify_chain_command(app: App, site_id: str, public_key: Path | None) -> Non
     try:
         result = verify_chain_step(app, site_id, public_key=public_key)
     except VerificationError as exc:
-        _print_problems(exc)
+        print_problems(exc)
         raise
     lines = [f"backup chain of site {site_id}: OK, {len(result['backups'])} backups, "
              f"{result['parts_checked']} parts checked"]
@@ -153,32 +148,15 @@ def restore_chain_command(app: App, site_id: str, identity: Path, into_sqlite: P
       ts24-migrate -i sites.yaml reconcile restore-chain hn-01 --identity keys/alice.age-identity \\
           --into-sqlite /tmp/hn-01-chain.sqlite --files /tmp/hn-01-chain-files
     """
-    if (into_sqlite is None) == (into_url_env is None):
-        raise UsageError("give exactly one of --into-sqlite FILE or --into-url-env VAR")
-    if into_sqlite is not None:
-        if into_sqlite.exists() and into_sqlite.stat().st_size > 0:
-            raise UsageError(f"{into_sqlite} already exists: restore into a new SQLite file")
-        url = Secret(f"sqlite:///{into_sqlite.resolve()}")
-    else:
-        value = os.environ.get(into_url_env or "")
-        if not value:
-            raise ConfigError(f"environment variable {into_url_env} is not set")
-        url = Secret(value)
+    url = scratch_url(into_sqlite, into_url_env)
     try:
         result = restore_chain_step(app, site_id, identity=identity, into_url=url, files_dir=files_dir,
                                     compare_live=not no_live)
     except VerificationError as exc:
-        _print_problems(exc)
+        print_problems(exc)
         raise
     lines = [f"backup chain of site {site_id} ({len(result['backups'])} backups) restored and matches"]
-    for name, table in sorted(result["tables"].items()):
-        live = {True: "= live", False: "differs from live", None: ""}[table["matches_live"]]
-        lines.append(f"  {name:<24} {table['rows']:>10} rows  {live}")
-    if result["files"]:
-        live = {True: "= live", False: "differs from live", None: ""}[result["files"]["matches_live"]]
-        lines.append(f"  {'attachments':<24} {result['files']['files']:>10} files {live}")
-    if result.get("live_note"):
-        lines.append(f"  {result['live_note']}")
+    lines += restored_lines(result)
     app.emit(result, "\n".join(lines))
 
 

@@ -1,0 +1,47 @@
+"""What `backup restore` and `reconcile restore-chain` share: the scratch target and the output."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ..errors import ConfigError, UsageError, VerificationError
+from ..secrets import Secret
+
+COMMANDS: list = []  # helpers only; no command here
+
+
+def scratch_url(into_sqlite: Path | None, into_url_env: str | None) -> Secret:
+    """The scratch database to restore into: a NEW SQLite file, or a URL kept in an environment variable."""
+    if (into_sqlite is None) == (into_url_env is None):
+        raise UsageError("give exactly one of --into-sqlite FILE or --into-url-env VAR")
+    if into_sqlite is not None:
+        if into_sqlite.exists() and into_sqlite.stat().st_size > 0:
+            raise UsageError(f"{into_sqlite} already exists: restore into a new SQLite file")
+        return Secret(f"sqlite:///{into_sqlite.resolve()}")
+    value = os.environ.get(into_url_env or "")
+    if not value:
+        raise ConfigError(f"environment variable {into_url_env} is not set")
+    return Secret(value)
+
+
+def restored_lines(result: dict[str, Any]) -> list[str]:
+    """Per-table rows and the attachment files of a restore, each marked against the live source."""
+    marks = {True: "= live", False: "differs from live", None: ""}
+    lines = [f"  {name:<24} {table['rows']:>10} rows  {marks[table['matches_live']]}"
+             for name, table in sorted(result["tables"].items())]
+    if result["files"]:
+        lines.append(f"  {'attachments':<24} {result['files']['files']:>10} files "
+                     f"{marks[result['files']['matches_live']]}")
+    if result.get("live_note"):
+        lines.append(f"  {result['live_note']}")
+    return lines
+
+
+def print_problems(exc: VerificationError) -> None:
+    """The first problem is the error line itself; list the others."""
+    for problem in getattr(getattr(exc, "report", None), "problems", [])[1:]:
+        click.echo(f"  problem: {problem}", err=True)
