@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
@@ -34,9 +33,13 @@ from sqlalchemy.engine import Connection, Engine
 
 from .arrow_types import batch_to_rows, column_plan, rows_to_batch, schema_layout
 from .attachments import ATTACHMENTS_KEY, attachment_fingerprint
+from .batch_digest import batch_row_digests
 from .discovery import TableInfo, discover_tables
 from .fingerprint import TableFingerprint
-from .reader import iter_table_rows
+from .reader import as_stored, iter_table_rows
+
+__all__ = ["ExtractedPart", "as_stored", "count_rows", "iter_table_parts", "live_fingerprints", "parquet_bytes",
+           "read_parquet_rows", "table_fingerprint"]
 
 PARQUET_COMPRESSION = "zstd"
 
@@ -70,66 +73,6 @@ def read_parquet_rows(data: bytes) -> tuple[pa.Schema, list[tuple]]:
     return table.schema, batch_to_rows(table)
 
 
-class _AsStored(sa.types.TypeDecorator):
-    """The column's own type, except that a value it cannot convert is returned as stored.
-
-    SQLite keeps any value in any column: a DATETIME column may hold '31/02/2019'
-    and a NUMERIC one 'n/a'. SQLAlchemy's converters would raise on such a row and
-    stop the backup; the backup keeps the value exactly as the database holds it.
-    A UUID (SQL Server UNIQUEIDENTIFIER) is kept as its text.
-    """
-
-    impl = sa.types.NullType
-    cache_ok = True
-
-    def __init__(self, declared: sa.types.TypeEngine):
-        super().__init__()
-        self.impl = declared
-
-    def result_processor(self, dialect, coltype):  # type: ignore[no-untyped-def]
-        convert = self.impl.dialect_impl(dialect).result_processor(dialect, coltype)
-        if convert is None:
-            return None
-
-        def process(value: Any) -> Any:
-            try:
-                converted = convert(value)
-            except (ValueError, TypeError, ArithmeticError):
-                return value
-            # SQL Server UNIQUEIDENTIFIER: kept as its text, which fingerprints and stores as is.
-            return str(converted) if isinstance(converted, uuid.UUID) else converted
-
-        return process
-
-    def bind_processor(self, dialect):  # type: ignore[no-untyped-def]
-        # Keyset pagination binds the last key read, which may itself be "as stored".
-        convert = self.impl.dialect_impl(dialect).bind_processor(dialect)
-        is_uuid = isinstance(self.impl, sa.Uuid)
-        if convert is None and not is_uuid:
-            return None
-
-        def process(value: Any) -> Any:
-            if is_uuid and isinstance(value, str):
-                value = uuid.UUID(value)
-            if convert is None:
-                return value
-            try:
-                return convert(value)
-            except (ValueError, TypeError, AttributeError, ArithmeticError):
-                return value
-
-        return process
-
-
-def as_stored(table: TableInfo) -> TableInfo:
-    """The same table, read with converters that never fail on a value the column should not hold."""
-    metadata = sa.MetaData()
-    columns = [sa.Column(c.name, _AsStored(c.type), key=c.key, primary_key=c.primary_key, nullable=c.nullable)
-               for c in table.table.columns]
-    return TableInfo(table.name, table.schema, table.columns, table.primary_key,
-                     sa.Table(table.table.name, metadata, *columns, schema=table.table.schema))
-
-
 def count_rows(conn: Connection, table: TableInfo) -> int:
     return int(conn.execute(sa.select(sa.func.count()).select_from(table.table)).scalar_one())
 
@@ -149,10 +92,11 @@ def iter_table_parts(conn: Connection, table: TableInfo, *, chunk_rows: int = 50
     key_positions = [table.column_names.index(name) for name in table.primary_key]
     watermark_column = table.watermark_column
     watermark_position = table.column_names.index(watermark_column) if watermark_column else None
-    for rows in iter_table_rows(conn, as_stored(table), chunk_rows=chunk_rows, start_after=start_after):
-        fingerprint = TableFingerprint()
-        fingerprint.add_rows(rows)
+    for rows in iter_table_rows(conn, table, chunk_rows=chunk_rows, start_after=start_after):
         batch = rows_to_batch(plans, rows)
+        fingerprint = TableFingerprint()
+        # Digested column-wise from the very batch the part is made of: the values read, as stored.
+        fingerprint.add_digests(batch_row_digests(batch))
         data = parquet_bytes(batch, table_name=table.name)
         first_key = tuple(rows[0][i] for i in key_positions) if key_positions else None
         last_key = tuple(rows[-1][i] for i in key_positions) if key_positions else None
@@ -165,7 +109,7 @@ def iter_table_parts(conn: Connection, table: TableInfo, *, chunk_rows: int = 50
 def table_fingerprint(conn: Connection, table: TableInfo, *, chunk_rows: int = 50_000) -> TableFingerprint:
     """The fingerprint of a table as it is now, read the same way the extraction reads it."""
     fingerprint = TableFingerprint()
-    for rows in iter_table_rows(conn, as_stored(table), chunk_rows=chunk_rows):
+    for rows in iter_table_rows(conn, table, chunk_rows=chunk_rows):
         fingerprint.add_rows(rows)
     return fingerprint
 
