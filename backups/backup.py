@@ -236,8 +236,11 @@ class _SiteBackup:
             self.rows_done += self.replay.tables_done[name]["rows"]
             return
         parts = self.replay.table_parts.get(name, [])
-        if parts and not table.primary_key:
-            # A keyless table cannot be resumed mid-way: read it again in one pass.
+        last_key = ((parts[-1].get("key_range") or {}).get("last") or [None]) if parts else []
+        if parts and (not table.primary_key or None in last_key):
+            # A keyless table cannot be resumed mid-way, nor one whose last part ended among the
+            # rows with a NULL key (read in their own pass, with no order to resume in): read it
+            # again in one pass.
             for part in parts:
                 (self.backup_dir / part["path"]).unlink(missing_ok=True)
             self.journal.append({"event": "table_restart", "table": name,
