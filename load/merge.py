@@ -17,6 +17,8 @@ and the same statements run on PostgreSQL and SQLite:
      - otherwise (held before the cut-over) taken over: TS24 is the reference;
    - anything else is inserted, with a new key from the table's sequence
      (PostgreSQL) or max + n (SQLite, whose single writer makes that safe);
+   The plan table carries the staged values along, so every statement after
+   it reads that one table (no join back to the stage);
 2. the business rows: INSERT the new, UPDATE the others (source = 'ts24');
 3. crosswalk and lineage, the lineage with the row hash the target computes
    over the row as written (load.row_hash); rejects and conflicts.
@@ -35,6 +37,7 @@ from typing import Any, Iterable
 import pyarrow as pa
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects.postgresql import REGCLASS
 from sqlalchemy.engine import Connection
 
 from . import reasons, staging
@@ -77,10 +80,9 @@ def upsert(conn: Connection, table: sa.Table):
     raise NotImplementedError(f"the target must be PostgreSQL or SQLite, not {conn.dialect.name}")
 
 
-def plan_table(spec: TargetSpec) -> sa.Table:
-    """What the merge decided for each staged row (a narrow temporary table)."""
+def _decision_columns(spec: TargetSpec) -> list[sa.Column]:
     columns = [
-        sa.Column("stage_seq", sa.Integer, primary_key=True, autoincrement=False),
+        sa.Column("stage_seq", sa.Integer, nullable=False),
         sa.Column("action", sa.String(8), nullable=False),  # insert | update | reject
         sa.Column("reason_code", sa.String(48)),
         sa.Column("target_id", spec.key.type),  # the business row written
@@ -89,7 +91,19 @@ def plan_table(spec: TargetSpec) -> sa.Table:
     ]
     if spec.parent:
         columns.append(sa.Column("parent_id", spec.table.c[spec.parent.column].type))
-    return staging.temporary_table(f"ts24_plan_{spec.name}", columns)
+    return columns
+
+
+def plan_table(spec: TargetSpec) -> sa.Table:
+    """What the merge decided for each staged row, next to the staged values themselves.
+
+    The plan carries the stage's data columns, so every statement after it reads one
+    table: joining plan and stage again for each of them cost as much as the writes.
+    """
+    decisions = _decision_columns(spec)
+    taken = {c.name for c in decisions}
+    data = [sa.Column(c.name, c.type) for c in staging.stage_data_columns(spec) if c.name not in taken]
+    return staging.temporary_table(f"ts24_plan_{spec.name}", decisions + data)
 
 
 def merge_chunk(conn: Connection, spec: TargetSpec, data: pa.Table, *, legacy_table: str, site_id: str,
@@ -101,9 +115,15 @@ def merge_chunk(conn: Connection, spec: TargetSpec, data: pa.Table, *, legacy_ta
     keys precede these), which saves a lookup per row.
     """
     stage, plan = staging.stage_table(spec), plan_table(spec)
-    stage.create(conn)
+    if conn.dialect.name == "postgresql":
+        # Every statement here is a short pass over one chunk: once a big chunk's estimate
+        # passes jit_above_cost, compiling it (JIT) takes longer than running it. The notice
+        # is "relation already exists" of a temporary table the session kept (staging).
+        conn.execute(sa.select(sa.func.set_config("jit", "off", True),
+                               sa.func.set_config("client_min_messages", "warning", True)))
+    staging.create_temporary(conn, stage)
     staging.write_stage(conn, stage, data)
-    plan.create(conn)
+    staging.create_temporary(conn, plan)
     merge = _Merge(conn, spec, stage, plan, legacy_table=legacy_table, site_id=site_id, run_id=run_id,
                    cutover_start=dt.datetime.combine(cutover, dt.time.min), now=now, may_be_loaded=may_be_loaded)
     outcome = merge.run()
@@ -121,10 +141,12 @@ class _Merge:
         self.legacy_table, self.site_id, self.run_id = legacy_table, site_id, run_id
         self.cutover_start, self.now = cutover_start, now
         self.key = spec.key
-        self.joined = plan.join(stage, plan.c.stage_seq == stage.c.stage_seq)
+        # The staged values the plan carries along (all but stage_seq, which it has anyway).
+        self.data_names = [c.name for c in plan.columns if c.name not in {d.name for d in _decision_columns(spec)}]
 
     def run(self) -> ChunkOutcome:
-        self.conn.execute(self.p.insert().from_select([c.name for c in self.p.columns], self._plan_query()))
+        plan_columns = [c.name for c in _decision_columns(self.spec)] + self.data_names
+        self.conn.execute(self.p.insert().from_select(plan_columns, self._plan_query()))
         self._write_business_rows()
         self._write_bookkeeping()
         return self._outcome()
@@ -169,6 +191,7 @@ class _Merge:
                         owner.c.legacy_key.label("owner_key"),
                         sa.func.row_number().over(partition_by=s.c[spec.natural_key],
                                                   order_by=s.c.stage_seq).label("rank")]
+        columns += [s.c[name].label(f"data_{name}") for name in self.data_names]
         return sa.select(*columns).select_from(joins).subquery("facts")
 
     def _lookup(self, joins: sa.FromClause, table: sa.FromClause, columns: list[sa.ColumnElement],
@@ -222,12 +245,14 @@ class _Merge:
             decided_columns.append(f.c.parent_id)
         if not self.spec.surrogate:
             decided_columns.append(f.c.code_key)
+        decided_columns += [f.c[f"data_{name}"] for name in self.data_names]
         d = sa.select(*decided_columns).subquery("decided")
         target_id = sa.case((d.c.action == INSERT, self._new_key(d)), (d.c.action == UPDATE, d.c.known_id),
                             else_=sa.null())
         columns = [d.c.stage_seq, d.c.action, d.c.reason_code, target_id, d.c.existing_id, d.c.crosswalked]
         if self.spec.parent:
             columns.append(d.c.parent_id)
+        columns += [d.c[f"data_{name}"] for name in self.data_names]
         return sa.select(*columns).order_by(d.c.stage_seq)
 
     def _new_key(self, d: sa.Subquery) -> sa.ColumnElement:
@@ -235,8 +260,11 @@ class _Merge:
         if not self.spec.surrogate:
             return d.c.code_key
         if self.conn.dialect.name == "postgresql":
-            # The table's own sequence, so rows the new system inserts later never collide.
-            return sa.func.nextval(sa.func.pg_get_serial_sequence(self.t.name, self.key.name))
+            # The table's own sequence, so rows the new system inserts later never collide. Named by
+            # its oid, looked up once: pg_get_serial_sequence per row cost more than nextval itself.
+            sequence = self.conn.execute(sa.select(sa.cast(sa.cast(
+                sa.func.pg_get_serial_sequence(self.t.name, self.key.name), REGCLASS), sa.Integer))).scalar_one()
+            return sa.func.nextval(sa.cast(sa.literal(sequence, sa.Integer), REGCLASS))
         # SQLite has one writer at a time: the highest key plus the row's rank among new rows.
         highest = sa.select(sa.func.coalesce(sa.func.max(self.key), 0)).scalar_subquery()
         return highest + sa.func.row_number().over(partition_by=d.c.action == INSERT, order_by=d.c.stage_seq)
@@ -246,7 +274,7 @@ class _Merge:
 
     # -- writing ----------------------------------------------------------
     def _business_values(self) -> dict[str, sa.ColumnElement]:
-        values = {c.name: self.s.c[c.name] for c in self.spec.row_columns()}
+        values = {c.name: self.p.c[c.name] for c in self.spec.row_columns()}
         if self.spec.parent:
             values[self.spec.parent.column] = self.p.c.parent_id
         if "source" in self.t.c:
@@ -257,22 +285,21 @@ class _Merge:
         p, values = self.p, self._business_values()
         if self.spec.surrogate:
             values = {self.key.name: p.c.target_id, **values}
-        rows = sa.select(*[v.label(k) for k, v in values.items()]).select_from(self.joined).where(
+        rows = sa.select(*[v.label(k) for k, v in values.items()]).where(
             p.c.action == INSERT).order_by(p.c.stage_seq)
         self.conn.execute(self.t.insert().from_select(list(values), rows))
         changes = {k: v for k, v in self._business_values().items() if k != self.key.name}
-        self.conn.execute(self.t.update().where(
-            self.key == p.c.target_id, p.c.action == UPDATE, p.c.stage_seq == self.s.c.stage_seq).values(changes))
+        self.conn.execute(self.t.update().where(self.key == p.c.target_id, p.c.action == UPDATE).values(changes))
 
     def _write_bookkeeping(self) -> None:
-        s, p, t, conn = self.s, self.p, self.t, self.conn
+        p, t, conn = self.p, self.t, self.conn
         target_key = sa.cast(p.c.target_id, sa.String)
 
         # New rows get plain INSERTs (an upsert costs a third more per row); rows the
         # bookkeeping may already hold (re-runs, taken-over rows) get an upsert.
         # Rows go in in index order: neighbours land on the same index pages, one after the other.
-        crosswalk_rows = sa.select(sa.literal(self.site_id), sa.literal(self.legacy_table), s.c.legacy_key,
-                                   sa.literal(t.name), target_key).select_from(self.joined).order_by(s.c.legacy_key)
+        crosswalk_rows = sa.select(sa.literal(self.site_id), sa.literal(self.legacy_table), p.c.legacy_key,
+                                   sa.literal(t.name), target_key).order_by(p.c.legacy_key)
         self._write(crosswalk, ["site_id", "legacy_table", "legacy_key", "target_table", "target_key"],
                     crosswalk_rows, new=sa.and_(p.c.action == INSERT, ~p.c.crosswalked),
                     known=sa.and_(p.c.action.in_(_WRITTEN), sa.or_(p.c.action == UPDATE, p.c.crosswalked)),
@@ -280,9 +307,9 @@ class _Merge:
 
         lineage_rows = sa.select(
             sa.literal(t.name), target_key, sa.literal(self.site_id), sa.literal(self.legacy_table),
-            s.c.legacy_key, sa.literal(self.run_id), s.c.legacy_row_hash, self._written_row_md5(),
-            sa.literal(self.now, sa.DateTime), s.c.dq_flags,
-        ).select_from(self.joined).order_by(target_key)
+            p.c.legacy_key, sa.literal(self.run_id), p.c.legacy_row_hash, self._written_row_md5(),
+            sa.literal(self.now, sa.DateTime), p.c.dq_flags,
+        ).order_by(target_key)
         # A key from the PostgreSQL sequence was never used before; a code, or max + n on SQLite
         # after someone deleted the highest row, may have left a lineage row behind.
         fresh_keys = self.spec.surrogate and conn.dialect.name == "postgresql"
@@ -296,18 +323,18 @@ class _Merge:
         rejected = p.c.action == REJECT
         field_name, value = self._reject_field()
         reject_rows = sa.select(
-            sa.literal(self.site_id), sa.literal(self.legacy_table), s.c.legacy_key, sa.literal(self.run_id),
+            sa.literal(self.site_id), sa.literal(self.legacy_table), p.c.legacy_key, sa.literal(self.run_id),
             p.c.reason_code, field_name, value, sa.case(_REASON_MESSAGES, value=p.c.reason_code),
-            sa.literal(self.now, sa.DateTime)).select_from(self.joined)
+            sa.literal(self.now, sa.DateTime))
         self._write(rejects, ["site_id", "legacy_table", "legacy_key", "run_id", "reason_code", "field",
                               "original_value", "message", "rejected_at"], reject_rows, new=None, known=rejected,
                     changing=["run_id", "reason_code", "field", "original_value", "message", "rejected_at"])
 
         conflict_rows = sa.select(
-            sa.literal(self.site_id), sa.literal(self.legacy_table), s.c.legacy_key, sa.literal(t.name),
+            sa.literal(self.site_id), sa.literal(self.legacy_table), p.c.legacy_key, sa.literal(t.name),
             sa.cast(p.c.existing_id, sa.String), sa.literal(self.run_id),
             sa.case(_conflict_reasons(self.cutover_start), value=p.c.reason_code),
-            sa.literal(self.now, sa.DateTime)).select_from(self.joined)
+            sa.literal(self.now, sa.DateTime))
         self._write(conflicts, ["site_id", "legacy_table", "legacy_key", "target_table", "target_key", "run_id",
                                 "reason", "detected_at"], conflict_rows, new=None,
                     known=sa.and_(rejected, p.c.reason_code.in_(reasons.CONFLICT_CODES)),
@@ -338,11 +365,11 @@ class _Merge:
 
     def _reject_field(self) -> tuple[sa.ColumnElement, sa.ColumnElement]:
         """The column a load-side reject is about, and its value (natural key or parent key)."""
-        s = self.s
+        p = self.p
         if self.spec.parent:
-            return sa.literal(self.spec.parent.column), s.c[self.spec.parent.legacy_column]
+            return sa.literal(self.spec.parent.column), p.c[self.spec.parent.legacy_column]
         if self.spec.natural_key:
-            return sa.literal(self.spec.natural_key), sa.cast(s.c[self.spec.natural_key], sa.Text)
+            return sa.literal(self.spec.natural_key), sa.cast(p.c[self.spec.natural_key], sa.Text)
         return sa.null(), sa.null()
 
     def _outcome(self) -> ChunkOutcome:

@@ -191,7 +191,8 @@ def _prepare_chunks(legacy: Engine, tables: list[_TableLoad], ctx: TransformCont
             chunk_no = table.done.next_chunk_no
             for rows in _chunks_to_load(source, table.info, table.done, chunk_rows):
                 keys = _legacy_keys(table.info, rows)
-                result = transform_batch(table.legacy_table, read_batch(table.info, rows, None), ctx)
+                columns = [list(values) for values in zip(*rows)]  # the batch's values, by column
+                result = transform_batch(table.legacy_table, read_batch(table.info, rows, None), ctx, columns)
                 _check_every_row_accounted(table.legacy_table, chunk_no, keys, result)
                 staged, unstorable = to_stage_arrow(result.rows, table.spec)
                 yield _PreparedChunk(

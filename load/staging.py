@@ -14,13 +14,13 @@ Example::
 
     data, unstorable = to_stage_arrow(frame, spec)
     stage = stage_table(spec)
-    stage.create(conn)
+    create_temporary(conn, stage)
     write_stage(conn, stage, data)
 """
 
 from __future__ import annotations
 
-import uuid
+import hashlib
 from typing import Any
 
 import numpy as np
@@ -41,7 +41,8 @@ _VALUE_PREVIEW = 200
 
 def stage_data_columns(spec: TargetSpec) -> list[sa.Column]:
     """The stage columns filled from the transformed rows, in stage order."""
-    columns = [sa.Column("stage_seq", sa.Integer, primary_key=True, autoincrement=False)]
+    # No index: the merge reads the stage once, from start to end.
+    columns = [sa.Column("stage_seq", sa.Integer, nullable=False)]
     columns += [sa.Column(c.name, c.type) for c in spec.row_columns()]
     columns += [sa.Column("legacy_key", sa.String(200)), sa.Column("legacy_row_hash", sa.String(64))]
     if "dq_flags" not in spec.table.c:
@@ -52,14 +53,39 @@ def stage_data_columns(spec: TargetSpec) -> list[sa.Column]:
 
 
 def stage_table(spec: TargetSpec) -> sa.Table:
-    """A temporary table for one chunk of `spec`'s transformed rows (dropped at commit on PostgreSQL)."""
+    """A temporary table for one chunk of `spec`'s transformed rows (see temporary_table)."""
     return temporary_table(f"ts24_stage_{spec.name}", stage_data_columns(spec))
 
 
 def temporary_table(prefix: str, columns: list[sa.Column]) -> sa.Table:
-    """A TEMPORARY table with a unique name; PostgreSQL drops it at commit, SQLite with the connection."""
-    return sa.Table(f"{prefix}_{uuid.uuid4().hex[:8]}", sa.MetaData(), *columns,
-                    prefixes=["TEMPORARY"], postgresql_on_commit="DROP")
+    """A TEMPORARY table named after its prefix and its shape, the same for every chunk.
+
+    On PostgreSQL a session keeps it (ON COMMIT DELETE ROWS) and every chunk reuses
+    it: no table created and dropped in the catalog per chunk, and the merge's
+    statements, always on the same names, are compiled once (SQLAlchemy's cache).
+    SQLite creates and drops it with each chunk (create_temporary, drop_temporary).
+    """
+    shape = repr([(c.name, repr(c.type), c.nullable) for c in columns])
+    name = f"{prefix}_{hashlib.sha256(shape.encode()).hexdigest()[:8]}"
+    return sa.Table(name, sa.MetaData(), *columns, prefixes=["TEMPORARY"], postgresql_on_commit="DELETE ROWS")
+
+
+_USED_IN = "ts24_temporary_tables_used_in"  # Connection.info key: table name -> id of the transaction
+
+
+def create_temporary(conn: Connection, table: sa.Table) -> None:
+    """Make the temporary table ready, empty, for a chunk."""
+    if conn.dialect.name != "postgresql":
+        table.create(conn)
+        return
+    # Kept by the session since an earlier chunk, or made now; empty, since a commit emptied it,
+    # unless a chunk before this one ran in the same transaction.
+    conn.execute(sa.schema.CreateTable(table, if_not_exists=True))
+    used_in = conn.info.setdefault(_USED_IN, {})
+    transaction = id(conn.get_transaction())
+    if used_in.get(table.name) == transaction:  # (an id reused by a later transaction only costs a DELETE)
+        conn.execute(table.delete())
+    used_in[table.name] = transaction
 
 
 def _arrow_type(column: sa.Column) -> pa.DataType:
@@ -174,7 +200,8 @@ def _unstorable_reject(key: str, code: str, column: str, value: Any, spec: Targe
 
 
 def drop_temporary(conn: Connection, table: sa.Table) -> None:
-    if conn.dialect.name != "postgresql":  # PostgreSQL drops it at commit (ON COMMIT DROP)
+    """Done with a chunk's temporary table: SQLite drops it; PostgreSQL keeps it for the next chunk."""
+    if conn.dialect.name != "postgresql":
         table.drop(conn)
 
 

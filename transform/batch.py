@@ -17,6 +17,8 @@ Example::
 
 from __future__ import annotations
 
+from typing import Any, Sequence
+
 import pandas as pd
 import pyarrow as pa
 
@@ -44,11 +46,16 @@ def target_table_for(legacy_table: str) -> str:
     return _module_for(legacy_table).TARGET_TABLE
 
 
-def transform_batch(legacy_table: str, batch: pa.RecordBatch, ctx: TransformContext) -> TransformResult:
-    """Transform one batch; remembers its accepted rows in `ctx` for the batches and tables after it."""
+def transform_batch(legacy_table: str, batch: pa.RecordBatch, ctx: TransformContext,
+                    python_columns: Sequence[Sequence[Any]] | None = None) -> TransformResult:
+    """Transform one batch; remembers its accepted rows in `ctx` for the batches and tables after it.
+
+    `python_columns`: the batch's values as Python lists, by column, when the caller
+    has them (the rows it read): the same values, without converting them back from Arrow.
+    """
     module = _module_for(legacy_table)
     name = module.LEGACY_TABLE
-    tb = TableBatch(name, batch, module.KEY_COLUMNS, module.LEGACY_COLUMNS, ctx)
+    tb = TableBatch(name, batch, module.KEY_COLUMNS, module.LEGACY_COLUMNS, ctx, python_columns)
     columns = module.transform(tb)
     accepted = tb.verdicts.accepted()
 

@@ -34,18 +34,27 @@ def legacy_key_text(values: Sequence[Any]) -> str:
 
 class TableBatch:
     def __init__(self, legacy_table: str, batch: pa.RecordBatch, key_columns: Sequence[str],
-                 required_columns: Sequence[str], ctx: TransformContext):
+                 required_columns: Sequence[str], ctx: TransformContext,
+                 python_columns: Sequence[Sequence[Any]] | None = None):
+        """`python_columns`, when the caller has them (the rows the batch was made from, by
+        column), are the batch's values already: converting them back from Arrow is spared."""
         self.legacy_table = legacy_table
         self.ctx = ctx
         self.names = [name.upper() for name in batch.schema.names]
         missing = [c for c in required_columns if c not in self.names]
         if missing:
             raise ValueError(f"{legacy_table} batch lacks legacy columns {', '.join(missing)}")
-        self.columns: dict[str, list[Any]] = {
-            name: batch.column(i).to_pylist() for i, name in enumerate(self.names)}
+        if python_columns is None:
+            python_columns = [column.to_pylist() for column in batch.columns]
+        elif len(python_columns) != len(self.names) or any(len(c) != batch.num_rows for c in python_columns):
+            raise ValueError(f"{legacy_table}: the Python columns do not match the batch")
+        self.columns: dict[str, list[Any]] = {name: list(values) for name, values in zip(self.names, python_columns)}
         self.n = batch.num_rows
         keys = [self.columns[c] for c in key_columns]
-        self.legacy_keys = [legacy_key_text(parts) for parts in zip(*keys)] if keys else [""] * self.n
+        if len(keys) == 1:  # legacy_key_text of a one-column key, without a join per row
+            self.legacy_keys = ["" if v is None else str(v) for v in keys[0]]
+        else:
+            self.legacy_keys = [legacy_key_text(parts) for parts in zip(*keys)] if keys else [""] * self.n
         self.verdicts = RowVerdicts(legacy_table, self.legacy_keys)
         self.text_repairs: Counter = Counter()
 

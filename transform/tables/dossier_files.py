@@ -9,6 +9,7 @@ the dossier referred to.
 from __future__ import annotations
 
 import hashlib
+import os
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
 import pandas as pd
@@ -36,35 +37,67 @@ class AttachmentProblem(Exception):
         self.code = code
 
 
-def attachment_path(attachments_dir: Path, relative: str) -> Path:
-    """The file DUONG_DAN names, refusing paths that leave the attachment folder.
+class AttachmentFolder:
+    """The site's attachment folder, resolving DUONG_DAN paths inside it.
 
-    TS24 ran on Windows, so both separators are accepted; drive letters,
-    absolute paths and `..` that climb out of the folder (also through a
-    symbolic link) are refused.
+    Resolving a path (following every symbolic link on the way) costs a system
+    call per component; tens of thousands of files share a few dozen folders, so
+    each folder is resolved once per instance (one batch) and only the file's
+    own name is checked for a link. The result is the same as resolving the
+    whole path: a file that is a link, or a path with `.` or `..`, is resolved in full.
     """
-    if "\x00" in relative:
-        raise AttachmentProblem("ATTACHMENT_PATH_INVALID", f"path {relative!r} holds a NUL character")
-    windows = PureWindowsPath(relative)
-    if windows.drive or windows.root or PurePosixPath(relative).is_absolute():
-        raise AttachmentProblem("ATTACHMENT_PATH_INVALID", f"path {relative!r} is absolute")
-    root = attachments_dir.resolve()
-    candidate = root.joinpath(*windows.parts).resolve()
-    if candidate != root and root not in candidate.parents:
-        raise AttachmentProblem("ATTACHMENT_PATH_INVALID", f"path {relative!r} leaves the attachment folder")
-    return candidate
+
+    def __init__(self, attachments_dir: Path):
+        self.root = attachments_dir.resolve()
+        self._folders: dict[tuple[str, ...], Path] = {}
+
+    def path(self, relative: str) -> Path:
+        """The file DUONG_DAN names, refusing paths that leave the attachment folder.
+
+        TS24 ran on Windows, so both separators are accepted; drive letters,
+        absolute paths and `..` that climb out of the folder (also through a
+        symbolic link) are refused.
+        """
+        if "\x00" in relative:
+            raise AttachmentProblem("ATTACHMENT_PATH_INVALID", f"path {relative!r} holds a NUL character")
+        windows = PureWindowsPath(relative)
+        if windows.drive or windows.root or PurePosixPath(relative).is_absolute():
+            raise AttachmentProblem("ATTACHMENT_PATH_INVALID", f"path {relative!r} is absolute")
+        parts = windows.parts
+        candidate = None
+        if parts and not any(part in (".", "..") for part in parts):
+            folder = self._folders.get(parts[:-1])
+            if folder is None:
+                folder = self._folders[parts[:-1]] = self.root.joinpath(*parts[:-1]).resolve()
+            candidate = folder / parts[-1]
+            if os.path.islink(candidate):
+                candidate = None
+        if candidate is None:
+            candidate = self.root.joinpath(*parts).resolve()
+        if candidate != self.root and self.root not in candidate.parents:
+            raise AttachmentProblem("ATTACHMENT_PATH_INVALID", f"path {relative!r} leaves the attachment folder")
+        return candidate
+
+    def read(self, relative: str) -> bytes:
+        path = self.path(relative)
+        try:
+            with open(path, "rb", buffering=0) as file:  # unbuffered: one read, a third of read_bytes' cost
+                return file.readall()
+        except FileNotFoundError:
+            raise AttachmentProblem("ATTACHMENT_MISSING", f"{relative!r} is not in the attachment folder") from None
+        except (IsADirectoryError, PermissionError, OSError) as exc:
+            raise AttachmentProblem("ATTACHMENT_MISSING", f"{relative!r} cannot be read: {exc.strerror}") from None
 
 
-def read_attachment(attachments_dir: Path | None, relative: str) -> bytes:
+def attachment_path(attachments_dir: Path, relative: str) -> Path:
+    """AttachmentFolder(attachments_dir).path(relative), for one path."""
+    return AttachmentFolder(attachments_dir).path(relative)
+
+
+def read_attachment(attachments_dir: Path | None, relative: str, folder: AttachmentFolder | None = None) -> bytes:
     if attachments_dir is None:
         raise AttachmentProblem("ATTACHMENT_MISSING", f"{relative!r} is on disk but no attachment folder was given")
-    path = attachment_path(attachments_dir, relative)
-    try:
-        return path.read_bytes()
-    except FileNotFoundError:
-        raise AttachmentProblem("ATTACHMENT_MISSING", f"{relative!r} is not in the attachment folder") from None
-    except (IsADirectoryError, PermissionError, OSError) as exc:
-        raise AttachmentProblem("ATTACHMENT_MISSING", f"{relative!r} cannot be read: {exc.strerror}") from None
+    return (folder or AttachmentFolder(attachments_dir)).read(relative)
 
 
 def transform(tb: TableBatch) -> dict[str, list]:
@@ -87,6 +120,7 @@ def transform(tb: TableBatch) -> dict[str, list]:
     paths = tb.plain("DUONG_DAN")
     legacy_md5 = tb.code("MD5", case="lower", flag=False)
     legacy_sizes = tb.integers("KICH_THUOC")
+    folder = AttachmentFolder(ctx.attachments_dir) if ctx.attachments_dir is not None else None
     contents: list[bytes | None] = []
     md5s: list[str | None] = []
     sha256s: list[str | None] = []
@@ -98,7 +132,7 @@ def transform(tb: TableBatch) -> dict[str, list]:
                 if blobs[i] is not None:
                     content = bytes(blobs[i])
                 elif paths[i] is not None:
-                    content = read_attachment(ctx.attachments_dir, paths[i])
+                    content = read_attachment(ctx.attachments_dir, paths[i], folder)
                 else:
                     raise AttachmentProblem("ATTACHMENT_MISSING", "neither NOI_DUNG nor DUONG_DAN holds the content")
                 md5 = hashlib.md5(content, usedforsecurity=False).hexdigest()
