@@ -100,3 +100,15 @@ def test_assess_cli_json_on_demo_site(demo_site):
     listing = json.loads(run_cli("-i", str(inventory), "--json", "sites", "list").stdout)
     assert listing["sites"][0]["state"] == "ASSESSED"
     assert re.fullmatch(r"file:secrets/demo\.legacy\.url", listing["sites"][0]["legacy"])
+
+
+def test_every_reason_code_is_documented():
+    from load.reasons import LOAD_REASON_CODES
+    from transform import REASON_CODES
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    reasons_doc = (ROOT / "docs" / "reason-codes.md").read_text(encoding="utf-8")
+    for code in LOAD_REASON_CODES:
+        assert f"`{code}`" in readme, code
+    for code in REASON_CODES:
+        assert f"`{code}`" in reasons_doc, code
