@@ -80,6 +80,14 @@ def test_each_kind_of_bad_target_row_fails_its_expectation(sqlite_url, tmp_path)
         conn.execute(ts.dossiers.insert().values(
             dossier_no="BAD-1", unit_code="NO_SUCH_UNIT", procedure_code="600", declaration_period="2024-13",
             submitted_at=dt.datetime(2031, 1, 1), status="lost", source="elsewhere", updated_at=NOW))
+        conn.execute(ts.dossiers.insert().values(
+            dossier_no="BAD-2", unit_code="NO_SUCH_UNIT", procedure_code="600", declaration_period="2024-12",
+            submitted_at=dt.datetime(2024, 12, 5), status="done", source="ts24", updated_at=NOW))
+        # Filed on the portal for a unit another site has not migrated yet: not this migration's verdict.
+        conn.execute(ts.dossiers.insert().values(
+            dossier_no="PORTAL-1", unit_code="OTHER_SITE_UNIT", procedure_code="600",
+            declaration_period="2025-08", submitted_at=dt.datetime(2025, 8, 5), status="submitted",
+            source="portal", updated_at=NOW))
         conn.execute(ts.offices.insert().values(office_code="012", name="Ba số", level="province"))
     results = run_target_suites(engine, site_id="hn-01", docs_dir=tmp_path / "gx", as_of=AS_OF)
     assert not results.success and not results.descriptive
@@ -98,6 +106,8 @@ def test_each_kind_of_bad_target_row_fails_its_expectation(sqlite_url, tmp_path)
         "expect_column_values_to_match_regex declaration_period", "expect_column_values_to_be_between submitted_at",
         "expect_column_values_to_be_in_set status", "expect_column_values_to_be_in_set source",
         "unexpected_rows_expectation the submitting unit exists"}
+    assert _failed(results, "dossiers")["unexpected_rows_expectation the submitting unit exists"][
+        "unexpected_count"] == 1  # BAD-2 (migrated); not BAD-1 (unknown source) nor PORTAL-1 (portal)
     assert set(_failed(results, "offices")) == {
         "expect_column_values_to_match_regex office_code",
         "unexpected_rows_expectation a province office has a 2-digit code, a district office a 4-digit one"}

@@ -32,11 +32,14 @@ def _unexpected_rows(engine: Engine, where: sa.ColumnElement[bool], description:
                                          description=description)
 
 
-def references(engine: Engine, column: str, parent: sa.Column, description: str):
-    """Rows whose `column` is set but names no row of `parent`'s table (an orphan)."""
+def references(engine: Engine, column: str, parent: sa.Column, description: str,
+               only: sa.ColumnElement[bool] | None = None):
+    """Rows (those matching `only`, if given) whose `column` is set but names no row of `parent`'s
+    table (an orphan)."""
     known = sa.select(parent).where(parent.is_not(None))
     value = sa.column(column)
-    return _unexpected_rows(engine, sa.and_(value.is_not(None), value.not_in(known)), description)
+    orphan = sa.and_(value.is_not(None), value.not_in(known))
+    return _unexpected_rows(engine, orphan if only is None else sa.and_(only, orphan), description)
 
 
 def rows_where(engine: Engine, condition: sa.ColumnElement[bool], description: str):

@@ -1,0 +1,40 @@
+"""migrate-fleet on real Prefect: every site of an inventory migrated, a failing site does not stop the rest."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from backups.keys import generate_custodian_identity, generate_signing_key
+from ts24_migrate.app import App
+from ts24_migrate.commands.demo_data import write_demo_inventory
+from ts24_migrate.control_store import SiteState
+from ts24_migrate.errors import VerificationError
+
+
+@pytest.mark.prefect
+@pytest.mark.slow
+def test_fleet_migrates_every_site_and_isolates_a_failure(prefect_server, tmp_path):
+    from flows.migrate_fleet import migrate_fleet
+
+    folder = tmp_path / "fleet"
+    identity = folder / "keys" / "custodian.age-identity"
+    recipient = generate_custodian_identity(identity)
+    generate_signing_key(folder / "keys" / "signing.key")
+    for site_id, office, seed in (("hn-01", "01", 1), ("hp-02", "31", 2)):
+        inventory = write_demo_inventory(folder, site_id=site_id, office_code=office, seed=seed, scale=0.03,
+                                         backup_recipients=[recipient], signing_key=Path("keys/signing.key"))
+    outcomes = migrate_fleet(inventory=str(inventory), custodian_identity=str(identity))
+    assert outcomes == {"hn-01": {"outcome": "validated"}, "hp-02": {"outcome": "validated"}}
+    store = App(inventory).control_store
+    assert {store.state("hn-01"), store.state("hp-02")} == {SiteState.VALIDATED}
+
+    # Break one site's legacy database: the fleet fails, naming it, and the other site still runs.
+    sa.create_engine(f"sqlite:///{folder / 'legacy' / 'hp-02.sqlite'}").dispose()
+    (folder / "legacy" / "hp-02.sqlite").write_bytes(b"not a database")
+    before = len(store.runs("hn-01", "validate"))
+    with pytest.raises(VerificationError, match=r"1 of 2 sites failed: hp-02"):
+        migrate_fleet(inventory=str(inventory), custodian_identity=str(identity))
+    assert len(store.runs("hn-01", "validate")) == before + 1
