@@ -25,7 +25,7 @@ from test_backup_support import (folder_files, make_demo_site, make_keys, restor
                                  source_rows)
 
 
-def _round_trip(tmp_path: Path, legacy_url: str, scratch: sa.Engine) -> None:
+def assert_round_trip(tmp_path: Path, legacy_url: str, scratch: sa.Engine) -> None:
     site = make_demo_site(tmp_path, legacy_url)
     keys = make_keys(tmp_path)
     result = run_backup(site, tmp_path / "backups", keys)
@@ -80,20 +80,20 @@ def _round_trip(tmp_path: Path, legacy_url: str, scratch: sa.Engine) -> None:
 
 def test_demo_site_round_trip_sqlite(tmp_path: Path, sqlite_url) -> None:
     scratch = sa.create_engine(sqlite_url("scratch"))
-    _round_trip(tmp_path, sqlite_url("legacy"), scratch)
+    assert_round_trip(tmp_path, sqlite_url("legacy"), scratch)
 
 
 @pytest.mark.mariadb
 def test_demo_site_round_trip_mariadb_over_odbc(tmp_path: Path, mariadb_database, sqlite_url) -> None:
     scratch = sa.create_engine(sqlite_url("scratch"))
-    _round_trip(tmp_path, mariadb_database(), scratch)
+    assert_round_trip(tmp_path, mariadb_database(), scratch)
 
 
 @pytest.mark.postgres
 def test_demo_site_restores_into_postgresql(tmp_path: Path, sqlite_url, pg_url: str) -> None:
     scratch = sa.create_engine(pg_url)
     try:
-        _round_trip(tmp_path, sqlite_url("legacy"), scratch)
+        assert_round_trip(tmp_path, sqlite_url("legacy"), scratch)
     finally:
         scratch.dispose()
 
