@@ -18,7 +18,7 @@ from backups.catalog import list_backups
 from ..app import App, pass_app
 from ..errors import VerificationError
 from .progress import table_progress
-from .restore_common import print_problems, restored_lines, scratch_url
+from .restore_common import print_problems, restore_options, restored_lines, scratch_url
 
 Progress = Callable[[str, int, int], None]
 
@@ -146,14 +146,7 @@ def verify_command(app: App, site_id: str, backup_id: str | None, identity: Path
 
 @backup.command("restore")
 @click.argument("site_id", metavar="SITE")
-@click.option("--identity", required=True, type=click.Path(dir_okay=False, exists=True, path_type=Path),
-              help="A custodian's age identity file.")
-@click.option("--into-sqlite", type=click.Path(dir_okay=False, path_type=Path),
-              help="Restore the tables into this new SQLite file.")
-@click.option("--into-url-env", metavar="VAR",
-              help="Restore into the database whose URL is in environment variable VAR (e.g. PostgreSQL).")
-@click.option("--files", "files_dir", type=click.Path(file_okay=False, path_type=Path),
-              help="Empty folder to rebuild the attachment files in.")
+@restore_options
 @click.option("--backup", "backup_id", help="Backup id [default: the latest complete backup].")
 @click.option("--public-key", type=click.Path(dir_okay=False, exists=True, path_type=Path),
               help="Signing public key to trust [default: the .pub next to the inventory's signing_key].")

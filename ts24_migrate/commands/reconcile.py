@@ -18,7 +18,7 @@ import click
 from ..app import App, pass_app
 from ..errors import VerificationError
 from .progress import table_progress
-from .restore_common import print_problems, restored_lines, scratch_url
+from .restore_common import print_problems, restore_options, restored_lines, scratch_url
 
 Progress = Callable[[str, int, int], None]
 STAGE = "reconcile"
@@ -127,14 +127,7 @@ def verify_chain_command(app: App, site_id: str, public_key: Path | None) -> Non
 
 @reconcile.command("restore-chain")
 @click.argument("site_id", metavar="SITE")
-@click.option("--identity", required=True, type=click.Path(dir_okay=False, exists=True, path_type=Path),
-              help="A custodian's age identity file.")
-@click.option("--into-sqlite", type=click.Path(dir_okay=False, path_type=Path),
-              help="Restore the tables into this new SQLite file.")
-@click.option("--into-url-env", metavar="VAR",
-              help="Restore into the database whose URL is in environment variable VAR (e.g. PostgreSQL).")
-@click.option("--files", "files_dir", type=click.Path(file_okay=False, path_type=Path),
-              help="Empty folder to rebuild the attachment files in.")
+@restore_options
 @click.option("--no-live", is_flag=True, help="Do not compare with the live legacy database and folder.")
 @pass_app
 def restore_chain_command(app: App, site_id: str, identity: Path, into_sqlite: Path | None,

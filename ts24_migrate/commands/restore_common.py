@@ -14,6 +14,23 @@ from ..secrets import Secret
 COMMANDS: list = []  # helpers only; no command here
 
 
+def restore_options(command):
+    """The options every restore command takes: who decrypts, and where the copy goes."""
+    options = [
+        click.option("--identity", required=True, type=click.Path(dir_okay=False, exists=True, path_type=Path),
+                     help="A custodian's age identity file."),
+        click.option("--into-sqlite", type=click.Path(dir_okay=False, path_type=Path),
+                     help="Restore the tables into this new SQLite file."),
+        click.option("--into-url-env", metavar="VAR",
+                     help="Restore into the database whose URL is in environment variable VAR (e.g. PostgreSQL)."),
+        click.option("--files", "files_dir", type=click.Path(file_okay=False, path_type=Path),
+                     help="Empty folder to rebuild the attachment files in."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
 def scratch_url(into_sqlite: Path | None, into_url_env: str | None) -> Secret:
     """The scratch database to restore into: a NEW SQLite file, or a URL kept in an environment variable."""
     if (into_sqlite is None) == (into_url_env is None):
