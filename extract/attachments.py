@@ -144,13 +144,18 @@ class AttachmentPart:
     position: Position
 
 
-def _part(rows: list[tuple]) -> AttachmentPart:
+def attachment_parquet(rows: list[tuple]) -> bytes:
+    """One attachment part's plaintext: PART_SCHEMA rows (path, offset, chunk, size, sha256, md5) as Parquet."""
     columns = list(zip(*rows))
     table = pa.Table.from_arrays([pa.array(list(c), type=f.type) for c, f in zip(columns, PART_SCHEMA)],
                                  schema=PART_SCHEMA)
     sink = io.BytesIO()
     pq.write_table(table, sink, compression="zstd")
-    data = sink.getvalue()
+    return sink.getvalue()
+
+
+def _part(rows: list[tuple]) -> AttachmentPart:
+    data = attachment_parquet(rows)
     fingerprint, content = TableFingerprint(), 0
     for path, _offset, chunk, size, sha_hex, _md5_hex in rows:
         content += len(chunk)

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
+from backups.part_store import sha256_file
 from extract.attachments import ATTACHMENTS_KEY, iter_attachment_files, file_row
 from extract.fingerprint import TableFingerprint, row_digest
 
@@ -56,13 +57,6 @@ class FileDelta:
                 "hashed": self.hashed, "chain_files": self.chain.rows, "skipped": len(self.skipped)}
 
 
-def _hash(path: Path) -> tuple[int, str]:
-    sha, size = hashlib.sha256(), 0
-    with open(path, "rb") as handle:
-        while block := handle.read(1024 * 1024):
-            sha.update(block)
-            size += len(block)
-    return size, sha.hexdigest()
 
 
 def _stamp(path: Path) -> tuple[str, int]:
@@ -127,7 +121,7 @@ def folder_delta(root: Path, previous_chain: TableFingerprint, state: ReconcileS
                 seen_known += 1
                 if mode == "delta" and old[1] == stamp:
                     continue
-            size, sha_hex = _hash(path)
+            sha_hex, size = sha256_file(path)
             delta.hashed += 1
             digest = row_digest(file_row(relpath, size, sha_hex))
             if mode == "baseline":

@@ -41,8 +41,6 @@ import shutil
 from pathlib import Path
 from typing import Any, Sequence
 
-import pyarrow as pa
-import pyarrow.parquet as pq
 import pyrage
 import sqlalchemy as sa
 
@@ -51,7 +49,7 @@ from backups.manifest import (AGE_FORMAT, FILES_DIR, FORMAT, MANIFEST_NAME, PART
                               BackupManifest, canonical_json, read_manifest, signature_document)
 from backups.part_store import write_once
 from extract.arrow_types import ColumnPlan, column_plan, rows_to_batch, schema_id, schema_layout
-from extract.attachments import PART_SCHEMA, file_row
+from extract.attachments import attachment_parquet, file_row
 from extract.discovery import ColumnInfo, TableInfo
 from extract.extraction import parquet_bytes
 from extract.fingerprint import TableFingerprint
@@ -207,12 +205,7 @@ class IncrementWriter:
     chunk_bytes_per_part = 32 * 1024 * 1024
 
     def _file_part(self, rows: list[tuple], index: int, total: TableFingerprint) -> dict[str, Any]:
-        columns = list(zip(*rows))
-        table = pa.Table.from_arrays([pa.array(list(c), type=f.type) for c, f in zip(columns, PART_SCHEMA)],
-                                     schema=PART_SCHEMA)
-        sink = io.BytesIO()
-        pq.write_table(table, sink, compression="zstd")
-        data = sink.getvalue()
+        data = attachment_parquet(rows)
         fingerprint = TableFingerprint()
         for path, _offset, _chunk, size, sha_hex, _md5 in rows:
             if sha_hex is not None:
