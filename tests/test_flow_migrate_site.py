@@ -49,3 +49,27 @@ def test_migrate_site_flow_end_to_end_and_rerun_changes_nothing(prefect_server, 
     assert {t: (f["loaded"], f["rejected"]) for t, f in again.items()} == {
         t: (f["loaded"], f["rejected"]) for t, f in loaded.items()}
     assert store.state(site.site_id) is SiteState.VALIDATED
+
+
+@pytest.mark.prefect
+@pytest.mark.slow
+def test_failed_verdict_through_the_cli_is_one_clear_error_without_traceback(demo_site):
+    import sqlite3
+    import subprocess
+    import sys
+
+    site = demo_site(scale=0.03, seed=12)
+    command = [sys.executable, "-m", "ts24_migrate", "-i", str(site.inventory), "migrate", site.site_id,
+               "--identity", str(site.identity)]
+    first = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert first.returncode == 0, first.stderr[-2000:]
+    # A dossier-history row disappears from the new system behind the pipeline's back.
+    with sqlite3.connect(site.folder / "new-system" / "target.sqlite") as conn:
+        conn.execute("DELETE FROM dossier_history WHERE history_id = "
+                     "(SELECT MIN(history_id) FROM dossier_history WHERE source = 'ts24')")
+    second = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert second.returncode == 1
+    output = second.stdout + second.stderr
+    assert "Traceback" not in output
+    errors = [line for line in second.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and errors[0].startswith("error: validation of site demo failed: parity"), errors
