@@ -219,7 +219,9 @@ def report(scale: float, results: dict[str, dict[str, Any]]) -> str:
         r = results[kind]
         lines.append(f"  {label:<30} {r['seconds']:8.2f} {r['rows'] / r['seconds']:10,.0f} {r['peak_mb']:8.0f} "
                      f"{r['seconds'] / ours:11.2f}x")
-    lines.append(f"  load is {results['naive']['seconds'] / ours:.1f}x faster than the naive migration and "
+    speedup = results["naive"]["seconds"] / ours
+    versus_naive = (f"{speedup:.1f}x faster than" if speedup >= 1 else f"{1 / speedup:.1f}x slower than")
+    lines.append(f"  our load is {versus_naive} the naive migration and "
                  f"takes {ours / results['psql_copy']['seconds']:.1f}x the time of the COPY floor")
     return "\n".join(lines)
 
