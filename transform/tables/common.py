@@ -149,3 +149,18 @@ def as_date(value: Any) -> dt.date | None:
         return value
     parsed = as_datetime(value)
     return parsed.date() if parsed else None
+
+
+def claim_key(seen: dict, i: int, key: Any, tb: TableBatch, verdicts, *, column: str, noun: str) -> bool:
+    """Give row `i` its normalized `key` unless another accepted row holds it already.
+
+    The first row in key order keeps the key; a later one (e.g. `ab123 ` after
+    `AB123`) is rejected DUPLICATE_KEY. Returns whether row `i` holds the key.
+    """
+    first = seen.get(key)
+    if first is not None and first != tb.legacy_keys[i]:
+        verdicts.reject(i, "DUPLICATE_KEY", column, tb.raw(column)[i],
+                        f"{noun} {key!r} is already loaded from legacy key {first!r}")
+        return False
+    seen[key] = tb.legacy_keys[i]
+    return True

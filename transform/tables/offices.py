@@ -8,7 +8,7 @@ import pandas as pd
 
 from ..context import TransformContext
 from ..mappings import OFFICE_CODE_LENGTHS, OFFICE_LEVELS
-from .common import TableBatch
+from .common import TableBatch, claim_key
 
 LEGACY_TABLE = "DM_COQUAN_BHXH"
 TARGET_TABLE = "offices"
@@ -46,14 +46,8 @@ def transform(tb: TableBatch) -> dict[str, list]:
                      f"a {level} office has a {OFFICE_CODE_LENGTHS[level]}-digit code, not {code!r}")
     seen = ctx.keys_of(LEGACY_TABLE)
     for i, code in enumerate(codes):
-        if v.is_rejected(i):
-            continue
-        first = seen.get(code)
-        if first is not None and first != tb.legacy_keys[i]:
-            v.reject(i, "DUPLICATE_KEY", "MA_CQ", tb.raw("MA_CQ")[i],
-                     f"office {code!r} is already loaded from legacy key {first!r}")
-        else:
-            seen[code] = tb.legacy_keys[i]
+        if not v.is_rejected(i):
+            claim_key(seen, i, code, tb, v, column="MA_CQ", noun="office")
     return {"office_code": codes, "name": names, "level": levels, "province_code": provinces}
 
 

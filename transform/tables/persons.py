@@ -8,7 +8,7 @@ from ..context import TransformContext
 from ..dates import DAY, parse_legacy_date
 from ..identifiers import check_citizen_id, check_social_insurance_no
 from ..mappings import SEXES
-from .common import TableBatch
+from .common import TableBatch, claim_key
 
 LEGACY_TABLE = "NGUOI_LAO_DONG"
 TARGET_TABLE = "insured_persons"
@@ -80,14 +80,8 @@ def transform(tb: TableBatch) -> dict[str, list]:
 
     seen = ctx.keys_of(LEGACY_TABLE)
     for i, number in enumerate(numbers):
-        if v.is_rejected(i):
+        if v.is_rejected(i) or not claim_key(seen, i, number, tb, v, column="MA_SO_BHXH", noun="person"):
             continue
-        first = seen.get(number)
-        if first is not None and first != tb.legacy_keys[i]:
-            v.reject(i, "DUPLICATE_KEY", "MA_SO_BHXH", tb.raw("MA_SO_BHXH")[i],
-                     f"person {number!r} is already loaded from legacy key {first!r}")
-            continue
-        seen[number] = tb.legacy_keys[i]
         # The same person under two numbers: flag the later one, load both.
         other = ctx.persons_by_citizen_id.get(citizen_ids[i]) if citizen_ids[i] else None
         identity = _identity(names[i], birth_dates[i], precisions[i], units[i])

@@ -10,7 +10,7 @@ from ..context import TransformContext
 from ..dates import DAY, parse_legacy_date
 from ..identifiers import check_tax_code
 from ..mappings import TRANSACTION_MODES, UNIT_ACTIVE
-from .common import TableBatch
+from .common import TableBatch, claim_key
 
 LEGACY_TABLE = "DM_DONVI"
 TARGET_TABLE = "units"
@@ -86,14 +86,8 @@ def transform(tb: TableBatch) -> dict[str, list]:
 
     seen = ctx.keys_of(LEGACY_TABLE)
     for i, code in enumerate(codes):
-        if v.is_rejected(i):
-            continue
-        first = seen.get(code)
-        if first is not None and first != tb.legacy_keys[i]:
-            v.reject(i, "DUPLICATE_KEY", "MA_DV", tb.raw("MA_DV")[i],
-                     f"unit {code!r} is already loaded from legacy key {first!r}")
-        else:
-            seen[code] = tb.legacy_keys[i]
+        if not v.is_rejected(i):
+            claim_key(seen, i, code, tb, v, column="MA_DV", noun="unit")
 
     return {
         "unit_code": codes, "name": names, "tax_code": tax_codes, "address": tb.text("DIA_CHI"),
