@@ -119,7 +119,7 @@ def merge_chunk(conn: Connection, spec: TargetSpec, data: pa.Table, *, legacy_ta
         # Every statement here is a short pass over one chunk: once a big chunk's estimate
         # passes jit_above_cost, compiling it (JIT) takes longer than running it. The notice
         # is "relation already exists" of a temporary table the session kept (staging).
-        conn.execute(sa.select(sa.func.set_config("jit", "off", True),
+        conn.execute(sa.select(sa.func.set_config("jit", "off", True), sa.func.set_config("work_mem", "256MB", True),
                                sa.func.set_config("client_min_messages", "warning", True)))
     staging.create_temporary(conn, stage)
     staging.write_stage(conn, stage, data)

@@ -44,9 +44,15 @@ def _create_tables(conn: Connection) -> None:
     bookkeeping.metadata.create_all(conn, checkfirst=True)
 
 
+def _drop_crosswalk_target_index(conn: Connection) -> None:
+    conn.execute(sa.text("DROP INDEX IF EXISTS ix_mig_crosswalk_target"))
+
+
 SCHEMA_STEPS: tuple[SchemaStep, ...] = (
     SchemaStep(1, "business tables and migration bookkeeping (crosswalk, lineage, rejects, conflicts, "
                   "load ledger)", _create_tables),
+    SchemaStep(2, "mig_crosswalk without its (target_table, target_key) index: mig_lineage's key serves "
+                  "that lookup", _drop_crosswalk_target_index),
 )
 
 LATEST_VERSION = SCHEMA_STEPS[-1].version

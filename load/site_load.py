@@ -4,7 +4,7 @@ Tables go in dependency order (offices, units, persons, dossiers, files,
 history). Each chunk of legacy rows is read in key order (extract.reader),
 transformed, then merged into its business table with its bookkeeping
 (load.merge) and recorded in the ledger, all in one target transaction. A
-thread reads and transforms the next chunk while the current one is merged.
+thread reads and transforms the next chunks (two ahead at most) while the current one is merged.
 A killed run re-run later skips what the ledger holds and resumes after the
 last durable chunk's key, so it ends in the same state as an uninterrupted
 run; re-running a finished site changes nothing.
@@ -215,7 +215,7 @@ def _load_tables(legacy: Engine, target: Engine, tables: list[_TableLoad], ctx: 
     if progress and tables:
         progress(tables[0].legacy_table, tables[0].rows_done, tables[0].rows_total)
     # Reading and transforming the next chunk (even of the next table) overlaps with merging this one.
-    for item in prefetched(_prepare_chunks(legacy, tables, ctx, chunk_rows)):
+    for item in prefetched(_prepare_chunks(legacy, tables, ctx, chunk_rows), depth=2):
         table = item.table
         if isinstance(item, _TableRead):
             with write_transaction(target) as conn:

@@ -121,7 +121,8 @@ def test_a_folder_linked_out_of_the_attachment_folder_is_refused(tmp_path: Path)
     folder = AttachmentFolder(root)
     assert folder.read("2024\\05\\a.xml") == b"<a/>"
     assert folder.read("2024/05/inside-link.xml") == b"<a/>"  # a link that stays inside is followed
-    for relative in ("2024/06/b.xml", "2024/05/../06/b.xml", "2024/05/../../../outside/b.xml"):
+    for relative in ("2024/06/b.xml", "2024/05/../06/b.xml", "2024/05/../../../outside/b.xml", "C:2024\\05\\a.xml",
+                     "\\\\server\\share\\a.xml", "//server/share/a.xml", f"{root}/2024/05/a.xml"):
         with pytest.raises(AttachmentProblem) as refused:
             folder.read(relative)
         assert refused.value.code == "ATTACHMENT_PATH_INVALID"

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import os
-from pathlib import Path, PurePosixPath, PureWindowsPath
+import re
+from pathlib import Path
 
 import pandas as pd
 
@@ -27,6 +28,7 @@ LEGACY_COLUMNS = ("ID_TEP", "ID_HO_SO", "MA_TO_KHAI", "TEN_TEP", "LOAI_TEP", "NO
 COLUMN_MAP = {"ID_HO_SO": "legacy_dossier_id", "MA_TO_KHAI": "form_code", "TEN_TEP": "file_name",
               "LOAI_TEP": "file_type", "NOI_DUNG": "content", "DUONG_DAN": "content", "KICH_THUOC": "size_bytes",
               "MD5": "md5"}
+_DRIVE = re.compile(r"[A-Za-z]:")  # a Windows drive letter: C:\TS24\... or C:TS24\...
 OUTPUT_COLUMNS = ("legacy_dossier_id", "form_code", "file_name", "file_type", "content", "size_bytes", "md5",
                   "sha256", "dq_flags")
 
@@ -45,11 +47,14 @@ class AttachmentFolder:
     each folder is resolved once per instance (one batch) and only the file's
     own name is checked for a link. The result is the same as resolving the
     whole path: a file that is a link, or a path with `.` or `..`, is resolved in full.
+    Paths are handled as strings (os.path): pathlib objects cost more than the
+    file's own read, for the many small files a site holds.
     """
 
     def __init__(self, attachments_dir: Path):
-        self.root = attachments_dir.resolve()
-        self._folders: dict[tuple[str, ...], Path] = {}
+        self.root = os.path.realpath(attachments_dir)
+        self._inside = self.root.rstrip(os.sep) + os.sep
+        self._folders: dict[tuple[str, ...], str] = {}
 
     def path(self, relative: str) -> Path:
         """The file DUONG_DAN names, refusing paths that leave the attachment folder.
@@ -58,28 +63,32 @@ class AttachmentFolder:
         absolute paths and `..` that climb out of the folder (also through a
         symbolic link) are refused.
         """
+        return Path(self._resolved(relative))
+
+    def _resolved(self, relative: str) -> str:
         if "\x00" in relative:
             raise AttachmentProblem("ATTACHMENT_PATH_INVALID", f"path {relative!r} holds a NUL character")
-        windows = PureWindowsPath(relative)
-        if windows.drive or windows.root or PurePosixPath(relative).is_absolute():
+        unified = relative.replace("\\", "/")
+        if unified.startswith("/") or _DRIVE.match(unified):  # also \\server\share and C:relative
             raise AttachmentProblem("ATTACHMENT_PATH_INVALID", f"path {relative!r} is absolute")
-        parts = windows.parts
+        parts = [part for part in unified.split("/") if part]
         candidate = None
-        if parts and not any(part in (".", "..") for part in parts):
-            folder = self._folders.get(parts[:-1])
+        if parts and "." not in parts and ".." not in parts:
+            folder_parts = tuple(parts[:-1])
+            folder = self._folders.get(folder_parts)
             if folder is None:
-                folder = self._folders[parts[:-1]] = self.root.joinpath(*parts[:-1]).resolve()
-            candidate = folder / parts[-1]
+                folder = self._folders[folder_parts] = os.path.realpath(os.path.join(self.root, *folder_parts))
+            candidate = os.path.join(folder, parts[-1])
             if os.path.islink(candidate):
                 candidate = None
         if candidate is None:
-            candidate = self.root.joinpath(*parts).resolve()
-        if candidate != self.root and self.root not in candidate.parents:
+            candidate = os.path.realpath(os.path.join(self.root, *parts))
+        if candidate != self.root and not candidate.startswith(self._inside):
             raise AttachmentProblem("ATTACHMENT_PATH_INVALID", f"path {relative!r} leaves the attachment folder")
         return candidate
 
     def read(self, relative: str) -> bytes:
-        path = self.path(relative)
+        path = self._resolved(relative)
         try:
             with open(path, "rb", buffering=0) as file:  # unbuffered: one read, a third of read_bytes' cost
                 return file.readall()
