@@ -8,6 +8,8 @@ STAMP := $(VENV)/.installed
 DEBIAN_PACKAGES := unixodbc odbc-mariadb age
 # chromium: the report test renders the auditor report headless, as an auditor's browser would.
 TEST_DEBIAN_PACKAGES := chromium
+# pgloader and psql: the load benchmark measures them next to our load, in the same run.
+BENCHMARK_DEBIAN_PACKAGES := pgloader postgresql-client
 PYTEST_ARGS ?=
 
 .PHONY: demo test system-packages test-packages apt-install venv clean benchmark
@@ -19,6 +21,7 @@ test: venv test-packages
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 benchmark: venv
+	@$(MAKE) --no-print-directory apt-install PACKAGES="$(BENCHMARK_DEBIAN_PACKAGES)"
 	$(BIN)/python -m benchmarks
 
 venv: system-packages $(STAMP)

@@ -12,16 +12,20 @@ the six mapped tables:
               much of the load's time is the transform's
 - naive:      pandas.read_sql + DataFrame.to_sql per table (no transform, no
               bookkeeping, the whole table in memory)
+- pgloader:   pgloader (Debian package) copying the same six tables from the
+              SQLite file into a fresh database: the usual tool for this job, with
+              no transform and no bookkeeping
 - psql copy:  `psql \\copy` of the same rows from CSV files prepared beforehand
               (untimed): the floor, PostgreSQL's own bulk path
 
-Each child reports its wall time and its own peak RSS (for psql copy: psql's).
+Each child reports its wall time and its own peak RSS (for psql copy and
+pgloader: that program's).
 Printed: rows/s, peak memory, and each time as a ratio to the load's. The
 load's memory should stay flat from the small scale to the large one (it is
 bounded by --chunk-rows); the naive one grows with the tables.
 
-    python -m benchmarks load                        # scales 5 and 20, chunks of 10,000 rows
-    python -m benchmarks load --scales 100,500 --chunk-rows 50000   # up to 1M dossier rows
+    python -m benchmarks load                  # scales 20 and 80, chunks of 50,000 rows (the load's default)
+    python -m benchmarks load --scales 100,500   # up to 1M dossier rows
 """
 
 from __future__ import annotations
@@ -106,8 +110,30 @@ def _child_psql_copy(psql_url: str, csv_dir: str) -> dict[str, Any]:
             "peak_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}
 
 
+def _child_pgloader(legacy_path: str, target_url: str, work_dir: str) -> dict[str, Any]:
+    from extract.legacy_schema import MAPPED_TABLES
+
+    tables = ", ".join(f"'{name}'" for name in MAPPED_TABLES)
+    command = Path(work_dir) / "pgloader.load"
+    command.write_text(f"LOAD DATABASE FROM sqlite://{legacy_path} INTO {target_url}\n"
+                       "  WITH create tables, create indexes, reset sequences\n"
+                       f"  INCLUDING ONLY TABLE NAMES LIKE {tables};\n", encoding="utf-8")
+    start = time.perf_counter()
+    done = subprocess.run(["pgloader", "--quiet", "--root-dir", work_dir, str(command)], capture_output=True, text=True)
+    seconds = time.perf_counter() - start
+    if done.returncode != 0:
+        raise RuntimeError(f"pgloader failed: {(done.stdout + done.stderr)[-2000:]}")
+    engine = sa.create_engine(_sqlalchemy_url(target_url))
+    with engine.connect() as conn:  # what pgloader reports is not checked: count what arrived
+        rows = sum(conn.execute(sa.text(f'SELECT count(*) FROM "{name.lower()}"')).scalar_one()
+                   for name in MAPPED_TABLES)
+    engine.dispose()
+    return {"seconds": seconds, "rows": rows,
+            "peak_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}
+
+
 _CHILDREN = {"load": _child_load, "transform": _child_transform, "naive": _child_naive,
-             "psql_copy": _child_psql_copy}
+             "pgloader": _child_pgloader, "psql_copy": _child_psql_copy}
 
 
 def _measure(kind: str, *args: Any) -> dict[str, Any]:
@@ -182,13 +208,17 @@ def _libpq_url(url: str) -> str:
     return sa.engine.make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
+def _sqlalchemy_url(libpq_url: str) -> str:
+    return sa.engine.make_url(libpq_url).set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
+
+
 def run_scale(scale: float, chunk_rows: int, databases: _Databases, work: Path) -> dict[str, dict[str, Any]]:
     from ts24_migrate.demo import generate_site
 
     folder = work / f"scale-{scale:g}"
     folder.mkdir(parents=True)
     legacy_url = f"sqlite:///{folder / 'legacy.sqlite'}"
-    target_url, naive_url, floor_url = databases.make(), databases.make(), databases.make()
+    target_url, naive_url, floor_url, pgloader_url = (databases.make() for _ in range(4))
     legacy, target = sa.create_engine(legacy_url), sa.create_engine(target_url)
     print(f"-- scale {scale:g}: generating the demo site ...", flush=True)
     generate_site(legacy, folder / "files", target=target, seed=42, scale=scale, cutover=CUTOVER)
@@ -199,6 +229,7 @@ def run_scale(scale: float, chunk_rows: int, databases: _Databases, work: Path) 
         "load": _measure("load", legacy_url, target_url, str(folder / "files"), chunk_rows),
         "transform": _measure("transform", legacy_url, str(folder / "files"), chunk_rows),
         "naive": _measure("naive", legacy_url, naive_url),
+        "pgloader": _measure("pgloader", str(folder / "legacy.sqlite"), _libpq_url(pgloader_url), str(folder)),
         "psql_copy": _measure("psql_copy", _libpq_url(floor_url), str(folder / "csv")),
     }
     if not results["load"]["accounting_ok"]:
@@ -207,7 +238,7 @@ def run_scale(scale: float, chunk_rows: int, databases: _Databases, work: Path) 
 
 
 _LABELS = {"load": "load_site (ours)", "transform": "  of which read+transform", "naive": "naive read_sql+to_sql",
-           "psql_copy": "psql \\copy from CSV (floor)"}
+           "pgloader": "pgloader (no transform)", "psql_copy": "psql \\copy from CSV (floor)"}
 
 
 def report(scale: float, results: dict[str, dict[str, Any]]) -> str:
@@ -221,21 +252,25 @@ def report(scale: float, results: dict[str, dict[str, Any]]) -> str:
                      f"{r['seconds'] / ours:11.2f}x")
     speedup = results["naive"]["seconds"] / ours
     versus_naive = (f"{speedup:.1f}x faster than" if speedup >= 1 else f"{1 / speedup:.1f}x slower than")
-    lines.append(f"  our load is {versus_naive} the naive migration and "
-                 f"takes {ours / results['psql_copy']['seconds']:.1f}x the time of the COPY floor")
+    lines.append(f"  our load is {versus_naive} the naive migration, "
+                 f"takes {ours / results['pgloader']['seconds']:.1f}x the time of pgloader "
+                 f"and {ours / results['psql_copy']['seconds']:.1f}x the time of the COPY floor")
     return "\n".join(lines)
 
 
 def main(args: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks load", description=__doc__.splitlines()[0])
-    parser.add_argument("--scales", default="5,20", help="demo scales (1.0 = 2,000 dossiers), comma-separated")
-    parser.add_argument("--chunk-rows", type=int, default=10_000,
-                        help="rows per chunk; below the smallest big table, so memory is seen bounded by it")
+    parser.add_argument("--scales", default="20,80", help="demo scales (1.0 = 2,000 dossiers), comma-separated")
+    parser.add_argument("--chunk-rows", type=int, default=50_000,
+                        help="rows per chunk (the load's default); below the big tables' sizes, so memory is "
+                             "seen bounded by it")
     parser.add_argument("--pg-admin-url", default=os.environ.get("TS24_BENCH_PG_URL", DEFAULT_ADMIN_URL))
     options = parser.parse_args(args)
-    if shutil.which("psql") is None:
-        print("psql is not installed: the COPY floor cannot be measured", file=sys.stderr)
-        return 2
+    for program, role in (("psql", "the COPY floor"), ("pgloader", "the pgloader yardstick")):
+        if shutil.which(program) is None:
+            print(f"{program} is not installed, so {role} cannot be measured: `make benchmark` installs it",
+                  file=sys.stderr)
+            return 2
     databases = _Databases(options.pg_admin_url)
     peaks = []
     try:
