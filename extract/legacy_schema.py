@@ -141,6 +141,9 @@ HT_NHAT_KY = sa.Table(
 
 # Tables whose rows the new system receives (after transform).
 MAPPED_TABLES = ("DM_COQUAN_BHXH", "DM_DONVI", "NGUOI_LAO_DONG", "HO_SO", "HO_SO_TEP", "HO_SO_LICH_SU")
+# Tables that hold file contents: (the column storing a content, the column with the size of a
+# content kept on disk instead). The load bounds its chunks of these by bytes (load.chunking).
+FILE_CONTENT_COLUMNS = {"HO_SO_TEP": ("NOI_DUNG", "KICH_THUOC")}
 # Backed up and purged, never loaded: credentials and access logs do not migrate.
 SYSTEM_TABLES = ("HT_NGUOI_DUNG", "HT_NHAT_KY")
 KNOWN_TABLES = MAPPED_TABLES + SYSTEM_TABLES

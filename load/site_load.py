@@ -46,6 +46,7 @@ from ts24_migrate.errors import ConfigError, VerificationError
 
 from . import ledger, merge, reasons
 from .bookkeeping import crosswalk, lineage, rejects
+from .chunking import ChunkLimits, table_chunks
 from .planner_stats import PlannerStats
 from .prefetch import prefetched
 from .row_hash import register_sqlite_functions
@@ -97,10 +98,14 @@ def mapped_legacy_tables(legacy: Engine | Connection, site_id: str) -> list[Tabl
 
 def load_site(legacy: Engine, target: Engine, *, site_id: str, run_id: str, cutover: dt.date,
               attachments_dir: Path | None, chunk_rows: int = 50_000, progress: Progress | None = None,
-              reference_date: dt.date | None = None) -> LoadSummary:
-    """Load every mapped table of a site into the target; resumes from the ledger."""
-    if chunk_rows <= 0:
-        raise ValueError("chunk_rows must be positive")
+              reference_date: dt.date | None = None,
+              chunk_content_bytes: int = ChunkLimits.content_bytes) -> LoadSummary:
+    """Load every mapped table of a site into the target; resumes from the ledger.
+
+    A chunk holds at most `chunk_rows` rows, and about `chunk_content_bytes` of file
+    contents (load.chunking).
+    """
+    limits = ChunkLimits(chunk_rows, chunk_content_bytes)
     if target.dialect.name not in ("postgresql", "sqlite"):
         raise ConfigError(f"the target database must be PostgreSQL or SQLite, not {target.dialect.name}")
     started = time.perf_counter()
@@ -122,7 +127,7 @@ def load_site(legacy: Engine, target: Engine, *, site_id: str, run_id: str, cuto
                 _seed_context(ctx, legacy, target, table.info, table.spec, site_id=site_id)
         summary.chunks_loaded = _load_tables(legacy, target, [t for t in tables if not t.done.complete], ctx,
                                              site_id=site_id, run_id=run_id, cutover=cutover,
-                                             chunk_rows=chunk_rows, progress=progress)
+                                             limits=limits, progress=progress)
     with target.connect() as conn:
         for table in tables:
             summary.tables[table.legacy_table] = _checked_figures(conn, site_id, table.legacy_table, table.spec.name)
@@ -184,12 +189,12 @@ class _TableRead:
 
 
 def _prepare_chunks(legacy: Engine, tables: list[_TableLoad], ctx: TransformContext,
-                    chunk_rows: int) -> Iterator[_PreparedChunk | _TableRead]:
+                    limits: ChunkLimits) -> Iterator[_PreparedChunk | _TableRead]:
     """Read and transform table after table: the transform remembers each table's rows for the next."""
     with legacy.connect() as source:
         for table in tables:
             chunk_no = table.done.next_chunk_no
-            for rows in _chunks_to_load(source, table.info, table.done, chunk_rows):
+            for rows in _chunks_to_load(source, table.info, table.done, limits):
                 keys = _legacy_keys(table.info, rows)
                 columns = [list(values) for values in zip(*rows)]  # the batch's values, by column
                 result = transform_batch(table.legacy_table, read_batch(table.info, rows, None), ctx, columns)
@@ -205,7 +210,7 @@ def _prepare_chunks(legacy: Engine, tables: list[_TableLoad], ctx: TransformCont
 
 
 def _load_tables(legacy: Engine, target: Engine, tables: list[_TableLoad], ctx: TransformContext, *,
-                 site_id: str, run_id: str, cutover: dt.date, chunk_rows: int, progress: Progress | None) -> int:
+                 site_id: str, run_id: str, cutover: dt.date, limits: ChunkLimits, progress: Progress | None) -> int:
     """Load the chunks the ledger does not hold; returns how many."""
     with legacy.connect() as source:
         for table in tables:
@@ -215,7 +220,7 @@ def _load_tables(legacy: Engine, target: Engine, tables: list[_TableLoad], ctx: 
     if progress and tables:
         progress(tables[0].legacy_table, tables[0].rows_done, tables[0].rows_total)
     # Reading and transforming the next chunk (even of the next table) overlaps with merging this one.
-    for item in prefetched(_prepare_chunks(legacy, tables, ctx, chunk_rows), depth=2):
+    for item in prefetched(_prepare_chunks(legacy, tables, ctx, limits), depth=2):
         table = item.table
         if isinstance(item, _TableRead):
             with write_transaction(target) as conn:
@@ -256,12 +261,18 @@ def _merge_prepared(target: Engine, chunk: _PreparedChunk, *, site_id: str, run_
 
 
 def _chunks_to_load(source: Connection, info: TableInfo, done: ledger.TableProgress,
-                    chunk_rows: int) -> Iterator[list[tuple]]:
-    if info.primary_key:
-        yield from iter_table_rows(source, info, chunk_rows=chunk_rows, start_after=done.resume_after)
+                    limits: ChunkLimits) -> Iterator[list[tuple]]:
+    resume_after = done.resume_after
+    page_rows = limits.page_rows(info)
+    if info.primary_key and not (resume_after and any(value is None for value in resume_after)):
+        yield from table_chunks(iter_table_rows(source, info, chunk_rows=page_rows, start_after=resume_after),
+                                info, limits)
         return
-    # A keyless table is read in one pass, in the same order each time: skip the chunks done.
-    for chunk_no, rows in enumerate(iter_table_rows(source, info, chunk_rows=chunk_rows)):
+    # A keyless table is read in one pass, in the same order each time: skip the chunks done. So are
+    # the rows whose key holds NULL (SQLite lets a key column hold it), ahead of the others: a load
+    # stopped in that pass has no key to resume after, and starts over skipping the chunks done.
+    pages = iter_table_rows(source, info, chunk_rows=page_rows)
+    for chunk_no, rows in enumerate(table_chunks(pages, info, limits)):
         if chunk_no >= done.chunks_done:
             yield rows
 

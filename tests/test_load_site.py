@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import uuid
 
 import pytest
@@ -153,3 +154,93 @@ def test_a_legacy_database_over_odbc_loads_like_sqlite(tmp_path, sqlite_url, mar
     assert mariadb_tables == sqlite_tables  # same figures and the same source fingerprints
     for table in sqlite_snapshot:
         assert mariadb_snapshot[table] == sqlite_snapshot[table], table
+
+
+class _Interrupted(Exception):
+    pass
+
+
+def test_file_contents_bound_the_chunks_and_an_interrupted_load_resumes_to_the_same_target(tmp_path, sqlite_url):
+    """Chunks of dossier files are cut by bytes of content too; a load stopped inside the files
+    (its last chunks committed, the rest not) and run again ends where one plain load does."""
+    legacy, files, _ = demo_site(tmp_path, f"sqlite:///{tmp_path / 'legacy.sqlite'}", None)
+    budget, chunk_rows = 5_000, 40
+    bounded, plain = open_target(sqlite_url("bounded")), open_target(sqlite_url("plain"))
+    stopped_at = {}
+
+    def stop_inside_the_files(table, done, total):
+        if table == "HO_SO_TEP" and done >= total // 2 and not stopped_at:
+            stopped_at[table] = done
+            raise _Interrupted()
+
+    with pytest.raises(_Interrupted):
+        _load(legacy, bounded, files, chunk_rows=chunk_rows, chunk_content_bytes=budget, progress=stop_inside_the_files)
+    resumed = _load(legacy, bounded, files, chunk_rows=chunk_rows, chunk_content_bytes=budget)
+    reference = _load(legacy, plain, files, chunk_rows=chunk_rows)
+    assert resumed.chunks_skipped > 0 and resumed.accounting_ok
+
+    def figures(summary):  # all but the chunk counts, which the content bound changes
+        return {table: {k: v for k, v in t.items() if k != "chunks"} for table, t in summary.tables.items()}
+    assert figures(resumed) == figures(reference)
+
+    def loaded(target):  # business rows and their bookkeeping; the ledger's chunks differ, by design
+        return {k: v for k, v in snapshot(target).items() if k not in (bk.load_ledger.name, bk.load_tables.name)}
+    assert loaded(bounded) == loaded(plain)
+
+    # Each chunk of files holds at most `budget` bytes of content, unless its last row alone passes it.
+    info = next(i for i in discover_tables(legacy) if i.name.upper() == "HO_SO_TEP")
+    with legacy.connect() as conn:
+        weights = {str(r.ID_TEP): len(r.NOI_DUNG) if r.NOI_DUNG is not None else max(r.KICH_THUOC or 0, 0)
+                   for r in conn.execute(sa.select(info.table.c.ID_TEP, info.table.c.NOI_DUNG, info.table.c.KICH_THUOC))}
+    with bounded.connect() as conn:
+        chunks = conn.execute(sa.select(bk.load_ledger.c.first_key, bk.load_ledger.c.last_key, bk.load_ledger.c.rows_in)
+                              .where(bk.load_ledger.c.legacy_table == "HO_SO_TEP")
+                              .order_by(bk.load_ledger.c.chunk_no)).all()
+    keys = sorted(weights, key=int)
+    assert sum(rows for _, _, rows in chunks) == len(keys)
+    assert len(chunks) > -(-len(keys) // chunk_rows)  # more chunks than rows alone would make
+    position = 0
+    for first_key, last_key, rows in chunks:
+        in_chunk = keys[position:position + rows]
+        assert (in_chunk[0], in_chunk[-1]) == (first_key, last_key)
+        assert rows <= chunk_rows and sum(weights[k] for k in in_chunk[:-1]) < budget
+        position += rows
+    legacy.dispose()
+
+
+def _allow_a_null_unit_code(legacy_path) -> None:
+    """DM_DONVI as SQLite lets a careless copy hold it: MA_DV without NOT NULL, and one unit without a code."""
+    with sqlite3.connect(legacy_path) as db:
+        ddl = db.execute("SELECT sql FROM sqlite_master WHERE name = 'DM_DONVI'").fetchone()[0]
+        db.execute("PRAGMA legacy_alter_table = ON")  # the other tables keep referring to DM_DONVI
+        db.execute('ALTER TABLE "DM_DONVI" RENAME TO "DM_DONVI_OLD"')
+        db.execute(ddl.replace('"MA_DV" VARCHAR(15) NOT NULL', '"MA_DV" VARCHAR(15)'))
+        db.execute('INSERT INTO "DM_DONVI" SELECT * FROM "DM_DONVI_OLD"')
+        db.execute('INSERT INTO "DM_DONVI" SELECT NULL, "TEN_DV", "MA_SO_THUE", "DIA_CHI", "MA_CQ", "NGUOI_LIEN_HE", '
+                   '"DIEN_THOAI", "EMAIL", "PHUONG_THUC_GD", "MA_IVAN", "SERIAL_CTS", "CTS_TU_NGAY", "CTS_DEN_NGAY", '
+                   '"NGAY_DANG_KY", "TRANG_THAI", "NGAY_CAP_NHAT" FROM "DM_DONVI_OLD" LIMIT 1')
+        db.execute('DROP TABLE "DM_DONVI_OLD"')
+
+
+def test_a_load_stopped_among_rows_whose_key_is_null_resumes(tmp_path, sqlite_url):
+    """SQLite lets a key column hold NULL: such rows are read first, with no key to resume after."""
+    legacy_path = tmp_path / "legacy.sqlite"
+    legacy, files, _ = demo_site(tmp_path, f"sqlite:///{legacy_path}", None)
+    legacy.dispose()
+    _allow_a_null_unit_code(legacy_path)
+    legacy = sa.create_engine(f"sqlite:///{legacy_path}")
+    stopped, plain = open_target(sqlite_url("stopped")), open_target(sqlite_url("plain"))
+
+    def stop_after_the_null_key(table, done, total):
+        if table == "DM_DONVI" and done == 1:  # chunk 0: the unit without a code, read alone first
+            raise _Interrupted()
+
+    with pytest.raises(_Interrupted):
+        _load(legacy, stopped, files, progress=stop_after_the_null_key)
+    resumed = _load(legacy, stopped, files)
+    reference = _load(legacy, plain, files)
+    assert resumed.chunks_skipped > 0 and resumed.accounting_ok
+    assert resumed.tables == reference.tables
+    assert resumed.tables["DM_DONVI"]["rejects_by_reason"]["KEY_MISSING"] == 1
+    assert raw_tables(stopped) == raw_tables(plain)
+    legacy.dispose()

@@ -22,8 +22,10 @@ from ..steps.load import load_step
 def load(app: App, site_id: str, chunk_rows: int) -> None:
     """Load SITE's mapped legacy tables into the new system (target database of the inventory).
 
-    Rows are transformed, bulk-copied into staging and merged in chunks, each
-    recorded in the load ledger: a killed load re-run resumes where it stopped,
+    Rows are transformed, bulk-copied into staging and merged in chunks (at
+    most --chunk-rows rows; dossier files also at most about 32 MiB of file
+    content, so large attachments do not fill the memory), each recorded in
+    the load ledger: a killed load re-run resumes where it stopped,
     and re-running a loaded site changes nothing. Rows the new system changed
     after the cut-over are not overwritten but reported as conflicts. Only reads
     the legacy database.
