@@ -41,6 +41,7 @@ from extract.fingerprint import TableFingerprint, row_digest
 from extract.legacy_schema import MAPPED_TABLES
 from extract.reader import iter_table_rows, read_batch
 from transform import TransformContext, target_table_for, transform_batch
+from transform.key_store import DEFAULT_MEMORY_ENTRIES
 from transform.tables.common import legacy_key_text
 from ts24_migrate.errors import ConfigError, VerificationError
 
@@ -99,11 +100,13 @@ def mapped_legacy_tables(legacy: Engine | Connection, site_id: str) -> list[Tabl
 def load_site(legacy: Engine, target: Engine, *, site_id: str, run_id: str, cutover: dt.date,
               attachments_dir: Path | None, chunk_rows: int = 50_000, progress: Progress | None = None,
               reference_date: dt.date | None = None,
-              chunk_content_bytes: int = ChunkLimits.content_bytes) -> LoadSummary:
+              chunk_content_bytes: int = ChunkLimits.content_bytes,
+              keys_in_memory: int = DEFAULT_MEMORY_ENTRIES) -> LoadSummary:
     """Load every mapped table of a site into the target; resumes from the ledger.
 
     A chunk holds at most `chunk_rows` rows, and about `chunk_content_bytes` of file
-    contents (load.chunking).
+    contents (load.chunking). What the transform remembers across chunks keeps at most
+    `keys_in_memory` entries per kind in memory, the rest on disk (transform.key_store).
     """
     limits = ChunkLimits(chunk_rows, chunk_content_bytes)
     if target.dialect.name not in ("postgresql", "sqlite"):
@@ -114,7 +117,7 @@ def load_site(legacy: Engine, target: Engine, *, site_id: str, run_id: str, cuto
     tables = [_TableLoad(info, target_spec(target_table_for(info.name.upper())))
               for info in mapped_legacy_tables(legacy, site_id)]
     ctx = TransformContext(site_id, cutover=cutover, attachments_dir=attachments_dir,
-                           reference_date=reference_date or dt.date.today())
+                           reference_date=reference_date or dt.date.today(), keys_in_memory=keys_in_memory)
     summary = LoadSummary(site_id, run_id)
     with target.connect() as conn:
         for table in tables:

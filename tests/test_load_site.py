@@ -244,3 +244,14 @@ def test_a_load_stopped_among_rows_whose_key_is_null_resumes(tmp_path, sqlite_ur
     assert resumed.tables["DM_DONVI"]["rejects_by_reason"]["KEY_MISSING"] == 1
     assert raw_tables(stopped) == raw_tables(plain)
     legacy.dispose()
+
+
+def test_a_transform_memory_kept_mostly_on_disk_loads_the_same_target(tmp_path, sqlite_url):
+    """With three entries per kind in memory, every duplicate and orphan check asks the disk."""
+    legacy, files, _ = demo_site(tmp_path, f"sqlite:///{tmp_path / 'legacy.sqlite'}", None)
+    on_disk, in_memory = open_target(sqlite_url("on_disk")), open_target(sqlite_url("in_memory"))
+    spilled = _load(legacy, on_disk, files, keys_in_memory=3)
+    reference = _load(legacy, in_memory, files)
+    assert spilled.accounting_ok and spilled.tables == reference.tables
+    assert raw_tables(on_disk) == raw_tables(in_memory)
+    legacy.dispose()

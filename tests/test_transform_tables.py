@@ -6,6 +6,7 @@ import datetime as dt
 import hashlib
 import os
 
+import pandas as pd
 import pyarrow as pa
 import pytest
 
@@ -378,3 +379,12 @@ def test_every_reason_code_a_transform_can_give_is_documented():
             and not c.startswith(("MA_", "NGAY", "TEN_", "SO_"))}
     assert used <= set(REASON_CODES), used - set(REASON_CODES)
     assert set(REASON_CODES) <= used, set(REASON_CODES) - used  # no code documented but never given
+
+
+def test_a_person_read_back_from_the_target_has_the_identity_it_was_loaded_with():
+    """A resumed load remembers persons from the target: dates come back as datetimes, a missing unit as NaN."""
+    from transform.tables.persons import _identity
+    loaded = _identity("Nguyễn Văn An", dt.date(1990, 1, 2), "day", None)
+    assert loaded == _identity("Nguyễn Văn An", pd.Timestamp("1990-01-02"), "day", float("nan"))
+    assert loaded != _identity("Nguyễn Văn An", dt.date(1990, 1, 2), "day", "DN0001")
+    assert _identity("Nguyễn Văn An", dt.date(1990, 1, 1), "year", None) is None  # a year alone identifies nobody

@@ -24,6 +24,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from .key_store import DEFAULT_MEMORY_ENTRIES, KeyStore
+
 
 @dataclass
 class TransformContext:
@@ -31,24 +33,33 @@ class TransformContext:
     cutover: date
     attachments_dir: Path | None = None
     reference_date: date = field(default_factory=date.today)
+    # At most this many entries of each KeyStore stay in memory (transform.key_store).
+    keys_in_memory: int = DEFAULT_MEMORY_ENTRIES
+    # What earlier batches accepted, in KeyStores (memory bounded, see transform.key_store):
     # accepted codes and ids, for orphan checks
-    known_office_codes: set[str] = field(default_factory=set)
-    known_unit_codes: set[str] = field(default_factory=set)
-    known_dossier_ids: set[str] = field(default_factory=set)
+    known_office_codes: KeyStore = field(init=False)
+    known_unit_codes: KeyStore = field(init=False)
+    known_dossier_ids: KeyStore = field(init=False)
     # normalized key -> legacy key of the accepted row, for duplicate checks; a row
     # seen again under its own legacy key (a retried chunk, a delta) is not a duplicate
-    accepted_keys: dict[str, dict[str, str]] = field(default_factory=dict)
-    accepted_dossier_numbers: dict[str, str] = field(default_factory=dict)
+    accepted_keys: dict[str, KeyStore] = field(init=False, default_factory=dict)
+    accepted_dossier_numbers: KeyStore = field(init=False)
     # person identity -> social insurance number, for POSSIBLE_DUPLICATE_PERSON
-    persons_by_citizen_id: dict[str, str] = field(default_factory=dict)
-    persons_by_name_birth_unit: dict[tuple, str] = field(default_factory=dict)
+    persons_by_citizen_id: KeyStore = field(init=False)
+    persons_by_name_birth_unit: KeyStore = field(init=False)
 
     def __post_init__(self) -> None:
         if self.attachments_dir is not None:
             self.attachments_dir = Path(self.attachments_dir)
+        for name in ("known_office_codes", "known_unit_codes", "known_dossier_ids", "accepted_dossier_numbers",
+                     "persons_by_citizen_id", "persons_by_name_birth_unit"):
+            setattr(self, name, KeyStore(self.keys_in_memory))
 
-    def keys_of(self, legacy_table: str) -> dict[str, str]:
-        return self.accepted_keys.setdefault(legacy_table, {})
+    def keys_of(self, legacy_table: str) -> KeyStore:
+        store = self.accepted_keys.get(legacy_table)
+        if store is None:
+            store = self.accepted_keys[legacy_table] = KeyStore(self.keys_in_memory)
+        return store
 
     def remember_accepted(self, legacy_table: str, rows: pd.DataFrame) -> None:
         """Record accepted rows (a TransformResult.rows frame, or the same columns read back from

@@ -114,6 +114,7 @@ def transform(tb: TableBatch) -> dict[str, list]:
     ids = tb.integers("ID_TEP")
     tb.reject_where("ID_TEP", [i is None for i in ids], "KEY_MISSING", "file id {value!r} is not a number")
     dossier_ids = [None if d is None else str(d) for d in tb.integers("ID_HO_SO")]
+    ctx.known_dossier_ids.warm(dossier_ids)
     for i, dossier_id in enumerate(dossier_ids):
         if dossier_id not in ctx.known_dossier_ids:
             v.reject(i, "ORPHAN_DOSSIER", "ID_HO_SO", tb.raw("ID_HO_SO")[i],

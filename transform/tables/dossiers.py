@@ -42,6 +42,7 @@ def transform(tb: TableBatch) -> dict[str, list]:
     tb.require("SO_HO_SO", numbers)
     units = tb.code("MA_DV")
     tb.require("MA_DV", units)
+    ctx.known_unit_codes.warm(units)
     for i, unit in enumerate(units):
         if unit is not None and unit not in ctx.known_unit_codes:
             v.reject(i, "ORPHAN_UNIT", "MA_DV", tb.raw("MA_DV")[i], f"unit {unit!r} is not an accepted unit")
@@ -74,12 +75,14 @@ def transform(tb: TableBatch) -> dict[str, list]:
             v.flag(i, "DATES_OUT_OF_ORDER")
 
     offices = tb.code("MA_CQ")
+    ctx.known_office_codes.warm(offices)
     for i, office in enumerate(offices):
         if office is not None and office not in ctx.known_office_codes:
             offices[i] = None
             v.flag(i, "ORPHAN_OFFICE_CLEARED")
 
     seen_numbers = ctx.accepted_dossier_numbers
+    seen_numbers.warm([None if number is None else number.upper() for number in numbers])
     for i, number in enumerate(numbers):
         if v.is_rejected(i):
             continue

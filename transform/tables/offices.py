@@ -45,6 +45,7 @@ def transform(tb: TableBatch) -> dict[str, list]:
             v.reject(i, "OFFICE_LEVEL_INVALID", "CAP", tb.raw("CAP")[i],
                      f"a {level} office has a {OFFICE_CODE_LENGTHS[level]}-digit code, not {code!r}")
     seen = ctx.keys_of(LEGACY_TABLE)
+    seen.warm(codes)
     for i, code in enumerate(codes):
         if not v.is_rejected(i):
             claim_key(seen, i, code, tb, v, column="MA_CQ", noun="office")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pandas as pd
 
 from ..context import TransformContext
@@ -21,11 +23,16 @@ OUTPUT_COLUMNS = ("social_insurance_no", "full_name", "birth_date", "birth_date_
                   "citizen_id", "unit_code", "dq_flags", "updated_at")
 
 
-def _identity(name: str | None, birth_date, precision: str | None, unit_code: str | None) -> tuple | None:
-    """Name + full birth date + unit: two numbers with the same identity are probably one person."""
+def _identity(name: str | None, birth_date, precision: str | None, unit_code: str | None) -> str | None:
+    """Name + full birth date + unit: two numbers with the same identity are probably one person.
+
+    As one text (a KeyStore key). Rows read back from the target (a resumed load) may
+    hold a datetime for the date and NaN for a missing unit: they give the same text.
+    """
     if name is None or birth_date is None or precision != DAY:
         return None
-    return (name.casefold(), birth_date, unit_code)
+    day = birth_date.date() if isinstance(birth_date, dt.datetime) else birth_date
+    return "\x1f".join((name.casefold(), day.isoformat(), unit_code if isinstance(unit_code, str) else ""))
 
 
 def transform(tb: TableBatch) -> dict[str, list]:
@@ -73,18 +80,23 @@ def transform(tb: TableBatch) -> dict[str, list]:
         citizen_ids.append(citizen_id)
 
     units = tb.code("MA_DV")
+    ctx.known_unit_codes.warm(units)
     for i, unit in enumerate(units):
         if unit is not None and unit not in ctx.known_unit_codes:
             units[i] = None
             v.flag(i, "ORPHAN_UNIT_CLEARED")
 
     seen = ctx.keys_of(LEGACY_TABLE)
+    identities = [_identity(*person) for person in zip(names, birth_dates, precisions, units)]
+    seen.warm(numbers)
+    ctx.persons_by_citizen_id.warm(citizen_ids)
+    ctx.persons_by_name_birth_unit.warm(identities)
     for i, number in enumerate(numbers):
         if v.is_rejected(i) or not claim_key(seen, i, number, tb, v, column="MA_SO_BHXH", noun="person"):
             continue
         # The same person under two numbers: flag the later one, load both.
         other = ctx.persons_by_citizen_id.get(citizen_ids[i]) if citizen_ids[i] else None
-        identity = _identity(names[i], birth_dates[i], precisions[i], units[i])
+        identity = identities[i]
         if other is None and identity is not None:
             other = ctx.persons_by_name_birth_unit.get(identity)
         if other is not None and other != number:

@@ -71,6 +71,7 @@ def transform(tb: TableBatch) -> dict[str, list]:
             v.flag(i, "IVAN_CODE_MISSING")
 
     offices = tb.code("MA_CQ")
+    ctx.known_office_codes.warm(offices)
     for i, office in enumerate(offices):
         if office is not None and office not in ctx.known_office_codes:
             offices[i] = None
@@ -85,6 +86,7 @@ def transform(tb: TableBatch) -> dict[str, list]:
         registered.append(parsed.value if parsed else None)
 
     seen = ctx.keys_of(LEGACY_TABLE)
+    seen.warm(codes)
     for i, code in enumerate(codes):
         if not v.is_rejected(i):
             claim_key(seen, i, code, tb, v, column="MA_DV", noun="unit")

@@ -1,0 +1,60 @@
+"""KeyStore: the transform's memory across batches answers exactly like a dict, in bounded memory."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from transform.key_store import KeyStore
+
+_KEYS = st.sampled_from([f"k{i}" for i in range(12)])
+_OPERATIONS = st.lists(st.one_of(
+    st.tuples(st.just("set"), _KEYS, st.sampled_from(["a", "b", "c"])),
+    st.tuples(st.just("setdefault"), _KEYS, st.sampled_from(["a", "b", "c"])),
+    st.tuples(st.just("add"), _KEYS, st.just("")),
+    st.tuples(st.just("get"), _KEYS, st.just("")),
+    st.tuples(st.just("warm"), st.lists(_KEYS, max_size=6), st.just("")),
+), max_size=60)
+
+
+@settings(max_examples=150, deadline=None)
+@given(operations=_OPERATIONS, memory_entries=st.integers(min_value=1, max_value=5))
+def test_a_small_store_answers_like_a_dict(operations, memory_entries):
+    store, model = KeyStore(memory_entries=memory_entries), {}
+    for operation, key, value in operations:
+        if operation == "set":
+            store[key] = value
+            model[key] = value
+        elif operation == "setdefault":
+            assert store.setdefault(key, value) == model.setdefault(key, value)
+        elif operation == "add":
+            store.add(key)
+            model.setdefault(key, "")
+        elif operation == "get":
+            assert store.get(key) == model.get(key)
+            assert (key in store) == (key in model)
+        else:
+            store.warm(key)  # a list of keys: the batch's
+    assert dict(store.items()) == model and len(store) == len(model)
+    store.close()
+
+
+def test_entries_move_to_the_database_and_warmed_batches_are_answered_from_memory():
+    store = KeyStore(memory_entries=1_000)
+    for number in range(2_500):
+        store[f"HS-{number}"] = str(number)
+    assert len(store._memory) < 1_000 and store._db is not None  # most entries left the memory
+    batch = [f"HS-{n}" for n in (0, 999, 2_499, 7_000)] + [None]
+    store.warm(batch)
+    assert store._warm == {"HS-0": "0", "HS-999": "999"}  # 2,499 is still in memory; 7,000 unknown
+    assert [store.get(k) for k in batch] == ["0", "999", "2499", None, None]
+    assert "HS-1500" in store and "HS-7000" not in store and None not in store  # unwarmed: one query each
+    assert store == {f"HS-{n}": str(n) for n in range(2_500)}
+    store.close()
+
+
+def test_a_set_of_codes_compares_with_a_set():
+    codes = KeyStore(memory_entries=2)
+    codes.update(["01", "0101", "01"])
+    codes.add("0102")
+    assert codes == {"01", "0101", "0102"} and "0101" in codes and "02" not in codes

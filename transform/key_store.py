@@ -1,0 +1,146 @@
+"""Keys the transform remembers across batches: exact answers, bounded memory.
+
+The transform checks rows against rows of earlier batches and tables: is this
+unit code known, was this dossier number accepted before, which person holds
+this citizen ID. In plain dicts that memory grows with the site (hundreds of
+bytes per dossier and person), and the load promises memory bounded by its
+chunk size. A KeyStore keeps at most `memory_entries` entries in memory and
+moves them, when it holds that many, into a private temporary SQLite database
+(SQLite deletes it when it is closed; on Unix the file is unlinked as soon as
+it is made, so nothing is left behind even by a killed run).
+
+A batch first announces the keys it will ask about (`warm`): their stored
+entries come back in one query, so the per-row checks stay dictionary
+lookups. A key asked about without warming costs one indexed query and gets
+the same answer: warming is only about speed.
+
+It reads like a dict of str -> str (get, setdefault, [k] = v, in, items) and
+like a set of str (add, update, == a set), so the table modules keep their
+plain per-row code.
+
+Example::
+
+    seen = KeyStore(memory_entries=50_000)
+    seen.warm(numbers)                     # the batch's keys
+    first = seen.get(number)               # None: not seen before
+    seen.setdefault(number, legacy_key)
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any, Iterable, Iterator
+
+_MISSING: Any = object()
+DEFAULT_MEMORY_ENTRIES = 50_000
+
+
+class KeyStore:
+    def __init__(self, memory_entries: int = DEFAULT_MEMORY_ENTRIES):
+        if memory_entries <= 0:
+            raise ValueError("memory_entries must be positive")
+        self.memory_entries = memory_entries
+        self._memory: dict[str, str] = {}  # entries not moved to the database yet
+        self._db: sqlite3.Connection | None = None
+        # The batch's keys (warm) whose stored entries were fetched, and those entries.
+        self._warm_keys: set[str] = set()
+        self._warm: dict[str, str] = {}
+
+    # -- dict and set ----------------------------------------------------------
+    def get(self, key: str | None, default: Any = None) -> Any:
+        if key is None:
+            return default
+        value = self._memory.get(key, _MISSING)
+        if value is not _MISSING:
+            return value
+        if self._db is None:
+            return default
+        if key in self._warm_keys:
+            return self._warm.get(key, default)
+        row = self._db.execute("SELECT v FROM entries WHERE k = ?", (key,)).fetchone()
+        return default if row is None else row[0]
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and self.get(key, _MISSING) is not _MISSING
+
+    def __setitem__(self, key: str, value: str) -> None:
+        self._memory[key] = value
+        if len(self._memory) >= self.memory_entries:
+            self._move_to_database()
+
+    def setdefault(self, key: str, value: str) -> str:
+        current = self.get(key, _MISSING)
+        if current is _MISSING:
+            self[key] = value
+            return value
+        return current
+
+    def add(self, key: str) -> None:
+        """As a set: remember `key`."""
+        self.setdefault(key, "")
+
+    def update(self, keys: Iterable[str]) -> None:
+        for key in keys:
+            self.add(key)
+
+    def items(self) -> Iterator[tuple[str, str]]:
+        if self._db is not None:
+            for key, value in self._db.execute("SELECT k, v FROM entries ORDER BY k"):
+                if key not in self._memory:
+                    yield key, value
+        yield from self._memory.items()
+
+    def __iter__(self) -> Iterator[str]:
+        return (key for key, _ in self.items())
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self.items())
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, (set, frozenset)):
+            return set(self) == other
+        if isinstance(other, dict):
+            return dict(self.items()) == other
+        if isinstance(other, KeyStore):
+            return dict(self.items()) == dict(other.items())
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, like dict and set
+
+    def __repr__(self) -> str:
+        stored = "" if self._db is None else ", the rest in a temporary database"
+        return f"KeyStore({len(self._memory)} entries in memory{stored})"
+
+    # -- bounded memory --------------------------------------------------------
+    def warm(self, keys: Iterable[str | None]) -> None:
+        """Fetch the stored entries of `keys` (a batch's) at once, for the lookups that follow."""
+        self._warm_keys, self._warm = set(), {}
+        if self._db is None:
+            return
+        wanted = {key for key in keys if key is not None and key not in self._memory}
+        if not wanted:
+            return
+        self._db.execute("DELETE FROM wanted")
+        self._db.executemany("INSERT OR IGNORE INTO wanted (k) VALUES (?)", ((key,) for key in wanted))
+        self._warm = dict(self._db.execute("SELECT e.k, e.v FROM wanted w JOIN entries e ON e.k = w.k"))
+        self._warm_keys = wanted
+
+    def close(self) -> None:
+        """Drop the temporary database (also done when the store is garbage-collected)."""
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+
+    def _move_to_database(self) -> None:
+        if self._db is None:
+            # "": a private temporary database on disk, deleted on close. The load reads
+            # ahead in another thread than the one that seeds a resumed run, never both at once.
+            self._db = sqlite3.connect("", check_same_thread=False, isolation_level=None)
+            self._db.execute("CREATE TABLE entries (k TEXT PRIMARY KEY, v TEXT NOT NULL) WITHOUT ROWID")
+            self._db.execute("CREATE TEMPORARY TABLE wanted (k TEXT PRIMARY KEY) WITHOUT ROWID")
+        with self._db:  # one transaction: a few hundred thousand rows in a fraction of a second
+            self._db.execute("BEGIN")
+            self._db.executemany("INSERT OR REPLACE INTO entries (k, v) VALUES (?, ?)", self._memory.items())
+        self._memory.clear()
+        # Entries fetched for the batch may have moved with the others: ask the database again.
+        self._warm_keys, self._warm = set(), {}
