@@ -27,9 +27,9 @@ def test_a_small_store_answers_like_a_dict(operations, memory_entries):
             model[key] = value
         elif operation == "setdefault":
             assert store.setdefault(key, value) == model.setdefault(key, value)
-        elif operation == "add":
+        elif operation == "add":  # as a set: the value is ''
             store.add(key)
-            model.setdefault(key, "")
+            model[key] = ""
         elif operation == "get":
             assert store.get(key) == model.get(key)
             assert (key in store) == (key in model)

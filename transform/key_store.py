@@ -28,6 +28,7 @@ Example::
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from typing import Any, Iterable, Iterator
 
@@ -76,8 +77,8 @@ class KeyStore:
         return current
 
     def add(self, key: str) -> None:
-        """As a set: remember `key`."""
-        self.setdefault(key, "")
+        """As a set (every value ''): remember `key`, without asking whether it is there already."""
+        self[key] = ""
 
     def update(self, keys: Iterable[str]) -> None:
         for key in keys:
@@ -120,9 +121,9 @@ class KeyStore:
         wanted = {key for key in keys if key is not None and key not in self._memory}
         if not wanted:
             return
-        self._db.execute("DELETE FROM wanted")
-        self._db.executemany("INSERT OR IGNORE INTO wanted (k) VALUES (?)", ((key,) for key in wanted))
-        self._warm = dict(self._db.execute("SELECT e.k, e.v FROM wanted w JOIN entries e ON e.k = w.k"))
+        # One parameter, a JSON array of the keys: a third of the cost of filling a table with them.
+        self._warm = dict(self._db.execute("SELECT e.k, e.v FROM json_each(?) AS w JOIN entries AS e ON e.k = w.value",
+                                           (json.dumps(sorted(wanted)),)))
         self._warm_keys = wanted
 
     def close(self) -> None:
@@ -137,7 +138,6 @@ class KeyStore:
             # ahead in another thread than the one that seeds a resumed run, never both at once.
             self._db = sqlite3.connect("", check_same_thread=False, isolation_level=None)
             self._db.execute("CREATE TABLE entries (k TEXT PRIMARY KEY, v TEXT NOT NULL) WITHOUT ROWID")
-            self._db.execute("CREATE TEMPORARY TABLE wanted (k TEXT PRIMARY KEY) WITHOUT ROWID")
         with self._db:  # one transaction: a few hundred thousand rows in a fraction of a second
             self._db.execute("BEGIN")
             self._db.executemany("INSERT OR REPLACE INTO entries (k, v) VALUES (?, ?)", self._memory.items())

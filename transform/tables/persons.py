@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 
 import pandas as pd
 
@@ -26,13 +27,15 @@ OUTPUT_COLUMNS = ("social_insurance_no", "full_name", "birth_date", "birth_date_
 def _identity(name: str | None, birth_date, precision: str | None, unit_code: str | None) -> str | None:
     """Name + full birth date + unit: two numbers with the same identity are probably one person.
 
-    As one text (a KeyStore key). Rows read back from the target (a resumed load) may
-    hold a datetime for the date and NaN for a missing unit: they give the same text.
+    As a digest (a KeyStore key: short, and no names in the transform's temporary
+    files). Rows read back from the target (a resumed load) may hold a datetime for the
+    date and NaN for a missing unit: they give the same digest.
     """
     if name is None or birth_date is None or precision != DAY:
         return None
     day = birth_date.date() if isinstance(birth_date, dt.datetime) else birth_date
-    return "\x1f".join((name.casefold(), day.isoformat(), unit_code if isinstance(unit_code, str) else ""))
+    text = "\x1f".join((name.casefold(), day.isoformat(), unit_code if isinstance(unit_code, str) else ""))
+    return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
 
 
 def transform(tb: TableBatch) -> dict[str, list]:
