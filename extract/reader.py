@@ -250,16 +250,19 @@ def _single_pass(conn: Connection, query: sa.Select, chunk_rows: int) -> Iterato
             yield [tuple(r) for r in partition]
 
 
-def read_batch(table: TableInfo, rows: Sequence[Sequence[Any]], schema: pa.Schema | None = None) -> pa.RecordBatch:
+def read_batch(table: TableInfo, rows: Sequence[Sequence[Any]], schema: pa.Schema | None = None,
+               columns: Sequence[Sequence[Any]] | None = None) -> pa.RecordBatch:
     """Rows as read, as one Arrow record batch whose to_pylist() gives back the very same values.
 
     Column types are inferred (or taken from `schema`). A column whose values are
     not all of one Python type (a datetime column holding text as stored, an
     integer next to a float) becomes a dense union with one child per type, so no
     value is coerced into another: the transform sees what the database holds.
+    `columns`: the same rows by column, when the caller has them already.
     """
     names = list(table.column_names)
-    columns = list(zip(*rows)) if rows else [() for _ in names]
+    if columns is None:
+        columns = list(zip(*rows)) if rows else [() for _ in names]
     arrays = [pa.array(list(values), type=schema.field(i).type) if schema else _inferred(values)
               for i, values in enumerate(columns)]
     return pa.RecordBatch.from_arrays(arrays, names=names)

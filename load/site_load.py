@@ -200,7 +200,8 @@ def _prepare_chunks(legacy: Engine, tables: list[_TableLoad], ctx: TransformCont
             for rows in _chunks_to_load(source, table.info, table.done, limits):
                 keys = _legacy_keys(table.info, rows)
                 columns = [list(values) for values in zip(*rows)]  # the batch's values, by column
-                result = transform_batch(table.legacy_table, read_batch(table.info, rows, None), ctx, columns)
+                batch = read_batch(table.info, rows, None, columns)
+                result = transform_batch(table.legacy_table, batch, ctx, columns)
                 _check_every_row_accounted(table.legacy_table, chunk_no, keys, result)
                 staged, unstorable = to_stage_arrow(result.rows, table.spec)
                 yield _PreparedChunk(
@@ -321,18 +322,17 @@ def _chunk_fingerprint(legacy_table: str, rows: list[tuple], keys: list[str],
     digest is recomputed, so a transform that hashed other values is caught.
     """
     digests = dict(zip(transformed["legacy_key"], transformed["legacy_row_hash"]))
-    fingerprint, checked = TableFingerprint(), False
+    fingerprint, reused = TableFingerprint(), []
     for key, row in zip(keys, rows):
         known = digests.get(key)
         if known is None:
             fingerprint.add(row)
             continue
-        if not checked:
-            if row_digest(row).hex() != known:
-                raise VerificationError(f"{legacy_table} row {key}: the transform's legacy_row_hash is not the "
-                                        "digest of the row as read")
-            checked = True
-        fingerprint.add_digest(bytes.fromhex(known))
+        if not reused and row_digest(row).hex() != known:
+            raise VerificationError(f"{legacy_table} row {key}: the transform's legacy_row_hash is not the "
+                                    "digest of the row as read")
+        reused.append(known)
+    fingerprint.add_digests([bytes.fromhex(known) for known in reused])  # summed at once
     return fingerprint
 
 

@@ -107,6 +107,8 @@ def _arrow_type(column: sa.Column) -> pa.DataType:
 
 def _key_text(series: pd.Series) -> pd.Series:
     """Legacy keys as text: '12345', never '12345.0' when pandas made a nullable int a float."""
+    if all(type(v) is str for v in series):  # as the transform writes them
+        return series
     return pd.Series([None if v is None or (not isinstance(v, str) and pd.isna(v)) else _one_key_text(v)
                       for v in series], dtype=object)
 
