@@ -42,7 +42,7 @@ from extract.legacy_schema import MAPPED_TABLES
 from extract.reader import iter_table_rows, read_batch
 from transform import TransformContext, target_table_for, transform_batch
 from transform.key_store import DEFAULT_MEMORY_ENTRIES
-from transform.tables.common import legacy_key_text
+from transform.tables.common import legacy_key_text, null_key_text
 from ts24_migrate.errors import ConfigError, VerificationError
 
 from . import ledger, merge, reasons
@@ -288,7 +288,11 @@ def _key_values(info: TableInfo, row: Sequence[Any]) -> list[Any]:
 def _legacy_keys(info: TableInfo, rows: list[tuple]) -> list[str]:
     """The legacy key of each row as text, as the transform writes it (composite keys joined)."""
     positions = [info.column_names.index(name) for name in info.primary_key]
-    return [legacy_key_text([row[i] for i in positions]) for row in rows]
+    keys = []
+    for row in rows:
+        parts = [row[i] for i in positions]
+        keys.append(null_key_text(row) if None in parts else legacy_key_text(parts))
+    return keys
 
 
 def _typed_key(info: TableInfo, values: Sequence[Any]) -> list[Any]:

@@ -209,7 +209,7 @@ def test_file_contents_bound_the_chunks_and_an_interrupted_load_resumes_to_the_s
 
 
 def _allow_a_null_unit_code(legacy_path) -> None:
-    """DM_DONVI as SQLite lets a careless copy hold it: MA_DV without NOT NULL, and one unit without a code."""
+    """DM_DONVI as SQLite lets a careless copy hold it: MA_DV without NOT NULL, and two units without a code."""
     with sqlite3.connect(legacy_path) as db:
         ddl = db.execute("SELECT sql FROM sqlite_master WHERE name = 'DM_DONVI'").fetchone()[0]
         db.execute("PRAGMA legacy_alter_table = ON")  # the other tables keep referring to DM_DONVI
@@ -218,7 +218,7 @@ def _allow_a_null_unit_code(legacy_path) -> None:
         db.execute('INSERT INTO "DM_DONVI" SELECT * FROM "DM_DONVI_OLD"')
         db.execute('INSERT INTO "DM_DONVI" SELECT NULL, "TEN_DV", "MA_SO_THUE", "DIA_CHI", "MA_CQ", "NGUOI_LIEN_HE", '
                    '"DIEN_THOAI", "EMAIL", "PHUONG_THUC_GD", "MA_IVAN", "SERIAL_CTS", "CTS_TU_NGAY", "CTS_DEN_NGAY", '
-                   '"NGAY_DANG_KY", "TRANG_THAI", "NGAY_CAP_NHAT" FROM "DM_DONVI_OLD" LIMIT 1')
+                   '"NGAY_DANG_KY", "TRANG_THAI", "NGAY_CAP_NHAT" FROM "DM_DONVI_OLD" LIMIT 2')
         db.execute('DROP TABLE "DM_DONVI_OLD"')
 
 
@@ -232,7 +232,7 @@ def test_a_load_stopped_among_rows_whose_key_is_null_resumes(tmp_path, sqlite_ur
     stopped, plain = open_target(sqlite_url("stopped")), open_target(sqlite_url("plain"))
 
     def stop_after_the_null_key(table, done, total):
-        if table == "DM_DONVI" and done == 1:  # chunk 0: the unit without a code, read alone first
+        if table == "DM_DONVI" and done == 2:  # chunk 0: the units without a code, read first
             raise _Interrupted()
 
     with pytest.raises(_Interrupted):
@@ -241,7 +241,11 @@ def test_a_load_stopped_among_rows_whose_key_is_null_resumes(tmp_path, sqlite_ur
     reference = _load(legacy, plain, files)
     assert resumed.chunks_skipped > 0 and resumed.accounting_ok
     assert resumed.tables == reference.tables
-    assert resumed.tables["DM_DONVI"]["rejects_by_reason"]["KEY_MISSING"] == 1
+    assert resumed.tables["DM_DONVI"]["rejects_by_reason"]["KEY_MISSING"] == 2  # each with its own reject
+    with stopped.connect() as conn:
+        null_keys = conn.execute(sa.select(bk.rejects.c.legacy_key).where(
+            bk.rejects.c.legacy_table == "DM_DONVI", bk.rejects.c.reason_code == "KEY_MISSING")).scalars().all()
+    assert len(set(null_keys)) == 2 and all(k.startswith("NULL#") for k in null_keys)
     assert raw_tables(stopped) == raw_tables(plain)
     legacy.dispose()
 

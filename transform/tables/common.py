@@ -15,6 +15,8 @@ from typing import Any, Sequence
 
 import pyarrow as pa
 
+from extract.fingerprint import row_digest
+
 from ..context import TransformContext
 from ..normalize import as_int, normalize_codes, strip_blanks
 from ..text_repair import AMBIGUOUS, NFD, TCVN3, VNI, repair_text_values
@@ -30,6 +32,16 @@ _SPACE_RUNS = re.compile(r"[ \t]{2,}|\t")
 def legacy_key_text(values: Sequence[Any]) -> str:
     """A legacy key as text: composite keys joined with '|'."""
     return "|".join("" if v is None else str(v) for v in values)
+
+
+def null_key_text(row: Sequence[Any]) -> str:
+    """The legacy key, as text, of a row whose key holds NULL (SQLite lets a key column hold it).
+
+    Several such rows may share a table and no key tells them apart; their content
+    does: 'NULL#' and the start of the row's digest (extract.fingerprint.row_digest over
+    the row's values in the table's column order).
+    """
+    return "NULL#" + row_digest(row).hex()[:16]
 
 
 class TableBatch:
@@ -55,6 +67,8 @@ class TableBatch:
             self.legacy_keys = ["" if v is None else str(v) for v in keys[0]]
         else:
             self.legacy_keys = [legacy_key_text(parts) for parts in zip(*keys)] if keys else [""] * self.n
+        for i in [i for i, parts in enumerate(zip(*keys)) if None in parts]:  # told apart by their content
+            self.legacy_keys[i] = null_key_text([self.columns[name][i] for name in self.names])
         self.verdicts = RowVerdicts(legacy_table, self.legacy_keys)
         self.text_repairs: Counter = Counter()
 
