@@ -81,12 +81,18 @@ def canonical_columns(table: dict[str, Any]) -> set[str]:
 
 
 def scratch_table(metadata: sa.MetaData, table: dict[str, Any]) -> tuple[sa.Table, set[str]]:
+    """The scratch table a backed-up table is restored into.
+
+    Its key is a UNIQUE constraint, not a PRIMARY KEY: SQLite lets a legacy key column
+    hold NULL (several times), which a primary key refuses on PostgreSQL; a unique
+    constraint still refuses a key restored twice, and NULLs are never equal to each other.
+    """
     canonical = canonical_columns(table)
-    key = set(table["primary_key"])
-    columns = [sa.Column(c["name"], _column_type(c, c["name"] in canonical), primary_key=c["name"] in key,
-                         autoincrement=False, nullable=c["name"] not in key)
+    key = list(table["primary_key"])
+    columns = [sa.Column(c["name"], _column_type(c, c["name"] in canonical), autoincrement=False)
                for c in table["columns"]]
-    return sa.Table(table["name"], metadata, *columns), canonical
+    constraints = [sa.UniqueConstraint(*key)] if key else []
+    return sa.Table(table["name"], metadata, *columns, *constraints), canonical
 
 
 @dataclass

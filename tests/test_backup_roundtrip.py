@@ -191,3 +191,27 @@ def test_manifest_is_canonical_and_names_its_parts(tmp_path: Path, sqlite_url) -
     assert "position" not in json.dumps(data["attachments"]["parts"])
     assert ATTACHMENTS_KEY in read_manifest(result.backup_dir).fingerprints()
     assert os.stat(result.backup_dir).st_mode & 0o077 == 0
+
+
+@pytest.mark.parametrize("into", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def test_rows_whose_key_is_null_restore_too(tmp_path: Path, into: str, request) -> None:
+    """SQLite lets a key column hold NULL, several times: the backup keeps such rows, the restore too."""
+    url = f"sqlite:///{tmp_path / 'legacy.sqlite'}"
+    writable = sa.create_engine(url)
+    with writable.begin() as conn:
+        conn.exec_driver_sql('CREATE TABLE "T" ("CODE" VARCHAR(10) PRIMARY KEY, "NAME" TEXT)')
+        conn.exec_driver_sql('INSERT INTO "T" VALUES (NULL, \'first\'), (\'b\', \'bee\'), (NULL, \'second\'), '
+                             '(\'a\', \'ay\')')
+    writable.dispose()
+    legacy = legacy_engine(Secret(url))
+    keys = make_keys(tmp_path)
+    result = backup_site(legacy, None, tmp_path / "backups", site_id="nulls", run_id=str(uuid.uuid4()),
+                         recipients=[keys.recipient], signing_key=keys.signing, chunk_rows=2)
+    scratch_url = (f"sqlite:///{tmp_path / 'scratch.sqlite'}" if into == "sqlite"
+                   else request.getfixturevalue("pg_database")())
+    scratch = sa.create_engine(scratch_url)
+    report = restore_backup(result.backup_dir, keys.identity, scratch, None, live=legacy)
+    assert report.ok, report.problems
+    assert restored_rows(scratch, result.manifest.tables) == source_rows(legacy)
+    scratch.dispose()
+    legacy.dispose()
