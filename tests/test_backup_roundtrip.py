@@ -21,7 +21,7 @@ from extract.attachments import ATTACHMENTS_KEY
 from extract.extraction import live_fingerprints
 from ts24_migrate.db import legacy_engine
 from ts24_migrate.secrets import Secret
-from test_backup_support import (folder_files, make_demo_site, make_keys, restored_rows, run_backup,
+from test_backup_support import (folder_files, make_demo_site, make_keys, restored_rows, run_backup, sqlite_legacy,
                                  source_rows)
 
 
@@ -196,14 +196,9 @@ def test_manifest_is_canonical_and_names_its_parts(tmp_path: Path, sqlite_url) -
 @pytest.mark.parametrize("into", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def test_rows_whose_key_is_null_restore_too(tmp_path: Path, into: str, request) -> None:
     """SQLite lets a key column hold NULL, several times: the backup keeps such rows, the restore too."""
-    url = f"sqlite:///{tmp_path / 'legacy.sqlite'}"
-    writable = sa.create_engine(url)
-    with writable.begin() as conn:
-        conn.exec_driver_sql('CREATE TABLE "T" ("CODE" VARCHAR(10) PRIMARY KEY, "NAME" TEXT)')
-        conn.exec_driver_sql('INSERT INTO "T" VALUES (NULL, \'first\'), (\'b\', \'bee\'), (NULL, \'second\'), '
-                             '(\'a\', \'ay\')')
-    writable.dispose()
-    legacy = legacy_engine(Secret(url))
+    legacy = legacy_engine(Secret(sqlite_legacy(
+        tmp_path / "legacy.sqlite", 'CREATE TABLE "T" ("CODE" VARCHAR(10) PRIMARY KEY, "NAME" TEXT)',
+        """INSERT INTO "T" VALUES (NULL, 'first'), ('b', 'bee'), (NULL, 'second'), ('a', 'ay')""")))
     keys = make_keys(tmp_path)
     result = backup_site(legacy, None, tmp_path / "backups", site_id="nulls", run_id=str(uuid.uuid4()),
                          recipients=[keys.recipient], signing_key=keys.signing, chunk_rows=2)

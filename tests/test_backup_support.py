@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlite3
+
 import decimal
 import uuid
 from collections import Counter
@@ -92,3 +94,11 @@ def restored_rows(engine: sa.Engine, manifest_tables: dict[str, dict[str, Any]])
 
 def folder_files(root: Path) -> dict[str, bytes]:
     return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(Path(root).rglob("*")) if p.is_file()}
+
+
+def sqlite_legacy(path: Path, *statements: str) -> str:
+    """A SQLite legacy database made of `statements` (DDL and inserts); returns its URL."""
+    with sqlite3.connect(path) as db:
+        for statement in statements:
+            db.execute(statement)
+    return f"sqlite:///{path}"
