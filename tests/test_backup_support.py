@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import sqlite3
-
 import decimal
+import sqlite3
 import uuid
 from collections import Counter
 from dataclasses import dataclass
