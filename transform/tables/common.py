@@ -18,6 +18,7 @@ import pyarrow as pa
 from extract.fingerprint import row_digest
 
 from ..context import TransformContext
+from ..key_store import KeyStore
 from ..normalize import as_int, normalize_codes, strip_blanks
 from ..text_repair import AMBIGUOUS, NFD, TCVN3, VNI, repair_text_values
 from ..verdicts import RowVerdicts
@@ -120,6 +121,28 @@ class TableBatch:
             if value is None:
                 self.verdicts.reject(i, "REQUIRED_MISSING", name, self.columns[name][i],
                                      f"{name} is empty; the new system requires it")
+
+    def clear_unknown(self, codes: list[str | None], known: KeyStore, flag: str) -> list[str | None]:
+        """`codes` with those that refer to nothing accepted cleared (NULL), their rows flagged
+        `flag`: the row loads without the broken link."""
+        known.warm(codes)
+        for i, code in enumerate(codes):
+            if code is not None and code not in known:
+                codes[i] = None
+                self.verdicts.flag(i, flag)
+        return codes
+
+    def dossier_ids(self, name: str = "ID_HO_SO") -> list[str | None]:
+        """The dossier each row belongs to (its id as text); rows whose dossier was not accepted
+        (unknown, or rejected itself) are rejected ORPHAN_DOSSIER."""
+        ids = [None if d is None else str(d) for d in self.integers(name)]
+        known = self.ctx.known_dossier_ids
+        known.warm(ids)
+        for i, dossier_id in enumerate(ids):
+            if dossier_id not in known:
+                self.verdicts.reject(i, "ORPHAN_DOSSIER", name, self.columns[name][i],
+                                     f"dossier {self.columns[name][i]!r} is not an accepted dossier")
+        return ids
 
     def reject_where(self, name: str, bad: Sequence[bool], code: str, message: str) -> None:
         for i, is_bad in enumerate(bad):

@@ -113,12 +113,7 @@ def transform(tb: TableBatch) -> dict[str, list]:
     v, ctx = tb.verdicts, tb.ctx
     ids = tb.integers("ID_TEP")
     tb.reject_where("ID_TEP", [i is None for i in ids], "KEY_MISSING", "file id {value!r} is not a number")
-    dossier_ids = [None if d is None else str(d) for d in tb.integers("ID_HO_SO")]
-    ctx.known_dossier_ids.warm(dossier_ids)
-    for i, dossier_id in enumerate(dossier_ids):
-        if dossier_id not in ctx.known_dossier_ids:
-            v.reject(i, "ORPHAN_DOSSIER", "ID_HO_SO", tb.raw("ID_HO_SO")[i],
-                     f"dossier {tb.raw('ID_HO_SO')[i]!r} is not an accepted dossier")
+    dossier_ids = tb.dossier_ids()
     names = tb.text("TEN_TEP")
     tb.require("TEN_TEP", names)
     file_types = tb.code("LOAI_TEP", case="lower")

@@ -20,15 +20,9 @@ OUTPUT_COLUMNS = ("legacy_dossier_id", "occurred_at", "status_from", "status_to"
 
 
 def transform(tb: TableBatch) -> dict[str, list]:
-    v, ctx = tb.verdicts, tb.ctx
     ids = tb.integers("ID")
     tb.reject_where("ID", [i is None for i in ids], "KEY_MISSING", "history id {value!r} is not a number")
-    dossier_ids = [None if d is None else str(d) for d in tb.integers("ID_HO_SO")]
-    ctx.known_dossier_ids.warm(dossier_ids)
-    for i, dossier_id in enumerate(dossier_ids):
-        if dossier_id not in ctx.known_dossier_ids:
-            v.reject(i, "ORPHAN_DOSSIER", "ID_HO_SO", tb.raw("ID_HO_SO")[i],
-                     f"dossier {tb.raw('ID_HO_SO')[i]!r} is not an accepted dossier")
+    dossier_ids = tb.dossier_ids()
     occurred = tb.datetimes("THOI_GIAN")
     tb.require("THOI_GIAN", occurred)
     status_to = [DOSSIER_STATUSES.get(s) for s in tb.integers("TRANG_THAI_MOI")]

@@ -74,12 +74,7 @@ def transform(tb: TableBatch) -> dict[str, list]:
                 or (returned[i] and received[i] and returned[i] < received[i])):
             v.flag(i, "DATES_OUT_OF_ORDER")
 
-    offices = tb.code("MA_CQ")
-    ctx.known_office_codes.warm(offices)
-    for i, office in enumerate(offices):
-        if office is not None and office not in ctx.known_office_codes:
-            offices[i] = None
-            v.flag(i, "ORPHAN_OFFICE_CLEARED")
+    offices = tb.clear_unknown(tb.code("MA_CQ"), ctx.known_office_codes, "ORPHAN_OFFICE_CLEARED")
 
     seen_numbers = ctx.accepted_dossier_numbers
     seen_numbers.warm([None if number is None else number.upper() for number in numbers])

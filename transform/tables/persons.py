@@ -82,12 +82,7 @@ def transform(tb: TableBatch) -> dict[str, list]:
             v.flag(i, "CITIZEN_ID_INVALID")
         citizen_ids.append(citizen_id)
 
-    units = tb.code("MA_DV")
-    ctx.known_unit_codes.warm(units)
-    for i, unit in enumerate(units):
-        if unit is not None and unit not in ctx.known_unit_codes:
-            units[i] = None
-            v.flag(i, "ORPHAN_UNIT_CLEARED")
+    units = tb.clear_unknown(tb.code("MA_DV"), ctx.known_unit_codes, "ORPHAN_UNIT_CLEARED")
 
     seen = ctx.keys_of(LEGACY_TABLE)
     identities = [_identity(*person) for person in zip(names, birth_dates, precisions, units)]

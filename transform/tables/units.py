@@ -70,12 +70,7 @@ def transform(tb: TableBatch) -> dict[str, list]:
         if modes[i] == "ivan" and ivan_codes[i] is None:
             v.flag(i, "IVAN_CODE_MISSING")
 
-    offices = tb.code("MA_CQ")
-    ctx.known_office_codes.warm(offices)
-    for i, office in enumerate(offices):
-        if office is not None and office not in ctx.known_office_codes:
-            offices[i] = None
-            v.flag(i, "ORPHAN_OFFICE_CLEARED")
+    offices = tb.clear_unknown(tb.code("MA_CQ"), ctx.known_office_codes, "ORPHAN_OFFICE_CLEARED")
 
     registered: list = []
     for i, text in enumerate(tb.plain("NGAY_DANG_KY")):
