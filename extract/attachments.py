@@ -184,7 +184,7 @@ def iter_attachment_parts(root: Path, *, part_bytes: int = PART_BYTES, chunk_byt
                 continue
             if key == resume_key:
                 start = resume.offset
-        for row in _file_chunks(relpath, path, start, chunk_bytes):
+        for row in file_chunks(relpath, path, start, chunk_bytes):
             rows.append(row)
             pending += len(row[2])
             if pending >= part_bytes or len(rows) >= part_rows:
@@ -194,7 +194,9 @@ def iter_attachment_parts(root: Path, *, part_bytes: int = PART_BYTES, chunk_byt
         yield _part(rows)
 
 
-def _file_chunks(relpath: bytes, path: Path, start: int, chunk_bytes: int) -> Iterator[tuple]:
+def file_chunks(relpath: bytes, path: Path, start: int = 0, chunk_bytes: int = FILE_CHUNK_BYTES) -> Iterator[tuple]:
+    """(path, offset, data, size, sha256, md5) rows of one file from `start` on, `chunk_bytes` of data
+    each; the last row carries the size and the hashes of the whole file."""
     sha, md5 = hashlib.sha256(), hashlib.md5(usedforsecurity=False)
     with open(path, "rb") as handle:
         offset = 0

@@ -49,7 +49,7 @@ from backups.manifest import (AGE_FORMAT, FILES_DIR, FORMAT, MANIFEST_NAME, PART
                               BackupManifest, canonical_json, read_manifest, signature_document)
 from backups.part_store import write_once
 from extract.arrow_types import ColumnPlan, column_plan, rows_to_batch, schema_id, schema_layout
-from extract.attachments import attachment_parquet, file_row
+from extract.attachments import attachment_parquet, file_chunks, file_row
 from extract.discovery import ColumnInfo, TableInfo
 from extract.extraction import parquet_bytes
 from extract.fingerprint import TableFingerprint
@@ -58,7 +58,6 @@ from ts24_migrate import TOOL_NAME, __version__
 
 INCREMENTS_DIR = "increments"
 DELETED_PREFIX = "@deleted:"
-FILE_CHUNK_BYTES = 4 * 1024 * 1024
 
 
 def increments_dir(backup_root: Path, site_id: str) -> Path:
@@ -188,7 +187,7 @@ class IncrementWriter:
         total = TableFingerprint()
         content = 0
         for relpath, path in files:
-            for row in _file_chunks(relpath, path):
+            for row in file_chunks(relpath, path):
                 rows.append(row)
                 pending += len(row[2])
                 if pending >= self.chunk_bytes_per_part:
@@ -277,21 +276,3 @@ def file_key_table() -> TableInfo:
     metadata = sa.MetaData()
     table = sa.Table("@attachments", metadata, sa.Column("path", sa.LargeBinary, primary_key=True))
     return TableInfo("@attachments", None, (ColumnInfo("path", "BLOB", False),), ("path",), table)
-
-
-def _file_chunks(relpath: bytes, path: Path, chunk_bytes: int = FILE_CHUNK_BYTES):
-    """(path, offset, data, size, sha256, md5) rows of one file; the last row carries the hashes."""
-    sha, md5 = hashlib.sha256(), hashlib.md5(usedforsecurity=False)
-    offset = 0
-    with open(path, "rb") as handle:
-        current = handle.read(chunk_bytes)
-        while True:
-            following = handle.read(chunk_bytes) if current else b""
-            sha.update(current)
-            md5.update(current)
-            if not following:
-                yield (relpath, offset, current, offset + len(current), sha.hexdigest(), md5.hexdigest())
-                return
-            yield (relpath, offset, current, None, None, None)
-            offset += len(current)
-            current = following
