@@ -15,16 +15,12 @@ from ts24_migrate.db import store_engine
 from ts24_migrate.demo.advance import advance_site
 from ts24_migrate.secrets import Secret
 
-from test_reconcile_support import (SITE, compared_tables, fresh_migration, make_site, table_contents,
-                                    twin_site)
+from test_reconcile_support import SITE, compared_tables, fresh_migration, sqlite_site, table_contents, twin_site
 
 
 @pytest.fixture
 def site(tmp_path, sqlite_url):
-    made = make_site(tmp_path / "site", legacy_url=sqlite_url("legacy"), target_url=sqlite_url("target"),
-                     control_url=sqlite_url("control"))
-    yield made
-    made.dispose()
+    yield from sqlite_site(tmp_path, sqlite_url)
 
 
 def test_a_run_after_advancing_reads_exactly_the_changed_rows_and_equals_a_fresh_migration(site, tmp_path,

@@ -14,15 +14,12 @@ from backups.verify import manifest_parts
 from extract.extraction import live_fingerprints
 from reconcile.chain import chain_fingerprints
 
-from test_reconcile_support import SITE, make_site
+from test_reconcile_support import SITE, sqlite_site
 
 
 @pytest.fixture
 def site(tmp_path, sqlite_url):
-    made = make_site(tmp_path / "site", legacy_url=sqlite_url("legacy"), target_url=sqlite_url("target"),
-                     control_url=sqlite_url("control"))
-    yield made
-    made.dispose()
+    yield from sqlite_site(tmp_path, sqlite_url)
 
 
 def _failing(result) -> list[str]:

@@ -14,15 +14,12 @@ from hypothesis import strategies as st
 from reconcile.burndown import BurndownPoint, burndown_svg, forecast
 from reconcile.report import OUTREACH_CSV, write_reconciliation_report
 
-from test_reconcile_support import make_site
+from test_reconcile_support import sqlite_site
 
 
 @pytest.fixture
 def site(tmp_path, sqlite_url):
-    made = make_site(tmp_path / "site", legacy_url=sqlite_url("legacy"), target_url=sqlite_url("target"),
-                     control_url=sqlite_url("control"), baseline=False)
-    yield made
-    made.dispose()
+    yield from sqlite_site(tmp_path, sqlite_url, baseline=False)
 
 
 def test_findings_match_what_the_demo_planted(site):

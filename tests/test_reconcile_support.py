@@ -13,7 +13,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import sqlalchemy as sa
 
@@ -91,6 +91,15 @@ def make_site(folder: Path, *, legacy_url: str, target_url: str, control_url: st
     if baseline:
         site.reconcile()
     return site
+
+
+def sqlite_site(tmp_path: Path, sqlite_url, *, baseline: bool = True) -> Iterator[ReconcileSite]:
+    """A reconcile site on SQLite databases from the `sqlite_url` fixture, disposed of afterwards
+    (the body of the test modules' `site` fixtures)."""
+    made = make_site(tmp_path / "site", legacy_url=sqlite_url("legacy"), target_url=sqlite_url("target"),
+                     control_url=sqlite_url("control"), baseline=baseline)
+    yield made
+    made.dispose()
 
 
 def twin_site(folder: Path, *, legacy_url: str, target_url: str, scale: float = 0.05, seed: int = 42):
