@@ -15,14 +15,19 @@ from ts24_migrate.control_store import SiteState
 from ts24_migrate.errors import ExitCode
 
 
-@pytest.fixture
-def inventory(tmp_path) -> Path:
+def _demo_inventory(tmp_path) -> Path:
+    """A demo site with a custodian (alice) and a signing key, neither loaded nor backed up."""
     folder = tmp_path / "demo"
     (folder / "keys").mkdir(parents=True)
     recipient = generate_custodian_identity(folder / "keys" / "alice.age-identity")
     generate_signing_key(folder / "keys" / "signing.key")
-    path = write_demo_inventory(folder, scale=0.05, backup_recipients=[recipient],
+    return write_demo_inventory(folder, scale=0.05, backup_recipients=[recipient],
                                 signing_key=Path("keys/signing.key"))
+
+
+@pytest.fixture
+def inventory(tmp_path) -> Path:
+    path = _demo_inventory(tmp_path)
     for step in (["load", "demo"], ["backup", "demo"]):
         assert main(["-i", str(path), "--json", *step]) == ExitCode.OK
     return path
@@ -68,12 +73,7 @@ def test_reconcile_commands_until_the_site_drains(inventory, capsys):
 
 
 def test_reconcile_refuses_a_site_without_backup(tmp_path, capsys):
-    folder = tmp_path / "demo"
-    (folder / "keys").mkdir(parents=True)
-    recipient = generate_custodian_identity(folder / "keys" / "alice.age-identity")
-    generate_signing_key(folder / "keys" / "signing.key")
-    path = write_demo_inventory(folder, scale=0.05, backup_recipients=[recipient],
-                                signing_key=Path("keys/signing.key"))
+    path = _demo_inventory(tmp_path)
     assert main(["-i", str(path), "reconcile", "run", "demo"]) == ExitCode.REFUSED  # not loaded
     assert "not loaded" in capsys.readouterr().err
     assert main(["-i", str(path), "load", "demo"]) == ExitCode.OK
