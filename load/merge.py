@@ -3,6 +3,8 @@
 Every statement works on the whole chunk at once (no per-row round trips),
 and the same statements run on PostgreSQL and SQLite:
 
+0. a file or history row's dossier: its new key is looked up in the
+   crosswalk once per distinct dossier of the chunk (load.parent_keys);
 1. the plan: one INSERT ... SELECT decides, for every staged row, with outer
    joins on the crosswalk, the business table and the lineage:
    - a file or history row whose dossier was not loaded (rejected, or in
@@ -18,7 +20,10 @@ and the same statements run on PostgreSQL and SQLite:
    - anything else is inserted, with a new key from the table's sequence
      (PostgreSQL) or max + n (SQLite, whose single writer makes that safe);
    The plan table carries the staged values along, so every statement after
-   it reads that one table (no join back to the stage);
+   it reads that one table (no join back to the stage). When only the parent
+   decides (a fresh load's files and history: every row is new), Python
+   writes the plan itself, with keys drawn from the sequence in one query,
+   and there is no stage;
 2. the business rows: INSERT the new, UPDATE the others (source = 'ts24');
 3. crosswalk and lineage, the lineage with the row hash the target computes
    over the row as written (load.row_hash); rejects and conflicts.
@@ -34,7 +39,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import REGCLASS
@@ -42,6 +49,7 @@ from sqlalchemy.engine import Connection
 
 from . import reasons, staging
 from .bookkeeping import conflicts, crosswalk, lineage, rejects
+from .parent_keys import parent_ids
 from .row_hash import row_md5
 from .target_map import TS24_SOURCE, TargetSpec
 
@@ -114,29 +122,39 @@ def merge_chunk(conn: Connection, spec: TargetSpec, data: pa.Table, *, legacy_ta
     (the caller knows every crosswalk row of the table comes from earlier chunks, whose
     keys precede these), which saves a lookup per row.
     """
-    stage, plan = staging.stage_table(spec), plan_table(spec)
     if conn.dialect.name == "postgresql":
         # Every statement here is a short pass over one chunk: once a big chunk's estimate
         # passes jit_above_cost, compiling it (JIT) takes longer than running it. The notice
         # is "relation already exists" of a temporary table the session kept (staging).
         conn.execute(sa.select(sa.func.set_config("jit", "off", True), sa.func.set_config("work_mem", "256MB", True),
                                sa.func.set_config("client_min_messages", "warning", True)))
-    staging.create_temporary(conn, stage)
-    staging.write_stage(conn, stage, data)
-    staging.create_temporary(conn, plan)
-    merge = _Merge(conn, spec, stage, plan, legacy_table=legacy_table, site_id=site_id, run_id=run_id,
+    if spec.parent:
+        data = data.append_column("parent_id", parent_ids(
+            conn, spec.parent, spec.table.c[spec.parent.column], site_id=site_id,
+            legacy_keys=data.column(spec.parent.legacy_column)))
+    plan = plan_table(spec)
+    merge = _Merge(conn, spec, plan, legacy_table=legacy_table, site_id=site_id, run_id=run_id,
                    cutover_start=dt.datetime.combine(cutover, dt.time.min), now=now, may_be_loaded=may_be_loaded)
+    staging.create_temporary(conn, plan)
+    if merge.decided_in_python:
+        staging.write_stage(conn, plan, merge.python_plan(data))
+    else:
+        stage = staging.stage_table(spec)
+        staging.create_temporary(conn, stage)
+        staging.write_stage(conn, stage, data)
+        merge.plan_from(stage)
+        staging.drop_temporary(conn, stage)
     outcome = merge.run()
     staging.drop_temporary(conn, plan)
-    staging.drop_temporary(conn, stage)
     return outcome
 
 
 class _Merge:
-    def __init__(self, conn: Connection, spec: TargetSpec, stage: sa.Table, plan: sa.Table, *,
+    def __init__(self, conn: Connection, spec: TargetSpec, plan: sa.Table, *,
                  legacy_table: str, site_id: str, run_id: str, cutover_start: dt.datetime, now: dt.datetime,
                  may_be_loaded: bool):
-        self.conn, self.spec, self.s, self.p, self.t = conn, spec, stage, plan, spec.table
+        self.conn, self.spec, self.p, self.t = conn, spec, plan, spec.table
+        self.s: sa.Table | None = None  # the stage, when SQL decides (plan_from)
         self.may_be_loaded = may_be_loaded
         self.legacy_table, self.site_id, self.run_id = legacy_table, site_id, run_id
         self.cutover_start, self.now = cutover_start, now
@@ -144,9 +162,57 @@ class _Merge:
         # The staged values the plan carries along (all but stage_seq, which it has anyway).
         self.data_names = [c.name for c in plan.columns if c.name not in {d.name for d in _decision_columns(spec)}]
 
-    def run(self) -> ChunkOutcome:
+    @property
+    def decided_in_python(self) -> bool:
+        """Every row is new and only its parent decides: no lookup left for SQL to make.
+
+        That is a fresh load's file or history chunk (no natural key, and no legacy
+        key the crosswalk can know). The rules of `_rules` then reduce to: rejected
+        when the parent was not loaded, inserted otherwise; Python writes that plan
+        directly and the merge skips the stage and the plan's query.
+        """
+        return not self.may_be_loaded and self.spec.natural_key is None and self.spec.surrogate
+
+    def python_plan(self, data: pa.Table) -> pa.Table:
+        """The plan of a chunk that is `decided_in_python`, as Arrow columns named like the plan's."""
+        rows = data.num_rows
+        if self.spec.parent:
+            loaded = pc.is_valid(data.column("parent_id")).to_numpy(zero_copy_only=False)
+        else:
+            loaded = np.ones(rows, dtype=bool)
+        new_keys = np.full(rows, None, dtype=object)
+        new_keys[loaded] = self._allocate_keys(int(loaded.sum()))
+        decided = {
+            "action": pa.array(np.where(loaded, INSERT, REJECT), pa.large_string()),
+            "reason_code": pa.array([None if ok else reasons.PARENT_NOT_LOADED for ok in loaded], pa.large_string()),
+            "target_id": pa.array(new_keys, pa.int64()),
+            "existing_id": pa.nulls(rows, pa.int64()),
+            "crosswalked": pa.array(np.zeros(rows, dtype=bool)),
+        }
+        columns = [decided[c.name] if c.name in decided else data.column(c.name) for c in self.p.columns]
+        return pa.Table.from_arrays(columns, names=[c.name for c in self.p.columns])
+
+    def _allocate_keys(self, count: int) -> list[int]:
+        """`count` new surrogate keys, ascending (given to the rows in legacy key order), as _new_key would."""
+        if not count:
+            return []
+        if self.conn.dialect.name == "postgresql":
+            # As one array: a row per key cost ten times as much to fetch as drawing the keys.
+            series = sa.func.generate_series(1, count).table_valued("n")
+            keys = self.conn.execute(sa.select(sa.func.array_agg(sa.func.nextval(self._sequence())))
+                                     .select_from(series)).scalar_one()
+            return sorted(keys)
+        highest = self.conn.execute(sa.select(sa.func.coalesce(sa.func.max(self.key), 0))).scalar_one()
+        return list(range(highest + 1, highest + count + 1))
+
+    def plan_from(self, stage: sa.Table) -> None:
+        """Decide, in SQL, what happens to each staged row (the plan table)."""
+        self.s = stage
         plan_columns = [c.name for c in _decision_columns(self.spec)] + self.data_names
         self.conn.execute(self.p.insert().from_select(plan_columns, self._plan_query()))
+
+    def run(self) -> ChunkOutcome:
+        """Carry out the plan: business rows, bookkeeping; returns what happened."""
         self._write_business_rows()
         self._write_bookkeeping()
         return self._outcome()
@@ -169,13 +235,8 @@ class _Merge:
             columns += [sa.cast(sa.null(), self.key.type).label("own_id"), sa.false().label("crosswalked")]
         if not spec.surrogate:
             columns.append(s.c[self.key.name].label("code_key"))
-        if spec.parent:
-            parent_cw = crosswalk.alias("parent")
-            joins, parent = self._lookup(joins, parent_cw, [parent_cw.c.target_key], sa.and_(
-                parent_cw.c.site_id == self.site_id, parent_cw.c.legacy_table == spec.parent.legacy_table,
-                parent_cw.c.legacy_key == s.c[spec.parent.legacy_column],
-                parent_cw.c.target_table == spec.parent.target_table))
-            columns.append(sa.cast(parent.c.target_key, t.c[spec.parent.column].type).label("parent_id"))
+        if spec.parent:  # looked up before staging (load.parent_keys)
+            columns.append(s.c.parent_id)
         if spec.natural_key:
             held_row, owner_row = t.alias("held"), lineage.alias("owner")
             held_columns = [held_row.c[self.key.name]] + ([held_row.c.updated_at] if spec.guarded else [])
@@ -260,14 +321,18 @@ class _Merge:
         if not self.spec.surrogate:
             return d.c.code_key
         if self.conn.dialect.name == "postgresql":
-            # The table's own sequence, so rows the new system inserts later never collide. Named by
-            # its oid, looked up once: pg_get_serial_sequence per row cost more than nextval itself.
-            sequence = self.conn.execute(sa.select(sa.cast(sa.cast(
-                sa.func.pg_get_serial_sequence(self.t.name, self.key.name), REGCLASS), sa.Integer))).scalar_one()
-            return sa.func.nextval(sa.cast(sa.literal(sequence, sa.Integer), REGCLASS))
+            # The table's own sequence, so rows the new system inserts later never collide.
+            return sa.func.nextval(self._sequence())
         # SQLite has one writer at a time: the highest key plus the row's rank among new rows.
         highest = sa.select(sa.func.coalesce(sa.func.max(self.key), 0)).scalar_subquery()
         return highest + sa.func.row_number().over(partition_by=d.c.action == INSERT, order_by=d.c.stage_seq)
+
+    def _sequence(self) -> sa.ColumnElement:
+        """PostgreSQL: the key's sequence, named by its oid, looked up once (pg_get_serial_sequence
+        per row cost more than nextval itself)."""
+        sequence = self.conn.execute(sa.select(sa.cast(sa.cast(
+            sa.func.pg_get_serial_sequence(self.t.name, self.key.name), REGCLASS), sa.Integer))).scalar_one()
+        return sa.cast(sa.literal(sequence, sa.Integer), REGCLASS)
 
     def _key_from_text(self, text: sa.ColumnElement[str]) -> sa.ColumnElement:
         return sa.cast(text, self.key.type) if self.spec.surrogate else text
@@ -309,7 +374,7 @@ class _Merge:
             sa.literal(t.name), target_key, sa.literal(self.site_id), sa.literal(self.legacy_table),
             p.c.legacy_key, sa.literal(self.run_id), p.c.legacy_row_hash, self._written_row_md5(),
             sa.literal(self.now, sa.DateTime), p.c.dq_flags,
-        ).order_by(target_key)
+        ).order_by(p.c.target_id)  # an integer sorts faster than its text, in the same order per digit count
         # A key from the PostgreSQL sequence was never used before; a code, or max + n on SQLite
         # after someone deleted the highest row, may have left a lineage row behind.
         fresh_keys = self.spec.surrogate and conn.dialect.name == "postgresql"

@@ -8,12 +8,8 @@ producer is raised in the consumer; a consumer that stops early stops the
 producer.
 
 The consumer mostly waits on the database and then needs the GIL back for
-a moment, while the producer holds it for Python work: with the interpreter's
-default switch interval (5 ms) every statement the consumer sends waited up
-to 5 ms for its answer to be picked up, which for a chunk's dozen statements
-cost more than the statements themselves. While a prefetch runs, the switch
-interval is lowered to `_SWITCH_SECONDS` (process-wide; restored when the
-last prefetch ends).
+a moment, while the producer holds it for Python work: while a prefetch runs,
+the thread switch interval is short (load.interpreter).
 
 Example::
 
@@ -24,37 +20,15 @@ Example::
 from __future__ import annotations
 
 import queue
-import sys
 import threading
-from contextlib import contextmanager
 from typing import Iterable, Iterator, TypeVar
+
+from .interpreter import short_switch_interval
 
 T = TypeVar("T")
 
 _DONE = object()
 _POLL_SECONDS = 0.2
-_SWITCH_SECONDS = 0.0005
-
-_switch_lock = threading.Lock()
-_switch_users = 0
-_switch_saved = 0.0
-
-
-@contextmanager
-def _short_switch_interval():
-    global _switch_users, _switch_saved
-    with _switch_lock:
-        if _switch_users == 0:
-            _switch_saved = sys.getswitchinterval()
-            sys.setswitchinterval(min(_switch_saved, _SWITCH_SECONDS))
-        _switch_users += 1
-    try:
-        yield
-    finally:
-        with _switch_lock:
-            _switch_users -= 1
-            if _switch_users == 0:
-                sys.setswitchinterval(_switch_saved)
 
 
 class _Failed:
@@ -88,7 +62,7 @@ def prefetched(items: Iterable[T], *, depth: int = 1) -> Iterator[T]:
             if close is not None:
                 close()  # the generator's own cleanup (its connections) runs in its thread
 
-    with _short_switch_interval():
+    with short_switch_interval():
         worker = threading.Thread(target=produce, name="ts24-load-prefetch", daemon=True)
         worker.start()
         try:

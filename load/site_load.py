@@ -49,6 +49,7 @@ from . import ledger, merge, reasons
 from .bookkeeping import crosswalk, lineage, rejects
 from .chunking import ChunkLimits, table_chunks
 from .planner_stats import PlannerStats
+from .interpreter import fewer_collections
 from .prefetch import prefetched
 from .row_hash import register_sqlite_functions
 from .schema_version import prepare_target
@@ -223,25 +224,34 @@ def _load_tables(legacy: Engine, target: Engine, tables: list[_TableLoad], ctx: 
     loaded_chunks = 0
     if progress and tables:
         progress(tables[0].legacy_table, tables[0].rows_done, tables[0].rows_total)
-    # Reading and transforming the next chunk (even of the next table) overlaps with merging this one.
-    for item in prefetched(_prepare_chunks(legacy, tables, ctx, limits), depth=2):
-        table = item.table
-        if isinstance(item, _TableRead):
-            with write_transaction(target) as conn:
-                ledger.complete_table(conn, site_id=site_id, legacy_table=table.legacy_table,
-                                      target_table=table.spec.name, fingerprint=table.fingerprint,
-                                      chunks=table.next_chunk_no, run_id=run_id, now=_now())
-            continue
-        grown_tables = [table.spec.name, crosswalk.name, lineage.name]
-        stats.refresh(grown_tables)
-        _merge_prepared(target, item, site_id=site_id, run_id=run_id, cutover=cutover)
-        stats.grew(grown_tables, item.rows_in)
-        table.fingerprint.merge(item.fingerprint)
-        table.next_chunk_no, table.rows_done = item.chunk_no + 1, table.rows_done + item.rows_in
-        loaded_chunks += 1
-        if progress:
-            progress(table.legacy_table, table.rows_done, table.rows_total)
+    # Reading and transforming the next chunk (even of the next table) overlaps with merging this one;
+    # the collector runs less often meanwhile (load.interpreter).
+    with fewer_collections():
+        for item in prefetched(_prepare_chunks(legacy, tables, ctx, limits), depth=2):
+            loaded_chunks += _load_item(target, item, stats, site_id=site_id, run_id=run_id, cutover=cutover,
+                                        progress=progress)
     return loaded_chunks
+
+
+def _load_item(target: Engine, item: _PreparedChunk | _TableRead, stats: PlannerStats, *, site_id: str,
+               run_id: str, cutover: dt.date, progress: Progress | None) -> int:
+    """Merge one prepared chunk, or record a table as complete; returns the chunks loaded (0 or 1)."""
+    table = item.table
+    if isinstance(item, _TableRead):
+        with write_transaction(target) as conn:
+            ledger.complete_table(conn, site_id=site_id, legacy_table=table.legacy_table,
+                                  target_table=table.spec.name, fingerprint=table.fingerprint,
+                                  chunks=table.next_chunk_no, run_id=run_id, now=_now())
+        return 0
+    grown_tables = [table.spec.name, crosswalk.name, lineage.name]
+    stats.refresh(grown_tables)
+    _merge_prepared(target, item, site_id=site_id, run_id=run_id, cutover=cutover)
+    stats.grew(grown_tables, item.rows_in)
+    table.fingerprint.merge(item.fingerprint)
+    table.next_chunk_no, table.rows_done = item.chunk_no + 1, table.rows_done + item.rows_in
+    if progress:
+        progress(table.legacy_table, table.rows_done, table.rows_total)
+    return 1
 
 
 def _merge_prepared(target: Engine, chunk: _PreparedChunk, *, site_id: str, run_id: str, cutover: dt.date) -> None:

@@ -53,8 +53,15 @@ def stage_data_columns(spec: TargetSpec) -> list[sa.Column]:
 
 
 def stage_table(spec: TargetSpec) -> sa.Table:
-    """A temporary table for one chunk of `spec`'s transformed rows (see temporary_table)."""
-    return temporary_table(f"ts24_stage_{spec.name}", stage_data_columns(spec))
+    """A temporary table for one chunk of `spec`'s transformed rows (see temporary_table).
+
+    After the transformed rows' own columns it holds `parent_id`, the new key of the
+    row's parent, which the merge looks up before staging (load.parent_keys).
+    """
+    columns = stage_data_columns(spec)
+    if spec.parent:
+        columns.append(sa.Column("parent_id", spec.table.c[spec.parent.column].type))
+    return temporary_table(f"ts24_stage_{spec.name}", columns)
 
 
 def temporary_table(prefix: str, columns: list[sa.Column]) -> sa.Table:

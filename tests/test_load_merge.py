@@ -103,19 +103,32 @@ def test_a_natural_key_already_held_by_another_legacy_row_is_a_duplicate(target)
                         "Ab123": (reasons.DUPLICATE_TARGET_KEY, "unit_code", "AB123")}
 
 
-def test_files_find_their_dossier_through_the_crosswalk(target):
+@pytest.mark.parametrize("may_be_loaded", [True, False], ids=["decided-in-sql", "decided-in-python"])
+def test_files_find_their_dossier_through_the_crosswalk(target, may_be_loaded):
     merge(target, "dossiers", [dossier_row(1), dossier_row(2)], legacy_table="HO_SO")
+    merge(target, "dossiers", [dossier_row(3)], legacy_table="HO_SO", site_id="another site")
     blob = b"%PDF-1.4\x00\xff\xfe binary \x00"
-    outcome, _ = merge(target, "dossier_files", [file_row(10, 1), file_row(11, 2, content=blob),
-                                                 file_row(12, 99), file_row(13, None)], legacy_table="HO_SO_TEP")
-    assert outcome.loaded == 2 and outcome.rejects_by_reason == {reasons.PARENT_NOT_LOADED: 2}
+    outcome, _ = merge(target, "dossier_files", [file_row(10, 1), file_row(11, 2, content=blob), file_row(12, 99),
+                                                 file_row(13, None), file_row(14, 3), file_row(15, 1)],
+                       legacy_table="HO_SO_TEP", may_be_loaded=may_be_loaded)
+    assert outcome.loaded == 3 and outcome.rejects_by_reason == {reasons.PARENT_NOT_LOADED: 3}
     dossier_ids = {r.legacy_key: int(r.target_key) for r in rows_of(
-        target, bk.crosswalk, bk.crosswalk.c.legacy_table == "HO_SO")}
+        target, bk.crosswalk, bk.crosswalk.c.legacy_table == "HO_SO", bk.crosswalk.c.site_id == "s1")}
     files = {r.file_name: r for r in rows_of(target, ts.dossier_files)}
     assert files["tệp 10.xml"].dossier_id == dossier_ids["1"]
     assert files["tệp 11.xml"].dossier_id == dossier_ids["2"] and files["tệp 11.xml"].content == blob
+    assert files["tệp 15.xml"].dossier_id == dossier_ids["1"]
+    # Another site's dossier 3 is not this site's: its crosswalk row does not count.
     rejected = {r.legacy_key: (r.reason_code, r.original_value) for r in rows_of(target, bk.rejects)}
-    assert rejected == {"12": (reasons.PARENT_NOT_LOADED, "99"), "13": (reasons.PARENT_NOT_LOADED, None)}
+    assert rejected == {"12": (reasons.PARENT_NOT_LOADED, "99"), "13": (reasons.PARENT_NOT_LOADED, None),
+                        "14": (reasons.PARENT_NOT_LOADED, "3")}
+    lineage = {r.legacy_key: r for r in rows_of(target, bk.lineage, bk.lineage.c.target_table == "dossier_files")}
+    assert sorted(lineage) == ["10", "11", "15"]
+    spec = target_spec("dossier_files")
+    with target.connect() as conn:  # the lineage hash is the database's own, over the row as written
+        live = dict(conn.execute(sa.select(sa.cast(ts.dossier_files.c.file_id, sa.String),
+                                           row_md5(conn.dialect.name, spec.hashed_columns()))).all())
+    assert {r.target_key: r.row_md5 for r in lineage.values()} == live
 
 
 def test_values_the_target_cannot_store_are_rejected_row_by_row(target):

@@ -96,7 +96,8 @@ def frame(rows: list[dict[str, Any]], table: str = "units") -> pd.DataFrame:
 
 
 def merge(engine: sa.Engine, table: str, rows: list[dict[str, Any]], *, site_id: str = "s1",
-          legacy_table: str = "LEGACY", cutover: dt.date = CUTOVER) -> tuple[ChunkOutcome, list[dict]]:
+          legacy_table: str = "LEGACY", cutover: dt.date = CUTOVER,
+          may_be_loaded: bool = True) -> tuple[ChunkOutcome, list[dict]]:
     """Stage and merge one chunk in its own transaction, recording the rows that do not fit."""
     spec = target_spec(table)
     staged, unstorable = to_stage_arrow(frame(rows, table), spec)
@@ -104,7 +105,7 @@ def merge(engine: sa.Engine, table: str, rows: list[dict[str, Any]], *, site_id:
     run_id = str(uuid.uuid4())
     with write_transaction(engine) as conn:
         outcome = merge_chunk(conn, spec, staged, legacy_table=legacy_table, site_id=site_id, run_id=run_id,
-                              cutover=cutover, now=now)
+                              cutover=cutover, now=now, may_be_loaded=may_be_loaded)
         record_rejects(conn, unstorable, legacy_table=legacy_table, site_id=site_id, run_id=run_id, now=now)
     return outcome, unstorable
 

@@ -80,7 +80,8 @@ class TableBatch:
     def text(self, name: str) -> list[str | None]:
         """Free text: trimmed, runs of spaces/tabs made one space (line breaks kept), blank -> NULL,
         repaired to NFC; flags and counts what it found."""
-        values, blanks = strip_blanks([as_text(v) for v in self.columns[name]])
+        raw = self.columns[name]
+        values, blanks = strip_blanks(raw if _only(raw, str) else [as_text(v) for v in raw])
         values = [_SPACE_RUNS.sub(" ", v) if isinstance(v, str) else v for v in values]
         self.verdicts.flag_rows(blanks, "EMPTY_AS_NULL")
         repaired, detected = repair_text_values(values)
@@ -109,10 +110,16 @@ class TableBatch:
         return codes
 
     def integers(self, name: str) -> list[int | None]:
-        return [as_int(v) for v in self.columns[name]]
+        values = self.columns[name]
+        if _only(values, int):  # as drivers hand over integer columns: nothing to convert
+            return list(values)
+        return [as_int(v) for v in values]
 
     def datetimes(self, name: str) -> list[dt.datetime | None]:
-        return [as_datetime(v) for v in self.columns[name]]
+        values = self.columns[name]
+        if _only(values, dt.datetime):
+            return list(values)
+        return [as_datetime(v) for v in values]
 
     # --- rejects -------------------------------------------------------------------
     def require(self, name: str, values: Sequence[Any]) -> None:
@@ -149,6 +156,11 @@ class TableBatch:
             if is_bad:
                 self.verdicts.reject(i, code, name, self.columns[name][i],
                                      message.format(value=self.columns[name][i]))
+
+
+def _only(values: Sequence[Any], kind: type) -> bool:
+    """Every value is exactly of `kind` (a bool is no int) or None."""
+    return set(map(type, values)) <= {kind, type(None)}
 
 
 def as_text(value: Any) -> str | None:

@@ -1,0 +1,65 @@
+"""The new keys of a chunk's parent rows, looked up in the crosswalk once per distinct parent.
+
+A dossier file or history row names its dossier by the dossier's legacy key
+(`legacy_dossier_id`); the new row needs the dossier's new key. The crosswalk
+holds it for every dossier this site loaded, in this run or an earlier one. A
+history chunk names each dossier about four times: asking the crosswalk once
+per distinct key, in one query, costs a quarter of the index probes that a
+per-row join did, and leaves the merge's decision (load, or reject with
+PARENT_NOT_LOADED) a plain test for NULL.
+
+Example::
+
+    ids = parent_ids(conn, spec.parent, spec.table.c["dossier_id"], site_id="hn-01",
+                     legacy_keys=staged.column("legacy_dossier_id"))
+    # pyarrow int64 array, None where the dossier was not loaded
+"""
+
+from __future__ import annotations
+
+import json
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSON
+from sqlalchemy.engine import Connection
+
+from .bookkeeping import crosswalk
+from .target_map import Parent
+
+
+def parent_ids(conn: Connection, parent: Parent, column: sa.Column, *, site_id: str,
+               legacy_keys: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """The new key of each row's parent (NULL where that parent was not loaded), typed like `column`."""
+    if isinstance(legacy_keys, pa.ChunkedArray):
+        legacy_keys = legacy_keys.combine_chunks()
+    wanted = pc.unique(legacy_keys).drop_null().to_pylist()
+    found_legacy, found_target = _crosswalked(conn, parent, site_id, wanted) if wanted else ([], [])
+    targets = pa.array(found_target, pa.large_string())
+    if isinstance(column.type, sa.Integer):
+        targets = targets.cast(pa.int64())
+    # Where each row's parent is among those found (NULL: not found), then its new key: all in Arrow.
+    positions = pc.index_in(legacy_keys, value_set=pa.array(found_legacy, legacy_keys.type))
+    return targets.take(positions)
+
+
+def _crosswalked(conn: Connection, parent: Parent, site_id: str,
+                 legacy_keys: list[str]) -> tuple[list[str], list[str]]:
+    """The legacy keys among `legacy_keys` that the crosswalk holds, and their target keys."""
+    keys_json = sa.bindparam("keys", json.dumps(legacy_keys), type_=sa.Text)
+    mine = [crosswalk.c.site_id == site_id, crosswalk.c.legacy_table == parent.legacy_table,
+            crosswalk.c.target_table == parent.target_table]
+    if conn.dialect.name == "postgresql":
+        # The keys as one JSON text (a parameter the same for every chunk, cheap to send) made an
+        # array, so that each key probes the index; the answer comes back as two arrays, not rows.
+        wanted = sa.func.array(sa.select(sa.func.json_array_elements_text(sa.cast(keys_json, JSON)))
+                               .scalar_subquery())
+        found = sa.select(sa.func.array_agg(crosswalk.c.legacy_key), sa.func.array_agg(crosswalk.c.target_key)
+                          ).where(*mine, crosswalk.c.legacy_key == sa.any_(wanted))
+        legacy, target = conn.execute(found).one()
+        return legacy or [], target or []
+    wanted_sqlite = crosswalk.c.legacy_key.in_(
+        sa.select(sa.column("value", sa.String)).select_from(sa.func.json_each(keys_json)))
+    rows = conn.execute(sa.select(crosswalk.c.legacy_key, crosswalk.c.target_key).where(*mine, wanted_sqlite)).all()
+    return [r[0] for r in rows], [r[1] for r in rows]
