@@ -74,6 +74,7 @@ def _child_load(legacy_url: str, target_url: str, files: str, chunk_rows: int) -
 
 def _child_transform(legacy_url: str, files: str, chunk_rows: int) -> dict[str, Any]:
     from extract.reader import iter_table_rows, read_batch
+    from load.interpreter import fewer_collections
     from load.site_load import mapped_legacy_tables
     from transform import TransformContext, transform_batch
     from ts24_migrate.db import legacy_engine
@@ -82,7 +83,7 @@ def _child_transform(legacy_url: str, files: str, chunk_rows: int) -> dict[str, 
     legacy = legacy_engine(Secret(legacy_url))
     ctx = TransformContext("bench", cutover=CUTOVER, attachments_dir=Path(files), reference_date=dt.date.today())
     start, rows = time.perf_counter(), 0
-    with legacy.connect() as conn:
+    with legacy.connect() as conn, fewer_collections():  # as load_site runs it
         for info in mapped_legacy_tables(conn, "bench"):
             for chunk in iter_table_rows(conn, info, chunk_rows=chunk_rows):
                 transform_batch(info.name, read_batch(info, chunk, None), ctx)

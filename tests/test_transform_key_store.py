@@ -58,3 +58,19 @@ def test_a_set_of_codes_compares_with_a_set():
     codes.update(["01", "0101", "01"])
     codes.add("0102")
     assert codes == {"01", "0101", "0102"} and "0101" in codes and "02" not in codes
+
+
+def test_a_warmed_batch_is_answered_without_a_query_after_its_entries_moved():
+    store = KeyStore(memory_entries=3)
+    store.update(["x1", "x2", "x3"])  # the third entry moves them all to the database
+    store["a"] = "A"
+    store.warm(["a", "x1", "zz"])  # a is in memory, x1 in the database, zz nowhere
+    store["a"] = "A2"
+    store.update(["b", "c"])  # a, b, c move too
+    assert not store._memory
+    statements: list[str] = []
+    store._db.set_trace_callback(statements.append)
+    assert (store.get("a"), store.get("x1"), store.get("zz")) == ("A2", "", None)
+    assert statements == []  # the batch's keys: answered from memory
+    assert store.get("b") == "" and len(statements) == 1  # not the batch's: one query
+    store.close()

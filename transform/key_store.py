@@ -115,16 +115,16 @@ class KeyStore:
     # -- bounded memory --------------------------------------------------------
     def warm(self, keys: Iterable[str | None]) -> None:
         """Fetch the stored entries of `keys` (a batch's) at once, for the lookups that follow."""
-        self._warm_keys, self._warm = set(), {}
-        if self._db is None:
-            return
-        wanted = {key for key in keys if key is not None and key not in self._memory}
-        if not wanted:
-            return
-        # One parameter, a JSON array of the keys: a third of the cost of filling a table with them.
-        self._warm = dict(self._db.execute("SELECT e.k, e.v FROM json_each(?) AS w JOIN entries AS e ON e.k = w.value",
-                                           (json.dumps(sorted(wanted)),)))
-        self._warm_keys = wanted
+        batch = {key for key in keys if key is not None}
+        self._warm = {}
+        wanted = [] if self._db is None else sorted(key for key in batch if key not in self._memory)
+        if wanted:
+            # One parameter, a JSON array of the keys: a third of the cost of filling a table with them.
+            self._warm = dict(self._db.execute(
+                "SELECT e.k, e.v FROM json_each(?) AS w JOIN entries AS e ON e.k = w.value", (json.dumps(wanted),)))
+        # Every key of the batch is known now: in memory, fetched, or in neither. Those in memory
+        # may move to the database later; _move_to_database keeps them known (in _warm).
+        self._warm_keys = batch
 
     def close(self) -> None:
         """Drop the temporary database (also done when the store is garbage-collected)."""
@@ -141,6 +141,8 @@ class KeyStore:
         with self._db:  # one transaction: a few hundred thousand rows in a fraction of a second
             self._db.execute("BEGIN")
             self._db.executemany("INSERT OR REPLACE INTO entries (k, v) VALUES (?, ?)", self._memory.items())
+        # The batch's fetched entries stay valid, as long as those it changed since are updated:
+        # forgetting them all made every later lookup of the batch a query of its own.
+        for key in self._warm_keys.intersection(self._memory):
+            self._warm[key] = self._memory[key]
         self._memory.clear()
-        # Entries fetched for the batch may have moved with the others: ask the database again.
-        self._warm_keys, self._warm = set(), {}
