@@ -48,8 +48,8 @@ from ts24_migrate.errors import ConfigError, VerificationError
 from . import ledger, merge, reasons
 from .bookkeeping import crosswalk, lineage, rejects
 from .chunking import ChunkLimits, table_chunks
-from .planner_stats import PlannerStats
 from .interpreter import fewer_collections
+from .planner_stats import PlannerStats
 from .prefetch import prefetched
 from .row_hash import register_sqlite_functions
 from .schema_version import prepare_target
