@@ -160,9 +160,12 @@ def test_a_transform_defect_is_an_error_not_a_silent_drop():
         to_stage_arrow(frame([unit_row("DV001", registered_on="30/02/2019")]), spec)
 
 
-def test_an_empty_chunk_merges_nothing(target):
-    outcome, unstorable = merge(target, "dossier_files", [])
+@pytest.mark.parametrize("may_be_loaded", [True, False], ids=["decided-in-sql", "decided-in-python"])
+def test_an_empty_chunk_merges_nothing(target, may_be_loaded):
+    before = snapshot(target)
+    outcome, unstorable = merge(target, "dossier_files", [], may_be_loaded=may_be_loaded)
     assert (outcome.loaded, outcome.rejected, unstorable) == (0, 0, [])
+    assert snapshot(target) == before
 
 
 _codes = st.text(alphabet="AB12 ", min_size=0, max_size=17)
