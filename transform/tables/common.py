@@ -82,7 +82,9 @@ class TableBatch:
         repaired to NFC; flags and counts what it found."""
         raw = self.columns[name]
         values, blanks = strip_blanks(raw if _only(raw, str) else [as_text(v) for v in raw])
-        values = [_SPACE_RUNS.sub(" ", v) if isinstance(v, str) else v for v in values]
+        # (the substring tests are what _SPACE_RUNS matches, and cost a tenth of running it)
+        values = [_SPACE_RUNS.sub(" ", v) if isinstance(v, str) and ("  " in v or "\t" in v) else v
+                  for v in values]
         self.verdicts.flag_rows(blanks, "EMPTY_AS_NULL")
         repaired, detected = repair_text_values(values)
         for i, encoding in enumerate(detected):
