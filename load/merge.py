@@ -154,7 +154,6 @@ class _Merge:
                  legacy_table: str, site_id: str, run_id: str, cutover_start: dt.datetime, now: dt.datetime,
                  may_be_loaded: bool):
         self.conn, self.spec, self.p, self.t = conn, spec, plan, spec.table
-        self.s: sa.Table | None = None  # the stage, when SQL decides (plan_from)
         self.may_be_loaded = may_be_loaded
         self.legacy_table, self.site_id, self.run_id = legacy_table, site_id, run_id
         self.cutover_start, self.now = cutover_start, now
@@ -184,7 +183,7 @@ class _Merge:
         new_keys[loaded] = self._allocate_keys(int(loaded.sum()))
         decided = {
             "action": pa.array(np.where(loaded, INSERT, REJECT), pa.large_string()),
-            "reason_code": pa.array([None if ok else reasons.PARENT_NOT_LOADED for ok in loaded], pa.large_string()),
+            "reason_code": pa.array(np.where(loaded, None, reasons.PARENT_NOT_LOADED), pa.large_string()),
             "target_id": pa.array(new_keys, pa.int64()),
             "existing_id": pa.nulls(rows, pa.int64()),
             "crosswalked": pa.array(np.zeros(rows, dtype=bool)),
@@ -207,9 +206,8 @@ class _Merge:
 
     def plan_from(self, stage: sa.Table) -> None:
         """Decide, in SQL, what happens to each staged row (the plan table)."""
-        self.s = stage
         plan_columns = [c.name for c in _decision_columns(self.spec)] + self.data_names
-        self.conn.execute(self.p.insert().from_select(plan_columns, self._plan_query()))
+        self.conn.execute(self.p.insert().from_select(plan_columns, self._plan_query(stage)))
 
     def run(self) -> ChunkOutcome:
         """Carry out the plan: business rows, bookkeeping; returns what happened."""
@@ -218,9 +216,9 @@ class _Merge:
         return self._outcome()
 
     # -- deciding ---------------------------------------------------------
-    def _facts(self) -> sa.Subquery:
+    def _facts(self, s: sa.Table) -> sa.Subquery:
         """Per staged row, what the target already holds: one pass of outer joins."""
-        s, t, spec = self.s, self.t, self.spec
+        t, spec = self.t, self.spec
         joins: sa.FromClause = s
         columns = [s.c.stage_seq, s.c.legacy_key]
         if self.may_be_loaded:  # the row this legacy key was loaded into before, if it still exists
@@ -293,8 +291,8 @@ class _Merge:
         # Held by the new system and unchanged since the cut-over: TS24 is the reference, take it over.
         return rules + [(sa.true(), UPDATE, None)]
 
-    def _plan_query(self) -> sa.Select:
-        f = self._facts()
+    def _plan_query(self, stage: sa.Table) -> sa.Select:
+        f = self._facts(stage)
         rules = self._rules(f)
         action = sa.case(*[(cond, sa.literal(act)) for cond, act, _ in rules]).label("action")
         reason = sa.case(*[(cond, sa.literal(why)) for cond, _, why in rules if why],
