@@ -24,6 +24,11 @@ the six mapped tables:
               beforehand (untimed). No reading, transform, staging or decision,
               and the lineage row hashes are copied rather than computed: a lower
               bound for any tool that keeps this lineage in this schema
+- the same floor, on copies of that database, for designs the issue does not
+  allow, to show what each requirement costs: without the new system's foreign
+  keys during the migration; also without a lineage row per loaded row (lineage
+  per chunk, the crosswalk kept); and the business rows alone without foreign
+  keys, which is what pgloader writes (plus the new keys)
 
 Each child reports its wall time and its own peak RSS (for psql copy and
 pgloader: that program's).
@@ -140,10 +145,10 @@ def _child_pgloader(legacy_path: str, target_url: str, work_dir: str) -> dict[st
             "peak_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}
 
 
-def _child_required_writes(writes_url: str) -> dict[str, Any]:
+def _child_required_writes(writes_url: str, tables: list[str]) -> dict[str, Any]:
     engine = sa.create_engine(writes_url)
     start, rows = time.perf_counter(), 0
-    for name in _WRITTEN_TABLES:  # parents first, one transaction per table like the load's chunks
+    for name in tables:  # parents first, one transaction per table like the load's chunks
         with engine.begin() as conn:
             written = conn.execute(sa.text(f"INSERT INTO {name} SELECT * FROM {_SOURCE_PREFIX}{name}")).rowcount
         rows += written if name in _BUSINESS_TABLES else 0  # rows/s counts the legacy rows, as for the others
@@ -204,6 +209,14 @@ _BUSINESS_TABLES = ("offices", "units", "insured_persons", "dossiers", "dossier_
 _WRITTEN_TABLES = (*_BUSINESS_TABLES, "mig_crosswalk", "mig_lineage")
 _SOURCE_PREFIX = "bench_source_"
 
+# The required writes, then the same without what a requirement adds: (kind, tables written, keep the FKs).
+_WRITES_VARIANTS = (
+    ("writes", _WRITTEN_TABLES, True),
+    ("writes_no_fk", _WRITTEN_TABLES, False),
+    ("writes_chunk_lineage", (*_BUSINESS_TABLES, "mig_crosswalk"), False),
+    ("writes_business", _BUSINESS_TABLES, False),
+)
+
 
 def _prepare_required_writes(loaded_url: str, writes_url: str) -> None:
     """A database shaped like the loaded target, holding what the load did not write (the new
@@ -226,6 +239,17 @@ def _prepare_required_writes(loaded_url: str, writes_url: str) -> None:
         for name in _WRITTEN_TABLES:
             target.execute(f"ANALYZE {_SOURCE_PREFIX}{name}")
         target.commit()
+
+
+def _drop_foreign_keys(writes_url: str) -> None:
+    """Drop the business tables' foreign keys (untimed): the floor of a design that adds them after."""
+    with _raw(writes_url) as conn:
+        found = conn.execute("SELECT conrelid::regclass::text, conname FROM pg_constraint "
+                             "WHERE contype = 'f' AND conrelid::regclass::text = ANY(%s)",
+                             [list(_BUSINESS_TABLES)]).fetchall()
+        for table, constraint in found:
+            conn.execute(f'ALTER TABLE {table} DROP CONSTRAINT "{constraint}"')
+        conn.commit()
 
 
 def _key_column(table_name: str) -> str:
@@ -256,10 +280,14 @@ class _Databases:
         self.admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
         self.created: list[str] = []
 
-    def make(self) -> str:
+    def make(self, copy_of: str | None = None) -> str:
+        """A new database: empty, or holding what the database at `copy_of` holds (no one connected to it)."""
         name = f"ts24_bench_{uuid.uuid4().hex[:10]}"
+        create = f"CREATE DATABASE {self._quoted(name)}"
+        if copy_of:  # FILE_COPY: copying the files beats logging every page
+            create += f" TEMPLATE {self._quoted(sa.engine.make_url(copy_of).database)} STRATEGY FILE_COPY"
         with self.admin.connect() as conn:
-            conn.execute(sa.text(f"CREATE DATABASE {self._quoted(name)}"))
+            conn.execute(sa.text(create))
         self.created.append(name)
         return self.admin.url.set(database=name).render_as_string(hide_password=False)
 
@@ -304,13 +332,18 @@ def run_scale(scale: float, chunk_rows: int, databases: _Databases, work: Path) 
     if not results["load"]["accounting_ok"]:
         raise RuntimeError("the load's accounting does not hold")
     _prepare_required_writes(target_url, writes_url)
-    results["writes"] = _measure("writes", writes_url)
+    for kind, tables, foreign_keys in _WRITES_VARIANTS:
+        copy_url = databases.make(copy_of=writes_url)
+        if not foreign_keys:
+            _drop_foreign_keys(copy_url)
+        results[kind] = _measure("writes", copy_url, list(tables))
     return results
 
 
 _LABELS = {"load": "load_site (ours)", "transform": "  of which read+transform", "naive": "naive read_sql+to_sql",
            "pgloader": "pgloader (no transform)", "psql_copy": "psql \\copy from CSV (COPY floor)",
-           "writes": "required writes (design floor)"}
+           "writes": "required writes (design floor)", "writes_no_fk": "  same, without foreign keys",
+           "writes_chunk_lineage": "  same, and lineage per chunk", "writes_business": "  business rows only, no FKs"}
 
 
 def report(scale: float, results: dict[str, dict[str, Any]]) -> str:
@@ -322,14 +355,19 @@ def report(scale: float, results: dict[str, dict[str, Any]]) -> str:
         r = results[kind]
         lines.append(f"  {label:<30} {r['seconds']:8.2f} {r['rows'] / r['seconds']:10,.0f} {r['peak_mb']:8.0f} "
                      f"{r['seconds'] / ours:11.2f}x")
+
+    def versus_pgloader(kind: str) -> str:
+        return f"{results[kind]['seconds'] / results['pgloader']['seconds']:.1f}x"
+
     speedup = results["naive"]["seconds"] / ours
     versus_naive = (f"{speedup:.1f}x faster than" if speedup >= 1 else f"{1 / speedup:.1f}x slower than")
     lines.append(f"  our load is {versus_naive} the naive migration, "
                  f"takes {ours / results['pgloader']['seconds']:.1f}x the time of pgloader "
                  f"and {ours / results['psql_copy']['seconds']:.1f}x the time of the COPY floor;\n"
                  f"  writing what the load must write (business rows with their keys, crosswalk, lineage) "
-                 f"takes PostgreSQL alone {results['writes']['seconds'] / results['pgloader']['seconds']:.1f}x "
-                 f"pgloader's whole run")
+                 f"takes PostgreSQL alone {versus_pgloader('writes')} pgloader's whole run;\n"
+                 f"  without the new system's foreign keys {versus_pgloader('writes_no_fk')}, and with lineage "
+                 f"per chunk too {versus_pgloader('writes_chunk_lineage')}")
     return "\n".join(lines)
 
 
