@@ -22,9 +22,11 @@ from prefect.runtime import flow_run
 
 from ts24_migrate.steps.assess import assess_step
 from ts24_migrate.app import App
+from ts24_migrate.config import load_inventory
 from ts24_migrate.errors import Ts24Error, UnreachableError
 
 from .artifacts import progress_reporter, publish_markdown, publish_table
+from .limits import holding, legacy_server_limit, target_limit
 
 
 def _retry_transient(_task, _task_run, state) -> bool:
@@ -135,11 +137,14 @@ def migrate_site(site_id: str, inventory: str = "sites.yaml", chunk_rows: int = 
     and report one site. `custodian_identity` (a path) lets the verify step decrypt every part;
     without it, the verification checks signatures and ciphertext hashes only."""
     logger = get_run_logger()
+    known = load_inventory(Path(inventory))
     results: dict[str, Any] = {"flow_run": str(flow_run.get_id() or "")}
-    results["assess"] = assess_task(site_id, inventory)
-    logger.info("site %s assessed: %s tables", site_id, results["assess"]["summary"]["tables"])
-    results["backup"] = backup_task(site_id, inventory, chunk_rows)
-    results["verify_backup"] = verify_backup_task(site_id, inventory, custodian_identity)
-    results["load"] = load_task(site_id, inventory, chunk_rows)
-    results["validate"] = validate_task(site_id, inventory)
+    with holding(legacy_server_limit(known, known.site(site_id))):  # every stage reads the legacy server
+        results["assess"] = assess_task(site_id, inventory)
+        logger.info("site %s assessed: %s tables", site_id, results["assess"]["summary"]["tables"])
+        results["backup"] = backup_task(site_id, inventory, chunk_rows)
+        results["verify_backup"] = verify_backup_task(site_id, inventory, custodian_identity)
+        with holding(target_limit(known)):
+            results["load"] = load_task(site_id, inventory, chunk_rows)
+            results["validate"] = validate_task(site_id, inventory)
     return results

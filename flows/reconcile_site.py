@@ -25,10 +25,12 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_table_artifact
 
 from ts24_migrate.app import App
+from ts24_migrate.config import load_inventory
 from ts24_migrate.steps.reconcile import reconcile_step
 from ts24_migrate.control_store import SiteState
 
 from .artifacts import artifact_key, progress_reporter, publish_markdown, publish_table
+from .limits import holding, legacy_server_limit, target_limit
 
 WATCHED_STATES = (SiteState.LOADED, SiteState.VALIDATED, SiteState.RECONCILING, SiteState.DRAINED)
 
@@ -87,8 +89,11 @@ def reconcile_site(site_id: str | None = None, inventory: str = "sites.yaml",
     logger = get_run_logger()
     site_ids = [site_id] if site_id else sites_to_reconcile(inventory)
     results: dict[str, Any] = {}
+    known = load_inventory(Path(inventory))
     for current in site_ids:
-        results[current] = reconcile_task(current, inventory, sweep)
+        # A reconciliation reads the site's legacy server and carries dossiers into the target.
+        with holding(legacy_server_limit(known, known.site(current))), holding(target_limit(known)):
+            results[current] = reconcile_task(current, inventory, sweep)
         logger.info("site %s: %s, %s in flight", current,
                     "drained" if results[current]["drained"] else "not drained", results[current]["in_flight"])
     return results

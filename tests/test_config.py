@@ -54,6 +54,9 @@ def test_good_inventory_resolves_paths_and_secret(tmp_path, monkeypatch):
     (GOOD.replace(RECIPIENT, "age1short"), "field backup_recipients"),
     (GOOD.replace("id: hn-01", "id: HN 01"), "field id"),
     ("version: 1\n", "field sites: is required"),
+    ("limits:\n  legacy_server: 0\n" + GOOD, "field limits.legacy_server: Input should be greater than or equal to 1"),
+    ("limits:\n  workers: 2\n" + GOOD, "field limits.workers: unknown key"),
+    (GOOD.replace("    office", "    legacy_server: sql/hanoi\n    office"), "site hn-01, field legacy_server"),
     ("- just\n- a list\n", "must be a mapping"),
 ])
 def test_bad_inventory_is_one_clear_line(tmp_path, text, expected):

@@ -8,10 +8,14 @@ Example::
     signing_key: keys/signing.key  # Ed25519 private key (0600) that signs manifests and the ledger
     control_store: env:TS24_CONTROL_URL   # optional; default SQLite in work_dir
     target: env:TS24_TARGET_URL           # optional; default SQLite in work_dir
+    limits:                        # optional: Prefect concurrency limits of the flows (flows.limits)
+      legacy_server: 1             #   sites read from one legacy server at once
+      target: 4                    #   sites load into (and validate against) the target at once
     sites:
       - id: hn-01
         office: "01"
         legacy: env:TS24_HN01_LEGACY_URL  # a secret reference, never the URL itself
+        legacy_server: sql-hanoi   # optional: sites on one database server share its limit (default: the id)
         attachments: /srv/ts24/hn-01/files
         cutover: 2025-07-01
         backup_recipients: [age1...]
@@ -33,6 +37,7 @@ from .errors import ConfigError
 from .secrets import Secret, SecretRef
 
 SITE_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+SERVER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")  # part of a Prefect limit's name
 OFFICE_CODE = re.compile(r"^\d{2}(\d{2})?$")
 AGE_RECIPIENT = re.compile(r"^age1[02-9ac-hj-np-z]{58}$")
 
@@ -47,6 +52,13 @@ class SiteConfig(BaseModel):
     attachments: Path | None = None
     cutover: dt.date
     backup_recipients: list[str] = Field(default_factory=list)
+    legacy_server: str | None = Field(default=None, description="the database server holding the legacy "
+                                      "database, when several sites share one")
+
+    @property
+    def server(self) -> str:
+        """The legacy server this site reads from: its own unless the inventory says it is shared."""
+        return self.legacy_server or self.id
 
     @field_validator("id")
     @classmethod
@@ -63,6 +75,13 @@ class SiteConfig(BaseModel):
             raise ValueError("must be a 2-digit province or 4-digit district office code (quote it in YAML)")
         return text
 
+    @field_validator("legacy_server")
+    @classmethod
+    def _server_name(cls, value: str | None) -> str | None:
+        if value is not None and not SERVER_NAME.match(value):
+            raise ValueError("must be letters, digits, '.', '-' or '_' (at most 63)")
+        return value
+
     @field_validator("legacy")
     @classmethod
     def _legacy_ref(cls, value: str) -> str:
@@ -78,6 +97,15 @@ class SiteConfig(BaseModel):
         return value
 
 
+class Limits(BaseModel):
+    """How many sites may work at once on one shared resource (none: no limit)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    legacy_server: int | None = Field(default=None, ge=1, description="sites reading one legacy server")
+    target: int | None = Field(default=None, ge=1, description="sites loading into the target")
+
+
 class Inventory(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -87,6 +115,7 @@ class Inventory(BaseModel):
     signing_key: Path | None = None
     control_store: str | None = None
     target: str | None = None
+    limits: Limits = Field(default_factory=Limits)
     sites: list[SiteConfig]
 
     # Set by load_inventory; not part of the YAML.
