@@ -4,7 +4,9 @@ Each task rebuilds the App from the inventory path (engines are not shared
 across tasks), runs one step (the same step functions the CLI runs) and
 publishes its key figures as artifacts. A failed flow run is simply run again:
 every step resumes from its own durable checkpoint (backup journal, load
-ledger), and steps already done change nothing.
+ledger), and steps already done change nothing. With `limits:` in the
+inventory, the run first waits for a slot of its legacy server, and loads and
+validates holding one of the target (flows.limits).
 
 Example::
 

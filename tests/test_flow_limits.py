@@ -7,14 +7,19 @@ import threading
 import time
 import uuid
 from pathlib import Path
+from typing import Callable
 
 import pytest
 import yaml
 
+from backups.keys import generate_custodian_identity, generate_signing_key
 from flows.limits import Limit, legacy_server_limit, target_limit, write_limit
 from ts24_migrate.app import App
+from ts24_migrate.cli import main
+from ts24_migrate.commands.demo_data import write_demo_inventory
 from ts24_migrate.config import load_inventory
 from ts24_migrate.control_store import SiteState
+from ts24_migrate.errors import ExitCode
 
 
 def _with_limits(inventory: Path, limits: dict, **site_fields) -> None:
@@ -61,34 +66,70 @@ def test_a_limit_is_written_with_the_inventorys_size(prefect_server):
         assert client.read_global_concurrency_limit_by_name(name).limit == 5
 
 
+def _waits_for_its_slot(limit: str, run: Callable[[], dict], started: Callable[[], bool]) -> tuple[dict, dt.datetime]:
+    """Run `run` in a thread while the test holds the one slot of `limit`: it must not have
+    `started` six seconds later, and must end once the slot is free. Returns its result and
+    when the slot was released."""
+    from prefect.concurrency.sync import concurrency
+
+    finished: dict[str, object] = {}
+
+    def in_thread() -> None:
+        try:
+            finished["result"] = run()
+        except BaseException as exc:  # handed to the test thread
+            finished["error"] = exc
+
+    write_limit(Limit(limit, 1, "test"))
+    with concurrency(limit, occupy=1, strict=True):  # another site holds the one slot
+        runner = threading.Thread(target=in_thread)
+        runner.start()
+        time.sleep(6)  # the flow run has started and asked for the slot by now
+        assert runner.is_alive() and not started()
+        released = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    runner.join(timeout=300)
+    assert not runner.is_alive() and "error" not in finished, finished.get("error")
+    return finished["result"], released
+
+
 @pytest.mark.prefect
 @pytest.mark.slow
 def test_a_site_waits_for_its_legacy_servers_slot(prefect_server, demo_site):
-    from prefect.concurrency.sync import concurrency
-
     from flows.migrate_site import migrate_site
 
     site = demo_site(scale=0.03, site_id="hn-01")
     server = f"shared-{uuid.uuid4().hex[:8]}"  # the Prefect server outlives this test: a name of its own
     _with_limits(site.inventory, {"legacy_server": 1, "target": 2}, legacy_server=server)
     store = App(site.inventory).control_store
-    finished: dict[str, object] = {}
-
-    def run_site() -> None:
-        try:
-            finished["result"] = migrate_site(site_id="hn-01", inventory=str(site.inventory),
-                                              custodian_identity=str(site.identity))
-        except BaseException as exc:  # handed to the test thread
-            finished["error"] = exc
-
-    write_limit(Limit(f"ts24-legacy-{server}", 1, "test"))
-    with concurrency(f"ts24-legacy-{server}", occupy=1, strict=True):  # another site holds the one slot
-        runner = threading.Thread(target=run_site)
-        runner.start()
-        time.sleep(6)  # the flow run has started and asked for the slot by now
-        assert runner.is_alive() and store.runs("hn-01") == []  # not one stage has started
-        released = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
-    runner.join(timeout=300)
-    assert not runner.is_alive() and "error" not in finished, finished.get("error")
-    assert finished["result"]["validate"]["passed"] and store.state("hn-01") == SiteState.VALIDATED
+    result, released = _waits_for_its_slot(
+        f"ts24-legacy-{server}", lambda: migrate_site(site_id="hn-01", inventory=str(site.inventory),
+                                                     custodian_identity=str(site.identity)),
+        started=lambda: bool(store.runs("hn-01")))  # not one stage
+    assert result["validate"]["passed"] and store.state("hn-01") == SiteState.VALIDATED
     assert min(run.started_at for run in store.runs("hn-01")) >= released
+
+
+@pytest.mark.prefect
+@pytest.mark.slow
+def test_a_reconciliation_waits_for_the_targets_slot(prefect_server, tmp_path, monkeypatch):
+    from flows.reconcile_site import reconcile_site
+
+    folder = tmp_path / "demo"
+    recipient = generate_custodian_identity(folder / "keys" / "alice.age-identity")
+    generate_signing_key(folder / "keys" / "signing.key")
+    inventory = write_demo_inventory(folder, scale=0.03, backup_recipients=[recipient],
+                                     signing_key=Path("keys/signing.key"))
+    for step in (["load", "demo"], ["backup", "demo"]):  # by hand: commands take no slots
+        assert main(["-i", str(inventory), "--json", *step]) == ExitCode.OK
+    reference = f"env:TS24_TARGET_{uuid.uuid4().hex[:8].upper()}"  # a limit of this test's own
+    text = yaml.safe_load(inventory.read_text(encoding="utf-8"))
+    monkeypatch.setenv(reference[4:], (folder / "secrets" / "target.url").read_text(encoding="utf-8").strip())
+    text["target"] = reference
+    inventory.write_text(yaml.safe_dump(text, sort_keys=False), encoding="utf-8")
+    _with_limits(inventory, {"legacy_server": 1, "target": 1})
+    store = App(inventory).control_store
+    result, released = _waits_for_its_slot(
+        f"ts24-target-env-{reference[4:]}", lambda: reconcile_site(site_id="demo", inventory=str(inventory)),
+        started=lambda: bool(store.runs("demo", "reconcile")))
+    assert result["demo"]["mode"] == "baseline" and store.state("demo") == SiteState.RECONCILING
+    assert store.runs("demo", "reconcile")[0].started_at >= released
