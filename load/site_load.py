@@ -42,7 +42,7 @@ from extract.legacy_schema import MAPPED_TABLES
 from extract.reader import iter_table_rows, read_batch
 from transform import TransformContext, target_table_for, transform_batch
 from transform.key_store import DEFAULT_MEMORY_ENTRIES
-from transform.tables.common import legacy_key_text, null_key_text
+from transform.tables.common import legacy_key_texts
 from ts24_migrate.errors import ConfigError, VerificationError
 
 from . import ledger, merge, reasons
@@ -199,8 +199,8 @@ def _prepare_chunks(legacy: Engine, tables: list[_TableLoad], ctx: TransformCont
         for table in tables:
             chunk_no = table.done.next_chunk_no
             for rows in _chunks_to_load(source, table.info, table.done, limits):
-                keys = _legacy_keys(table.info, rows)
                 columns = [list(values) for values in zip(*rows)]  # the batch's values, by column
+                keys = _legacy_keys(table.info, rows, columns)
                 batch = read_batch(table.info, rows, None, columns)
                 result = transform_batch(table.legacy_table, batch, ctx, columns)
                 _check_every_row_accounted(table.legacy_table, chunk_no, keys, result)
@@ -295,14 +295,10 @@ def _key_values(info: TableInfo, row: Sequence[Any]) -> list[Any]:
     return [row[info.column_names.index(name)] for name in info.primary_key]
 
 
-def _legacy_keys(info: TableInfo, rows: list[tuple]) -> list[str]:
+def _legacy_keys(info: TableInfo, rows: list[tuple], columns: list[list[Any]]) -> list[str]:
     """The legacy key of each row as text, as the transform writes it (composite keys joined)."""
-    positions = [info.column_names.index(name) for name in info.primary_key]
-    keys = []
-    for row in rows:
-        parts = [row[i] for i in positions]
-        keys.append(null_key_text(row) if None in parts else legacy_key_text(parts))
-    return keys
+    key_columns = [columns[info.column_names.index(name)] for name in info.primary_key]
+    return legacy_key_texts(key_columns, rows.__getitem__, len(rows))
 
 
 def _typed_key(info: TableInfo, values: Sequence[Any]) -> list[Any]:

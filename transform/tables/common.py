@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections import Counter
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import pyarrow as pa
 
@@ -33,6 +33,26 @@ _SPACE_RUNS = re.compile(r"[ \t]{2,}|\t")
 def legacy_key_text(values: Sequence[Any]) -> str:
     """A legacy key as text: composite keys joined with '|'."""
     return "|".join("" if v is None else str(v) for v in values)
+
+
+def legacy_key_texts(key_columns: Sequence[Sequence[Any]], row: Callable[[int], Sequence[Any]],
+                     rows: int) -> list[str]:
+    """legacy_key_text of every row, from the key's columns; a key holding NULL gets
+    null_key_text of the whole row (`row(i)`: row i's values in the table's column order).
+
+    Column-wise, because it runs on every row read: a one-column key needs no join.
+    """
+    if not key_columns:
+        return [""] * rows
+    if len(key_columns) == 1:
+        keys = ["" if v is None else str(v) for v in key_columns[0]]
+        holding_null = [i for i, v in enumerate(key_columns[0]) if v is None]
+    else:
+        keys = [legacy_key_text(parts) for parts in zip(*key_columns)]
+        holding_null = [i for i, parts in enumerate(zip(*key_columns)) if None in parts]
+    for i in holding_null:  # told apart by their content
+        keys[i] = null_key_text(row(i))
+    return keys
 
 
 def null_key_text(row: Sequence[Any]) -> str:
@@ -63,15 +83,12 @@ class TableBatch:
             raise ValueError(f"{legacy_table}: the Python columns do not match the batch")
         self.columns: dict[str, list[Any]] = {name: list(values) for name, values in zip(self.names, python_columns)}
         self.n = batch.num_rows
-        keys = [self.columns[c] for c in key_columns]
-        if len(keys) == 1:  # legacy_key_text of a one-column key, without a join per row
-            self.legacy_keys = ["" if v is None else str(v) for v in keys[0]]
-        else:
-            self.legacy_keys = [legacy_key_text(parts) for parts in zip(*keys)] if keys else [""] * self.n
-        for i in [i for i, parts in enumerate(zip(*keys)) if None in parts]:  # told apart by their content
-            self.legacy_keys[i] = null_key_text([self.columns[name][i] for name in self.names])
+        self.legacy_keys = legacy_key_texts([self.columns[c] for c in key_columns], self._row, self.n)
         self.verdicts = RowVerdicts(legacy_table, self.legacy_keys)
         self.text_repairs: Counter = Counter()
+
+    def _row(self, i: int) -> list[Any]:
+        return [self.columns[name][i] for name in self.names]
 
     def raw(self, name: str) -> list[Any]:
         return self.columns[name]
