@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
@@ -198,11 +199,12 @@ def _prepare_chunks(legacy: Engine, tables: list[_TableLoad], ctx: TransformCont
     with legacy.connect() as source:
         for table in tables:
             chunk_no = table.done.next_chunk_no
-            for rows in _chunks_to_load(source, table.info, table.done, limits):
+            null_keys_seen: Counter = Counter()  # across the table's chunks, skipped ones included
+            for rows in _chunks_to_load(source, table.info, table.done, limits, null_keys_seen):
                 columns = [list(values) for values in zip(*rows)]  # the batch's values, by column
-                keys = _legacy_keys(table.info, rows, columns)
+                keys = _legacy_keys(table.info, rows, columns, null_keys_seen)
                 batch = read_batch(table.info, rows, None, columns)
-                result = transform_batch(table.legacy_table, batch, ctx, columns)
+                result = transform_batch(table.legacy_table, batch, ctx, columns, keys)
                 _check_every_row_accounted(table.legacy_table, chunk_no, keys, result)
                 staged, unstorable = to_stage_arrow(result.rows, table.spec)
                 yield _PreparedChunk(
@@ -275,7 +277,7 @@ def _merge_prepared(target: Engine, chunk: _PreparedChunk, *, site_id: str, run_
 
 
 def _chunks_to_load(source: Connection, info: TableInfo, done: ledger.TableProgress,
-                    limits: ChunkLimits) -> Iterator[list[tuple]]:
+                    limits: ChunkLimits, null_keys_seen: Counter) -> Iterator[list[tuple]]:
     resume_after = done.resume_after
     page_rows = limits.page_rows(info)
     if info.primary_key and not (resume_after and any(value is None for value in resume_after)):
@@ -289,16 +291,19 @@ def _chunks_to_load(source: Connection, info: TableInfo, done: ledger.TableProgr
     for chunk_no, rows in enumerate(table_chunks(pages, info, limits)):
         if chunk_no >= done.chunks_done:
             yield rows
+        else:  # its NULL keys were given before: the rows identical to them after rank behind them
+            _legacy_keys(info, rows, [list(values) for values in zip(*rows)], null_keys_seen)
 
 
 def _key_values(info: TableInfo, row: Sequence[Any]) -> list[Any]:
     return [row[info.column_names.index(name)] for name in info.primary_key]
 
 
-def _legacy_keys(info: TableInfo, rows: list[tuple], columns: list[list[Any]]) -> list[str]:
-    """The legacy key of each row as text, as the transform writes it (composite keys joined)."""
+def _legacy_keys(info: TableInfo, rows: list[tuple], columns: list[list[Any]],
+                 null_keys_seen: Counter) -> list[str]:
+    """The legacy key of each row as text (composite keys joined), handed to the transform."""
     key_columns = [columns[info.column_names.index(name)] for name in info.primary_key]
-    return legacy_key_texts(key_columns, rows.__getitem__, len(rows))
+    return legacy_key_texts(key_columns, rows.__getitem__, len(rows), null_keys_seen)
 
 
 def _typed_key(info: TableInfo, values: Sequence[Any]) -> list[Any]:

@@ -208,44 +208,55 @@ def test_file_contents_bound_the_chunks_and_an_interrupted_load_resumes_to_the_s
     legacy.dispose()
 
 
-def _allow_a_null_unit_code(legacy_path) -> None:
-    """DM_DONVI as SQLite lets a careless copy hold it: MA_DV without NOT NULL, and two units without a code."""
+def _allow_a_null_unit_code(legacy_path, copies: tuple[int, ...] = (0, 1)) -> None:
+    """DM_DONVI as SQLite lets a careless copy hold it: MA_DV without NOT NULL, and units without a
+    code, in this order: a copy of the first unit (but for its code) for each 0 in `copies`, of the
+    second unit for each 1."""
     with sqlite3.connect(legacy_path) as db:
         ddl = db.execute("SELECT sql FROM sqlite_master WHERE name = 'DM_DONVI'").fetchone()[0]
         db.execute("PRAGMA legacy_alter_table = ON")  # the other tables keep referring to DM_DONVI
         db.execute('ALTER TABLE "DM_DONVI" RENAME TO "DM_DONVI_OLD"')
         db.execute(ddl.replace('"MA_DV" VARCHAR(15) NOT NULL', '"MA_DV" VARCHAR(15)'))
         db.execute('INSERT INTO "DM_DONVI" SELECT * FROM "DM_DONVI_OLD"')
-        db.execute('INSERT INTO "DM_DONVI" SELECT NULL, "TEN_DV", "MA_SO_THUE", "DIA_CHI", "MA_CQ", "NGUOI_LIEN_HE", '
-                   '"DIEN_THOAI", "EMAIL", "PHUONG_THUC_GD", "MA_IVAN", "SERIAL_CTS", "CTS_TU_NGAY", "CTS_DEN_NGAY", '
-                   '"NGAY_DANG_KY", "TRANG_THAI", "NGAY_CAP_NHAT" FROM "DM_DONVI_OLD" LIMIT 2')
+        for offset in copies:
+            db.execute('INSERT INTO "DM_DONVI" SELECT NULL, "TEN_DV", "MA_SO_THUE", "DIA_CHI", "MA_CQ", '
+                       '"NGUOI_LIEN_HE", "DIEN_THOAI", "EMAIL", "PHUONG_THUC_GD", "MA_IVAN", "SERIAL_CTS", '
+                       '"CTS_TU_NGAY", "CTS_DEN_NGAY", "NGAY_DANG_KY", "TRANG_THAI", "NGAY_CAP_NHAT" '
+                       f'FROM "DM_DONVI_OLD" ORDER BY rowid LIMIT 1 OFFSET {offset}')
         db.execute('DROP TABLE "DM_DONVI_OLD"')
 
 
-def test_a_load_stopped_among_rows_whose_key_is_null_resumes(tmp_path, sqlite_url):
-    """SQLite lets a key column hold NULL: such rows are read first, with no key to resume after."""
+@pytest.mark.parametrize("copies, stop_at", [
+    ((0, 1), 2),  # two different units: the first chunk holds both
+    ((0,) * 41 + (1,), 40),  # 41 identical ones, and the 41st comes after the stop, in the next chunk
+], ids=["different", "identical"])
+def test_a_load_stopped_among_rows_whose_key_is_null_resumes(tmp_path, sqlite_url, copies, stop_at):
+    """SQLite lets a key column hold NULL: such rows are read first, with no key to resume after.
+    Each gets a reject of its own, also rows identical in every column, across a resume."""
     legacy_path = tmp_path / "legacy.sqlite"
     legacy, files, _ = demo_site(tmp_path, f"sqlite:///{legacy_path}", None)
     legacy.dispose()
-    _allow_a_null_unit_code(legacy_path)
+    _allow_a_null_unit_code(legacy_path, copies)
     legacy = sa.create_engine(f"sqlite:///{legacy_path}")
     stopped, plain = open_target(sqlite_url("stopped")), open_target(sqlite_url("plain"))
 
-    def stop_after_the_null_key(table, done, total):
-        if table == "DM_DONVI" and done == 2:  # chunk 0: the units without a code, read first
+    def stop_among_the_null_keys(table, done, total):
+        if table == "DM_DONVI" and done == stop_at:  # the units without a code come first
             raise _Interrupted()
 
     with pytest.raises(_Interrupted):
-        _load(legacy, stopped, files, progress=stop_after_the_null_key)
+        _load(legacy, stopped, files, progress=stop_among_the_null_keys)  # chunks of 40 rows
     resumed = _load(legacy, stopped, files)
     reference = _load(legacy, plain, files)
     assert resumed.chunks_skipped > 0 and resumed.accounting_ok
     assert resumed.tables == reference.tables
-    assert resumed.tables["DM_DONVI"]["rejects_by_reason"]["KEY_MISSING"] == 2  # each with its own reject
+    assert resumed.tables["DM_DONVI"]["rejects_by_reason"]["KEY_MISSING"] == len(copies)  # each its own
     with stopped.connect() as conn:
         null_keys = conn.execute(sa.select(bk.rejects.c.legacy_key).where(
             bk.rejects.c.legacy_table == "DM_DONVI", bk.rejects.c.reason_code == "KEY_MISSING")).scalars().all()
-    assert len(set(null_keys)) == 2 and all(k.startswith("NULL#") for k in null_keys)
+    assert len(set(null_keys)) == len(copies) and all(k.startswith("NULL#") for k in null_keys)
+    ranked = sorted(k.partition("#")[2].partition("#")[2] for k in null_keys)  # "" for the first of its kind
+    assert ranked == sorted(["", ""] + [str(rank) for rank in range(2, copies.count(0) + 1)])
     assert raw_tables(stopped) == raw_tables(plain)
     legacy.dispose()
 

@@ -47,15 +47,18 @@ def target_table_for(legacy_table: str) -> str:
 
 
 def transform_batch(legacy_table: str, batch: pa.RecordBatch, ctx: TransformContext,
-                    python_columns: Sequence[Sequence[Any]] | None = None) -> TransformResult:
+                    python_columns: Sequence[Sequence[Any]] | None = None,
+                    legacy_keys: Sequence[str] | None = None) -> TransformResult:
     """Transform one batch; remembers its accepted rows in `ctx` for the batches and tables after it.
 
     `python_columns`: the batch's values as Python lists, by column, when the caller
     has them (the rows it read): the same values, without converting them back from Arrow.
+    `legacy_keys`: the rows' keys, when the caller made them over the whole table
+    (tables.common.legacy_key_texts, which ranks identical rows whose key is NULL).
     """
     module = _module_for(legacy_table)
     name = module.LEGACY_TABLE
-    tb = TableBatch(name, batch, module.KEY_COLUMNS, module.LEGACY_COLUMNS, ctx, python_columns)
+    tb = TableBatch(name, batch, module.KEY_COLUMNS, module.LEGACY_COLUMNS, ctx, python_columns, legacy_keys)
     columns = module.transform(tb)
     accepted = tb.verdicts.accepted()
 

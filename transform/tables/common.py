@@ -36,11 +36,13 @@ def legacy_key_text(values: Sequence[Any]) -> str:
 
 
 def legacy_key_texts(key_columns: Sequence[Sequence[Any]], row: Callable[[int], Sequence[Any]],
-                     rows: int) -> list[str]:
+                     rows: int, null_keys_seen: Counter | None = None) -> list[str]:
     """legacy_key_text of every row, from the key's columns; a key holding NULL gets
     null_key_text of the whole row (`row(i)`: row i's values in the table's column order).
 
-    Column-wise, because it runs on every row read: a one-column key needs no join.
+    `null_keys_seen` counts the NULL keys given so far, when the rows of one table come in
+    several calls: the second of two identical rows is told apart from the first by its
+    rank. Column-wise, because it runs on every row read: a one-column key needs no join.
     """
     if not key_columns:
         return [""] * rows
@@ -50,8 +52,11 @@ def legacy_key_texts(key_columns: Sequence[Sequence[Any]], row: Callable[[int], 
     else:
         keys = [legacy_key_text(parts) for parts in zip(*key_columns)]
         holding_null = [i for i, parts in enumerate(zip(*key_columns)) if None in parts]
-    for i in holding_null:  # told apart by their content
-        keys[i] = null_key_text(row(i))
+    seen = Counter() if null_keys_seen is None else null_keys_seen
+    for i in holding_null:  # told apart by their content, then by their rank among identical rows
+        content_key = null_key_text(row(i))
+        seen[content_key] += 1
+        keys[i] = content_key if seen[content_key] == 1 else f"{content_key}#{seen[content_key]}"
     return keys
 
 
@@ -60,7 +65,8 @@ def null_key_text(row: Sequence[Any]) -> str:
 
     Several such rows may share a table and no key tells them apart; their content
     does: 'NULL#' and the start of the row's digest (extract.fingerprint.row_digest over
-    the row's values in the table's column order).
+    the row's values in the table's column order). Rows identical in every column also
+    get their rank in the table's read order (legacy_key_texts): 'NULL#...#2', '#3'.
     """
     return "NULL#" + row_digest(row).hex()[:16]
 
@@ -68,9 +74,12 @@ def null_key_text(row: Sequence[Any]) -> str:
 class TableBatch:
     def __init__(self, legacy_table: str, batch: pa.RecordBatch, key_columns: Sequence[str],
                  required_columns: Sequence[str], ctx: TransformContext,
-                 python_columns: Sequence[Sequence[Any]] | None = None):
+                 python_columns: Sequence[Sequence[Any]] | None = None,
+                 legacy_keys: Sequence[str] | None = None):
         """`python_columns`, when the caller has them (the rows the batch was made from, by
-        column), are the batch's values already: converting them back from Arrow is spared."""
+        column), are the batch's values already: converting them back from Arrow is spared.
+        `legacy_keys`, when the caller has them (legacy_key_texts over the whole table), are
+        the rows' keys; else they are made from this batch alone."""
         self.legacy_table = legacy_table
         self.ctx = ctx
         self.names = [name.upper() for name in batch.schema.names]
@@ -83,7 +92,11 @@ class TableBatch:
             raise ValueError(f"{legacy_table}: the Python columns do not match the batch")
         self.columns: dict[str, list[Any]] = {name: list(values) for name, values in zip(self.names, python_columns)}
         self.n = batch.num_rows
-        self.legacy_keys = legacy_key_texts([self.columns[c] for c in key_columns], self._row, self.n)
+        if legacy_keys is None:
+            legacy_keys = legacy_key_texts([self.columns[c] for c in key_columns], self._row, self.n)
+        elif len(legacy_keys) != self.n:
+            raise ValueError(f"{legacy_table}: {len(legacy_keys)} legacy keys for {self.n} rows")
+        self.legacy_keys = list(legacy_keys)
         self.verdicts = RowVerdicts(legacy_table, self.legacy_keys)
         self.text_repairs: Counter = Counter()
 
