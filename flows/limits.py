@@ -78,7 +78,7 @@ def holding(limit: Limit | None) -> Iterator[None]:
         return
     write_limit(limit)
     logger = get_run_logger()
-    logger.info("waiting for one of the %d slots of %s (Prefect limit %s)", limit.slots, limit.what, limit.name)
+    logger.info("waiting for a slot of %s (%d at once, Prefect limit %s)", limit.what, limit.slots, limit.name)
     asked = time.monotonic()
     # A failed lease renewal (the API briefly unreachable) must not kill an hours-long load.
     with concurrency(limit.name, occupy=1, lease_duration=LEASE_SECONDS, strict=True,
