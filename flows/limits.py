@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import re
 import time
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from typing import Iterator
 
@@ -37,6 +37,7 @@ from prefect.exceptions import ObjectAlreadyExists
 from ts24_migrate.config import Inventory, SiteConfig
 
 LEASE_SECONDS = 300
+_NO_WAIT_SECONDS = 1  # "don't wait" still asks the server once
 _NOT_IN_A_NAME = re.compile(r"[^A-Za-z0-9_.-]+")  # Prefect refuses / % & > < in limit names
 
 
@@ -70,18 +71,35 @@ def write_limit(limit: Limit) -> None:
             client.upsert_global_concurrency_limit_by_name(limit.name, limit.slots)
 
 
+class SlotBusy(Exception):
+    """Every slot of the limit is held, and the caller chose not to wait."""
+
+    def __init__(self, limit: Limit):
+        super().__init__(f"every slot of {limit.what} is taken ({limit.slots} at once)")
+        self.limit = limit
+
+
 @contextmanager
-def holding(limit: Limit | None) -> Iterator[None]:
-    """Hold one slot of `limit` for the duration of the block (nothing when there is no limit)."""
+def holding(limit: Limit | None, *, wait: bool = True) -> Iterator[None]:
+    """Hold one slot of `limit` for the duration of the block (nothing when there is no limit).
+
+    `wait=False`: raise SlotBusy at once when no slot is free, instead of waiting for one.
+    """
     if limit is None:
         yield
         return
     write_limit(limit)
     logger = get_run_logger()
-    logger.info("waiting for a slot of %s (%d at once, Prefect limit %s)", limit.what, limit.slots, limit.name)
+    if wait:
+        logger.info("waiting for a slot of %s (%d at once, Prefect limit %s)", limit.what, limit.slots, limit.name)
     asked = time.monotonic()
-    # A failed lease renewal (the API briefly unreachable) must not kill an hours-long load.
-    with concurrency(limit.name, occupy=1, lease_duration=LEASE_SECONDS, strict=True,
-                     raise_on_lease_renewal_failure=False):
+    with ExitStack() as held:
+        try:
+            # A failed lease renewal (the API briefly unreachable) must not kill an hours-long load.
+            held.enter_context(concurrency(limit.name, occupy=1, timeout_seconds=None if wait else _NO_WAIT_SECONDS,
+                                           lease_duration=LEASE_SECONDS, strict=True,
+                                           raise_on_lease_renewal_failure=False))
+        except TimeoutError:  # only from taking the slot: the block has not started
+            raise SlotBusy(limit) from None
         logger.info("holding a slot of %s after %.0f s", limit.what, time.monotonic() - asked)
         yield

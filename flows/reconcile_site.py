@@ -8,7 +8,10 @@ contents, no contact details).
 
 Without `site_id`, the flow reconciles every site of the inventory whose
 state is LOADED, VALIDATED, RECONCILING or DRAINED (a drained site is still
-watched until its purge: a late change must not go unnoticed).
+watched until its purge: a late change must not go unnoticed). With `limits:`
+in the inventory (flows.limits), a site whose legacy server or target has no
+free slot is put back and reconciled after the others, so one busy site does
+not hold up the sweep.
 
 Example::
 
@@ -25,12 +28,12 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_table_artifact
 
 from ts24_migrate.app import App
-from ts24_migrate.config import load_inventory
+from ts24_migrate.config import Inventory, load_inventory
 from ts24_migrate.steps.reconcile import reconcile_step
 from ts24_migrate.control_store import SiteState
 
 from .artifacts import artifact_key, progress_reporter, publish_markdown, publish_table
-from .limits import holding, legacy_server_limit, target_limit
+from .limits import SlotBusy, holding, legacy_server_limit, target_limit
 
 WATCHED_STATES = (SiteState.LOADED, SiteState.VALIDATED, SiteState.RECONCILING, SiteState.DRAINED)
 
@@ -90,10 +93,23 @@ def reconcile_site(site_id: str | None = None, inventory: str = "sites.yaml",
     site_ids = [site_id] if site_id else sites_to_reconcile(inventory)
     results: dict[str, Any] = {}
     known = load_inventory(Path(inventory))
+    busy: list[str] = []
     for current in site_ids:
-        # A reconciliation reads the site's legacy server and carries dossiers into the target.
-        with holding(legacy_server_limit(known, known.site(current))), holding(target_limit(known)):
-            results[current] = reconcile_task(current, inventory, sweep)
-        logger.info("site %s: %s, %s in flight", current,
-                    "drained" if results[current]["drained"] else "not drained", results[current]["in_flight"])
+        try:  # in a sweep, a site whose slot is taken waits until the others are done
+            results[current] = _reconcile(known, current, inventory, sweep, wait=len(site_ids) == 1)
+        except SlotBusy as taken:
+            logger.info("site %s: %s; it is reconciled after the other sites", current, taken)
+            busy.append(current)
+    for current in busy:
+        results[current] = _reconcile(known, current, inventory, sweep, wait=True)
     return results
+
+
+def _reconcile(known: Inventory, site_id: str, inventory: str, sweep: bool | None, *, wait: bool) -> dict[str, Any]:
+    # A reconciliation reads the site's legacy server and carries dossiers into the target.
+    with holding(legacy_server_limit(known, known.site(site_id)), wait=wait), \
+            holding(target_limit(known), wait=wait):
+        result = reconcile_task(site_id, inventory, sweep)
+    get_run_logger().info("site %s: %s, %s in flight", site_id,
+                          "drained" if result["drained"] else "not drained", result["in_flight"])
+    return result

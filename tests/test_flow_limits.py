@@ -66,12 +66,8 @@ def test_a_limit_is_written_with_the_inventorys_size(prefect_server):
         assert client.read_global_concurrency_limit_by_name(name).limit == 5
 
 
-def _waits_for_its_slot(limit: str, run: Callable[[], dict], started: Callable[[], bool]) -> tuple[dict, dt.datetime]:
-    """Run `run` in a thread while the test holds the one slot of `limit`: it must not have
-    `started` six seconds later, and must end once the slot is free. Returns its result and
-    when the slot was released."""
-    from prefect.concurrency.sync import concurrency
-
+def _started_in_a_thread(run: Callable[[], dict]) -> tuple[threading.Thread, dict[str, object]]:
+    """`run` started in a thread; its result, or its exception, lands in the dict returned."""
     finished: dict[str, object] = {}
 
     def in_thread() -> None:
@@ -80,10 +76,20 @@ def _waits_for_its_slot(limit: str, run: Callable[[], dict], started: Callable[[
         except BaseException as exc:  # handed to the test thread
             finished["error"] = exc
 
+    runner = threading.Thread(target=in_thread)
+    runner.start()
+    return runner, finished
+
+
+def _waits_for_its_slot(limit: str, run: Callable[[], dict], started: Callable[[], bool]) -> tuple[dict, dt.datetime]:
+    """Run `run` in a thread while the test holds the one slot of `limit`: it must not have
+    `started` six seconds later, and must end once the slot is free. Returns its result and
+    when the slot was released."""
+    from prefect.concurrency.sync import concurrency
+
     write_limit(Limit(limit, 1, "test"))
     with concurrency(limit, occupy=1, strict=True):  # another site holds the one slot
-        runner = threading.Thread(target=in_thread)
-        runner.start()
+        runner, finished = _started_in_a_thread(run)
         time.sleep(6)  # the flow run has started and asked for the slot by now
         assert runner.is_alive() and not started()
         released = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
@@ -133,3 +139,39 @@ def test_a_reconciliation_waits_for_the_targets_slot(prefect_server, tmp_path, m
         started=lambda: bool(store.runs("demo", "reconcile")))
     assert result["demo"]["mode"] == "baseline" and store.state("demo") == SiteState.RECONCILING
     assert store.runs("demo", "reconcile")[0].started_at >= released
+
+
+@pytest.mark.prefect
+@pytest.mark.slow
+def test_a_sweep_reconciles_a_busy_site_after_the_others(prefect_server, tmp_path):
+    from prefect.concurrency.sync import concurrency
+
+    from flows.reconcile_site import reconcile_site
+
+    folder = tmp_path / "fleet"
+    recipient = generate_custodian_identity(folder / "keys" / "alice.age-identity")
+    generate_signing_key(folder / "keys" / "signing.key")
+    for site_id, office, seed in (("busy", "01", 1), ("free", "31", 2)):  # one target: offices apart
+        inventory = write_demo_inventory(folder, site_id=site_id, office_code=office, seed=seed, scale=0.03,
+                                         backup_recipients=[recipient], signing_key=Path("keys/signing.key"))
+    for site_id in ("busy", "free"):
+        for step in (["load", site_id], ["backup", site_id]):
+            assert main(["-i", str(inventory), "--json", *step]) == ExitCode.OK
+    server = f"busy-{uuid.uuid4().hex[:8]}"
+    text = yaml.safe_load(inventory.read_text(encoding="utf-8"))
+    text["limits"] = {"legacy_server": 1}
+    text["sites"][0]["legacy_server"] = server  # "busy" alone on its server
+    inventory.write_text(yaml.safe_dump(text, sort_keys=False), encoding="utf-8")
+    store = App(inventory).control_store
+    write_limit(Limit(f"ts24-legacy-{server}", 1, "test"))
+    with concurrency(f"ts24-legacy-{server}", occupy=1, strict=True):  # a migration holds "busy"'s server
+        runner, finished = _started_in_a_thread(lambda: reconcile_site(inventory=str(inventory)))
+        deadline = time.monotonic() + 120
+        while not [r for r in store.runs("free", "reconcile") if r.finished_at] and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert [r for r in store.runs("free", "reconcile") if r.finished_at], "the free site waited for the busy one"
+        assert store.runs("busy", "reconcile") == [] and runner.is_alive()
+    runner.join(timeout=300)
+    assert not runner.is_alive() and "error" not in finished, finished.get("error")
+    assert list(finished["result"]) == ["free", "busy"]  # in the order they were reconciled
+    assert store.runs("busy", "reconcile")[0].started_at >= store.runs("free", "reconcile")[0].finished_at
