@@ -22,12 +22,17 @@ from ts24_migrate.control_store import SiteState
 from ts24_migrate.errors import ExitCode
 
 
-def _with_limits(inventory: Path, limits: dict, **site_fields) -> None:
-    """Add `limits:` to a demo inventory, and `site_fields` to each of its sites."""
+def _with_limits(inventory: Path, limits: dict, *, target: str | None = None,
+                 servers: dict[str, str] | None = None) -> None:
+    """Add `limits:` to a demo inventory; optionally another `target:` reference, and a
+    `legacy_server:` for the sites named in `servers`."""
     text = yaml.safe_load(inventory.read_text(encoding="utf-8"))
     text["limits"] = limits
+    if target:
+        text["target"] = target
     for site in text["sites"]:
-        site.update(site_fields)
+        if site["id"] in (servers or {}):
+            site["legacy_server"] = servers[site["id"]]
     inventory.write_text(yaml.safe_dump(text, sort_keys=False), encoding="utf-8")
 
 
@@ -105,7 +110,7 @@ def test_a_site_waits_for_its_legacy_servers_slot(prefect_server, demo_site):
 
     site = demo_site(scale=0.03, site_id="hn-01")
     server = f"shared-{uuid.uuid4().hex[:8]}"  # the Prefect server outlives this test: a name of its own
-    _with_limits(site.inventory, {"legacy_server": 1, "target": 2}, legacy_server=server)
+    _with_limits(site.inventory, {"legacy_server": 1, "target": 2}, servers={"hn-01": server})
     store = App(site.inventory).control_store
     result, released = _waits_for_its_slot(
         f"ts24-legacy-{server}", lambda: migrate_site(site_id="hn-01", inventory=str(site.inventory),
@@ -128,11 +133,8 @@ def test_a_reconciliation_waits_for_the_targets_slot(prefect_server, tmp_path, m
     for step in (["load", "demo"], ["backup", "demo"]):  # by hand: commands take no slots
         assert main(["-i", str(inventory), "--json", *step]) == ExitCode.OK
     reference = f"env:TS24_TARGET_{uuid.uuid4().hex[:8].upper()}"  # a limit of this test's own
-    text = yaml.safe_load(inventory.read_text(encoding="utf-8"))
     monkeypatch.setenv(reference[4:], (folder / "secrets" / "target.url").read_text(encoding="utf-8").strip())
-    text["target"] = reference
-    inventory.write_text(yaml.safe_dump(text, sort_keys=False), encoding="utf-8")
-    _with_limits(inventory, {"legacy_server": 1, "target": 1})
+    _with_limits(inventory, {"legacy_server": 1, "target": 1}, target=reference)
     store = App(inventory).control_store
     result, released = _waits_for_its_slot(
         f"ts24-target-env-{reference[4:]}", lambda: reconcile_site(site_id="demo", inventory=str(inventory)),
@@ -158,10 +160,7 @@ def test_a_sweep_reconciles_a_busy_site_after_the_others(prefect_server, tmp_pat
         for step in (["load", site_id], ["backup", site_id]):
             assert main(["-i", str(inventory), "--json", *step]) == ExitCode.OK
     server = f"busy-{uuid.uuid4().hex[:8]}"
-    text = yaml.safe_load(inventory.read_text(encoding="utf-8"))
-    text["limits"] = {"legacy_server": 1}
-    text["sites"][0]["legacy_server"] = server  # "busy" alone on its server
-    inventory.write_text(yaml.safe_dump(text, sort_keys=False), encoding="utf-8")
+    _with_limits(inventory, {"legacy_server": 1}, servers={"busy": server})  # "busy" alone on its server
     store = App(inventory).control_store
     write_limit(Limit(f"ts24-legacy-{server}", 1, "test"))
     with concurrency(f"ts24-legacy-{server}", occupy=1, strict=True):  # a migration holds "busy"'s server
