@@ -23,6 +23,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from transform.text_repair import repair_text
+from ts24_migrate.server_identity import ServerIdentity, probe_server_identity
 
 from .discovery import TableInfo, discover_tables
 from .legacy_schema import DOSSIER_STATUS_NAMES, IN_FLIGHT_STATUSES
@@ -56,6 +57,7 @@ class SiteAssessment:
     in_flight_dossiers: int
     received_after_cutover: int
     received_after_cutover_ids: list[str]
+    server: ServerIdentity  # who answered: compared by every later stage (ts24_migrate/steps/server_check.py)
 
     @property
     def tables_without_primary_key(self) -> list[str]:
@@ -78,6 +80,7 @@ class SiteAssessment:
             "cutover": self.cutover.isoformat(),
             "assessed_at": self.assessed_at,
             "dialect": self.dialect,
+            "server": self.server.to_dict(),
             "summary": {
                 "tables": len(self.tables),
                 "rows": sum(t.rows for t in self.tables),
@@ -134,8 +137,10 @@ def _dossier_figures(conn: Connection, tables: dict[str, TableInfo], cutover: dt
 
 
 def assess_site(conn: Connection, *, site_id: str, cutover: dt.date, chunk_rows: int = 20_000,
-                progress: Callable[[str, int, int], None] | None = None) -> SiteAssessment:
-    """Assess the legacy database behind `conn` (read only)."""
+                progress: Callable[[str, int, int], None] | None = None,
+                server: ServerIdentity | None = None) -> SiteAssessment:
+    """Assess the legacy database behind `conn` (read only); `server`: its identity, if already asked."""
+    server = server or probe_server_identity(conn)
     tables = discover_tables(conn)
     assessed: list[TableAssessment] = []
     for index, table in enumerate(tables):
@@ -153,4 +158,4 @@ def assess_site(conn: Connection, *, site_id: str, cutover: dt.date, chunk_rows:
         assessed_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         dialect=conn.dialect.name, tables=assessed, dossiers_by_status=by_status,
         in_flight_dossiers=in_flight, received_after_cutover=len(after_ids),
-        received_after_cutover_ids=after_ids)
+        received_after_cutover_ids=after_ids, server=server)

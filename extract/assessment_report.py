@@ -34,6 +34,11 @@ def render_html(assessment: SiteAssessment) -> str:
         ["dossiers received after cut-over (violations)", summary["received_after_cutover"]],
         *[[f"text values in {e.upper()}", n] for e, n in summary["legacy_text_values"].items()],
     ])
+    server = assessment.server
+    server_rows = [["kind", server.kind], ["host (as the server names itself)", server.host or "-"],
+                   ["port", server.port or "-"], ["database", server.database or "-"],
+                   ["server id", server.server_id or "-"], ["version", server.version or "-"],
+                   *[[name, value] for name, value in server.details.items()]]
     status_rows = [[name, n] for name, n in data["dossiers_by_status"].items()]
     columns = [r.section(f"Columns of {t.name}", r.table(["column", "type", "nullable"],
                                                          [[c["name"], c["type"], c["nullable"]] for c in t.columns]))
@@ -41,6 +46,10 @@ def render_html(assessment: SiteAssessment) -> str:
     return r.page(
         f"Assessment of site {assessment.site_id}",
         [r.section("Overview", overview),
+         r.section("Server reached", r.table(["fact", "value"], server_rows),
+                   r.paragraph("As the legacy server reports itself. Every later stage asks again and refuses "
+                               "another server: kind, host, port, database and server id must be equal; the "
+                               "version may change with a patch.", "muted")),
          r.section("Tables", r.table(_HEADERS, _table_rows(assessment), numeric=(2, 4, 5, 6, 7)),
                    r.paragraph("Role: mapped tables are loaded into the new system; system tables "
                                "(accounts, access log) are backed up and purged but never loaded; "
@@ -56,6 +65,7 @@ def render_markdown(assessment: SiteAssessment) -> str:
     data = assessment.to_dict()
     summary = data["summary"]
     lines = [f"# Assessment of site {assessment.site_id}", "",
+             f"- server: {assessment.server.describe()}",
              f"- tables: {summary['tables']} ({summary['rows']} rows)",
              f"- unmapped: {', '.join(summary['unmapped_tables']) or 'none'}",
              f"- without primary key: {', '.join(summary['tables_without_primary_key']) or 'none'}",

@@ -26,6 +26,7 @@ from ts24_migrate.steps.assess import assess_step
 from ts24_migrate.app import App
 from ts24_migrate.config import load_inventory
 from ts24_migrate.errors import Ts24Error, UnreachableError
+from ts24_migrate.server_identity import ServerIdentity
 
 from .artifacts import progress_reporter, publish_markdown, publish_table
 from .limits import holding, legacy_server_limit, target_limit
@@ -61,6 +62,7 @@ def assess_task(site_id: str, inventory: str) -> dict[str, Any]:
     summary = result["summary"]
     publish_markdown(site_id, "assessment", "\n".join([
         f"# Assessment of {site_id}",
+        f"- server: {ServerIdentity.from_dict(result['server']).describe()}",
         f"- tables: **{summary['tables']}**, rows: **{summary['rows']}**",
         f"- unmapped: {', '.join(summary['unmapped_tables']) or 'none'}",
         f"- without primary key: {', '.join(summary['tables_without_primary_key']) or 'none'}",

@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL, Engine, make_url
 
 from .errors import ConfigError, UnreachableError
+from .odbc import odbc_connection_string
 from .secrets import Secret, redact_url, scrub
 
 
@@ -36,8 +37,10 @@ def legacy_engine(url: Secret, *, read_only: bool = True) -> Engine:
                                 query={**parsed.query, "uri": "true"})
         return sa.create_engine(parsed)
     if backend == "mssql" and read_only:
-        parsed = parsed.update_query_dict({"ApplicationIntent": "ReadOnly"})
-    engine = sa.create_engine(parsed, pool_pre_ping=True)
+        parsed = parsed.difference_update_query(
+            [k for k in parsed.query if k.lower() == "applicationintent"]).update_query_dict(
+            {"ApplicationIntent": "ReadOnly"})
+    engine = _server_engine(parsed)
     if backend in ("mysql", "mariadb") and read_only:
         @sa.event.listens_for(engine, "connect")
         def _read_only_session(dbapi_connection, _record):  # pragma: no branch
@@ -63,7 +66,24 @@ def store_engine(url: Secret) -> Engine:
             cursor.close()
 
         return engine
-    return sa.create_engine(parsed, pool_pre_ping=True)
+    return _server_engine(parsed)
+
+
+def _server_engine(parsed: URL) -> Engine:
+    """An engine on a database server that connects exactly where `parsed` says.
+
+    Over ODBC the connection string is ours (odbc.py), not SQLAlchemy's, whose
+    ``Server=host,port`` MariaDB Connector/ODBC reads as a host name on port 3306.
+    """
+    engine = sa.create_engine(parsed, pool_pre_ping=True)
+    if parsed.get_driver_name() == "pyodbc":
+        connection_string = odbc_connection_string(parsed)  # a bad URL is a ConfigError now, not at connect
+
+        @sa.event.listens_for(engine, "do_connect")
+        def _exact_odbc_target(_dialect, _record, cargs, _cparams):
+            cargs[:] = [connection_string]
+
+    return engine
 
 
 def check_reachable(engine: Engine, *, what: str, url: Secret | None = None) -> None:

@@ -6,29 +6,40 @@ import click
 
 from ..steps.assess import assess_step
 from ..app import App, pass_app
+from ..server_identity import ServerIdentity
 from .progress import table_progress
 
 
 @click.command("assess")
 @click.argument("site_id", metavar="SITE")
+@click.option("--server-moved", is_flag=True,
+              help="The legacy database really moved to another server since the last assessment: "
+                   "accept the server reached now (and record the move).")
 @pass_app
-def assess(app: App, site_id: str) -> None:
-    """Assess a site's legacy database: every table, row counts, keys, column types,
-    legacy text encodings, in-flight dossiers, dossiers received after cut-over.
+def assess(app: App, site_id: str, server_moved: bool) -> None:
+    """Assess a site's legacy database: the server reached, every table, row counts, keys,
+    column types, legacy text encodings, in-flight dossiers, dossiers received after cut-over.
 
     Writes assessment.json, assessment.html and assessment.md under
-    WORK_DIR/sites/SITE/reports/RUN_ID/. Only reads the legacy database.
+    WORK_DIR/sites/SITE/reports/RUN_ID/. Only reads the legacy database. Every
+    later stage refuses (exit code 4) a legacy server other than the one assessed;
+    once a site is backed up, re-assessing on another server needs --server-moved.
 
     \b
     Example:
       ts24-migrate -i sites.yaml assess hn-01
-      ts24-migrate -i sites.yaml --json assess hn-01 | jq .summary
+      ts24-migrate -i sites.yaml --json assess hn-01 | jq .server
+      ts24-migrate -i sites.yaml assess hn-01 --server-moved
     """
     with table_progress(app, "assessing") as progress:
-        result = assess_step(app, site_id, progress=progress)
+        result = assess_step(app, site_id, progress=progress, server_moved=server_moved)
     summary = result["summary"]
+    server = ServerIdentity.from_dict(result["server"])
+    moved = result.get("server_moved_from")
     human = "\n".join([
         f"site {site_id}: {summary['tables']} tables, {summary['rows']} rows",
+        f"  server: {server.describe()}",
+        *([f"  moved from: {ServerIdentity.from_dict(moved).describe()}"] if moved else []),
         f"  unmapped tables: {', '.join(summary['unmapped_tables']) or 'none'}",
         f"  tables without primary key: {', '.join(summary['tables_without_primary_key']) or 'none'}",
         f"  in-flight dossiers: {summary['in_flight_dossiers']}; received after cut-over: "

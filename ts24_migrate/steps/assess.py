@@ -16,18 +16,22 @@ from extract.assessment_report import write_assessment_report
 from ..app import App
 from ..control_store import SiteState
 from ..stage_runs import stage_run
+from .server_check import check_legacy_server
 
 Progress = Callable[[str, int, int], None]
 
 
 def assess_step(app: App, site_id: str, *, progress: Progress | None = None,
-           parent_run_id: str | None = None) -> dict[str, Any]:
+           parent_run_id: str | None = None, server_moved: bool = False) -> dict[str, Any]:
+    """Assess a site; `server_moved` accepts a legacy server other than the one assessed before."""
     site = app.site(site_id)
     legacy = app.legacy_engine(site)
     with stage_run(app.control_store, app.ledger(site_id), site_id, "assess",
                    success_state=SiteState.ASSESSED, parent_run_id=parent_run_id) as run:
+        server = check_legacy_server(app, site_id, run, server_moved=server_moved)
         with legacy.connect() as conn:
-            assessment = assess_site(conn, site_id=site_id, cutover=site.cutover, progress=progress)
+            assessment = assess_site(conn, site_id=site_id, cutover=site.cutover, progress=progress,
+                                     server=server)
         paths = write_assessment_report(assessment, app.reports_dir(site_id) / run.run_id)
         data = assessment.to_dict()
         for table in assessment.tables:
@@ -36,7 +40,8 @@ def assess_step(app: App, site_id: str, *, progress: Progress | None = None,
                                             "primary_key": table.primary_key})
         run.figures.update(data["summary"])
         run.figures["report"] = str(paths["html"])
-    return {"run_id": run.run_id, "summary": data["summary"], "tables": {
+    return {"run_id": run.run_id, "summary": data["summary"], "server": data["server"],
+            "server_moved_from": run.figures.get("server_moved_from"), "tables": {
         t.name: {"rows": t.rows, "role": t.role, "primary_key": t.primary_key} for t in assessment.tables},
         "reports": {k: str(v) for k, v in paths.items()}}
 

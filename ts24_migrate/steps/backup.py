@@ -23,6 +23,7 @@ from ..db import check_reachable, store_engine
 from ..errors import ConfigError, UnreachableError, VerificationError
 from ..secrets import Secret
 from ..stage_runs import stage_run
+from .server_check import check_legacy_server
 
 Progress = Callable[[str, int, int], None]
 
@@ -43,6 +44,7 @@ def backup_step(app: App, site_id: str, *, chunk_rows: int = 50_000, progress: P
     store = app.control_store
     with stage_run(store, ledger, site_id, "backup", success_state=SiteState.BACKED_UP,
                    parent_run_id=parent_run_id) as run:
+        check_legacy_server(app, site_id, run)
         result = backup_site(legacy, app.inventory.attachments_path(site), app.inventory.backup_path,
                              site_id=site_id, run_id=run.run_id, recipients=list(site.backup_recipients),
                              signing_key=signing_key, chunk_rows=chunk_rows, progress=progress, ledger=ledger)

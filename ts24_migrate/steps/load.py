@@ -11,6 +11,7 @@ from load.site_load import Progress, load_site
 from ..app import App
 from ..control_store import SiteState
 from ..stage_runs import stage_run
+from .server_check import check_legacy_server
 
 
 def load_step(app: App, site_id: str, *, chunk_rows: int = 50_000, progress: Progress | None = None,
@@ -21,6 +22,7 @@ def load_step(app: App, site_id: str, *, chunk_rows: int = 50_000, progress: Pro
     target = app.target_engine()
     with stage_run(app.control_store, app.ledger(site_id), site_id, "load", success_state=SiteState.LOADED,
                    parent_run_id=parent_run_id) as run:
+        check_legacy_server(app, site_id, run)
         summary = load_site(legacy, target, site_id=site_id, run_id=run.run_id, cutover=site.cutover,
                             attachments_dir=app.inventory.attachments_path(site), chunk_rows=chunk_rows,
                             progress=progress)

@@ -21,6 +21,7 @@ from ..errors import ConfigError, UnreachableError, VerificationError
 from ..secrets import Secret
 from ..stage_runs import stage_run
 from .backup import trusted_public_key
+from .server_check import check_legacy_server
 
 Progress = Callable[[str, int, int], None]
 STAGE = "reconcile"
@@ -53,6 +54,7 @@ def reconcile_step(app: App, site_id: str, *, chunk_rows: int = 50_000, sweep: b
     history = burndown_history(app, site_id)
     with stage_run(store, ledger, site_id, STAGE, success_state=SiteState.RECONCILING,
                    parent_run_id=parent_run_id) as run:
+        check_legacy_server(app, site_id, run)
         result = reconcile_site(
             legacy, target, ReconcileState(store.engine), site_id=site_id, run_id=run.run_id, cutover=site.cutover,
             attachments_dir=app.inventory.attachments_path(site), backup_root=app.inventory.backup_path,

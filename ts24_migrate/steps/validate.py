@@ -29,6 +29,7 @@ from ..errors import UsageError, VerificationError
 from ..secrets import redact_url
 from ..stage_runs import stage_run
 from .backup import trusted_public_key
+from .server_check import check_legacy_server
 
 Progress = Callable[[str, int, int], None]
 # Keys kept per kind (missing, extra, changed) and table; the counts are always complete.
@@ -207,6 +208,7 @@ def validate_step(app: App, site_id: str, *, progress: Progress | None = None, p
         with stage_run(store, ledger, site_id, STAGE, success_state=SiteState.VALIDATED,
                        parent_run_id=parent_run_id) as run:
             folder = app.reports_dir(site_id) / run.run_id
+            check_legacy_server(app, site_id, run)
             checks = run_checks(app, site_id, folder=folder, backup_run=backup_run, load_run=load_run,
                                 legacy_sample_rows=legacy_sample_rows, progress=progress)
             sources["verify-backup"] = checks.figures["backup"]["verification"]["run_id"]
