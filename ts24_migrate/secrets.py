@@ -99,7 +99,8 @@ def _prefect_secret(ref: SecretRef) -> Secret:
                           f"({type(exc).__name__})") from None
 
 
-_PASSWORD_IN_TEXT = re.compile(r"(?i)((?:password|pwd|passwd)\s*=\s*)([^;&\s]+)")
+# A password in an ODBC string: plain up to ";", or braced ({...}, "}}" for "}") and then holding anything.
+_PASSWORD_IN_TEXT = re.compile(r"(?i)((?:password|pwd|passwd)\s*=\s*)(\{(?:[^}]|\}\})*\}?|[^;&\s]+)")
 _USERINFO = re.compile(r"(//[^:/@\s]+:)([^@\s]+)(@)")
 
 
@@ -111,11 +112,19 @@ def redact_url(url: str) -> str:
     """
     try:
         parsed = make_url(url)
+        # A whole ODBC string may ride in the query (?odbc_connect=...PWD=...), percent-encoded.
+        parsed = parsed.update_query_dict({key: _redact_values(value) for key, value in parsed.query.items()})
         text = parsed.render_as_string(hide_password=True)
     except Exception:
         text = url
     text = _USERINFO.sub(r"\1***\3", text)
     return _PASSWORD_IN_TEXT.sub(r"\1***", text)
+
+
+def _redact_values(value: str | tuple[str, ...]) -> str | list[str]:
+    if isinstance(value, str):
+        return _PASSWORD_IN_TEXT.sub(r"\1***", value)
+    return [_PASSWORD_IN_TEXT.sub(r"\1***", v) for v in value]
 
 
 def scrub(text: str, *secrets: Secret) -> str:
