@@ -130,6 +130,7 @@ def test_a_dsn_is_named_and_other_forms_pass_as_written():
     ("mysql+pyodbc://u:{pw}@db1:70000/ts24?driver=MariaDB+Unicode", "port 70000 is not a TCP port"),
     ("mysql+pyodbc://u:{pw}@db1:3306/ts24", "name the ODBC driver"),
     ("mysql+pyodbc://u:{pw}@db1:3306/ts24?dsn=ts24", "a data source (DSN) names its own server and port"),
+    ("mysql+pyodbc://u:{pw}@/ts24?dsn=ts24&driver=MariaDB+Unicode", "either ?driver= or ?dsn="),
     ("mysql+pyodbc://u:{pw}@db1:3306/ts24?driver=MariaDB+Unicode&socket=/run/mysqld.sock", "socket"),
     ("mysql+pyodbc://u:{pw}%20@db1:3306/ts24?driver=MariaDB+Unicode", "password begins or ends with a space"),
 ])

@@ -89,6 +89,9 @@ def odbc_connection_string(url: URL) -> str:
     host, database = url.host, url.database
     if dsn is None and driver is None and host and not database:
         dsn, host = host, None  # SQLAlchemy's convention: mssql+pyodbc://user:pw@MY_DSN
+    if dsn is not None and driver is not None:
+        raise ConfigError("database URL: give either ?driver= or ?dsn=, not both (the driver would "
+                          "ignore the data source)")
     if dsn is None and driver is None:
         raise ConfigError("database URL: name the ODBC driver, e.g. ?driver=MariaDB+Unicode or "
                           "?driver=ODBC+Driver+18+for+SQL+Server (or a data source: ?dsn=NAME)")
