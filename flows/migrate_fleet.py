@@ -23,15 +23,20 @@ from ts24_migrate.config import load_inventory
 from ts24_migrate.errors import VerificationError
 
 from .artifacts import publish_table
+from .inventory import inventory_path
 from .migrate_site import migrate_site
 
 
 @flow(name="migrate-fleet")
-def migrate_fleet(inventory: str = "sites.yaml", sites: list[str] | None = None,
+def migrate_fleet(inventory: str | None = None, sites: list[str] | None = None,
                   via_deployment: str | None = None, chunk_rows: int = 50_000,
                   custodian_identity: str | None = None) -> dict[str, Any]:
-    """Migrate `sites` (default: every site of the inventory)."""
+    """Migrate `sites` (default: every site of the inventory). `inventory` defaults to
+    $TS24_INVENTORY; sites submitted `via_deployment` get it only when given here, else each run
+    reads its own worker's $TS24_INVENTORY."""
     logger = get_run_logger()
+    given = inventory
+    inventory = inventory_path(inventory)
     known = load_inventory(Path(inventory))
     site_ids = list(sites) if sites else [s.id for s in known.sites]
     for site_id in site_ids:
@@ -40,6 +45,8 @@ def migrate_fleet(inventory: str = "sites.yaml", sites: list[str] | None = None,
     for site_id in site_ids:
         parameters = {"site_id": site_id, "inventory": inventory, "chunk_rows": chunk_rows}
         if via_deployment:
+            if given is None:
+                del parameters["inventory"]
             flow_run = run_deployment(via_deployment, parameters=parameters, timeout=0)
             outcomes[site_id] = {"submitted": str(flow_run.id)}
             continue

@@ -29,6 +29,7 @@ from ts24_migrate.errors import Ts24Error, UnreachableError
 from ts24_migrate.server_identity import ServerIdentity
 
 from .artifacts import progress_reporter, publish_markdown, publish_table
+from .inventory import inventory_path
 from .limits import holding, legacy_server_limit, target_limit
 
 
@@ -135,12 +136,14 @@ def validate_task(site_id: str, inventory: str) -> dict[str, Any]:
 
 
 @flow(name="migrate-site")
-def migrate_site(site_id: str, inventory: str = "sites.yaml", chunk_rows: int = 50_000,
+def migrate_site(site_id: str, inventory: str | None = None, chunk_rows: int = 50_000,
                  custodian_identity: str | None = None) -> dict[str, Any]:
     """Assess, extract and back up (encrypted), verify the backup, transform and load, validate
     and report one site. `custodian_identity` (a path) lets the verify step decrypt every part;
-    without it, the verification checks signatures and ciphertext hashes only."""
+    without it, the verification checks signatures and ciphertext hashes only. `inventory`
+    defaults to $TS24_INVENTORY (flows/inventory.py)."""
     logger = get_run_logger()
+    inventory = inventory_path(inventory)
     known = load_inventory(Path(inventory))
     results: dict[str, Any] = {"flow_run": str(flow_run.get_id() or "")}
     with holding(legacy_server_limit(known, known.site(site_id))):  # every stage reads the legacy server

@@ -16,7 +16,7 @@ not hold up the sweep.
 Example::
 
     from flows.reconcile_site import reconcile_site
-    reconcile_site(site_id="hn-01", inventory="sites.yaml")
+    reconcile_site(site_id="hn-01", inventory="/etc/ts24/sites.yaml")  # or $TS24_INVENTORY
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from ts24_migrate.steps.reconcile import reconcile_step
 from ts24_migrate.control_store import SiteState
 
 from .artifacts import artifact_key, progress_reporter, publish_markdown, publish_table
+from .inventory import inventory_path
 from .limits import SlotBusy, holding, legacy_server_limit, target_limit
 
 WATCHED_STATES = (SiteState.LOADED, SiteState.VALIDATED, SiteState.RECONCILING, SiteState.DRAINED)
@@ -86,10 +87,12 @@ def sites_to_reconcile(inventory: str) -> list[str]:
 
 
 @flow(name="reconcile-site")
-def reconcile_site(site_id: str | None = None, inventory: str = "sites.yaml",
+def reconcile_site(site_id: str | None = None, inventory: str | None = None,
                    sweep: bool | None = None) -> dict[str, Any]:
-    """Reconcile `site_id`, or every site still draining; returns each site's summary."""
+    """Reconcile `site_id`, or every site still draining; returns each site's summary.
+    `inventory` defaults to $TS24_INVENTORY (flows/inventory.py)."""
     logger = get_run_logger()
+    inventory = inventory_path(inventory)
     site_ids = [site_id] if site_id else sites_to_reconcile(inventory)
     results: dict[str, Any] = {}
     known = load_inventory(Path(inventory))
