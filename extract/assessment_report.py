@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ts24_migrate import reporting as r
+from ts24_migrate.report_paths import PathNames
 
 from .assessment import LEGACY_ENCODINGS, SiteAssessment
 
@@ -58,7 +59,8 @@ def render_html(assessment: SiteAssessment) -> str:
          r.section("Dossiers received after cut-over",
                    r.paragraph(", ".join(data["received_after_cutover_ids"]) or "none")),
          *columns],
-        subtitle=f"cut-over {data['cutover']} · assessed {data['assessed_at']} · {data['dialect']} · read-only")
+        subtitle=f"cut-over {data['cutover']} · assessed {r.timestamp(data['assessed_at'])} · {data['dialect']} · "
+                 "read-only")
 
 
 def render_markdown(assessment: SiteAssessment) -> str:
@@ -76,6 +78,8 @@ def render_markdown(assessment: SiteAssessment) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_assessment_report(assessment: SiteAssessment, folder: Path) -> dict[str, Path]:
+def write_assessment_report(assessment: SiteAssessment, folder: Path, *,
+                            names: PathNames | None = None) -> dict[str, Path]:
+    """assessment.json, .html and .md; with `names`, files are named from the inventory's folder."""
     return r.write_report(folder, "assessment", assessment.to_dict(), render_html(assessment),
-                          render_markdown(assessment))
+                          render_markdown(assessment), names=names)

@@ -20,6 +20,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from ts24_migrate.report_paths import PathNames
 from ts24_migrate.reporting import page, paragraph, section, table, verdict, write_report
 
 from .burndown import burndown_svg
@@ -100,7 +101,8 @@ def report_html(result: Reconciliation, outreach_csv: Path | None) -> str:
                      + ")." if prediction and prediction.drain_date else
                      f"No forecast: {prediction.note}." if prediction else "")
     reg = result.reregistration
-    outreach = (f"Contact details for outreach: {outreach_csv} (CSV, readable by its owner only)."
+    outreach = (f"Contact details for outreach: {outreach_csv.name}, beside this report (CSV, readable by its "
+                "owner only)."
                 if outreach_csv is not None else "Every unit that must re-register has done so.")
     drift = table(["legacy id", "dossier no", "kind", "legacy status", "new system status"],
                   [[d["legacy_id"], d["dossier_no"], d["kind"], d["legacy_status"], d["target_status"]]
@@ -168,11 +170,14 @@ def write_outreach_csv(result: Reconciliation, folder: Path) -> Path | None:
     return path
 
 
-def write_reconciliation_report(result: Reconciliation, folder: Path) -> dict[str, Path]:
+def write_reconciliation_report(result: Reconciliation, folder: Path, *,
+                                names: PathNames | None = None) -> dict[str, Path]:
+    """reconciliation.json and .html (and the outreach CSV); with `names`, files are named from the
+    inventory's folder (ts24_migrate/report_paths.py)."""
     outreach = write_outreach_csv(result, folder)
     data = report_data(result)
-    data["outreach_csv"] = str(outreach) if outreach else None
-    paths = write_report(folder, REPORT_STEM, data, report_html(result, outreach))
+    data["outreach_csv"] = outreach.name if outreach else None  # beside the report
+    paths = write_report(folder, REPORT_STEM, data, report_html(result, outreach), names=names)
     if outreach is not None:
         paths["outreach_csv"] = outreach
     return paths

@@ -1,4 +1,4 @@
-"""Self-contained HTML pages for auditors: no scripts, no external assets.
+"""Self-contained HTML pages for auditors: no scripts, no external assets, no host paths.
 
 Every stage report (assessment, validation, reconciliation) is built from the
 same few pieces so they look alike and escape everything the same way.
@@ -10,10 +10,13 @@ Example::
 
 from __future__ import annotations
 
+import datetime as dt
 import html
 import json
 from pathlib import Path
 from typing import Any, Iterable, Sequence
+
+from .report_paths import PathNames
 
 _STYLE = """
 body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:2rem auto;max-width:72rem;
@@ -64,14 +67,42 @@ def page(title: str, sections: Sequence[str], *, subtitle: str | None = None) ->
             "</body></html>")
 
 
+def timestamp(value: Any) -> str:
+    """Every moment in a report in one form: `2025-07-01 06:30:00 UTC`.
+
+    Takes what the control store and the stages record: datetimes (naive ones are
+    UTC) and their ISO texts (`2025-07-01T06:30:00Z`, `2025-07-01 06:30:00.123456`,
+    `...+00:00`). Anything else is shown as it is; None as an em dash.
+    """
+    if value is None or value == "":
+        return "—"
+    moment = value
+    if isinstance(value, str):
+        try:
+            moment = dt.datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        except ValueError:
+            return value
+    if isinstance(moment, dt.datetime):
+        if moment.tzinfo is not None:
+            moment = moment.astimezone(dt.timezone.utc)
+        return moment.strftime("%Y-%m-%d %H:%M:%S UTC")
+    return str(value)
+
+
 def write_report(folder: Path, stem: str, data: dict[str, Any], html_text: str,
-                 markdown: str | None = None) -> dict[str, Path]:
-    """Write <stem>.json, <stem>.html (and .md); returns their paths."""
+                 markdown: str | None = None, *, names: PathNames | None = None) -> dict[str, Path]:
+    """Write <stem>.json, <stem>.html (and .md); returns their paths.
+
+    With `names`, every absolute path under the inventory's folders is written by its
+    name from there (ts24_migrate/report_paths.py): reports travel to other machines.
+    """
+    names = names or PathNames()
     folder.mkdir(parents=True, exist_ok=True)
     paths = {"json": folder / f"{stem}.json", "html": folder / f"{stem}.html"}
-    paths["json"].write_text(json.dumps(data, indent=2, ensure_ascii=False, default=str), encoding="utf-8")
-    paths["html"].write_text(html_text, encoding="utf-8")
+    text = json.dumps(names.scrub(data), indent=2, ensure_ascii=False, default=str)
+    paths["json"].write_text(names.scrub_text(text), encoding="utf-8")
+    paths["html"].write_text(names.scrub_text(html_text), encoding="utf-8")
     if markdown is not None:
         paths["markdown"] = folder / f"{stem}.md"
-        paths["markdown"].write_text(markdown, encoding="utf-8")
+        paths["markdown"].write_text(names.scrub_text(markdown), encoding="utf-8")
     return paths

@@ -8,7 +8,9 @@ configuration or its Data Docs (GX's connection string is a placeholder that
 no driver would accept).
 
 The context is ephemeral: nothing is written but the Data Docs site, built
-into `docs_dir` once the checkpoint has run. Analytics and
+into `docs_dir` once the checkpoint has run and then made static and offline
+(validation/data_docs_offline.py). Each expectation gets its plain-words
+description (validation/expectation_words.py). Analytics and
 progress bars are off; results use the SUMMARY format (counts plus a few
 example values), which GX computes with aggregate queries.
 
@@ -32,6 +34,9 @@ from sqlalchemy.engine import Engine
 
 from ts24_migrate.errors import UsageError
 from ts24_migrate.secrets import redact_url
+
+from .data_docs_offline import make_offline
+from .expectation_words import describe
 
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 
@@ -224,6 +229,7 @@ def run_suites(engine: Engine, suites: Mapping[str, Sequence[Any]], *, docs_dir:
             asset = datasource.add_table_asset(name=table, table_name=table)
         suite = context.suites.add(gx.ExpectationSuite(name=f"{kind}.{table}"))
         for expectation in expectations:
+            describe(expectation)  # plain words, in the report and the Data Docs alike
             suite.add_expectation(expectation)
         definitions.append(context.validation_definitions.add(gx.ValidationDefinition(
             name=f"{kind}.{table}", data=asset.add_batch_definition_whole_table("all rows"), suite=suite)))
@@ -234,6 +240,7 @@ def run_suites(engine: Engine, suites: Mapping[str, Sequence[Any]], *, docs_dir:
         result_format={"result_format": "SUMMARY", "partial_unexpected_count": EXAMPLE_VALUES}))
     outcome = checkpoint.run(run_id=gx.RunIdentifier(run_name=run_name))
     context.build_data_docs(site_names=[DOCS_SITE])
+    make_offline(docs_dir)  # GX's pages fetch their scripts and styles from CDNs; auditors read offline
     summaries = []
     for validation in outcome.run_results.values():
         name = validation.suite_name

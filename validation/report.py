@@ -27,13 +27,18 @@ from typing import Any
 from load.target_schema import DOSSIER_STATUSES
 from ts24_migrate.control_store import ControlStore, RunRecord
 from ts24_migrate.errors import UsageError
+from ts24_migrate.report_paths import PathNames
 from ts24_migrate.reporting import write_report
+
+from .code_legend import code_legend
 
 FORMAT = "ts24-validation-report/1"
 STAGE = "validate"
 REPORT_STEM = "validation-report"
 TARGET_PREFIX = "target:"  # per-table figures of a target table, apart from legacy table names
 SOURCE_STAGES = ("assess", "backup", "verify-backup", "load")
+FOLDERS = "folders"  # the run's figure naming the inventory's folders (report_paths.PathNames.recordable)
+DATA_DOCS = {kind: f"data-docs/{kind}/index.html" for kind in ("target", "legacy")}  # from the report's folder
 
 
 @dataclass(frozen=True)
@@ -41,6 +46,7 @@ class SiteReport:
     site_id: str
     run_id: str  # the validate run
     data: dict[str, Any]  # the report's JSON
+    names: PathNames = PathNames()  # how its files are named
 
     @property
     def passed(self) -> bool:
@@ -130,7 +136,7 @@ def _backup(figures: dict[str, Any], backup_run: RunRecord | None) -> dict[str, 
     return {**figures.get("backup", {}),
             **{key: recorded.get(key) for key in ("kind", "created_at", "completed_at", "tables", "rows", "parts",
                                                   "ciphertext_bytes", "attachment_files", "warnings",
-                                                  "backup_dir")}}
+                                                  "warning_messages", "backup_dir")}}
 
 
 def _in_status_order(counts: dict[str, int]) -> dict[str, int]:
@@ -139,8 +145,22 @@ def _in_status_order(counts: dict[str, int]) -> dict[str, int]:
     return dict(sorted(counts.items(), key=lambda item: (order.get(item[0], len(order)), item[0])))
 
 
-def build_site_report(store: ControlStore, site_id: str, *, run_id: str | None = None) -> SiteReport:
-    """The report of validate run `run_id` (default: the site's latest validation with a verdict)."""
+def _codes(rejects: dict[str, Any]) -> dict[str, Any]:
+    """The legend of every code (JSON readers get the same explanations as the page)."""
+    legend = code_legend()
+    shown = {code: legend.get(code, {"action": "reject", "meaning": None, "stage": None})
+             for code in rejects["by_reason"]}
+    return {"in_this_report": shown, "all": legend}
+
+
+def build_site_report(store: ControlStore, site_id: str, *, run_id: str | None = None,
+                      names: PathNames | None = None) -> SiteReport:
+    """The report of validate run `run_id` (default: the site's latest validation with a verdict).
+
+    Files are named from the inventory's folder (`work/...`, `backups/...`): by the
+    folders the run recorded, so a report rebuilt on another machine names the
+    pipeline host's files the same way, and by `names` (the current inventory's).
+    """
     run = _validate_run(store, site_id, run_id)
     figures = run.figures
     sources = figures.get("sources") or {}
@@ -149,6 +169,8 @@ def build_site_report(store: ControlStore, site_id: str, *, run_id: str | None =
     backup_tables = store.table_figures(runs["backup"].run_id) if runs["backup"] else {}
     load_tables = store.table_figures(runs["load"].run_id) if runs["load"] else {}
     assess = runs["assess"]
+    rejects = _rejects(validated, load_tables)
+    names = PathNames.for_inventory_folders(figures.get(FOLDERS)).merged(names or PathNames())
     data = {
         "format": FORMAT,
         "site_id": site_id,
@@ -159,7 +181,8 @@ def build_site_report(store: ControlStore, site_id: str, *, run_id: str | None =
                     "reasons": list(figures.get("reasons") or [])},
         "runs": {stage: _run_summary(r) for stage, r in runs.items()},
         "accounting": _accounting(validated, backup_tables, figures.get("accounting") or {}),
-        "rejects": _rejects(validated, load_tables),
+        "rejects": rejects,
+        "codes": _codes(rejects),
         "backup": _backup(figures, runs["backup"]),
         "expectations": _expectations(figures, validated),
         "parity": _parity(figures, validated),
@@ -168,13 +191,30 @@ def build_site_report(store: ControlStore, site_id: str, *, run_id: str | None =
         "assessment": {k: v for k, v in assess.figures.items() if k != "report"} if assess else None,
         "recorded_paths": figures.get("report") or {},
     }
-    return SiteReport(site_id, run.run_id, data)
+    for kind in DATA_DOCS:  # where they are beside the report, wherever it is written
+        data["expectations"][kind]["data_docs"] = DATA_DOCS[kind]
+    return SiteReport(site_id, run.run_id, names.scrub(data), names)
 
 
-def write_site_report(report: SiteReport, folder: Path) -> dict[str, Path]:
-    """Write validation-report.html and .json into `folder`; returns {"html": ..., "json": ...}."""
+def write_site_report(report: SiteReport, folder: Path, *, run_folder: Path | None = None) -> dict[str, Path]:
+    """Write validation-report.html and .json into `folder`; returns {"html": ..., "json": ...}.
+
+    With `run_folder` (the validate run's own report folder, when `folder` is
+    another one), its Data Docs are copied along, made static and offline: the
+    folder then holds everything the report shows and links to, and opens on a
+    machine without network.
+    """
+    from .data_docs_offline import copy_offline, make_offline
     from .report_html import render_html
 
     folder = Path(folder)
-    paths = write_report(folder, REPORT_STEM, report.to_dict(), render_html(report, folder=folder))
+    for kind, index in DATA_DOCS.items():
+        site = Path(index).parent
+        source = Path(run_folder) / site if run_folder is not None else None
+        if source is not None and source.resolve() != (folder / site).resolve() and (source / "index.html").is_file():
+            copy_offline(source, folder / site)
+        elif (folder / index).is_file():
+            make_offline(folder / site)  # Data Docs of a run validated before they were made offline
+    paths = write_report(folder, REPORT_STEM, report.to_dict(), render_html(report, folder=folder),
+                         names=report.names)
     return {"html": paths["html"], "json": paths["json"]}

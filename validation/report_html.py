@@ -3,19 +3,22 @@
 Everything shown is read from the `SiteReport` (validation/report.py), the
 same data as the JSON beside it; nothing is computed here but layout. Sections
 carry ids (verdict, accounting, rejects, backup, expectations, parity,
-dossiers, ledger) so that a reader, or a test, can jump to them.
+dossiers, ledger, runs, codes) so that a reader, or a test, can jump to them.
+Every moment is written one way (reporting.timestamp), every file by its name
+from the inventory's folder, every code with its meaning.
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from ts24_migrate import reporting as r
-from ts24_migrate.reporting import esc
+from ts24_migrate.reporting import esc, timestamp
 
 from .charts import Bar, Segment, bar_chart, simple_bars
+from .code_legend import meaning
+from .expectation_words import plain_words
 
 KEYS_LISTED = 50  # parity keys listed per kind and table in the page (the JSON keeps what was recorded)
 
@@ -62,11 +65,11 @@ def _card(label: str, value: str, ok: bool | None = None) -> str:
 
 
 def _link(target: str | None, folder: Path, text: str) -> str:
+    """A link relative to the report's folder (the Data Docs sit beside the report)."""
     if not target:
         return '<span class="muted">not recorded</span>'
-    relative = os.path.relpath(target, folder)
-    present = "" if Path(target).exists() else ' <span class="muted">(not found from here)</span>'
-    return f'<a href="{esc(Path(relative).as_posix())}">{esc(text)}</a>{present}'
+    present = "" if (folder / target).exists() else ' <span class="muted">(not included in this folder)</span>'
+    return f'<a href="{esc(target)}">{esc(text)}</a>{present}'
 
 
 def _verdict(data: dict[str, Any]) -> str:
@@ -139,17 +142,30 @@ def _rejects(data: dict[str, Any]) -> str:
                 + (f" = <code>{esc(e['value'])}</code>" if e.get("value") is not None else "")
                 + (f' <span class="muted">{esc(e["message"])}</span>' if e.get("message") else "")
                 for e in examples)
-            rows.append([_cell(table), _cell(reason), _cell(count, numeric=True), _cell(shown, raw=True)])
+            rows.append([_cell(table), _cell(f"<code>{esc(reason)}</code>", raw=True), _cell(meaning(reason)),
+                         _cell(count, numeric=True), _cell(shown, raw=True)])
     if not rows:
         body = r.paragraph("No row was rejected.")
     else:
-        body = _table(["legacy table", "reason", "rows", "examples (legacy key, field = value)"], rows,
-                      ident="rejects-table", total=[_cell("all"), _cell(""), _cell(rejects["total"], numeric=True),
-                                                    _cell("")])
+        body = _table(["legacy table", "reason", "what it means", "rows", "examples (legacy key, field = value)"],
+                      rows, ident="rejects-table",
+                      total=[_cell("all"), _cell(""), _cell(""), _cell(rejects["total"], numeric=True), _cell("")])
     chart = bar_chart("Rejected rows by reason", simple_bars(list(rejects["by_reason"].items()), "rejected rows"))
     return r.section("Rejected rows by reason", body, chart, r.paragraph(
         "Every rejected row stays in the backup and in the target's reject list (mig_rejects) with its "
-        "legacy key, so it can be corrected at the source and carried over later.", "muted"), anchor="rejects")
+        "legacy key, so it can be corrected at the source and carried over later. Every code is explained "
+        "in the legend at the end of this report.", "muted"), anchor="rejects")
+
+
+def _warnings(backup: dict[str, Any]) -> str:
+    messages = backup.get("warning_messages")
+    count = backup.get("warnings")
+    if messages:
+        return f'<ul id="backup-warnings">' + "".join(f"<li>{esc(m)}</li>" for m in messages) + "</ul>"
+    if count:  # a backup recorded before the messages were kept
+        return esc(f"{count} (the backup run recorded their number only; `ts24-migrate backup verify` and the "
+                   "manifest list them)")
+    return "none"
 
 
 def _backup(data: dict[str, Any]) -> str:
@@ -162,17 +178,18 @@ def _backup(data: dict[str, Any]) -> str:
         ["rows, tables, parts", esc(f"{backup.get('rows')} rows in {backup.get('tables')} tables, "
                                     f"{backup.get('parts')} encrypted parts ({backup.get('ciphertext_bytes')} bytes)")],
         ["attachment files", esc(backup.get("attachment_files"))],
-        ["created", esc(f"{backup.get('created_at')} – {backup.get('completed_at')}")],
+        ["backup folder", f"<code>{esc(backup.get('backup_dir'))}</code>"],
+        ["created", esc(f"{timestamp(backup.get('created_at'))} – {timestamp(backup.get('completed_at'))}")],
         ["signature", esc(f"{signature.get('algorithm')} by key {signature.get('key_id')}") +
          f'<br><code class="hash">{esc(signature.get("signature"))}</code>'],
         ["signature holds (checked at validation)", _mark(signature.get("valid")) +
          (" " + esc("; ".join(signature.get("problems") or [])) if signature.get("problems") else "")],
         ["verification", _mark(backup.get("verified")) + " " + esc(verification.get("summary"))],
         ["verification run", esc(f"{verification.get('run_id')} ({verification.get('outcome')}, "
-                                 f"{verification.get('mode')}, {verification.get('finished_at')}): "
+                                 f"{verification.get('mode')}, {timestamp(verification.get('finished_at'))}): "
                                  f"{verification.get('parts_checked')} parts, {verification.get('rows_checked')} "
                                  f"rows, {verification.get('files_checked')} files recounted")],
-        ["warnings during the backup", esc(backup.get("warnings"))],
+        ["warnings during the backup", _warnings(backup)],
     ]
     table = _table(["", ""], ([f"<th>{esc(label)}</th>", f"<td>{value}</td>"] for label, value in rows),
                    ident="backup-table")
@@ -181,36 +198,54 @@ def _backup(data: dict[str, Any]) -> str:
         "the stock `age -d -i CUSTODIAN_KEY`.", "muted"), anchor="backup")
 
 
+def _words(e: dict[str, Any]) -> str:
+    """The expectation in plain words: as recorded, or (older runs) made from its type and column."""
+    return e.get("description") or plain_words(e["expectation"], {"column": e.get("column")})
+
+
+def _example(value: Any) -> str:
+    return "(empty)" if value is None or str(value).strip() == "" else str(value)
+
+
+def _finding(e: dict[str, Any]) -> str:
+    count = e.get("unexpected_count")
+    return ((f"{esc(count)} row does not" if count == 1 else f"{esc(count)} rows do not" if count else "")
+            + (f" e.g. <code>{esc(', '.join(map(_example, e.get('examples') or [])))}</code>"
+               if e.get("examples") else "")
+            + (f' <span class="bad">{esc(e["error"])}</span>' if e.get("error") else ""))
+
+
 def _expectation_rows(tables: dict[str, Any]) -> list[list[str]]:
+    """One row per expectation: every one for the target (all kept), the failed ones for the legacy
+    profile (which keeps only those, and its counts)."""
     rows = []
     for table, suite in tables.items():
-        failed = suite.get("failed_expectations")
-        if failed is None:  # target suites keep every expectation
-            failed = [e for e in suite.get("expectations", []) if not e["success"]]
-        listed = "<br>".join(
-            esc(e.get("description") or e["expectation"] + (f" on {e['column']}" if e.get("column") else ""))
-            + (f" — {esc(e.get('unexpected_count'))} rows" if e.get("unexpected_count") else "")
-            + (f" e.g. <code>{esc(', '.join(map(str, e.get('examples') or [])))}</code>" if e.get("examples") else "")
-            + (f' <span class="bad">{esc(e["error"])}</span>' if e.get("error") else "")
-            for e in failed)
-        rows.append([_cell(table), _cell(suite.get("evaluated"), numeric=True),
-                     _cell(suite.get("failed"), numeric=True), _cell(listed or "—", raw=True)])
+        listed = suite.get("expectations")
+        if listed is None:
+            listed = suite.get("failed_expectations") or []
+        for e in listed:
+            rows.append([_cell(table), _cell(_words(e)), _cell(_mark(bool(e["success"])), raw=True),
+                         _cell(_finding(e) or "—", raw=True)])
+        kept = len(listed)
+        if kept < (suite.get("evaluated") or 0):
+            rows.append([_cell(table), _cell(f"{suite['evaluated'] - kept} more expectations"),
+                         _cell(_mark(True), raw=True), _cell("held (listed in the Data Docs)")])
     return rows
 
 
 def _expectations(data: dict[str, Any], folder: Path) -> str:
     target, legacy = data["expectations"]["target"], data["expectations"]["legacy"]
-    headers = ["table", "expectations", "failed", "failed expectations"]
+    headers = ["table", "expectation", "holds", "rows that do not hold, examples"]
     return r.section(
         "Data quality (Great Expectations)",
         f"<p>Target: {_mark(target.get('success'))} {esc(target.get('evaluated'))} expectations on "
         f"{esc(target.get('table_count'))} tables, {esc(target.get('failed'))} failed. "
-        f"Data Docs: {_link(target.get('data_docs'), folder, 'target Data Docs')}</p>",
+        f"Great Expectations Data Docs: {_link(target.get('data_docs'), folder, 'target Data Docs')}</p>",
         _table(headers, _expectation_rows(target.get("tables") or {}), ident="target-expectations"),
         _list(target.get("notes") or [], "muted"),
         f"<p>Legacy profile (descriptive, never a verdict): {esc(legacy.get('evaluated'))} expectations on "
         f"{esc(legacy.get('table_count'))} tables, {esc(legacy.get('failed'))} describe dirty data. "
-        f"Data Docs: {_link(legacy.get('data_docs'), folder, 'legacy profile Data Docs')}</p>",
+        f"Great Expectations Data Docs: {_link(legacy.get('data_docs'), folder, 'legacy profile Data Docs')}</p>",
         _table(headers, _expectation_rows(legacy.get("tables") or {}), ident="legacy-profile"),
         _list(legacy.get("notes") or [], "muted"),
         anchor="expectations")
@@ -271,15 +306,33 @@ def _ledger(data: dict[str, Any]) -> str:
 
 def _runs(data: dict[str, Any]) -> str:
     runs = [("validate", data["validation"]), *data["runs"].items()]
-    rows = [[stage, run["run_id"], run["outcome"], run["finished_at"]] if run else [stage, "none", "", ""]
+    rows = [[stage, run["run_id"], run["outcome"], timestamp(run["finished_at"])] if run else [stage, "none", "", ""]
             for stage, run in runs]
     assessment = data.get("assessment") or {}
-    parts = [r.table(["stage", "run id", "outcome", "finished (UTC)"], rows)]
+    parts = [r.table(["stage", "run id", "outcome", "finished"], rows)]
     if assessment:
         parts.append(r.paragraph(f"Assessment: {assessment.get('tables')} tables, {assessment.get('rows')} rows; "
                                  f"in-flight dossiers {assessment.get('in_flight_dossiers')}; received after "
                                  f"cut-over {assessment.get('received_after_cutover')}.", "muted"))
     return r.section("Runs this report is built from", *parts, anchor="runs")
+
+
+def _codes(data: dict[str, Any]) -> str:
+    codes = data.get("codes") or {}
+    shown = codes.get("in_this_report") or {}
+    rows = [[_cell(f"<code>{esc(code)}</code>", raw=True), _cell(entry["action"]), _cell(entry.get("stage") or ""),
+             _cell(entry.get("meaning") or meaning(code)), _cell("yes" if code in shown else "")]
+            for code, entry in (codes.get("all") or {}).items()]
+    rows += [[_cell(f"<code>{esc(code)}</code>", raw=True), _cell(entry["action"]), _cell(""), _cell(meaning(code)),
+              _cell("yes")] for code, entry in shown.items() if code not in (codes.get("all") or {})]
+    return r.section("Reason and flag codes", r.paragraph(
+        "reject: the row is not loaded; it is listed with the code among the rejected rows (and in the target's "
+        "mig_rejects), and counts as rejected in the accounting. flag: the row is loaded and the code is added to "
+        "its dq_flags column, which says which value was repaired, cleared or qualified; the original value stays "
+        "in the encrypted backup. Codes of the transform come from transform/reason_codes.py (also "
+        "docs/reason-codes.md), those of the load from load/reasons.py."),
+        _table(["code", "action", "set by", "what it means", "in this report"], rows, ident="codes-table"),
+        anchor="codes")
 
 
 def render_html(report, *, folder: Path) -> str:
@@ -289,6 +342,6 @@ def render_html(report, *, folder: Path) -> str:
     return r.page(
         f"Validation report of site {data['site_id']}",
         [_EXTRA_STYLE, _verdict(data), _reading_guide(), _accounting(data), _rejects(data), _backup(data),
-         _expectations(data, Path(folder)), _parity(data), _dossiers(data), _ledger(data), _runs(data)],
-        subtitle=f"validate run {validation['run_id']} · finished {validation['finished_at']} UTC · site state "
-                 f"{data['site_state']} · rebuilt {data['rebuilt_at']} from the control store")
+         _expectations(data, Path(folder)), _parity(data), _dossiers(data), _ledger(data), _runs(data), _codes(data)],
+        subtitle=f"validate run {validation['run_id']} · finished {timestamp(validation['finished_at'])} · site "
+                 f"state {data['site_state']} · rebuilt {timestamp(data['rebuilt_at'])} from the control store")

@@ -20,6 +20,7 @@ from validation.report import build_site_report, write_site_report
 
 from ..app import App, pass_app
 from ..errors import VerificationError
+from ..report_paths import PathNames
 from .progress import table_progress
 
 Progress = Callable[[str, int, int], None]
@@ -84,12 +85,17 @@ def validate(app: App, site_id: str, legacy_sample_rows: int | None) -> None:
 @click.argument("site_id", metavar="SITE")
 @click.option("--run", "run_id", metavar="RUN_ID", help="A validate run [default: the latest with a verdict].")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path),
-              help="Folder to write the report to [default: the run's own report folder].")
+              help="Write a self-contained folder for an auditor: the report (HTML, JSON, charts) and the "
+                   "run's Great Expectations Data Docs, static and offline [default: the run's own report "
+                   "folder].")
 @pass_app
 def report(app: App, site_id: str, run_id: str | None, out: Path | None) -> None:
     """Rebuild the validation report of SITE from the control store alone (no legacy database,
     target or backup folder needed), e.g. on an auditor's machine with a copy of the control
-    store. Exit code 0 when the report is written, whatever its verdict says.
+    store. With --out, write a folder to hand to an auditor: it opens offline on any machine
+    (nothing is fetched from the internet; files are named from the inventory's folder, never
+    by this host's paths), with the run's Data Docs copied along when this host has them.
+    Exit code 0 when the report is written, whatever its verdict says.
 
     \b
     Example:
@@ -97,9 +103,10 @@ def report(app: App, site_id: str, run_id: str | None, out: Path | None) -> None
       ts24-migrate -i sites.yaml report hn-01 --run 0b6f... --out /tmp/hn-01-report
     """
     app.site(site_id)
-    site_report = build_site_report(app.control_store, site_id, run_id=run_id)
-    folder = out or app.reports_dir(site_id) / site_report.run_id
-    paths = write_site_report(site_report, folder)
+    site_report = build_site_report(app.control_store, site_id, run_id=run_id,
+                                    names=PathNames.for_inventory(app.inventory))
+    run_folder = app.reports_dir(site_id) / site_report.run_id
+    paths = write_site_report(site_report, out or run_folder, run_folder=run_folder)
     data = {"site_id": site_id, "run_id": site_report.run_id, "passed": site_report.passed,
             "verdict": site_report.data["verdict"]["text"], "reports": {k: str(v) for k, v in paths.items()}}
     app.emit(data, f"site {site_id}: validation {data['verdict'].upper()} (run {site_report.run_id})\n"

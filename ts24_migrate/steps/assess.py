@@ -16,6 +16,7 @@ from extract.assessment_report import write_assessment_report
 from ..app import App
 from ..control_store import SiteState
 from ..stage_runs import stage_run
+from ..report_paths import PathNames
 from .server_check import check_legacy_server
 
 Progress = Callable[[str, int, int], None]
@@ -32,7 +33,8 @@ def assess_step(app: App, site_id: str, *, progress: Progress | None = None,
         with legacy.connect() as conn:
             assessment = assess_site(conn, site_id=site_id, cutover=site.cutover, progress=progress,
                                      server=server)
-        paths = write_assessment_report(assessment, app.reports_dir(site_id) / run.run_id)
+        paths = write_assessment_report(assessment, app.reports_dir(site_id) / run.run_id,
+                                        names=PathNames.for_inventory(app.inventory))
         data = assessment.to_dict()
         for table in assessment.tables:
             app.control_store.record_table(site_id, run.run_id, table.name,

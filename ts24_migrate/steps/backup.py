@@ -54,6 +54,7 @@ def backup_step(app: App, site_id: str, *, chunk_rows: int = 50_000, progress: P
                    "backup_dir": str(result.backup_dir)}
         run.figures.update({k: v for k, v in summary.items() if k != "warnings"})
         run.figures["warnings"] = len(result.warnings)
+        run.figures["warning_messages"] = list(result.warnings)  # the auditor report lists them
         if list(SiteState).index(store.state(site_id)) < list(SiteState).index(SiteState.EXTRACTED):
             store.set_state(site_id, SiteState.EXTRACTED, run.run_id)  # extraction and backup are one stream
     references = (result.manifest.attachments or {}).get("references") or {}

@@ -20,6 +20,7 @@ from ..db import store_engine
 from ..errors import ConfigError, UnreachableError, VerificationError
 from ..secrets import Secret
 from ..stage_runs import stage_run
+from ..report_paths import PathNames
 from .backup import trusted_public_key
 from .server_check import check_legacy_server
 
@@ -60,7 +61,8 @@ def reconcile_step(app: App, site_id: str, *, chunk_rows: int = 50_000, sweep: b
             attachments_dir=app.inventory.attachments_path(site), backup_root=app.inventory.backup_path,
             recipients=list(site.backup_recipients), signing_key=signing_key, public_key_b64=public_key,
             chunk_rows=chunk_rows, sweep=sweep, as_of=as_of, history=history, progress=progress)
-        paths = write_reconciliation_report(result, app.reports_dir(site_id) / run.run_id)
+        paths = write_reconciliation_report(result, app.reports_dir(site_id) / run.run_id,
+                                            names=PathNames.for_inventory(app.inventory))
         for name, figures in result.tables.items():
             store.record_table(site_id, run.run_id, name, {k: v for k, v in figures.items() if k != "changed_keys"})
         summary = result.summary()

@@ -19,13 +19,14 @@ from typing import Any, Callable
 
 from validation import (accounting_check, figures_from_stages, parity_for_site, recorded_counts,
                         run_legacy_profile, run_target_suites)
-from validation.report import REPORT_STEM, STAGE, TARGET_PREFIX, build_site_report, write_site_report
+from validation.report import FOLDERS, REPORT_STEM, STAGE, TARGET_PREFIX, build_site_report, write_site_report
 from validation.report_figures import (backup_signature, backup_verification, dossiers_by_status, ledger_head,
                                        reject_examples)
 
 from ..app import App
 from ..control_store import RunRecord, SiteState
 from ..errors import UsageError, VerificationError
+from ..report_paths import PathNames
 from ..secrets import redact_url
 from ..stage_runs import stage_run
 from .backup import trusted_public_key
@@ -218,6 +219,7 @@ def validate_step(app: App, site_id: str, *, progress: Progress | None = None, p
             run.figures.update({
                 "verdict": "passed" if checks.passed else "failed", "passed": checks.passed,
                 "reasons": checks.reasons, "sources": sources, "ledger_head": ledger_head(ledger),
+                FOLDERS: PathNames.recordable(app.inventory),
                 "report": {kind: str(folder / f"{REPORT_STEM}.{kind}") for kind in ("html", "json")}})
             if not checks.passed:
                 more = f" (and {len(checks.reasons) - 1} more)" if len(checks.reasons) > 1 else ""
@@ -232,7 +234,8 @@ def validate_step(app: App, site_id: str, *, progress: Progress | None = None, p
 
 def report_summary(app: App, site_id: str, run_id: str, folder: Path) -> dict[str, Any]:
     """Write the report from the control store and return the key figures."""
-    report = build_site_report(app.control_store, site_id, run_id=run_id)
+    report = build_site_report(app.control_store, site_id, run_id=run_id,
+                               names=PathNames.for_inventory(app.inventory))
     paths = write_site_report(report, folder)
     data = report.to_dict()
     return {"run_id": run_id, "site_id": site_id, "passed": report.passed, "verdict": data["verdict"]["text"],
@@ -241,5 +244,4 @@ def report_summary(app: App, site_id: str, run_id: str, folder: Path) -> dict[st
             "target_expectations": {k: v for k, v in data["expectations"]["target"].items() if k != "tables"},
             "backup": {"backup_id": data["backup"].get("backup_id"), "verified": data["backup"].get("verified")},
             "reports": {kind: str(path) for kind, path in paths.items()},
-            "data_docs": {"target": data["expectations"]["target"].get("data_docs"),
-                          "legacy": data["expectations"]["legacy"].get("data_docs")}}
+            "data_docs": {kind: str(folder / data["expectations"][kind]["data_docs"]) for kind in ("target", "legacy")}}
