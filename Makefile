@@ -1,11 +1,12 @@
 # Two commands on a fresh clone:  make demo  |  make test
-# Both install what they need: Debian packages (unixodbc, odbc-mariadb, age) and a venv.
+# Both install what they need: Debian packages (unixodbc, odbc-mariadb, age, libjs-bootstrap4) and a venv.
 
 PYTHON ?= python3.11
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-DEBIAN_PACKAGES := unixodbc odbc-mariadb age
+# libjs-bootstrap4: the stylesheet of the Data Docs, bundled so that they open offline.
+DEBIAN_PACKAGES := unixodbc odbc-mariadb age libjs-bootstrap4
 # chromium: the report test renders the auditor report headless, as an auditor's browser would.
 TEST_DEBIAN_PACKAGES := chromium
 # pgloader and psql: the load benchmark measures them next to our load, in the same run.

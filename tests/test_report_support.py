@@ -125,8 +125,13 @@ def tamper_target(target: sa.Engine) -> Tampered:
 
 # -- headless Chromium ------------------------------------------------------------------------
 
-def chromium_dom(html_path: Path, profile_dir: Path) -> str:
-    """The DOM headless Chromium builds from the page (skips when Chromium is not installed)."""
+# No network at all: every host name fails to resolve and any proxied request goes nowhere.
+OFFLINE_FLAGS = ("--proxy-server=127.0.0.1:9", "--host-resolver-rules=MAP * ~NOTFOUND")
+
+
+def chromium_dom(html_path: Path, profile_dir: Path, *, offline: bool = False) -> str:
+    """The DOM headless Chromium builds from the page (skips when Chromium is not installed);
+    `offline`: as on an auditor's machine without network."""
     if shutil.which(CHROMIUM) is None:
         message = "chromium is not installed (Debian package chromium)"
         if os.environ.get("TS24_REQUIRE_REAL_DBS") == "1":
@@ -135,7 +140,7 @@ def chromium_dom(html_path: Path, profile_dir: Path) -> str:
     completed = subprocess.run(
         [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
          "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={profile_dir}",
-         "--dump-dom", html_path.resolve().as_uri()],
+         *(OFFLINE_FLAGS if offline else ()), "--dump-dom", html_path.resolve().as_uri()],
         capture_output=True, text=True, timeout=120, check=False)
     assert completed.returncode == 0, completed.stderr[-2000:]
     return completed.stdout
