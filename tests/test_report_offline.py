@@ -218,3 +218,23 @@ def test_path_names_keep_host_folders_out_of_any_text(tmp_path):
             "list": ["/srv/ts24/backups/hn-01/b1", f"{base}-other/x", str(base)]}
     assert names.scrub(data) == {"ledger": "work/ledger/hn-01.jsonl", "note": "attachments/a.pdf is gone",
                                  "list": ["backups/hn-01/b1", f"{base}-other/x", "."]}
+
+
+def test_every_report_of_the_site_names_its_files_from_the_inventory(handed_over, capsys):
+    """Assessment and reconciliation reports too (HTML, JSON, Markdown), written where the pipeline runs."""
+    site, _, _ = handed_over
+    for command in (["assess", SITE], ["reconcile", "run", SITE]):
+        assert main(["-i", str(site.inventory), "--json", *command]) == 0, capsys.readouterr().err
+    capsys.readouterr()
+    reports = site.app.reports_dir(SITE)
+    written = {p.name for p in reports.rglob("*") if p.is_file()}
+    assert {"assessment.html", "assessment.json", "assessment.md", "reconciliation.html",
+            "reconciliation.json", "validation-report.json"} <= written
+    host_paths = {str(site.folder), str(site.folder.resolve())}
+    for path in reports.rglob("*"):
+        if path.is_file():
+            content = path.read_bytes()
+            assert not any(h.encode() in content for h in host_paths), path.relative_to(reports)
+    assessment = json.loads(next(reports.rglob("assessment.json")).read_text(encoding="utf-8"))
+    if assessment.get("server", {}).get("kind") == "sqlite":  # the identity names the file, from the inventory
+        assert not assessment["server"]["database"].startswith("/")
