@@ -420,12 +420,10 @@ class _SiteBackup:
             parts = [{"index": index, **{k: v for k, v in p.items() if k != "position"}}
                      for index, p in enumerate(self.replay.files_done["parts"], start=1)]
             attachments = {**self.replay.files_done, "parts": parts, "references": references}
-            if attachments["skipped"]:
-                self.warnings.append(f"attachments: {len(attachments['skipped'])} links or special files "
-                                     f"not backed up (listed under attachments.skipped)")
             # One wording and one count per finding, as every other output shows it (ts24_migrate.labels).
+            # Links and special files are also under attachments.skipped: what the backup's walk left out.
             for kind, _label, count in attachment_findings(references):
-                if count and kind not in ("links", "special"):  # those two are the skipped entries above
+                if count:
                     self.warnings.append(f"attachments: {finding_line(kind, count)} "
                                          f"(listed under attachments.references.{kind})")
         objects = self.replay.objects_done
@@ -518,6 +516,8 @@ def backup_site(legacy: Engine, attachments_dir: Path | None, backup_root: Path,
             **manifest.summary(), "resumed": resumed, "warnings": len(job.warnings),
             "missing_files": len(((manifest.attachments or {}).get("references") or {}).get("missing") or []),
             "objects": len((manifest.objects or {}).get("items") or []),
+            "attachment_findings": {key: count for key, _label, count in
+                                    attachment_findings((manifest.attachments or {}).get("references"))},
         }, run_id=run_id)
     return result
 
