@@ -21,6 +21,11 @@ from ts24_migrate.labels import (ATTACHMENT_FINDING_REJECTS, ATTACHMENT_FINDINGS
 LISTED = 50  # entries listed per finding on a page (the JSON beside it keeps what was recorded)
 
 
+def _table(ident: str, headers: list[str], rows: list[list[Any]], numeric: tuple[int, ...] = ()) -> str:
+    """reporting.table with an id, so a reader (or a test) can find it."""
+    return r.table(headers, rows, numeric=numeric).replace("<table>", f'<table id="{r.esc(ident)}">', 1)
+
+
 def _fingerprint(value: str | None) -> str:
     return value or "none (definition not readable)"
 
@@ -39,8 +44,8 @@ def objects_section(items: list[dict[str, Any]] | None, note: str | None = None,
              _fingerprint(i.get("fingerprint")), i.get("definition_bytes"), i.get("note") or ""] for i in items]
     parts = [r.paragraph(f"Found: {object_counts_text(counts)}.")]
     if rows:
-        parts.append(r.table(["kind", "name", "on table", "fingerprint (SHA-256 of the definition)",
-                              "definition bytes", "note"], rows, numeric=(4,)))
+        parts.append(_table(f"{anchor}-table", ["kind", "name", "on table", "fingerprint (SHA-256 of the definition)",
+                                                "definition bytes", "note"], rows, numeric=(4,)))
     if note:
         parts.append(r.paragraph(note, "bad"))
     parts.append(r.paragraph(OBJECTS_EXPLAINED, "muted"))
@@ -86,7 +91,7 @@ def attachments_section(references: dict[str, Any] | None, *, anchor: str = "att
             code = ATTACHMENT_FINDING_REJECTS.get(key)
             row.append(f"{rejects_by_reason.get(code, 0)} ({code})" if code else "")
         rows.append(row)
-    parts = [r.table(headers, rows, numeric=(1,))]
+    parts = [_table(f"{anchor}-table", headers, rows, numeric=(1,))]
     listed = []
     for key, label, count in attachment_findings(references):
         entries = references.get(key) or []
@@ -111,7 +116,8 @@ def attachments_section(references: dict[str, Any] | None, *, anchor: str = "att
 def nul_text_section(rows: list[tuple[str, str, int]], *, anchor: str = "nul-text") -> str:
     """(table, column, rows) whose text held NUL and was backed up as framed binary."""
     title = "Text holding NUL characters"
-    body = (r.table(["legacy table", "column", "rows"], [list(row) for row in rows], numeric=(2,)) if rows
+    body = (_table(f"{anchor}-table", ["legacy table", "column", "rows"], [list(row) for row in rows], numeric=(2,))
+            if rows
             else r.paragraph("No text value held a NUL character."))
     return r.section(title, body, r.paragraph(
         f"{NUL_TEXT_LABEL[0].upper() + NUL_TEXT_LABEL[1:]}. SQL Server, MariaDB and SQLite text may hold NUL; "
