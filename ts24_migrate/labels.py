@@ -5,7 +5,7 @@ report, the `backup` command's summary, the manifest's warnings, the auditor's
 validation report, Prefect artifacts. Each of them counts it from the same
 computed list (e.g. `attachments.references.md5_mismatch`, found once by
 extract.attachments.check_references) and names it with the label below, so
-"2 attachments whose content differs from the MD5 their row recorded" reads
+"attachments whose content differs from the MD5 their row recorded: 2" reads
 the same, with the same number, wherever it appears.
 
 Example::
@@ -51,8 +51,8 @@ def attachment_findings(references: dict[str, Any] | None) -> list[tuple[str, st
 
 
 def finding_line(key: str, count: int) -> str:
-    """'2 attachments whose content differs from the MD5 their row recorded'."""
-    return f"{count} {ATTACHMENT_FINDINGS[key]}"
+    """'attachments whose content differs from the MD5 their row recorded: 2'."""
+    return f"{ATTACHMENT_FINDINGS[key]}: {count}"
 
 
 # -- database objects other than tables (extract.objects) --------------------------------------------

@@ -86,7 +86,7 @@ def create(app: App, site_id: str, chunk_rows: int) -> None:
     for missing in result["missing_files"][:20]:
         lines.append(f"    missing: {missing['path']} ({missing['table']} {missing['key']})")
     for table, column, rows in result["nul_text"]:
-        lines.append(f"  {table}.{column}: {rows} {NUL_TEXT_LABEL}")
+        lines.append(f"  {NUL_TEXT_LABEL}: {table}.{column}, {rows} rows")
     lines += [f"  warning: {w}" for w in result["warnings"]]
     lines.append(f"  manifest fingerprint: {result['manifest_fingerprint']}")
     lines.append(f"  folder: {result['backup_dir']}")
