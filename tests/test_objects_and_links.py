@@ -79,7 +79,6 @@ def test_links_are_reported_with_their_target_and_never_followed(linked_folder, 
     assert check["files_in_folder"] == 1 and check["unreferenced"] == []
 
     keys = make_keys(tmp_path)
-    from backups.keys import SigningKey  # noqa: F401  (make_keys made one)
     result = backup_site(legacy, root, tmp_path / "backups", site_id="links", run_id="run-1",
                          recipients=[keys.recipient], signing_key=keys.signing)
     manifest = result.manifest

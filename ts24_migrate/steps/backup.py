@@ -13,6 +13,7 @@ from typing import Any, Callable
 
 from backups.backup import backup_site
 from backups.catalog import find_backup
+from backups.manifest import BackupManifest
 from backups.keys import load_public_key, public_key_path
 from backups.restore import restore_backup
 from backups.verify import verify_backup
@@ -65,7 +66,7 @@ def backup_step(app: App, site_id: str, *, chunk_rows: int = 50_000, progress: P
             "missing_files": references.get("missing", []), "md5_mismatch": references.get("md5_mismatch", [])}
 
 
-def backup_findings(manifest) -> dict[str, Any]:
+def backup_findings(manifest: BackupManifest) -> dict[str, Any]:
     """Objects (names and fingerprints), the attachment folder's findings and NUL text, as recorded."""
     references = (manifest.attachments or {}).get("references")
     objects = manifest.objects
