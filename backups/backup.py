@@ -11,6 +11,7 @@ Layout::
         manifest.json  manifest.json.sig          (written last: a backup without them is incomplete)
         parts/<TABLE>/part-000001.parquet.age
         parts/@files/part-000001.parquet.age       (the attachment folder)
+        parts/@objects/part-000001.parquet.age     (definitions of views, triggers, procedures, sequences)
         journal.jsonl                              (only while in progress)
 
 A run that is killed leaves an incomplete backup with its journal; the next
@@ -49,13 +50,15 @@ from pyrage import x25519
 from sqlalchemy.engine import Engine
 
 from extract.arrow_types import column_plan, schema_id
-from extract.attachments import PART_BYTES, Position, check_references, iter_attachment_parts
+from extract.attachments import PART_BYTES, Position, check_references, describe_skipped, iter_attachment_parts
 from extract.discovery import TableInfo, discover_tables
 from extract.extraction import count_rows, iter_table_parts
 from extract.fingerprint import TableFingerprint
 from extract.json_values import from_json_row, from_json_value, json_row, json_value
+from extract.objects import OBJECTS_KEY, discover_objects, objects_parquet
 from ts24_migrate import TOOL_NAME, __version__
 from ts24_migrate.errors import ConfigError, UnreachableError, UsageError
+from ts24_migrate.labels import attachment_findings, finding_line
 from ts24_migrate.secrets import redact_url
 
 from .manifest import (AGE_FORMAT, FILES_DIR, FORMAT, MANIFEST_NAME, PARTS_DIR, SIGNATURE_NAME,
@@ -90,7 +93,8 @@ class BackupResult:
         return {name: {"rows": t["rows"], "fingerprint": t["fingerprint"], "parts": len(t["parts"]),
                        "role": t["role"], "count_at_start": t["count_at_start"],
                        "watermark": (t["watermark"] or {}).get("max"),
-                       "ciphertext_bytes": sum(p["ciphertext_bytes"] for p in t["parts"])}
+                       "ciphertext_bytes": sum(p["ciphertext_bytes"] for p in t["parts"]),
+                       "nul_text": t.get("nul_text") or {}}
                 for name, t in self.manifest.tables.items()}
 
 
@@ -143,6 +147,7 @@ class _Replay:
     tables_done: dict[str, dict[str, Any]] = field(default_factory=dict)
     file_parts: list[dict[str, Any]] = field(default_factory=list)
     files_done: dict[str, Any] | None = None
+    objects_done: dict[str, Any] | None = None
     highest_seq: dict[str, int] = field(default_factory=dict)  # per parts/ folder, ever used
 
     @classmethod
@@ -167,6 +172,10 @@ class _Replay:
                 replay.note_part_name(entry["part"]["path"])
             elif event == "files_done":
                 replay.files_done = entry["summary"]
+            elif event == "objects_done":
+                replay.objects_done = entry["objects"]
+                for part in entry["objects"]["parts"]:
+                    replay.note_part_name(part["path"])
         return replay
 
     def note_part_name(self, relpath: str) -> None:
@@ -178,6 +187,7 @@ class _Replay:
 
     def current_paths(self) -> set[str]:
         paths = {p["path"] for parts in self.table_parts.values() for p in parts}
+        paths |= {p["path"] for p in (self.objects_done or {}).get("parts", [])}
         return paths | {p["path"] for p in self.file_parts}
 
 
@@ -268,6 +278,8 @@ class _SiteBackup:
                 "plaintext_sha256": extracted.plaintext_sha256, "plaintext_bytes": len(extracted.parquet),
                 "ciphertext_sha256": sha, "ciphertext_bytes": size,
             }
+            if extracted.nul_text:
+                entry["nul_text"] = extracted.nul_text
             self.journal.append({"event": "part", "table": name, "part": entry})
             parts.append(entry)
             self.rows_done += extracted.rows
@@ -288,6 +300,10 @@ class _SiteBackup:
             highest = None
         listed = [{"index": index, **{k: v for k, v in p.items() if k != "schema_layout"}}
                   for index, p in enumerate(parts, start=1)]
+        nul_text: dict[str, int] = {}
+        for part in parts:
+            for column, rows in (part.get("nul_text") or {}).items():
+                nul_text[column] = nul_text.get(column, 0) + rows
         return {
             "name": table.name, "db_schema": table.schema, "role": table.role,
             "primary_key": list(table.primary_key),
@@ -298,6 +314,8 @@ class _SiteBackup:
             "fingerprint": fingerprint.hexdigest(),
             "watermark": ({"column": table.watermark_column, "max": json_value(highest)}
                           if table.watermark_column else None),
+            # Text columns whose values held NUL: kept as framed binary in those parts (column -> rows).
+            "nul_text": dict(sorted(nul_text.items())),
             "parts": listed,
         }
 
@@ -331,9 +349,29 @@ class _SiteBackup:
             fingerprint.merge(TableFingerprint.parse(part["fingerprint"]))
         summary = {"files": fingerprint.rows, "bytes": sum(p["content_bytes"] for p in parts),
                    "fingerprint": fingerprint.hexdigest(),
-                   "skipped": [os.fsdecode(p) for p in skipped], "parts": parts}
+                   "skipped": [describe_skipped(root, p) for p in skipped], "parts": parts}
         self.journal.append({"event": "files_done", "summary": summary})
         self.replay.files_done = summary
+
+    # -- views, triggers, procedures, sequences -----------------------------------------------
+    def back_up_objects(self, conn: Any) -> None:
+        """Their definitions in one encrypted part (they may hold literals: never in the clear-text
+        manifest); names and fingerprints in the manifest. A view's rows are not extracted."""
+        if self.replay.objects_done is not None:
+            return
+        self._report("views, triggers, procedures")
+        found = discover_objects(conn)
+        parts = []
+        if found.objects:
+            plaintext = objects_parquet(found.objects)
+            relpath = self._next_path(OBJECTS_KEY)
+            sha, size = self._store(relpath, plaintext)
+            parts.append({"index": 1, "path": relpath, "rows": len(found.objects),
+                          "plaintext_sha256": hashlib.sha256(plaintext).hexdigest(),
+                          "plaintext_bytes": len(plaintext), "ciphertext_sha256": sha, "ciphertext_bytes": size})
+        objects = {"items": found.listing(), "note": found.note, "parts": parts}
+        self.journal.append({"event": "objects_done", "objects": objects})
+        self.replay.objects_done = objects
 
     # -- the whole site -----------------------------------------------------------------------
     def run(self) -> BackupManifest:
@@ -360,6 +398,7 @@ class _SiteBackup:
             self.rows_total = sum(counts.values())
             for table in tables:
                 self.back_up_table(conn, table, counts[table.name])
+            self.back_up_objects(conn)
             self.back_up_attachments()
             self._report("checking file references")
             references = None
@@ -381,15 +420,21 @@ class _SiteBackup:
             parts = [{"index": index, **{k: v for k, v in p.items() if k != "position"}}
                      for index, p in enumerate(self.replay.files_done["parts"], start=1)]
             attachments = {**self.replay.files_done, "parts": parts, "references": references}
-            if attachments["skipped"]:
-                self.warnings.append(f"attachments: {len(attachments['skipped'])} links or special files "
-                                     f"not backed up (listed under attachments.skipped)")
-            for kind in ("missing", "md5_mismatch", "size_mismatch", "outside_folder"):
-                found = (references or {}).get(kind) or []
-                if found:
-                    self.warnings.append(f"attachments: {len(found)} file reference(s) {kind.replace('_', ' ')}"
-                                         f" (listed under attachments.references.{kind})")
-        all_parts = [p for t in tables.values() for p in t["parts"]] + (attachments or {}).get("parts", [])
+            # One wording and one count per finding, as every other output shows it (ts24_migrate.labels).
+            # Links and special files are also under attachments.skipped: what the backup's walk left out.
+            for kind, _label, count in attachment_findings(references):
+                if count:
+                    self.warnings.append(f"attachments: {finding_line(kind, count)} "
+                                         f"(listed under attachments.references.{kind})")
+        objects = self.replay.objects_done
+        all_parts = [p for t in tables.values() for p in t["parts"]] + (attachments or {}).get("parts", []) \
+            + (objects or {}).get("parts", [])
+        if objects is not None and objects.get("note"):
+            self.warnings.append(f"objects: {objects['note']}")
+        unreadable = [o for o in (objects or {}).get("items", []) if o["fingerprint"] is None]
+        if unreadable:
+            self.warnings.append(f"objects: {len(unreadable)} definition(s) not readable with this account "
+                                 f"(listed under objects.items with a note)")
         manifest = {
             "format": FORMAT, "kind": "full", "parent": None,
             "site_id": self.site_id, "backup_id": self.backup_dir.name, "runs": self.replay.runs,
@@ -400,7 +445,7 @@ class _SiteBackup:
             "signing_key": {"algorithm": "ed25519", "key_id": self.signing_key.key_id,
                             "public_key": self.signing_key.public_key_b64},
             "chunk_rows": self.chunk_rows,
-            "tables": tables, "attachments": attachments,
+            "tables": tables, "attachments": attachments, "objects": objects,
             "totals": {"tables": len(tables), "rows": sum(t["rows"] for t in tables.values()),
                        "parts": len(all_parts),
                        "plaintext_bytes": sum(p["plaintext_bytes"] for p in all_parts),
@@ -470,6 +515,9 @@ def backup_site(legacy: Engine, attachments_dir: Path | None, backup_root: Path,
         ledger.append(site_id, "backup", "backup.created", {
             **manifest.summary(), "resumed": resumed, "warnings": len(job.warnings),
             "missing_files": len(((manifest.attachments or {}).get("references") or {}).get("missing") or []),
+            "objects": len((manifest.objects or {}).get("items") or []),
+            "attachment_findings": {key: count for key, _label, count in
+                                    attachment_findings((manifest.attachments or {}).get("references"))},
         }, run_id=run_id)
     return result
 

@@ -1,8 +1,9 @@
 """The backup manifest: what a backup holds, signed, and its fingerprint.
 
 `manifest.json` lists every part (table, rows, key range, schema, part
-fingerprint, plaintext and ciphertext SHA-256 and sizes) and the attachment
-parts; `manifest.json.sig` holds an Ed25519 signature over the exact bytes of
+fingerprint, plaintext and ciphertext SHA-256 and sizes), the attachment
+parts, and the views, triggers, procedures and sequences (name, fingerprint;
+their definitions are in the encrypted part under parts/@objects); `manifest.json.sig` holds an Ed25519 signature over the exact bytes of
 manifest.json. The manifest's id, `manifest_fingerprint`, is the SHA-256 of
 those bytes: reports, the ledger and the purge certificate cite it.
 
@@ -88,6 +89,18 @@ class BackupManifest:
         return self.data.get("attachments")
 
     @property
+    def objects(self) -> dict[str, Any] | None:
+        """Views, triggers, procedures, sequences: {"items": [listing...], "note", "parts"}; None in a
+        manifest that did not record them (an incremental backup, or one made before they were)."""
+        return self.data.get("objects")
+
+    def object_fingerprints(self) -> dict[str, str | None]:
+        """{object key: fingerprint}: what extract.objects.live_object_fingerprints returns."""
+        from extract.objects import listing_key
+
+        return {listing_key(item): item["fingerprint"] for item in (self.objects or {}).get("items", [])}
+
+    @property
     def recipients(self) -> list[str]:
         return list(self.data["encryption"]["recipients"])
 
@@ -107,7 +120,8 @@ class BackupManifest:
                 "manifest_fingerprint": self.fingerprint, "tables": totals.get("tables"),
                 "rows": totals.get("rows"), "parts": totals.get("parts"),
                 "ciphertext_bytes": totals.get("ciphertext_bytes"),
-                "attachment_files": (self.attachments or {}).get("files")}
+                "attachment_files": (self.attachments or {}).get("files"),
+                "objects": len((self.objects or {}).get("items") or [])}
 
 
 def read_manifest(backup_dir: Path) -> BackupManifest:

@@ -7,6 +7,16 @@ table's fingerprint is recomputed from the scratch database, the folder's
 from the files on disk, and both are compared with the manifest, and with
 the live source when it is reachable.
 
+Views and triggers are recreated from their saved definitions when the
+backup comes from SQLite and the scratch database is SQLite too (the same
+engine: the definition text runs as it is), then read back and held against
+their fingerprints. Otherwise (a MariaDB or SQL Server backup restored into
+SQLite or PostgreSQL) their definitions cannot run as they are: the restore
+lists each object as "not recreated" with the reason, which is not a
+problem; the definitions stay in the backup (parts/@objects) and `backup
+verify --identity` has checked them against their fingerprints. Either way a
+view's rows are never restored as a table: they derive from the tables.
+
 Column types come from what the backup stored, not from the legacy DDL, so
 the restored values are the very Python values the extraction read: text
 stays text with its padding, numbers stay exact (a decimal is kept as text
@@ -38,12 +48,13 @@ from extract.attachments import ATTACHMENTS_KEY, attachment_fingerprint
 from extract.discovery import ColumnInfo, TableInfo
 from extract.extraction import live_fingerprints
 from extract.fingerprint import TableFingerprint
+from extract.objects import SchemaObject, discover_objects, sqlite_objects_query
 from extract.reader import iter_table_rows
 from ts24_migrate.errors import UsageError, VerificationError
 
 from .manifest import BackupManifest, check_signature, read_manifest
-from .verify import (FileStream, as_identity, check_arithmetic, check_table_rows, decrypt_part,
-                     manifest_parts, read_ciphertext)
+from .verify import (FileStream, as_identity, check_arithmetic, check_objects_part, check_table_rows,
+                     decrypt_part, manifest_parts, read_ciphertext)
 
 
 class ExactDecimal(sa.types.TypeDecorator):
@@ -101,6 +112,9 @@ class RestoreReport:
     manifest_fingerprint: str
     tables: dict[str, dict[str, Any]] = field(default_factory=dict)
     files: dict[str, Any] | None = None
+    # object key -> {kind, name, recreated, matches_manifest, matches_live, note}; None: the backup
+    # recorded no objects (made before they were recorded)
+    objects: dict[str, dict[str, Any]] | None = None
     problems: list[str] = field(default_factory=list)
 
     @property
@@ -109,7 +123,8 @@ class RestoreReport:
 
     def to_json(self) -> dict[str, Any]:
         return {"backup_id": self.backup_id, "manifest_fingerprint": self.manifest_fingerprint,
-                "ok": self.ok, "tables": self.tables, "files": self.files, "problems": self.problems}
+                "ok": self.ok, "tables": self.tables, "files": self.files, "objects": self.objects,
+                "problems": self.problems}
 
 
 def read_restored_table(conn: sa.Connection, entry: dict[str, Any], *,
@@ -149,8 +164,9 @@ def _write_chunk(files_dir: Path):
 
 
 def _preconditions(manifest: BackupManifest, into: Engine, files_dir: Path | None) -> None:
-    existing = set(sa.inspect(into).get_table_names())
-    clash = sorted(existing & set(manifest.tables))
+    inspector = sa.inspect(into)
+    existing = set(inspector.get_table_names()) | set(inspector.get_view_names())
+    clash = sorted(existing & (set(manifest.tables) | {o["name"] for o in (manifest.objects or {}).get("items", [])}))
     if clash:
         more = f" and {len(clash) - 1} more of the backup's tables" if len(clash) > 1 else ""
         raise UsageError(f"the scratch database already has table {clash[0]}{more}: restore into an empty database")
@@ -224,7 +240,7 @@ def restore_backup(backup_dir: Path, identity: Path | str | x25519.Identity, int
         files_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         stream = FileStream(_write_chunk(files_dir))
         try:
-            for ref in (r for r in refs if r.table is None):
+            for ref in (r for r in refs if r.files):
                 stream.feed(ref, decrypt_part(read_ciphertext(backup_dir, ref), ref, key))
                 parts_done += 1
                 if progress:
@@ -241,6 +257,15 @@ def restore_backup(backup_dir: Path, identity: Path | str | x25519.Identity, int
             report.problems.append(f"attachments: the restored folder ({on_disk.files} files) does not match "
                                    f"the manifest ({manifest.attachments['files']} files)")
 
+    if manifest.objects is not None:
+        try:
+            objects = [o for ref in refs if ref.objects
+                       for o in check_objects_part(ref, decrypt_part(read_ciphertext(backup_dir, ref), ref, key),
+                                                   manifest)]
+            report.objects = recreate_objects(into, objects, source_dialect=manifest.data["source"]["dialect"],
+                                              problems=report.problems)
+        except VerificationError as exc:
+            report.problems.append(str(exc))
     if live is not None or live_attachments is not None:
         _compare_live(report, manifest, live, live_attachments, chunk_rows)
     if ledger is not None:
@@ -248,8 +273,61 @@ def restore_backup(backup_dir: Path, identity: Path | str | x25519.Identity, int
             "backup_id": manifest.backup_id, "manifest_fingerprint": manifest.fingerprint, "ok": report.ok,
             "into": into.dialect.name, "tables": len(report.tables),
             "rows": sum(t["rows"] for t in report.tables.values()),
-            "files": (report.files or {}).get("files"), "problems": len(report.problems)}, run_id=run_id)
+            "files": (report.files or {}).get("files"),
+            "objects_recreated": sum(bool(o["recreated"]) for o in (report.objects or {}).values()),
+            "problems": len(report.problems)}, run_id=run_id)
     return report
+
+
+# Kinds whose SQLite definition can run again as it is, in the order that lets later ones refer to earlier ones.
+_RECREATED_ON_SQLITE = ("view", "trigger")
+
+
+def recreate_objects(into: Engine, objects: list[SchemaObject], *, source_dialect: str,
+                     problems: list[str]) -> dict[str, dict[str, Any]]:
+    """Recreate views and triggers in a scratch database of the backup's own engine (SQLite), and
+    hold each against its fingerprint; on another engine, list each object as not recreated."""
+    result = {o.key: {"kind": o.kind, "name": o.name, "recreated": False, "matches_manifest": None,
+                      "matches_live": None, "note": None} for o in objects}
+    if not (source_dialect == into.dialect.name == "sqlite"):
+        for entry in result.values():
+            entry["note"] = (f"not recreated: the backup comes from {source_dialect}, the scratch database is "
+                             f"{into.dialect.name}; the definition is kept in the backup")
+        return result
+    pending = [o for kind in _RECREATED_ON_SQLITE for o in objects if o.kind == kind and o.definition]
+    for o in objects:
+        if o not in pending:
+            result[o.key]["note"] = "not recreated: no definition SQLite can run"
+    errors: dict[str, str] = {}
+    while pending:  # a view may select from a view created after it in name order: retry until stuck
+        created = []
+        for o in pending:
+            try:
+                with into.begin() as conn:
+                    conn.exec_driver_sql(o.definition)
+                created.append(o)
+            except sa.exc.DBAPIError as exc:
+                errors[o.key] = str(exc.orig or exc).splitlines()[0][:200]
+        if not created:
+            break
+        pending = [o for o in pending if o not in created]
+        for o in created:
+            errors.pop(o.key, None)
+            result[o.key]["recreated"] = True
+    with into.connect() as conn:
+        read_back = [SchemaObject(kind, name, None, None, sql)
+                     for kind, name, _table, sql in conn.execute(sqlite_objects_query())]
+    restored = {o.key: o.fingerprint for o in read_back}
+    for o in objects:
+        entry = result[o.key]
+        if o.key in errors:
+            entry["note"] = f"could not be recreated: {errors[o.key]}"
+            problems.append(f"{o.key}: could not be recreated in the scratch database: {errors[o.key]}")
+        elif entry["recreated"]:
+            entry["matches_manifest"] = restored.get(o.key) == o.fingerprint
+            if not entry["matches_manifest"]:
+                problems.append(f"{o.key}: the recreated definition does not match its fingerprint")
+    return result
 
 
 def _compare_live(report: RestoreReport, manifest: BackupManifest, live: Engine | None,
@@ -268,6 +346,19 @@ def _compare_live(report: RestoreReport, manifest: BackupManifest, live: Engine 
                 report.problems.append(f"{name}: no longer in the live source")
             elif not entry["matches_live"]:
                 report.problems.append(f"{name}: the live source differs from the backup (it changed since)")
+    if live is not None and manifest.objects is not None:
+        with live.connect() as conn:
+            live_objects = discover_objects(conn).fingerprints()
+        backed_up = manifest.object_fingerprints()
+        for name in sorted(set(live_objects) - set(backed_up)):
+            report.problems.append(f"{name}: an object of the live source that is not in the backup")
+        for name, fingerprint in sorted(backed_up.items()):
+            if name not in live_objects:
+                report.problems.append(f"{name}: no longer in the live source")
+            elif live_objects[name] != fingerprint:
+                report.problems.append(f"{name}: the live definition differs from the backup (it changed since)")
+            if report.objects is not None and name in report.objects:
+                report.objects[name]["matches_live"] = live_objects.get(name) == fingerprint
     if live_attachments is not None and report.files is not None:
         report.files["matches_live"] = current[ATTACHMENTS_KEY] == expected.get(ATTACHMENTS_KEY)
         if not report.files["matches_live"]:

@@ -7,7 +7,8 @@ trusts, never the one written in the manifest), the manifest's own arithmetic
 of every part file. With an age identity: every part is decrypted in memory
 (never written out), and its plaintext SHA-256, schema, row count and the
 fingerprint of its rows are recomputed; attachment files are reassembled as a
-hash stream and checked against their SHA-256.
+hash stream and checked against their SHA-256; the definitions of views,
+triggers, procedures and sequences are held against their fingerprints.
 
 Every problem is one line naming the table and part; the report is returned,
 `raise_if_failed()` turns it into a VerificationError.
@@ -54,6 +55,7 @@ class VerifyReport:
     parts_checked: int = 0
     rows_checked: int = 0  # rows decrypted and recounted (0 without an identity)
     files_checked: int = 0
+    objects_checked: int = 0  # object definitions decrypted and held against their fingerprints
     ciphertext_bytes: int = 0
 
     @property
@@ -69,7 +71,7 @@ class VerifyReport:
                 "manifest_fingerprint": self.manifest_fingerprint, "mode": self.mode, "ok": self.ok,
                 "problems": self.problems, "warnings": self.warnings, "parts_checked": self.parts_checked,
                 "rows_checked": self.rows_checked, "files_checked": self.files_checked,
-                "ciphertext_bytes": self.ciphertext_bytes}
+                "objects_checked": self.objects_checked, "ciphertext_bytes": self.ciphertext_bytes}
 
     def raise_if_failed(self) -> None:
         if self.problems:
@@ -90,9 +92,15 @@ def as_identity(identity: Path | str | x25519.Identity) -> x25519.Identity:
 class PartRef:
     """One part of the manifest, with a name for messages."""
 
-    label: str  # e.g. "HO_SO part 3" or "attachments part 1"
-    table: str | None  # None for attachment parts
+    label: str  # e.g. "HO_SO part 3", "attachments part 1" or "objects part 1"
+    table: str | None  # None for attachment and object parts
     entry: dict[str, Any]
+    objects: bool = False  # the definitions of views, triggers, procedures, sequences
+
+    @property
+    def files(self) -> bool:
+        """An attachment part (file chunks)."""
+        return self.table is None and not self.objects
 
 
 def manifest_parts(manifest: BackupManifest) -> Iterator[PartRef]:
@@ -101,6 +109,30 @@ def manifest_parts(manifest: BackupManifest) -> Iterator[PartRef]:
             yield PartRef(f"{name} part {part['index']}", name, part)
     for part in (manifest.attachments or {}).get("parts", []):
         yield PartRef(f"attachments part {part['index']}", None, part)
+    for part in (manifest.objects or {}).get("parts", []):
+        yield PartRef(f"objects part {part['index']}", None, part, objects=True)
+
+
+def check_objects_part(ref: PartRef, plaintext: bytes, manifest: BackupManifest) -> list[Any]:
+    """The objects of a decrypted objects part, after checking them against the manifest's list:
+    same objects, and each definition's SHA-256 equal to the fingerprint the manifest gives."""
+    from extract.objects import listing_key, read_objects_part
+
+    try:
+        objects = read_objects_part(plaintext)
+    except Exception as exc:
+        raise VerificationError(f"{ref.label}: not a readable objects part ({type(exc).__name__})") from None
+    if len(objects) != ref.entry["rows"]:
+        raise VerificationError(f"{ref.label}: holds {len(objects)} objects, the manifest says {ref.entry['rows']}")
+    listed = manifest.object_fingerprints()
+    found = {o.key: o.fingerprint for o in objects}
+    if found != listed:
+        differing = sorted(k for k in set(found) | set(listed) if found.get(k, "?") != listed.get(k, "?"))
+        raise VerificationError(f"{ref.label}: its definitions do not match the manifest's fingerprints "
+                                f"({', '.join(differing[:3])})")
+    if len({listing_key(i) for i in manifest.objects["items"]}) != len(manifest.objects["items"]):
+        raise VerificationError(f"{ref.label}: the manifest lists an object twice")
+    return objects
 
 
 def read_ciphertext(backup_dir: Path, ref: PartRef) -> bytes:
@@ -222,6 +254,11 @@ def check_arithmetic(manifest: BackupManifest) -> list[str]:
             total.merge(TableFingerprint.parse(part["fingerprint"]))
         if total.hexdigest() != manifest.attachments["fingerprint"] or total.rows != manifest.attachments["files"]:
             problems.append("attachments: the parts' fingerprints do not add up to the folder fingerprint")
+    if manifest.objects is not None:
+        in_parts = sum(p["rows"] for p in manifest.objects["parts"])
+        if in_parts != len(manifest.objects["items"]):
+            problems.append(f"objects: the parts hold {in_parts} definitions, the manifest lists "
+                            f"{len(manifest.objects['items'])} objects")
     return problems
 
 
@@ -275,13 +312,15 @@ def verify_backup(backup_dir: Path, *, public_key_b64: str,
                 plaintext = decrypt_part(ciphertext, ref, key)
                 if ref.table is not None:
                     report.rows_checked += len(check_table_rows(ref, plaintext))
+                elif ref.objects:
+                    report.objects_checked += len(check_objects_part(ref, plaintext, manifest))
                 elif not files_broken:  # after a bad part, later chunks cannot be put in order
                     files.feed(ref, plaintext)
         except VerificationError as exc:
             report.problems.append(str(exc))
-            files_broken = files_broken or ref.table is None
+            files_broken = files_broken or ref.files
         if progress:
-            progress(ref.table or "attachments", report.parts_checked, len(refs))
+            progress(ref.table or ("objects" if ref.objects else "attachments"), report.parts_checked, len(refs))
     if key is not None and manifest.attachments is not None and not files_broken:
         try:
             files.finish()

@@ -167,6 +167,22 @@ def rows_to_batch(plans: Sequence[ColumnPlan], rows: Sequence[Sequence[Any]]) ->
     return pa.RecordBatch.from_arrays(arrays, schema=pa.schema(fields))
 
 
+def nul_text_counts(plans: Sequence[ColumnPlan], batch: pa.RecordBatch, rows: Sequence[Sequence[Any]]
+                    ) -> dict[str, int]:
+    """{column: rows} of text columns that this batch stores canonically because values hold NUL.
+
+    Only the why is counted here (rows_to_batch decides the storage): the backup
+    reports, per table and column, how many values it kept as framed binary for that reason.
+    """
+    counts: dict[str, int] = {}
+    for index, (plan, field) in enumerate(zip(plans, batch.schema)):
+        if plan.kind == "string" and column_encoding(field) == CANONICAL:
+            found = sum(1 for row in rows if isinstance(row[index], str) and "\x00" in row[index])
+            if found:
+                counts[plan.name] = found
+    return counts
+
+
 def column_encoding(field: pa.Field) -> str:
     metadata = field.metadata or {}
     return metadata.get(ENCODING_KEY, NATIVE.encode()).decode()

@@ -3,7 +3,12 @@
 Discovers every table (mapped or not), counts rows, lists keys and column
 types, flags tables without a primary key, counts text values that look like
 legacy encodings (TCVN3, VNI, decomposed NFD), and counts in-flight dossiers by
-status and dossiers received after the cut-over date. Only reads.
+status and dossiers received after the cut-over date. Lists every view,
+trigger, procedure, function and sequence with the fingerprint of its
+definition (extract.objects), and, given the attachment folder, compares it
+with the rows that refer to it: missing files, wrong checksums, files no row
+references, symbolic links (extract.attachments.check_references, the very
+check the backup runs). Only reads.
 
 Example::
 
@@ -16,6 +21,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import Counter
+from pathlib import Path
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
 
@@ -25,8 +31,12 @@ from sqlalchemy.engine import Connection
 from transform.text_repair import repair_text
 from ts24_migrate.server_identity import ServerIdentity, probe_server_identity
 
+from ts24_migrate.labels import attachment_findings
+
+from .attachments import check_references
 from .discovery import TableInfo, discover_tables
 from .legacy_schema import DOSSIER_STATUS_NAMES, IN_FLIGHT_STATUSES
+from .objects import discover_objects, object_counts
 
 LEGACY_ENCODINGS = ("tcvn3", "vni", "nfd")
 _TEXT_TYPES = (sa.String, sa.Text, sa.Unicode, sa.UnicodeText)
@@ -58,6 +68,11 @@ class SiteAssessment:
     received_after_cutover: int
     received_after_cutover_ids: list[str]
     server: ServerIdentity  # who answered: compared by every later stage (ts24_migrate/steps/server_check.py)
+    # views, triggers, procedures, functions, sequences: SchemaObject.listing() each (no definition text)
+    objects: list[dict[str, Any]] = field(default_factory=list)
+    objects_note: str | None = None
+    # the attachment folder against the rows (ReferenceCheck.to_json()); None without a folder
+    attachments: dict[str, Any] | None = None
 
     @property
     def tables_without_primary_key(self) -> list[str]:
@@ -89,7 +104,14 @@ class SiteAssessment:
                 "legacy_text_values": self.legacy_text_totals(),
                 "in_flight_dossiers": self.in_flight_dossiers,
                 "received_after_cutover": self.received_after_cutover,
+                "objects": object_counts(self.objects),
+                "attachment_files": (self.attachments or {}).get("files_in_folder"),
+                "attachment_findings": ({key: count for key, _label, count in attachment_findings(self.attachments)}
+                                        if self.attachments is not None else None),
             },
+            "objects": self.objects,
+            "objects_note": self.objects_note,
+            "attachments": self.attachments,
             "tables": {t.name: {k: v for k, v in asdict(t).items() if k != "name"} for t in self.tables},
             "dossiers_by_status": self.dossiers_by_status,
             "received_after_cutover_ids": self.received_after_cutover_ids,
@@ -138,8 +160,10 @@ def _dossier_figures(conn: Connection, tables: dict[str, TableInfo], cutover: dt
 
 def assess_site(conn: Connection, *, site_id: str, cutover: dt.date, chunk_rows: int = 20_000,
                 progress: Callable[[str, int, int], None] | None = None,
-                server: ServerIdentity | None = None) -> SiteAssessment:
-    """Assess the legacy database behind `conn` (read only); `server`: its identity, if already asked."""
+                server: ServerIdentity | None = None,
+                attachments_dir: Path | None = None) -> SiteAssessment:
+    """Assess the legacy database behind `conn` (read only), and its attachment folder if given;
+    `server`: its identity, if already asked."""
     server = server or probe_server_identity(conn)
     tables = discover_tables(conn)
     assessed: list[TableAssessment] = []
@@ -153,9 +177,16 @@ def assess_site(conn: Connection, *, site_id: str, cutover: dt.date, chunk_rows:
             legacy_text=_legacy_text_counts(conn, table, chunk_rows)))
     by_name = {t.name.upper(): t for t in tables}
     by_status, in_flight, after_ids = _dossier_figures(conn, by_name, cutover)
+    found = discover_objects(conn)
+    references = None
+    if attachments_dir is not None:
+        if progress:
+            progress("attachment folder", len(tables), len(tables))
+        references = check_references(conn, tables, Path(attachments_dir), chunk_rows=chunk_rows).to_json()
     return SiteAssessment(
         site_id=site_id, cutover=cutover,
         assessed_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         dialect=conn.dialect.name, tables=assessed, dossiers_by_status=by_status,
         in_flight_dossiers=in_flight, received_after_cutover=len(after_ids),
-        received_after_cutover_ids=after_ids, server=server)
+        received_after_cutover_ids=after_ids, server=server, objects=found.listing(), objects_note=found.note,
+        attachments=references)

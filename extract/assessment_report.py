@@ -6,8 +6,10 @@ from pathlib import Path
 
 from ts24_migrate import reporting as r
 from ts24_migrate.report_paths import PathNames
+from ts24_migrate.labels import IN_FLIGHT_LABEL, RECEIVED_AFTER_CUTOVER_LABEL, object_counts_text
 
 from .assessment import LEGACY_ENCODINGS, SiteAssessment
+from .findings_report import attachment_findings_markdown, attachments_section, objects_section
 
 
 def _table_rows(assessment: SiteAssessment) -> list[list]:
@@ -31,8 +33,9 @@ def render_html(assessment: SiteAssessment) -> str:
         ["rows in all tables", summary["rows"]],
         ["unmapped tables (backed up and purged, not loaded)", ", ".join(summary["unmapped_tables"]) or "none"],
         ["tables without a primary key", ", ".join(no_pk) or "none"],
-        ["in-flight dossiers (statuses 0-3)", summary["in_flight_dossiers"]],
-        ["dossiers received after cut-over (violations)", summary["received_after_cutover"]],
+        [IN_FLIGHT_LABEL, summary["in_flight_dossiers"]],
+        [RECEIVED_AFTER_CUTOVER_LABEL, summary["received_after_cutover"]],
+        ["views, triggers, procedures, sequences", object_counts_text(summary["objects"])],
         *[[f"text values in {e.upper()}", n] for e, n in summary["legacy_text_values"].items()],
     ])
     server = assessment.server
@@ -58,6 +61,8 @@ def render_html(assessment: SiteAssessment) -> str:
          r.section("Dossiers by status", r.table(["status", "dossiers"], status_rows, numeric=(1,))),
          r.section("Dossiers received after cut-over",
                    r.paragraph(", ".join(data["received_after_cutover_ids"]) or "none")),
+         objects_section(assessment.objects, assessment.objects_note),
+         attachments_section(assessment.attachments),
          *columns],
         subtitle=f"cut-over {data['cutover']} · assessed {r.timestamp(data['assessed_at'])} · {data['dialect']} · "
                  "read-only")
@@ -71,8 +76,12 @@ def render_markdown(assessment: SiteAssessment) -> str:
              f"- tables: {summary['tables']} ({summary['rows']} rows)",
              f"- unmapped: {', '.join(summary['unmapped_tables']) or 'none'}",
              f"- without primary key: {', '.join(summary['tables_without_primary_key']) or 'none'}",
-             f"- in-flight dossiers: {summary['in_flight_dossiers']}",
-             f"- received after cut-over: {summary['received_after_cutover']}", "",
+             f"- {IN_FLIGHT_LABEL}: {summary['in_flight_dossiers']}",
+             f"- {RECEIVED_AFTER_CUTOVER_LABEL}: {summary['received_after_cutover']}",
+             f"- views, triggers, procedures, sequences: {object_counts_text(summary['objects'])}",
+             *[f"  - {o['kind']} `{o['name']}`" + (f" on {o['table']}" if o.get("table") else "")
+               + f": {o['fingerprint'] or 'definition not readable'}" for o in assessment.objects],
+             *attachment_findings_markdown(assessment.attachments), "",
              "| " + " | ".join(_HEADERS) + " |", "|" + "---|" * len(_HEADERS)]
     lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in _table_rows(assessment)]
     return "\n".join(lines) + "\n"

@@ -96,9 +96,15 @@ class AttachmentSummary:
     skipped: list[bytes] = field(default_factory=list)
 
 
+def _no_follow(path: Any, flags: int) -> int:
+    """open() opener that refuses a symbolic link in the last component (a link swapped in after
+    the walk looked at the entry is never followed)."""
+    return os.open(path, flags | os.O_NOFOLLOW)
+
+
 def _hash_file(path: Path) -> tuple[int, str, str]:
     sha, md5, size = hashlib.sha256(), hashlib.md5(usedforsecurity=False), 0
-    with open(path, "rb") as handle:
+    with open(path, "rb", opener=_no_follow) as handle:
         while block := handle.read(_READ_BLOCK):
             sha.update(block)
             md5.update(block)
@@ -198,7 +204,7 @@ def file_chunks(relpath: bytes, path: Path, start: int = 0, chunk_bytes: int = F
     """(path, offset, data, size, sha256, md5) rows of one file from `start` on, `chunk_bytes` of data
     each; the last row carries the size and the hashes of the whole file."""
     sha, md5 = hashlib.sha256(), hashlib.md5(usedforsecurity=False)
-    with open(path, "rb") as handle:
+    with open(path, "rb", opener=_no_follow) as handle:
         offset = 0
         while offset < start:  # a resumed file: hash the part already stored, emit the rest
             block = handle.read(min(_READ_BLOCK, start - offset))
@@ -224,11 +230,19 @@ def file_chunks(relpath: bytes, path: Path, start: int = 0, chunk_bytes: int = F
 # -- references from legacy rows -------------------------------------------------------------
 
 FILE_TABLE, PATH_COLUMN, MD5_COLUMN, SIZE_COLUMN = "HO_SO_TEP", "DUONG_DAN", "MD5", "KICH_THUOC"
+CONTENT_COLUMN = "NOI_DUNG"  # content kept in the database instead of on disk
+# Unreferenced files named in a report (in walk order); the count and bytes always cover them all,
+# and every one of them is in the backup's attachment parts like any other file.
+UNREFERENCED_LISTED = 1000
 
 
 @dataclass
 class ReferenceCheck:
-    """Files that legacy rows refer to, compared with the folder."""
+    """Files that legacy rows refer to, compared with the folder, and the folder's other entries.
+
+    The kinds of finding (`FINDINGS` in ts24_migrate.labels) are each a list here; every report
+    counts a finding as the length of its list, under the same label.
+    """
 
     table: str | None = None
     referenced: int = 0
@@ -237,12 +251,25 @@ class ReferenceCheck:
     md5_mismatch: list[dict[str, Any]] = field(default_factory=list)
     size_mismatch: list[dict[str, Any]] = field(default_factory=list)
     outside_folder: list[dict[str, Any]] = field(default_factory=list)
+    linked: list[dict[str, Any]] = field(default_factory=list)  # a referenced path through a symbolic link
+    unreferenced: list[dict[str, Any]] = field(default_factory=list)  # at most UNREFERENCED_LISTED
+    unreferenced_files: int = 0
+    unreferenced_bytes: int = 0
+    links: list[dict[str, Any]] = field(default_factory=list)  # symbolic links in the folder, never followed
+    special: list[dict[str, Any]] = field(default_factory=list)  # sockets, pipes, devices
+    files_in_folder: int = 0
+    bytes_in_folder: int = 0
     note: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {"table": self.table, "referenced": self.referenced, "found": self.found,
                 "missing": self.missing, "md5_mismatch": self.md5_mismatch,
                 "size_mismatch": self.size_mismatch, "outside_folder": self.outside_folder,
+                "linked": self.linked, "unreferenced": self.unreferenced,
+                "unreferenced_files": self.unreferenced_files, "unreferenced_bytes": self.unreferenced_bytes,
+                "unreferenced_listed_at_most": UNREFERENCED_LISTED,
+                "links": self.links, "special": self.special,
+                "files_in_folder": self.files_in_folder, "bytes_in_folder": self.bytes_in_folder,
                 "note": self.note}
 
 
@@ -268,47 +295,156 @@ def _narrow(table: TableInfo, names: list[str]) -> TableInfo:
     return TableInfo(table.name, table.schema, infos, table.primary_key, narrow)
 
 
+def _entry_kind(mode: int) -> str:
+    if stat.S_ISLNK(mode):
+        return "symlink"
+    if stat.S_ISFIFO(mode):
+        return "fifo"
+    if stat.S_ISSOCK(mode):
+        return "socket"
+    if stat.S_ISBLK(mode) or stat.S_ISCHR(mode):
+        return "device"
+    return "other"
+
+
+def describe_skipped(root: Path, relpath: bytes) -> dict[str, Any]:
+    """A folder entry that is not a regular file or folder: its kind and, for a link, its target text.
+
+    The link itself is read (readlink), never what it points to.
+    """
+    full = os.path.join(os.fsencode(root), relpath)
+    try:
+        mode = os.lstat(full).st_mode
+    except OSError:
+        return {"path": os.fsdecode(relpath), "kind": "gone", "target": None}
+    target = os.fsdecode(os.readlink(full)) if stat.S_ISLNK(mode) else None
+    return {"path": os.fsdecode(relpath), "kind": _entry_kind(mode), "target": target}
+
+
+def _lookup(root: Path, relpath: bytes) -> tuple[str, str | None]:
+    """('file' | 'missing' | 'link' | 'other', link target) for a path, never following a link.
+
+    Every component is checked with lstat: a link anywhere on the way (a linked folder too)
+    stops the lookup, so nothing outside the folder is ever reached through one.
+    """
+    current = os.fsencode(root)
+    parts = relpath.split(b"/")
+    for index, part in enumerate(parts):
+        current = os.path.join(current, part)
+        try:
+            mode = os.lstat(current).st_mode
+        except FileNotFoundError:
+            return "missing", None
+        except NotADirectoryError:
+            return "missing", None
+        if stat.S_ISLNK(mode):
+            return "link", os.fsdecode(os.readlink(current))
+        last = index == len(parts) - 1
+        if last:
+            return ("file" if stat.S_ISREG(mode) else "other"), None
+        if not stat.S_ISDIR(mode):
+            return "missing", None
+    return "missing", None
+
+
 def check_references(conn: Connection, tables: list[TableInfo], root: Path, *,
                      chunk_rows: int = 50_000) -> ReferenceCheck:
-    """Compare every HO_SO_TEP.DUONG_DAN with the folder: missing files, wrong MD5 or size.
+    """Compare every HO_SO_TEP row with the folder, and the folder with the rows.
+
+    Per row: the file DUONG_DAN names is missing, has another MD5 or size than
+    the row recorded, leaves the folder, or goes through a symbolic link (not
+    followed); content kept in NOI_DUNG (a row without DUONG_DAN) is checked
+    against MD5 and KICH_THUOC the same way, as the load checks it. Then the folder: files no row refers to (named with size and
+    SHA-256), symbolic links (with the text they point to, never followed) and
+    special files.
 
     Each referenced file is read again for its MD5 rather than keeping every
-    file's MD5 from the backup pass: memory stays bounded by the chunk size
-    however many files the folder holds, at the cost of reading referenced
-    files twice.
+    file's MD5 from the backup pass, and the referenced paths are remembered in a
+    key store that spills to a temporary SQLite database: memory stays bounded by
+    the chunk size however many files the folder holds.
     """
+    from transform.key_store import KeyStore
+
+    root = Path(root)
     table = next((t for t in tables if t.name.upper() == FILE_TABLE), None)
-    if table is None or PATH_COLUMN not in table.column_names:
-        return ReferenceCheck(note=f"no {FILE_TABLE} table with a {PATH_COLUMN} column")
-    optional = [c for c in (MD5_COLUMN, SIZE_COLUMN) if c in table.column_names]
+    referenced = KeyStore()
+    try:
+        if table is None or PATH_COLUMN not in table.column_names:
+            check = ReferenceCheck(note=f"no {FILE_TABLE} table with a {PATH_COLUMN} column: every file of the "
+                                        f"folder is unreferenced")
+        else:
+            check = ReferenceCheck(table=table.name)
+            _check_rows(conn, table, root, check, referenced, chunk_rows)
+        _check_folder(root, check, referenced)
+    finally:
+        referenced.close()
+    return check
+
+
+def _check_rows(conn: Connection, table: TableInfo, root: Path, check: ReferenceCheck, referenced: Any,
+                chunk_rows: int) -> None:
+    optional = [c for c in (MD5_COLUMN, SIZE_COLUMN, CONTENT_COLUMN) if c in table.column_names]
     names = list(table.primary_key) + [PATH_COLUMN] + optional
     narrow = _narrow(table, names)
-    check = ReferenceCheck(table=table.name)
-    root = Path(root)
     for rows in iter_table_rows(conn, narrow, chunk_rows=chunk_rows):
         for row in rows:
             values = dict(zip(names, row))
+            key = {k: json_value(values[k]) for k in table.primary_key}
             text = values[PATH_COLUMN]
             if not isinstance(text, str) or not text.strip():
+                content = values.get(CONTENT_COLUMN)
+                if isinstance(content, (bytes, bytearray, memoryview)):
+                    # Kept in the database: checked like a file, as the load checks it.
+                    content = bytes(content)
+                    md5_hex = hashlib.md5(content, usedforsecurity=False).hexdigest()
+                    _compare(check, {"table": table.name, "path": None, "key": key, "stored": "database"},
+                             values, len(content), md5_hex)
                 continue
             check.referenced += 1
-            entry = {"table": table.name, "path": text,
-                     "key": {k: json_value(values[k]) for k in table.primary_key}}
+            entry = {"table": table.name, "path": text, "key": key, "stored": "disk"}
             relpath = legacy_relative_path(text)
             if relpath is None:
                 check.outside_folder.append(entry)
                 continue
-            full = root / os.fsdecode(relpath)
-            if not full.is_file():
+            referenced.add(relpath.hex())
+            state, target = _lookup(root, relpath)
+            if state == "link":
+                check.linked.append({**entry, "target": target})
+                continue
+            if state != "file":
                 check.missing.append(entry)
                 continue
-            actual_size, _, md5_hex = _hash_file(full)
+            actual_size, _, md5_hex = _hash_file(root / os.fsdecode(relpath))
             check.found += 1
-            expected_md5 = values.get(MD5_COLUMN)
-            if isinstance(expected_md5, str) and expected_md5.strip() and \
-                    expected_md5.strip().lower() != md5_hex:
-                check.md5_mismatch.append({**entry, "expected": expected_md5.strip(), "actual": md5_hex})
-            expected_size = values.get(SIZE_COLUMN)
-            if isinstance(expected_size, int) and actual_size != expected_size:
-                check.size_mismatch.append({**entry, "expected": expected_size, "actual": actual_size})
-    return check
+            _compare(check, entry, values, actual_size, md5_hex)
+
+
+def _compare(check: ReferenceCheck, entry: dict[str, Any], values: dict[str, Any], actual_size: int,
+             md5_hex: str) -> None:
+    expected_md5 = values.get(MD5_COLUMN)
+    if isinstance(expected_md5, str) and expected_md5.strip() and expected_md5.strip().lower() != md5_hex:
+        check.md5_mismatch.append({**entry, "expected": expected_md5.strip(), "actual": md5_hex})
+    expected_size = values.get(SIZE_COLUMN)
+    if isinstance(expected_size, int) and actual_size != expected_size:
+        check.size_mismatch.append({**entry, "expected": expected_size, "actual": actual_size})
+
+
+def _check_folder(root: Path, check: ReferenceCheck, referenced: Any) -> None:
+    skipped: list[bytes] = []
+    for relpath, path in iter_attachment_files(root, skipped):
+        size = path.stat(follow_symlinks=False).st_size
+        check.files_in_folder += 1
+        check.bytes_in_folder += size
+        if relpath.hex() in referenced:
+            continue
+        size, sha_hex, _ = _hash_file(path)
+        check.unreferenced_files += 1
+        check.unreferenced_bytes += size
+        if len(check.unreferenced) < UNREFERENCED_LISTED:
+            check.unreferenced.append({"path": os.fsdecode(relpath), "size": size, "sha256": sha_hex})
+    for relpath in skipped:
+        described = describe_skipped(root, relpath)
+        if described["kind"] == "symlink":
+            check.links.append({"path": described["path"], "target": described["target"]})
+        else:
+            check.special.append({"path": described["path"], "kind": described["kind"]})

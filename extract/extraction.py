@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import io
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
 
@@ -31,7 +31,7 @@ import pyarrow.parquet as pq
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from .arrow_types import batch_to_rows, column_plan, rows_to_batch, schema_layout
+from .arrow_types import batch_to_rows, column_plan, nul_text_counts, rows_to_batch, schema_layout
 from .attachments import ATTACHMENTS_KEY, attachment_fingerprint
 from .batch_digest import batch_row_digests
 from .discovery import TableInfo, discover_tables
@@ -57,6 +57,8 @@ class ExtractedPart:
     last_key: tuple | None
     watermark: Any  # highest value of the table's watermark column in this part, if any
     schema: list[list[str]]  # [[column, arrow type, encoding], ...]
+    # {column: rows} whose text holds NUL, stored as framed binary in this part (extract.arrow_types)
+    nul_text: dict[str, int] = field(default_factory=dict)
 
 
 def parquet_bytes(batch: pa.RecordBatch, *, table_name: str) -> bytes:
@@ -103,7 +105,8 @@ def iter_table_parts(conn: Connection, table: TableInfo, *, chunk_rows: int = 50
         watermark = (_highest(r[watermark_position] for r in rows)
                      if watermark_position is not None else None)
         yield ExtractedPart(table.name, len(rows), data, hashlib.sha256(data).hexdigest(), fingerprint,
-                            first_key, last_key, watermark, schema_layout(batch.schema))
+                            first_key, last_key, watermark, schema_layout(batch.schema),
+                            nul_text_counts(plans, batch, rows))
 
 
 def table_fingerprint(conn: Connection, table: TableInfo, *, chunk_rows: int = 50_000) -> TableFingerprint:

@@ -27,6 +27,7 @@ from ts24_migrate.app import App
 from ts24_migrate.config import load_inventory
 from ts24_migrate.errors import Ts24Error, UnreachableError
 from ts24_migrate.server_identity import ServerIdentity
+from ts24_migrate.labels import IN_FLIGHT_LABEL, RECEIVED_AFTER_CUTOVER_LABEL, object_counts_text
 
 from .artifacts import progress_reporter, publish_markdown, publish_table
 from .inventory import inventory_path
@@ -67,8 +68,9 @@ def assess_task(site_id: str, inventory: str) -> dict[str, Any]:
         f"- tables: **{summary['tables']}**, rows: **{summary['rows']}**",
         f"- unmapped: {', '.join(summary['unmapped_tables']) or 'none'}",
         f"- without primary key: {', '.join(summary['tables_without_primary_key']) or 'none'}",
-        f"- in-flight dossiers: {summary['in_flight_dossiers']}",
-        f"- received after cut-over: {summary['received_after_cutover']}",
+        f"- {IN_FLIGHT_LABEL}: {summary['in_flight_dossiers']}",
+        f"- {RECEIVED_AFTER_CUTOVER_LABEL}: {summary['received_after_cutover']}",
+        f"- views, triggers, procedures, sequences: {object_counts_text(summary['objects'])}",
         f"- report: `{result['reports']['html']}`"]), "assessment summary")
     publish_table(site_id, "assessment", [{"table": name, **figures} for name, figures in result["tables"].items()],
                   "rows per legacy table")

@@ -289,7 +289,7 @@ def _apply_increment(manifest: BackupManifest, key: x25519.Identity, scratch: _S
     attachments = manifest.attachments
     if attachments is not None and files_dir is not None:
         stream = FileStream(_file_sink(files_dir))
-        for ref in (r for r in refs if r.table is None):
+        for ref in (r for r in refs if r.files):
             stream.feed(ref, decrypt_part(read_ciphertext(manifest.path, ref), ref, key))
         stream.finish()
     if file_tombstones in manifest.tables and files_dir is not None:

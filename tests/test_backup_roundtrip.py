@@ -59,7 +59,7 @@ def assert_round_trip(tmp_path: Path, legacy_url: str, scratch: sa.Engine) -> No
     backup_files = {p.relative_to(result.backup_dir).as_posix() for p in result.backup_dir.rglob("*") if p.is_file()}
     assert backup_files == {"manifest.json", "manifest.json.sig"} | {
         p["path"] for t in manifest.tables.values() for p in t["parts"]} | {
-        p["path"] for p in manifest.attachments["parts"]}
+        p["path"] for p in manifest.attachments["parts"]} | {p["path"] for p in manifest.objects["parts"]}
     for path in result.backup_dir.rglob("*.age"):
         assert path.read_bytes().startswith(b"age-encryption.org/v1\n")
 

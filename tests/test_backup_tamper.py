@@ -168,7 +168,8 @@ def test_we_read_parts_that_stock_age_encrypted(backup, tmp_path: Path) -> None:
         new_hashes[path.relative_to(result.backup_dir).as_posix()] = (hashlib.sha256(data).hexdigest(), len(data))
 
     def new_ciphertexts(data):
-        parts = [p for t in data["tables"].values() for p in t["parts"]] + data["attachments"]["parts"]
+        parts = [p for t in data["tables"].values() for p in t["parts"]] + data["attachments"]["parts"] \
+            + data["objects"]["parts"]
         for part in parts:
             part["ciphertext_sha256"], part["ciphertext_bytes"] = new_hashes[part["path"]]
     _rewrite_manifest(result, keys, new_ciphertexts)

@@ -125,4 +125,4 @@ def test_no_file_table_is_a_note_not_an_error(tmp_path: Path, folder: Path) -> N
         conn.exec_driver_sql("CREATE TABLE X (A INTEGER)")
     with legacy_engine(Secret(url)).connect() as conn:
         check = check_references(conn, discover_tables(conn), folder)
-    assert check.referenced == 0 and check.note == "no HO_SO_TEP table with a DUONG_DAN column"
+    assert check.referenced == 0 and check.note.startswith("no HO_SO_TEP table with a DUONG_DAN column")

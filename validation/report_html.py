@@ -2,10 +2,11 @@
 
 Everything shown is read from the `SiteReport` (validation/report.py), the
 same data as the JSON beside it; nothing is computed here but layout. Sections
-carry ids (verdict, accounting, rejects, backup, expectations, parity,
-dossiers, ledger, runs, codes) so that a reader, or a test, can jump to them.
-Every moment is written one way (reporting.timestamp), every file by its name
-from the inventory's folder, every code with its meaning.
+carry ids (verdict, accounting, rejects, backup, objects, attachments,
+nul-text, expectations, parity, dossiers, ledger, runs, codes) so that a reader,
+or a test, can jump to them. Every moment is written one way
+(reporting.timestamp), every file by its name from the inventory's folder,
+every code with its meaning.
 """
 
 from __future__ import annotations
@@ -13,7 +14,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
+from extract.findings_report import attachments_section, nul_text_section, objects_section
 from ts24_migrate import reporting as r
+from ts24_migrate.labels import IN_FLIGHT_LABEL, RECEIVED_AFTER_CUTOVER_LABEL
 from ts24_migrate.reporting import esc, timestamp
 
 from .charts import Bar, Segment, bar_chart, simple_bars
@@ -215,6 +218,15 @@ def _finding(e: dict[str, Any]) -> str:
             + (f' <span class="bad">{esc(e["error"])}</span>' if e.get("error") else ""))
 
 
+def _backup_findings(data: dict[str, Any]) -> list[str]:
+    """Objects, the attachment folder and NUL text as the backup recorded them (shared with the assessment)."""
+    backup = data["backup"]
+    return [objects_section(backup.get("object_items"), backup.get("objects_note")),
+            attachments_section(backup.get("attachment_references"), rejects_by_reason=data["rejects"]["by_reason"],
+                                files_backed_up=backup.get("attachment_files")),
+            nul_text_section([tuple(row) for row in backup.get("nul_text") or []])]
+
+
 def _expectation_rows(tables: dict[str, Any]) -> list[list[str]]:
     """One row per expectation: every one for the target (all kept), the failed ones for the legacy
     profile (which keeps only those, and its counts)."""
@@ -312,8 +324,9 @@ def _runs(data: dict[str, Any]) -> str:
     parts = [r.table(["stage", "run id", "outcome", "finished"], rows)]
     if assessment:
         parts.append(r.paragraph(f"Assessment: {assessment.get('tables')} tables, {assessment.get('rows')} rows; "
-                                 f"in-flight dossiers {assessment.get('in_flight_dossiers')}; received after "
-                                 f"cut-over {assessment.get('received_after_cutover')}.", "muted"))
+                                 f"{IN_FLIGHT_LABEL}: {assessment.get('in_flight_dossiers')}; "
+                                 f"{RECEIVED_AFTER_CUTOVER_LABEL}: {assessment.get('received_after_cutover')}.",
+                                 "muted"))
     return r.section("Runs this report is built from", *parts, anchor="runs")
 
 
@@ -342,6 +355,7 @@ def render_html(report, *, folder: Path) -> str:
     return r.page(
         f"Validation report of site {data['site_id']}",
         [_EXTRA_STYLE, _verdict(data), _reading_guide(), _accounting(data), _rejects(data), _backup(data),
+         *_backup_findings(data),
          _expectations(data, Path(folder)), _parity(data), _dossiers(data), _ledger(data), _runs(data), _codes(data)],
         subtitle=f"validate run {validation['run_id']} · finished {timestamp(validation['finished_at'])} · site "
                  f"state {data['site_state']} · rebuilt {timestamp(data['rebuilt_at'])} from the control store")

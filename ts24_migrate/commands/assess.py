@@ -7,7 +7,18 @@ import click
 from ..steps.assess import assess_step
 from ..app import App, pass_app
 from ..server_identity import ServerIdentity
+from ..labels import (ATTACHMENT_FINDINGS, IN_FLIGHT_LABEL, RECEIVED_AFTER_CUTOVER_LABEL, finding_line,
+                      object_counts_text)
 from .progress import table_progress
+
+
+def finding_lines(summary: dict) -> list[str]:
+    """The attachment folder's figures, worded as every other output words them."""
+    findings = summary.get("attachment_findings")
+    if findings is None:
+        return ["  attachment folder: not configured"]
+    return [f"  attachment folder: {summary.get('attachment_files')} files"] + [
+        f"    {finding_line(key, findings[key])}" for key in ATTACHMENT_FINDINGS if findings.get(key)]
 
 
 @click.command("assess")
@@ -18,7 +29,10 @@ from .progress import table_progress
 @pass_app
 def assess(app: App, site_id: str, server_moved: bool) -> None:
     """Assess a site's legacy database: the server reached, every table, row counts, keys,
-    column types, legacy text encodings, in-flight dossiers, dossiers received after cut-over.
+    column types, legacy text encodings, in-flight dossiers, dossiers received after cut-over;
+    every view, trigger, procedure and sequence (with the fingerprint of its definition); and
+    the attachment folder against the rows: missing files, wrong checksums, files no row
+    references (path, size, SHA-256), symbolic links (never followed).
 
     Writes assessment.json, assessment.html and assessment.md under
     WORK_DIR/sites/SITE/reports/RUN_ID/. Only reads the legacy database. Every
@@ -42,9 +56,11 @@ def assess(app: App, site_id: str, server_moved: bool) -> None:
         *([f"  moved from: {ServerIdentity.from_dict(moved).describe()}"] if moved else []),
         f"  unmapped tables: {', '.join(summary['unmapped_tables']) or 'none'}",
         f"  tables without primary key: {', '.join(summary['tables_without_primary_key']) or 'none'}",
-        f"  in-flight dossiers: {summary['in_flight_dossiers']}; received after cut-over: "
+        f"  {IN_FLIGHT_LABEL}: {summary['in_flight_dossiers']}; {RECEIVED_AFTER_CUTOVER_LABEL}: "
         f"{summary['received_after_cutover']}",
         f"  legacy text values: " + ", ".join(f"{k} {v}" for k, v in summary["legacy_text_values"].items()),
+        f"  views, triggers, procedures, sequences: {object_counts_text(summary['objects'])}",
+        *finding_lines(summary),
         f"report: {result['reports']['html']}",
     ])
     app.emit(result, human)

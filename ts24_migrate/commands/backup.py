@@ -14,9 +14,11 @@ from typing import Callable
 import click
 
 from backups.catalog import list_backups
+from extract.objects import object_counts
 
 from ..app import App, pass_app
 from ..errors import VerificationError
+from ..labels import ATTACHMENT_FINDINGS, NUL_TEXT_LABEL, finding_line, object_counts_text
 from .progress import table_progress
 from .restore_common import print_problems, restore_options, restored_lines, scratch_url
 
@@ -73,11 +75,18 @@ def create(app: App, site_id: str, chunk_rows: int) -> None:
     lines = [f"site {site_id}: backup {result['backup_id']}" + (" (resumed)" if result["resumed"] else ""),
              f"  {result['tables']} tables, {result['rows']} rows, {result['parts']} parts, "
              f"{_megabytes(result['ciphertext_bytes'])} encrypted"]
+    found = object_counts_text(object_counts(result["object_items"] or []))
+    lines.append(f"  views, triggers, procedures, sequences: {found}"
+                 + (" (definitions in the encrypted part parts/@objects)" if result["object_items"] else ""))
     if result.get("attachment_files") is not None:
-        lines.append(f"  attachments: {result['attachment_files']} files; referenced but missing on disk: "
-                     f"{len(result['missing_files'])}; MD5 mismatch: {len(result['md5_mismatch'])}")
+        # Worded and counted as the manifest, the assessment and the auditor report say it.
+        findings = result["attachment_findings"] or {}
+        lines.append(f"  attachments: {result['attachment_files']} files backed up")
+        lines += [f"    {finding_line(key, findings[key])}" for key in ATTACHMENT_FINDINGS if findings.get(key)]
     for missing in result["missing_files"][:20]:
         lines.append(f"    missing: {missing['path']} ({missing['table']} {missing['key']})")
+    for table, column, rows in result["nul_text"]:
+        lines.append(f"  {NUL_TEXT_LABEL}: {table}.{column}, {rows} rows")
     lines += [f"  warning: {w}" for w in result["warnings"]]
     lines.append(f"  manifest fingerprint: {result['manifest_fingerprint']}")
     lines.append(f"  folder: {result['backup_dir']}")
@@ -137,7 +146,8 @@ def verify_command(app: App, site_id: str, backup_id: str | None, identity: Path
             raise
     human = (f"backup {result['backup_id']} of site {site_id}: OK ({result['mode']}): "
              f"{result['parts_checked']} parts, {_megabytes(result['ciphertext_bytes'])}"
-             + (f", {result['rows_checked']} rows and {result['files_checked']} files recounted"
+             + (f", {result['rows_checked']} rows and {result['files_checked']} files recounted, "
+                f"{result['objects_checked']} object definitions held against their fingerprints"
                 if result["mode"] == "decrypted" else "")
              + f"\n  manifest fingerprint: {result['manifest_fingerprint']}"
              + "".join(f"\n  warning: {w}" for w in result["warnings"]))
@@ -156,7 +166,9 @@ def restore_command(app: App, site_id: str, identity: Path, into_sqlite: Path | 
                     files_dir: Path | None, backup_id: str | None, public_key: Path | None, no_live: bool) -> None:
     """Restore a backup of SITE into a scratch database and folder, then prove it: every table's
     fingerprint read back from the scratch database, and the folder's from the files, must equal
-    the manifest (and the live source, when reachable). Exit code 1 if anything differs.
+    the manifest (and the live source, when reachable). Views and triggers of a SQLite backup are
+    recreated in a SQLite scratch database and checked against their fingerprints; from another
+    engine they are listed as not recreated. Exit code 1 if anything differs.
 
     \b
     Example:

@@ -46,13 +46,17 @@ def scratch_url(into_sqlite: Path | None, into_url_env: str | None) -> Secret:
 
 
 def restored_lines(result: dict[str, Any]) -> list[str]:
-    """Per-table rows and the attachment files of a restore, each marked against the live source."""
+    """Per-table rows, the attachment files and the objects of a restore, each marked against the live source."""
     marks = {True: "= live", False: "differs from live", None: ""}
     lines = [f"  {name:<24} {table['rows']:>10} rows  {marks[table['matches_live']]}"
              for name, table in sorted(result["tables"].items())]
     if result["files"]:
         lines.append(f"  {'attachments':<24} {result['files']['files']:>10} files "
                      f"{marks[result['files']['matches_live']]}")
+    for key, entry in sorted((result.get("objects") or {}).items()):
+        state = "recreated, = its fingerprint" if entry["recreated"] and entry["matches_manifest"] else (
+            entry["note"] or "not recreated")
+        lines.append(f"  {key:<24} {state} {marks[entry['matches_live']]}".rstrip())
     if result.get("live_note"):
         lines.append(f"  {result['live_note']}")
     return lines

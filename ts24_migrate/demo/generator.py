@@ -26,6 +26,7 @@ from .extra_tables import metadata as extra_metadata
 from .extra_tables import write_extra_tables
 from .new_system import portal_only_codes, refuse_taken_unit_codes, write_new_system
 from .persons import write_persons
+from .site_objects import write_objects, write_unreferenced_file
 from .system_tables import write_system_log, write_users
 from .truth import DemoTruth
 from .units import plan_units, target_conflict_codes, write_offices, write_units
@@ -84,10 +85,12 @@ def generate_site(legacy: Engine, attachments_dir: Path, *, target: Engine | Non
     rows["HO_SO"], rows["HO_SO_TEP"], rows["HO_SO_LICH_SU"] = summary.dossiers, summary.files, summary.history
     rows["HT_NHAT_KY"] = write_system_log(legacy, world, officers, progress=progress)
     rows.update(write_extra_tables(legacy, world, directory, defects))
+    objects = write_objects(legacy)
 
     portal = write_new_system(target, world, directory, summary) if target is not None else None
     folder = summary.folder
     assert folder is not None
+    unreferenced = write_unreferenced_file(folder, world)
     return DemoTruth(
         site_id=site_id, seed=seed, scale=scale, cutover=cutover, world_now=world.now, office_code=office_code,
         tables=_tables_truth(rows), defects=defects.entries, defect_counts=defects.counts_dict(),
@@ -107,6 +110,7 @@ def generate_site(legacy: Engine, attachments_dir: Path, *, target: Engine | Non
         target_conflicts=portal.target_conflicts if portal else [],
         portal_only_units=portal.portal_only_units if portal else [],
         has_target=portal is not None,
+        objects=objects, unreferenced_files=unreferenced,
     )
 
 

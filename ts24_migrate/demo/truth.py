@@ -55,6 +55,10 @@ class DemoTruth:
     # units filed only on the new portal (not in the legacy database, not conflicts)
     portal_only_units: list[str] = field(default_factory=list)
     has_target: bool = False
+    # views, triggers (and on MariaDB a procedure and a sequence): [{"kind", "name", "table"}]
+    objects: list[dict[str, Any]] = field(default_factory=list)
+    # files of the attachment folder that no row references: [{"path", "size", "sha256"}]
+    unreferenced_files: list[dict[str, Any]] = field(default_factory=list)
     format: int = TRUTH_FORMAT
 
     def to_dict(self) -> dict[str, Any]:

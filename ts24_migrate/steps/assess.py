@@ -15,6 +15,7 @@ from extract.assessment_report import write_assessment_report
 
 from ..app import App
 from ..control_store import SiteState
+from ..errors import UnreachableError
 from ..stage_runs import stage_run
 from ..report_paths import PathNames
 from .server_check import check_legacy_server
@@ -27,12 +28,15 @@ def assess_step(app: App, site_id: str, *, progress: Progress | None = None,
     """Assess a site; `server_moved` accepts a legacy server other than the one assessed before."""
     site = app.site(site_id)
     legacy = app.legacy_engine(site)
+    attachments = app.inventory.attachments_path(site)
+    if attachments is not None and not attachments.is_dir():
+        raise UnreachableError(f"attachment folder {attachments} does not exist or is not a folder")
     with stage_run(app.control_store, app.ledger(site_id), site_id, "assess",
                    success_state=SiteState.ASSESSED, parent_run_id=parent_run_id) as run:
         server = check_legacy_server(app, site_id, run, server_moved=server_moved)
         with legacy.connect() as conn:
             assessment = assess_site(conn, site_id=site_id, cutover=site.cutover, progress=progress,
-                                     server=server)
+                                     server=server, attachments_dir=attachments)
         paths = write_assessment_report(assessment, app.reports_dir(site_id) / run.run_id,
                                         names=PathNames.for_inventory(app.inventory))
         data = assessment.to_dict()

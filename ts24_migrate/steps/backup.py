@@ -13,12 +13,14 @@ from typing import Any, Callable
 
 from backups.backup import backup_site
 from backups.catalog import find_backup
+from backups.manifest import BackupManifest
 from backups.keys import load_public_key, public_key_path
 from backups.restore import restore_backup
 from backups.verify import verify_backup
 
 from ..app import App
 from ..control_store import SiteState
+from ..labels import attachment_findings, nul_text_rows
 from ..db import check_reachable, store_engine
 from ..errors import ConfigError, UnreachableError, VerificationError
 from ..secrets import Secret
@@ -55,11 +57,28 @@ def backup_step(app: App, site_id: str, *, chunk_rows: int = 50_000, progress: P
         run.figures.update({k: v for k, v in summary.items() if k != "warnings"})
         run.figures["warnings"] = len(result.warnings)
         run.figures["warning_messages"] = list(result.warnings)  # the auditor report lists them
+        # What the auditor report shows of the backup beyond tables: from here, never recomputed.
+        run.figures.update(backup_findings(result.manifest))
         if list(SiteState).index(store.state(site_id)) < list(SiteState).index(SiteState.EXTRACTED):
             store.set_state(site_id, SiteState.EXTRACTED, run.run_id)  # extraction and backup are one stream
     references = (result.manifest.attachments or {}).get("references") or {}
     return {"run_id": run.run_id, **summary, "table_figures": result.table_figures(),
+            **backup_findings(result.manifest),
             "missing_files": references.get("missing", []), "md5_mismatch": references.get("md5_mismatch", [])}
+
+
+def backup_findings(manifest: BackupManifest) -> dict[str, Any]:
+    """Objects (names and fingerprints), the attachment folder's findings and NUL text, as recorded."""
+    references = (manifest.attachments or {}).get("references")
+    objects = manifest.objects
+    return {
+        "object_items": (objects or {}).get("items") if objects is not None else None,
+        "objects_note": (objects or {}).get("note"),
+        "attachment_references": references,
+        "attachment_findings": ({key: count for key, _label, count in attachment_findings(references)}
+                                if references is not None else None),
+        "nul_text": [list(row) for row in nul_text_rows(manifest.tables)],
+    }
 
 
 def trusted_public_key(app: App, public_key: str | Path | None) -> str:
