@@ -136,7 +136,7 @@ def _backup(figures: dict[str, Any], backup_run: RunRecord | None) -> dict[str, 
     return {**figures.get("backup", {}),
             **{key: recorded.get(key) for key in ("kind", "created_at", "completed_at", "tables", "rows", "parts",
                                                   "ciphertext_bytes", "attachment_files", "warnings",
-                                                  "backup_dir")},
+                                                  "warning_messages", "backup_dir")},
             # Views, triggers, procedures, sequences; the folder against the rows; NUL text: as the backup
             # run recorded them (ts24_migrate.steps.backup.backup_findings).
             **{key: recorded.get(key) for key in ("object_items", "objects_note", "attachment_references",
