@@ -23,9 +23,10 @@ the increment as tombstones.
 Three modes: "delta" (the scheduled run), "sweep" (every row read and
 compared: catches edits that no change column shows; run when the site looks
 drained) and "baseline" (the chain's first increment: the digests of every
-row are recorded, and what changed since the full backup is told by its
-watermarks, with a day of look-back, because the full backup's row digests
-are inside its encrypted parts).
+row are recorded; when the table's fingerprint equals the full backup's,
+nothing changed and nothing is stored; otherwise what changed since the full
+backup is told by its watermarks, with a day of look-back, because the full
+backup's row digests are inside its encrypted parts).
 
 Example::
 
@@ -69,6 +70,7 @@ class Since:
     watermark: Any = None
     max_key: tuple | None = None
     everything: bool = False  # a table the chain does not hold yet: every row is new
+    base_fingerprint: str | None = None  # baseline: the full backup's fingerprint of the table
 
 
 @dataclass
@@ -146,6 +148,8 @@ class _Reader:
         self.next = TableState(table.name, previous.watermark, previous.max_key)
         self.seen_known = 0  # rows read whose key the chain holds
         self.seen: set[str] = set()  # keys read (only kept when a second read could see them again)
+        # baseline: rows its watermarks select, {key text: (key, digest)}, stored only if the table changed
+        self.candidates: dict[str, tuple[tuple, bytes]] = {}
 
     # -- what to read -----------------------------------------------------------------------
     def _where(self) -> sa.ColumnElement[bool] | None:
@@ -184,6 +188,8 @@ class _Reader:
         before = self.chain.rows  # the chain holds one digest per row
         for rows in iter_table_rows(self.conn, self.stored, chunk_rows=self.chunk_rows, where=self._where()):
             self._take(rows)
+        if self.mode == "baseline" and self.candidates:
+            self._store_baseline_candidates()
         if self.mode == "delta" and self.dependent is not None and self.dependent[1]:
             column = self.stored.table.c[self.dependent[0]]
             parents = sorted(self.dependent[1], key=repr)
@@ -244,16 +250,58 @@ class _Reader:
         self.state.write_baseline_digests(self.site_id, self.table.name,
                                           [(k, d.hex(), None) for k, d in zip(keys, digests)])
         out = []
-        for row, digest in zip(rows, digests):
+        for row, key_string, digest in zip(rows, keys, digests):
             self.chain.add_digest(digest)
             key = tuple(row[i] for i in self.key_positions)
-            if self._baseline_selects(row, key):
+            if self.since.everything:  # not in the full backup: every row is stored, as it is read
                 self.result.changed_keys.append(key)
                 self.result.fingerprint.add_digest(digest)
                 out.append(row)
-        self.result.changed = len(out)
+            elif self._baseline_selects(row, key):
+                self.candidates[key_string] = (key, digest)
+        self.result.changed += len(out)
         if out:
             self.emit(out)
+
+    def _store_baseline_candidates(self) -> None:
+        """The baseline's selected rows, stored only when the table differs from the full backup.
+
+        A table whose fingerprint equals the full backup's did not change since it:
+        what its watermarks select was backed up and loaded already. Otherwise the
+        selected rows are read again by key and stored; a row that changed between
+        the two reads is stored as read now, and its digest moves with it.
+        """
+        candidates, self.candidates = self.candidates, {}
+        if self.since.base_fingerprint is not None and self.chain.hexdigest() == self.since.base_fingerprint:
+            return
+        keys = [key for key, _digest in candidates.values()]
+        columns = [self.stored.table.c[name] for name in self.table.primary_key]
+        for i in range(0, len(keys), KEYS_PER_QUERY):
+            batch = keys[i:i + KEYS_PER_QUERY]
+            if any(v is None for key in batch for v in key):
+                where = None  # a NULL key (SQLite) cannot be looked up: this batch reads the table
+            elif len(columns) == 1:
+                where = columns[0].in_([k[0] for k in batch])
+            else:
+                where = sa.or_(*[sa.and_(*[c == v for c, v in zip(columns, k)]) for k in batch])
+            wanted = {key_text(k) for k in batch}
+            for rows in iter_table_rows(self.conn, self.stored, chunk_rows=self.chunk_rows, where=where):
+                rows = [r for r in rows if self._key(r) in wanted]
+                out = []
+                for row, digest in zip(rows, row_digests(rows)):
+                    key_string = self._key(row)
+                    wanted.discard(key_string)
+                    first = candidates[key_string][1]
+                    if digest != first:
+                        self.chain.remove_digest(first)
+                        self.chain.add_digest(digest)
+                        self.result.changes.append(DigestChange(self.table.name, key_string, digest.hex()))
+                    self.result.changed_keys.append(tuple(row[i] for i in self.key_positions))
+                    self.result.fingerprint.add_digest(digest)
+                    out.append(row)
+                self.result.changed += len(out)
+                if out:
+                    self.emit(out)
 
     def _compare_keys(self) -> None:
         """Rows were deleted, or slipped past the watermark: compare every key with the chain's."""

@@ -177,7 +177,7 @@ def _baseline_start(manifest: BackupManifest, name: str, keyed: bool) -> tuple[T
     if keyed and entry["parts"] and entry["parts"][-1].get("key_range"):
         last = from_json_row(entry["parts"][-1]["key_range"]["last"])
     chain = TableFingerprint() if keyed else TableFingerprint.parse(entry["fingerprint"])
-    return TableState(name, watermark, last, chain), Since(watermark, last)
+    return TableState(name, watermark, last, chain), Since(watermark, last, base_fingerprint=entry["fingerprint"])
 
 
 def _completed_at(manifest: BackupManifest) -> dt.datetime | None:
