@@ -15,8 +15,9 @@ PYTEST_ARGS ?=
 
 .PHONY: demo test system-packages test-packages apt-install venv clean benchmark
 
+# The demo ends with its outcome line (PASSED or FAILED); any other failure still says FAILED.
 demo: venv
-	$(BIN)/ts24-migrate demo
+	@$(BIN)/ts24-migrate demo || { code=$$?; echo "make demo: FAILED (exit code $$code)"; exit $$code; }
 
 test: venv test-packages
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -30,10 +30,10 @@ from .migrate_site import migrate_site
 @flow(name="migrate-fleet")
 def migrate_fleet(inventory: str | None = None, sites: list[str] | None = None,
                   via_deployment: str | None = None, chunk_rows: int = 50_000,
-                  custodian_identity: str | None = None) -> dict[str, Any]:
+                  custodian_identity: str | None = None, legacy_sample_rows: int | None = None) -> dict[str, Any]:
     """Migrate `sites` (default: every site of the inventory). `inventory` defaults to
     $TS24_INVENTORY; sites submitted `via_deployment` get it only when given here, else each run
-    reads its own worker's $TS24_INVENTORY."""
+    reads its own worker's $TS24_INVENTORY. `legacy_sample_rows` as in migrate-site."""
     logger = get_run_logger()
     given = inventory
     inventory = inventory_path(inventory)
@@ -43,7 +43,8 @@ def migrate_fleet(inventory: str | None = None, sites: list[str] | None = None,
         known.site(site_id)  # an unknown site fails the fleet before anything starts
     outcomes: dict[str, Any] = {}
     for site_id in site_ids:
-        parameters = {"site_id": site_id, "inventory": inventory, "chunk_rows": chunk_rows}
+        parameters = {"site_id": site_id, "inventory": inventory, "chunk_rows": chunk_rows,
+                      "legacy_sample_rows": legacy_sample_rows}
         if via_deployment:
             if given is None:
                 del parameters["inventory"]

@@ -81,7 +81,10 @@ def assess_task(site_id: str, inventory: str) -> dict[str, Any]:
 def backup_task(site_id: str, inventory: str, chunk_rows: int) -> dict[str, Any]:
     from ts24_migrate.steps.backup import backup_step
 
-    result = run_step(backup_step, site_id, inventory, "backup", chunk_rows=chunk_rows)
+    # A migration run again reuses the verified backup when the source is unchanged since.
+    result = run_step(backup_step, site_id, inventory, "backup", chunk_rows=chunk_rows, reuse_unchanged=True)
+    if result.get("reused"):
+        get_run_logger().info("site %s: backup %s reused: %s", site_id, result["backup_id"], result["reuse_note"])
     publish_table(site_id, "backup", [{"table": name, **{k: v for k, v in figures.items() if not isinstance(v, (dict, list))}}
                                       for name, figures in result["table_figures"].items()],
                   f"backup {result.get('backup_id')}: rows and parts per table")
@@ -112,7 +115,7 @@ def load_task(site_id: str, inventory: str, chunk_rows: int) -> dict[str, Any]:
 
 
 @task(name="validate", retries=1, retry_delay_seconds=10, retry_condition_fn=_retry_transient)
-def validate_task(site_id: str, inventory: str) -> dict[str, Any]:
+def validate_task(site_id: str, inventory: str, legacy_sample_rows: int | None = None) -> dict[str, Any]:
     from ts24_migrate.steps.validate import validate_step
     from ts24_migrate.errors import VerificationError
     from validation.report import build_site_report
@@ -127,7 +130,7 @@ def validate_task(site_id: str, inventory: str) -> dict[str, Any]:
             app.close()
 
     try:
-        result = run_step(validate_step, site_id, inventory, "validate")
+        result = run_step(validate_step, site_id, inventory, "validate", legacy_sample_rows=legacy_sample_rows)
     except VerificationError as exc:
         # The verdict failed: the report exists and is what the operator must read.
         if getattr(exc, "result", None):
@@ -139,11 +142,13 @@ def validate_task(site_id: str, inventory: str) -> dict[str, Any]:
 
 @flow(name="migrate-site")
 def migrate_site(site_id: str, inventory: str | None = None, chunk_rows: int = 50_000,
-                 custodian_identity: str | None = None) -> dict[str, Any]:
+                 custodian_identity: str | None = None, legacy_sample_rows: int | None = None) -> dict[str, Any]:
     """Assess, extract and back up (encrypted), verify the backup, transform and load, validate
     and report one site. `custodian_identity` (a path) lets the verify step decrypt every part;
     without it, the verification checks signatures and ciphertext hashes only. `inventory`
-    defaults to $TS24_INVENTORY (flows/inventory.py)."""
+    defaults to $TS24_INVENTORY (flows/inventory.py). `legacy_sample_rows` profiles only the
+    first rows of each legacy table (descriptive; the verdict never depends on it), for sites
+    where a full profile takes too long."""
     logger = get_run_logger()
     inventory = inventory_path(inventory)
     known = load_inventory(Path(inventory))
@@ -155,5 +160,5 @@ def migrate_site(site_id: str, inventory: str | None = None, chunk_rows: int = 5
         results["verify_backup"] = verify_backup_task(site_id, inventory, custodian_identity)
         with holding(target_limit(known)):
             results["load"] = load_task(site_id, inventory, chunk_rows)
-            results["validate"] = validate_task(site_id, inventory)
+            results["validate"] = validate_task(site_id, inventory, legacy_sample_rows)
     return results

@@ -7,8 +7,10 @@ forecast as Prefect artifacts (figures and report paths only: no dossier
 contents, no contact details).
 
 Without `site_id`, the flow reconciles every site of the inventory whose
-state is LOADED, VALIDATED, RECONCILING or DRAINED (a drained site is still
-watched until its purge: a late change must not go unnoticed). With `limits:`
+state is VALIDATED, RECONCILING or DRAINED (a drained site is still watched
+until its purge: a late change must not go unnoticed) and whose latest load
+passed its validation; a site the reconcile gate refuses (steps.gates) is
+named in the log with the step it needs first, and the others go on. With `limits:`
 in the inventory (flows.limits), a site whose legacy server or target has no
 free slot is put back and reconciled after the others, so one busy site does
 not hold up the sweep.
@@ -31,12 +33,14 @@ from ts24_migrate.app import App
 from ts24_migrate.config import Inventory, load_inventory
 from ts24_migrate.steps.reconcile import reconcile_step
 from ts24_migrate.control_store import SiteState
+from ts24_migrate.errors import GateRefused
+from ts24_migrate.steps.gates import require_validated
 
 from .artifacts import artifact_key, progress_reporter, publish_markdown, publish_table
 from .inventory import inventory_path
 from .limits import SlotBusy, holding, legacy_server_limit, target_limit
 
-WATCHED_STATES = (SiteState.LOADED, SiteState.VALIDATED, SiteState.RECONCILING, SiteState.DRAINED)
+WATCHED_STATES = (SiteState.VALIDATED, SiteState.RECONCILING, SiteState.DRAINED)
 
 
 def _app(inventory: str) -> App:
@@ -81,7 +85,17 @@ def sites_to_reconcile(inventory: str) -> list[str]:
     app = _app(inventory)
     try:
         store = app.control_store
-        return [site.id for site in app.inventory.sites if store.state(site.id) in WATCHED_STATES]
+        watched = []
+        for site in app.inventory.sites:
+            if store.state(site.id) not in WATCHED_STATES:
+                continue
+            try:
+                require_validated(app, site.id)
+            except GateRefused as refused:
+                get_run_logger().warning("site %s is not reconciled: %s", site.id, refused)
+                continue
+            watched.append(site.id)
+        return watched
     finally:
         app.close()
 

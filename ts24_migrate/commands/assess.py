@@ -9,6 +9,7 @@ from ..app import App, pass_app
 from ..server_identity import ServerIdentity
 from ..labels import (ATTACHMENT_FINDINGS, IN_FLIGHT_LABEL, RECEIVED_AFTER_CUTOVER_LABEL, finding_line,
                       object_counts_text)
+from .outcome import stage_outcome
 from .progress import table_progress
 
 
@@ -45,7 +46,7 @@ def assess(app: App, site_id: str, server_moved: bool) -> None:
       ts24-migrate -i sites.yaml --json assess hn-01 | jq .server
       ts24-migrate -i sites.yaml assess hn-01 --server-moved
     """
-    with table_progress(app, "assessing") as progress:
+    with stage_outcome(app, site_id) as outcome, table_progress(app, "assessing") as progress:
         result = assess_step(app, site_id, progress=progress, server_moved=server_moved)
     summary = result["summary"]
     server = ServerIdentity.from_dict(result["server"])
@@ -63,7 +64,7 @@ def assess(app: App, site_id: str, server_moved: bool) -> None:
         *finding_lines(summary),
         f"report: {result['reports']['html']}",
     ])
-    app.emit(result, human)
+    outcome.emit(result, human, report=result["reports"]["html"])
 
 
 COMMANDS = [assess]

@@ -19,6 +19,8 @@ from extract.objects import object_counts
 from ..app import App, pass_app
 from ..errors import VerificationError
 from ..labels import ATTACHMENT_FINDINGS, NUL_TEXT_LABEL, finding_line, object_counts_text
+from ..steps.site_life import shown_inventory
+from .outcome import stage_outcome
 from .progress import table_progress
 from .restore_common import print_problems, restore_options, restored_lines, scratch_url
 
@@ -70,9 +72,15 @@ def create(app: App, site_id: str, chunk_rows: int) -> None:
       ts24-migrate -i sites.yaml backup hn-01
       ts24-migrate -i sites.yaml --json backup create hn-01 --chunk-rows 20000
     """
-    with table_progress(app, "backing up") as progress:
-        result = backup_step(app, site_id, chunk_rows=chunk_rows, progress=progress)
-    lines = [f"site {site_id}: backup {result['backup_id']}" + (" (resumed)" if result["resumed"] else ""),
+    with stage_outcome(app, site_id) as outcome:
+        with table_progress(app, "backing up") as progress:
+            result = backup_step(app, site_id, chunk_rows=chunk_rows, progress=progress)
+        outcome.emit(result, _created_lines(site_id, result))
+
+
+def _created_lines(site_id: str, result: dict) -> str:
+    lines = [f"site {site_id}: backup {result['backup_id']}" + (" (resumed)" if result["resumed"] else "")
+             + (f" reused: {result['reuse_note']}" if result.get("reused") else ""),
              f"  {result['tables']} tables, {result['rows']} rows, {result['parts']} parts, "
              f"{_megabytes(result['ciphertext_bytes'])} encrypted"]
     found = object_counts_text(object_counts(result["object_items"] or []))
@@ -90,7 +98,7 @@ def create(app: App, site_id: str, chunk_rows: int) -> None:
     lines += [f"  warning: {w}" for w in result["warnings"]]
     lines.append(f"  manifest fingerprint: {result['manifest_fingerprint']}")
     lines.append(f"  folder: {result['backup_dir']}")
-    app.emit(result, "\n".join(lines))
+    return "\n".join(lines)
 
 
 @backup.command("list")
@@ -112,6 +120,9 @@ def list_command(app: App, site_id: str) -> None:
         lines.append(f"{row['backup_id']:<31} {row['status']:<11} {row.get('rows') or '':>10} "
                      f"{row.get('parts') or '':>6} {_megabytes(row.get('ciphertext_bytes')):>10}  "
                      f"{row.get('manifest_fingerprint') or row.get('error') or ''}")
+    if any(row["status"] == "incomplete" for row in rows):
+        lines.append(f"incomplete: interrupted, resumable: `ts24-migrate -i {shown_inventory(app.inventory_path)} backup {site_id}` "
+                     f"resumes it")
     if not rows:
         lines = [f"site {site_id} has no backups under {app.inventory.backup_path / site_id}"]
     app.emit({"site": site_id, "backups": rows}, "\n".join(lines))
@@ -137,21 +148,25 @@ def verify_command(app: App, site_id: str, backup_id: str | None, identity: Path
       ts24-migrate -i sites.yaml backup verify hn-01
       ts24-migrate -i sites.yaml backup verify hn-01 --identity keys/alice.age-identity
     """
-    with table_progress(app, "verifying") as progress:
-        try:
-            result = verify_step(app, site_id, backup_id=backup_id, identity=identity, public_key=public_key,
-                                 progress=progress)
-        except VerificationError as exc:
-            print_problems(exc)
-            raise
-    human = (f"backup {result['backup_id']} of site {site_id}: OK ({result['mode']}): "
-             f"{result['parts_checked']} parts, {_megabytes(result['ciphertext_bytes'])}"
-             + (f", {result['rows_checked']} rows and {result['files_checked']} files recounted, "
-                f"{result['objects_checked']} object definitions held against their fingerprints"
-                if result["mode"] == "decrypted" else "")
-             + f"\n  manifest fingerprint: {result['manifest_fingerprint']}"
-             + "".join(f"\n  warning: {w}" for w in result["warnings"]))
-    app.emit(result, human)
+    with stage_outcome(app, site_id) as outcome:
+        with table_progress(app, "verifying") as progress:
+            try:
+                result = verify_step(app, site_id, backup_id=backup_id, identity=identity, public_key=public_key,
+                                     progress=progress)
+            except VerificationError as exc:
+                print_problems(exc)
+                raise
+        outcome.emit(result, _verified_text(site_id, result), verdict="PASSED")
+
+
+def _verified_text(site_id: str, result: dict) -> str:
+    return (f"backup {result['backup_id']} of site {site_id}: OK ({result['mode']}): "
+            f"{result['parts_checked']} parts, {_megabytes(result['ciphertext_bytes'])}"
+            + (f", {result['rows_checked']} rows and {result['files_checked']} files recounted, "
+               f"{result['objects_checked']} object definitions held against their fingerprints"
+               if result["mode"] == "decrypted" else "")
+            + f"\n  manifest fingerprint: {result['manifest_fingerprint']}"
+            + "".join(f"\n  warning: {w}" for w in result["warnings"]))
 
 
 @backup.command("restore")
@@ -178,17 +193,18 @@ def restore_command(app: App, site_id: str, identity: Path, into_sqlite: Path | 
           --identity keys/alice.age-identity --into-url-env SCRATCH_URL --files /tmp/hn-01-files
     """
     url = scratch_url(into_sqlite, into_url_env)
-    with table_progress(app, "restoring") as progress:
-        try:
-            result = restore_step(app, site_id, identity=identity, into_url=url, files_dir=files_dir,
-                                  backup_id=backup_id, public_key=public_key, compare_live=not no_live,
-                                  progress=progress)
-        except VerificationError as exc:
-            print_problems(exc)
-            raise
-    lines = [f"backup {result['backup_id']} of site {site_id} restored and matches its manifest"]
-    lines += restored_lines(result)
-    app.emit(result, "\n".join(lines))
+    with stage_outcome(app, site_id) as outcome:
+        with table_progress(app, "restoring") as progress:
+            try:
+                result = restore_step(app, site_id, identity=identity, into_url=url, files_dir=files_dir,
+                                      backup_id=backup_id, public_key=public_key, compare_live=not no_live,
+                                      progress=progress)
+            except VerificationError as exc:
+                print_problems(exc)
+                raise
+        lines = [f"backup {result['backup_id']} of site {site_id} restored and matches its manifest"]
+        lines += restored_lines(result)
+        outcome.emit(result, "\n".join(lines), verdict="PASSED")
 
 
 COMMANDS = [backup]

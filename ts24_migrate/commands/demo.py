@@ -8,7 +8,8 @@ from pathlib import Path
 import click
 
 from ..app import App, pass_app
-from ..errors import UsageError
+from ..errors import Ts24Error, UsageError
+from .outcome import site_outcome, verdict_of
 
 DEMO_MARKER = ".ts24-demo"  # only a folder carrying this marker is ever replaced
 
@@ -29,8 +30,8 @@ def prepare_demo_folder(folder: Path) -> None:
               show_default=True, help="Where the demo site, keys, backups and reports go (replaced if it "
                                       "is an earlier demo).")
 @click.option("--site", "site_id", default="demo", show_default=True, help="Site id of the demo site.")
-@click.option("--scale", type=float, default=0.2, show_default=True,
-              help="Size: 1.0 is about 2,000 dossiers.")
+@click.option("--scale", type=click.FloatRange(min=0, min_open=True), default=0.2, show_default=True,
+              help="Size: 1.0 is about 2,000 dossiers (more than 0).")
 @click.option("--seed", type=int, default=42, show_default=True)
 @pass_app
 def demo(app: App, folder: Path, site_id: str, scale: float, seed: int) -> None:
@@ -50,21 +51,47 @@ def demo(app: App, folder: Path, site_id: str, scale: float, seed: int) -> None:
 
     folder = folder.resolve()
     prepare_demo_folder(folder)
-    identity = folder / "keys" / "custodian.age-identity"
-    recipient = generate_custodian_identity(identity)
-    generate_signing_key(folder / "keys" / "signing.key")
-    inventory = write_demo_inventory(folder, site_id=site_id, seed=seed, scale=scale,
-                                     backup_recipients=[recipient], signing_key=Path("keys/signing.key"))
+    try:
+        identity = folder / "keys" / "custodian.age-identity"
+        recipient = generate_custodian_identity(identity)
+        generate_signing_key(folder / "keys" / "signing.key")
+        inventory = write_demo_inventory(folder, site_id=site_id, seed=seed, scale=scale,
+                                         backup_recipients=[recipient], signing_key=Path("keys/signing.key"))
+    except BaseException:
+        # A half-made demo site is of no use to anyone: it goes, and the next run starts clean.
+        shutil.rmtree(folder, ignore_errors=True)
+        click.echo(f"the half-made demo folder {folder} was removed", err=True)
+        raise
     click.echo(f"demo site {site_id!r} written to {folder}; running the migrate-site flow ...", err=True)
-    result = migrate_site(site_id=site_id, inventory=str(inventory), custodian_identity=str(identity))
-    app.emit({"folder": str(folder), "inventory": str(inventory), **result}, _human(folder, inventory, result))
+    site_app = App(inventory, json_output=app.json_output)
+    try:
+        try:
+            result = migrate_site(site_id=site_id, inventory=str(inventory), custodian_identity=str(identity))
+        except Ts24Error as exc:
+            # The demo site itself is whole; its reports say why the migration failed.
+            try:
+                outcome = site_outcome(site_app, site_id, verdict_of(exc))
+            except Exception:
+                outcome = None
+            if outcome is not None:
+                exc.outcome = outcome.to_dict()  # type: ignore[attr-defined]
+                if not app.json_output:
+                    click.echo(f"demo FAILED: {folder}\n{outcome.line()}")
+            raise
+        validation = result["validate"]
+        outcome = site_outcome(site_app, site_id, "PASSED" if validation["passed"] else "FAILED",
+                               validation["reports"]["html"])
+    finally:
+        site_app.close()
+    app.emit({"folder": str(folder), "inventory": str(inventory), **result, "outcome": outcome.to_dict()},
+             _human(folder, inventory, result, outcome))
 
 
-def _human(folder: Path, inventory: Path, result: dict) -> str:
-    lines = [f"demo done: {folder}", f"  inventory: {inventory}"]
-    for step, outcome in result.items():
-        if isinstance(outcome, dict):
-            for kind, path in (outcome.get("reports") or {}).items():
+def _human(folder: Path, inventory: Path, result: dict, outcome) -> str:
+    lines = [f"demo {outcome.verdict}: {folder}", f"  inventory: {inventory}"]
+    for step, done in result.items():
+        if isinstance(done, dict):
+            for kind, path in (done.get("reports") or {}).items():
                 if kind in ("html", "data_docs"):
                     lines.append(f"  {step} report: {path}")
     try:
@@ -72,8 +99,10 @@ def _human(folder: Path, inventory: Path, result: dict) -> str:
     except ValueError:
         shown = inventory
     lines += [f"  audit ledger: {folder / 'work' / 'ledger'}",
-              f"next: ts24-migrate -i {shown} sites list",
-              f"      ts24-migrate -i {shown} audit verify --site demo"]
+              f"  the site's latest reports: {folder / 'work' / 'sites' / outcome.site_id / 'latest' / 'index.html'}",
+              f"  try: ts24-migrate -i {shown} sites list",
+              f"       ts24-migrate -i {shown} audit verify --site {outcome.site_id}",
+              outcome.line()]
     return "\n".join(lines)
 
 

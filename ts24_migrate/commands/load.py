@@ -8,6 +8,7 @@ import click
 
 
 from ..app import App, pass_app
+from .outcome import stage_outcome
 from .progress import table_progress
 
 
@@ -35,9 +36,10 @@ def load(app: App, site_id: str, chunk_rows: int) -> None:
       ts24-migrate -i sites.yaml load hn-01
       ts24-migrate -i sites.yaml --json load hn-01 --chunk-rows 20000 | jq .tables.HO_SO
     """
-    with table_progress(app, "loading") as progress:
-        data = load_step(app, site_id, chunk_rows=chunk_rows, progress=progress)
-    app.emit(data, _human(site_id, data))
+    with stage_outcome(app, site_id) as outcome:
+        with table_progress(app, "loading") as progress:
+            data = load_step(app, site_id, chunk_rows=chunk_rows, progress=progress)
+        outcome.emit(data, _human(site_id, data))
 
 
 def _human(site_id: str, data: dict[str, Any]) -> str:

@@ -17,6 +17,7 @@ import click
 
 from ..app import App, pass_app
 from ..errors import VerificationError
+from .outcome import stage_outcome
 from .progress import table_progress
 from .restore_common import print_problems, restore_options, restored_lines, scratch_url
 
@@ -69,10 +70,13 @@ def run_command(app: App, site_id: str, sweep: bool | None, as_of: dt.datetime |
       ts24-migrate -i sites.yaml reconcile run hn-01
       ts24-migrate -i sites.yaml --json reconcile run hn-01 --expect-drained | jq .criteria
     """
-    with table_progress(app, "reading changes") as progress:
-        result = reconcile_step(app, site_id, chunk_rows=chunk_rows, sweep=sweep, as_of=as_of, progress=progress)
-    app.emit(result, _human(result))
-    if expect_drained and not result["drained"]:
+    with stage_outcome(app, site_id) as outcome:
+        with table_progress(app, "reading changes") as progress:
+            result = reconcile_step(app, site_id, chunk_rows=chunk_rows, sweep=sweep, as_of=as_of,
+                                    progress=progress)
+        missed = expect_drained and not result["drained"]
+        outcome.emit(result, _human(result), verdict="FAILED" if missed else "DONE", report=result["reports"]["html"])
+    if missed:
         failed = [c["name"] for c in result["criteria"] if not c["holds"]]
         raise VerificationError(f"site {site_id} is not drained: {', '.join(failed)}")
 
@@ -114,15 +118,16 @@ def verify_chain_command(app: App, site_id: str, public_key: Path | None) -> Non
     Example:
       ts24-migrate -i sites.yaml reconcile verify-chain hn-01
     """
-    try:
-        result = verify_chain_step(app, site_id, public_key=public_key)
-    except VerificationError as exc:
-        print_problems(exc)
-        raise
-    lines = [f"backup chain of site {site_id}: OK, {len(result['backups'])} backups, "
-             f"{result['parts_checked']} parts checked"]
-    lines += [f"  {b['kind']:<12} {b['backup_id']}  {b['manifest_fingerprint']}" for b in result["backups"]]
-    app.emit(result, "\n".join(lines))
+    with stage_outcome(app, site_id) as outcome:
+        try:
+            result = verify_chain_step(app, site_id, public_key=public_key)
+        except VerificationError as exc:
+            print_problems(exc)
+            raise
+        lines = [f"backup chain of site {site_id}: OK, {len(result['backups'])} backups, "
+                 f"{result['parts_checked']} parts checked"]
+        lines += [f"  {b['kind']:<12} {b['backup_id']}  {b['manifest_fingerprint']}" for b in result["backups"]]
+        outcome.emit(result, "\n".join(lines), verdict="PASSED")
 
 
 @reconcile.command("restore-chain")
@@ -142,15 +147,16 @@ def restore_chain_command(app: App, site_id: str, identity: Path, into_sqlite: P
           --into-sqlite /tmp/hn-01-chain.sqlite --files /tmp/hn-01-chain-files
     """
     url = scratch_url(into_sqlite, into_url_env)
-    try:
-        result = restore_chain_step(app, site_id, identity=identity, into_url=url, files_dir=files_dir,
-                                    compare_live=not no_live)
-    except VerificationError as exc:
-        print_problems(exc)
-        raise
-    lines = [f"backup chain of site {site_id} ({len(result['backups'])} backups) restored and matches"]
-    lines += restored_lines(result)
-    app.emit(result, "\n".join(lines))
+    with stage_outcome(app, site_id) as outcome:
+        try:
+            result = restore_chain_step(app, site_id, identity=identity, into_url=url, files_dir=files_dir,
+                                        compare_live=not no_live)
+        except VerificationError as exc:
+            print_problems(exc)
+            raise
+        lines = [f"backup chain of site {site_id} ({len(result['backups'])} backups) restored and matches"]
+        lines += restored_lines(result)
+        outcome.emit(result, "\n".join(lines), verdict="PASSED")
 
 
 COMMANDS = [reconcile]

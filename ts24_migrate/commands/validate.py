@@ -21,9 +21,11 @@ from validation.report import build_site_report, write_site_report
 from ..app import App, pass_app
 from ..errors import VerificationError
 from ..report_paths import PathNames
+from .outcome import stage_outcome
 from .progress import table_progress
 
 Progress = Callable[[str, int, int], None]
+from ..steps.gates import require_verdict
 from ..steps.validate import validate_step
 
 
@@ -70,15 +72,17 @@ def validate(app: App, site_id: str, legacy_sample_rows: int | None) -> None:
       ts24-migrate -i sites.yaml validate hn-01
       ts24-migrate -i sites.yaml --json validate hn-01 | jq .reports.html
     """
-    with table_progress(app, "validating") as progress:
-        try:
-            result = validate_step(app, site_id, progress=progress, legacy_sample_rows=legacy_sample_rows)
-        except VerificationError as exc:
-            result = getattr(exc, "result", None)
-            if result is not None:
-                app.emit(result, _human(site_id, result))
-            raise
-    app.emit(result, _human(site_id, result))
+    with stage_outcome(app, site_id) as outcome:
+        with table_progress(app, "validating") as progress:
+            try:
+                result = validate_step(app, site_id, progress=progress, legacy_sample_rows=legacy_sample_rows)
+            except VerificationError as exc:
+                result = getattr(exc, "result", None)
+                if result is not None:
+                    exc.outcome = outcome.emit(result, _human(site_id, result), verdict="FAILED",
+                                               report=result["reports"]["html"]).to_dict()
+                raise
+        outcome.emit(result, _human(site_id, result), verdict="PASSED", report=result["reports"]["html"])
 
 
 @click.command("report")
@@ -102,15 +106,18 @@ def report(app: App, site_id: str, run_id: str | None, out: Path | None) -> None
       ts24-migrate -i sites.yaml report hn-01
       ts24-migrate -i sites.yaml report hn-01 --run 0b6f... --out /tmp/hn-01-report
     """
-    app.site(site_id)
-    site_report = build_site_report(app.control_store, site_id, run_id=run_id,
-                                    names=PathNames.for_inventory(app.inventory))
-    run_folder = app.reports_dir(site_id) / site_report.run_id
-    paths = write_site_report(site_report, out or run_folder, run_folder=run_folder)
-    data = {"site_id": site_id, "run_id": site_report.run_id, "passed": site_report.passed,
-            "verdict": site_report.data["verdict"]["text"], "reports": {k: str(v) for k, v in paths.items()}}
-    app.emit(data, f"site {site_id}: validation {data['verdict'].upper()} (run {site_report.run_id})\n"
-                   f"report: {paths['html']}\njson:   {paths['json']}")
+    with stage_outcome(app, site_id) as outcome:
+        if run_id is None:
+            require_verdict(app, site_id)
+        site_report = build_site_report(app.control_store, site_id, run_id=run_id,
+                                        names=PathNames.for_inventory(app.inventory))
+        run_folder = app.reports_dir(site_id) / site_report.run_id
+        paths = write_site_report(site_report, out or run_folder, run_folder=run_folder)
+        data = {"site_id": site_id, "run_id": site_report.run_id, "passed": site_report.passed,
+                "verdict": site_report.data["verdict"]["text"], "reports": {k: str(v) for k, v in paths.items()}}
+        outcome.emit(data, f"site {site_id}: validation {data['verdict'].upper()} (run {site_report.run_id})\n"
+                           f"report: {paths['html']}\njson:   {paths['json']}",
+                     verdict="PASSED" if site_report.passed else "FAILED", report=paths["html"])
 
 
 COMMANDS = [validate, report]

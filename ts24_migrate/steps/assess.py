@@ -19,10 +19,12 @@ from ..errors import UnreachableError
 from ..stage_runs import stage_run
 from ..report_paths import PathNames
 from .server_check import check_legacy_server
+from .latest import updates_latest
 
 Progress = Callable[[str, int, int], None]
 
 
+@updates_latest
 def assess_step(app: App, site_id: str, *, progress: Progress | None = None,
            parent_run_id: str | None = None, server_moved: bool = False) -> dict[str, Any]:
     """Assess a site; `server_moved` accepts a legacy server other than the one assessed before."""

@@ -11,21 +11,26 @@ from pathlib import Path
 from typing import Any, Callable
 
 
-from backups.backup import backup_site
+from backups.backup import BackupResult, backup_site
 from backups.catalog import find_backup
-from backups.manifest import BackupManifest
 from backups.keys import load_public_key, public_key_path
+from backups.manifest import BackupManifest, read_manifest
 from backups.restore import restore_backup
-from backups.verify import verify_backup
+from backups.reuse import backup_still_current
+from backups.verify import as_identity, verify_backup
 
 from ..app import App
 from ..control_store import SiteState
 from ..labels import attachment_findings, nul_text_rows
 from ..db import check_reachable, store_engine
-from ..errors import ConfigError, UnreachableError, VerificationError
+from ..errors import ConfigError, UnreachableError, UsageError, VerificationError
 from ..secrets import Secret
 from ..stage_runs import stage_run
 from .server_check import check_legacy_server
+from .gates import require_assessed, require_backup
+from .latest import updates_latest
+from .scratch import scratch_output
+from .site_life import Verification
 
 Progress = Callable[[str, int, int], None]
 
@@ -33,27 +38,44 @@ Progress = Callable[[str, int, int], None]
 
 # -- steps (shared with flows) ----------------------------------------------------------------
 
+@updates_latest
 def backup_step(app: App, site_id: str, *, chunk_rows: int = 50_000, progress: Progress | None = None,
-                parent_run_id: str | None = None) -> dict[str, Any]:
-    """Extract and back up a site (resuming an interrupted backup); state BACKED_UP on success."""
+                parent_run_id: str | None = None, reuse_unchanged: bool = False) -> dict[str, Any]:
+    """Extract and back up a site (resuming an interrupted backup); state BACKED_UP on success.
+
+    With `reuse_unchanged` (a migration run again), the latest backup is reused
+    instead when it passed its verification and every table and file of the
+    source still has its fingerprint: nothing is written but the run's record.
+    """
     site = app.site(site_id)
     if not site.backup_recipients:
         raise ConfigError("no backup_recipients: add the custodians' age1... keys",
                           path=str(app.inventory.source_path), site=site_id, field="backup_recipients")
+    facts = require_assessed(app, site_id)
     signing_key = app.signing_key
     legacy = app.legacy_engine(site)
     ledger = app.ledger(site_id)
     store = app.control_store
+    reuse, reuse_note = None, None
+    if reuse_unchanged:
+        reuse, reuse_note = _current_backup(app, site_id, facts, chunk_rows)
     with stage_run(store, ledger, site_id, "backup", success_state=SiteState.BACKED_UP,
                    parent_run_id=parent_run_id) as run:
         check_legacy_server(app, site_id, run)
-        result = backup_site(legacy, app.inventory.attachments_path(site), app.inventory.backup_path,
-                             site_id=site_id, run_id=run.run_id, recipients=list(site.backup_recipients),
-                             signing_key=signing_key, chunk_rows=chunk_rows, progress=progress, ledger=ledger)
+        if reuse is not None:
+            manifest = read_manifest(reuse)
+            result = BackupResult(manifest, resumed=False, warnings=list(manifest.data.get("warnings") or []))
+            ledger.append(site_id, "backup", "backup.reused", {**result.manifest.summary(), "why": reuse_note},
+                          run_id=run.run_id)
+        else:
+            result = backup_site(legacy, app.inventory.attachments_path(site), app.inventory.backup_path,
+                                 site_id=site_id, run_id=run.run_id, recipients=list(site.backup_recipients),
+                                 signing_key=signing_key, chunk_rows=chunk_rows, progress=progress,
+                                 ledger=ledger)
         for name, figures in result.table_figures().items():
             store.record_table(site_id, run.run_id, name, figures)
         summary = {**result.manifest.summary(), "resumed": result.resumed, "warnings": result.warnings,
-                   "backup_dir": str(result.backup_dir)}
+                   "backup_dir": str(result.backup_dir), "reused": reuse is not None, "reuse_note": reuse_note}
         run.figures.update({k: v for k, v in summary.items() if k != "warnings"})
         run.figures["warnings"] = len(result.warnings)
         run.figures["warning_messages"] = list(result.warnings)  # the auditor report lists them
@@ -81,6 +103,22 @@ def backup_findings(manifest: BackupManifest) -> dict[str, Any]:
     }
 
 
+def _current_backup(app: App, site_id: str, facts, chunk_rows: int) -> tuple[Path | None, str]:
+    """The latest backup, if it passed its verification and still equals the source; and why (not)."""
+    backup = facts.backup
+    if backup is None:
+        return None, "no earlier complete backup"
+    if backup.verification not in (Verification.CHECKED, Verification.DECRYPTED):
+        return None, f"backup {backup.backup_id} is {backup.verification.value}"
+    site = app.site(site_id)
+    check = backup_still_current(backup.backup_dir, app.legacy_engine(site), app.inventory.attachments_path(site),
+                                 public_key_b64=trusted_public_key(app, None),
+                                 recipients=list(site.backup_recipients), chunk_rows=chunk_rows)
+    if not check.current:
+        return None, f"backup {backup.backup_id} is not reused: {check.reason}"
+    return backup.backup_dir, check.reason
+
+
 def trusted_public_key(app: App, public_key: str | Path | None) -> str:
     """The signing public key to check manifests with: given, or the inventory key's .pub file."""
     if public_key is not None:
@@ -92,6 +130,25 @@ def trusted_public_key(app: App, public_key: str | Path | None) -> str:
     return load_public_key(public_key_path(path))
 
 
+def _custodian_identity(backup_dir: Path, identity: Path):
+    """The identity, read and matched with the backup's recipients before anything is recorded.
+
+    A key that is not a recipient is the operator's mistake, not a verdict on the
+    backup: a usage error (exit 2), and no verification run is recorded.
+    """
+    key = as_identity(identity)
+    try:
+        recipients = read_manifest(backup_dir).recipients
+    except VerificationError:
+        return key  # an unreadable manifest is the backup's problem: the verification reports it
+    if str(key.to_public()) not in recipients:
+        raise UsageError(f"wrong key: the identity {identity} is not one of the {len(recipients)} recipient(s) of "
+                         f"backup {backup_dir.name}, so it cannot decrypt it; use the age identity of a custodian "
+                         f"listed in the site's backup_recipients (nothing was recorded)")
+    return key
+
+
+@updates_latest
 def verify_step(app: App, site_id: str, *, backup_id: str | None = None, identity: Path | None = None,
                 public_key: str | Path | None = None, progress: Progress | None = None,
                 parent_run_id: str | None = None) -> dict[str, Any]:
@@ -100,13 +157,16 @@ def verify_step(app: App, site_id: str, *, backup_id: str | None = None, identit
     A failed check raises VerificationError whose `report` holds every problem.
     """
     app.site(site_id)
+    if backup_id is None:
+        require_backup(app, site_id, "backup verify")
     backup_dir = find_backup(app.inventory.backup_path, site_id, backup_id)
     key = trusted_public_key(app, public_key)
+    custodian = _custodian_identity(backup_dir, identity) if identity is not None else None
     ledger = app.ledger(site_id)
     state = SiteState.BACKUP_VERIFIED if identity is not None else None
     with stage_run(app.control_store, ledger, site_id, "verify-backup", success_state=state,
                    parent_run_id=parent_run_id) as run:
-        report = verify_backup(backup_dir, public_key_b64=key, identity=identity, progress=progress)
+        report = verify_backup(backup_dir, public_key_b64=key, identity=custodian, progress=progress)
         figures = {k: v for k, v in report.to_json().items() if k not in ("problems", "warnings")}
         figures["problems"] = len(report.problems)
         run.figures.update(figures)
@@ -121,11 +181,17 @@ def verify_step(app: App, site_id: str, *, backup_id: str | None = None, identit
     return {"run_id": run.run_id, **report.to_json()}
 
 
+@updates_latest
 def restore_step(app: App, site_id: str, *, identity: Path, into_url: Secret, files_dir: Path | None,
                  backup_id: str | None = None, public_key: str | Path | None = None, compare_live: bool = True,
                  progress: Progress | None = None, parent_run_id: str | None = None) -> dict[str, Any]:
-    """Restore a backup into a scratch database and folder and compare fingerprints (manifest, live)."""
+    """Restore a backup into a scratch database and folder and compare fingerprints (manifest, live).
+
+    What a failed or differing restore wrote is deleted (steps.scratch): nothing half-made stays.
+    """
     site = app.site(site_id)
+    if backup_id is None:
+        require_backup(app, site_id, "backup restore")
     backup_dir = find_backup(app.inventory.backup_path, site_id, backup_id)
     key = trusted_public_key(app, public_key)
     live, live_files, live_note = None, None, None
@@ -137,13 +203,12 @@ def restore_step(app: App, site_id: str, *, identity: Path, into_url: Secret, fi
         attachments = app.inventory.attachments_path(site)
         if attachments is not None and attachments.is_dir():
             live_files = attachments
-    into = store_engine(into_url)
-    check_reachable(into, what="scratch database", url=into_url)
     ledger = app.ledger(site_id)
-    try:
+    tables = _manifest_tables(backup_dir)
+    with scratch_output(into_url, files_dir, tables=tables) as scratch:
         with stage_run(app.control_store, ledger, site_id, "restore-check", parent_run_id=parent_run_id) as run:
-            report = restore_backup(backup_dir, identity, into, files_dir, public_key_b64=key, live=live,
-                                    live_attachments=live_files, progress=progress, ledger=ledger,
+            report = restore_backup(backup_dir, identity, scratch.engine, scratch.files_dir, public_key_b64=key,
+                                    live=live, live_attachments=live_files, progress=progress, ledger=ledger,
                                     run_id=run.run_id)
             run.figures.update({"backup_id": report.backup_id, "manifest_fingerprint": report.manifest_fingerprint,
                                 "ok": report.ok, "tables": len(report.tables), "problems": len(report.problems)})
@@ -153,9 +218,14 @@ def restore_step(app: App, site_id: str, *, identity: Path, into_url: Secret, fi
                                                                     if len(report.problems) > 1 else ""))
                 exc.report = report  # type: ignore[attr-defined]
                 raise exc
-    finally:
-        into.dispose()
     return {"run_id": run.run_id, **report.to_json(), "live_note": live_note}
+
+
+def _manifest_tables(backup_dir: Path) -> list[str]:
+    try:
+        return list(read_manifest(backup_dir).tables)
+    except VerificationError:
+        return []  # the restore itself reports the unreadable manifest; it creates no table then
 
 
 # -- commands ---------------------------------------------------------------------------------

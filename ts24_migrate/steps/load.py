@@ -12,12 +12,19 @@ from ..app import App
 from ..control_store import SiteState
 from ..stage_runs import stage_run
 from .server_check import check_legacy_server
+from .gates import require_loadable_backup
+from .latest import updates_latest
 
 
+@updates_latest
 def load_step(app: App, site_id: str, *, chunk_rows: int = 50_000, progress: Progress | None = None,
               parent_run_id: str | None = None) -> dict[str, Any]:
-    """Run the load stage for one site: a recorded run, per-table figures, state LOADED."""
+    """Run the load stage for one site: a recorded run, per-table figures, state LOADED.
+
+    Refused (steps.gates) until the site has a complete backup that passed a verification.
+    """
     site = app.site(site_id)
+    require_loadable_backup(app, site_id)
     legacy = app.legacy_engine(site)
     target = app.target_engine()
     with stage_run(app.control_store, app.ledger(site_id), site_id, "load", success_state=SiteState.LOADED,

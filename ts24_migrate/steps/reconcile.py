@@ -16,13 +16,15 @@ from reconcile.state import ReconcileState
 
 from ..app import App
 from ..control_store import SiteState
-from ..db import store_engine
 from ..errors import ConfigError, UnreachableError, VerificationError
 from ..secrets import Secret
 from ..stage_runs import stage_run
 from ..report_paths import PathNames
 from .backup import trusted_public_key
 from .server_check import check_legacy_server
+from .gates import refuse, require_validated
+from .latest import updates_latest
+from .scratch import scratch_output
 
 Progress = Callable[[str, int, int], None]
 STAGE = "reconcile"
@@ -38,6 +40,7 @@ def burndown_history(app: App, site_id: str) -> list[BurndownPoint]:
     return sorted(points, key=lambda p: p.as_of)
 
 
+@updates_latest
 def reconcile_step(app: App, site_id: str, *, chunk_rows: int = 50_000, sweep: bool | None = None,
                    as_of: dt.datetime | None = None, progress: Progress | None = None,
                    parent_run_id: str | None = None) -> dict[str, Any]:
@@ -46,6 +49,7 @@ def reconcile_step(app: App, site_id: str, *, chunk_rows: int = 50_000, sweep: b
     if not site.backup_recipients:
         raise ConfigError("no backup_recipients: increments are encrypted like full backups",
                           path=str(app.inventory.source_path), site=site_id, field="backup_recipients")
+    require_validated(app, site_id)
     signing_key = app.signing_key
     public_key = trusted_public_key(app, None)
     legacy = app.legacy_engine(site)
@@ -80,13 +84,20 @@ def reconcile_step(app: App, site_id: str, *, chunk_rows: int = 50_000, sweep: b
             "warnings": result.warnings}
 
 
+def _chain_links(app: App, site_id: str, stage: str):
+    links = ReconcileState(app.control_store.engine).chain(site_id)
+    if not links:
+        raise refuse(app, site_id, stage, "the site has no backup chain yet (its first reconciliation starts it)")
+    return links
+
+
+@updates_latest
 def verify_chain_step(app: App, site_id: str, *, public_key: str | Path | None = None,
                       parent_run_id: str | None = None) -> dict[str, Any]:
     """Verify the site's whole backup chain without a key: signatures, links, every part's hash."""
     app.site(site_id)
     key = trusted_public_key(app, public_key)
-    state = ReconcileState(app.control_store.engine)
-    links = state.chain(site_id)
+    links = _chain_links(app, site_id, "reconcile verify-chain")
     with stage_run(app.control_store, app.ledger(site_id), site_id, "verify-chain",
                    parent_run_id=parent_run_id) as run:
         report = verify_chain(load_chain(app.inventory.backup_path, site_id, links), public_key_b64=key,
@@ -100,13 +111,14 @@ def verify_chain_step(app: App, site_id: str, *, public_key: str | Path | None =
     return {"run_id": run.run_id, "site_id": site_id, **report.to_json()}
 
 
+@updates_latest
 def restore_chain_step(app: App, site_id: str, *, identity: Path, into_url: Secret, files_dir: Path | None,
                        public_key: str | Path | None = None, compare_live: bool = True,
                        parent_run_id: str | None = None) -> dict[str, Any]:
     """Restore the full backup and every increment into a scratch database and folder; compare."""
     site = app.site(site_id)
     key = trusted_public_key(app, public_key)
-    links = ReconcileState(app.control_store.engine).chain(site_id)
+    links = _chain_links(app, site_id, "reconcile restore-chain")
     manifests = load_chain(app.inventory.backup_path, site_id, links)
     live, live_files, note = None, None, None
     if compare_live:
@@ -116,19 +128,17 @@ def restore_chain_step(app: App, site_id: str, *, identity: Path, into_url: Secr
             live_files = attachments if attachments is not None and attachments.is_dir() else None
         except (UnreachableError, ConfigError) as exc:
             note = f"live source not compared: {exc}"
-    into = store_engine(into_url)
-    try:
+    tables = {name for manifest in manifests for name in manifest.tables}
+    with scratch_output(into_url, files_dir, tables=tables) as scratch:
         with stage_run(app.control_store, app.ledger(site_id), site_id, "restore-chain",
                        parent_run_id=parent_run_id) as run:
-            report = restore_chain(manifests, identity, into, files_dir, public_key_b64=key, live=live,
-                                   live_attachments=live_files)
+            report = restore_chain(manifests, identity, scratch.engine, scratch.files_dir, public_key_b64=key,
+                                   live=live, live_attachments=live_files)
             run.figures.update({"ok": report.ok, "backups": len(report.backups), "problems": len(report.problems)})
             if not report.ok:
                 exc = VerificationError(f"the restored chain of site {site_id} does not match: {report.problems[0]}")
                 exc.report = report  # type: ignore[attr-defined]
                 raise exc
-    finally:
-        into.dispose()
     return {"run_id": run.run_id, "site_id": site_id, **report.to_json(), "live_note": note}
 
 

@@ -25,11 +25,13 @@ from validation.report_figures import (backup_signature, backup_verification, do
 
 from ..app import App
 from ..control_store import RunRecord, SiteState
-from ..errors import UsageError, VerificationError
+from ..errors import VerificationError
 from ..report_paths import PathNames
 from ..secrets import redact_url
 from ..stage_runs import stage_run
 from .backup import trusted_public_key
+from .gates import require_loaded
+from .latest import updates_latest
 from .server_check import check_legacy_server
 
 Progress = Callable[[str, int, int], None]
@@ -49,14 +51,6 @@ class Checks:
     @property
     def passed(self) -> bool:
         return not self.reasons
-
-
-def _latest(app: App, site_id: str, stage: str, command: str) -> RunRecord:
-    run = app.control_store.latest_run(site_id, stage)
-    if run is None:
-        raise UsageError(f"site {site_id} has no successful {stage} run to validate: run "
-                         f"`ts24-migrate {command} {site_id}` first")
-    return run
 
 
 def _failed_expectations(suite: dict[str, Any]) -> list[dict[str, Any]]:
@@ -189,6 +183,7 @@ def run_checks(app: App, site_id: str, *, folder: Path, backup_run: RunRecord, l
     return checks
 
 
+@updates_latest
 def validate_step(app: App, site_id: str, *, progress: Progress | None = None, parent_run_id: str | None = None,
                   legacy_sample_rows: int | None = None) -> dict[str, Any]:
     """Validate a site and write its report; state VALIDATED when the verdict passes.
@@ -197,9 +192,8 @@ def validate_step(app: App, site_id: str, *, progress: Progress | None = None, p
     verdict raises VerificationError once the run, its figures and the report are
     recorded; the summary is on the exception as `.result`.
     """
-    app.site(site_id)
-    backup_run = _latest(app, site_id, "backup", "backup")
-    load_run = _latest(app, site_id, "load", "load")
+    facts = require_loaded(app, site_id)
+    backup_run, load_run = facts.backup.run, facts.load
     store, ledger = app.control_store, app.ledger(site_id)
     sources = {"backup": backup_run.run_id, "load": load_run.run_id,
                "verify-backup": None, "assess": getattr(store.latest_run(site_id, "assess"), "run_id", None)}
