@@ -76,8 +76,8 @@ class Ledger:
 
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self._thread_lock, _locked(self.path, fcntl.LOCK_EX, create=True) as fd:
-            last = _last_event(fd, self.path)
-            _check_head_agrees(self.path, last)
+            last = _last_event(fd, self.path, self.signing_key.public_key_b64)
+            _check_head_agrees(self.path, last, self.signing_key.public_key_b64)
             new = self._signed_event(site_id, stage, event, figures, run_id, last)
             write_all(fd, new.line())
             os.fsync(fd)
@@ -91,7 +91,7 @@ class Ledger:
         if not self.path.exists():
             return None
         with _locked(self.path, fcntl.LOCK_SH, create=False) as fd:
-            return _last_event(fd, self.path)
+            return _last_event(fd, self.path, self.signing_key.public_key_b64)
 
     def head_hash(self) -> str | None:
         head = self.head()
@@ -204,7 +204,13 @@ class _locked:
             os.close(self.fd)
 
 
-def _last_event(fd: int, path: Path) -> LedgerEvent | None:
+def _verify_command(path: Path, public_key_b64: str | None) -> str:
+    """The command that checks this ledger, ready to run (the key the pipeline signs with is public)."""
+    key = f" --public-key {public_key_b64}" if public_key_b64 else ""
+    return f"`ts24-migrate audit verify {path}{key}`"
+
+
+def _last_event(fd: int, path: Path, public_key_b64: str | None = None) -> LedgerEvent | None:
     """The ledger's last event, read backwards from the end; None for an empty file."""
     size = os.fstat(fd).st_size
     if size == 0:
@@ -212,7 +218,7 @@ def _last_event(fd: int, path: Path) -> LedgerEvent | None:
     if os.pread(fd, 1, size - 1) != b"\n":
         raise VerificationError(
             f"ledger {path} ends with an incomplete line (a write was cut short); nothing appended. "
-            f"Check it with `ts24-migrate audit verify {path}` before anyone repairs it")
+            f"Check it with {_verify_command(path, public_key_b64)} before anyone repairs it")
     # Read blocks backwards from the final newline until the newline that ends the line before.
     position, line = size - 1, b""
     while position > 0:
@@ -226,24 +232,24 @@ def _last_event(fd: int, path: Path) -> LedgerEvent | None:
     event, problem = parse_line(line + b"\n")
     if event is None:
         raise VerificationError(f"ledger {path}: the last line is not a valid event ({problem}); "
-                                f"nothing appended. Check it with `ts24-migrate audit verify {path}`")
+                                f"nothing appended. Check it with {_verify_command(path, public_key_b64)}")
     if event.computed_hash() != event.hash:
         raise VerificationError(f"ledger {path}: the last event (seq {event.seq}) does not match its hash; "
-                                f"nothing appended. Check it with `ts24-migrate audit verify {path}`")
+                                f"nothing appended. Check it with {_verify_command(path, public_key_b64)}")
     return event
 
 
-def _check_head_agrees(path: Path, last: LedgerEvent | None) -> None:
+def _check_head_agrees(path: Path, last: LedgerEvent | None, public_key_b64: str | None = None) -> None:
     """Refuse to append when the signed head names an event the file no longer holds."""
     try:
         head = read_head(path)
     except HeadUnreadable as exc:
         raise VerificationError(f"{exc}; nothing appended. Check the ledger with "
-                                f"`ts24-migrate audit verify {path}`") from None
+                                f"{_verify_command(path, public_key_b64)}") from None
     if head is None:
         return
     last_seq = last.seq if last else 0
     if head.seq > last_seq:
         raise VerificationError(
             f"ledger {path}: its signed head names seq {head.seq} but the file ends at seq {last_seq} "
-            f"(events were removed); nothing appended. Check it with `ts24-migrate audit verify {path}`")
+            f"(events were removed); nothing appended. Check it with {_verify_command(path, public_key_b64)}")

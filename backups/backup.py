@@ -501,7 +501,12 @@ def backup_site(legacy: Engine, attachments_dir: Path | None, backup_root: Path,
                           recipients=list(recipients), signing_key=signing_key, chunk_rows=chunk_rows,
                           attachment_part_bytes=attachment_part_bytes, progress=progress)
         try:
-            manifest = job.run()
+            try:
+                manifest = job.run()
+            except BaseException:
+                if not resumed:
+                    _discard_if_nothing_stored(backup_dir)
+                raise
         except sa.exc.DBAPIError as exc:
             detail = redact_url(str(exc.orig or exc).splitlines()[0][:200])
             raise UnreachableError(f"backup of site {site_id} stopped: the legacy database failed ({detail}); "
@@ -520,6 +525,22 @@ def backup_site(legacy: Engine, attachments_dir: Path | None, backup_root: Path,
                                     attachment_findings((manifest.attachments or {}).get("references"))},
         }, run_id=run_id)
     return result
+
+
+_DURABLE_EVENTS = ("part", "table_done", "files_part", "files_done")
+
+
+def _discard_if_nothing_stored(backup_dir: Path) -> None:
+    """A backup that failed before storing anything leaves no folder behind (it would list as an
+    empty incomplete backup, or not at all); one with a stored part stays, to be resumed."""
+    if (backup_dir / MANIFEST_NAME).exists():
+        return
+    try:
+        stored = any(e.get("event") in _DURABLE_EVENTS for e in Journal(backup_dir / JOURNAL_NAME).entries())
+    except Exception:
+        return  # a journal we cannot read is left for the resume to judge
+    if not stored:
+        shutil.rmtree(backup_dir, ignore_errors=True)
 
 
 def discard_incomplete(site_dir: Path, backup_id: str) -> None:

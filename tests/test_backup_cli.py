@@ -39,6 +39,7 @@ def test_backup_verify_restore_from_the_command_line(demo, capsys, tmp_path: Pat
     inventory, identity, public_key = demo
     inv = str(inventory)
 
+    assert _run(capsys, "-i", inv, "assess", "demo")[0] == 0
     code, out, err = _run(capsys, "-i", inv, "backup", "demo")
     assert code == 0, err
     assert "manifest fingerprint:" in out and finding_line("missing", 1) in out
@@ -79,6 +80,7 @@ def test_backup_verify_restore_from_the_command_line(demo, capsys, tmp_path: Pat
 
 def test_verify_exits_1_naming_the_damaged_part(demo, capsys) -> None:
     inventory, identity, _ = demo
+    assert _run(capsys, "-i", str(inventory), "assess", "demo")[0] == 0
     assert _run(capsys, "-i", str(inventory), "backup", "demo")[0] == 0
     part = next((inventory.parent / "backups" / "demo").rglob("part-000001.parquet.age"))
     data = bytearray(part.read_bytes())
@@ -97,7 +99,7 @@ def test_clear_errors_for_bad_input(demo, capsys, tmp_path: Path) -> None:
     inventory, identity, _ = demo
     inv = str(inventory)
     code, _, err = _run(capsys, "-i", inv, "backup", "verify", "demo")
-    assert code == 2 and "has no complete backup" in err
+    assert code == 4 and "has no complete backup" in err
     code, _, err = _run(capsys, "-i", inv, "backup", "restore", "demo", "--identity", str(identity))
     assert code == 2 and "exactly one of --into-sqlite" in err
     code, _, err = _run(capsys, "-i", inv, "backup", "restore", "demo", "--identity", str(identity),

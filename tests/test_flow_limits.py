@@ -15,11 +15,10 @@ import yaml
 from backups.keys import generate_custodian_identity, generate_signing_key
 from flows.limits import Limit, legacy_server_limit, target_limit, write_limit
 from ts24_migrate.app import App
-from ts24_migrate.cli import main
 from ts24_migrate.commands.demo_data import write_demo_inventory
 from ts24_migrate.config import load_inventory
 from ts24_migrate.control_store import SiteState
-from ts24_migrate.errors import ExitCode
+from test_stages_support import through_inventory
 
 
 def _with_limits(inventory: Path, limits: dict, *, target: str | None = None,
@@ -130,8 +129,8 @@ def test_a_reconciliation_waits_for_the_targets_slot(prefect_server, tmp_path, m
     generate_signing_key(folder / "keys" / "signing.key")
     inventory = write_demo_inventory(folder, scale=0.03, backup_recipients=[recipient],
                                      signing_key=Path("keys/signing.key"))
-    for step in (["load", "demo"], ["backup", "demo"]):  # by hand: commands take no slots
-        assert main(["-i", str(inventory), "--json", *step]) == ExitCode.OK
+    through_inventory(inventory, "demo", "assess", "backup", "verify-identity", "load", "validate",
+                      identity=folder / "keys" / "alice.age-identity")  # by hand: steps take no slots
     reference = f"env:TS24_TARGET_{uuid.uuid4().hex[:8].upper()}"  # a limit of this test's own
     monkeypatch.setenv(reference[4:], (folder / "secrets" / "target.url").read_text(encoding="utf-8").strip())
     _with_limits(inventory, {"legacy_server": 1, "target": 1}, target=reference)
@@ -157,8 +156,8 @@ def test_a_sweep_reconciles_a_busy_site_after_the_others(prefect_server, tmp_pat
         inventory = write_demo_inventory(folder, site_id=site_id, office_code=office, seed=seed, scale=0.03,
                                          backup_recipients=[recipient], signing_key=Path("keys/signing.key"))
     for site_id in ("busy", "free"):
-        for step in (["load", site_id], ["backup", site_id]):
-            assert main(["-i", str(inventory), "--json", *step]) == ExitCode.OK
+        through_inventory(inventory, site_id, "assess", "backup", "verify-identity", "load", "validate",
+                          identity=folder / "keys" / "alice.age-identity")
     server = f"busy-{uuid.uuid4().hex[:8]}"
     _with_limits(inventory, {"legacy_server": 1}, servers={"busy": server})  # "busy" alone on its server
     store = App(inventory).control_store

@@ -123,12 +123,16 @@ def demo_site(folder: Path, legacy_url: str, target: sa.Engine | None, *, scale:
     return legacy, folder / "files", truth
 
 
-def demo_inventory(folder: Path, target_url: str, *, scale: float = 0.05, site_id: str = "demo"):
-    """A site folder as an operator has it: sites.yaml, secrets, signing key, legacy database, attachments.
+def demo_inventory(folder: Path, target_url: str, *, scale: float = 0.05, site_id: str = "demo",
+                   ready_to_load: bool = True):
+    """A site folder as an operator has it: sites.yaml, secrets, signing and custodian keys, legacy
+    database, attachments; assessed, backed up and its backup verified (what a load needs first),
+    unless `ready_to_load` is False.
 
     The new system's side is planted into the target. Returns (inventory path, truth).
     """
-    from backups.keys import generate_signing_key
+    from backups.keys import generate_custodian_identity, generate_signing_key
+    from test_stages_support import READY_TO_LOAD, through_inventory
 
     folder.mkdir(parents=True, exist_ok=True)
     target = store_engine(Secret(target_url))
@@ -142,11 +146,15 @@ def demo_inventory(folder: Path, target_url: str, *, scale: float = 0.05, site_i
         (secrets / name).write_text(value, encoding="utf-8")
         (secrets / name).chmod(0o600)
     generate_signing_key(folder / "keys" / "signing.key")
+    recipient = generate_custodian_identity(folder / "keys" / "custodian.age-identity")
     inventory = folder / "sites.yaml"
     inventory.write_text(
         "version: 1\nwork_dir: work\nsigning_key: keys/signing.key\ntarget: file:secrets/target.url\n"
         f"sites:\n  - id: {site_id}\n    office: \"01\"\n    legacy: file:secrets/legacy.url\n"
-        f"    attachments: files\n    cutover: {CUTOVER.isoformat()}\n", encoding="utf-8")
+        f"    attachments: files\n    cutover: {CUTOVER.isoformat()}\n    backup_recipients: [{recipient}]\n",
+        encoding="utf-8")
+    if ready_to_load:
+        through_inventory(inventory, site_id, *READY_TO_LOAD)
     return inventory, truth
 
 

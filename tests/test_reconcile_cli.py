@@ -13,6 +13,7 @@ from ts24_migrate.cli import cli, main
 from ts24_migrate.commands.demo_data import write_demo_inventory
 from ts24_migrate.control_store import SiteState
 from ts24_migrate.errors import ExitCode
+from test_stages_support import through_inventory
 
 
 def _demo_inventory(tmp_path) -> Path:
@@ -27,9 +28,10 @@ def _demo_inventory(tmp_path) -> Path:
 
 @pytest.fixture
 def inventory(tmp_path) -> Path:
+    """The demo site migrated: assessed, backed up, decrypt-verified, loaded and validated."""
     path = _demo_inventory(tmp_path)
-    for step in (["load", "demo"], ["backup", "demo"]):
-        assert main(["-i", str(path), "--json", *step]) == ExitCode.OK
+    through_inventory(path, "demo", "assess", "backup", "verify-identity", "load", "validate",
+                      identity=path.parent / "keys" / "alice.age-identity")
     return path
 
 
@@ -72,13 +74,14 @@ def test_reconcile_commands_until_the_site_drains(inventory, capsys):
     app.close()
 
 
-def test_reconcile_refuses_a_site_without_backup(tmp_path, capsys):
+def test_reconcile_refuses_a_site_not_loaded_or_not_validated(tmp_path, capsys):
     path = _demo_inventory(tmp_path)
-    assert main(["-i", str(path), "reconcile", "run", "demo"]) == ExitCode.REFUSED  # not loaded
-    assert "not loaded" in capsys.readouterr().err
-    assert main(["-i", str(path), "load", "demo"]) == ExitCode.OK
-    assert main(["-i", str(path), "reconcile", "run", "demo"]) == ExitCode.USAGE  # no full backup
-    assert "no complete full backup" in capsys.readouterr().err
+    assert main(["-i", str(path), "reconcile", "run", "demo"]) == ExitCode.REFUSED
+    assert "the site is not loaded" in capsys.readouterr().err
+    through_inventory(path, "demo", "assess", "backup", "verify", "load")
+    assert main(["-i", str(path), "reconcile", "run", "demo"]) == ExitCode.REFUSED
+    assert "the site's load has not been validated" in capsys.readouterr().err
+    assert App(path).control_store.runs("demo", "reconcile") == []  # a refused stage did not run
 
 
 def test_every_reconcile_command_documents_an_example():

@@ -21,6 +21,7 @@ from ts24_migrate.steps.backup import backup_step, verify_step
 from ts24_migrate.commands.demo_data import write_demo_inventory
 from ts24_migrate.steps.load import load_step
 from ts24_migrate.steps.validate import validate_step
+from test_stages_support import through
 from ts24_migrate.control_store import ControlStore, SiteState
 from ts24_migrate.errors import VerificationError
 from validation.report_figures import backup_signature, backup_verification, reject_examples
@@ -63,14 +64,16 @@ def test_verification_state_follows_the_backups_own_runs(store):
 
 @pytest.fixture
 def backed_up(tmp_path):
-    """A demo site backed up and loaded (with the custodian's key kept aside)."""
+    """A demo site assessed, backed up and checked without a key (the custodian's key kept aside)."""
     identity = tmp_path / "keys" / "custodian.age-identity"
     recipient = generate_custodian_identity(identity)
     generate_signing_key(tmp_path / "keys" / "signing.key")
     inventory = write_demo_inventory(tmp_path / "site", scale=0.05, backup_recipients=[recipient],
                                      signing_key=tmp_path / "keys" / "signing.key")
     app = App(inventory)
+    through(app, SITE, "assess")
     result = backup_step(app, SITE)
+    verify_step(app, SITE)  # signature and ciphertext only: what a load needs first
     yield app, result, identity, tmp_path
     app.close()
 

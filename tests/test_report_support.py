@@ -25,6 +25,7 @@ from load import target_schema as ts
 from load.bookkeeping import crosswalk
 from load.site_load import prepare_target
 from ts24_migrate.app import App
+from ts24_migrate.steps.assess import assess_step
 from ts24_migrate.steps.backup import backup_step, verify_step
 from ts24_migrate.commands.demo_data import write_demo_inventory
 from ts24_migrate.steps.load import load_step
@@ -72,7 +73,7 @@ def _inventory_with_env_target(folder: Path, target_url: str, recipient: str, si
 
 
 def migrated_site(folder: Path, *, target_url: str | None = None) -> MigratedSite:
-    """A demo site backed up, verified with a custodian identity and loaded. With `target_url`,
+    """A demo site assessed, backed up, verified with a custodian identity and loaded. With `target_url`,
     the caller must have set the environment variable TARGET_ENV to it."""
     folder.mkdir(parents=True, exist_ok=True)
     identity = folder / "keys" / "custodian.age-identity"
@@ -86,6 +87,7 @@ def migrated_site(folder: Path, *, target_url: str | None = None) -> MigratedSit
         assert os.environ.get(TARGET_ENV) == target_url
         inventory = _inventory_with_env_target(folder / "site", target_url, recipient, signing_key)
     app = App(inventory)
+    assess_step(app, SITE)
     backup_step(app, SITE)
     verify_step(app, SITE, identity=identity)
     load_step(app, SITE)

@@ -57,7 +57,8 @@ def test_tampered_sqlite_target_fails_validation_naming_exactly_the_keys(tmp_pat
     assert err.strip().splitlines() == [err.strip()]  # one line
     assert err.startswith(f"error: validation of site {SITE} failed: parity: 3 difference(s)")
     assert "validation FAILED" in out and "report: " in out
-    html_path = Path(out.strip().splitlines()[-1].removeprefix("report: "))
+    html_path = Path(next(line for line in out.splitlines() if line.startswith("report: ")).removeprefix("report: "))
+    assert out.strip().splitlines()[-1].startswith(f"outcome: FAILED | site {SITE}: LOADED | report: {html_path} | ")
     report = json.loads(html_path.with_suffix(".json").read_text(encoding="utf-8"))
     _assert_fails_on_parity_alone(report, tampered)
 

@@ -257,10 +257,11 @@ def test_validate_needs_a_backup_and_a_load(tmp_path, capsys):
     generate_signing_key(tmp_path / "keys" / "signing.key")
     inventory = write_demo_inventory(tmp_path / "site", scale=0.05, backup_recipients=[recipient],
                                      signing_key=tmp_path / "keys" / "signing.key")
-    assert main(["-i", str(inventory), "validate", SITE]) == 2
-    assert capsys.readouterr().err.strip() == (
-        "error: site demo has no successful backup run to validate: run `ts24-migrate backup demo` first")
-    assert main(["-i", str(inventory), "report", SITE]) == 2
+    assert main(["-i", str(inventory), "validate", SITE]) == 4
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: validate of site demo refused: the site has no complete backup; first, IT runs "
+                          "`ts24-migrate -i ") and err.endswith(" assess demo` (the site has not been assessed)")
+    assert main(["-i", str(inventory), "report", SITE]) == 4
     assert "has no validation with a verdict yet" in capsys.readouterr().err
     assert App(inventory).control_store.runs(SITE, "validate") == []
 

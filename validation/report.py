@@ -79,7 +79,7 @@ def _validate_run(store: ControlStore, site_id: str, run_id: str | None) -> RunR
     for run in reversed(store.runs(site_id, STAGE)):
         if "verdict" in run.figures:
             return run
-    raise UsageError(f"site {site_id} has no validation with a verdict yet: run `ts24-migrate validate {site_id}`")
+    raise UsageError(f"site {site_id} has no validation with a verdict yet")  # the CLI's gate says what it needs
 
 
 def _source_run(store: ControlStore, run_id: str | None) -> RunRecord | None:

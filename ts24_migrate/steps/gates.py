@@ -91,9 +91,11 @@ def require_loaded(app: App, site_id: str) -> SiteFacts:
 def require_validated(app: App, site_id: str) -> SiteFacts:
     """Reconciliation carries dossiers over on top of a load that a validation passed."""
     facts = SiteFacts.read(app, site_id)
-    if facts.validation_passed and facts.validation_is_current:
+    if facts.validation_passed and facts.validation_is_current and facts.backup is not None:
         return facts
-    if facts.load is None:
+    if facts.backup is None:
+        what = "the site has no complete backup (its backup chain starts on one)"
+    elif facts.load is None:
         what = "the site is not loaded"
     elif facts.validation is None:
         what = "the site's load has not been validated"
