@@ -226,3 +226,37 @@ def test_the_latest_page_points_at_each_stage_report_and_survives_a_copy(demo_si
     # A refused stage leaves the page as it was, naming the same next step.
     assert walk.run("validate", SITE)[0] == ExitCode.REFUSED
     assert json.loads((latest / "index.json").read_text(encoding="utf-8"))["next"] == index["next"]
+
+
+def test_the_commands_that_error_messages_suggest_run_as_printed(demo_site, capsys, monkeypatch):
+    import yaml
+
+    site = demo_site(scale=0.03)
+    walk = Walk(capsys, site)
+    # No signing key yet: the error says how to make one; made as printed, the stage runs.
+    data = yaml.safe_load(site.inventory.read_text(encoding="utf-8"))
+    key = data.pop("signing_key")
+    site.inventory.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    for name in ("signing.key", "signing.pub"):
+        (site.folder / key).with_name(name).unlink()
+    code, _, err = walk.run("assess", SITE)
+    assert code == ExitCode.USAGE and "field signing_key" in err
+    monkeypatch.chdir(site.inventory.parent)  # "in the inventory's folder"
+    suggested = shlex.split(err.split("`")[1])
+    assert suggested[0] == "ts24-migrate" and main(suggested[1:]) == ExitCode.OK
+    data["signing_key"] = err.split("set signing_key: ")[1].strip()
+    site.inventory.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    assert walk.run("assess", SITE)[0] == ExitCode.OK
+
+    # A damaged audit ledger: every stage stops before writing to it, and the check it suggests runs
+    # as printed (with the public key), naming the damage.
+    ledger = site.folder / "work" / "ledger" / f"{SITE}.jsonl"
+    with ledger.open("ab") as handle:
+        handle.write(b'{"seq": 99, "cut short')
+    code, _, err = walk.run("assess", SITE)
+    assert code == ExitCode.VERDICT_FAILED and "ends with an incomplete line" in err
+    suggested = shlex.split(err.split("`")[1])
+    assert suggested[:3] == ["ts24-migrate", "audit", "verify"] and "--public-key" in suggested
+    capsys.readouterr()
+    assert main(suggested[1:]) == ExitCode.VERDICT_FAILED
+    assert "not intact" in capsys.readouterr().err

@@ -62,8 +62,9 @@ class App:
 
         path = self.inventory.signing_key_path
         if path is None:
-            raise ConfigError("the inventory has no signing_key; make one with "
-                              "`ts24-migrate keys generate --out keys` and set signing_key: keys/signing.key",
+            raise ConfigError("the inventory has no signing_key; make one, in the inventory's folder, with "
+                              "`ts24-migrate keys generate --out keys --only signing` and set "
+                              "signing_key: keys/signing.key",
                               path=str(self.inventory.source_path), field="signing_key")
         return load_signing_key(path)
 

@@ -22,7 +22,6 @@ from backups.verify import as_identity, verify_backup
 from ..app import App
 from ..control_store import SiteState
 from ..labels import attachment_findings, nul_text_rows
-from ..db import check_reachable, store_engine
 from ..errors import ConfigError, UnreachableError, UsageError, VerificationError
 from ..secrets import Secret
 from ..stage_runs import stage_run

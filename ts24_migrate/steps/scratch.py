@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sqlite3
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -83,11 +84,22 @@ def scratch_output(into_url: Secret, files_dir: Path | None, *, tables: Iterable
         raise
     engine.dispose()
     if sqlite_file is not None:
+        _single_file(temporary_db)
         os.replace(temporary_db, sqlite_file)
     if temporary_files is not None and temporary_files.exists():
         if files_dir.exists():
             files_dir.rmdir()  # empty, as checked above
         os.replace(temporary_files, files_dir)
+
+
+def _single_file(database: Path) -> None:
+    """Fold SQLite's write-ahead log into the file, so the file renamed is the whole database."""
+    conn = sqlite3.connect(database)
+    try:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        conn.execute("PRAGMA journal_mode=DELETE")
+    finally:
+        conn.close()
 
 
 def _tell(exc: BaseException, note: str) -> None:
