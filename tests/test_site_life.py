@@ -260,3 +260,17 @@ def test_the_commands_that_error_messages_suggest_run_as_printed(demo_site, caps
     capsys.readouterr()
     assert main(suggested[1:]) == ExitCode.VERDICT_FAILED
     assert "not intact" in capsys.readouterr().err
+
+
+def test_sites_list_shows_each_sites_next_step(demo_site, capsys):
+    site = demo_site(scale=0.03)
+    walk = Walk(capsys, site)
+    for args in (["assess", SITE], ["backup", SITE]):
+        assert walk.run(*args)[0] == ExitCode.OK
+    capsys.readouterr()
+    assert main(["-i", walk.inventory, "--json", "sites", "list"]) == ExitCode.OK
+    (row,) = json.loads(capsys.readouterr().out)["sites"]
+    assert row["state"] == "BACKED_UP" and row["next"]["who"] == "IT"
+    assert row["next"]["command"] == f"ts24-migrate -i {walk.inventory} backup verify {SITE}"
+    assert main(["-i", walk.inventory, "sites", "list"]) == ExitCode.OK
+    assert "IT: backup verify (backup " in capsys.readouterr().out

@@ -93,10 +93,10 @@ def require_validated(app: App, site_id: str) -> SiteFacts:
     facts = SiteFacts.read(app, site_id)
     if facts.validation_passed and facts.validation_is_current and facts.backup is not None:
         return facts
-    if facts.backup is None:
-        what = "the site has no complete backup (its backup chain starts on one)"
-    elif facts.load is None:
+    if facts.load is None:
         what = "the site is not loaded"
+    elif facts.backup is None:
+        what = "the site has no complete backup (its backup chain starts on one)"
     elif facts.validation is None:
         what = "the site's load has not been validated"
     elif not facts.validation_is_current:
