@@ -15,10 +15,10 @@ import yaml
 
 from backups.keys import generate_custodian_identity, generate_signing_key
 from ts24_migrate.app import App
-from ts24_migrate.cli import main
+from test_stages_support import through_inventory
 from ts24_migrate.commands.demo_data import write_demo_inventory
 from ts24_migrate.control_store import SiteState
-from ts24_migrate.errors import ConfigError, ExitCode
+from ts24_migrate.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -36,15 +36,16 @@ def _flow(entrypoint: str):
 
 @pytest.fixture
 def loaded_inventory(tmp_path) -> Path:
-    """A demo site loaded and backed up: the state the daily reconciliation picks up."""
+    """A demo site migrated (assessed, backed up, decrypt-verified, loaded, validated): the state the
+    daily reconciliation picks up."""
     folder = tmp_path / "site"
     (folder / "keys").mkdir(parents=True)
     recipient = generate_custodian_identity(folder / "keys" / "alice.age-identity")
     generate_signing_key(folder / "keys" / "signing.key")
     inventory = write_demo_inventory(folder, scale=0.05, backup_recipients=[recipient],
                                      signing_key=Path("keys/signing.key"))
-    for step in (["load", "demo"], ["backup", "demo"]):
-        assert main(["-i", str(inventory), "--json", *step]) == ExitCode.OK
+    through_inventory(inventory, "demo", "assess", "backup", "verify-identity", "load", "validate",
+                      identity=folder / "keys" / "alice.age-identity")
     return inventory
 
 

@@ -25,7 +25,6 @@ def list_sites(app: App) -> None:
       ts24-migrate -i sites.yaml sites list --json
     """
     inventory = app.inventory
-    store = app.control_store
     rows, shown = [], []
     for s in inventory.sites:
         facts = SiteFacts.read(app, s.id)
