@@ -47,9 +47,14 @@ REASON_CODES: dict[str, tuple[str, str]] = {
                                          "3 (I-VAN)."),
     "UNIT_STATUS_INVALID": (REJECT, "Unit TRANG_THAI is not 1 (active) or 0 (stopped)."),
     "STATUS_INVALID": (REJECT, "Dossier or history status is not one of 0-6."),
-    "BIRTH_DATE_INVALID": (REJECT, "Birth date cannot exist (e.g. 31/02/1990, month 13), is not "
-                                   "dd/mm/yyyy, mm/yyyy or yyyy, is before 1900 or after the reference "
-                                   "date. Benefits depend on it: a person must fix it at the source."),
+    "BIRTH_DATE_INVALID": (REJECT, "Birth date cannot exist (e.g. 31/02/1990, month 13), is in none of "
+                                   "the accepted forms (dd/mm/yyyy, mm/yyyy, yyyy and their variants, see "
+                                   "README) or mixes separators (`12/05-1990`), is before 1900 or after the "
+                                   "reference date; the message names the form. Benefits depend on it: a "
+                                   "person must fix it at the source."),
+    "BIRTH_DATE_TWO_DIGIT_YEAR": (REJECT, "Birth date written with a two-digit year (`05/07/85`, form "
+                                          "dd/mm/yy; `07/85`, `85`): the century of a birth year is never "
+                                          "certain, so it is not guessed."),
     # --- references --------------------------------------------------------
     "ORPHAN_UNIT": (REJECT, "The dossier's unit (MA_DV) is not an accepted unit; the new system "
                             "requires it."),
@@ -71,6 +76,14 @@ REASON_CODES: dict[str, tuple[str, str]] = {
     "TEXT_ENCODING_AMBIGUOUS": (FLAG, "A text value is not valid Vietnamese as it stands, and its TCVN3 and "
                                       "VNI decodings are equally valid (`Cöa`: `Cửa` or `Cưa`); loaded "
                                       "unchanged for a person to decide rather than guessed."),
+    "TEXT_ENCODING_SUSPECT": (FLAG, "A text value looks like legacy bytes but no decoding makes all of it "
+                                    "Vietnamese: it holds control characters that only TCVN 5712 capital codes "
+                                    "produce (`B\\x81O`), or a TCVN3/VNI decoding makes some of its words "
+                                    "Vietnamese and not the others (`Hµ NÉI`, TCVN3 upper-cased by software); "
+                                    "loaded unchanged for a person to check, never guessed."),
+    "WHITESPACE_TRIMMED": (FLAG, "A value had whitespace around it, or runs of spaces or tabs inside free "
+                                 "text, and was trimmed (runs made one space); the original is kept with "
+                                 "the flag."),
     "CODE_NORMALIZED": (FLAG, "A code had stray whitespace or the wrong case and was normalized: unit "
                               "and office codes (also where a row refers to them) trimmed and upper-cased "
                               "(`ab123 ` -> `AB123`), procedure codes trimmed and lower-cased (`600A` -> "
@@ -79,11 +92,18 @@ REASON_CODES: dict[str, tuple[str, str]] = {
     # --- flags: dates --------------------------------------------------------
     "BIRTH_DATE_PARTIAL": (FLAG, "Birth date known only as mm/yyyy or yyyy: loaded as the first day of "
                                  "that month/year with birth_date_precision month|year."),
-    "REGISTRATION_DATE_INVALID": (FLAG, "Unit registration date NGAY_DANG_KY is not a possible "
-                                        "dd/mm/yyyy date; loaded as NULL (rejecting the unit would orphan "
+    "DATE_FORM_VARIANT": (FLAG, "A legacy text date was written in an accepted form other than the spec's "
+                                "(dd-mm-yyyy, dd.mm.yyyy, yyyy-mm-dd; mm-yyyy, mm.yyyy, yyyy-mm; or, for a "
+                                "period or registration date, a two-digit year, which stands for the one year "
+                                "from 1995 to the reference date it fits) and was parsed; the original is kept "
+                                "with the flag."),
+    "REGISTRATION_DATE_INVALID": (FLAG, "Unit registration date NGAY_DANG_KY is not a possible full date "
+                                        "(dd/mm/yyyy or a variant, a two-digit year only where it fits one "
+                                        "year from 1995 on); loaded as NULL (rejecting the unit would orphan "
                                         "its persons and dossiers)."),
-    "DECLARATION_PERIOD_INVALID": (FLAG, "Dossier period KY_KE_KHAI is not a possible mm/yyyy; loaded as "
-                                         "NULL."),
+    "DECLARATION_PERIOD_INVALID": (FLAG, "Dossier period KY_KE_KHAI is not a possible month (mm/yyyy or a "
+                                         "variant, a two-digit year only where it fits one year from 1995 "
+                                         "on); loaded as NULL."),
     "RECEIVED_AFTER_CUTOVER": (FLAG, "The dossier was received (NGAY_TIEP_NHAN) after the site's cut-over "
                                      "date, which the rules forbid; loaded so that nothing is lost, and "
                                      "reported."),
@@ -91,9 +111,13 @@ REASON_CODES: dict[str, tuple[str, str]] = {
                                  "result returned before received)."),
     # --- flags: identifiers and codes ---------------------------------------
     "TAX_CODE_MALFORMED": (FLAG, "Tax code is not 10 digits or 10 digits `-` 3 digits; loaded as NULL."),
+    "TAX_CODE_NORMALIZED": (FLAG, "A valid tax code was written with spaces inside or without the dash "
+                                  "before a branch's three digits, and was normalized (`0100233488 001` -> "
+                                  "`0100233488-001`)."),
     "TAX_CODE_CHECK_DIGIT": (FLAG, "Tax code check digit is wrong (weights 31,29,23,19,17,13,7,5,3; "
                                    "check = 10 - sum mod 11); loaded as NULL."),
     "CITIZEN_ID_INVALID": (FLAG, "Citizen ID is not 9 or 12 digits; loaded as NULL."),
+    "CITIZEN_ID_NORMALIZED": (FLAG, "A valid citizen ID was written with spaces inside, which were removed."),
     "SEX_INVALID": (FLAG, "GIOI_TINH is not 1 (male) or 0 (female); loaded as NULL."),
     "IVAN_CODE_MISSING": (FLAG, "The unit transacts through an I-VAN provider (mode 3) but has no "
                                 "provider code."),
