@@ -53,29 +53,22 @@ class RowVerdicts:
         else:
             existing[4].append(f"{code} on {field}" if field else code)
 
-    def flag(self, row: int, code: str, field: str | None = None, original: Any = _UNSET,
-             loaded: Any = _UNSET) -> None:
-        """Flag `row` with `code`; with `field`, also which value it was: its legacy
-        `original` and the value `loaded` (the same when nothing was changed)."""
+    def flag(self, row: int, code: str, field: str, original: Any, loaded: Any = _UNSET) -> None:
+        """Flag `row` with `code` about the value of `field`: its legacy `original` and the
+        value `loaded` (the same when nothing was changed). Every flag names its value, so
+        the flagged values (flags_frame) account for every flagged row."""
         if REASON_CODES[code][0] != "flag":
             raise ValueError(f"{code} is a reject reason, not a flag")
         flags = self._flags.setdefault(row, [])
         if code not in flags:
             flags.append(code)
-        if field is not None:
-            original = None if original is _UNSET else original
-            loaded = original if loaded is _UNSET else loaded
-            self._details[(row, code, field)] = (display(original), display(loaded))
+        self._details[(row, code, field)] = (display(original), display(original if loaded is _UNSET else loaded))
 
-    def flag_rows(self, rows: Iterable[int], code: str, field: str | None = None,
-                  originals: Sequence[Any] | None = None, loaded: Sequence[Any] | None = None) -> None:
+    def flag_rows(self, rows: Iterable[int], code: str, field: str, originals: Sequence[Any],
+                  loaded: Sequence[Any]) -> None:
         """Flag each of `rows`; `originals` and `loaded` are the whole column's values (indexed by row)."""
         for row in rows:
-            if field is None:
-                self.flag(row, code)
-            else:
-                self.flag(row, code, field, originals[row] if originals is not None else None,
-                          loaded[row] if loaded is not None else _UNSET)
+            self.flag(row, code, field, originals[row], loaded[row])
 
     def accepted(self) -> list[int]:
         return [i for i in range(len(self.legacy_keys)) if i not in self._rejects]
