@@ -6,7 +6,9 @@ what happens to the row:
 
 - ``reject``: the row is not loaded; it appears in the rejects with this code
   (only the first blocking reason; the message lists the others).
-- ``flag``: the row is loaded; the code is added to its ``dq_flags``.
+- ``flag``: the row is loaded; the code is added to its ``dq_flags``, and the
+  value concerned (field, legacy original, value loaded) is kept in the
+  target's ``mig_flags``. Any normalization that changes a value is a flag.
 
 The rule of thumb behind each choice: reject when the new system cannot hold
 the row truthfully (no key, no required value, a reference it needs, content
@@ -68,7 +70,9 @@ REASON_CODES: dict[str, tuple[str, str]] = {
                                         "content is corrupt or not the file the dossier referred to."),
     # --- flags: text ---------------------------------------------------------
     "TEXT_REPAIRED_TCVN3": (FLAG, "A text value was TCVN3 (ABC) bytes read as Windows-1252 "
-                                  "(`Hµ Néi`) and was converted to Unicode NFC (`Hà Nội`)."),
+                                  "(`Hµ Néi`; in capitals `H€ N—I` with TCVN 5712's own capital codes, or "
+                                  "`Hµ NéI` typed in a capital font) and was converted to Unicode NFC "
+                                  "(`Hà Nội`, `HÀ NỘI`)."),
     "TEXT_REPAIRED_VNI": (FLAG, "A text value was VNI-Windows bytes read as Windows-1252 (`Haø Noäi`) "
                                 "and was converted to Unicode NFC."),
     "TEXT_REPAIRED_NFD": (FLAG, "A text value was decomposed Unicode (NFD, \"tổ hợp\") and was "
@@ -151,8 +155,11 @@ def reason_codes_markdown() -> str:
         "",
         "`reject`: the row is not loaded and is listed in the rejects with this code (the first",
         "blocking reason; the message lists the others). `flag`: the row is loaded and the code is",
-        "added to its `dq_flags`. Rows the load itself refuses after the transform accepted them",
-        "(conflicts with the new system, for example) have their own codes in `load/reasons.py`.",
+        "added to its `dq_flags`; the value concerned is kept in the target's `mig_flags` (legacy",
+        "key, field, original value, value loaded), and the validation report lists flagged rows by",
+        "table and code with examples. Any normalization that changes a value is a flag. Rows the",
+        "load itself refuses after the transform accepted them (conflicts with the new system, for",
+        "example) have their own codes in `load/reasons.py`.",
         "",
         "| code | action | meaning |",
         "|---|---|---|",
@@ -160,4 +167,29 @@ def reason_codes_markdown() -> str:
     for code, (action, description) in REASON_CODES.items():
         escaped = description.replace("|", r"\|")
         lines.append(f"| `{code}` | {action} | {escaped} |")
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + [""] + _date_forms_markdown()) + "\n"
+
+
+def _date_forms_markdown() -> list[str]:
+    from .dates import AGENCY_FOUNDED, FORMS, SPEC_FORMS  # the parser's own list
+
+    lines = ["## Accepted legacy date forms", "",
+             "Text dates (birth date NGAY_SINH, unit registration NGAY_DANG_KY, declaration period",
+             "KY_KE_KHAI; DATETIME columns come typed and are not parsed). Day and month need not be",
+             "padded; one separator (`/`, `-` or `.`) throughout; day before month. A form other than",
+             "the spec's is parsed and flagged `DATE_FORM_VARIANT`.", "",
+             "| precision | the spec's form | variants |", "|---|---|---|"]
+    for precision, forms in FORMS.items():
+        spec = [f for f in forms if f in SPEC_FORMS]
+        variants = [f"`{f}`" for f in forms if f not in SPEC_FORMS]
+        lines.append(f"| {precision} | `{spec[0]}` | {', '.join(variants) or '—'} |")
+    lines += ["",
+              "Two-digit years: a birth year is never certain (`05/07/85` is rejected "
+              "`BIRTH_DATE_TWO_DIGIT_YEAR`).",
+              f"A period or registration year (`07/24`) stands for the one year from {AGENCY_FOUNDED} (Vietnam",
+              "Social Security's founding) to the reference date that ends in those digits; if none or",
+              "several do, the value is refused. Refused too: mixed separators (`12/05-1990`), month-first",
+              "dates (`12/25/1990`: month 25), other orders (`1990/05/12`). A refused birth date rejects",
+              "the row (`BIRTH_DATE_INVALID`, the message naming the form); a refused period or",
+              "registration date is loaded as NULL with its flag."]
+    return lines
