@@ -198,6 +198,13 @@ def test_the_report_lists_flags_by_table_and_code_with_counts_and_examples(migra
                                                                             ("1985-08-15", "1985-08-15")}
     assert section["by_code"]["TEXT_ENCODING_SUSPECT"] == 1
 
+    # ... the Prefect summary names them
+    from validation.report import build_site_report
+    from validation.report_artifacts import report_markdown
+
+    markdown = report_markdown(build_site_report(migrated["app"].control_store, SITE))
+    assert "TEXT_ENCODING_SUSPECT 1" in markdown and "DATE_FORM_VARIANT" in markdown
+
     # ... and the HTML page shows the same: table, code, count, examples
     page = parse_page(migrated["html"])
     header, *rows = page.tables["flags-table"]
