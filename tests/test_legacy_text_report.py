@@ -208,11 +208,12 @@ def test_the_report_lists_flags_by_table_and_code_with_counts_and_examples(migra
     # ... and the HTML page shows the same: table, code, count, examples
     page = parse_page(migrated["html"])
     header, *rows = page.tables["flags-table"]
-    assert header[:3] == ["legacy table", "flag", "rows"]
+    assert header[:4] == ["legacy table", "flag", "what it means", "rows"]
     shown = {(cells[0], cells[1]): cells for cells in rows}
     assert len(shown) == sum(len(e["rows_flagged"]) for e in section["tables"].values())
     suspect = shown[("DM_DONVI", "TEXT_ENCODING_SUSPECT")]
-    assert suspect[2] == "1" and migrated["suspect_key"] in suspect[3] and "TEN_DV" in suspect[3]
+    assert suspect[3] == "1" and migrated["suspect_key"] in suspect[4] and "TEN_DV" in suspect[4]
+    assert "person" in suspect[2]  # what the flag means, from the legend
     tcvn3 = shown[("DM_DONVI", "TEXT_REPAIRED_TCVN3")]
-    assert tcvn3[2] == str(units["rows_flagged"]["TEXT_REPAIRED_TCVN3"])
-    assert all(e["loaded_value"] in tcvn3[3] for e in units["examples"]["TEXT_REPAIRED_TCVN3"])
+    assert tcvn3[3] == str(units["rows_flagged"]["TEXT_REPAIRED_TCVN3"])
+    assert all(e["loaded_value"] in tcvn3[4] for e in units["examples"]["TEXT_REPAIRED_TCVN3"])

@@ -178,8 +178,8 @@ def test_the_report_renders_in_headless_chromium(validated, tmp_path):
     for reason in report["rejects"]["by_reason"]:
         assert reason in page.texts["rejects"]
     header, *flagged = page.tables["flags-table"]
-    assert header[:3] == ["legacy table", "flag", "rows"]
-    assert {(c[0], c[1]): c[2] for c in flagged} == {
+    assert header[:4] == ["legacy table", "flag", "what it means", "rows"]
+    assert {(c[0], c[1]): c[3] for c in flagged} == {
         (t, code): str(n) for t, e in report["flags"]["tables"].items() for code, n in e["rows_flagged"].items()}
     # The Data Docs links are relative and lead to the Data Docs.
     assert 'href="data-docs/target/index.html"' in html and 'href="data-docs/legacy/index.html"' in html

@@ -181,12 +181,13 @@ def _flags(data: dict[str, Any]) -> str:
                 f"<code>{esc(e['legacy_key'])}</code> {esc(e['field'])}: "
                 f"<code>{_shown(e['original_value'])}</code> → <code>{_shown(e['loaded_value'])}</code>"
                 for e in examples)
-            rows.append([_cell(table), _cell(code), _cell(count, numeric=True), _cell(shown, raw=True)])
+            rows.append([_cell(table), _cell(f"<code>{esc(code)}</code>", raw=True), _cell(meaning(code)),
+                         _cell(count, numeric=True), _cell(shown, raw=True)])
     if not rows:
         body = r.paragraph("No row was loaded with a data-quality flag.")
     else:
-        body = _table(["legacy table", "flag", "rows", "examples (legacy key, field: original → loaded)"], rows,
-                      ident="flags-table")
+        body = _table(["legacy table", "flag", "what it means", "rows",
+                       "examples (legacy key, field: original → loaded)"], rows, ident="flags-table")
     return r.section("Rows loaded with data-quality flags", body, r.paragraph(
         "These rows were loaded, but a value was repaired (legacy text encodings), normalized (whitespace, "
         "codes, tax codes, date forms), cleared or is doubtful; — is no value (NULL). The target's "
