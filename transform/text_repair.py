@@ -24,7 +24,9 @@ not). Valid Vietnamese is therefore never touched, whatever characters it
 uses, and a foreign name whose decoding is not Vietnamese (`José` would decode
 to `Josộ`) is left alone, and not suspected either. The price of never touching valid text: mojibake
 that happens to spell valid Vietnamese (`Thò` is VNI for `Thị`, and also a
-word) cannot be told from it and stays as it is.
+word) cannot be told from it and stays as it is; so does a lone word whose
+last letter is a TCVN 5712 capital that Windows-1252 shows as punctuation
+(`H€` for `HÀ`: a word followed by `€`, as far as anyone can tell).
 
 Example::
 
