@@ -1,14 +1,16 @@
 """Assessment: what a legacy site holds, before anything is moved.
 
 Discovers every table (mapped or not), counts rows, lists keys and column
-types, flags tables without a primary key, counts text values that look like
-legacy encodings (TCVN3, VNI, decomposed NFD), and counts in-flight dossiers by
-status and dossiers received after the cut-over date. Lists every view,
-trigger, procedure, function and sequence with the fingerprint of its
-definition (extract.objects), and, given the attachment folder, compares it
-with the rows that refer to it: missing files, wrong checksums, files no row
-references, symbolic links (extract.attachments.check_references, the very
-check the backup runs). Only reads.
+types, flags tables without a primary key, counts per column the text values that
+look like legacy encodings (TCVN3, all-caps TCVN3 included, VNI, decomposed NFD)
+and those the load will flag because they cannot be repaired with certainty
+(ambiguous between TCVN3 and VNI, or suspect: garbled beyond any decoding), and
+counts in-flight dossiers by status and dossiers received after the cut-over
+date. Lists every view, trigger, procedure, function and sequence with the
+fingerprint of its definition (extract.objects), and, given the attachment
+folder, compares it with the rows that refer to it: missing files, wrong
+checksums, files no row references, symbolic links
+(extract.attachments.check_references, the very check the backup runs). Only reads.
 
 Example::
 
@@ -39,6 +41,8 @@ from .legacy_schema import DOSSIER_STATUS_NAMES, IN_FLIGHT_STATUSES
 from .objects import discover_objects, object_counts
 
 LEGACY_ENCODINGS = ("tcvn3", "vni", "nfd")
+UNCERTAIN_TEXT = ("ambiguous", "suspect")  # loaded unchanged with a flag (transform.text_repair)
+SUSPECTED_TEXT = LEGACY_ENCODINGS + UNCERTAIN_TEXT
 _TEXT_TYPES = (sa.String, sa.Text, sa.Unicode, sa.UnicodeText)
 
 
@@ -49,7 +53,8 @@ class TableAssessment:
     rows: int
     primary_key: list[str]
     columns: list[dict[str, Any]]
-    legacy_text: dict[str, dict[str, int]] = field(default_factory=dict)  # column -> encoding -> count
+    # column -> encoding (SUSPECTED_TEXT) -> count of values
+    legacy_text: dict[str, dict[str, int]] = field(default_factory=dict)
 
     @property
     def has_primary_key(self) -> bool:
@@ -82,12 +87,17 @@ class SiteAssessment:
     def unmapped_tables(self) -> list[str]:
         return [t.name for t in self.tables if t.role == "unmapped"]
 
-    def legacy_text_totals(self) -> dict[str, int]:
-        totals = Counter({encoding: 0 for encoding in LEGACY_ENCODINGS})
+    def legacy_text_totals(self, kinds: tuple[str, ...] = LEGACY_ENCODINGS) -> dict[str, int]:
+        totals = Counter({kind: 0 for kind in kinds})
         for table in self.tables:
             for counts in table.legacy_text.values():
-                totals.update(counts)
+                totals.update({kind: n for kind, n in counts.items() if kind in kinds})
         return dict(totals)
+
+    def suspected_text_by_column(self) -> list[dict[str, Any]]:
+        """One entry per column holding suspected legacy text: table, column and a count per kind."""
+        return [{"table": t.name, "column": column, **{kind: counts.get(kind, 0) for kind in SUSPECTED_TEXT}}
+                for t in self.tables for column, counts in sorted(t.legacy_text.items())]
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -102,6 +112,7 @@ class SiteAssessment:
                 "unmapped_tables": self.unmapped_tables,
                 "tables_without_primary_key": self.tables_without_primary_key,
                 "legacy_text_values": self.legacy_text_totals(),
+                "uncertain_text_values": self.legacy_text_totals(UNCERTAIN_TEXT),
                 "in_flight_dossiers": self.in_flight_dossiers,
                 "received_after_cutover": self.received_after_cutover,
                 "objects": object_counts(self.objects),
@@ -113,6 +124,7 @@ class SiteAssessment:
             "objects_note": self.objects_note,
             "attachments": self.attachments,
             "tables": {t.name: {k: v for k, v in asdict(t).items() if k != "name"} for t in self.tables},
+            "suspected_text_by_column": self.suspected_text_by_column(),
             "dossiers_by_status": self.dossiers_by_status,
             "received_after_cutover_ids": self.received_after_cutover_ids,
         }
@@ -137,7 +149,7 @@ def _legacy_text_counts(conn: Connection, table: TableInfo, chunk_rows: int) -> 
             for column, value in zip(columns, row):
                 if isinstance(value, str) and value:
                     encoding = repair_text(value)[1]
-                    if encoding in LEGACY_ENCODINGS:
+                    if encoding in SUSPECTED_TEXT:
                         counts[column.name][encoding] += 1
     return {name: dict(c) for name, c in counts.items() if c}
 

@@ -8,7 +8,7 @@ from ts24_migrate import reporting as r
 from ts24_migrate.report_paths import PathNames
 from ts24_migrate.labels import IN_FLIGHT_LABEL, RECEIVED_AFTER_CUTOVER_LABEL, object_counts_text
 
-from .assessment import LEGACY_ENCODINGS, SiteAssessment
+from .assessment import LEGACY_ENCODINGS, SUSPECTED_TEXT, SiteAssessment
 from .findings_report import attachment_findings_markdown, attachments_section, objects_section
 
 
@@ -22,6 +22,7 @@ def _table_rows(assessment: SiteAssessment) -> list[list]:
 
 
 _HEADERS = ["table", "role", "rows", "primary key", "columns", "TCVN3 text", "VNI text", "NFD text"]
+_TEXT_HEADERS = ["table", "column", "TCVN3", "VNI", "NFD", "ambiguous", "suspect"]
 
 
 def render_html(assessment: SiteAssessment) -> str:
@@ -37,12 +38,14 @@ def render_html(assessment: SiteAssessment) -> str:
         [RECEIVED_AFTER_CUTOVER_LABEL, summary["received_after_cutover"]],
         ["views, triggers, procedures, sequences", object_counts_text(summary["objects"])],
         *[[f"text values in {e.upper()}", n] for e, n in summary["legacy_text_values"].items()],
+        *[[f"text values {k} (loaded unchanged, flagged)", n] for k, n in summary["uncertain_text_values"].items()],
     ])
     server = assessment.server
     server_rows = [["kind", server.kind], ["host (as the server names itself)", server.host or "-"],
                    ["port", server.port or "-"], ["database", server.database or "-"],
                    ["server id", server.server_id or "-"], ["version", server.version or "-"],
                    *[[name, value] for name, value in server.details.items()]]
+    by_column = [[c["table"], c["column"], *(c[k] for k in SUSPECTED_TEXT)] for c in data["suspected_text_by_column"]]
     status_rows = [[name, n] for name, n in data["dossiers_by_status"].items()]
     columns = [r.section(f"Columns of {t.name}", r.table(["column", "type", "nullable"],
                                                          [[c["name"], c["type"], c["nullable"]] for c in t.columns]))
@@ -58,6 +61,13 @@ def render_html(assessment: SiteAssessment) -> str:
                    r.paragraph("Role: mapped tables are loaded into the new system; system tables "
                                "(accounts, access log) are backed up and purged but never loaded; "
                                "unmapped tables are backed up and purged.", "muted")),
+         r.section("Suspected legacy text by column",
+                   r.table(_TEXT_HEADERS, by_column, numeric=(2, 3, 4, 5, 6)) if by_column
+                   else r.paragraph("No text value looks like a legacy encoding."),
+                   r.paragraph("TCVN3 (all-caps TCVN3 included), VNI and NFD values are repaired to Unicode by "
+                               "the load, and flagged. Ambiguous ones (TCVN3 or VNI?) and suspect ones (garbled "
+                               "beyond any decoding) are loaded unchanged with a flag for a person to check.",
+                               "muted")),
          r.section("Dossiers by status", r.table(["status", "dossiers"], status_rows, numeric=(1,))),
          r.section("Dossiers received after cut-over",
                    r.paragraph(", ".join(data["received_after_cutover_ids"]) or "none")),
@@ -84,6 +94,11 @@ def render_markdown(assessment: SiteAssessment) -> str:
              *attachment_findings_markdown(assessment.attachments), "",
              "| " + " | ".join(_HEADERS) + " |", "|" + "---|" * len(_HEADERS)]
     lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in _table_rows(assessment)]
+    by_column = data["suspected_text_by_column"]
+    if by_column:
+        lines += ["", "Suspected legacy text by column:", "",
+                  "| " + " | ".join(_TEXT_HEADERS) + " |", "|" + "---|" * len(_TEXT_HEADERS)]
+        lines += ["| " + " | ".join(str(c[k]) for k in ("table", "column", *SUSPECTED_TEXT)) + " |" for c in by_column]
     return "\n".join(lines) + "\n"
 
 

@@ -5,6 +5,9 @@
                  hash) and the row hash the target computed when it was written
                  (load.row_hash), which parity compares with the live table
 - mig_rejects:   every legacy row not loaded, with reason code, field and value
+- mig_flags:     every value of a loaded row that carries a data-quality flag: the
+                 field, the legacy original and the value loaded (the row's codes are
+                 also in its lineage's dq_flags)
 - mig_conflicts: rows the new system changed after cut-over, left untouched
 - mig_load_ledger: durable chunks; a re-run skips a chunk recorded as done
 - mig_load_tables: tables whose load finished, with the fingerprint of all rows read
@@ -59,6 +62,19 @@ rejects = sa.Table(
     sa.Column("original_value", sa.Text),
     sa.Column("message", sa.Text),
     sa.Column("rejected_at", sa.DateTime, nullable=False),
+)
+
+flags = sa.Table(
+    "mig_flags", metadata,
+    sa.Column("site_id", sa.String(64), primary_key=True),
+    sa.Column("legacy_table", sa.String(64), primary_key=True),
+    sa.Column("legacy_key", sa.String(200), primary_key=True),
+    sa.Column("flag_code", sa.String(48), primary_key=True),
+    sa.Column("field", sa.String(64), primary_key=True),  # the legacy column
+    sa.Column("run_id", sa.String(36), nullable=False),
+    sa.Column("original_value", sa.Text),  # as the legacy row held it (bounded, see transform.normalize.display)
+    sa.Column("loaded_value", sa.Text),  # as the new system received it; NULL when cleared
+    sa.Column("flagged_at", sa.DateTime, nullable=False),
 )
 
 conflicts = sa.Table(

@@ -48,11 +48,16 @@ def _drop_crosswalk_target_index(conn: Connection) -> None:
     conn.execute(sa.text("DROP INDEX IF EXISTS ix_mig_crosswalk_target"))
 
 
+def _create_flags(conn: Connection) -> None:
+    bookkeeping.flags.create(conn, checkfirst=True)
+
+
 SCHEMA_STEPS: tuple[SchemaStep, ...] = (
     SchemaStep(1, "business tables and migration bookkeeping (crosswalk, lineage, rejects, conflicts, "
                   "load ledger)", _create_tables),
     SchemaStep(2, "mig_crosswalk without its (target_table, target_key) index: mig_lineage's key serves "
                   "that lookup", _drop_crosswalk_target_index),
+    SchemaStep(3, "mig_flags: the flagged values of loaded rows (field, original, value loaded)", _create_flags),
 )
 
 LATEST_VERSION = SCHEMA_STEPS[-1].version

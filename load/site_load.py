@@ -47,6 +47,7 @@ from transform.tables.common import legacy_key_texts
 from ts24_migrate.errors import ConfigError, VerificationError
 
 from . import ledger, merge, reasons
+from .flag_records import flag_counts, record_flags, rejected_now
 from .bookkeeping import crosswalk, lineage, rejects
 from .chunking import ChunkLimits, table_chunks
 from .interpreter import fewer_collections
@@ -151,7 +152,8 @@ def _checked_figures(conn: Connection, site_id: str, legacy_table: str, target_t
             f"{figures['source_rows']} read = {figures['loaded']} loaded + {figures['rejected']} rejected; "
             f"bookkeeping holds {figures['crosswalk_rows']} crosswalk rows and {recorded_rejects} rejects")
     del figures["crosswalk_rows"]
-    return {"target_table": target_table, **figures}
+    flagged = flag_counts(conn, site_id=site_id, legacy_table=legacy_table).get(legacy_table, {})
+    return {"target_table": target_table, **figures, "flags_by_code": flagged}
 
 
 class _TableLoad:
@@ -184,6 +186,7 @@ class _PreparedChunk:
     fingerprint: TableFingerprint
     staged: pa.Table
     rejects: list[dict[str, Any]]  # the transform's, and values the target cannot store
+    flags: list[dict[str, Any]]  # the flagged values of the rows accepted (transform.verdicts.FLAG_COLUMNS)
 
 
 @dataclass
@@ -211,7 +214,8 @@ def _prepare_chunks(legacy: Engine, tables: list[_TableLoad], ctx: TransformCont
                     table=table, chunk_no=chunk_no, rows_in=len(rows), first_key=keys[0], last_key=keys[-1],
                     resume_after=_key_values(table.info, rows[-1]) if table.info.primary_key else None,
                     fingerprint=_chunk_fingerprint(table.legacy_table, rows, keys, result.rows), staged=staged,
-                    rejects=[*result.rejects.to_dict("records"), *unstorable])
+                    rejects=[*result.rejects.to_dict("records"), *unstorable],
+                    flags=result.flags.to_dict("records"))
                 chunk_no += 1
             yield _TableRead(table)
 
@@ -265,6 +269,12 @@ def _merge_prepared(target: Engine, chunk: _PreparedChunk, *, site_id: str, run_
                                     may_be_loaded=chunk.table.may_be_loaded)
         merge.record_rejects(conn, chunk.rejects, legacy_table=legacy_table, site_id=site_id, run_id=run_id,
                              now=now)
+        # flags only of the rows written: not of those the target cannot store, nor the load refused
+        refused = {str(r["legacy_key"]) for r in chunk.rejects}
+        if outcome.rejected:
+            refused |= rejected_now(conn, legacy_table=legacy_table, site_id=site_id, now=now)
+        record_flags(conn, chunk.flags, legacy_table=legacy_table, site_id=site_id, run_id=run_id, now=now,
+                     skip_keys=refused)
         rejected = len(chunk.rejects) + outcome.rejected
         if outcome.loaded + rejected != chunk.rows_in:
             raise VerificationError(f"{legacy_table} chunk {chunk.chunk_no}: {chunk.rows_in} rows read, "

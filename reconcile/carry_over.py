@@ -44,6 +44,7 @@ from extract.legacy_schema import MAPPED_TABLES
 from extract.reader import iter_table_batches
 from load import ledger, merge
 from load.bookkeeping import conflicts, crosswalk, rejects
+from load.flag_records import forget_flags, record_flags
 from load.row_hash import register_sqlite_functions
 from load.schema_version import prepare_target
 from load.site_load import mapped_legacy_tables
@@ -186,6 +187,11 @@ def _merge_batch(target: Engine, spec, legacy_table: str, batch, rows: list[tupl
         _forget(conn, conflicts, site_id, legacy_table, both)
         rejected_after -= set(both)
         blocked_keys = {str(r["legacy_key"]) for r in blocked_rows}
+        # The rows written now carry the flags of their new version; a blocked row keeps its old ones.
+        written = (loaded_after & set(legacy_keys)) - blocked_keys
+        forget_flags(conn, legacy_table=legacy_table, site_id=site_id, keys=written)
+        record_flags(conn, transformed.flags.to_dict("records"), legacy_table=legacy_table, site_id=site_id,
+                     run_id=run_id, now=now, skip_keys=set(legacy_keys) - written)
         new_keys = [k for k in legacy_keys if k not in loaded_before and k not in rejected_before]
         conflicts_after = _existing(conn, conflicts, site_id, legacy_table, legacy_keys)
         loaded_delta = len(loaded_after) - len(loaded_before)

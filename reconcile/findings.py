@@ -34,6 +34,7 @@ from transform.dates import parse_period
 from transform.normalize import as_int
 from transform.tables.common import as_date, as_datetime
 from transform.tables.dossiers import received_after_cutover
+from transform.text_repair import AMBIGUOUS, SUSPECT, repair_text
 from ts24_migrate.errors import ConfigError
 
 from .state import KEYS_PER_QUERY, ReconcileState, key_text
@@ -312,7 +313,11 @@ def likely_duplicates(target: Connection, flights: InFlight, *, rows_per_fetch: 
 
 # -- re-registration -----------------------------------------------------------------------------
 
-CONTACT_FIELDS = ("unit_code", "name", "tax_code", "address", "contact_name", "phone", "email", "transaction_mode")
+# text_check: the text fields left as they were because they could not be repaired with certainty
+CONTACT_FIELDS = ("unit_code", "name", "tax_code", "address", "contact_name", "phone", "email", "transaction_mode",
+                  "text_check")
+_CONTACT_TEXT = ("name", "address", "contact_name")
+_DOUBT_FLAGS = {AMBIGUOUS: "TEXT_ENCODING_AMBIGUOUS", SUSPECT: "TEXT_ENCODING_SUSPECT"}
 
 
 @dataclass
@@ -380,10 +385,28 @@ def reregistration(legacy: Connection, target: Connection, *, tables: dict[str, 
                                           "transaction_mode": mode})
             else:
                 contact = {**due[code], **{k: v for k, v in loaded.get(code, {}).items() if v is not None}}
-                result.missing.append({k: contact.get(k) for k in CONTACT_FIELDS})
+                result.missing.append(_readable({k: contact.get(k) for k in CONTACT_FIELDS}))
     result.registered.sort(key=lambda r: r["unit_code"])
     result.missing.sort(key=lambda r: r["unit_code"])
     return result
+
+
+def _readable(contact: dict[str, Any]) -> dict[str, Any]:
+    """The contact's names and address as the transform repairs them (a unit that was not loaded
+    comes straight from the legacy row, maybe in TCVN3 or VNI); what cannot be repaired with
+    certainty stays as it is and is named in text_check, never passed on garbled and unmarked."""
+    doubts = []
+    for name in _CONTACT_TEXT:
+        value = contact.get(name)
+        if not isinstance(value, str) or not value.strip():
+            continue
+        repaired, encoding = repair_text(value.strip())
+        if encoding in _DOUBT_FLAGS:
+            doubts.append(f"{name}: {_DOUBT_FLAGS[encoding]}")
+        else:
+            contact[name] = repaired
+    contact["text_check"] = "; ".join(doubts) or None
+    return contact
 
 
 # -- no unprocessed delta ------------------------------------------------------------------------

@@ -37,6 +37,12 @@ def _check_against_truth(assessment, truth: dict) -> None:
                 assert found.get(encoding, 0) == n, (table, column, encoding)
     planted_text = sum(n for cols in truth["encodings"].values() for c in cols.values() for n in c.values())
     assert sum(data["summary"]["legacy_text_values"].values()) == planted_text  # and no false positives
+    assert data["summary"]["uncertain_text_values"] == {"ambiguous": 0, "suspect": 0}
+    by_column = {(c["table"], c["column"]): c for c in data["suspected_text_by_column"]}
+    assert set(by_column) == {(t, c) for t, cols in truth["encodings"].items() for c in cols}
+    for table, columns in truth["encodings"].items():
+        for column, counts in columns.items():
+            assert {k: by_column[table, column][k] for k in counts} == counts, (table, column)
     names = ["submitted", "received", "processing", "supplement_requested", "done", "refused", "cancelled"]
     assert data["dossiers_by_status"] == {names[int(s)]: n for s, n in truth["dossiers_by_status"].items()}
     assert data["summary"]["in_flight_dossiers"] == truth["in_flight_dossiers"]
@@ -79,3 +85,38 @@ def test_assessment_on_mariadb_over_odbc_matches_truth(tmp_path, mariadb_databas
     engine.dispose()
     assert assessment.dialect == "mysql"
     _check_against_truth(assessment, truth)
+
+
+def test_suspected_text_is_counted_per_column_all_caps_and_uncertain_values_included(tmp_path):
+    from extract.legacy_schema import DM_DONVI, metadata
+    from transform.legacy_encodings import encode_as_tcvn3_mojibake
+
+    legacy_file = tmp_path / "legacy.sqlite"
+    writer = sa.create_engine(f"sqlite:///{legacy_file}")
+    metadata.create_all(writer, tables=[DM_DONVI])
+    names = [encode_as_tcvn3_mojibake("CÔNG TY TNHH ĐỒNG THÁP", capital_codes=True),  # TCVN 5712 capitals
+             encode_as_tcvn3_mojibake("BẢO HIỂM XÃ HỘI"),                            # a capital font
+             "Cöa Nam",                                                            # TCVN3 or VNI?
+             "B\x81O H\x81\x81M",                                                  # no decoding holds
+             "Công ty TNHH Thăng Long", "CONG TY ABC"]
+    with writer.begin() as conn:
+        conn.execute(DM_DONVI.insert(), [{"MA_DV": f"U{i}", "TEN_DV": name, "DIA_CHI": "Hµ Néi" if i == 0 else None,
+                                          "PHUONG_THUC_GD": 1, "TRANG_THAI": 1, "NGAY_DANG_KY": "01/01/2010",
+                                          "NGAY_CAP_NHAT": dt.datetime(2025, 1, 1)} for i, name in enumerate(names)])
+    writer.dispose()
+    engine = legacy_engine(Secret(f"sqlite:///{legacy_file}"))
+    with engine.connect() as conn:
+        assessment = assess_site(conn, site_id="demo", cutover=CUTOVER)
+    engine.dispose()
+    data = assessment.to_dict()
+    assert data["tables"]["DM_DONVI"]["legacy_text"] == {"TEN_DV": {"tcvn3": 2, "ambiguous": 1, "suspect": 1},
+                                                         "DIA_CHI": {"tcvn3": 1}}
+    assert data["summary"]["legacy_text_values"] == {"tcvn3": 3, "vni": 0, "nfd": 0}
+    assert data["summary"]["uncertain_text_values"] == {"ambiguous": 1, "suspect": 1}
+    assert data["suspected_text_by_column"] == [
+        {"table": "DM_DONVI", "column": "DIA_CHI", "tcvn3": 1, "vni": 0, "nfd": 0, "ambiguous": 0, "suspect": 0},
+        {"table": "DM_DONVI", "column": "TEN_DV", "tcvn3": 2, "vni": 0, "nfd": 0, "ambiguous": 1, "suspect": 1}]
+    paths = write_assessment_report(assessment, tmp_path / "report")
+    html = paths["html"].read_text(encoding="utf-8")
+    assert "Suspected legacy text by column" in html and "<td>TEN_DV</td>" in html
+    assert "| DM_DONVI | TEN_DV | 2 | 0 | 0 | 1 | 1 |" in paths["markdown"].read_text(encoding="utf-8")

@@ -28,7 +28,7 @@ from ts24_migrate.cli import main
 from ts24_migrate.commands.demo_data import write_demo_inventory
 from ts24_migrate.demo import DemoTruth, generate_site
 from ts24_migrate.demo.advance import AdvanceTruth, advance_site
-from ts24_migrate.demo.dirty_data import ALL_KINDS
+from ts24_migrate.demo.dirty_data import ALL_KINDS, ENCODING_KINDS
 from ts24_migrate.errors import UsageError
 
 SCALE = 0.05
@@ -236,9 +236,9 @@ def test_every_defect_kind_is_planted_at_small_scale(site):
     for encodings in truth.encodings.values():
         for per_kind in encodings.values():
             assert set(per_kind) == {"tcvn3", "vni", "nfd"}
-    by_column = Counter((d["table"], d["column"], d["kind"]) for d in truth.defects
-                        if d["kind"] in ("text_tcvn3", "text_vni", "text_nfd"))
-    assert {(t, c, "text_" + k): n for t, cols in truth.encodings.items() for c, ks in cols.items()
+    by_column = Counter((d["table"], d["column"], ENCODING_KINDS[d["kind"]]) for d in truth.defects
+                        if d["kind"] in ENCODING_KINDS)
+    assert {(t, c, k): n for t, cols in truth.encodings.items() for c, ks in cols.items()
             for k, n in ks.items() if n} == dict(by_column)
     assert all(truth.encodings["DM_DONVI"]["TEN_DV"][k] >= 1 for k in ("tcvn3", "vni", "nfd"))
 
@@ -274,6 +274,8 @@ def test_planted_values_are_in_the_database_and_repairable(site):
         clean = defect.get("clean_value")
         if defect["kind"] == "text_tcvn3":
             assert decode_tcvn3_mojibake(stored) == clean != stored
+        elif defect["kind"] == "text_tcvn3_caps":  # capitals at TCVN 5712's own capital codes
+            assert decode_tcvn3_mojibake(stored) == clean != stored and clean == clean.upper()
         elif defect["kind"] == "text_vni":
             assert decode_vni_mojibake(stored) == clean != stored
         elif defect["kind"] == "text_nfd":

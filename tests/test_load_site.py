@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import sqlite3
 import uuid
 
@@ -270,3 +271,46 @@ def test_a_transform_memory_kept_mostly_on_disk_loads_the_same_target(tmp_path, 
     assert spilled.accounting_ok and spilled.tables == reference.tables
     assert raw_tables(on_disk) == raw_tables(in_memory)
     legacy.dispose()
+
+
+def test_flagged_values_are_kept_for_exactly_the_rows_loaded_with_flags(site):
+    """mig_flags holds, per flagged value, the field, the original and the value loaded; the codes
+    match the lineage's dq_flags row by row, and rows the load itself refused have none."""
+    legacy, target, files, truth = site
+    # a unit the transform flags (its code was lower case) that the new system changed after the
+    # cut-over: the load refuses it, and its flags must not be kept
+    lowered = next(d for d in truth.defects if d["kind"] == "lower_case_code" and d["table"] == "DM_DONVI"
+                   and d["clean_value"] not in truth.target_conflicts)
+    with target.begin() as conn:
+        conn.execute(ts.units.insert().values(
+            unit_code=lowered["clean_value"], name="Công ty trên cổng mới", transaction_mode="portal", active=True,
+            source="portal", updated_at=dt.datetime.combine(CUTOVER, dt.time(10))))
+    summary = _load(legacy, target, files)
+    assert any(r.legacy_key == lowered["key"] and r.reason_code == reasons.CONFLICT_CHANGED_AFTER_CUTOVER
+               for r in rows_of(target, bk.rejects))
+    assert not rows_of(target, bk.flags, bk.flags.c.legacy_key == lowered["key"])
+    lineage_flags = {(r.legacy_table, r.legacy_key): set(r.dq_flags.split(";"))
+                     for r in rows_of(target, bk.lineage, bk.lineage.c.dq_flags.is_not(None))}
+    recorded: dict[tuple[str, str], set[str]] = {}
+    for r in rows_of(target, bk.flags):
+        recorded.setdefault((r.legacy_table, r.legacy_key), set()).add(r.flag_code)
+        assert r.site_id == "demo" and r.field
+    assert recorded == lineage_flags and recorded
+    refused = {(r.legacy_table, r.legacy_key) for r in rows_of(target, bk.rejects)}
+    assert not refused & set(recorded)
+    # the conflicts the demo plants are units the transform accepted (some with flags) and the load refused
+    assert {(r.legacy_table, r.legacy_key) for r in rows_of(target, bk.conflicts)} <= refused
+    # the load's figures count the rows flagged per code, from the same records
+    for legacy_table, figures in summary.tables.items():
+        counts: dict[str, int] = {}
+        for (table, _key), codes in recorded.items():
+            if table == legacy_table:
+                for code in codes:
+                    counts[code] = counts.get(code, 0) + 1
+        assert figures["flags_by_code"] == dict(sorted(counts.items())), legacy_table
+    # a planted TCVN3 value: its original and the repaired value loaded
+    planted = next(d for d in truth.defects if d["kind"] == "text_tcvn3" and d["table"] == "DM_DONVI")
+    row = next(r for r in rows_of(target, bk.flags, bk.flags.c.legacy_key == planted["key"])
+               if r.flag_code == "TEXT_REPAIRED_TCVN3")
+    assert (row.field, row.original_value, row.loaded_value) == (planted["column"], planted["value"],
+                                                                   planted["clean_value"])

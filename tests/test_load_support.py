@@ -39,7 +39,8 @@ AFTER = dt.datetime(2025, 7, 9, 14, 0)
 # Per bookkeeping table: columns that differ between two loads of the same data.
 _VOLATILE = {"mig_lineage": {"run_id", "loaded_at"}, "mig_rejects": {"run_id", "rejected_at"},
              "mig_conflicts": {"run_id", "detected_at"}, "mig_load_ledger": {"run_id", "done_at"},
-             "mig_load_tables": {"run_id", "completed_at"}, "mig_schema_version": {"applied_at"}}
+             "mig_load_tables": {"run_id", "completed_at"}, "mig_schema_version": {"applied_at"},
+             "mig_flags": {"run_id", "flagged_at"}}
 
 
 def open_target(url: str) -> sa.Engine:

@@ -31,7 +31,7 @@ from ts24_migrate.secrets import Secret
 
 SITE = "demo"
 # Bookkeeping columns that name the run or the moment: they differ between two migrations.
-RUN_COLUMNS = {"run_id", "loaded_at", "rejected_at", "detected_at", "done_at", "completed_at"}
+RUN_COLUMNS = {"run_id", "loaded_at", "rejected_at", "detected_at", "done_at", "completed_at", "flagged_at"}
 
 
 @dataclass
@@ -128,4 +128,4 @@ def table_contents(engine: sa.Engine, table: sa.Table) -> list[tuple]:
 def compared_tables() -> list[sa.Table]:
     """The new system's business tables and the migration's bookkeeping of what was loaded or rejected."""
     return [*target_schema.metadata.sorted_tables, bookkeeping.crosswalk, bookkeeping.lineage,
-            bookkeeping.rejects, bookkeeping.conflicts]
+            bookkeeping.rejects, bookkeeping.conflicts, bookkeeping.flags]

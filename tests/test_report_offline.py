@@ -165,8 +165,12 @@ def test_every_code_is_explained_where_it_is_shown_and_in_the_legend(handed_over
     assert set(shown) == set(legend)  # every reject and flag code of the transform and the load
     for code, entry in legend.items():
         assert shown[code][1] == entry["action"] and shown[code][3] == " ".join(entry["meaning"].split())
-        assert (shown[code][4] == "yes") == (code in report["rejects"]["by_reason"])
+        assert (shown[code][4] == "yes") == (code in report["rejects"]["by_reason"]
+                                             or code in report["flags"]["by_code"])
     assert {"flag", "reject"} <= {row[1] for row in codes}
+    header, *flagged = page.tables["flags-table"]  # the flags section: each code with its meaning too
+    assert header[:4] == ["legacy table", "flag", "what it means", "rows"]
+    assert flagged and all(row[2] == " ".join(legend[row[1]]["meaning"].split()) for row in flagged)
 
 
 def test_backup_warnings_are_listed_and_every_moment_is_written_one_way(handed_over, tmp_path):

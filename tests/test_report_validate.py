@@ -115,6 +115,11 @@ def test_every_figure_in_the_report_is_the_control_store_figure(validated):
                         rejects.c.site_id == SITE, rejects.c.legacy_table == table,
                         rejects.c.legacy_key == example["legacy_key"])).one() == (reason, example["field"])
 
+    # Flags: the rows loaded with each flag, as the load counted them (nothing was carried over since).
+    assert {t: e["rows_flagged"] for t, e in report["flags"]["tables"].items()} == {
+        t: f["flags_by_code"] for t, f in load_tables.items() if f["flags_by_code"]}
+    assert report["flags"]["tables"]["DM_DONVI"]["rows_flagged"]["TEXT_REPAIRED_TCVN3"] > 0  # the demo's dirt
+
     # Backup: the backup run's figures, the verification run's, and the signature file on disk.
     backup = report["backup"]
     for key in ("backup_id", "manifest_fingerprint", "rows", "tables", "parts", "ciphertext_bytes"):
@@ -172,6 +177,10 @@ def test_the_report_renders_in_headless_chromium(validated, tmp_path):
     assert page.texts["ledger-head"] == report["ledger"]["hash"]
     for reason in report["rejects"]["by_reason"]:
         assert reason in page.texts["rejects"]
+    header, *flagged = page.tables["flags-table"]
+    assert header[:4] == ["legacy table", "flag", "what it means", "rows"]
+    assert {(c[0], c[1]): c[3] for c in flagged} == {
+        (t, code): str(n) for t, e in report["flags"]["tables"].items() for code, n in e["rows_flagged"].items()}
     # The Data Docs links are relative and lead to the Data Docs.
     assert 'href="data-docs/target/index.html"' in html and 'href="data-docs/legacy/index.html"' in html
 

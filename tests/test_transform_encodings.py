@@ -6,7 +6,8 @@ import unicodedata
 
 import pytest
 
-from transform.legacy_encodings import (TCVN3_TO_UNICODE, VIETNAMESE_LETTERS, VNI_TO_UNICODE,
+from transform.legacy_encodings import (TCVN3_CAPITAL_CONTROLS, TCVN3_CAPITALS_TO_UNICODE, TCVN3_TO_UNICODE,
+                                        VIETNAMESE_LETTERS, VNI_TO_UNICODE,
                                         decode_tcvn3_mojibake, decode_vni_mojibake, encode_as_tcvn3_mojibake,
                                         encode_as_vni_mojibake)
 
@@ -112,3 +113,67 @@ def test_ascii_is_the_same_in_every_encoding():
     for function in (encode_as_tcvn3_mojibake, encode_as_vni_mojibake, decode_tcvn3_mojibake,
                      decode_vni_mojibake):
         assert function(text) == text
+
+
+# --- TCVN 5712 capitals -------------------------------------------------------------
+
+def _vn1_byte(char: str) -> int:
+    """The byte behind a character of TCVN3_CAPITALS_TO_UNICODE (Windows-1252, else a control)."""
+    try:
+        return char.encode("cp1252")[0]
+    except UnicodeEncodeError:
+        return ord(char)
+
+
+def test_tcvn3_capital_table_has_the_60_upper_case_toned_letters_at_positions_vn3_leaves_free():
+    upper_toned = {c for c in VIETNAMESE_LETTERS if c.isupper() and c not in "ĂÂÊÔƠƯĐ"}
+    assert len(upper_toned) == 60
+    assert set(TCVN3_CAPITALS_TO_UNICODE.values()) == upper_toned
+    by_byte: dict[int, set[str]] = {}
+    for char, letter in TCVN3_CAPITALS_TO_UNICODE.items():
+        by_byte.setdefault(_vn1_byte(char), set()).add(letter)
+    assert len(by_byte) == 60 and all(len(letters) == 1 for letters in by_byte.values())
+    vn3_bytes = {ch.encode("cp1252")[0] for ch in TCVN3_TO_UNICODE}
+    assert not set(by_byte) & vn3_bytes
+    # 0x80-0x9F, 12 C0 positions, 16 in 0xA0-0xFF
+    assert sum(0x80 <= b <= 0x9F for b in by_byte) == 32 and sum(b < 0x20 for b in by_byte) == 12
+    assert TCVN3_CAPITAL_CONTROLS == {c for c in TCVN3_CAPITALS_TO_UNICODE if ord(c) < 0x20 or 0x80 <= ord(c) <= 0x9F}
+
+
+def test_tcvn3_capital_table_agrees_with_the_systems_iconv():
+    """glibc's TCVN5712-1 converter is an independent implementation of the same standard."""
+    import shutil
+    import subprocess
+
+    if shutil.which("iconv") is None:
+        pytest.skip("no iconv on this machine")
+    probe = subprocess.run(["iconv", "-f", "TCVN5712-1", "-t", "UTF-8"], input=b"\x80", capture_output=True)
+    if probe.returncode != 0:
+        pytest.skip("this iconv has no TCVN5712-1")
+    for char, letter in TCVN3_CAPITALS_TO_UNICODE.items():
+        out = subprocess.run(["iconv", "-f", "TCVN5712-1", "-t", "UTF-8"], input=bytes([_vn1_byte(char)]),
+                             capture_output=True, check=True).stdout.decode()
+        assert unicodedata.normalize("NFC", out) == letter, (hex(_vn1_byte(char)), out, letter)
+    for char, letter in TCVN3_TO_UNICODE.items():  # and VN3, the table of the lower-case letters
+        out = subprocess.run(["iconv", "-f", "TCVN5712-1", "-t", "UTF-8"], input=char.encode("cp1252"),
+                             capture_output=True, check=True).stdout.decode()
+        assert unicodedata.normalize("NFC", out) == letter
+
+
+@pytest.mark.parametrize("text, legacy", [
+    ("HÀ NỘI", "H€ N—I"), ("BẢO HIỂM XÃ HỘI", "B\x81O HIÍM X‚ H—I"), ("ĐỒNG THÁP", "§ÛNG THƒP"),
+    ("CÔNG TY TNHH", "C¤NG TY TNHH"), ("NGUYỄN VĂN ĐỨC", "NGUYÙN V¡N §\x11C"), ("Ý KIẾN", "\x16 KIÚN"),
+])
+def test_tcvn3_capital_codes_both_ways(text, legacy):
+    assert encode_as_tcvn3_mojibake(text, capital_codes=True) == legacy
+    assert decode_tcvn3_mojibake(legacy) == text
+
+
+def test_tcvn3_capital_punctuation_decodes_only_next_to_a_letter():
+    assert decode_tcvn3_mojibake("N—I 12–14 – x") == "NỘI 12–14 – x"
+
+
+def test_every_upper_case_letter_round_trips_through_capital_codes():
+    for letter in VIETNAMESE_LETTERS:
+        assert decode_tcvn3_mojibake(encode_as_tcvn3_mojibake(f"NG{letter.upper()}N", capital_codes=True)) \
+            == f"NG{letter.upper()}N"

@@ -28,3 +28,9 @@ def test_every_code_has_an_action_and_a_description_in_the_table():
         assert action in ("reject", "flag") and description.endswith(".")
         assert f"| `{code}` | {action} |" in markdown
         assert code.isupper() and len(code) <= 48  # fits mig_rejects.reason_code
+
+
+def test_the_readme_lists_every_flag_code():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    missing = [code for code, (action, _) in REASON_CODES.items() if action == "flag" and f"`{code}`" not in readme]
+    assert not missing, f"README.md does not list the flag codes {missing}"

@@ -204,8 +204,16 @@ def test_text_is_repaired_flagged_and_counted(seeded):
     assert set(result.rows["name"]) == {"Công ty TNHH Thăng Long"}
     assert result.rows["address"].iloc[0] == "Số 1 Lê Lợi"
     assert result.rows["contact_name"].iloc[1] == "Lê Văn An"
-    assert [flags(result, i) for i in range(3)] == [{"TEXT_REPAIRED_TCVN3"}, {"TEXT_REPAIRED_VNI"},
+    assert [flags(result, i) for i in range(3)] == [{"TEXT_REPAIRED_TCVN3"},
+                                                    {"TEXT_REPAIRED_VNI", "WHITESPACE_TRIMMED"},
                                                     {"TEXT_REPAIRED_NFD"}]
+    # every flagged value keeps its field, the original and the value loaded
+    details = {(r.legacy_key, r.flag_code, r.field): (r.original_value, r.loaded_value)
+               for r in result.flags.itertuples()}
+    assert details[("T1", "TEXT_REPAIRED_TCVN3", "DIA_CHI")] == ("Sè 1 Lª Lîi", "Số 1 Lê Lợi")
+    assert details[("T2", "TEXT_REPAIRED_VNI", "TEN_DV")] == ("Coâng ty TNHH Thaêng Long", "Công ty TNHH Thăng Long")
+    assert details[("T2", "WHITESPACE_TRIMMED", "NGUOI_LIEN_HE")] == ("  Lê  Văn\tAn ", "Lê Văn An")
+    assert len(details) == 5  # T1 TEN_DV + DIA_CHI, T2 two, T3 one
     assert result.text_repairs[("DM_DONVI", "TEN_DV", "tcvn3")] == 1
     assert result.text_repairs[("DM_DONVI", "TEN_DV", "vni")] == 1
     assert result.text_repairs[("DM_DONVI", "TEN_DV", "nfd")] == 1
@@ -388,3 +396,72 @@ def test_a_person_read_back_from_the_target_has_the_identity_it_was_loaded_with(
     assert loaded == _identity("Nguyễn Văn An", pd.Timestamp("1990-01-02"), "day", float("nan"))
     assert loaded != _identity("Nguyễn Văn An", dt.date(1990, 1, 2), "day", "DN0001")
     assert _identity("Nguyễn Văn An", dt.date(1990, 1, 1), "year", None) is None  # a year alone identifies nobody
+
+
+# --- legacy date variants and value normalizations: parsed or refused, flagged with the original ------
+
+def test_legacy_date_variants_through_the_transform(seeded):
+    births = ["15-08-1985", "1985-08-15", "15.08.1985", "8-1985", "5/8/1985", "15/08/85", "08/85", "12/05-1990",
+              "12/25/1990"]
+    given_names = ["An", "Bình", "Cường", "Dũng", "Hà", "Lan", "Minh", "Nam", "Phúc"]  # nine different people
+    persons = transform_batch("NGUOI_LAO_DONG", batch("NGUOI_LAO_DONG", *[
+        person(f"01000000{11 + k}", NGAY_SINH=birth, SO_CCCD=None, HO_TEN=f"Nguyễn Văn {given_names[k]}")
+        for k, birth in enumerate(births)]), seeded)
+    rows = persons.rows.set_index("social_insurance_no")
+    assert list(rows["birth_date"].iloc[:3]) == [dt.date(1985, 8, 15)] * 3
+    assert [flags(persons, i) for i in range(5)] == [{"DATE_FORM_VARIANT"}] * 3 + [
+        {"DATE_FORM_VARIANT", "BIRTH_DATE_PARTIAL"}, set()]  # 5/8/1985 is the spec's form, unpadded
+    details = {(r.legacy_key, r.flag_code): (r.field, r.original_value, r.loaded_value)
+               for r in persons.flags.itertuples()}
+    assert details[("0100000012", "DATE_FORM_VARIANT")] == ("NGAY_SINH", "1985-08-15", "1985-08-15")
+    assert details[("0100000013", "DATE_FORM_VARIANT")] == ("NGAY_SINH", "15.08.1985", "1985-08-15")
+    rejects = persons.rejects.set_index("legacy_key")
+    assert dict(rejects["reason_code"]) == {"0100000016": "BIRTH_DATE_TWO_DIGIT_YEAR",
+                                            "0100000017": "BIRTH_DATE_TWO_DIGIT_YEAR",
+                                            "0100000018": "BIRTH_DATE_INVALID", "0100000019": "BIRTH_DATE_INVALID"}
+    assert "form dd/mm/yy" in rejects.loc["0100000016", "message"]
+    assert "form mm/yy" in rejects.loc["0100000017", "message"]
+    assert "mixes separators" in rejects.loc["0100000018", "message"]
+    assert "month 25" in rejects.loc["0100000019", "message"]
+
+    units = transform_batch("DM_DONVI", batch(
+        "DM_DONVI", unit("R1", NGAY_DANG_KY="15-03-2010"), unit("R2", NGAY_DANG_KY="15/03/10"),
+        unit("R3", NGAY_DANG_KY="15/03/90"), unit("R4", NGAY_DANG_KY="2010-03-15")), seeded)
+    registered = dict(zip(units.rows["unit_code"], units.rows["registered_on"]))
+    assert registered == {"R1": dt.date(2010, 3, 15), "R2": dt.date(2010, 3, 15), "R3": None,
+                          "R4": dt.date(2010, 3, 15)}
+    assert [flags(units, i) for i in range(4)] == [{"DATE_FORM_VARIANT"}, {"DATE_FORM_VARIANT"},
+                                                   {"REGISTRATION_DATE_INVALID"}, {"DATE_FORM_VARIANT"}]
+
+    dossiers = transform_batch("HO_SO", batch(
+        "HO_SO", dossier(21, KY_KE_KHAI="05/25"), dossier(22, KY_KE_KHAI="2025-05"),
+        dossier(23, KY_KE_KHAI="05/94"), dossier(24, KY_KE_KHAI="5/2025")), seeded)
+    assert list(dossiers.rows["declaration_period"]) == ["2025-05", "2025-05", None, "2025-05"]
+    assert [flags(dossiers, i) for i in range(4)] == [{"DATE_FORM_VARIANT"}, {"DATE_FORM_VARIANT"},
+                                                      {"DECLARATION_PERIOD_INVALID"}, set()]
+
+
+def test_every_normalization_that_changes_a_value_is_flagged_with_the_original(seeded):
+    units = transform_batch("DM_DONVI", batch(
+        "DM_DONVI", unit("N1", MA_SO_THUE="0100233488 001"), unit("n2 ", MA_SO_THUE="0100233488001"),
+        unit("N3", MA_SO_THUE=" 0100233488 ", DIEN_THOAI=" 0912345678 "), unit("N4")), seeded)
+    details = {(r.legacy_key, r.flag_code, r.field): (r.original_value, r.loaded_value)
+               for r in units.flags.itertuples()}
+    assert details == {
+        ("N1", "TAX_CODE_NORMALIZED", "MA_SO_THUE"): ("0100233488 001", "0100233488-001"),
+        ("n2 ", "TAX_CODE_NORMALIZED", "MA_SO_THUE"): ("0100233488001", "0100233488-001"),
+        ("n2 ", "CODE_NORMALIZED", "MA_DV"): ("n2 ", "N2"),
+        ("N3", "WHITESPACE_TRIMMED", "MA_SO_THUE"): (" 0100233488 ", "0100233488"),
+        ("N3", "WHITESPACE_TRIMMED", "DIEN_THOAI"): (" 0912345678 ", "0912345678"),
+    }
+    assert flags(units, 3) == set()  # a clean row: nothing changed, nothing flagged
+    persons = transform_batch("NGUOI_LAO_DONG", batch(
+        "NGUOI_LAO_DONG", person("0100000031", SO_CCCD="001 185 012345", HO_TEN=" Lê  Văn An")), seeded)
+    details = {(r.flag_code, r.field): (r.original_value, r.loaded_value) for r in persons.flags.itertuples()}
+    assert details == {("CITIZEN_ID_NORMALIZED", "SO_CCCD"): ("001 185 012345", "001185012345"),
+                       ("WHITESPACE_TRIMMED", "HO_TEN"): (" Lê  Văn An", "Lê Văn An")}
+    # every flag code of a row is in its dq_flags, and every detail's code is a documented flag
+    for result in (units, persons):
+        for row in result.flags.itertuples():
+            assert row.flag_code in result.rows.set_index("legacy_key").loc[row.legacy_key, "dq_flags"].split(";")
+            assert REASON_CODES[row.flag_code][0] == "flag"

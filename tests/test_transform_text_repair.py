@@ -9,7 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from transform.legacy_encodings import encode_as_tcvn3_mojibake, encode_as_vni_mojibake
+from transform.legacy_encodings import (TCVN3_CAPITAL_CONTROLS, decode_tcvn3_mojibake, encode_as_tcvn3_mojibake,
+                                        encode_as_vni_mojibake)
 from transform.syllables import FINALS, INITIALS, NUCLEI, is_vietnamese_syllable
 from transform.text_repair import repair_text, repair_text_values
 
@@ -66,6 +67,66 @@ def test_foreign_names_with_latin1_letters_are_not_mistaken_for_mojibake(text):
     assert repair_text(text) == (text, "nfc")
 
 
+# All-caps text of the kind typed with the ABC capital fonts (.VnTimeH) or in VNI caps.
+ALL_CAPS = ["BẢO HIỂM XÃ HỘI", "ĐỒNG THÁP", "CÔNG TY TNHH", "HÀ NỘI", "NGUYỄN VĂN ĐỨC", "TRẦN THỊ HƯƠNG",
+            "CÔNG TY CỔ PHẦN XÂY DỰNG SỐ 1", "ỦY BAN NHÂN DÂN TỈNH ĐẮK LẮK", "BỆNH VIỆN ĐA KHOA TỈNH",
+            "LÊ THỊ NGỌC ÁNH", "PHẠM QUỐC HUY", "HUỲNH VĂN ỨNG", "TRƯỜNG TIỂU HỌC ĐOÀN KẾT",
+            "SỞ LAO ĐỘNG - THƯƠNG BINH VÀ XÃ HỘI", "XÍ NGHIỆP MAY XUẤT KHẨU", "ĐẶNG THỊ YẾN"]
+
+
+@pytest.mark.parametrize("legacy, expected", [
+    # TCVN 5712 capital codes as a Windows-1252 client shows them: 0x80 À is `€`, 0x97 Ộ is `—`,
+    # 0x81 Ả (undefined in Windows-1252) is the C1 control U+0081, 0x11 Ứ a C0 control.
+    ("H€ N—I", "HÀ NỘI"),
+    ("B\x81O HIÍM X‚ H—I", "BẢO HIỂM XÃ HỘI"),
+    ("§ÛNG THƒP", "ĐỒNG THÁP"),
+    ("NGUYÙN V¡N §\x11C", "NGUYỄN VĂN ĐỨC"),
+    ("TRÁN TH‘ H¦¥NG", "TRẦN THỊ HƯƠNG"),
+    ("H\x80 N\x97I", "HÀ NỘI"),  # the same bytes read as Latin-1: C1 controls
+    # the capital font's way: VN3's lower-case codes in an all-caps string
+    ("B¶O HIÓM X· HéI", "BẢO HIỂM XÃ HỘI"),
+    ("§åNG TH¸P", "ĐỒNG THÁP"),
+    ("C¤NG TY TNHH", "CÔNG TY TNHH"),
+    ("NGUYÔN V¡N §øC", "NGUYỄN VĂN ĐỨC"),
+])
+def test_all_caps_tcvn3_pairs(legacy, expected):
+    assert repair_text(legacy) == (expected, "tcvn3")
+
+
+@pytest.mark.parametrize("legacy, expected", [
+    ("BAÛO HIEÅM XAÕ HOÄI", "BẢO HIỂM XÃ HỘI"), ("ÑOÀNG THAÙP", "ĐỒNG THÁP"), ("COÂNG TY TNHH", "CÔNG TY TNHH"),
+    ("HAØ NOÄI", "HÀ NỘI"), ("NGUYEÃN VAÊN ÑÖÙC", "NGUYỄN VĂN ĐỨC"),
+])
+def test_all_caps_vni_pairs(legacy, expected):
+    assert repair_text(legacy) == (expected, "vni")
+
+
+@pytest.mark.parametrize("text", ALL_CAPS)
+def test_all_caps_survive_every_legacy_form(text):
+    assert repair_text(text) == (text, "nfc")
+    forms = {"tcvn3 (capital font)": (encode_as_tcvn3_mojibake(text), "tcvn3"),
+             "tcvn3 (capital codes)": (encode_as_tcvn3_mojibake(text, capital_codes=True), "tcvn3"),
+             "vni": (encode_as_vni_mojibake(text), "vni")}
+    for form, (legacy, encoding) in forms.items():
+        assert repair_text(legacy) == (text, encoding), form
+
+
+@pytest.mark.parametrize("text", ["So 12–14 Hang Bai", "Cong ty ABC – chi nhanh", "“Ha Noi” 2024", "Nam…",
+                                  "Cà Mau X–", "100 € / thang", "Sony™ Viet Nam", "• muc 1", "‘A’ va ‘B’"])
+def test_punctuation_that_tcvn3_capitals_share_is_left_alone_in_real_text(text):
+    assert repair_text(text) == (text, "nfc" if not text.isascii() else "ascii")
+
+
+@pytest.mark.parametrize("text", [
+    "Hµ NÉI",              # TCVN3 upper-cased by software: É is no longer the é of `Néi`
+    "B\x81O H\x81\x81M",      # a TCVN 5712 capital's control character, and no decoding holds
+    "abc\x11 def",
+    "NguyÔn Søren",        # one word decodes, the other does not
+])
+def test_garbled_text_that_cannot_be_repaired_is_suspected_not_passed_as_valid(text):
+    assert repair_text(text) == (text, "suspect")
+
+
 def test_ambiguous_mojibake_is_left_unchanged_and_labelled():
     # `Cöa` is TCVN3 for Cửa and VNI for Cưa: both are Vietnamese, so no guess.
     assert repair_text("Cöa Nam") == ("Cöa Nam", "ambiguous")
@@ -112,9 +173,22 @@ def vietnamese_words(draw):
 
 
 _words = st.one_of(vietnamese_words(), vietnamese_words(), st.sampled_from(["TNHH", "12", "A", "B2", "CP"]))
-_separators = st.sampled_from([" ", ", ", " - ", "\n", "/", ". "])
-vietnamese_text = st.lists(st.tuples(_words, _separators), min_size=1, max_size=8).map(
-    lambda pairs: "".join(word + separator for word, separator in pairs[:-1]) + pairs[-1][0])
+_ASCII_SEPARATORS = [" ", ", ", " - ", "\n", "/", ". ", " (", ") "]
+# Punctuation that TCVN 5712 capital codes share with real text (dashes, quotes, ellipsis).
+_UNICODE_SEPARATORS = [" – ", "… ", " “", "” ", "—", "–"]
+
+
+def _joined(separators):
+    return st.lists(st.tuples(_words, st.sampled_from(separators)), min_size=1, max_size=8).map(
+        lambda pairs: "".join(word + separator for word, separator in pairs[:-1]) + pairs[-1][0])
+
+
+vietnamese_text = _joined(_ASCII_SEPARATORS + _UNICODE_SEPARATORS)
+# what a legacy encoding can write: no Unicode punctuation
+legacy_encodable_text = _joined(_ASCII_SEPARATORS)
+
+_ENCODERS = {"tcvn3": encode_as_tcvn3_mojibake, "vni": encode_as_vni_mojibake,
+             "tcvn3-capitals": lambda text: encode_as_tcvn3_mojibake(text, capital_codes=True)}
 
 
 @settings(max_examples=150, deadline=None)
@@ -125,10 +199,47 @@ def test_property_valid_nfc_vietnamese_never_changes(text):
     assert encoding in ("ascii", "nfc")
 
 
+@settings(max_examples=100, deadline=None)
+@given(vietnamese_text.map(str.upper))
+def test_property_valid_all_caps_vietnamese_never_changes(text):
+    repaired, encoding = repair_text(text)
+    assert repaired == text and encoding in ("ascii", "nfc")
+
+
+@settings(max_examples=100, deadline=None)
+@given(legacy_encodable_text.map(str.upper), st.sampled_from(sorted(_ENCODERS)))
+def test_property_all_caps_mojibake_is_repaired_exactly_or_reported(text, encoding):
+    """Capitals in every legacy form (TCVN 5712 capital codes, VN3 codes in a capital font, VNI):
+    the original comes back letter for letter (and case for case, but for the capital font, whose
+    bytes carry no case: `D¶` is `DẢ` or `Dả`), or the value is left as it is with a label that
+    says so; plain-looking text is left alone only when it is itself Vietnamese."""
+    legacy = _ENCODERS[encoding](text)
+    repaired, detected = repair_text(legacy)
+    if repaired != legacy:
+        assert detected == encoding.split("-")[0]
+        assert repaired == text if encoding != "tcvn3" else repaired.casefold() == text.casefold()
+    elif detected in ("ascii", "nfc"):
+        assert legacy == text or all(is_vietnamese_syllable(w) for w in legacy.split() if not w.isascii()
+                                     and w.isalpha())
+
+
 @settings(max_examples=300, deadline=None)
-@given(st.text(alphabet=st.characters(min_codepoint=0, max_codepoint=127)))
+@given(st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126) | st.sampled_from("\t\n\r")))
 def test_property_ascii_never_changes(text):
     assert repair_text(text) == (text, "ascii")
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.characters(min_codepoint=0, max_codepoint=127)))
+def test_property_ascii_with_control_characters_is_unchanged_or_reported(text):
+    """A TCVN 5712 capital's control character (0x01 Ú ... 0x17 Ỵ) is ASCII but never real text:
+    such a value is decoded as TCVN3 or suspected, never passed on as plain ASCII."""
+    repaired, encoding = repair_text(text)
+    if encoding == "ascii":
+        assert repaired == text and not (set(text) & TCVN3_CAPITAL_CONTROLS)
+    else:
+        assert set(text) & TCVN3_CAPITAL_CONTROLS and encoding in ("tcvn3", "suspect")
+        assert encoding == "suspect" or repaired == decode_tcvn3_mojibake(text)
 
 
 @settings(max_examples=100, deadline=None)
@@ -140,15 +251,15 @@ def test_property_nfd_comes_back_as_the_nfc_original(text):
 
 
 @settings(max_examples=150, deadline=None)
-@given(vietnamese_text, st.sampled_from(["tcvn3", "vni"]))
+@given(legacy_encodable_text, st.sampled_from(sorted(_ENCODERS)))
 def test_property_mojibake_is_repaired_or_left_alone_never_garbled(text, encoding):
-    legacy = (encode_as_tcvn3_mojibake if encoding == "tcvn3" else encode_as_vni_mojibake)(text)
+    legacy = _ENCODERS[encoding](text)
     repaired, detected = repair_text(legacy)
     if repaired == legacy:
-        assert detected in ("ascii", "nfc", "ambiguous")
+        assert detected in ("ascii", "nfc", "ambiguous", "suspect")
     else:
-        assert detected == encoding
-        # TCVN3 has no upper-case toned letters: case may come back differently, letters may not.
+        assert detected == encoding.split("-")[0]
+        # VN3 has no upper-case toned letters: case may come back differently, letters may not.
         assert repaired == text if encoding == "vni" else repaired.casefold() == text.casefold()
 
 

@@ -75,7 +75,8 @@ def transform_batch(legacy_table: str, batch: pa.RecordBatch, ctx: TransformCont
         data["dq_flags"] = pd.Series([tb.verdicts.flags_text(i) for i in accepted], dtype=object)
     rows = pd.DataFrame(data)
 
-    result = TransformResult(name, module.TARGET_TABLE, rows, tb.verdicts.rejects_frame(), tb.text_repairs)
+    result = TransformResult(name, module.TARGET_TABLE, rows, tb.verdicts.rejects_frame(), tb.text_repairs,
+                             tb.verdicts.flags_frame())
     if result.rows_in != batch.num_rows:  # the accounting invariant, checked on every batch
         raise AssertionError(f"{name}: {batch.num_rows} rows in, {result.rows_in} out")
     module.remember(ctx, rows)

@@ -25,6 +25,7 @@ from pathlib import Path
 import pandas as pd
 
 from .key_store import DEFAULT_MEMORY_ENTRIES, KeyStore
+from .verdicts import FLAG_COLUMNS
 
 
 @dataclass
@@ -71,13 +72,18 @@ class TransformContext:
 
 @dataclass
 class TransformResult:
-    """One batch's outcome: every input row is in exactly one of `rows` and `rejects`."""
+    """One batch's outcome: every input row is in exactly one of `rows` and `rejects`.
+
+    `flags`: the flagged values of `rows` (transform.verdicts.FLAG_COLUMNS: legacy key,
+    flag code, field, original and loaded value); a row's codes are also in its dq_flags.
+    """
 
     legacy_table: str
     target_table: str
     rows: pd.DataFrame
     rejects: pd.DataFrame
     text_repairs: Counter = field(default_factory=Counter)
+    flags: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=list(FLAG_COLUMNS)))
 
     @property
     def rows_in(self) -> int:

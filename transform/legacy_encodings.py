@@ -14,11 +14,25 @@ TCVN3 (ABC, TCVN 5712:1993 "VN3")
     encoding writes an upper-case toned letter with its lower-case code
     point (what the legacy keyboards did); decoding restores upper case
     from context (see `_restore_case`): in an all-caps string (no lower-case
-    evidence, at least two upper-case letters), for the first letter of a
+    evidence, at least two upper-case letters), in an all-caps word of at
+    least two other capitals (`DOẼ` in `a DOẼ`), for the first letter of a
     word in a string whose other words are capitalised, and for the first
     letter of a string of several words (names, addresses and notes start
     with a capital). A lone word such as "Ánh" cannot be told from "ánh" and
     decodes lower-case.
+
+TCVN3 capitals (TCVN 5712:1993, the VN1/VN2 tables)
+    The same standard also gives the 60 upper-case toned letters byte
+    positions of their own, which ABC-era software and fonts used for
+    capitals: 0x80-0x9F, sixteen positions VN3 leaves free in 0xA0-0xFF, and
+    twelve C0 control positions (0x01 Ú ... 0x17 Ỵ). Read as Windows-1252,
+    0x80-0x9F become `€ ‚ ƒ „ …` and the like, and the five bytes Windows-1252
+    does not define (0x81 0x8D 0x8F 0x90 0x9D) become the C1 controls U+0081 ...;
+    a Latin-1 reading gives C1 controls for all 32. C0 positions arrive as
+    control characters. So `HÀ NỘI` may arrive as `H€ N—I` and `ĐỨC` as
+    `§\x11C`. Decoding accepts both kinds of capitals (and VN3's lower-case
+    codes in an all-caps string) in one text; `encode_as_tcvn3_mojibake(...,
+    capital_codes=True)` writes them, for tests and the demo.
 
 VNI-Windows
     A base letter followed by one or two trailing accent bytes ("ô" = o + â,
@@ -42,6 +56,9 @@ import unicodedata
 __all__ = [
     "VIETNAMESE_LETTERS",
     "TCVN3_TO_UNICODE",
+    "TCVN3_CAPITALS_TO_UNICODE",
+    "TCVN3_CAPITAL_CONTROLS",
+    "TCVN3_CAPITAL_PUNCTUATION",
     "VNI_TO_UNICODE",
     "encode_as_tcvn3_mojibake",
     "encode_as_vni_mojibake",
@@ -88,8 +105,32 @@ _TCVN3_TONED = {
 }
 
 
+# TCVN 5712:1993 (VN1) positions of the upper-case toned letters, tones in _TONES order.
+# VN2 has those in 0xA0-0xFF; VN1 adds 0x80-0x9F and the C0 positions (0x01-0x17).
+_TCVN3_CAPITAL_TONED = {
+    "A": (0x80, 0x81, 0x82, 0x83, 0x84),
+    "Ă": (0xAF, 0xBA, 0xBF, 0xC0, 0x85),
+    "Â": (0xC1, 0xC2, 0xC3, 0xC4, 0x86),
+    "E": (0x87, 0x88, 0x89, 0x8A, 0x8B),
+    "Ê": (0xC5, 0xCD, 0xD9, 0xDA, 0x8C),
+    "I": (0x8D, 0x8E, 0x8F, 0x90, 0x91),
+    "O": (0x92, 0x93, 0x94, 0x95, 0x96),
+    "Ô": (0xDB, 0xE0, 0xF0, 0xFF, 0x97),
+    "Ơ": (0x98, 0x99, 0x9A, 0x9B, 0x9C),
+    "U": (0x9D, 0x9E, 0x9F, 0x01, 0x02),
+    "Ư": (0x04, 0x05, 0x06, 0x11, 0x12),
+    "Y": (0x13, 0x14, 0x15, 0x16, 0x17),
+}
+
+
 def _cp1252(byte: int) -> str:
-    return bytes([byte]).decode("cp1252")
+    """The character a Windows-1252 client makes of `byte`; the five bytes it leaves
+    undefined (0x81 0x8D 0x8F 0x90 0x9D) become the C1 control of the same number,
+    as Windows and MariaDB's latin1 convert them."""
+    try:
+        return bytes([byte]).decode("cp1252")
+    except UnicodeDecodeError:
+        return chr(byte)
 
 
 def _tcvn3_tables() -> tuple[dict[str, str], dict[str, str]]:
@@ -112,6 +153,30 @@ TCVN3_TO_UNICODE, _UNICODE_TO_TCVN3 = _tcvn3_tables()
 # Letters whose case the TCVN3 bytes cannot carry (the 60 lower-case toned ones).
 _CASELESS_IN_TCVN3 = frozenset(
     TCVN3_TO_UNICODE[_cp1252(b)] for codes in _TCVN3_TONED.values() for b in codes)
+
+
+def _tcvn3_capital_tables() -> tuple[dict[str, str], dict[str, str]]:
+    decode: dict[str, str] = {}
+    encode: dict[str, str] = {}
+    for vowel, codes in _TCVN3_CAPITAL_TONED.items():
+        for tone, byte in zip(_TONES, codes):
+            letter = _toned(vowel, tone)
+            encode[letter] = decode_as = _cp1252(byte)
+            decode[decode_as] = letter
+            if 0x80 <= byte <= 0x9F:  # the same byte read as Latin-1: a C1 control
+                decode[chr(byte)] = letter
+    return decode, encode
+
+
+#: TCVN 5712 capital positions, as found in legacy rows (Windows-1252 characters, C1 and C0
+#: controls) -> the upper-case toned letter. Disjoint from TCVN3_TO_UNICODE.
+TCVN3_CAPITALS_TO_UNICODE, _UNICODE_TO_TCVN3_CAPITALS = _tcvn3_capital_tables()
+#: The control characters among them (C0 and C1): never part of real text.
+TCVN3_CAPITAL_CONTROLS = frozenset(c for c in TCVN3_CAPITALS_TO_UNICODE if not c.isprintable())
+#: The punctuation among them (`€ … ‘ ’ “ ” – — ™ ¯ º ¿` ...), which real text uses too: one of
+#: these is a letter only next to a letter (`N—I` is NỘI; `12–14` keeps its dash).
+TCVN3_CAPITAL_PUNCTUATION = frozenset(c for c in TCVN3_CAPITALS_TO_UNICODE if c.isprintable() and not c.isalpha())
+_TCVN3_DECODE = {**TCVN3_TO_UNICODE, **TCVN3_CAPITALS_TO_UNICODE}
 
 # --- VNI-Windows -----------------------------------------------------------
 _VNI_BASE = {"a": "a", "ă": "aê", "â": "aâ", "e": "e", "ê": "eâ", "o": "o", "ô": "oâ",
@@ -162,13 +227,16 @@ def _encode(text: str, table: dict[str, str], name: str, errors: str) -> str:
     return "".join(out)
 
 
-def encode_as_tcvn3_mojibake(text: str, errors: str = "strict") -> str:
+def encode_as_tcvn3_mojibake(text: str, errors: str = "strict", *, capital_codes: bool = False) -> str:
     """NFC Vietnamese -> TCVN3 bytes read as Windows-1252: 'Hà Nội' -> 'Hµ Néi'.
 
-    Characters that are neither ASCII nor Vietnamese letters raise ValueError,
-    or are copied unchanged with errors="keep".
+    Upper-case toned letters take the lower-case codes (an all-caps font's way:
+    'HÀ NỘI' -> 'Hµ NéI'), or with `capital_codes` their TCVN 5712 capital
+    positions ('HÀ NỘI' -> 'H€ N—I'). Characters that are neither ASCII nor
+    Vietnamese letters raise ValueError, or are copied unchanged with errors="keep".
     """
-    return _encode(text, _UNICODE_TO_TCVN3, "TCVN3", errors)
+    table = {**_UNICODE_TO_TCVN3, **_UNICODE_TO_TCVN3_CAPITALS} if capital_codes else _UNICODE_TO_TCVN3
+    return _encode(text, table, "TCVN3", errors)
 
 
 def encode_as_vni_mojibake(text: str, errors: str = "strict") -> str:
@@ -190,6 +258,12 @@ def _restore_case(decoded: str) -> str:
     out = list(decoded)
     for n, word in enumerate(words):
         first = word.group(0)[0]
+        capitals = [c for c in word.group(0) if c.isalpha() and c not in _CASELESS_IN_TCVN3]
+        if len(capitals) >= 2 and all(c.isupper() for c in capitals):  # one word in capitals: `ĐỒNG` in `xã ĐỒNG`
+            for i in range(word.start(), word.end()):
+                if out[i] in _CASELESS_IN_TCVN3:
+                    out[i] = out[i].upper()
+            continue
         # Title Case strings, and the first word of a sentence of several words, start upper-case.
         if first in _CASELESS_IN_TCVN3 and (title_case or (n == 0 and len(words) > 1)):
             out[word.start()] = first.upper()
@@ -197,9 +271,21 @@ def _restore_case(decoded: str) -> str:
 
 
 def decode_tcvn3_mojibake(text: str) -> str:
-    """Inverse of encode_as_tcvn3_mojibake: 'Hµ Néi' -> 'Hà Nội' (case restored from context)."""
-    decoded = "".join(TCVN3_TO_UNICODE.get(c, c) for c in text)
-    return _restore_case(decoded)
+    """Inverse of encode_as_tcvn3_mojibake: 'Hµ Néi' -> 'Hà Nội', 'H€ N—I' -> 'HÀ NỘI' (the case of
+    VN3's lower-case codes restored from context)."""
+    decoded = [_TCVN3_DECODE.get(c, c) for c in text]
+    for i, c in enumerate(text):
+        if c in TCVN3_CAPITAL_PUNCTUATION and not (_letter_like(text, i - 1) or _letter_like(text, i + 1)):
+            decoded[i] = c  # punctuation between digits or spaces: `12–14`, ` – `
+    return _restore_case("".join(decoded))
+
+
+def _letter_like(text: str, i: int) -> bool:
+    """Is text[i] a letter, or a TCVN3 code other than punctuation (`§`, `\x11`)?"""
+    if not 0 <= i < len(text):
+        return False
+    c = text[i]
+    return c.isalpha() or (c in _TCVN3_DECODE and c not in TCVN3_CAPITAL_PUNCTUATION)
 
 
 def decode_vni_mojibake(text: str) -> str:

@@ -10,16 +10,23 @@ Each value is classified as one of:
   `Haø Noäi`): decoded to NFC;
 - ``ambiguous``: not Vietnamese as it stands, but both decodings give equally
   good Vietnamese (`Cöa` is `Cửa` in TCVN3 and `Cưa` in VNI): left unchanged
-  for a person to decide, rather than guessed.
+  for a person to decide, rather than guessed;
+- ``suspect``: looks like legacy bytes, but no decoding makes all of it
+  Vietnamese: it holds control characters that only TCVN 5712 capital codes
+  produce (`B\x81O` for `BẢO`), or a decoding makes some of its words
+  Vietnamese and not the others (`Hµ NÉI`: TCVN3 upper-cased by software,
+  whose É is no longer the é of `Néi`). Left unchanged for a person to check.
 
 Mojibake is only decoded when the evidence is clear both ways: the decoded
 text must be Vietnamese (every word that is not plain ASCII is a possible
 Vietnamese syllable) and the original must not be (at least one such word is
 not). Valid Vietnamese is therefore never touched, whatever characters it
 uses, and a foreign name whose decoding is not Vietnamese (`José` would decode
-to `Josộ`) is left alone. The price of never touching valid text: mojibake
+to `Josộ`) is left alone, and not suspected either. The price of never touching valid text: mojibake
 that happens to spell valid Vietnamese (`Thò` is VNI for `Thị`, and also a
-word) cannot be told from it and stays as it is.
+word) cannot be told from it and stays as it is; so does a lone word whose
+last letter is a TCVN 5712 capital that Windows-1252 shows as punctuation
+(`H€` for `HÀ`: a word followed by `€`, as far as anyone can tell).
 
 Example::
 
@@ -36,31 +43,45 @@ import unicodedata
 from functools import lru_cache
 from typing import Sequence
 
-from .legacy_encodings import TCVN3_TO_UNICODE, VNI_TO_UNICODE, decode_tcvn3_mojibake, decode_vni_mojibake
+from .legacy_encodings import (TCVN3_CAPITAL_CONTROLS, TCVN3_CAPITAL_PUNCTUATION, TCVN3_CAPITALS_TO_UNICODE,
+                               TCVN3_TO_UNICODE, VNI_TO_UNICODE, decode_tcvn3_mojibake, decode_vni_mojibake)
 from .syllables import is_vietnamese_syllable
 
-ASCII, NFC, NFD, TCVN3, VNI, AMBIGUOUS = "ascii", "nfc", "nfd", "tcvn3", "vni", "ambiguous"
-ENCODINGS = (ASCII, NFC, NFD, TCVN3, VNI, AMBIGUOUS)
+ASCII, NFC, NFD, TCVN3, VNI, AMBIGUOUS, SUSPECT = "ascii", "nfc", "nfd", "tcvn3", "vni", "ambiguous", "suspect"
+ENCODINGS = (ASCII, NFC, NFD, TCVN3, VNI, AMBIGUOUS, SUSPECT)
 
-# Characters that legacy mojibake is made of, letters or not (`·`, `¶`, `§`):
-# they belong to a word, so a word like `x·` is judged as a whole.
-_MOJIBAKE_CHARS = "".join(sorted(set(TCVN3_TO_UNICODE) | set("".join(VNI_TO_UNICODE))))
-_WORD = re.compile(f"(?:[^\\W\\d_]|[{re.escape(_MOJIBAKE_CHARS)}])+")
+# Characters that legacy mojibake is made of, letters or not (`·`, `¶`, `§`, controls): they
+# belong to a word, so a word like `x·` is judged as a whole. The punctuation of TCVN 5712
+# capitals (`€`, `—`, `“`) belongs to a word only next to a letter: `N—I` is one, `12–14` none.
+_MOJIBAKE_CHARS = "".join(sorted((set(TCVN3_TO_UNICODE) | set(TCVN3_CAPITALS_TO_UNICODE)
+                                  | set("".join(VNI_TO_UNICODE))) - TCVN3_CAPITAL_PUNCTUATION))
+_PUNCTUATION = re.escape("".join(sorted(TCVN3_CAPITAL_PUNCTUATION)))
+_WORD = re.compile(f"(?:[{_PUNCTUATION}]*(?:[^\\W\\d_]|[{re.escape(_MOJIBAKE_CHARS)}]))+[{_PUNCTUATION}]*")
+_EDGE_PUNCTUATION = "".join(sorted(TCVN3_CAPITAL_PUNCTUATION))
+_CAPITAL_CONTROL = re.compile(f"[{re.escape(''.join(sorted(TCVN3_CAPITAL_CONTROLS)))}]")
 
 
-def _cp1252_only(text: str) -> bool:
+def _legacy_chars_only(text: str) -> bool:
+    """Could `text` be legacy bytes as a client read them: Windows-1252 characters, and the
+    control characters of TCVN 5712 capitals? Anything else is real Unicode."""
     try:
-        text.encode("cp1252")
+        _CAPITAL_CONTROL.sub("", text).encode("cp1252")
     except UnicodeEncodeError:
         return False
     return True
 
 
 def _syllable_verdicts(text: str) -> tuple[int, int]:
-    """(valid, invalid) counts over the words that are not plain ASCII."""
+    """(valid, invalid) counts over the words that are not plain ASCII (a TCVN 5712 capital's
+    control character is ASCII, and no plain text).
+
+    Punctuation at a word's edges is left out (`Mau…`, `“Hà`): real text puts it there, and
+    a word of mojibake shows itself inside (`N—I`) or in its other characters.
+    """
     valid = invalid = 0
-    for word in _WORD.findall(text):
-        if word.isascii():
+    for found in _WORD.findall(text):
+        word = found.strip(_EDGE_PUNCTUATION)
+        if not word or word.isascii() and word.isprintable():
             continue
         if is_vietnamese_syllable(word):
             valid += 1
@@ -73,13 +94,14 @@ def _syllable_verdicts(text: str) -> tuple[int, int]:
 def _repair_non_ascii(text: str) -> tuple[str, str]:
     if not unicodedata.is_normalized("NFC", text):
         return unicodedata.normalize("NFC", text), NFD
-    # Mojibake consists of Windows-1252 characters only; anything else is real Unicode.
-    if not _cp1252_only(text):
+    # Mojibake consists of legacy characters only; anything else is real Unicode.
+    if not _legacy_chars_only(text):
         return text, NFC
-    _, original_invalid = _syllable_verdicts(text)
+    original_valid, original_invalid = _syllable_verdicts(text)
     if original_invalid == 0:
         return text, NFC
     candidates: list[tuple[int, str, str]] = []
+    improved = False
     for encoding, decode in ((TCVN3, decode_tcvn3_mojibake), (VNI, decode_vni_mojibake)):
         decoded = decode(text)
         if decoded == text:
@@ -87,8 +109,12 @@ def _repair_non_ascii(text: str) -> tuple[str, str]:
         valid, invalid = _syllable_verdicts(decoded)
         if invalid == 0 and valid > 0:
             candidates.append((valid, decoded, encoding))
+        elif invalid < original_invalid and valid > original_valid:
+            improved = True
     if not candidates:
-        return text, NFC
+        # No decoding holds: legacy bytes still show in control characters (never in real
+        # text), or in words that a decoding makes Vietnamese. Say so; a foreign name shows neither.
+        return text, SUSPECT if improved or _CAPITAL_CONTROL.search(text) else NFC
     candidates.sort(reverse=True)
     if len(candidates) > 1 and candidates[0][0] == candidates[1][0]:
         return text, AMBIGUOUS
@@ -97,7 +123,9 @@ def _repair_non_ascii(text: str) -> tuple[str, str]:
 
 def repair_text(text: str) -> tuple[str, str]:
     """(NFC text, detected encoding) for one non-null value; see the module doc."""
-    if text.isascii():
+    # ASCII holds nothing to repair, but the control characters of TCVN 5712 capitals
+    # are ASCII too (0x01 Ú ... 0x17 Ỵ): printable text cannot hold them.
+    if text.isascii() and (text.isprintable() or not _CAPITAL_CONTROL.search(text)):
         return text, ASCII
     return _repair_non_ascii(text)
 

@@ -3,19 +3,21 @@
 Checks run in a fixed order and report defects here. The first reject a row
 gets is its reason; later rejects are kept only to be listed in its message,
 so a row with several defects is rejected once. Flags accumulate on rows that
-stay accepted.
+stay accepted; a flag about one value also keeps which field it was, the
+original value and the value loaded (`flags_frame`), so an auditor sees what
+a normalization or repair did, and the original is kept beside the row.
 
 Example::
 
     verdicts = RowVerdicts("DM_DONVI", ["A1", "A2"])
     verdicts.reject(1, "TRANSACTION_MODE_INVALID", "PHUONG_THUC_GD", 9, "mode 9 is not 1, 2 or 3")
-    verdicts.flag(0, "CODE_NORMALIZED")
+    verdicts.flag(0, "CODE_NORMALIZED", "MA_DV", "a1 ", "A1")
     verdicts.accepted()          # [0]
 """
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from typing import Any, Iterable, Sequence
 
 import pandas as pd
 
@@ -23,6 +25,8 @@ from .normalize import display
 from .reason_codes import REASON_CODES, is_reject
 
 REJECT_COLUMNS = ("legacy_table", "legacy_key", "reason_code", "field", "original_value", "message")
+FLAG_COLUMNS = ("legacy_table", "legacy_key", "flag_code", "field", "original_value", "loaded_value")
+_UNSET = object()
 
 
 class RowVerdicts:
@@ -31,6 +35,8 @@ class RowVerdicts:
         self.legacy_keys = legacy_keys
         self._rejects: dict[int, list[Any]] = {}  # row -> [code, field, original, message, others]
         self._flags: dict[int, list[str]] = {}
+        # (row, code, field) -> (original, loaded), as display text
+        self._details: dict[tuple[int, str, str], tuple[str | None, str | None]] = {}
 
     def __len__(self) -> int:
         return len(self.legacy_keys)
@@ -47,16 +53,22 @@ class RowVerdicts:
         else:
             existing[4].append(f"{code} on {field}" if field else code)
 
-    def flag(self, row: int, code: str) -> None:
+    def flag(self, row: int, code: str, field: str, original: Any, loaded: Any = _UNSET) -> None:
+        """Flag `row` with `code` about the value of `field`: its legacy `original` and the
+        value `loaded` (the same when nothing was changed). Every flag names its value, so
+        the flagged values (flags_frame) account for every flagged row."""
         if REASON_CODES[code][0] != "flag":
             raise ValueError(f"{code} is a reject reason, not a flag")
         flags = self._flags.setdefault(row, [])
         if code not in flags:
             flags.append(code)
+        self._details[(row, code, field)] = (display(original), display(original if loaded is _UNSET else loaded))
 
-    def flag_rows(self, rows: Iterable[int], code: str) -> None:
+    def flag_rows(self, rows: Iterable[int], code: str, field: str, originals: Sequence[Any],
+                  loaded: Sequence[Any]) -> None:
+        """Flag each of `rows`; `originals` and `loaded` are the whole column's values (indexed by row)."""
         for row in rows:
-            self.flag(row, code)
+            self.flag(row, code, field, originals[row], loaded[row])
 
     def accepted(self) -> list[int]:
         return [i for i in range(len(self.legacy_keys)) if i not in self._rejects]
@@ -64,6 +76,13 @@ class RowVerdicts:
     def flags_text(self, row: int) -> str | None:
         flags = self._flags.get(row)
         return ";".join(flags) if flags else None
+
+    def flags_frame(self) -> pd.DataFrame:
+        """The flagged values of the accepted rows (FLAG_COLUMNS), in row order."""
+        records = [(self.legacy_table, self.legacy_keys[row], code, field, original, loaded)
+                   for (row, code, field), (original, loaded) in sorted(self._details.items(), key=lambda i: i[0][0])
+                   if row not in self._rejects]
+        return pd.DataFrame.from_records(records, columns=list(FLAG_COLUMNS)).astype(object)
 
     def rejects_frame(self) -> pd.DataFrame:
         records = []

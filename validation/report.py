@@ -116,6 +116,21 @@ def _rejects(validated: dict[str, dict[str, Any]], load_tables: dict[str, dict[s
             "tables": tables}
 
 
+def _flags(validated: dict[str, dict[str, Any]], load_tables: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Rows loaded with data-quality flags, by legacy table and code, with examples (report_figures.flag_summary)."""
+    tables: dict[str, Any] = {}
+    by_code: dict[str, int] = {}
+    for table, figures in sorted(validated.items()):
+        flagged = figures.get("flags")
+        if table.startswith(TARGET_PREFIX) or not flagged:
+            continue
+        tables[table] = {"target_table": (load_tables.get(table) or {}).get("target_table"),
+                         "rows_flagged": flagged["by_code"], "examples": flagged["examples"]}
+        for code, count in flagged["by_code"].items():
+            by_code[code] = by_code.get(code, 0) + count
+    return {"by_code": dict(sorted(by_code.items(), key=lambda i: (-i[1], i[0]))), "tables": tables}
+
+
 def _expectations(figures: dict[str, Any], validated: dict[str, dict[str, Any]]) -> dict[str, Any]:
     target_tables = {name[len(TARGET_PREFIX):]: entry["expectations"] for name, entry in validated.items()
                      if name.startswith(TARGET_PREFIX) and "expectations" in entry}
@@ -149,11 +164,13 @@ def _in_status_order(counts: dict[str, int]) -> dict[str, int]:
     return dict(sorted(counts.items(), key=lambda item: (order.get(item[0], len(order)), item[0])))
 
 
-def _codes(rejects: dict[str, Any]) -> dict[str, Any]:
+def _codes(rejects: dict[str, Any], flags: dict[str, Any]) -> dict[str, Any]:
     """The legend of every code (JSON readers get the same explanations as the page)."""
     legend = code_legend()
     shown = {code: legend.get(code, {"action": "reject", "meaning": None, "stage": None})
              for code in rejects["by_reason"]}
+    shown.update({code: legend.get(code, {"action": "flag", "meaning": None, "stage": None})
+                  for code in flags["by_code"]})
     return {"in_this_report": shown, "all": legend}
 
 
@@ -174,6 +191,7 @@ def build_site_report(store: ControlStore, site_id: str, *, run_id: str | None =
     load_tables = store.table_figures(runs["load"].run_id) if runs["load"] else {}
     assess = runs["assess"]
     rejects = _rejects(validated, load_tables)
+    flags = _flags(validated, load_tables)
     names = PathNames.for_inventory_folders(figures.get(FOLDERS)).merged(names or PathNames())
     data = {
         "format": FORMAT,
@@ -186,7 +204,8 @@ def build_site_report(store: ControlStore, site_id: str, *, run_id: str | None =
         "runs": {stage: _run_summary(r) for stage, r in runs.items()},
         "accounting": _accounting(validated, backup_tables, figures.get("accounting") or {}),
         "rejects": rejects,
-        "codes": _codes(rejects),
+        "flags": flags,
+        "codes": _codes(rejects, flags),
         "backup": _backup(figures, runs["backup"]),
         "expectations": _expectations(figures, validated),
         "parity": _parity(figures, validated),

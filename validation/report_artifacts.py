@@ -40,6 +40,9 @@ def report_markdown(report: SiteReport) -> str:
         + f", manifest SHA-256 `{backup.get('manifest_fingerprint')}`",
         f"- rejected rows by reason: " + (", ".join(f"{reason} {n}" for reason, n in data["rejects"]["by_reason"].items())
                                           or "none"),
+        f"- rows loaded with flags, by code: " + (", ".join(f"{code} {n}" for code, n in
+                                                          (data.get("flags") or {}).get("by_code", {}).items())
+                                                  or "none"),
         f"- audit-ledger head: `{data['ledger'].get('hash')}` (seq {data['ledger'].get('seq')})",
         f"- report: `{data['recorded_paths'].get('html')}`",
         f"- validate run: `{report.run_id}`",

@@ -3,9 +3,9 @@
 The report is rebuilt from the control store alone (an auditor's machine has
 no legacy server, target or backup folder), so whatever it shows that does not
 already sit in a stage's figures is read here, while validating, and recorded
-with the validate run: examples of rejected rows, dossiers by status, the
-backup's signature document and its verification history, the audit-ledger
-head.
+with the validate run: examples of rejected rows, the rows loaded with
+data-quality flags (counts and examples), dossiers by status, the backup's
+signature document and its verification history, the audit-ledger head.
 
 Example::
 
@@ -24,7 +24,8 @@ from sqlalchemy.engine import Engine
 
 from backups.manifest import MANIFEST_NAME, SIGNATURE_NAME, check_signature, manifest_fingerprint as sha256_of
 from load import target_schema as ts
-from load.bookkeeping import lineage, rejects
+from load.bookkeeping import flags, lineage, rejects
+from load.flag_records import flag_counts
 from ts24_migrate.control_store import ControlStore
 from ts24_migrate.secrets import redact_url
 
@@ -57,6 +58,30 @@ def reject_examples(target: Engine, *, site_id: str, per_reason: int = EXAMPLES_
             found.setdefault(row.legacy_table, {}).setdefault(row.reason_code, []).append({
                 "legacy_key": row.legacy_key, "field": row.field, "value": _shortened(row.original_value),
                 "message": _shortened(row.message)})
+    return found
+
+
+def flag_summary(target: Engine, *, site_id: str, per_code: int = EXAMPLES_PER_REASON
+                 ) -> dict[str, dict[str, Any]]:
+    """legacy table -> {"by_code": {code: rows flagged}, "examples": {code: the first `per_code` flagged
+    values (by legacy key): legacy key, field, original value, value loaded}} of the site's loaded rows.
+
+    The examples show no more than the value concerned (a later release masks personal data).
+    """
+    rank = sa.func.row_number().over(partition_by=(flags.c.legacy_table, flags.c.flag_code),
+                                     order_by=(flags.c.legacy_key, flags.c.field)).label("rank")
+    ranked = sa.select(flags.c.legacy_table, flags.c.flag_code, flags.c.legacy_key, flags.c.field,
+                       flags.c.original_value, flags.c.loaded_value, rank).where(flags.c.site_id == site_id).subquery()
+    query = (sa.select(ranked).where(ranked.c.rank <= per_code)
+             .order_by(ranked.c.legacy_table, ranked.c.flag_code, ranked.c.rank))
+    found: dict[str, dict[str, Any]] = {}
+    with target.connect() as conn:
+        for table, codes in flag_counts(conn, site_id=site_id).items():
+            found[table] = {"by_code": codes, "examples": {}}
+        for row in conn.execute(query):
+            found[row.legacy_table]["examples"].setdefault(row.flag_code, []).append({
+                "legacy_key": row.legacy_key, "field": row.field, "original_value": _shortened(row.original_value),
+                "loaded_value": _shortened(row.loaded_value)})
     return found
 
 

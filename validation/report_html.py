@@ -2,7 +2,7 @@
 
 Everything shown is read from the `SiteReport` (validation/report.py), the
 same data as the JSON beside it; nothing is computed here but layout. Sections
-carry ids (verdict, accounting, rejects, backup, objects, attachments,
+carry ids (verdict, accounting, rejects, flags, backup, objects, attachments,
 nul-text, expectations, parity, dossiers, ledger, runs, codes) so that a reader,
 or a test, can jump to them. Every moment is written one way
 (reporting.timestamp), every file by its name from the inventory's folder,
@@ -169,6 +169,35 @@ def _warnings(backup: dict[str, Any]) -> str:
         return esc(f"{count} (the backup run recorded their number only; `ts24-migrate backup verify` and the "
                    "manifest list them)")
     return "none"
+
+
+def _flags(data: dict[str, Any]) -> str:
+    flags = data.get("flags") or {"by_code": {}, "tables": {}}
+    rows = []
+    for table, entry in flags["tables"].items():
+        for code, count in entry["rows_flagged"].items():
+            examples = entry["examples"].get(code) or []
+            shown = "<br>".join(
+                f"<code>{esc(e['legacy_key'])}</code> {esc(e['field'])}: "
+                f"<code>{_shown(e['original_value'])}</code> → <code>{_shown(e['loaded_value'])}</code>"
+                for e in examples)
+            rows.append([_cell(table), _cell(f"<code>{esc(code)}</code>", raw=True), _cell(meaning(code)),
+                         _cell(count, numeric=True), _cell(shown, raw=True)])
+    if not rows:
+        body = r.paragraph("No row was loaded with a data-quality flag.")
+    else:
+        body = _table(["legacy table", "flag", "what it means", "rows",
+                       "examples (legacy key, field: original → loaded)"], rows, ident="flags-table")
+    return r.section("Rows loaded with data-quality flags", body, r.paragraph(
+        "These rows were loaded, but a value was repaired (legacy text encodings), normalized (whitespace, "
+        "codes, tax codes, date forms), cleared or is doubtful; — is no value (NULL). The target's "
+        "mig_flags table keeps, for every such value, the field, the original and the value loaded. Every "
+        "code is explained in the legend at the end of this report.", "muted"), anchor="flags")
+
+
+def _shown(value: Any) -> str:
+    """A flagged value: escaped, — for none (NULL), an empty string as ''."""
+    return "—" if value is None else esc(value) if value != "" else "''"
 
 
 def _backup(data: dict[str, Any]) -> str:
@@ -341,8 +370,9 @@ def _codes(data: dict[str, Any]) -> str:
     return r.section("Reason and flag codes", r.paragraph(
         "reject: the row is not loaded; it is listed with the code among the rejected rows (and in the target's "
         "mig_rejects), and counts as rejected in the accounting. flag: the row is loaded and the code is added to "
-        "its dq_flags column, which says which value was repaired, cleared or qualified; the original value stays "
-        "in the encrypted backup. Codes of the transform come from transform/reason_codes.py (also "
+        "its dq_flags column, which says which value was repaired, cleared or qualified; the target's mig_flags "
+        "keeps the field, the original value and the value loaded, and the original also stays in the encrypted "
+        "backup. Codes of the transform come from transform/reason_codes.py (also "
         "docs/reason-codes.md), those of the load from load/reasons.py."),
         _table(["code", "action", "set by", "what it means", "in this report"], rows, ident="codes-table"),
         anchor="codes")
@@ -354,8 +384,8 @@ def render_html(report, *, folder: Path) -> str:
     validation = data["validation"]
     return r.page(
         f"Validation report of site {data['site_id']}",
-        [_EXTRA_STYLE, _verdict(data), _reading_guide(), _accounting(data), _rejects(data), _backup(data),
-         *_backup_findings(data),
+        [_EXTRA_STYLE, _verdict(data), _reading_guide(), _accounting(data), _rejects(data), _flags(data),
+         _backup(data), *_backup_findings(data),
          _expectations(data, Path(folder)), _parity(data), _dossiers(data), _ledger(data), _runs(data), _codes(data)],
         subtitle=f"validate run {validation['run_id']} · finished {timestamp(validation['finished_at'])} · site "
                  f"state {data['site_state']} · rebuilt {timestamp(data['rebuilt_at'])} from the control store")

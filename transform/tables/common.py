@@ -20,11 +20,11 @@ from extract.fingerprint import row_digest
 from ..context import TransformContext
 from ..key_store import KeyStore
 from ..normalize import as_int, normalize_codes, strip_blanks
-from ..text_repair import AMBIGUOUS, NFD, TCVN3, VNI, repair_text_values
+from ..text_repair import AMBIGUOUS, NFD, SUSPECT, TCVN3, VNI, repair_text_values
 from ..verdicts import RowVerdicts
 
 _REPAIR_FLAGS = {TCVN3: "TEXT_REPAIRED_TCVN3", VNI: "TEXT_REPAIRED_VNI", NFD: "TEXT_REPAIRED_NFD",
-                 AMBIGUOUS: "TEXT_ENCODING_AMBIGUOUS"}
+                 AMBIGUOUS: "TEXT_ENCODING_AMBIGUOUS", SUSPECT: "TEXT_ENCODING_SUSPECT"}
 
 
 _SPACE_RUNS = re.compile(r"[ \t]{2,}|\t")
@@ -109,36 +109,41 @@ class TableBatch:
     # --- cleaning steps ----------------------------------------------------------
     def text(self, name: str) -> list[str | None]:
         """Free text: trimmed, runs of spaces/tabs made one space (line breaks kept), blank -> NULL,
-        repaired to NFC; flags and counts what it found."""
+        repaired to NFC; flags (with the original value) and counts what it found."""
         raw = self.columns[name]
-        values, blanks = strip_blanks(raw if _only(raw, str) else [as_text(v) for v in raw])
+        texts = raw if _only(raw, str) else [as_text(v) for v in raw]
+        values, blanks = strip_blanks(texts)
         # (the substring tests are what _SPACE_RUNS matches, and cost a tenth of running it)
         values = [_SPACE_RUNS.sub(" ", v) if isinstance(v, str) and ("  " in v or "\t" in v) else v
                   for v in values]
-        self.verdicts.flag_rows(blanks, "EMPTY_AS_NULL")
         repaired, detected = repair_text_values(values)
+        self.verdicts.flag_rows(blanks, "EMPTY_AS_NULL", name, raw, repaired)
+        self.verdicts.flag_rows(_changed(texts, values, blanks), "WHITESPACE_TRIMMED", name, raw, repaired)
         for i, encoding in enumerate(detected):
             if encoding is None:
                 continue
             self.text_repairs[(self.legacy_table, name, encoding)] += 1
             flag = _REPAIR_FLAGS.get(encoding)
             if flag:
-                self.verdicts.flag(i, flag)
+                self.verdicts.flag(i, flag, name, raw[i], repaired[i])
         return repaired
 
     def plain(self, name: str) -> list[Any]:
-        """A value kept as it is, except strings trimmed and blank -> NULL."""
-        values, blanks = strip_blanks(self.columns[name])
-        self.verdicts.flag_rows(blanks, "EMPTY_AS_NULL")
+        """A value kept as it is, except strings trimmed and blank -> NULL (both flagged)."""
+        raw = self.columns[name]
+        values, blanks = strip_blanks(raw)
+        self.verdicts.flag_rows(blanks, "EMPTY_AS_NULL", name, raw, values)
+        self.verdicts.flag_rows(_changed(raw, values, blanks), "WHITESPACE_TRIMMED", name, raw, values)
         return values
 
     def code(self, name: str, case: str = "upper", *, flag: bool = True) -> list[str | None]:
         """A code: trimmed, re-cased, blank -> NULL; flags CODE_NORMALIZED (unless `flag` is
         False: a checksum's case is no defect) and EMPTY_AS_NULL."""
-        codes, changed, blanks = normalize_codes(self.columns[name], case=case)
+        raw = self.columns[name]
+        codes, changed, blanks = normalize_codes(raw, case=case)
         if flag:
-            self.verdicts.flag_rows(changed, "CODE_NORMALIZED")
-        self.verdicts.flag_rows(blanks, "EMPTY_AS_NULL")
+            self.verdicts.flag_rows(changed, "CODE_NORMALIZED", name, raw, codes)
+        self.verdicts.flag_rows(blanks, "EMPTY_AS_NULL", name, raw, codes)
         return codes
 
     def integers(self, name: str) -> list[int | None]:
@@ -161,14 +166,14 @@ class TableBatch:
                 self.verdicts.reject(i, "REQUIRED_MISSING", name, self.columns[name][i],
                                      f"{name} is empty; the new system requires it")
 
-    def clear_unknown(self, codes: list[str | None], known: KeyStore, flag: str) -> list[str | None]:
-        """`codes` with those that refer to nothing accepted cleared (NULL), their rows flagged
-        `flag`: the row loads without the broken link."""
+    def clear_unknown(self, name: str, codes: list[str | None], known: KeyStore, flag: str) -> list[str | None]:
+        """`codes` (of column `name`) with those that refer to nothing accepted cleared (NULL),
+        their rows flagged `flag`: the row loads without the broken link."""
         known.warm(codes)
         for i, code in enumerate(codes):
             if code is not None and code not in known:
                 codes[i] = None
-                self.verdicts.flag(i, flag)
+                self.verdicts.flag(i, flag, name, self.columns[name][i], None)
         return codes
 
     def dossier_ids(self, name: str = "ID_HO_SO") -> list[str | None]:
@@ -188,6 +193,14 @@ class TableBatch:
             if is_bad:
                 self.verdicts.reject(i, code, name, self.columns[name][i],
                                      message.format(value=self.columns[name][i]))
+
+
+def _changed(before: Sequence[Any], after: Sequence[Any], blanks: Sequence[int]) -> list[int]:
+    """Rows whose string lost whitespace (blank ones aside: they are EMPTY_AS_NULL)."""
+    blank = set(blanks)
+    # strip() hands back the very string when it had nothing to strip: `is not` is the fast test
+    return [i for i, (b, a) in enumerate(zip(before, after))
+            if b is not a and isinstance(b, str) and b != a and i not in blank]
 
 
 def _only(values: Sequence[Any], kind: type) -> bool:

@@ -119,7 +119,7 @@ def transform(tb: TableBatch) -> dict[str, list]:
     file_types = tb.code("LOAI_TEP", case="lower")
     for i, file_type in enumerate(file_types):
         if file_type is not None and file_type not in FILE_TYPES:
-            v.flag(i, "FILE_TYPE_UNKNOWN")
+            v.flag(i, "FILE_TYPE_UNKNOWN", "LOAI_TEP", tb.raw("LOAI_TEP")[i], file_type)
 
     blobs = tb.raw("NOI_DUNG")
     paths = tb.plain("DUONG_DAN")
@@ -142,14 +142,14 @@ def transform(tb: TableBatch) -> dict[str, list]:
                     raise AttachmentProblem("ATTACHMENT_MISSING", "neither NOI_DUNG nor DUONG_DAN holds the content")
                 md5 = hashlib.md5(content, usedforsecurity=False).hexdigest()
                 if legacy_md5[i] is None:
-                    v.flag(i, "ATTACHMENT_MD5_MISSING")
+                    v.flag(i, "ATTACHMENT_MD5_MISSING", "MD5", tb.raw("MD5")[i], md5)
                 elif legacy_md5[i] != md5:
                     raise AttachmentProblem("ATTACHMENT_MD5_MISMATCH",
                                             f"content MD5 {md5} differs from the legacy MD5 {legacy_md5[i]}")
                 sha256 = hashlib.sha256(content).hexdigest()
                 size = len(content)
                 if legacy_sizes[i] != size:
-                    v.flag(i, "ATTACHMENT_SIZE_MISMATCH")
+                    v.flag(i, "ATTACHMENT_SIZE_MISMATCH", "KICH_THUOC", tb.raw("KICH_THUOC")[i], size)
             except AttachmentProblem as problem:
                 field = "MD5" if problem.code == "ATTACHMENT_MD5_MISMATCH" else (
                     "DUONG_DAN" if paths[i] is not None and blobs[i] is None else "NOI_DUNG")

@@ -7,7 +7,7 @@ import datetime as dt
 import pandas as pd
 
 from ..context import TransformContext
-from ..dates import parse_period
+from ..dates import parse_period_date
 from ..mappings import DOSSIER_STATUSES
 from ..normalize import as_int
 from .common import TableBatch, as_date
@@ -59,22 +59,24 @@ def transform(tb: TableBatch) -> dict[str, list]:
 
     periods: list[str | None] = []
     for i, text in enumerate(tb.plain("KY_KE_KHAI")):
-        period, problem = (parse_period(str(text), reference_date=ctx.reference_date)
-                           if text is not None else (None, None))
-        if problem:
-            v.flag(i, "DECLARATION_PERIOD_INVALID")
+        parsed = parse_period_date(str(text), reference_date=ctx.reference_date) if text is not None else None
+        period = f"{parsed.value.year:04d}-{parsed.value.month:02d}" if parsed is not None and parsed.ok else None
+        if parsed is not None and not parsed.ok:
+            v.flag(i, "DECLARATION_PERIOD_INVALID", "KY_KE_KHAI", tb.raw("KY_KE_KHAI")[i], None)
+        elif parsed is not None and parsed.variant:
+            v.flag(i, "DATE_FORM_VARIANT", "KY_KE_KHAI", tb.raw("KY_KE_KHAI")[i], period)
         periods.append(period)
 
     received = tb.datetimes("NGAY_TIEP_NHAN")
     returned = tb.datetimes("NGAY_TRA_KQ")
     for i in range(tb.n):
         if received_after_cutover(received[i], ctx.cutover):
-            v.flag(i, "RECEIVED_AFTER_CUTOVER")
+            v.flag(i, "RECEIVED_AFTER_CUTOVER", "NGAY_TIEP_NHAN", tb.raw("NGAY_TIEP_NHAN")[i], received[i])
         if ((received[i] and submitted[i] and received[i] < submitted[i])
                 or (returned[i] and received[i] and returned[i] < received[i])):
-            v.flag(i, "DATES_OUT_OF_ORDER")
+            v.flag(i, "DATES_OUT_OF_ORDER", "NGAY_TIEP_NHAN", tb.raw("NGAY_TIEP_NHAN")[i], received[i])
 
-    offices = tb.clear_unknown(tb.code("MA_CQ"), ctx.known_office_codes, "ORPHAN_OFFICE_CLEARED")
+    offices = tb.clear_unknown("MA_CQ", tb.code("MA_CQ"), ctx.known_office_codes, "ORPHAN_OFFICE_CLEARED")
 
     seen_numbers = ctx.accepted_dossier_numbers
     seen_numbers.warm([None if number is None else number.upper() for number in numbers])

@@ -8,7 +8,7 @@ import hashlib
 import pandas as pd
 
 from ..context import TransformContext
-from ..dates import DAY, parse_legacy_date
+from ..dates import DAY, TWO_DIGIT_YEAR, parse_legacy_date
 from ..identifiers import check_citizen_id, check_social_insurance_no
 from ..mappings import SEXES
 from .common import TableBatch, claim_key
@@ -59,10 +59,14 @@ def transform(tb: TableBatch) -> dict[str, list]:
     for i, text in enumerate(tb.plain("NGAY_SINH")):
         parsed = parse_legacy_date(str(text), reference_date=ctx.reference_date) if text is not None else None
         if parsed is not None and not parsed.ok:
-            v.reject(i, "BIRTH_DATE_INVALID", "NGAY_SINH", tb.raw("NGAY_SINH")[i], parsed.message)
+            code = "BIRTH_DATE_TWO_DIGIT_YEAR" if parsed.reason == TWO_DIGIT_YEAR else "BIRTH_DATE_INVALID"
+            v.reject(i, code, "NGAY_SINH", tb.raw("NGAY_SINH")[i], parsed.message)
             parsed = None
-        elif parsed is not None and parsed.precision != DAY:
-            v.flag(i, "BIRTH_DATE_PARTIAL")
+        elif parsed is not None:
+            if parsed.precision != DAY:
+                v.flag(i, "BIRTH_DATE_PARTIAL", "NGAY_SINH", tb.raw("NGAY_SINH")[i], parsed.value)
+            if parsed.variant:
+                v.flag(i, "DATE_FORM_VARIANT", "NGAY_SINH", tb.raw("NGAY_SINH")[i], parsed.value)
         birth_dates.append(parsed.value if parsed else None)
         precisions.append(parsed.precision if parsed else None)
     updated = tb.datetimes("NGAY_CAP_NHAT")
@@ -72,17 +76,19 @@ def transform(tb: TableBatch) -> dict[str, list]:
     for i, (raw, code) in enumerate(zip(tb.plain("GIOI_TINH"), tb.integers("GIOI_TINH"))):
         sex = SEXES.get(code)
         if raw is not None and sex is None:
-            v.flag(i, "SEX_INVALID")
+            v.flag(i, "SEX_INVALID", "GIOI_TINH", tb.raw("GIOI_TINH")[i], None)
         sexes.append(sex)
 
     citizen_ids: list[str | None] = []
     for i, raw in enumerate(tb.plain("SO_CCCD")):
         citizen_id = check_citizen_id(str(raw)) if raw is not None else None
         if raw is not None and citizen_id is None:
-            v.flag(i, "CITIZEN_ID_INVALID")
+            v.flag(i, "CITIZEN_ID_INVALID", "SO_CCCD", tb.raw("SO_CCCD")[i], None)
+        elif raw is not None and citizen_id != str(raw):
+            v.flag(i, "CITIZEN_ID_NORMALIZED", "SO_CCCD", tb.raw("SO_CCCD")[i], citizen_id)
         citizen_ids.append(citizen_id)
 
-    units = tb.clear_unknown(tb.code("MA_DV"), ctx.known_unit_codes, "ORPHAN_UNIT_CLEARED")
+    units = tb.clear_unknown("MA_DV", tb.code("MA_DV"), ctx.known_unit_codes, "ORPHAN_UNIT_CLEARED")
 
     seen = ctx.keys_of(LEGACY_TABLE)
     identities = [_identity(*person) for person in zip(names, birth_dates, precisions, units)]
@@ -98,7 +104,7 @@ def transform(tb: TableBatch) -> dict[str, list]:
         if other is None and identity is not None:
             other = ctx.persons_by_name_birth_unit.get(identity)
         if other is not None and other != number:
-            v.flag(i, "POSSIBLE_DUPLICATE_PERSON")
+            v.flag(i, "POSSIBLE_DUPLICATE_PERSON", "MA_SO_BHXH", number, number)
         _remember_person(ctx, number, citizen_ids[i], identity)
 
     return {"social_insurance_no": numbers, "full_name": names, "birth_date": birth_dates,

@@ -7,7 +7,7 @@ import re
 import pandas as pd
 
 from ..context import TransformContext
-from ..dates import DAY, parse_legacy_date
+from ..dates import AGENCY_FOUNDED, DAY, parse_legacy_date
 from ..identifiers import check_tax_code
 from ..mappings import TRANSACTION_MODES, UNIT_ACTIVE
 from .common import TableBatch, claim_key
@@ -60,24 +60,29 @@ def transform(tb: TableBatch) -> dict[str, list]:
         tax_code, problem = check_tax_code(str(raw))
         tax_codes.append(tax_code)
         if problem:
-            v.flag(i, problem)
+            v.flag(i, problem, "MA_SO_THUE", tb.raw("MA_SO_THUE")[i], None)
+        elif tax_code != str(raw):  # spaces inside removed, or the branch's dash put back
+            v.flag(i, "TAX_CODE_NORMALIZED", "MA_SO_THUE", tb.raw("MA_SO_THUE")[i], tax_code)
 
     ivan_codes = tb.code("MA_IVAN")
     for i, ivan in enumerate(ivan_codes):
         if ivan is not None and not _IVAN_CODE.fullmatch(ivan):
             ivan_codes[i] = None
-            v.flag(i, "IVAN_CODE_INVALID")
+            v.flag(i, "IVAN_CODE_INVALID", "MA_IVAN", tb.raw("MA_IVAN")[i], None)
         if modes[i] == "ivan" and ivan_codes[i] is None:
-            v.flag(i, "IVAN_CODE_MISSING")
+            v.flag(i, "IVAN_CODE_MISSING", "MA_IVAN", tb.raw("MA_IVAN")[i], None)
 
-    offices = tb.clear_unknown(tb.code("MA_CQ"), ctx.known_office_codes, "ORPHAN_OFFICE_CLEARED")
+    offices = tb.clear_unknown("MA_CQ", tb.code("MA_CQ"), ctx.known_office_codes, "ORPHAN_OFFICE_CLEARED")
 
     registered: list = []
     for i, text in enumerate(tb.plain("NGAY_DANG_KY")):
-        parsed = parse_legacy_date(str(text), reference_date=ctx.reference_date) if text is not None else None
+        parsed = (parse_legacy_date(str(text), reference_date=ctx.reference_date, century_from=AGENCY_FOUNDED)
+                  if text is not None else None)
         if parsed is not None and (not parsed.ok or parsed.precision != DAY):
-            v.flag(i, "REGISTRATION_DATE_INVALID")
+            v.flag(i, "REGISTRATION_DATE_INVALID", "NGAY_DANG_KY", tb.raw("NGAY_DANG_KY")[i], None)
             parsed = None
+        elif parsed is not None and parsed.variant:
+            v.flag(i, "DATE_FORM_VARIANT", "NGAY_DANG_KY", tb.raw("NGAY_DANG_KY")[i], parsed.value)
         registered.append(parsed.value if parsed else None)
 
     seen = ctx.keys_of(LEGACY_TABLE)

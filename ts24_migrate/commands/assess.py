@@ -59,7 +59,8 @@ def assess(app: App, site_id: str, server_moved: bool) -> None:
         f"  tables without primary key: {', '.join(summary['tables_without_primary_key']) or 'none'}",
         f"  {IN_FLIGHT_LABEL}: {summary['in_flight_dossiers']}; {RECEIVED_AFTER_CUTOVER_LABEL}: "
         f"{summary['received_after_cutover']}",
-        f"  legacy text values: " + ", ".join(f"{k} {v}" for k, v in summary["legacy_text_values"].items()),
+        f"  legacy text values: " + ", ".join(f"{k} {v}" for k, v in summary["legacy_text_values"].items())
+        + "; to check by hand: " + ", ".join(f"{k} {v}" for k, v in summary["uncertain_text_values"].items()),
         f"  views, triggers, procedures, sequences: {object_counts_text(summary['objects'])}",
         *finding_lines(summary),
         f"report: {result['reports']['html']}",

@@ -51,6 +51,8 @@ def _human(site_id: str, data: dict[str, Any]) -> str:
                      f"{t['rejected']:>9} {t['conflicts']:>9}")
         if t["rejects_by_reason"]:
             lines.append("      rejected: " + ", ".join(f"{code} {n}" for code, n in t["rejects_by_reason"].items()))
+        if t.get("flags_by_code"):
+            lines.append("      loaded with flags: " + ", ".join(f"{code} {n}" for code, n in t["flags_by_code"].items()))
     lines.append("accounting: " + ("read = loaded + rejected for every table" if data["accounting_ok"]
                                    else "DOES NOT HOLD"))
     return "\n".join(lines)

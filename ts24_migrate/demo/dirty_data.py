@@ -25,6 +25,8 @@ from transform.legacy_encodings import (decode_tcvn3_mojibake, decode_vni_mojiba
 
 # Defect kinds, as named in the truth file.
 TEXT_TCVN3 = "text_tcvn3"
+# All capitals typed with TCVN 5712's capital codes ('CÔNG TY ...' as 'C¤NG TY ...', 'HÀ' as 'H€').
+TEXT_TCVN3_CAPS = "text_tcvn3_caps"
 TEXT_VNI = "text_vni"
 TEXT_NFD = "text_nfd"
 BIRTH_DATE_MONTH_ONLY = "birth_date_month_only"
@@ -46,14 +48,14 @@ ATTACHMENT_MD5_MISMATCH = "attachment_md5_mismatch"
 ATTACHMENT_MISSING = "attachment_missing"
 DUPLICATE_ROW = "duplicate_row"
 
-ALL_KINDS = (TEXT_TCVN3, TEXT_VNI, TEXT_NFD, BIRTH_DATE_MONTH_ONLY, BIRTH_DATE_YEAR_ONLY, IMPOSSIBLE_DATE,
+ALL_KINDS = (TEXT_TCVN3, TEXT_TCVN3_CAPS, TEXT_VNI, TEXT_NFD, BIRTH_DATE_MONTH_ONLY, BIRTH_DATE_YEAR_ONLY, IMPOSSIBLE_DATE,
              TAX_CODE_BAD_CHECK_DIGIT, TAX_CODE_MALFORMED, EMPTY_STRING_AS_NULL, STRAY_WHITESPACE,
              LOWER_CASE_CODE, DUPLICATE_UNIT_CODE, DUPLICATE_PERSON, ORPHAN_UNIT_REFERENCE,
              ORPHAN_DOSSIER_REFERENCE, BAD_SOCIAL_INSURANCE_NO, BAD_CITIZEN_ID, RECEIVED_AFTER_CUTOVER,
              ATTACHMENT_MD5_MISMATCH, ATTACHMENT_MISSING, DUPLICATE_ROW)
 
 # Text-encoding kinds and their name in the truth file's `encodings`.
-ENCODING_KINDS = {TEXT_TCVN3: "tcvn3", TEXT_VNI: "vni", TEXT_NFD: "nfd"}
+ENCODING_KINDS = {TEXT_TCVN3: "tcvn3", TEXT_TCVN3_CAPS: "tcvn3", TEXT_VNI: "vni", TEXT_NFD: "nfd"}
 
 _NO_CLEAN = object()
 
@@ -139,6 +141,14 @@ def legacy_text(kind: str, clean: str) -> str | None:
     else:
         raise ValueError(f"not a text-encoding defect: {kind}")
     return planted if planted != clean and decode(planted) == clean else None
+
+
+def all_caps_tcvn3(clean: str) -> tuple[str, str] | None:
+    """(planted, clean) for `clean` written in capitals with TCVN 5712's capital codes, or None
+    when that would not be a provable defect."""
+    upper = clean.upper()
+    planted = encode_as_tcvn3_mojibake(upper, capital_codes=True)
+    return (planted, upper) if planted != upper and decode_tcvn3_mojibake(planted) == upper else None
 
 
 def plant_text(kind: str, make_clean: Callable[[], str], attempts: int = 200) -> tuple[str, str]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import random
 import unicodedata
+from collections import Counter
 from dataclasses import dataclass, field
 
 from sqlalchemy.engine import Engine
@@ -179,6 +180,7 @@ def write_units(legacy: Engine, world: World, plan: dd.DefectPlan, defects: dd.D
     rng = world.rng("DM_DONVI")
     table = DM_DONVI.name
     twin_rows: list[tuple[UnitFacts, dict]] = []
+    planted: Counter = Counter()  # (kind, column) -> how many so far
     with ChunkedInserter(legacy, DM_DONVI, progress=progress, expected_rows=n) as out:
         for index in range(n):
             clean = directory.clean_code(index)
@@ -186,7 +188,7 @@ def write_units(legacy: Engine, world: World, plan: dd.DefectPlan, defects: dd.D
             row = _unit_row(facts, clean, rng, world)
             kind, column = plan.at(index) or (None, None)
             if kind is not None and not kind.startswith("role:"):
-                _plant_unit_defect(row, facts, kind, column, index, rng, world, defects)
+                _plant_unit_defect(row, facts, kind, column, index, rng, world, defects, planted)
                 if column == "MA_DV":
                     directory.stored_overrides[index] = row["MA_DV"]
             elif kind == _TWIN_ORIGINAL:
@@ -210,12 +212,19 @@ def write_units(legacy: Engine, world: World, plan: dd.DefectPlan, defects: dd.D
 
 
 def _plant_unit_defect(row: dict, facts: UnitFacts, kind: str, column: str, index: int,
-                       rng: random.Random, world: World, defects: dd.DefectLog) -> None:
+                       rng: random.Random, world: World, defects: dd.DefectLog, planted_before: Counter) -> None:
     table = DM_DONVI.name
     key = facts.code  # default; codes planted below change the key itself
     if kind in dd.ENCODING_KINDS:
         make = (lambda: company_name(rng)) if column == "TEN_DV" else (lambda: address(rng, world.province_code))
         planted, clean = dd.plant_text(kind, make)
+        # Every other TCVN3 unit name (the first included) is in capitals, with TCVN 5712's capital
+        # codes: drawn like the others, so the random streams and every other row stay the same.
+        caps = dd.all_caps_tcvn3(clean) if kind == dd.TEXT_TCVN3 and column == "TEN_DV" else None
+        turn = planted_before[(kind, column)]
+        planted_before[(kind, column)] += 1
+        if caps is not None and turn % 2 == 0:
+            (planted, clean), kind = caps, dd.TEXT_TCVN3_CAPS
         if column == "TEN_DV":
             facts.name = clean
         else:

@@ -20,8 +20,8 @@ from typing import Any, Callable
 from validation import (accounting_check, figures_from_stages, parity_for_site, recorded_counts,
                         run_legacy_profile, run_target_suites)
 from validation.report import FOLDERS, REPORT_STEM, STAGE, TARGET_PREFIX, build_site_report, write_site_report
-from validation.report_figures import (backup_signature, backup_verification, dossiers_by_status, ledger_head,
-                                       reject_examples)
+from validation.report_figures import (backup_signature, backup_verification, dossiers_by_status, flag_summary,
+                                       ledger_head, reject_examples)
 
 from ..app import App
 from ..control_store import RunRecord, SiteState
@@ -179,6 +179,8 @@ def run_checks(app: App, site_id: str, *, folder: Path, backup_run: RunRecord, l
     examples = reject_examples(target, site_id=site_id)
     for table, by_reason in examples.items():
         checks.tables.setdefault(table, {})["reject_examples"] = by_reason
+    for table, flagged in flag_summary(target, site_id=site_id).items():
+        checks.tables.setdefault(table, {})["flags"] = flagged
     checks.figures["dossiers_by_status"] = dossiers_by_status(target, site_id=site_id)
     return checks
 
