@@ -30,8 +30,8 @@ from ts24_migrate.app import App
 from ts24_migrate.cli import main
 from ts24_migrate.commands.demo_data import write_demo_inventory
 from ts24_migrate.demo import DemoTruth
-from ts24_migrate.steps.backup import backup_step, verify_step
-from ts24_migrate.steps.load import load_step
+
+from test_stages_support import through
 from test_report_support import parse_page
 
 pytestmark = pytest.mark.slow
@@ -88,9 +88,8 @@ def migrated(tmp_path_factory):
     legacy.dispose()
 
     app = App(inventory)
-    backup_step(app, SITE)
-    verify_step(app, SITE, identity=folder / "keys" / "custodian.age-identity")
-    load_step(app, SITE)
+    through(app, SITE, "assess", "backup", "verify-identity", "load",
+            identity=folder / "keys" / "custodian.age-identity")
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         code = main(["-i", str(inventory), "--json", "validate", SITE])
