@@ -65,7 +65,9 @@ def _profile_entry(suite: dict[str, Any]) -> dict[str, Any]:
     """A legacy table's profile, kept small: counts and what failed, with a few example values."""
     rows = suite["expectations"][0].get("observed_value") if suite["expectations"] else None
     failed = [{**e, "examples": _redacted(e.get("examples") or [])} for e in _failed_expectations(suite)]
-    return {"evaluated": suite["evaluated"], "failed": suite["failed"], "rows": rows, "failed_expectations": failed}
+    # The suite's name says where the table is in Data Docs (GX names its pages after a file-safe stem).
+    return {"evaluated": suite["evaluated"], "failed": suite["failed"], "rows": rows, "failed_expectations": failed,
+            "data_docs_suite": suite["name"]}
 
 
 def _capped_parity(table: dict[str, Any]) -> dict[str, Any]:
