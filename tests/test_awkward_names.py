@@ -35,9 +35,9 @@ from ts24_migrate.demo import generate_site
 from ts24_migrate.file_names import object_file_stem
 
 SITE = "demo"
-AWKWARD_TABLES = [awkward.IMPORT_TABLE, awkward.CONFIG_TABLE, awkward.NOTES_TABLE]
+AWKWARD_TABLES = [awkward.IMPORT_TABLE, awkward.CONFIG_TABLE, awkward.NOTES_TABLE, awkward.SHADOW_TABLE]
 AWKWARD_COLUMNS = sorted({*awkward.IMPORT_COLUMNS.values(), *awkward.CONFIG_COLUMNS.values(),
-                          *awkward.EXTRA_MAPPED_COLUMNS.values(), "Số TT", "it's", "[ghi chú]", "giờ:phút"})
+                          *awkward.EXTRA_MAPPED_COLUMNS.values(), "Số TT", "it's", "[ghi chú]", "giờ:phút", "đơn vị"})
 LEGACY_ENV = "TS24_AWKWARD_LEGACY_URL"
 SCRATCH_ENV = "TS24_AWKWARD_SCRATCH_URL"
 
@@ -97,7 +97,7 @@ def migrate_every_stage(inventory: Path, identity: Path, truth: dict, scratch: l
         assert assessed["tables"][name]["primary_key"] == planted["primary_key"], name
     assert written["summary"]["columns_not_loaded"] == assessed["summary"]["columns_not_loaded"]
     assert assessed["summary"]["columns_not_loaded"] == {t: [c] for t, c in awkward.EXTRA_MAPPED_COLUMNS.items()}
-    assert awkward.IMPORT_TABLE in assessed["summary"]["tables_without_primary_key"]
+    assert {awkward.IMPORT_TABLE, awkward.SHADOW_TABLE} <= set(assessed["summary"]["tables_without_primary_key"])
 
     # Small chunks: keyed tables are read page after page, by key (and by the reconciliation below).
     backup = cli(inventory, "backup", SITE, "--chunk-rows", "10")
@@ -135,6 +135,8 @@ def migrate_every_stage(inventory: Path, identity: Path, truth: dict, scratch: l
         page = Path(profile["data_docs"]).parent / "expectations" / "legacy" / f"{object_file_stem(name)}.html"
         assert page.is_file(), page
     assert any("not in the TS24 schema" in note for note in profile["notes"])
+    # Every expectation of the profile could be evaluated (a failed one describes dirty data).
+    assert not [(name, e) for name, t in profile["tables"].items() for e in t["failed_expectations"] if e["error"]]
     rebuilt = cli(inventory, "report", SITE)
     assert rebuilt["passed"] and rebuilt["run_id"] == validated["run_id"]
     assert App(inventory).control_store.state(SITE) is SiteState.VALIDATED

@@ -3,7 +3,7 @@ configured by hand over many years name them.
 
 The mapped and system tables keep the names the spec gives them (the load and
 the purge find them by those names). The import and configuration tables are
-renamed, one more table is added, and two mapped tables get a column the TS24
+renamed, two more tables are added, and two mapped tables get a column the TS24
 schema does not have (backed up and reported, never loaded). Between them the
 names hold spaces, SQL reserved words, mixed case, Vietnamese letters, single
 and double quotes, backticks, brackets, dots, a colon, a percent sign and
@@ -12,7 +12,7 @@ leading digits: every stage must quote them through the SQL dialect.
 Example::
 
     truth = generate_site(legacy, Path("files"), scale=0.05, awkward_names=True)
-    sorted(truth.tables)   # [..., '2024_import.Mixed Case', 'Bảng "tạm" 2019', ..., 'select']
+    sorted(truth.tables)   # ['2024_import.Mixed Case', 'Bảng "tạm" 2019', ..., 'select', 'target:units']
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from .writer import ChunkedInserter
 IMPORT_TABLE = 'Bảng "tạm" 2019'  # IMPORT_TAM: no primary key, duplicate rows
 CONFIG_TABLE = "select"  # TS24_CAU_HINH: a two-column key
 NOTES_TABLE = "2024_import.Mixed Case"  # added: a one-column key
+SHADOW_TABLE = "target:units"  # added: no key, and named like the report's entries for target tables
 IMPORT_COLUMNS = {"MA_SO_BHXH": 'Mã số "BHXH"', "HO_TEN": "Họ và tên", "NGAY_SINH": "order",
                   "MUC_LUONG": "Mức lương 100%", "NGUOI_NHAP": "it's", "NGAY_NHAP": "Ngày nhập"}
 CONFIG_COLUMNS = {"NHOM": "Mixed Case", "KHOA": "a.b", "GIA_TRI": "Giá trị `x`", "NGAY_CAP_NHAT": "2024_import"}
@@ -48,7 +49,7 @@ def _renamed(table: sa.Table, metadata: sa.MetaData, name: str, columns: dict[st
 
 def awkward_extra_tables() -> ExtraTables:
     metadata = sa.MetaData()
-    notes = sa.Table(
+    sa.Table(
         NOTES_TABLE, metadata,
         sa.Column("Số TT", sa.Integer, key="number", primary_key=True, autoincrement=False),
         sa.Column("it's", sa.String(15), key="unit"),
@@ -56,8 +57,10 @@ def awkward_extra_tables() -> ExtraTables:
         sa.Column("giờ:phút", sa.String(5), key="time"),
         **MARIADB_TABLE_OPTIONS,
     )
+    sa.Table(SHADOW_TABLE, metadata, sa.Column("đơn vị", sa.Unicode(50), key="unit"),
+             sa.Column("số", sa.Integer, key="count"), **MARIADB_TABLE_OPTIONS)
     return ExtraTables(metadata, _renamed(IMPORT_TAM, metadata, IMPORT_TABLE, IMPORT_COLUMNS),
-                       _renamed(TS24_CAU_HINH, metadata, CONFIG_TABLE, CONFIG_COLUMNS), notes)
+                       _renamed(TS24_CAU_HINH, metadata, CONFIG_TABLE, CONFIG_COLUMNS))
 
 
 def mapped_schema_with_extra_columns() -> sa.MetaData:
@@ -81,11 +84,17 @@ def fill_extra_columns(legacy: Engine, schema: sa.MetaData) -> None:
             {EXTRA_MAPPED_COLUMNS["DM_DONVI"]: sa.literal("chọn: ") + units.c.MA_DV}))
 
 
-def write_notes(legacy: Engine, world: World, units: UnitDirectory, table: sa.Table) -> int:
+def write_added_tables(legacy: Engine, world: World, units: UnitDirectory, tables: ExtraTables) -> dict[str, int]:
+    """Writes the tables only awkward names have; returns their row counts."""
     rng = world.rng(NOTES_TABLE)
-    with ChunkedInserter(legacy, table) as out:
+    with ChunkedInserter(legacy, tables.metadata.tables[NOTES_TABLE]) as out:
         for index in range(max(5, round(10 * world.scale))):
             out.add({"number": index + 1, "unit": units.clean_code(units.random_referable(rng)),
                      "note": f"Ghi chú số {index + 1}: đơn vị đã \"đối chiếu\" lúc {index % 10 + 7}h",
                      "time": f"{index % 10 + 7:02d}:{index * 7 % 60:02d}"})
-    return out.rows_written
+    written = {NOTES_TABLE: out.rows_written}
+    with ChunkedInserter(legacy, tables.metadata.tables[SHADOW_TABLE]) as out:
+        for index in range(3):
+            out.add({"unit": units.clean_code(units.random_referable(rng)), "count": index})
+    written[SHADOW_TABLE] = out.rows_written
+    return written

@@ -48,12 +48,12 @@ TS24_CAU_HINH = sa.Table(
 
 @dataclass(frozen=True)
 class ExtraTables:
-    """The tables written beside the TS24 schema (plain names, or demo.awkward_names')."""
+    """The tables written beside the TS24 schema (plain names, or demo.awkward_names', which adds
+    more tables to `metadata`)."""
 
     metadata: sa.MetaData
     imports: sa.Table  # no primary key
     config: sa.Table  # a two-column key
-    notes: sa.Table | None = None  # only with awkward names
 
 
 PLAIN_EXTRA_TABLES = ExtraTables(metadata, IMPORT_TAM, TS24_CAU_HINH)

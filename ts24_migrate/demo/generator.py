@@ -89,9 +89,8 @@ def generate_site(legacy: Engine, attachments_dir: Path, *, target: Engine | Non
     rows["HO_SO"], rows["HO_SO_TEP"], rows["HO_SO_LICH_SU"] = summary.dossiers, summary.files, summary.history
     rows["HT_NHAT_KY"] = write_system_log(legacy, world, officers, progress=progress)
     rows.update(write_extra_tables(legacy, world, directory, defects, extra))
-    if extra.notes is not None:
-        rows[extra.notes.name] = awkward.write_notes(legacy, world, directory, extra.notes)
     if awkward_names:
+        rows.update(awkward.write_added_tables(legacy, world, directory, extra))
         awkward.fill_extra_columns(legacy, schema)
     objects = write_objects(legacy)
 
