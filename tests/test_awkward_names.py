@@ -229,6 +229,9 @@ def test_every_stage_on_sqlite_and_each_legacy_statement_quoted_for_sql_server(d
                for s in compiled)
     assert any(f"FROM {notes}" in s and f"WHERE {notes}.{bracketed('Số TT')} > " in s for s in compiled)
     assert any(bracketed("[ghi chú]") == "[[ghi chú]]]" and "[[ghi chú]]]" in s for s in compiled)
+    # Great Expectations' own queries of the legacy profile (its asset check and its row count).
+    assert any(s.startswith("SELECT TOP") and f" 1 \nFROM {config}" in s for s in compiled)
+    assert any("[table.row_count]" in s and f"FROM {bracketed(awkward.SHADOW_TABLE)}" in s for s in compiled)
     assert any(f"{bracketed('HO_SO')}.{bracketed(awkward.EXTRA_MAPPED_COLUMNS['HO_SO'])}" in s for s in compiled)
 
 
