@@ -32,7 +32,7 @@ from ts24_migrate.cli import main
 from ts24_migrate.control_store import SiteState
 from ts24_migrate.demo import awkward_names as awkward
 from ts24_migrate.demo import generate_site
-from ts24_migrate.file_names import object_file_stem
+from ts24_migrate.file_names import object_file_stem, object_file_stems
 
 SITE = "demo"
 AWKWARD_TABLES = [awkward.IMPORT_TABLE, awkward.CONFIG_TABLE, awkward.NOTES_TABLE, awkward.SHADOW_TABLE]
@@ -132,8 +132,9 @@ def migrate_every_stage(inventory: Path, identity: Path, truth: dict, scratch: l
         entry = profile["tables"][name]
         assert entry["rows"] == tables[name]["rows"] and entry["failed"] == 0, (name, entry)
         # Its Data Docs page is named by a file-safe stem of the name, inside the Data Docs folder.
-        page = Path(profile["data_docs"]).parent / "expectations" / "legacy" / f"{object_file_stem(name)}.html"
-        assert page.is_file(), page
+        stem = entry["data_docs_suite"].removeprefix("legacy.")
+        assert re.fullmatch(r"[A-Za-z0-9_-]+", stem) and stem.startswith(object_file_stem(name)[:3]), stem
+        assert (Path(profile["data_docs"]).parent / "expectations" / "legacy" / f"{stem}.html").is_file(), stem
     assert any("not in the TS24 schema" in note for note in profile["notes"])
     # Every expectation of the profile could be evaluated (a failed one describes dirty data).
     assert not [(name, e) for name, t in profile["tables"].items() for e in t["failed_expectations"] if e["error"]]
@@ -304,6 +305,12 @@ def test_file_stems_stay_in_their_folder_and_apart(names):
         assert re.fullmatch(r"[A-Za-z0-9_-]{1,64}", stem), stem
         assert stem.upper() not in ("CON", "NUL", "PRN", "AUX")
     assert object_file_stem("HO_SO") == "HO_SO" and object_file_stem("HT_NHAT_KY") == "HT_NHAT_KY"
+    # Known together (one Data Docs site), readable names stay as they are unless they clash by case.
+    together = object_file_stems([*names, "units", "HO_SO"])
+    assert together["units"] == "units" and together["HO_SO"] == "HO_SO"
+    assert len({s.casefold() for s in together.values()}) == len(together)
+    for stem in together.values():
+        assert re.fullmatch(r"[A-Za-z0-9_-]{1,64}", stem) and stem.upper() not in ("CON", "NUL"), stem
 
 
 def test_gx_sample_queries_and_row_checks_are_bracket_quoted_for_sql_server():
@@ -311,11 +318,11 @@ def test_gx_sample_queries_and_row_checks_are_bracket_quoted_for_sql_server():
     from validation.sql_checks import references
 
     engine = sa.create_engine("mssql+pyodbc://")  # never connects: only its dialect compiles
-    for name in AWKWARD_TABLES:
+    for name in (awkward.IMPORT_TABLE, awkward.CONFIG_TABLE, awkward.NOTES_TABLE):
         query = _sample_query(engine, name, 5)
         assert query == f"SELECT TOP 5 * \nFROM {bracketed(name)}", query
-    # A name GX's text() would misread (':b') is profiled whole instead of sampled.
-    assert _sample_query(engine, "t :b", 5) is None
+    # A name GX's text() could misread (':b' is a bound parameter there) is profiled whole instead.
+    assert _sample_query(engine, "t :b", 5) is None and _sample_query(engine, awkward.SHADOW_TABLE, 5) is None
     parent = sa.Table("select", sa.MetaData(), sa.Column("a.b", sa.String(10)))
     check = references(engine, "it's", parent.c["a.b"], "orphans")
     assert check.unexpected_rows_query == ("SELECT * FROM {batch} WHERE [it's] IS NOT NULL AND ([it's] NOT IN "

@@ -12,10 +12,14 @@ replaced by `_`, Vietnamese letters without their marks) plus `-` and a hash of
 the exact name. So two different names never share a stem: a plain name has no
 `-`, and hashed ones differ in their (lower-case hex) hash.
 
+When every name sharing the folder is known at once, object_file_stems keeps
+more names readable (lower-case ones too) and still keeps them apart.
+
 Example::
 
     object_file_stem("HO_SO")              # 'HO_SO'
     object_file_stem('Bảng "tạm" 2019')    # 'Bang__tam__2019-a4baad083e8c'
+    object_file_stems(["units", "Mixed", "MIXED"])   # {'units': 'units', 'Mixed': 'Mixed-f340b6d6edef', 'MIXED': 'MIXED'}
 """
 
 from __future__ import annotations
@@ -23,8 +27,11 @@ from __future__ import annotations
 import hashlib
 import re
 import unicodedata
+from collections import Counter
+from typing import Iterable
 
 _PLAIN = re.compile(r"[A-Z0-9_]{1,64}")
+_READABLE = re.compile(r"[A-Za-z0-9_]{1,64}")
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
 # Device names Windows refuses as file names, whatever the extension.
 _WINDOWS_DEVICES = {"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(10)), *(f"LPT{i}" for i in range(10))}
@@ -40,3 +47,13 @@ def object_file_stem(name: str) -> str:
     slug = _UNSAFE.sub("_", folded)[:_SLUG_CHARS] or "_"
     digest = hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()[:_HASH_CHARS]
     return f"{slug}-{digest}"
+
+
+def object_file_stems(names: Iterable[str]) -> dict[str, str]:
+    """Stems for objects whose files share one folder, all known at once (e.g. one Data Docs site):
+    a name of ASCII letters, digits and `_` is kept as it is when no other differs from it only in
+    case; any other name gets object_file_stem."""
+    names = list(names)
+    folded = Counter(name.casefold() for name in names)
+    return {name: name if _READABLE.fullmatch(name) and folded[name.casefold()] == 1
+            and name.upper() not in _WINDOWS_DEVICES else object_file_stem(name) for name in names}

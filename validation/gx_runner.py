@@ -33,7 +33,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from ts24_migrate.errors import UsageError
-from ts24_migrate.file_names import object_file_stem
+from ts24_migrate.file_names import object_file_stems
 from ts24_migrate.secrets import redact_url
 
 from .data_docs_offline import make_offline
@@ -227,7 +227,7 @@ def run_suites(engine: Engine, suites: Mapping[str, Sequence[Any]], *, docs_dir:
     definitions = []
     # GX names its Data Docs files after assets and suites (a dot in a suite name makes a folder):
     # they get a file-safe stem of the table's name, and the table is found again by that stem.
-    tables_by_stem = {object_file_stem(table): table for table in suites}
+    tables_by_stem = {stem: table for table, stem in object_file_stems(suites).items()}
     for stem, table in tables_by_stem.items():
         expectations = suites[table]
         batch = (batches or {}).get(table, TableBatch(table))
