@@ -72,8 +72,8 @@ def discover_tables(bind: Engine | Connection, schema: str | None = None) -> lis
     metadata = sa.MetaData()
     found: list[TableInfo] = []
     for name in sorted(inspector.get_table_names(schema=schema)):
-        if name.startswith("sqlite_"):
-            continue  # SQLite's own bookkeeping, not site data
+        if name.startswith("sqlite_") and bind.dialect.name == "sqlite":
+            continue  # SQLite's own bookkeeping, not site data (elsewhere, a name like any other)
         table = sa.Table(name, metadata, schema=schema, autoload_with=bind, listeners=_reflection_fixes(bind))
         columns = tuple(ColumnInfo(c.name, _type_name(c.type), bool(c.nullable)) for c in table.columns)
         primary_key = tuple(c.name for c in table.primary_key.columns)

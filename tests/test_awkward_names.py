@@ -27,6 +27,7 @@ from sqlalchemy.dialects import mssql
 
 from backups.keys import generate_custodian_identity, generate_signing_key
 from extract.discovery import discover_tables
+from extract.reader import iter_table_rows
 from ts24_migrate.app import App
 from ts24_migrate.cli import main
 from ts24_migrate.control_store import SiteState
@@ -327,3 +328,27 @@ def test_gx_sample_queries_and_row_checks_are_bracket_quoted_for_sql_server():
     check = references(engine, "it's", parent.c["a.b"], "orphans")
     assert check.unexpected_rows_query == ("SELECT * FROM {batch} WHERE [it's] IS NOT NULL AND ([it's] NOT IN "
                                            "(SELECT [select].[a.b] \nFROM [select] \nWHERE [select].[a.b] IS NOT NULL))")
+
+
+@pytest.mark.mariadb
+def test_discovery_on_mariadb_keeps_every_name_as_the_server_holds_it(mariadb_database):
+    """Backticks in column names (key columns too) come back single, as the server holds them, and a
+    table whose name starts with `sqlite_` is a table like any other outside SQLite."""
+    writable = sa.create_engine(mariadb_database())
+    metadata = sa.MetaData()
+    odd = sa.Table("t`q", metadata, sa.Column("k`1", sa.Integer, primary_key=True, autoincrement=False),
+                   sa.Column("x``y", sa.Unicode(20)), sa.Column("select", sa.Integer))
+    sa.Table("sqlite_import", metadata, sa.Column("a", sa.Integer))
+    metadata.create_all(writable)
+    with writable.begin() as conn:
+        conn.execute(odd.insert(), [{"k`1": 1, "x``y": "a", "select": 2}, {"k`1": 2, "x``y": "b", "select": 3}])
+    try:
+        found = {t.name: t for t in discover_tables(writable)}
+        assert set(found) == {"t`q", "sqlite_import"}
+        table = found["t`q"]
+        assert table.column_names == ("k`1", "x``y", "select") and table.primary_key == ("k`1",)
+        with writable.connect() as conn:
+            pages = list(iter_table_rows(conn, table, chunk_rows=1))
+        assert pages == [[(1, "a", 2)], [(2, "b", 3)]]
+    finally:
+        writable.dispose()

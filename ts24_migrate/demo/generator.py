@@ -39,7 +39,8 @@ MAX_SCALE = 5000
 
 def refuse_non_empty(legacy: Engine, attachments_dir: Path) -> None:
     """Never write over someone's data: the database and the folder must be empty."""
-    existing = [name for name in sa.inspect(legacy).get_table_names() if not name.startswith("sqlite_")]
+    existing = [name for name in sa.inspect(legacy).get_table_names()
+                if not (name.startswith("sqlite_") and legacy.dialect.name == "sqlite")]
     if existing:
         shown = ", ".join(sorted(existing)[:3]) + (" ..." if len(existing) > 3 else "")
         raise UsageError(f"the legacy database already has {len(existing)} table(s) ({shown}); "
