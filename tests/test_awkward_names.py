@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import os
 import re
 from pathlib import Path
 from typing import Any
@@ -38,7 +37,8 @@ from ts24_migrate.file_names import object_file_stem, object_file_stems
 SITE = "demo"
 AWKWARD_TABLES = [awkward.IMPORT_TABLE, awkward.CONFIG_TABLE, awkward.NOTES_TABLE, awkward.SHADOW_TABLE]
 AWKWARD_COLUMNS = sorted({*awkward.IMPORT_COLUMNS.values(), *awkward.CONFIG_COLUMNS.values(),
-                          *awkward.EXTRA_MAPPED_COLUMNS.values(), "Số TT", "it's", "[ghi chú]", "giờ:phút", "đơn vị"})
+                          *awkward.EXTRA_MAPPED_COLUMNS.values(),
+                          "Số TT", "it's", "[ghi chú]", "giờ:phút", "đơn vị", "số lượng?"})
 LEGACY_ENV = "TS24_AWKWARD_LEGACY_URL"
 SCRATCH_ENV = "TS24_AWKWARD_SCRATCH_URL"
 
@@ -202,7 +202,7 @@ def assert_quoted_for_sql_server(statement: sa.sql.ClauseElement) -> str:
         return ""
     bare = _BRACKETED.sub("[]", sql)
     for fragment in ("Bảng", "tạm", "it's", "Mixed Case", "a.b", "2024_import", "ghi chú", "giờ:phút", "Ghi chú",
-                     "Mức lương", "Số TT", "`x`"):
+                     "Mức lương", "Số TT", "`x`", "đơn vị", "số lượng?"):
         assert fragment not in bare, (fragment, sql)
     # Keywords come out upper-case: a lower-case `select` or `order` outside brackets is a bare name.
     assert not re.search(r"\b(select|order)\b", bare), sql
@@ -326,8 +326,9 @@ def test_gx_sample_queries_and_row_checks_are_bracket_quoted_for_sql_server():
     assert _sample_query(engine, "t :b", 5) is None and _sample_query(engine, awkward.SHADOW_TABLE, 5) is None
     parent = sa.Table("select", sa.MetaData(), sa.Column("a.b", sa.String(10)))
     check = references(engine, "it's", parent.c["a.b"], "orphans")
-    assert check.unexpected_rows_query == ("SELECT * FROM {batch} WHERE [it's] IS NOT NULL AND ([it's] NOT IN "
-                                           "(SELECT [select].[a.b] \nFROM [select] \nWHERE [select].[a.b] IS NOT NULL))")
+    assert check.unexpected_rows_query == (
+        "SELECT * FROM {batch} WHERE [it's] IS NOT NULL AND ([it's] NOT IN "
+        "(SELECT [select].[a.b] \nFROM [select] \nWHERE [select].[a.b] IS NOT NULL))")
 
 
 @pytest.mark.mariadb

@@ -19,7 +19,8 @@ Example::
 
     object_file_stem("HO_SO")              # 'HO_SO'
     object_file_stem('Bảng "tạm" 2019')    # 'Bang__tam__2019-a4baad083e8c'
-    object_file_stems(["units", "Mixed", "MIXED"])   # {'units': 'units', 'Mixed': 'Mixed-f340b6d6edef', 'MIXED': 'MIXED'}
+    object_file_stems(["units", "Mixed", "MIXED"])
+    # {'units': 'units', 'Mixed': 'Mixed-f340b6d6edef', 'MIXED': 'MIXED'}
 """
 
 from __future__ import annotations

@@ -6,8 +6,9 @@ the purge find them by those names). The import and configuration tables are
 renamed, two more tables are added, and two mapped tables get a column the TS24
 schema does not have (backed up and reported, never loaded). Between them the
 names hold spaces, SQL reserved words, mixed case, Vietnamese letters, single
-and double quotes, backticks, brackets, dots, a colon, a percent sign and
-leading digits: every stage must quote them through the SQL dialect.
+and double quotes, backticks, brackets, dots, colons, a percent sign, a
+question mark and leading digits: every stage must quote them through the SQL
+dialect.
 
 Example::
 
@@ -58,7 +59,7 @@ def awkward_extra_tables() -> ExtraTables:
         **MARIADB_TABLE_OPTIONS,
     )
     sa.Table(SHADOW_TABLE, metadata, sa.Column("đơn vị", sa.Unicode(50), key="unit"),
-             sa.Column("số", sa.Integer, key="count"), **MARIADB_TABLE_OPTIONS)
+             sa.Column("số lượng?", sa.Integer, key="count"), **MARIADB_TABLE_OPTIONS)
     return ExtraTables(metadata, _renamed(IMPORT_TAM, metadata, IMPORT_TABLE, IMPORT_COLUMNS),
                        _renamed(TS24_CAU_HINH, metadata, CONFIG_TABLE, CONFIG_COLUMNS))
 

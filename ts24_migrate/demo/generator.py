@@ -101,7 +101,8 @@ def generate_site(legacy: Engine, attachments_dir: Path, *, target: Engine | Non
     unreferenced = write_unreferenced_file(folder, world)
     return DemoTruth(
         site_id=site_id, seed=seed, scale=scale, cutover=cutover, world_now=world.now, office_code=office_code,
-        tables=_tables_truth(rows, (schema, extra.metadata)), defects=defects.entries, defect_counts=defects.counts_dict(),
+        tables=_tables_truth(rows, (schema, extra.metadata)), defects=defects.entries,
+        defect_counts=defects.counts_dict(),
         encodings=defects.encodings_dict(),
         dossiers_by_status={str(s): summary.by_status.get(s, 0) for s in range(7)},
         in_flight_dossiers=summary.in_flight, overdue_in_flight=summary.overdue_in_flight,
