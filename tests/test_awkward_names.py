@@ -135,7 +135,8 @@ def migrate_every_stage(inventory: Path, identity: Path, truth: dict, scratch: l
         # Its Data Docs page is named by a file-safe stem of the name, inside the Data Docs folder.
         stem = entry["data_docs_suite"].removeprefix("legacy.")
         assert re.fullmatch(r"[A-Za-z0-9_-]+", stem) and stem.startswith(object_file_stem(name)[:3]), stem
-        assert (Path(profile["data_docs"]).parent / "expectations" / "legacy" / f"{stem}.html").is_file(), stem
+        docs = Path(validated["reports"]["json"]).parent / profile["data_docs"]  # relative to the report
+        assert (docs.parent / "expectations" / "legacy" / f"{stem}.html").is_file(), stem
     assert any("not in the TS24 schema" in note for note in profile["notes"])
     # Every expectation of the profile could be evaluated (a failed one describes dirty data).
     assert not [(name, e) for name, t in profile["tables"].items() for e in t["failed_expectations"] if e["error"]]
