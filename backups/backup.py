@@ -9,7 +9,7 @@ Layout::
 
     <backup_root>/<site>/<backup_id>/
         manifest.json  manifest.json.sig          (written last: a backup without them is incomplete)
-        parts/<TABLE>/part-000001.parquet.age
+        parts/<TABLE>/part-000001.parquet.age      (<TABLE>: see table_folder)
         parts/@files/part-000001.parquet.age       (the attachment folder)
         parts/@objects/part-000001.parquet.age     (definitions of views, triggers, procedures, sequences)
         journal.jsonl                              (only while in progress)
@@ -58,6 +58,7 @@ from extract.json_values import from_json_row, from_json_value, json_row, json_v
 from extract.objects import OBJECTS_KEY, discover_objects, objects_parquet
 from ts24_migrate import TOOL_NAME, __version__
 from ts24_migrate.errors import ConfigError, UnreachableError, UsageError
+from ts24_migrate.file_names import object_file_stem
 from ts24_migrate.labels import attachment_findings, finding_line
 from ts24_migrate.secrets import redact_url
 
@@ -99,11 +100,9 @@ class BackupResult:
 
 
 def table_folder(name: str) -> str:
-    """A file-system-safe folder name for a table (names with other characters get a hash suffix)."""
-    safe = re.sub(r"[^A-Za-z0-9_.-]", "_", name)[:64]
-    if safe != name or safe.startswith("."):
-        safe = f"{safe[:48]}-{hashlib.sha256(name.encode('utf-8', 'surrogatepass')).hexdigest()[:8]}"
-    return safe
+    """The folder of a table's parts: its name when that is plain, else a safe name with a hash
+    of the exact name (ts24_migrate.file_names), so it never escapes parts/ and never clashes."""
+    return object_file_stem(name)
 
 
 def parse_recipients(recipients: list[str]) -> list[x25519.Recipient]:

@@ -55,6 +55,8 @@ class TableAssessment:
     columns: list[dict[str, Any]]
     # column -> encoding (SUSPECTED_TEXT) -> count of values
     legacy_text: dict[str, dict[str, int]] = field(default_factory=dict)
+    # Columns of a mapped table that the TS24 schema does not have: backed up, never loaded.
+    columns_not_loaded: list[str] = field(default_factory=list)
 
     @property
     def has_primary_key(self) -> bool:
@@ -87,6 +89,10 @@ class SiteAssessment:
     def unmapped_tables(self) -> list[str]:
         return [t.name for t in self.tables if t.role == "unmapped"]
 
+    @property
+    def columns_not_loaded(self) -> dict[str, list[str]]:
+        return {t.name: t.columns_not_loaded for t in self.tables if t.columns_not_loaded}
+
     def legacy_text_totals(self, kinds: tuple[str, ...] = LEGACY_ENCODINGS) -> dict[str, int]:
         totals = Counter({kind: 0 for kind in kinds})
         for table in self.tables:
@@ -111,6 +117,7 @@ class SiteAssessment:
                 "rows": sum(t.rows for t in self.tables),
                 "unmapped_tables": self.unmapped_tables,
                 "tables_without_primary_key": self.tables_without_primary_key,
+                "columns_not_loaded": self.columns_not_loaded,
                 "legacy_text_values": self.legacy_text_totals(),
                 "uncertain_text_values": self.legacy_text_totals(UNCERTAIN_TEXT),
                 "in_flight_dossiers": self.in_flight_dossiers,
@@ -186,7 +193,8 @@ def assess_site(conn: Connection, *, site_id: str, cutover: dt.date, chunk_rows:
             name=table.name, role=table.role, rows=_count_rows(conn, table),
             primary_key=list(table.primary_key),
             columns=[{"name": c.name, "type": c.type_name, "nullable": c.nullable} for c in table.columns],
-            legacy_text=_legacy_text_counts(conn, table, chunk_rows)))
+            legacy_text=_legacy_text_counts(conn, table, chunk_rows),
+            columns_not_loaded=list(table.columns_not_in_schema)))
     by_name = {t.name.upper(): t for t in tables}
     by_status, in_flight, after_ids = _dossier_figures(conn, by_name, cutover)
     found = discover_objects(conn)

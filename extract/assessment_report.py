@@ -21,6 +21,15 @@ def _table_rows(assessment: SiteAssessment) -> list[list]:
     return rows
 
 
+def _columns_not_loaded(summary: dict) -> str:
+    return "; ".join(f"{table}: {', '.join(columns)}" for table, columns in summary["columns_not_loaded"].items()) \
+        or "none"
+
+
+def _cell(value: object) -> str:
+    return str(value).replace("|", "\\|")  # a name may hold '|', which would split a Markdown cell
+
+
 _HEADERS = ["table", "role", "rows", "primary key", "columns", "TCVN3 text", "VNI text", "NFD text"]
 _TEXT_HEADERS = ["table", "column", "TCVN3", "VNI", "NFD", "ambiguous", "suspect"]
 
@@ -34,6 +43,7 @@ def render_html(assessment: SiteAssessment) -> str:
         ["rows in all tables", summary["rows"]],
         ["unmapped tables (backed up and purged, not loaded)", ", ".join(summary["unmapped_tables"]) or "none"],
         ["tables without a primary key", ", ".join(no_pk) or "none"],
+        ["columns of mapped tables not in the TS24 schema (backed up, not loaded)", _columns_not_loaded(summary)],
         [IN_FLIGHT_LABEL, summary["in_flight_dossiers"]],
         [RECEIVED_AFTER_CUTOVER_LABEL, summary["received_after_cutover"]],
         ["views, triggers, procedures, sequences", object_counts_text(summary["objects"])],
@@ -86,6 +96,7 @@ def render_markdown(assessment: SiteAssessment) -> str:
              f"- tables: {summary['tables']} ({summary['rows']} rows)",
              f"- unmapped: {', '.join(summary['unmapped_tables']) or 'none'}",
              f"- without primary key: {', '.join(summary['tables_without_primary_key']) or 'none'}",
+             f"- columns of mapped tables not loaded: {_columns_not_loaded(summary)}",
              f"- {IN_FLIGHT_LABEL}: {summary['in_flight_dossiers']}",
              f"- {RECEIVED_AFTER_CUTOVER_LABEL}: {summary['received_after_cutover']}",
              f"- views, triggers, procedures, sequences: {object_counts_text(summary['objects'])}",
@@ -93,12 +104,13 @@ def render_markdown(assessment: SiteAssessment) -> str:
                + f": {o['fingerprint'] or 'definition not readable'}" for o in assessment.objects],
              *attachment_findings_markdown(assessment.attachments), "",
              "| " + " | ".join(_HEADERS) + " |", "|" + "---|" * len(_HEADERS)]
-    lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in _table_rows(assessment)]
+    lines += ["| " + " | ".join(_cell(v) for v in row) + " |" for row in _table_rows(assessment)]
     by_column = data["suspected_text_by_column"]
     if by_column:
         lines += ["", "Suspected legacy text by column:", "",
                   "| " + " | ".join(_TEXT_HEADERS) + " |", "|" + "---|" * len(_TEXT_HEADERS)]
-        lines += ["| " + " | ".join(str(c[k]) for k in ("table", "column", *SUSPECTED_TEXT)) + " |" for c in by_column]
+        lines += ["| " + " | ".join(_cell(c[k]) for k in ("table", "column", *SUSPECTED_TEXT)) + " |"
+                  for c in by_column]
     return "\n".join(lines) + "\n"
 
 

@@ -144,17 +144,19 @@ class DemoSite:
 
 @pytest.fixture
 def demo_site(tmp_path: Path) -> Callable[..., DemoSite]:
-    """Factory: make_demo(scale=0.05, seed=42, site_id="demo") -> DemoSite with keys and sites.yaml."""
+    """Factory: make_demo(scale=0.05, seed=42, site_id="demo", awkward_names=False) -> DemoSite with keys and
+    sites.yaml (`awkward_names`: legacy tables and columns whose names need quoting)."""
     from backups.keys import generate_custodian_identity, generate_signing_key
     from ts24_migrate.commands.demo_data import write_demo_inventory
 
-    def make(scale: float = 0.05, seed: int = 42, site_id: str = "demo") -> DemoSite:
+    def make(scale: float = 0.05, seed: int = 42, site_id: str = "demo", awkward_names: bool = False) -> DemoSite:
         folder = tmp_path / f"site-{site_id}-{seed}"
         identity = folder / "keys" / "custodian.age-identity"
         recipient = generate_custodian_identity(identity)
         generate_signing_key(folder / "keys" / "signing.key")
         inventory = write_demo_inventory(folder, site_id=site_id, seed=seed, scale=scale,
-                                         backup_recipients=[recipient], signing_key=Path("keys/signing.key"))
+                                         backup_recipients=[recipient], signing_key=Path("keys/signing.key"),
+                                         awkward_names=awkward_names)
         return DemoSite(folder, inventory, identity, site_id)
 
     return make

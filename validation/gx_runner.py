@@ -33,6 +33,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from ts24_migrate.errors import UsageError
+from ts24_migrate.file_names import object_file_stems
 from ts24_migrate.secrets import redact_url
 
 from .data_docs_offline import make_offline
@@ -158,11 +159,14 @@ def _bind_engine(datasource: Any, engine: Engine) -> None:
         exclude_unset=False)
 
 
-def _sample_query(engine: Engine, table: str, rows: int) -> str:
-    """SELECT * FROM table LIMIT rows, in the engine's dialect (TOP on SQL Server)."""
+def _sample_query(engine: Engine, table: str, rows: int) -> str | None:
+    """SELECT * FROM table LIMIT rows, in the engine's dialect (TOP on SQL Server), table quoted;
+    None when GX cannot run it: GX passes the query through text() more than once, which takes
+    a `:name` in a table's name for a bound parameter."""
     reflected = sa.table(table)
     query = sa.select(sa.text("*")).select_from(reflected).limit(rows)
-    return str(query.compile(dialect=engine.dialect, compile_kwargs={"literal_binds": True}))
+    compiled = str(query.compile(dialect=engine.dialect, compile_kwargs={"literal_binds": True}))
+    return None if ":" in compiled else compiled
 
 
 def _evaluation_error(info: Any) -> str | None:
@@ -221,18 +225,26 @@ def run_suites(engine: Engine, suites: Mapping[str, Sequence[Any]], *, docs_dir:
     _bind_engine(datasource, engine)
     datasource = context.data_sources.add_sql(datasource)
     definitions = []
-    for table, expectations in suites.items():
+    # GX names its Data Docs files after assets and suites (a dot in a suite name makes a folder):
+    # they get a file-safe stem of the table's name, and the table is found again by that stem.
+    tables_by_stem = {stem: table for table, stem in object_file_stems(suites).items()}
+    for stem, table in tables_by_stem.items():
+        expectations = suites[table]
         batch = (batches or {}).get(table, TableBatch(table))
-        if batch.sample_rows is not None:
-            asset = datasource.add_query_asset(name=table, query=_sample_query(engine, table, batch.sample_rows))
+        sample = _sample_query(engine, table, batch.sample_rows) if batch.sample_rows is not None else None
+        if batch.sample_rows is not None and sample is None:
+            notes = [*notes, f"{table}: profiled whole, not sampled (GX cannot sample a table whose name holds ':')"]
+        if sample is not None:
+            asset = datasource.add_query_asset(name=stem, query=sample)
         else:
-            asset = datasource.add_table_asset(name=table, table_name=table)
-        suite = context.suites.add(gx.ExpectationSuite(name=f"{kind}.{table}"))
+            # Quoted through the dialect: GX would otherwise put the name into its SQL as it is.
+            asset = datasource.add_table_asset(name=stem, table_name=sa.sql.quoted_name(table, quote=True))
+        suite = context.suites.add(gx.ExpectationSuite(name=f"{kind}.{stem}", meta={"table": table}))
         for expectation in expectations:
             describe(expectation)  # plain words, in the report and the Data Docs alike
             suite.add_expectation(expectation)
         definitions.append(context.validation_definitions.add(gx.ValidationDefinition(
-            name=f"{kind}.{table}", data=asset.add_batch_definition_whole_table("all rows"), suite=suite)))
+            name=f"{kind}.{stem}", data=asset.add_batch_definition_whole_table("all rows"), suite=suite)))
     # Data Docs are built once after the run: GX's UpdateDataDocsAction rebuilds the site
     # after every validation (its templates each time), which costs more than validating.
     checkpoint = context.checkpoints.add(gx.Checkpoint(
@@ -244,7 +256,7 @@ def run_suites(engine: Engine, suites: Mapping[str, Sequence[Any]], *, docs_dir:
     summaries = []
     for validation in outcome.run_results.values():
         name = validation.suite_name
-        table = name.split(".", 1)[1]
+        table = tables_by_stem[name.split(".", 1)[1]]
         expectations = [_expectation_summary(r) for r in validation.results]
         summaries.append(SuiteSummary(name=name, table=table, success=bool(validation.success),
                                       expectations=expectations))

@@ -129,6 +129,9 @@ def _table_expectations(engine: Engine, table: TableInfo, by_name: dict[str, Tab
                                        f"{actual} names an existing {parent} row"))
     if skipped:
         notes.append(f"{name}: no column {', '.join(sorted(skipped))} (not checked)")
+    if table.columns_not_in_schema:
+        notes.append(f"{name}: column {', '.join(table.columns_not_in_schema)} is not in the TS24 schema "
+                     "(backed up, not loaded)")
     return expectations
 
 

@@ -36,6 +36,9 @@ FORMAT = "ts24-validation-report/1"
 STAGE = "validate"
 REPORT_STEM = "validation-report"
 TARGET_PREFIX = "target:"  # per-table figures of a target table, apart from legacy table names
+# A legacy table may itself be named "target:..." (any name is possible): such names are recorded
+# under this prefix, so that they never pass for a target table (legacy_entry_name).
+LEGACY_PREFIX = "legacy:"
 SOURCE_STAGES = ("assess", "backup", "verify-backup", "load")
 FOLDERS = "folders"  # the run's figure naming the inventory's folders (report_paths.PathNames.recordable)
 DATA_DOCS = {kind: f"data-docs/{kind}/index.html" for kind in ("target", "legacy")}  # from the report's folder
@@ -91,13 +94,22 @@ def _source_run(store: ControlStore, run_id: str | None) -> RunRecord | None:
         return None
 
 
+def legacy_entry_name(table: str) -> str:
+    """The name a legacy table's figures are recorded under in a validate run."""
+    return LEGACY_PREFIX + table if table.startswith((TARGET_PREFIX, LEGACY_PREFIX)) else table
+
+
+def _legacy_table(entry_name: str) -> str:
+    return entry_name[len(LEGACY_PREFIX):] if entry_name.startswith(LEGACY_PREFIX) else entry_name
+
+
 def _accounting(validated: dict[str, dict[str, Any]], backup_tables: dict[str, dict[str, Any]],
                 totals: dict[str, Any]) -> dict[str, Any]:
     rows = []
     for table, figures in validated.items():
         if table.startswith(TARGET_PREFIX) or "accounting" not in figures:
             continue
-        role = (backup_tables.get(table) or {}).get("role")
+        role = (backup_tables.get(_legacy_table(table)) or {}).get("role")
         rows.append({**figures["accounting"], "role": role})
     return {"ok": totals.get("ok"), "totals": totals, "tables": rows}
 
@@ -107,7 +119,7 @@ def _rejects(validated: dict[str, dict[str, Any]], load_tables: dict[str, dict[s
     by_reason: dict[str, int] = {}
     for table, figures in sorted(load_tables.items()):
         reasons = figures.get("rejects_by_reason") or {}
-        examples = (validated.get(table) or {}).get("reject_examples") or {}
+        examples = (validated.get(legacy_entry_name(table)) or {}).get("reject_examples") or {}
         tables[table] = {"target_table": figures.get("target_table"), "rejected": figures.get("rejected"),
                          "conflicts": figures.get("conflicts"), "by_reason": reasons, "examples": examples}
         for reason, count in reasons.items():
@@ -124,6 +136,7 @@ def _flags(validated: dict[str, dict[str, Any]], load_tables: dict[str, dict[str
         flagged = figures.get("flags")
         if table.startswith(TARGET_PREFIX) or not flagged:
             continue
+        table = _legacy_table(table)
         tables[table] = {"target_table": (load_tables.get(table) or {}).get("target_table"),
                          "rows_flagged": flagged["by_code"], "examples": flagged["examples"]}
         for code, count in flagged["by_code"].items():
@@ -134,7 +147,7 @@ def _flags(validated: dict[str, dict[str, Any]], load_tables: dict[str, dict[str
 def _expectations(figures: dict[str, Any], validated: dict[str, dict[str, Any]]) -> dict[str, Any]:
     target_tables = {name[len(TARGET_PREFIX):]: entry["expectations"] for name, entry in validated.items()
                      if name.startswith(TARGET_PREFIX) and "expectations" in entry}
-    legacy_tables = {name: entry["legacy_profile"] for name, entry in validated.items()
+    legacy_tables = {_legacy_table(name): entry["legacy_profile"] for name, entry in validated.items()
                      if not name.startswith(TARGET_PREFIX) and "legacy_profile" in entry}
     return {"target": {**figures.get("target_expectations", {}), "tables": target_tables},
             "legacy": {**figures.get("legacy_profile", {}), "tables": legacy_tables}}

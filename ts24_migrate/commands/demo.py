@@ -33,8 +33,10 @@ def prepare_demo_folder(folder: Path) -> None:
 @click.option("--scale", type=click.FloatRange(min=0, min_open=True), default=0.2, show_default=True,
               help="Size: 1.0 is about 2,000 dossiers (more than 0).")
 @click.option("--seed", type=int, default=42, show_default=True)
+@click.option("--awkward-names", is_flag=True,
+              help="Give some legacy tables and columns names that need quoting (see demo-data).")
 @pass_app
-def demo(app: App, folder: Path, site_id: str, scale: float, seed: int) -> None:
+def demo(app: App, folder: Path, site_id: str, scale: float, seed: int, awkward_names: bool) -> None:
     """Make a demo TS24 site (legacy SQLite database with dirty data, attachment folder, a new
     system that already holds portal-side rows, custodian and signing keys, sites.yaml) and run the
     `migrate-site` Prefect flow on it end to end. Prints where the reports are.
@@ -43,6 +45,7 @@ def demo(app: App, folder: Path, site_id: str, scale: float, seed: int) -> None:
     Example:
       ts24-migrate demo
       ts24-migrate demo --folder /tmp/demo --scale 1
+      ts24-migrate demo --folder /tmp/odd-demo --awkward-names
     """
     from backups.keys import generate_custodian_identity, generate_signing_key
     from flows.migrate_site import migrate_site
@@ -56,7 +59,8 @@ def demo(app: App, folder: Path, site_id: str, scale: float, seed: int) -> None:
         recipient = generate_custodian_identity(identity)
         generate_signing_key(folder / "keys" / "signing.key")
         inventory = write_demo_inventory(folder, site_id=site_id, seed=seed, scale=scale,
-                                         backup_recipients=[recipient], signing_key=Path("keys/signing.key"))
+                                         backup_recipients=[recipient], signing_key=Path("keys/signing.key"),
+                                         awkward_names=awkward_names)
     except BaseException:
         # A half-made demo site is of no use to anyone: it goes, and the next run starts clean.
         shutil.rmtree(folder, ignore_errors=True)

@@ -74,7 +74,7 @@ def _progress_bars(enabled: bool) -> Iterator[Progress | None]:
 def write_demo_inventory(folder: Path, *, site_id: str = "demo", office_code: str = "01", seed: int = 42,
                          scale: float = 0.2, cutover: dt.date = DEFAULT_CUTOVER,
                          backup_recipients: Sequence[str] = (), signing_key: Path | None = None,
-                         progress: Progress | None = None) -> Path:
+                         progress: Progress | None = None, awkward_names: bool = False) -> Path:
     """Write a complete demo site folder and return its `sites.yaml`.
 
     Layout (relative to `folder`)::
@@ -86,6 +86,9 @@ def write_demo_inventory(folder: Path, *, site_id: str = "demo", office_code: st
         attachments/<site>/             its attachment folder
         new-system/target.sqlite        the new system, with its portal-side rows
         truth/<site>.truth.json         what was planted (DemoTruth)
+
+    `awkward_names`: some legacy tables and columns get names that need quoting
+    (demo.awkward_names).
     """
     folder = Path(folder).resolve()
     inventory_path = folder / "sites.yaml"
@@ -103,7 +106,8 @@ def write_demo_inventory(folder: Path, *, site_id: str = "demo", office_code: st
     target = store_engine(Secret(_sqlite_url(target_path)))
     try:
         truth = generate_site(legacy, attachments, target=target, seed=seed, scale=scale, cutover=cutover,
-                              site_id=site_id, office_code=office_code, progress=progress)
+                              site_id=site_id, office_code=office_code, progress=progress,
+                              awkward_names=awkward_names)
     finally:
         legacy.dispose()
         target.dispose()
@@ -151,10 +155,14 @@ def _write_secret(path: Path, value: str) -> None:
 @click.option("--site-id", default="demo", show_default=True)
 @click.option("--office", "office_code", default="01", show_default=True, help="2- or 4-digit office code.")
 @click.option("--truth", type=click.Path(path_type=Path, dir_okay=False), help="Write the truth file (JSON) here.")
+@click.option("--awkward-names", is_flag=True,
+              help="Give some legacy tables and columns names that need quoting (spaces, reserved words, "
+                   "quotes, dots, Vietnamese letters, leading digits), as hand-configured servers have.")
 @pass_app
 def demo_data(app: App, legacy_sqlite: Path | None, legacy_url_env: str | None, attachments: Path,
               target_sqlite: Path | None, target_url_env: str | None, seed: int, scale: float,
-              cutover: dt.datetime, site_id: str, office_code: str, truth: Path | None) -> None:
+              cutover: dt.datetime, site_id: str, office_code: str, truth: Path | None,
+              awkward_names: bool) -> None:
     """Generate a deterministic demo TS24 site with every kind of dirty data.
 
     The legacy database must be empty; database URLs are read from environment
@@ -166,6 +174,7 @@ def demo_data(app: App, legacy_sqlite: Path | None, legacy_url_env: str | None, 
           --target-sqlite demo/target.sqlite --scale 0.2 --truth demo/truth.json
       TS24_LEGACY_URL='mysql+pyodbc://...' ts24-migrate demo-data --legacy-url-env TS24_LEGACY_URL \\
           --attachments demo/files --seed 7
+      ts24-migrate demo-data --legacy-sqlite odd/legacy.sqlite --attachments odd/files --awkward-names
     """
     if (legacy_sqlite is None) == (legacy_url_env is None):
         raise UsageError("give exactly one of --legacy-sqlite FILE or --legacy-url-env NAME")
@@ -190,7 +199,8 @@ def demo_data(app: App, legacy_sqlite: Path | None, legacy_url_env: str | None, 
 
     with _progress_bars(interactive() and not app.json_output and scale >= 5) as progress:
         result = generate_site(legacy, attachments, target=target, seed=seed, scale=scale, cutover=cutover.date(),
-                               site_id=site_id, office_code=office_code, progress=progress)
+                               site_id=site_id, office_code=office_code, progress=progress,
+                               awkward_names=awkward_names)
     if truth is not None:
         result.write(truth)
     app.emit(_summary(result, legacy_url, target_url, attachments, truth), _human_summary(result, truth))

@@ -9,6 +9,7 @@ rest, and reported as "not mapped".
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -21,7 +22,7 @@ from .world import World, random_moment
 from .writer import ChunkedInserter
 
 metadata = sa.MetaData()
-_MARIADB = {"mysql_charset": "utf8mb4", "mysql_collate": "utf8mb4_bin", "mariadb_charset": "utf8mb4"}
+MARIADB_TABLE_OPTIONS = {"mysql_charset": "utf8mb4", "mysql_collate": "utf8mb4_bin", "mariadb_charset": "utf8mb4"}
 
 IMPORT_TAM = sa.Table(
     "IMPORT_TAM", metadata,
@@ -32,7 +33,7 @@ IMPORT_TAM = sa.Table(
     sa.Column("MUC_LUONG", sa.Numeric(18, 2)),
     sa.Column("NGUOI_NHAP", sa.String(50)),
     sa.Column("NGAY_NHAP", sa.DateTime),
-    **_MARIADB,
+    **MARIADB_TABLE_OPTIONS,
 )
 
 TS24_CAU_HINH = sa.Table(
@@ -41,8 +42,21 @@ TS24_CAU_HINH = sa.Table(
     sa.Column("KHOA", sa.String(60), primary_key=True),
     sa.Column("GIA_TRI", sa.Unicode(500)),
     sa.Column("NGAY_CAP_NHAT", sa.DateTime),
-    **_MARIADB,
+    **MARIADB_TABLE_OPTIONS,
 )
+
+
+@dataclass(frozen=True)
+class ExtraTables:
+    """The tables written beside the TS24 schema (plain names, or demo.awkward_names', which adds
+    more tables to `metadata`)."""
+
+    metadata: sa.MetaData
+    imports: sa.Table  # no primary key
+    config: sa.Table  # a two-column key
+
+
+PLAIN_EXTRA_TABLES = ExtraTables(metadata, IMPORT_TAM, TS24_CAU_HINH)
 
 
 def _config_rows(world: World) -> list[dict]:
@@ -58,14 +72,15 @@ def _config_rows(world: World) -> list[dict]:
 
 
 def write_extra_tables(legacy: Engine, world: World, units: UnitDirectory,
-                       defects: dd.DefectLog) -> dict[str, int]:
+                       defects: dd.DefectLog, tables: ExtraTables = PLAIN_EXTRA_TABLES) -> dict[str, int]:
+    """Writes the import and configuration tables (the same rows whatever their names)."""
     rng = world.rng("IMPORT_TAM")
     n = world.sizes.import_rows
     duplicated = set(rng.sample(range(n), dd.count_for(0.1, n)))
     imported_at = random_moment(rng, world.cutover_at - dt.timedelta(days=300),
                                 world.cutover_at - dt.timedelta(days=30))
     written = {}
-    with ChunkedInserter(legacy, IMPORT_TAM) as out:
+    with ChunkedInserter(legacy, tables.imports) as out:
         for index in range(n):
             male = rng.random() < 0.5
             # Numbers beyond the persons' range: imported people not yet in NGUOI_LAO_DONG.
@@ -79,11 +94,11 @@ def write_extra_tables(legacy: Engine, world: World, units: UnitDirectory,
             for _ in range(copies):
                 out.add(dict(row))
             if copies > 1:
-                defects.add(IMPORT_TAM.name, number, None, dd.DUPLICATE_ROW, copies)
-    written[IMPORT_TAM.name] = out.rows_written
+                defects.add(tables.imports.name, number, None, dd.DUPLICATE_ROW, copies)
+    written[tables.imports.name] = out.rows_written
     config = _config_rows(world)
-    with ChunkedInserter(legacy, TS24_CAU_HINH) as out:
+    with ChunkedInserter(legacy, tables.config) as out:
         for row in config:
             out.add(row)
-    written[TS24_CAU_HINH.name] = out.rows_written
+    written[tables.config.name] = out.rows_written
     return written

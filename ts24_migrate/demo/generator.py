@@ -21,9 +21,9 @@ from extract import legacy_schema
 
 from ..errors import UsageError
 from . import dirty_data as dd
+from . import awkward_names as awkward
 from .dossiers import likely_duplicate_count, write_dossiers
-from .extra_tables import metadata as extra_metadata
-from .extra_tables import write_extra_tables
+from .extra_tables import PLAIN_EXTRA_TABLES, write_extra_tables
 from .new_system import portal_only_codes, refuse_taken_unit_codes, write_new_system
 from .persons import write_persons
 from .site_objects import write_objects, write_unreferenced_file
@@ -39,7 +39,8 @@ MAX_SCALE = 5000
 
 def refuse_non_empty(legacy: Engine, attachments_dir: Path) -> None:
     """Never write over someone's data: the database and the folder must be empty."""
-    existing = [name for name in sa.inspect(legacy).get_table_names() if not name.startswith("sqlite_")]
+    existing = [name for name in sa.inspect(legacy).get_table_names()
+                if not (name.startswith("sqlite_") and legacy.dialect.name == "sqlite")]
     if existing:
         shown = ", ".join(sorted(existing)[:3]) + (" ..." if len(existing) > 3 else "")
         raise UsageError(f"the legacy database already has {len(existing)} table(s) ({shown}); "
@@ -51,13 +52,15 @@ def refuse_non_empty(legacy: Engine, attachments_dir: Path) -> None:
 
 def generate_site(legacy: Engine, attachments_dir: Path, *, target: Engine | None = None, seed: int = 42,
                   scale: float = 1.0, cutover: dt.date = dt.date(2025, 7, 1), site_id: str = "demo",
-                  office_code: str = "01", progress: Progress | None = None) -> DemoTruth:
+                  office_code: str = "01", progress: Progress | None = None,
+                  awkward_names: bool = False) -> DemoTruth:
     """Write a deterministic TS24 site into the empty, writable `legacy` database.
 
     Same arguments, same rows, files and truth; scale 1.0 is about 200 units,
     1,000 persons and 2,000 dossiers. With `target`, also plants the new
     system's side (see demo.new_system). `progress(table, rows, expected)` is
-    called after every written chunk.
+    called after every written chunk. With `awkward_names`, some tables and columns get names that
+    need quoting (see demo.awkward_names); the rows are the same.
     """
     if not 0 < scale <= MAX_SCALE:
         raise UsageError(f"scale must be above 0 and at most {MAX_SCALE}, not {scale}")
@@ -71,8 +74,10 @@ def generate_site(legacy: Engine, attachments_dir: Path, *, target: Engine | Non
         refuse_taken_unit_codes(target, portal_only_codes(world, 2) + target_conflict_codes(world, unit_plan))
     attachments_dir.mkdir(parents=True, exist_ok=True)
 
-    legacy_schema.metadata.create_all(legacy)
-    extra_metadata.create_all(legacy)
+    schema = awkward.mapped_schema_with_extra_columns() if awkward_names else legacy_schema.metadata
+    extra = awkward.awkward_extra_tables() if awkward_names else PLAIN_EXTRA_TABLES
+    schema.create_all(legacy)
+    extra.metadata.create_all(legacy)
     defects = dd.DefectLog()
     rows: dict[str, int] = {}
     rows["DM_COQUAN_BHXH"] = write_offices(legacy, world, defects)
@@ -84,7 +89,10 @@ def generate_site(legacy: Engine, attachments_dir: Path, *, target: Engine | Non
     summary = write_dossiers(legacy, world, directory, officers, attachments_dir, defects, progress=progress)
     rows["HO_SO"], rows["HO_SO_TEP"], rows["HO_SO_LICH_SU"] = summary.dossiers, summary.files, summary.history
     rows["HT_NHAT_KY"] = write_system_log(legacy, world, officers, progress=progress)
-    rows.update(write_extra_tables(legacy, world, directory, defects))
+    rows.update(write_extra_tables(legacy, world, directory, defects, extra))
+    if awkward_names:
+        rows.update(awkward.write_added_tables(legacy, world, directory, extra))
+        awkward.fill_extra_columns(legacy, schema)
     objects = write_objects(legacy)
 
     portal = write_new_system(target, world, directory, summary) if target is not None else None
@@ -93,7 +101,8 @@ def generate_site(legacy: Engine, attachments_dir: Path, *, target: Engine | Non
     unreferenced = write_unreferenced_file(folder, world)
     return DemoTruth(
         site_id=site_id, seed=seed, scale=scale, cutover=cutover, world_now=world.now, office_code=office_code,
-        tables=_tables_truth(rows), defects=defects.entries, defect_counts=defects.counts_dict(),
+        tables=_tables_truth(rows, (schema, extra.metadata)), defects=defects.entries,
+        defect_counts=defects.counts_dict(),
         encodings=defects.encodings_dict(),
         dossiers_by_status={str(s): summary.by_status.get(s, 0) for s in range(7)},
         in_flight_dossiers=summary.in_flight, overdue_in_flight=summary.overdue_in_flight,
@@ -109,14 +118,14 @@ def generate_site(legacy: Engine, attachments_dir: Path, *, target: Engine | Non
         likely_duplicate_pairs=({str(k): v for k, v in portal.likely_duplicate_pairs.items()} if portal else {}),
         target_conflicts=portal.target_conflicts if portal else [],
         portal_only_units=portal.portal_only_units if portal else [],
-        has_target=portal is not None,
+        has_target=portal is not None, awkward_names=awkward_names,
         objects=objects, unreferenced_files=unreferenced,
     )
 
 
-def _tables_truth(rows: dict[str, int]) -> dict[str, dict]:
+def _tables_truth(rows: dict[str, int], schemas: tuple[sa.MetaData, ...]) -> dict[str, dict]:
     tables = {}
-    for metadata in (legacy_schema.metadata, extra_metadata):
+    for metadata in schemas:
         for name, table in metadata.tables.items():
             if name in legacy_schema.MAPPED_TABLES:
                 role = "mapped"
@@ -125,5 +134,5 @@ def _tables_truth(rows: dict[str, int]) -> dict[str, dict]:
             else:
                 role = "unmapped"
             tables[name] = {"rows": rows[name], "primary_key": [c.name for c in table.primary_key.columns],
-                            "role": role}
+                            "role": role, "columns": [c.name for c in table.columns]}
     return dict(sorted(tables.items()))

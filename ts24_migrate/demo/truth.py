@@ -30,7 +30,7 @@ class DemoTruth:
     cutover: dt.date
     world_now: dt.datetime
     office_code: str
-    # {table: {"rows": n, "primary_key": [...], "role": "mapped"|"system"|"unmapped"}}
+    # {table: {"rows": n, "primary_key": [...], "role": "mapped"|"system"|"unmapped", "columns": [...]}}
     tables: dict[str, dict[str, Any]]
     # [{"table", "key", "column", "kind", "value", "clean_value"?}]
     defects: list[dict[str, Any]]
@@ -59,6 +59,8 @@ class DemoTruth:
     objects: list[dict[str, Any]] = field(default_factory=list)
     # files of the attachment folder that no row references: [{"path", "size", "sha256"}]
     unreferenced_files: list[dict[str, Any]] = field(default_factory=list)
+    # tables and columns named as demo.awkward_names names them
+    awkward_names: bool = False
     format: int = TRUTH_FORMAT
 
     def to_dict(self) -> dict[str, Any]:

@@ -19,7 +19,8 @@ from typing import Any, Callable
 
 from validation import (accounting_check, figures_from_stages, parity_for_site, recorded_counts,
                         run_legacy_profile, run_target_suites)
-from validation.report import FOLDERS, REPORT_STEM, STAGE, TARGET_PREFIX, build_site_report, write_site_report
+from validation.report import (FOLDERS, REPORT_STEM, STAGE, TARGET_PREFIX, build_site_report, legacy_entry_name,
+                               write_site_report)
 from validation.report_figures import (backup_signature, backup_verification, dossiers_by_status, flag_summary,
                                        ledger_head, reject_examples)
 
@@ -65,7 +66,9 @@ def _profile_entry(suite: dict[str, Any]) -> dict[str, Any]:
     """A legacy table's profile, kept small: counts and what failed, with a few example values."""
     rows = suite["expectations"][0].get("observed_value") if suite["expectations"] else None
     failed = [{**e, "examples": _redacted(e.get("examples") or [])} for e in _failed_expectations(suite)]
-    return {"evaluated": suite["evaluated"], "failed": suite["failed"], "rows": rows, "failed_expectations": failed}
+    # The suite's name says where the table is in Data Docs (GX names its pages after a file-safe stem).
+    return {"evaluated": suite["evaluated"], "failed": suite["failed"], "rows": rows, "failed_expectations": failed,
+            "data_docs_suite": suite["name"]}
 
 
 def _capped_parity(table: dict[str, Any]) -> dict[str, Any]:
@@ -100,7 +103,7 @@ def _check_legacy_profile(checks: Checks, legacy, docs: Path, sample_rows: int |
     profile = run_legacy_profile(legacy, docs_dir=docs, sample_rows=sample_rows)
     data = profile.to_dict()
     for suite in data["suites"]:
-        checks.tables.setdefault(suite["table"], {})["legacy_profile"] = _profile_entry(suite)
+        checks.tables.setdefault(legacy_entry_name(suite["table"]), {})["legacy_profile"] = _profile_entry(suite)
     checks.figures["legacy_profile"] = {
         "clean": data["success"], "evaluated": data["evaluated"], "failed": data["failed"],
         "table_count": len(data["suites"]), "data_docs": str(profile.data_docs_index), "notes": data["notes"],
@@ -128,7 +131,7 @@ def _check_accounting(checks: Checks, app: App, target, site_id: str, backup_run
     figures = figures_from_stages(store.table_figures(load_run.run_id), store.table_figures(backup_run.run_id))
     rows = accounting_check(figures, recorded=recorded_counts(target, site_id=site_id))
     for row in rows:
-        checks.tables.setdefault(row.table, {})["accounting"] = row.to_dict()
+        checks.tables.setdefault(legacy_entry_name(row.table), {})["accounting"] = row.to_dict()
     mapped = [r for r in rows if r.mapped]
     checks.figures["accounting"] = {
         "ok": all(r.ok for r in rows), "tables": len(rows), "mapped_tables": len(mapped),
@@ -178,9 +181,9 @@ def run_checks(app: App, site_id: str, *, folder: Path, backup_run: RunRecord, l
         progress("done", len(steps), len(steps))
     examples = reject_examples(target, site_id=site_id)
     for table, by_reason in examples.items():
-        checks.tables.setdefault(table, {})["reject_examples"] = by_reason
+        checks.tables.setdefault(legacy_entry_name(table), {})["reject_examples"] = by_reason
     for table, flagged in flag_summary(target, site_id=site_id).items():
-        checks.tables.setdefault(table, {})["flags"] = flagged
+        checks.tables.setdefault(legacy_entry_name(table), {})["flags"] = flagged
     checks.figures["dossiers_by_status"] = dossiers_by_status(target, site_id=site_id)
     return checks
 
