@@ -47,6 +47,11 @@ class App:
             self._engines[key] = engine
         return self._engines[key]
 
+    def forget_legacy_engines(self, site: SiteConfig) -> None:
+        """Close this site's legacy engines (the purge, before it destroys a SQLite file they hold open)."""
+        for key in [k for k in self._engines if k.startswith(f"legacy:{site.id}:")]:
+            self._engines.pop(key).dispose()
+
     def target_engine(self) -> Engine:
         if "target" not in self._engines:
             url = self.inventory.target_url()

@@ -11,6 +11,12 @@ Example::
     limits:                        # optional: Prefect concurrency limits of the flows (flows.limits)
       legacy_server: 1             #   sites read from one legacy server at once
       target: 4                    #   sites load into (and validate against) the target at once
+    approvers:                     # who may approve a purge (purge approve): name and Ed25519 public key
+      - {name: Tran Thi B, role: Head of IT, public_key: keys/approvers/tran-thi-b.pub}
+    purge:                         # optional
+      approvals_required: 1        #   approvals a purge needs, from approvers other than the plan's author
+      operator: {name: Nguyen Van A, role: Operator, organisation: BHXH Ha Noi}   # certificate defaults
+      media_destination: returned to TS24 JSC after media sanitization
     sites:
       - id: hn-01
         office: "01"
@@ -19,6 +25,8 @@ Example::
         attachments: /srv/ts24/hn-01/files
         cutover: 2025-07-01
         backup_recipients: [age1...]
+        purge:                     # optional; MariaDB: the accounts TS24 writes with (their write
+          application_accounts: ["ts24app@%"]   # grants on the site's database are revoked for the purge)
 
 Any error names the file, the site and the field, in one line.
 """
@@ -40,6 +48,24 @@ SITE_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 SERVER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")  # part of a Prefect limit's name
 OFFICE_CODE = re.compile(r"^\d{2}(\d{2})?$")
 AGE_RECIPIENT = re.compile(r"^age1[02-9ac-hj-np-z]{58}$")
+ACCOUNT = re.compile(r"^[A-Za-z0-9_.$-]{1,80}@[A-Za-z0-9_.%:-]{1,255}$")
+
+
+class SitePurge(BaseModel):
+    """How writes to this site's legacy database are stopped for its purge (purge/write_stop.py)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    application_accounts: list[str] = Field(default_factory=list, description="MariaDB/MySQL accounts "
+                                            "('user@host') the TS24 software writes with")
+
+    @field_validator("application_accounts")
+    @classmethod
+    def _accounts(cls, value: list[str]) -> list[str]:
+        for account in value:
+            if not ACCOUNT.match(account):
+                raise ValueError(f"{account!r} is not an account 'user@host' (host may be %)")
+        return value
 
 
 class SiteConfig(BaseModel):
@@ -54,6 +80,7 @@ class SiteConfig(BaseModel):
     backup_recipients: list[str] = Field(default_factory=list)
     legacy_server: str | None = Field(default=None, description="the database server holding the legacy "
                                       "database, when several sites share one")
+    purge: SitePurge = Field(default_factory=SitePurge)
 
     @property
     def server(self) -> str:
@@ -106,6 +133,34 @@ class Limits(BaseModel):
     target: int | None = Field(default=None, ge=1, description="sites loading into the target")
 
 
+class Person(BaseModel):
+    """Who performed a purge, as the certificate of sanitization names them."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(min_length=1)
+    role: str | None = None
+    organisation: str | None = None
+
+
+class Approver(BaseModel):
+    """A person who may approve a purge plan, with the Ed25519 public key their approvals verify with."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(min_length=1)
+    role: str | None = None
+    public_key: str = Field(description="a .pub file (relative to the inventory) or the base64 key itself")
+
+
+class PurgeSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    approvals_required: int = Field(default=1, ge=1)
+    operator: Person | None = None
+    media_destination: str | None = None
+
+
 class Inventory(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -116,6 +171,8 @@ class Inventory(BaseModel):
     control_store: str | None = None
     target: str | None = None
     limits: Limits = Field(default_factory=Limits)
+    approvers: list[Approver] = Field(default_factory=list)
+    purge: PurgeSettings = Field(default_factory=PurgeSettings)
     sites: list[SiteConfig]
 
     # Set by load_inventory; not part of the YAML.

@@ -1,0 +1,44 @@
+"""HTML renderings of the plan and the certificate: Jinja2 templates over the signed documents.
+
+The HTML is for people; the JSON next to it is what is signed and verified.
+Templates live in purge/templates/ (one base layout); everything is escaped.
+
+Example::
+
+    write_html(folder / "plan.html", "plan.html.j2", document=plan_document, plan_hash=h)
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+_ENVIRONMENT = jinja2.Environment(
+    loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
+    autoescape=jinja2.select_autoescape(["html", "j2"]), undefined=jinja2.StrictUndefined,
+    trim_blocks=True, lstrip_blocks=True)
+
+
+def _size(value: Any) -> str:
+    if value is None:
+        return ""
+    size = float(value)
+    for unit in ("B", "KB", "MB", "GB"):
+        if size < 1000 or unit == "GB":
+            return f"{size:,.0f} {unit}" if unit == "B" else f"{size:,.1f} {unit}"
+        size /= 1000
+    return str(value)
+
+
+_ENVIRONMENT.filters["size"] = _size
+
+
+def render(template: str, **context: Any) -> str:
+    return _ENVIRONMENT.get_template(template).render(**context)
+
+
+def write_html(path: Path, template: str, **context: Any) -> Path:
+    path.write_text(render(template, **context), encoding="utf-8")
+    return path
