@@ -9,7 +9,9 @@ new inode): the copy re-assesses with `--server-moved`, as an operator does when
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import io
 import json
 import os
 import shutil
@@ -43,8 +45,13 @@ def run_cli(inventory: Path, *args: str, capsys=None) -> tuple[int, Any, str]:
     """Run the CLI in this process with --json; (exit code, parsed stdout or text, stderr)."""
     if capsys is not None:
         capsys.readouterr()
-    code = main(["-i", str(inventory), "--json", *args])
-    out, err = capsys.readouterr() if capsys is not None else ("", "")
+        code = main(["-i", str(inventory), "--json", *args])
+        out, err = capsys.readouterr()
+    else:  # a fixture without capsys: capture by hand
+        stdout, stderr = io.StringIO(), io.StringIO()
+        with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+            code = main(["-i", str(inventory), "--json", *args])
+        out, err = stdout.getvalue(), stderr.getvalue()
     try:
         return code, json.loads(out), err
     except ValueError:
