@@ -8,8 +8,14 @@ before the first destructive step) catches any write that got through.
 | engine | how writes are stopped | what is checked |
 |---|---|---|
 | SQLite | the database file and its side files lose every write permission (``chmod a-w``); the tool reads it with ``mode=ro`` | no write bit on any of those files |
-| MariaDB/MySQL | the write privileges of the accounts the TS24 software uses (inventory: ``purge.application_accounts``) on the site's database and its tables are revoked, and their open connections killed | those accounts hold no write privilege on the database (database, table or global level, wildcard grants included) and have no connection open |
+| MariaDB/MySQL | the write privileges of the accounts the TS24 software uses (inventory: ``purge.application_accounts``) on the site's database and its tables are revoked, and their open connections killed | those accounts hold no write privilege on the database (database, table or global level, wildcard grants included) and have no connection older than the revocation |
 | SQL Server | ``ALTER DATABASE <site db> SET READ_ONLY WITH ROLLBACK IMMEDIATE`` (that database only) | ``sys.databases.is_read_only`` |
+
+A connection opened before the revocation keeps its database privileges
+until it changes database (MariaDB caches them per connection), hence the
+kill; one opened after it (TS24 reconnecting) has none, and is allowed:
+connection ids only grow, so "older" is an id at most the one the stop
+recorded.
 
 Never a server-wide switch (``read_only``, ``FLUSH TABLES WITH READ LOCK``):
 other databases on the same server keep working. A grant held at the global
@@ -109,7 +115,10 @@ def stop_writes(conn: Connection | None, *, kind: str, database: str | None, fil
                         killed.append(int(connection_id))
                     except sa.exc.DBAPIError:
                         pass  # it ended by itself meanwhile
-        return {"method": METHODS[kind], "revoked": revoked, "connections_ended": killed}
+        # Connection ids grow: any application connection above this one was opened after the revocation.
+        last = conn.execute(sa.select(sa.func.connection_id())).scalar_one()
+        return {"method": METHODS[kind], "revoked": revoked, "connections_ended": killed,
+                "connection_id": int(last)}
     if kind == "mssql":
         assert conn is not None and database is not None
         conn.execute(UseDatabase("master"))
@@ -129,7 +138,8 @@ def _revoke(conn: Connection, statement: RevokeWrites) -> bool:
 
 
 def check_writes_stopped(conn: Connection | None, *, kind: str, database: str | None, files: Sequence[Path],
-                         accounts: Sequence[str]) -> WriteStopCheck:
+                         accounts: Sequence[str], stopped_at_connection: int | None = None) -> WriteStopCheck:
+    """Whether the stop holds; MariaDB needs `stopped_at_connection` (the id stop_writes recorded)."""
     method = METHODS.get(kind, f"no write stop is known for {kind}")
     if kind == "sqlite":
         writable = []
@@ -150,6 +160,8 @@ def check_writes_stopped(conn: Connection | None, *, kind: str, database: str | 
             return WriteStopCheck(False, method, "the inventory names no application account: list the accounts "
                                                  "the TS24 software writes with under the site's "
                                                  "purge.application_accounts")
+        if stopped_at_connection is None:
+            return WriteStopCheck(False, method, "writes were never stopped for the purge")
         problems = []
         writes = sorted(WRITE_PRIVILEGES)
         for account in accounts:
@@ -170,13 +182,13 @@ def check_writes_stopped(conn: Connection | None, *, kind: str, database: str | 
                     t.GRANTEE == grantee, t.TABLE_SCHEMA == database, t.PRIVILEGE_TYPE.in_(writes))):
                 problems.append(f"{account} holds {privilege} on {database}.{table}")
             user, _host = split_account(account)
-            open_connections = conn.execute(sa.select(sa.func.count()).select_from(PROCESSLIST).where(
-                PROCESSLIST.c.USER == user)).scalar_one()
-            if open_connections:
-                problems.append(f"{account} has {open_connections} connection(s) open")
+            older = conn.execute(sa.select(sa.func.count()).select_from(PROCESSLIST).where(
+                PROCESSLIST.c.USER == user, PROCESSLIST.c.ID <= stopped_at_connection)).scalar_one()
+            if older:
+                problems.append(f"{account} has {older} connection(s) open from before the write stop")
         if problems:
             return WriteStopCheck(False, method, "; ".join(problems[:5]))
-        return WriteStopCheck(True, method, f"no write privilege and no open connection for "
+        return WriteStopCheck(True, method, f"no write privilege and no connection from before the stop for "
                                             f"{', '.join(accounts)} on {database}", {"accounts": list(accounts)})
     if kind == "mssql":
         assert conn is not None and database is not None

@@ -103,7 +103,8 @@ def prepare_step(app: App, site_id: str, *, identity: Path, scratch_url: Secret 
         if check is None:
             with app.legacy_engine(target.site).connect() as conn:
                 check = check_writes_stopped(conn, kind=target.kind, database=target.database, files=[],
-                                             accounts=list(target.site.purge.application_accounts))
+                                             accounts=list(target.site.purge.application_accounts),
+                                             stopped_at_connection=done.get("connection_id"))
         _refuse_unless(GateResult.check("writes_stopped", check.holds, f"{check.method}: {check.detail}",
                                         remedy="see the detail; name the TS24 application accounts under the "
                                                "site's purge.application_accounts"), site_id, "prepare the purge")

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import URL, Engine
 
 from audit.events import LedgerEvent
 from audit.ledger import read_events
@@ -66,7 +66,8 @@ class LegacyTarget:
     def server_engine(self, *, read_only: bool) -> Engine:
         """An engine on the server itself, not on the site's database (which the purge drops)."""
         parsed = parse_url(self.url, what="legacy connection")
-        server = parsed.set(database="master" if self.kind == "mssql" else None)
+        server = URL.create(parsed.drivername, parsed.username, parsed.password, parsed.host, parsed.port,
+                            "master" if self.kind == "mssql" else None, parsed.query)
         return legacy_engine(Secret(server.render_as_string(hide_password=False)), read_only=read_only)
 
 
@@ -209,9 +210,11 @@ def write_stop_check(app: App, target: LegacyTarget) -> WriteStopCheck:
     if target.kind == "sqlite":
         return check_writes_stopped(None, kind="sqlite", database=target.database, files=target.database_files(),
                                     accounts=accounts)
+    stopped = latest_event(app, target.site.id, WRITES_STOPPED)
     engine = app.legacy_engine(target.site)
     with engine.connect() as conn:
-        return check_writes_stopped(conn, kind=target.kind, database=target.database, files=[], accounts=accounts)
+        return check_writes_stopped(conn, kind=target.kind, database=target.database, files=[], accounts=accounts,
+                                    stopped_at_connection=(stopped.data.get("connection_id") if stopped else None))
 
 
 def survey(app: App, target: LegacyTarget) -> LiveScope:
