@@ -211,12 +211,13 @@ def test_the_journal_drops_a_line_cut_by_a_kill(tmp_path):
 
 def test_the_residue_scan_finds_sampled_values_as_utf8_and_utf16_and_nothing_else(tmp_path):
     salt = os.urandom(32)
-    values = [b"0123456789", b"HS2020000123AB"]
+    values = [b"0123456789", b"079123456789"]
     sample = {"items": [{"hash": keyed_hash(v, salt), "bytes": len(v)} for v in values]}
     (tmp_path / "a").mkdir()
-    (tmp_path / "a" / "page.bin").write_bytes(b"\x00\x07" + b"xx0123456789" + b"\x00" * 5000)
-    (tmp_path / "a" / "log.bin").write_bytes("…HS2020000123AB…".encode("utf-16-le"))
-    (tmp_path / "a" / "clean.bin").write_bytes(b"0123456788 HS2020000123AC")
+    # Stored next to other digits (a neighbouring numeric column), as ASCII and as UTF-16LE.
+    (tmp_path / "a" / "page.bin").write_bytes(b"\x00\x07" + b"xx5550123456789" + b"\x00" * 5000)
+    (tmp_path / "a" / "log.bin").write_bytes("…Số CCCD 079123456789…".encode("utf-16-le"))
+    (tmp_path / "a" / "clean.bin").write_bytes(b"0123456788 079123456780")
     report = scan_paths([{"what": "folder", "path": str(tmp_path / "a"), "recursive": True}], sample, salt)
     found = {Path(hit["file"]).name: hit["values"] for hit in report.hits}
     assert found == {"page.bin": 1, "log.bin": 1}
