@@ -14,6 +14,7 @@ from reconcile.chain import load_chain, restore_chain
 from reconcile.state import ReconcileState
 from ts24_migrate.control_store import SiteState
 from ts24_migrate.db import store_engine
+from ts24_migrate.demo.site_objects import TRIGGER, VIEW
 from ts24_migrate.errors import ExitCode
 from ts24_migrate.secrets import Secret
 
@@ -34,7 +35,8 @@ def test_plan_changes_nothing_and_lists_exactly_the_scope(site, capsys):
     document = json.loads(Path(plan["plan"]).read_text(encoding="utf-8"))
     body = document["body"]
     assert {t["name"] for t in body["tables"]} >= {"HO_SO", "HO_SO_TEP", "HT_NHAT_KY", "DM_DONVI"}
-    assert {o["key"] for o in body["objects"]} == {"view:V_HO_SO_XONG", "trigger:TRG_NHAT_KY_KHOA"}
+    assert {o["key"] for o in body["objects"]} == {f"view:{VIEW}", f"trigger:{TRIGGER}"}
+    assert body["backup_chain"]["objects_compared_with"] == "the backup chain's record of object definitions"
     entries = {e["path"]: e for e in body["attachments"]["entries"]}
     assert entries["link-to-outside-file"]["kind"] == "link"
     assert entries["link-to-outside-file"]["link_target"] == "../outside/secret.txt"

@@ -115,6 +115,9 @@ def test_a_mariadb_site_is_purged_and_nothing_else_on_its_server(tmp_path, maria
         assert body["database"] == {"engine": "mariadb", "name": database,
                                     "method": "DROP DATABASE of the site's database only"}
         assert any("binary logs" in r for r in body["residue"]["outside_reach"])
+        # The demo's view, trigger, procedure and sequence are dropped with the database, each listed.
+        assert {o["kind"] for o in body["objects"]} == {"view", "trigger", "procedure", "sequence"}
+        assert body["backup_chain"]["objects_compared_with"] == "the backup chain's record of object definitions"
         approval = site.approve(plan["plan"], capsys=capsys)
         target_before = (site.folder / "new-system" / "target.sqlite").read_bytes()
         code, result, err = run_cli(site.inventory, "purge", "execute", SITE, "--plan", plan["plan"], "--approval",

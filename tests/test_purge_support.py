@@ -1,8 +1,8 @@
 """Shared helpers of the purge tests (no tests here): a demo site taken through the whole migration
 to DRAINED (and, for most tests, through `purge prepare`) once per session, then copied per test.
 
-The site is made with the real CLI: demo data (plus a view, a trigger, a legacy row whose DUONG_DAN
-climbs out of the folder, and links from the folder to a file and a folder outside it), assess, load,
+The site is made with the real CLI: demo data (with its view and trigger, plus a legacy row whose
+DUONG_DAN climbs out of the folder, and links from the folder to a file and a folder outside it), assess, load,
 backup, custodian verification, validate, reconcile, drain, reconcile. A copy is a new SQLite file (a
 new inode): the copy re-assesses with `--server-moved`, as an operator does when a database moved.
 """
@@ -34,9 +34,6 @@ from ts24_migrate.errors import ExitCode
 
 SITE = "demo"
 CLI = "import sys; from ts24_migrate.cli import run; sys.argv[0] = 'ts24-migrate'; run()"
-VIEW = "CREATE VIEW V_HO_SO_XONG AS SELECT ID_HO_SO, SO_HO_SO FROM HO_SO WHERE TRANG_THAI >= 4"
-TRIGGER = ("CREATE TRIGGER TRG_NHAT_KY_KHOA BEFORE DELETE ON HT_NHAT_KY "
-           "BEGIN SELECT RAISE(ABORT, 'nhat ky khong duoc xoa'); END")
 OUTSIDE_SECRET = b"not the site's: a file outside the attachment folder\n"
 _TEMPLATES: dict[str, Path] = {}
 
@@ -81,8 +78,6 @@ def _plant_scope_traps(folder: Path) -> None:
     os.symlink("../outside/secret.txt", files / "link-to-outside-file")
     os.symlink("../outside", files / "link-to-outside-folder")
     with sqlite3.connect(legacy) as conn:
-        conn.execute(VIEW)
-        conn.execute(TRIGGER)
         dossier = conn.execute("SELECT MIN(ID_HO_SO) FROM HO_SO WHERE TRANG_THAI >= 4").fetchone()[0]
         next_id = conn.execute("SELECT MAX(ID_TEP) + 1 FROM HO_SO_TEP").fetchone()[0]
         conn.execute("INSERT INTO HO_SO_TEP (ID_TEP, ID_HO_SO, MA_TO_KHAI, TEN_TEP, LOAI_TEP, NOI_DUNG, DUONG_DAN, "
