@@ -97,13 +97,6 @@ class LiveScope:
                 "special": sum(e.kind == "special" for e in self.attachments)}
 
 
-def engine_kind(conn: Connection, version: str | None = None) -> str:
-    name = conn.dialect.name
-    if name in ("mysql", "mariadb"):
-        return "mariadb" if "mariadb" in str(version or "").lower() else "mysql"
-    return name
-
-
 def survey_live(conn: Connection, *, kind: str, database: str, attachments_root: Path | None,
                 sqlite_path: Path | None, chunk_rows: int = 50_000) -> LiveScope:
     """The scope as it is now: tables (rows, fingerprint), objects, database files, folder entries."""

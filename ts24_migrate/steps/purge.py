@@ -53,10 +53,10 @@ from ..db import store_engine
 from ..errors import ConfigError, GateRefused, UsageError, VerificationError
 from ..secrets import Secret
 from ..server_identity import ServerIdentity, probe_server_identity
-from ..stage_runs import _advances, stage_run
+from ..stage_runs import stage_run
 from .backup import trusted_public_key
-from .purge_facts import (CHAIN_VERIFIED, PRE_PURGE_STATES, SERVER_FIELDS, WRITES_STOPPED, backup_entry,
-                          chain_facts, gather, legacy_target, objects_reference, purge_gates, scope_gate,
+from .purge_facts import (CHAIN_VERIFIED, PRE_PURGE_STATES, SERVER_FIELDS, WRITES_STOPPED, chain_facts,
+                          gather, legacy_target, objects_reference, purge_gates, scope_gate,
                           server_gate, survey)
 from .reconcile import reconcile_step
 
@@ -69,7 +69,9 @@ def purge_dir(app: App, site_id: str) -> Path:
 
 
 def _advance(app: App, site_id: str, state: SiteState, run_id: str) -> None:
-    if _advances(app.control_store.state(site_id), state):
+    """Move the site to `state` inside the purge run (never back)."""
+    order = list(SiteState)
+    if order.index(state) > order.index(app.control_store.state(site_id)):
         app.control_store.set_state(site_id, state, run_id)
 
 
@@ -212,12 +214,12 @@ def plan_step(app: App, site_id: str, *, author: Person, author_key: SigningKey,
     store, ledger = app.control_store, app.ledger(site_id)
     public_key = trusted_public_key(app, None)
     approvers = _approvers(app)
+    if author_key.key_id == key_id_of(public_key):
+        raise UsageError("--key is the pipeline's signing key: sign the plan with your own key (a plan's author "
+                         "is a person, whom approvals are checked against)")
     with stage_run(store, ledger, site_id, "purge-plan", parent_run_id=parent_run_id) as run:
         facts = gather(app, site_id, run, public_key)
         results = purge_gates(facts)
-        if author_key.key_id == key_id_of(public_key):
-            results.append(GateResult("plan_current", False, "the plan's author key is the pipeline key",
-                                      "sign the plan with the operator's own key (--key)"))
         require(results, site_id=site_id, doing="plan the purge")
         live = facts.live
         assert live is not None and facts.server is not None and facts.verification is not None
@@ -228,7 +230,7 @@ def plan_step(app: App, site_id: str, *, author: Person, author_key: SigningKey,
             server_facts = server_residue_facts(conn, kind=facts.target.kind, database=facts.target.database)
         _objects, objects_source = objects_reference(facts)
         event = facts.verification
-        head = store.latest_run(site_id, "validate", outcome=None)
+        validation = facts.validation
         ledger_head = ledger.head()
         body = plan_body(
             site={"id": site.id, "office": site.office, "name": site.name}, created_at=timestamp(utc_now()),
@@ -243,7 +245,8 @@ def plan_step(app: App, site_id: str, *, author: Person, author_key: SigningKey,
                            f"{event.data.get('parts_decrypted')} parts on {event.time}; the restore drill matched"},
             write_stop={"method": facts.write_stop.method, "detail": facts.write_stop.detail},
             ledger_head={"seq": ledger_head.seq, "hash": ledger_head.hash} if ledger_head else {},
-            validation={"run_id": head.run_id, "verdict": head.figures.get("verdict")} if head else {},
+            validation={"run_id": validation.run_id, "verdict": validation.figures.get("verdict")}
+            if validation else {},
             gates=results, approvals_required=app.inventory.purge.approvals_required,
             approvers=[{"name": a.name, "role": a.role, "key_id": a.key_id} for a in approvers],
             residue={**sample, "server_facts": server_facts},
@@ -406,10 +409,10 @@ def _check_remaining_scope(app: App, site_id: str, run, body: dict[str, Any], pl
             problems.append(gate.detail)
         else:
             now = survey(app, legacy_target(app, site_id, reached))
-            problems += [p for p in scope_differences(LiveScope(planned.engine, planned.database, planned.tables,
-                                                                planned.objects, planned.database_files),
-                                                      LiveScope(now.engine, now.database, now.tables, now.objects,
-                                                                now.database_files))]
+            # The database only here; the attachment entries are checked one by one below.
+            problems += scope_differences(
+                LiveScope(planned.engine, planned.database, planned.tables, planned.objects, planned.database_files),
+                LiveScope(now.engine, now.database, now.tables, now.objects, now.database_files))
     elif planned.engine == "sqlite":
         for entry in planned.database_files:
             if journal.state(f"database-file:{entry.path}") is None:

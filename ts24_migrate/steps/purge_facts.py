@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import sqlalchemy as sa
 from sqlalchemy.engine import URL, Engine
 
 from audit.events import LedgerEvent
@@ -20,7 +19,7 @@ from audit.verify import LedgerVerification, verify_ledger
 from backups.manifest import BackupManifest
 from purge.gates import GateResult, differences
 from purge.objects import chain_object_fingerprints
-from purge.plan import LiveScope, engine_kind, survey_live
+from purge.plan import LiveScope, survey_live
 from purge.scope import SQLITE_SIDE_SUFFIXES, scope_problems
 from purge.write_stop import WriteStopCheck, check_writes_stopped
 from reconcile.chain import ChainReport, chain_fingerprints, load_chain, verify_chain
@@ -30,7 +29,7 @@ from ..app import App
 from ..config import SiteConfig
 from ..control_store import RunRecord, SiteState
 from ..db import legacy_engine, parse_url
-from ..errors import ConfigError, GateRefused, Ts24Error, UnreachableError
+from ..errors import ConfigError, GateRefused, Ts24Error
 from ..secrets import Secret
 from ..server_identity import ServerIdentity
 from ..stage_runs import StageRun
