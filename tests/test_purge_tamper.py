@@ -3,6 +3,8 @@ fails (exit code 1). Nothing is destroyed on a tampered plan or approval."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 from pathlib import Path
 
 import pytest
@@ -110,3 +112,33 @@ def test_a_certificate_whose_backups_or_ledger_changed_fails_verification(certif
     code, _out, err = run_cli(site.inventory, *verify, "--plan", str(Path(plan["plan"])), "--backups",
                               str(site.folder / "backups"), "--ledger", str(site.ledger), capsys=capsys)
     assert code == ExitCode.OK, err
+
+
+def test_handover_waits_for_the_media_attestation_and_both_bind_to_the_certificate(certified, capsys, tmp_path):
+    site, _plan, _approval, certificate = certified
+    code, _out, err = run_cli(site.inventory, "purge", "handover", SITE, "--receiver", "Pham Van D", capsys=capsys)
+    assert code == ExitCode.REFUSED and "attest-media" in err
+    report = tmp_path / "nwipe.log"
+    report.write_text("nwipe 0.34: /dev/sda S4EVNF0M123 PASS\n", encoding="utf-8")
+    attest = ["purge", "attest-media", SITE, "--device", "S4EVNF0M123", "--method", "Purge: ATA SECURE ERASE",
+              "--tool", "nwipe 0.34", "--report", str(report), "--date", "2025-09-30"]
+    code, media, err = run_cli(site.inventory, *attest, capsys=capsys)
+    assert code == ExitCode.OK, err
+    assert run_cli(site.inventory, *attest, capsys=capsys)[0] == ExitCode.REFUSED  # never overwritten
+    code, handover, err = run_cli(site.inventory, "purge", "handover", SITE, "--receiver", "Pham Van D", "--date",
+                                  "2025-10-01", capsys=capsys)
+    assert code == ExitCode.OK and handover["date"] == "2025-10-01", err
+    body = json.loads(Path(media["media_attestation"]).read_text(encoding="utf-8"))["body"]
+    assert body["devices"] == ["S4EVNF0M123"] and body["tool_report"]["sha256"] == \
+        hashlib.sha256(report.read_bytes()).hexdigest()
+    verify = ["certificate", "verify", str(certificate), "--public-key", str(site.public_key), "--addendum",
+              media["media_attestation"], "--addendum", handover["handover"]]
+    code, check, err = run_cli(site.inventory, *verify, capsys=capsys)
+    assert code == ExitCode.OK and len(check["checked"]) == 4, err
+    path = Path(handover["handover"])
+    original = path.read_bytes()
+    path.write_bytes(original.replace(b"Pham Van D", b"Pham Van E"))
+    try:
+        assert run_cli(site.inventory, *verify, capsys=capsys)[0] == ExitCode.VERDICT_FAILED
+    finally:
+        path.write_bytes(original)

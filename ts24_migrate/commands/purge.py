@@ -13,6 +13,7 @@ from pathlib import Path
 import click
 
 from backups.keys import load_public_key, load_signing_key
+from purge.addenda import addendum_problems
 from purge.certificate import verify_certificate
 from purge.documents import read_document
 
@@ -20,7 +21,7 @@ from ..app import App, pass_app
 from ..config import Person
 from ..errors import ConfigError, VerificationError
 from ..steps.backup import trusted_public_key
-from ..steps.purge import approve_step, execute_step, plan_step, prepare_step
+from ..steps.purge import approve_step, attest_media_step, execute_step, handover_step, plan_step, prepare_step
 from .progress import table_progress
 from .restore_common import scratch_url
 
@@ -174,6 +175,61 @@ def execute_command(app: App, site_id: str, plan_path: Path, approvals: tuple[Pa
     app.emit(result, "\n".join(lines))
 
 
+_DATE = click.DateTime(formats=["%Y-%m-%d"])
+
+
+@purge.command("attest-media")
+@click.argument("site_id", metavar="SITE")
+@click.option("--device", "devices", multiple=True, required=True, metavar="SERIAL",
+              help="Serial number of a sanitized disk; repeat for each.")
+@click.option("--method", required=True, help='The media sanitization, e.g. "Purge: ATA SECURE ERASE ENHANCED".')
+@click.option("--tool", required=True, help='The tool and its version, e.g. "nwipe 0.34".')
+@click.option("--report", required=True, type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              help="The tool's own report (its SHA-256 goes into the attestation).")
+@click.option("--operator", help="Who sanitized the media [default: purge.operator].")
+@click.option("--role", help="Their role.")
+@click.option("--organisation", help="Their organisation.")
+@click.option("--date", type=_DATE, help="When [default: today].")
+@pass_app
+def attest_media_command(app: App, site_id: str, devices: tuple[str, ...], method: str, tool: str, report: Path,
+                         operator: str | None, role: str | None, organisation: str | None,
+                         date: dt.datetime | None) -> None:
+    """Record the media-level sanitization of a CERTIFIED site's disks (done with another tool): a signed
+    addendum to the certificate (device serials, method, tool, operator, date, SHA-256 of the tool's report).
+
+    \b
+    Example:
+      ts24-migrate -i sites.yaml purge attest-media hn-01 --device S4EVNF0M123 --device S4EVNF0M456 \\
+          --method "Purge: ATA SECURE ERASE ENHANCED" --tool "nwipe 0.34" --report nwipe-hn-01.log
+    """
+    result = attest_media_step(app, site_id, devices=list(devices), method=method, tool=tool, report=report,
+                               performed_by=_person(app, operator, role, organisation),
+                               date=(date or dt.datetime.now()).date())
+    app.emit(result, f"site {site_id}: media sanitization of {len(devices)} device(s) attested: "
+                     f"{result['media_attestation']} ({result['sha256']})")
+
+
+@purge.command("handover")
+@click.argument("site_id", metavar="SITE")
+@click.option("--receiver", required=True, help="Who received the server (name).")
+@click.option("--receiver-organisation", default="TS24 JSC", show_default=True, help="Their organisation.")
+@click.option("--operator", help="Who handed it over [default: purge.operator].")
+@click.option("--date", type=_DATE, help="When [default: today].")
+@pass_app
+def handover_command(app: App, site_id: str, receiver: str, receiver_organisation: str, operator: str | None,
+                     date: dt.datetime | None) -> None:
+    """Record that SITE's server went back to its owner: a signed addendum (date, receiver), refused
+    (exit code 4) until the media sanitization is attested.
+
+    \b
+    Example:
+      ts24-migrate -i sites.yaml purge handover hn-01 --receiver "Pham Van D" --date 2025-10-01
+    """
+    result = handover_step(app, site_id, receiver=Person(name=receiver, organisation=receiver_organisation),
+                           handed_over_by=_person(app, operator, None, None), date=(date or dt.datetime.now()).date())
+    app.emit(result, f"site {site_id}: handed over to {receiver} on {result['date']}: {result['handover']}")
+
+
 def _person(app: App, name: str | None, role: str | None, organisation: str | None) -> Person:
     default = app.inventory.purge.operator
     if name is None and default is None:
@@ -204,9 +260,11 @@ def certificate() -> None:
               help="The site's audit ledger: it must verify, hold the certificate's ledger head and its issue.")
 @click.option("--plan", "plan_path", type=click.Path(dir_okay=False, exists=True, path_type=Path),
               help="The plan: it must be the one the certificate names.")
+@click.option("--addendum", "addenda", multiple=True, type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              help="A media attestation or handover record: it must be signed and bound to this certificate.")
 @pass_app
 def verify_command(app: App, certificate_path: Path, public_key: str | None, backup_root: Path | None,
-                   ledger_path: Path | None, plan_path: Path | None) -> None:
+                   ledger_path: Path | None, plan_path: Path | None, addenda: tuple[Path, ...]) -> None:
     """Verify a certificate of sanitization offline, with public keys only: its signature, its approvals
     (each signed by its approver, of the plan it names, by keys other than the plan author's, valid when
     the purge began) and, when given, that every backup manifest, the ledger and the plan it names match.
@@ -221,6 +279,12 @@ def verify_command(app: App, certificate_path: Path, public_key: str | None, bac
     key = load_public_key(public_key) if public_key is not None else trusted_public_key(app, None)
     document = read_document(certificate_path, what="certificate", refusal=VerificationError)
     check = verify_certificate(document, key, backup_root=backup_root, ledger_path=ledger_path, plan_path=plan_path)
+    for path in addenda:
+        problems = addendum_problems(read_document(path, what="addendum", refusal=VerificationError),
+                                     check.certificate_sha256 or "", key)
+        check.problems += [f"{path}: {p}" for p in problems]
+        if not problems:
+            check.checked.append(f"addendum {path.name}: signed and bound to this certificate")
     result = {"certificate": str(certificate_path), **check.to_dict()}
     if not check.ok:
         for problem in check.problems[1:]:

@@ -557,3 +557,70 @@ def _certified_summary(app: App, site_id: str, folder: Path, plan_hash: str, jou
             "verification": {k: body["verification"][k] for k in ("passed", "database", "attachments")},
             "residue_scan": body["verification"]["residue_scan"]["summary"],
             "residues": body["residues_for_media_sanitization"], "resumed": resumed}
+
+
+# -- after the certificate: media sanitization and handover ------------------------------------------
+
+def certified_folder(app: App, site_id: str) -> tuple[Path, dict[str, Any], str]:
+    """(folder, certificate body, certificate hash) of the site's certified purge; refused before one."""
+    folders = sorted(p.parent for p in purge_dir(app, site_id).glob("*/certificate.json")
+                     if PurgeJournal(p.parent / "journal.jsonl").has("certified"))
+    if not folders:
+        raise GateRefused(f"site {site_id} has no certificate of sanitization yet: run `ts24-migrate purge execute "
+                          f"{site_id} ...` first")
+    document = read_document(folders[-1] / "certificate.json", what="certificate")
+    body, digest = checked_document(document, {"pipeline": trusted_public_key(app, None)}, what="certificate")
+    return folders[-1], body, digest
+
+
+def attest_media_step(app: App, site_id: str, *, devices: list[str], method: str, tool: str, report: Path,
+                      performed_by: Person, date: dt.date) -> dict[str, Any]:
+    """Record the media-level sanitization of a certified site's disks, as a signed addendum."""
+    from purge.addenda import MEDIA_NAME, file_sha256, media_attestation_body
+
+    folder, certificate, certificate_hash = certified_folder(app, site_id)
+    if (folder / MEDIA_NAME).exists():
+        raise GateRefused(f"site {site_id}: the media sanitization is already attested ({folder / MEDIA_NAME}); "
+                          f"attestations are never overwritten")
+    if not devices:
+        raise UsageError("name every sanitized device: --device SERIAL (repeat it)")
+    body = media_attestation_body(certificate, certificate_hash, devices=devices, method=method, tool=tool,
+                                  report_sha256=file_sha256(report), report_name=report.name,
+                                  performed_by=performed_by.model_dump(), date=date.isoformat())
+    document = signed_document(body, [("pipeline", app.signing_key)])
+    digest = write_document(folder / MEDIA_NAME, document)
+    app.ledger(site_id).append(site_id, "purge", "purge.media_attested", {
+        "certificate_sha256": certificate_hash, "media_attestation_sha256": digest, "devices": len(devices),
+        "method": method, "tool": tool})
+    return {"site_id": site_id, "media_attestation": str(folder / MEDIA_NAME), "sha256": digest,
+            "certificate_sha256": certificate_hash, "devices": devices}
+
+
+def handover_step(app: App, site_id: str, *, receiver: Person, handed_over_by: Person,
+                  date: dt.date) -> dict[str, Any]:
+    """Record the server's return to its owner; refused until its media sanitization is attested."""
+    from purge.addenda import HANDOVER_NAME, MEDIA_NAME, addendum_problems, handover_body
+
+    folder, certificate, certificate_hash = certified_folder(app, site_id)
+    public_key = trusted_public_key(app, None)
+    media_path = folder / MEDIA_NAME
+    if not media_path.exists():
+        raise GateRefused(f"site {site_id}: refusing the handover: the server's disks hold copies only media "
+                          f"sanitization removes, and none is attested. What to do: sanitize them, then "
+                          f"`ts24-migrate purge attest-media {site_id} ...`")
+    media = read_document(media_path, what="media attestation")
+    problems = addendum_problems(media, certificate_hash, public_key)
+    if problems:
+        raise GateRefused(f"site {site_id}: refusing the handover: the media attestation does not verify: "
+                          f"{problems[0]}")
+    if (folder / HANDOVER_NAME).exists():
+        raise GateRefused(f"site {site_id}: the handover is already recorded ({folder / HANDOVER_NAME})")
+    media_hash = checked_document(media, {"pipeline": public_key}, what="media attestation")[1]
+    body = handover_body(certificate, certificate_hash, media_hash, receiver=receiver.model_dump(),
+                         handed_over_by=handed_over_by.model_dump(), date=date.isoformat())
+    digest = write_document(folder / HANDOVER_NAME, signed_document(body, [("pipeline", app.signing_key)]))
+    app.ledger(site_id).append(site_id, "purge", "purge.handed_over", {
+        "certificate_sha256": certificate_hash, "handover_sha256": digest, "receiver": receiver.name,
+        "date": date.isoformat()})
+    return {"site_id": site_id, "handover": str(folder / HANDOVER_NAME), "sha256": digest,
+            "receiver": receiver.name, "date": date.isoformat()}
