@@ -87,8 +87,8 @@ def test_a_mariadb_site_is_purged_and_nothing_else_on_its_server(tmp_path, maria
         other_before = live_fingerprints(other)
 
         identity = site.identity
-        for step in (["assess", SITE], ["load", SITE], ["backup", SITE],
-                     ["backup", "verify", SITE, "--identity", str(identity)], ["validate", SITE],
+        for step in (["assess", SITE], ["backup", SITE], ["backup", "verify", SITE, "--identity", str(identity)],
+                     ["load", SITE], ["validate", SITE],
                      ["reconcile", "run", SITE], ["demo-advance", SITE, "--days", "4", "--drain"],
                      ["reconcile", "run", SITE]):
             code, _out, err = run_cli(site.inventory, *step, capsys=capsys)

@@ -112,8 +112,8 @@ def build_template(root: Path, *, prepared: bool) -> Path:
                                      signing_key=Path("keys/signing.key"))
     _add_purge_people(folder, inventory)
     _plant_scope_traps(folder)
-    for step in (["assess", SITE], ["load", SITE], ["backup", SITE],
-                 ["backup", "verify", SITE, "--identity", str(identity)], ["validate", SITE],
+    for step in (["assess", SITE], ["backup", SITE], ["backup", "verify", SITE, "--identity", str(identity)],
+                 ["load", SITE], ["validate", SITE],
                  ["reconcile", "run", SITE], ["demo-advance", SITE, "--days", "4", "--drain"],
                  ["reconcile", "run", SITE]):
         _ok(inventory, *step)

@@ -184,8 +184,8 @@ def next_step(facts: SiteFacts) -> NextStep:
                                                   "then validate again")
     if facts.state is SiteState.DRAINED:
         return NextStep("auditor", ("reconcile", "verify-chain", site),
-                        "the site is drained: check its backup chain; final backup and purge come in a "
-                        "later release")
+                        "the site is drained: check its backup chain; then a custodian runs `purge prepare` "
+                        "(README: Retiring a TS24 server)")
     return NextStep("IT", ("reconcile", "run", site),
                     "follow the in-flight dossiers until the site drains; the reconcile-sites deployment "
                     "runs it daily")
