@@ -20,7 +20,10 @@ are skipped, a keyed table continues after the last stored key, a table
 without a key is read again in one pass under new part numbers (its earlier
 parts are discarded), the attachment folder continues at the file and byte
 where it stopped. Half-written and unjournaled files are removed, never
-counted; part numbers are never reused.
+counted; part numbers are never reused. Before it goes on, a resumed backup
+hashes every part the journal records again and writes a damaged or missing
+one anew from the source, the damaged file moved to quarantine/
+(backups.repair); the manifest lists each repair.
 
 Example::
 
@@ -65,6 +68,7 @@ from ts24_migrate.secrets import redact_url
 from .manifest import (AGE_FORMAT, FILES_DIR, FORMAT, MANIFEST_NAME, PARTS_DIR, SIGNATURE_NAME,
                        BackupManifest, canonical_json, read_manifest, signature_document)
 from .part_store import Journal, remove_temporary_files, write_once
+from .repair import PartRepairs, files_summary
 
 # progress(item, done, total): the table (or "attachments") being stored, rows done, rows in all tables.
 # The CLI draws a progress bar from it; a flow passes flows.artifacts.progress_reporter.
@@ -80,6 +84,7 @@ class BackupResult:
     manifest: BackupManifest
     resumed: bool
     warnings: list[str]
+    repairs: list[dict[str, Any]] = field(default_factory=list)  # made by this run (backups.repair)
 
     @property
     def backup_dir(self) -> Path:
@@ -148,6 +153,7 @@ class _Replay:
     files_done: dict[str, Any] | None = None
     objects_done: dict[str, Any] | None = None
     highest_seq: dict[str, int] = field(default_factory=dict)  # per parts/ folder, ever used
+    repairs: list[dict[str, Any]] = field(default_factory=list)  # damaged parts found on resume
 
     @classmethod
     def read(cls, journal: Journal) -> "_Replay":
@@ -164,6 +170,17 @@ class _Replay:
                 replay.note_part_name(entry["part"]["path"])
             elif event == "table_restart":
                 replay.table_parts.pop(entry["table"], None)
+                replay.tables_done.pop(entry["table"], None)  # a done table restarts to repair a part
+            elif event == "part_replaced":  # a damaged part, written again over the same key range
+                replay.table_parts[entry["table"]][entry["index"]] = entry["part"]
+                replay.note_part_name(entry["part"]["path"])
+            elif event == "files_part_replaced":
+                replay.file_parts[entry["index"]] = entry["part"]
+                replay.note_part_name(entry["part"]["path"])
+            elif event == "files_restart":
+                replay.file_parts, replay.files_done = [], None
+            elif event == "objects_restart":
+                replay.objects_done = None
             elif event == "table_done":
                 replay.tables_done[entry["table"]["name"]] = entry["table"]
             elif event == "files_part":
@@ -175,6 +192,8 @@ class _Replay:
                 replay.objects_done = entry["objects"]
                 for part in entry["objects"]["parts"]:
                     replay.note_part_name(part["path"])
+            if event in ("part_replaced", "files_part_replaced", "table_restart", "files_restart", "objects_restart"):
+                replay.repairs += [{**d, "action": entry.get("action")} for d in entry.get("damaged", [])]
         return replay
 
     def note_part_name(self, relpath: str) -> None:
@@ -190,7 +209,7 @@ class _Replay:
         return paths | {p["path"] for p in self.file_parts}
 
 
-class _SiteBackup:
+class _SiteBackup(PartRepairs):
     def __init__(self, legacy: Engine, attachments_dir: Path | None, backup_dir: Path, *, site_id: str,
                  run_id: str, recipients: list[str], signing_key: Any, chunk_rows: int,
                  attachment_part_bytes: int, progress: ProgressCallback | None):
@@ -202,6 +221,7 @@ class _SiteBackup:
         self.journal = Journal(backup_dir / JOURNAL_NAME)
         self.replay = _Replay.read(self.journal)
         self.warnings: list[str] = []
+        self.repairs: list[dict[str, Any]] = []  # this run's (backups.repair)
         self.rows_done = self.rows_total = 0
 
     # -- parts --------------------------------------------------------------------------------
@@ -257,28 +277,13 @@ class _SiteBackup:
             parts = []
         start_after = from_json_row(parts[-1]["key_range"]["last"]) if parts else None
         self.rows_done += sum(p["rows"] for p in parts)
-        folder = table_folder(name)
         schemas: dict[str, list[list[str]]] = {}
         for part in parts:
             schemas[part["schema"]] = part["schema_layout"]
         self._report(name)
         for extracted in iter_table_parts(conn, table, chunk_rows=self.chunk_rows, start_after=start_after):
-            relpath = self._next_path(folder)
-            sha, size = self._store(relpath, extracted.parquet)
-            layout_id = schema_id(extracted.schema)
-            schemas[layout_id] = extracted.schema
-            entry = {
-                "path": relpath, "rows": extracted.rows,
-                "key_range": ({"first": json_row(extracted.first_key), "last": json_row(extracted.last_key)}
-                              if table.primary_key else None),
-                "schema": layout_id, "schema_layout": extracted.schema,
-                "fingerprint": extracted.fingerprint.hexdigest(),
-                "watermark": json_value(extracted.watermark),
-                "plaintext_sha256": extracted.plaintext_sha256, "plaintext_bytes": len(extracted.parquet),
-                "ciphertext_sha256": sha, "ciphertext_bytes": size,
-            }
-            if extracted.nul_text:
-                entry["nul_text"] = extracted.nul_text
+            entry = self._stored_table_part(table, extracted)
+            schemas[entry["schema"]] = extracted.schema
             self.journal.append({"event": "part", "table": name, "part": entry})
             parts.append(entry)
             self.rows_done += extracted.rows
@@ -286,6 +291,24 @@ class _SiteBackup:
         entry = self._table_entry(table, parts, schemas, count_at_start)
         self.journal.append({"event": "table_done", "table": entry})
         self.replay.tables_done[name] = entry
+
+    def _stored_table_part(self, table: TableInfo, extracted: Any) -> dict[str, Any]:
+        """Encrypt and store one extracted part under the next part number; its journal entry."""
+        relpath = self._next_path(table_folder(table.name))
+        sha, size = self._store(relpath, extracted.parquet)
+        entry = {
+            "path": relpath, "rows": extracted.rows,
+            "key_range": ({"first": json_row(extracted.first_key), "last": json_row(extracted.last_key)}
+                          if table.primary_key else None),
+            "schema": schema_id(extracted.schema), "schema_layout": extracted.schema,
+            "fingerprint": extracted.fingerprint.hexdigest(),
+            "watermark": json_value(extracted.watermark),
+            "plaintext_sha256": extracted.plaintext_sha256, "plaintext_bytes": len(extracted.parquet),
+            "ciphertext_sha256": sha, "ciphertext_bytes": size,
+        }
+        if extracted.nul_text:
+            entry["nul_text"] = extracted.nul_text
+        return entry
 
     def _table_entry(self, table: TableInfo, parts: list[dict[str, Any]],
                      schemas: dict[str, list[list[str]]], count_at_start: int) -> dict[str, Any]:
@@ -330,25 +353,12 @@ class _SiteBackup:
         self._report(f"attachments ({files} files)")
         for extracted in iter_attachment_parts(root, part_bytes=self.attachment_part_bytes,
                                                part_rows=self.chunk_rows, resume=resume, skipped=skipped):
-            relpath = self._next_path(FILES_DIR)
-            sha, size = self._store(relpath, extracted.parquet)
-            entry = {"path": relpath, "rows": extracted.rows, "files": extracted.files,
-                     "content_bytes": extracted.content_bytes,
-                     "fingerprint": extracted.fingerprint.hexdigest(),
-                     "position": extracted.position.to_json(),
-                     "plaintext_sha256": extracted.plaintext_sha256,
-                     "plaintext_bytes": len(extracted.parquet),
-                     "ciphertext_sha256": sha, "ciphertext_bytes": size}
+            entry = self._stored_file_part(extracted)
             self.journal.append({"event": "files_part", "part": entry})
             parts.append(entry)
             files += extracted.files
             self._report(f"attachments ({files} files)")
-        fingerprint = TableFingerprint()
-        for part in parts:
-            fingerprint.merge(TableFingerprint.parse(part["fingerprint"]))
-        summary = {"files": fingerprint.rows, "bytes": sum(p["content_bytes"] for p in parts),
-                   "fingerprint": fingerprint.hexdigest(),
-                   "skipped": [describe_skipped(root, p) for p in skipped], "parts": parts}
+        summary = files_summary(parts, [describe_skipped(root, p) for p in skipped])
         self.journal.append({"event": "files_done", "summary": summary})
         self.replay.files_done = summary
 
@@ -372,6 +382,15 @@ class _SiteBackup:
         self.journal.append({"event": "objects_done", "objects": objects})
         self.replay.objects_done = objects
 
+    def _stored_file_part(self, extracted: Any) -> dict[str, Any]:
+        """Encrypt and store one attachment part under the next part number; its journal entry."""
+        relpath = self._next_path(FILES_DIR)
+        sha, size = self._store(relpath, extracted.parquet)
+        return {"path": relpath, "rows": extracted.rows, "files": extracted.files,
+                "content_bytes": extracted.content_bytes, "fingerprint": extracted.fingerprint.hexdigest(),
+                "position": extracted.position.to_json(), "plaintext_sha256": extracted.plaintext_sha256,
+                "plaintext_bytes": len(extracted.parquet), "ciphertext_sha256": sha, "ciphertext_bytes": size}
+
     # -- the whole site -----------------------------------------------------------------------
     def run(self) -> BackupManifest:
         if self.attachments_dir is not None and not Path(self.attachments_dir).is_dir():
@@ -392,6 +411,8 @@ class _SiteBackup:
             self.replay.runs.append(self.run_id)
         with self.legacy.connect() as conn:
             tables = discover_tables(conn)
+            if resumed:
+                self.repair_damaged_parts(conn, tables)
             counts = {t.name: self.replay.tables_done[t.name]["rows"] if t.name in self.replay.tables_done
                       else count_rows(conn, t) for t in tables}
             self.rows_total = sum(counts.values())
@@ -451,6 +472,10 @@ class _SiteBackup:
                        "ciphertext_bytes": sum(p["ciphertext_bytes"] for p in all_parts)},
             "warnings": self.warnings,
         }
+        if self.replay.repairs:
+            manifest["repairs"] = self.replay.repairs
+        if self.replay.header.get("repair_of"):
+            manifest["repair_of"] = self.replay.header["repair_of"]
         raw = canonical_json(manifest)
         # The signature first, the manifest last: manifest.json is the mark of a complete backup.
         write_once(self.backup_dir / SIGNATURE_NAME,
@@ -500,29 +525,38 @@ def backup_site(legacy: Engine, attachments_dir: Path | None, backup_root: Path,
                           recipients=list(recipients), signing_key=signing_key, chunk_rows=chunk_rows,
                           attachment_part_bytes=attachment_part_bytes, progress=progress)
         try:
-            try:
-                manifest = job.run()
-            except BaseException:
-                if not resumed:
-                    _discard_if_nothing_stored(backup_dir)
-                raise
-        except sa.exc.DBAPIError as exc:
-            detail = redact_url(str(exc.orig or exc).splitlines()[0][:200])
-            raise UnreachableError(f"backup of site {site_id} stopped: the legacy database failed ({detail}); "
-                                   f"run it again to resume") from None
-        except OSError as exc:
-            raise UnreachableError(f"backup of site {site_id} stopped: {exc.strerror or type(exc).__name__}"
-                                   f"{f' ({exc.filename})' if exc.filename else ''}; run it again to resume") \
-                from None
-    result = BackupResult(manifest, resumed, job.warnings)
+            manifest = _run_job(job, site_id)
+        except BaseException:
+            if not resumed:
+                _discard_if_nothing_stored(backup_dir)
+            raise
+    return _result(job, manifest, resumed, ledger)
+
+
+def _run_job(job: _SiteBackup, site_id: str) -> BackupManifest:
+    try:
+        return job.run()
+    except sa.exc.DBAPIError as exc:
+        detail = redact_url(str(exc.orig or exc).splitlines()[0][:200])
+        raise UnreachableError(f"backup of site {site_id} stopped: the legacy database failed ({detail}); "
+                               f"run it again to resume") from None
+    except OSError as exc:
+        raise UnreachableError(f"backup of site {site_id} stopped: {exc.strerror or type(exc).__name__}"
+                               f"{f' ({exc.filename})' if exc.filename else ''}; run it again to resume") \
+            from None
+
+
+def _result(job: _SiteBackup, manifest: BackupManifest, resumed: bool, ledger: Any) -> BackupResult:
+    result = BackupResult(manifest, resumed, job.warnings, job.repairs)
     if ledger is not None:
-        ledger.append(site_id, "backup", "backup.created", {
-            **manifest.summary(), "resumed": resumed, "warnings": len(job.warnings),
+        ledger.append(job.site_id, "backup", "backup.created", {
+            **manifest.summary(), "resumed": resumed, "warnings": len(job.warnings), "repaired": len(job.repairs),
+            "repair_of": (manifest.data.get("repair_of") or {}).get("backup_id"),
             "missing_files": len(((manifest.attachments or {}).get("references") or {}).get("missing") or []),
             "objects": len((manifest.objects or {}).get("items") or []),
             "attachment_findings": {key: count for key, _label, count in
                                     attachment_findings((manifest.attachments or {}).get("references"))},
-        }, run_id=run_id)
+        }, run_id=job.run_id)
     return result
 
 

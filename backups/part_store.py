@@ -9,7 +9,7 @@ removes them.
 The journal (journal.jsonl in the backup folder) records each part once its
 final file is durable, and each finished table; a re-run replays it to skip
 what is done and resume a table after its last stored key. A line cut short
-by a kill is ignored.
+by a kill, or by a full disk, is ignored, and cut before the next append.
 
 Example::
 
@@ -19,6 +19,7 @@ Example::
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -97,6 +98,26 @@ def sha256_file(path: Path) -> tuple[str, int]:
     return sha.hexdigest(), size
 
 
+def _drop_partial_line(fd: int) -> int:
+    """Cut a last line without its newline (a write cut short: it never happened); returns the size."""
+    size = os.fstat(fd).st_size
+    if size == 0 or os.pread(fd, 1, size - 1) == b"\n":
+        return size
+    block = 64 * 1024
+    end = size
+    while end > 0:
+        start = max(0, end - block)
+        found = os.pread(fd, end - start, start).rfind(b"\n")
+        if found >= 0:
+            keep = start + found + 1
+            break
+        end = start
+    else:
+        keep = 0
+    os.ftruncate(fd, keep)
+    return keep
+
+
 class Journal:
     """Append-only JSON lines, each durable (fsync) before append() returns."""
 
@@ -107,11 +128,18 @@ class Journal:
         return self.path.exists()
 
     def append(self, entry: dict[str, Any]) -> None:
-        line = json.dumps(entry, sort_keys=True, separators=(",", ":"), ensure_ascii=True) + "\n"
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        line = (json.dumps(entry, sort_keys=True, separators=(",", ":"), ensure_ascii=True) + "\n").encode("ascii")
+        fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
         try:
-            os.write(fd, line.encode("ascii"))
-            os.fsync(fd)
+            start = _drop_partial_line(fd)
+            try:
+                written = os.write(fd, line)
+                if written != len(line):  # a full disk may take part of it
+                    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(self.path))
+                os.fsync(fd)
+            except OSError:
+                os.ftruncate(fd, start)  # the entry was never made: no half line for the next run to trip on
+                raise
         finally:
             os.close(fd)
 

@@ -39,6 +39,7 @@ from extract.fingerprint import TableFingerprint
 from ts24_migrate.errors import VerificationError
 
 from .manifest import MANIFEST_NAME, SIGNATURE_NAME, BackupManifest, check_signature, read_manifest
+from .repair import quarantined_files
 
 _PART_PATH = re.compile(r"^parts/[^/]+/part-\d{6,}\.parquet\.age$")
 
@@ -263,7 +264,8 @@ def check_arithmetic(manifest: BackupManifest) -> list[str]:
 
 
 def _unlisted(backup_dir: Path, manifest: BackupManifest) -> list[str]:
-    listed = {ref.entry["path"] for ref in manifest_parts(manifest)}
+    # Damaged parts a resumed backup moved aside are listed under the manifest's repairs.
+    listed = {ref.entry["path"] for ref in manifest_parts(manifest)} | quarantined_files(manifest.data)
     extra = []
     for path in sorted(Path(backup_dir).rglob("*")):
         relpath = path.relative_to(backup_dir).as_posix()

@@ -11,10 +11,16 @@ run; re-running a finished site changes nothing.
 
 Resuming must also give the transform the memory an uninterrupted run would
 have (the codes and ids earlier chunks accepted, for orphan and duplicate
-checks): the rows loaded before are read back from the target and handed to
-the transform's `remember_accepted`, and the few rows the transform accepted
-but the load rejected (conflicts, ...) are read again from the legacy
-database and transformed once more.
+checks): the columns it remembers (transform.remembered_columns) of the rows
+loaded before are read back from the target, each through an index, and
+handed to the transform's `remember_accepted` -- only for the tables that the
+tables still to load consult (transform.consulted_tables): a load resumed in
+the history reads back the offices, units and dossiers, never the persons,
+files or history. The few rows the transform
+accepted but the load rejected (conflicts, ...) are read again from the
+legacy database and transformed once more. So a resume costs the work left
+plus one indexed read of the codes loaded before, not a pass over what is
+done per chunk.
 
 Example::
 
@@ -41,7 +47,8 @@ from extract.discovery import TableInfo, discover_tables
 from extract.fingerprint import TableFingerprint, row_digest
 from extract.legacy_schema import MAPPED_TABLES
 from extract.reader import iter_table_rows, read_batch
-from transform import TransformContext, target_table_for, transform_batch
+from transform import (TransformContext, consulted_tables, remembered_columns, target_table_for,
+                       transform_batch)
 from transform.key_store import DEFAULT_MEMORY_ENTRIES
 from transform.tables.common import legacy_key_texts
 from ts24_migrate.errors import ConfigError, VerificationError
@@ -128,11 +135,15 @@ def load_site(legacy: Engine, target: Engine, *, site_id: str, run_id: str, cuto
                         ledger.table_figures(conn, site_id, table.legacy_table))
     summary.chunks_skipped = sum(t.done.chunks_done for t in tables)
     if not all(t.done.complete for t in tables):
-        for table in tables:  # in dependency order, before the transform sees any new row
-            if table.done.chunks_done:
-                _seed_context(ctx, legacy, target, table.info, table.spec, site_id=site_id)
+        stats = PlannerStats(target)
+        seeded = _tables_to_seed(tables)
+        # Statistics as the killed run left them may say "no rows of this site yet": planned
+        # from them, the seed would scan a business table once per crosswalk row.
+        stats.refresh([crosswalk.name, *(t.spec.name for t in seeded)])
+        for table in seeded:  # in dependency order, before the transform sees any new row
+            _seed_context(ctx, legacy, target, table.info, table.spec, site_id=site_id)
         summary.chunks_loaded = _load_tables(legacy, target, [t for t in tables if not t.done.complete], ctx,
-                                             site_id=site_id, run_id=run_id, cutover=cutover,
+                                             stats, site_id=site_id, run_id=run_id, cutover=cutover,
                                              limits=limits, progress=progress)
     with target.connect() as conn:
         for table in tables:
@@ -220,13 +231,13 @@ def _prepare_chunks(legacy: Engine, tables: list[_TableLoad], ctx: TransformCont
             yield _TableRead(table)
 
 
-def _load_tables(legacy: Engine, target: Engine, tables: list[_TableLoad], ctx: TransformContext, *,
-                 site_id: str, run_id: str, cutover: dt.date, limits: ChunkLimits, progress: Progress | None) -> int:
+def _load_tables(legacy: Engine, target: Engine, tables: list[_TableLoad], ctx: TransformContext,
+                 stats: PlannerStats, *, site_id: str, run_id: str, cutover: dt.date, limits: ChunkLimits,
+                 progress: Progress | None) -> int:
     """Load the chunks the ledger does not hold; returns how many."""
     with legacy.connect() as source:
         for table in tables:
             table.rows_total = source.execute(sa.select(sa.func.count()).select_from(table.info.table)).scalar_one()
-    stats = PlannerStats(target)
     loaded_chunks = 0
     if progress and tables:
         progress(tables[0].legacy_table, tables[0].rows_done, tables[0].rows_total)
@@ -362,11 +373,31 @@ def _chunk_fingerprint(legacy_table: str, rows: list[tuple], keys: list[str],
 
 
 # -- resuming: give the transform the memory an uninterrupted run would have ----------------
+def _tables_to_seed(tables: list[_TableLoad]) -> list[_TableLoad]:
+    """The tables, with chunks done, whose remembered rows the tables still to load consult.
+
+    Closed over what those tables consult in turn: seeding a table transforms again the rows
+    the load refused, and their transform checks them against the tables it consults.
+    """
+    needed: set[str] = set()
+    wanted = [name for t in tables if not t.done.complete for name in consulted_tables(t.legacy_table)]
+    while wanted:
+        name = wanted.pop()
+        if name not in needed:
+            needed.add(name)
+            wanted.extend(consulted_tables(name))
+    return [t for t in tables if t.legacy_table in needed and t.done.chunks_done]
+
+
 def _seed_context(ctx: TransformContext, legacy: Engine, target: Engine, info: TableInfo, spec: TargetSpec,
                   *, site_id: str) -> None:
     legacy_table = info.name.upper()
+    remembered = remembered_columns(legacy_table)
+    if not remembered:
+        return  # nothing after this table depends on its rows (files, history): read none of them back
     with target.connect() as conn:
-        for frame in _loaded_rows(conn, spec, site_id=site_id, legacy_table=legacy_table):
+        query = loaded_rows_query(spec, remembered, site_id=site_id, legacy_table=legacy_table)
+        for frame in _frames(conn, query):
             ctx.remember_accepted(legacy_table, frame)
         load_rejected = conn.execute(sa.select(rejects.c.legacy_key).where(
             rejects.c.site_id == site_id, rejects.c.legacy_table == legacy_table,
@@ -384,22 +415,29 @@ def _seed_context(ctx: TransformContext, legacy: Engine, target: Engine, info: T
                 transform_batch(legacy_table, read_batch(info, rows, None), ctx)  # remembers what it accepts
 
 
-def _loaded_rows(conn: Connection, spec: TargetSpec, *, site_id: str, legacy_table: str,
-                 rows_per_frame: int = 50_000) -> Iterator[pd.DataFrame]:
-    """The rows this site loaded from `legacy_table`, as the transform produced them (binary content left out)."""
+def loaded_rows_query(spec: TargetSpec, columns: Sequence[str], *, site_id: str, legacy_table: str) -> sa.Select:
+    """`columns` and the legacy key of the rows this site loaded from `legacy_table`.
+
+    The crosswalk's primary key (site, legacy table, legacy key) finds the site's rows, and
+    each reaches its business row through the business table's primary key: the crosswalk's
+    text key is cast to the key's type, never the key to text, which would leave the planner
+    no index and (SQLite) read the whole business table once per crosswalk row.
+    """
     t = spec.table
-    mine = crosswalk.alias("mine")
-    columns = [sa.null().label(c.name) if isinstance(c.type, sa.LargeBinary) else c
-               for c in spec.row_columns()]
-    query = sa.select(*columns, mine.c.legacy_key).select_from(t.join(mine, sa.and_(
-        mine.c.site_id == site_id, mine.c.legacy_table == legacy_table, mine.c.target_table == t.name,
-        mine.c.target_key == sa.cast(spec.key, sa.String))))
-    if spec.parent:
-        parent = crosswalk.alias("parent")
-        query = query.add_columns(parent.c.legacy_key.label(spec.parent.legacy_column)).outerjoin(parent, sa.and_(
-            parent.c.site_id == site_id, parent.c.legacy_table == spec.parent.legacy_table,
-            parent.c.target_table == spec.parent.target_table,
-            parent.c.target_key == sa.cast(t.c[spec.parent.column], sa.String)))
+    target_key = crosswalk.c.target_key
+    if not isinstance(spec.key.type, sa.String):
+        target_key = sa.cast(target_key, spec.key.type)
+    return (sa.select(*[t.c[name] for name in columns], crosswalk.c.legacy_key)
+            .select_from(crosswalk.join(t, spec.key == target_key))
+            .where(crosswalk.c.site_id == site_id, crosswalk.c.legacy_table == legacy_table,
+                   crosswalk.c.target_table == t.name))
+
+
+def _frames(conn: Connection, query: sa.Select, rows_per_frame: int = 50_000) -> Iterator[pd.DataFrame]:
+    if conn.dialect.name == "postgresql":
+        # A streamed result is a server-side cursor, which PostgreSQL plans for its first tenth:
+        # a nested loop scanning the business table per crosswalk row. Every row is read here.
+        conn.execute(sa.text("SET LOCAL cursor_tuple_fraction = 1.0"))
     result = conn.execution_options(stream_results=True, yield_per=rows_per_frame).execute(query)
     names = list(result.keys())
     for part in result.partitions(rows_per_frame):

@@ -77,10 +77,14 @@ def report_html(result: Reconciliation, outreach_csv: Path | None) -> str:
                      [[c.name, "yes" if c.holds else "NO", c.detail] for c in result.criteria])
     state = "DRAINED" if result.drained else "NOT DRAINED"
     run_text = (f"Run {result.run_id}, mode {result.mode}, as of {result.as_of:%Y-%m-%d %H:%M} (legacy clock); "
-                f"cut-over {result.cutover.isoformat()}.")
+                f"cut-over {result.cutover.isoformat()}."
+                + (f" It finishes run {result.completes_run}, killed after its increment was chained."
+                   if result.completes_run else ""))
     increment = result.increment
     increment_text = (f"Incremental backup {increment['backup_id']} (chain place {increment.get('chain_seq')}), "
-                      f"manifest fingerprint {increment['manifest_fingerprint']}: {increment['rows']} rows."
+                      f"manifest fingerprint {increment['manifest_fingerprint']}: {increment['rows']} rows"
+                      + (f", written by run {increment['written_by_run']}." if increment.get("written_by_run")
+                         else ".")
                       if increment else "Nothing changed since the last increment: no backup written.")
     tables = table(["table", "mode", "read", "new", "changed", "deleted", "legacy rows", "chain rows"],
                    [[n, t["mode"], t["rows_read"], t["new"], t["changed"], t["deleted"], t["live_rows"],

@@ -30,6 +30,13 @@ In order:
      itself when it starts with no dossier in flight), so an edit that no
      change column shows cannot hide.
 
+A run killed after its increment is chained (step 3) and before its verdict
+is made leaves itself open in the state (reconcile.state.OpenRun). The next
+run finishes it: it compares every row again when the killed run was a
+baseline or a sweep, watches the dossiers the killed run queued, and reports
+the killed run's increment as its own when it writes none itself; so its
+verdict is the one the killed run would have made.
+
 Example::
 
     result = reconcile_site(legacy, target, ReconcileState(store_engine), site_id="hn-01", run_id=run_id,
@@ -105,6 +112,7 @@ class Reconciliation:
     unread: list[str] = field(default_factory=list)
     accounting: list[dict[str, Any]] = field(default_factory=list)
     criteria: list[Criterion] = field(default_factory=list)
+    completes_run: str | None = None  # the killed run (increment chained, no verdict) this one finishes
     burndown: list[BurndownPoint] = field(default_factory=list)
     prediction: Forecast | None = None
     warnings: list[str] = field(default_factory=list)
@@ -134,7 +142,7 @@ class Reconciliation:
             "rows_changed": self.rows_changed, "carried_over": self.carried.carried,
             "blocked": len(self.carried.blocked), "increment": (self.increment or {}).get("backup_id"),
             "manifest_fingerprint": (self.increment or {}).get("manifest_fingerprint"),
-            "chain_ok": self.chain.ok, "forecast_drain_date": (self.prediction.to_dict()["drain_date"]
+            "chain_ok": self.chain.ok, "completes_run": self.completes_run, "forecast_drain_date": (self.prediction.to_dict()["drain_date"]
                                                               if self.prediction else None),
             "seconds": round(self.seconds, 3)}
 
@@ -208,11 +216,17 @@ def reconcile_site(legacy: Engine, target: Engine, state: ReconcileState, *, sit
     if current_base is None or current_base[0] != base.backup_id:
         state.start_chain(site_id, base.backup_id, base.fingerprint)
     states = state.table_states(site_id)
+    interrupted = state.open_run(site_id)
     mode = "baseline" if not states else ("sweep" if sweep or (sweep is None and in_flight_at_start == 0)
                                           else "delta")
     if mode == "baseline":
         state.start_chain(site_id, base.backup_id, base.fingerprint)  # a killed baseline starts over
-    result = Reconciliation(site_id, run_id, mode, moment, cutover)
+    elif interrupted is not None and interrupted.mode in ("baseline", "sweep"):
+        mode = "sweep"  # the killed run's comparison of every row with the chain, made again
+    # A killed baseline finished by a sweep reports as the baseline it completes.
+    result = Reconciliation(site_id, run_id, "baseline" if interrupted and interrupted.mode == "baseline"
+                            and mode == "sweep" else mode, moment, cutover)
+    result.completes_run = interrupted.run_id if interrupted is not None else None
 
     with site_lock(Path(backup_root) / site_id):
         discard_unsigned(backup_root, site_id)
@@ -236,7 +250,7 @@ def reconcile_site(legacy: Engine, target: Engine, state: ReconcileState, *, sit
                 link = ChainLink(writer.seq, manifest.backup_id, "incremental", manifest.fingerprint, run_id)
                 queued = [(d.name, key_text(k)) for d in deltas if d.name.upper() in MAPPED_TABLES
                           for k in d.changed_keys]
-                state.commit_increment(site_id, link, next_states, changes, queued)
+                state.commit_increment(site_id, link, next_states, changes, queued, mode=result.mode)
                 result.increment = manifest.summary()
                 result.increment["chain_seq"] = writer.seq
             else:
@@ -245,11 +259,25 @@ def reconcile_site(legacy: Engine, target: Engine, state: ReconcileState, *, sit
             writer.discard()
             raise
 
+    if result.increment is None and interrupted is not None:
+        result.increment = _increment_of(backup_root, state, site_id, interrupted)
+    # What this run (or the killed run it finishes) queued: its verdict watches those dossiers.
+    queued_before = state.pending(site_id)
     result.carried = carry_over(legacy, target, state, site_id=site_id, run_id=run_id, cutover=cutover,
                                 attachments_dir=attachments_dir, reference_date=reference_date)
-    _findings(legacy, target, state, result, tables, backup_root, public_key_b64, history)
+    _findings(legacy, target, state, result, tables, backup_root, public_key_b64, history, queued_before)
+    state.close_runs(site_id)
     result.seconds = time.perf_counter() - started
     return result
+
+
+def _increment_of(backup_root: Path, state: ReconcileState, site_id: str, run: Any) -> dict[str, Any] | None:
+    """The increment a killed run chained, as the run finishing it reports it."""
+    for link in state.chain(site_id):
+        if link.backup_id == run.backup_id:
+            summary = read_manifest(backup_folder(backup_root, site_id, link)).summary()
+            return {**summary, "chain_seq": link.seq, "written_by_run": run.run_id}
+    return None
 
 
 def _table_deltas(legacy: Engine, state: ReconcileState, site_id: str, mode: str, base: BackupManifest,
@@ -323,7 +351,8 @@ def _folder_delta(root: Path, state: ReconcileState, site_id: str, mode: str, ba
 
 
 def _findings(legacy: Engine, target: Engine, state: ReconcileState, result: Reconciliation, tables: dict,
-              backup_root: Path, public_key_b64: str, history: Sequence[BurndownPoint]) -> None:
+              backup_root: Path, public_key_b64: str, history: Sequence[BurndownPoint],
+              queued_before: dict[str, list[str]] | None = None) -> None:
     site_id = result.site_id
     states = state.table_states(site_id)
     with legacy.connect() as conn, target.connect() as tconn:
@@ -332,8 +361,9 @@ def _findings(legacy: Engine, target: Engine, state: ReconcileState, result: Rec
                                                            tables=tables)
         watched = None
         if result.mode == "delta":  # unchanged dossiers are compared by the next sweep
-            pending_dossiers = state.pending(site_id).get(tables["HO_SO"].name, [])
-            watched = [key_values(k)[0] for k in [*result.changed_keys(tables["HO_SO"].name), *pending_dossiers]]
+            name = tables["HO_SO"].name
+            pending_dossiers = [*(queued_before or {}).get(name, []), *state.pending(site_id).get(name, [])]
+            watched = list(dict.fromkeys(key_values(k)[0] for k in [*result.changed_keys(name), *pending_dossiers]))
         result.account = dossier_account(conn, tconn, state, site_id=site_id, tables=tables, only=watched)
         result.duplicates = likely_duplicates(tconn, result.in_flight)
         result.reregistration = reregistration(conn, tconn, tables=tables)

@@ -10,6 +10,9 @@
                from the chain fingerprint
 - rec_pending: legacy rows backed up by an increment but not yet carried over to
                the new system (written in the same transaction as the chain)
+- rec_open_runs: the run whose increment is chained but whose verdict is not yet
+               made (written with the chain, removed when the run has its verdict):
+               a run killed in between is finished by the next one
 
 Row keys are the typed JSON of the key values (extract.json_values), so a
 composite key or a key holding '|' round-trips exactly; attachment files are
@@ -88,6 +91,15 @@ pending = sa.Table(
     sa.Column("backup_id", sa.String(64), nullable=False),
 )
 
+open_runs = sa.Table(
+    "rec_open_runs", metadata,
+    sa.Column("site_id", sa.String(64), primary_key=True),
+    sa.Column("run_id", sa.String(36), nullable=False),
+    sa.Column("mode", sa.String(16), nullable=False),  # baseline | sweep | delta
+    sa.Column("backup_id", sa.String(64), nullable=False),  # its increment
+    sa.Column("committed_at", sa.DateTime, nullable=False),
+)
+
 # Keys per IN (...) list: well under every dialect's bound-parameter limit.
 KEYS_PER_QUERY = 500
 
@@ -118,6 +130,15 @@ class ChainLink:
     kind: str
     manifest_fingerprint: str
     run_id: str | None
+
+
+@dataclass(frozen=True)
+class OpenRun:
+    """A run that chained its increment and has not made its verdict (yet, or ever: killed)."""
+
+    run_id: str
+    mode: str
+    backup_id: str
 
 
 @dataclass
@@ -168,7 +189,7 @@ class ReconcileState:
 
         The carry-over queue is kept: it is owed to the new system, whatever the chain."""
         with self.engine.begin() as c:
-            for table in (digests, tables, chain_links, sites):
+            for table in (digests, tables, chain_links, sites, open_runs):
                 c.execute(table.delete().where(table.c.site_id == site_id))
             c.execute(sites.insert().values(site_id=site_id, base_backup_id=backup_id,
                                             base_fingerprint=fingerprint, updated_at=_now()))
@@ -229,10 +250,15 @@ class ReconcileState:
 
     # -- the commit of one increment --------------------------------------------------------
     def commit_increment(self, site_id: str, link: ChainLink, table_states: Iterable[TableState],
-                         changes: Iterable[DigestChange], pending_keys: Iterable[tuple[str, str]]) -> None:
-        """Chain the increment, move the watermarks, apply the digest changes, queue the carry-over."""
+                         changes: Iterable[DigestChange], pending_keys: Iterable[tuple[str, str]], *,
+                         mode: str = "delta") -> None:
+        """Chain the increment, move the watermarks, apply the digest changes, queue the carry-over,
+        and note the run (of `mode`) as open until its verdict is made (`close_runs`)."""
         changes = list(changes)
         with self.engine.begin() as c:
+            c.execute(open_runs.delete().where(open_runs.c.site_id == site_id))
+            c.execute(open_runs.insert().values(site_id=site_id, run_id=link.run_id or "", mode=mode,
+                                                backup_id=link.backup_id, committed_at=_now()))
             c.execute(chain_links.insert().values(
                 site_id=site_id, seq=link.seq, backup_id=link.backup_id, kind=link.kind,
                 manifest_fingerprint=link.manifest_fingerprint, run_id=link.run_id, created_at=_now()))
@@ -255,6 +281,17 @@ class ReconcileState:
                       for t, k in dict.fromkeys(pending_keys)]
             if queued:
                 _add_pending(c, site_id, queued)
+
+    # -- runs killed after their increment --------------------------------------------------
+    def open_run(self, site_id: str) -> OpenRun | None:
+        with self.engine.connect() as c:
+            row = c.execute(sa.select(open_runs).where(open_runs.c.site_id == site_id)).first()
+        return OpenRun(row.run_id, row.mode, row.backup_id) if row else None
+
+    def close_runs(self, site_id: str) -> None:
+        """The site's verdict is made: no run is left to finish."""
+        with self.engine.begin() as c:
+            c.execute(open_runs.delete().where(open_runs.c.site_id == site_id))
 
     # -- carry-over queue -------------------------------------------------------------------
     def pending(self, site_id: str) -> dict[str, list[str]]:

@@ -88,6 +88,8 @@ def test_killed_twice_then_rerun_equals_an_uninterrupted_load(tmp_path, target_u
     if killed.dialect.name == "sqlite":
         # SQLite allocates keys inside the transaction: even the key numbers are the same.
         assert raw_tables(killed) == raw_tables(uninterrupted)
-    # The two kills were real: their runs never finished.
+    # The two kills were real: their runs never finished, and the next run marked them abandoned.
     store = ControlStore(store_engine(load_inventory(inventory).control_store_url()))
-    assert [r.outcome for r in store.runs("demo", "load")] == ["running", "running", "succeeded"]
+    runs = store.runs("demo", "load")
+    assert [r.outcome for r in runs] == ["abandoned", "abandoned", "succeeded"]
+    assert all(r.abandoned_at is not None and r.finished_at is None for r in runs[:2])

@@ -159,8 +159,11 @@ def test_a_run_killed_before_its_carry_over_is_completed_by_the_next(site):
         site.target.dispose()
         site.target = writable_target
     assert len(site.state.pending(SITE)["HO_SO"]) == len(step.changed_dossiers) + 1
+    killed = site.state.open_run(SITE)
     result = site.reconcile()
-    assert result.increment is None  # the delta was chained by the killed run
+    # The delta was chained by the killed run: no new increment, the killed run's reported and finished.
+    assert result.increment["written_by_run"] == killed.run_id and result.completes_run == killed.run_id
+    assert result.increment["backup_id"] == site.state.chain(SITE)[-1].backup_id == killed.backup_id
     assert result.carried.tables["HO_SO"]["queued"] == len(step.changed_dossiers) + 1
     assert not site.state.pending(SITE) and not result.account.drift
 

@@ -8,12 +8,12 @@ Example::
     result = transform_batch("HO_SO", batch, ctx)   # result.rows, result.rejects, result.text_repairs
 """
 
-from .batch import target_table_for, transform_batch
+from .batch import consulted_tables, remembered_columns, target_table_for, transform_batch
 from .context import TransformContext, TransformResult
 from .reason_codes import REASON_CODES
 from .tables import TABLES
 
 MAPPED_TABLES = tuple(TABLES)  # in load (dependency) order
 
-__all__ = ["transform_batch", "target_table_for", "TransformContext", "TransformResult", "REASON_CODES",
+__all__ = ["transform_batch", "target_table_for", "remembered_columns", "consulted_tables", "TransformContext", "TransformResult", "REASON_CODES",
            "MAPPED_TABLES"]

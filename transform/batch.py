@@ -46,6 +46,22 @@ def target_table_for(legacy_table: str) -> str:
     return _module_for(legacy_table).TARGET_TABLE
 
 
+def remembered_columns(legacy_table: str) -> tuple[str, ...]:
+    """The columns of accepted rows that `TransformContext.remember_accepted` reads (besides legacy_key).
+
+    Empty for tables nothing later depends on: a resumed load need not read them back.
+    """
+    return tuple(_module_for(legacy_table).REMEMBERED_COLUMNS)
+
+
+def consulted_tables(legacy_table: str) -> tuple[str, ...]:
+    """The legacy tables whose accepted rows the transform of `legacy_table` checks against.
+
+    consulted_tables("HO_SO_LICH_SU") == ("HO_SO",): history rows need the accepted dossiers.
+    """
+    return tuple(_module_for(legacy_table).CONSULTS)
+
+
 def transform_batch(legacy_table: str, batch: pa.RecordBatch, ctx: TransformContext,
                     python_columns: Sequence[Sequence[Any]] | None = None,
                     legacy_keys: Sequence[str] | None = None) -> TransformResult:

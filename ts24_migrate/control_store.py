@@ -1,8 +1,10 @@
 """The control store: each site's state and the history of every stage run.
 
-SQLite by default, PostgreSQL when configured; created on first use. Figures
-are stored as JSON exactly as the stage computed them, so reports show the
-same numbers the invariants check.
+SQLite by default, PostgreSQL when configured; created on first use (and
+given the columns a later release added). Figures are stored as JSON exactly
+as the stage computed them, so reports show the same numbers the invariants
+check. A run records where its process runs; one killed outright is marked
+`abandoned` later by `close_abandoned_runs` (rule in run_liveness).
 
 Example::
 
@@ -24,6 +26,8 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
+
+from .run_liveness import ProcessIdentity, process_gone
 
 
 class SiteState(str, enum.Enum):
@@ -67,13 +71,23 @@ runs = sa.Table(
     sa.Column("run_id", sa.String(36), primary_key=True),
     sa.Column("site_id", sa.String(64), nullable=False, index=True),
     sa.Column("stage", sa.String(32), nullable=False),
-    sa.Column("outcome", sa.String(16), nullable=False),  # running | succeeded | failed
+    sa.Column("outcome", sa.String(16), nullable=False),  # running | succeeded | failed | abandoned
     sa.Column("started_at", sa.DateTime, nullable=False),
     sa.Column("finished_at", sa.DateTime),
     sa.Column("figures", sa.Text),  # JSON
     sa.Column("error", sa.Text),
     sa.Column("parent_run_id", sa.String(36)),  # e.g. the migrate-site run a stage ran under
+    # Where the run's process is, so that a killed one can be told from a running one
+    # (ts24_migrate.run_liveness); abandoned_at: when a later command noticed it was gone.
+    sa.Column("host", sa.String(255)),
+    sa.Column("pid", sa.Integer),
+    sa.Column("start_token", sa.String(64)),
+    sa.Column("heartbeat_at", sa.DateTime),
+    sa.Column("abandoned_at", sa.DateTime),
 )
+
+# Columns added to ctl_runs after its first release: a control store made before gets them on open.
+_ADDED_RUN_COLUMNS = ("host", "pid", "start_token", "heartbeat_at", "abandoned_at")
 
 table_figures = sa.Table(
     "ctl_table_figures", metadata,
@@ -99,30 +113,87 @@ class RunRecord:
     figures: dict[str, Any]
     error: str | None
     parent_run_id: str | None
+    host: str | None = None
+    pid: int | None = None
+    abandoned_at: dt.datetime | None = None
 
 
 def _run_record(row: sa.Row) -> RunRecord:
     return RunRecord(row.run_id, row.site_id, row.stage, row.outcome, row.started_at, row.finished_at,
-                     json.loads(row.figures) if row.figures else {}, row.error, row.parent_run_id)
+                     json.loads(row.figures) if row.figures else {}, row.error, row.parent_run_id,
+                     row.host, row.pid, row.abandoned_at)
+
+
+def _add_missing_run_columns(engine: Engine) -> None:
+    """ALTER TABLE ctl_runs ADD COLUMN ... for each column a control store of an earlier release lacks."""
+    present = {c["name"] for c in sa.inspect(engine).get_columns(runs.name)}
+    missing = [name for name in _ADDED_RUN_COLUMNS if name not in present]
+    if not missing:
+        return
+    preparer = engine.dialect.identifier_preparer
+    for name in missing:
+        column = sa.schema.CreateColumn(runs.c[name]).compile(dialect=engine.dialect)
+        try:
+            with engine.begin() as c:
+                c.execute(sa.text(f"ALTER TABLE {preparer.format_table(runs)} ADD COLUMN {column}"))
+        except sa.exc.DBAPIError:  # another process (a fleet's other worker) added it first
+            if name not in {c["name"] for c in sa.inspect(engine).get_columns(runs.name)}:
+                raise
 
 
 class ControlStore:
     def __init__(self, engine: Engine):
         self.engine = engine
         metadata.create_all(engine, checkfirst=True)
+        _add_missing_run_columns(engine)
 
     # -- runs -------------------------------------------------------------
     def start_run(self, site_id: str, stage: str, *, parent_run_id: str | None = None,
                   run_id: str | None = None) -> str:
         run_id = run_id or str(uuid.uuid4())
+        me, now = ProcessIdentity.current(), _now()
         with self.engine.begin() as c:
             c.execute(runs.insert().values(run_id=run_id, site_id=site_id, stage=stage, outcome="running",
-                                           started_at=_now(), parent_run_id=parent_run_id))
+                                           started_at=now, parent_run_id=parent_run_id, host=me.host,
+                                           pid=me.pid, start_token=me.start_token, heartbeat_at=now))
         return run_id
+
+    def heartbeat(self, run_id: str) -> None:
+        """The run's process is alive (run_liveness.Heartbeat calls this)."""
+        with self.engine.begin() as c:
+            c.execute(runs.update().where(runs.c.run_id == run_id, runs.c.outcome == "running")
+                      .values(heartbeat_at=_now()))
+
+    def close_abandoned_runs(self, site_id: str | None = None) -> list[RunRecord]:
+        """Mark `abandoned` the running runs (of one site, or all) whose process is gone; returns them.
+
+        "Gone" follows run_liveness.process_gone: by pid and start token on this host, by
+        heartbeat age for another host's runs. Only the outcome changes: what the stage made
+        durable (load ledger, backup journal, chain) is resumed by the next run as before.
+        """
+        query = sa.select(runs).where(runs.c.outcome == "running")
+        if site_id is not None:
+            query = query.where(runs.c.site_id == site_id)
+        now = _now()
+        with self.engine.connect() as c:
+            candidates = c.execute(query.order_by(runs.c.started_at)).all()
+        closed = []
+        for row in candidates:
+            if not process_gone(row.host, row.pid, row.start_token, heartbeat_at=row.heartbeat_at,
+                                started_at=row.started_at, now=now):
+                continue
+            where = f"process {row.pid} on host {row.host}" if row.pid is not None else "its process"
+            error = f"abandoned: {where} is gone (noticed {now:%Y-%m-%d %H:%M:%S} UTC)"
+            with self.engine.begin() as c:
+                changed = c.execute(runs.update().where(runs.c.run_id == row.run_id, runs.c.outcome == "running")
+                                    .values(outcome="abandoned", abandoned_at=now, error=error)).rowcount
+            if changed:
+                closed.append(self.run(row.run_id))
+        return closed
 
     def finish_run(self, run_id: str, outcome: str, figures: dict[str, Any] | None = None,
                    error: str | None = None) -> None:
-        if outcome not in ("succeeded", "failed"):
+        if outcome not in ("succeeded", "failed"):  # abandoned: only close_abandoned_runs says so
             raise ValueError(f"unknown outcome {outcome!r}")
         with self.engine.begin() as c:
             c.execute(runs.update().where(runs.c.run_id == run_id).values(

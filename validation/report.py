@@ -215,6 +215,10 @@ def build_site_report(store: ControlStore, site_id: str, *, run_id: str | None =
         "verdict": {"passed": bool(figures["passed"]), "text": figures["verdict"],
                     "reasons": list(figures.get("reasons") or [])},
         "runs": {stage: _run_summary(r) for stage, r in runs.items()},
+        # Stage runs killed outright (their process gone, noticed later): none of the figures
+        # above comes from them; what they made durable was resumed by a later run.
+        "abandoned_runs": [{**_run_summary(r), "abandoned_at": r.abandoned_at}
+                           for r in store.runs(site_id) if r.outcome == "abandoned"],
         "accounting": _accounting(validated, backup_tables, figures.get("accounting") or {}),
         "rejects": rejects,
         "flags": flags,

@@ -136,7 +136,7 @@ def backup_verification(store: ControlStore, site_id: str, backup_id: str | None
     without a key (signature and ciphertext hashes only) is reported, not counted.
     """
     runs = [run for run in store.runs(site_id, VERIFY_STAGE)
-            if run.outcome != "running" and run.figures.get("backup_id") == backup_id]
+            if run.outcome in ("succeeded", "failed") and run.figures.get("backup_id") == backup_id]
     if not runs:
         return {"verified": False, "state": "never verified", "run_id": None,
                 "summary": f"backup {backup_id} has no verification run"}

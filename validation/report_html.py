@@ -351,6 +351,13 @@ def _runs(data: dict[str, Any]) -> str:
             for stage, run in runs]
     assessment = data.get("assessment") or {}
     parts = [r.table(["stage", "run id", "outcome", "finished"], rows)]
+    abandoned = data.get("abandoned_runs") or []
+    if abandoned:
+        parts.append(r.paragraph(f"{len(abandoned)} run(s) of this site were killed and later marked abandoned "
+                                 "(their process was gone); what they made durable was resumed by a later run: "
+                                 + "; ".join(f"{a['stage']} {a['run_id']} (started {timestamp(a['started_at'])}, "
+                                             f"noticed {timestamp(a['abandoned_at'])})" for a in abandoned[:10]),
+                                 "muted"))
     if assessment:
         parts.append(r.paragraph(f"Assessment: {assessment.get('tables')} tables, {assessment.get('rows')} rows; "
                                  f"{IN_FLIGHT_LABEL}: {assessment.get('in_flight_dossiers')}; "

@@ -1,8 +1,10 @@
 """One module per mapped legacy table, registered by legacy name in load order.
 
 Each module has LEGACY_TABLE, TARGET_TABLE, KEY_COLUMNS, LEGACY_COLUMNS,
-COLUMN_MAP (legacy column -> target column), OUTPUT_COLUMNS, and the
-functions transform(TableBatch) and remember(ctx, rows).
+COLUMN_MAP (legacy column -> target column), OUTPUT_COLUMNS, REMEMBERED_COLUMNS
+(what remember reads, so a resumed load reads back only those), CONSULTS (the
+tables whose remembered rows its transform checks against), and the functions
+transform(TableBatch) and remember(ctx, rows).
 """
 
 from __future__ import annotations

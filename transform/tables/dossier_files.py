@@ -31,6 +31,10 @@ COLUMN_MAP = {"ID_HO_SO": "legacy_dossier_id", "MA_TO_KHAI": "form_code", "TEN_T
 _DRIVE = re.compile(r"[A-Za-z]:")  # a Windows drive letter: C:\TS24\... or C:TS24\...
 OUTPUT_COLUMNS = ("legacy_dossier_id", "form_code", "file_name", "file_type", "content", "size_bytes", "md5",
                   "sha256", "dq_flags")
+# remember() reads nothing: a resumed load reads none of the files back.
+REMEMBERED_COLUMNS: tuple[str, ...] = ()
+# Whose remembered rows this table's transform consults: what a resumed load must seed before it.
+CONSULTS = ("HO_SO",)  # the accepted dossiers (orphans)
 
 
 class AttachmentProblem(Exception):

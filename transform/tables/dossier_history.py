@@ -17,6 +17,10 @@ LEGACY_COLUMNS = ("ID", "ID_HO_SO", "THOI_GIAN", "TRANG_THAI_CU", "TRANG_THAI_MO
 COLUMN_MAP = {"ID_HO_SO": "legacy_dossier_id", "THOI_GIAN": "occurred_at", "TRANG_THAI_CU": "status_from",
               "TRANG_THAI_MOI": "status_to", "NGUOI_THUC_HIEN": "actor", "NOI_DUNG": "note"}
 OUTPUT_COLUMNS = ("legacy_dossier_id", "occurred_at", "status_from", "status_to", "actor", "note", "dq_flags")
+# remember() reads nothing: a resumed load reads none of the history back.
+REMEMBERED_COLUMNS: tuple[str, ...] = ()
+# Whose remembered rows this table's transform consults: what a resumed load must seed before it.
+CONSULTS = ("HO_SO",)  # the accepted dossiers (orphans)
 
 
 def transform(tb: TableBatch) -> dict[str, list]:

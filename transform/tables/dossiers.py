@@ -27,6 +27,10 @@ COLUMN_MAP = {"SO_HO_SO": "dossier_no", "MA_DV": "unit_code", "MA_THU_TUC": "pro
 OUTPUT_COLUMNS = ("dossier_no", "unit_code", "procedure_code", "declaration_period", "submitted_at",
                   "received_at", "due_date", "returned_at", "status", "office_code", "officer", "result_no",
                   "notes", "dq_flags", "updated_at")
+# What remember() reads of an accepted row (besides legacy_key): a resumed load reads back only these.
+REMEMBERED_COLUMNS = ("dossier_no",)
+# Whose remembered rows this table's transform consults: what a resumed load must seed before it.
+CONSULTS = ("DM_COQUAN_BHXH", "DM_DONVI", "HO_SO")  # office and unit codes, its own numbers
 
 
 def received_after_cutover(received_at: dt.datetime | None, cutover: dt.date) -> bool:

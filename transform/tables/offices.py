@@ -17,6 +17,10 @@ LEGACY_COLUMNS = ("MA_CQ", "TEN_CQ", "CAP", "MA_TINH")
 # Which target column each legacy column becomes.
 COLUMN_MAP = {"MA_CQ": "office_code", "TEN_CQ": "name", "CAP": "level", "MA_TINH": "province_code"}
 OUTPUT_COLUMNS = ("office_code", "name", "level", "province_code")
+# What remember() reads of an accepted row (besides legacy_key): a resumed load reads back only these.
+REMEMBERED_COLUMNS = ("office_code",)
+# Whose remembered rows this table's transform consults: what a resumed load must seed before it.
+CONSULTS = ("DM_COQUAN_BHXH",)  # its own codes (duplicates)
 
 _OFFICE_CODE = re.compile(r"[0-9]{2}(?:[0-9]{2})?")
 

@@ -22,6 +22,11 @@ COLUMN_MAP = {"MA_SO_BHXH": "social_insurance_no", "HO_TEN": "full_name", "NGAY_
               "GIOI_TINH": "sex", "SO_CCCD": "citizen_id", "MA_DV": "unit_code", "NGAY_CAP_NHAT": "updated_at"}
 OUTPUT_COLUMNS = ("social_insurance_no", "full_name", "birth_date", "birth_date_precision", "sex",
                   "citizen_id", "unit_code", "dq_flags", "updated_at")
+# What remember() reads of an accepted row (besides legacy_key): a resumed load reads back only these.
+REMEMBERED_COLUMNS = ("social_insurance_no", "citizen_id", "full_name", "birth_date", "birth_date_precision",
+                      "unit_code")
+# Whose remembered rows this table's transform consults: what a resumed load must seed before it.
+CONSULTS = ("DM_DONVI", "NGUOI_LAO_DONG")  # unit codes (orphans), its own numbers and identities
 
 
 def _identity(name: str | None, birth_date, precision: str | None, unit_code: str | None) -> str | None:

@@ -27,6 +27,10 @@ COLUMN_MAP = {"MA_DV": "unit_code", "TEN_DV": "name", "MA_SO_THUE": "tax_code", 
 OUTPUT_COLUMNS = ("unit_code", "name", "tax_code", "address", "office_code", "contact_name", "phone", "email",
                   "transaction_mode", "ivan_code", "cert_serial", "cert_valid_from", "cert_valid_to",
                   "registered_on", "active", "dq_flags", "updated_at")
+# What remember() reads of an accepted row (besides legacy_key): a resumed load reads back only these.
+REMEMBERED_COLUMNS = ("unit_code",)
+# Whose remembered rows this table's transform consults: what a resumed load must seed before it.
+CONSULTS = ("DM_COQUAN_BHXH", "DM_DONVI")  # office codes (orphans), its own codes (duplicates)
 
 _UNIT_CODE = re.compile(r"[0-9A-Z]{1,15}")
 _IVAN_CODE = re.compile(r"[0-9]{5}")

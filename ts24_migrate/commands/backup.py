@@ -27,7 +27,8 @@ from .restore_common import print_problems, restore_options, restored_lines, scr
 Progress = Callable[[str, int, int], None]
 
 
-from ..steps.backup import backup_step, restore_step, verify_step
+from ..steps.backup import (backup_step, listed_backup, repair_step, restore_step,
+                            verify_step)
 
 def _megabytes(size: int | None) -> str:
     return f"{(size or 0) / 1_000_000:.1f} MB"
@@ -44,7 +45,7 @@ class _BackupGroup(click.Group):
 
 @click.group("backup", cls=_BackupGroup)
 def backup() -> None:
-    """Encrypted, signed backups of a site: create, list, verify, restore.
+    """Encrypted, signed backups of a site: create, list, verify, repair, restore.
 
     `backup SITE` is short for `backup create SITE`.
 
@@ -95,6 +96,45 @@ def _created_lines(site_id: str, result: dict) -> str:
         lines.append(f"    missing: {missing['path']} ({missing['table']} {missing['key']})")
     for table, column, rows in result["nul_text"]:
         lines.append(f"  {NUL_TEXT_LABEL}: {table}.{column}, {rows} rows")
+    lines += repair_lines(result["repairs"])
+    lines += [f"  warning: {w}" for w in result["warnings"]]
+    lines.append(f"  manifest fingerprint: {result['manifest_fingerprint']}")
+    lines.append(f"  folder: {result['backup_dir']}")
+    app.emit(result, "\n".join(lines))
+
+
+def repair_lines(repairs: list[dict]) -> list[str]:
+    """One line per damaged part a resumed backup found: what was wrong, where it went, what replaced it."""
+    lines = []
+    for repair in repairs:
+        where = f"moved to {repair['quarantined_as']}" if repair["quarantined_as"] else "nothing to move aside"
+        lines.append(f"  repaired: {repair['label']} ({repair['part']}) was damaged ({repair['problem']}): "
+                     f"{where}; {repair['action']}")
+    return lines
+
+
+@backup.command("repair")
+@click.argument("site_id", metavar="SITE")
+@click.option("--backup", "backup_id", required=True, help="The complete backup whose verification failed.")
+@pass_app
+def repair_command(app: App, site_id: str, backup_id: str) -> None:
+    """Repair a complete backup of SITE whose parts are damaged or missing: a NEW backup keeps its
+    intact parts (hard links) and reads the damaged ones again from the source; its manifest,
+    signed anew, names the backup it repairs and every repair. The damaged backup stays as it is
+    (backups are write-once). Refused if its manifest signature does not verify (exit 1). An
+    interrupted repair is resumed by running the same command again.
+
+    \b
+    Example:
+      ts24-migrate -i sites.yaml backup verify hn-01        # exit 1: a part is damaged
+      ts24-migrate -i sites.yaml backup repair hn-01 --backup 20250701T020000.000000Z-1a2b3c
+    """
+    with table_progress(app, "repairing") as progress:
+        result = repair_step(app, site_id, backup_id=backup_id, progress=progress)
+    lines = [f"site {site_id}: backup {result['backup_id']} repairs backup {result['repair_of']}",
+             f"  {result['tables']} tables, {result['rows']} rows, {result['parts']} parts, "
+             f"{_megabytes(result['ciphertext_bytes'])} encrypted"]
+    lines += repair_lines(result["repairs"])
     lines += [f"  warning: {w}" for w in result["warnings"]]
     lines.append(f"  manifest fingerprint: {result['manifest_fingerprint']}")
     lines.append(f"  folder: {result['backup_dir']}")
@@ -107,6 +147,11 @@ def _created_lines(site_id: str, result: dict) -> str:
 def list_command(app: App, site_id: str) -> None:
     """List the backups of SITE, oldest first, with their status and figures.
 
+    Status: incomplete (a killed backup: `backup create` resumes it), damaged (its manifest is
+    unreadable), verify-failed (its latest verification found a problem: see `backup verify`),
+    verified (decrypted and recounted by a custodian), checked (signature and ciphertext hashes
+    checked without a key), complete (never verified).
+
     \b
     Example:
       ts24-migrate -i sites.yaml backup list hn-01
@@ -114,15 +159,24 @@ def list_command(app: App, site_id: str) -> None:
     """
     app.site(site_id)
     entries = list_backups(app.inventory.backup_path, site_id)
-    rows = [{"backup_id": e.backup_id, "status": e.status, "path": str(e.path), **e.summary} for e in entries]
-    lines = [f"{'BACKUP':<31} {'STATUS':<11} {'ROWS':>10} {'PARTS':>6} {'SIZE':>10}  MANIFEST FINGERPRINT"]
+    store = app.control_store
+    rows = [{"backup_id": e.backup_id, "status": e.status, "path": str(e.path), **e.summary,
+             "verification": None} for e in entries]
     for row in rows:
-        lines.append(f"{row['backup_id']:<31} {row['status']:<11} {row.get('rows') or '':>10} "
+        row["status"], row["verification"] = listed_backup(store, site_id, row["backup_id"], row["status"])
+    lines = [f"{'BACKUP':<31} {'STATUS':<13} {'ROWS':>10} {'PARTS':>6} {'SIZE':>10}  MANIFEST FINGERPRINT"]
+    for row in rows:
+        lines.append(f"{row['backup_id']:<31} {row['status']:<13} {row.get('rows') or '':>10} "
                      f"{row.get('parts') or '':>6} {_megabytes(row.get('ciphertext_bytes')):>10}  "
                      f"{row.get('manifest_fingerprint') or row.get('error') or ''}")
     if any(row["status"] == "incomplete" for row in rows):
         lines.append(f"incomplete: interrupted, resumable: `ts24-migrate -i {shown_inventory(app.inventory_path)} backup {site_id}` "
                      f"resumes it")
+    for row in rows:
+        if row["status"] == "verify-failed":
+            lines.append(f"verify-failed: its latest verification found it damaged: `ts24-migrate -i "
+                         f"{shown_inventory(app.inventory_path)} backup repair {site_id} --backup {row['backup_id']}` "
+                         f"makes a repaired copy")
     if not rows:
         lines = [f"site {site_id} has no backups under {app.inventory.backup_path / site_id}"]
     app.emit({"site": site_id, "backups": rows}, "\n".join(lines))

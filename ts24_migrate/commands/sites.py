@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from ..app import App, pass_app
+from ..control_store import RunRecord
+from ..errors import ConfigError
+from ..stage_runs import close_abandoned_runs
 from ..steps.site_life import SiteFacts, next_step
 
 
@@ -13,30 +18,60 @@ def sites() -> None:
     """The sites of the inventory."""
 
 
+def _when(value: Any) -> str | None:
+    return value.isoformat(sep=" ", timespec="seconds") if value is not None else None
+
+
+def _run_entry(run: RunRecord) -> dict[str, Any]:
+    return {"run_id": run.run_id, "stage": run.stage, "host": run.host, "pid": run.pid,
+            "started_at": _when(run.started_at), "abandoned_at": _when(run.abandoned_at)}
+
+
+def _ledger_of(app: App):
+    """site_id -> its ledger, or None when the inventory cannot sign (no signing_key)."""
+    try:
+        app.signing_key
+    except ConfigError:
+        return None
+    return app.ledger
+
+
 @sites.command("list")
 @pass_app
 def list_sites(app: App) -> None:
     """List the inventory's sites with their state, cut-over date and next step (who runs what:
     a state never moves back, so the next step is what tells, e.g., that a validated site's latest
-    validation failed).
+    validation failed), and the runs in progress or abandoned (a run whose process was killed:
+    noticed here, marked `abandoned`, resumed by the next run of its stage).
 
     \b
     Example:
       ts24-migrate -i sites.yaml sites list --json
     """
     inventory = app.inventory
+    store = app.control_store
+    close_abandoned_runs(store, _ledger_of(app))
     rows, shown = [], []
     for s in inventory.sites:
         facts = SiteFacts.read(app, s.id)
         step = next_step(facts)
+        runs = store.runs(s.id)
         rows.append({"site": s.id, "office": s.office, "name": s.name, "cutover": s.cutover.isoformat(),
                      "state": facts.state.value, "legacy": s.legacy,
                      "attachments": str(inventory.attachments_path(s)) if s.attachments else None,
-                     "next": step.to_dict(app.inventory_path)})
+                     "next": step.to_dict(app.inventory_path),
+                     "running": [_run_entry(r) for r in runs if r.outcome == "running"],
+                     "abandoned": [_run_entry(r) for r in runs if r.outcome == "abandoned"]})
         shown.append(f"{step.who}: {' '.join(a for a in step.args if a != s.id)} ({step.why})")
     lines = [f"{'SITE':<16} {'OFFICE':<6} {'CUT-OVER':<10} {'STATE':<16} {'LEGACY (secret reference)':<30} NEXT"]
-    lines += [f"{r['site']:<16} {r['office']:<6} {r['cutover']:<10} {r['state']:<16} {r['legacy']:<30} {step}"
-              for r, step in zip(rows, shown)]
+    for r, step in zip(rows, shown):
+        lines.append(f"{r['site']:<16} {r['office']:<6} {r['cutover']:<10} {r['state']:<16} {r['legacy']:<30} {step}")
+        for run in r["running"]:
+            lines.append(f"  running:   {run['stage']} run {run['run_id']} since {run['started_at']} UTC "
+                         f"(process {run['pid']} on {run['host']})")
+        for run in r["abandoned"]:
+            lines.append(f"  abandoned: {run['stage']} run {run['run_id']} started {run['started_at']} UTC, "
+                         f"its process gone (noticed {run['abandoned_at']} UTC)")
     app.emit({"sites": rows}, "\n".join(lines))
 
 

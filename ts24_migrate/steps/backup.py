@@ -12,6 +12,7 @@ from typing import Any, Callable
 
 
 from backups.backup import BackupResult, backup_site
+from backups.repair_complete import repair_backup
 from backups.catalog import find_backup
 from backups.keys import load_public_key, public_key_path
 from backups.manifest import BackupManifest, read_manifest
@@ -29,7 +30,7 @@ from .server_check import check_legacy_server
 from .gates import require_assessed, require_backup
 from .latest import updates_latest
 from .scratch import scratch_output
-from .site_life import Verification
+from .site_life import Verification, backup_verification
 
 Progress = Callable[[str, int, int], None]
 
@@ -74,9 +75,10 @@ def backup_step(app: App, site_id: str, *, chunk_rows: int = 50_000, progress: P
         for name, figures in result.table_figures().items():
             store.record_table(site_id, run.run_id, name, figures)
         summary = {**result.manifest.summary(), "resumed": result.resumed, "warnings": result.warnings,
-                   "backup_dir": str(result.backup_dir), "reused": reuse is not None, "reuse_note": reuse_note}
-        run.figures.update({k: v for k, v in summary.items() if k != "warnings"})
-        run.figures["warnings"] = len(result.warnings)
+                   "backup_dir": str(result.backup_dir), "reused": reuse is not None, "reuse_note": reuse_note,
+                   "repairs": result.repairs}
+        run.figures.update({k: v for k, v in summary.items() if k not in ("warnings", "repairs")})
+        run.figures.update(warnings=len(result.warnings), repaired=len(result.repairs))
         run.figures["warning_messages"] = list(result.warnings)  # the auditor report lists them
         # What the auditor report shows of the backup beyond tables: from here, never recomputed.
         run.figures.update(backup_findings(result.manifest))
@@ -116,6 +118,48 @@ def _current_backup(app: App, site_id: str, facts, chunk_rows: int) -> tuple[Pat
     if not check.current:
         return None, f"backup {backup.backup_id} is not reused: {check.reason}"
     return backup.backup_dir, check.reason
+
+
+# What `backup list` shows of a complete backup, by its verification (steps.site_life):
+# never plain "complete" once its latest check found it damaged.
+_LISTED = {Verification.NONE: "complete", Verification.CHECKED: "checked", Verification.DECRYPTED: "verified",
+           Verification.DAMAGED: "verify-failed"}
+
+
+def listed_backup(store, site_id: str, backup_id: str, status: str) -> tuple[str, dict[str, Any] | None]:
+    """The status `backup list` shows and the verify run that decides it (for a complete backup)."""
+    if status != "complete":
+        return status, None
+    verification, run = backup_verification(store, site_id, backup_id)
+    decided = None if run is None else {"run_id": run.run_id, "outcome": run.outcome, "mode": run.figures.get("mode"),
+                                        "finished_at": run.finished_at, "error": run.error}
+    return _LISTED[verification], decided
+
+
+def repair_step(app: App, site_id: str, *, backup_id: str, progress: Progress | None = None,
+                parent_run_id: str | None = None) -> dict[str, Any]:
+    """A new backup from a damaged complete one: its intact parts kept, its damaged ones read again."""
+    site = app.site(site_id)
+    signing_key = app.signing_key
+    public_key = trusted_public_key(app, None)
+    backup_dir = find_backup(app.inventory.backup_path, site_id, backup_id)
+    legacy = app.legacy_engine(site)
+    ledger = app.ledger(site_id)
+    with stage_run(app.control_store, ledger, site_id, "backup", success_state=SiteState.BACKED_UP,
+                   parent_run_id=parent_run_id) as run:
+        check_legacy_server(app, site_id, run)
+        result = repair_backup(legacy, app.inventory.attachments_path(site), app.inventory.backup_path,
+                               site_id=site_id, backup_id=backup_dir.name, run_id=run.run_id,
+                               signing_key=signing_key, public_key_b64=public_key, progress=progress, ledger=ledger)
+        for name, figures in result.table_figures().items():
+            app.control_store.record_table(site_id, run.run_id, name, figures)
+        summary = {**result.manifest.summary(), "repair_of": backup_dir.name, "repairs": result.repairs,
+                   "warnings": result.warnings, "backup_dir": str(result.backup_dir)}
+        run.figures.update({k: v for k, v in summary.items() if k not in ("warnings", "repairs")})
+        run.figures.update(warnings=len(result.warnings), repaired=len(result.repairs))
+        run.figures["warning_messages"] = list(result.warnings)
+        run.figures.update(backup_findings(result.manifest))
+    return {"run_id": run.run_id, **summary, **backup_findings(result.manifest)}
 
 
 def trusted_public_key(app: App, public_key: str | Path | None) -> str:
@@ -167,6 +211,7 @@ def verify_step(app: App, site_id: str, *, backup_id: str | None = None, identit
                    parent_run_id=parent_run_id) as run:
         report = verify_backup(backup_dir, public_key_b64=key, identity=custodian, progress=progress)
         figures = {k: v for k, v in report.to_json().items() if k not in ("problems", "warnings")}
+        figures["backup_id"] = figures["backup_id"] or backup_dir.name  # an unreadable manifest names none
         figures["problems"] = len(report.problems)
         run.figures.update(figures)
         ledger.append(site_id, "backup", "backup.verified" if report.ok else "backup.verification_failed",
@@ -175,9 +220,16 @@ def verify_step(app: App, site_id: str, *, backup_id: str | None = None, identit
             try:
                 report.raise_if_failed()
             except VerificationError as exc:
-                exc.report = report  # type: ignore[attr-defined]
-                raise
+                repairable = VerificationError(f"{exc}; {repair_hint(site_id, backup_dir.name)}")
+                repairable.report = report  # type: ignore[attr-defined]
+                raise repairable from None
     return {"run_id": run.run_id, **report.to_json()}
+
+
+def repair_hint(site_id: str, backup_id: str) -> str:
+    """How to get a good backup again, printed under a failed verification."""
+    return (f"to repair: `ts24-migrate backup repair {site_id} --backup {backup_id}` (a new backup of its intact "
+            f"parts and the damaged ones read again) or a new full backup (`ts24-migrate backup create {site_id}`)")
 
 
 @updates_latest

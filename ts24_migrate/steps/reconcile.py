@@ -65,6 +65,10 @@ def reconcile_step(app: App, site_id: str, *, chunk_rows: int = 50_000, sweep: b
             attachments_dir=app.inventory.attachments_path(site), backup_root=app.inventory.backup_path,
             recipients=list(site.backup_recipients), signing_key=signing_key, public_key_b64=public_key,
             chunk_rows=chunk_rows, sweep=sweep, as_of=as_of, history=history, progress=progress)
+        if result.increment is not None:  # first: a run killed before this line is finished by the next
+            ledger.append(site_id, STAGE, "backup.increment_created", {
+                **result.increment, "parent": result.chain.backups[-2]["backup_id"]
+                if len(result.chain.backups) > 1 else None}, run_id=run.run_id)
         paths = write_reconciliation_report(result, app.reports_dir(site_id) / run.run_id,
                                             names=PathNames.for_inventory(app.inventory))
         for name, figures in result.tables.items():
@@ -72,10 +76,6 @@ def reconcile_step(app: App, site_id: str, *, chunk_rows: int = 50_000, sweep: b
         summary = result.summary()
         run.figures.update(summary)
         run.figures["report"] = str(paths["html"])
-        if result.increment is not None:
-            ledger.append(site_id, STAGE, "backup.increment_created", {
-                **result.increment, "parent": result.chain.backups[-2]["backup_id"]
-                if len(result.chain.backups) > 1 else None}, run_id=run.run_id)
         if result.drained:
             run.success_state = SiteState.DRAINED
     return {"run_id": run.run_id, "site_id": site_id, **summary,
