@@ -56,6 +56,8 @@ def test_a_full_backup_folder_stops_with_exit_3_and_the_backup_resumes_once_ther
     inventory.write_text(text.replace("backup_dir: backups", f"backup_dir: {folder}"))
     assert f"backup_dir: {folder}" in inventory.read_text()
 
+    assert main(["-i", str(inventory), "assess", "demo"]) == 0  # a backup needs an assessment first
+    capsys.readouterr()
     code = main(["-i", str(inventory), "backup", "create", "demo", "--chunk-rows", "40"])
     _, err = capsys.readouterr()
     assert code == 3

@@ -172,6 +172,7 @@ def test_a_complete_backup_that_fails_verification_is_listed_so_and_repaired_int
     generate_signing_key(tmp_path / "keys" / "signing.key")
     inventory = str(write_demo_inventory(tmp_path / "site", scale=0.05, backup_recipients=[recipient],
                                          signing_key=tmp_path / "keys" / "signing.key"))
+    assert _cli(capsys, "-i", inventory, "assess", "demo")[0] == 0  # a backup needs an assessment first
     code, out, err = _cli(capsys, "-i", inventory, "--json", "backup", "create", "demo", "--chunk-rows", "40")
     assert code == 0, err
     created = json.loads(out)

@@ -100,7 +100,7 @@ def _created_lines(site_id: str, result: dict) -> str:
     lines += [f"  warning: {w}" for w in result["warnings"]]
     lines.append(f"  manifest fingerprint: {result['manifest_fingerprint']}")
     lines.append(f"  folder: {result['backup_dir']}")
-    app.emit(result, "\n".join(lines))
+    return "\n".join(lines)
 
 
 def repair_lines(repairs: list[dict]) -> list[str]:
@@ -129,8 +129,13 @@ def repair_command(app: App, site_id: str, backup_id: str) -> None:
       ts24-migrate -i sites.yaml backup verify hn-01        # exit 1: a part is damaged
       ts24-migrate -i sites.yaml backup repair hn-01 --backup 20250701T020000.000000Z-1a2b3c
     """
-    with table_progress(app, "repairing") as progress:
-        result = repair_step(app, site_id, backup_id=backup_id, progress=progress)
+    with stage_outcome(app, site_id) as outcome:
+        with table_progress(app, "repairing") as progress:
+            result = repair_step(app, site_id, backup_id=backup_id, progress=progress)
+        outcome.emit(result, _repaired_lines(site_id, result))
+
+
+def _repaired_lines(site_id: str, result: dict) -> str:
     lines = [f"site {site_id}: backup {result['backup_id']} repairs backup {result['repair_of']}",
              f"  {result['tables']} tables, {result['rows']} rows, {result['parts']} parts, "
              f"{_megabytes(result['ciphertext_bytes'])} encrypted"]

@@ -136,6 +136,7 @@ def listed_backup(store, site_id: str, backup_id: str, status: str) -> tuple[str
     return _LISTED[verification], decided
 
 
+@updates_latest
 def repair_step(app: App, site_id: str, *, backup_id: str, progress: Progress | None = None,
                 parent_run_id: str | None = None) -> dict[str, Any]:
     """A new backup from a damaged complete one: its intact parts kept, its damaged ones read again."""
