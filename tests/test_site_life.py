@@ -33,7 +33,12 @@ OUTCOME = re.compile(r"^outcome: (?P<verdict>[A-Z]+) \| site (?P<site>\S+): (?P<
 # must meet and run each of them.
 SUGGESTIONS = {("IT", "assess"), ("IT", "backup"), ("IT", "backup verify"), ("IT", "load"),
                ("custodian", "backup verify --identity"), ("IT", "validate"), ("IT", "reconcile run"),
-               ("auditor", "reconcile verify-chain")}
+               ("custodian", "purge prepare --identity")}
+# The retirement's suggestions after `purge prepare`: walked by tests/test_purge_life.py.
+RETIREMENT_SUGGESTIONS = {("IT", "purge plan --key"), ("approver", "purge approve --key"),
+                          ("IT", "purge execute --plan"), ("IT", "purge attest-media --device --method --tool --report"),
+                          ("IT", "purge handover --receiver"),
+                          ("auditor", "certificate verify --backups --ledger --addendum --addendum")}
 
 
 class Walk:
@@ -164,8 +169,11 @@ def test_every_stage_refuses_until_its_step_is_done_and_every_suggested_step_wor
     assert step["state"] == "RECONCILING" and step["report"].endswith("reconciliation.html")
     assert walk.run("demo-advance", SITE, "--days", "30", "--drain")[0] == ExitCode.OK
     step = walk.follow(step)  # reconcile run: drained now
-    assert step["state"] == "DRAINED" and step["who"] == "auditor"
-    walk.follow(step)  # reconcile verify-chain
+    assert step["state"] == "DRAINED" and step["who"] == "custodian"
+    assert walk.run("reconcile", "verify-chain", SITE)[0] == ExitCode.OK  # the auditor's optional check
+    step = walk.follow(step)  # purge prepare, with the custodian's identity
+    assert step["verdict"] == "PASSED" and step["state"] == "FINAL_BACKUP_VERIFIED"
+    assert step["command"].split()[3:6] == ["purge", "plan", SITE]  # the rest: tests/test_purge_life.py
 
     assert walk.suggested == SUGGESTIONS
 
@@ -179,9 +187,9 @@ def test_every_next_step_the_code_can_suggest_is_one_the_walk_runs():
             who, args = node.args[0], node.args[1]
             if isinstance(args, ast.Tuple) and args.elts:
                 words = [e.value for e in args.elts if isinstance(e, ast.Constant) and isinstance(e.value, str)]
-                words = [w for w in words if w != IDENTITY_PLACEHOLDER]
+                words = [w for w in words if w not in site_life.PLACEHOLDERS]
                 found.add((who.value, " ".join(words)))
-    assert found == SUGGESTIONS
+    assert found == SUGGESTIONS | RETIREMENT_SUGGESTIONS
 
 
 def test_a_wrong_key_is_never_recorded_as_the_backups_latest_verification(demo_site, capsys, tmp_path):

@@ -22,6 +22,7 @@ from ..config import Person
 from ..errors import ConfigError, VerificationError
 from ..steps.backup import trusted_public_key
 from ..steps.purge import approve_step, attest_media_step, execute_step, handover_step, plan_step, prepare_step
+from .outcome import OutcomeLine, stage_outcome
 from .progress import table_progress
 from .restore_common import scratch_url
 
@@ -61,7 +62,8 @@ def prepare_command(app: App, site_id: str, identity: Path, scratch_url_env: str
       ts24-migrate -i sites.yaml purge prepare hn-01 --identity /media/usb/alice.age-identity
     """
     url = scratch_url(None, scratch_url_env) if scratch_url_env else None
-    result = prepare_step(app, site_id, identity=identity, scratch_url=url)
+    with stage_outcome(app, site_id) as outcome:
+        result = prepare_step(app, site_id, identity=identity, scratch_url=url)
     head = result["chain"][-1]
     lines = [f"site {site_id}: FINAL_BACKUP_VERIFIED (run {result['run_id']})",
              f"  writes stopped: {result['write_stop']['method']}",
@@ -69,9 +71,8 @@ def prepare_command(app: App, site_id: str, identity: Path, scratch_url_env: str
              f"  chain of {len(result['chain'])} backups up to {head['backup_id']} decrypted by the custodian: "
              f"{result['parts_decrypted']} parts, {result['rows_recounted']} rows, {result['files_recounted']} files",
              f"  restore drill: {len(result['restore_drill']['tables'])} tables and the attachment folder match the "
-             f"chain and the live data",
-             f"  next: ts24-migrate purge plan {site_id} --key YOUR_KEY --operator 'YOUR NAME'"]
-    app.emit(result, "\n".join(lines))
+             f"chain and the live data"]
+    outcome.emit(result, "\n".join(lines), verdict="PASSED")
 
 
 @purge.command("plan")
@@ -94,8 +95,13 @@ def plan_command(app: App, site_id: str, key_path: Path, operator: str | None, r
     Example:
       ts24-migrate -i sites.yaml purge plan hn-01 --key keys/operator.key --operator "Nguyen Van A"
     """
-    author = _person(app, operator, role, None)
-    result = plan_step(app, site_id, author=author, author_key=load_signing_key(key_path))
+    with stage_outcome(app, site_id) as outcome:
+        author = _person(app, operator, role, None)
+        result = plan_step(app, site_id, author=author, author_key=load_signing_key(key_path))
+        _plan_lines(outcome, site_id, result)
+
+
+def _plan_lines(outcome: OutcomeLine, site_id: str, result: dict) -> None:
     totals = result["totals"]
     lines = [f"site {site_id}: purge plan {result['plan_sha256']}",
              f"  will destroy: {totals['tables']} tables ({totals['rows']} rows), {totals['objects']} other objects, "
@@ -103,9 +109,8 @@ def plan_command(app: App, site_id: str, key_path: Path, operator: str | None, r
              f"({totals['file_bytes']:,} bytes), {totals['links']} links, {totals['directories']} folders"]
     lines += [f"  [x] {g['name']}: {g['detail']}" for g in result["gates"]]
     lines += [f"  plan: {result['plan']}", f"  review: {result['html']}",
-              f"  next: {result['approvals_required']} approver(s) run "
-              f"`ts24-migrate purge approve {result['plan']} --key THEIR_KEY`"]
-    app.emit(result, "\n".join(lines))
+              f"  approvals needed: {result['approvals_required']}"]
+    outcome.emit(result, "\n".join(lines), report=result["html"])
 
 
 @purge.command("approve")
@@ -128,7 +133,7 @@ def approve_command(app: App, plan_path: Path, key_path: Path, valid_for: int, o
     result = approve_step(app, plan_path, key=load_signing_key(key_path), valid_for=dt.timedelta(hours=valid_for),
                           out=out)
     totals = result["totals"]
-    app.emit(result, "\n".join([
+    OutcomeLine(app, result["site_id"]).emit(result, "\n".join([
         f"site {result['site_id']}: plan {result['plan_sha256']} approved by {result['approver']} "
         f"(key {result['key_id']}) until {result['expires_at']}",
         f"  scope: {totals['tables']} tables ({totals['rows']} rows), {totals['files']} files",
@@ -160,9 +165,14 @@ def execute_command(app: App, site_id: str, plan_path: Path, approvals: tuple[Pa
           --approval work/sites/hn-01/purge/3f1c.../approval-9a0b....json --operator "Nguyen Van A"
     """
     performed = _person(app, operator, role, organisation) if operator else None
-    with table_progress(app, "purging") as progress:
-        result = execute_step(app, site_id, plan_path=plan_path, approvals=list(approvals), performed_by=performed,
-                              media_destination=media_destination, progress=progress)
+    with stage_outcome(app, site_id) as outcome:
+        with table_progress(app, "purging") as progress:
+            result = execute_step(app, site_id, plan_path=plan_path, approvals=list(approvals),
+                                  performed_by=performed, media_destination=media_destination, progress=progress)
+        _execute_lines(outcome, site_id, result)
+
+
+def _execute_lines(outcome: OutcomeLine, site_id: str, result: dict) -> None:
     figures = result["figures"]
     lines = [f"site {site_id}: {result['state']}" + (" (resumed)" if result["resumed"] else ""),
              f"  destroyed: {figures['tables_dropped']} tables and {figures['objects_dropped']} other objects; "
@@ -172,7 +182,7 @@ def execute_command(app: App, site_id: str, plan_path: Path, approvals: tuple[Pa
              f"  residue scan: {result['residue_scan']}",
              f"  certificate: {result['certificate']} ({result['certificate_sha256']})",
              "  the disks still need media sanitization: see the certificate's residues"]
-    app.emit(result, "\n".join(lines))
+    outcome.emit(result, "\n".join(lines), verdict="PASSED", report=result["html"])
 
 
 _DATE = click.DateTime(formats=["%Y-%m-%d"])
@@ -202,10 +212,11 @@ def attest_media_command(app: App, site_id: str, devices: tuple[str, ...], metho
       ts24-migrate -i sites.yaml purge attest-media hn-01 --device S4EVNF0M123 --device S4EVNF0M456 \\
           --method "Purge: ATA SECURE ERASE ENHANCED" --tool "nwipe 0.34" --report nwipe-hn-01.log
     """
-    result = attest_media_step(app, site_id, devices=list(devices), method=method, tool=tool, report=report,
-                               performed_by=_person(app, operator, role, organisation),
-                               date=(date or dt.datetime.now()).date())
-    app.emit(result, f"site {site_id}: media sanitization of {len(devices)} device(s) attested: "
+    with stage_outcome(app, site_id) as outcome:
+        result = attest_media_step(app, site_id, devices=list(devices), method=method, tool=tool, report=report,
+                                   performed_by=_person(app, operator, role, organisation),
+                                   date=(date or dt.datetime.now()).date())
+        outcome.emit(result, f"site {site_id}: media sanitization of {len(devices)} device(s) attested: "
                      f"{result['media_attestation']} ({result['sha256']})")
 
 
@@ -225,9 +236,11 @@ def handover_command(app: App, site_id: str, receiver: str, receiver_organisatio
     Example:
       ts24-migrate -i sites.yaml purge handover hn-01 --receiver "Pham Van D" --date 2025-10-01
     """
-    result = handover_step(app, site_id, receiver=Person(name=receiver, organisation=receiver_organisation),
-                           handed_over_by=_person(app, operator, None, None), date=(date or dt.datetime.now()).date())
-    app.emit(result, f"site {site_id}: handed over to {receiver} on {result['date']}: {result['handover']}")
+    with stage_outcome(app, site_id) as outcome:
+        result = handover_step(app, site_id, receiver=Person(name=receiver, organisation=receiver_organisation),
+                               handed_over_by=_person(app, operator, None, None),
+                               date=(date or dt.datetime.now()).date())
+        outcome.emit(result, f"site {site_id}: handed over to {receiver} on {result['date']}: {result['handover']}")
 
 
 def _person(app: App, name: str | None, role: str | None, organisation: str | None) -> Person:

@@ -55,6 +55,7 @@ from ..secrets import Secret
 from ..server_identity import ServerIdentity, probe_server_identity
 from ..stage_runs import stage_run
 from .backup import trusted_public_key
+from .latest import refresh_latest, updates_latest
 from .purge_facts import (CHAIN_VERIFIED, PRE_PURGE_STATES, SERVER_FIELDS, WRITES_STOPPED, chain_facts,
                           gather, legacy_target, objects_reference, purge_gates, scope_gate,
                           server_gate, survey)
@@ -81,6 +82,7 @@ def _refuse_unless(gate: GateResult, site_id: str, doing: str) -> None:
 
 # -- 1. prepare -------------------------------------------------------------------------------------
 
+@updates_latest
 def prepare_step(app: App, site_id: str, *, identity: Path, scratch_url: Secret | None = None,
                  parent_run_id: str | None = None) -> dict[str, Any]:
     """Stop writes, take the final increment, have the custodian decrypt-verify and restore-drill the chain."""
@@ -207,6 +209,7 @@ def _approvers(app: App) -> list[ListedApprover]:
     return listed
 
 
+@updates_latest
 def plan_step(app: App, site_id: str, *, author: Person, author_key: SigningKey,
               parent_run_id: str | None = None) -> dict[str, Any]:
     """Check every gate and write the signed plan (JSON + HTML). Changes nothing on the site."""
@@ -295,6 +298,7 @@ def approve_step(app: App, plan_path: Path, *, key: SigningKey, valid_for: dt.ti
                                  valid_for=valid_for)
     path = out or Path(plan_path).parent / f"approval-{key.key_id}-{document['body']['approved_at'][:19].replace(':', '')}.json"
     approval_hash = write_document(path, document)
+    refresh_latest(app, body["site"]["id"])  # its next step is now the next approver's, or the execution
     return {"site_id": body["site"]["id"], "plan_sha256": plan_hash, "approval": str(path),
             "approval_sha256": approval_hash, "approver": approver.name, "key_id": key.key_id,
             "expires_at": document["body"]["expires_at"], "totals": body["totals"]}
@@ -302,6 +306,7 @@ def approve_step(app: App, plan_path: Path, *, key: SigningKey, valid_for: dt.ti
 
 # -- 4. execute -------------------------------------------------------------------------------------
 
+@updates_latest
 def execute_step(app: App, site_id: str, *, plan_path: Path, approvals: list[Path], performed_by: Person | None,
                  media_destination: str | None = None, progress: Progress | None = None,
                  parent_run_id: str | None = None) -> dict[str, Any]:
@@ -573,6 +578,7 @@ def certified_folder(app: App, site_id: str) -> tuple[Path, dict[str, Any], str]
     return folders[-1], body, digest
 
 
+@updates_latest
 def attest_media_step(app: App, site_id: str, *, devices: list[str], method: str, tool: str, report: Path,
                       performed_by: Person, date: dt.date) -> dict[str, Any]:
     """Record the media-level sanitization of a certified site's disks, as a signed addendum."""
@@ -596,6 +602,7 @@ def attest_media_step(app: App, site_id: str, *, devices: list[str], method: str
             "certificate_sha256": certificate_hash, "devices": devices}
 
 
+@updates_latest
 def handover_step(app: App, site_id: str, *, receiver: Person, handed_over_by: Person,
                   date: dt.date) -> dict[str, Any]:
     """Record the server's return to its owner; refused until its media sanitization is attested."""

@@ -27,9 +27,19 @@ from backups.catalog import list_backups
 
 from ..app import App
 from ..control_store import ControlStore, RunRecord, SiteState
+from .purge_life import PurgeFacts
 
 VERIFY_STAGE = "verify-backup"
 IDENTITY_PLACEHOLDER = "IDENTITY_FILE"  # a custodian's age identity: only the custodian has it
+KEY_PLACEHOLDER = "YOUR_KEY"  # a person's own Ed25519 signing key (operator or approver)
+# What the person recording the media sanitization and the handover fills in.
+SERIAL_PLACEHOLDER, METHOD_PLACEHOLDER, TOOL_PLACEHOLDER, REPORT_PLACEHOLDER = \
+    "DISK_SERIAL", "SANITIZATION_METHOD", "TOOL_AND_VERSION", "TOOL_REPORT_FILE"
+RECEIVER_PLACEHOLDER = "RECEIVER_NAME"
+PLACEHOLDERS = (IDENTITY_PLACEHOLDER, KEY_PLACEHOLDER, SERIAL_PLACEHOLDER, METHOD_PLACEHOLDER, TOOL_PLACEHOLDER,
+                REPORT_PLACEHOLDER, RECEIVER_PLACEHOLDER)
+RETIREMENT_STATES = (SiteState.FINAL_BACKUP_VERIFIED, SiteState.PURGE_APPROVED, SiteState.PURGED,
+                     SiteState.CERTIFIED)
 
 
 class Verification(str, enum.Enum):
@@ -87,6 +97,9 @@ class SiteFacts:
     load: RunRecord | None = None  # the latest successful load
     validation: RunRecord | None = None  # the latest validation with a verdict
     reconcile: RunRecord | None = None  # the latest successful reconciliation
+    purge: PurgeFacts = field(default_factory=PurgeFacts)  # plan, approvals, certificate, addenda
+    ledger: Path | None = None  # the site's audit ledger (the auditor's certificate check names it)
+    backup_root: Path | None = None
 
     @classmethod
     def read(cls, app: App, site_id: str) -> "SiteFacts":
@@ -105,7 +118,8 @@ class SiteFacts:
                    assessed=store.latest_run(site_id, "assess") is not None, backup=backup,
                    incomplete_backups=[e.backup_id for e in listings if e.status == "incomplete"],
                    load=store.latest_run(site_id, "load"), validation=validation,
-                   reconcile=store.latest_run(site_id, "reconcile"))
+                   reconcile=store.latest_run(site_id, "reconcile"), purge=PurgeFacts.read(app, site_id),
+                   ledger=app.ledger_path(site_id), backup_root=app.inventory.backup_path)
 
     @property
     def validation_passed(self) -> bool:
@@ -122,7 +136,7 @@ class SiteFacts:
 class NextStep:
     """One command that moves the site on, who runs it, and why; `args` empty when none is due."""
 
-    who: str  # "IT", "custodian" or "auditor"
+    who: str  # "IT", "custodian", "approver" or "auditor"
     args: tuple[str, ...]
     why: str
 
@@ -157,6 +171,8 @@ def shown_inventory(path: Path) -> str:
 def next_step(facts: SiteFacts) -> NextStep:
     """What the site needs next, in the order of its life (see README, "A site's states")."""
     site = facts.site_id
+    if facts.state in RETIREMENT_STATES:
+        return retirement_step(facts)
     if not facts.assessed:
         return NextStep("IT", ("assess", site), "the site has not been assessed")
     backup = facts.backup
@@ -183,12 +199,50 @@ def next_step(facts: SiteFacts) -> NextStep:
         return NextStep("IT", ("validate", site), "the latest validation failed: fix what its report names, "
                                                   "then validate again")
     if facts.state is SiteState.DRAINED:
-        return NextStep("auditor", ("reconcile", "verify-chain", site),
-                        "the site is drained: check its backup chain; then a custodian runs `purge prepare` "
-                        "(README: Retiring a TS24 server)")
+        return NextStep("custodian", ("purge", "prepare", site, "--identity", IDENTITY_PLACEHOLDER),
+                        "the site is drained: with IT, stop its writes, take the final backup and decrypt the whole "
+                        f"chain ({IDENTITY_PLACEHOLDER} is the custodian's age identity; an auditor may check the "
+                        "chain first with `reconcile verify-chain`; README: Retiring a TS24 server)")
     return NextStep("IT", ("reconcile", "run", site),
                     "follow the in-flight dossiers until the site drains; the reconcile-sites deployment "
                     "runs it daily")
+
+
+def retirement_step(facts: SiteFacts) -> NextStep:
+    """After `purge prepare`: plan (IT), approve (approvers), execute (IT), attest the media and record the
+    handover (IT), verify the certificate (auditor). Destroying needs a plan approved by someone else."""
+    site, purge = facts.site_id, facts.purge
+    if purge.certificate is None and purge.started is not None:
+        return NextStep("IT", ("purge", "execute", site, "--plan", str(purge.started)),
+                        "a purge was begun and not finished: the same command resumes it where it stopped")
+    if purge.certificate is None and purge.plan is None:
+        return NextStep("IT", ("purge", "plan", site, "--key", KEY_PLACEHOLDER),
+                        f"the final backup is verified: check the gates and write the signed plan ({KEY_PLACEHOLDER} "
+                        "is your own signing key; add --operator NAME unless purge.operator is in the inventory)")
+    if purge.certificate is None and not purge.approved:
+        assert purge.plan is not None
+        return NextStep("approver", ("purge", "approve", str(purge.plan), "--key", KEY_PLACEHOLDER),
+                        f"{len(purge.approvals)} of {purge.approvals_required} approval(s) of plan "
+                        f"{(purge.plan_sha256 or '')[:16]}: a listed approver other than its author reviews "
+                        f"plan.html and signs with their own key ({KEY_PLACEHOLDER})")
+    if purge.certificate is None:
+        assert purge.plan is not None
+        approvals = tuple(a for path in purge.approvals for a in ("--approval", str(path)))
+        return NextStep("IT", ("purge", "execute", site, "--plan", str(purge.plan), *approvals),
+                        "the plan is approved: every gate is checked again, then the purge, its verification "
+                        "and the certificate of sanitization")
+    if purge.media_attestation is None:
+        return NextStep("IT", ("purge", "attest-media", site, "--device", SERIAL_PLACEHOLDER, "--method",
+                               METHOD_PLACEHOLDER, "--tool", TOOL_PLACEHOLDER, "--report", REPORT_PLACEHOLDER),
+                        "certified: the server's disks still need media sanitization (another tool); record it, "
+                        "one --device per disk")
+    if purge.handover is None:
+        return NextStep("IT", ("purge", "handover", site, "--receiver", RECEIVER_PLACEHOLDER),
+                        "the media sanitization is attested: record who received the server")
+    addenda = ("--addendum", str(purge.media_attestation), "--addendum", str(purge.handover))
+    return NextStep("auditor", ("certificate", "verify", str(purge.certificate), "--backups", str(facts.backup_root),
+                                "--ledger", str(facts.ledger), *addenda),
+                    "the site is retired: verify its certificate, the backups and ledger it names, and its addenda")
 
 
 @dataclass(frozen=True)
