@@ -239,9 +239,9 @@ def retirement_step(facts: SiteFacts) -> NextStep:
     if purge.handover is None:
         return NextStep("IT", ("purge", "handover", site, "--receiver", RECEIVER_PLACEHOLDER),
                         "the media sanitization is attested: record who received the server")
-    addenda = ("--addendum", str(purge.media_attestation), "--addendum", str(purge.handover))
     return NextStep("auditor", ("certificate", "verify", str(purge.certificate), "--backups", str(facts.backup_root),
-                                "--ledger", str(facts.ledger), *addenda),
+                                "--ledger", str(facts.ledger), "--addendum", str(purge.media_attestation),
+                                "--addendum", str(purge.handover)),
                     "the site is retired: verify its certificate, the backups and ledger it names, and its addenda")
 
 
