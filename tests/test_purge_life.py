@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import shlex
+from pathlib import Path
 
 import pytest
 
@@ -18,7 +19,7 @@ from ts24_migrate.cli import main
 from ts24_migrate.errors import ExitCode
 from ts24_migrate.steps import site_life
 
-from test_purge_support import SITE, copy_site, template
+from test_purge_support import SITE, copy_site, run_cli, template
 from test_site_life import RETIREMENT_SUGGESTIONS, Walk
 
 pytestmark = pytest.mark.slow
@@ -54,6 +55,20 @@ class RetirementWalk(Walk):
         index = json.loads(latest.read_text(encoding="utf-8"))
         assert index["next"] == row["next"] and index["state"] == row["state"], (index, row)
         return row
+
+
+def _summary_row(site) -> dict:
+    """The site's row of `certificate summary`, checked against the summary.json and .html it writes."""
+    code, summary, err = run_cli(site.inventory, "certificate", "summary")
+    assert code == ExitCode.OK, err
+    (row,) = summary["sites"]
+    assert summary["certified"] == 1 and row["site_id"] == SITE and row["state"] == "CERTIFIED"
+    assert row["date"] and row["server"]["kind"] == "sqlite"
+    written = json.loads(Path(summary["json"]).read_text(encoding="utf-8"))
+    assert written["sites"][0]["certificate_sha256"] == row["certificate_sha256"]
+    html = Path(summary["html"]).read_text(encoding="utf-8")
+    assert row["certificate_sha256"] in html and str(site.folder) not in html  # paths by name, not absolute
+    return row
 
 
 def test_a_drained_sites_retirement_follows_its_next_steps_to_a_verified_certificate(tmp_path_factory, tmp_path,
@@ -97,6 +112,9 @@ def test_a_drained_sites_retirement_follows_its_next_steps_to_a_verified_certifi
     assert (step["verdict"], step["state"]) == ("PASSED", "CERTIFIED")
     assert step["report"].endswith("certificate.html")
     assert step["command"].split()[3:6] == ["purge", "attest-media", SITE]
+    row = _summary_row(site)
+    assert (row["media_attestation"], row["handover"]) == ("pending", "pending")
+    assert len(row["certificate_sha256"]) == 64
     # The handover before the media attestation is refused, and says what is due instead.
     code, out, _ = walk.run("purge", "handover", SITE, "--receiver", "Pham Van D")
     assert code == ExitCode.REFUSED and walk.outcome(out)["command"] == step["command"]
@@ -108,6 +126,9 @@ def test_a_drained_sites_retirement_follows_its_next_steps_to_a_verified_certifi
     assert walk.listed_next()["next"]["command"] == step["command"]
     out, _ = walk.follow_as_printed(step)  # certificate verify, with the backups, ledger and both addenda
     assert "verifies" in out and out.count("addendum") == 2
+    assert f"({row['certificate_sha256']})" in out  # the summary names the certificate that verifies
+    row = _summary_row(site)
+    assert (row["media_attestation"], row["handover"]) == ("done", "done")
 
     assert walk.suggested >= RETIREMENT_SUGGESTIONS
     assert {s for s in walk.suggested if s[1].startswith(("purge plan", "purge approve", "purge execute",

@@ -255,7 +255,7 @@ def _person(app: App, name: str | None, role: str | None, organisation: str | No
 
 @click.group("certificate")
 def certificate() -> None:
-    """Certificates of sanitization: verify one offline.
+    """Certificates of sanitization: verify one offline; summarize the fleet's.
 
     \b
     Example:
@@ -305,6 +305,32 @@ def verify_command(app: App, certificate_path: Path, public_key: str | None, bac
         raise VerificationError(f"certificate {certificate_path} does NOT verify: {check.problems[0]}")
     app.emit(result, "\n".join([f"certificate {certificate_path} verifies ({check.certificate_sha256})",
                                 *[f"  [x] {line}" for line in check.checked]]))
+
+
+@certificate.command("summary")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path),
+              help="Folder for summary.html and summary.json [default: WORK_DIR/certificates].")
+@pass_app
+def summary_command(app: App, out: Path | None) -> None:
+    """One page of the inventory's certificates of sanitization: per certified site its server, date,
+    certificate SHA-256, and whether the media sanitization and the handover are recorded (done or
+    pending); the sites not certified yet with their state. Reads the certificates (check each with
+    `certificate verify`).
+
+    \b
+    Example:
+      ts24-migrate -i sites.yaml certificate summary
+    """
+    from ..steps.certificates import write_certificate_summary
+
+    summary, paths = write_certificate_summary(app, out)
+    lines = [f"{summary['certified']} of {summary['total']} site(s) certified, {summary['retired']} handed over "
+             f"(media sanitization pending: {summary['media_pending']}, handover pending: "
+             f"{summary['handover_pending']})"]
+    lines += [f"  {r['site_id']}: {r['date']} certificate {r['certificate_sha256'][:16]}... media "
+              f"{r['media_attestation']}, handover {r['handover']}" for r in summary["sites"] if r["certified"]]
+    lines += [f"  summary: {paths['html']}"]
+    app.emit({**summary, "html": str(paths["html"]), "json": str(paths["json"])}, "\n".join(lines))
 
 
 COMMANDS = [purge, certificate]
