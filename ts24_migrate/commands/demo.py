@@ -8,7 +8,8 @@ from pathlib import Path
 import click
 
 from ..app import App, pass_app
-from ..errors import Ts24Error, UsageError
+from ..errors import Ts24Error, UsageError, VerificationError
+from .demo_purge import add_demo_purge_people, retire_demo_site
 from .outcome import site_outcome, verdict_of
 
 DEMO_MARKER = ".ts24-demo"  # only a folder carrying this marker is ever replaced
@@ -35,8 +36,11 @@ def prepare_demo_folder(folder: Path) -> None:
 @click.option("--seed", type=int, default=42, show_default=True)
 @click.option("--awkward-names", is_flag=True,
               help="Give some legacy tables and columns names that need quoting (see demo-data).")
+@click.option("--through", type=click.Choice(["migration", "purge"]), default="migration", show_default=True,
+              help="purge: then drain the site and retire it (demo operator and approver keys), ending with "
+                   "its certificate of sanitization verified.")
 @pass_app
-def demo(app: App, folder: Path, site_id: str, scale: float, seed: int, awkward_names: bool) -> None:
+def demo(app: App, folder: Path, site_id: str, scale: float, seed: int, awkward_names: bool, through: str) -> None:
     """Make a demo TS24 site (legacy SQLite database with dirty data, attachment folder, a new
     system that already holds portal-side rows, custodian and signing keys, sites.yaml) and run the
     `migrate-site` Prefect flow on it end to end. Prints where the reports are.
@@ -46,6 +50,7 @@ def demo(app: App, folder: Path, site_id: str, scale: float, seed: int, awkward_
       ts24-migrate demo
       ts24-migrate demo --folder /tmp/demo --scale 1
       ts24-migrate demo --folder /tmp/odd-demo --awkward-names
+      ts24-migrate demo --folder /tmp/retired-demo --scale 0.05 --through purge
     """
     from backups.keys import generate_custodian_identity, generate_signing_key
     from flows.migrate_site import migrate_site
@@ -61,6 +66,8 @@ def demo(app: App, folder: Path, site_id: str, scale: float, seed: int, awkward_
         inventory = write_demo_inventory(folder, site_id=site_id, seed=seed, scale=scale,
                                          backup_recipients=[recipient], signing_key=Path("keys/signing.key"),
                                          awkward_names=awkward_names)
+        if through == "purge":
+            add_demo_purge_people(folder, inventory)
     except BaseException:
         # A half-made demo site is of no use to anyone: it goes, and the next run starts clean.
         shutil.rmtree(folder, ignore_errors=True)
@@ -83,12 +90,28 @@ def demo(app: App, folder: Path, site_id: str, scale: float, seed: int, awkward_
                     click.echo(f"demo FAILED: {folder}\n{outcome.line()}")
             raise
         validation = result["validate"]
-        outcome = site_outcome(site_app, site_id, "PASSED" if validation["passed"] else "FAILED",
-                               validation["reports"]["html"])
+        report = validation["reports"]["html"]
+        passed = validation["passed"]
+        if through == "purge" and passed:
+            click.echo(f"migration PASSED; draining and retiring site {site_id!r} ...", err=True)
+            try:
+                result["purge"] = retire_demo_site(site_app, folder, site_id, identity)
+            except Ts24Error as exc:
+                outcome = site_outcome(site_app, site_id, verdict_of(exc))
+                exc.outcome = outcome.to_dict()  # type: ignore[attr-defined]
+                if not app.json_output:
+                    click.echo(f"demo FAILED: {folder}\n{outcome.line()}")
+                raise
+            passed = result["purge"]["certificate_verified"] and result["purge"]["state"] == "CERTIFIED"
+            report = result["purge"]["certificate_html"]
+        outcome = site_outcome(site_app, site_id, "PASSED" if passed else "FAILED", report)
     finally:
         site_app.close()
     app.emit({"folder": str(folder), "inventory": str(inventory), **result, "outcome": outcome.to_dict()},
              _human(folder, inventory, result, outcome))
+    if result.get("purge") and not passed:
+        raise VerificationError(f"demo site {site_id}: its certificate of sanitization does not verify: "
+                                f"{'; '.join(result['purge']['problems']) or 'the site is not CERTIFIED'}")
 
 
 def _human(folder: Path, inventory: Path, result: dict, outcome) -> str:
@@ -102,6 +125,11 @@ def _human(folder: Path, inventory: Path, result: dict, outcome) -> str:
         shown = inventory.relative_to(Path.cwd())
     except ValueError:
         shown = inventory
+    retired = result.get("purge")
+    if retired:
+        lines += [f"  certificate of sanitization: {retired['certificate']} ({retired['certificate_sha256']}): "
+                  + ("verified offline" if retired["certificate_verified"]
+                     else f"does NOT verify: {'; '.join(retired['problems'])}")]
     lines += [f"  audit ledger: {folder / 'work' / 'ledger'}",
               f"  the site's latest reports: {folder / 'work' / 'sites' / outcome.site_id / 'latest' / 'index.html'}",
               f"  try: ts24-migrate -i {shown} sites list",
