@@ -235,6 +235,9 @@ def plan_step(app: App, site_id: str, *, author: Person, author_key: SigningKey,
         event = facts.verification
         validation = facts.validation
         ledger_head = ledger.head()
+        # Hook for the remaining-copies register (work in progress elsewhere): when it lands, the plan lists
+        # the copies of this site's data the purge does NOT reach (exports, the target, backups), as a
+        # `remaining_copies` argument here and in certificate_body below, so the approver and auditor see them.
         body = plan_body(
             site={"id": site.id, "office": site.office, "name": site.name}, created_at=timestamp(utc_now()),
             author={"name": author.name, "role": author.role, "organisation": author.organisation,
@@ -534,6 +537,7 @@ def _certify(app: App, site_id: str, folder: Path, body: dict[str, Any], plan_ha
             f"{hit['location']}: {hit['file']} holds {hit['values']} sampled value(s)"
             for hit in verification["residue_scan"]["hits"]]
         performed = started.get("performed_by") or {}
+        # Hook: the remaining-copies register's entries go here too (see plan_step).
         certificate = certificate_body(
             plan=body, plan_hash=plan_hash, performed_by=performed,
             approvals=started["approvals"], started_at=started["at"], completed_at=timestamp(utc_now()),
