@@ -77,15 +77,13 @@ def test_the_flow_pauses_for_the_approval_then_purges_and_certifies(prefect_serv
         plan_hash = approved["plan_sha256"]
         (artifact,) = [a for a in artifacts if plan_hash in (a.data or "")]
         assert "Gates" in artifact.data and "Nguyen" not in artifact.data and str(site.folder) not in artifact.data
-        # An input naming another plan is refused after the resume, before anything is destroyed: tested by
-        # the plan-hash check in the flow; here the approver's real document resumes it.
         document = json.loads((tmp_path / "approval.json").read_text(encoding="utf-8"))
         resume_flow_run(paused.id, run_input={"plan_sha256": plan_hash, "approvals": [document]})
     runner.join(timeout=300)
     assert not runner.is_alive() and runner.error is None, runner.error
     result = runner.result
     assert result["state"] == SiteState.CERTIFIED.value and result["plan_sha256"] == plan_hash
-    assert site.legacy.read_bytes() != legacy_before if site.legacy.exists() else True
+    assert not site.legacy.exists() and not any(site.files.rglob("*"))
     code, _, err = run_cli(site.inventory, "certificate", "verify", result["certificate"], "--public-key",
                            str(site.public_key), "--ledger", str(site.ledger))
     assert code == ExitCode.OK, err
@@ -111,3 +109,25 @@ def test_an_approval_that_never_comes_destroys_nothing(prefect_server, tmp_path_
     assert site.snapshot() == before  # not a byte of the site changed
     assert site.store().state(SITE) is SiteState.FINAL_BACKUP_VERIFIED
     assert not list((site.folder / "work" / "sites" / SITE / "purge").glob("*/journal.jsonl"))
+
+
+def test_an_input_naming_another_plan_destroys_nothing(prefect_server, tmp_path_factory, tmp_path):
+    from prefect.client.orchestration import get_client
+    from prefect.flow_runs import resume_flow_run
+
+    from ts24_migrate.errors import GateRefused
+
+    site = copy_site(template(tmp_path_factory), tmp_path / "site")
+    before = site.snapshot()
+    with get_client(sync_client=True) as client:
+        known = {r.id for r in _purge_runs(client)}
+        runner = FlowThread(site_id=SITE, operator_key=str(site.key("operator")), inventory=str(site.inventory),
+                            approval_timeout_seconds=300, poll_interval_seconds=1)
+        runner.start()
+        paused = _wait_for_pause(client, known)
+        resume_flow_run(paused.id, run_input={"plan_sha256": "0" * 64, "approvals": []})
+    runner.join(timeout=120)
+    assert not runner.is_alive()
+    assert isinstance(runner.error, GateRefused) and "names plan 000" in str(runner.error)
+    assert site.snapshot() == before
+    assert site.store().state(SITE) is SiteState.FINAL_BACKUP_VERIFIED
