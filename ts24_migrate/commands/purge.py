@@ -217,7 +217,7 @@ def attest_media_command(app: App, site_id: str, devices: tuple[str, ...], metho
                                    performed_by=_person(app, operator, role, organisation),
                                    date=(date or dt.datetime.now()).date())
         outcome.emit(result, f"site {site_id}: media sanitization of {len(devices)} device(s) attested: "
-                     f"{result['media_attestation']} ({result['sha256']})")
+                             f"{result['media_attestation']} ({result['sha256']})")
 
 
 @purge.command("handover")
