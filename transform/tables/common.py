@@ -9,7 +9,6 @@ so every table treats blanks, codes and text the same way.
 from __future__ import annotations
 
 import datetime as dt
-import re
 from collections import Counter
 from typing import Any, Callable, Sequence
 
@@ -19,15 +18,13 @@ from extract.fingerprint import row_digest
 
 from ..context import TransformContext
 from ..key_store import KeyStore
-from ..normalize import as_int, normalize_codes, strip_blanks
-from ..text_repair import AMBIGUOUS, NFD, SUSPECT, TCVN3, VNI, repair_text_values
+from ..columns import _changed, _only, clean_text_column, normalize_code_column
+from ..normalize import as_int, strip_blanks
+from ..text_repair import AMBIGUOUS, NFD, SUSPECT, TCVN3, VNI
 from ..verdicts import RowVerdicts
 
 _REPAIR_FLAGS = {TCVN3: "TEXT_REPAIRED_TCVN3", VNI: "TEXT_REPAIRED_VNI", NFD: "TEXT_REPAIRED_NFD",
                  AMBIGUOUS: "TEXT_ENCODING_AMBIGUOUS", SUSPECT: "TEXT_ENCODING_SUSPECT"}
-
-
-_SPACE_RUNS = re.compile(r"[ \t]{2,}|\t")
 
 
 def legacy_key_text(values: Sequence[Any]) -> str:
@@ -111,19 +108,15 @@ class TableBatch:
         """Free text: trimmed, runs of spaces/tabs made one space (line breaks kept), blank -> NULL,
         repaired to NFC; flags (with the original value) and counts what it found."""
         raw = self.columns[name]
-        texts = raw if _only(raw, str) else [as_text(v) for v in raw]
-        values, blanks = strip_blanks(texts)
-        # (the substring tests are what _SPACE_RUNS matches, and cost a tenth of running it)
-        values = [_SPACE_RUNS.sub(" ", v) if isinstance(v, str) and ("  " in v or "\t" in v) else v
-                  for v in values]
-        repaired, detected = repair_text_values(values)
+        # Column-wise: only values that are neither plain ASCII nor composed Unicode are looked at.
+        repaired, detected, blanks, trimmed, examined = clean_text_column(raw)
         self.verdicts.flag_rows(blanks, "EMPTY_AS_NULL", name, raw, repaired)
-        self.verdicts.flag_rows(_changed(texts, values, blanks), "WHITESPACE_TRIMMED", name, raw, repaired)
-        for i, encoding in enumerate(detected):
-            if encoding is None:
-                continue
-            self.text_repairs[(self.legacy_table, name, encoding)] += 1
-            flag = _REPAIR_FLAGS.get(encoding)
+        self.verdicts.flag_rows(trimmed, "WHITESPACE_TRIMMED", name, raw, repaired)
+        for encoding, count in Counter(detected).items():
+            if encoding is not None:
+                self.text_repairs[(self.legacy_table, name, encoding)] += count
+        for i in examined:
+            flag = _REPAIR_FLAGS.get(detected[i])
             if flag:
                 self.verdicts.flag(i, flag, name, raw[i], repaired[i])
         return repaired
@@ -140,7 +133,7 @@ class TableBatch:
         """A code: trimmed, re-cased, blank -> NULL; flags CODE_NORMALIZED (unless `flag` is
         False: a checksum's case is no defect) and EMPTY_AS_NULL."""
         raw = self.columns[name]
-        codes, changed, blanks = normalize_codes(raw, case=case)
+        codes, changed, blanks = normalize_code_column(raw, case=case)
         if flag:
             self.verdicts.flag_rows(changed, "CODE_NORMALIZED", name, raw, codes)
         self.verdicts.flag_rows(blanks, "EMPTY_AS_NULL", name, raw, codes)
@@ -193,19 +186,6 @@ class TableBatch:
             if is_bad:
                 self.verdicts.reject(i, code, name, self.columns[name][i],
                                      message.format(value=self.columns[name][i]))
-
-
-def _changed(before: Sequence[Any], after: Sequence[Any], blanks: Sequence[int]) -> list[int]:
-    """Rows whose string lost whitespace (blank ones aside: they are EMPTY_AS_NULL)."""
-    blank = set(blanks)
-    # strip() hands back the very string when it had nothing to strip: `is not` is the fast test
-    return [i for i, (b, a) in enumerate(zip(before, after))
-            if b is not a and isinstance(b, str) and b != a and i not in blank]
-
-
-def _only(values: Sequence[Any], kind: type) -> bool:
-    """Every value is exactly of `kind` (a bool is no int) or None."""
-    return set(map(type, values)) <= {kind, type(None)}
 
 
 def as_text(value: Any) -> str | None:
