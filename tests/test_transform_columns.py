@@ -70,3 +70,17 @@ def test_plain_values_skip_the_per_value_path_and_others_do_not():
     assert examined == [2, 3, 4, 5, 8]
     assert detected == ["nfc", "ascii", "tcvn3", "ascii", "ascii", "nfc", "nfc", None, None, "nfc"]
     assert repaired[2] == "Hà Nội" and repaired[8] is None
+
+
+@given(st.lists(st.one_of(st.none(), st.sampled_from(["07/2024", "7-2024", "13/2024", "2024", " 07/24 "]),
+                          st.integers(1990, 2030), st.text(max_size=6)), max_size=20))
+def test_property_parsing_once_per_distinct_text_is_parsing_each_value(values):
+    from datetime import date
+
+    from transform.dates import parse_period_date
+    from transform.columns import parse_distinct
+
+    def parse(text):
+        return parse_period_date(text, reference_date=date(2025, 7, 1))
+
+    assert parse_distinct(values, parse) == [None if v is None else parse(str(v)) for v in values]

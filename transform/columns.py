@@ -29,7 +29,7 @@ Example::
 from __future__ import annotations
 
 import re
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -142,3 +142,15 @@ def _changed(before: Sequence[Any], after: Sequence[Any], blanks: Sequence[int])
 def _only(values: Sequence[Any], kind: type) -> bool:
     """Every value is exactly of `kind` (a bool is no int) or None."""
     return set(map(type, values)) <= {kind, type(None)}
+
+
+def parse_distinct(values: Sequence[Any], parse: Callable[[str], Any]) -> list[Any]:
+    """[parse(str(value)) or None for a None value]: `parse` runs once per distinct text.
+
+    Dates and periods repeat (a column holds a few hundred distinct months and days), so the
+    per-row work is one dictionary look-up; `parse` must be a pure function of the text.
+    """
+    texts = [value if value is None or type(value) is str else str(value) for value in values]
+    results = {text: parse(text) for text in set(texts) if text is not None}
+    results[None] = None
+    return [results[text] for text in texts]

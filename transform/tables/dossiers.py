@@ -7,7 +7,8 @@ import datetime as dt
 import pandas as pd
 
 from ..context import TransformContext
-from ..dates import parse_period_date
+from ..columns import parse_distinct
+from ..dates import ParsedDate, parse_period_date
 from ..mappings import DOSSIER_STATUSES
 from ..normalize import as_int
 from .common import TableBatch, as_date
@@ -61,15 +62,21 @@ def transform(tb: TableBatch) -> dict[str, list]:
     updated = tb.datetimes("NGAY_CAP_NHAT")
     tb.require("NGAY_CAP_NHAT", updated)
 
-    periods: list[str | None] = []
-    for i, text in enumerate(tb.plain("KY_KE_KHAI")):
-        parsed = parse_period_date(str(text), reference_date=ctx.reference_date) if text is not None else None
-        period = f"{parsed.value.year:04d}-{parsed.value.month:02d}" if parsed is not None and parsed.ok else None
-        if parsed is not None and not parsed.ok:
+    def period_of(text: str) -> tuple[ParsedDate, str | None]:
+        parsed = parse_period_date(text, reference_date=ctx.reference_date)
+        return parsed, f"{parsed.value.year:04d}-{parsed.value.month:02d}" if parsed.ok else None
+
+    # once per distinct text: a column holds a few hundred months
+    parsed_periods = parse_distinct(tb.plain("KY_KE_KHAI"), period_of)
+    periods = [None if found is None else found[1] for found in parsed_periods]
+    flagged = [i for i, found in enumerate(parsed_periods)
+               if found is not None and (not found[0].ok or found[0].variant)]
+    for i in flagged:
+        parsed, period = parsed_periods[i]
+        if not parsed.ok:
             v.flag(i, "DECLARATION_PERIOD_INVALID", "KY_KE_KHAI", tb.raw("KY_KE_KHAI")[i], None)
-        elif parsed is not None and parsed.variant:
+        else:
             v.flag(i, "DATE_FORM_VARIANT", "KY_KE_KHAI", tb.raw("KY_KE_KHAI")[i], period)
-        periods.append(period)
 
     received = tb.datetimes("NGAY_TIEP_NHAN")
     returned = tb.datetimes("NGAY_TRA_KQ")

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+from functools import partial
 
 import pandas as pd
 
+from ..columns import parse_distinct
 from ..context import TransformContext
 from ..dates import DAY, TWO_DIGIT_YEAR, parse_legacy_date
 from ..identifiers import check_citizen_id, check_social_insurance_no
@@ -61,8 +63,9 @@ def transform(tb: TableBatch) -> dict[str, list]:
 
     birth_dates: list = []
     precisions: list[str | None] = []
-    for i, text in enumerate(tb.plain("NGAY_SINH")):
-        parsed = parse_legacy_date(str(text), reference_date=ctx.reference_date) if text is not None else None
+    # once per distinct text: birth dates repeat
+    for i, parsed in enumerate(parse_distinct(tb.plain("NGAY_SINH"),
+                                              partial(parse_legacy_date, reference_date=ctx.reference_date))):
         if parsed is not None and not parsed.ok:
             code = "BIRTH_DATE_TWO_DIGIT_YEAR" if parsed.reason == TWO_DIGIT_YEAR else "BIRTH_DATE_INVALID"
             v.reject(i, code, "NGAY_SINH", tb.raw("NGAY_SINH")[i], parsed.message)

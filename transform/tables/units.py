@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import re
+from functools import partial
 
 import pandas as pd
 
+from ..columns import parse_distinct
 from ..context import TransformContext
 from ..dates import AGENCY_FOUNDED, DAY, parse_legacy_date
 from ..identifiers import check_tax_code
@@ -79,9 +81,8 @@ def transform(tb: TableBatch) -> dict[str, list]:
     offices = tb.clear_unknown("MA_CQ", tb.code("MA_CQ"), ctx.known_office_codes, "ORPHAN_OFFICE_CLEARED")
 
     registered: list = []
-    for i, text in enumerate(tb.plain("NGAY_DANG_KY")):
-        parsed = (parse_legacy_date(str(text), reference_date=ctx.reference_date, century_from=AGENCY_FOUNDED)
-                  if text is not None else None)
+    for i, parsed in enumerate(parse_distinct(tb.plain("NGAY_DANG_KY"), partial(
+            parse_legacy_date, reference_date=ctx.reference_date, century_from=AGENCY_FOUNDED))):
         if parsed is not None and (not parsed.ok or parsed.precision != DAY):
             v.flag(i, "REGISTRATION_DATE_INVALID", "NGAY_DANG_KY", tb.raw("NGAY_DANG_KY")[i], None)
             parsed = None
