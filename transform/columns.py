@@ -65,13 +65,13 @@ def clean_text_values(values: Sequence[Any]) -> tuple[list[Any], list[str | None
     """
     from .tables.common import as_text  # (tables.common uses this module)
 
-    texts = values if _only(values, str) else [as_text(v) for v in values]
+    texts = values if only_of_type(values, str) else [as_text(v) for v in values]
     stripped, blanks = strip_blanks(texts)
     # (the substring tests are what _SPACE_RUNS matches, and cost a tenth of running it)
     collapsed = [_SPACE_RUNS.sub(" ", v) if isinstance(v, str) and ("  " in v or "\t" in v) else v
                  for v in stripped]
     repaired, detected = repair_text_values(collapsed)
-    return repaired, detected, blanks, _changed(texts, collapsed, blanks)
+    return repaired, detected, blanks, changed_rows(texts, collapsed, blanks)
 
 
 def clean_text_column(values: Sequence[Any]) -> tuple[list[Any], list[str | None], list[int], list[int], list[int]]:
@@ -115,7 +115,7 @@ def normalize_code_column(values: Sequence[Any], *, case: str = "upper"
 def _as_arrow_text(values: Sequence[Any]) -> pa.Array | None:
     """The column as an Arrow string array, or None when it holds anything but text (or text
     Arrow cannot hold, such as a lone surrogate): the per-value path takes it whole."""
-    if not _only(values, str):
+    if not only_of_type(values, str):
         return None
     try:
         return pa.array(values, pa.string())
@@ -131,7 +131,7 @@ def _nulls(arrow: pa.Array) -> np.ndarray:
     return arrow.is_null().to_numpy(zero_copy_only=False)
 
 
-def _changed(before: Sequence[Any], after: Sequence[Any], blanks: Sequence[int]) -> list[int]:
+def changed_rows(before: Sequence[Any], after: Sequence[Any], blanks: Sequence[int]) -> list[int]:
     """Rows whose string lost whitespace (blank ones aside: they are EMPTY_AS_NULL)."""
     blank = set(blanks)
     # strip() hands back the very string when it had nothing to strip: `is not` is the fast test
@@ -139,7 +139,7 @@ def _changed(before: Sequence[Any], after: Sequence[Any], blanks: Sequence[int])
             if b is not a and isinstance(b, str) and b != a and i not in blank]
 
 
-def _only(values: Sequence[Any], kind: type) -> bool:
+def only_of_type(values: Sequence[Any], kind: type) -> bool:
     """Every value is exactly of `kind` (a bool is no int) or None."""
     return set(map(type, values)) <= {kind, type(None)}
 

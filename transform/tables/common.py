@@ -18,7 +18,7 @@ from extract.fingerprint import row_digest
 
 from ..context import TransformContext
 from ..key_store import KeyStore
-from ..columns import _changed, _only, clean_text_column, normalize_code_column
+from ..columns import changed_rows, clean_text_column, normalize_code_column, only_of_type
 from ..normalize import as_int, strip_blanks
 from ..text_repair import AMBIGUOUS, NFD, SUSPECT, TCVN3, VNI
 from ..verdicts import RowVerdicts
@@ -126,7 +126,7 @@ class TableBatch:
         raw = self.columns[name]
         values, blanks = strip_blanks(raw)
         self.verdicts.flag_rows(blanks, "EMPTY_AS_NULL", name, raw, values)
-        self.verdicts.flag_rows(_changed(raw, values, blanks), "WHITESPACE_TRIMMED", name, raw, values)
+        self.verdicts.flag_rows(changed_rows(raw, values, blanks), "WHITESPACE_TRIMMED", name, raw, values)
         return values
 
     def code(self, name: str, case: str = "upper", *, flag: bool = True) -> list[str | None]:
@@ -141,13 +141,13 @@ class TableBatch:
 
     def integers(self, name: str) -> list[int | None]:
         values = self.columns[name]
-        if _only(values, int):  # as drivers hand over integer columns: nothing to convert
+        if only_of_type(values, int):  # as drivers hand over integer columns: nothing to convert
             return list(values)
         return [as_int(v) for v in values]
 
     def datetimes(self, name: str) -> list[dt.datetime | None]:
         values = self.columns[name]
-        if _only(values, dt.datetime):
+        if only_of_type(values, dt.datetime):
             return list(values)
         return [as_datetime(v) for v in values]
 
