@@ -163,10 +163,11 @@ class TableBatch:
         """`codes` (of column `name`) with those that refer to nothing accepted cleared (NULL),
         their rows flagged `flag`: the row loads without the broken link."""
         known.warm(codes)
-        for i, code in enumerate(codes):
-            if code is not None and code not in known:
-                codes[i] = None
-                self.verdicts.flag(i, flag, name, self.columns[name][i], None)
+        # each distinct code looked up once: a chunk repeats its units and offices
+        unknown = {code for code in set(codes) if code is not None and code not in known}
+        for i in [i for i, code in enumerate(codes) if code in unknown]:
+            codes[i] = None
+            self.verdicts.flag(i, flag, name, self.columns[name][i], None)
         return codes
 
     def dossier_ids(self, name: str = "ID_HO_SO") -> list[str | None]:
@@ -175,10 +176,10 @@ class TableBatch:
         ids = [None if d is None else str(d) for d in self.integers(name)]
         known = self.ctx.known_dossier_ids
         known.warm(ids)
-        for i, dossier_id in enumerate(ids):
-            if dossier_id not in known:
-                self.verdicts.reject(i, "ORPHAN_DOSSIER", name, self.columns[name][i],
-                                     f"dossier {self.columns[name][i]!r} is not an accepted dossier")
+        unknown = {dossier_id for dossier_id in set(ids) if dossier_id not in known}  # once per dossier
+        for i in [i for i, dossier_id in enumerate(ids) if dossier_id in unknown]:
+            self.verdicts.reject(i, "ORPHAN_DOSSIER", name, self.columns[name][i],
+                                 f"dossier {self.columns[name][i]!r} is not an accepted dossier")
         return ids
 
     def reject_where(self, name: str, bad: Sequence[bool], code: str, message: str) -> None:
