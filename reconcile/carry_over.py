@@ -90,16 +90,22 @@ def _forget(conn: Connection, table: sa.Table, site_id: str, legacy_table: str, 
 
 
 def carry_over(legacy: Engine, target: Engine, state: ReconcileState, *, site_id: str, run_id: str,
-               cutover: dt.date, attachments_dir: Path | None, reference_date: dt.date | None = None
-               ) -> CarryOverResult:
-    """Carry every queued row of the site over to the target; see the module docstring."""
+               cutover: dt.date, attachments_dir: Path | None, reference_date: dt.date | None = None,
+               tables: dict[str, TableInfo] | None = None) -> CarryOverResult:
+    """Carry every queued row of the site over to the target; see the module docstring.
+
+    `tables`: the legacy tables as the run discovered them (upper-case name -> TableInfo), so
+    that a run reflects the legacy schema once; discovered here when not given."""
     result = CarryOverResult()
     queued = {t: keys for t, keys in state.pending(site_id).items() if t.upper() in MAPPED_TABLES}
     if not queued:
         return result
     register_sqlite_functions(target)
     prepare_target(target)
-    infos = {info.name.upper(): info for info in mapped_legacy_tables(legacy, site_id)}
+    if tables is None or any(name not in tables for name in MAPPED_TABLES):
+        infos = {info.name.upper(): info for info in mapped_legacy_tables(legacy, site_id)}  # or a clear error
+    else:
+        infos = {name: tables[name] for name in MAPPED_TABLES}
     ctx = TransformContext(site_id, cutover=cutover, attachments_dir=attachments_dir,
                            reference_date=reference_date or dt.date.today())
     with target.connect() as conn:

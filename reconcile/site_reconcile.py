@@ -264,7 +264,7 @@ def reconcile_site(legacy: Engine, target: Engine, state: ReconcileState, *, sit
     # What this run (or the killed run it finishes) queued: its verdict watches those dossiers.
     queued_before = state.pending(site_id)
     result.carried = carry_over(legacy, target, state, site_id=site_id, run_id=run_id, cutover=cutover,
-                                attachments_dir=attachments_dir, reference_date=reference_date)
+                                attachments_dir=attachments_dir, reference_date=reference_date, tables=tables)
     _findings(legacy, target, state, result, tables, backup_root, public_key_b64, history, queued_before)
     state.close_runs(site_id)
     result.seconds = time.perf_counter() - started
