@@ -22,27 +22,18 @@ from typing import Any, Callable
 from prefect import flow, get_run_logger, task
 from prefect.runtime import flow_run
 
-from ts24_migrate.steps.assess import assess_step
 from ts24_migrate.app import App
 from ts24_migrate.config import load_inventory
-from ts24_migrate.errors import Ts24Error, UnreachableError
+from ts24_migrate.errors import classify
+from ts24_migrate.steps.assess import assess_step
+from ts24_migrate.steps.migrate import run_migration, stage_arguments
 from ts24_migrate.server_identity import ServerIdentity
 from ts24_migrate.labels import IN_FLIGHT_LABEL, RECEIVED_AFTER_CUTOVER_LABEL, object_counts_text
 
 from .artifacts import progress_reporter, publish_markdown, publish_table
 from .inventory import inventory_path
 from .limits import holding, legacy_server_limit, target_limit
-
-
-def _retry_transient(_task, _task_run, state) -> bool:
-    """Retry only what may heal by itself (an unreachable server), never a verdict or a bad config."""
-    try:
-        state.result()
-    except UnreachableError:
-        return True
-    except Exception:
-        return False
-    return False
+from .retries import retry_if_transient
 
 
 def run_step(step: Callable[..., dict[str, Any]], site_id: str, inventory: str, stage: str,
@@ -50,18 +41,24 @@ def run_step(step: Callable[..., dict[str, Any]], site_id: str, inventory: str, 
     app = App(Path(inventory))
     try:
         return step(app, site_id, progress=progress_reporter(site_id, stage), **kwargs)
-    except Ts24Error as exc:
+    except Exception as exc:
+        known = classify(exc)
+        if known is None:
+            raise  # a bug: Prefect logs its traceback
         # One clear line in the Prefect UI; the stage run already recorded it in the control store.
-        get_run_logger().error("site %s, %s: %s", site_id, stage, exc)
-        raise
+        get_run_logger().error("site %s, %s: %s", site_id, stage, known)
+        if known is exc:
+            raise
+        raise known from exc  # its class decides the retry (flows.retries) and the exit code
     finally:
         app.close()
 
 
-@task(name="assess", retries=2, retry_delay_seconds=10, retry_condition_fn=_retry_transient)
+@task(name="assess", retries=2, retry_delay_seconds=10, retry_condition_fn=retry_if_transient)
 def assess_task(site_id: str, inventory: str) -> dict[str, Any]:
     result = run_step(assess_step, site_id, inventory, "assess")
     summary = result["summary"]
+    get_run_logger().info("site %s assessed: %s tables", site_id, summary["tables"])
     publish_markdown(site_id, "assessment", "\n".join([
         f"# Assessment of {site_id}",
         f"- server: {ServerIdentity.from_dict(result['server']).describe()}",
@@ -77,7 +74,7 @@ def assess_task(site_id: str, inventory: str) -> dict[str, Any]:
     return result
 
 
-@task(name="backup", retries=2, retry_delay_seconds=10, retry_condition_fn=_retry_transient)
+@task(name="backup", retries=2, retry_delay_seconds=10, retry_condition_fn=retry_if_transient)
 def backup_task(site_id: str, inventory: str, chunk_rows: int) -> dict[str, Any]:
     from ts24_migrate.steps.backup import backup_step
 
@@ -91,7 +88,7 @@ def backup_task(site_id: str, inventory: str, chunk_rows: int) -> dict[str, Any]
     return result
 
 
-@task(name="verify-backup", retries=1, retry_delay_seconds=10, retry_condition_fn=_retry_transient)
+@task(name="verify-backup", retries=1, retry_delay_seconds=10, retry_condition_fn=retry_if_transient)
 def verify_backup_task(site_id: str, inventory: str, identity: str | None) -> dict[str, Any]:
     from ts24_migrate.steps.backup import verify_step
 
@@ -103,7 +100,7 @@ def verify_backup_task(site_id: str, inventory: str, identity: str | None) -> di
     return result
 
 
-@task(name="load", retries=2, retry_delay_seconds=10, retry_condition_fn=_retry_transient)
+@task(name="load", retries=2, retry_delay_seconds=10, retry_condition_fn=retry_if_transient)
 def load_task(site_id: str, inventory: str, chunk_rows: int) -> dict[str, Any]:
     from ts24_migrate.steps.load import load_step
 
@@ -114,7 +111,7 @@ def load_task(site_id: str, inventory: str, chunk_rows: int) -> dict[str, Any]:
     return result
 
 
-@task(name="validate", retries=1, retry_delay_seconds=10, retry_condition_fn=_retry_transient)
+@task(name="validate", retries=1, retry_delay_seconds=10, retry_condition_fn=retry_if_transient)
 def validate_task(site_id: str, inventory: str, legacy_sample_rows: int | None = None) -> dict[str, Any]:
     from ts24_migrate.steps.validate import validate_step
     from ts24_migrate.errors import VerificationError
@@ -149,16 +146,17 @@ def migrate_site(site_id: str, inventory: str | None = None, chunk_rows: int = 5
     defaults to $TS24_INVENTORY (flows/inventory.py). `legacy_sample_rows` profiles only the
     first rows of each legacy table (descriptive; the verdict never depends on it), for sites
     where a full profile takes too long."""
-    logger = get_run_logger()
     inventory = inventory_path(inventory)
     known = load_inventory(Path(inventory))
     results: dict[str, Any] = {"flow_run": str(flow_run.get_id() or "")}
+    tasks = {"assess": assess_task, "backup": backup_task, "verify-backup": verify_backup_task,
+             "load": load_task, "validate": validate_task}
+
+    def run_stage(stage) -> dict[str, Any]:
+        arguments = stage_arguments(stage, chunk_rows=chunk_rows, custodian_identity=custodian_identity,
+                                    legacy_sample_rows=legacy_sample_rows)
+        return tasks[stage.stage](site_id, inventory, **arguments)
+
     with holding(legacy_server_limit(known, known.site(site_id))):  # every stage reads the legacy server
-        results["assess"] = assess_task(site_id, inventory)
-        logger.info("site %s assessed: %s tables", site_id, results["assess"]["summary"]["tables"])
-        results["backup"] = backup_task(site_id, inventory, chunk_rows)
-        results["verify_backup"] = verify_backup_task(site_id, inventory, custodian_identity)
-        with holding(target_limit(known)):
-            results["load"] = load_task(site_id, inventory, chunk_rows)
-            results["validate"] = validate_task(site_id, inventory, legacy_sample_rows)
+        results.update(run_migration(run_stage, hold_target=lambda: holding(target_limit(known))))
     return results

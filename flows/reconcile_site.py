@@ -39,6 +39,7 @@ from ts24_migrate.steps.gates import require_validated
 from .artifacts import artifact_key, progress_reporter, publish_markdown, publish_table
 from .inventory import inventory_path
 from .limits import SlotBusy, holding, legacy_server_limit, target_limit
+from .retries import retry_if_transient
 
 WATCHED_STATES = (SiteState.VALIDATED, SiteState.RECONCILING, SiteState.DRAINED)
 
@@ -64,7 +65,7 @@ def reconciliation_markdown(site_id: str, result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-@task(name="reconcile", retries=2, retry_delay_seconds=30)
+@task(name="reconcile", retries=2, retry_delay_seconds=30, retry_condition_fn=retry_if_transient)
 def reconcile_task(site_id: str, inventory: str, sweep: bool | None = None) -> dict[str, Any]:
     app = _app(inventory)
     try:

@@ -1,6 +1,8 @@
 """What every CLI command shares: the inventory, engines, the control store, output.
 
 Commands get an `App` from click's context; they build nothing else themselves.
+Nothing heavy is imported here at module level (SQLAlchemy, the inventory's
+pydantic models): `ts24-migrate --help` must start at once.
 """
 
 from __future__ import annotations
@@ -11,15 +13,17 @@ import sys
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from sqlalchemy.engine import Engine
 
-from .config import Inventory, SiteConfig, load_inventory
-from .control_store import ControlStore
 from .errors import ConfigError
-from .db import check_reachable, legacy_engine, store_engine
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+
+    from .config import Inventory, SiteConfig
+    from .control_store import ControlStore
 
 DEFAULT_INVENTORY = "sites.yaml"
 
@@ -30,15 +34,21 @@ class App:
     json_output: bool = False
     debug: bool = False
     _engines: dict[str, Engine] = field(default_factory=dict)
+    # With --json, what the command emitted; the CLI prints it once, as the one JSON object of the run.
+    json_payload: Any = None
 
     @cached_property
     def inventory(self) -> Inventory:
+        from .config import load_inventory
+
         return load_inventory(self.inventory_path)
 
     def site(self, site_id: str) -> SiteConfig:
         return self.inventory.site(site_id)
 
     def legacy_engine(self, site: SiteConfig, *, read_only: bool = True) -> Engine:
+        from .db import check_reachable, legacy_engine
+
         key = f"legacy:{site.id}:{read_only}"
         if key not in self._engines:
             url = self.inventory.legacy_url(site)
@@ -53,6 +63,8 @@ class App:
             self._engines.pop(key).dispose()
 
     def target_engine(self) -> Engine:
+        from .db import check_reachable, store_engine
+
         if "target" not in self._engines:
             url = self.inventory.target_url()
             engine = store_engine(url)
@@ -86,16 +98,36 @@ class App:
 
     @cached_property
     def control_store(self) -> ControlStore:
+        from .control_store import ControlStore
+        from .db import check_reachable, store_engine
+
         url = self.inventory.control_store_url()
         engine = store_engine(url)
         check_reachable(engine, what="control store", url=url)
         return ControlStore(engine)
 
+    def sqlite_folders(self) -> list[Path]:
+        """The folders of the SQLite databases this command writes (to name them when one cannot be written)."""
+        engines = [engine for key, engine in self._engines.items() if not key.endswith(":True")]  # not read-only
+        if "control_store" in self.__dict__:
+            engines.append(self.control_store.engine)
+        folders = []
+        for engine in engines:
+            database = engine.url.database if engine.url.get_backend_name() == "sqlite" else None
+            if database:
+                folder = Path(database.removeprefix("file:").split("?")[0]).parent
+                if folder not in folders:
+                    folders.append(folder)
+        return folders
+
     def emit(self, data: Any, human: str | None = None) -> None:
-        """Print `data` as JSON with --json, else the human text (or the JSON pretty-printed)."""
-        if self.json_output or human is None:
-            click.echo(json.dumps(data, indent=None if self.json_output else 2, default=str,
-                                  ensure_ascii=False))
+        """The command's result: kept for the one JSON object with --json (ts24_migrate.cli prints it
+        when the command ends, with its exit code), else printed as the human text (or as JSON
+        pretty-printed)."""
+        if self.json_output:
+            self.json_payload = data
+        elif human is None:
+            click.echo(json.dumps(data, indent=2, default=str, ensure_ascii=False))
         else:
             click.echo(human)
 

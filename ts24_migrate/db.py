@@ -11,7 +11,7 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Engine, make_url
 
-from .errors import ConfigError, UnreachableError
+from .errors import ConfigError, FolderUnusable, LoginRefused, UnreachableError, classify, is_login_refused
 from .odbc import odbc_connection_string
 from .secrets import Secret, redact_url, scrub
 
@@ -94,6 +94,11 @@ def check_reachable(engine: Engine, *, what: str, url: Secret | None = None) -> 
     except Exception as exc:
         detail = str(getattr(exc, "orig", exc)).splitlines()[0][:200]
         detail = scrub(detail, url) if url is not None else redact_url(detail)
-        raise UnreachableError(
-            f"{what} unreachable at {redact_url(engine.url.render_as_string(hide_password=True))}: {detail}"
-        ) from None
+        where = redact_url(engine.url.render_as_string(hide_password=True))
+        # Not every failed connection is transient: a refused login or an unwritable folder is not retried.
+        if is_login_refused(exc):
+            raise LoginRefused(f"{what} at {where} refused the login: {detail}") from None
+        if isinstance(classify(exc), FolderUnusable):
+            raise FolderUnusable(f"{what} at {where} cannot be opened: {detail} "
+                                 "(check the permissions and free space of its folder)") from None
+        raise UnreachableError(f"{what} unreachable at {where}: {detail}") from None

@@ -18,7 +18,6 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy.engine import make_url
 
 from .errors import ConfigError
 
@@ -110,13 +109,17 @@ def redact_url(url: str) -> str:
     >>> redact_url("mssql+pyodbc://sa:s3cret@host/db?driver=X")
     'mssql+pyodbc://sa:***@host/db?driver=X'
     """
-    try:
-        parsed = make_url(url)
-        # A whole ODBC string may ride in the query (?odbc_connect=...PWD=...), percent-encoded.
-        parsed = parsed.update_query_dict({key: _redact_values(value) for key, value in parsed.query.items()})
-        text = parsed.render_as_string(hide_password=True)
-    except Exception:
-        text = url
+    text = url
+    if "://" in url:  # only a URL can parse; plain messages need no SQLAlchemy import (CLI start-up)
+        from sqlalchemy.engine import make_url
+
+        try:
+            parsed = make_url(url)
+            # A whole ODBC string may ride in the query (?odbc_connect=...PWD=...), percent-encoded.
+            parsed = parsed.update_query_dict({key: _redact_values(value) for key, value in parsed.query.items()})
+            text = parsed.render_as_string(hide_password=True)
+        except Exception:
+            pass
     text = _USERINFO.sub(r"\1***\3", text)
     return _PASSWORD_IN_TEXT.sub(r"\1***", text)
 
@@ -133,6 +136,8 @@ def scrub(text: str, *secrets: Secret) -> str:
         value = secret.reveal()
         if value:
             text = text.replace(value, redact_url(value))
+            from sqlalchemy.engine import make_url
+
             try:
                 password = make_url(value).password
             except Exception:

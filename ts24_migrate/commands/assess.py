@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import click
 
-from ..steps.assess import assess_step
 from ..app import App, pass_app
-from ..server_identity import ServerIdentity
 from ..labels import (ATTACHMENT_FINDINGS, IN_FLIGHT_LABEL, RECEIVED_AFTER_CUTOVER_LABEL, finding_line,
                       object_counts_text)
 from .outcome import stage_outcome
@@ -46,6 +44,9 @@ def assess(app: App, site_id: str, server_moved: bool) -> None:
       ts24-migrate -i sites.yaml --json assess hn-01 | jq .server
       ts24-migrate -i sites.yaml assess hn-01 --server-moved
     """
+    from ..server_identity import ServerIdentity
+    from ..steps.assess import assess_step
+
     with stage_outcome(app, site_id) as outcome, table_progress(app, "assessing") as progress:
         result = assess_step(app, site_id, progress=progress, server_moved=server_moved)
     summary = result["summary"]

@@ -12,8 +12,6 @@ from pathlib import Path
 
 import click
 
-from audit import read_events, verify_ledger
-
 from ..app import App, pass_app
 from ..errors import ConfigError, UsageError, VerificationError
 
@@ -70,6 +68,8 @@ def verify(app: App, ledger_file: Path | None, site: str | None, public_keys: tu
       ts24-migrate audit verify work/ledger/hn-01.jsonl --public-key keys/signing.pub
       ts24-migrate -i sites.yaml audit verify --site hn-01 --json
     """
+    from audit import verify_ledger
+
     app.json_output = app.json_output or json_output
     path = _ledger_argument(app, ledger_file, site)
     if public_keys:
@@ -105,6 +105,8 @@ def show(app: App, ledger_file: Path | None, site: str | None, tail: int | None,
       ts24-migrate audit show work/ledger/hn-01.jsonl --tail 20
       ts24-migrate -i sites.yaml audit show --site hn-01 --json
     """
+    from audit import read_events
+
     app.json_output = app.json_output or json_output
     path = _ledger_argument(app, ledger_file, site)
     if not path.exists():

@@ -13,22 +13,15 @@ from typing import Callable
 
 import click
 
-from backups.catalog import list_backups
-from extract.objects import object_counts
-
 from ..app import App, pass_app
 from ..errors import VerificationError
 from ..labels import ATTACHMENT_FINDINGS, NUL_TEXT_LABEL, finding_line, object_counts_text
-from ..steps.site_life import shown_inventory
 from .outcome import stage_outcome
 from .progress import table_progress
 from .restore_common import print_problems, restore_options, restored_lines, scratch_url
 
 Progress = Callable[[str, int, int], None]
 
-
-from ..steps.backup import (backup_step, listed_backup, repair_step, restore_step,
-                            verify_step)
 
 def _megabytes(size: int | None) -> str:
     return f"{(size or 0) / 1_000_000:.1f} MB"
@@ -73,6 +66,8 @@ def create(app: App, site_id: str, chunk_rows: int) -> None:
       ts24-migrate -i sites.yaml backup hn-01
       ts24-migrate -i sites.yaml --json backup create hn-01 --chunk-rows 20000
     """
+    from ..steps.backup import backup_step
+
     with stage_outcome(app, site_id) as outcome:
         with table_progress(app, "backing up") as progress:
             result = backup_step(app, site_id, chunk_rows=chunk_rows, progress=progress)
@@ -80,6 +75,8 @@ def create(app: App, site_id: str, chunk_rows: int) -> None:
 
 
 def _created_lines(site_id: str, result: dict) -> str:
+    from extract.objects import object_counts
+
     lines = [f"site {site_id}: backup {result['backup_id']}" + (" (resumed)" if result["resumed"] else "")
              + (f" reused: {result['reuse_note']}" if result.get("reused") else ""),
              f"  {result['tables']} tables, {result['rows']} rows, {result['parts']} parts, "
@@ -129,6 +126,8 @@ def repair_command(app: App, site_id: str, backup_id: str) -> None:
       ts24-migrate -i sites.yaml backup verify hn-01        # exit 1: a part is damaged
       ts24-migrate -i sites.yaml backup repair hn-01 --backup 20250701T020000.000000Z-1a2b3c
     """
+    from ..steps.backup import repair_step
+
     with stage_outcome(app, site_id) as outcome:
         with table_progress(app, "repairing") as progress:
             result = repair_step(app, site_id, backup_id=backup_id, progress=progress)
@@ -162,6 +161,11 @@ def list_command(app: App, site_id: str) -> None:
       ts24-migrate -i sites.yaml backup list hn-01
       ts24-migrate -i sites.yaml --json backup list hn-01
     """
+    from backups.catalog import list_backups
+
+    from ..steps.backup import listed_backup
+    from ..steps.site_life import shown_inventory
+
     app.site(site_id)
     entries = list_backups(app.inventory.backup_path, site_id)
     store = app.control_store
@@ -207,6 +211,8 @@ def verify_command(app: App, site_id: str, backup_id: str | None, identity: Path
       ts24-migrate -i sites.yaml backup verify hn-01
       ts24-migrate -i sites.yaml backup verify hn-01 --identity keys/alice.age-identity
     """
+    from ..steps.backup import verify_step
+
     with stage_outcome(app, site_id) as outcome:
         with table_progress(app, "verifying") as progress:
             try:
@@ -251,6 +257,8 @@ def restore_command(app: App, site_id: str, identity: Path, into_sqlite: Path | 
       SCRATCH_URL=postgresql+psycopg://... ts24-migrate -i sites.yaml backup restore hn-01 \\
           --identity keys/alice.age-identity --into-url-env SCRATCH_URL --files /tmp/hn-01-files
     """
+    from ..steps.backup import restore_step
+
     url = scratch_url(into_sqlite, into_url_env)
     with stage_outcome(app, site_id) as outcome:
         with table_progress(app, "restoring") as progress:

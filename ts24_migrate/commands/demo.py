@@ -10,6 +10,7 @@ import click
 from ..app import App, pass_app
 from ..errors import Ts24Error, UsageError, VerificationError
 from .demo_purge import add_demo_purge_people, retire_demo_site
+from .migrate import migrate_site_now, via_prefect_option
 from .outcome import site_outcome, verdict_of
 
 DEMO_MARKER = ".ts24-demo"  # only a folder carrying this marker is ever replaced
@@ -39,21 +40,23 @@ def prepare_demo_folder(folder: Path) -> None:
 @click.option("--through", type=click.Choice(["migration", "purge"]), default="migration", show_default=True,
               help="purge: then drain the site and retire it (demo operator and approver keys), ending with "
                    "its certificate of sanitization verified.")
+@via_prefect_option
 @pass_app
-def demo(app: App, folder: Path, site_id: str, scale: float, seed: int, awkward_names: bool, through: str) -> None:
+def demo(app: App, folder: Path, site_id: str, scale: float, seed: int, awkward_names: bool, through: str,
+         via_prefect: bool) -> None:
     """Make a demo TS24 site (legacy SQLite database with dirty data, attachment folder, a new
-    system that already holds portal-side rows, custodian and signing keys, sites.yaml) and run the
-    `migrate-site` Prefect flow on it end to end. Prints where the reports are.
+    system that already holds portal-side rows, custodian and signing keys, sites.yaml) and migrate
+    it end to end as `migrate` does (--via-prefect: as the `migrate-site` Prefect flow). Prints
+    where the reports are.
 
     \b
     Example:
       ts24-migrate demo
-      ts24-migrate demo --folder /tmp/demo --scale 1
+      ts24-migrate demo --folder /tmp/demo --scale 1 --via-prefect
       ts24-migrate demo --folder /tmp/odd-demo --awkward-names
       ts24-migrate demo --folder /tmp/retired-demo --scale 0.05 --through purge
     """
     from backups.keys import generate_custodian_identity, generate_signing_key
-    from flows.migrate_site import migrate_site
 
     from .demo_data import write_demo_inventory
 
@@ -73,11 +76,11 @@ def demo(app: App, folder: Path, site_id: str, scale: float, seed: int, awkward_
         shutil.rmtree(folder, ignore_errors=True)
         click.echo(f"the half-made demo folder {folder} was removed", err=True)
         raise
-    click.echo(f"demo site {site_id!r} written to {folder}; running the migrate-site flow ...", err=True)
+    click.echo(f"demo site {site_id!r} written to {folder}; migrating it ...", err=True)
     site_app = App(inventory, json_output=app.json_output)
     try:
         try:
-            result = migrate_site(site_id=site_id, inventory=str(inventory), custodian_identity=str(identity))
+            result = migrate_site_now(site_app, site_id, identity=identity, via_prefect=via_prefect)
         except Ts24Error as exc:
             # The demo site itself is whole; its reports say why the migration failed.
             try:

@@ -11,20 +11,19 @@ import datetime as dt
 import os
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import TYPE_CHECKING, Iterator, Sequence
 
 import click
-import yaml
-from sqlalchemy.engine import Engine
 
 from ..app import App, interactive, pass_app
-from ..config import load_inventory
-from ..db import check_reachable, legacy_engine, store_engine
-from ..demo import DemoTruth, generate_site
-from ..demo.advance import advance_site
-from ..demo.writer import Progress
 from ..errors import ConfigError, UsageError
 from ..secrets import Secret, redact_url
+
+if TYPE_CHECKING:  # the generator and SQLAlchemy load when a command runs, not for --help
+    from sqlalchemy.engine import Engine
+
+    from ..demo import DemoTruth
+    from ..demo.writer import Progress
 
 DEFAULT_CUTOVER = dt.date(2025, 7, 1)
 
@@ -34,6 +33,8 @@ def _sqlite_url(path: Path) -> str:
 
 
 def _writable_legacy(url: Secret) -> Engine:
+    from ..db import check_reachable, legacy_engine
+
     engine = legacy_engine(url, read_only=False)  # the demo writes the "legacy" site
     check_reachable(engine, what="legacy database", url=url)
     return engine
@@ -90,6 +91,12 @@ def write_demo_inventory(folder: Path, *, site_id: str = "demo", office_code: st
     `awkward_names`: some legacy tables and columns get names that need quoting
     (demo.awkward_names).
     """
+    import yaml
+
+    from ..config import load_inventory
+    from ..db import store_engine
+    from ..demo import generate_site
+
     folder = Path(folder).resolve()
     inventory_path = folder / "sites.yaml"
     inventory = yaml.safe_load(inventory_path.read_text(encoding="utf-8")) if inventory_path.exists() else None
@@ -176,6 +183,9 @@ def demo_data(app: App, legacy_sqlite: Path | None, legacy_url_env: str | None, 
           --attachments demo/files --seed 7
       ts24-migrate demo-data --legacy-sqlite odd/legacy.sqlite --attachments odd/files --awkward-names
     """
+    from ..db import check_reachable, store_engine
+    from ..demo import generate_site
+
     if (legacy_sqlite is None) == (legacy_url_env is None):
         raise UsageError("give exactly one of --legacy-sqlite FILE or --legacy-url-env NAME")
     if target_sqlite is not None and target_url_env is not None:
@@ -250,6 +260,8 @@ def demo_advance(app: App, site_id: str, days: int, drain: bool, seed: int, trut
       ts24-migrate -i demo/sites.yaml demo-advance demo --days 7
       ts24-migrate -i demo/sites.yaml --json demo-advance demo --days 1 --drain
     """
+    from ..demo.advance import advance_site
+
     site = app.site(site_id)
     legacy = app.legacy_engine(site, read_only=False)
     target = app.target_engine()

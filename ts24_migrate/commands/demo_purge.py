@@ -15,19 +15,8 @@ import datetime as dt
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from backups.keys import generate_signing_key, load_signing_key
-from purge.certificate import verify_certificate
-from purge.documents import read_document
-
 from ..app import App
-from ..control_store import SiteState
-from ..demo.advance import advance_site
 from ..errors import VerificationError
-from ..steps.backup import trusted_public_key
-from ..steps.purge import approve_step, execute_step, plan_step, prepare_step
-from ..steps.reconcile import reconcile_step
 
 COMMANDS: list = []  # helpers of `demo` only
 OPERATOR_KEY = Path("keys/operator/signing.key")
@@ -36,6 +25,9 @@ APPROVER_KEY = Path("keys/approver/signing.key")
 
 def add_demo_purge_people(folder: Path, inventory: Path) -> None:
     """An operator and an approver (two people, two keys) in the demo inventory."""
+    import yaml
+    from backups.keys import generate_signing_key
+
     for key in (OPERATOR_KEY, APPROVER_KEY):
         generate_signing_key(folder / key)
     data = yaml.safe_load(inventory.read_text(encoding="utf-8"))
@@ -49,6 +41,16 @@ def add_demo_purge_people(folder: Path, inventory: Path) -> None:
 
 def retire_demo_site(app: App, folder: Path, site_id: str, identity: Path) -> dict[str, Any]:
     """DRAINED, prepared, planned, approved, purged, certified; the certificate verified offline."""
+    from backups.keys import load_signing_key
+    from purge.certificate import verify_certificate
+    from purge.documents import read_document
+
+    from ..control_store import SiteState
+    from ..demo.advance import advance_site
+    from ..steps.backup import trusted_public_key
+    from ..steps.purge import approve_step, execute_step, plan_step, prepare_step
+    from ..steps.reconcile import reconcile_step
+
     site = app.site(site_id)
     reconcile_step(app, site_id)
     legacy = app.legacy_engine(site, read_only=False)

@@ -9,10 +9,7 @@ from pathlib import Path
 
 import click
 
-from backups.keys import (generate_custodian_identity, generate_signing_key, key_id_of, public_key_path)
-
 from ..app import App, pass_app
-from ..config import SITE_ID
 from ..errors import UsageError
 
 SIGNING_KEY_NAME = "signing.key"
@@ -49,6 +46,10 @@ def generate(app: App, out_dir: Path, custodian: str, only: str | None, json_out
       ts24-migrate keys generate --out /media/usb --custodian bob --only identity
       ts24-migrate keys generate --out keys --only signing --json
     """
+    from backups.keys import generate_custodian_identity, generate_signing_key, key_id_of, public_key_path
+
+    from ..config import SITE_ID
+
     app.json_output = app.json_output or json_output
     if not SITE_ID.match(custodian):
         raise UsageError("--custodian must be lower-case letters, digits, '-' or '_' (it names a file)")

@@ -12,9 +12,6 @@ from .outcome import stage_outcome
 from .progress import table_progress
 
 
-from ..steps.load import load_step
-
-
 @click.command("load")
 @click.argument("site_id", metavar="SITE")
 @click.option("--chunk-rows", type=click.IntRange(min=1), default=50_000, show_default=True,
@@ -36,6 +33,8 @@ def load(app: App, site_id: str, chunk_rows: int) -> None:
       ts24-migrate -i sites.yaml load hn-01
       ts24-migrate -i sites.yaml --json load hn-01 --chunk-rows 20000 | jq .tables.HO_SO
     """
+    from ..steps.load import load_step
+
     with stage_outcome(app, site_id) as outcome:
         with table_progress(app, "loading") as progress:
             data = load_step(app, site_id, chunk_rows=chunk_rows, progress=progress)

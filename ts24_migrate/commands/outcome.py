@@ -19,14 +19,15 @@ from __future__ import annotations
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 import click
 
 from ..app import App
 from ..errors import GateRefused, Ts24Error, UnreachableError, VerificationError
-from ..steps.latest import latest_dir
-from ..steps.site_life import Outcome, SiteFacts, next_step
+
+if TYPE_CHECKING:  # the control store (SQLAlchemy) loads when a command runs, not for --help
+    from ..steps.site_life import Outcome
 
 COMMANDS: list = []  # helpers only; no command here
 
@@ -43,6 +44,9 @@ def verdict_of(exc: BaseException) -> str:
 
 def site_outcome(app: App, site_id: str, verdict: str, report: str | Path | None = None) -> Outcome:
     """The outcome of a command on a site as the control store now says (the next step included)."""
+    from ..steps.latest import latest_dir
+    from ..steps.site_life import Outcome, SiteFacts, next_step
+
     facts = SiteFacts.read(app, site_id)
     if report is None:
         index = latest_dir(app, site_id) / "index.html"

@@ -5,9 +5,6 @@ from __future__ import annotations
 from contextlib import contextmanager
 from typing import Callable, Iterator
 
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
 from ..app import App
 
 COMMANDS: list = []  # helpers only; no command here
@@ -16,6 +13,9 @@ COMMANDS: list = []  # helpers only; no command here
 @contextmanager
 def table_progress(app: App, label: str) -> Iterator[Callable[[str, int, int], None] | None]:
     """Yield a callback(item, done, total) driving a progress bar, or None when not interactive."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
     console = Console(stderr=True)
     if app.json_output or not console.is_terminal:
         yield None

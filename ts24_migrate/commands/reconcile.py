@@ -25,9 +25,6 @@ Progress = Callable[[str, int, int], None]
 STAGE = "reconcile"
 
 
-from ..steps.reconcile import reconcile_step, restore_chain_step, verify_chain_step
-
-
 @click.group("reconcile")
 def reconcile() -> None:
     """Follow a site's in-flight dossiers after cut-over until the site drains.
@@ -70,6 +67,8 @@ def run_command(app: App, site_id: str, sweep: bool | None, as_of: dt.datetime |
       ts24-migrate -i sites.yaml reconcile run hn-01
       ts24-migrate -i sites.yaml --json reconcile run hn-01 --expect-drained | jq .criteria
     """
+    from ..steps.reconcile import reconcile_step
+
     with stage_outcome(app, site_id) as outcome:
         with table_progress(app, "reading changes") as progress:
             result = reconcile_step(app, site_id, chunk_rows=chunk_rows, sweep=sweep, as_of=as_of,
@@ -118,6 +117,8 @@ def verify_chain_command(app: App, site_id: str, public_key: Path | None) -> Non
     Example:
       ts24-migrate -i sites.yaml reconcile verify-chain hn-01
     """
+    from ..steps.reconcile import verify_chain_step
+
     with stage_outcome(app, site_id) as outcome:
         try:
             result = verify_chain_step(app, site_id, public_key=public_key)
@@ -146,6 +147,8 @@ def restore_chain_command(app: App, site_id: str, identity: Path, into_sqlite: P
       ts24-migrate -i sites.yaml reconcile restore-chain hn-01 --identity keys/alice.age-identity \\
           --into-sqlite /tmp/hn-01-chain.sqlite --files /tmp/hn-01-chain-files
     """
+    from ..steps.reconcile import restore_chain_step
+
     url = scratch_url(into_sqlite, into_url_env)
     with stage_outcome(app, site_id) as outcome:
         try:

@@ -16,8 +16,6 @@ from typing import Any, Callable
 
 import click
 
-from validation.report import build_site_report, write_site_report
-
 from ..app import App, pass_app
 from ..errors import VerificationError
 from ..report_paths import PathNames
@@ -25,8 +23,6 @@ from .outcome import stage_outcome
 from .progress import table_progress
 
 Progress = Callable[[str, int, int], None]
-from ..steps.gates import require_verdict
-from ..steps.validate import validate_step
 
 
 # -- commands ---------------------------------------------------------------------------------
@@ -72,6 +68,8 @@ def validate(app: App, site_id: str, legacy_sample_rows: int | None) -> None:
       ts24-migrate -i sites.yaml validate hn-01
       ts24-migrate -i sites.yaml --json validate hn-01 | jq .reports.html
     """
+    from ..steps.validate import validate_step
+
     with stage_outcome(app, site_id) as outcome:
         with table_progress(app, "validating") as progress:
             try:
@@ -106,6 +104,10 @@ def report(app: App, site_id: str, run_id: str | None, out: Path | None) -> None
       ts24-migrate -i sites.yaml report hn-01
       ts24-migrate -i sites.yaml report hn-01 --run 0b6f... --out /tmp/hn-01-report
     """
+    from validation.report import build_site_report, write_site_report
+
+    from ..steps.gates import require_verdict
+
     with stage_outcome(app, site_id) as outcome:
         if run_id is None:
             require_verdict(app, site_id)

@@ -1,0 +1,80 @@
+"""A temporary local Prefect server for a flow run started by the CLI without PREFECT_API_URL.
+
+Prefect would start one by itself, in the terminal's process group: a Ctrl-C
+there stops the server too, and the flow engine, still running, then keeps
+retrying it for minutes to record the run as crashed. This one starts with
+SIGINT blocked (a blocked signal stays blocked in the child), so only the CLI
+sees the Ctrl-C; the engine records the crash on a live server, and the CLI
+stops the server when it is done, interrupted or not.
+
+Example::
+
+    with temporary_prefect_server():
+        migrate_site(site_id="hn-01", inventory="sites.yaml")
+"""
+
+from __future__ import annotations
+
+import inspect
+import signal
+import socket
+from contextlib import closing, contextmanager
+from typing import Iterator
+
+from prefect.events.worker import EventsWorker
+from prefect.logging.handlers import APILogWorker
+from prefect.server.api.server import SubprocessASGIServer
+from prefect.settings import PREFECT_API_URL, temporary_settings
+from prefect.utilities.asyncutils import run_coro_as_sync
+
+
+class _ServerOutsideCtrlC(SubprocessASGIServer):
+    def _run_uvicorn_command(self):
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        try:
+            return super()._run_uvicorn_command()
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+
+
+def _free_port() -> int:
+    with closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+async def _send_pending_logs_and_events() -> None:
+    """Before the server stops: Prefect's log and event workers would otherwise retry a dead server
+    for a minute or more when the process exits."""
+    try:
+        drained = APILogWorker.instance().drain()
+        if inspect.isawaitable(drained):
+            await drained
+    except RuntimeError:  # the log worker never started
+        pass
+    drained = EventsWorker.drain_all()
+    if inspect.isawaitable(drained):
+        await drained
+
+
+@contextmanager
+def temporary_prefect_server() -> Iterator[str]:
+    """Start a local Prefect server, point Prefect at it, and stop it afterwards; yields its API URL."""
+    # An explicit port: Prefect keeps one server object per port, and an earlier ephemeral one must not
+    # be reused; registered as the default one too, so that Prefect itself starts no second server.
+    server = _ServerOutsideCtrlC(_free_port())
+    earlier_default = SubprocessASGIServer._instances.get(None)
+    SubprocessASGIServer._instances[None] = server
+    try:
+        server.start()
+        with temporary_settings({PREFECT_API_URL: server.api_url}):
+            try:
+                yield server.api_url
+            finally:
+                run_coro_as_sync(_send_pending_logs_and_events())
+    finally:
+        server.stop()
+        if earlier_default is not None:
+            SubprocessASGIServer._instances[None] = earlier_default
+        else:
+            SubprocessASGIServer._instances.pop(None, None)
