@@ -324,14 +324,14 @@ def test_cli_keys_generate_json_and_only(tmp_path: Path, capsys: pytest.CaptureF
                  "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert result == {"identity_file": str(tmp_path / "bob.age-identity"),
-                      "recipient": recipient_of(tmp_path / "bob.age-identity")}
+                      "recipient": recipient_of(tmp_path / "bob.age-identity"), "ok": True, "exit_code": 0}
     assert not (tmp_path / "signing.key").exists()
 
     assert main(["--json", "keys", "generate", "--out", str(tmp_path), "--only", "signing"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["public_key"] == load_public_key(tmp_path / "signing.pub")
     assert result["key_id"] == key_id_of(result["public_key"])
-    assert set(result) == {"signing_key_file", "public_key_file", "public_key", "key_id"}
+    assert set(result) == {"signing_key_file", "public_key_file", "public_key", "key_id", "ok", "exit_code"}
 
 
 def test_cli_keys_generate_refuses_to_overwrite_anything(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
