@@ -24,8 +24,13 @@ from typing import Iterator
 from prefect.events.worker import EventsWorker
 from prefect.logging.handlers import APILogWorker
 from prefect.server.api.server import SubprocessASGIServer
-from prefect.settings import PREFECT_API_URL, temporary_settings
+from prefect.settings import PREFECT_API_URL, PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS, temporary_settings
 from prefect.utilities.asyncutils import run_coro_as_sync
+
+from ts24_migrate.errors import UnreachableError
+
+# A first start creates the server's database: Prefect's default of 20 s is too short on a busy host.
+STARTUP_SECONDS = 120
 
 
 class _ServerOutsideCtrlC(SubprocessASGIServer):
@@ -65,8 +70,13 @@ def temporary_prefect_server() -> Iterator[str]:
     server = _ServerOutsideCtrlC(_free_port())
     earlier_default = SubprocessASGIServer._instances.get(None)
     SubprocessASGIServer._instances[None] = server
+    timeout = max(STARTUP_SECONDS, PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS.value())
     try:
-        server.start()
+        try:
+            server.start(timeout=timeout)
+        except RuntimeError as exc:  # Prefect's words for a server that did not come up
+            raise UnreachableError(f"the temporary Prefect server did not start: {str(exc)[:300]}; "
+                                   "set PREFECT_API_URL to use a running Prefect server") from exc
         with temporary_settings({PREFECT_API_URL: server.api_url}):
             try:
                 yield server.api_url
