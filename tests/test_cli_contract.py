@@ -165,6 +165,15 @@ def test_every_documented_exit_code_has_a_case():
     assert documented == {code for _, _, code in CASES}
 
 
+def test_the_readme_exit_code_table_is_the_contract():
+    import re
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    table = readme[readme.index("### Exit codes"):readme.index("### `--json` output")]
+    listed = {int(code) for code in re.findall(r"^\| (\d+) \|", table, flags=re.MULTILINE)}
+    assert listed == {code for name, code in vars(ExitCode).items() if not name.startswith("_")}
+
+
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("case, argv, code", CASES, ids=[case for case, _, _ in CASES])
 def test_failure_exit_code_is_the_same_in_every_mode(site, test_only_commands, capsys, case, argv, code, mode):
