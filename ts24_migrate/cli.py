@@ -41,8 +41,6 @@ EXIT_CODES_HELP = """Exit codes: 0 ok, 1 verdict failed, 2 usage/configuration e
 3 unreachable database or folder, 4 refused by a safety gate, 70 internal error, 130 interrupted.
 --json and --debug may also follow the command."""
 
-GLOBAL_FLAGS = ("--json", "--debug")
-
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
              epilog=EXIT_CODES_HELP)
@@ -144,13 +142,16 @@ def main(argv: list[str] | None = None) -> int:
     app = App(default_inventory_path(), json_output=json_output, debug=debug)
     if json_output:
         args = ["--json", *args]
-    with interrupt_handling():
-        if json_output:
-            with _stdout_to_stderr():
-                code, error = _run(args, app, debug)
-            click.echo(_json_document(code, app.json_payload, error))
-        else:
-            code, _ = _run(args, app, debug)
+    try:
+        with interrupt_handling():
+            if json_output:
+                with _stdout_to_stderr():
+                    code, error = _run(args, app, debug)
+                click.echo(_json_document(code, app.json_payload, error))
+            else:
+                code, _ = _run(args, app, debug)
+    except KeyboardInterrupt:  # Ctrl-C after the command ended, while its result was printed
+        return ExitCode.INTERRUPTED
     return code
 
 
@@ -177,7 +178,8 @@ def _run(args: list[str], app: App, debug: bool) -> tuple[int, dict[str, str] | 
         known = classify(exc)
         if known is None:
             message = f"{type(exc).__name__}: {redact_url(str(exc)).splitlines()[0][:300] if str(exc) else ''}"
-            return _report(ExitCode.INTERNAL, "InternalError", message, exc, debug, prefix="internal error", suffix=" (rerun with --debug and report it)")
+            return _report(ExitCode.INTERNAL, "InternalError", message, exc, debug, prefix="internal error",
+                           suffix=" (rerun with --debug and report it)")
         if isinstance(known, FolderUnusable) and known.folder is None and app.sqlite_folders():
             known = FolderUnusable(f"{known} (check the permissions and free space of "
                                    f"{', '.join(map(str, app.sqlite_folders()))})")
