@@ -57,7 +57,7 @@ def _demo_site(folder: Path, scale: float) -> tuple[Path, Path]:
 
 
 def _line(label: str, seconds: float, baseline: float) -> str:
-    return f"  {label:<44} {seconds:>8.2f} s {seconds / baseline:>8.1f}x"
+    return f"  {label:<52} {seconds:>8.2f} s {seconds / baseline:>8.1f}x"
 
 
 def main(argv: list[str] | None = None) -> int:
