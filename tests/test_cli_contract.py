@@ -14,7 +14,7 @@ import click
 import pytest
 
 from ts24_migrate.cli import cli, main, split_global_flags
-from ts24_migrate.errors import ExitCode, GateRefused
+from ts24_migrate.errors import ExitCode
 
 SITE = "demo"
 
@@ -63,8 +63,8 @@ def site(tmp_path_factory) -> Site:
     return Site(tmp_path_factory.mktemp("contract"))
 
 
-# Commands that exist only in this test, for the failures no real command can be made to have:
-# a bug, a refusing safety gate (the purge, the only gate, is not built yet), Ctrl-C.
+# Commands that exist only in this test, for the failures no real command can be made to have on
+# purpose: a bug, and Ctrl-C without a signal (test_cli_interrupt sends real ones).
 def _raises(name: str, error: Callable[[], BaseException]) -> click.Command:
     @click.command(name)
     def command() -> None:
@@ -74,7 +74,6 @@ def _raises(name: str, error: Callable[[], BaseException]) -> click.Command:
 
 TEST_ONLY_COMMANDS = [
     _raises("test-bug", lambda: ZeroDivisionError("division by zero")),
-    _raises("test-gate", lambda: GateRefused("gate 'site drained' refused: 3 dossiers in flight")),
     _raises("test-interrupt", KeyboardInterrupt),
 ]
 
@@ -117,6 +116,8 @@ CASES: list[tuple[str, Callable[[Site], list[str]], int]] = [
      ExitCode.UNREACHABLE),
     ("validate: unknown site", lambda s: ["-i", str(s.inventory), "validate", "nope"], ExitCode.USAGE),
     ("report: unknown site", lambda s: ["-i", str(s.inventory), "report", "nope"], ExitCode.USAGE),
+    ("reconcile run: site not loaded (a gate)", lambda s: ["-i", str(s.inventory), "reconcile", "run", SITE],
+     ExitCode.REFUSED),
     ("reconcile run: legacy database missing", lambda s: ["-i", str(s.broken_inventory), "reconcile", "run", SITE],
      ExitCode.UNREACHABLE),
     ("reconcile verify-chain: unknown site", lambda s: ["-i", str(s.inventory), "reconcile", "verify-chain",
@@ -139,7 +140,6 @@ CASES: list[tuple[str, Callable[[Site], list[str]], int]] = [
                                                  str(s.public_key)], ExitCode.VERDICT_FAILED),
     ("audit show: no ledger", lambda s: ["audit", "show", str(s.folder / "none.jsonl")], ExitCode.USAGE),
     ("bug", lambda s: ["test-bug"], ExitCode.INTERNAL),
-    ("safety gate", lambda s: ["test-gate"], ExitCode.REFUSED),
     ("Ctrl-C", lambda s: ["test-interrupt"], ExitCode.INTERRUPTED),
 ]
 # Every command also refuses an unknown option (click's usage error).
@@ -196,7 +196,7 @@ def test_failure_exit_code_is_the_same_in_every_mode(site, test_only_commands, c
 
 
 def test_error_classes_in_json(site, test_only_commands, capsys):
-    expected = {"test-bug": "InternalError", "test-gate": "GateRefused", "test-interrupt": "Interrupted"}
+    expected = {"test-bug": "InternalError", "test-interrupt": "Interrupted"}
     for command, kind in expected.items():
         main(["--json", command])
         assert json.loads(capsys.readouterr().out)["error"]["class"] == kind
