@@ -35,7 +35,7 @@ from ts24_migrate.config import load_inventory
 from ts24_migrate.control_store import ControlStore, SiteState
 from ts24_migrate.db import check_reachable, legacy_engine, store_engine
 from ts24_migrate.demo import generate_site
-from ts24_migrate.errors import ConfigError, ExitCode, UnreachableError
+from ts24_migrate.errors import ConfigError, ExitCode, LoginRefused, UnreachableError
 from ts24_migrate.odbc import odbc_connection_string
 from ts24_migrate.secrets import Secret
 from ts24_migrate.server_identity import ServerIdentity, probe_server_identity
@@ -271,7 +271,7 @@ def test_awkward_passwords_reach_mariadb_and_never_show(second_mariadb):
             assert reached.port == second_mariadb.port
         wrong = Secret(second_mariadb.url("mysql", user=user, password=AWKWARD_PASSWORD + "-wrong"))
         engine = legacy_engine(wrong)
-        with pytest.raises(UnreachableError) as caught:
+        with pytest.raises(LoginRefused) as caught:  # a configuration error (exit 2), never retried
             check_reachable(engine, what="legacy database", url=wrong)
         engine.dispose()
         admin.execute(f"DROP USER IF EXISTS '{user}'@'%'")
