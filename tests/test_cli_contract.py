@@ -108,18 +108,17 @@ CASES: list[tuple[str, Callable[[Site], list[str]], int]] = [
     ("backup: legacy database missing", lambda s: ["-i", str(s.broken_inventory), "backup", SITE],
      ExitCode.UNREACHABLE),
     ("backup list: unknown site", lambda s: ["-i", str(s.inventory), "backup", "list", "nope"], ExitCode.USAGE),
-    ("backup verify: no backup yet", lambda s: ["-i", str(s.inventory), "backup", "verify", SITE], ExitCode.USAGE),
+    ("backup verify: unknown site", lambda s: ["-i", str(s.inventory), "backup", "verify", "nope"], ExitCode.USAGE),
     ("backup restore: unknown site", lambda s: ["-i", str(s.inventory), "backup", "restore", "nope",
                                                 "--identity", str(s.identity), "--into-sqlite",
                                                 str(s.folder / "r.sqlite")], ExitCode.USAGE),
-    ("load: legacy database missing", lambda s: ["-i", str(s.broken_inventory), "load", SITE],
-     ExitCode.UNREACHABLE),
+    ("load: unknown site", lambda s: ["-i", str(s.inventory), "load", "nope"], ExitCode.USAGE),
+    ("load: not backed up yet (a gate)", lambda s: ["-i", str(s.inventory), "load", SITE], ExitCode.REFUSED),
     ("validate: unknown site", lambda s: ["-i", str(s.inventory), "validate", "nope"], ExitCode.USAGE),
     ("report: unknown site", lambda s: ["-i", str(s.inventory), "report", "nope"], ExitCode.USAGE),
     ("reconcile run: site not loaded (a gate)", lambda s: ["-i", str(s.inventory), "reconcile", "run", SITE],
      ExitCode.REFUSED),
-    ("reconcile run: legacy database missing", lambda s: ["-i", str(s.broken_inventory), "reconcile", "run", SITE],
-     ExitCode.UNREACHABLE),
+    ("reconcile run: unknown site", lambda s: ["-i", str(s.inventory), "reconcile", "run", "nope"], ExitCode.USAGE),
     ("reconcile verify-chain: unknown site", lambda s: ["-i", str(s.inventory), "reconcile", "verify-chain",
                                                         "nope"], ExitCode.USAGE),
     ("reconcile restore-chain: unknown site", lambda s: ["-i", str(s.inventory), "reconcile", "restore-chain",
@@ -145,6 +144,10 @@ CASES: list[tuple[str, Callable[[Site], list[str]], int]] = [
 # Every command also refuses an unknown option (click's usage error).
 CASES += [(f"{' '.join(path)}: unknown option", lambda s, path=path: [*path, "--no-such-option"], ExitCode.USAGE)
           for path in COMMAND_PATHS]
+
+# The classes --json names (README, "--json output"), whatever subclass a stage raised.
+JSON_ERROR_CLASSES = {"ConfigError", "LoginRefused", "UsageError", "UnreachableError", "FolderUnusable",
+                      "VerificationError", "GateRefused", "InternalError", "Interrupted"}
 
 MODES: dict[str, Callable[[list[str]], list[str]]] = {
     "plain": lambda argv: argv,
@@ -172,6 +175,8 @@ def test_the_readme_exit_code_table_is_the_contract():
     table = readme[readme.index("### Exit codes"):readme.index("### `--json` output")]
     listed = {int(code) for code in re.findall(r"^\| (\d+) \|", table, flags=re.MULTILINE)}
     assert listed == {code for name, code in vars(ExitCode).items() if not name.startswith("_")}
+    json_section = readme[readme.index("### `--json` output"):readme.index("## Reading the reports")]
+    assert JSON_ERROR_CLASSES == set(re.findall(r"`([A-Z][A-Za-z]+)`", json_section))
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -184,7 +189,7 @@ def test_failure_exit_code_is_the_same_in_every_mode(site, test_only_commands, c
         document = json.loads(out)  # exactly one JSON object: json.loads refuses anything after it
         assert out.count("\n") == 1
         assert document["ok"] is False and document["exit_code"] == code
-        assert document["error"]["class"] and document["error"]["message"], document
+        assert document["error"]["class"] in JSON_ERROR_CLASSES and document["error"]["message"], document
     lines = err.strip().splitlines()
     assert lines, "a failure always says why on stderr"
     if "--debug" in mode and not click_usage:
@@ -231,6 +236,13 @@ def test_a_failed_verdict_under_json_is_one_object_with_its_findings(site, capsy
     document = json.loads(capsys.readouterr().out)
     assert document["ok"] is False and document["exit_code"] == 1
     assert document["error"]["class"] == "VerificationError" and document["problems"], document
+
+
+def test_a_refused_stage_under_json_carries_its_outcome(site, capsys):
+    assert main(["-i", str(site.inventory), "reconcile", "run", SITE, "--json"]) == ExitCode.REFUSED
+    document = json.loads(capsys.readouterr().out)
+    assert document["error"]["class"] == "GateRefused"
+    assert document["outcome"]["verdict"] == "REFUSED" and document["outcome"]["site_id"] == SITE, document
 
 
 def test_flags_after_a_double_dash_are_left_alone():

@@ -33,7 +33,7 @@ import click
 
 from . import __version__, commands, silence_analytics
 from .app import App, default_inventory_path
-from .errors import ExitCode, FolderUnusable, Ts24Error, classify
+from .errors import ExitCode, FolderUnusable, Ts24Error, classify, documented_class
 from .interrupts import interrupt_handling
 from .secrets import redact_url
 
@@ -175,6 +175,9 @@ def _run(args: list[str], app: App, debug: bool) -> tuple[int, dict[str, str] | 
     except BaseException as exc:  # noqa: BLE001 - the one boundary where every failure gets its class
         if isinstance(exc, (SystemExit, GeneratorExit)):
             raise
+        outcome = getattr(exc, "outcome", None)  # the command's outcome line (commands/outcome.py)
+        if outcome is not None and app.json_output:
+            app.json_payload = {**(app.json_payload if isinstance(app.json_payload, dict) else {}), "outcome": outcome}
         known = classify(exc)
         if known is None:
             message = f"{type(exc).__name__}: {redact_url(str(exc)).splitlines()[0][:300] if str(exc) else ''}"
@@ -183,7 +186,7 @@ def _run(args: list[str], app: App, debug: bool) -> tuple[int, dict[str, str] | 
         if isinstance(known, FolderUnusable) and known.folder is None and app.sqlite_folders():
             known = FolderUnusable(f"{known} (check the permissions and free space of "
                                    f"{', '.join(map(str, app.sqlite_folders()))})")
-        return _report(known.exit_code, type(known).__name__, _error_line(known), exc, debug)
+        return _report(known.exit_code, documented_class(known), _error_line(known), exc, debug)
     return ExitCode.OK, None
 
 

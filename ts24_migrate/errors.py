@@ -167,6 +167,15 @@ def classify(exc: BaseException) -> Ts24Error | None:
     return None
 
 
+def documented_class(error: Ts24Error) -> str:
+    """The error's class as the README documents it for --json: a subclass a stage defines for its own
+    use (a refusal of one stage, a part that exists) is named by the documented class above it."""
+    for cls in type(error).__mro__:
+        if cls.__module__ == __name__ and issubclass(cls, Ts24Error) and cls is not Ts24Error:
+            return cls.__name__
+    return type(error).__name__
+
+
 def is_transient(exc: BaseException) -> bool:
     """Worth retrying unchanged (Prefect's retry condition): an unreachable server or a lost connection."""
     known = classify(exc)

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from ..app import App, pass_app
-from ..control_store import RunRecord
 from ..errors import ConfigError
-from ..stage_runs import close_abandoned_runs
-from ..steps.site_life import SiteFacts, next_step
+
+if TYPE_CHECKING:  # the control store (SQLAlchemy) loads when the command runs, not for --help
+    from ..control_store import RunRecord
 
 
 @click.group("sites")
@@ -48,6 +48,9 @@ def list_sites(app: App) -> None:
     Example:
       ts24-migrate -i sites.yaml sites list --json
     """
+    from ..stage_runs import close_abandoned_runs
+    from ..steps.site_life import SiteFacts, next_step
+
     inventory = app.inventory
     store = app.control_store
     close_abandoned_runs(store, _ledger_of(app))
