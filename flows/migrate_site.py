@@ -26,7 +26,7 @@ from ts24_migrate.app import App
 from ts24_migrate.config import load_inventory
 from ts24_migrate.errors import classify
 from ts24_migrate.steps.assess import assess_step
-from ts24_migrate.steps.migrate import run_migration, stage_arguments
+from ts24_migrate.steps.migrate import run_migration, stage_arguments, stage_named, stage_note, step_function
 from ts24_migrate.server_identity import ServerIdentity
 from ts24_migrate.labels import IN_FLIGHT_LABEL, RECEIVED_AFTER_CUTOVER_LABEL, object_counts_text
 
@@ -58,7 +58,7 @@ def run_step(step: Callable[..., dict[str, Any]], site_id: str, inventory: str, 
 def assess_task(site_id: str, inventory: str) -> dict[str, Any]:
     result = run_step(assess_step, site_id, inventory, "assess")
     summary = result["summary"]
-    get_run_logger().info("site %s assessed: %s tables", site_id, summary["tables"])
+    get_run_logger().info(stage_note(stage_named("assess"), site_id, result))
     publish_markdown(site_id, "assessment", "\n".join([
         f"# Assessment of {site_id}",
         f"- server: {ServerIdentity.from_dict(result['server']).describe()}",
@@ -76,12 +76,11 @@ def assess_task(site_id: str, inventory: str) -> dict[str, Any]:
 
 @task(name="backup", retries=2, retry_delay_seconds=10, retry_condition_fn=retry_if_transient)
 def backup_task(site_id: str, inventory: str, chunk_rows: int) -> dict[str, Any]:
-    from ts24_migrate.steps.backup import backup_step
-
-    # A migration run again reuses the verified backup when the source is unchanged since.
-    result = run_step(backup_step, site_id, inventory, "backup", chunk_rows=chunk_rows, reuse_unchanged=True)
-    if result.get("reused"):
-        get_run_logger().info("site %s: backup %s reused: %s", site_id, result["backup_id"], result["reuse_note"])
+    stage = stage_named("backup")  # a migration run again reuses the verified backup of an unchanged source
+    result = run_step(step_function(stage), site_id, inventory, "backup", chunk_rows=chunk_rows)
+    note = stage_note(stage, site_id, result)
+    if note:
+        get_run_logger().info(note)
     publish_table(site_id, "backup", [{"table": name, **{k: v for k, v in figures.items() if not isinstance(v, (dict, list))}}
                                       for name, figures in result["table_figures"].items()],
                   f"backup {result.get('backup_id')}: rows and parts per table")

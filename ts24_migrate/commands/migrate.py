@@ -34,7 +34,8 @@ def migrate_site_now(app: App, site_id: str, *, identity: Path | None, via_prefe
 
         return migrate_directly(app, site_id, chunk_rows=chunk_rows, custodian_identity=custodian_identity,
                                 legacy_sample_rows=legacy_sample_rows,
-                                progress_for=lambda stage: table_progress(app, stage))
+                                progress_for=lambda stage: table_progress(app, stage),
+                                tell=lambda line: click.echo(line, err=True))
     from flows.local_server import temporary_prefect_server
     from flows.migrate_site import migrate_site
 

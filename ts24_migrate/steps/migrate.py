@@ -75,7 +75,11 @@ def step_function(stage: MigrationStage) -> Callable[..., dict[str, Any]]:
         return assess_step
     if stage.stage == "backup":
         from .backup import backup_step
-        return backup_step
+
+        def backup(app: App, site_id: str, **kwargs: Any) -> dict[str, Any]:
+            # A migration run again reuses the verified backup when the source is unchanged since.
+            return backup_step(app, site_id, reuse_unchanged=True, **kwargs)
+        return backup
     if stage.stage == "verify-backup":
         from .backup import verify_step
 
@@ -91,17 +95,35 @@ def step_function(stage: MigrationStage) -> Callable[..., dict[str, Any]]:
     raise ValueError(f"no step for stage {stage.stage!r}")
 
 
+def stage_named(name: str) -> MigrationStage:
+    return next(stage for stage in MIGRATION if stage.stage == name)
+
+
+def stage_note(stage: MigrationStage, site_id: str, result: dict[str, Any]) -> str | None:
+    """What the log says after a stage, beyond its result (the flow's log, the CLI's stderr)."""
+    if stage.stage == "assess":
+        return f"site {site_id} assessed: {result['summary']['tables']} tables"
+    if stage.stage == "backup" and result.get("reused"):
+        return f"site {site_id}: backup {result['backup_id']} reused: {result['reuse_note']}"
+    return None
+
+
 def migrate_directly(app: App, site_id: str, *, chunk_rows: int = 50_000, custodian_identity: str | None = None,
                      legacy_sample_rows: int | None = None,
-                     progress_for: Callable[[str], AbstractContextManager[Progress | None]] | None = None
-                     ) -> dict[str, Any]:
+                     progress_for: Callable[[str], AbstractContextManager[Progress | None]] | None = None,
+                     tell: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Migrate one site in this process, without Prefect (and without concurrency slots, as every
-    command run by hand). `progress_for(stage)` may give each stage a progress callback."""
+    command run by hand). `progress_for(stage)` may give each stage a progress callback; `tell`
+    receives what the flow would log (stage_note)."""
     def run_stage(stage: MigrationStage) -> dict[str, Any]:
         step = step_function(stage)
         arguments = stage_arguments(stage, chunk_rows=chunk_rows, custodian_identity=custodian_identity,
                                     legacy_sample_rows=legacy_sample_rows)
         with (progress_for(stage.stage) if progress_for else nullcontext()) as progress:
-            return step(app, site_id, progress=progress, **arguments)
+            result = step(app, site_id, progress=progress, **arguments)
+        note = stage_note(stage, site_id, result)
+        if note and tell:
+            tell(note)
+        return result
 
     return run_migration(run_stage)
