@@ -123,6 +123,7 @@ def test_ctrl_c_during_backup_exits_130_and_the_rerun_resumes(demo_site, tmp_pat
     site = demo_site(scale=0.05, seed=32)
     inventory = str(site.inventory)
     backups = site.folder / "backups" / SITE
+    assert main(["-i", inventory, "assess", SITE]) == 0
 
     backup = start(tmp_path, "-i", inventory, "backup", SITE, "--chunk-rows", "5")
     backup.wait_until(lambda: len(list(backups.rglob("*.age"))) >= 3, "three encrypted parts")
