@@ -32,6 +32,7 @@ class Site:
         recipient = generate_custodian_identity(self.identity)
         generate_signing_key(folder / "keys" / "signing.key")
         self.public_key = folder / "keys" / "signing.pub"
+        self.signing_key = folder / "keys" / "signing.key"
         self.inventory = write_demo_inventory(folder, site_id=SITE, scale=0.03, seed=5,
                                               backup_recipients=[recipient], signing_key=Path("keys/signing.key"))
         assert main(["-i", str(self.inventory), "assess", SITE]) == 0
@@ -135,6 +136,24 @@ CASES: list[tuple[str, Callable[[Site], list[str]], int]] = [
      ExitCode.USAGE),
     ("keys generate: keys exist", lambda s: ["keys", "generate", "--out", str(s.folder / "keys"), "--only",
                                              "signing"], ExitCode.USAGE),
+    ("backup repair: unknown site", lambda s: ["-i", str(s.inventory), "backup", "repair", "nope", "--backup", "x"],
+     ExitCode.USAGE),
+    ("purge prepare: unknown site", lambda s: ["-i", str(s.inventory), "purge", "prepare", "nope", "--identity",
+                                               str(s.identity)], ExitCode.USAGE),
+    ("purge plan: unknown site", lambda s: ["-i", str(s.inventory), "purge", "plan", "nope", "--key",
+                                            str(s.signing_key), "--operator", "A"], ExitCode.USAGE),
+    ("purge approve: not a plan", lambda s: ["-i", str(s.inventory), "purge", "approve", str(s.inventory), "--key",
+                                             str(s.signing_key)], ExitCode.REFUSED),
+    ("purge execute: unknown site", lambda s: ["-i", str(s.inventory), "purge", "execute", "nope", "--plan",
+                                               str(s.inventory)], ExitCode.USAGE),
+    ("purge attest-media: not purged (a gate)", lambda s: ["-i", str(s.inventory), "purge", "attest-media", SITE,
+                                                           "--device", "S4EV", "--method", "Purge", "--tool", "nwipe",
+                                                           "--report", str(s.inventory), "--operator", "A"],
+     ExitCode.REFUSED),
+    ("purge handover: not purged (a gate)", lambda s: ["-i", str(s.inventory), "purge", "handover", SITE,
+                                                       "--receiver", "B", "--operator", "A"], ExitCode.REFUSED),
+    ("certificate verify: not a certificate", lambda s: ["certificate", "verify", str(s.inventory), "--public-key",
+                                                         str(s.public_key)], ExitCode.VERDICT_FAILED),
     ("audit verify: tampered ledger", lambda s: ["audit", "verify", str(s.tampered_ledger), "--public-key",
                                                  str(s.public_key)], ExitCode.VERDICT_FAILED),
     ("audit show: no ledger", lambda s: ["audit", "show", str(s.folder / "none.jsonl")], ExitCode.USAGE),

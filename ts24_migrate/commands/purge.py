@@ -9,22 +9,18 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from backups.keys import load_public_key, load_signing_key
-from purge.addenda import addendum_problems
-from purge.certificate import verify_certificate
-from purge.documents import read_document
-
 from ..app import App, pass_app
-from ..config import Person
 from ..errors import ConfigError, VerificationError
-from ..steps.backup import trusted_public_key
-from ..steps.purge import approve_step, attest_media_step, execute_step, handover_step, plan_step, prepare_step
 from .outcome import OutcomeLine, stage_outcome
 from .progress import table_progress
 from .restore_common import scratch_url
+
+if TYPE_CHECKING:
+    from ..config import Person
 
 _KEY = click.Path(dir_okay=False, exists=True, path_type=Path)
 
@@ -61,6 +57,8 @@ def prepare_command(app: App, site_id: str, identity: Path, scratch_url_env: str
     Example:
       ts24-migrate -i sites.yaml purge prepare hn-01 --identity /media/usb/alice.age-identity
     """
+    from ..steps.purge import prepare_step
+
     url = scratch_url(None, scratch_url_env) if scratch_url_env else None
     with stage_outcome(app, site_id) as outcome:
         result = prepare_step(app, site_id, identity=identity, scratch_url=url)
@@ -95,6 +93,10 @@ def plan_command(app: App, site_id: str, key_path: Path, operator: str | None, r
     Example:
       ts24-migrate -i sites.yaml purge plan hn-01 --key keys/operator.key --operator "Nguyen Van A"
     """
+    from backups.keys import load_signing_key
+
+    from ..steps.purge import plan_step
+
     with stage_outcome(app, site_id) as outcome:
         author = _person(app, operator, role, None)
         result = plan_step(app, site_id, author=author, author_key=load_signing_key(key_path))
@@ -130,6 +132,10 @@ def approve_command(app: App, plan_path: Path, key_path: Path, valid_for: int, o
     Example:
       ts24-migrate -i sites.yaml purge approve work/sites/hn-01/purge/3f1c.../plan.json --key /media/usb/b.key
     """
+    from backups.keys import load_signing_key
+
+    from ..steps.purge import approve_step
+
     result = approve_step(app, plan_path, key=load_signing_key(key_path), valid_for=dt.timedelta(hours=valid_for),
                           out=out)
     totals = result["totals"]
@@ -164,6 +170,8 @@ def execute_command(app: App, site_id: str, plan_path: Path, approvals: tuple[Pa
       ts24-migrate -i sites.yaml purge execute hn-01 --plan work/sites/hn-01/purge/3f1c.../plan.json \\
           --approval work/sites/hn-01/purge/3f1c.../approval-9a0b....json --operator "Nguyen Van A"
     """
+    from ..steps.purge import execute_step
+
     performed = _person(app, operator, role, organisation) if operator else None
     with stage_outcome(app, site_id) as outcome:
         with table_progress(app, "purging") as progress:
@@ -212,6 +220,8 @@ def attest_media_command(app: App, site_id: str, devices: tuple[str, ...], metho
       ts24-migrate -i sites.yaml purge attest-media hn-01 --device S4EVNF0M123 --device S4EVNF0M456 \\
           --method "Purge: ATA SECURE ERASE ENHANCED" --tool "nwipe 0.34" --report nwipe-hn-01.log
     """
+    from ..steps.purge import attest_media_step
+
     with stage_outcome(app, site_id) as outcome:
         result = attest_media_step(app, site_id, devices=list(devices), method=method, tool=tool, report=report,
                                    performed_by=_person(app, operator, role, organisation),
@@ -236,6 +246,9 @@ def handover_command(app: App, site_id: str, receiver: str, receiver_organisatio
     Example:
       ts24-migrate -i sites.yaml purge handover hn-01 --receiver "Pham Van D" --date 2025-10-01
     """
+    from ..config import Person
+    from ..steps.purge import handover_step
+
     with stage_outcome(app, site_id) as outcome:
         result = handover_step(app, site_id, receiver=Person(name=receiver, organisation=receiver_organisation),
                                handed_over_by=_person(app, operator, None, None),
@@ -244,6 +257,8 @@ def handover_command(app: App, site_id: str, receiver: str, receiver_organisatio
 
 
 def _person(app: App, name: str | None, role: str | None, organisation: str | None) -> Person:
+    from ..config import Person
+
     default = app.inventory.purge.operator
     if name is None and default is None:
         raise ConfigError("say who you are: --operator NAME (or purge.operator in sites.yaml)")
@@ -289,6 +304,13 @@ def verify_command(app: App, certificate_path: Path, public_key: str | None, bac
       ts24-migrate certificate verify certificate.json --public-key signing.pub --backups backups \\
           --ledger work/ledger/hn-01.jsonl
     """
+    from backups.keys import load_public_key
+    from purge.addenda import addendum_problems
+    from purge.certificate import verify_certificate
+    from purge.documents import read_document
+
+    from ..steps.backup import trusted_public_key
+
     key = load_public_key(public_key) if public_key is not None else trusted_public_key(app, None)
     document = read_document(certificate_path, what="certificate", refusal=VerificationError)
     check = verify_certificate(document, key, backup_root=backup_root, ledger_path=ledger_path, plan_path=plan_path)
