@@ -154,6 +154,8 @@ CASES: list[tuple[str, Callable[[Site], list[str]], int]] = [
                                                        "--receiver", "B", "--operator", "A"], ExitCode.REFUSED),
     ("certificate verify: not a certificate", lambda s: ["certificate", "verify", str(s.inventory), "--public-key",
                                                          str(s.public_key)], ExitCode.VERDICT_FAILED),
+    ("certificate summary: bad inventory", lambda s: ["-i", str(s.bad_inventory), "certificate", "summary"],
+     ExitCode.USAGE),
     ("audit verify: tampered ledger", lambda s: ["audit", "verify", str(s.tampered_ledger), "--public-key",
                                                  str(s.public_key)], ExitCode.VERDICT_FAILED),
     ("audit show: no ledger", lambda s: ["audit", "show", str(s.folder / "none.jsonl")], ExitCode.USAGE),
