@@ -181,7 +181,7 @@ def _control_store(app, site_id: str, names: PathNames) -> list[RemainingCopy]:
     return [RemainingCopy(
         CopyKind.CONTROL_STORE, _location(names, path, url),
         "every run's figures (examples with personal data masked) and the reconcile state: each legacy row's "
-        f"key and digest ({keys} of those keys are personal identifiers: insured persons' numbers)",
+        f"key and digest ({keys} of those keys are personal: insured persons' social insurance numbers)",
         "the migration's record, read by reports and the purge gates: kept until the site is certified; "
         "its reconcile state can then be destroyed with the site", Disposition.KEPT_MASKED,
         path.is_file() if path is not None else True, path)]

@@ -206,21 +206,22 @@ def mask_legacy_key(table: str | None, key: Any) -> Any:
 
 def mask_text(text: str | None, *, kinds_and_values: list[tuple[str | None, Any]] = (),
               scrub: bool = True) -> str | None:
-    """Free text about a personal row (a reject's message): each known value replaced by its mask, then
-    (`scrub`) whatever still looks like an identifier (9 digits or more), an e-mail or a day/month/year."""
+    """Free text about a personal row (a reject's message): (`scrub`) whatever looks like an identifier
+    (9 digits or more), an e-mail or a day/month/year masked, then each known value still in it replaced
+    by its mask. Patterns go first: a known value inside a longer number must not split it unseen."""
     if text is None:
         return None
+    if scrub:
+        text = _LONG_NUMBER.sub(lambda m: _identifier(m.group()), text)
+        text = _EMAIL.sub(lambda m: _email(m.group()), text)
+        text = _DAY_MONTH_YEAR.sub(lambda m: _birth_date(m.group()), text)
     for kind, value in kinds_and_values:
         if kind is None or value is None or isinstance(value, (bytes, bytearray, memoryview)):
             continue
-        for form in {str(value), str(value).strip()}:
-            if len(form) >= 2 and form in text:
+        for form in sorted({str(value), str(value).strip()}, key=len, reverse=True):
+            if len(form) >= 3 and form in text:
                 text = text.replace(form, str(mask_as(kind, form)))
-    if not scrub:
-        return text
-    text = _LONG_NUMBER.sub(lambda m: _identifier(m.group()), text)
-    text = _EMAIL.sub(lambda m: _email(m.group()), text)
-    return _DAY_MONTH_YEAR.sub(lambda m: _birth_date(m.group()), text)
+    return text
 
 
 def mask_example(example: Mapping[str, Any], *, table: str | None) -> dict[str, Any]:
