@@ -7,7 +7,7 @@ kept on purpose, destroyed with the site:
 | copy | holds | disposition |
 |---|---|---|
 | backup chain (`backups/<site>/`) | every row and file, age-encrypted; clear-text manifests with each part's key range | kept by design, by the custodians |
-| the new system (target) | the loaded rows, lineage, crosswalk, rejects with their original values | kept by design |
+| the new system (target) | the loaded rows, lineage, crosswalk, rejects and flags with their original values | kept by design |
 | control store | run figures (examples masked); reconcile state: each legacy row's key and digest | kept until the site is certified |
 | audit ledger | signed events with run figures, no row values | kept by design |
 | reports (`work/sites/<site>/reports/<run>/`) | figures, examples masked | kept, personal data masked |
@@ -58,6 +58,8 @@ STAGING_PREFIXES = ("ts24_stage_", "ts24_plan_")
 KEY_STORE_PREFIX = "ts24-keys-"  # transform.key_store.private_temporary_database's folders
 OUTREACH_CSV = "reregistration-outreach.csv"  # reconcile.report.OUTREACH_CSV
 DATA_DOCS_DIR = "data-docs"  # validation.report.DATA_DOCS_DIR
+PARTIAL = ".{name}.partial"  # where ts24_migrate.steps.scratch writes a restore until it matches
+SQLITE_COMPANIONS = ("-wal", "-shm", "-journal")
 
 
 class Disposition(str, enum.Enum):
@@ -156,7 +158,7 @@ def _new_system(app, names: PathNames) -> list[RemainingCopy]:
     return [RemainingCopy(
         CopyKind.NEW_SYSTEM, _location(names, path, url),
         "the loaded rows (persons, units, dossiers, files, history), their lineage and crosswalk to legacy "
-        "keys, and the reject list (mig_rejects) with each rejected row's original value",
+        "keys, the reject list (mig_rejects) and the flagged values (mig_flags) with their original values",
         "the new system of record: kept by design", Disposition.KEPT_BY_DESIGN,
         path.is_file() if path is not None else True, path)]
 
@@ -301,9 +303,19 @@ class _ScratchPart:
         value = self.record.get("sqlite_path") if self.part == "database" else self.record.get("files")
         return Path(value) if value else None
 
+    @property
+    def local_paths(self) -> list[Path]:
+        """The file or folder, and what a killed restore left under its temporary name."""
+        if self.path is None:
+            return []
+        partial = self.path.with_name(PARTIAL.format(name=self.path.name))
+        if self.part == "database":
+            return [self.path, *(Path(f"{p}{s}") for p in (self.path, partial) for s in SQLITE_COMPANIONS), partial]
+        return [self.path, partial]
+
     def exists(self, destroyed: bool) -> bool:
         if self.path is not None:
-            return self.path.exists() or self.path.is_symlink()
+            return any(p.exists() or p.is_symlink() for p in self.local_paths)
         tables = _server_scratch_tables(self.record)
         return bool(tables) if tables is not None else not destroyed  # out of sight: assume it is there
 
@@ -419,11 +431,6 @@ def remaining_copies(app, site_id: str) -> list[RemainingCopy]:
 
 # -- destroying the scratch copies -----------------------------------------------------------------
 
-def _remove_sqlite(path: Path) -> None:
-    for candidate in (path, *(Path(f"{path}{s}") for s in ("-wal", "-shm", "-journal"))):
-        candidate.unlink(missing_ok=True)
-
-
 def _remove_folder(path: Path) -> None:
     if path.is_symlink():
         path.unlink()  # never follow a link out of the folder the restore made
@@ -471,9 +478,11 @@ def destroy_scratch_copies(app, site_id: str, *, parent_run_id: str | None = Non
             if not part.exists(part.key in gone):
                 continue
             if part.path is not None and part.part == "database":
-                _remove_sqlite(part.path)
+                for path in part.local_paths:
+                    path.unlink(missing_ok=True)
             elif part.path is not None:
-                _remove_folder(part.path)
+                for path in part.local_paths:
+                    _remove_folder(path)
             else:
                 url = _scratch_url(part.record)
                 if url is None:

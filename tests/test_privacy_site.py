@@ -240,6 +240,7 @@ def test_a_scratch_restore_into_a_server_database_is_recorded_and_dropped(demo_s
 
     demo = demo_site(scale=0.02)
     app = App(demo.inventory)
+    assess_step(app, demo.site_id)
     backup_step(app, demo.site_id)
     monkeypatch.setenv("TS24_TEST_SCRATCH_URL", pg_url)
     restore_step(app, demo.site_id, identity=demo.identity, into_url=Secret(pg_url),
