@@ -84,6 +84,7 @@ def certificate_body(*, plan: Mapping[str, Any], plan_hash: str, performed_by: M
         },
         "verification": dict(verification),
         "residues_for_media_sanitization": list(residues),
+        "remaining_copies_at_plan": list(plan.get("remaining_copies") or []),
         "media_destination": media_destination,
         "figures": {**dict(figures), "rows": plan["totals"]["rows"], "files_planned": len(files),
                     "file_bytes_planned": sum(e["size"] or 0 for e in files)},

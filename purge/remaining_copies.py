@@ -44,12 +44,13 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from ts24_migrate.db import parse_url, store_engine
+from ts24_migrate.errors import UnreachableError
 from ts24_migrate.personal_data import key_kind
 from ts24_migrate.report_paths import PathNames
 from ts24_migrate.secrets import Secret, redact_url
 
 SCRATCH = "scratch"  # the figure of a restore run naming its scratch database and folder
-RESTORE_STAGES = ("restore-check", "restore-chain")
+RESTORE_STAGES = ("restore-check", "restore-chain", "purge-prepare")  # purge-prepare: a drill into a server
 REPORT_COPY_STAGE = "report-copy"  # `report --out`: a copy of a report handed over
 DESTROY_STAGE = "destroy-copies"
 # Tables the load makes per chunk (load.staging.stage_table, load.merge's plan table): TEMPORARY, so a
@@ -384,7 +385,13 @@ def leftover_staging_tables(target: Engine) -> list[StagingTable]:
 
 def _staging(app, names: PathNames) -> list[RemainingCopy]:
     url = app.inventory.target_url()
-    leftovers = leftover_staging_tables(app.target_engine())
+    try:
+        leftovers = leftover_staging_tables(app.target_engine())
+    except UnreachableError as exc:
+        return [RemainingCopy(CopyKind.STAGING_TABLES, _location(names, _sqlite_path(url), url),
+                              f"not checked now: {exc}", "staging tables are TEMPORARY: dropped when the load's "
+                              "session ends; check again where the target is reachable",
+                              Disposition.NONE_LEFT, False)]
     if not leftovers:
         return [RemainingCopy(
             CopyKind.STAGING_TABLES, _location(names, _sqlite_path(url), url),
