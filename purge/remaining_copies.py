@@ -383,10 +383,30 @@ def leftover_staging_tables(target: Engine) -> list[StagingTable]:
     return found
 
 
-def _staging(app, names: PathNames) -> list[RemainingCopy]:
+def _catalog_reader(app, url: Secret, dry_run: bool) -> tuple[Engine, bool, str]:
+    """An engine to read the target's catalog; in a dry run (a purge plan) without changing anything, so a
+    SQLite file is read as immutable (even a read-only SQLite reader writes its marks into the -shm file).
+    Returns (engine, dispose it, a note on what was not read)."""
+    path = _sqlite_path(url)
+    if path is None or not dry_run:
+        return app.target_engine(), False, ""
+    if not path.exists():
+        raise UnreachableError(f"the target database {path} does not exist")
+    note = (" (read from the database file: what its write-ahead log holds was not read)"
+            if Path(f"{path}-wal").exists() else "")
+    parsed = parse_url(url, what="target").set(database=f"file:{path.resolve()}?immutable=1", query={"uri": "true"})
+    return sa.create_engine(parsed), True, note
+
+
+def _staging(app, names: PathNames, dry_run: bool) -> list[RemainingCopy]:
     url = app.inventory.target_url()
     try:
-        leftovers = leftover_staging_tables(app.target_engine())
+        reader, own, note = _catalog_reader(app, url, dry_run)
+        try:
+            leftovers = leftover_staging_tables(reader)
+        finally:
+            if own:
+                reader.dispose()
     except UnreachableError as exc:
         return [RemainingCopy(CopyKind.STAGING_TABLES, _location(names, _sqlite_path(url), url),
                               f"not checked now: {exc}", "staging tables are TEMPORARY: dropped when the load's "
@@ -395,7 +415,7 @@ def _staging(app, names: PathNames) -> list[RemainingCopy]:
     if not leftovers:
         return [RemainingCopy(
             CopyKind.STAGING_TABLES, _location(names, _sqlite_path(url), url),
-            "no staging table (checked now in the target's catalog)",
+            f"no staging table (checked now in the target's catalog{note})",
             "each chunk's staging and plan tables are TEMPORARY: dropped when the load's session ends",
             Disposition.NONE_LEFT, False)]
     return [RemainingCopy(
@@ -424,16 +444,17 @@ def _transform_temp(names: PathNames) -> list[RemainingCopy]:
                           "temporary: destroy it", Disposition.DESTROY_WITH_SITE, True, path) for path in leftovers]
 
 
-def remaining_copies(app, site_id: str) -> list[RemainingCopy]:
+def remaining_copies(app, site_id: str, *, dry_run: bool = False) -> list[RemainingCopy]:
     """Every place the tool knows holds legacy data of `site_id` besides the legacy server, and why.
 
-    `app` is a ts24_migrate.app.App (inventory, control store, target).
+    `app` is a ts24_migrate.app.App (inventory, control store, target). `dry_run` (a purge plan): nothing
+    is opened for writing, not even the SQLite target's side files.
     """
     app.site(site_id)
     names = PathNames.for_inventory(app.inventory)
     return [*_backup_chain(app, site_id, names), *_new_system(app, names), *_control_store(app, site_id, names),
             *_ledger(app, site_id, names), *_reports(app, site_id, names), *_report_copies(app, site_id, names),
-            *_scratch(app, site_id, names), *_staging(app, names), *_transform_temp(names)]
+            *_scratch(app, site_id, names), *_staging(app, names, dry_run), *_transform_temp(names)]
 
 
 # -- destroying the scratch copies -----------------------------------------------------------------

@@ -51,6 +51,11 @@ def test_plan_changes_nothing_and_lists_exactly_the_scope(site, capsys):
         insured = [r[0] for r in conn.execute("SELECT MA_SO_BHXH FROM NGUOI_LAO_DONG LIMIT 20")]
     assert insured and not any(value in text for value in insured)
     assert Path(plan["html"]).read_text(encoding="utf-8").count("<tr>") > len(entries)
+    # The copies of the site's data outside the server, and why (purge.remaining_copies), named from the inventory.
+    copies = {c["kind"]: c for c in body["remaining_copies"]}
+    assert {"backup chain", "new system", "control store", "audit ledger", "report"} <= set(copies)
+    assert copies["backup chain"]["disposition"] == "kept by design" and "path" not in copies["backup chain"]
+    assert "Copies outside the server" in Path(plan["html"]).read_text(encoding="utf-8")
 
 
 def test_execute_destroys_exactly_the_plan_and_the_certificate_verifies_offline(site, capsys, tmp_path):

@@ -262,7 +262,7 @@ def plan_step(app: App, site_id: str, *, author: Person, author_key: SigningKey,
             residue={**sample, "server_facts": server_facts},
             residues_outside_reach=outside_reach(facts.target.kind, server_facts),
             remaining_copies=[{k: v for k, v in c.to_dict().items() if k != "path"}  # named from the inventory
-                              for c in remaining_copies(app, site_id)])
+                              for c in remaining_copies(app, site_id, dry_run=True)])
         document = signed_document(body, [("pipeline", app.signing_key), ("author", author_key)])
         plan_hash = checked_document(document, {"pipeline": public_key}, what="plan")[1]
         plan_folder = folder / plan_hash[:16]
