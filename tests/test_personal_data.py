@@ -46,6 +46,7 @@ def umask_022():
     ("NGAY_SINH", "03/1985", "**/1985"),
     ("NGAY_SINH", "1985", "1985"),
     ("NGAY_SINH", "31/02/1985", "**/**/1985"),
+    ("NGAY_SINH", "15/08/85", "**/**/85"),  # a two-digit year: still the year only
     ("birth_date", dt.date(1985, 3, 15), "1985-**-**"),
     ("EMAIL", "nguyen.van.a@gmail.com", "n***@gmail.com"),
     ("email", "not-an-address", "n***"),

@@ -89,6 +89,7 @@ _LONG_NUMBER = re.compile(r"(?<![0-9*])[0-9]{9,}(?![0-9])")
 _EMAIL = re.compile(r"[^\s'\"<>(),;:]+@[^\s'\"<>(),;:]+")
 _DAY_MONTH_YEAR = re.compile(r"(?<![0-9])[0-9]{1,2}[/.-][0-9]{1,2}[/.-][0-9]{4}(?![0-9])")
 _YEAR = re.compile(r"(?<![0-9])(1[89][0-9]{2}|2[0-9]{3})(?![0-9])")
+_SHORT_YEAR = re.compile(r"(?<=[/.-])[0-9]{2}$")
 
 
 # -- one rule per kind ---------------------------------------------------------------------------
@@ -119,7 +120,7 @@ def _initials(text: str) -> str:
 
 
 def _birth_date(text: str) -> str:
-    year = _YEAR.search(text)
+    year = _YEAR.search(text) or _SHORT_YEAR.search(text)  # dd/mm/yy: the two digits of the year
     keep = range(year.start(), year.end()) if year else range(0)
     return "".join(c if i in keep or not c.isalnum() else "*" for i, c in enumerate(text))
 
