@@ -82,6 +82,13 @@ def _refuse_unless(gate: GateResult, site_id: str, doing: str) -> None:
     require([gate], site_id=site_id, doing=doing)
 
 
+def _copies(app: App, site_id: str) -> list[dict[str, Any]]:
+    """The register of copies outside the server, for a signed document: named from the inventory's folder
+    (no host path), read without changing anything (the plan is a dry run)."""
+    return [{k: v for k, v in c.to_dict().items() if k != "path"}
+            for c in remaining_copies(app, site_id, dry_run=True)]
+
+
 # -- 1. prepare -------------------------------------------------------------------------------------
 
 @updates_latest
@@ -239,9 +246,8 @@ def plan_step(app: App, site_id: str, *, author: Person, author_key: SigningKey,
         event = facts.verification
         validation = facts.validation
         ledger_head = ledger.head()
-        # Hook for the remaining-copies register (work in progress elsewhere): when it lands, the plan lists
-        # the copies of this site's data the purge does NOT reach (exports, the target, backups), as a
-        # `remaining_copies` argument here and in certificate_body below, so the approver and auditor see them.
+        # The plan lists the copies of this site's data the purge does NOT reach (the register of
+        # purge.remaining_copies), so the approver and the auditor see them.
         body = plan_body(
             site={"id": site.id, "office": site.office, "name": site.name}, created_at=timestamp(utc_now()),
             author={"name": author.name, "role": author.role, "organisation": author.organisation,
@@ -261,8 +267,7 @@ def plan_step(app: App, site_id: str, *, author: Person, author_key: SigningKey,
             approvers=[{"name": a.name, "role": a.role, "key_id": a.key_id} for a in approvers],
             residue={**sample, "server_facts": server_facts},
             residues_outside_reach=outside_reach(facts.target.kind, server_facts),
-            remaining_copies=[{k: v for k, v in c.to_dict().items() if k != "path"}  # named from the inventory
-                              for c in remaining_copies(app, site_id, dry_run=True)])
+            remaining_copies=_copies(app, site_id))
         document = signed_document(body, [("pipeline", app.signing_key), ("author", author_key)])
         plan_hash = checked_document(document, {"pipeline": public_key}, what="plan")[1]
         plan_folder = folder / plan_hash[:16]
@@ -543,8 +548,8 @@ def _certify(app: App, site_id: str, folder: Path, body: dict[str, Any], plan_ha
             f"{hit['location']}: {hit['file']} holds {hit['values']} sampled value(s)"
             for hit in verification["residue_scan"]["hits"]]
         performed = started.get("performed_by") or {}
-        # Hook: the remaining-copies register's entries go here too (see plan_step).
         certificate = certificate_body(
+            remaining_copies=_copies(app, site_id),  # as they are once the server is purged
             plan=body, plan_hash=plan_hash, performed_by=performed,
             approvals=started["approvals"], started_at=started["at"], completed_at=timestamp(utc_now()),
             figures=figures, verification=verification, residues=residues,
