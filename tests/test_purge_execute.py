@@ -95,6 +95,8 @@ def test_execute_destroys_exactly_the_plan_and_the_certificate_verifies_offline(
     assert body["performed_by"]["name"] == "Nguyen Van A" and body["approvals"]["given"][0]["approver"] == "Tran Thi B"
     assert body["media"]["database"] == str(site.legacy.resolve()) and body["residues_for_media_sanitization"]
     assert body["verification"]["passed"] and body["verification"]["residue_scan"]["values_found"] == 0
+    copies = {c["kind"]: c for c in body["remaining_copies"]}  # what remains besides the server, and why
+    assert copies["backup chain"]["exists"] and copies["new system"]["disposition"] == "kept by design"
 
     # Re-running the command finds the purge done and says so.
     code, again, _ = run_cli(site.inventory, "purge", "execute", SITE, "--plan", plan["plan"], capsys=capsys)
