@@ -104,7 +104,7 @@ def write_head(ledger_path: Path, statement: HeadStatement) -> None:
     path = head_path(ledger_path)
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     data = json.dumps(asdict(statement), separators=(",", ":")).encode("ascii") + b"\n"
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
     try:
         view = memoryview(data)
         while view:

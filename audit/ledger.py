@@ -32,6 +32,7 @@ from backups.keys import SigningKey
 from ts24_migrate.errors import VerificationError
 
 from ts24_migrate.durable import fsync_dir, write_all
+from ts24_migrate.private_files import make_private_dirs
 
 from .event_data import prepare_event_data, reject_secret_text
 from .events import FORMAT_VERSION, LedgerEvent, canonical_bytes, utc_timestamp
@@ -74,7 +75,7 @@ class Ledger:
             reject_secret_text(run_id, "run_id")
         figures = prepare_event_data(data)
 
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        make_private_dirs(self.path.parent)
         with self._thread_lock, _locked(self.path, fcntl.LOCK_EX, create=True) as fd:
             last = _last_event(fd, self.path, self.signing_key.public_key_b64)
             _check_head_agrees(self.path, last, self.signing_key.public_key_b64)
@@ -189,7 +190,7 @@ class _locked:
 
     def __enter__(self) -> int:
         flags = os.O_RDWR | os.O_APPEND | os.O_CREAT if self.create else os.O_RDONLY
-        self.fd = os.open(self.path, flags | os.O_CLOEXEC, 0o644)
+        self.fd = os.open(self.path, flags | os.O_CLOEXEC, 0o600)  # its owner only, like every work file
         try:
             fcntl.flock(self.fd, self.operation)
         except BaseException:

@@ -63,6 +63,7 @@ from ts24_migrate import TOOL_NAME, __version__
 from ts24_migrate.errors import ConfigError, UnreachableError, UsageError
 from ts24_migrate.file_names import object_file_stem
 from ts24_migrate.labels import attachment_findings, finding_line
+from ts24_migrate.private_files import make_private_dirs, private_dir
 from ts24_migrate.secrets import redact_url
 
 from .manifest import (AGE_FORMAT, FILES_DIR, FORMAT, MANIFEST_NAME, PARTS_DIR, SIGNATURE_NAME,
@@ -129,8 +130,10 @@ def _now() -> str:
 @contextmanager
 def site_lock(site_dir: Path) -> Iterator[None]:
     """One backup at a time per site; a second one is refused rather than interleaved."""
-    site_dir.mkdir(parents=True, exist_ok=True)
-    handle = open(site_dir / LOCK_NAME, "a")
+    private_dir(site_dir.parent)  # the backup folder: encrypted parts, but clear-text manifests
+    private_dir(site_dir)
+    handle = os.fdopen(os.open(site_dir / LOCK_NAME, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC,
+                               0o600), "a")
     try:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -401,7 +404,7 @@ class _SiteBackup(PartRepairs):
             self.replay.runs.append(self.run_id)
             self._clean_leftovers()
         else:
-            (self.backup_dir / PARTS_DIR).mkdir(parents=True, exist_ok=True)
+            make_private_dirs(self.backup_dir / PARTS_DIR)
             header = {"event": "begin", "format": FORMAT, "site_id": self.site_id,
                       "backup_id": self.backup_dir.name, "run_id": self.run_id, "at": _now(),
                       "recipients": self.recipients, "chunk_rows": self.chunk_rows,

@@ -28,6 +28,7 @@ from typing import Any, BinaryIO, Callable, Iterator
 
 from ts24_migrate.durable import fsync_dir
 from ts24_migrate.errors import GateRefused, VerificationError
+from ts24_migrate.private_files import make_private_dirs
 
 TEMP_PREFIX = ".tmp-"
 
@@ -59,7 +60,7 @@ def write_once(final: Path, produce: Callable[[Any], None]) -> tuple[str, int]:
     final = Path(final)
     if final.exists():
         raise PartExists(f"{final} already exists: backups are write-once, refusing to overwrite it")
-    final.parent.mkdir(parents=True, exist_ok=True)
+    make_private_dirs(final.parent)
     temp = final.with_name(f"{TEMP_PREFIX}{final.name}.{os.getpid()}")
     fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:

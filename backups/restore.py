@@ -51,6 +51,7 @@ from extract.fingerprint import TableFingerprint
 from extract.objects import SchemaObject, discover_objects, sqlite_objects_query
 from extract.reader import iter_table_rows
 from ts24_migrate.errors import UsageError, VerificationError
+from ts24_migrate.private_files import make_private_dirs
 
 from .manifest import BackupManifest, check_signature, read_manifest
 from .verify import (FileStream, as_identity, check_arithmetic, check_objects_part, check_table_rows,
@@ -154,7 +155,7 @@ def _write_chunk(files_dir: Path):
         if relpath.startswith(b"/") or any(p in (b"", b".", b"..") for p in parts):
             raise VerificationError(f"attachments: refusing to write outside the folder: {relpath!r}")
         target = files_dir / os.fsdecode(relpath)
-        target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        make_private_dirs(target.parent)  # each folder made here 0700, not only the last
         fd = os.open(target, os.O_WRONLY | os.O_CREAT, 0o600)
         try:
             os.pwrite(fd, data, offset)
@@ -237,7 +238,7 @@ def restore_backup(backup_dir: Path, identity: Path | str | x25519.Identity, int
                                    f"match the manifest ({entry['rows']} rows)")
 
     if manifest.attachments is not None and files_dir is not None:
-        files_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        make_private_dirs(files_dir)
         stream = FileStream(_write_chunk(files_dir))
         try:
             for ref in (r for r in refs if r.files):

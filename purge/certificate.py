@@ -55,7 +55,7 @@ def certificate_body(*, plan: Mapping[str, Any], plan_hash: str, performed_by: M
                      approvals: Sequence[Mapping[str, Any]], started_at: str, completed_at: str,
                      figures: Mapping[str, Any], verification: Mapping[str, Any], residues: Sequence[str],
                      media_destination: str, ledger_head: Mapping[str, Any], backup_root: str,
-                     tool: Mapping[str, str]) -> dict[str, Any]:
+                     tool: Mapping[str, str], remaining_copies: Sequence[Mapping[str, Any]] = ()) -> dict[str, Any]:
     files = [e for e in plan["attachments"]["entries"] if e["kind"] == "file"]
     database = plan["database"]
     return {
@@ -84,6 +84,8 @@ def certificate_body(*, plan: Mapping[str, Any], plan_hash: str, performed_by: M
         },
         "verification": dict(verification),
         "residues_for_media_sanitization": list(residues),
+        # Where the site's data remains besides the server, and why (purge.remaining_copies), at certification.
+        "remaining_copies": [dict(c) for c in remaining_copies],
         "media_destination": media_destination,
         "figures": {**dict(figures), "rows": plan["totals"]["rows"], "files_planned": len(files),
                     "file_bytes_planned": sum(e["size"] or 0 for e in files)},

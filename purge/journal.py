@@ -22,6 +22,7 @@ from typing import Any
 
 from backups.part_store import Journal
 from ts24_migrate.durable import fsync_dir
+from ts24_migrate.private_files import make_private_dirs
 
 
 class PurgeJournal:
@@ -41,7 +42,7 @@ class PurgeJournal:
     def record(self, event: str, **data: Any) -> None:
         created = not self.path.exists()
         if created:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            make_private_dirs(self.path.parent)
         else:
             self._drop_torn_tail()
         self._journal.append({"event": event, **data})

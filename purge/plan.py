@@ -147,7 +147,8 @@ def plan_body(*, site: Mapping[str, Any], author: Mapping[str, Any], created_at:
               custodian_verification: Mapping[str, Any], write_stop: Mapping[str, Any],
               ledger_head: Mapping[str, Any], validation: Mapping[str, Any], gates: Sequence[GateResult],
               approvals_required: int, approvers: Sequence[Mapping[str, Any]], residue: Mapping[str, Any],
-              residues_outside_reach: Sequence[str]) -> dict[str, Any]:
+              residues_outside_reach: Sequence[str],
+              remaining_copies: Sequence[Mapping[str, Any]] = ()) -> dict[str, Any]:
     return {
         "format": PLAN_FORMAT, "site": dict(site), "created_at": created_at, "tool": dict(tool),
         "author": dict(author), "server": dict(server),
@@ -159,6 +160,8 @@ def plan_body(*, site: Mapping[str, Any], author: Mapping[str, Any], created_at:
         "gates": [g.to_dict() for g in gates],
         "approvals": {"required": approvals_required, "approvers": [dict(a) for a in approvers]},
         "residue": {"sample": dict(residue), "outside_reach": list(residues_outside_reach)},
+        # Where the site's data remains besides the server, and why (purge.remaining_copies).
+        "remaining_copies": [dict(c) for c in remaining_copies],
         "statement": "Dry run: nothing was changed. `purge execute` destroys exactly the tables, objects, "
                      "database files and attachment entries listed here, and refuses if the site no longer "
                      "matches this plan.",

@@ -15,6 +15,8 @@ from typing import Any
 
 import jinja2
 
+from ts24_migrate.private_files import write_private_text
+
 _ENVIRONMENT = jinja2.Environment(
     loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
     autoescape=jinja2.select_autoescape(["html", "j2"]), undefined=jinja2.StrictUndefined,
@@ -40,5 +42,4 @@ def render(template: str, **context: Any) -> str:
 
 
 def write_html(path: Path, template: str, **context: Any) -> Path:
-    path.write_text(render(template, **context), encoding="utf-8")
-    return path
+    return write_private_text(path, render(template, **context))  # plans name files and tables: owner only

@@ -36,6 +36,7 @@ from sqlalchemy.engine import Connection
 
 from extract.discovery import TableInfo
 from extract.reader import iter_table_rows
+from ts24_migrate.private_files import make_private_dirs
 
 SALT_NAME = "residue.salt"
 MIN_TOKEN, MAX_TOKEN = 9, 16
@@ -51,7 +52,7 @@ def residue_salt(folder: Path) -> bytes:
         return path.read_bytes()
     except FileNotFoundError:
         pass
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_private_dirs(path.parent)
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
     except FileExistsError:

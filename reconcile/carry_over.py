@@ -217,7 +217,8 @@ def _merge_batch(target: Engine, spec, legacy_table: str, batch, rows: list[tupl
                 resume_after=None, now=now)
     for row in blocked_rows:
         result.blocked.append({"table": legacy_table, "legacy_key": str(row["legacy_key"]),
-                               "reason_code": row.get("reason_code"), "message": row.get("message")})
+                               "reason_code": row.get("reason_code"), "field": row.get("field"),
+                               "message": row.get("message")})
     figures["blocked"] += len(blocked_keys)
     figures["updated"] += len((loaded_before & loaded_after) - blocked_keys)
     figures["inserted"] += len(loaded_after - loaded_before)

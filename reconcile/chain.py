@@ -40,6 +40,7 @@ from extract.attachments import ATTACHMENTS_KEY, attachment_fingerprint
 from extract.extraction import live_fingerprints
 from extract.fingerprint import TableFingerprint, canonical_value
 from ts24_migrate.errors import UsageError, VerificationError
+from ts24_migrate.private_files import make_private_dirs
 
 from .increment import DELETED_PREFIX, increments_dir
 from .state import ChainLink
@@ -184,7 +185,7 @@ def _file_sink(files_dir: Path):
         if relpath.startswith(b"/") or any(p in (b"", b".", b"..") for p in parts):
             raise VerificationError(f"attachments: refusing to write outside the folder: {relpath!r}")
         target = files_dir / os.fsdecode(relpath)
-        target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        make_private_dirs(target.parent)  # each folder made here 0700, not only the last
         flags = os.O_WRONLY | os.O_CREAT | (os.O_TRUNC if relpath not in started else 0)
         started.add(relpath)
         fd = os.open(target, flags, 0o600)

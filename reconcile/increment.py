@@ -55,6 +55,7 @@ from extract.extraction import parquet_bytes
 from extract.fingerprint import TableFingerprint
 from extract.json_values import json_row
 from ts24_migrate import TOOL_NAME, __version__
+from ts24_migrate.private_files import private_dir
 
 INCREMENTS_DIR = "increments"
 DELETED_PREFIX = "@deleted:"
@@ -132,7 +133,7 @@ class IncrementWriter:
         self.signing_key, self.chunk_rows, self.source_dialect = signing_key, chunk_rows, source_dialect
         self.site_dir = Path(backup_root) / site_id
         self.root = increments_dir(backup_root, site_id)
-        self.root.mkdir(parents=True, exist_ok=True)
+        private_dir(self.root)
         self.backup_id = new_backup_id()
         self.folder = self.root / self.backup_id
         self.folder.mkdir(mode=0o700)

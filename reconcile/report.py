@@ -5,7 +5,9 @@ never recomputed for display. The CSV lists the units that must re-register
 and have not, with their contact details, for the office's outreach; it holds
 personal contact data, so it is written readable by its owner only (0600)
 and its content never goes into the JSON, the HTML or Prefect artifacts
-(they give the count and the file's path).
+(they give the count and the file's path). Rows the carry-over blocked or
+found gone are listed by legacy key, masked where the key is personal (an
+insured person's social insurance number; ts24_migrate/personal_data.py).
 
 Example::
 
@@ -16,10 +18,12 @@ Example::
 from __future__ import annotations
 
 import csv
-import os
+import io
 from pathlib import Path
 from typing import Any
 
+from ts24_migrate.personal_data import MASKED, Masking
+from ts24_migrate.private_files import private_dir, write_private_text
 from ts24_migrate.report_paths import PathNames
 from ts24_migrate.reporting import page, paragraph, section, table, verdict, write_report
 
@@ -31,14 +35,20 @@ REPORT_STEM = "reconciliation"
 OUTREACH_CSV = "reregistration-outreach.csv"
 
 
-def report_data(result: Reconciliation) -> dict[str, Any]:
+def _carry_over(result: Reconciliation, masking: Masking) -> dict[str, Any]:
+    carried = result.carried.to_dict()
+    return {**carried, "blocked": [masking.example(b, table=b.get("table")) for b in carried["blocked"]],
+            "gone": [masking.example(g, table=g.get("table")) for g in carried["gone"]]}
+
+
+def report_data(result: Reconciliation, masking: Masking = MASKED) -> dict[str, Any]:
     flights = result.in_flight
     return {
         "site_id": result.site_id, "run_id": result.run_id, "summary": result.summary(),
         "drained": result.drained, "criteria": [c.to_dict() for c in result.criteria],
         "increment": result.increment,
         "tables": {name: {k: v for k, v in t.items() if k != "changed_keys"} for name, t in result.tables.items()},
-        "attachments": result.files, "carry_over": result.carried.to_dict(),
+        "attachments": result.files, "carry_over": _carry_over(result, masking),
         "in_flight": {"count": flights.count, "by_status": flights.by_status,
                       "dossiers": [d.to_dict() for d in flights.dossiers]},
         "overdue": [d.to_dict() for d in flights.overdue],
@@ -54,6 +64,7 @@ def report_data(result: Reconciliation) -> dict[str, Any]:
                      for p in result.burndown],
         "forecast": result.prediction.to_dict() if result.prediction else None,
         "unread": result.unread, "warnings": result.warnings,
+        "personal_data": {"examples": masking.label, "notice": masking.notice},
     }
 
 
@@ -71,7 +82,7 @@ def _more(items: list, limit: int = LISTED) -> str:
         if len(items) > limit else ""
 
 
-def report_html(result: Reconciliation, outreach_csv: Path | None) -> str:
+def report_html(result: Reconciliation, outreach_csv: Path | None, masking: Masking = MASKED) -> str:
     flights = result.in_flight
     criteria = table(["criterion", "holds", "detail"],
                      [[c.name, "yes" if c.holds else "NO", c.detail] for c in result.criteria])
@@ -97,7 +108,8 @@ def report_html(result: Reconciliation, outreach_csv: Path | None) -> str:
                          "gone"], [[n, t["queued"], t["updated"], t["inserted"], t["rejected"], t["accepted_again"],
                                     t["blocked"], t["gone"]] for n, t in carried.tables.items()], numeric=range(1, 8))
     blocked = table(["table", "legacy key", "reason", "message"],
-                    [[b["table"], b["legacy_key"], b["reason_code"], b["message"]] for b in carried.blocked])
+                    [[b["table"], b["legacy_key"], b["reason_code"], b["message"]]
+                     for b in _carry_over(result, masking)["blocked"]])
     by_status = table(["status", "dossiers"], [[k, v] for k, v in flights.by_status.items()], numeric=[1])
     prediction = result.prediction
     forecast_text = (f"Forecast drain date: {prediction.drain_date:%Y-%m-%d} ({prediction.note}"
@@ -124,7 +136,8 @@ def report_html(result: Reconciliation, outreach_csv: Path | None) -> str:
                   [[b["backup_id"], b["kind"], b["manifest_fingerprint"], b["rows"], "yes" if b["ok"] else "NO"]
                    for b in result.chain.backups])
     sections = [
-        section("Verdict", verdict(result.drained, state), criteria, paragraph(run_text, "muted"), anchor="verdict"),
+        section("Verdict", verdict(result.drained, state), criteria, paragraph(run_text, "muted"),
+                paragraph(masking.notice, "muted"), anchor="verdict"),
         section("In-flight dossiers", by_status, paragraph(f"{flights.count} in flight, "
                                                             f"{len(flights.overdue)} overdue."),
                 burndown_svg(result.burndown, prediction) if prediction else "", paragraph(forecast_text)),
@@ -163,25 +176,23 @@ def report_html(result: Reconciliation, outreach_csv: Path | None) -> str:
 def write_outreach_csv(result: Reconciliation, folder: Path) -> Path | None:
     if not result.reregistration.missing:
         return None
-    folder.mkdir(parents=True, exist_ok=True)
+    private_dir(folder)
     path = folder / OUTREACH_CSV
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(descriptor, "w", encoding="utf-8-sig", newline="") as handle:  # BOM: Excel reads UTF-8
-        writer = csv.DictWriter(handle, fieldnames=list(CONTACT_FIELDS))
-        writer.writeheader()
-        writer.writerows(result.reregistration.missing)
-    os.chmod(path, 0o600)
-    return path
+    text = io.StringIO(newline="")
+    writer = csv.DictWriter(text, fieldnames=list(CONTACT_FIELDS))
+    writer.writeheader()
+    writer.writerows(result.reregistration.missing)
+    return write_private_text(path, text.getvalue(), encoding="utf-8-sig")  # BOM: Excel reads UTF-8
 
 
-def write_reconciliation_report(result: Reconciliation, folder: Path, *,
-                                names: PathNames | None = None) -> dict[str, Path]:
+def write_reconciliation_report(result: Reconciliation, folder: Path, *, names: PathNames | None = None,
+                                masking: Masking = MASKED) -> dict[str, Path]:
     """reconciliation.json and .html (and the outreach CSV); with `names`, files are named from the
-    inventory's folder (ts24_migrate/report_paths.py)."""
+    inventory's folder (ts24_migrate/report_paths.py); personal data as `masking` says."""
     outreach = write_outreach_csv(result, folder)
-    data = report_data(result)
+    data = report_data(result, masking)
     data["outreach_csv"] = outreach.name if outreach else None  # beside the report
-    paths = write_report(folder, REPORT_STEM, data, report_html(result, outreach), names=names)
+    paths = write_report(folder, REPORT_STEM, data, report_html(result, outreach, masking), names=names)
     if outreach is not None:
         paths["outreach_csv"] = outreach
     return paths

@@ -30,6 +30,7 @@ from ts24_migrate.app import App
 from ts24_migrate.cli import main
 from ts24_migrate.commands.demo_data import write_demo_inventory
 from ts24_migrate.demo import DemoTruth
+from ts24_migrate.personal_data import mask_example, mask_legacy_key
 
 from test_stages_support import through
 from test_report_support import parse_page
@@ -159,9 +160,12 @@ def test_birth_date_forms_are_parsed_or_rejected_with_their_reason(migrated):
     rejects = report["rejects"]["tables"]["NGUOI_LAO_DONG"]
     assert rejects["by_reason"]["BIRTH_DATE_TWO_DIGIT_YEAR"] == 1
     (example,) = rejects["examples"]["BIRTH_DATE_TWO_DIGIT_YEAR"]
-    assert (example["legacy_key"], example["field"], example["value"]) == (keys["15/08/85"], "NGAY_SINH", "15/08/85")
-    assert "form dd/mm/yy" in example["message"]
-    mixed = [e for e in rejects["examples"]["BIRTH_DATE_INVALID"] if e["legacy_key"] == keys["12/05-1990"]]
+    # Personal data is masked in the report (ts24_migrate/personal_data.py): the key, and the year only.
+    assert (example["legacy_key"], example["field"], example["value"]) == (
+        mask_legacy_key("NGUOI_LAO_DONG", keys["15/08/85"]), "NGAY_SINH", "**/**/85")
+    assert "form dd/mm/yy" in example["message"] and "15/08/85" not in example["message"]
+    mixed = [e for e in rejects["examples"]["BIRTH_DATE_INVALID"]
+             if e["legacy_key"] == mask_legacy_key("NGUOI_LAO_DONG", keys["12/05-1990"])]
     assert not mixed or "mixes separators" in mixed[0]["message"]
 
 
@@ -177,12 +181,16 @@ def test_the_report_lists_flags_by_table_and_code_with_counts_and_examples(migra
             assert set(entry["examples"]) == set(entry["rows_flagged"])
             for code, examples in entry["examples"].items():
                 assert 1 <= len(examples) <= min(3, entry["rows_flagged"][code])
-                for e in examples:  # each example is a real flagged value: legacy key, field, original, loaded
+                # Each example is a real flagged value (legacy key, field, original, loaded), as the report shows
+                # it: personal data masked (ts24_migrate/personal_data.py).
+                shown = [mask_example({"legacy_key": k, "field": f, "original_value": o, "loaded_value": v},
+                                      table=table)
+                         for k, f, o, v in conn.execute(sa.select(
+                             flags.c.legacy_key, flags.c.field, flags.c.original_value, flags.c.loaded_value).where(
+                             flags.c.site_id == SITE, flags.c.legacy_table == table, flags.c.flag_code == code))]
+                for e in examples:
                     assert set(e) == {"legacy_key", "field", "original_value", "loaded_value"}
-                    stored = conn.execute(sa.select(flags.c.original_value, flags.c.loaded_value).where(
-                        flags.c.site_id == SITE, flags.c.legacy_table == table, flags.c.flag_code == code,
-                        flags.c.legacy_key == e["legacy_key"], flags.c.field == e["field"])).one()
-                    assert (e["original_value"], e["loaded_value"]) == tuple(stored)
+                    assert e in shown
     assert {(t, c): n for t, e in section["tables"].items() for c, n in e["rows_flagged"].items()} == \
         {(t, c): n for t, c, n in recorded}
     units = section["tables"]["DM_DONVI"]
@@ -193,8 +201,8 @@ def test_the_report_lists_flags_by_table_and_code_with_counts_and_examples(migra
     assert example == {"legacy_key": migrated["suspect_key"], "field": "TEN_DV", "original_value": SUSPECT,
                        "loaded_value": SUSPECT}
     variants = section["tables"]["NGUOI_LAO_DONG"]["examples"]["DATE_FORM_VARIANT"]
-    assert {(e["original_value"], e["loaded_value"]) for e in variants} <= {("15-08-1985", "1985-08-15"),
-                                                                            ("1985-08-15", "1985-08-15")}
+    assert {(e["original_value"], e["loaded_value"]) for e in variants} <= {("**-**-1985", "1985-**-**"),
+                                                                            ("1985-**-**", "1985-**-**")}
     assert section["by_code"]["TEXT_ENCODING_SUSPECT"] == 1
 
     # ... the Prefect summary names them

@@ -51,6 +51,11 @@ def test_plan_changes_nothing_and_lists_exactly_the_scope(site, capsys):
         insured = [r[0] for r in conn.execute("SELECT MA_SO_BHXH FROM NGUOI_LAO_DONG LIMIT 20")]
     assert insured and not any(value in text for value in insured)
     assert Path(plan["html"]).read_text(encoding="utf-8").count("<tr>") > len(entries)
+    # The copies of the site's data outside the server, and why (purge.remaining_copies), named from the inventory.
+    copies = {c["kind"]: c for c in body["remaining_copies"]}
+    assert {"backup chain", "new system", "control store", "audit ledger", "report"} <= set(copies)
+    assert copies["backup chain"]["disposition"] == "kept by design" and "path" not in copies["backup chain"]
+    assert "Copies outside the server" in Path(plan["html"]).read_text(encoding="utf-8")
 
 
 def test_execute_destroys_exactly_the_plan_and_the_certificate_verifies_offline(site, capsys, tmp_path):
@@ -90,6 +95,8 @@ def test_execute_destroys_exactly_the_plan_and_the_certificate_verifies_offline(
     assert body["performed_by"]["name"] == "Nguyen Van A" and body["approvals"]["given"][0]["approver"] == "Tran Thi B"
     assert body["media"]["database"] == str(site.legacy.resolve()) and body["residues_for_media_sanitization"]
     assert body["verification"]["passed"] and body["verification"]["residue_scan"]["values_found"] == 0
+    copies = {c["kind"]: c for c in body["remaining_copies"]}  # what remains besides the server, and why
+    assert copies["backup chain"]["exists"] and copies["new system"]["disposition"] == "kept by design"
 
     # Re-running the command finds the purge done and says so.
     code, again, _ = run_cli(site.inventory, "purge", "execute", SITE, "--plan", plan["plan"], capsys=capsys)

@@ -23,6 +23,7 @@ from load.bookkeeping import lineage, rejects
 from ts24_migrate.app import App
 from ts24_migrate.cli import main
 from ts24_migrate.control_store import SiteState
+from ts24_migrate.personal_data import mask_legacy_key
 from validation.report import build_site_report
 from validation.report_artifacts import accounting_rows, publish_report_artifacts, report_markdown
 from test_report_support import SITE, chromium_dom, migrated_site, parse_page
@@ -110,10 +111,13 @@ def test_every_figure_in_the_report_is_the_control_store_figure(validated):
             assert set(entry["examples"]) == set(entry["by_reason"])
             for reason, examples in entry["examples"].items():
                 assert 1 <= len(examples) <= min(3, entry["by_reason"][reason])
+                # An insured person's key is masked in the report: found among the rejects of that reason
+                # whose key masks the same (as a custodian finds it in the backup).
+                of_reason = {(mask_legacy_key(table, key), field) for key, field in conn.execute(
+                    sa.select(rejects.c.legacy_key, rejects.c.field).where(
+                        rejects.c.site_id == SITE, rejects.c.legacy_table == table, rejects.c.reason_code == reason))}
                 for example in examples:
-                    assert conn.execute(sa.select(rejects.c.reason_code, rejects.c.field).where(
-                        rejects.c.site_id == SITE, rejects.c.legacy_table == table,
-                        rejects.c.legacy_key == example["legacy_key"])).one() == (reason, example["field"])
+                    assert (example["legacy_key"], example["field"]) in of_reason
 
     # Flags: the rows loaded with each flag, as the load counted them (nothing was carried over since).
     assert {t: e["rows_flagged"] for t, e in report["flags"]["tables"].items()} == {

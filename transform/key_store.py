@@ -5,9 +5,11 @@ unit code known, was this dossier number accepted before, which person holds
 this citizen ID. In plain dicts that memory grows with the site (hundreds of
 bytes per dossier and person), and the load promises memory bounded by its
 chunk size. A KeyStore keeps at most `memory_entries` entries in memory and
-moves them, when it holds that many, into a private temporary SQLite database
-(SQLite deletes it when it is closed; on Unix the file is unlinked as soon as
-it is made, so nothing is left behind even by a killed run).
+moves them, when it holds that many, into a private temporary SQLite database:
+keys are social insurance and ID numbers, so it is made 0600 in a fresh 0700
+folder, and both are unlinked as soon as SQLite holds the file open (its
+journal stays in memory): no other account can open it, and nothing is left
+behind even by a killed run.
 
 A batch first announces the keys it will ask about (`warm`): their stored
 entries come back in one query, so the per-row checks stay dictionary
@@ -29,11 +31,30 @@ Example::
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
+import tempfile
 from typing import Any, Iterable, Iterator
 
 _MISSING: Any = object()
 DEFAULT_MEMORY_ENTRIES = 50_000
+
+
+def private_temporary_database(prefix: str = "ts24-keys-") -> sqlite3.Connection:
+    """A SQLite database on disk that has no name: owner-only while it had one, unlinked at once."""
+    folder = tempfile.mkdtemp(prefix=prefix)  # 0700
+    path = os.path.join(folder, "keys.sqlite")
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600))
+        # The load reads ahead in another thread than the one that seeds a resumed run, never both at once.
+        db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        # A journal beside a file without a name cannot be made: keep it in memory (a rollback still works).
+        db.execute("PRAGMA journal_mode=MEMORY").fetchall()
+    finally:
+        if os.path.exists(path):
+            os.unlink(path)
+        os.rmdir(folder)
+    return db
 
 
 class KeyStore:
@@ -134,9 +155,7 @@ class KeyStore:
 
     def _move_to_database(self) -> None:
         if self._db is None:
-            # "": a private temporary database on disk, deleted on close. The load reads
-            # ahead in another thread than the one that seeds a resumed run, never both at once.
-            self._db = sqlite3.connect("", check_same_thread=False, isolation_level=None)
+            self._db = private_temporary_database()
             self._db.execute("CREATE TABLE entries (k TEXT PRIMARY KEY, v TEXT NOT NULL) WITHOUT ROWID")
         with self._db:  # one transaction: a few hundred thousand rows in a fraction of a second
             self._db.execute("BEGIN")

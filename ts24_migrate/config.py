@@ -17,6 +17,7 @@ Example::
       approvals_required: 1        #   approvals a purge needs, from approvers other than the plan's author
       operator: {name: Nguyen Van A, role: Operator, organisation: BHXH Ha Noi}   # certificate defaults
       media_destination: returned to TS24 JSC after media sanitization
+    show_personal_data: false      # optional: reports mask personal data unless true (internal use only)
     sites:
       - id: hn-01
         office: "01"
@@ -42,6 +43,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from .errors import ConfigError
+from .personal_data import Masking
 from .secrets import Secret, SecretRef
 
 SITE_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
@@ -173,6 +175,8 @@ class Inventory(BaseModel):
     limits: Limits = Field(default_factory=Limits)
     approvers: list[Approver] = Field(default_factory=list)
     purge: PurgeSettings = Field(default_factory=PurgeSettings)
+    # Reports mask personal data (ts24_migrate/personal_data.py); true shows it, for internal use only.
+    show_personal_data: bool = False
     sites: list[SiteConfig]
 
     # Set by load_inventory; not part of the YAML.
@@ -191,6 +195,11 @@ class Inventory(BaseModel):
 
     def resolve_path(self, path: Path) -> Path:
         return path if path.is_absolute() else (self.base_dir / path)
+
+    @property
+    def masking(self) -> Masking:
+        """How the site's reports show personal data: masked unless `show_personal_data: true`."""
+        return Masking(show=self.show_personal_data)
 
     @property
     def work_path(self) -> Path:

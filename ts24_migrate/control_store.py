@@ -200,6 +200,13 @@ class ControlStore:
                 outcome=outcome, finished_at=_now(),
                 figures=json.dumps(figures or {}, default=str, sort_keys=True), error=error))
 
+    def record_figures(self, run_id: str, figures: dict[str, Any]) -> None:
+        """The figures of a run still going, recorded now: what it is about to make (a scratch restore)
+        stays known even if the run is killed before it finishes."""
+        with self.engine.begin() as c:
+            c.execute(runs.update().where(runs.c.run_id == run_id).values(
+                figures=json.dumps(figures, default=str, sort_keys=True)))
+
     def run(self, run_id: str) -> RunRecord:
         with self.engine.connect() as c:
             row = c.execute(sa.select(runs).where(runs.c.run_id == run_id)).one_or_none()

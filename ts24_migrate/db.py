@@ -13,6 +13,7 @@ from sqlalchemy.engine import URL, Engine, make_url
 
 from .errors import ConfigError, FolderUnusable, LoginRefused, UnreachableError, classify, is_login_refused
 from .odbc import odbc_connection_string
+from .private_files import private_sqlite_file
 from .secrets import Secret, redact_url, scrub
 
 
@@ -53,8 +54,10 @@ def legacy_engine(url: Secret, *, read_only: bool = True) -> Engine:
 def store_engine(url: Secret) -> Engine:
     """Engine on the target system or the control store (SQLite or PostgreSQL)."""
     parsed = parse_url(url, what="store connection")
-    if parsed.get_backend_name() == "sqlite" and parsed.database:
-        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+    if parsed.get_backend_name() == "sqlite" and parsed.database and parsed.database != ":memory:":
+        # It holds legacy data (the new system's rows, the control store's figures, a scratch restore):
+        # readable by its owner only, and so are the -wal and -shm files SQLite makes beside it.
+        private_sqlite_file(Path(parsed.database))
         engine = sa.create_engine(parsed, connect_args={"timeout": 60})
 
         @sa.event.listens_for(engine, "connect")

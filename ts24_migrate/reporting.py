@@ -16,6 +16,7 @@ import json
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
+from .private_files import private_dir, write_private_text
 from .report_paths import PathNames
 
 _STYLE = """
@@ -95,14 +96,16 @@ def write_report(folder: Path, stem: str, data: dict[str, Any], html_text: str,
 
     With `names`, every absolute path under the inventory's folders is written by its
     name from there (ts24_migrate/report_paths.py): reports travel to other machines.
+    Reports describe legacy data: the folder is made 0700 and each file 0600, whatever
+    the umask (ts24_migrate/private_files.py).
     """
     names = names or PathNames()
-    folder.mkdir(parents=True, exist_ok=True)
+    private_dir(folder)
     paths = {"json": folder / f"{stem}.json", "html": folder / f"{stem}.html"}
     text = json.dumps(names.scrub(data), indent=2, ensure_ascii=False, default=str)
-    paths["json"].write_text(names.scrub_text(text), encoding="utf-8")
-    paths["html"].write_text(names.scrub_text(html_text), encoding="utf-8")
+    write_private_text(paths["json"], names.scrub_text(text))
+    write_private_text(paths["html"], names.scrub_text(html_text))
     if markdown is not None:
         paths["markdown"] = folder / f"{stem}.md"
-        paths["markdown"].write_text(names.scrub_text(markdown), encoding="utf-8")
+        write_private_text(paths["markdown"], names.scrub_text(markdown))
     return paths

@@ -171,5 +171,5 @@ def copy_offline(source: Path, destination: Path) -> list[Path]:
     if destination.exists():
         shutil.rmtree(destination)
     shutil.copytree(source, destination, symlinks=False)
-    os.chmod(destination, 0o755)
+    os.chmod(destination, 0o700)  # legacy values: its owner only (the caller tightens the rest)
     return make_offline(destination)

@@ -12,7 +12,10 @@ into `docs_dir` once the checkpoint has run and then made static and offline
 (validation/data_docs_offline.py). Each expectation gets its plain-words
 description (validation/expectation_words.py). Analytics and
 progress bars are off; results use the SUMMARY format (counts plus a few
-example values), which GX computes with aggregate queries.
+example values), which GX computes with aggregate queries. Example values of
+a personal field (ts24_migrate/personal_data.py) are masked in the results
+and in the stored validation results before the Data Docs are built from
+them; the Data Docs' files are made readable by their owner only.
 
 Example::
 
@@ -34,6 +37,8 @@ from sqlalchemy.engine import Engine
 
 from ts24_migrate.errors import UsageError
 from ts24_migrate.file_names import object_file_stems
+from ts24_migrate.personal_data import MASKED, Masking
+from ts24_migrate.private_files import make_tree_private, private_dir
 from ts24_migrate.secrets import redact_url
 
 from .data_docs_offline import make_offline
@@ -186,6 +191,32 @@ def _evaluation_error(info: Any) -> str | None:
     return None
 
 
+def _mask_unexpected_values(result: Any, masking: Masking) -> None:
+    """The example values GX keeps of an expectation (and renders in Data Docs), masked by column."""
+    column = result.expectation_config.kwargs.get("column")
+    details = result.result or {}
+    if "partial_unexpected_list" in details:
+        details["partial_unexpected_list"] = [masking.value(column, v) for v in details["partial_unexpected_list"]]
+    if "partial_unexpected_counts" in details:
+        details["partial_unexpected_counts"] = [{**entry, "value": masking.value(column, entry.get("value"))}
+                                                for entry in details["partial_unexpected_counts"]]
+    for key in ("unexpected_list", "unexpected_index_list", "partial_unexpected_index_list"):
+        if details.get(key) and masking.masks(column):
+            details[key] = []  # not asked for (SUMMARY); never rendered with a person's values
+
+
+def _masked_results(context: Any, outcome: Any, masking: Masking) -> None:
+    """Mask example values in the run's results, and in the stored copies the Data Docs render."""
+    store = context.validation_results_store
+    for key, validation in outcome.run_results.items():
+        for result in validation.results:
+            _mask_unexpected_values(result, masking)
+        stored = store.get(key)
+        for result in stored.results:
+            _mask_unexpected_values(result, masking)
+        store.set(key, stored)
+
+
 def _expectation_summary(result: Any) -> ExpectationSummary:
     config = result.expectation_config
     details = result.result or {}
@@ -203,18 +234,17 @@ def _expectation_summary(result: Any) -> ExpectationSummary:
 
 def run_suites(engine: Engine, suites: Mapping[str, Sequence[Any]], *, docs_dir: Path, kind: str,
                run_name: str, batches: Mapping[str, TableBatch] | None = None,
-               notes: Sequence[str] = ()) -> SuiteResults:
+               notes: Sequence[str] = (), masking: Masking = MASKED) -> SuiteResults:
     """Validate each table's expectations with one Checkpoint; build Data Docs into `docs_dir`.
 
     suites: table name -> GX expectation objects. A table missing from `batches` is
-    validated whole.
+    validated whole. Example values of personal fields are masked (`masking`).
     """
     import great_expectations as gx
 
     if not suites:
         raise UsageError(f"no {kind} tables to validate")
-    docs_dir = Path(docs_dir)
-    docs_dir.mkdir(parents=True, exist_ok=True)
+    docs_dir = private_dir(Path(docs_dir))
     logging.getLogger("great_expectations").setLevel(logging.ERROR)
     context = _context(docs_dir)
     from great_expectations.datasource.fluent import SQLDatasource
@@ -251,8 +281,10 @@ def run_suites(engine: Engine, suites: Mapping[str, Sequence[Any]], *, docs_dir:
         name=f"{kind}-{run_name}", validation_definitions=definitions, actions=[],
         result_format={"result_format": "SUMMARY", "partial_unexpected_count": EXAMPLE_VALUES}))
     outcome = checkpoint.run(run_id=gx.RunIdentifier(run_name=run_name))
+    _masked_results(context, outcome, masking)
     context.build_data_docs(site_names=[DOCS_SITE])
     make_offline(docs_dir)  # GX's pages fetch their scripts and styles from CDNs; auditors read offline
+    make_tree_private(docs_dir)  # GX wrote them with the process umask
     summaries = []
     for validation in outcome.run_results.values():
         name = validation.suite_name

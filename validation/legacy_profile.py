@@ -30,6 +30,7 @@ from sqlalchemy.engine import Engine
 
 from extract.discovery import TableInfo, discover_tables
 from extract.legacy_schema import DOSSIER_STATUS_NAMES, MAPPED_TABLES
+from ts24_migrate.personal_data import MASKED, Masking
 
 from .gx_runner import SuiteResults, TableBatch, run_suites
 from .sql_checks import references, rows_where, tax_code_check_digit_wrong
@@ -135,7 +136,8 @@ def _table_expectations(engine: Engine, table: TableInfo, by_name: dict[str, Tab
     return expectations
 
 
-def run_legacy_profile(legacy: Engine, *, docs_dir: Path, sample_rows: int | None = None) -> SuiteResults:
+def run_legacy_profile(legacy: Engine, *, docs_dir: Path, sample_rows: int | None = None,
+                       masking: Masking = MASKED) -> SuiteResults:
     """Profile every legacy table through one GX Checkpoint; Data Docs go to `docs_dir`.
 
     Descriptive: `.success` says whether the data is clean, and is never a verdict.
@@ -152,4 +154,4 @@ def run_legacy_profile(legacy: Engine, *, docs_dir: Path, sample_rows: int | Non
     suites = {t.name: _table_expectations(legacy, t, by_name, notes) for t in tables}
     batches = {t.name: TableBatch(t.name, sample_rows) for t in tables}
     return run_suites(legacy, suites, docs_dir=docs_dir, kind="legacy", run_name="legacy-profile",
-                      batches=batches, notes=notes)
+                      batches=batches, notes=notes, masking=masking)

@@ -27,6 +27,8 @@ from typing import Any
 from load.target_schema import DOSSIER_STATUSES
 from ts24_migrate.control_store import ControlStore, RunRecord
 from ts24_migrate.errors import UsageError
+from ts24_migrate.personal_data import Masking, masking_for
+from ts24_migrate.private_files import make_tree_private
 from ts24_migrate.report_paths import PathNames
 from ts24_migrate.reporting import write_report
 
@@ -41,7 +43,9 @@ TARGET_PREFIX = "target:"  # per-table figures of a target table, apart from leg
 LEGACY_PREFIX = "legacy:"
 SOURCE_STAGES = ("assess", "backup", "verify-backup", "load")
 FOLDERS = "folders"  # the run's figure naming the inventory's folders (report_paths.PathNames.recordable)
-DATA_DOCS = {kind: f"data-docs/{kind}/index.html" for kind in ("target", "legacy")}  # from the report's folder
+PERSONAL_DATA = "personal_data"  # the run's figure: examples recorded "masked" or "shown" (personal_data.py)
+DATA_DOCS_DIR = "data-docs"
+DATA_DOCS = {kind: f"{DATA_DOCS_DIR}/{kind}/index.html" for kind in ("target", "legacy")}  # from the report's folder
 
 
 @dataclass(frozen=True)
@@ -114,12 +118,15 @@ def _accounting(validated: dict[str, dict[str, Any]], backup_tables: dict[str, d
     return {"ok": totals.get("ok"), "totals": totals, "tables": rows}
 
 
-def _rejects(validated: dict[str, dict[str, Any]], load_tables: dict[str, dict[str, Any]]) -> dict[str, Any]:
+def _rejects(validated: dict[str, dict[str, Any]], load_tables: dict[str, dict[str, Any]],
+             masking: Masking) -> dict[str, Any]:
     tables: dict[str, Any] = {}
     by_reason: dict[str, int] = {}
     for table, figures in sorted(load_tables.items()):
         reasons = figures.get("rejects_by_reason") or {}
-        examples = (validated.get(legacy_entry_name(table)) or {}).get("reject_examples") or {}
+        recorded = (validated.get(legacy_entry_name(table)) or {}).get("reject_examples") or {}
+        # Masked again (masking is idempotent): a run recorded before examples were masked shows none unmasked.
+        examples = {reason: [masking.example(e, table=table) for e in listed] for reason, listed in recorded.items()}
         tables[table] = {"target_table": figures.get("target_table"), "rejected": figures.get("rejected"),
                          "conflicts": figures.get("conflicts"), "by_reason": reasons, "examples": examples}
         for reason, count in reasons.items():
@@ -128,7 +135,8 @@ def _rejects(validated: dict[str, dict[str, Any]], load_tables: dict[str, dict[s
             "tables": tables}
 
 
-def _flags(validated: dict[str, dict[str, Any]], load_tables: dict[str, dict[str, Any]]) -> dict[str, Any]:
+def _flags(validated: dict[str, dict[str, Any]], load_tables: dict[str, dict[str, Any]],
+           masking: Masking) -> dict[str, Any]:
     """Rows loaded with data-quality flags, by legacy table and code, with examples (report_figures.flag_summary)."""
     tables: dict[str, Any] = {}
     by_code: dict[str, int] = {}
@@ -137,25 +145,46 @@ def _flags(validated: dict[str, dict[str, Any]], load_tables: dict[str, dict[str
         if table.startswith(TARGET_PREFIX) or not flagged:
             continue
         table = _legacy_table(table)
+        # Masked again (idempotent), like the rejects' examples.
+        examples = {code: [masking.example(e, table=table) for e in listed]
+                    for code, listed in (flagged.get("examples") or {}).items()}
         tables[table] = {"target_table": (load_tables.get(table) or {}).get("target_table"),
-                         "rows_flagged": flagged["by_code"], "examples": flagged["examples"]}
+                         "rows_flagged": flagged["by_code"], "examples": examples}
         for code, count in flagged["by_code"].items():
             by_code[code] = by_code.get(code, 0) + count
     return {"by_code": dict(sorted(by_code.items(), key=lambda i: (-i[1], i[0]))), "tables": tables}
 
 
-def _expectations(figures: dict[str, Any], validated: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    target_tables = {name[len(TARGET_PREFIX):]: entry["expectations"] for name, entry in validated.items()
+def _masked_expectations(suite: dict[str, Any], masking: Masking) -> dict[str, Any]:
+    """A suite's expectations with their example values masked by column."""
+    masked = dict(suite)
+    for key in ("expectations", "failed_expectations"):
+        if suite.get(key) is not None:
+            masked[key] = [{**e, "examples": [masking.value(e.get("column"), v) for v in e.get("examples") or []]}
+                           for e in suite[key]]
+    return masked
+
+
+def _expectations(figures: dict[str, Any], validated: dict[str, dict[str, Any]], masking: Masking) -> dict[str, Any]:
+    target_tables = {name[len(TARGET_PREFIX):]: _masked_expectations(entry["expectations"], masking)
+                     for name, entry in validated.items()
                      if name.startswith(TARGET_PREFIX) and "expectations" in entry}
-    legacy_tables = {_legacy_table(name): entry["legacy_profile"] for name, entry in validated.items()
+    legacy_tables = {_legacy_table(name): _masked_expectations(entry["legacy_profile"], masking)
+                     for name, entry in validated.items()
                      if not name.startswith(TARGET_PREFIX) and "legacy_profile" in entry}
     return {"target": {**figures.get("target_expectations", {}), "tables": target_tables},
             "legacy": {**figures.get("legacy_profile", {}), "tables": legacy_tables}}
 
 
-def _parity(figures: dict[str, Any], validated: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    tables = {name[len(TARGET_PREFIX):]: entry["parity"] for name, entry in validated.items()
-              if name.startswith(TARGET_PREFIX) and "parity" in entry}
+def _masked_parity(table: str, entry: dict[str, Any], masking: Masking) -> dict[str, Any]:
+    return {**entry, **{kind: [{**key, "legacy_key": masking.legacy_key(table, key.get("legacy_key"))}
+                               for key in entry[kind]]
+                        for kind in ("missing", "extra", "changed") if isinstance(entry.get(kind), list)}}
+
+
+def _parity(figures: dict[str, Any], validated: dict[str, dict[str, Any]], masking: Masking) -> dict[str, Any]:
+    tables = {name[len(TARGET_PREFIX):]: _masked_parity(name[len(TARGET_PREFIX):], entry["parity"], masking)
+              for name, entry in validated.items() if name.startswith(TARGET_PREFIX) and "parity" in entry}
     return {**figures.get("parity", {}), "tables": tables}
 
 
@@ -203,8 +232,9 @@ def build_site_report(store: ControlStore, site_id: str, *, run_id: str | None =
     backup_tables = store.table_figures(runs["backup"].run_id) if runs["backup"] else {}
     load_tables = store.table_figures(runs["load"].run_id) if runs["load"] else {}
     assess = runs["assess"]
-    rejects = _rejects(validated, load_tables)
-    flags = _flags(validated, load_tables)
+    masking = masking_for(figures.get(PERSONAL_DATA))
+    rejects = _rejects(validated, load_tables, masking)
+    flags = _flags(validated, load_tables, masking)
     names = PathNames.for_inventory_folders(figures.get(FOLDERS)).merged(names or PathNames())
     data = {
         "format": FORMAT,
@@ -224,12 +254,13 @@ def build_site_report(store: ControlStore, site_id: str, *, run_id: str | None =
         "flags": flags,
         "codes": _codes(rejects, flags),
         "backup": _backup(figures, runs["backup"]),
-        "expectations": _expectations(figures, validated),
-        "parity": _parity(figures, validated),
+        "expectations": _expectations(figures, validated, masking),
+        "parity": _parity(figures, validated, masking),
         "dossiers_by_status": _in_status_order(figures.get("dossiers_by_status") or {}),
         "ledger": figures.get("ledger_head") or {},
         "assessment": {k: v for k, v in assess.figures.items() if k != "report"} if assess else None,
         "recorded_paths": figures.get("report") or {},
+        "personal_data": {"examples": masking.label, "notice": masking.notice},
     }
     for kind in DATA_DOCS:  # where they are beside the report, wherever it is written
         data["expectations"][kind]["data_docs"] = DATA_DOCS[kind]
@@ -255,6 +286,7 @@ def write_site_report(report: SiteReport, folder: Path, *, run_folder: Path | No
             copy_offline(source, folder / site)
         elif (folder / index).is_file():
             make_offline(folder / site)  # Data Docs of a run validated before they were made offline
+    make_tree_private(folder / DATA_DOCS_DIR)  # they hold legacy values: readable by their owner only
     paths = write_report(folder, REPORT_STEM, report.to_dict(), render_html(report, folder=folder),
                          names=report.names)
     return {"html": paths["html"], "json": paths["json"]}

@@ -11,6 +11,9 @@ Example::
 
     reject_examples(target, site_id="hn-01")["HO_SO"]["DATE_INVALID"][0]
     # {'legacy_key': '1042', 'field': 'NGAY_NOP', 'value': '31/02/2024', 'message': '...'}
+    reject_examples(target, site_id="hn-01")["NGUOI_LAO_DONG"]["BIRTH_DATE_INVALID"][0]
+    # {'legacy_key': '01****4567', 'field': 'NGAY_SINH', 'value': '**/**/1985', ...}: personal data
+    # masked before it is recorded (ts24_migrate/personal_data.py)
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from load import target_schema as ts
 from load.bookkeeping import flags, lineage, rejects
 from load.flag_records import flag_counts
 from ts24_migrate.control_store import ControlStore
+from ts24_migrate.personal_data import MASKED, Masking
 from ts24_migrate.secrets import redact_url
 
 EXAMPLES_PER_REASON = 3
@@ -42,9 +46,10 @@ def _shortened(value: Any) -> str | None:
     return text if len(text) <= EXAMPLE_VALUE_CHARS else text[:EXAMPLE_VALUE_CHARS - 1] + "…"
 
 
-def reject_examples(target: Engine, *, site_id: str, per_reason: int = EXAMPLES_PER_REASON
-                    ) -> dict[str, dict[str, list[dict[str, Any]]]]:
-    """legacy table -> reason code -> the first `per_reason` rejects (by legacy key) of the site."""
+def reject_examples(target: Engine, *, site_id: str, per_reason: int = EXAMPLES_PER_REASON,
+                    masking: Masking = MASKED) -> dict[str, dict[str, list[dict[str, Any]]]]:
+    """legacy table -> reason code -> the first `per_reason` rejects (by legacy key) of the site, personal
+    data masked (`masking`)."""
     rank = sa.func.row_number().over(partition_by=(rejects.c.legacy_table, rejects.c.reason_code),
                                      order_by=rejects.c.legacy_key).label("rank")
     ranked = sa.select(rejects.c.legacy_table, rejects.c.reason_code, rejects.c.legacy_key, rejects.c.field,
@@ -55,18 +60,22 @@ def reject_examples(target: Engine, *, site_id: str, per_reason: int = EXAMPLES_
     found: dict[str, dict[str, list[dict[str, Any]]]] = {}
     with target.connect() as conn:
         for row in conn.execute(query):
+            # Masked from the whole value, then shortened: a cut value could escape its rule.
+            example = masking.example({"legacy_key": row.legacy_key, "field": row.field,
+                                       "value": row.original_value, "message": row.message},
+                                      table=row.legacy_table)
             found.setdefault(row.legacy_table, {}).setdefault(row.reason_code, []).append({
-                "legacy_key": row.legacy_key, "field": row.field, "value": _shortened(row.original_value),
-                "message": _shortened(row.message)})
+                "legacy_key": example["legacy_key"], "field": row.field, "value": _shortened(example["value"]),
+                "message": _shortened(example["message"])})
     return found
 
 
-def flag_summary(target: Engine, *, site_id: str, per_code: int = EXAMPLES_PER_REASON
-                 ) -> dict[str, dict[str, Any]]:
+def flag_summary(target: Engine, *, site_id: str, per_code: int = EXAMPLES_PER_REASON,
+                 masking: Masking = MASKED) -> dict[str, dict[str, Any]]:
     """legacy table -> {"by_code": {code: rows flagged}, "examples": {code: the first `per_code` flagged
     values (by legacy key): legacy key, field, original value, value loaded}} of the site's loaded rows.
 
-    The examples show no more than the value concerned (a later release masks personal data).
+    The examples show no more than the value concerned, personal data masked (`masking`).
     """
     rank = sa.func.row_number().over(partition_by=(flags.c.legacy_table, flags.c.flag_code),
                                      order_by=(flags.c.legacy_key, flags.c.field)).label("rank")
@@ -79,9 +88,13 @@ def flag_summary(target: Engine, *, site_id: str, per_code: int = EXAMPLES_PER_R
         for table, codes in flag_counts(conn, site_id=site_id).items():
             found[table] = {"by_code": codes, "examples": {}}
         for row in conn.execute(query):
+            example = masking.example({"legacy_key": row.legacy_key, "field": row.field,
+                                       "original_value": row.original_value, "loaded_value": row.loaded_value},
+                                      table=row.legacy_table)
             found[row.legacy_table]["examples"].setdefault(row.flag_code, []).append({
-                "legacy_key": row.legacy_key, "field": row.field, "original_value": _shortened(row.original_value),
-                "loaded_value": _shortened(row.loaded_value)})
+                "legacy_key": example["legacy_key"], "field": row.field,
+                "original_value": _shortened(example["original_value"]),
+                "loaded_value": _shortened(example["loaded_value"])})
     return found
 
 

@@ -93,6 +93,13 @@ def _verdict(data: dict[str, Any]) -> str:
     return r.verdict(verdict["passed"], text) + reasons + cards
 
 
+def _personal_data(data: dict[str, Any]) -> str:
+    """Whether examples mask personal data (the default) or show it (internal use only): said at the top."""
+    personal = data.get("personal_data") or {}
+    shown = personal.get("examples") == "shown"
+    return f'<p id="personal-data" class="{"bad" if shown else "muted"}">{esc(personal.get("notice"))}</p>'
+
+
 def _reading_guide() -> str:
     return r.section("How to read this report", r.paragraph(
         "The verdict at the top passes only when four things hold: every row of every legacy table is "
@@ -391,7 +398,8 @@ def render_html(report, *, folder: Path) -> str:
     validation = data["validation"]
     return r.page(
         f"Validation report of site {data['site_id']}",
-        [_EXTRA_STYLE, _verdict(data), _reading_guide(), _accounting(data), _rejects(data), _flags(data),
+        [_EXTRA_STYLE, _verdict(data), _personal_data(data), _reading_guide(), _accounting(data), _rejects(data),
+         _flags(data),
          _backup(data), *_backup_findings(data),
          _expectations(data, Path(folder)), _parity(data), _dossiers(data), _ledger(data), _runs(data), _codes(data)],
         subtitle=f"validate run {validation['run_id']} · finished {timestamp(validation['finished_at'])} · site "

@@ -25,6 +25,7 @@ from sqlalchemy.engine import Engine
 
 from load import target_schema as ts
 from ts24_migrate.errors import UsageError
+from ts24_migrate.personal_data import MASKED, Masking
 
 from .gx_runner import SuiteResults, run_suites
 from .sql_checks import references as sql_references
@@ -151,7 +152,7 @@ def target_expectations(engine: Engine, *, as_of: dt.datetime) -> dict[str, list
 
 
 def run_target_suites(target: Engine, *, site_id: str, docs_dir: Path,
-                      as_of: dt.datetime | None = None) -> SuiteResults:
+                      as_of: dt.datetime | None = None, masking: Masking = MASKED) -> SuiteResults:
     """Validate the loaded target through one GX Checkpoint; Data Docs go to `docs_dir`.
 
     `.success` is the verdict: every expectation must hold. `as_of` (default: now, UTC)
@@ -163,4 +164,5 @@ def run_target_suites(target: Engine, *, site_id: str, docs_dir: Path,
     as_of = as_of or dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
     return run_suites(target, target_expectations(target, as_of=as_of), docs_dir=docs_dir, kind="target",
                       run_name=site_id,
-                      notes=["target tables are validated whole: every site's rows and the new portal's"])
+                      notes=["target tables are validated whole: every site's rows and the new portal's"],
+                      masking=masking)

@@ -265,7 +265,7 @@ def restore_command(app: App, site_id: str, identity: Path, into_sqlite: Path | 
             try:
                 result = restore_step(app, site_id, identity=identity, into_url=url, files_dir=files_dir,
                                       backup_id=backup_id, public_key=public_key, compare_live=not no_live,
-                                      progress=progress)
+                                      progress=progress, into_url_env=into_url_env)
             except VerificationError as exc:
                 print_problems(exc)
                 raise

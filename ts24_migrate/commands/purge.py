@@ -61,7 +61,7 @@ def prepare_command(app: App, site_id: str, identity: Path, scratch_url_env: str
 
     url = scratch_url(None, scratch_url_env) if scratch_url_env else None
     with stage_outcome(app, site_id) as outcome:
-        result = prepare_step(app, site_id, identity=identity, scratch_url=url)
+        result = prepare_step(app, site_id, identity=identity, scratch_url=url, scratch_url_env=scratch_url_env)
     head = result["chain"][-1]
     lines = [f"site {site_id}: FINAL_BACKUP_VERIFIED (run {result['run_id']})",
              f"  writes stopped: {result['write_stop']['method']}",

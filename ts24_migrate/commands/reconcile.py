@@ -153,7 +153,7 @@ def restore_chain_command(app: App, site_id: str, identity: Path, into_sqlite: P
     with stage_outcome(app, site_id) as outcome:
         try:
             result = restore_chain_step(app, site_id, identity=identity, into_url=url, files_dir=files_dir,
-                                        compare_live=not no_live)
+                                        compare_live=not no_live, into_url_env=into_url_env)
         except VerificationError as exc:
             print_problems(exc)
             raise

@@ -78,4 +78,39 @@ def list_sites(app: App) -> None:
     app.emit({"sites": rows}, "\n".join(lines))
 
 
+@sites.command("copies")
+@click.argument("site_id", metavar="SITE")
+@click.option("--destroy-scratch", is_flag=True,
+              help="First destroy the site's scratch restores and any staging table left in the target.")
+@pass_app
+def copies(app: App, site_id: str, destroy_scratch: bool) -> None:
+    """List every place besides the legacy server that holds legacy data of SITE, why, and what
+    becomes of it: the backup chain and the new system (by design), the control store, ledger,
+    reports and Data Docs (personal data masked), outreach CSVs (delete after use), report copies
+    handed over, scratch restores (destroy with the site), staging tables and the transform's
+    temporary files (checked: none left). With --destroy-scratch, the scratch restores the tool
+    made (and staging leftovers) are destroyed first, and the run that did it recorded.
+
+    \b
+    Example:
+      ts24-migrate -i sites.yaml sites copies hn-01
+      ts24-migrate -i sites.yaml --json sites copies hn-01 --destroy-scratch
+    """
+    from purge.remaining_copies import destroy_scratch_copies, remaining_copies
+
+    destroyed = destroy_scratch_copies(app, site_id) if destroy_scratch else None
+    found = remaining_copies(app, site_id)
+    lines = []
+    if destroyed is not None:
+        lines.append(f"destroyed (run {destroyed['run_id']}): {len(destroyed['destroyed'])} scratch copies, "
+                     f"{len(destroyed['staging_tables_dropped'])} staging tables")
+        lines += [f"  not destroyed: {reason}" for reason in destroyed["not_destroyed"]]
+    lines.append(f"{'COPY':<22} {'PRESENT':<8} {'DISPOSITION':<28} LOCATION")
+    for copy in found:
+        lines.append(f"{copy.kind.value:<22} {'yes' if copy.exists else 'no':<8} {copy.disposition.value:<28} "
+                     f"{copy.location}")
+        lines.append(f"{'':<22} holds: {copy.holds}")
+    app.emit({"site": site_id, "copies": [c.to_dict() for c in found], "destroyed": destroyed}, "\n".join(lines))
+
+
 COMMANDS = [sites]

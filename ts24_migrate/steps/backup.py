@@ -19,6 +19,7 @@ from backups.manifest import BackupManifest, read_manifest
 from backups.restore import restore_backup
 from backups.reuse import backup_still_current
 from backups.verify import as_identity, verify_backup
+from purge.remaining_copies import SCRATCH, scratch_record
 
 from ..app import App
 from ..control_store import SiteState
@@ -236,10 +237,14 @@ def repair_hint(site_id: str, backup_id: str) -> str:
 @updates_latest
 def restore_step(app: App, site_id: str, *, identity: Path, into_url: Secret, files_dir: Path | None,
                  backup_id: str | None = None, public_key: str | Path | None = None, compare_live: bool = True,
-                 progress: Progress | None = None, parent_run_id: str | None = None) -> dict[str, Any]:
+                 progress: Progress | None = None, parent_run_id: str | None = None,
+                 into_url_env: str | None = None) -> dict[str, Any]:
     """Restore a backup into a scratch database and folder and compare fingerprints (manifest, live).
 
     What a failed or differing restore wrote is deleted (steps.scratch): nothing half-made stays.
+    The scratch copy is recorded before anything is written into it (purge.remaining_copies), so that
+    it is destroyed with the site even if this run is killed; `into_url_env` names the variable that
+    held a server scratch database's URL.
     """
     site = app.site(site_id)
     if backup_id is None:
@@ -259,6 +264,8 @@ def restore_step(app: App, site_id: str, *, identity: Path, into_url: Secret, fi
     tables = _manifest_tables(backup_dir)
     with scratch_output(into_url, files_dir, tables=tables) as scratch:
         with stage_run(app.control_store, ledger, site_id, "restore-check", parent_run_id=parent_run_id) as run:
+            record_scratch(app.control_store, run, scratch_record(into_url, files_dir, tables=tables,
+                                                                  url_env=into_url_env))
             report = restore_backup(backup_dir, identity, scratch.engine, scratch.files_dir, public_key_b64=key,
                                     live=live, live_attachments=live_files, progress=progress, ledger=ledger,
                                     run_id=run.run_id)
@@ -271,6 +278,12 @@ def restore_step(app: App, site_id: str, *, identity: Path, into_url: Secret, fi
                 exc.report = report  # type: ignore[attr-defined]
                 raise exc
     return {"run_id": run.run_id, **report.to_json(), "live_note": live_note}
+
+
+def record_scratch(store, run, record: dict[str, Any]) -> None:
+    """Name the scratch copy a restore run is about to make, durably, before it makes it."""
+    run.figures[SCRATCH] = record
+    store.record_figures(run.run_id, run.figures)
 
 
 def _manifest_tables(backup_dir: Path) -> list[str]:

@@ -22,6 +22,7 @@ from typing import Any, Callable, TypeVar
 from ..app import App
 from ..control_store import RunRecord
 from ..durable import fsync_dir
+from ..private_files import private_dir, write_private_text
 from ..reporting import esc, page, paragraph, section
 from .site_life import SiteFacts, next_step
 
@@ -119,12 +120,11 @@ def _html(index: dict[str, Any]) -> str:
 def refresh_latest(app: App, site_id: str) -> Path:
     """Rewrite the site's latest/index.html and index.json; returns the HTML page's path."""
     index = site_index(app, site_id)
-    folder = latest_dir(app, site_id)
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = private_dir(latest_dir(app, site_id))  # like every file of the work folder: its owner only
     for name, text in (("index.json", json.dumps(index, indent=2, ensure_ascii=False, default=str)),
                        ("index.html", _html(index))):
         temporary = folder / f".{name}.tmp"
-        temporary.write_text(text, encoding="utf-8")
+        write_private_text(temporary, text)
         os.replace(temporary, folder / name)  # readers never see half a page
     fsync_dir(folder)
     return folder / "index.html"

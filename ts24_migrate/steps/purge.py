@@ -36,6 +36,7 @@ from purge.execute import destroy, shred_folder, steps_of
 from purge.gates import GateResult, PurgeRefused, require
 from purge.journal import PurgeJournal
 from purge.plan import LiveScope, plan_body, scope_differences
+from purge.remaining_copies import remaining_copies, scratch_record
 from purge.render import write_html
 from purge.residue import residue_salt, salt_id, sample_values, scan_paths
 from purge.statements import DropDatabase, SetSingleUser, UseDatabase
@@ -50,11 +51,12 @@ from ..app import App
 from ..config import Person
 from ..control_store import SiteState
 from ..db import store_engine
+from ..private_files import make_private_dirs
 from ..errors import ConfigError, GateRefused, UsageError, VerificationError
 from ..secrets import Secret
 from ..server_identity import ServerIdentity, probe_server_identity
 from ..stage_runs import stage_run
-from .backup import trusted_public_key
+from .backup import record_scratch, trusted_public_key
 from .latest import refresh_latest, updates_latest
 from .purge_facts import (CHAIN_VERIFIED, PRE_PURGE_STATES, SERVER_FIELDS, WRITES_STOPPED, chain_facts,
                           gather, legacy_target, objects_reference, purge_gates, scope_gate,
@@ -80,11 +82,18 @@ def _refuse_unless(gate: GateResult, site_id: str, doing: str) -> None:
     require([gate], site_id=site_id, doing=doing)
 
 
+def _copies(app: App, site_id: str) -> list[dict[str, Any]]:
+    """The register of copies outside the server, for a signed document: named from the inventory's folder
+    (no host path), read without changing anything (the plan is a dry run)."""
+    return [{k: v for k, v in c.to_dict().items() if k != "path"}
+            for c in remaining_copies(app, site_id, dry_run=True)]
+
+
 # -- 1. prepare -------------------------------------------------------------------------------------
 
 @updates_latest
 def prepare_step(app: App, site_id: str, *, identity: Path, scratch_url: Secret | None = None,
-                 parent_run_id: str | None = None) -> dict[str, Any]:
+                 parent_run_id: str | None = None, scratch_url_env: str | None = None) -> dict[str, Any]:
     """Stop writes, take the final increment, have the custodian decrypt-verify and restore-drill the chain."""
     app.site(site_id)
     store, ledger = app.control_store, app.ledger(site_id)
@@ -134,6 +143,9 @@ def prepare_step(app: App, site_id: str, *, identity: Path, scratch_url: Secret 
             decrypted["parts"] += report.parts_checked
             decrypted["rows"] += report.rows_checked
             decrypted["files"] += report.files_checked
+        if scratch_url is not None:  # restored tables stay there: recorded, to be destroyed with the site
+            record_scratch(store, run, scratch_record(scratch_url, None, url_env=scratch_url_env,
+                                                      tables=[t for m in chain.manifests for t in m.tables]))
         drill = _restore_drill(app, site_id, chain.manifests, identity, public_key, scratch_url, target)
 
         live = survey(app, target)
@@ -178,8 +190,7 @@ def _stop_writes(app: App, target) -> dict[str, Any]:
 def _restore_drill(app: App, site_id: str, manifests, identity: Path, public_key: str, scratch_url: Secret | None,
                    target) -> dict[str, Any]:
     """Restore the chain into a scratch database (private SQLite unless given) and compare with chain and live."""
-    folder = purge_dir(app, site_id)
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = make_private_dirs(purge_dir(app, site_id))
     scratch_dir = Path(tempfile.mkdtemp(prefix=".restore-drill-", dir=folder))
     into = store_engine(scratch_url or Secret(f"sqlite:///{scratch_dir / 'drill.sqlite'}"))
     try:
@@ -235,9 +246,8 @@ def plan_step(app: App, site_id: str, *, author: Person, author_key: SigningKey,
         event = facts.verification
         validation = facts.validation
         ledger_head = ledger.head()
-        # Hook for the remaining-copies register (work in progress elsewhere): when it lands, the plan lists
-        # the copies of this site's data the purge does NOT reach (exports, the target, backups), as a
-        # `remaining_copies` argument here and in certificate_body below, so the approver and auditor see them.
+        # The plan lists the copies of this site's data the purge does NOT reach (the register of
+        # purge.remaining_copies), so the approver and the auditor see them.
         body = plan_body(
             site={"id": site.id, "office": site.office, "name": site.name}, created_at=timestamp(utc_now()),
             author={"name": author.name, "role": author.role, "organisation": author.organisation,
@@ -256,7 +266,8 @@ def plan_step(app: App, site_id: str, *, author: Person, author_key: SigningKey,
             gates=results, approvals_required=app.inventory.purge.approvals_required,
             approvers=[{"name": a.name, "role": a.role, "key_id": a.key_id} for a in approvers],
             residue={**sample, "server_facts": server_facts},
-            residues_outside_reach=outside_reach(facts.target.kind, server_facts))
+            residues_outside_reach=outside_reach(facts.target.kind, server_facts),
+            remaining_copies=_copies(app, site_id))
         document = signed_document(body, [("pipeline", app.signing_key), ("author", author_key)])
         plan_hash = checked_document(document, {"pipeline": public_key}, what="plan")[1]
         plan_folder = folder / plan_hash[:16]
@@ -537,8 +548,8 @@ def _certify(app: App, site_id: str, folder: Path, body: dict[str, Any], plan_ha
             f"{hit['location']}: {hit['file']} holds {hit['values']} sampled value(s)"
             for hit in verification["residue_scan"]["hits"]]
         performed = started.get("performed_by") or {}
-        # Hook: the remaining-copies register's entries go here too (see plan_step).
         certificate = certificate_body(
+            remaining_copies=_copies(app, site_id),  # as they are once the server is purged
             plan=body, plan_hash=plan_hash, performed_by=performed,
             approvals=started["approvals"], started_at=started["at"], completed_at=timestamp(utc_now()),
             figures=figures, verification=verification, residues=residues,

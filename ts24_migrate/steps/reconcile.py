@@ -20,7 +20,9 @@ from ..errors import ConfigError, UnreachableError, VerificationError
 from ..secrets import Secret
 from ..stage_runs import stage_run
 from ..report_paths import PathNames
-from .backup import trusted_public_key
+from purge.remaining_copies import scratch_record
+
+from .backup import record_scratch, trusted_public_key
 from .server_check import check_legacy_server
 from .gates import refuse, require_validated
 from .latest import updates_latest
@@ -70,7 +72,8 @@ def reconcile_step(app: App, site_id: str, *, chunk_rows: int = 50_000, sweep: b
                 **result.increment, "parent": result.chain.backups[-2]["backup_id"]
                 if len(result.chain.backups) > 1 else None}, run_id=run.run_id)
         paths = write_reconciliation_report(result, app.reports_dir(site_id) / run.run_id,
-                                            names=PathNames.for_inventory(app.inventory))
+                                            names=PathNames.for_inventory(app.inventory),
+                                            masking=app.inventory.masking)
         for name, figures in result.tables.items():
             store.record_table(site_id, run.run_id, name, {k: v for k, v in figures.items() if k != "changed_keys"})
         summary = result.summary()
@@ -114,8 +117,9 @@ def verify_chain_step(app: App, site_id: str, *, public_key: str | Path | None =
 @updates_latest
 def restore_chain_step(app: App, site_id: str, *, identity: Path, into_url: Secret, files_dir: Path | None,
                        public_key: str | Path | None = None, compare_live: bool = True,
-                       parent_run_id: str | None = None) -> dict[str, Any]:
-    """Restore the full backup and every increment into a scratch database and folder; compare."""
+                       parent_run_id: str | None = None, into_url_env: str | None = None) -> dict[str, Any]:
+    """Restore the full backup and every increment into a scratch database and folder; compare. The
+    scratch copy is recorded first (see backup.restore_step)."""
     site = app.site(site_id)
     key = trusted_public_key(app, public_key)
     links = _chain_links(app, site_id, "reconcile restore-chain")
@@ -132,6 +136,8 @@ def restore_chain_step(app: App, site_id: str, *, identity: Path, into_url: Secr
     with scratch_output(into_url, files_dir, tables=tables) as scratch:
         with stage_run(app.control_store, app.ledger(site_id), site_id, "restore-chain",
                        parent_run_id=parent_run_id) as run:
+            record_scratch(app.control_store, run, scratch_record(into_url, files_dir, tables=tables,
+                                                                  url_env=into_url_env))
             report = restore_chain(manifests, identity, scratch.engine, scratch.files_dir, public_key_b64=key,
                                    live=live, live_attachments=live_files)
             run.figures.update({"ok": report.ok, "backups": len(report.backups), "problems": len(report.problems)})

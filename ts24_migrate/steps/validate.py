@@ -19,14 +19,15 @@ from typing import Any, Callable
 
 from validation import (accounting_check, figures_from_stages, parity_for_site, recorded_counts,
                         run_legacy_profile, run_target_suites)
-from validation.report import (FOLDERS, REPORT_STEM, STAGE, TARGET_PREFIX, build_site_report, legacy_entry_name,
-                               write_site_report)
+from validation.report import (FOLDERS, PERSONAL_DATA, REPORT_STEM, STAGE, TARGET_PREFIX, build_site_report,
+                               legacy_entry_name, write_site_report)
 from validation.report_figures import (backup_signature, backup_verification, dossiers_by_status, flag_summary,
                                        ledger_head, reject_examples)
 
 from ..app import App
 from ..control_store import RunRecord, SiteState
 from ..errors import VerificationError
+from ..personal_data import Masking
 from ..report_paths import PathNames
 from ..secrets import redact_url
 from ..stage_runs import stage_run
@@ -71,11 +72,13 @@ def _profile_entry(suite: dict[str, Any]) -> dict[str, Any]:
             "data_docs_suite": suite["name"]}
 
 
-def _capped_parity(table: dict[str, Any]) -> dict[str, Any]:
+def _capped_parity(name: str, table: dict[str, Any], masking: Masking) -> dict[str, Any]:
     capped = dict(table)
     for kind in ("missing", "extra", "changed"):
         capped[f"{kind}_count"] = len(table[kind])
-        capped[kind] = table[kind][:PARITY_KEYS_KEPT]
+        # An insured person's legacy key is the social insurance number: masked like one.
+        capped[kind] = [{**entry, "legacy_key": masking.legacy_key(name, entry.get("legacy_key"))}
+                        for entry in table[kind][:PARITY_KEYS_KEPT]]
     return capped
 
 
@@ -85,8 +88,8 @@ def _describe_expectation(table: str, e: dict[str, Any]) -> str:
     return f"{table}: {what}{count}" + (f" [could not be evaluated: {e['error']}]" if e.get("error") else "")
 
 
-def _check_target(checks: Checks, target, site_id: str, docs: Path) -> None:
-    suites = run_target_suites(target, site_id=site_id, docs_dir=docs)
+def _check_target(checks: Checks, target, site_id: str, docs: Path, masking: Masking) -> None:
+    suites = run_target_suites(target, site_id=site_id, docs_dir=docs, masking=masking)
     data = suites.to_dict()
     for suite in data["suites"]:
         checks.tables.setdefault(TARGET_PREFIX + suite["table"], {})["expectations"] = suite
@@ -99,8 +102,8 @@ def _check_target(checks: Checks, target, site_id: str, docs: Path) -> None:
                               + "; ".join(failed[:3]) + (f"; and {len(failed) - 3} more" if len(failed) > 3 else ""))
 
 
-def _check_legacy_profile(checks: Checks, legacy, docs: Path, sample_rows: int | None) -> None:
-    profile = run_legacy_profile(legacy, docs_dir=docs, sample_rows=sample_rows)
+def _check_legacy_profile(checks: Checks, legacy, docs: Path, sample_rows: int | None, masking: Masking) -> None:
+    profile = run_legacy_profile(legacy, docs_dir=docs, sample_rows=sample_rows, masking=masking)
     data = profile.to_dict()
     for suite in data["suites"]:
         checks.tables.setdefault(legacy_entry_name(suite["table"]), {})["legacy_profile"] = _profile_entry(suite)
@@ -110,11 +113,11 @@ def _check_legacy_profile(checks: Checks, legacy, docs: Path, sample_rows: int |
         "descriptive": True}
 
 
-def _check_parity(checks: Checks, target, site_id: str) -> None:
+def _check_parity(checks: Checks, target, site_id: str, masking: Masking) -> None:
     report = parity_for_site(target, site_id=site_id).to_dict()
     counts = {kind: sum(len(t[kind]) for t in report["tables"].values()) for kind in ("missing", "extra", "changed")}
     for name, table in report["tables"].items():
-        checks.tables.setdefault(TARGET_PREFIX + name, {})["parity"] = _capped_parity(table)
+        checks.tables.setdefault(TARGET_PREFIX + name, {})["parity"] = _capped_parity(name, table, masking)
     checks.figures["parity"] = {"exact": report["exact"], "differences": report["differences"], **counts,
                                 "table_count": len(report["tables"]), "notes": report["notes"]}
     if not report["exact"]:
@@ -165,11 +168,12 @@ def run_checks(app: App, site_id: str, *, folder: Path, backup_run: RunRecord, l
     """Every check of a validation; nothing recorded yet (validate_step does that)."""
     site = app.site(site_id)
     target, legacy = app.target_engine(), app.legacy_engine(site)
+    masking = app.inventory.masking
     checks = Checks()
     steps = [
-        lambda: _check_target(checks, target, site_id, folder / "data-docs" / "target"),
-        lambda: _check_legacy_profile(checks, legacy, folder / "data-docs" / "legacy", legacy_sample_rows),
-        lambda: _check_parity(checks, target, site_id),
+        lambda: _check_target(checks, target, site_id, folder / "data-docs" / "target", masking),
+        lambda: _check_legacy_profile(checks, legacy, folder / "data-docs" / "legacy", legacy_sample_rows, masking),
+        lambda: _check_parity(checks, target, site_id, masking),
         lambda: _check_accounting(checks, app, target, site_id, backup_run, load_run),
         lambda: _check_backup(checks, app, site_id, backup_run),
     ]
@@ -179,12 +183,13 @@ def run_checks(app: App, site_id: str, *, folder: Path, backup_run: RunRecord, l
         step()
     if progress:
         progress("done", len(steps), len(steps))
-    examples = reject_examples(target, site_id=site_id)
+    examples = reject_examples(target, site_id=site_id, masking=masking)
     for table, by_reason in examples.items():
         checks.tables.setdefault(legacy_entry_name(table), {})["reject_examples"] = by_reason
-    for table, flagged in flag_summary(target, site_id=site_id).items():
+    for table, flagged in flag_summary(target, site_id=site_id, masking=masking).items():
         checks.tables.setdefault(legacy_entry_name(table), {})["flags"] = flagged
     checks.figures["dossiers_by_status"] = dossiers_by_status(target, site_id=site_id)
+    checks.figures[PERSONAL_DATA] = masking.label  # how the examples were recorded; the report says so
     return checks
 
 
