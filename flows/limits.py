@@ -51,7 +51,7 @@ from ts24_migrate.errors import ConfigError
 
 LEASE_ENV = "TS24_SLOT_LEASE_SECONDS"
 DEFAULT_LEASE_SECONDS = 300
-_SHORTEST_LEASE_SECONDS = 10  # Prefect renews at 3/4 of the lease: shorter ones lapse under load
+_SHORTEST_LEASE_SECONDS = 60  # the Prefect server refuses shorter leases
 _NO_WAIT_SECONDS = 1  # "don't wait" still asks the server once
 _NOT_IN_A_NAME = re.compile(r"[^A-Za-z0-9_.-]+")  # Prefect refuses / % & > < in limit names
 
