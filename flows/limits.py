@@ -41,9 +41,11 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from typing import Callable, Iterator
 
+import httpx
 from prefect import get_run_logger
 from prefect.client.orchestration import get_client
 from prefect.concurrency.sync import concurrency
+from prefect.concurrency.asyncio import ConcurrencySlotAcquisitionError
 from prefect.exceptions import MissingContextError, ObjectAlreadyExists
 
 from ts24_migrate.config import Inventory, SiteConfig
@@ -52,7 +54,6 @@ from ts24_migrate.errors import ConfigError
 LEASE_ENV = "TS24_SLOT_LEASE_SECONDS"
 DEFAULT_LEASE_SECONDS = 300
 _SHORTEST_LEASE_SECONDS = 60  # the Prefect server refuses shorter leases
-_NO_WAIT_SECONDS = 1  # "don't wait" still asks the server once
 _NOT_IN_A_NAME = re.compile(r"[^A-Za-z0-9_.-]+")  # Prefect refuses / % & > < in limit names
 
 
@@ -123,7 +124,7 @@ def holding(limit: Limit | None, *, wait: bool = True, say: Callable[[str], None
     """Hold one slot of `limit` for the duration of the block (nothing when there is no limit).
 
     `wait=False`: raise SlotBusy at once when no slot is free, instead of waiting for one.
-    `say`: where the waiting and holding lines go [default: the flow run's log].
+    `say`: where the lines go when the run has to wait [default: the flow run's log].
     """
     if limit is None:
         yield
@@ -131,19 +132,33 @@ def holding(limit: Limit | None, *, wait: bool = True, say: Callable[[str], None
     say = say or _run_log
     lease = lease_seconds()
     write_limit(limit)
-    if wait:
-        say(f"waiting for a slot of {limit.what} ({limit.slots} at once, Prefect limit {limit.name})")
+
+    def take(*, once: bool):
+        # One request, or ask until a slot is free; never a timeout, which could drop a slot the server
+        # granted meanwhile. A failed lease renewal (the API briefly unreachable) must not kill an
+        # hours-long load.
+        return concurrency(limit.name, occupy=1, max_retries=0 if once else None, lease_duration=lease,
+                           strict=True, raise_on_lease_renewal_failure=False)
+
     asked = time.monotonic()
     with ExitStack() as held:
-        try:
-            # A failed lease renewal (the API briefly unreachable) must not kill an hours-long load.
-            held.enter_context(concurrency(limit.name, occupy=1, timeout_seconds=None if wait else _NO_WAIT_SECONDS,
-                                           lease_duration=lease, strict=True,
-                                           raise_on_lease_renewal_failure=False))
-        except TimeoutError:  # only from taking the slot: the block has not started
-            raise SlotBusy(limit) from None
-        say(f"holding a slot of {limit.what} after {time.monotonic() - asked:.0f} s")
+        try:  # only from taking the slot: the block has not started
+            held.enter_context(take(once=True))
+        except ConcurrencySlotAcquisitionError as refused:
+            if not _every_slot_taken(refused):
+                raise
+            if not wait:
+                raise SlotBusy(limit) from None
+            say(f"waiting for a slot of {limit.what} ({limit.slots} at once, Prefect limit {limit.name})")
+            held.enter_context(take(once=False))
+            say(f"holding a slot of {limit.what} after {time.monotonic() - asked:.0f} s")
         yield
+
+
+def _every_slot_taken(refused: ConcurrencySlotAcquisitionError) -> bool:
+    """The server said 423 Locked: no slot free now (anything else is a real error)."""
+    cause = refused.__cause__
+    return isinstance(cause, httpx.HTTPStatusError) and cause.response.status_code == 423
 
 
 @contextmanager
