@@ -63,7 +63,7 @@ def test_a_tampered_backup_or_ledger_blocks_its_site_until_a_check_passes(prefec
         check_sites(inventory=str(site.inventory))
     status = _status(site.inventory, "demo")
     assert status.attention.label == "blocked" and status.next.who == "IT"
-    assert status.next.command == "ts24-migrate fleet check demo"
+    assert status.next.command == f"ts24-migrate -i {site.inventory} fleet check demo"
     (blocker,) = status.blockers
     assert (blocker.stage, blocker.error_class) == ("check", "VerificationError")
     recorded = App(site.inventory).control_store.latest_run("demo", "check", outcome="failed")

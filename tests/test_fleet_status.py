@@ -49,7 +49,7 @@ def demo_fleet(tmp_path_factory) -> tuple[Path, Path]:
         inventory = write_demo_inventory(folder, site_id=site_id, office_code=office, seed=seed, scale=SCALE,
                                          backup_recipients=[recipient], signing_key=Path("keys/signing.key"))
     # hn-01: migrated by the pipeline alone; its validation waits for a custodian.
-    for step in (["assess", "hn-01"], ["backup", "hn-01"], ["load", "hn-01"]):
+    for step in (["assess", "hn-01"], ["backup", "hn-01"], ["backup", "verify", "hn-01"], ["load", "hn-01"]):
         assert _run(inventory, *step) == ExitCode.OK
     assert _run(inventory, "validate", "hn-01") == ExitCode.VERDICT_FAILED
     # hp-02: validated, reconciled, the world moved two weeks on, reconciled again.
@@ -102,7 +102,8 @@ def test_every_row_and_total_is_what_the_control_store_holds(demo_fleet, capsys)
     assert rows["dn-03"]["in_flight"] is None and rows["dn-03"]["state"] == "NEW"
     # what comes next, who does it, what blocks
     assert (rows["hn-01"]["attention"], rows["hn-01"]["next"]["who"]) == ("waiting", "custodian")
-    assert rows["hn-01"]["next"]["command"] == "ts24-migrate backup verify hn-01 --identity KEY"
+    # the JSON names files from the inventory's folder, like every report: `-i sites.yaml`
+    assert rows["hn-01"]["next"]["command"] == "ts24-migrate -i sites.yaml backup verify hn-01 --identity IDENTITY_FILE"
     (blocker,) = rows["hn-01"]["blockers"]
     assert (blocker["stage"], blocker["error_class"]) == ("validate", "VerificationError")
     assert "backup not verified" in blocker["message"]
@@ -114,7 +115,7 @@ def test_every_row_and_total_is_what_the_control_store_holds(demo_fleet, capsys)
     assert refusal.error.startswith("GateRefused: site qn-04: refusing to backup from another legacy server")
     assert refused["message"].startswith("site qn-04: refusing to backup from another legacy server")
     assert "database legacy/qn-04-copy.sqlite" in refused["message"] and len(refused["message"]) <= 300
-    assert (rows["dn-03"]["attention"], rows["dn-03"]["next"]["command"]) == ("to do", "ts24-migrate migrate dn-03")
+    assert (rows["dn-03"]["attention"], rows["dn-03"]["next"]["command"]) == ("to do", "ts24-migrate -i sites.yaml assess dn-03")
     assert (rows["hp-02"]["attention"], rows["hp-02"]["state"], rows["hp-02"]["blockers"]) == (
         "draining", "RECONCILING", [])
     # totals: the rows' own figures, summed
@@ -144,7 +145,7 @@ def test_the_terminal_table_lists_sites_in_attention_order_with_what_to_run(demo
     assert "failed 1, waiting 1, to do 1, running 0, draining 1" in out
     starts = [out.index(f" {site_id} ") for site_id in ORDER]
     assert starts == sorted(starts)
-    assert "run: ts24-migrate backup verify hn-01 --identity KEY" in out
+    assert f"run: ts24-migrate -i {inventory} backup verify hn-01 --identity IDENTITY_FILE" in out
     assert "blocked by GateRefused in backup: site qn-04: refusing to backup from another legacy server" in out
     assert "page:" not in out
 
@@ -197,7 +198,8 @@ def _many_sites(folder: Path, url: str, count: int) -> tuple[ControlStore, Path]
             store.record_table(site, run, "HO_SO", {"rows": 5, "flags_by_code": {"F1": 1, "F2": i % 3}})
             store.finish_run(run, "failed" if (stage == "load" and i % 5 == 0) else "succeeded", figures,
                              error="UnreachableError: down" if i % 5 == 0 else None)
-        store.start_run(site, "check")  # still running
+        if i % 4 == 2:
+            store.start_run(site, "check")  # still running (this very process)
         store.set_state(site, life[i % len(life)])
     return store, path
 
@@ -228,3 +230,4 @@ def test_the_number_of_queries_does_not_grow_with_the_sites(tmp_path, backend, r
     assert (site.backed_up, site.loaded, site.rejected, site.flagged, site.in_flight) == (107, 97, 10, 2, 7)
     failed = next(s for s in many.sites if s.site_id == "s-005")
     assert failed.blockers[0].error_class == "UnreachableError" and failed.attention.label == "failed"
+    assert next(s for s in many.sites if s.site_id == "s-006").running == "check"

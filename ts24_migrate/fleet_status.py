@@ -20,17 +20,23 @@ Example::
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import enum
 import json
 import re
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any, Iterable
 
 import sqlalchemy as sa
 
 from .config import Inventory
-from .control_store import ControlStore, SiteState, runs, site_state, table_figures
+from .control_store import ControlStore, RunRecord, SiteState, runs, site_state, table_figures
+from .control_store import _run_record as run_record  # one reading of a runs row, with every column
+from .run_liveness import process_gone
+from .steps.site_life import (IDENTITY_PLACEHOLDER, VERIFY_STAGE, BackupFacts, NextStep, SiteFacts, next_step,
+                              verification_of)
 
 LIFE = list(SiteState)
 CHECK = "check"  # the scheduled check's stage (steps.check): backup chain and audit ledger
@@ -38,7 +44,6 @@ CHECK = "check"  # the scheduled check's stage (steps.check): backup chain and a
 PIPELINE = ("assess", "backup", "verify-backup", "load", "validate", "reconcile")
 PROBLEM_OUTCOMES = ("failed", "abandoned")  # abandoned: a killed run, closed by a later command
 _ERROR_CLASS = re.compile(r"^([A-Z][A-Za-z0-9_]*):")
-_BACKUP_NOT_VERIFIED = "backup not verified"  # the validation's reason (steps.validate)
 
 
 class Attention(int, enum.Enum):
@@ -135,21 +140,6 @@ def _json_value(value: Any) -> Any:
 
 # -- reading the control store: one query per table -------------------------------------------
 
-@dataclass(frozen=True)
-class _Run:
-    run_id: str
-    stage: str
-    outcome: str
-    started_at: dt.datetime
-    finished_at: dt.datetime | None
-    figures: dict[str, Any]
-    error: str | None
-
-    def summary(self) -> RunSummary:
-        return RunSummary(self.stage, self.outcome, self.started_at, self.finished_at, self.run_id,
-                          error_class(self.error, self.outcome), self.error)
-
-
 def error_class(error: str | None, outcome: str = "failed") -> str | None:
     """The class of a recorded error: stage_run records `ClassName: message`."""
     if outcome == "abandoned":
@@ -160,19 +150,41 @@ def error_class(error: str | None, outcome: str = "failed") -> str | None:
     return found.group(1) if found else "Error"
 
 
-def _latest_runs(store: ControlStore, site_ids: list[str]) -> dict[str, dict[tuple[str, str], _Run]]:
-    """site -> (stage, outcome) -> its latest run, in one query."""
+def _summary(run: RunRecord) -> RunSummary:
+    return RunSummary(run.stage, run.outcome, run.started_at, run.finished_at, run.run_id,
+                      error_class(run.error, run.outcome), run.error)
+
+
+@dataclass
+class _SiteRuns:
+    """What fleet status needs of one site's runs: the latest of each stage and outcome, and every
+    verify-backup run (how far the backup was verified is decided over all of them)."""
+
+    latest: dict[tuple[str, str], RunRecord] = field(default_factory=dict)
+    verifications: list[RunRecord] = field(default_factory=list)
+
+
+def _site_runs(store: ControlStore, site_ids: list[str], now: dt.datetime) -> dict[str, _SiteRuns]:
+    """site -> its runs, in one query. A `running` run whose process is gone (run_liveness) is
+    shown as abandoned, as the next command on the site will record it; nothing is written here."""
     rank = sa.func.row_number().over(partition_by=(runs.c.site_id, runs.c.stage, runs.c.outcome),
                                      order_by=(runs.c.started_at.desc(), runs.c.run_id.desc())).label("rank")
-    ranked = (sa.select(runs.c.run_id, runs.c.site_id, runs.c.stage, runs.c.outcome, runs.c.started_at,
-                        runs.c.finished_at, runs.c.figures, runs.c.error, rank)
-              .where(runs.c.site_id.in_(site_ids)).subquery())
-    found: dict[str, dict[tuple[str, str], _Run]] = {}
+    ranked = sa.select(runs, rank).where(runs.c.site_id.in_(site_ids)).subquery()
+    query = (sa.select(ranked).where(sa.or_(ranked.c.rank == 1, ranked.c.stage == VERIFY_STAGE))
+             .order_by(ranked.c.started_at, ranked.c.run_id))
+    found: dict[str, _SiteRuns] = {}
     with store.engine.connect() as c:
-        for r in c.execute(sa.select(ranked).where(ranked.c.rank == 1)):
-            found.setdefault(r.site_id, {})[(r.stage, r.outcome)] = _Run(
-                r.run_id, r.stage, r.outcome, r.started_at, r.finished_at,
-                json.loads(r.figures) if r.figures else {}, r.error)
+        for row in c.execute(query):
+            run = run_record(row)
+            if run.outcome == "running" and process_gone(row.host, row.pid, row.start_token,
+                                                         heartbeat_at=row.heartbeat_at,
+                                                         started_at=row.started_at, now=now):
+                run = dataclasses.replace(run, outcome="abandoned", error="abandoned: its process is gone")
+            site = found.setdefault(run.site_id, _SiteRuns())
+            if run.stage == VERIFY_STAGE:
+                site.verifications.append(run)
+            if row.rank == 1:
+                site.latest[(run.stage, run.outcome)] = run
     return found
 
 
@@ -201,33 +213,29 @@ def _flags_by_run(store: ControlStore, run_ids: list[str]) -> dict[str, int | No
 
 def read_fleet_status(store: ControlStore, inventory: Inventory, *, now: dt.datetime | None = None) -> FleetStatus:
     """Every site of `inventory` as the control store has it (three queries, whatever the fleet's size)."""
+    now = now or dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
     site_ids = [s.id for s in inventory.sites]
     states = site_states(store, site_ids)
-    latest = _latest_runs(store, site_ids)
-    load_runs = [r.run_id for site in latest.values() for (stage, outcome), r in site.items()
+    found = _site_runs(store, site_ids, now)
+    load_runs = [r.run_id for site in found.values() for (stage, outcome), r in site.latest.items()
                  if stage == "load" and outcome == "succeeded"]
     flags = _flags_by_run(store, load_runs)
     sites = []
     for site in inventory.sites:
         state, updated_at = states.get(site.id, (SiteState.NEW, None))
-        sites.append(_site_status(site, state, updated_at, latest.get(site.id, {}), flags))
+        sites.append(_site_status(site, state, updated_at, found.get(site.id, _SiteRuns()), flags, inventory))
     sites.sort(key=lambda s: (s.attention, s.since is None, s.since or dt.datetime.min, s.site_id))
-    generated = now or dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
-    return FleetStatus(generated, sites, _totals(sites))
+    return FleetStatus(now, sites, _totals(sites))
 
 
 # -- one site ---------------------------------------------------------------------------------
 
-def _latest_of_stage(latest: dict[tuple[str, str], _Run], stage: str) -> _Run | None:
+def _latest_of_stage(latest: dict[tuple[str, str], RunRecord], stage: str) -> RunRecord | None:
     found = [r for (s, _), r in latest.items() if s == stage]
     return max(found, key=lambda r: (r.started_at, r.run_id)) if found else None
 
 
-def _succeeded(latest: dict[tuple[str, str], _Run], stage: str) -> _Run | None:
-    return latest.get((stage, "succeeded"))
-
-
-def _superseded(run: _Run, latest: dict[tuple[str, str], _Run]) -> bool:
+def _superseded(run: RunRecord, latest: dict[tuple[str, str], RunRecord]) -> bool:
     """A failure is behind the site when a later stage of the migration succeeded after it."""
     if run.stage not in PIPELINE:
         return False
@@ -235,7 +243,7 @@ def _superseded(run: _Run, latest: dict[tuple[str, str], _Run]) -> bool:
     return any(r.started_at > run.started_at for (s, o), r in latest.items() if s in later and o == "succeeded")
 
 
-def _blockers(latest: dict[tuple[str, str], _Run]) -> list[Blocker]:
+def _blockers(latest: dict[tuple[str, str], RunRecord]) -> list[Blocker]:
     found = []
     for stage in sorted({s for s, _ in latest}):
         run = _latest_of_stage(latest, stage)
@@ -247,15 +255,36 @@ def _blockers(latest: dict[tuple[str, str], _Run]) -> list[Blocker]:
     return sorted(found, key=lambda b: (b.stage != CHECK, b.since))
 
 
-def _site_status(site, state: SiteState, updated_at: dt.datetime | None,
-                 latest: dict[tuple[str, str], _Run], flags: dict[str, int | None]) -> SiteStatus:
+def _facts(site_id: str, state: SiteState, found: _SiteRuns, inventory: Inventory) -> SiteFacts:
+    """steps.site_life's facts, from the runs already read (the control store only: a backup the
+    latest successful backup run made is taken as complete on disk)."""
+    latest = found.latest
+    backup_run = latest.get(("backup", "succeeded"))
+    backup = None
+    if backup_run is not None and backup_run.figures.get("backup_id"):
+        backup_id = backup_run.figures["backup_id"]
+        verification, verified_by = verification_of(found.verifications, backup_id)
+        backup = BackupFacts(backup_id, Path(backup_run.figures.get("backup_dir") or backup_id), backup_run,
+                             verification, verified_by)
+    verdicts = [r for r in (latest.get(("validate", "succeeded")), latest.get(("validate", "failed")))
+                if r is not None and "verdict" in r.figures]
+    return SiteFacts(site_id, state, inventory.source_path or Path("sites.yaml"),
+                     assessed=("assess", "succeeded") in latest, backup=backup,
+                     load=latest.get(("load", "succeeded")),
+                     validation=max(verdicts, key=lambda r: r.started_at) if verdicts else None,
+                     reconcile=latest.get(("reconcile", "succeeded")))
+
+
+def _site_status(site, state: SiteState, updated_at: dt.datetime | None, found: _SiteRuns,
+                 flags: dict[str, int | None], inventory: Inventory) -> SiteStatus:
+    latest = found.latest
     every = list(latest.values())
     last = max(every, key=lambda r: (r.started_at, r.run_id)) if every else None
     running_runs = [r for r in (_latest_of_stage(latest, s) for s in {s for s, _ in latest})
                     if r is not None and r.outcome == "running"]
     running = max(running_runs, key=lambda r: r.started_at) if running_runs else None
-    backup, load = _succeeded(latest, "backup"), _succeeded(latest, "load")
-    reconciled, assessed = _succeeded(latest, "reconcile"), _succeeded(latest, "assess")
+    backup, load = latest.get(("backup", "succeeded")), latest.get(("load", "succeeded"))
+    reconciled, assessed = latest.get(("reconcile", "succeeded")), latest.get(("assess", "succeeded"))
     if reconciled is not None and reconciled.figures.get("in_flight") is not None:
         in_flight, as_of = reconciled.figures.get("in_flight"), reconciled.figures.get("as_of")
     elif assessed is not None:
@@ -265,12 +294,13 @@ def _site_status(site, state: SiteState, updated_at: dt.datetime | None,
         in_flight, as_of = None, None
     check = _latest_of_stage(latest, CHECK)
     blockers = _blockers(latest)
-    next_action, attention = _next_action(site.id, state, blockers, running, _latest_of_stage(latest, "validate"))
+    next_action, attention = _next_action(site.id, state, blockers, running, _facts(site.id, state, found, inventory),
+                                          latest)
     since = (blockers[0].since if blockers else running.started_at if running
              else (last.finished_at or last.started_at) if last else updated_at)
     return SiteStatus(
         site_id=site.id, office=site.office, name=site.name, legacy_server=site.server, state=state.value,
-        step=LIFE.index(state) + 1, last_run=last.summary() if last else None,
+        step=LIFE.index(state) + 1, last_run=_summary(last) if last else None,
         running=running.stage if running else None,
         backed_up=_int(backup.figures.get("rows")) if backup else None,
         loaded=_int(load.figures.get("loaded")) if load else None,
@@ -278,7 +308,7 @@ def _site_status(site, state: SiteState, updated_at: dt.datetime | None,
         flagged=flags.get(load.run_id) if load else None,
         in_flight=_int(in_flight), in_flight_as_of=as_of,
         forecast_drain_date=reconciled.figures.get("forecast_drain_date") if reconciled else None,
-        check=check.summary() if check else None, next=next_action, blockers=tuple(blockers),
+        check=_summary(check) if check else None, next=next_action, blockers=tuple(blockers),
         attention=attention, since=since)
 
 
@@ -286,72 +316,77 @@ def _int(value: Any) -> int | None:
     return int(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
-def _command(*args: str) -> str:
-    return " ".join(["ts24-migrate", *args])
+def _command(facts: SiteFacts, *args: str) -> str:
+    return NextStep("", args, "").command(facts.inventory)
 
 
-def _for_blocker(site_id: str, blocker: Blocker, validate: _Run | None) -> tuple[NextAction, Attention]:
-    """What to do about the first blocker, by the error's class (ts24_migrate.errors)."""
-    kind = blocker.error_class
-    if blocker.stage == CHECK:
+def _after_drained(facts: SiteFacts, latest: dict[tuple[str, str], RunRecord]) -> tuple[NextAction, Attention]:
+    """The purge's part of the site's life (README: Retiring a TS24 server)."""
+    site, state = facts.site_id, facts.state
+    if state is SiteState.DRAINED:
+        return NextAction("custodian", "the site is drained: stop writes, take the final increment and "
+                                       "decrypt-verify the chain for the purge",
+                          _command(facts, "purge", "prepare", site, "--identity", IDENTITY_PLACEHOLDER)), \
+            Attention.WAITING
+    if state is SiteState.FINAL_BACKUP_VERIFIED:
+        if ("purge-plan", "succeeded") not in latest:
+            return NextAction("operator", "write the purge plan (a dry run)",
+                              _command(facts, "purge", "plan", site, "--key", "KEY")), Attention.WAITING
+        return NextAction("approver", "approve the purge plan (an approver other than its author); then the "
+                                      "operator executes it", _command(facts, "purge", "approve", "PLAN")), \
+            Attention.WAITING
+    if state in (SiteState.PURGE_APPROVED, SiteState.PURGED):
+        return NextAction("operator", "finish the approved purge: the same command resumes it",
+                          _command(facts, "purge", "execute", site, "--plan", "PLAN", "--approval", "APPROVAL")), \
+            Attention.WAITING
+    return NextAction("operator", "certified: record the media sanitization and the hand-over, if not done",
+                      _command(facts, "purge", "attest-media", site)), Attention.DONE
+
+
+def _life_step(facts: SiteFacts, latest: dict[tuple[str, str], RunRecord]) -> tuple[NextAction, Attention]:
+    """What the site's life asks next: steps.site_life.next_step up to the drain, the purge after."""
+    if LIFE.index(facts.state) >= LIFE.index(SiteState.DRAINED):
+        return _after_drained(facts, latest)
+    step = next_step(facts)
+    action = NextAction(step.who, step.why, step.command(facts.inventory) or None)
+    if step.who != "IT":
+        return action, Attention.WAITING
+    if step.args[:2] == ("reconcile", "run") and facts.state is SiteState.RECONCILING:
+        return action, Attention.DRAINING
+    return action, Attention.TO_DO
+
+
+_BY_CLASS = {
+    "abandoned": "its {stage} run was killed: run it again, it resumes",
+    "UnreachableError": "a database or folder was unreachable in {stage}: check the server, the network and the "
+                        "driver, then run again (it resumes)",
+    "ConfigError": "{stage} stopped on the inventory or a secret: fix what the error names, then run again",
+    "UsageError": "{stage} stopped on the inventory or a secret: fix what the error names, then run again",
+    "GateRefused": "a safety gate refused {stage}: do what the error says (a wrong legacy URL, or `assess "
+                   "--server-moved` if the database really moved)",
+    "StageRefused": "{stage} was refused: the step before it is missing",
+    "VerificationError": "{stage} found a problem: read its report or error",
+}
+
+
+def _next_action(site_id: str, state: SiteState, blockers: list[Blocker], running: RunRecord | None,
+                 facts: SiteFacts, latest: dict[tuple[str, str], RunRecord]) -> tuple[NextAction, Attention]:
+    if blockers and blockers[0].stage == CHECK:
         return NextAction("IT", "the daily check found the backup chain or the audit ledger damaged: find out "
                                 "what changed them (never overwrite a backup part), then check again",
-                          _command("fleet", "check", site_id)), Attention.BLOCKED
-    if blocker.stage == "validate" and validate is not None and any(
-            str(reason).startswith(_BACKUP_NOT_VERIFIED) for reason in validate.figures.get("reasons") or []):
-        return NextAction("custodian", "decrypt-verify the backup with a custodian key; then IT validates again",
-                          _command("backup", "verify", site_id, "--identity", "KEY")), Attention.WAITING
-    if kind == "abandoned":
-        return NextAction("IT", f"the {blocker.stage} run was killed: run it again, it resumes",
-                          _command("migrate", site_id)), Attention.FAILED
-    if kind == "UnreachableError":
-        return NextAction("IT", "a database or folder was unreachable: check the server, the network and the "
-                                "driver, then run again (it resumes)", _command("migrate", site_id)), Attention.FAILED
-    if kind in ("ConfigError", "UsageError"):
-        return NextAction("IT", "fix the inventory or the secret the error names, then run again",
-                          None), Attention.FAILED
-    if kind in ("GateRefused", "StageRefused", "PartExists"):
-        return NextAction("IT", "a safety gate refused: do what the error says (e.g. the legacy URL, or "
-                                f"`assess {site_id} --server-moved` if the database really moved)",
-                          None), Attention.FAILED
-    if kind == "VerificationError":
-        if blocker.stage == "validate":
-            return NextAction("IT", "the validation failed: read its report, fix what it names, validate again",
-                              _command("report", site_id)), Attention.FAILED
-        return NextAction("IT", f"{blocker.stage} found a problem: read the error; a damaged backup is made "
-                                "again", None), Attention.FAILED
-    return NextAction("IT", "an internal error (a bug): rerun with --debug and report it",
-                      None), Attention.FAILED
-
-
-def _next_action(site_id: str, state: SiteState, blockers: list[Blocker], running: _Run | None,
-                 validate: _Run | None) -> tuple[NextAction, Attention]:
-    if blockers:
-        return _for_blocker(site_id, blockers[0], validate)
+                          _command(facts, "fleet", "check", site_id)), Attention.BLOCKED
     if running is not None:
-        return NextAction("IT", f"{running.stage} is running (since "
-                                f"{running.started_at:%Y-%m-%d %H:%M} UTC): wait for it"), Attention.RUNNING
-    if state in (SiteState.NEW, SiteState.ASSESSED, SiteState.EXTRACTED, SiteState.BACKED_UP,
-                 SiteState.BACKUP_VERIFIED):
-        what = "migrate it" if state is SiteState.NEW else "carry on with its migration (it resumes)"
-        return NextAction("IT", f"{what}: assess, back up, verify, load, validate (or migrate-fleet)",
-                          _command("migrate", site_id)), Attention.TO_DO
-    if state is SiteState.LOADED:
-        return NextAction("IT", "validate it", _command("validate", site_id)), Attention.TO_DO
-    if state is SiteState.VALIDATED:
-        return NextAction("IT", "start its reconciliation (the reconcile-sites deployment runs it daily)",
-                          _command("reconcile", "run", site_id)), Attention.TO_DO
-    if state is SiteState.RECONCILING:
-        return NextAction("IT", "nothing until it drains: reconcile-sites runs daily"), Attention.DRAINING
-    if state is SiteState.DRAINED:
-        return NextAction("operator", "take the final backup and prepare the purge plan"), Attention.WAITING
-    if state is SiteState.FINAL_BACKUP_VERIFIED:
-        return NextAction("approver", "review and approve the purge plan (not its author)"), Attention.WAITING
-    if state is SiteState.PURGE_APPROVED:
-        return NextAction("operator", "execute the approved purge"), Attention.WAITING
-    if state is SiteState.PURGED:
-        return NextAction("operator", "issue the certificate and hand the server back"), Attention.WAITING
-    return NextAction("", "done: certified"), Attention.DONE
+        return NextAction("IT", f"{running.stage} is running (since {running.started_at:%Y-%m-%d %H:%M} UTC): "
+                                "wait for it"), Attention.RUNNING
+    step, attention = _life_step(facts, latest)
+    if not blockers:
+        return step, attention
+    blocker = blockers[0]
+    what = _BY_CLASS.get(blocker.error_class, "{stage} stopped on an internal error (a bug): rerun it with --debug "
+                                              "and report it").format(stage=blocker.stage)
+    # Who acts next is the life's answer (a failed validation may wait for a custodian's key).
+    return NextAction(step.who, f"{what}; next: {step.action}", step.command), \
+        Attention.WAITING if step.who != "IT" else Attention.FAILED
 
 
 # -- totals -----------------------------------------------------------------------------------
