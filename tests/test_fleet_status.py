@@ -93,6 +93,9 @@ def test_every_row_and_total_is_what_the_control_store_holds(demo_fleet, capsys)
         assert row["backed_up"] == (backup.figures["rows"] if backup else None)
         assert row["loaded"] == (load.figures["loaded"] if load else None)
         assert row["rejected"] == (load.figures["rejected"] if load else None)
+        flagged = (sum(sum(t["flags_by_code"].values()) for t in store.table_figures(load.run_id).values())
+                   if load else None)
+        assert row["flagged"] == flagged
     # in flight: the latest reconciliation's figures, else the assessment's
     reconciled = store.runs("hp-02", "reconcile")
     assert len(reconciled) == 2 and rows["hp-02"]["in_flight"] == reconciled[-1].figures["in_flight"]
@@ -125,6 +128,7 @@ def test_every_row_and_total_is_what_the_control_store_holds(demo_fleet, capsys)
                                    "draining": 1, "done": 0}
     assert totals["rows"]["backed_up"] == sum(store.latest_run(s, "backup").figures["rows"] for s in ("hn-01", "hp-02"))
     assert totals["rows"]["loaded"] == sum(store.latest_run(s, "load").figures["loaded"] for s in ("hn-01", "hp-02"))
+    assert totals["rows"]["flagged"] == rows["hn-01"]["flagged"] + rows["hp-02"]["flagged"] > 0
     assert totals["in_flight"] == sum(rows[s]["in_flight"] for s in ("hn-01", "hp-02", "qn-04"))
     assert totals["by_state"] == {"NEW": 1, "ASSESSED": 1, "LOADED": 1, "RECONCILING": 1}
     assert totals["waiting_on"] == {"IT": 2, "custodian": 1}
