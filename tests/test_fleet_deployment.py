@@ -342,7 +342,8 @@ def test_a_fleet_on_a_real_deployment_shares_workers_keeps_limits_and_survives_a
     killed_sites = {site for site in killed_runs.values() if site}
     assert "site-e" in killed_sites
     loads = app.control_store.runs("site-e", "load")
-    assert loads[0].outcome == "running" and loads[0].finished_at is None  # killed: never finished
+    # killed: it never finished; the next load run noticed its process gone and closed it
+    assert loads[0].outcome == "abandoned" and loads[0].finished_at is None and loads[0].abandoned_at
     assert loads[-1].outcome == "succeeded" and loads[-1].figures["chunks_skipped"] >= 2, loads[-1].figures
     for site in [*FIRST, *SECOND]:
         _assert_validated_exactly(app, site.id)

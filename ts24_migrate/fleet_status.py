@@ -384,9 +384,9 @@ def _next_action(site_id: str, state: SiteState, blockers: list[Blocker], runnin
     blocker = blockers[0]
     what = _BY_CLASS.get(blocker.error_class, "{stage} stopped on an internal error (a bug): rerun it with --debug "
                                               "and report it").format(stage=blocker.stage)
-    # Who acts next is the life's answer (a failed validation may wait for a custodian's key).
-    return NextAction(step.who, f"{what}; next: {step.action}", step.command), \
-        Attention.WAITING if step.who != "IT" else Attention.FAILED
+    if step.who != "IT":  # who acts next is the life's answer: a failed validation may wait for a custodian
+        return step, Attention.WAITING
+    return NextAction(step.who, f"{what} (next: {step.action})", step.command), Attention.FAILED
 
 
 # -- totals -----------------------------------------------------------------------------------

@@ -10,8 +10,8 @@ from ..app import App, pass_app
 from ..errors import VerificationError
 from ..fleet_status import LIFE, FleetStatus, SiteStatus
 
-_COLUMNS = (("ATTENTION", 9), ("SITE", 12), ("STATE", 19), ("LAST RUN", 28), ("BACKED UP", 10), ("LOADED", 9),
-            ("REJECTED", 8), ("FLAGGED", 7), ("IN FLIGHT", 9), ("FORECAST", 10), ("CHECK", 6))
+_COLUMNS = (("ATTENTION", 9), ("SITE", 12), ("STATE", 19), ("LAST RUN", 31), ("BACKED UP", 10), ("LOADED", 9),
+            ("REJECTED", 8), ("FLAGGED", 7), ("IN FLIGHT", 9), ("FORECAST", 16), ("CHECK", 6))
 
 
 @click.group("fleet")
