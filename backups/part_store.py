@@ -23,6 +23,7 @@ import errno
 import hashlib
 import json
 import os
+import socket
 from pathlib import Path
 from typing import Any, BinaryIO, Callable, Iterator
 
@@ -61,7 +62,8 @@ def write_once(final: Path, produce: Callable[[Any], None]) -> tuple[str, int]:
     if final.exists():
         raise PartExists(f"{final} already exists: backups are write-once, refusing to overwrite it")
     make_private_dirs(final.parent)
-    temp = final.with_name(f"{TEMP_PREFIX}{final.name}.{os.getpid()}")
+    # Host and pid: on a backup folder shared by several worker hosts, no two writers share a name.
+    temp = final.with_name(f"{TEMP_PREFIX}{final.name}.{socket.gethostname()}.{os.getpid()}")
     fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
         with os.fdopen(fd, "wb") as handle:

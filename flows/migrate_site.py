@@ -4,9 +4,10 @@ Each task rebuilds the App from the inventory path (engines are not shared
 across tasks), runs one step (the same step functions the CLI runs) and
 publishes its key figures as artifacts. A failed flow run is simply run again:
 every step resumes from its own durable checkpoint (backup journal, load
-ledger), and steps already done change nothing. With `limits:` in the
-inventory, the run first waits for a slot of its legacy server, and loads and
-validates holding one of the target (flows.limits).
+ledger), and steps already done change nothing. The run holds its site's own
+slot throughout; with `limits:` in the inventory, it first waits for a slot of
+its legacy server, and loads and validates holding one of the target
+(flows.limits). It ends by refreshing the fleet status (flows.fleet_status).
 
 Example::
 
@@ -24,6 +25,7 @@ from prefect.runtime import flow_run
 
 from ts24_migrate.app import App
 from ts24_migrate.config import load_inventory
+from ts24_migrate.control_store import SiteState
 from ts24_migrate.errors import classify
 from ts24_migrate.steps.assess import assess_step
 from ts24_migrate.steps.migrate import run_migration, stage_arguments, stage_named, stage_note, step_function
@@ -31,9 +33,21 @@ from ts24_migrate.server_identity import ServerIdentity
 from ts24_migrate.labels import IN_FLIGHT_LABEL, RECEIVED_AFTER_CUTOVER_LABEL, object_counts_text
 
 from .artifacts import progress_reporter, publish_markdown, publish_table
+from .fleet_status import refresh_fleet_status
 from .inventory import inventory_path
-from .limits import holding, legacy_server_limit, target_limit
+from .limits import holding, legacy_server_limit, site_limit, target_limit
 from .retries import retry_if_transient
+
+
+SITE_LIFE = list(SiteState)
+
+
+def already_validated(inventory: str, site_id: str) -> bool:
+    app = App(Path(inventory))
+    try:
+        return SITE_LIFE.index(app.control_store.state(site_id)) >= SITE_LIFE.index(SiteState.VALIDATED)
+    finally:
+        app.close()
 
 
 def run_step(step: Callable[..., dict[str, Any]], site_id: str, inventory: str, stage: str,
@@ -138,15 +152,19 @@ def validate_task(site_id: str, inventory: str, legacy_sample_rows: int | None =
 
 @flow(name="migrate-site")
 def migrate_site(site_id: str, inventory: str | None = None, chunk_rows: int = 50_000,
-                 custodian_identity: str | None = None, legacy_sample_rows: int | None = None) -> dict[str, Any]:
+                 custodian_identity: str | None = None, legacy_sample_rows: int | None = None,
+                 skip_validated: bool = False) -> dict[str, Any]:
     """Assess, extract and back up (encrypted), verify the backup, transform and load, validate
     and report one site. `custodian_identity` (a path) lets the verify step decrypt every part;
     without it, the verification checks signatures and ciphertext hashes only. `inventory`
     defaults to $TS24_INVENTORY (flows/inventory.py). `legacy_sample_rows` profiles only the
     first rows of each legacy table (descriptive; the verdict never depends on it), for sites
-    where a full profile takes too long."""
+    where a full profile takes too long. `skip_validated` (as migrate-fleet sends it): a site
+    already VALIDATED, or further on, is left as it is."""
+    logger = get_run_logger()
     inventory = inventory_path(inventory)
     known = load_inventory(Path(inventory))
+    site = known.site(site_id)
     results: dict[str, Any] = {"flow_run": str(flow_run.get_id() or "")}
     tasks = {"assess": assess_task, "backup": backup_task, "verify-backup": verify_backup_task,
              "load": load_task, "validate": validate_task}
@@ -156,6 +174,15 @@ def migrate_site(site_id: str, inventory: str | None = None, chunk_rows: int = 5
                                     legacy_sample_rows=legacy_sample_rows)
         return tasks[stage.stage](site_id, inventory, **arguments)
 
-    with holding(legacy_server_limit(known, known.site(site_id))):  # every stage reads the legacy server
-        results.update(run_migration(run_stage, hold_target=lambda: holding(target_limit(known))))
-    return results
+    # The site's own slot first: another run of it (one submitted again while a killed worker's
+    # run held the site) waits here, and then finds the work done or resumes it.
+    try:
+        with holding(site_limit(site)):
+            if skip_validated and already_validated(inventory, site_id):
+                logger.info("site %s is already validated: nothing to do", site_id)
+                return {**results, "skipped": "already validated"}
+            with holding(legacy_server_limit(known, site)):  # every stage reads the legacy server
+                results.update(run_migration(run_stage, hold_target=lambda: holding(target_limit(known))))
+        return results
+    finally:
+        refresh_fleet_status(inventory)  # the fleet at a glance, as of this site's end

@@ -10,10 +10,10 @@ Without `site_id`, the flow reconciles every site of the inventory whose
 state is VALIDATED, RECONCILING or DRAINED (a drained site is still watched
 until its purge: a late change must not go unnoticed) and whose latest load
 passed its validation; a site the reconcile gate refuses (steps.gates) is
-named in the log with the step it needs first, and the others go on. With `limits:`
-in the inventory (flows.limits), a site whose legacy server or target has no
-free slot is put back and reconciled after the others, so one busy site does
-not hold up the sweep.
+named in the log with the step it needs first, and the others go on. A site
+that another run holds (its migration, flows.limits), or, with `limits:` in the
+inventory, whose legacy server or target has no free slot, is put back and
+reconciled after the others, so one busy site does not hold up the sweep.
 
 Example::
 
@@ -38,7 +38,7 @@ from ts24_migrate.steps.gates import require_validated
 
 from .artifacts import artifact_key, progress_reporter, publish_markdown, publish_table
 from .inventory import inventory_path
-from .limits import SlotBusy, holding, legacy_server_limit, target_limit
+from .limits import SlotBusy, site_slots
 from .retries import retry_if_transient
 
 WATCHED_STATES = (SiteState.VALIDATED, SiteState.RECONCILING, SiteState.DRAINED)
@@ -125,8 +125,7 @@ def reconcile_site(site_id: str | None = None, inventory: str | None = None,
 
 def _reconcile(known: Inventory, site_id: str, inventory: str, sweep: bool | None, *, wait: bool) -> dict[str, Any]:
     # A reconciliation reads the site's legacy server and carries dossiers into the target.
-    with holding(legacy_server_limit(known, known.site(site_id)), wait=wait), \
-            holding(target_limit(known), wait=wait):
+    with site_slots(known, known.site(site_id), target=True, wait=wait):
         result = reconcile_task(site_id, inventory, sweep)
     get_run_logger().info("site %s: %s, %s in flight", site_id,
                           "drained" if result["drained"] else "not drained", result["in_flight"])

@@ -1,4 +1,5 @@
-"""migrate-fleet on real Prefect: every site of an inventory migrated, a failing site does not stop the rest."""
+"""migrate-fleet on real Prefect: every site of an inventory migrated, validated ones left alone on a re-run,
+a failing site does not stop the rest."""
 
 from __future__ import annotations
 
@@ -31,10 +32,16 @@ def test_fleet_migrates_every_site_and_isolates_a_failure(prefect_server, tmp_pa
     store = App(inventory).control_store
     assert {store.state("hn-01"), store.state("hp-02")} == {SiteState.VALIDATED}
 
-    # Break one site's legacy database: the fleet fails, naming it, and the other site still runs.
+    # Run again: the validated sites are left as they are.
+    before = {site_id: len(store.runs(site_id)) for site_id in ("hn-01", "hp-02")}
+    assert migrate_fleet(inventory=str(inventory)) == {"hn-01": {"outcome": "already validated"},
+                                                       "hp-02": {"outcome": "already validated"}}
+    assert {site_id: len(store.runs(site_id)) for site_id in ("hn-01", "hp-02")} == before
+
+    # Break one site's legacy database: the fleet, asked to redo them, fails naming it; the other still runs.
     sa.create_engine(f"sqlite:///{folder / 'legacy' / 'hp-02.sqlite'}").dispose()
     (folder / "legacy" / "hp-02.sqlite").write_bytes(b"not a database")
     before = len(store.runs("hn-01", "validate"))
     with pytest.raises(VerificationError, match=r"1 of 2 sites failed: hp-02"):
-        migrate_fleet(inventory=str(inventory), custodian_identity=str(identity))
+        migrate_fleet(inventory=str(inventory), custodian_identity=str(identity), redo_validated=True)
     assert len(store.runs("hn-01", "validate")) == before + 1

@@ -18,6 +18,7 @@ from ..errors import VerificationError
 from ..labels import ATTACHMENT_FINDINGS, NUL_TEXT_LABEL, finding_line, object_counts_text
 from .outcome import stage_outcome
 from .progress import table_progress
+from .slots import command_slots
 from .restore_common import print_problems, restore_options, restored_lines, scratch_url
 
 Progress = Callable[[str, int, int], None]
@@ -69,7 +70,7 @@ def create(app: App, site_id: str, chunk_rows: int) -> None:
     from ..steps.backup import backup_step
 
     with stage_outcome(app, site_id) as outcome:
-        with table_progress(app, "backing up") as progress:
+        with command_slots(app, site_id, target=False), table_progress(app, "backing up") as progress:
             result = backup_step(app, site_id, chunk_rows=chunk_rows, progress=progress)
         outcome.emit(result, _created_lines(site_id, result))
 

@@ -10,6 +10,7 @@ import click
 from ..app import App, pass_app
 from .outcome import stage_outcome
 from .progress import table_progress
+from .slots import command_slots
 
 
 @click.command("load")
@@ -36,7 +37,7 @@ def load(app: App, site_id: str, chunk_rows: int) -> None:
     from ..steps.load import load_step
 
     with stage_outcome(app, site_id) as outcome:
-        with table_progress(app, "loading") as progress:
+        with command_slots(app, site_id, target=True), table_progress(app, "loading") as progress:
             data = load_step(app, site_id, chunk_rows=chunk_rows, progress=progress)
         outcome.emit(data, _human(site_id, data))
 

@@ -19,6 +19,7 @@ from ..app import App, pass_app
 from ..errors import VerificationError
 from .outcome import stage_outcome
 from .progress import table_progress
+from .slots import command_slots
 from .restore_common import print_problems, restore_options, restored_lines, scratch_url
 
 Progress = Callable[[str, int, int], None]
@@ -70,7 +71,7 @@ def run_command(app: App, site_id: str, sweep: bool | None, as_of: dt.datetime |
     from ..steps.reconcile import reconcile_step
 
     with stage_outcome(app, site_id) as outcome:
-        with table_progress(app, "reading changes") as progress:
+        with command_slots(app, site_id, target=True), table_progress(app, "reading changes") as progress:
             result = reconcile_step(app, site_id, chunk_rows=chunk_rows, sweep=sweep, as_of=as_of,
                                     progress=progress)
         missed = expect_drained and not result["drained"]

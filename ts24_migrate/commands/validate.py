@@ -21,6 +21,7 @@ from ..errors import VerificationError
 from ..report_paths import PathNames
 from .outcome import stage_outcome
 from .progress import table_progress
+from .slots import command_slots
 
 Progress = Callable[[str, int, int], None]
 
@@ -71,7 +72,7 @@ def validate(app: App, site_id: str, legacy_sample_rows: int | None) -> None:
     from ..steps.validate import validate_step
 
     with stage_outcome(app, site_id) as outcome:
-        with table_progress(app, "validating") as progress:
+        with command_slots(app, site_id, target=True), table_progress(app, "validating") as progress:
             try:
                 result = validate_step(app, site_id, progress=progress, legacy_sample_rows=legacy_sample_rows)
             except VerificationError as exc:

@@ -62,7 +62,13 @@ def backup_verification(store: ControlStore, site_id: str, backup_id: str | None
     makes it verified again (as validation.report_figures.backup_verification
     reads it).
     """
-    runs = [r for r in store.runs(site_id, VERIFY_STAGE)
+    return verification_of(store.runs(site_id, VERIFY_STAGE), backup_id)
+
+
+def verification_of(verify_runs: list[RunRecord], backup_id: str | None) -> tuple[Verification, RunRecord | None]:
+    """backup_verification from the site's verify-backup runs, oldest first (fleet status reads
+    them for every site at once)."""
+    runs = [r for r in verify_runs
             if r.outcome in ("succeeded", "failed") and backup_id and r.figures.get("backup_id") == backup_id]
     passed = [i for i, r in enumerate(runs) if r.outcome == "succeeded"]
     decrypted = [i for i in passed if runs[i].figures.get("mode") == "decrypted"]
