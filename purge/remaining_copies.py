@@ -198,34 +198,51 @@ def _ledger(app, site_id: str, names: PathNames) -> list[RemainingCopy]:
         "the audit trail auditors verify: kept by design", Disposition.KEPT_BY_DESIGN, path.is_file(), path)]
 
 
-def _validation_masking(app, site_id: str) -> dict[str, str]:
-    return {run.run_id: run.figures.get("personal_data") or "masked (at rendering)"
-            for run in app.control_store.runs(site_id, "validate")}
+# What each report file holds, by its stem; the assessment shows no row values.
+REPORT_KINDS = {
+    "assessment": ("assessment", "figures of the legacy database (tables, counts, objects, attachment findings), "
+                                 "no row values", False),
+    "validation-report": ("validation report", "figures, and examples of rejected and flagged rows by legacy key",
+                          True),
+    "reconciliation": ("reconciliation report", "figures, dossiers by legacy id and number, rows the carry-over "
+                                                "blocked by legacy key", True),
+}
+
+
+def _examples_shown(report_json: Path) -> bool | None:
+    """True when a report shows personal data (show_personal_data, or written before examples were
+    masked), False when masked, None when unreadable."""
+    import json
+
+    try:
+        personal = (json.loads(report_json.read_text(encoding="utf-8")) or {}).get("personal_data")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return not isinstance(personal, dict) or personal.get("examples") != "masked"
 
 
 def _reports(app, site_id: str, names: PathNames) -> list[RemainingCopy]:
     root = app.reports_dir(site_id)
-    recorded = _validation_masking(app, site_id)
     found = []
     for folder in sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []:
-        shown = recorded.get(folder.name) == "shown"
-        kinds = [label for stem, label in (("assessment", "assessment"), ("validation-report", "validation report"),
-                                           ("reconciliation", "reconciliation report"))
-                 if (folder / f"{stem}.json").exists()]
-        found.append(RemainingCopy(
-            CopyKind.REPORT, _location(names, folder),
-            f"{', '.join(kinds) or 'report files'}: figures, and examples of rejected rows by legacy key, "
-            + ("personal data SHOWN (the inventory's show_personal_data)" if shown else "personal data masked"),
-            "the migration's evidence for auditors", Disposition.KEPT_UNMASKED if shown else Disposition.KEPT_MASKED,
-            True, folder, folder.name))
+        holds, shown = [], False
+        for stem, (label, what, has_examples) in REPORT_KINDS.items():
+            if (folder / f"{stem}.json").exists():
+                holds.append(f"{label}: {what}")
+                shown = shown or (has_examples and _examples_shown(folder / f"{stem}.json") is not False)
+        masking = ("personal data SHOWN (the inventory's show_personal_data, or written before examples were "
+                   "masked: rebuild it with `ts24-migrate report SITE`)" if shown else "personal data masked")
+        disposition = Disposition.KEPT_UNMASKED if shown else Disposition.KEPT_MASKED
+        found.append(RemainingCopy(CopyKind.REPORT, _location(names, folder),
+                                   "; ".join(holds or ["report files"]) + f"; {masking}",
+                                   "the migration's evidence for auditors", disposition, True, folder, folder.name))
         docs = folder / DATA_DOCS_DIR
         if docs.is_dir():
             found.append(RemainingCopy(
                 CopyKind.DATA_DOCS, _location(names, docs),
                 "Great Expectations results per table: counts and a few unexpected values, "
-                + ("SHOWN" if shown else "masked where personal"),
-                "the validation's evidence for auditors", Disposition.KEPT_UNMASKED if shown else
-                Disposition.KEPT_MASKED, True, docs, folder.name))
+                + ("possibly SHOWN" if shown else "masked where personal"),
+                "the validation's evidence for auditors", disposition, True, docs, folder.name))
         csv = folder / OUTREACH_CSV
         if csv.is_file():
             found.append(RemainingCopy(
@@ -234,6 +251,14 @@ def _reports(app, site_id: str, names: PathNames) -> list[RemainingCopy]:
                 "re-register; readable by its owner only (0600)",
                 "for the office's outreach: delete it once the units are contacted", Disposition.DELETE_AFTER_USE,
                 True, csv, folder.name))
+    for name, what in (("latest", "the site's latest page: each stage's latest run, its outcome and report link; "
+                                  "no row values"),
+                       ("purge", "purge plans, approvals, journal and certificate: names of tables, objects and "
+                                 "files with their fingerprints; sampled values only as keyed hashes")):
+        folder = app.inventory.site_dir(site_id) / name
+        if folder.is_dir():
+            found.append(RemainingCopy(CopyKind.REPORT, _location(names, folder), what,
+                                       "the site's record: kept by design", Disposition.KEPT_BY_DESIGN, True, folder))
     return found
 
 

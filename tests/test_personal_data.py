@@ -122,6 +122,18 @@ def test_masking_a_masked_value_changes_nothing(kind, text):
     assert mask_as(kind, once) == once
 
 
+_DIRTY = st.text(st.sampled_from(list("0123456789abN *@.,/-ễĐ'")), max_size=30)
+
+
+@settings(max_examples=300, deadline=None)
+@given(field=st.sampled_from(["HO_TEN", "NGAY_SINH", "MA_SO_BHXH", "EMAIL", "DIA_CHI", "MA_SO_THUE", "MA_DV"]),
+       value=_DIRTY, message=_DIRTY, key=_DIRTY)
+def test_a_report_rebuilt_from_masked_examples_masks_them_the_same(field, value, message, key):
+    example = {"legacy_key": key, "field": field, "value": value, "message": message}
+    once = mask_example(example, table="NGUOI_LAO_DONG")
+    assert mask_example(once, table="NGUOI_LAO_DONG") == once
+
+
 @settings(max_examples=200, deadline=None)
 @given(digits=st.text(alphabet="0123456789", min_size=9, max_size=12))
 def test_at_least_four_digits_of_an_identifier_are_hidden(digits):

@@ -201,7 +201,10 @@ def test_the_register_names_every_copy_and_the_scratch_ones_are_destroyed(site, 
     by_kind = {kind: [c for c in copies if c.kind == kind] for kind in CopyKind}
     assert by_kind[CopyKind.BACKUP_CHAIN][0].path == base / "backups" / SITE
     assert {c.run_id for c in by_kind[CopyKind.REPORT]} >= {validation["run_id"], reconciliation["run_id"]}
-    assert all(c.disposition == Disposition.KEPT_MASKED for c in by_kind[CopyKind.REPORT])
+    assert all(c.disposition == Disposition.KEPT_MASKED for c in by_kind[CopyKind.REPORT]
+               if "reports" in c.path.parts)
+    assert {c.path.name for c in by_kind[CopyKind.REPORT] if c.disposition == Disposition.KEPT_BY_DESIGN} == {
+        "latest"}  # the site's latest/ page: no row values
     assert by_kind[CopyKind.OUTREACH_CSV][0].disposition == Disposition.DELETE_AFTER_USE
     assert by_kind[CopyKind.REPORT_COPY][0].path == (base / "for-the-auditor").resolve()
     scratch = by_kind[CopyKind.SCRATCH_RESTORE]
@@ -212,6 +215,15 @@ def test_the_register_names_every_copy_and_the_scratch_ones_are_destroyed(site, 
     assert [c.exists for c in staging] == [True] and staging[0].location.endswith("0badc0de")
     assert by_kind[CopyKind.TRANSFORM_TEMP][0].disposition == Disposition.NONE_LEFT
     assert "social insurance numbers" in by_kind[CopyKind.CONTROL_STORE][0].holds
+
+    # A report written before examples were masked is named as one that may show personal data.
+    older = base / "work" / "sites" / SITE / "reports" / "older-run"
+    older.mkdir()
+    (older / "validation-report.json").write_text("{}", encoding="utf-8")
+    (entry,) = [c for c in remaining_copies(app, SITE) if c.path == older]
+    assert entry.disposition == Disposition.KEPT_UNMASKED and "rebuild it" in entry.holds
+    (older / "validation-report.json").unlink()
+    older.rmdir()
 
     capsys.readouterr()
     assert main(["-i", str(migrated.inventory), "--json", "sites", "copies", SITE, "--destroy-scratch"]) == 0

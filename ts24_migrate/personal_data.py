@@ -125,11 +125,14 @@ def _birth_date(text: str) -> str:
     return "".join(c if i in keep or not c.isalnum() else "*" for i, c in enumerate(text))
 
 
+def _first_letter(text: str) -> str:
+    """The first character and stars (a star already there stays one: masked twice, the same)."""
+    return (text[:1] if text[:1] != "*" else "") + "***"
+
+
 def _email(text: str) -> str:
     local, at, domain = text.rpartition("@")
-    if not at:
-        return text[:1] + "***" if len(text) > 1 else "*"
-    return f"{local[:1]}***@{domain}"
+    return f"{_first_letter(local)}@{domain}" if at else _first_letter(text)
 
 
 def _phone(text: str) -> str:
@@ -139,12 +142,12 @@ def _phone(text: str) -> str:
 
 
 def _address(text: str) -> str:
-    parts = text.split(",")
-    return "***, " + parts[-1].strip() if len(parts) > 1 else "***"
+    last = text.split(",")[-1].strip() if "," in text else ""
+    return f"***, {last}" if last else "***"
 
 
 def _account(text: str) -> str:
-    return text[:1] + "***"
+    return _first_letter(text)
 
 
 def _tax_code(text: str) -> str:
@@ -207,21 +210,22 @@ def mask_legacy_key(table: str | None, key: Any) -> Any:
 
 def mask_text(text: str | None, *, kinds_and_values: list[tuple[str | None, Any]] = (),
               scrub: bool = True) -> str | None:
-    """Free text about a personal row (a reject's message): (`scrub`) whatever looks like an identifier
-    (9 digits or more), an e-mail or a day/month/year masked, then each known value still in it replaced
-    by its mask. Patterns go first: a known value inside a longer number must not split it unseen."""
+    """Free text about a personal row (a reject's message): each known value it repeats (as a whole word:
+    a value inside a longer number is left to the patterns) replaced by its mask, then (`scrub`) whatever
+    still looks like an identifier (9 digits or more), an e-mail or a day/month/year."""
     if text is None:
         return None
-    if scrub:
-        text = _LONG_NUMBER.sub(lambda m: _identifier(m.group()), text)
-        text = _EMAIL.sub(lambda m: _email(m.group()), text)
-        text = _DAY_MONTH_YEAR.sub(lambda m: _birth_date(m.group()), text)
     for kind, value in kinds_and_values:
         if kind is None or value is None or isinstance(value, (bytes, bytearray, memoryview)):
             continue
         for form in sorted({str(value), str(value).strip()}, key=len, reverse=True):
-            if len(form) >= 3 and form in text:
-                text = text.replace(form, str(mask_as(kind, form)))
+            if len(form) >= 3 and "*" not in form and form in text:  # a starred form is masked already
+                masked = str(mask_as(kind, form))
+                text = re.sub(r"(?<!\w)" + re.escape(form) + r"(?!\w)", lambda _m: masked, text)
+    if scrub:
+        text = _LONG_NUMBER.sub(lambda m: _identifier(m.group()), text)
+        text = _EMAIL.sub(lambda m: _email(m.group()), text)
+        text = _DAY_MONTH_YEAR.sub(lambda m: _birth_date(m.group()), text)
     return text
 
 
