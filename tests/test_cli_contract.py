@@ -103,6 +103,7 @@ COMMAND_PATHS = _paths(cli)
 # (case, argv from the site, documented exit code). Every command has a typical failure here.
 CASES: list[tuple[str, Callable[[Site], list[str]], int]] = [
     ("sites list: bad inventory", lambda s: ["-i", str(s.bad_inventory), "sites", "list"], ExitCode.USAGE),
+    ("sites copies: unknown site", lambda s: ["-i", str(s.inventory), "sites", "copies", "nope"], ExitCode.USAGE),
     ("assess: unknown site", lambda s: ["-i", str(s.inventory), "assess", "nope"], ExitCode.USAGE),
     ("assess: legacy database missing", lambda s: ["-i", str(s.broken_inventory), "assess", SITE],
      ExitCode.UNREACHABLE),
