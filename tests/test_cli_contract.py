@@ -157,6 +157,8 @@ CASES: list[tuple[str, Callable[[Site], list[str]], int]] = [
                                                          str(s.public_key)], ExitCode.VERDICT_FAILED),
     ("certificate summary: bad inventory", lambda s: ["-i", str(s.bad_inventory), "certificate", "summary"],
      ExitCode.USAGE),
+    ("fleet status: bad inventory", lambda s: ["-i", str(s.bad_inventory), "fleet", "status"], ExitCode.USAGE),
+    ("fleet check: unknown site", lambda s: ["-i", str(s.inventory), "fleet", "check", "nope"], ExitCode.USAGE),
     ("audit verify: tampered ledger", lambda s: ["audit", "verify", str(s.tampered_ledger), "--public-key",
                                                  str(s.public_key)], ExitCode.VERDICT_FAILED),
     ("audit show: no ledger", lambda s: ["audit", "show", str(s.folder / "none.jsonl")], ExitCode.USAGE),
