@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from ..app import App, pass_app
 from ..errors import VerificationError
-from ..fleet_status import LIFE, FleetStatus, SiteStatus
+
+if TYPE_CHECKING:  # the control store (SQLAlchemy) loads when a command runs, not for --help
+    from ..fleet_status import FleetStatus, SiteStatus
 
 _COLUMNS = (("ATTENTION", 9), ("SITE", 12), ("STATE", 19), ("LAST RUN", 31), ("BACKED UP", 10), ("LOADED", 9),
             ("REJECTED", 8), ("FLAGGED", 7), ("IN FLIGHT", 9), ("FORECAST", 16), ("CHECK", 6))
@@ -24,6 +26,8 @@ def _figure(value: Any) -> str:
 
 
 def _cells(site: SiteStatus) -> list[str]:
+    from ..fleet_status import LIFE
+
     last = site.last_run
     last_text = (f"{last.stage} {last.outcome} {(last.finished_at or last.started_at):%m-%d %H:%M}" if last else "-")
     check = "-" if site.check is None else "ok" if site.check.outcome == "succeeded" else site.check.outcome
