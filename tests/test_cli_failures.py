@@ -59,7 +59,8 @@ def test_a_read_only_work_folder_exits_3_naming_it(demo_site):
         result = cli("-i", str(site.inventory), "sites", "list")
         assert result.returncode == ExitCode.UNREACHABLE
         line = _one_error_line(result)
-        assert line.startswith("error: control store at sqlite:") and str(work) in line, line
+        # The control store (or, first, making its file owner-only) names the folder it cannot use.
+        assert line.startswith("error: ") and str(work) in line, line
 
         result = cli("-i", str(site.inventory), "sites", "list", "--json")
         assert result.returncode == ExitCode.UNREACHABLE
@@ -75,7 +76,7 @@ def test_a_read_only_work_folder_exits_3_naming_it(demo_site):
         result = cli("-i", str(site.inventory), "assess", SITE)
         assert result.returncode == ExitCode.UNREACHABLE
         line = _one_error_line(result)
-        assert "cannot be written" in line and str(work) in line, line
+        assert ("cannot be written" in line or "Permission denied" in line) and str(work) in line, line
     finally:
         _writable(work)
     assert cli("-i", str(site.inventory), "assess", SITE).returncode == 0

@@ -53,11 +53,15 @@ def private_dir(path: Path) -> Path:
 
 
 def _tighten(path: Path, mode: int) -> None:
+    """Take away what `mode` does not grant (group and others), never add a right: a folder an
+    operator made read-only stays read-only, and the write then fails as it should."""
     info = path.lstat()
-    if stat.S_ISLNK(info.st_mode) or stat.S_IMODE(info.st_mode) == mode:
+    current = stat.S_IMODE(info.st_mode)
+    tightened = current & mode
+    if stat.S_ISLNK(info.st_mode) or tightened == current:
         return
     if info.st_uid == os.geteuid():
-        os.chmod(path, mode)
+        os.chmod(path, tightened)
 
 
 def write_private_bytes(path: Path, data: bytes) -> Path:
