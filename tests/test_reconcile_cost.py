@@ -19,10 +19,8 @@ import sqlalchemy as sa
 
 from extract.legacy_schema import HO_SO, HO_SO_LICH_SU
 from reconcile.carry_over import carry_over
-from ts24_migrate.db import store_engine
-from ts24_migrate.secrets import Secret
 
-from test_reconcile_support import SITE, make_site
+from test_reconcile_support import SITE, make_site, reconcile_refused_by_the_new_system
 
 STEPS_PER_TICK = 100
 
@@ -83,15 +81,7 @@ def _queue_one_change(site) -> None:
     """A reconcile reads and chains the change, then the new system refuses writes: the changed
     rows wait in the carry-over queue, where the next carry-over takes them from."""
     _change_one_dossier(site.writable)
-    writable_target = site.target
-    site.target = store_engine(Secret(str(writable_target.url)))
-    sa.event.listen(site.target, "connect", lambda dbapi, _record: dbapi.execute("PRAGMA query_only = ON"))
-    try:
-        with pytest.raises(sa.exc.OperationalError, match="readonly"):
-            site.reconcile()
-    finally:
-        site.target.dispose()
-        site.target = writable_target
+    reconcile_refused_by_the_new_system(site)
 
 
 def _carry_over_work(site) -> tuple[Work, dict]:

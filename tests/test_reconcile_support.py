@@ -129,3 +129,19 @@ def compared_tables() -> list[sa.Table]:
     """The new system's business tables and the migration's bookkeeping of what was loaded or rejected."""
     return [*target_schema.metadata.sorted_tables, bookkeeping.crosswalk, bookkeeping.lineage,
             bookkeeping.rejects, bookkeeping.conflicts, bookkeeping.flags]
+
+
+def reconcile_refused_by_the_new_system(site: ReconcileSite) -> None:
+    """A reconcile whose target refuses writes (SQLite's query_only): it reads and chains the
+    change, then fails before carrying it over, so the changed rows wait in the carry-over queue."""
+    import pytest
+
+    writable_target = site.target
+    site.target = store_engine(Secret(str(writable_target.url)))
+    sa.event.listen(site.target, "connect", lambda dbapi, _record: dbapi.execute("PRAGMA query_only = ON"))
+    try:
+        with pytest.raises(sa.exc.OperationalError, match="readonly"):
+            site.reconcile()
+    finally:
+        site.target.dispose()
+        site.target = writable_target
