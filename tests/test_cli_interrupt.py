@@ -179,3 +179,28 @@ def test_ctrl_c_in_a_terminal_during_a_flow_run_on_a_temporary_server(demo_site,
 
     result = rerun(*command[:-1], env=env)  # directly this time: same stages, same records
     assert result["validate"]["passed"] is True
+
+
+def test_the_database_library_s_own_complaints_are_one_line_and_silent_after_ctrl_c(capfd):
+    """SQLAlchemy logs "Error closing cursor" with a traceback when a Ctrl-C lands inside a fetch (it
+    closes the connection first); a command prints library warnings as one line, and none after Ctrl-C.
+    (The real signal is not raised here: its watchdog would end the test process.)"""
+    import logging
+
+    from ts24_migrate import interrupts
+
+    pool_log = logging.getLogger("sqlalchemy.pool.impl.QueuePool")
+    handler = interrupts._Handler()
+    library_log = interrupts._LibraryLog(handler)
+    logging.getLogger("sqlalchemy").addHandler(library_log)
+    try:
+        for interrupted in (False, True):
+            handler.interrupted = interrupted
+            try:
+                raise RuntimeError("closed database")
+            except RuntimeError:
+                pool_log.error("Error closing cursor", exc_info=True)
+            expected = "" if interrupted else "warning (sqlalchemy.pool.impl.QueuePool): Error closing cursor\n"
+            assert capfd.readouterr().err == expected
+    finally:
+        logging.getLogger("sqlalchemy").removeHandler(library_log)

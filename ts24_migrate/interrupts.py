@@ -16,6 +16,7 @@ no worse than the kill every stage is built to survive.
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import threading
@@ -40,6 +41,26 @@ def _watchdog() -> None:
     _end_now(f"stopping took longer than {GRACE_SECONDS:g} s")
 
 
+class _LibraryLog(logging.Handler):
+    """Where the database library's own warnings go during a command: one line, never a traceback.
+
+    Without a handler, Python prints them with their traceback. After a Ctrl-C, SQLAlchemy closes the
+    connection the interrupted fetch was using and then logs "Error closing cursor" about it: that is
+    the interruption itself, already reported as exit 130, so it is dropped."""
+
+    def __init__(self, handler: "_Handler") -> None:
+        super().__init__(level=logging.WARNING)
+        self.handler = handler
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self.handler.interrupted:
+            return
+        try:
+            os.write(2, f"warning ({record.name}): {record.getMessage()}\n".encode(errors="replace"))
+        except OSError:
+            pass
+
+
 class _Handler:
     def __init__(self) -> None:
         self.interrupted = False
@@ -59,8 +80,12 @@ def interrupt_handling() -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = signal.signal(signal.SIGINT, _Handler())
+    handler = _Handler()
+    library_log, library_logger = _LibraryLog(handler), logging.getLogger("sqlalchemy")
+    library_logger.addHandler(library_log)
+    previous = signal.signal(signal.SIGINT, handler)
     try:
         yield
     finally:
         signal.signal(signal.SIGINT, previous)
+        library_logger.removeHandler(library_log)
