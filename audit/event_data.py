@@ -27,13 +27,22 @@ from collections.abc import Mapping
 from pathlib import PurePath
 from typing import Any
 
-from ts24_migrate.secrets import Secret
+from ts24_migrate.core.secrets import Secret
 
 from .events import sorted_keys
 
 # Key names are compared with case, '_', '-' and spaces removed: "Private-Key" -> "privatekey".
-SECRET_KEY_PARTS = ("password", "passwd", "passphrase", "secret", "privatekey", "apikey", "accesstoken",
-                    "authtoken", "refreshtoken")
+SECRET_KEY_PARTS = (
+    "password",
+    "passwd",
+    "passphrase",
+    "secret",
+    "privatekey",
+    "apikey",
+    "accesstoken",
+    "authtoken",
+    "refreshtoken",
+)
 SECRET_KEY_NAMES = {"pwd", "token"}
 
 _URL_PASSWORD = re.compile(r"//[^:/@\s]*:([^@\s/]+)@")
@@ -65,11 +74,11 @@ def reject_secret_text(text: str, where: str) -> None:
     for pattern in (_URL_PASSWORD, _ASSIGNED_PASSWORD):
         for match in pattern.finditer(text):
             if match.group(1) != REDACTED:
-                raise ValueError(f"audit event {where} holds a password (use redact_url); "
-                                 "secrets never go into the audit ledger")
+                raise ValueError(
+                    f"audit event {where} holds a password (use redact_url); secrets never go into the audit ledger"
+                )
     if any(marker in text for marker in _KEY_MATERIAL):
-        raise ValueError(f"audit event {where} holds private key material; "
-                         "secrets never go into the audit ledger")
+        raise ValueError(f"audit event {where} holds private key material; secrets never go into the audit ledger")
 
 
 def looks_like_secret_key(name: str) -> bool:
@@ -87,8 +96,9 @@ def _reject_secrets(value: Any, where: str) -> None:
             reject_secret_text(key_text, f"data key under {where!r}" if where else "data key")
             path = f"{where}.{key_text}" if where else key_text
             if looks_like_secret_key(key_text):
-                raise ValueError(f"audit event data: key {path!r} looks like a secret; "
-                                 "secrets never go into the audit ledger")
+                raise ValueError(
+                    f"audit event data: key {path!r} looks like a secret; secrets never go into the audit ledger"
+                )
             _reject_secrets(item, path)
     elif isinstance(value, (list, tuple, set, frozenset)):
         for index, item in enumerate(value):

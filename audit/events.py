@@ -16,7 +16,7 @@ auditor can check it with any JSON library and any Ed25519 implementation:
   the same compact separators (:func:`canonical_bytes`); in Python:
   ``json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()``;
 - ``signature`` is the Ed25519 signature (base64) of those same content bytes,
-  by the key whose id is ``key_id`` (see backups.keys.key_id_of);
+  by the key whose id is ``key_id`` (see ts24_migrate.core.keys.key_id_of);
 - ``prev_hash`` is the ``hash`` of the event with the previous ``seq``
   (``null`` for seq 1), which chains the events: changing, removing, inserting
   or reordering one breaks the chain at that point.
@@ -33,8 +33,20 @@ from typing import Any
 
 FORMAT_VERSION = 1
 # The order of the fields in a ledger line (the hash uses sorted keys instead).
-LINE_FIELDS = ("v", "seq", "time", "site", "stage", "event", "run_id", "data", "prev_hash", "key_id",
-               "hash", "signature")
+LINE_FIELDS = (
+    "v",
+    "seq",
+    "time",
+    "site",
+    "stage",
+    "event",
+    "run_id",
+    "data",
+    "prev_hash",
+    "key_id",
+    "hash",
+    "signature",
+)
 UNSIGNED_FIELDS = ("hash", "signature")
 
 
@@ -83,7 +95,7 @@ class LedgerEvent:
         return line_bytes(self.to_dict())
 
     @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> "LedgerEvent":
+    def from_dict(cls, values: dict[str, Any]) -> LedgerEvent:
         return cls(**{name: values[name] for name in LINE_FIELDS})
 
 
@@ -93,15 +105,13 @@ def canonical_bytes(value: Any) -> bytes:
     >>> canonical_bytes({"b": 1, "a": {"d": "ễ", "c": None}})
     b'{"a":{"c":null,"d":"\\xe1\\xbb\\x85"},"b":1}'
     """
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-                      allow_nan=False).encode("utf-8")
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode("utf-8")
 
 
 def line_bytes(values: dict[str, Any]) -> bytes:
     """A ledger line: the fields in LINE_FIELDS order, data with sorted keys, compact, newline."""
     ordered = {name: (sorted_keys(values[name]) if name == "data" else values[name]) for name in LINE_FIELDS}
-    return json.dumps(ordered, separators=(",", ":"), ensure_ascii=False,
-                      allow_nan=False).encode("utf-8") + b"\n"
+    return json.dumps(ordered, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode("utf-8") + b"\n"
 
 
 def sorted_keys(value: Any) -> Any:
@@ -115,5 +125,5 @@ def sorted_keys(value: Any) -> Any:
 
 def utc_timestamp(moment: dt.datetime | None = None) -> str:
     """UTC time with microseconds and a Z, e.g. '2025-07-01T08:00:00.000000Z'."""
-    moment = moment or dt.datetime.now(dt.timezone.utc)
-    return moment.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    moment = moment or dt.datetime.now(dt.UTC)
+    return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")

@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from backups.keys import SigningKey, verify_signature
+from ts24_migrate.core.keys import SigningKey, verify_signature
 
 from .events import FORMAT_VERSION, LedgerEvent, canonical_bytes, utc_timestamp
 
@@ -44,9 +44,8 @@ class HeadStatement:
     signature: str = ""
 
     @classmethod
-    def for_event(cls, event: LedgerEvent, key: SigningKey) -> "HeadStatement":
-        unsigned = cls(v=FORMAT_VERSION, seq=event.seq, hash=event.hash, time=utc_timestamp(),
-                       key_id=key.key_id)
+    def for_event(cls, event: LedgerEvent, key: SigningKey) -> HeadStatement:
+        unsigned = cls(v=FORMAT_VERSION, seq=event.seq, hash=event.hash, time=utc_timestamp(), key_id=key.key_id)
         signature = base64.b64encode(key.sign(unsigned.signed_bytes())).decode("ascii")
         return cls(**{**asdict(unsigned), "signature": signature})
 
@@ -58,8 +57,10 @@ class HeadStatement:
         """None when signed by one of `public_keys` (key id -> base64 key), else what is wrong."""
         public_key = public_keys.get(self.key_id)
         if public_key is None:
-            return (f"signed by key id {self.key_id}, which is not among the trusted public keys "
-                    f"({', '.join(sorted(public_keys))})")
+            return (
+                f"signed by key id {self.key_id}, which is not among the trusted public keys "
+                f"({', '.join(sorted(public_keys))})"
+            )
         try:
             signature = base64.b64decode(self.signature, validate=True)
         except ValueError:
@@ -91,9 +92,11 @@ def read_head(ledger_path: Path) -> HeadStatement | None:
         statement = HeadStatement(**values)
     except (ValueError, TypeError):
         raise HeadUnreadable(f"head file {path} is not a head statement (damaged or edited)") from None
-    types_ok = (isinstance(statement.seq, int) and not isinstance(statement.seq, bool)
-                and all(isinstance(getattr(statement, name), str)
-                        for name in ("hash", "time", "key_id", "signature")))
+    types_ok = (
+        isinstance(statement.seq, int)
+        and not isinstance(statement.seq, bool)
+        and all(isinstance(getattr(statement, name), str) for name in ("hash", "time", "key_id", "signature"))
+    )
     if not types_ok or statement.v != FORMAT_VERSION:
         raise HeadUnreadable(f"head file {path} is not a head statement (damaged or edited)")
     return statement
@@ -108,7 +111,7 @@ def write_head(ledger_path: Path, statement: HeadStatement) -> None:
     try:
         view = memoryview(data)
         while view:
-            view = view[os.write(fd, view):]
+            view = view[os.write(fd, view) :]
         os.fsync(fd)
     finally:
         os.close(fd)

@@ -28,11 +28,10 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from backups.keys import SigningKey
-from ts24_migrate.errors import VerificationError
-
-from ts24_migrate.durable import fsync_dir, write_all
-from ts24_migrate.private_files import make_private_dirs
+from ts24_migrate.core.durable import fsync_dir, write_all
+from ts24_migrate.core.errors import VerificationError
+from ts24_migrate.core.keys import SigningKey
+from ts24_migrate.core.private_files import make_private_dirs
 
 from .event_data import prepare_event_data, reject_secret_text
 from .events import FORMAT_VERSION, LedgerEvent, canonical_bytes, utc_timestamp
@@ -58,8 +57,9 @@ class Ledger:
     def head_path(self) -> Path:
         return head_path(self.path)
 
-    def append(self, site_id: str, stage: str, event: str, data: Mapping[str, Any] | None,
-               run_id: str | None = None) -> LedgerEvent:
+    def append(
+        self, site_id: str, stage: str, event: str, data: Mapping[str, Any] | None, run_id: str | None = None
+    ) -> LedgerEvent:
         """Append one event and return it, once it is durably on disk.
 
         Raises ValueError for secret-looking or non-JSON data, VerificationError
@@ -98,15 +98,29 @@ class Ledger:
         head = self.head()
         return head.hash if head else None
 
-    def _signed_event(self, site_id: str, stage: str, event: str, data: dict[str, Any],
-                      run_id: str | None, last: LedgerEvent | None) -> LedgerEvent:
+    def _signed_event(
+        self, site_id: str, stage: str, event: str, data: dict[str, Any], run_id: str | None, last: LedgerEvent | None
+    ) -> LedgerEvent:
         unsigned = LedgerEvent(
-            v=FORMAT_VERSION, seq=(last.seq + 1) if last else 1, time=utc_timestamp(), site=site_id,
-            stage=stage, event=event, run_id=run_id, data=data, prev_hash=last.hash if last else None,
-            key_id=self.signing_key.key_id)
+            v=FORMAT_VERSION,
+            seq=(last.seq + 1) if last else 1,
+            time=utc_timestamp(),
+            site=site_id,
+            stage=stage,
+            event=event,
+            run_id=run_id,
+            data=data,
+            prev_hash=last.hash if last else None,
+            key_id=self.signing_key.key_id,
+        )
         content = canonical_bytes(unsigned.content())
-        return LedgerEvent(**{**unsigned.to_dict(), "hash": hashlib.sha256(content).hexdigest(),
-                              "signature": base64.b64encode(self.signing_key.sign(content)).decode("ascii")})
+        return LedgerEvent(
+            **{
+                **unsigned.to_dict(),
+                "hash": hashlib.sha256(content).hexdigest(),
+                "signature": base64.b64encode(self.signing_key.sign(content)).decode("ascii"),
+            }
+        )
 
 
 def read_events(path: Path) -> Iterator[tuple[int, LedgerEvent | None, str | None]]:
@@ -137,8 +151,9 @@ def parse_line(raw: bytes) -> tuple[LedgerEvent | None, str | None]:
         values = json.loads(text, object_pairs_hook=_no_duplicate_keys)
     except ValueError as exc:
         if incomplete:
-            return None, (f"incomplete last line ({len(raw)} bytes, no line end): "
-                          "the file was cut or a write was interrupted")
+            return None, (
+                f"incomplete last line ({len(raw)} bytes, no line end): the file was cut or a write was interrupted"
+            )
         return None, f"not a JSON event ({str(exc).split(':')[0]})"
     problem = _shape_problem(values)
     if problem:
@@ -147,9 +162,18 @@ def parse_line(raw: bytes) -> tuple[LedgerEvent | None, str | None]:
 
 
 _FIELD_TYPES: dict[str, tuple[type, ...]] = {
-    "v": (int,), "seq": (int,), "time": (str,), "site": (str,), "stage": (str,), "event": (str,),
-    "run_id": (str, type(None)), "data": (dict,), "prev_hash": (str, type(None)), "key_id": (str,),
-    "hash": (str,), "signature": (str,),
+    "v": (int,),
+    "seq": (int,),
+    "time": (str,),
+    "site": (str,),
+    "stage": (str,),
+    "event": (str,),
+    "run_id": (str, type(None)),
+    "data": (dict,),
+    "prev_hash": (str, type(None)),
+    "key_id": (str,),
+    "hash": (str,),
+    "signature": (str,),
 }
 
 
@@ -219,7 +243,8 @@ def _last_event(fd: int, path: Path, public_key_b64: str | None = None) -> Ledge
     if os.pread(fd, 1, size - 1) != b"\n":
         raise VerificationError(
             f"ledger {path} ends with an incomplete line (a write was cut short); nothing appended. "
-            f"Check it with {_verify_command(path, public_key_b64)} before anyone repairs it")
+            f"Check it with {_verify_command(path, public_key_b64)} before anyone repairs it"
+        )
     # Read blocks backwards from the final newline until the newline that ends the line before.
     position, line = size - 1, b""
     while position > 0:
@@ -228,15 +253,19 @@ def _last_event(fd: int, path: Path, public_key_b64: str | None = None) -> Ledge
         position = start
         newline = line.rfind(b"\n")
         if newline >= 0:
-            line = line[newline + 1:]
+            line = line[newline + 1 :]
             break
     event, problem = parse_line(line + b"\n")
     if event is None:
-        raise VerificationError(f"ledger {path}: the last line is not a valid event ({problem}); "
-                                f"nothing appended. Check it with {_verify_command(path, public_key_b64)}")
+        raise VerificationError(
+            f"ledger {path}: the last line is not a valid event ({problem}); "
+            f"nothing appended. Check it with {_verify_command(path, public_key_b64)}"
+        )
     if event.computed_hash() != event.hash:
-        raise VerificationError(f"ledger {path}: the last event (seq {event.seq}) does not match its hash; "
-                                f"nothing appended. Check it with {_verify_command(path, public_key_b64)}")
+        raise VerificationError(
+            f"ledger {path}: the last event (seq {event.seq}) does not match its hash; "
+            f"nothing appended. Check it with {_verify_command(path, public_key_b64)}"
+        )
     return event
 
 
@@ -245,12 +274,14 @@ def _check_head_agrees(path: Path, last: LedgerEvent | None, public_key_b64: str
     try:
         head = read_head(path)
     except HeadUnreadable as exc:
-        raise VerificationError(f"{exc}; nothing appended. Check the ledger with "
-                                f"{_verify_command(path, public_key_b64)}") from None
+        raise VerificationError(
+            f"{exc}; nothing appended. Check the ledger with {_verify_command(path, public_key_b64)}"
+        ) from None
     if head is None:
         return
     last_seq = last.seq if last else 0
     if head.seq > last_seq:
         raise VerificationError(
             f"ledger {path}: its signed head names seq {head.seq} but the file ends at seq {last_seq} "
-            f"(events were removed); nothing appended. Check it with {_verify_command(path, public_key_b64)}")
+            f"(events were removed); nothing appended. Check it with {_verify_command(path, public_key_b64)}"
+        )

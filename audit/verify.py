@@ -17,15 +17,15 @@ Example::
 from __future__ import annotations
 
 import base64
-import bisect
 import binascii
+import bisect
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from backups.keys import key_id_of, load_public_key, verify_signature
-from ts24_migrate.errors import ConfigError
+from ts24_migrate.core.errors import ConfigError
+from ts24_migrate.core.keys import key_id_of, load_public_key, verify_signature
 
 from .head import HeadUnreadable, head_path, read_head
 from .ledger import parse_line
@@ -44,13 +44,19 @@ class LedgerVerification:
     problems: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"ledger": str(self.path), "ok": self.ok, "events": self.events, "head_seq": self.head_seq,
-                "head_hash": self.head_hash, "key_ids": self.key_ids, "problems": self.problems}
+        return {
+            "ledger": str(self.path),
+            "ok": self.ok,
+            "events": self.events,
+            "head_seq": self.head_seq,
+            "head_hash": self.head_hash,
+            "key_ids": self.key_ids,
+            "problems": self.problems,
+        }
 
     def summary(self) -> str:
         if self.ok:
-            return (f"ledger {self.path} is intact: {self.events} events, head seq {self.head_seq} "
-                    f"hash {self.head_hash}")
+            return f"ledger {self.path} is intact: {self.events} events, head seq {self.head_seq} hash {self.head_hash}"
         return f"ledger {self.path} is NOT intact: {len(self.problems)} problem(s) in {self.events} events"
 
 
@@ -65,8 +71,9 @@ class _Link:
     key_id: str
 
 
-def verify_ledger(path: Path, public_keys: Iterable[str | Path], *,
-                  expected_head: str | None = None) -> LedgerVerification:
+def verify_ledger(
+    path: Path, public_keys: Iterable[str | Path], *, expected_head: str | None = None
+) -> LedgerVerification:
     """Check every event's form, hash, signature and place in the chain, and the signed head.
 
     `public_keys`: base64 Ed25519 keys or .pub files (several during a key change).
@@ -102,13 +109,21 @@ def verify_ledger(path: Path, public_keys: Iterable[str | Path], *,
     problems += _broken_links(by_seq)
     problems += _head_problems(path, by_seq, keys, has_lines=bool(links) or bool(problems))
     if expected_head is not None and not any(link.hash == expected_head for link in links):
-        problems.append(f"the expected head {expected_head[:16]}... is not in the ledger: "
-                        "events were removed or replaced since it was recorded")
+        problems.append(
+            f"the expected head {expected_head[:16]}... is not in the ledger: "
+            "events were removed or replaced since it was recorded"
+        )
 
     last = links[-1] if links else None
-    return LedgerVerification(path=path, ok=not problems, events=len(links),
-                              head_seq=last.seq if last else None, head_hash=last.hash if last else None,
-                              key_ids=sorted(key_ids), problems=problems)
+    return LedgerVerification(
+        path=path,
+        ok=not problems,
+        events=len(links),
+        head_seq=last.seq if last else None,
+        head_hash=last.hash if last else None,
+        key_ids=sorted(key_ids),
+        problems=problems,
+    )
 
 
 def _check_line(line_no: int, raw: bytes, keys: dict[str, str], problems: list[str]) -> _Link | None:
@@ -125,10 +140,11 @@ def _check_line(line_no: int, raw: bytes, keys: dict[str, str], problems: list[s
     else:
         if (raw if complete else raw + b"\n") != event.line():
             problems.append(f"{name}: the line is not in the form the ledger writes: it was re-written by hand")
-        problems.extend(f"{name}: {p}" for p in _signature_problems(event.key_id, event.signature,
-                                                                      event.content_bytes(), keys))
+        problems.extend(
+            f"{name}: {p}" for p in _signature_problems(event.key_id, event.signature, event.content_bytes(), keys)
+        )
         try:
-            event.at
+            _ = event.at  # parses the time: a malformed one raises
         except ValueError:
             problems.append(f"{name}: its time {event.time!r} is not an ISO 8601 UTC time")
     return _Link(line_no, event.seq, event.hash, event.prev_hash, event.key_id)
@@ -137,8 +153,7 @@ def _check_line(line_no: int, raw: bytes, keys: dict[str, str], problems: list[s
 def _signature_problems(key_id: str, signature: str, signed: bytes, keys: dict[str, str]) -> list[str]:
     public_key = keys.get(key_id)
     if public_key is None:
-        return [f"signed by key id {key_id}, which is not among the trusted public keys "
-                f"({', '.join(sorted(keys))})"]
+        return [f"signed by key id {key_id}, which is not among the trusted public keys ({', '.join(sorted(keys))})"]
     try:
         raw_signature = base64.b64decode(signature, validate=True)
     except (binascii.Error, ValueError):
@@ -156,8 +171,11 @@ def _duplicates(by_seq: dict[int, list[_Link]]) -> list[str]:
     for seq in sorted(by_seq):
         first, *others = by_seq[seq]
         for other in others:
-            how = ("an identical copy was inserted" if other.hash == first.hash
-                   else "two different events carry this number: one was inserted")
+            how = (
+                "an identical copy was inserted"
+                if other.hash == first.hash
+                else "two different events carry this number: one was inserted"
+            )
             problems.append(f"event seq {seq} (line {other.line}) repeats seq {seq} of line {first.line}: {how}")
     return problems
 
@@ -173,8 +191,7 @@ def _gaps(by_seq: dict[int, list[_Link]]) -> list[str]:
             after = by_seq[seq][0]
             if previous:
                 before = by_seq[previous][0]
-                where = (f"between event seq {previous} (line {before.line}) "
-                         f"and event seq {seq} (line {after.line})")
+                where = f"between event seq {previous} (line {before.line}) and event seq {seq} (line {after.line})"
             else:
                 where = f"before event seq {seq} (line {after.line})"
             verb = "it was" if first == last else "they were"
@@ -200,14 +217,15 @@ def _out_of_place(links: list[_Link], by_seq: dict[int, list[_Link]]) -> list[st
         before = by_seq[present[position - 1]][0] if position > 0 else None
         after = by_seq[present[position + 1]][0] if position + 1 < len(present) else None
         if before and after:
-            belongs = (f"between seq {before.seq} (line {before.line}) "
-                       f"and seq {after.seq} (line {after.line})")
+            belongs = f"between seq {before.seq} (line {before.line}) and seq {after.seq} (line {after.line})"
         elif before:
             belongs = f"after seq {before.seq} (line {before.line})"
         else:
             belongs = f"before seq {after.seq} (line {after.line})" if after else "elsewhere"
-        problems.append(f"event seq {link.seq} (line {link.line}) is out of place: "
-                        f"by its number it belongs {belongs}: the events were reordered")
+        problems.append(
+            f"event seq {link.seq} (line {link.line}) is out of place: "
+            f"by its number it belongs {belongs}: the events were reordered"
+        )
     return problems
 
 
@@ -239,19 +257,19 @@ def _broken_links(by_seq: dict[int, list[_Link]]) -> list[str]:
         link = by_seq[seq][0]
         if seq == 1:
             if link.prev_hash is not None:
-                problems.append(f"event seq 1 (line {link.line}) names a previous event, "
-                                "but the first event has none")
+                problems.append(f"event seq 1 (line {link.line}) names a previous event, but the first event has none")
             continue
         previous = by_seq.get(seq - 1)
         if previous and link.prev_hash not in {p.hash for p in previous}:
-            problems.append(f"event seq {seq} (line {link.line}) does not link to event seq {seq - 1} "
-                            f"(line {previous[0].line}): its prev_hash differs from that event's hash, "
-                            "so an event was replaced")
+            problems.append(
+                f"event seq {seq} (line {link.line}) does not link to event seq {seq - 1} "
+                f"(line {previous[0].line}): its prev_hash differs from that event's hash, "
+                "so an event was replaced"
+            )
     return problems
 
 
-def _head_problems(path: Path, by_seq: dict[int, list[_Link]], keys: dict[str, str], *,
-                   has_lines: bool) -> list[str]:
+def _head_problems(path: Path, by_seq: dict[int, list[_Link]], keys: dict[str, str], *, has_lines: bool) -> list[str]:
     name = head_path(path).name
     try:
         head = read_head(path)
@@ -259,8 +277,7 @@ def _head_problems(path: Path, by_seq: dict[int, list[_Link]], keys: dict[str, s
         return [str(exc)]
     if head is None:
         if has_lines:
-            return [f"head file {name} is missing: events cut from the end of the ledger "
-                    "cannot be ruled out"]
+            return [f"head file {name} is missing: events cut from the end of the ledger cannot be ruled out"]
         return []
     signature_problem = head.signature_problem(keys)
     if signature_problem:
@@ -269,10 +286,14 @@ def _head_problems(path: Path, by_seq: dict[int, list[_Link]], keys: dict[str, s
     if head.seq > last_seq:
         which = f"event seq {head.seq} is" if head.seq == last_seq + 1 else f"events seq {last_seq + 1}..{head.seq} are"
         ends = f"seq {last_seq} (line {by_seq[last_seq][0].line})" if last_seq else "no event"
-        return [f"{which} missing at the end: the signed head ({name}) names seq {head.seq}, but the ledger "
-                f"ends at {ends}: the last event(s) were removed or the file was cut"]
+        return [
+            f"{which} missing at the end: the signed head ({name}) names seq {head.seq}, but the ledger "
+            f"ends at {ends}: the last event(s) were removed or the file was cut"
+        ]
     present = by_seq.get(head.seq)
     if present and head.hash not in {link.hash for link in present}:
-        return [f"event seq {head.seq} (line {present[0].line}) is not the event the signed head ({name}) "
-                f"names (hash {head.hash[:16]}...): that event was replaced"]
+        return [
+            f"event seq {head.seq} (line {present[0].line}) is not the event the signed head ({name}) "
+            f"names (hash {head.hash[:16]}...): that event was replaced"
+        ]
     return []

@@ -42,32 +42,43 @@ import os
 import re
 import secrets
 import shutil
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import pyrage
 import sqlalchemy as sa
 from pyrage import x25519
 from sqlalchemy.engine import Engine
 
-from extract.arrow_types import column_plan, schema_id
 from extract.attachments import PART_BYTES, Position, check_references, describe_skipped, iter_attachment_parts
-from extract.discovery import TableInfo, discover_tables
+from extract.discovery import TableInfo, column_plan, discover_tables
 from extract.extraction import count_rows, iter_table_parts
-from extract.fingerprint import TableFingerprint
 from extract.json_values import from_json_row, from_json_value, json_row, json_value
 from extract.objects import OBJECTS_KEY, discover_objects, objects_parquet
 from ts24_migrate import TOOL_NAME, __version__
-from ts24_migrate.errors import ConfigError, UnreachableError, UsageError
-from ts24_migrate.file_names import object_file_stem
-from ts24_migrate.labels import attachment_findings, finding_line
-from ts24_migrate.private_files import make_private_dirs, private_dir
-from ts24_migrate.secrets import redact_url
+from ts24_migrate.core.errors import ConfigError, UnreachableError, UsageError
+from ts24_migrate.core.file_names import object_file_stem
+from ts24_migrate.core.labels import attachment_findings, finding_line
+from ts24_migrate.core.private_files import make_private_dirs, private_dir
+from ts24_migrate.core.rows.arrow_types import schema_id
+from ts24_migrate.core.rows.fingerprint import TableFingerprint
+from ts24_migrate.core.secrets import redact_url
 
-from .manifest import (AGE_FORMAT, FILES_DIR, FORMAT, MANIFEST_NAME, PARTS_DIR, SIGNATURE_NAME,
-                       BackupManifest, canonical_json, read_manifest, signature_document)
+from .manifest import (
+    AGE_FORMAT,
+    FILES_DIR,
+    FORMAT,
+    MANIFEST_NAME,
+    PARTS_DIR,
+    SIGNATURE_NAME,
+    BackupManifest,
+    canonical_json,
+    read_manifest,
+    signature_document,
+)
 from .part_store import Journal, remove_temporary_files, write_once
 from .repair import PartRepairs, files_summary
 
@@ -97,17 +108,24 @@ class BackupResult:
 
     def table_figures(self) -> dict[str, dict[str, Any]]:
         """Per-table figures as the control store records them."""
-        return {name: {"rows": t["rows"], "fingerprint": t["fingerprint"], "parts": len(t["parts"]),
-                       "role": t["role"], "count_at_start": t["count_at_start"],
-                       "watermark": (t["watermark"] or {}).get("max"),
-                       "ciphertext_bytes": sum(p["ciphertext_bytes"] for p in t["parts"]),
-                       "nul_text": t.get("nul_text") or {}}
-                for name, t in self.manifest.tables.items()}
+        return {
+            name: {
+                "rows": t["rows"],
+                "fingerprint": t["fingerprint"],
+                "parts": len(t["parts"]),
+                "role": t["role"],
+                "count_at_start": t["count_at_start"],
+                "watermark": (t["watermark"] or {}).get("max"),
+                "ciphertext_bytes": sum(p["ciphertext_bytes"] for p in t["parts"]),
+                "nul_text": t.get("nul_text") or {},
+            }
+            for name, t in self.manifest.tables.items()
+        }
 
 
 def table_folder(name: str) -> str:
     """The folder of a table's parts: its name when that is plain, else a safe name with a hash
-    of the exact name (ts24_migrate.file_names), so it never escapes parts/ and never clashes."""
+    of the exact name (ts24_migrate.core.file_names), so it never escapes parts/ and never clashes."""
     return object_file_stem(name)
 
 
@@ -124,7 +142,7 @@ def parse_recipients(recipients: list[str]) -> list[x25519.Recipient]:
 
 
 def _now() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 @contextmanager
@@ -132,8 +150,7 @@ def site_lock(site_dir: Path) -> Iterator[None]:
     """One backup at a time per site; a second one is refused rather than interleaved."""
     private_dir(site_dir.parent)  # the backup folder: encrypted parts, but clear-text manifests
     private_dir(site_dir)
-    handle = os.fdopen(os.open(site_dir / LOCK_NAME, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC,
-                               0o600), "a")
+    handle = os.fdopen(os.open(site_dir / LOCK_NAME, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600), "a")
     try:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -159,7 +176,7 @@ class _Replay:
     repairs: list[dict[str, Any]] = field(default_factory=list)  # damaged parts found on resume
 
     @classmethod
-    def read(cls, journal: Journal) -> "_Replay":
+    def read(cls, journal: Journal) -> _Replay:
         replay = cls()
         for entry in journal.entries():
             event = entry.get("event")
@@ -213,9 +230,20 @@ class _Replay:
 
 
 class _SiteBackup(PartRepairs):
-    def __init__(self, legacy: Engine, attachments_dir: Path | None, backup_dir: Path, *, site_id: str,
-                 run_id: str, recipients: list[str], signing_key: Any, chunk_rows: int,
-                 attachment_part_bytes: int, progress: ProgressCallback | None):
+    def __init__(
+        self,
+        legacy: Engine,
+        attachments_dir: Path | None,
+        backup_dir: Path,
+        *,
+        site_id: str,
+        run_id: str,
+        recipients: list[str],
+        signing_key: Any,
+        chunk_rows: int,
+        attachment_part_bytes: int,
+        progress: ProgressCallback | None,
+    ):
         self.legacy, self.attachments_dir, self.backup_dir = legacy, attachments_dir, backup_dir
         self.site_id, self.run_id, self.recipients = site_id, run_id, recipients
         self.age_recipients = parse_recipients(recipients)
@@ -275,8 +303,7 @@ class _SiteBackup(PartRepairs):
             # again in one pass.
             for part in parts:
                 (self.backup_dir / part["path"]).unlink(missing_ok=True)
-            self.journal.append({"event": "table_restart", "table": name,
-                                 "discarded": [p["path"] for p in parts]})
+            self.journal.append({"event": "table_restart", "table": name, "discarded": [p["path"] for p in parts]})
             parts = []
         start_after = from_json_row(parts[-1]["key_range"]["last"]) if parts else None
         self.rows_done += sum(p["rows"] for p in parts)
@@ -300,21 +327,29 @@ class _SiteBackup(PartRepairs):
         relpath = self._next_path(table_folder(table.name))
         sha, size = self._store(relpath, extracted.parquet)
         entry = {
-            "path": relpath, "rows": extracted.rows,
-            "key_range": ({"first": json_row(extracted.first_key), "last": json_row(extracted.last_key)}
-                          if table.primary_key else None),
-            "schema": schema_id(extracted.schema), "schema_layout": extracted.schema,
+            "path": relpath,
+            "rows": extracted.rows,
+            "key_range": (
+                {"first": json_row(extracted.first_key), "last": json_row(extracted.last_key)}
+                if table.primary_key
+                else None
+            ),
+            "schema": schema_id(extracted.schema),
+            "schema_layout": extracted.schema,
             "fingerprint": extracted.fingerprint.hexdigest(),
             "watermark": json_value(extracted.watermark),
-            "plaintext_sha256": extracted.plaintext_sha256, "plaintext_bytes": len(extracted.parquet),
-            "ciphertext_sha256": sha, "ciphertext_bytes": size,
+            "plaintext_sha256": extracted.plaintext_sha256,
+            "plaintext_bytes": len(extracted.parquet),
+            "ciphertext_sha256": sha,
+            "ciphertext_bytes": size,
         }
         if extracted.nul_text:
             entry["nul_text"] = extracted.nul_text
         return entry
 
-    def _table_entry(self, table: TableInfo, parts: list[dict[str, Any]],
-                     schemas: dict[str, list[list[str]]], count_at_start: int) -> dict[str, Any]:
+    def _table_entry(
+        self, table: TableInfo, parts: list[dict[str, Any]], schemas: dict[str, list[list[str]]], count_at_start: int
+    ) -> dict[str, Any]:
         fingerprint = TableFingerprint()
         for part in parts:
             fingerprint.merge(TableFingerprint.parse(part["fingerprint"]))
@@ -323,22 +358,30 @@ class _SiteBackup(PartRepairs):
             highest = max(watermarks) if watermarks else None
         except TypeError:
             highest = None
-        listed = [{"index": index, **{k: v for k, v in p.items() if k != "schema_layout"}}
-                  for index, p in enumerate(parts, start=1)]
+        listed = [
+            {"index": index, **{k: v for k, v in p.items() if k != "schema_layout"}}
+            for index, p in enumerate(parts, start=1)
+        ]
         nul_text: dict[str, int] = {}
         for part in parts:
             for column, rows in (part.get("nul_text") or {}).items():
                 nul_text[column] = nul_text.get(column, 0) + rows
         return {
-            "name": table.name, "db_schema": table.schema, "role": table.role,
+            "name": table.name,
+            "db_schema": table.schema,
+            "role": table.role,
             "primary_key": list(table.primary_key),
             "read": "keyset" if table.primary_key else "single_pass",
             "columns": [plan.describe() for plan in column_plan(table)],
-            "schemas": schemas, "mode": "full", "since": None,
-            "rows": fingerprint.rows, "count_at_start": count_at_start,
+            "schemas": schemas,
+            "mode": "full",
+            "since": None,
+            "rows": fingerprint.rows,
+            "count_at_start": count_at_start,
             "fingerprint": fingerprint.hexdigest(),
-            "watermark": ({"column": table.watermark_column, "max": json_value(highest)}
-                          if table.watermark_column else None),
+            "watermark": (
+                {"column": table.watermark_column, "max": json_value(highest)} if table.watermark_column else None
+            ),
             # Text columns whose values held NUL: kept as framed binary in those parts (column -> rows).
             "nul_text": dict(sorted(nul_text.items())),
             "parts": listed,
@@ -354,8 +397,9 @@ class _SiteBackup(PartRepairs):
         skipped: list[bytes] = []
         files = sum(p["files"] for p in parts)
         self._report(f"attachments ({files} files)")
-        for extracted in iter_attachment_parts(root, part_bytes=self.attachment_part_bytes,
-                                               part_rows=self.chunk_rows, resume=resume, skipped=skipped):
+        for extracted in iter_attachment_parts(
+            root, part_bytes=self.attachment_part_bytes, part_rows=self.chunk_rows, resume=resume, skipped=skipped
+        ):
             entry = self._stored_file_part(extracted)
             self.journal.append({"event": "files_part", "part": entry})
             parts.append(entry)
@@ -378,9 +422,17 @@ class _SiteBackup(PartRepairs):
             plaintext = objects_parquet(found.objects)
             relpath = self._next_path(OBJECTS_KEY)
             sha, size = self._store(relpath, plaintext)
-            parts.append({"index": 1, "path": relpath, "rows": len(found.objects),
-                          "plaintext_sha256": hashlib.sha256(plaintext).hexdigest(),
-                          "plaintext_bytes": len(plaintext), "ciphertext_sha256": sha, "ciphertext_bytes": size})
+            parts.append(
+                {
+                    "index": 1,
+                    "path": relpath,
+                    "rows": len(found.objects),
+                    "plaintext_sha256": hashlib.sha256(plaintext).hexdigest(),
+                    "plaintext_bytes": len(plaintext),
+                    "ciphertext_sha256": sha,
+                    "ciphertext_bytes": size,
+                }
+            )
         objects = {"items": found.listing(), "note": found.note, "parts": parts}
         self.journal.append({"event": "objects_done", "objects": objects})
         self.replay.objects_done = objects
@@ -389,10 +441,18 @@ class _SiteBackup(PartRepairs):
         """Encrypt and store one attachment part under the next part number; its journal entry."""
         relpath = self._next_path(FILES_DIR)
         sha, size = self._store(relpath, extracted.parquet)
-        return {"path": relpath, "rows": extracted.rows, "files": extracted.files,
-                "content_bytes": extracted.content_bytes, "fingerprint": extracted.fingerprint.hexdigest(),
-                "position": extracted.position.to_json(), "plaintext_sha256": extracted.plaintext_sha256,
-                "plaintext_bytes": len(extracted.parquet), "ciphertext_sha256": sha, "ciphertext_bytes": size}
+        return {
+            "path": relpath,
+            "rows": extracted.rows,
+            "files": extracted.files,
+            "content_bytes": extracted.content_bytes,
+            "fingerprint": extracted.fingerprint.hexdigest(),
+            "position": extracted.position.to_json(),
+            "plaintext_sha256": extracted.plaintext_sha256,
+            "plaintext_bytes": len(extracted.parquet),
+            "ciphertext_sha256": sha,
+            "ciphertext_bytes": size,
+        }
 
     # -- the whole site -----------------------------------------------------------------------
     def run(self) -> BackupManifest:
@@ -405,10 +465,17 @@ class _SiteBackup(PartRepairs):
             self._clean_leftovers()
         else:
             make_private_dirs(self.backup_dir / PARTS_DIR)
-            header = {"event": "begin", "format": FORMAT, "site_id": self.site_id,
-                      "backup_id": self.backup_dir.name, "run_id": self.run_id, "at": _now(),
-                      "recipients": self.recipients, "chunk_rows": self.chunk_rows,
-                      "attachment_part_bytes": self.attachment_part_bytes}
+            header = {
+                "event": "begin",
+                "format": FORMAT,
+                "site_id": self.site_id,
+                "backup_id": self.backup_dir.name,
+                "run_id": self.run_id,
+                "at": _now(),
+                "recipients": self.recipients,
+                "chunk_rows": self.chunk_rows,
+                "attachment_part_bytes": self.attachment_part_bytes,
+            }
             self.journal.append(header)
             self.replay.header = header
             self.replay.runs.append(self.run_id)
@@ -416,8 +483,12 @@ class _SiteBackup(PartRepairs):
             tables = discover_tables(conn)
             if resumed:
                 self.repair_damaged_parts(conn, tables)
-            counts = {t.name: self.replay.tables_done[t.name]["rows"] if t.name in self.replay.tables_done
-                      else count_rows(conn, t) for t in tables}
+            counts = {
+                t.name: self.replay.tables_done[t.name]["rows"]
+                if t.name in self.replay.tables_done
+                else count_rows(conn, t)
+                for t in tables
+            }
             self.rows_total = sum(counts.values())
             for table in tables:
                 self.back_up_table(conn, table, counts[table.name])
@@ -426,53 +497,77 @@ class _SiteBackup(PartRepairs):
             self._report("checking file references")
             references = None
             if self.attachments_dir is not None:
-                references = check_references(conn, tables, Path(self.attachments_dir),
-                                              chunk_rows=self.chunk_rows).to_json()
+                references = check_references(
+                    conn, tables, Path(self.attachments_dir), chunk_rows=self.chunk_rows
+                ).to_json()
         return self._finish(references)
 
     def _finish(self, references: dict[str, Any] | None) -> BackupManifest:
         tables = self.replay.tables_done
         for name, table in sorted(tables.items()):
             if table["rows"] != table["count_at_start"]:
-                self.warnings.append(f"{name}: {table['rows']} rows read, but COUNT(*) said "
-                                     f"{table['count_at_start']} when the read started (the table changed "
-                                     f"during the backup)")
+                self.warnings.append(
+                    f"{name}: {table['rows']} rows read, but COUNT(*) said "
+                    f"{table['count_at_start']} when the read started (the table changed "
+                    f"during the backup)"
+                )
         attachments = None
         if self.replay.files_done is not None:
             # Part positions name files: they stay in the journal, out of the clear-text manifest.
-            parts = [{"index": index, **{k: v for k, v in p.items() if k != "position"}}
-                     for index, p in enumerate(self.replay.files_done["parts"], start=1)]
+            parts = [
+                {"index": index, **{k: v for k, v in p.items() if k != "position"}}
+                for index, p in enumerate(self.replay.files_done["parts"], start=1)
+            ]
             attachments = {**self.replay.files_done, "parts": parts, "references": references}
-            # One wording and one count per finding, as every other output shows it (ts24_migrate.labels).
+            # One wording and one count per finding, as every other output shows it (ts24_migrate.core.labels).
             # Links and special files are also under attachments.skipped: what the backup's walk left out.
             for kind, _label, count in attachment_findings(references):
                 if count:
-                    self.warnings.append(f"attachments: {finding_line(kind, count)} "
-                                         f"(listed under attachments.references.{kind})")
+                    self.warnings.append(
+                        f"attachments: {finding_line(kind, count)} (listed under attachments.references.{kind})"
+                    )
         objects = self.replay.objects_done
-        all_parts = [p for t in tables.values() for p in t["parts"]] + (attachments or {}).get("parts", []) \
+        all_parts = (
+            [p for t in tables.values() for p in t["parts"]]
+            + (attachments or {}).get("parts", [])
             + (objects or {}).get("parts", [])
+        )
         if objects is not None and objects.get("note"):
             self.warnings.append(f"objects: {objects['note']}")
         unreadable = [o for o in (objects or {}).get("items", []) if o["fingerprint"] is None]
         if unreadable:
-            self.warnings.append(f"objects: {len(unreadable)} definition(s) not readable with this account "
-                                 f"(listed under objects.items with a note)")
+            self.warnings.append(
+                f"objects: {len(unreadable)} definition(s) not readable with this account "
+                f"(listed under objects.items with a note)"
+            )
         manifest = {
-            "format": FORMAT, "kind": "full", "parent": None,
-            "site_id": self.site_id, "backup_id": self.backup_dir.name, "runs": self.replay.runs,
-            "created_at": self.replay.header.get("at"), "completed_at": _now(),
+            "format": FORMAT,
+            "kind": "full",
+            "parent": None,
+            "site_id": self.site_id,
+            "backup_id": self.backup_dir.name,
+            "runs": self.replay.runs,
+            "created_at": self.replay.header.get("at"),
+            "completed_at": _now(),
             "tool": {"name": TOOL_NAME, "version": __version__},
             "source": {"dialect": self.legacy.dialect.name},
             "encryption": {"format": AGE_FORMAT, "recipients": self.recipients},
-            "signing_key": {"algorithm": "ed25519", "key_id": self.signing_key.key_id,
-                            "public_key": self.signing_key.public_key_b64},
+            "signing_key": {
+                "algorithm": "ed25519",
+                "key_id": self.signing_key.key_id,
+                "public_key": self.signing_key.public_key_b64,
+            },
             "chunk_rows": self.chunk_rows,
-            "tables": tables, "attachments": attachments, "objects": objects,
-            "totals": {"tables": len(tables), "rows": sum(t["rows"] for t in tables.values()),
-                       "parts": len(all_parts),
-                       "plaintext_bytes": sum(p["plaintext_bytes"] for p in all_parts),
-                       "ciphertext_bytes": sum(p["ciphertext_bytes"] for p in all_parts)},
+            "tables": tables,
+            "attachments": attachments,
+            "objects": objects,
+            "totals": {
+                "tables": len(tables),
+                "rows": sum(t["rows"] for t in tables.values()),
+                "parts": len(all_parts),
+                "plaintext_bytes": sum(p["plaintext_bytes"] for p in all_parts),
+                "ciphertext_bytes": sum(p["ciphertext_bytes"] for p in all_parts),
+            },
             "warnings": self.warnings,
         }
         if self.replay.repairs:
@@ -481,8 +576,7 @@ class _SiteBackup(PartRepairs):
             manifest["repair_of"] = self.replay.header["repair_of"]
         raw = canonical_json(manifest)
         # The signature first, the manifest last: manifest.json is the mark of a complete backup.
-        write_once(self.backup_dir / SIGNATURE_NAME,
-                   lambda out: out.write(signature_document(raw, self.signing_key)))
+        write_once(self.backup_dir / SIGNATURE_NAME, lambda out: out.write(signature_document(raw, self.signing_key)))
         write_once(self.backup_dir / MANIFEST_NAME, lambda out: out.write(raw))
         self.journal.path.unlink(missing_ok=True)
         self._report("done")
@@ -493,19 +587,30 @@ def incomplete_backups(site_dir: Path) -> list[Path]:
     """Backup folders of a site that have a journal and no manifest, oldest first."""
     if not site_dir.is_dir():
         return []
-    return sorted(p for p in site_dir.iterdir()
-                  if p.is_dir() and (p / JOURNAL_NAME).exists() and not (p / MANIFEST_NAME).exists())
+    return sorted(
+        p for p in site_dir.iterdir() if p.is_dir() and (p / JOURNAL_NAME).exists() and not (p / MANIFEST_NAME).exists()
+    )
 
 
 def new_backup_id() -> str:
     """UTC creation time to the microsecond, then a random suffix: ids sort in creation order."""
-    return f"{dt.datetime.now(dt.timezone.utc):%Y%m%dT%H%M%S.%fZ}-{secrets.token_hex(3)}"
+    return f"{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S.%fZ}-{secrets.token_hex(3)}"
 
 
-def backup_site(legacy: Engine, attachments_dir: Path | None, backup_root: Path, *, site_id: str,
-                run_id: str, recipients: list[str], signing_key: Any, chunk_rows: int = 50_000,
-                attachment_part_bytes: int = PART_BYTES, progress: ProgressCallback | None = None,
-                ledger: Any = None) -> BackupResult:
+def backup_site(
+    legacy: Engine,
+    attachments_dir: Path | None,
+    backup_root: Path,
+    *,
+    site_id: str,
+    run_id: str,
+    recipients: list[str],
+    signing_key: Any,
+    chunk_rows: int = 50_000,
+    attachment_part_bytes: int = PART_BYTES,
+    progress: ProgressCallback | None = None,
+    ledger: Any = None,
+) -> BackupResult:
     """Back up every table and the attachment folder of a site; resume an incomplete backup if any."""
     if chunk_rows <= 0 or attachment_part_bytes <= 0:
         raise UsageError("chunk_rows and attachment_part_bytes must be positive")
@@ -517,16 +622,28 @@ def backup_site(legacy: Engine, attachments_dir: Path | None, backup_root: Path,
         backup_dir, resumed = None, False
         for candidate in reversed(incomplete_backups(site_dir)):
             header = _Replay.read(Journal(candidate / JOURNAL_NAME)).header
-            if (header.get("recipients") == list(recipients) and header.get("chunk_rows") == chunk_rows
-                    and header.get("attachment_part_bytes") == attachment_part_bytes):
+            if (
+                header.get("recipients") == list(recipients)
+                and header.get("chunk_rows") == chunk_rows
+                and header.get("attachment_part_bytes") == attachment_part_bytes
+            ):
                 backup_dir, resumed = candidate, True
                 break
         if backup_dir is None:
             backup_dir = site_dir / new_backup_id()
             backup_dir.mkdir(mode=0o700)
-        job = _SiteBackup(legacy, attachments_dir, backup_dir, site_id=site_id, run_id=run_id,
-                          recipients=list(recipients), signing_key=signing_key, chunk_rows=chunk_rows,
-                          attachment_part_bytes=attachment_part_bytes, progress=progress)
+        job = _SiteBackup(
+            legacy,
+            attachments_dir,
+            backup_dir,
+            site_id=site_id,
+            run_id=run_id,
+            recipients=list(recipients),
+            signing_key=signing_key,
+            chunk_rows=chunk_rows,
+            attachment_part_bytes=attachment_part_bytes,
+            progress=progress,
+        )
         try:
             manifest = _run_job(job, site_id)
         except BaseException:
@@ -541,25 +658,38 @@ def _run_job(job: _SiteBackup, site_id: str) -> BackupManifest:
         return job.run()
     except sa.exc.DBAPIError as exc:
         detail = redact_url(str(exc.orig or exc).splitlines()[0][:200])
-        raise UnreachableError(f"backup of site {site_id} stopped: the legacy database failed ({detail}); "
-                               f"run it again to resume") from None
+        raise UnreachableError(
+            f"backup of site {site_id} stopped: the legacy database failed ({detail}); run it again to resume"
+        ) from None
     except OSError as exc:
-        raise UnreachableError(f"backup of site {site_id} stopped: {exc.strerror or type(exc).__name__}"
-                               f"{f' ({exc.filename})' if exc.filename else ''}; run it again to resume") \
-            from None
+        raise UnreachableError(
+            f"backup of site {site_id} stopped: {exc.strerror or type(exc).__name__}"
+            f"{f' ({exc.filename})' if exc.filename else ''}; run it again to resume"
+        ) from None
 
 
 def _result(job: _SiteBackup, manifest: BackupManifest, resumed: bool, ledger: Any) -> BackupResult:
     result = BackupResult(manifest, resumed, job.warnings, job.repairs)
     if ledger is not None:
-        ledger.append(job.site_id, "backup", "backup.created", {
-            **manifest.summary(), "resumed": resumed, "warnings": len(job.warnings), "repaired": len(job.repairs),
-            "repair_of": (manifest.data.get("repair_of") or {}).get("backup_id"),
-            "missing_files": len(((manifest.attachments or {}).get("references") or {}).get("missing") or []),
-            "objects": len((manifest.objects or {}).get("items") or []),
-            "attachment_findings": {key: count for key, _label, count in
-                                    attachment_findings((manifest.attachments or {}).get("references"))},
-        }, run_id=job.run_id)
+        ledger.append(
+            job.site_id,
+            "backup",
+            "backup.created",
+            {
+                **manifest.summary(),
+                "resumed": resumed,
+                "warnings": len(job.warnings),
+                "repaired": len(job.repairs),
+                "repair_of": (manifest.data.get("repair_of") or {}).get("backup_id"),
+                "missing_files": len(((manifest.attachments or {}).get("references") or {}).get("missing") or []),
+                "objects": len((manifest.objects or {}).get("items") or []),
+                "attachment_findings": {
+                    key: count
+                    for key, _label, count in attachment_findings((manifest.attachments or {}).get("references"))
+                },
+            },
+            run_id=job.run_id,
+        )
     return result
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ts24_migrate.errors import UsageError, VerificationError
+from ts24_migrate.core.errors import UsageError, VerificationError
 
 from .backup import JOURNAL_NAME
 from .manifest import MANIFEST_NAME, read_manifest

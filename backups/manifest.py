@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ts24_migrate.errors import VerificationError
+from ts24_migrate.core.errors import VerificationError
 
 FORMAT = "ts24-backup/1"
 MANIFEST_NAME = "manifest.json"
@@ -52,12 +52,14 @@ def manifest_fingerprint(manifest_bytes: bytes) -> str:
 
 def signature_document(manifest_bytes: bytes, signing_key: Any) -> bytes:
     """The contents of manifest.json.sig for `manifest_bytes`."""
-    return canonical_json({
-        "algorithm": "ed25519",
-        "key_id": signing_key.key_id,
-        "manifest_sha256": manifest_fingerprint(manifest_bytes),
-        "signature": base64.b64encode(signing_key.sign(manifest_bytes)).decode("ascii"),
-    })
+    return canonical_json(
+        {
+            "algorithm": "ed25519",
+            "key_id": signing_key.key_id,
+            "manifest_sha256": manifest_fingerprint(manifest_bytes),
+            "signature": base64.b64encode(signing_key.sign(manifest_bytes)).decode("ascii"),
+        }
+    )
 
 
 @dataclass(frozen=True)
@@ -115,13 +117,20 @@ class BackupManifest:
 
     def summary(self) -> dict[str, Any]:
         totals = self.data.get("totals", {})
-        return {"backup_id": self.backup_id, "site_id": self.site_id, "kind": self.data.get("kind"),
-                "created_at": self.data.get("created_at"), "completed_at": self.data.get("completed_at"),
-                "manifest_fingerprint": self.fingerprint, "tables": totals.get("tables"),
-                "rows": totals.get("rows"), "parts": totals.get("parts"),
-                "ciphertext_bytes": totals.get("ciphertext_bytes"),
-                "attachment_files": (self.attachments or {}).get("files"),
-                "objects": len((self.objects or {}).get("items") or [])}
+        return {
+            "backup_id": self.backup_id,
+            "site_id": self.site_id,
+            "kind": self.data.get("kind"),
+            "created_at": self.data.get("created_at"),
+            "completed_at": self.data.get("completed_at"),
+            "manifest_fingerprint": self.fingerprint,
+            "tables": totals.get("tables"),
+            "rows": totals.get("rows"),
+            "parts": totals.get("parts"),
+            "ciphertext_bytes": totals.get("ciphertext_bytes"),
+            "attachment_files": (self.attachments or {}).get("files"),
+            "objects": len((self.objects or {}).get("items") or []),
+        }
 
 
 def read_manifest(backup_dir: Path) -> BackupManifest:
@@ -129,8 +138,9 @@ def read_manifest(backup_dir: Path) -> BackupManifest:
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
-        raise VerificationError(f"{path}: no manifest (the backup is incomplete or this is not a backup "
-                                f"folder)") from None
+        raise VerificationError(
+            f"{path}: no manifest (the backup is incomplete or this is not a backup folder)"
+        ) from None
     try:
         data = json.loads(raw)
     except ValueError:
@@ -143,7 +153,7 @@ def read_manifest(backup_dir: Path) -> BackupManifest:
 
 def check_signature(backup_dir: Path, public_key_b64: str) -> list[str]:
     """Problems with manifest.json.sig against `public_key_b64` (empty when the signature holds)."""
-    from backups.keys import verify_signature
+    from ts24_migrate.core.keys import verify_signature
 
     backup_dir = Path(backup_dir)
     try:
@@ -158,7 +168,9 @@ def check_signature(backup_dir: Path, public_key_b64: str) -> list[str]:
     except (ValueError, KeyError, TypeError):
         return [f"{SIGNATURE_NAME} is not a valid signature document"]
     if not verify_signature(public_key_b64, raw, signature):
-        return [f"the manifest signature does not verify with the given public key (key id of the "
-                f"signature: {document.get('key_id')}): the manifest was changed after signing, or it "
-                f"was signed by another key"]
+        return [
+            f"the manifest signature does not verify with the given public key (key id of the "
+            f"signature: {document.get('key_id')}): the manifest was changed after signing, or it "
+            f"was signed by another key"
+        ]
     return []

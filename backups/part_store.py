@@ -24,12 +24,13 @@ import hashlib
 import json
 import os
 import socket
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, BinaryIO, Callable, Iterator
+from typing import Any, BinaryIO
 
-from ts24_migrate.durable import fsync_dir
-from ts24_migrate.errors import GateRefused, VerificationError
-from ts24_migrate.private_files import make_private_dirs
+from ts24_migrate.core.durable import fsync_dir
+from ts24_migrate.core.errors import GateRefused, VerificationError
+from ts24_migrate.core.private_files import make_private_dirs
 
 TEMP_PREFIX = ".tmp-"
 
@@ -74,8 +75,7 @@ def write_once(final: Path, produce: Callable[[Any], None]) -> tuple[str, int]:
         try:
             os.link(temp, final)
         except FileExistsError:
-            raise PartExists(f"{final} already exists: backups are write-once, refusing to overwrite it") \
-                from None
+            raise PartExists(f"{final} already exists: backups are write-once, refusing to overwrite it") from None
     finally:
         temp.unlink(missing_ok=True)
     fsync_dir(final.parent)

@@ -40,10 +40,10 @@ from typing import Any
 from extract.attachments import Position, iter_attachment_parts
 from extract.discovery import TableInfo
 from extract.extraction import iter_table_parts
-from extract.fingerprint import TableFingerprint
 from extract.json_values import from_json_row, json_row
-from ts24_migrate.durable import fsync_dir
-from ts24_migrate.errors import VerificationError
+from ts24_migrate.core.durable import fsync_dir
+from ts24_migrate.core.errors import VerificationError
+from ts24_migrate.core.rows.fingerprint import TableFingerprint
 
 from .manifest import PARTS_DIR, canonical_json
 from .part_store import sha256_file, write_once
@@ -65,15 +65,16 @@ def part_problem(backup_dir: Path, entry: dict[str, Any]) -> str | None:
     return None
 
 
-def quarantine_part(backup_dir: Path, entry: dict[str, Any], problem: str, *, run_id: str,
-                    label: str) -> dict[str, Any]:
+def quarantine_part(
+    backup_dir: Path, entry: dict[str, Any], problem: str, *, run_id: str, label: str
+) -> dict[str, Any]:
     """Move a damaged part into quarantine/ (never overwriting anything) and write its note.
 
     Returns the repair record: part, problem, quarantined_as (None when the part was missing), note.
     """
     backup_dir = Path(backup_dir)
     relpath = entry["path"]
-    inside = relpath[len(PARTS_DIR) + 1:] if relpath.startswith(PARTS_DIR + "/") else relpath
+    inside = relpath[len(PARTS_DIR) + 1 :] if relpath.startswith(PARTS_DIR + "/") else relpath
     destination = backup_dir / QUARANTINE_DIR / inside
     destination.parent.mkdir(parents=True, exist_ok=True)
     if destination.exists() or destination.with_name(destination.name + NOTE_SUFFIX).exists():
@@ -86,11 +87,16 @@ def quarantine_part(backup_dir: Path, entry: dict[str, Any], problem: str, *, ru
         fsync_dir(source.parent)
         quarantined = destination.relative_to(backup_dir).as_posix()
     note_path = destination.with_name(destination.name + NOTE_SUFFIX)
-    record = {"part": relpath, "label": label, "problem": problem, "quarantined_as": quarantined,
-              "note": note_path.relative_to(backup_dir).as_posix(), "noticed_by_run": run_id,
-              "expected": {"ciphertext_bytes": entry["ciphertext_bytes"],
-                           "ciphertext_sha256": entry["ciphertext_sha256"]},
-              "at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")}
+    record = {
+        "part": relpath,
+        "label": label,
+        "problem": problem,
+        "quarantined_as": quarantined,
+        "note": note_path.relative_to(backup_dir).as_posix(),
+        "noticed_by_run": run_id,
+        "expected": {"ciphertext_bytes": entry["ciphertext_bytes"], "ciphertext_sha256": entry["ciphertext_sha256"]},
+        "at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
+    }
     write_once(note_path, lambda out: out.write(canonical_json(record)))
     return record
 
@@ -118,9 +124,11 @@ class PartRepairs:
                 continue
             info = infos.get(name)
             if info is None:
-                raise VerificationError(f"backup {self.backup_dir.name}: {name} part {damaged[0][0] + 1} is damaged "
-                                        f"({damaged[0][1]['problem']}) and the legacy database no longer has "
-                                        f"table {name} to read it again: take a new backup")
+                raise VerificationError(
+                    f"backup {self.backup_dir.name}: {name} part {damaged[0][0] + 1} is damaged "
+                    f"({damaged[0][1]['problem']}) and the legacy database no longer has "
+                    f"table {name} to read it again: take a new backup"
+                )
             if not all(self._replace_table_part(conn, info, index, record) for index, record in damaged):
                 self._restart_table(info, [record for _, record in damaged])
         damaged = self._quarantine_damaged(self.replay.file_parts, "attachments part")
@@ -140,8 +148,14 @@ class PartRepairs:
         for index, entry in enumerate(parts):
             problem = part_problem(self.backup_dir, entry)
             if problem is not None:
-                damaged.append((index, quarantine_part(self.backup_dir, entry, problem, run_id=self.run_id,
-                                                       label=f"{label} {index + 1}")))
+                damaged.append(
+                    (
+                        index,
+                        quarantine_part(
+                            self.backup_dir, entry, problem, run_id=self.run_id, label=f"{label} {index + 1}"
+                        ),
+                    )
+                )
         return damaged
 
     def _note_repairs(self, records: list[dict[str, Any]], action: str) -> list[dict[str, Any]]:
@@ -153,18 +167,25 @@ class PartRepairs:
     def _replace_table_part(self, conn: Any, table: TableInfo, index: int, record: dict[str, Any]) -> bool:
         """Write part `index` again from the source; False when the source no longer gives the same range."""
         parts = self.replay.table_parts[table.name]
-        ranges = [from_json_row((p.get("key_range") or {}).get("last")) for p in parts[:index + 1]]
+        ranges = [from_json_row((p.get("key_range") or {}).get("last")) for p in parts[: index + 1]]
         if not table.primary_key or any(r is None or None in r for r in ranges):
             return False
         start_after = ranges[index - 1] if index else None
-        extracted = next(iter(iter_table_parts(conn, table, chunk_rows=self.chunk_rows, start_after=start_after)),
-                         None)
+        extracted = next(iter(iter_table_parts(conn, table, chunk_rows=self.chunk_rows, start_after=start_after)), None)
         if extracted is None or json_row(extracted.last_key) != parts[index]["key_range"]["last"]:
             return False
         entry = self._stored_table_part(table, extracted)
         action = f"written again from the source as {entry['path']}"
-        self.journal.append({"event": "part_replaced", "table": table.name, "index": index, "part": entry,
-                             "damaged": [record], "action": action})
+        self.journal.append(
+            {
+                "event": "part_replaced",
+                "table": table.name,
+                "index": index,
+                "part": entry,
+                "damaged": [record],
+                "action": action,
+            }
+        )
         parts[index] = entry
         self._note_repairs([record], action)
         done = self.replay.tables_done.get(table.name)
@@ -180,8 +201,15 @@ class PartRepairs:
         for part in parts:  # the damaged ones are in quarantine already
             (self.backup_dir / part["path"]).unlink(missing_ok=True)
         action = "the whole table read again (the source no longer gives the damaged part's key range)"
-        self.journal.append({"event": "table_restart", "table": table.name,
-                             "discarded": [p["path"] for p in parts], "damaged": records, "action": action})
+        self.journal.append(
+            {
+                "event": "table_restart",
+                "table": table.name,
+                "discarded": [p["path"] for p in parts],
+                "damaged": records,
+                "action": action,
+            }
+        )
         self.replay.table_parts.pop(table.name, None)
         self.replay.tables_done.pop(table.name, None)
         self._note_repairs(records, action)
@@ -190,17 +218,28 @@ class PartRepairs:
         if self.attachments_dir is None:
             return False
         parts = self.replay.file_parts
-        if any("position" not in p for p in parts[:index + 1]):  # parts taken from a manifest (seed_repair)
+        if any("position" not in p for p in parts[: index + 1]):  # parts taken from a manifest (seed_repair)
             return False
         resume = Position.from_json(parts[index - 1]["position"]) if index else None
-        extracted = next(iter(iter_attachment_parts(Path(self.attachments_dir), part_bytes=self.attachment_part_bytes,
-                                                    part_rows=self.chunk_rows, resume=resume, skipped=[])), None)
+        extracted = next(
+            iter(
+                iter_attachment_parts(
+                    Path(self.attachments_dir),
+                    part_bytes=self.attachment_part_bytes,
+                    part_rows=self.chunk_rows,
+                    resume=resume,
+                    skipped=[],
+                )
+            ),
+            None,
+        )
         if extracted is None or extracted.position.to_json() != parts[index]["position"]:
             return False
         entry = self._stored_file_part(extracted)
         action = f"written again from the attachment folder as {entry['path']}"
-        self.journal.append({"event": "files_part_replaced", "index": index, "part": entry, "damaged": [record],
-                             "action": action})
+        self.journal.append(
+            {"event": "files_part_replaced", "index": index, "part": entry, "damaged": [record], "action": action}
+        )
         parts[index] = entry
         self._note_repairs([record], action)
         if self.replay.files_done is not None:
@@ -213,8 +252,14 @@ class PartRepairs:
         for part in self.replay.file_parts:
             (self.backup_dir / part["path"]).unlink(missing_ok=True)
         action = "the whole attachment folder read again (it no longer gives the damaged part's files)"
-        self.journal.append({"event": "files_restart", "discarded": [p["path"] for p in self.replay.file_parts],
-                             "damaged": records, "action": action})
+        self.journal.append(
+            {
+                "event": "files_restart",
+                "discarded": [p["path"] for p in self.replay.file_parts],
+                "damaged": records,
+                "action": action,
+            }
+        )
         self.replay.file_parts, self.replay.files_done = [], None
         self._note_repairs(records, action)
 
@@ -224,8 +269,13 @@ def files_summary(parts: list[dict[str, Any]], skipped: list[str]) -> dict[str, 
     fingerprint = TableFingerprint()
     for part in parts:
         fingerprint.merge(TableFingerprint.parse(part["fingerprint"]))
-    return {"files": fingerprint.rows, "bytes": sum(p["content_bytes"] for p in parts),
-            "fingerprint": fingerprint.hexdigest(), "skipped": skipped, "parts": parts}
+    return {
+        "files": fingerprint.rows,
+        "bytes": sum(p["content_bytes"] for p in parts),
+        "fingerprint": fingerprint.hexdigest(),
+        "skipped": skipped,
+        "parts": parts,
+    }
 
 
 def quarantined_files(manifest_data: dict[str, Any]) -> set[str]:

@@ -35,27 +35,36 @@ from __future__ import annotations
 
 import decimal
 import os
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import sqlalchemy as sa
 from pyrage import x25519
 from sqlalchemy.engine import Engine
 
-from extract.arrow_types import CANONICAL, decode_canonical, stored_value
 from extract.attachments import ATTACHMENTS_KEY, attachment_fingerprint
 from extract.discovery import ColumnInfo, TableInfo
 from extract.extraction import live_fingerprints
-from extract.fingerprint import TableFingerprint
 from extract.objects import SchemaObject, discover_objects, sqlite_objects_query
 from extract.reader import iter_table_rows
-from ts24_migrate.errors import UsageError, VerificationError
-from ts24_migrate.private_files import make_private_dirs
+from ts24_migrate.core.errors import UsageError, VerificationError
+from ts24_migrate.core.private_files import make_private_dirs
+from ts24_migrate.core.rows.arrow_types import CANONICAL, decode_canonical, stored_value
+from ts24_migrate.core.rows.fingerprint import TableFingerprint
 
 from .manifest import BackupManifest, check_signature, read_manifest
-from .verify import (FileStream, as_identity, check_arithmetic, check_objects_part, check_table_rows,
-                     decrypt_part, manifest_parts, read_ciphertext)
+from .verify import (
+    FileStream,
+    as_identity,
+    check_arithmetic,
+    check_objects_part,
+    check_table_rows,
+    decrypt_part,
+    manifest_parts,
+    read_ciphertext,
+)
 
 
 class ExactDecimal(sa.types.TypeDecorator):
@@ -82,14 +91,23 @@ def _column_type(column: dict[str, Any], canonical: bool) -> sa.types.TypeEngine
         return sa.LargeBinary()
     if kind == "decimal":
         return ExactDecimal(column["precision"], column["scale"])
-    return {"int": sa.BigInteger, "bool": sa.Boolean, "float": sa.Double, "datetime": sa.DateTime,
-            "date": sa.Date, "time": sa.Time, "string": sa.Text, "binary": sa.LargeBinary}[kind]()
+    return {
+        "int": sa.BigInteger,
+        "bool": sa.Boolean,
+        "float": sa.Double,
+        "datetime": sa.DateTime,
+        "date": sa.Date,
+        "time": sa.Time,
+        "string": sa.Text,
+        "binary": sa.LargeBinary,
+    }[kind]()
 
 
 def canonical_columns(table: dict[str, Any]) -> set[str]:
     """Columns stored in the canonical encoding in at least one part."""
-    return {name for layout in table["schemas"].values() for name, _type, encoding in layout
-            if encoding == CANONICAL} | {c["name"] for c in table["columns"] if c["kind"] == "dynamic"}
+    return {
+        name for layout in table["schemas"].values() for name, _type, encoding in layout if encoding == CANONICAL
+    } | {c["name"] for c in table["columns"] if c["kind"] == "dynamic"}
 
 
 def scratch_table(metadata: sa.MetaData, table: dict[str, Any]) -> tuple[sa.Table, set[str]]:
@@ -101,8 +119,9 @@ def scratch_table(metadata: sa.MetaData, table: dict[str, Any]) -> tuple[sa.Tabl
     """
     canonical = canonical_columns(table)
     key = list(table["primary_key"])
-    columns = [sa.Column(c["name"], _column_type(c, c["name"] in canonical), autoincrement=False)
-               for c in table["columns"]]
+    columns = [
+        sa.Column(c["name"], _column_type(c, c["name"] in canonical), autoincrement=False) for c in table["columns"]
+    ]
     constraints = [sa.UniqueConstraint(*key)] if key else []
     return sa.Table(table["name"], metadata, *columns, *constraints), canonical
 
@@ -123,22 +142,36 @@ class RestoreReport:
         return not self.problems
 
     def to_json(self) -> dict[str, Any]:
-        return {"backup_id": self.backup_id, "manifest_fingerprint": self.manifest_fingerprint,
-                "ok": self.ok, "tables": self.tables, "files": self.files, "objects": self.objects,
-                "problems": self.problems}
+        return {
+            "backup_id": self.backup_id,
+            "manifest_fingerprint": self.manifest_fingerprint,
+            "ok": self.ok,
+            "tables": self.tables,
+            "files": self.files,
+            "objects": self.objects,
+            "problems": self.problems,
+        }
 
 
-def read_restored_table(conn: sa.Connection, entry: dict[str, Any], *,
-                        chunk_rows: int = 50_000) -> Iterator[list[tuple]]:
+def read_restored_table(
+    conn: sa.Connection, entry: dict[str, Any], *, chunk_rows: int = 50_000
+) -> Iterator[list[tuple]]:
     """The rows of a restored table (manifest entry `entry`) as the extraction read them."""
     table, canonical = scratch_table(sa.MetaData(), entry)
-    info = TableInfo(table.name, None, tuple(ColumnInfo(c.name, str(c.type), c.nullable) for c in table.columns),
-                     tuple(entry["primary_key"]), table)
+    info = TableInfo(
+        table.name,
+        None,
+        tuple(ColumnInfo(c.name, str(c.type), c.nullable) for c in table.columns),
+        tuple(entry["primary_key"]),
+        table,
+    )
     positions = [i for i, c in enumerate(table.columns) if c.name in canonical]
     for rows in iter_table_rows(conn, info, chunk_rows=chunk_rows):
         if positions:
-            rows = [tuple(decode_canonical(v) if i in positions and v is not None else v
-                          for i, v in enumerate(row)) for row in rows]
+            rows = [
+                tuple(decode_canonical(v) if i in positions and v is not None else v for i, v in enumerate(row))
+                for row in rows
+            ]
         yield rows
 
 
@@ -161,6 +194,7 @@ def _write_chunk(files_dir: Path):
             os.pwrite(fd, data, offset)
         finally:
             os.close(fd)
+
     return sink
 
 
@@ -173,17 +207,28 @@ def _preconditions(manifest: BackupManifest, into: Engine, files_dir: Path | Non
         raise UsageError(f"the scratch database already has table {clash[0]}{more}: restore into an empty database")
     if manifest.attachments is not None and manifest.attachments["files"]:
         if files_dir is None:
-            raise UsageError(f"the backup holds {manifest.attachments['files']} attachment files: give a folder "
-                             f"to restore them into (--files DIR)")
+            raise UsageError(
+                f"the backup holds {manifest.attachments['files']} attachment files: give a folder "
+                f"to restore them into (--files DIR)"
+            )
         if files_dir.exists() and (not files_dir.is_dir() or any(files_dir.iterdir())):
             raise UsageError(f"{files_dir} is not empty: restore attachments into an empty folder")
 
 
-def restore_backup(backup_dir: Path, identity: Path | str | x25519.Identity, into: Engine,
-                   files_dir: Path | None = None, *, public_key_b64: str | None = None,
-                   live: Engine | None = None, live_attachments: Path | None = None,
-                   chunk_rows: int = 50_000, progress: Callable[[str, int, int], None] | None = None,
-                   ledger: Any = None, run_id: str | None = None) -> RestoreReport:
+def restore_backup(
+    backup_dir: Path,
+    identity: Path | str | x25519.Identity,
+    into: Engine,
+    files_dir: Path | None = None,
+    *,
+    public_key_b64: str | None = None,
+    live: Engine | None = None,
+    live_attachments: Path | None = None,
+    chunk_rows: int = 50_000,
+    progress: Callable[[str, int, int], None] | None = None,
+    ledger: Any = None,
+    run_id: str | None = None,
+) -> RestoreReport:
     """Rebuild the backup's tables in `into` and its files in `files_dir`, then compare fingerprints."""
     backup_dir = Path(backup_dir)
     if public_key_b64 is not None:
@@ -214,8 +259,10 @@ def restore_backup(backup_dir: Path, identity: Path | str | x25519.Identity, int
                 for ref in (r for r in refs if r.table == name):
                     rows = check_table_rows(ref, decrypt_part(read_ciphertext(backup_dir, ref), ref, key))
                     if canonical:
-                        rows = [tuple(stored_value(v) if k in canonical and v is not None else v
-                                      for k, v in zip(keys, row)) for row in rows]
+                        rows = [
+                            tuple(stored_value(v) if k in canonical and v is not None else v for k, v in zip(keys, row))
+                            for row in rows
+                        ]
                     if rows:
                         conn.execute(table.insert(), [dict(zip(keys, row)) for row in rows])
                     parts_done += 1
@@ -231,11 +278,17 @@ def restore_backup(backup_dir: Path, identity: Path | str | x25519.Identity, int
             report.problems.append(f"{name}: could not be restored into {into.dialect.name}: {detail}")
             continue
         matches = restored.hexdigest() == entry["fingerprint"]
-        report.tables[name] = {"rows": restored.rows, "fingerprint": restored.hexdigest(),
-                               "matches_manifest": matches, "matches_live": None}
+        report.tables[name] = {
+            "rows": restored.rows,
+            "fingerprint": restored.hexdigest(),
+            "matches_manifest": matches,
+            "matches_live": None,
+        }
         if not matches:
-            report.problems.append(f"{name}: the restored table's fingerprint ({restored.rows} rows) does not "
-                                   f"match the manifest ({entry['rows']} rows)")
+            report.problems.append(
+                f"{name}: the restored table's fingerprint ({restored.rows} rows) does not "
+                f"match the manifest ({entry['rows']} rows)"
+            )
 
     if manifest.attachments is not None and files_dir is not None:
         make_private_dirs(files_dir)
@@ -251,32 +304,52 @@ def restore_backup(backup_dir: Path, identity: Path | str | x25519.Identity, int
             report.problems.append(str(exc))
         on_disk = attachment_fingerprint(files_dir)
         matches = on_disk.fingerprint.hexdigest() == manifest.attachments["fingerprint"]
-        report.files = {"files": on_disk.files, "bytes": on_disk.bytes,
-                        "fingerprint": on_disk.fingerprint.hexdigest(), "matches_manifest": matches,
-                        "matches_live": None}
+        report.files = {
+            "files": on_disk.files,
+            "bytes": on_disk.bytes,
+            "fingerprint": on_disk.fingerprint.hexdigest(),
+            "matches_manifest": matches,
+            "matches_live": None,
+        }
         if not matches:
-            report.problems.append(f"attachments: the restored folder ({on_disk.files} files) does not match "
-                                   f"the manifest ({manifest.attachments['files']} files)")
+            report.problems.append(
+                f"attachments: the restored folder ({on_disk.files} files) does not match "
+                f"the manifest ({manifest.attachments['files']} files)"
+            )
 
     if manifest.objects is not None:
         try:
-            objects = [o for ref in refs if ref.objects
-                       for o in check_objects_part(ref, decrypt_part(read_ciphertext(backup_dir, ref), ref, key),
-                                                   manifest)]
-            report.objects = recreate_objects(into, objects, source_dialect=manifest.data["source"]["dialect"],
-                                              problems=report.problems)
+            objects = [
+                o
+                for ref in refs
+                if ref.objects
+                for o in check_objects_part(ref, decrypt_part(read_ciphertext(backup_dir, ref), ref, key), manifest)
+            ]
+            report.objects = recreate_objects(
+                into, objects, source_dialect=manifest.data["source"]["dialect"], problems=report.problems
+            )
         except VerificationError as exc:
             report.problems.append(str(exc))
     if live is not None or live_attachments is not None:
         _compare_live(report, manifest, live, live_attachments, chunk_rows)
     if ledger is not None:
-        ledger.append(manifest.site_id, "backup", "backup.restored", {
-            "backup_id": manifest.backup_id, "manifest_fingerprint": manifest.fingerprint, "ok": report.ok,
-            "into": into.dialect.name, "tables": len(report.tables),
-            "rows": sum(t["rows"] for t in report.tables.values()),
-            "files": (report.files or {}).get("files"),
-            "objects_recreated": sum(bool(o["recreated"]) for o in (report.objects or {}).values()),
-            "problems": len(report.problems)}, run_id=run_id)
+        ledger.append(
+            manifest.site_id,
+            "backup",
+            "backup.restored",
+            {
+                "backup_id": manifest.backup_id,
+                "manifest_fingerprint": manifest.fingerprint,
+                "ok": report.ok,
+                "into": into.dialect.name,
+                "tables": len(report.tables),
+                "rows": sum(t["rows"] for t in report.tables.values()),
+                "files": (report.files or {}).get("files"),
+                "objects_recreated": sum(bool(o["recreated"]) for o in (report.objects or {}).values()),
+                "problems": len(report.problems),
+            },
+            run_id=run_id,
+        )
     return report
 
 
@@ -284,16 +357,28 @@ def restore_backup(backup_dir: Path, identity: Path | str | x25519.Identity, int
 _RECREATED_ON_SQLITE = ("view", "trigger")
 
 
-def recreate_objects(into: Engine, objects: list[SchemaObject], *, source_dialect: str,
-                     problems: list[str]) -> dict[str, dict[str, Any]]:
+def recreate_objects(
+    into: Engine, objects: list[SchemaObject], *, source_dialect: str, problems: list[str]
+) -> dict[str, dict[str, Any]]:
     """Recreate views and triggers in a scratch database of the backup's own engine (SQLite), and
     hold each against its fingerprint; on another engine, list each object as not recreated."""
-    result = {o.key: {"kind": o.kind, "name": o.name, "recreated": False, "matches_manifest": None,
-                      "matches_live": None, "note": None} for o in objects}
+    result = {
+        o.key: {
+            "kind": o.kind,
+            "name": o.name,
+            "recreated": False,
+            "matches_manifest": None,
+            "matches_live": None,
+            "note": None,
+        }
+        for o in objects
+    }
     if not (source_dialect == into.dialect.name == "sqlite"):
         for entry in result.values():
-            entry["note"] = (f"not recreated: the backup comes from {source_dialect}, the scratch database is "
-                             f"{into.dialect.name}; the definition is kept in the backup")
+            entry["note"] = (
+                f"not recreated: the backup comes from {source_dialect}, the scratch database is "
+                f"{into.dialect.name}; the definition is kept in the backup"
+            )
         return result
     pending = [o for kind in _RECREATED_ON_SQLITE for o in objects if o.kind == kind and o.definition]
     for o in objects:
@@ -316,8 +401,10 @@ def recreate_objects(into: Engine, objects: list[SchemaObject], *, source_dialec
             errors.pop(o.key, None)
             result[o.key]["recreated"] = True
     with into.connect() as conn:
-        read_back = [SchemaObject(kind, name, None, None, sql)
-                     for kind, name, _table, sql in conn.execute(sqlite_objects_query())]
+        read_back = [
+            SchemaObject(kind, name, None, None, sql)
+            for kind, name, _table, sql in conn.execute(sqlite_objects_query())
+        ]
     restored = {o.key: o.fingerprint for o in read_back}
     for o in objects:
         entry = result[o.key]
@@ -331,8 +418,9 @@ def recreate_objects(into: Engine, objects: list[SchemaObject], *, source_dialec
     return result
 
 
-def _compare_live(report: RestoreReport, manifest: BackupManifest, live: Engine | None,
-                  live_attachments: Path | None, chunk_rows: int) -> None:
+def _compare_live(
+    report: RestoreReport, manifest: BackupManifest, live: Engine | None, live_attachments: Path | None, chunk_rows: int
+) -> None:
     """The live source now versus the backup: equal unless the legacy data changed since."""
     current = live_fingerprints(live, None, chunk_rows=chunk_rows) if live is not None else {}
     if live_attachments is not None:
@@ -364,5 +452,3 @@ def _compare_live(report: RestoreReport, manifest: BackupManifest, live: Engine 
         report.files["matches_live"] = current[ATTACHMENTS_KEY] == expected.get(ATTACHMENTS_KEY)
         if not report.files["matches_live"]:
             report.problems.append("attachments: the live folder differs from the backup (it changed since)")
-
-

@@ -2,7 +2,7 @@
 
 A backup equals the live source when every table the source holds is in the
 backup with the same fingerprint, and the attachment folder too
-(extract.fingerprint: row count plus the sum of row digests, the same figure
+(ts24_migrate.core.rows.fingerprint: row count plus the sum of row digests, the same figure
 the restore check and the purge gate compare). Row counts are compared first:
 a table that gained or lost rows answers "changed" after one COUNT(*), before
 any row is read. The check reads the legacy database and the folder and
@@ -39,8 +39,15 @@ class CurrentCheck:
     reason: str  # why it is (or is not) the source as it is now
 
 
-def backup_still_current(backup_dir: Path, legacy: Engine, attachments_dir: Path | None, *, public_key_b64: str,
-                         recipients: list[str], chunk_rows: int = 50_000) -> CurrentCheck:
+def backup_still_current(
+    backup_dir: Path,
+    legacy: Engine,
+    attachments_dir: Path | None,
+    *,
+    public_key_b64: str,
+    recipients: list[str],
+    chunk_rows: int = 50_000,
+) -> CurrentCheck:
     problems = check_signature(backup_dir, public_key_b64)
     if problems:
         return CurrentCheck(False, f"its signature does not hold: {problems[0]}")
@@ -55,14 +62,18 @@ def backup_still_current(backup_dir: Path, legacy: Engine, attachments_dir: Path
         names = {t.name for t in tables}
         if names != set(backed_up):
             added, gone = sorted(names - set(backed_up)), sorted(set(backed_up) - names)
-            return CurrentCheck(False, "the source's tables differ from the backup's"
-                                + (f" (new: {', '.join(added[:5])})" if added else "")
-                                + (f" (gone: {', '.join(gone[:5])})" if gone else ""))
+            return CurrentCheck(
+                False,
+                "the source's tables differ from the backup's"
+                + (f" (new: {', '.join(added[:5])})" if added else "")
+                + (f" (gone: {', '.join(gone[:5])})" if gone else ""),
+            )
         for table in tables:
             rows = count_rows(conn, table)
             if rows != backed_up[table.name]["rows"]:
-                return CurrentCheck(False, f"{table.name}: {rows:,} rows now, {backed_up[table.name]['rows']:,} in "
-                                           f"the backup")
+                return CurrentCheck(
+                    False, f"{table.name}: {rows:,} rows now, {backed_up[table.name]['rows']:,} in the backup"
+                )
     if attachments_dir is not None and not Path(attachments_dir).is_dir():
         return CurrentCheck(False, f"the attachment folder {attachments_dir} is not there")
     if (attachments_dir is None) != (manifest.attachments is None):
@@ -73,5 +84,4 @@ def backup_still_current(backup_dir: Path, legacy: Engine, attachments_dir: Path
         if live.get(name) != expected[name]:
             what = "the attachment folder" if name == ATTACHMENTS_KEY else name
             return CurrentCheck(False, f"{what} changed since the backup (its fingerprint differs)")
-    return CurrentCheck(True, "the source is unchanged: every table and file has the fingerprint its manifest "
-                              "records")
+    return CurrentCheck(True, "the source is unchanged: every table and file has the fingerprint its manifest records")

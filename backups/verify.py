@@ -24,19 +24,20 @@ from __future__ import annotations
 import hashlib
 import io
 import re
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import pyarrow.parquet as pq
 import pyrage
 from pyrage import x25519
 
-from extract.arrow_types import schema_id, schema_layout
 from extract.attachments import file_row
 from extract.extraction import read_parquet_rows
-from extract.fingerprint import TableFingerprint
-from ts24_migrate.errors import VerificationError
+from ts24_migrate.core.errors import VerificationError
+from ts24_migrate.core.rows.arrow_types import schema_id, schema_layout
+from ts24_migrate.core.rows.fingerprint import TableFingerprint
 
 from .manifest import MANIFEST_NAME, SIGNATURE_NAME, BackupManifest, check_signature, read_manifest
 from .repair import quarantined_files
@@ -68,23 +69,34 @@ class VerifyReport:
         return "decrypted" if self.decrypted else "signature+ciphertext"
 
     def to_json(self) -> dict[str, Any]:
-        return {"backup_id": self.backup_id, "site_id": self.site_id, "backup_dir": str(self.backup_dir),
-                "manifest_fingerprint": self.manifest_fingerprint, "mode": self.mode, "ok": self.ok,
-                "problems": self.problems, "warnings": self.warnings, "parts_checked": self.parts_checked,
-                "rows_checked": self.rows_checked, "files_checked": self.files_checked,
-                "objects_checked": self.objects_checked, "ciphertext_bytes": self.ciphertext_bytes}
+        return {
+            "backup_id": self.backup_id,
+            "site_id": self.site_id,
+            "backup_dir": str(self.backup_dir),
+            "manifest_fingerprint": self.manifest_fingerprint,
+            "mode": self.mode,
+            "ok": self.ok,
+            "problems": self.problems,
+            "warnings": self.warnings,
+            "parts_checked": self.parts_checked,
+            "rows_checked": self.rows_checked,
+            "files_checked": self.files_checked,
+            "objects_checked": self.objects_checked,
+            "ciphertext_bytes": self.ciphertext_bytes,
+        }
 
     def raise_if_failed(self) -> None:
         if self.problems:
             more = f" (and {len(self.problems) - 1} more problem(s))" if len(self.problems) > 1 else ""
-            raise VerificationError(f"backup {self.backup_id or self.backup_dir} failed verification: "
-                                    f"{self.problems[0]}{more}")
+            raise VerificationError(
+                f"backup {self.backup_id or self.backup_dir} failed verification: {self.problems[0]}{more}"
+            )
 
 
 def as_identity(identity: Path | str | x25519.Identity) -> x25519.Identity:
     if isinstance(identity, x25519.Identity):
         return identity
-    from backups.keys import load_identity
+    from ts24_migrate.core.keys import load_identity
 
     return load_identity(Path(identity))
 
@@ -129,8 +141,9 @@ def check_objects_part(ref: PartRef, plaintext: bytes, manifest: BackupManifest)
     found = {o.key: o.fingerprint for o in objects}
     if found != listed:
         differing = sorted(k for k in set(found) | set(listed) if found.get(k, "?") != listed.get(k, "?"))
-        raise VerificationError(f"{ref.label}: its definitions do not match the manifest's fingerprints "
-                                f"({', '.join(differing[:3])})")
+        raise VerificationError(
+            f"{ref.label}: its definitions do not match the manifest's fingerprints ({', '.join(differing[:3])})"
+        )
     if len({listing_key(i) for i in manifest.objects["items"]}) != len(manifest.objects["items"]):
         raise VerificationError(f"{ref.label}: the manifest lists an object twice")
     return objects
@@ -147,8 +160,10 @@ def read_ciphertext(backup_dir: Path, ref: PartRef) -> bytes:
     except FileNotFoundError:
         raise VerificationError(f"{ref.label} ({relpath}) is missing") from None
     if len(data) != ref.entry["ciphertext_bytes"] or hashlib.sha256(data).hexdigest() != ref.entry["ciphertext_sha256"]:
-        raise VerificationError(f"{ref.label} ({relpath}): ciphertext SHA-256 or size does not match the "
-                                f"manifest (the file was changed or damaged)")
+        raise VerificationError(
+            f"{ref.label} ({relpath}): ciphertext SHA-256 or size does not match the "
+            f"manifest (the file was changed or damaged)"
+        )
     return data
 
 
@@ -156,12 +171,17 @@ def decrypt_part(ciphertext: bytes, ref: PartRef, identity: x25519.Identity) -> 
     try:
         plaintext = pyrage.decrypt(ciphertext, [identity])
     except pyrage.DecryptError as exc:
-        raise VerificationError(f"{ref.label} ({ref.entry['path']}) cannot be decrypted with this identity: "
-                                f"{str(exc).splitlines()[0][:120]}") from None
-    if len(plaintext) != ref.entry["plaintext_bytes"] or \
-            hashlib.sha256(plaintext).hexdigest() != ref.entry["plaintext_sha256"]:
-        raise VerificationError(f"{ref.label} ({ref.entry['path']}): plaintext SHA-256 or size does not match "
-                                f"the manifest")
+        raise VerificationError(
+            f"{ref.label} ({ref.entry['path']}) cannot be decrypted with this identity: "
+            f"{str(exc).splitlines()[0][:120]}"
+        ) from None
+    if (
+        len(plaintext) != ref.entry["plaintext_bytes"]
+        or hashlib.sha256(plaintext).hexdigest() != ref.entry["plaintext_sha256"]
+    ):
+        raise VerificationError(
+            f"{ref.label} ({ref.entry['path']}): plaintext SHA-256 or size does not match the manifest"
+        )
     return plaintext
 
 
@@ -199,21 +219,23 @@ class FileStream:
     def feed(self, ref: PartRef, plaintext: bytes) -> TableFingerprint:
         try:
             table = pq.read_table(io.BytesIO(plaintext))
-            columns = {name: table.column(name).to_pylist()
-                       for name in ("path", "offset", "data", "size", "sha256")}
+            columns = {name: table.column(name).to_pylist() for name in ("path", "offset", "data", "size", "sha256")}
         except Exception as exc:
-            raise VerificationError(f"{ref.label}: not a readable attachment part ({type(exc).__name__})") \
-                from None
+            raise VerificationError(f"{ref.label}: not a readable attachment part ({type(exc).__name__})") from None
         if table.num_rows != ref.entry["rows"]:
-            raise VerificationError(f"{ref.label}: holds {table.num_rows} chunks, the manifest says "
-                                    f"{ref.entry['rows']}")
+            raise VerificationError(
+                f"{ref.label}: holds {table.num_rows} chunks, the manifest says {ref.entry['rows']}"
+            )
         completed = TableFingerprint()
-        for path, offset, data, size, sha_hex in zip(columns["path"], columns["offset"], columns["data"],
-                                                     columns["size"], columns["sha256"]):
+        for path, offset, data, size, sha_hex in zip(
+            columns["path"], columns["offset"], columns["data"], columns["size"], columns["sha256"]
+        ):
             if path != self.path:
                 if self.path is not None or offset != 0:
-                    raise VerificationError(f"{ref.label}: a file starts at byte {offset} or the previous "
-                                            f"file has no last chunk (chunks out of order)")
+                    raise VerificationError(
+                        f"{ref.label}: a file starts at byte {offset} or the previous "
+                        f"file has no last chunk (chunks out of order)"
+                    )
                 self.path, self.sha, self.offset = path, hashlib.sha256(), 0
             if offset != self.offset:
                 raise VerificationError(f"{ref.label}: chunk at byte {offset}, expected {self.offset}")
@@ -223,8 +245,10 @@ class FileStream:
             self.offset += len(data)
             if sha_hex is not None:
                 if size != self.offset or self.sha.hexdigest() != sha_hex:
-                    raise VerificationError(f"{ref.label}: a file's content does not match its SHA-256 "
-                                            f"(file #{self.files + 1} in backup order)")
+                    raise VerificationError(
+                        f"{ref.label}: a file's content does not match its SHA-256 "
+                        f"(file #{self.files + 1} in backup order)"
+                    )
                 completed.add(file_row(path, size, sha_hex))
                 self.files += 1
                 self.bytes += size
@@ -258,8 +282,10 @@ def check_arithmetic(manifest: BackupManifest) -> list[str]:
     if manifest.objects is not None:
         in_parts = sum(p["rows"] for p in manifest.objects["parts"])
         if in_parts != len(manifest.objects["items"]):
-            problems.append(f"objects: the parts hold {in_parts} definitions, the manifest lists "
-                            f"{len(manifest.objects['items'])} objects")
+            problems.append(
+                f"objects: the parts hold {in_parts} definitions, the manifest lists "
+                f"{len(manifest.objects['items'])} objects"
+            )
     return problems
 
 
@@ -274,9 +300,13 @@ def _unlisted(backup_dir: Path, manifest: BackupManifest) -> list[str]:
     return extra
 
 
-def verify_backup(backup_dir: Path, *, public_key_b64: str,
-                  identity: Path | str | x25519.Identity | None = None,
-                  progress: Callable[[str, int, int], None] | None = None) -> VerifyReport:
+def verify_backup(
+    backup_dir: Path,
+    *,
+    public_key_b64: str,
+    identity: Path | str | x25519.Identity | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> VerifyReport:
     """Check the backup in `backup_dir`; decrypt and recount everything when `identity` is given.
 
     `progress(item, done, total)` counts parts."""
@@ -298,8 +328,10 @@ def verify_backup(backup_dir: Path, *, public_key_b64: str,
     if identity is not None:
         key = as_identity(identity)
         if str(key.to_public()) not in manifest.recipients:
-            report.problems.append("the identity given is not one of this backup's recipients "
-                                   f"({len(manifest.recipients)} custodian key(s)): it cannot decrypt the parts")
+            report.problems.append(
+                "the identity given is not one of this backup's recipients "
+                f"({len(manifest.recipients)} custodian key(s)): it cannot decrypt the parts"
+            )
             key = None
         else:
             report.decrypted = True
@@ -327,8 +359,9 @@ def verify_backup(backup_dir: Path, *, public_key_b64: str,
         try:
             files.finish()
             if files.files != manifest.attachments["files"]:
-                report.problems.append(f"attachments: {files.files} files in the parts, the manifest says "
-                                       f"{manifest.attachments['files']}")
+                report.problems.append(
+                    f"attachments: {files.files} files in the parts, the manifest says {manifest.attachments['files']}"
+                )
         except VerificationError as exc:
             report.problems.append(str(exc))
         report.files_checked = files.files

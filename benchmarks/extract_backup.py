@@ -33,8 +33,8 @@ def _child_baseline(url: str, chunk_rows: int) -> dict[str, Any]:
     import sqlalchemy as sa
 
     from extract.discovery import discover_tables
-    from ts24_migrate.db import legacy_engine
-    from ts24_migrate.secrets import Secret
+    from ts24_migrate.core.db import legacy_engine
+    from ts24_migrate.core.secrets import Secret
 
     engine = legacy_engine(Secret(url))
     start = time.perf_counter()
@@ -49,19 +49,32 @@ def _child_baseline(url: str, chunk_rows: int) -> dict[str, Any]:
 
 def _child_backup(url: str, chunk_rows: int, files: str, root: str, recipient: str, key: str) -> dict[str, Any]:
     from backups.backup import backup_site
-    from backups.keys import load_signing_key
-    from ts24_migrate.db import legacy_engine
-    from ts24_migrate.secrets import Secret
+    from ts24_migrate.core.db import legacy_engine
+    from ts24_migrate.core.keys import load_signing_key
+    from ts24_migrate.core.secrets import Secret
 
     engine = legacy_engine(Secret(url))
     signing_key = load_signing_key(Path(key))
     start = time.perf_counter()
-    result = backup_site(engine, Path(files), Path(root), site_id="bench", run_id=str(uuid.uuid4()),
-                         recipients=[recipient], signing_key=signing_key, chunk_rows=chunk_rows)
+    result = backup_site(
+        engine,
+        Path(files),
+        Path(root),
+        site_id="bench",
+        run_id=str(uuid.uuid4()),
+        recipients=[recipient],
+        signing_key=signing_key,
+        chunk_rows=chunk_rows,
+    )
     totals = result.manifest.data["totals"]
-    return {"seconds": time.perf_counter() - start, "rows": totals["rows"], "parts": totals["parts"],
-            "ciphertext_bytes": totals["ciphertext_bytes"], "plaintext_bytes": totals["plaintext_bytes"],
-            "attachment_bytes": (result.manifest.attachments or {}).get("bytes", 0)}
+    return {
+        "seconds": time.perf_counter() - start,
+        "rows": totals["rows"],
+        "parts": totals["parts"],
+        "ciphertext_bytes": totals["ciphertext_bytes"],
+        "plaintext_bytes": totals["plaintext_bytes"],
+        "attachment_bytes": (result.manifest.attachments or {}).get("bytes", 0),
+    }
 
 
 def _measure(kind: str, **options: Any) -> dict[str, Any]:
@@ -94,13 +107,16 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.child:
         options = json.loads(args.options)
-        measured = (_child_baseline(options["url"], options["chunk_rows"]) if args.child == "baseline"
-                    else _child_backup(**options))
+        measured = (
+            _child_baseline(options["url"], options["chunk_rows"])
+            if args.child == "baseline"
+            else _child_backup(**options)
+        )
         measured["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         print(json.dumps(measured))
         return 0
 
-    from backups.keys import generate_custodian_identity, generate_signing_key
+    from ts24_migrate.core.keys import generate_custodian_identity, generate_signing_key
 
     results = []
     with tempfile.TemporaryDirectory(prefix="ts24-bench-") as temp:
@@ -112,25 +128,38 @@ def main(argv: list[str] | None = None) -> int:
             folder.mkdir()
             url, files, generated = _site(folder, scale)
             baseline = _measure("baseline", url=url, chunk_rows=args.chunk_rows)
-            backup = _measure("backup", url=url, chunk_rows=args.chunk_rows, files=str(files),
-                              root=str(folder / "backups"), recipient=recipient, key=str(base / "signing.key"))
+            backup = _measure(
+                "backup",
+                url=url,
+                chunk_rows=args.chunk_rows,
+                files=str(files),
+                root=str(folder / "backups"),
+                recipient=recipient,
+                key=str(base / "signing.key"),
+            )
             assert backup["rows"] == baseline["rows"], "the backup must hold every row the SELECT returned"
             results.append((scale, generated, baseline, backup))
 
     print(f"chunk_rows={args.chunk_rows}; SQLite legacy database; times are wall seconds")
-    print(f"{'scale':>6} {'rows':>9} {'select s':>9} {'select rows/s':>14} {'backup s':>9} {'backup rows/s':>14} "
-          f"{'MB/s enc':>9} {'x select':>9} {'RSS select':>11} {'RSS backup':>11}")
+    print(
+        f"{'scale':>6} {'rows':>9} {'select s':>9} {'select rows/s':>14} {'backup s':>9} {'backup rows/s':>14} "
+        f"{'MB/s enc':>9} {'x select':>9} {'RSS select':>11} {'RSS backup':>11}"
+    )
     for scale, _generated, baseline, backup in results:
         mb = backup["ciphertext_bytes"] / 1e6
-        print(f"{scale:>6g} {backup['rows']:>9} {baseline['seconds']:>9.2f} "
-              f"{baseline['rows'] / baseline['seconds']:>14,.0f} {backup['seconds']:>9.2f} "
-              f"{backup['rows'] / backup['seconds']:>14,.0f} {mb / backup['seconds']:>9.1f} "
-              f"{backup['seconds'] / baseline['seconds']:>9.1f} {baseline['peak_rss_mb']:>9.0f}MB "
-              f"{backup['peak_rss_mb']:>9.0f}MB")
+        print(
+            f"{scale:>6g} {backup['rows']:>9} {baseline['seconds']:>9.2f} "
+            f"{baseline['rows'] / baseline['seconds']:>14,.0f} {backup['seconds']:>9.2f} "
+            f"{backup['rows'] / backup['seconds']:>14,.0f} {mb / backup['seconds']:>9.1f} "
+            f"{backup['seconds'] / baseline['seconds']:>9.1f} {baseline['peak_rss_mb']:>9.0f}MB "
+            f"{backup['peak_rss_mb']:>9.0f}MB"
+        )
     if len(results) > 1:
         (s1, _, _, small), (s2, _, _, large) = results[0], results[-1]
-        print(f"rows x{large['rows'] / small['rows']:.1f} from scale {s1:g} to {s2:g}: backup peak RSS "
-              f"x{large['peak_rss_mb'] / small['peak_rss_mb']:.2f} (flat means bounded by chunk_rows)")
+        print(
+            f"rows x{large['rows'] / small['rows']:.1f} from scale {s1:g} to {s2:g}: backup peak RSS "
+            f"x{large['peak_rss_mb'] / small['peak_rss_mb']:.2f} (flat means bounded by chunk_rows)"
+        )
     return 0
 
 

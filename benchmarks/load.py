@@ -65,16 +65,27 @@ DEFAULT_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 # -- the measured children ------------------------------------------------------------------------
 def _child_load(legacy_url: str, target_url: str, files: str, chunk_rows: int) -> dict[str, Any]:
     from load.site_load import load_site
-    from ts24_migrate.db import legacy_engine, store_engine
-    from ts24_migrate.secrets import Secret
+    from ts24_migrate.core.db import legacy_engine, store_engine
+    from ts24_migrate.core.secrets import Secret
 
     legacy, target = legacy_engine(Secret(legacy_url)), store_engine(Secret(target_url))
     start = time.perf_counter()
-    summary = load_site(legacy, target, site_id="bench", run_id=str(uuid.uuid4()), cutover=CUTOVER,
-                        attachments_dir=Path(files), chunk_rows=chunk_rows)
+    summary = load_site(
+        legacy,
+        target,
+        site_id="bench",
+        run_id=str(uuid.uuid4()),
+        cutover=CUTOVER,
+        attachments_dir=Path(files),
+        chunk_rows=chunk_rows,
+    )
     seconds = time.perf_counter() - start
-    return {"seconds": seconds, "rows": sum(t["source_rows"] for t in summary.tables.values()),
-            "loaded": sum(t["loaded"] for t in summary.tables.values()), "accounting_ok": summary.accounting_ok}
+    return {
+        "seconds": seconds,
+        "rows": sum(t["source_rows"] for t in summary.tables.values()),
+        "loaded": sum(t["loaded"] for t in summary.tables.values()),
+        "accounting_ok": summary.accounting_ok,
+    }
 
 
 def _child_transform(legacy_url: str, files: str, chunk_rows: int) -> dict[str, Any]:
@@ -82,8 +93,8 @@ def _child_transform(legacy_url: str, files: str, chunk_rows: int) -> dict[str, 
     from load.interpreter import fewer_collections
     from load.site_load import mapped_legacy_tables
     from transform import TransformContext, transform_batch
-    from ts24_migrate.db import legacy_engine
-    from ts24_migrate.secrets import Secret
+    from ts24_migrate.core.db import legacy_engine
+    from ts24_migrate.core.secrets import Secret
 
     legacy = legacy_engine(Secret(legacy_url))
     ctx = TransformContext("bench", cutover=CUTOVER, attachments_dir=Path(files), reference_date=dt.date.today())
@@ -99,7 +110,7 @@ def _child_transform(legacy_url: str, files: str, chunk_rows: int) -> dict[str, 
 def _child_naive(legacy_url: str, target_url: str) -> dict[str, Any]:
     import pandas as pd
 
-    from extract.legacy_schema import MAPPED_TABLES
+    from ts24_migrate.core.legacy.schema import MAPPED_TABLES
 
     legacy, target = sa.create_engine(legacy_url), sa.create_engine(target_url)
     start, rows = time.perf_counter(), 0
@@ -111,7 +122,7 @@ def _child_naive(legacy_url: str, target_url: str) -> dict[str, Any]:
 
 
 def _child_psql_copy(psql_url: str, csv_dir: str) -> dict[str, Any]:
-    from extract.legacy_schema import MAPPED_TABLES
+    from ts24_migrate.core.legacy.schema import MAPPED_TABLES
 
     start = time.perf_counter()
     for name in MAPPED_TABLES:
@@ -119,18 +130,20 @@ def _child_psql_copy(psql_url: str, csv_dir: str) -> dict[str, Any]:
         subprocess.run(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", psql_url, "-c", command], check=True)
     seconds = time.perf_counter() - start
     rows = sum(sum(1 for _ in open(Path(csv_dir) / (name + ".csv"), "rb")) for name in MAPPED_TABLES)
-    return {"seconds": seconds, "rows": rows,
-            "peak_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}
+    return {"seconds": seconds, "rows": rows, "peak_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}
 
 
 def _child_pgloader(legacy_path: str, target_url: str, work_dir: str) -> dict[str, Any]:
-    from extract.legacy_schema import MAPPED_TABLES
+    from ts24_migrate.core.legacy.schema import MAPPED_TABLES
 
     tables = ", ".join(f"'{name}'" for name in MAPPED_TABLES)
     command = Path(work_dir) / "pgloader.load"
-    command.write_text(f"LOAD DATABASE FROM sqlite://{legacy_path} INTO {target_url}\n"
-                       "  WITH create tables, create indexes, reset sequences\n"
-                       f"  INCLUDING ONLY TABLE NAMES LIKE {tables};\n", encoding="utf-8")
+    command.write_text(
+        f"LOAD DATABASE FROM sqlite://{legacy_path} INTO {target_url}\n"
+        "  WITH create tables, create indexes, reset sequences\n"
+        f"  INCLUDING ONLY TABLE NAMES LIKE {tables};\n",
+        encoding="utf-8",
+    )
     start = time.perf_counter()
     done = subprocess.run(["pgloader", "--quiet", "--root-dir", work_dir, str(command)], capture_output=True, text=True)
     seconds = time.perf_counter() - start
@@ -138,11 +151,11 @@ def _child_pgloader(legacy_path: str, target_url: str, work_dir: str) -> dict[st
         raise RuntimeError(f"pgloader failed: {(done.stdout + done.stderr)[-2000:]}")
     engine = sa.create_engine(_sqlalchemy_url(target_url))
     with engine.connect() as conn:  # what pgloader reports is not checked: count what arrived
-        rows = sum(conn.execute(sa.text(f'SELECT count(*) FROM "{name.lower()}"')).scalar_one()
-                   for name in MAPPED_TABLES)
+        rows = sum(
+            conn.execute(sa.text(f'SELECT count(*) FROM "{name.lower()}"')).scalar_one() for name in MAPPED_TABLES
+        )
     engine.dispose()
-    return {"seconds": seconds, "rows": rows,
-            "peak_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}
+    return {"seconds": seconds, "rows": rows, "peak_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}
 
 
 def _child_required_writes(writes_url: str, tables: list[str]) -> dict[str, Any]:
@@ -157,18 +170,30 @@ def _child_required_writes(writes_url: str, tables: list[str]) -> dict[str, Any]
     return {"seconds": seconds, "rows": rows}
 
 
-_CHILDREN = {"load": _child_load, "transform": _child_transform, "naive": _child_naive,
-             "pgloader": _child_pgloader, "psql_copy": _child_psql_copy, "writes": _child_required_writes}
+_CHILDREN = {
+    "load": _child_load,
+    "transform": _child_transform,
+    "naive": _child_naive,
+    "pgloader": _child_pgloader,
+    "psql_copy": _child_psql_copy,
+    "writes": _child_required_writes,
+}
 
 
 def _measure(kind: str, *args: Any) -> dict[str, Any]:
     """Run one child in a fresh interpreter; its peak RSS is its own."""
-    code = ("import json, resource, sys; from benchmarks.load import _CHILDREN; "
-            "r = _CHILDREN[sys.argv[1]](*json.loads(sys.argv[2])); "
-            "r.setdefault('peak_mb', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024); "
-            "print(json.dumps(r))")
-    done = subprocess.run([sys.executable, "-c", code, kind, json.dumps(args)], capture_output=True, text=True,
-                          cwd=Path(__file__).resolve().parent.parent)
+    code = (
+        "import json, resource, sys; from benchmarks.load import _CHILDREN; "
+        "r = _CHILDREN[sys.argv[1]](*json.loads(sys.argv[2])); "
+        "r.setdefault('peak_mb', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024); "
+        "print(json.dumps(r))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, kind, json.dumps(args)],
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
     if done.returncode != 0:
         raise RuntimeError(f"{kind} failed: {done.stderr[-2000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -191,7 +216,7 @@ def _csv_field(value: Any) -> str:
 
 
 def _prepare_copy_floor(legacy: sa.Engine, floor_url: str, csv_dir: Path) -> None:
-    from extract.legacy_schema import MAPPED_TABLES, metadata
+    from ts24_migrate.core.legacy.schema import MAPPED_TABLES, metadata
 
     floor = sa.create_engine(floor_url)
     metadata.create_all(floor, tables=[metadata.tables[n] for n in MAPPED_TABLES])
@@ -229,9 +254,14 @@ def _prepare_required_writes(loaded_url: str, writes_url: str) -> None:
     with _raw(loaded_url) as loaded, _raw(writes_url) as target:
         for name in _WRITTEN_TABLES:
             target.execute(f"CREATE TABLE {_SOURCE_PREFIX}{name} (LIKE {name})")
-            written = "1 = 1" if name.startswith("mig_") else (
-                f"EXISTS (SELECT 1 FROM mig_lineage l WHERE l.target_table = '{name}' "
-                f"AND l.target_key = CAST(t.{_key_column(name)} AS TEXT))")
+            written = (
+                "1 = 1"
+                if name.startswith("mig_")
+                else (
+                    f"EXISTS (SELECT 1 FROM mig_lineage l WHERE l.target_table = '{name}' "
+                    f"AND l.target_key = CAST(t.{_key_column(name)} AS TEXT))"
+                )
+            )
             _copy_between(loaded, target, f"SELECT * FROM {name} t WHERE {written}", f"{_SOURCE_PREFIX}{name}")
             if not name.startswith("mig_"):
                 _copy_between(loaded, target, f"SELECT * FROM {name} t WHERE NOT {written}", name)
@@ -244,9 +274,11 @@ def _prepare_required_writes(loaded_url: str, writes_url: str) -> None:
 def _drop_foreign_keys(writes_url: str) -> None:
     """Drop the business tables' foreign keys (untimed): the floor of a design that adds them after."""
     with _raw(writes_url) as conn:
-        found = conn.execute("SELECT conrelid::regclass::text, conname FROM pg_constraint "
-                             "WHERE contype = 'f' AND conrelid::regclass::text = ANY(%s)",
-                             [list(_BUSINESS_TABLES)]).fetchall()
+        found = conn.execute(
+            "SELECT conrelid::regclass::text, conname FROM pg_constraint "
+            "WHERE contype = 'f' AND conrelid::regclass::text = ANY(%s)",
+            [list(_BUSINESS_TABLES)],
+        ).fetchall()
         for table, constraint in found:
             conn.execute(f'ALTER TABLE {table} DROP CONSTRAINT "{constraint}"')
         conn.commit()
@@ -267,8 +299,10 @@ def _raw(sqlalchemy_url: str):
 def _copy_between(source, target, query: str, table: str) -> None:
     """Stream the rows of `query` into `table` (same columns), binary COPY out and in."""
     with source.cursor() as out_cursor, target.cursor() as in_cursor:
-        with out_cursor.copy(f"COPY ({query}) TO STDOUT (FORMAT BINARY)") as out, \
-                in_cursor.copy(f"COPY {table} FROM STDIN (FORMAT BINARY)") as into:
+        with (
+            out_cursor.copy(f"COPY ({query}) TO STDOUT (FORMAT BINARY)") as out,
+            in_cursor.copy(f"COPY {table} FROM STDIN (FORMAT BINARY)") as into,
+        ):
             for data in out:
                 into.write(data)
 
@@ -340,49 +374,67 @@ def run_scale(scale: float, chunk_rows: int, databases: _Databases, work: Path) 
     return results
 
 
-_LABELS = {"load": "load_site (ours)", "transform": "  of which read+transform", "naive": "naive read_sql+to_sql",
-           "pgloader": "pgloader (no transform)", "psql_copy": "psql \\copy from CSV (COPY floor)",
-           "writes": "required writes (design floor)", "writes_no_fk": "  same, without foreign keys",
-           "writes_chunk_lineage": "  same, and lineage per chunk", "writes_business": "  business rows only, no FKs"}
+_LABELS = {
+    "load": "load_site (ours)",
+    "transform": "  of which read+transform",
+    "naive": "naive read_sql+to_sql",
+    "pgloader": "pgloader (no transform)",
+    "psql_copy": "psql \\copy from CSV (COPY floor)",
+    "writes": "required writes (design floor)",
+    "writes_no_fk": "  same, without foreign keys",
+    "writes_chunk_lineage": "  same, and lineage per chunk",
+    "writes_business": "  business rows only, no FKs",
+}
 
 
 def report(scale: float, results: dict[str, dict[str, Any]]) -> str:
     ours = results["load"]["seconds"]
-    lines = [f"scale {scale:g}: {results['load']['rows']:,} legacy rows in 6 mapped tables "
-             f"({results['load']['loaded']:,} loaded)",
-             f"  {'approach':<30} {'seconds':>8} {'rows/s':>10} {'peak MB':>8} {'time / load':>12}"]
+    lines = [
+        f"scale {scale:g}: {results['load']['rows']:,} legacy rows in 6 mapped tables "
+        f"({results['load']['loaded']:,} loaded)",
+        f"  {'approach':<30} {'seconds':>8} {'rows/s':>10} {'peak MB':>8} {'time / load':>12}",
+    ]
     for kind, label in _LABELS.items():
         r = results[kind]
-        lines.append(f"  {label:<30} {r['seconds']:8.2f} {r['rows'] / r['seconds']:10,.0f} {r['peak_mb']:8.0f} "
-                     f"{r['seconds'] / ours:11.2f}x")
+        lines.append(
+            f"  {label:<30} {r['seconds']:8.2f} {r['rows'] / r['seconds']:10,.0f} {r['peak_mb']:8.0f} "
+            f"{r['seconds'] / ours:11.2f}x"
+        )
 
     def versus_pgloader(kind: str) -> str:
         return f"{results[kind]['seconds'] / results['pgloader']['seconds']:.1f}x"
 
     speedup = results["naive"]["seconds"] / ours
-    versus_naive = (f"{speedup:.1f}x faster than" if speedup >= 1 else f"{1 / speedup:.1f}x slower than")
-    lines.append(f"  our load is {versus_naive} the naive migration, "
-                 f"takes {ours / results['pgloader']['seconds']:.1f}x the time of pgloader "
-                 f"and {ours / results['psql_copy']['seconds']:.1f}x the time of the COPY floor;\n"
-                 f"  writing what the load must write (business rows with their keys, crosswalk, lineage) "
-                 f"takes PostgreSQL alone {versus_pgloader('writes')} pgloader's whole run;\n"
-                 f"  without the new system's foreign keys {versus_pgloader('writes_no_fk')}, and with lineage "
-                 f"per chunk too {versus_pgloader('writes_chunk_lineage')}")
+    versus_naive = f"{speedup:.1f}x faster than" if speedup >= 1 else f"{1 / speedup:.1f}x slower than"
+    lines.append(
+        f"  our load is {versus_naive} the naive migration, "
+        f"takes {ours / results['pgloader']['seconds']:.1f}x the time of pgloader "
+        f"and {ours / results['psql_copy']['seconds']:.1f}x the time of the COPY floor;\n"
+        f"  writing what the load must write (business rows with their keys, crosswalk, lineage) "
+        f"takes PostgreSQL alone {versus_pgloader('writes')} pgloader's whole run;\n"
+        f"  without the new system's foreign keys {versus_pgloader('writes_no_fk')}, and with lineage "
+        f"per chunk too {versus_pgloader('writes_chunk_lineage')}"
+    )
     return "\n".join(lines)
 
 
 def main(args: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks load", description=__doc__.splitlines()[0])
     parser.add_argument("--scales", default="20,80", help="demo scales (1.0 = 2,000 dossiers), comma-separated")
-    parser.add_argument("--chunk-rows", type=int, default=50_000,
-                        help="rows per chunk (the load's default); below the big tables' sizes, so memory is "
-                             "seen bounded by it")
+    parser.add_argument(
+        "--chunk-rows",
+        type=int,
+        default=50_000,
+        help="rows per chunk (the load's default); below the big tables' sizes, so memory is seen bounded by it",
+    )
     parser.add_argument("--pg-admin-url", default=os.environ.get("TS24_BENCH_PG_URL", DEFAULT_ADMIN_URL))
     options = parser.parse_args(args)
     for program, role in (("psql", "the COPY floor"), ("pgloader", "the pgloader yardstick")):
         if shutil.which(program) is None:
-            print(f"{program} is not installed, so {role} cannot be measured: `make benchmark` installs it",
-                  file=sys.stderr)
+            print(
+                f"{program} is not installed, so {role} cannot be measured: `make benchmark` installs it",
+                file=sys.stderr,
+            )
             return 2
     databases = _Databases(options.pg_admin_url)
     peaks = []
@@ -396,9 +448,11 @@ def main(args: list[str]) -> int:
         databases.drop_all()
     if len(peaks) > 1:
         (small, load_small, naive_small), (large, load_large, naive_large) = peaks[0], peaks[-1]
-        print(f"peak memory from scale {small:g} to {large:g}: load {load_small:.0f} -> {load_large:.0f} MB "
-              f"({load_large / load_small:.2f}x), naive {naive_small:.0f} -> {naive_large:.0f} MB "
-              f"({naive_large / naive_small:.2f}x)")
+        print(
+            f"peak memory from scale {small:g} to {large:g}: load {load_small:.0f} -> {load_large:.0f} MB "
+            f"({load_large / load_small:.2f}x), naive {naive_small:.0f} -> {naive_large:.0f} MB "
+            f"({naive_large / naive_small:.2f}x)"
+        )
     return 0
 
 

@@ -59,21 +59,63 @@ def _populate(engine: sa.Engine, rows: int) -> None:
     text_i = sa.cast(i, sa.String)
     statuses = sa.case(*[(i % 7 == n, status) for n, status in enumerate(ts.DOSSIER_STATUSES)])
     generated = sa.select(
-        i, sa.literal("D").concat(text_i), sa.literal("TS01").concat(sa.cast(i % 5000, sa.String)),
-        sa.literal("600"), sa.literal("2024-01"), sa.literal(NOW, sa.DateTime), statuses,
-        sa.literal("cb01"), sa.literal("ts24"), sa.literal(NOW, sa.DateTime)).select_from(series)
+        i,
+        sa.literal("D").concat(text_i),
+        sa.literal("TS01").concat(sa.cast(i % 5000, sa.String)),
+        sa.literal("600"),
+        sa.literal("2024-01"),
+        sa.literal(NOW, sa.DateTime),
+        statuses,
+        sa.literal("cb01"),
+        sa.literal("ts24"),
+        sa.literal(NOW, sa.DateTime),
+    ).select_from(series)
     spec = target_spec("dossiers")
     with engine.begin() as conn:
-        conn.execute(d.insert().from_select(
-            ["dossier_id", "dossier_no", "unit_code", "procedure_code", "declaration_period", "submitted_at",
-             "status", "officer", "source", "updated_at"], generated))
+        conn.execute(
+            d.insert().from_select(
+                [
+                    "dossier_id",
+                    "dossier_no",
+                    "unit_code",
+                    "procedure_code",
+                    "declaration_period",
+                    "submitted_at",
+                    "status",
+                    "officer",
+                    "source",
+                    "updated_at",
+                ],
+                generated,
+            )
+        )
         written = sa.select(
-            sa.literal("dossiers"), sa.cast(d.c.dossier_id, sa.String), sa.literal(SITE), sa.literal("HO_SO"),
-            sa.cast(d.c.dossier_id, sa.String), sa.literal(str(uuid.UUID(int=1))), sa.literal("0" * 64),
-            row_md5(engine.dialect.name, spec.hashed_columns()), sa.literal(NOW, sa.DateTime))
-        conn.execute(lineage.insert().from_select(
-            ["target_table", "target_key", "site_id", "legacy_table", "legacy_key", "run_id", "legacy_row_hash",
-             "row_md5", "loaded_at"], written))
+            sa.literal("dossiers"),
+            sa.cast(d.c.dossier_id, sa.String),
+            sa.literal(SITE),
+            sa.literal("HO_SO"),
+            sa.cast(d.c.dossier_id, sa.String),
+            sa.literal(str(uuid.UUID(int=1))),
+            sa.literal("0" * 64),
+            row_md5(engine.dialect.name, spec.hashed_columns()),
+            sa.literal(NOW, sa.DateTime),
+        )
+        conn.execute(
+            lineage.insert().from_select(
+                [
+                    "target_table",
+                    "target_key",
+                    "site_id",
+                    "legacy_table",
+                    "legacy_key",
+                    "run_id",
+                    "legacy_row_hash",
+                    "row_md5",
+                    "loaded_at",
+                ],
+                written,
+            )
+        )
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.execute(sa.text("VACUUM ANALYZE" if engine.dialect.name == "postgresql" else "ANALYZE"))
 
@@ -83,24 +125,40 @@ def _tamper(engine: sa.Engine, rows: int, share: float, seed: int = 7) -> dict[s
     rng = random.Random(seed)
     touched = rng.sample(range(1, rows + 1), max(3, int(rows * share)))
     third = len(touched) // 3
-    deleted, changed = touched[:third], touched[third:2 * third]
+    deleted, changed = touched[:third], touched[third : 2 * third]
     added = len(touched) - 2 * third
     d = ts.dossiers
     with engine.begin() as conn:
         for i in range(0, len(deleted), 1000):
-            conn.execute(d.delete().where(d.c.dossier_id.in_(deleted[i:i + 1000])))
+            conn.execute(d.delete().where(d.c.dossier_id.in_(deleted[i : i + 1000])))
         for i in range(0, len(changed), 1000):
-            conn.execute(d.update().where(d.c.dossier_id.in_(changed[i:i + 1000])).values(notes="edited"))
-        conn.execute(d.insert(), [
-            {"dossier_id": rows + 1 + n * 17, "dossier_no": f"X{n}", "unit_code": "TS01", "procedure_code": "600",
-             "submitted_at": NOW, "status": "done", "source": "ts24", "updated_at": NOW} for n in range(added)])
+            conn.execute(d.update().where(d.c.dossier_id.in_(changed[i : i + 1000])).values(notes="edited"))
+        conn.execute(
+            d.insert(),
+            [
+                {
+                    "dossier_id": rows + 1 + n * 17,
+                    "dossier_no": f"X{n}",
+                    "unit_code": "TS01",
+                    "procedure_code": "600",
+                    "submitted_at": NOW,
+                    "status": "done",
+                    "source": "ts24",
+                    "updated_at": NOW,
+                }
+                for n in range(added)
+            ],
+        )
     return {"missing": len(deleted), "changed": len(changed), "extra": added}
 
 
 def _baseline(engine: sa.Engine) -> float:
     count_target = sa.select(sa.func.count()).select_from(ts.dossiers)
-    count_lineage = sa.select(sa.func.count()).select_from(lineage).where(
-        lineage.c.target_table == "dossiers", lineage.c.site_id == SITE)
+    count_lineage = (
+        sa.select(sa.func.count())
+        .select_from(lineage)
+        .where(lineage.c.target_table == "dossiers", lineage.c.site_id == SITE)
+    )
     started = time.perf_counter()
     with engine.connect() as conn:
         conn.execute(count_target).scalar_one()
@@ -140,15 +198,23 @@ def run(engine: sa.Engine, rows: int, repeats: int) -> bool:
     _report("baseline: COUNT(*) target+lineage", baseline, baseline)
 
     clean, seconds, peak = _timed_parity(engine, repeats)
-    _report("parity, no difference", seconds, baseline,
-            f"ranges {clean.ranges_checked}, fetched {clean.rows_fetched}, peak heap {peak / 2**20:.1f} MiB")
+    _report(
+        "parity, no difference",
+        seconds,
+        baseline,
+        f"ranges {clean.ranges_checked}, fetched {clean.rows_fetched}, peak heap {peak / 2**20:.1f} MiB",
+    )
     ok = clean.exact
 
     planted = _tamper(engine, rows, 0.001)
     dirty, seconds, peak = _timed_parity(engine, repeats)
     found = {"missing": len(dirty.missing), "changed": len(dirty.changed), "extra": len(dirty.extra)}
-    _report("parity, 0.1% rows differ", seconds, baseline,
-            f"ranges {dirty.ranges_checked}, fetched {dirty.rows_fetched}, peak heap {peak / 2**20:.1f} MiB")
+    _report(
+        "parity, 0.1% rows differ",
+        seconds,
+        baseline,
+        f"ranges {dirty.ranges_checked}, fetched {dirty.rows_fetched}, peak heap {peak / 2**20:.1f} MiB",
+    )
     print(f"planted {planted}, found {found}")
     print(f"peak RSS of this process: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
     return ok and found == planted

@@ -34,23 +34,24 @@ import tempfile
 import time
 import tracemalloc
 import uuid
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import sqlalchemy as sa
 
 from backups.backup import backup_site
-from backups.keys import SigningKey, generate_custodian_identity
 from extract.attachments import iter_attachment_parts
 from extract.discovery import discover_tables
 from extract.extraction import iter_table_parts
-from extract.legacy_schema import HO_SO, HO_SO_LICH_SU
 from load.site_load import load_site
 from reconcile.site_reconcile import reconcile_site
 from reconcile.state import ReconcileState
-from ts24_migrate.db import legacy_engine, store_engine
+from ts24_migrate.core.db import legacy_engine, store_engine
+from ts24_migrate.core.keys import SigningKey, generate_custodian_identity
+from ts24_migrate.core.legacy.schema import HO_SO, HO_SO_LICH_SU
+from ts24_migrate.core.secrets import Secret
 from ts24_migrate.demo import generate_site
-from ts24_migrate.secrets import Secret
 
 SITE = "bench"
 
@@ -92,13 +93,27 @@ def _change_dossiers(writable: sa.Engine, share: float, seed: int) -> list[int]:
         statuses = dict(conn.execute(sa.select(HO_SO.c.ID_HO_SO, HO_SO.c.TRANG_THAI)).all())
     chosen = sorted(rng.sample(ids, max(1, round(share * len(ids)))))
     with writable.begin() as conn:
-        conn.execute(HO_SO.update().where(HO_SO.c.ID_HO_SO == sa.bindparam("b_id")).values(
-            TRANG_THAI=sa.bindparam("b_status"), NGAY_CAP_NHAT=sa.bindparam("b_at")),
-            [{"b_id": d, "b_status": 4, "b_at": moment + dt.timedelta(seconds=i)} for i, d in enumerate(chosen)])
-        conn.execute(HO_SO_LICH_SU.insert(), [
-            {"ID": next_history + i, "ID_HO_SO": d, "THOI_GIAN": moment + dt.timedelta(seconds=i),
-             "TRANG_THAI_CU": statuses[d], "TRANG_THAI_MOI": 4, "NGUOI_THUC_HIEN": "bench", "NOI_DUNG": None}
-            for i, d in enumerate(chosen)])
+        conn.execute(
+            HO_SO.update()
+            .where(HO_SO.c.ID_HO_SO == sa.bindparam("b_id"))
+            .values(TRANG_THAI=sa.bindparam("b_status"), NGAY_CAP_NHAT=sa.bindparam("b_at")),
+            [{"b_id": d, "b_status": 4, "b_at": moment + dt.timedelta(seconds=i)} for i, d in enumerate(chosen)],
+        )
+        conn.execute(
+            HO_SO_LICH_SU.insert(),
+            [
+                {
+                    "ID": next_history + i,
+                    "ID_HO_SO": d,
+                    "THOI_GIAN": moment + dt.timedelta(seconds=i),
+                    "TRANG_THAI_CU": statuses[d],
+                    "TRANG_THAI_MOI": 4,
+                    "NGUOI_THUC_HIEN": "bench",
+                    "NOI_DUNG": None,
+                }
+                for i, d in enumerate(chosen)
+            ],
+        )
     return chosen
 
 
@@ -112,10 +127,22 @@ def run(folder: Path, scale: float, share: float, chunk_rows: int) -> bool:
     legacy = legacy_engine(Secret(legacy_url))
     dossiers = truth.tables["HO_SO"]["rows"]
     rows = sum(t["rows"] for t in truth.tables.values())
-    print(f"demo site at scale {scale}: {dossiers:,} dossiers, {rows:,} legacy rows in "
-          f"{len(truth.tables)} tables (generated in {seconds:.1f} s)", flush=True)
-    _, seconds = _timed(lambda: load_site(legacy, target, site_id=SITE, run_id=str(uuid.uuid4()),
-                                          cutover=truth.cutover, attachments_dir=files, chunk_rows=chunk_rows))
+    print(
+        f"demo site at scale {scale}: {dossiers:,} dossiers, {rows:,} legacy rows in "
+        f"{len(truth.tables)} tables (generated in {seconds:.1f} s)",
+        flush=True,
+    )
+    _, seconds = _timed(
+        lambda: load_site(
+            legacy,
+            target,
+            site_id=SITE,
+            run_id=str(uuid.uuid4()),
+            cutover=truth.cutover,
+            attachments_dir=files,
+            chunk_rows=chunk_rows,
+        )
+    )
     print(f"(loaded into the new system in {seconds:.1f} s)", flush=True)
 
     recipient = generate_custodian_identity(folder / "custodian.age-identity")
@@ -123,13 +150,32 @@ def run(folder: Path, scale: float, share: float, chunk_rows: int) -> bool:
     state = ReconcileState(control)
 
     def backup() -> Any:
-        return backup_site(legacy, files, folder / "backups", site_id=SITE, run_id=str(uuid.uuid4()),
-                           recipients=[recipient], signing_key=signing, chunk_rows=chunk_rows)
+        return backup_site(
+            legacy,
+            files,
+            folder / "backups",
+            site_id=SITE,
+            run_id=str(uuid.uuid4()),
+            recipients=[recipient],
+            signing_key=signing,
+            chunk_rows=chunk_rows,
+        )
 
     def reconcile() -> Any:
-        return reconcile_site(legacy, target, state, site_id=SITE, run_id=str(uuid.uuid4()), cutover=truth.cutover,
-                              attachments_dir=files, backup_root=folder / "backups", recipients=[recipient],
-                              signing_key=signing, chunk_rows=chunk_rows, sweep=False)
+        return reconcile_site(
+            legacy,
+            target,
+            state,
+            site_id=SITE,
+            run_id=str(uuid.uuid4()),
+            cutover=truth.cutover,
+            attachments_dir=files,
+            backup_root=folder / "backups",
+            recipients=[recipient],
+            signing_key=signing,
+            chunk_rows=chunk_rows,
+            sweep=False,
+        )
 
     extracted, extract_seconds = _timed(lambda: _full_extract(legacy, files, chunk_rows))
     _, backup_seconds = _timed(backup)
@@ -140,8 +186,9 @@ def run(folder: Path, scale: float, share: float, chunk_rows: int) -> bool:
     result, delta_seconds = _timed(reconcile)
     _, idle_seconds = _timed(reconcile)
     picked = sorted(int(k.strip("[]")) for k in result.changed_keys("HO_SO"))
-    exact = picked == changed and result.carried.tables.get("HO_SO", {}).get("updated", 0) + \
-        result.carried.tables.get("HO_SO", {}).get("rejected", 0) == len(changed)
+    exact = picked == changed and result.carried.tables.get("HO_SO", {}).get("updated", 0) + result.carried.tables.get(
+        "HO_SO", {}
+    ).get("rejected", 0) == len(changed)
 
     # Peak heap, measured on repetitions (tracemalloc slows the code it watches).
     extract_peak = _peak(lambda: _full_extract(legacy, files, chunk_rows))
@@ -150,20 +197,27 @@ def run(folder: Path, scale: float, share: float, chunk_rows: int) -> bool:
 
     def line(label: str, seconds: float, peak: float | None = None) -> None:
         memory = f"  peak heap {peak:6.1f} MiB" if peak is not None else ""
-        print(f"{label:<36} {seconds:8.3f} s  {seconds / extract_seconds:6.3f} x full extract  "
-              f"{seconds / backup_seconds:6.3f} x full backup{memory}", flush=True)
+        print(
+            f"{label:<36} {seconds:8.3f} s  {seconds / extract_seconds:6.3f} x full extract  "
+            f"{seconds / backup_seconds:6.3f} x full backup{memory}",
+            flush=True,
+        )
 
     print(f"chunk rows {chunk_rows}; {len(changed):,} dossiers changed ({share:.1%})")
     line("baseline A: full extract", extract_seconds, extract_peak)
     line("baseline B: full backup (encrypted)", backup_seconds)
     line(f"reconcile after {share:.0%} changed", delta_seconds, delta_peak)
     line("reconcile, nothing changed", idle_seconds)
-    print(f"full extract read {extracted:,} rows; the reconcile read "
-          f"{sum(t['rows_read'] for t in result.tables.values()):,} rows and backed up {result.rows_changed:,}; "
-          f"it picked up exactly the changed dossiers: {'yes' if exact else 'NO'}")
-    print(f"every run also lists the {result.in_flight.count:,} dossiers in flight and stats the "
-          f"{result.files['live_files']:,} attachment files (the demo site is at its cut-over: about a quarter "
-          f"of its dossiers are in flight; a site with years of history has far fewer)")
+    print(
+        f"full extract read {extracted:,} rows; the reconcile read "
+        f"{sum(t['rows_read'] for t in result.tables.values()):,} rows and backed up {result.rows_changed:,}; "
+        f"it picked up exactly the changed dossiers: {'yes' if exact else 'NO'}"
+    )
+    print(
+        f"every run also lists the {result.in_flight.count:,} dossiers in flight and stats the "
+        f"{result.files['live_files']:,} attachment files (the demo site is at its cut-over: about a quarter "
+        f"of its dossiers are in flight; a site with years of history has far fewer)"
+    )
     print(f"peak RSS of this process: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
     for engine in (writable, legacy, target, control):
         engine.dispose()

@@ -47,22 +47,37 @@ def _child_load(legacy_url: str, target_url: str, files: str, chunk_rows: int) -
     import uuid
 
     from load.site_load import load_site
-    from ts24_migrate.db import legacy_engine, store_engine
-    from ts24_migrate.secrets import Secret
+    from ts24_migrate.core.db import legacy_engine, store_engine
+    from ts24_migrate.core.secrets import Secret
 
     legacy, target = legacy_engine(Secret(legacy_url)), store_engine(Secret(target_url))
     start = time.perf_counter()
-    summary = load_site(legacy, target, site_id="bench", run_id=str(uuid.uuid4()), cutover=CUTOVER,
-                        attachments_dir=Path(files), chunk_rows=chunk_rows)
-    return {"seconds": time.perf_counter() - start, "accounting_ok": summary.accounting_ok,
-            "chunks_loaded": summary.chunks_loaded, "chunks_skipped": summary.chunks_skipped,
-            "tables": {name: {k: t[k] for k in ("source_rows", "loaded", "rejected", "conflicts")}
-                       for name, t in summary.tables.items()}}
+    summary = load_site(
+        legacy,
+        target,
+        site_id="bench",
+        run_id=str(uuid.uuid4()),
+        cutover=CUTOVER,
+        attachments_dir=Path(files),
+        chunk_rows=chunk_rows,
+    )
+    return {
+        "seconds": time.perf_counter() - start,
+        "accounting_ok": summary.accounting_ok,
+        "chunks_loaded": summary.chunks_loaded,
+        "chunks_skipped": summary.chunks_skipped,
+        "tables": {
+            name: {k: t[k] for k in ("source_rows", "loaded", "rejected", "conflicts")}
+            for name, t in summary.tables.items()
+        },
+    }
 
 
 def _command(*args: Any) -> list[str]:
-    code = ("import json, sys; from benchmarks.resume import _child_load; "
-            "print(json.dumps(_child_load(*json.loads(sys.argv[1]))))")
+    code = (
+        "import json, sys; from benchmarks.resume import _child_load; "
+        "print(json.dumps(_child_load(*json.loads(sys.argv[1]))))"
+    )
     return [sys.executable, "-c", code, json.dumps(args)]
 
 
@@ -101,18 +116,20 @@ def _run_killed(rows_to_kill_at: int, *args: Any) -> int:
 
 
 def _legacy_rows(legacy_url: str) -> int:
-    from extract.legacy_schema import MAPPED_TABLES
+    from ts24_migrate.core.legacy.schema import MAPPED_TABLES
 
     legacy = sa.create_engine(legacy_url)
     with legacy.connect() as conn:
-        total = sum(conn.execute(sa.select(sa.func.count()).select_from(sa.table(name))).scalar_one()
-                    for name in MAPPED_TABLES)
+        total = sum(
+            conn.execute(sa.select(sa.func.count()).select_from(sa.table(name))).scalar_one() for name in MAPPED_TABLES
+        )
     legacy.dispose()
     return total
 
 
-def run_target(kind: str, scale: float, chunk_rows: int, kill_at: float, databases: _Databases | None,
-               work: Path) -> dict[str, Any]:
+def run_target(
+    kind: str, scale: float, chunk_rows: int, kill_at: float, databases: _Databases | None, work: Path
+) -> dict[str, Any]:
     from ts24_migrate.demo import generate_site
 
     folder = work / f"{kind}-scale-{scale:g}"
@@ -148,20 +165,27 @@ def report(kind: str, scale: float, result: dict[str, Any]) -> str:
     whole, rerun = result["uninterrupted"]["seconds"], result["rerun"]["seconds"]
     done = result["rows_done_at_kill"] / result["rows"]
     chunks = result["rerun"]["chunks_loaded"] + result["rerun"]["chunks_skipped"]
-    return "\n".join([
-        f"{kind}, scale {scale:g}: {result['rows']:,} legacy rows, {chunks} chunks",
-        f"  uninterrupted load                  {whole:8.2f} s",
-        f"  killed with {done:5.1%} of the rows loaded ({result['rerun']['chunks_skipped']} chunks)",
-        f"  re-run (resume)                     {rerun:8.2f} s   {rerun / whole:5.2f}x the uninterrupted load "
-        f"(work left {1 - done:.0%}; goal <= 0.50x)"])
+    return "\n".join(
+        [
+            f"{kind}, scale {scale:g}: {result['rows']:,} legacy rows, {chunks} chunks",
+            f"  uninterrupted load                  {whole:8.2f} s",
+            f"  killed with {done:5.1%} of the rows loaded ({result['rerun']['chunks_skipped']} chunks)",
+            f"  re-run (resume)                     {rerun:8.2f} s   {rerun / whole:5.2f}x the uninterrupted load "
+            f"(work left {1 - done:.0%}; goal <= 0.50x)",
+        ]
+    )
 
 
 def main(args: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks resume", description=__doc__.splitlines()[0])
     parser.add_argument("--scales", default="20", help="demo scales (1.0 = 2,000 dossiers), comma-separated")
     parser.add_argument("--targets", default="postgresql,sqlite", help="postgresql, sqlite or both")
-    parser.add_argument("--chunk-rows", type=int, default=10_000,
-                        help="rows per chunk: small enough that 80%% falls inside the largest table")
+    parser.add_argument(
+        "--chunk-rows",
+        type=int,
+        default=10_000,
+        help="rows per chunk: small enough that 80%% falls inside the largest table",
+    )
     parser.add_argument("--kill-at", type=float, default=0.8, help="share of the legacy rows loaded at the kill")
     parser.add_argument("--pg-admin-url", default=os.environ.get("TS24_BENCH_PG_URL", DEFAULT_ADMIN_URL))
     options = parser.parse_args(args)

@@ -45,14 +45,15 @@ def _median(command: list[str], repeats: int) -> float:
 
 
 def _demo_site(folder: Path, scale: float) -> tuple[Path, Path]:
-    from backups.keys import generate_custodian_identity, generate_signing_key
-    from ts24_migrate.commands.demo_data import write_demo_inventory
+    from ts24_migrate.cli.commands.demo_data import write_demo_inventory
+    from ts24_migrate.core.keys import generate_custodian_identity, generate_signing_key
 
     identity = folder / "keys" / "custodian.age-identity"
     recipient = generate_custodian_identity(identity)
     generate_signing_key(folder / "keys" / "signing.key")
-    inventory = write_demo_inventory(folder, site_id=SITE, scale=scale, backup_recipients=[recipient],
-                                     signing_key=Path("keys/signing.key"))
+    inventory = write_demo_inventory(
+        folder, site_id=SITE, scale=scale, backup_recipients=[recipient], signing_key=Path("keys/signing.key")
+    )
     return inventory, identity
 
 
@@ -79,8 +80,9 @@ def main(argv: list[str] | None = None) -> int:
         for mode, extra in (("directly", []), ("via a temporary Prefect server", ["--via-prefect"])):
             # The same demo site (same seed) made afresh: its secrets hold absolute paths, so no copy.
             inventory, identity = _demo_site(Path(scratch) / mode.split()[0], args.scale)
-            timings[mode] = _seconds([*CLI, "-i", str(inventory), "migrate", SITE, "--identity", str(identity),
-                                      *extra], env=env)
+            timings[mode] = _seconds(
+                [*CLI, "-i", str(inventory), "migrate", SITE, "--identity", str(identity), *extra], env=env
+            )
     print(f"migrate of the demo site (scale {args.scale}), one run each:")
     direct = timings["directly"]
     for mode, seconds in timings.items():

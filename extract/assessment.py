@@ -23,25 +23,25 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import Counter
-from pathlib import Path
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable
+from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from transform.text_repair import repair_text
-from ts24_migrate.server_identity import ServerIdentity, probe_server_identity
-
-from ts24_migrate.labels import attachment_findings
+from ts24_migrate.core.labels import attachment_findings
+from ts24_migrate.core.legacy.schema import DOSSIER_STATUS_NAMES, IN_FLIGHT_STATUSES
+from ts24_migrate.core.legacy.text_repair import repair_text
+from ts24_migrate.core.server_identity import ServerIdentity, probe_server_identity
 
 from .attachments import check_references
 from .discovery import TableInfo, discover_tables
-from .legacy_schema import DOSSIER_STATUS_NAMES, IN_FLIGHT_STATUSES
 from .objects import discover_objects, object_counts
 
 LEGACY_ENCODINGS = ("tcvn3", "vni", "nfd")
-UNCERTAIN_TEXT = ("ambiguous", "suspect")  # loaded unchanged with a flag (transform.text_repair)
+UNCERTAIN_TEXT = ("ambiguous", "suspect")  # loaded unchanged with a flag (ts24_migrate.core.legacy.text_repair)
 SUSPECTED_TEXT = LEGACY_ENCODINGS + UNCERTAIN_TEXT
 _TEXT_TYPES = (sa.String, sa.Text, sa.Unicode, sa.UnicodeText)
 
@@ -74,7 +74,7 @@ class SiteAssessment:
     in_flight_dossiers: int
     received_after_cutover: int
     received_after_cutover_ids: list[str]
-    server: ServerIdentity  # who answered: compared by every later stage (ts24_migrate/steps/server_check.py)
+    server: ServerIdentity  # who answered: compared by every later stage (ts24_migrate/runs/server_check.py)
     # views, triggers, procedures, functions, sequences: SchemaObject.listing() each (no definition text)
     objects: list[dict[str, Any]] = field(default_factory=list)
     objects_note: str | None = None
@@ -102,8 +102,11 @@ class SiteAssessment:
 
     def suspected_text_by_column(self) -> list[dict[str, Any]]:
         """One entry per column holding suspected legacy text: table, column and a count per kind."""
-        return [{"table": t.name, "column": column, **{kind: counts.get(kind, 0) for kind in SUSPECTED_TEXT}}
-                for t in self.tables for column, counts in sorted(t.legacy_text.items())]
+        return [
+            {"table": t.name, "column": column, **{kind: counts.get(kind, 0) for kind in SUSPECTED_TEXT}}
+            for t in self.tables
+            for column, counts in sorted(t.legacy_text.items())
+        ]
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -124,8 +127,11 @@ class SiteAssessment:
                 "received_after_cutover": self.received_after_cutover,
                 "objects": object_counts(self.objects),
                 "attachment_files": (self.attachments or {}).get("files_in_folder"),
-                "attachment_findings": ({key: count for key, _label, count in attachment_findings(self.attachments)}
-                                        if self.attachments is not None else None),
+                "attachment_findings": (
+                    {key: count for key, _label, count in attachment_findings(self.attachments)}
+                    if self.attachments is not None
+                    else None
+                ),
             },
             "objects": self.objects,
             "objects_note": self.objects_note,
@@ -161,26 +167,41 @@ def _legacy_text_counts(conn: Connection, table: TableInfo, chunk_rows: int) -> 
     return {name: dict(c) for name, c in counts.items() if c}
 
 
-def _dossier_figures(conn: Connection, tables: dict[str, TableInfo], cutover: dt.date
-                     ) -> tuple[dict[str, int], int, list[str]]:
+def _dossier_figures(
+    conn: Connection, tables: dict[str, TableInfo], cutover: dt.date
+) -> tuple[dict[str, int], int, list[str]]:
     dossiers = tables.get("HO_SO")
     if dossiers is None:
         return {}, 0, []
     t = dossiers.table
-    by_status = {DOSSIER_STATUS_NAMES.get(status, f"unknown({status})"): int(n) for status, n in conn.execute(
-        sa.select(t.c.TRANG_THAI, sa.func.count()).group_by(t.c.TRANG_THAI).order_by(t.c.TRANG_THAI))}
+    by_status = {
+        DOSSIER_STATUS_NAMES.get(status, f"unknown({status})"): int(n)
+        for status, n in conn.execute(
+            sa.select(t.c.TRANG_THAI, sa.func.count()).group_by(t.c.TRANG_THAI).order_by(t.c.TRANG_THAI)
+        )
+    }
     after = dt.datetime.combine(cutover + dt.timedelta(days=1), dt.time())
-    ids = [str(i) for i in conn.execute(
-        sa.select(t.c.ID_HO_SO).where(t.c.NGAY_TIEP_NHAN >= after).order_by(t.c.ID_HO_SO)).scalars()]
+    ids = [
+        str(i)
+        for i in conn.execute(
+            sa.select(t.c.ID_HO_SO).where(t.c.NGAY_TIEP_NHAN >= after).order_by(t.c.ID_HO_SO)
+        ).scalars()
+    ]
     in_flight_names = {DOSSIER_STATUS_NAMES[s] for s in IN_FLIGHT_STATUSES}
     in_flight = sum(n for name, n in by_status.items() if name in in_flight_names)
     return by_status, in_flight, ids
 
 
-def assess_site(conn: Connection, *, site_id: str, cutover: dt.date, chunk_rows: int = 20_000,
-                progress: Callable[[str, int, int], None] | None = None,
-                server: ServerIdentity | None = None,
-                attachments_dir: Path | None = None) -> SiteAssessment:
+def assess_site(
+    conn: Connection,
+    *,
+    site_id: str,
+    cutover: dt.date,
+    chunk_rows: int = 20_000,
+    progress: Callable[[str, int, int], None] | None = None,
+    server: ServerIdentity | None = None,
+    attachments_dir: Path | None = None,
+) -> SiteAssessment:
     """Assess the legacy database behind `conn` (read only), and its attachment folder if given;
     `server`: its identity, if already asked."""
     server = server or probe_server_identity(conn)
@@ -189,12 +210,17 @@ def assess_site(conn: Connection, *, site_id: str, cutover: dt.date, chunk_rows:
     for index, table in enumerate(tables):
         if progress:
             progress(table.name, index, len(tables))
-        assessed.append(TableAssessment(
-            name=table.name, role=table.role, rows=_count_rows(conn, table),
-            primary_key=list(table.primary_key),
-            columns=[{"name": c.name, "type": c.type_name, "nullable": c.nullable} for c in table.columns],
-            legacy_text=_legacy_text_counts(conn, table, chunk_rows),
-            columns_not_loaded=list(table.columns_not_in_schema)))
+        assessed.append(
+            TableAssessment(
+                name=table.name,
+                role=table.role,
+                rows=_count_rows(conn, table),
+                primary_key=list(table.primary_key),
+                columns=[{"name": c.name, "type": c.type_name, "nullable": c.nullable} for c in table.columns],
+                legacy_text=_legacy_text_counts(conn, table, chunk_rows),
+                columns_not_loaded=list(table.columns_not_in_schema),
+            )
+        )
     by_name = {t.name.upper(): t for t in tables}
     by_status, in_flight, after_ids = _dossier_figures(conn, by_name, cutover)
     found = discover_objects(conn)
@@ -204,9 +230,17 @@ def assess_site(conn: Connection, *, site_id: str, cutover: dt.date, chunk_rows:
             progress("attachment folder", len(tables), len(tables))
         references = check_references(conn, tables, Path(attachments_dir), chunk_rows=chunk_rows).to_json()
     return SiteAssessment(
-        site_id=site_id, cutover=cutover,
-        assessed_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        dialect=conn.dialect.name, tables=assessed, dossiers_by_status=by_status,
-        in_flight_dossiers=in_flight, received_after_cutover=len(after_ids),
-        received_after_cutover_ids=after_ids, server=server, objects=found.listing(), objects_note=found.note,
-        attachments=references)
+        site_id=site_id,
+        cutover=cutover,
+        assessed_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        dialect=conn.dialect.name,
+        tables=assessed,
+        dossiers_by_status=by_status,
+        in_flight_dossiers=in_flight,
+        received_after_cutover=len(after_ids),
+        received_after_cutover_ids=after_ids,
+        server=server,
+        objects=found.listing(),
+        objects_note=found.note,
+        attachments=references,
+    )

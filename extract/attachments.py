@@ -8,7 +8,7 @@ where its last stored part ended. A part is a Parquet table of file *chunks*
 part size however large a file is; the row holding a file's last chunk also
 carries its size, SHA-256 and MD5.
 
-The folder's fingerprint is an extract.fingerprint.TableFingerprint over one
+The folder's fingerprint is an ts24_migrate.core.rows.fingerprint.TableFingerprint over one
 row per file: (relative path as bytes, size, SHA-256 hex). The purge gate
 recomputes it from the live folder (`attachment_fingerprint`).
 
@@ -28,17 +28,19 @@ import hashlib
 import io
 import os
 import stat
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from ts24_migrate.core.rows.fingerprint import TableFingerprint
+
 from .discovery import TableInfo
-from .fingerprint import TableFingerprint
 from .json_values import json_value
 from .reader import iter_table_rows
 
@@ -48,14 +50,16 @@ PART_BYTES = 32 * 1024 * 1024
 PART_ROWS = 10_000
 _READ_BLOCK = 1024 * 1024
 
-PART_SCHEMA = pa.schema([
-    pa.field("path", pa.large_binary(), nullable=False),  # relative, '/'-separated, bytes as on disk
-    pa.field("offset", pa.int64(), nullable=False),
-    pa.field("data", pa.large_binary(), nullable=False),
-    pa.field("size", pa.int64()),  # the next three only on a file's last chunk
-    pa.field("sha256", pa.string()),
-    pa.field("md5", pa.string()),
-])
+PART_SCHEMA = pa.schema(
+    [
+        pa.field("path", pa.large_binary(), nullable=False),  # relative, '/'-separated, bytes as on disk
+        pa.field("offset", pa.int64(), nullable=False),
+        pa.field("data", pa.large_binary(), nullable=False),
+        pa.field("size", pa.int64()),  # the next three only on a file's last chunk
+        pa.field("sha256", pa.string()),
+        pa.field("md5", pa.string()),
+    ]
+)
 
 
 def _walk_key(relpath: bytes) -> tuple[bytes, ...]:
@@ -67,6 +71,7 @@ def iter_attachment_files(root: Path, skipped: list[bytes] | None = None) -> Ite
 
     Symbolic links and special files are not followed; their paths go to `skipped`.
     """
+
     def walk(directory: Path, prefix: bytes) -> Iterator[tuple[bytes, Path]]:
         with os.scandir(directory) as entries:
             ordered = sorted(entries, key=lambda e: os.fsencode(e.name))
@@ -135,7 +140,7 @@ class Position:
         return {"path_hex": self.path.hex(), "offset": self.offset, "file_done": self.file_done}
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> "Position":
+    def from_json(cls, data: dict[str, Any]) -> Position:
         return cls(bytes.fromhex(data["path_hex"]), int(data["offset"]), bool(data["file_done"]))
 
 
@@ -153,8 +158,9 @@ class AttachmentPart:
 def attachment_parquet(rows: list[tuple]) -> bytes:
     """One attachment part's plaintext: PART_SCHEMA rows (path, offset, chunk, size, sha256, md5) as Parquet."""
     columns = list(zip(*rows))
-    table = pa.Table.from_arrays([pa.array(list(c), type=f.type) for c, f in zip(columns, PART_SCHEMA)],
-                                 schema=PART_SCHEMA)
+    table = pa.Table.from_arrays(
+        [pa.array(list(c), type=f.type) for c, f in zip(columns, PART_SCHEMA)], schema=PART_SCHEMA
+    )
     sink = io.BytesIO()
     pq.write_table(table, sink, compression="zstd")
     return sink.getvalue()
@@ -169,13 +175,20 @@ def _part(rows: list[tuple]) -> AttachmentPart:
             fingerprint.add(file_row(path, size, sha_hex))
     last_path, last_offset, last_chunk, _, last_sha, _ = rows[-1]
     position = Position(last_path, last_offset + len(last_chunk), last_sha is not None)
-    return AttachmentPart(len(rows), fingerprint.rows, content, data, hashlib.sha256(data).hexdigest(),
-                          fingerprint, position)
+    return AttachmentPart(
+        len(rows), fingerprint.rows, content, data, hashlib.sha256(data).hexdigest(), fingerprint, position
+    )
 
 
-def iter_attachment_parts(root: Path, *, part_bytes: int = PART_BYTES, chunk_bytes: int = FILE_CHUNK_BYTES,
-                          part_rows: int = PART_ROWS, resume: Position | None = None,
-                          skipped: list[bytes] | None = None) -> Iterator[AttachmentPart]:
+def iter_attachment_parts(
+    root: Path,
+    *,
+    part_bytes: int = PART_BYTES,
+    chunk_bytes: int = FILE_CHUNK_BYTES,
+    part_rows: int = PART_ROWS,
+    resume: Position | None = None,
+    skipped: list[bytes] | None = None,
+) -> Iterator[AttachmentPart]:
     """Yield the folder as parts of about `part_bytes` of file content (or `part_rows` chunks, for
     many small files), resuming after `resume`."""
     chunk_bytes = max(1, min(chunk_bytes, part_bytes))
@@ -240,7 +253,7 @@ UNREFERENCED_LISTED = 1000
 class ReferenceCheck:
     """Files that legacy rows refer to, compared with the folder, and the folder's other entries.
 
-    The kinds of finding (`FINDINGS` in ts24_migrate.labels) are each a list here; every report
+    The kinds of finding (`FINDINGS` in ts24_migrate.core.labels) are each a list here; every report
     counts a finding as the length of its list, under the same label.
     """
 
@@ -262,15 +275,25 @@ class ReferenceCheck:
     note: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {"table": self.table, "referenced": self.referenced, "found": self.found,
-                "missing": self.missing, "md5_mismatch": self.md5_mismatch,
-                "size_mismatch": self.size_mismatch, "outside_folder": self.outside_folder,
-                "linked": self.linked, "unreferenced": self.unreferenced,
-                "unreferenced_files": self.unreferenced_files, "unreferenced_bytes": self.unreferenced_bytes,
-                "unreferenced_listed_at_most": UNREFERENCED_LISTED,
-                "links": self.links, "special": self.special,
-                "files_in_folder": self.files_in_folder, "bytes_in_folder": self.bytes_in_folder,
-                "note": self.note}
+        return {
+            "table": self.table,
+            "referenced": self.referenced,
+            "found": self.found,
+            "missing": self.missing,
+            "md5_mismatch": self.md5_mismatch,
+            "size_mismatch": self.size_mismatch,
+            "outside_folder": self.outside_folder,
+            "linked": self.linked,
+            "unreferenced": self.unreferenced,
+            "unreferenced_files": self.unreferenced_files,
+            "unreferenced_bytes": self.unreferenced_bytes,
+            "unreferenced_listed_at_most": UNREFERENCED_LISTED,
+            "links": self.links,
+            "special": self.special,
+            "files_in_folder": self.files_in_folder,
+            "bytes_in_folder": self.bytes_in_folder,
+            "note": self.note,
+        }
 
 
 def legacy_relative_path(text: str) -> bytes | None:
@@ -347,8 +370,9 @@ def _lookup(root: Path, relpath: bytes) -> tuple[str, str | None]:
     return "missing", None
 
 
-def check_references(conn: Connection, tables: list[TableInfo], root: Path, *,
-                     chunk_rows: int = 50_000) -> ReferenceCheck:
+def check_references(
+    conn: Connection, tables: list[TableInfo], root: Path, *, chunk_rows: int = 50_000
+) -> ReferenceCheck:
     """Compare every HO_SO_TEP row with the folder, and the folder with the rows.
 
     Per row: the file DUONG_DAN names is missing, has another MD5 or size than
@@ -363,15 +387,16 @@ def check_references(conn: Connection, tables: list[TableInfo], root: Path, *,
     key store that spills to a temporary SQLite database: memory stays bounded by
     the chunk size however many files the folder holds.
     """
-    from transform.key_store import KeyStore
+    from ts24_migrate.core.key_store import KeyStore
 
     root = Path(root)
     table = next((t for t in tables if t.name.upper() == FILE_TABLE), None)
     referenced = KeyStore()
     try:
         if table is None or PATH_COLUMN not in table.column_names:
-            check = ReferenceCheck(note=f"no {FILE_TABLE} table with a {PATH_COLUMN} column: every file of the "
-                                        f"folder is unreferenced")
+            check = ReferenceCheck(
+                note=f"no {FILE_TABLE} table with a {PATH_COLUMN} column: every file of the folder is unreferenced"
+            )
         else:
             check = ReferenceCheck(table=table.name)
             _check_rows(conn, table, root, check, referenced, chunk_rows)
@@ -381,8 +406,9 @@ def check_references(conn: Connection, tables: list[TableInfo], root: Path, *,
     return check
 
 
-def _check_rows(conn: Connection, table: TableInfo, root: Path, check: ReferenceCheck, referenced: Any,
-                chunk_rows: int) -> None:
+def _check_rows(
+    conn: Connection, table: TableInfo, root: Path, check: ReferenceCheck, referenced: Any, chunk_rows: int
+) -> None:
     optional = [c for c in (MD5_COLUMN, SIZE_COLUMN, CONTENT_COLUMN) if c in table.column_names]
     names = list(table.primary_key) + [PATH_COLUMN] + optional
     narrow = _narrow(table, names)
@@ -397,8 +423,13 @@ def _check_rows(conn: Connection, table: TableInfo, root: Path, check: Reference
                     # Kept in the database: checked like a file, as the load checks it.
                     content = bytes(content)
                     md5_hex = hashlib.md5(content, usedforsecurity=False).hexdigest()
-                    _compare(check, {"table": table.name, "path": None, "key": key, "stored": "database"},
-                             values, len(content), md5_hex)
+                    _compare(
+                        check,
+                        {"table": table.name, "path": None, "key": key, "stored": "database"},
+                        values,
+                        len(content),
+                        md5_hex,
+                    )
                 continue
             check.referenced += 1
             entry = {"table": table.name, "path": text, "key": key, "stored": "disk"}
@@ -419,8 +450,9 @@ def _check_rows(conn: Connection, table: TableInfo, root: Path, check: Reference
             _compare(check, entry, values, actual_size, md5_hex)
 
 
-def _compare(check: ReferenceCheck, entry: dict[str, Any], values: dict[str, Any], actual_size: int,
-             md5_hex: str) -> None:
+def _compare(
+    check: ReferenceCheck, entry: dict[str, Any], values: dict[str, Any], actual_size: int, md5_hex: str
+) -> None:
     expected_md5 = values.get(MD5_COLUMN)
     if isinstance(expected_md5, str) and expected_md5.strip() and expected_md5.strip().lower() != md5_hex:
         check.md5_mismatch.append({**entry, "expected": expected_md5.strip(), "actual": md5_hex})

@@ -18,8 +18,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from .legacy_schema import MAPPED_TABLES, SYSTEM_TABLES, WATERMARK_COLUMNS
-from .legacy_schema import metadata as ts24_schema
+from ts24_migrate.core.legacy.schema import MAPPED_TABLES, SYSTEM_TABLES, WATERMARK_COLUMNS
+from ts24_migrate.core.legacy.schema import metadata as ts24_schema
+from ts24_migrate.core.rows.arrow_types import ColumnPlan, kind_of
 
 
 @dataclass(frozen=True)
@@ -102,3 +103,12 @@ def _type_name(type_: sa.types.TypeEngine) -> str:
         return str(type_.compile())
     except Exception:
         return type(type_).__name__.upper()
+
+
+def column_plan(table: TableInfo) -> list[ColumnPlan]:
+    """How each column of a discovered table is kept in Arrow (the types themselves live in core.rows)."""
+    plans = []
+    for info, column in zip(table.columns, table.table.columns):
+        kind, arrow_type = kind_of(column.type)
+        plans.append(ColumnPlan(info.name, info.type_name, info.nullable, kind, arrow_type))
+    return plans

@@ -3,7 +3,7 @@
 A part is one chunk of a table (at most `chunk_rows` rows) serialised as a
 Parquet file *in memory*: the backup encrypts it before anything touches the
 disk, so unencrypted legacy data is never written out. Each part carries its
-row count, the fingerprint of its rows (extract.fingerprint, computed over the
+row count, the fingerprint of its rows (ts24_migrate.core.rows.fingerprint, computed over the
 values exactly as the driver returned them), its key range and the highest
 watermark it saw; a table's figures are the merge of its parts' figures.
 
@@ -22,24 +22,35 @@ from __future__ import annotations
 
 import hashlib
 import io
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from .arrow_types import batch_to_rows, column_plan, nul_text_counts, rows_to_batch, schema_layout
+from extract.discovery import column_plan
+from ts24_migrate.core.rows.arrow_types import batch_to_rows, nul_text_counts, rows_to_batch, schema_layout
+from ts24_migrate.core.rows.batch_digest import batch_row_digests
+from ts24_migrate.core.rows.fingerprint import TableFingerprint
+
 from .attachments import ATTACHMENTS_KEY, attachment_fingerprint
-from .batch_digest import batch_row_digests
 from .discovery import TableInfo, discover_tables
-from .fingerprint import TableFingerprint
 from .reader import as_stored, iter_table_rows
 
-__all__ = ["ExtractedPart", "as_stored", "count_rows", "iter_table_parts", "live_fingerprints", "parquet_bytes",
-           "read_parquet_rows", "table_fingerprint"]
+__all__ = [
+    "ExtractedPart",
+    "as_stored",
+    "count_rows",
+    "iter_table_parts",
+    "live_fingerprints",
+    "parquet_bytes",
+    "read_parquet_rows",
+    "table_fingerprint",
+]
 
 PARQUET_COMPRESSION = "zstd"
 
@@ -57,7 +68,7 @@ class ExtractedPart:
     last_key: tuple | None
     watermark: Any  # highest value of the table's watermark column in this part, if any
     schema: list[list[str]]  # [[column, arrow type, encoding], ...]
-    # {column: rows} whose text holds NUL, stored as framed binary in this part (extract.arrow_types)
+    # {column: rows} whose text holds NUL, stored as framed binary in this part (ts24_migrate.core.rows.arrow_types)
     nul_text: dict[str, int] = field(default_factory=dict)
 
 
@@ -87,8 +98,9 @@ def _highest(values: Iterable[Any]) -> Any:
         return None
 
 
-def iter_table_parts(conn: Connection, table: TableInfo, *, chunk_rows: int = 50_000,
-                     start_after: Sequence[Any] | None = None) -> Iterator[ExtractedPart]:
+def iter_table_parts(
+    conn: Connection, table: TableInfo, *, chunk_rows: int = 50_000, start_after: Sequence[Any] | None = None
+) -> Iterator[ExtractedPart]:
     """Yield the table as parts of at most `chunk_rows` rows, in key order where there is a key."""
     plans = column_plan(table)
     key_positions = [table.column_names.index(name) for name in table.primary_key]
@@ -102,11 +114,19 @@ def iter_table_parts(conn: Connection, table: TableInfo, *, chunk_rows: int = 50
         data = parquet_bytes(batch, table_name=table.name)
         first_key = tuple(rows[0][i] for i in key_positions) if key_positions else None
         last_key = tuple(rows[-1][i] for i in key_positions) if key_positions else None
-        watermark = (_highest(r[watermark_position] for r in rows)
-                     if watermark_position is not None else None)
-        yield ExtractedPart(table.name, len(rows), data, hashlib.sha256(data).hexdigest(), fingerprint,
-                            first_key, last_key, watermark, schema_layout(batch.schema),
-                            nul_text_counts(plans, batch, rows))
+        watermark = _highest(r[watermark_position] for r in rows) if watermark_position is not None else None
+        yield ExtractedPart(
+            table.name,
+            len(rows),
+            data,
+            hashlib.sha256(data).hexdigest(),
+            fingerprint,
+            first_key,
+            last_key,
+            watermark,
+            schema_layout(batch.schema),
+            nul_text_counts(plans, batch, rows),
+        )
 
 
 def table_fingerprint(conn: Connection, table: TableInfo, *, chunk_rows: int = 50_000) -> TableFingerprint:
@@ -117,8 +137,13 @@ def table_fingerprint(conn: Connection, table: TableInfo, *, chunk_rows: int = 5
     return fingerprint
 
 
-def live_fingerprints(legacy: Engine | Connection, attachments_dir: Path | None = None, *,
-                      chunk_rows: int = 50_000, tables: Iterable[str] | None = None) -> dict[str, str]:
+def live_fingerprints(
+    legacy: Engine | Connection,
+    attachments_dir: Path | None = None,
+    *,
+    chunk_rows: int = 50_000,
+    tables: Iterable[str] | None = None,
+) -> dict[str, str]:
     """Fingerprint of every table (or of `tables`) and of the attachment folder, from the live source.
 
     This is what the restore check and the purge gate compare with a backup

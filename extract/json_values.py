@@ -51,7 +51,7 @@ def from_json_value(value: Any) -> Any:
     if isinstance(value, dict):
         if len(value) != 1:
             raise ValueError(f"not a typed JSON value: {value!r}")
-        (kind, text), = value.items()
+        ((kind, text),) = value.items()
         if kind not in _DECODERS:
             raise ValueError(f"unknown typed JSON value kind {kind!r}")
         return _DECODERS[kind](text)

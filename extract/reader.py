@@ -33,14 +33,15 @@ from __future__ import annotations
 import datetime as dt
 import sqlite3
 import uuid
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 import pyarrow as pa
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from ts24_migrate.errors import UsageError
+from ts24_migrate.core.errors import UsageError
 
 from .discovery import TableInfo
 
@@ -107,10 +108,17 @@ def as_stored(table: TableInfo) -> TableInfo:
     callers that build their own queries on the columns.
     """
     metadata = sa.MetaData()
-    columns = [sa.Column(c.name, _stored_type(c.type), key=c.key, primary_key=c.primary_key, nullable=c.nullable)
-               for c in table.table.columns]
-    return TableInfo(table.name, table.schema, table.columns, table.primary_key,
-                     sa.Table(table.table.name, metadata, *columns, schema=table.table.schema))
+    columns = [
+        sa.Column(c.name, _stored_type(c.type), key=c.key, primary_key=c.primary_key, nullable=c.nullable)
+        for c in table.table.columns
+    ]
+    return TableInfo(
+        table.name,
+        table.schema,
+        table.columns,
+        table.primary_key,
+        sa.Table(table.table.name, metadata, *columns, schema=table.table.schema),
+    )
 
 
 def _stored_column(column: sa.Column) -> sa.ColumnElement[Any]:
@@ -204,9 +212,14 @@ def _page(conn: Connection, plain: sa.Select, stored: sa.Select) -> list[tuple]:
         return _fetch(conn, stored)
 
 
-def iter_table_rows(conn: Connection, table: TableInfo, *, chunk_rows: int = 50_000,
-                    where: sa.ColumnElement[bool] | None = None,
-                    start_after: Sequence[Any] | None = None) -> Iterator[list[tuple]]:
+def iter_table_rows(
+    conn: Connection,
+    table: TableInfo,
+    *,
+    chunk_rows: int = 50_000,
+    where: sa.ColumnElement[bool] | None = None,
+    start_after: Sequence[Any] | None = None,
+) -> Iterator[list[tuple]]:
     """Yield lists of row tuples (column order of `table`), at most `chunk_rows` each.
 
     `where` may be built on the columns of `table.table`; `start_after` resumes a
@@ -220,8 +233,10 @@ def iter_table_rows(conn: Connection, table: TableInfo, *, chunk_rows: int = 50_
         return
     keys = _key_columns(table)
     if start_after is not None and any(value is None for value in start_after):
-        raise UsageError(f"{table.name}: cannot resume a read after a key holding NULL "
-                         f"({', '.join(table.primary_key)}); read the table again from the start")
+        raise UsageError(
+            f"{table.name}: cannot resume a read after a key holding NULL "
+            f"({', '.join(table.primary_key)}); read the table again from the start"
+        )
     plain, stored = _select(table, where, stored=False), _select(table, where, stored=True)
     if any(column.nullable for column in keys):  # only SQLite lets a key column hold NULL
         if start_after is None:  # NULL-key rows come first: a resumed read has them already
@@ -250,8 +265,12 @@ def _single_pass(conn: Connection, query: sa.Select, chunk_rows: int) -> Iterato
             yield list(map(tuple, partition))
 
 
-def read_batch(table: TableInfo, rows: Sequence[Sequence[Any]], schema: pa.Schema | None = None,
-               columns: Sequence[Sequence[Any]] | None = None) -> pa.RecordBatch:
+def read_batch(
+    table: TableInfo,
+    rows: Sequence[Sequence[Any]],
+    schema: pa.Schema | None = None,
+    columns: Sequence[Sequence[Any]] | None = None,
+) -> pa.RecordBatch:
     """Rows as read, as one Arrow record batch whose to_pylist() gives back the very same values.
 
     Column types are inferred (or taken from `schema`). A column whose values are
@@ -263,8 +282,10 @@ def read_batch(table: TableInfo, rows: Sequence[Sequence[Any]], schema: pa.Schem
     names = list(table.column_names)
     if columns is None:
         columns = list(zip(*rows)) if rows else [() for _ in names]
-    arrays = [pa.array(list(values), type=schema.field(i).type) if schema else _inferred(values)
-              for i, values in enumerate(columns)]
+    arrays = [
+        pa.array(list(values), type=schema.field(i).type) if schema else _inferred(values)
+        for i, values in enumerate(columns)
+    ]
     return pa.RecordBatch.from_arrays(arrays, names=names)
 
 
@@ -290,8 +311,12 @@ def _inferred(values: Sequence[Any]) -> pa.Array:
         offsets.append(len(child))
         child.append(value)
     arrays = [pa.array(child, _child_type(kind)) for kind, child in children.items()]
-    return pa.UnionArray.from_dense(pa.array(type_ids, pa.int8()), pa.array(offsets, pa.int32()), arrays,
-                                    [str(index) for index in range(len(arrays))])
+    return pa.UnionArray.from_dense(
+        pa.array(type_ids, pa.int8()),
+        pa.array(offsets, pa.int32()),
+        arrays,
+        [str(index) for index in range(len(arrays))],
+    )
 
 
 def _kind(value: Any) -> Any:
@@ -310,10 +335,15 @@ def _child_type(kind: Any) -> pa.DataType | None:
     return None
 
 
-def iter_table_batches(conn: Connection, table: TableInfo, *, chunk_rows: int = 50_000,
-                       where: sa.ColumnElement[bool] | None = None,
-                       start_after: Sequence[Any] | None = None,
-                       schema: pa.Schema | None = None) -> Iterator[pa.RecordBatch]:
+def iter_table_batches(
+    conn: Connection,
+    table: TableInfo,
+    *,
+    chunk_rows: int = 50_000,
+    where: sa.ColumnElement[bool] | None = None,
+    start_after: Sequence[Any] | None = None,
+    schema: pa.Schema | None = None,
+) -> Iterator[pa.RecordBatch]:
     """Like iter_table_rows, as Arrow record batches (see read_batch)."""
     for rows in iter_table_rows(conn, table, chunk_rows=chunk_rows, where=where, start_after=start_after):
         yield read_batch(table, rows, schema)

@@ -1,4 +1,4 @@
-"""Prefect flows: thin wiring of the stage steps (ts24_migrate.steps) per site and per fleet."""
+"""Prefect flows: thin wiring of the stage steps (ts24_migrate.runs) per site and per fleet."""
 
 from .quiet_errors import install as _install_quiet_errors
 

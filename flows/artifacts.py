@@ -6,10 +6,15 @@ Artifacts only ever receive figures and report paths, never connection URLs.
 from __future__ import annotations
 
 import re
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
-from prefect.artifacts import (create_markdown_artifact, create_progress_artifact, create_table_artifact,
-                               update_progress_artifact)
+from prefect.artifacts import (
+    create_markdown_artifact,
+    create_progress_artifact,
+    create_table_artifact,
+    update_progress_artifact,
+)
 
 
 def artifact_key(*parts: str) -> str:
@@ -27,12 +32,16 @@ def publish_table(site_id: str, stage: str, rows: list[dict[str, Any]], descript
 
 def progress_reporter(site_id: str, stage: str) -> Callable[[str, int, int], None]:
     """A progress callback(item, done, total) that drives a Prefect progress artifact."""
-    artifact_id = create_progress_artifact(progress=0.0, key=artifact_key(site_id, stage, "progress"),
-                                           description=f"{stage} progress for site {site_id}")
+    artifact_id = create_progress_artifact(
+        progress=0.0, key=artifact_key(site_id, stage, "progress"), description=f"{stage} progress for site {site_id}"
+    )
 
     def update(item: str, done: int, total: int) -> None:
         if total:
-            update_progress_artifact(artifact_id=artifact_id, progress=round(100.0 * done / total, 1),
-                                     description=f"{stage} {site_id}: {item} ({done}/{total})")
+            update_progress_artifact(
+                artifact_id=artifact_id,
+                progress=round(100.0 * done / total, 1),
+                description=f"{stage} {site_id}: {item} ({done}/{total})",
+            )
 
     return update

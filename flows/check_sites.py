@@ -1,7 +1,7 @@
 """The `check-sites` flow: every day, each site's backup chain and audit ledger verified without keys.
 
 For every site with a backup or a ledger (or the `sites` given), one task runs
-ts24_migrate.steps.check.check_step: signatures, parent links and the
+ts24_migrate.runs.check.check_step: signatures, parent links and the
 ciphertext hash of every part of the backup chain, and every event of the
 audit ledger. Each result is a `check` run in the control store; a failure
 marks the site blocked in fleet status until a later check passes. One site's
@@ -23,9 +23,9 @@ from typing import Any
 
 from prefect import flow, get_run_logger, task
 
-from ts24_migrate.app import App
-from ts24_migrate.errors import VerificationError
-from ts24_migrate.steps.check import check_step, sites_to_check
+from ts24_migrate.core.errors import VerificationError
+from ts24_migrate.runs.app import App
+from ts24_migrate.runs.check import check_step, sites_to_check
 
 from .artifacts import publish_table
 from .fleet_status import refresh_fleet_status
@@ -58,8 +58,11 @@ def check_sites(inventory: str | None = None, sites: list[str] | None = None) ->
     for site_id in site_ids:
         try:
             result = check_task(site_id, inventory)
-            outcomes[site_id] = {"outcome": "passed", "parts_checked": result["chain"]["parts_checked"],
-                                 "ledger_events": result["ledger"]["events"]}
+            outcomes[site_id] = {
+                "outcome": "passed",
+                "parts_checked": result["chain"]["parts_checked"],
+                "ledger_events": result["ledger"]["events"],
+            }
         except Exception as exc:  # one site's finding is recorded; the others are checked all the same
             logger.error("site %s: %s", site_id, exc)
             outcomes[site_id] = {"outcome": "failed", "error": f"{type(exc).__name__}: {exc}"[:300]}

@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ts24_migrate.errors import ConfigError
+from ts24_migrate.core.errors import ConfigError
 
 HOME_ENV = "TS24_MIGRATE_HOME"
 
@@ -29,8 +29,10 @@ def checkout_folder() -> Path:
     folder = Path(chosen).expanduser() if chosen else Path(__file__).resolve().parents[1]
     if not (folder / "flows" / "migrate_site.py").is_file():
         where = f"{HOME_ENV}={chosen}" if chosen else f"the package's folder {folder}"
-        raise ConfigError(f"{where} is not a checkout of ts24-migrate (no flows/migrate_site.py): set {HOME_ENV} "
-                          f"in the worker's environment to this host's checkout")
+        raise ConfigError(
+            f"{where} is not a checkout of ts24-migrate (no flows/migrate_site.py): set {HOME_ENV} "
+            f"in the worker's environment to this host's checkout"
+        )
     return folder
 
 

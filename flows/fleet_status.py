@@ -16,10 +16,10 @@ from pathlib import Path
 from prefect import get_run_logger
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
-from ts24_migrate.app import App
-from ts24_migrate.fleet_page import fleet_markdown, write_fleet_page
-from ts24_migrate.fleet_status import read_fleet_status
-from ts24_migrate.report_paths import PathNames
+from ts24_migrate.core.report_paths import PathNames
+from ts24_migrate.runs.app import App
+from ts24_migrate.runs.fleet_page import fleet_markdown, write_fleet_page
+from ts24_migrate.runs.fleet_status import read_fleet_status
 
 ARTIFACT_KEY = "ts24-fleet-status"
 
@@ -33,13 +33,28 @@ def publish_fleet_status(inventory: str) -> dict[str, str]:
         page = PathNames.for_inventory(app.inventory).name(paths["html"])
     finally:
         app.close()
-    create_markdown_artifact(markdown=fleet_markdown(status, page=page), key=ARTIFACT_KEY,
-                             description="TS24 fleet status: totals and the sites that need attention first")
-    create_table_artifact(key=f"{ARTIFACT_KEY}-sites", description="TS24 fleet status, one row per site", table=[
-        {"site": s.site_id, "attention": s.attention.label, "state": s.state, "next": s.next.who,
-         "action": s.next.action, "blocker": f"{s.blockers[0].error_class} in {s.blockers[0].stage}"
-         if s.blockers else "", "in_flight": s.in_flight, "forecast": s.forecast_drain_date}
-        for s in status.sites])
+    create_markdown_artifact(
+        markdown=fleet_markdown(status, page=page),
+        key=ARTIFACT_KEY,
+        description="TS24 fleet status: totals and the sites that need attention first",
+    )
+    create_table_artifact(
+        key=f"{ARTIFACT_KEY}-sites",
+        description="TS24 fleet status, one row per site",
+        table=[
+            {
+                "site": s.site_id,
+                "attention": s.attention.label,
+                "state": s.state,
+                "next": s.next.who,
+                "action": s.next.action,
+                "blocker": f"{s.blockers[0].error_class} in {s.blockers[0].stage}" if s.blockers else "",
+                "in_flight": s.in_flight,
+                "forecast": s.forecast_drain_date,
+            }
+            for s in status.sites
+        ],
+    )
     return {kind: str(path) for kind, path in paths.items()}
 
 
@@ -48,5 +63,8 @@ def refresh_fleet_status(inventory: str) -> None:
     try:
         publish_fleet_status(inventory)
     except Exception as exc:  # a status page is not worth a failed migration
-        get_run_logger().warning("the fleet status was not refreshed: %s: %s", type(exc).__name__,
-                                 str(exc).splitlines()[0][:200] if str(exc) else "")
+        get_run_logger().warning(
+            "the fleet status was not refreshed: %s: %s",
+            type(exc).__name__,
+            str(exc).splitlines()[0][:200] if str(exc) else "",
+        )

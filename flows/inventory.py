@@ -17,8 +17,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ts24_migrate.app import DEFAULT_INVENTORY
-from ts24_migrate.errors import ConfigError
+from ts24_migrate.core.errors import ConfigError
+from ts24_migrate.runs.app import DEFAULT_INVENTORY
 
 INVENTORY_ENV = "TS24_INVENTORY"
 
@@ -28,8 +28,10 @@ def inventory_path(inventory: str | None) -> str:
     chosen = inventory or os.environ.get(INVENTORY_ENV)
     if not chosen:
         if not Path(DEFAULT_INVENTORY).is_file():
-            raise ConfigError(f"no inventory: set {INVENTORY_ENV} in the work pool's or the worker's "
-                              f"environment, or pass the flow's `inventory` parameter (no {DEFAULT_INVENTORY} "
-                              f"in {Path.cwd()})")
+            raise ConfigError(
+                f"no inventory: set {INVENTORY_ENV} in the work pool's or the worker's "
+                f"environment, or pass the flow's `inventory` parameter (no {DEFAULT_INVENTORY} "
+                f"in {Path.cwd()})"
+            )
         chosen = DEFAULT_INVENTORY
     return str(Path(chosen).expanduser().resolve())

@@ -28,7 +28,7 @@ again while a killed worker's run still holds the site, a migration and the
 scheduled reconciliation, a command run by hand) never overlap.
 
 Commands run by hand take the same slots when a Prefect API is configured
-(ts24_migrate.commands.slots); without one there is nothing to coordinate with.
+(ts24_migrate.cli.commands.slots); without one there is nothing to coordinate with.
 """
 
 from __future__ import annotations
@@ -37,19 +37,19 @@ import logging
 import os
 import re
 import time
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
-from typing import Callable, Iterator
 
 import httpx
 from prefect import get_run_logger
 from prefect.client.orchestration import get_client
-from prefect.concurrency.sync import concurrency
 from prefect.concurrency.asyncio import ConcurrencySlotAcquisitionError
+from prefect.concurrency.sync import concurrency
 from prefect.exceptions import MissingContextError, ObjectAlreadyExists
 
-from ts24_migrate.config import Inventory, SiteConfig
-from ts24_migrate.errors import ConfigError
+from ts24_migrate.core.config import Inventory, SiteConfig
+from ts24_migrate.core.errors import ConfigError
 
 LEASE_ENV = "TS24_SLOT_LEASE_SECONDS"
 DEFAULT_LEASE_SECONDS = 300
@@ -137,8 +137,14 @@ def holding(limit: Limit | None, *, wait: bool = True, say: Callable[[str], None
         # One request, or ask until a slot is free; never a timeout, which could drop a slot the server
         # granted meanwhile. A failed lease renewal (the API briefly unreachable) must not kill an
         # hours-long load.
-        return concurrency(limit.name, occupy=1, max_retries=0 if once else None, lease_duration=lease,
-                           strict=True, raise_on_lease_renewal_failure=False)
+        return concurrency(
+            limit.name,
+            occupy=1,
+            max_retries=0 if once else None,
+            lease_duration=lease,
+            strict=True,
+            raise_on_lease_renewal_failure=False,
+        )
 
     asked = time.monotonic()
     with ExitStack() as held:
@@ -162,11 +168,14 @@ def _every_slot_taken(refused: ConcurrencySlotAcquisitionError) -> bool:
 
 
 @contextmanager
-def site_slots(inventory: Inventory, site: SiteConfig, *, target: bool, wait: bool = True,
-               say: Callable[[str], None] | None = None) -> Iterator[None]:
+def site_slots(
+    inventory: Inventory, site: SiteConfig, *, target: bool, wait: bool = True, say: Callable[[str], None] | None = None
+) -> Iterator[None]:
     """The slots a run of `site` holds, in the one order: the site's, its legacy server's and,
     with `target`, the target's."""
-    with holding(site_limit(site), wait=wait, say=say), \
-            holding(legacy_server_limit(inventory, site), wait=wait, say=say), \
-            holding(target_limit(inventory) if target else None, wait=wait, say=say):
+    with (
+        holding(site_limit(site), wait=wait, say=say),
+        holding(legacy_server_limit(inventory, site), wait=wait, say=say),
+        holding(target_limit(inventory) if target else None, wait=wait, say=say),
+    ):
         yield

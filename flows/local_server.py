@@ -18,8 +18,8 @@ from __future__ import annotations
 import inspect
 import signal
 import socket
+from collections.abc import Iterator
 from contextlib import closing, contextmanager
-from typing import Iterator
 
 from prefect.events.worker import EventsWorker
 from prefect.logging.handlers import APILogWorker
@@ -27,7 +27,7 @@ from prefect.server.api.server import SubprocessASGIServer
 from prefect.settings import PREFECT_API_URL, PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS, temporary_settings
 from prefect.utilities.asyncutils import run_coro_as_sync
 
-from ts24_migrate.errors import UnreachableError
+from ts24_migrate.core.errors import UnreachableError
 
 # A first start creates the server's database: Prefect's default of 20 s is too short on a busy host.
 STARTUP_SECONDS = 120
@@ -75,8 +75,10 @@ def temporary_prefect_server() -> Iterator[str]:
         try:
             server.start(timeout=timeout)
         except RuntimeError as exc:  # Prefect's words for a server that did not come up
-            raise UnreachableError(f"the temporary Prefect server did not start: {str(exc)[:300]}; "
-                                   "set PREFECT_API_URL to use a running Prefect server") from exc
+            raise UnreachableError(
+                f"the temporary Prefect server did not start: {str(exc)[:300]}; "
+                "set PREFECT_API_URL to use a running Prefect server"
+            ) from exc
         with temporary_settings({PREFECT_API_URL: server.api_url}):
             try:
                 yield server.api_url

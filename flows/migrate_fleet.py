@@ -27,11 +27,11 @@ from typing import Any
 from prefect import flow, get_run_logger
 from prefect.deployments import run_deployment
 
-from ts24_migrate.app import App
-from ts24_migrate.config import load_inventory
-from ts24_migrate.control_store import SiteState
-from ts24_migrate.errors import VerificationError
-from ts24_migrate.fleet_status import site_states
+from ts24_migrate.core.config import load_inventory
+from ts24_migrate.core.control_store import SiteState
+from ts24_migrate.core.errors import VerificationError
+from ts24_migrate.runs.app import App
+from ts24_migrate.runs.fleet_status import site_states
 
 from .artifacts import publish_table
 from .fleet_status import refresh_fleet_status
@@ -40,10 +40,15 @@ from .migrate_site import migrate_site
 
 
 @flow(name="migrate-fleet")
-def migrate_fleet(inventory: str | None = None, sites: list[str] | None = None,
-                  via_deployment: str | None = None, chunk_rows: int = 50_000,
-                  custodian_identity: str | None = None, legacy_sample_rows: int | None = None,
-                  redo_validated: bool = False) -> dict[str, Any]:
+def migrate_fleet(
+    inventory: str | None = None,
+    sites: list[str] | None = None,
+    via_deployment: str | None = None,
+    chunk_rows: int = 50_000,
+    custodian_identity: str | None = None,
+    legacy_sample_rows: int | None = None,
+    redo_validated: bool = False,
+) -> dict[str, Any]:
     """Migrate `sites` (default: every site of the inventory) that are not validated yet (all of
     them with `redo_validated`). `inventory` defaults to $TS24_INVENTORY; sites submitted
     `via_deployment` get it only when given here, else each run reads its own worker's
@@ -59,9 +64,14 @@ def migrate_fleet(inventory: str | None = None, sites: list[str] | None = None,
     done = set() if redo_validated else validated_sites(inventory, site_ids)
     outcomes: dict[str, Any] = {site_id: {"outcome": "already validated"} for site_id in site_ids if site_id in done}
     for site_id in (s for s in site_ids if s not in done):
-        parameters = {"site_id": site_id, "inventory": inventory, "chunk_rows": chunk_rows,
-                      "legacy_sample_rows": legacy_sample_rows, "custodian_identity": custodian_identity,
-                      "skip_validated": not redo_validated}
+        parameters = {
+            "site_id": site_id,
+            "inventory": inventory,
+            "chunk_rows": chunk_rows,
+            "legacy_sample_rows": legacy_sample_rows,
+            "custodian_identity": custodian_identity,
+            "skip_validated": not redo_validated,
+        }
         if via_deployment:
             if given is None:
                 del parameters["inventory"]
@@ -70,8 +80,13 @@ def migrate_fleet(inventory: str | None = None, sites: list[str] | None = None,
             continue
         try:
             result = migrate_site(**parameters)
-            outcomes[site_id] = {"outcome": "already validated" if result.get("skipped")
-                                 else "validated" if result["validate"]["passed"] else "failed"}
+            outcomes[site_id] = {
+                "outcome": "already validated"
+                if result.get("skipped")
+                else "validated"
+                if result["validate"]["passed"]
+                else "failed"
+            }
         except Exception as exc:  # one site's failure is recorded; the others go on
             logger.error("site %s failed: %s", site_id, exc)
             outcomes[site_id] = {"outcome": "failed", "error": f"{type(exc).__name__}: {exc}"[:300]}
@@ -92,5 +107,4 @@ def validated_sites(inventory: str, site_ids: list[str]) -> set[str]:
     finally:
         app.close()
     life = list(SiteState)
-    return {site_id for site_id, (state, _) in states.items()
-            if life.index(state) >= life.index(SiteState.VALIDATED)}
+    return {site_id for site_id, (state, _) in states.items() if life.index(state) >= life.index(SiteState.VALIDATED)}

@@ -17,27 +17,27 @@ Example::
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from prefect import flow, get_run_logger, task
 from prefect.runtime import flow_run
 
-from ts24_migrate.app import App
-from ts24_migrate.config import load_inventory
-from ts24_migrate.control_store import SiteState
-from ts24_migrate.errors import classify
-from ts24_migrate.steps.assess import assess_step
-from ts24_migrate.steps.migrate import run_migration, stage_arguments, stage_named, stage_note, step_function
-from ts24_migrate.server_identity import ServerIdentity
-from ts24_migrate.labels import IN_FLIGHT_LABEL, RECEIVED_AFTER_CUTOVER_LABEL, object_counts_text
+from ts24_migrate.core.config import load_inventory
+from ts24_migrate.core.control_store import SiteState
+from ts24_migrate.core.errors import classify
+from ts24_migrate.core.labels import IN_FLIGHT_LABEL, RECEIVED_AFTER_CUTOVER_LABEL, object_counts_text
+from ts24_migrate.core.server_identity import ServerIdentity
+from ts24_migrate.runs.app import App
+from ts24_migrate.runs.assess import assess_step
+from ts24_migrate.runs.migrate import run_migration, stage_arguments, stage_named, stage_note, step_function
 
 from .artifacts import progress_reporter, publish_markdown, publish_table
 from .fleet_status import refresh_fleet_status
 from .inventory import inventory_path
 from .limits import holding, legacy_server_limit, site_limit, target_limit
 from .retries import retry_if_transient
-
 
 SITE_LIFE = list(SiteState)
 
@@ -50,8 +50,9 @@ def already_validated(inventory: str, site_id: str) -> bool:
         app.close()
 
 
-def run_step(step: Callable[..., dict[str, Any]], site_id: str, inventory: str, stage: str,
-             **kwargs: Any) -> dict[str, Any]:
+def run_step(
+    step: Callable[..., dict[str, Any]], site_id: str, inventory: str, stage: str, **kwargs: Any
+) -> dict[str, Any]:
     app = App(Path(inventory))
     try:
         return step(app, site_id, progress=progress_reporter(site_id, stage), **kwargs)
@@ -73,18 +74,30 @@ def assess_task(site_id: str, inventory: str) -> dict[str, Any]:
     result = run_step(assess_step, site_id, inventory, "assess")
     summary = result["summary"]
     get_run_logger().info(stage_note(stage_named("assess"), site_id, result))
-    publish_markdown(site_id, "assessment", "\n".join([
-        f"# Assessment of {site_id}",
-        f"- server: {ServerIdentity.from_dict(result['server']).describe()}",
-        f"- tables: **{summary['tables']}**, rows: **{summary['rows']}**",
-        f"- unmapped: {', '.join(summary['unmapped_tables']) or 'none'}",
-        f"- without primary key: {', '.join(summary['tables_without_primary_key']) or 'none'}",
-        f"- {IN_FLIGHT_LABEL}: {summary['in_flight_dossiers']}",
-        f"- {RECEIVED_AFTER_CUTOVER_LABEL}: {summary['received_after_cutover']}",
-        f"- views, triggers, procedures, sequences: {object_counts_text(summary['objects'])}",
-        f"- report: `{result['reports']['html']}`"]), "assessment summary")
-    publish_table(site_id, "assessment", [{"table": name, **figures} for name, figures in result["tables"].items()],
-                  "rows per legacy table")
+    publish_markdown(
+        site_id,
+        "assessment",
+        "\n".join(
+            [
+                f"# Assessment of {site_id}",
+                f"- server: {ServerIdentity.from_dict(result['server']).describe()}",
+                f"- tables: **{summary['tables']}**, rows: **{summary['rows']}**",
+                f"- unmapped: {', '.join(summary['unmapped_tables']) or 'none'}",
+                f"- without primary key: {', '.join(summary['tables_without_primary_key']) or 'none'}",
+                f"- {IN_FLIGHT_LABEL}: {summary['in_flight_dossiers']}",
+                f"- {RECEIVED_AFTER_CUTOVER_LABEL}: {summary['received_after_cutover']}",
+                f"- views, triggers, procedures, sequences: {object_counts_text(summary['objects'])}",
+                f"- report: `{result['reports']['html']}`",
+            ]
+        ),
+        "assessment summary",
+    )
+    publish_table(
+        site_id,
+        "assessment",
+        [{"table": name, **figures} for name, figures in result["tables"].items()],
+        "rows per legacy table",
+    )
     return result
 
 
@@ -95,47 +108,65 @@ def backup_task(site_id: str, inventory: str, chunk_rows: int) -> dict[str, Any]
     note = stage_note(stage, site_id, result)
     if note:
         get_run_logger().info(note)
-    publish_table(site_id, "backup", [{"table": name, **{k: v for k, v in figures.items() if not isinstance(v, (dict, list))}}
-                                      for name, figures in result["table_figures"].items()],
-                  f"backup {result.get('backup_id')}: rows and parts per table")
+    publish_table(
+        site_id,
+        "backup",
+        [
+            {"table": name, **{k: v for k, v in figures.items() if not isinstance(v, (dict, list))}}
+            for name, figures in result["table_figures"].items()
+        ],
+        f"backup {result.get('backup_id')}: rows and parts per table",
+    )
     return result
 
 
 @task(name="verify-backup", retries=1, retry_delay_seconds=10, retry_condition_fn=retry_if_transient)
 def verify_backup_task(site_id: str, inventory: str, identity: str | None) -> dict[str, Any]:
-    from ts24_migrate.steps.backup import verify_step
+    from ts24_migrate.runs.backup import verify_step
 
-    result = run_step(verify_step, site_id, inventory, "verify-backup",
-                      identity=Path(identity) if identity else None)
-    publish_markdown(site_id, "verify-backup", "\n".join(
-        [f"# Backup verification of {site_id}", *(f"- {k}: {v}" for k, v in result.items()
-                                                  if not isinstance(v, (dict, list)))]), "backup verification")
+    result = run_step(verify_step, site_id, inventory, "verify-backup", identity=Path(identity) if identity else None)
+    publish_markdown(
+        site_id,
+        "verify-backup",
+        "\n".join(
+            [
+                f"# Backup verification of {site_id}",
+                *(f"- {k}: {v}" for k, v in result.items() if not isinstance(v, (dict, list))),
+            ]
+        ),
+        "backup verification",
+    )
     return result
 
 
 @task(name="load", retries=2, retry_delay_seconds=10, retry_condition_fn=retry_if_transient)
 def load_task(site_id: str, inventory: str, chunk_rows: int) -> dict[str, Any]:
-    from ts24_migrate.steps.load import load_step
+    from ts24_migrate.runs.load import load_step
 
     result = run_step(load_step, site_id, inventory, "load", chunk_rows=chunk_rows)
-    publish_table(site_id, "load", [
-        {"table": name, **{k: v for k, v in figures.items() if not isinstance(v, (dict, list))}}
-        for name, figures in result["tables"].items()], "loaded and rejected rows per legacy table")
+    publish_table(
+        site_id,
+        "load",
+        [
+            {"table": name, **{k: v for k, v in figures.items() if not isinstance(v, (dict, list))}}
+            for name, figures in result["tables"].items()
+        ],
+        "loaded and rejected rows per legacy table",
+    )
     return result
 
 
 @task(name="validate", retries=1, retry_delay_seconds=10, retry_condition_fn=retry_if_transient)
 def validate_task(site_id: str, inventory: str, legacy_sample_rows: int | None = None) -> dict[str, Any]:
-    from ts24_migrate.steps.validate import validate_step
-    from ts24_migrate.errors import VerificationError
+    from ts24_migrate.core.errors import VerificationError
+    from ts24_migrate.runs.validate import validate_step
     from validation.report import build_site_report
     from validation.report_artifacts import publish_report_artifacts
 
     def publish(result: dict[str, Any]) -> None:
         app = App(Path(inventory))
         try:
-            publish_report_artifacts(site_id, build_site_report(app.control_store, site_id,
-                                                                run_id=result["run_id"]))
+            publish_report_artifacts(site_id, build_site_report(app.control_store, site_id, run_id=result["run_id"]))
         finally:
             app.close()
 
@@ -151,9 +182,14 @@ def validate_task(site_id: str, inventory: str, legacy_sample_rows: int | None =
 
 
 @flow(name="migrate-site")
-def migrate_site(site_id: str, inventory: str | None = None, chunk_rows: int = 50_000,
-                 custodian_identity: str | None = None, legacy_sample_rows: int | None = None,
-                 skip_validated: bool = False) -> dict[str, Any]:
+def migrate_site(
+    site_id: str,
+    inventory: str | None = None,
+    chunk_rows: int = 50_000,
+    custodian_identity: str | None = None,
+    legacy_sample_rows: int | None = None,
+    skip_validated: bool = False,
+) -> dict[str, Any]:
     """Assess, extract and back up (encrypted), verify the backup, transform and load, validate
     and report one site. `custodian_identity` (a path) lets the verify step decrypt every part;
     without it, the verification checks signatures and ciphertext hashes only. `inventory`
@@ -166,12 +202,18 @@ def migrate_site(site_id: str, inventory: str | None = None, chunk_rows: int = 5
     known = load_inventory(Path(inventory))
     site = known.site(site_id)
     results: dict[str, Any] = {"flow_run": str(flow_run.get_id() or "")}
-    tasks = {"assess": assess_task, "backup": backup_task, "verify-backup": verify_backup_task,
-             "load": load_task, "validate": validate_task}
+    tasks = {
+        "assess": assess_task,
+        "backup": backup_task,
+        "verify-backup": verify_backup_task,
+        "load": load_task,
+        "validate": validate_task,
+    }
 
     def run_stage(stage) -> dict[str, Any]:
-        arguments = stage_arguments(stage, chunk_rows=chunk_rows, custodian_identity=custodian_identity,
-                                    legacy_sample_rows=legacy_sample_rows)
+        arguments = stage_arguments(
+            stage, chunk_rows=chunk_rows, custodian_identity=custodian_identity, legacy_sample_rows=legacy_sample_rows
+        )
         return tasks[stage.stage](site_id, inventory, **arguments)
 
     # The site's own slot first: another run of it (one submitted again while a killed worker's

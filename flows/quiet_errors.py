@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 
-from ts24_migrate.errors import Ts24Error
+from ts24_migrate.core.errors import Ts24Error
 
 ENGINE_LOGGERS = ("prefect.flow_runs", "prefect.task_runs", "prefect.flow_engine", "prefect.task_engine")
 

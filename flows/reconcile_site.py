@@ -1,7 +1,7 @@
 """The `reconcile-site` flow: reconcile one site, or every site still draining, on a schedule.
 
 Each site is one task: it rebuilds the App from the inventory path, runs
-ts24_migrate.commands.reconcile.reconcile_step (delta, incremental backup,
+ts24_migrate.cli.commands.reconcile.reconcile_step (delta, incremental backup,
 carry-over, report) and publishes the verdict, the in-flight figures and the
 forecast as Prefect artifacts (figures and report paths only: no dossier
 contents, no contact details).
@@ -29,12 +29,12 @@ from typing import Any
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_table_artifact
 
-from ts24_migrate.app import App
-from ts24_migrate.config import Inventory, load_inventory
-from ts24_migrate.steps.reconcile import reconcile_step
-from ts24_migrate.control_store import SiteState
-from ts24_migrate.errors import GateRefused
-from ts24_migrate.steps.gates import require_validated
+from ts24_migrate.core.config import Inventory, load_inventory
+from ts24_migrate.core.control_store import SiteState
+from ts24_migrate.core.errors import GateRefused
+from ts24_migrate.runs.app import App
+from ts24_migrate.runs.gates import require_validated
+from ts24_migrate.runs.reconcile import reconcile_step
 
 from .artifacts import artifact_key, progress_reporter, publish_markdown, publish_table
 from .inventory import inventory_path
@@ -50,18 +50,24 @@ def _app(inventory: str) -> App:
 
 def reconciliation_markdown(site_id: str, result: dict[str, Any]) -> str:
     verdict = "**DRAINED**" if result["drained"] else "**not drained**"
-    lines = [f"# Reconciliation of {site_id}: {verdict}",
-             f"run `{result['run_id']}`, mode {result['mode']}, as of {result['as_of']} (legacy clock)", ""]
+    lines = [
+        f"# Reconciliation of {site_id}: {verdict}",
+        f"run `{result['run_id']}`, mode {result['mode']}, as of {result['as_of']} (legacy clock)",
+        "",
+    ]
     lines += [f"- {'✅' if c['holds'] else '❌'} {c['name']}: {c['detail']}" for c in result["criteria"]]
-    lines += ["", f"- in flight: **{result['in_flight']}**, overdue: {result['overdue']}",
-              f"- received on TS24 after cut-over (violations): **{result['received_after_cutover']}**",
-              f"- drift: {result['drift']}, likely duplicates on the portal: {result['likely_duplicates']}",
-              f"- re-registration: {result['registered']} of {result['must_reregister']} done, "
-              f"{result['not_registered']} to contact",
-              f"- rows backed up: {result['rows_changed']} (increment {result['increment'] or 'none'}), "
-              f"carried over: {result['carried_over']}, blocked: {result['blocked']}",
-              f"- forecast drain date: {result['forecast_drain_date'] or 'none'}",
-              f"- report: `{result['reports']['html']}`"]
+    lines += [
+        "",
+        f"- in flight: **{result['in_flight']}**, overdue: {result['overdue']}",
+        f"- received on TS24 after cut-over (violations): **{result['received_after_cutover']}**",
+        f"- drift: {result['drift']}, likely duplicates on the portal: {result['likely_duplicates']}",
+        f"- re-registration: {result['registered']} of {result['must_reregister']} done, "
+        f"{result['not_registered']} to contact",
+        f"- rows backed up: {result['rows_changed']} (increment {result['increment'] or 'none'}), "
+        f"carried over: {result['carried_over']}, blocked: {result['blocked']}",
+        f"- forecast drain date: {result['forecast_drain_date'] or 'none'}",
+        f"- report: `{result['reports']['html']}`",
+    ]
     return "\n".join(lines)
 
 
@@ -73,11 +79,17 @@ def reconcile_task(site_id: str, inventory: str, sweep: bool | None = None) -> d
     finally:
         app.close()
     publish_markdown(site_id, "reconciliation", reconciliation_markdown(site_id, result), "reconciliation verdict")
-    publish_table(site_id, "reconciliation", [{"criterion": c["name"], "holds": c["holds"], "detail": c["detail"]}
-                                              for c in result["criteria"]], "drained criteria")
+    publish_table(
+        site_id,
+        "reconciliation",
+        [{"criterion": c["name"], "holds": c["holds"], "detail": c["detail"]} for c in result["criteria"]],
+        "drained criteria",
+    )
     create_table_artifact(
         table=[{"status": status, "dossiers": count} for status, count in result["in_flight_by_status"].items()],
-        key=artifact_key(site_id, "reconcile", "in-flight"), description=f"in-flight dossiers of {site_id}")
+        key=artifact_key(site_id, "reconcile", "in-flight"),
+        description=f"in-flight dossiers of {site_id}",
+    )
     return result
 
 
@@ -102,8 +114,9 @@ def sites_to_reconcile(inventory: str) -> list[str]:
 
 
 @flow(name="reconcile-site")
-def reconcile_site(site_id: str | None = None, inventory: str | None = None,
-                   sweep: bool | None = None) -> dict[str, Any]:
+def reconcile_site(
+    site_id: str | None = None, inventory: str | None = None, sweep: bool | None = None
+) -> dict[str, Any]:
     """Reconcile `site_id`, or every site still draining; returns each site's summary.
     `inventory` defaults to $TS24_INVENTORY (flows/inventory.py)."""
     logger = get_run_logger()
@@ -127,6 +140,7 @@ def _reconcile(known: Inventory, site_id: str, inventory: str, sweep: bool | Non
     # A reconciliation reads the site's legacy server and carries dossiers into the target.
     with site_slots(known, known.site(site_id), target=True, wait=wait):
         result = reconcile_task(site_id, inventory, sweep)
-    get_run_logger().info("site %s: %s, %s in flight", site_id,
-                          "drained" if result["drained"] else "not drained", result["in_flight"])
+    get_run_logger().info(
+        "site %s: %s, %s in flight", site_id, "drained" if result["drained"] else "not drained", result["in_flight"]
+    )
     return result

@@ -3,12 +3,12 @@
 An unreachable server or a lost connection is retried; a configuration error
 (a refused login included), a failed verdict, a refused gate, a folder we may
 not write, a bug or an interruption is not: running it again unchanged would
-fail the same way. The classes are ts24_migrate.errors'.
+fail the same way. The classes are ts24_migrate.core.errors'.
 """
 
 from __future__ import annotations
 
-from ts24_migrate.errors import is_transient
+from ts24_migrate.core.errors import is_transient
 
 
 def retry_if_transient(_task, _task_run, state) -> bool:

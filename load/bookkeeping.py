@@ -25,7 +25,8 @@ from sqlalchemy.engine import Connection, Engine
 metadata = sa.MetaData()
 
 crosswalk = sa.Table(
-    "mig_crosswalk", metadata,
+    "mig_crosswalk",
+    metadata,
     sa.Column("site_id", sa.String(64), primary_key=True),
     sa.Column("legacy_table", sa.String(64), primary_key=True),
     sa.Column("legacy_key", sa.String(200), primary_key=True),
@@ -36,14 +37,15 @@ crosswalk = sa.Table(
 )
 
 lineage = sa.Table(
-    "mig_lineage", metadata,
+    "mig_lineage",
+    metadata,
     sa.Column("target_table", sa.String(64), primary_key=True),
     sa.Column("target_key", sa.String(64), primary_key=True),
     sa.Column("site_id", sa.String(64), nullable=False),
     sa.Column("legacy_table", sa.String(64), nullable=False),
     sa.Column("legacy_key", sa.String(200), nullable=False),
     sa.Column("run_id", sa.String(36), nullable=False),
-    sa.Column("legacy_row_hash", sa.String(64), nullable=False),  # extract.fingerprint.row_digest, hex
+    sa.Column("legacy_row_hash", sa.String(64), nullable=False),  # ts24_migrate.core.rows.fingerprint.row_digest, hex
     sa.Column("row_md5", sa.String(32), nullable=False),  # load.row_hash.row_md5 of the row as written
     sa.Column("loaded_at", sa.DateTime, nullable=False),
     # Data-quality flags of the row as loaded; kept here too because not every
@@ -52,7 +54,8 @@ lineage = sa.Table(
 )
 
 rejects = sa.Table(
-    "mig_rejects", metadata,
+    "mig_rejects",
+    metadata,
     sa.Column("site_id", sa.String(64), primary_key=True),
     sa.Column("legacy_table", sa.String(64), primary_key=True),
     sa.Column("legacy_key", sa.String(200), primary_key=True),
@@ -65,7 +68,8 @@ rejects = sa.Table(
 )
 
 flags = sa.Table(
-    "mig_flags", metadata,
+    "mig_flags",
+    metadata,
     sa.Column("site_id", sa.String(64), primary_key=True),
     sa.Column("legacy_table", sa.String(64), primary_key=True),
     sa.Column("legacy_key", sa.String(200), primary_key=True),
@@ -78,7 +82,8 @@ flags = sa.Table(
 )
 
 conflicts = sa.Table(
-    "mig_conflicts", metadata,
+    "mig_conflicts",
+    metadata,
     sa.Column("site_id", sa.String(64), primary_key=True),
     sa.Column("legacy_table", sa.String(64), primary_key=True),
     sa.Column("legacy_key", sa.String(200), primary_key=True),
@@ -90,7 +95,8 @@ conflicts = sa.Table(
 )
 
 load_ledger = sa.Table(
-    "mig_load_ledger", metadata,
+    "mig_load_ledger",
+    metadata,
     sa.Column("site_id", sa.String(64), primary_key=True),
     sa.Column("legacy_table", sa.String(64), primary_key=True),
     sa.Column("chunk_no", sa.Integer, primary_key=True),
@@ -102,7 +108,7 @@ load_ledger = sa.Table(
     sa.Column("conflicts", sa.Integer, nullable=False),
     sa.Column("run_id", sa.String(36), nullable=False),
     sa.Column("done_at", sa.DateTime, nullable=False),
-    # extract.fingerprint.TableFingerprint of the legacy rows of this chunk, as read:
+    # ts24_migrate.core.rows.fingerprint.TableFingerprint of the legacy rows of this chunk, as read:
     # merged over the chunks it gives the table's fingerprint even after a resume.
     sa.Column("fingerprint", sa.Text),
     # JSON list of the last chunk row's legacy key values, typed: a resumed read
@@ -111,7 +117,8 @@ load_ledger = sa.Table(
 )
 
 load_tables = sa.Table(
-    "mig_load_tables", metadata,
+    "mig_load_tables",
+    metadata,
     sa.Column("site_id", sa.String(64), primary_key=True),
     sa.Column("legacy_table", sa.String(64), primary_key=True),
     sa.Column("target_table", sa.String(64), nullable=False),
@@ -122,7 +129,8 @@ load_tables = sa.Table(
 )
 
 schema_version = sa.Table(
-    "mig_schema_version", metadata,
+    "mig_schema_version",
+    metadata,
     sa.Column("version", sa.Integer, primary_key=True),
     sa.Column("description", sa.Text, nullable=False),
     sa.Column("tool_version", sa.String(32), nullable=False),

@@ -18,11 +18,12 @@ Example::
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any
 
 from extract.discovery import TableInfo
-from extract.legacy_schema import FILE_CONTENT_COLUMNS
+from ts24_migrate.core.legacy.schema import FILE_CONTENT_COLUMNS
 
 # Rows read at a time from a table that holds file contents, before they are cut into chunks.
 CONTENT_PAGE_ROWS = 500
@@ -56,6 +57,7 @@ def content_weigher(info: TableInfo) -> Callable[[tuple], int] | None:
             return len(content)
         size = row[declared]  # the file on disk, read by the transform
         return size if isinstance(size, int) and size > 0 else 0
+
     return weigh
 
 

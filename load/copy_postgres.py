@@ -36,8 +36,14 @@ from sqlalchemy.engine import Connection
 
 # DDL type name (as SQLAlchemy compiles it for PostgreSQL) -> psycopg binary dumper name.
 _PG_BINARY_TYPES = {
-    "BIGINT": "int8", "INTEGER": "int4", "SMALLINT": "int2", "BOOLEAN": "bool",
-    "TIMESTAMP WITHOUT TIME ZONE": "timestamp", "DATE": "date", "BYTEA": "bytea", "TEXT": "text",
+    "BIGINT": "int8",
+    "INTEGER": "int4",
+    "SMALLINT": "int2",
+    "BOOLEAN": "bool",
+    "TIMESTAMP WITHOUT TIME ZONE": "timestamp",
+    "DATE": "date",
+    "BYTEA": "bytea",
+    "TEXT": "text",
 }
 _PG_DIALECT = postgresql.dialect()
 _SLICE_ROWS = 10_000
@@ -65,8 +71,7 @@ def analyze(conn: Connection, table: sa.Table) -> None:
 
 
 # Arrow types whose CSV text PostgreSQL reads back as the same value.
-_CSV_SAFE = (pa.types.is_integer, pa.types.is_boolean, pa.types.is_string, pa.types.is_large_string,
-             pa.types.is_date32)
+_CSV_SAFE = (pa.types.is_integer, pa.types.is_boolean, pa.types.is_string, pa.types.is_large_string, pa.types.is_date32)
 _CSV_OPTIONS = pa_csv.WriteOptions(include_header=False, quoting_style="needed")
 
 

@@ -30,8 +30,9 @@ from __future__ import annotations
 import gc
 import sys
 import threading
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, Callable, Iterator
+from typing import Any
 
 SWITCH_SECONDS = 0.0005
 GC_THRESHOLDS = (100_000, 50, 100)
@@ -62,7 +63,11 @@ class _SharedSetting:
                     self._write(self._saved)
 
 
-short_switch_interval = _SharedSetting(sys.getswitchinterval, sys.setswitchinterval,
-                                       lambda saved: min(saved, SWITCH_SECONDS)).held
-fewer_collections = _SharedSetting(gc.get_threshold, lambda thresholds: gc.set_threshold(*thresholds),
-                                   lambda saved: tuple(max(a, b) for a, b in zip(saved, GC_THRESHOLDS))).held
+short_switch_interval = _SharedSetting(
+    sys.getswitchinterval, sys.setswitchinterval, lambda saved: min(saved, SWITCH_SECONDS)
+).held
+fewer_collections = _SharedSetting(
+    gc.get_threshold,
+    lambda thresholds: gc.set_threshold(*thresholds),
+    lambda saved: tuple(max(a, b) for a, b in zip(saved, GC_THRESHOLDS)),
+).held

@@ -36,8 +36,9 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -58,8 +59,7 @@ _WRITTEN = (INSERT, UPDATE)
 
 _REASON_MESSAGES = {
     reasons.CONFLICT_CHANGED_AFTER_CUTOVER: "the new system changed this row after the cut-over; not overwritten",
-    reasons.CONFLICT_OTHER_SITE: "the new system's row was loaded from another site or legacy table; "
-                                 "not overwritten",
+    reasons.CONFLICT_OTHER_SITE: "the new system's row was loaded from another site or legacy table; not overwritten",
     reasons.DUPLICATE_TARGET_KEY: "another legacy row of this site already holds this key in the new system",
     reasons.PARENT_NOT_LOADED: "the dossier of this row was not loaded",
 }
@@ -114,8 +114,18 @@ def plan_table(spec: TargetSpec) -> sa.Table:
     return staging.temporary_table(f"ts24_plan_{spec.name}", decisions + data)
 
 
-def merge_chunk(conn: Connection, spec: TargetSpec, data: pa.Table, *, legacy_table: str, site_id: str,
-                run_id: str, cutover: dt.date, now: dt.datetime, may_be_loaded: bool = True) -> ChunkOutcome:
+def merge_chunk(
+    conn: Connection,
+    spec: TargetSpec,
+    data: pa.Table,
+    *,
+    legacy_table: str,
+    site_id: str,
+    run_id: str,
+    cutover: dt.date,
+    now: dt.datetime,
+    may_be_loaded: bool = True,
+) -> ChunkOutcome:
     """Stage and merge one chunk of transformed rows, already typed by staging.to_stage_arrow.
 
     `may_be_loaded=False` says that no legacy key of the chunk can be in the crosswalk
@@ -126,15 +136,36 @@ def merge_chunk(conn: Connection, spec: TargetSpec, data: pa.Table, *, legacy_ta
         # Every statement here is a short pass over one chunk: once a big chunk's estimate
         # passes jit_above_cost, compiling it (JIT) takes longer than running it. The notice
         # is "relation already exists" of a temporary table the session kept (staging).
-        conn.execute(sa.select(sa.func.set_config("jit", "off", True), sa.func.set_config("work_mem", "256MB", True),
-                               sa.func.set_config("client_min_messages", "warning", True)))
+        conn.execute(
+            sa.select(
+                sa.func.set_config("jit", "off", True),
+                sa.func.set_config("work_mem", "256MB", True),
+                sa.func.set_config("client_min_messages", "warning", True),
+            )
+        )
     if spec.parent:
-        data = data.append_column("parent_id", parent_ids(
-            conn, spec.parent, spec.table.c[spec.parent.column], site_id=site_id,
-            legacy_keys=data.column(spec.parent.legacy_column)))
+        data = data.append_column(
+            "parent_id",
+            parent_ids(
+                conn,
+                spec.parent,
+                spec.table.c[spec.parent.column],
+                site_id=site_id,
+                legacy_keys=data.column(spec.parent.legacy_column),
+            ),
+        )
     plan = plan_table(spec)
-    merge = _Merge(conn, spec, plan, legacy_table=legacy_table, site_id=site_id, run_id=run_id,
-                   cutover_start=dt.datetime.combine(cutover, dt.time.min), now=now, may_be_loaded=may_be_loaded)
+    merge = _Merge(
+        conn,
+        spec,
+        plan,
+        legacy_table=legacy_table,
+        site_id=site_id,
+        run_id=run_id,
+        cutover_start=dt.datetime.combine(cutover, dt.time.min),
+        now=now,
+        may_be_loaded=may_be_loaded,
+    )
     staging.create_temporary(conn, plan)
     if merge.decided_in_python:
         staging.write_stage(conn, plan, merge.python_plan(data))
@@ -150,9 +181,19 @@ def merge_chunk(conn: Connection, spec: TargetSpec, data: pa.Table, *, legacy_ta
 
 
 class _Merge:
-    def __init__(self, conn: Connection, spec: TargetSpec, plan: sa.Table, *,
-                 legacy_table: str, site_id: str, run_id: str, cutover_start: dt.datetime, now: dt.datetime,
-                 may_be_loaded: bool):
+    def __init__(
+        self,
+        conn: Connection,
+        spec: TargetSpec,
+        plan: sa.Table,
+        *,
+        legacy_table: str,
+        site_id: str,
+        run_id: str,
+        cutover_start: dt.datetime,
+        now: dt.datetime,
+        may_be_loaded: bool,
+    ):
         self.conn, self.spec, self.p, self.t = conn, spec, plan, spec.table
         self.may_be_loaded = may_be_loaded
         self.legacy_table, self.site_id, self.run_id = legacy_table, site_id, run_id
@@ -198,8 +239,9 @@ class _Merge:
         if self.conn.dialect.name == "postgresql":
             # As one array: a row per key cost ten times as much to fetch as drawing the keys.
             series = sa.func.generate_series(1, count).table_valued("n")
-            keys = self.conn.execute(sa.select(sa.func.array_agg(sa.func.nextval(self._sequence())))
-                                     .select_from(series)).scalar_one()
+            keys = self.conn.execute(
+                sa.select(sa.func.array_agg(sa.func.nextval(self._sequence()))).select_from(series)
+            ).scalar_one()
             return sorted(keys)
         highest = self.conn.execute(sa.select(sa.func.coalesce(sa.func.max(self.key), 0))).scalar_one()
         return list(range(highest + 1, highest + count + 1))
@@ -223,11 +265,22 @@ class _Merge:
         columns = [s.c.stage_seq, s.c.legacy_key]
         if self.may_be_loaded:  # the row this legacy key was loaded into before, if it still exists
             own_cw, own_row = crosswalk.alias("own"), t.alias("own_row")
-            joins, own = self._lookup(joins, own_cw, [own_cw.c.target_key], sa.and_(
-                own_cw.c.site_id == self.site_id, own_cw.c.legacy_table == self.legacy_table,
-                own_cw.c.legacy_key == s.c.legacy_key))
-            joins, row = self._lookup(joins, own_row, [own_row.c[self.key.name]],
-                                      own_row.c[self.key.name] == self._key_from_text(own.c.target_key))
+            joins, own = self._lookup(
+                joins,
+                own_cw,
+                [own_cw.c.target_key],
+                sa.and_(
+                    own_cw.c.site_id == self.site_id,
+                    own_cw.c.legacy_table == self.legacy_table,
+                    own_cw.c.legacy_key == s.c.legacy_key,
+                ),
+            )
+            joins, row = self._lookup(
+                joins,
+                own_row,
+                [own_row.c[self.key.name]],
+                own_row.c[self.key.name] == self._key_from_text(own.c.target_key),
+            )
             columns += [row.c[self.key.name].label("own_id"), own.c.target_key.isnot(None).label("crosswalked")]
         else:
             columns += [sa.cast(sa.null(), self.key.type).label("own_id"), sa.false().label("crosswalked")]
@@ -238,23 +291,36 @@ class _Merge:
         if spec.natural_key:
             held_row, owner_row = t.alias("held"), lineage.alias("owner")
             held_columns = [held_row.c[self.key.name]] + ([held_row.c.updated_at] if spec.guarded else [])
-            joins, held = self._lookup(joins, held_row, held_columns,
-                                       held_row.c[spec.natural_key] == s.c[spec.natural_key])
+            joins, held = self._lookup(
+                joins, held_row, held_columns, held_row.c[spec.natural_key] == s.c[spec.natural_key]
+            )
             joins, owner = self._lookup(
-                joins, owner_row, [owner_row.c.site_id, owner_row.c.legacy_table, owner_row.c.legacy_key],
-                sa.and_(owner_row.c.target_table == t.name,
-                        owner_row.c.target_key == sa.cast(held.c[self.key.name], sa.String)))
-            columns += [held.c[self.key.name].label("existing_id"),
-                        (held.c.updated_at if spec.guarded else sa.null()).label("existing_updated_at"),
-                        owner.c.site_id.label("owner_site"), owner.c.legacy_table.label("owner_table"),
-                        owner.c.legacy_key.label("owner_key"),
-                        sa.func.row_number().over(partition_by=s.c[spec.natural_key],
-                                                  order_by=s.c.stage_seq).label("rank")]
+                joins,
+                owner_row,
+                [owner_row.c.site_id, owner_row.c.legacy_table, owner_row.c.legacy_key],
+                sa.and_(
+                    owner_row.c.target_table == t.name,
+                    owner_row.c.target_key == sa.cast(held.c[self.key.name], sa.String),
+                ),
+            )
+            columns += [
+                held.c[self.key.name].label("existing_id"),
+                (held.c.updated_at if spec.guarded else sa.null()).label("existing_updated_at"),
+                owner.c.site_id.label("owner_site"),
+                owner.c.legacy_table.label("owner_table"),
+                owner.c.legacy_key.label("owner_key"),
+                sa.func.row_number().over(partition_by=s.c[spec.natural_key], order_by=s.c.stage_seq).label("rank"),
+            ]
         columns += [s.c[name].label(f"data_{name}") for name in self.data_names]
         return sa.select(*columns).select_from(joins).subquery("facts")
 
-    def _lookup(self, joins: sa.FromClause, table: sa.FromClause, columns: list[sa.ColumnElement],
-                onclause: sa.ColumnElement[bool]) -> tuple[sa.FromClause, sa.FromClause]:
+    def _lookup(
+        self,
+        joins: sa.FromClause,
+        table: sa.FromClause,
+        columns: list[sa.ColumnElement],
+        onclause: sa.ColumnElement[bool],
+    ) -> tuple[sa.FromClause, sa.FromClause]:
         """Outer-join at most one row of `table` per staged row; returns the join and the columns' source.
 
         On PostgreSQL each staged row probes the index (a LATERAL subquery): left to
@@ -286,8 +352,7 @@ class _Merge:
             (f.c.owner_site.isnot(None), REJECT, reasons.CONFLICT_OTHER_SITE),
         ]
         if self.spec.guarded:
-            rules.append((f.c.existing_updated_at > self.cutover_start, REJECT,
-                          reasons.CONFLICT_CHANGED_AFTER_CUTOVER))
+            rules.append((f.c.existing_updated_at > self.cutover_start, REJECT, reasons.CONFLICT_CHANGED_AFTER_CUTOVER))
         # Held by the new system and unchanged since the cut-over: TS24 is the reference, take it over.
         return rules + [(sa.true(), UPDATE, None)]
 
@@ -295,19 +360,27 @@ class _Merge:
         f = self._facts(stage)
         rules = self._rules(f)
         action = sa.case(*[(cond, sa.literal(act)) for cond, act, _ in rules]).label("action")
-        reason = sa.case(*[(cond, sa.literal(why)) for cond, _, why in rules if why],
-                         else_=sa.null()).label("reason_code")
+        reason = sa.case(*[(cond, sa.literal(why)) for cond, _, why in rules if why], else_=sa.null()).label(
+            "reason_code"
+        )
         existing = f.c.existing_id if self.spec.natural_key else sa.cast(sa.null(), self.key.type)
-        decided_columns = [f.c.stage_seq, action, reason, sa.func.coalesce(f.c.own_id, existing).label("known_id"),
-                           existing.label("existing_id"), f.c.crosswalked]
+        decided_columns = [
+            f.c.stage_seq,
+            action,
+            reason,
+            sa.func.coalesce(f.c.own_id, existing).label("known_id"),
+            existing.label("existing_id"),
+            f.c.crosswalked,
+        ]
         if self.spec.parent:
             decided_columns.append(f.c.parent_id)
         if not self.spec.surrogate:
             decided_columns.append(f.c.code_key)
         decided_columns += [f.c[f"data_{name}"] for name in self.data_names]
         d = sa.select(*decided_columns).subquery("decided")
-        target_id = sa.case((d.c.action == INSERT, self._new_key(d)), (d.c.action == UPDATE, d.c.known_id),
-                            else_=sa.null())
+        target_id = sa.case(
+            (d.c.action == INSERT, self._new_key(d)), (d.c.action == UPDATE, d.c.known_id), else_=sa.null()
+        )
         columns = [d.c.stage_seq, d.c.action, d.c.reason_code, target_id, d.c.existing_id, d.c.crosswalked]
         if self.spec.parent:
             columns.append(d.c.parent_id)
@@ -328,8 +401,11 @@ class _Merge:
     def _sequence(self) -> sa.ColumnElement:
         """PostgreSQL: the key's sequence, named by its oid, looked up once (pg_get_serial_sequence
         per row cost more than nextval itself)."""
-        sequence = self.conn.execute(sa.select(sa.cast(sa.cast(
-            sa.func.pg_get_serial_sequence(self.t.name, self.key.name), REGCLASS), sa.Integer))).scalar_one()
+        sequence = self.conn.execute(
+            sa.select(
+                sa.cast(sa.cast(sa.func.pg_get_serial_sequence(self.t.name, self.key.name), REGCLASS), sa.Integer)
+            )
+        ).scalar_one()
         return sa.cast(sa.literal(sequence, sa.Integer), REGCLASS)
 
     def _key_from_text(self, text: sa.ColumnElement[str]) -> sa.ColumnElement:
@@ -348,8 +424,7 @@ class _Merge:
         p, values = self.p, self._business_values()
         if self.spec.surrogate:
             values = {self.key.name: p.c.target_id, **values}
-        rows = sa.select(*[v.label(k) for k, v in values.items()]).where(
-            p.c.action == INSERT).order_by(p.c.stage_seq)
+        rows = sa.select(*[v.label(k) for k, v in values.items()]).where(p.c.action == INSERT).order_by(p.c.stage_seq)
         self.conn.execute(self.t.insert().from_select(list(values), rows))
         changes = {k: v for k, v in self._business_values().items() if k != self.key.name}
         self.conn.execute(self.t.update().where(self.key == p.c.target_id, p.c.action == UPDATE).values(changes))
@@ -361,47 +436,112 @@ class _Merge:
         # New rows get plain INSERTs (an upsert costs a third more per row); rows the
         # bookkeeping may already hold (re-runs, taken-over rows) get an upsert.
         # Rows go in in index order: neighbours land on the same index pages, one after the other.
-        crosswalk_rows = sa.select(sa.literal(self.site_id), sa.literal(self.legacy_table), p.c.legacy_key,
-                                   sa.literal(t.name), target_key).order_by(p.c.legacy_key)
-        self._write(crosswalk, ["site_id", "legacy_table", "legacy_key", "target_table", "target_key"],
-                    crosswalk_rows, new=sa.and_(p.c.action == INSERT, ~p.c.crosswalked),
-                    known=sa.and_(p.c.action.in_(_WRITTEN), sa.or_(p.c.action == UPDATE, p.c.crosswalked)),
-                    changing=["target_table", "target_key"])
+        crosswalk_rows = sa.select(
+            sa.literal(self.site_id), sa.literal(self.legacy_table), p.c.legacy_key, sa.literal(t.name), target_key
+        ).order_by(p.c.legacy_key)
+        self._write(
+            crosswalk,
+            ["site_id", "legacy_table", "legacy_key", "target_table", "target_key"],
+            crosswalk_rows,
+            new=sa.and_(p.c.action == INSERT, ~p.c.crosswalked),
+            known=sa.and_(p.c.action.in_(_WRITTEN), sa.or_(p.c.action == UPDATE, p.c.crosswalked)),
+            changing=["target_table", "target_key"],
+        )
 
         lineage_rows = sa.select(
-            sa.literal(t.name), target_key, sa.literal(self.site_id), sa.literal(self.legacy_table),
-            p.c.legacy_key, sa.literal(self.run_id), p.c.legacy_row_hash, self._written_row_md5(),
-            sa.literal(self.now, sa.DateTime), p.c.dq_flags,
+            sa.literal(t.name),
+            target_key,
+            sa.literal(self.site_id),
+            sa.literal(self.legacy_table),
+            p.c.legacy_key,
+            sa.literal(self.run_id),
+            p.c.legacy_row_hash,
+            self._written_row_md5(),
+            sa.literal(self.now, sa.DateTime),
+            p.c.dq_flags,
         ).order_by(p.c.target_id)  # an integer sorts faster than its text, in the same order per digit count
         # A key from the PostgreSQL sequence was never used before; a code, or max + n on SQLite
         # after someone deleted the highest row, may have left a lineage row behind.
         fresh_keys = self.spec.surrogate and conn.dialect.name == "postgresql"
-        self._write(lineage, ["target_table", "target_key", "site_id", "legacy_table", "legacy_key", "run_id",
-                              "legacy_row_hash", "row_md5", "loaded_at", "dq_flags"], lineage_rows,
-                    new=p.c.action == INSERT if fresh_keys else None,
-                    known=p.c.action == UPDATE if fresh_keys else p.c.action.in_(_WRITTEN),
-                    changing=["site_id", "legacy_table", "legacy_key", "run_id", "legacy_row_hash", "row_md5",
-                              "loaded_at", "dq_flags"])
+        self._write(
+            lineage,
+            [
+                "target_table",
+                "target_key",
+                "site_id",
+                "legacy_table",
+                "legacy_key",
+                "run_id",
+                "legacy_row_hash",
+                "row_md5",
+                "loaded_at",
+                "dq_flags",
+            ],
+            lineage_rows,
+            new=p.c.action == INSERT if fresh_keys else None,
+            known=p.c.action == UPDATE if fresh_keys else p.c.action.in_(_WRITTEN),
+            changing=[
+                "site_id",
+                "legacy_table",
+                "legacy_key",
+                "run_id",
+                "legacy_row_hash",
+                "row_md5",
+                "loaded_at",
+                "dq_flags",
+            ],
+        )
 
         rejected = p.c.action == REJECT
         field_name, value = self._reject_field()
         reject_rows = sa.select(
-            sa.literal(self.site_id), sa.literal(self.legacy_table), p.c.legacy_key, sa.literal(self.run_id),
-            p.c.reason_code, field_name, value, sa.case(_REASON_MESSAGES, value=p.c.reason_code),
-            sa.literal(self.now, sa.DateTime))
-        self._write(rejects, ["site_id", "legacy_table", "legacy_key", "run_id", "reason_code", "field",
-                              "original_value", "message", "rejected_at"], reject_rows, new=None, known=rejected,
-                    changing=["run_id", "reason_code", "field", "original_value", "message", "rejected_at"])
+            sa.literal(self.site_id),
+            sa.literal(self.legacy_table),
+            p.c.legacy_key,
+            sa.literal(self.run_id),
+            p.c.reason_code,
+            field_name,
+            value,
+            sa.case(_REASON_MESSAGES, value=p.c.reason_code),
+            sa.literal(self.now, sa.DateTime),
+        )
+        self._write(
+            rejects,
+            [
+                "site_id",
+                "legacy_table",
+                "legacy_key",
+                "run_id",
+                "reason_code",
+                "field",
+                "original_value",
+                "message",
+                "rejected_at",
+            ],
+            reject_rows,
+            new=None,
+            known=rejected,
+            changing=["run_id", "reason_code", "field", "original_value", "message", "rejected_at"],
+        )
 
         conflict_rows = sa.select(
-            sa.literal(self.site_id), sa.literal(self.legacy_table), p.c.legacy_key, sa.literal(t.name),
-            sa.cast(p.c.existing_id, sa.String), sa.literal(self.run_id),
+            sa.literal(self.site_id),
+            sa.literal(self.legacy_table),
+            p.c.legacy_key,
+            sa.literal(t.name),
+            sa.cast(p.c.existing_id, sa.String),
+            sa.literal(self.run_id),
             sa.case(_conflict_reasons(self.cutover_start), value=p.c.reason_code),
-            sa.literal(self.now, sa.DateTime))
-        self._write(conflicts, ["site_id", "legacy_table", "legacy_key", "target_table", "target_key", "run_id",
-                                "reason", "detected_at"], conflict_rows, new=None,
-                    known=sa.and_(rejected, p.c.reason_code.in_(reasons.CONFLICT_CODES)),
-                    changing=["target_table", "target_key", "run_id", "reason", "detected_at"])
+            sa.literal(self.now, sa.DateTime),
+        )
+        self._write(
+            conflicts,
+            ["site_id", "legacy_table", "legacy_key", "target_table", "target_key", "run_id", "reason", "detected_at"],
+            conflict_rows,
+            new=None,
+            known=sa.and_(rejected, p.c.reason_code.in_(reasons.CONFLICT_CODES)),
+            changing=["target_table", "target_key", "run_id", "reason", "detected_at"],
+        )
 
     def _written_row_md5(self) -> sa.ColumnElement[str]:
         """load.row_hash over the values just written, taken from the stage and the plan.
@@ -413,18 +553,33 @@ class _Merge:
         """
         values = self._business_values()
         values[self.key.name] = self.p.c.target_id
-        return row_md5(self.conn.dialect.name, [sa.cast(values[c.name], c.type) if c.name == "source"
-                                                else values[c.name] for c in self.spec.hashed_columns()])
+        return row_md5(
+            self.conn.dialect.name,
+            [
+                sa.cast(values[c.name], c.type) if c.name == "source" else values[c.name]
+                for c in self.spec.hashed_columns()
+            ],
+        )
 
-    def _write(self, table: sa.Table, columns: list[str], rows: sa.Select, *, new: sa.ColumnElement[bool] | None,
-               known: sa.ColumnElement[bool], changing: list[str]) -> None:
+    def _write(
+        self,
+        table: sa.Table,
+        columns: list[str],
+        rows: sa.Select,
+        *,
+        new: sa.ColumnElement[bool] | None,
+        known: sa.ColumnElement[bool],
+        changing: list[str],
+    ) -> None:
         """Insert the `new` rows; upsert the `known` ones, which the table may hold already (by primary key)."""
         if new is not None:
             self.conn.execute(table.insert().from_select(columns, rows.where(new)))
         statement = upsert(self.conn, table).from_select(columns, rows.where(known))
-        self.conn.execute(statement.on_conflict_do_update(
-            index_elements=list(table.primary_key.columns.keys()),
-            set_={c: statement.excluded[c] for c in changing}))
+        self.conn.execute(
+            statement.on_conflict_do_update(
+                index_elements=list(table.primary_key.columns.keys()), set_={c: statement.excluded[c] for c in changing}
+            )
+        )
 
     def _reject_field(self) -> tuple[sa.ColumnElement, sa.ColumnElement]:
         """The column a load-side reject is about, and its value (natural key or parent key)."""
@@ -437,8 +592,9 @@ class _Merge:
 
     def _outcome(self) -> ChunkOutcome:
         p = self.p
-        counts = self.conn.execute(sa.select(p.c.action, p.c.reason_code, sa.func.count()).group_by(
-            p.c.action, p.c.reason_code)).all()
+        counts = self.conn.execute(
+            sa.select(p.c.action, p.c.reason_code, sa.func.count()).group_by(p.c.action, p.c.reason_code)
+        ).all()
         outcome = ChunkOutcome()
         for action, reason, n in counts:
             if action in _WRITTEN:
@@ -452,29 +608,43 @@ class _Merge:
 
 def _conflict_reasons(cutover_start: dt.datetime) -> dict[str, str]:
     return {
-        reasons.CONFLICT_CHANGED_AFTER_CUTOVER:
-            f"the new system changed this row after the cut-over ({cutover_start:%Y-%m-%d}); "
-            "TS24's version was not loaded over it",
-        reasons.CONFLICT_OTHER_SITE:
-            "the new system's row with this key was loaded from another site or legacy table; not overwritten",
+        reasons.CONFLICT_CHANGED_AFTER_CUTOVER: f"the new system changed this row after the cut-over ({cutover_start:%Y-%m-%d}); "
+        "TS24's version was not loaded over it",
+        reasons.CONFLICT_OTHER_SITE: "the new system's row with this key was loaded from another site or legacy table; not overwritten",
     }
 
 
-def record_rejects(conn: Connection, rows: Iterable[dict[str, Any]], *, legacy_table: str, site_id: str,
-                   run_id: str, now: dt.datetime) -> int:
+def record_rejects(
+    conn: Connection, rows: Iterable[dict[str, Any]], *, legacy_table: str, site_id: str, run_id: str, now: dt.datetime
+) -> int:
     """Write rejects decided outside SQL (transform, unstorable values); returns how many."""
-    records = [{
-        "site_id": site_id, "legacy_table": legacy_table, "legacy_key": str(r["legacy_key"]),
-        "run_id": run_id, "reason_code": r["reason_code"], "field": _text(r.get("field")),
-        "original_value": _text(r.get("original_value")), "message": _text(r.get("message")),
-        "rejected_at": now} for r in rows]
+    records = [
+        {
+            "site_id": site_id,
+            "legacy_table": legacy_table,
+            "legacy_key": str(r["legacy_key"]),
+            "run_id": run_id,
+            "reason_code": r["reason_code"],
+            "field": _text(r.get("field")),
+            "original_value": _text(r.get("original_value")),
+            "message": _text(r.get("message")),
+            "rejected_at": now,
+        }
+        for r in rows
+    ]
     if not records:
         return 0
     statement = upsert(conn, rejects)
-    conn.execute(statement.on_conflict_do_update(
-        index_elements=list(rejects.primary_key.columns.keys()),
-        set_={c: statement.excluded[c] for c in ("run_id", "reason_code", "field", "original_value", "message",
-                                                 "rejected_at")}), records)
+    conn.execute(
+        statement.on_conflict_do_update(
+            index_elements=list(rejects.primary_key.columns.keys()),
+            set_={
+                c: statement.excluded[c]
+                for c in ("run_id", "reason_code", "field", "original_value", "message", "rejected_at")
+            },
+        ),
+        records,
+    )
     return len(records)
 
 

@@ -29,8 +29,9 @@ from .bookkeeping import crosswalk
 from .target_map import Parent
 
 
-def parent_ids(conn: Connection, parent: Parent, column: sa.Column, *, site_id: str,
-               legacy_keys: pa.Array | pa.ChunkedArray) -> pa.Array:
+def parent_ids(
+    conn: Connection, parent: Parent, column: sa.Column, *, site_id: str, legacy_keys: pa.Array | pa.ChunkedArray
+) -> pa.Array:
     """The new key of each row's parent (NULL where that parent was not loaded), typed like `column`."""
     if isinstance(legacy_keys, pa.ChunkedArray):
         legacy_keys = legacy_keys.combine_chunks()
@@ -44,22 +45,25 @@ def parent_ids(conn: Connection, parent: Parent, column: sa.Column, *, site_id: 
     return targets.take(positions)
 
 
-def _crosswalked(conn: Connection, parent: Parent, site_id: str,
-                 legacy_keys: list[str]) -> tuple[list[str], list[str]]:
+def _crosswalked(conn: Connection, parent: Parent, site_id: str, legacy_keys: list[str]) -> tuple[list[str], list[str]]:
     """The legacy keys among `legacy_keys` that the crosswalk holds, and their target keys."""
     keys_json = sa.bindparam("keys", json.dumps(legacy_keys), type_=sa.Text)
-    mine = [crosswalk.c.site_id == site_id, crosswalk.c.legacy_table == parent.legacy_table,
-            crosswalk.c.target_table == parent.target_table]
+    mine = [
+        crosswalk.c.site_id == site_id,
+        crosswalk.c.legacy_table == parent.legacy_table,
+        crosswalk.c.target_table == parent.target_table,
+    ]
     if conn.dialect.name == "postgresql":
         # The keys as one JSON text (a parameter the same for every chunk, cheap to send) made an
         # array, so that each key probes the index; the answer comes back as two arrays, not rows.
-        wanted = sa.func.array(sa.select(sa.func.json_array_elements_text(sa.cast(keys_json, JSON)))
-                               .scalar_subquery())
-        found = sa.select(sa.func.array_agg(crosswalk.c.legacy_key), sa.func.array_agg(crosswalk.c.target_key)
-                          ).where(*mine, crosswalk.c.legacy_key == sa.any_(wanted))
+        wanted = sa.func.array(sa.select(sa.func.json_array_elements_text(sa.cast(keys_json, JSON))).scalar_subquery())
+        found = sa.select(sa.func.array_agg(crosswalk.c.legacy_key), sa.func.array_agg(crosswalk.c.target_key)).where(
+            *mine, crosswalk.c.legacy_key == sa.any_(wanted)
+        )
         legacy, target = conn.execute(found).one()
         return legacy or [], target or []
     wanted_sqlite = crosswalk.c.legacy_key.in_(
-        sa.select(sa.column("value", sa.String)).select_from(sa.func.json_each(keys_json)))
+        sa.select(sa.column("value", sa.String)).select_from(sa.func.json_each(keys_json))
+    )
     rows = conn.execute(sa.select(crosswalk.c.legacy_key, crosswalk.c.target_key).where(*mine, wanted_sqlite)).all()
     return [r[0] for r in rows], [r[1] for r in rows]

@@ -19,7 +19,7 @@ Example::
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import REGCLASS
@@ -44,8 +44,12 @@ class PlannerStats:
         """ANALYZE the tables never analyzed by this load, or grown by half since."""
         if not self.enabled:
             return
-        due = [name for name in table_names if name not in self._rows_at_analyze
-               or self._grown.get(name, 0) >= max(_MIN_ROWS, _GROWTH * self._rows_at_analyze[name])]
+        due = [
+            name
+            for name in table_names
+            if name not in self._rows_at_analyze
+            or self._grown.get(name, 0) >= max(_MIN_ROWS, _GROWTH * self._rows_at_analyze[name])
+        ]
         if not due:
             return
         with self.engine.begin() as conn:
@@ -54,8 +58,11 @@ class PlannerStats:
             conn.execute(sa.text("SET LOCAL default_statistics_target = 10"))
             for name in due:
                 analyze(conn, sa.table(name))
-                estimate = conn.execute(sa.select(sa.column("reltuples")).select_from(sa.table("pg_class")).where(
-                    sa.column("oid") == sa.cast(sa.literal(name), REGCLASS))).scalar()
+                estimate = conn.execute(
+                    sa.select(sa.column("reltuples"))
+                    .select_from(sa.table("pg_class"))
+                    .where(sa.column("oid") == sa.cast(sa.literal(name), REGCLASS))
+                ).scalar()
                 self._rows_at_analyze[name] = max(float(estimate or 0), 0.0)
                 self._grown[name] = 0
 

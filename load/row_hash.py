@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import BIT
 from sqlalchemy.engine import Engine
 
-from extract.fingerprint import canonical_value
+from ts24_migrate.core.rows.fingerprint import canonical_value
 
 SQLITE_ROW_MD5 = "ts24_row_md5"
 SQLITE_HEX28 = "ts24_hex28"

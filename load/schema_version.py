@@ -19,14 +19,14 @@ Example::
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from ts24_migrate import __version__
-from ts24_migrate.errors import ConfigError
+from ts24_migrate.core.errors import ConfigError
 
 from . import bookkeeping, target_schema
 from .transactions import write_transaction
@@ -53,10 +53,16 @@ def _create_flags(conn: Connection) -> None:
 
 
 SCHEMA_STEPS: tuple[SchemaStep, ...] = (
-    SchemaStep(1, "business tables and migration bookkeeping (crosswalk, lineage, rejects, conflicts, "
-                  "load ledger)", _create_tables),
-    SchemaStep(2, "mig_crosswalk without its (target_table, target_key) index: mig_lineage's key serves "
-                  "that lookup", _drop_crosswalk_target_index),
+    SchemaStep(
+        1,
+        "business tables and migration bookkeeping (crosswalk, lineage, rejects, conflicts, load ledger)",
+        _create_tables,
+    ),
+    SchemaStep(
+        2,
+        "mig_crosswalk without its (target_table, target_key) index: mig_lineage's key serves that lookup",
+        _drop_crosswalk_target_index,
+    ),
     SchemaStep(3, "mig_flags: the flagged values of loaded rows (field, original, value loaded)", _create_flags),
 )
 
@@ -71,8 +77,7 @@ def schema_version_of(bind: Engine | Connection) -> int:
     if isinstance(bind, Engine):
         with bind.connect() as conn:
             return schema_version_of(conn)
-    return bind.execute(sa.select(sa.func.coalesce(sa.func.max(bookkeeping.schema_version.c.version), 0))
-                        ).scalar_one()
+    return bind.execute(sa.select(sa.func.coalesce(sa.func.max(bookkeeping.schema_version.c.version), 0))).scalar_one()
 
 
 def prepare_target(target: Engine, *, steps: tuple[SchemaStep, ...] = SCHEMA_STEPS) -> list[int]:
@@ -93,12 +98,18 @@ def prepare_target(target: Engine, *, steps: tuple[SchemaStep, ...] = SCHEMA_STE
             if current > latest:
                 raise ConfigError(
                     f"target database schema is at version {current}, newer than this ts24-migrate "
-                    f"({__version__}) knows ({latest}); upgrade ts24-migrate")
+                    f"({__version__}) knows ({latest}); upgrade ts24-migrate"
+                )
             if step.version <= current:
                 continue
             step.apply(conn)
-            conn.execute(bookkeeping.schema_version.insert().values(
-                version=step.version, description=step.description, tool_version=__version__,
-                applied_at=dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)))
+            conn.execute(
+                bookkeeping.schema_version.insert().values(
+                    version=step.version,
+                    description=step.description,
+                    tool_version=__version__,
+                    applied_at=dt.datetime.now(dt.UTC).replace(tzinfo=None),
+                )
+            )
             applied.append(step.version)
     return applied

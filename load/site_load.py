@@ -34,9 +34,10 @@ from __future__ import annotations
 import datetime as dt
 import time
 from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any
 
 import pandas as pd
 import pyarrow as pa
@@ -44,19 +45,18 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from extract.discovery import TableInfo, discover_tables
-from extract.fingerprint import TableFingerprint, row_digest
-from extract.legacy_schema import MAPPED_TABLES
 from extract.reader import iter_table_rows, read_batch
-from transform import (TransformContext, consulted_tables, remembered_columns, target_table_for,
-                       transform_batch)
-from transform.key_store import DEFAULT_MEMORY_ENTRIES
+from transform import TransformContext, consulted_tables, remembered_columns, target_table_for, transform_batch
 from transform.tables.common import legacy_key_texts
-from ts24_migrate.errors import ConfigError, VerificationError
+from ts24_migrate.core.errors import ConfigError, VerificationError
+from ts24_migrate.core.key_store import DEFAULT_MEMORY_ENTRIES
+from ts24_migrate.core.legacy.schema import MAPPED_TABLES
+from ts24_migrate.core.rows.fingerprint import TableFingerprint, row_digest
 
 from . import ledger, merge, reasons
-from .flag_records import flag_counts, record_flags, rejected_now
 from .bookkeeping import crosswalk, lineage, rejects
 from .chunking import ChunkLimits, table_chunks
+from .flag_records import flag_counts, record_flags, rejected_now
 from .interpreter import fewer_collections
 from .planner_stats import PlannerStats
 from .prefetch import prefetched
@@ -88,13 +88,19 @@ class LoadSummary:
         return all(t["source_rows"] == t["loaded"] + t["rejected"] for t in self.tables.values())
 
     def to_dict(self) -> dict[str, Any]:
-        return {"site_id": self.site_id, "run_id": self.run_id, "accounting_ok": self.accounting_ok,
-                "chunks_loaded": self.chunks_loaded, "chunks_skipped": self.chunks_skipped,
-                "seconds": round(self.seconds, 3), "tables": self.tables}
+        return {
+            "site_id": self.site_id,
+            "run_id": self.run_id,
+            "accounting_ok": self.accounting_ok,
+            "chunks_loaded": self.chunks_loaded,
+            "chunks_skipped": self.chunks_skipped,
+            "seconds": round(self.seconds, 3),
+            "tables": self.tables,
+        }
 
 
 def _now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
 
 def mapped_legacy_tables(legacy: Engine | Connection, site_id: str) -> list[TableInfo]:
@@ -102,21 +108,31 @@ def mapped_legacy_tables(legacy: Engine | Connection, site_id: str) -> list[Tabl
     found = {info.name.upper(): info for info in discover_tables(legacy)}
     missing = [name for name in MAPPED_TABLES if name not in found]
     if missing:
-        raise ConfigError(f"legacy database of site {site_id} has no table {', '.join(missing)}: "
-                          "is it a TS24 database?")
+        raise ConfigError(
+            f"legacy database of site {site_id} has no table {', '.join(missing)}: is it a TS24 database?"
+        )
     return [found[name] for name in MAPPED_TABLES]
 
 
-def load_site(legacy: Engine, target: Engine, *, site_id: str, run_id: str, cutover: dt.date,
-              attachments_dir: Path | None, chunk_rows: int = 50_000, progress: Progress | None = None,
-              reference_date: dt.date | None = None,
-              chunk_content_bytes: int = ChunkLimits.content_bytes,
-              keys_in_memory: int = DEFAULT_MEMORY_ENTRIES) -> LoadSummary:
+def load_site(
+    legacy: Engine,
+    target: Engine,
+    *,
+    site_id: str,
+    run_id: str,
+    cutover: dt.date,
+    attachments_dir: Path | None,
+    chunk_rows: int = 50_000,
+    progress: Progress | None = None,
+    reference_date: dt.date | None = None,
+    chunk_content_bytes: int = ChunkLimits.content_bytes,
+    keys_in_memory: int = DEFAULT_MEMORY_ENTRIES,
+) -> LoadSummary:
     """Load every mapped table of a site into the target; resumes from the ledger.
 
     A chunk holds at most `chunk_rows` rows, and about `chunk_content_bytes` of file
     contents (load.chunking). What the transform remembers across chunks keeps at most
-    `keys_in_memory` entries per kind in memory, the rest on disk (transform.key_store).
+    `keys_in_memory` entries per kind in memory, the rest on disk (ts24_migrate.core.key_store).
     """
     limits = ChunkLimits(chunk_rows, chunk_content_bytes)
     if target.dialect.name not in ("postgresql", "sqlite"):
@@ -124,15 +140,24 @@ def load_site(legacy: Engine, target: Engine, *, site_id: str, run_id: str, cuto
     started = time.perf_counter()
     register_sqlite_functions(target)
     prepare_target(target)
-    tables = [_TableLoad(info, target_spec(target_table_for(info.name.upper())))
-              for info in mapped_legacy_tables(legacy, site_id)]
-    ctx = TransformContext(site_id, cutover=cutover, attachments_dir=attachments_dir,
-                           reference_date=reference_date or dt.date.today(), keys_in_memory=keys_in_memory)
+    tables = [
+        _TableLoad(info, target_spec(target_table_for(info.name.upper())))
+        for info in mapped_legacy_tables(legacy, site_id)
+    ]
+    ctx = TransformContext(
+        site_id,
+        cutover=cutover,
+        attachments_dir=attachments_dir,
+        reference_date=reference_date or dt.date.today(),
+        keys_in_memory=keys_in_memory,
+    )
     summary = LoadSummary(site_id, run_id)
     with target.connect() as conn:
         for table in tables:
-            table.start(ledger.table_progress(conn, site_id, table.legacy_table),
-                        ledger.table_figures(conn, site_id, table.legacy_table))
+            table.start(
+                ledger.table_progress(conn, site_id, table.legacy_table),
+                ledger.table_figures(conn, site_id, table.legacy_table),
+            )
     summary.chunks_skipped = sum(t.done.chunks_done for t in tables)
     if not all(t.done.complete for t in tables):
         stats = PlannerStats(target)
@@ -142,9 +167,18 @@ def load_site(legacy: Engine, target: Engine, *, site_id: str, run_id: str, cuto
         stats.refresh([crosswalk.name, *(t.spec.name for t in seeded)])
         for table in seeded:  # in dependency order, before the transform sees any new row
             _seed_context(ctx, legacy, target, table.info, table.spec, site_id=site_id)
-        summary.chunks_loaded = _load_tables(legacy, target, [t for t in tables if not t.done.complete], ctx,
-                                             stats, site_id=site_id, run_id=run_id, cutover=cutover,
-                                             limits=limits, progress=progress)
+        summary.chunks_loaded = _load_tables(
+            legacy,
+            target,
+            [t for t in tables if not t.done.complete],
+            ctx,
+            stats,
+            site_id=site_id,
+            run_id=run_id,
+            cutover=cutover,
+            limits=limits,
+            progress=progress,
+        )
     with target.connect() as conn:
         for table in tables:
             summary.tables[table.legacy_table] = _checked_figures(conn, site_id, table.legacy_table, table.spec.name)
@@ -156,12 +190,16 @@ def _checked_figures(conn: Connection, site_id: str, legacy_table: str, target_t
     """The table's figures, after checking that the bookkeeping agrees with the ledger."""
     figures = ledger.table_figures(conn, site_id, legacy_table)
     recorded_rejects = sum(figures["rejects_by_reason"].values())
-    if (figures["crosswalk_rows"] != figures["loaded"] or recorded_rejects != figures["rejected"]
-            or figures["source_rows"] != figures["loaded"] + figures["rejected"]):
+    if (
+        figures["crosswalk_rows"] != figures["loaded"]
+        or recorded_rejects != figures["rejected"]
+        or figures["source_rows"] != figures["loaded"] + figures["rejected"]
+    ):
         raise VerificationError(
             f"load accounting of {legacy_table} (site {site_id}) does not hold: ledger says "
             f"{figures['source_rows']} read = {figures['loaded']} loaded + {figures['rejected']} rejected; "
-            f"bookkeeping holds {figures['crosswalk_rows']} crosswalk rows and {recorded_rejects} rejects")
+            f"bookkeeping holds {figures['crosswalk_rows']} crosswalk rows and {recorded_rejects} rejects"
+        )
     del figures["crosswalk_rows"]
     flagged = flag_counts(conn, site_id=site_id, legacy_table=legacy_table).get(legacy_table, {})
     return {"target_table": target_table, **figures, "flags_by_code": flagged}
@@ -207,8 +245,9 @@ class _TableRead:
     table: _TableLoad
 
 
-def _prepare_chunks(legacy: Engine, tables: list[_TableLoad], ctx: TransformContext,
-                    limits: ChunkLimits) -> Iterator[_PreparedChunk | _TableRead]:
+def _prepare_chunks(
+    legacy: Engine, tables: list[_TableLoad], ctx: TransformContext, limits: ChunkLimits
+) -> Iterator[_PreparedChunk | _TableRead]:
     """Read and transform table after table: the transform remembers each table's rows for the next."""
     with legacy.connect() as source:
         for table in tables:
@@ -222,18 +261,34 @@ def _prepare_chunks(legacy: Engine, tables: list[_TableLoad], ctx: TransformCont
                 _check_every_row_accounted(table.legacy_table, chunk_no, keys, result)
                 staged, unstorable = to_stage_arrow(result.rows, table.spec)
                 yield _PreparedChunk(
-                    table=table, chunk_no=chunk_no, rows_in=len(rows), first_key=keys[0], last_key=keys[-1],
+                    table=table,
+                    chunk_no=chunk_no,
+                    rows_in=len(rows),
+                    first_key=keys[0],
+                    last_key=keys[-1],
                     resume_after=_key_values(table.info, rows[-1]) if table.info.primary_key else None,
-                    fingerprint=_chunk_fingerprint(table.legacy_table, rows, keys, result.rows), staged=staged,
+                    fingerprint=_chunk_fingerprint(table.legacy_table, rows, keys, result.rows),
+                    staged=staged,
                     rejects=[*result.rejects.to_dict("records"), *unstorable],
-                    flags=result.flags.to_dict("records"))
+                    flags=result.flags.to_dict("records"),
+                )
                 chunk_no += 1
             yield _TableRead(table)
 
 
-def _load_tables(legacy: Engine, target: Engine, tables: list[_TableLoad], ctx: TransformContext,
-                 stats: PlannerStats, *, site_id: str, run_id: str, cutover: dt.date, limits: ChunkLimits,
-                 progress: Progress | None) -> int:
+def _load_tables(
+    legacy: Engine,
+    target: Engine,
+    tables: list[_TableLoad],
+    ctx: TransformContext,
+    stats: PlannerStats,
+    *,
+    site_id: str,
+    run_id: str,
+    cutover: dt.date,
+    limits: ChunkLimits,
+    progress: Progress | None,
+) -> int:
     """Load the chunks the ledger does not hold; returns how many."""
     with legacy.connect() as source:
         for table in tables:
@@ -245,20 +300,36 @@ def _load_tables(legacy: Engine, target: Engine, tables: list[_TableLoad], ctx: 
     # the collector runs less often meanwhile (load.interpreter).
     with fewer_collections():
         for item in prefetched(_prepare_chunks(legacy, tables, ctx, limits), depth=2):
-            loaded_chunks += _load_item(target, item, stats, site_id=site_id, run_id=run_id, cutover=cutover,
-                                        progress=progress)
+            loaded_chunks += _load_item(
+                target, item, stats, site_id=site_id, run_id=run_id, cutover=cutover, progress=progress
+            )
     return loaded_chunks
 
 
-def _load_item(target: Engine, item: _PreparedChunk | _TableRead, stats: PlannerStats, *, site_id: str,
-               run_id: str, cutover: dt.date, progress: Progress | None) -> int:
+def _load_item(
+    target: Engine,
+    item: _PreparedChunk | _TableRead,
+    stats: PlannerStats,
+    *,
+    site_id: str,
+    run_id: str,
+    cutover: dt.date,
+    progress: Progress | None,
+) -> int:
     """Merge one prepared chunk, or record a table as complete; returns the chunks loaded (0 or 1)."""
     table = item.table
     if isinstance(item, _TableRead):
         with write_transaction(target) as conn:
-            ledger.complete_table(conn, site_id=site_id, legacy_table=table.legacy_table,
-                                  target_table=table.spec.name, fingerprint=table.fingerprint,
-                                  chunks=table.next_chunk_no, run_id=run_id, now=_now())
+            ledger.complete_table(
+                conn,
+                site_id=site_id,
+                legacy_table=table.legacy_table,
+                target_table=table.spec.name,
+                fingerprint=table.fingerprint,
+                chunks=table.next_chunk_no,
+                run_id=run_id,
+                now=_now(),
+            )
         return 0
     grown_tables = [table.spec.name, crosswalk.name, lineage.name]
     stats.refresh(grown_tables)
@@ -275,35 +346,58 @@ def _merge_prepared(target: Engine, chunk: _PreparedChunk, *, site_id: str, run_
     """One chunk, its bookkeeping and its ledger row, in one transaction."""
     legacy_table, now = chunk.table.legacy_table, _now()
     with write_transaction(target) as conn:
-        outcome = merge.merge_chunk(conn, chunk.table.spec, chunk.staged, legacy_table=legacy_table,
-                                    site_id=site_id, run_id=run_id, cutover=cutover, now=now,
-                                    may_be_loaded=chunk.table.may_be_loaded)
-        merge.record_rejects(conn, chunk.rejects, legacy_table=legacy_table, site_id=site_id, run_id=run_id,
-                             now=now)
+        outcome = merge.merge_chunk(
+            conn,
+            chunk.table.spec,
+            chunk.staged,
+            legacy_table=legacy_table,
+            site_id=site_id,
+            run_id=run_id,
+            cutover=cutover,
+            now=now,
+            may_be_loaded=chunk.table.may_be_loaded,
+        )
+        merge.record_rejects(conn, chunk.rejects, legacy_table=legacy_table, site_id=site_id, run_id=run_id, now=now)
         # flags only of the rows written: not of those the target cannot store, nor the load refused
         refused = {str(r["legacy_key"]) for r in chunk.rejects}
         if outcome.rejected:
             refused |= rejected_now(conn, legacy_table=legacy_table, site_id=site_id, now=now)
-        record_flags(conn, chunk.flags, legacy_table=legacy_table, site_id=site_id, run_id=run_id, now=now,
-                     skip_keys=refused)
+        record_flags(
+            conn, chunk.flags, legacy_table=legacy_table, site_id=site_id, run_id=run_id, now=now, skip_keys=refused
+        )
         rejected = len(chunk.rejects) + outcome.rejected
         if outcome.loaded + rejected != chunk.rows_in:
-            raise VerificationError(f"{legacy_table} chunk {chunk.chunk_no}: {chunk.rows_in} rows read, "
-                                    f"{outcome.loaded} loaded + {rejected} rejected")
+            raise VerificationError(
+                f"{legacy_table} chunk {chunk.chunk_no}: {chunk.rows_in} rows read, "
+                f"{outcome.loaded} loaded + {rejected} rejected"
+            )
         ledger.record_chunk(
-            conn, site_id=site_id, legacy_table=legacy_table, chunk_no=chunk.chunk_no, first_key=chunk.first_key,
-            last_key=chunk.last_key, rows_in=chunk.rows_in, loaded=outcome.loaded, rejected=rejected,
-            conflicts=outcome.conflicts, run_id=run_id, fingerprint=chunk.fingerprint,
-            resume_after=chunk.resume_after, now=now)
+            conn,
+            site_id=site_id,
+            legacy_table=legacy_table,
+            chunk_no=chunk.chunk_no,
+            first_key=chunk.first_key,
+            last_key=chunk.last_key,
+            rows_in=chunk.rows_in,
+            loaded=outcome.loaded,
+            rejected=rejected,
+            conflicts=outcome.conflicts,
+            run_id=run_id,
+            fingerprint=chunk.fingerprint,
+            resume_after=chunk.resume_after,
+            now=now,
+        )
 
 
-def _chunks_to_load(source: Connection, info: TableInfo, done: ledger.TableProgress,
-                    limits: ChunkLimits, null_keys_seen: Counter) -> Iterator[list[tuple]]:
+def _chunks_to_load(
+    source: Connection, info: TableInfo, done: ledger.TableProgress, limits: ChunkLimits, null_keys_seen: Counter
+) -> Iterator[list[tuple]]:
     resume_after = done.resume_after
     page_rows = limits.page_rows(info)
     if info.primary_key and not (resume_after and any(value is None for value in resume_after)):
-        yield from table_chunks(iter_table_rows(source, info, chunk_rows=page_rows, start_after=resume_after),
-                                info, limits)
+        yield from table_chunks(
+            iter_table_rows(source, info, chunk_rows=page_rows, start_after=resume_after), info, limits
+        )
         return
     # A keyless table is read in one pass, in the same order each time: skip the chunks done. So are
     # the rows whose key holds NULL (SQLite lets a key column hold it), ahead of the others: a load
@@ -320,8 +414,7 @@ def _key_values(info: TableInfo, row: Sequence[Any]) -> list[Any]:
     return [row[info.column_names.index(name)] for name in info.primary_key]
 
 
-def _legacy_keys(info: TableInfo, rows: list[tuple], columns: list[list[Any]],
-                 null_keys_seen: Counter) -> list[str]:
+def _legacy_keys(info: TableInfo, rows: list[tuple], columns: list[list[Any]], null_keys_seen: Counter) -> list[str]:
     """The legacy key of each row as text (composite keys joined), handed to the transform."""
     key_columns = [columns[info.column_names.index(name)] for name in info.primary_key]
     return legacy_key_texts(key_columns, rows.__getitem__, len(rows), null_keys_seen)
@@ -346,11 +439,13 @@ def _check_every_row_accounted(legacy_table: str, chunk_no: int, keys: list[str]
         lost = sorted(set(keys) - set(out))[:3]
         raise VerificationError(
             f"transform of {legacy_table} chunk {chunk_no} does not account for every row: {len(keys)} read, "
-            f"{len(result.rows)} rows + {len(result.rejects)} rejects out (lost e.g. {lost}, unknown {unknown})")
+            f"{len(result.rows)} rows + {len(result.rejects)} rejects out (lost e.g. {lost}, unknown {unknown})"
+        )
 
 
-def _chunk_fingerprint(legacy_table: str, rows: list[tuple], keys: list[str],
-                       transformed: pd.DataFrame) -> TableFingerprint:
+def _chunk_fingerprint(
+    legacy_table: str, rows: list[tuple], keys: list[str], transformed: pd.DataFrame
+) -> TableFingerprint:
     """The chunk's TableFingerprint over the rows as read.
 
     The transform already hashed every accepted row with the same row_digest
@@ -365,8 +460,9 @@ def _chunk_fingerprint(legacy_table: str, rows: list[tuple], keys: list[str],
             fingerprint.add(row)
             continue
         if not reused and row_digest(row).hex() != known:
-            raise VerificationError(f"{legacy_table} row {key}: the transform's legacy_row_hash is not the "
-                                    "digest of the row as read")
+            raise VerificationError(
+                f"{legacy_table} row {key}: the transform's legacy_row_hash is not the digest of the row as read"
+            )
         reused.append(known)
     fingerprint.add_digests([bytes.fromhex(known) for known in reused])  # summed at once
     return fingerprint
@@ -389,8 +485,9 @@ def _tables_to_seed(tables: list[_TableLoad]) -> list[_TableLoad]:
     return [t for t in tables if t.legacy_table in needed and t.done.chunks_done]
 
 
-def _seed_context(ctx: TransformContext, legacy: Engine, target: Engine, info: TableInfo, spec: TargetSpec,
-                  *, site_id: str) -> None:
+def _seed_context(
+    ctx: TransformContext, legacy: Engine, target: Engine, info: TableInfo, spec: TargetSpec, *, site_id: str
+) -> None:
     legacy_table = info.name.upper()
     remembered = remembered_columns(legacy_table)
     if not remembered:
@@ -399,10 +496,19 @@ def _seed_context(ctx: TransformContext, legacy: Engine, target: Engine, info: T
         query = loaded_rows_query(spec, remembered, site_id=site_id, legacy_table=legacy_table)
         for frame in _frames(conn, query):
             ctx.remember_accepted(legacy_table, frame)
-        load_rejected = conn.execute(sa.select(rejects.c.legacy_key).where(
-            rejects.c.site_id == site_id, rejects.c.legacy_table == legacy_table,
-            rejects.c.reason_code.in_(list(reasons.LOAD_REASON_CODES))).order_by(rejects.c.legacy_key)
-        ).scalars().all()
+        load_rejected = (
+            conn.execute(
+                sa.select(rejects.c.legacy_key)
+                .where(
+                    rejects.c.site_id == site_id,
+                    rejects.c.legacy_table == legacy_table,
+                    rejects.c.reason_code.in_(list(reasons.LOAD_REASON_CODES)),
+                )
+                .order_by(rejects.c.legacy_key)
+            )
+            .scalars()
+            .all()
+        )
     if not load_rejected:
         return
     if len(info.primary_key) != 1:
@@ -410,7 +516,7 @@ def _seed_context(ctx: TransformContext, legacy: Engine, target: Engine, info: T
     key_column = info.table.c[info.primary_key[0]]
     with legacy.connect() as source:
         for i in range(0, len(load_rejected), _KEYS_PER_QUERY):
-            keys = [_typed_key(info, [k])[0] for k in load_rejected[i:i + _KEYS_PER_QUERY]]
+            keys = [_typed_key(info, [k])[0] for k in load_rejected[i : i + _KEYS_PER_QUERY]]
             for rows in iter_table_rows(source, info, where=key_column.in_(keys)):
                 transform_batch(legacy_table, read_batch(info, rows, None), ctx)  # remembers what it accepts
 
@@ -427,10 +533,13 @@ def loaded_rows_query(spec: TargetSpec, columns: Sequence[str], *, site_id: str,
     target_key = crosswalk.c.target_key
     if not isinstance(spec.key.type, sa.String):
         target_key = sa.cast(target_key, spec.key.type)
-    return (sa.select(*[t.c[name] for name in columns], crosswalk.c.legacy_key)
-            .select_from(crosswalk.join(t, spec.key == target_key))
-            .where(crosswalk.c.site_id == site_id, crosswalk.c.legacy_table == legacy_table,
-                   crosswalk.c.target_table == t.name))
+    return (
+        sa.select(*[t.c[name] for name in columns], crosswalk.c.legacy_key)
+        .select_from(crosswalk.join(t, spec.key == target_key))
+        .where(
+            crosswalk.c.site_id == site_id, crosswalk.c.legacy_table == legacy_table, crosswalk.c.target_table == t.name
+        )
+    )
 
 
 def _frames(conn: Connection, query: sa.Select, rows_per_frame: int = 50_000) -> Iterator[pd.DataFrame]:

@@ -116,8 +116,10 @@ def _key_text(series: pd.Series) -> pd.Series:
     """Legacy keys as text: '12345', never '12345.0' when pandas made a nullable int a float."""
     if all(type(v) is str for v in series):  # as the transform writes them
         return series
-    return pd.Series([None if v is None or (not isinstance(v, str) and pd.isna(v)) else _one_key_text(v)
-                      for v in series], dtype=object)
+    return pd.Series(
+        [None if v is None or (not isinstance(v, str) and pd.isna(v)) else _one_key_text(v) for v in series],
+        dtype=object,
+    )
 
 
 def _one_key_text(value: Any) -> str:
@@ -136,8 +138,10 @@ def _arrow_column(series: pd.Series, column: sa.Column, table_name: str) -> pa.A
     try:  # e.g. datetime64 values for a date column: a safe cast refuses to drop a time of day
         return pa.array(series, from_pandas=True).cast(target)
     except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, TypeError, ValueError) as exc:
-        raise ValueError(f"transformed column {table_name}.{column.name} cannot be stored as "
-                         f"{column.type}: {str(exc).splitlines()[0][:200]}") from None
+        raise ValueError(
+            f"transformed column {table_name}.{column.name} cannot be stored as "
+            f"{column.type}: {str(exc).splitlines()[0][:200]}"
+        ) from None
 
 
 def to_stage_arrow(frame: pd.DataFrame, spec: TargetSpec) -> tuple[pa.Table, list[dict[str, Any]]]:
@@ -200,12 +204,19 @@ def _unstorable_reject(key: str, code: str, column: str, value: Any, spec: Targe
     if code == reasons.TARGET_REQUIRED_MISSING:
         message = f"{spec.name}.{column} is required by the new system and is empty"
     elif code == reasons.TARGET_VALUE_TOO_LONG:
-        message = (f"{spec.name}.{column} holds at most {spec.table.c[column].type.length} characters; "
-                   f"this value has {len(value)}")
+        message = (
+            f"{spec.name}.{column} holds at most {spec.table.c[column].type.length} characters; "
+            f"this value has {len(value)}"
+        )
     else:
         message = f"{spec.name}.{column} contains a NUL character"
-    return {"legacy_key": key, "reason_code": code, "field": column,
-            "original_value": None if value is None else str(value)[:_VALUE_PREVIEW], "message": message}
+    return {
+        "legacy_key": key,
+        "reason_code": code,
+        "field": column,
+        "original_value": None if value is None else str(value)[:_VALUE_PREVIEW],
+        "message": message,
+    }
 
 
 def drop_temporary(conn: Connection, table: sa.Table) -> None:

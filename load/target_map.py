@@ -69,8 +69,7 @@ class TargetSpec:
         return [c for c in self.hashed_columns() if c.name not in skip]
 
 
-_DOSSIER = Parent(column="dossier_id", legacy_column="legacy_dossier_id", target_table="dossiers",
-                  legacy_table="HO_SO")
+_DOSSIER = Parent(column="dossier_id", legacy_column="legacy_dossier_id", target_table="dossiers", legacy_table="HO_SO")
 
 TARGET_SPECS: dict[str, TargetSpec] = {
     "offices": TargetSpec(target_schema.offices, natural_key="office_code"),
@@ -86,5 +85,4 @@ def target_spec(table_name: str) -> TargetSpec:
     try:
         return TARGET_SPECS[table_name]
     except KeyError:
-        raise ValueError(f"{table_name!r} does not receive TS24 rows "
-                         f"(one of: {', '.join(TARGET_SPECS)})") from None
+        raise ValueError(f"{table_name!r} does not receive TS24 rows (one of: {', '.join(TARGET_SPECS)})") from None

@@ -17,7 +17,8 @@ metadata = sa.MetaData()
 _ID = sa.BigInteger().with_variant(sa.Integer, "sqlite")  # SQLite autoincrements INTEGER PRIMARY KEY only
 
 offices = sa.Table(
-    "offices", metadata,
+    "offices",
+    metadata,
     sa.Column("office_code", sa.String(10), primary_key=True),
     sa.Column("name", sa.Text, nullable=False),
     sa.Column("level", sa.String(10), nullable=False),  # province | district
@@ -25,7 +26,8 @@ offices = sa.Table(
 )
 
 units = sa.Table(
-    "units", metadata,
+    "units",
+    metadata,
     sa.Column("unit_id", _ID, primary_key=True, autoincrement=True),
     sa.Column("unit_code", sa.String(15), nullable=False, unique=True),
     sa.Column("name", sa.Text, nullable=False),
@@ -49,7 +51,8 @@ units = sa.Table(
 )
 
 insured_persons = sa.Table(
-    "insured_persons", metadata,
+    "insured_persons",
+    metadata,
     sa.Column("person_id", _ID, primary_key=True, autoincrement=True),
     sa.Column("social_insurance_no", sa.String(10), nullable=False, unique=True),
     sa.Column("full_name", sa.Text, nullable=False),
@@ -63,11 +66,11 @@ insured_persons = sa.Table(
     sa.Column("updated_at", sa.DateTime, nullable=False),
 )
 
-DOSSIER_STATUSES = ("submitted", "received", "processing", "supplement_requested", "done", "refused",
-                    "cancelled")
+DOSSIER_STATUSES = ("submitted", "received", "processing", "supplement_requested", "done", "refused", "cancelled")
 
 dossiers = sa.Table(
-    "dossiers", metadata,
+    "dossiers",
+    metadata,
     sa.Column("dossier_id", _ID, primary_key=True, autoincrement=True),
     sa.Column("dossier_no", sa.String(30), nullable=False, unique=True),
     sa.Column("unit_code", sa.String(15), nullable=False),
@@ -88,7 +91,8 @@ dossiers = sa.Table(
 )
 
 dossier_files = sa.Table(
-    "dossier_files", metadata,
+    "dossier_files",
+    metadata,
     sa.Column("file_id", _ID, primary_key=True, autoincrement=True),
     sa.Column("dossier_id", _ID, sa.ForeignKey("dossiers.dossier_id"), nullable=False),
     sa.Column("form_code", sa.String(20)),
@@ -103,7 +107,8 @@ dossier_files = sa.Table(
 )
 
 dossier_history = sa.Table(
-    "dossier_history", metadata,
+    "dossier_history",
+    metadata,
     sa.Column("history_id", _ID, primary_key=True, autoincrement=True),
     sa.Column("dossier_id", _ID, sa.ForeignKey("dossiers.dossier_id"), nullable=False),
     sa.Column("occurred_at", sa.DateTime, nullable=False),
@@ -116,7 +121,8 @@ dossier_history = sa.Table(
 
 # Form 01/ĐK-GĐ re-registrations filed on the new portal (never written by the migration).
 re_registrations = sa.Table(
-    "re_registrations", metadata,
+    "re_registrations",
+    metadata,
     sa.Column("registration_id", _ID, primary_key=True, autoincrement=True),
     sa.Column("unit_code", sa.String(15), nullable=False),
     sa.Column("tax_code", sa.String(14)),
@@ -125,8 +131,15 @@ re_registrations = sa.Table(
     sa.Column("form", sa.String(20), nullable=False, server_default="01/ĐK-GĐ"),
 )
 
-BUSINESS_TABLES = ("offices", "units", "insured_persons", "dossiers", "dossier_files", "dossier_history",
-                   "re_registrations")
+BUSINESS_TABLES = (
+    "offices",
+    "units",
+    "insured_persons",
+    "dossiers",
+    "dossier_files",
+    "dossier_history",
+    "re_registrations",
+)
 
 
 def create_business_tables(bind: Engine | Connection) -> None:

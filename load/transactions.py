@@ -16,8 +16,8 @@ Example::
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 from sqlalchemy.engine import Connection, Engine
 

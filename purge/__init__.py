@@ -2,6 +2,6 @@
 
 Reserved so the layout matches the design (shared/DESIGN.md, "purge"): refuse unless every gate
 holds (a verified backup chain equal to the live source at purge time — see
-reconcile.chain.chain_fingerprints and backups.live_fingerprints — validation passed, site drained,
+backups.chain.chain_fingerprints and backups.live_fingerprints — validation passed, site drained,
 second-person approval), dry run first, then delete, verify and certify.
 """

@@ -17,10 +17,11 @@ Example::
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
-from ts24_migrate.errors import Ts24Error
+from ts24_migrate.core.errors import Ts24Error
 
 from .documents import checked_document
 
@@ -38,24 +39,55 @@ def file_sha256(path: Path) -> str:
     return sha.hexdigest()
 
 
-def media_attestation_body(certificate: Mapping[str, Any], certificate_hash: str, *, devices: Sequence[str],
-                           method: str, tool: str, report_sha256: str, report_name: str,
-                           performed_by: Mapping[str, Any], date: str) -> dict[str, Any]:
-    return {"format": MEDIA_FORMAT, "site": certificate["site"], "certificate_sha256": certificate_hash,
-            "server": certificate["media"]["server"], "devices": list(devices), "method": method, "tool": tool,
-            "tool_report": {"name": report_name, "sha256": report_sha256}, "performed_by": dict(performed_by),
-            "date": date,
-            "statement": "The storage media of this server were sanitized at media level with the method and "
-                         "tool named here; the tool's report, whose SHA-256 is given, is kept by the agency."}
+def media_attestation_body(
+    certificate: Mapping[str, Any],
+    certificate_hash: str,
+    *,
+    devices: Sequence[str],
+    method: str,
+    tool: str,
+    report_sha256: str,
+    report_name: str,
+    performed_by: Mapping[str, Any],
+    date: str,
+) -> dict[str, Any]:
+    return {
+        "format": MEDIA_FORMAT,
+        "site": certificate["site"],
+        "certificate_sha256": certificate_hash,
+        "server": certificate["media"]["server"],
+        "devices": list(devices),
+        "method": method,
+        "tool": tool,
+        "tool_report": {"name": report_name, "sha256": report_sha256},
+        "performed_by": dict(performed_by),
+        "date": date,
+        "statement": "The storage media of this server were sanitized at media level with the method and "
+        "tool named here; the tool's report, whose SHA-256 is given, is kept by the agency.",
+    }
 
 
-def handover_body(certificate: Mapping[str, Any], certificate_hash: str, media_hash: str, *,
-                  receiver: Mapping[str, Any], handed_over_by: Mapping[str, Any], date: str) -> dict[str, Any]:
-    return {"format": HANDOVER_FORMAT, "site": certificate["site"], "certificate_sha256": certificate_hash,
-            "media_attestation_sha256": media_hash, "server": certificate["media"]["server"],
-            "receiver": dict(receiver), "handed_over_by": dict(handed_over_by), "date": date,
-            "statement": "The server was handed back to its owner after its data were purged (certificate) and "
-                         "its media sanitized (media attestation)."}
+def handover_body(
+    certificate: Mapping[str, Any],
+    certificate_hash: str,
+    media_hash: str,
+    *,
+    receiver: Mapping[str, Any],
+    handed_over_by: Mapping[str, Any],
+    date: str,
+) -> dict[str, Any]:
+    return {
+        "format": HANDOVER_FORMAT,
+        "site": certificate["site"],
+        "certificate_sha256": certificate_hash,
+        "media_attestation_sha256": media_hash,
+        "server": certificate["media"]["server"],
+        "receiver": dict(receiver),
+        "handed_over_by": dict(handed_over_by),
+        "date": date,
+        "statement": "The server was handed back to its owner after its data were purged (certificate) and "
+        "its media sanitized (media attestation).",
+    }
 
 
 def addendum_problems(document: Mapping[str, Any], certificate_hash: str, public_key_b64: str) -> list[str]:

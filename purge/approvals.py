@@ -16,24 +16,27 @@ Example::
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any
 
-from backups.keys import SigningKey, key_id_of
+from ts24_migrate.core.keys import SigningKey, key_id_of
 
 from .documents import checked_document, signed_document, signer
 
 APPROVAL_FORMAT = "ts24-purge-approval/1"
-STATEMENT = ("I have reviewed this purge plan and approve the destruction of exactly its scope, on the "
-             "condition that every gate still holds when it is executed.")
+STATEMENT = (
+    "I have reviewed this purge plan and approve the destruction of exactly its scope, on the "
+    "condition that every gate still holds when it is executed."
+)
 
 
 def utc_now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+    return dt.datetime.now(dt.UTC).replace(microsecond=0)
 
 
 def timestamp(moment: dt.datetime) -> str:
-    return moment.astimezone(dt.timezone.utc).isoformat().replace("+00:00", "Z")
+    return moment.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
 
 
 def parse_timestamp(text: str) -> dt.datetime:
@@ -51,13 +54,27 @@ class ListedApprover:
         return key_id_of(self.public_key)
 
 
-def approval_document(plan_body: Mapping[str, Any], plan_hash: str, *, key: SigningKey, name: str,
-                      role: str | None, valid_for: dt.timedelta, now: dt.datetime | None = None) -> dict[str, Any]:
+def approval_document(
+    plan_body: Mapping[str, Any],
+    plan_hash: str,
+    *,
+    key: SigningKey,
+    name: str,
+    role: str | None,
+    valid_for: dt.timedelta,
+    now: dt.datetime | None = None,
+) -> dict[str, Any]:
     moment = now or utc_now()
-    body = {"format": APPROVAL_FORMAT, "site": plan_body["site"]["id"], "plan_sha256": plan_hash,
-            "plan_created_at": plan_body["created_at"],
-            "approver": {"name": name, "role": role, "key_id": key.key_id, "public_key": key.public_key_b64},
-            "approved_at": timestamp(moment), "expires_at": timestamp(moment + valid_for), "statement": STATEMENT}
+    body = {
+        "format": APPROVAL_FORMAT,
+        "site": plan_body["site"]["id"],
+        "plan_sha256": plan_hash,
+        "plan_created_at": plan_body["created_at"],
+        "approver": {"name": name, "role": role, "key_id": key.key_id, "public_key": key.public_key_b64},
+        "approved_at": timestamp(moment),
+        "expires_at": timestamp(moment + valid_for),
+        "statement": STATEMENT,
+    }
     return signed_document(body, [("approver", key)])
 
 
@@ -67,9 +84,15 @@ class ApprovalCheck:
     problems: list[str]
 
 
-def check_approvals(documents: Sequence[tuple[str, Mapping[str, Any]]], *, plan_hash: str,
-                    plan_body: Mapping[str, Any], approvers: Sequence[ListedApprover], pipeline_key: str,
-                    now: dt.datetime | None = None) -> ApprovalCheck:
+def check_approvals(
+    documents: Sequence[tuple[str, Mapping[str, Any]]],
+    *,
+    plan_hash: str,
+    plan_body: Mapping[str, Any],
+    approvers: Sequence[ListedApprover],
+    pipeline_key: str,
+    now: dt.datetime | None = None,
+) -> ApprovalCheck:
     """Which approvals hold for this plan; (name, document) pairs in, each problem named by its file."""
     moment = now or utc_now()
     listed = {a.key_id: a for a in approvers}
@@ -92,15 +115,19 @@ def check_approvals(documents: Sequence[tuple[str, Mapping[str, Any]]], *, plan_
         if body.get("format") != APPROVAL_FORMAT:
             problems.append(f"{name}: not a purge approval ({body.get('format')!r})")
         elif body.get("plan_sha256") != plan_hash:
-            problems.append(f"{name}: approves another plan ({str(body.get('plan_sha256'))[:16]}...), not this one "
-                            f"({plan_hash[:16]}...)")
+            problems.append(
+                f"{name}: approves another plan ({str(body.get('plan_sha256'))[:16]}...), not this one "
+                f"({plan_hash[:16]}...)"
+            )
         elif body.get("site") != plan_body["site"]["id"]:
             problems.append(f"{name}: approves a purge of site {body.get('site')}")
         elif key_id not in listed or listed[key_id].public_key != entry.get("public_key"):
             problems.append(f"{name}: signed by key {key_id}, which the inventory does not list under approvers")
         elif key_id == author_key:
-            problems.append(f"{name}: signed by the plan's own author ({plan_body['author'].get('name')}): a "
-                            f"purge needs a second person")
+            problems.append(
+                f"{name}: signed by the plan's own author ({plan_body['author'].get('name')}): a "
+                f"purge needs a second person"
+            )
         elif key_id == pipeline_id:
             problems.append(f"{name}: signed by the pipeline key, which approves nothing")
         elif parse_timestamp(body["expires_at"]) <= moment:
@@ -111,7 +138,16 @@ def check_approvals(documents: Sequence[tuple[str, Mapping[str, Any]]], *, plan_
             problems.append(f"{name}: a second approval by {listed[key_id].name} (each approver counts once)")
         else:
             seen.add(key_id)
-            valid.append({"approver": listed[key_id].name, "role": listed[key_id].role, "key_id": key_id,
-                          "public_key": entry["public_key"], "approved_at": body["approved_at"],
-                          "expires_at": body["expires_at"], "approval_sha256": digest, "document": dict(document)})
+            valid.append(
+                {
+                    "approver": listed[key_id].name,
+                    "role": listed[key_id].role,
+                    "key_id": key_id,
+                    "public_key": entry["public_key"],
+                    "approved_at": body["approved_at"],
+                    "expires_at": body["expires_at"],
+                    "approval_sha256": digest,
+                    "document": dict(document),
+                }
+            )
     return ApprovalCheck(valid, problems)

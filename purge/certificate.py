@@ -26,36 +26,51 @@ Example::
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
-from audit.verify import verify_ledger
 from audit.ledger import read_events
+from audit.verify import verify_ledger
+from backups.chain import chain_fingerprints
+from backups.increment import increments_dir
 from backups.manifest import check_signature, read_manifest
-from reconcile.chain import chain_fingerprints
-from reconcile.increment import increments_dir
-from ts24_migrate.errors import Ts24Error, VerificationError
+from ts24_migrate.core.errors import Ts24Error, VerificationError
 
 from .approvals import APPROVAL_FORMAT, parse_timestamp
 from .documents import checked_document, document_hash, read_document, signature_problems, signer
 
 CERTIFICATE_FORMAT = "ts24-sanitization-certificate/1"
 CERTIFICATE_EVENT = "purge.certificate_issued"
-STATEMENT = ("This certificate attests a LOGICAL sanitization (NIST SP 800-88 'Clear' of the data the tool can "
-             "reach): the site's legacy database was dropped or its files overwritten once with random data and "
-             "deleted, and every file under its attachment folder was overwritten and deleted, after the whole "
-             "backup chain was verified by a custodian and found equal to the live data. It does NOT sanitize "
-             "the server's disks: copies outside the tool's reach (listed under residues) remain until the "
-             "media are sanitized (Purge or Destroy) with a tool made for it, before the server leaves the "
-             "agency's control.")
+STATEMENT = (
+    "This certificate attests a LOGICAL sanitization (NIST SP 800-88 'Clear' of the data the tool can "
+    "reach): the site's legacy database was dropped or its files overwritten once with random data and "
+    "deleted, and every file under its attachment folder was overwritten and deleted, after the whole "
+    "backup chain was verified by a custodian and found equal to the live data. It does NOT sanitize "
+    "the server's disks: copies outside the tool's reach (listed under residues) remain until the "
+    "media are sanitized (Purge or Destroy) with a tool made for it, before the server leaves the "
+    "agency's control."
+)
 
 
-def certificate_body(*, plan: Mapping[str, Any], plan_hash: str, performed_by: Mapping[str, Any],
-                     approvals: Sequence[Mapping[str, Any]], started_at: str, completed_at: str,
-                     figures: Mapping[str, Any], verification: Mapping[str, Any], residues: Sequence[str],
-                     media_destination: str, ledger_head: Mapping[str, Any], backup_root: str,
-                     tool: Mapping[str, str], remaining_copies: Sequence[Mapping[str, Any]] = ()) -> dict[str, Any]:
+def certificate_body(
+    *,
+    plan: Mapping[str, Any],
+    plan_hash: str,
+    performed_by: Mapping[str, Any],
+    approvals: Sequence[Mapping[str, Any]],
+    started_at: str,
+    completed_at: str,
+    figures: Mapping[str, Any],
+    verification: Mapping[str, Any],
+    residues: Sequence[str],
+    media_destination: str,
+    ledger_head: Mapping[str, Any],
+    backup_root: str,
+    tool: Mapping[str, str],
+    remaining_copies: Sequence[Mapping[str, Any]] = (),
+) -> dict[str, Any]:
     files = [e for e in plan["attachments"]["entries"] if e["kind"] == "file"]
     database = plan["database"]
     return {
@@ -67,28 +82,39 @@ def certificate_body(*, plan: Mapping[str, Any], plan_hash: str, performed_by: M
         "performed_by": dict(performed_by),
         "approvals": {"required": plan["approvals"]["required"], "given": [dict(a) for a in approvals]},
         "media": {
-            "server": plan["server"], "engine": database["engine"], "engine_version": plan["server"].get("version"),
-            "database": database["name"], "attachment_path": plan["attachments"]["root"],
+            "server": plan["server"],
+            "engine": database["engine"],
+            "engine_version": plan["server"].get("version"),
+            "database": database["name"],
+            "attachment_path": plan["attachments"]["root"],
             "data_backed_up": "yes: every table, object definition and attachment file, in the verified "
-                              "backup chain below (encrypted to the custodians)",
+            "backup chain below (encrypted to the custodians)",
             "backup_location": backup_root,
         },
         "sanitization": {
             "method_type": "Clear (logical)",
             "method": "overwrite and deletion",
-            "method_details": {"database": database["method"],
-                               "attachments": "each file overwritten once with random data, fsynced, renamed, "
-                                              "unlinked, its directory fsynced; links unlinked (never followed); "
-                                              "empty folders removed"},
-            "tool": dict(tool), "started_at": started_at, "completed_at": completed_at,
+            "method_details": {
+                "database": database["method"],
+                "attachments": "each file overwritten once with random data, fsynced, renamed, "
+                "unlinked, its directory fsynced; links unlinked (never followed); "
+                "empty folders removed",
+            },
+            "tool": dict(tool),
+            "started_at": started_at,
+            "completed_at": completed_at,
         },
         "verification": dict(verification),
         "residues_for_media_sanitization": list(residues),
         # Where the site's data remains besides the server, and why (purge.remaining_copies), at certification.
         "remaining_copies": [dict(c) for c in remaining_copies],
         "media_destination": media_destination,
-        "figures": {**dict(figures), "rows": plan["totals"]["rows"], "files_planned": len(files),
-                    "file_bytes_planned": sum(e["size"] or 0 for e in files)},
+        "figures": {
+            **dict(figures),
+            "rows": plan["totals"]["rows"],
+            "files_planned": len(files),
+            "file_bytes_planned": sum(e["size"] or 0 for e in files),
+        },
         "bound_to": {
             "plan_sha256": plan_hash,
             "plan_author": {k: plan["author"].get(k) for k in ("name", "role", "key_id")},
@@ -119,8 +145,12 @@ class CertificateCheck:
         return not self.problems
 
     def to_dict(self) -> dict[str, Any]:
-        return {"ok": self.ok, "certificate_sha256": self.certificate_sha256, "checked": self.checked,
-                "problems": self.problems}
+        return {
+            "ok": self.ok,
+            "certificate_sha256": self.certificate_sha256,
+            "checked": self.checked,
+            "problems": self.problems,
+        }
 
 
 def _manifest_folder(backup_root: Path, site_id: str, entry: Mapping[str, Any]) -> Path:
@@ -148,25 +178,35 @@ def _check_approvals(body: Mapping[str, Any], check: CertificateCheck) -> None:
             check.problems.append(f"approval {index} ({approval.get('approver')}): it approves another plan")
         if entry.get("key_id") == author:
             check.problems.append(f"approval {index}: by the plan's own author")
-        if not parse_timestamp(inner["approved_at"]) <= started + dt.timedelta(minutes=5) \
-                or parse_timestamp(inner["expires_at"]) <= started:
+        if (
+            not parse_timestamp(inner["approved_at"]) <= started + dt.timedelta(minutes=5)
+            or parse_timestamp(inner["expires_at"]) <= started
+        ):
             check.problems.append(f"approval {index} ({approval.get('approver')}): not valid when the purge began")
         keys.add(str(entry.get("key_id")))
     if len(keys) < int(body["approvals"]["required"]):
         check.problems.append(f"{len(keys)} distinct approvals, {body['approvals']['required']} required")
     if set(body["bound_to"]["approval_sha256"]) != {a.get("approval_sha256") for a in given}:
         check.problems.append("the approvals bound do not match the approvals embedded")
-    check.checked.append(f"{len(keys)} approval(s) of plan {plan_hash[:16]}... by distinct keys other than the "
-                         f"author's")
+    check.checked.append(
+        f"{len(keys)} approval(s) of plan {plan_hash[:16]}... by distinct keys other than the author's"
+    )
 
 
-def verify_certificate(document: Mapping[str, Any], public_key_b64: str, *, backup_root: Path | None = None,
-                       ledger_path: Path | None = None, plan_path: Path | None = None) -> CertificateCheck:
+def verify_certificate(
+    document: Mapping[str, Any],
+    public_key_b64: str,
+    *,
+    backup_root: Path | None = None,
+    ledger_path: Path | None = None,
+    plan_path: Path | None = None,
+) -> CertificateCheck:
     """Check a certificate offline: its signature, its approvals, and (when given) the backups, ledger, plan."""
     check = CertificateCheck()
     try:
-        body, digest = checked_document(document, {"pipeline": public_key_b64}, what="certificate",
-                                        refusal=VerificationError)
+        body, digest = checked_document(
+            document, {"pipeline": public_key_b64}, what="certificate", refusal=VerificationError
+        )
     except VerificationError as exc:
         check.problems.append(str(exc))
         return check
@@ -183,8 +223,9 @@ def verify_certificate(document: Mapping[str, Any], public_key_b64: str, *, back
     if plan_path is not None:
         try:
             plan = read_document(plan_path, what="plan", refusal=VerificationError)
-            _plan_body, plan_hash = checked_document(plan, {"pipeline": public_key_b64}, what="plan",
-                                                     refusal=VerificationError)
+            _plan_body, plan_hash = checked_document(
+                plan, {"pipeline": public_key_b64}, what="plan", refusal=VerificationError
+            )
             if plan_hash != body["bound_to"]["plan_sha256"]:
                 check.problems.append(f"the plan {plan_path} is not the one the certificate names")
             else:
@@ -201,8 +242,10 @@ def verify_certificate(document: Mapping[str, Any], public_key_b64: str, *, back
                 check.problems.append(f"backup {entry['backup_id']}: {exc}")
                 continue
             if manifest.fingerprint != entry["manifest_fingerprint"]:
-                check.problems.append(f"backup {entry['backup_id']}: its manifest is not the one the certificate "
-                                      f"names (fingerprint differs)")
+                check.problems.append(
+                    f"backup {entry['backup_id']}: its manifest is not the one the certificate "
+                    f"names (fingerprint differs)"
+                )
             check.problems += [f"backup {entry['backup_id']}: {p}" for p in check_signature(folder, public_key_b64)]
             manifests.append(manifest)
         if manifests and len(manifests) == len(body["bound_to"]["backup_manifests"]):
@@ -217,9 +260,14 @@ def verify_certificate(document: Mapping[str, Any], public_key_b64: str, *, back
             check.problems.append(f"ledger: {exc}")
         else:
             check.problems += [f"ledger: {p}" for p in ledger.problems]
-            issued = [e for _line, e, _problem in read_events(ledger_path)
-                      if e is not None and e.event == CERTIFICATE_EVENT and e.site == site_id
-                      and e.data.get("certificate_sha256") == digest]
+            issued = [
+                e
+                for _line, e, _problem in read_events(ledger_path)
+                if e is not None
+                and e.event == CERTIFICATE_EVENT
+                and e.site == site_id
+                and e.data.get("certificate_sha256") == digest
+            ]
             if not issued:
                 check.problems.append("ledger: no event records the issue of this certificate")
             elif ledger.ok:

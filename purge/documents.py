@@ -22,13 +22,14 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
-from backups.keys import SigningKey, key_id_of, verify_signature
 from backups.manifest import canonical_json
 from backups.part_store import write_once
-from ts24_migrate.errors import ConfigError, GateRefused, Ts24Error
+from ts24_migrate.core.errors import ConfigError, GateRefused, Ts24Error
+from ts24_migrate.core.keys import SigningKey, key_id_of, verify_signature
 
 
 def document_hash(body: Mapping[str, Any]) -> str:
@@ -36,8 +37,13 @@ def document_hash(body: Mapping[str, Any]) -> str:
 
 
 def signature_entry(role: str, key: SigningKey, body: Mapping[str, Any]) -> dict[str, str]:
-    return {"role": role, "algorithm": "ed25519", "key_id": key.key_id, "public_key": key.public_key_b64,
-            "signature": base64.b64encode(key.sign(canonical_json(body))).decode("ascii")}
+    return {
+        "role": role,
+        "algorithm": "ed25519",
+        "key_id": key.key_id,
+        "public_key": key.public_key_b64,
+        "signature": base64.b64encode(key.sign(canonical_json(body))).decode("ascii"),
+    }
 
 
 def signed_document(body: Mapping[str, Any], signers: Iterable[tuple[str, SigningKey]]) -> dict[str, Any]:
@@ -63,8 +69,11 @@ def read_document(path: Path, *, what: str, refusal: type[Ts24Error] = GateRefus
         document = json.loads(raw)
     except ValueError:
         raise refusal(f"{what} {path} is not valid JSON: it was damaged or edited") from None
-    if (not isinstance(document, dict) or not isinstance(document.get("body"), dict)
-            or not isinstance(document.get("signatures"), list)):
+    if (
+        not isinstance(document, dict)
+        or not isinstance(document.get("body"), dict)
+        or not isinstance(document.get("signatures"), list)
+    ):
         raise refusal(f"{what} {path} is not a signed ts24-migrate document")
     if raw != canonical_json(document):
         raise refusal(f"{what} {path} is not in its canonical form: it was edited after it was written")
@@ -80,8 +89,9 @@ def signature_problems(document: Mapping[str, Any], role: str, public_key_b64: s
     key = public_key_b64 if public_key_b64 is not None else entry.get("public_key")
     try:
         if public_key_b64 is not None and entry.get("key_id") != key_id_of(public_key_b64):
-            return [f"its {role} signature is by key {entry.get('key_id')}, not the trusted key "
-                    f"{key_id_of(public_key_b64)}"]
+            return [
+                f"its {role} signature is by key {entry.get('key_id')}, not the trusted key {key_id_of(public_key_b64)}"
+            ]
         signature = base64.b64decode(str(entry.get("signature")), validate=True)
         ok = verify_signature(str(key), canonical_json(document["body"]), signature)
     except (ConfigError, ValueError):
@@ -91,8 +101,9 @@ def signature_problems(document: Mapping[str, Any], role: str, public_key_b64: s
     return []
 
 
-def checked_document(document: Mapping[str, Any], trusted: Mapping[str, str | None], *, what: str,
-                     refusal: type[Ts24Error] = GateRefused) -> tuple[dict[str, Any], str]:
+def checked_document(
+    document: Mapping[str, Any], trusted: Mapping[str, str | None], *, what: str, refusal: type[Ts24Error] = GateRefused
+) -> tuple[dict[str, Any], str]:
     """(body, hash) once every role in `trusted` has a valid signature (by that key, when one is given)."""
     problems = [p for role, key in trusted.items() for p in signature_problems(document, role, key)]
     if problems:

@@ -24,11 +24,12 @@ from __future__ import annotations
 import os
 import secrets
 import stat
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
-from ts24_migrate.errors import GateRefused
+from ts24_migrate.core.errors import GateRefused
 
 from .journal import PurgeJournal
 from .plan import LiveScope
@@ -70,8 +71,10 @@ def steps_of(scope: LiveScope) -> list[str]:
 
 
 def _changed(where: str, what: str) -> GateRefused:
-    return GateRefused(f"{where}: {what}; it is not what the plan listed, so it is left as it is. Check who "
-                       f"changes the site during its purge, then make a new plan")
+    return GateRefused(
+        f"{where}: {what}; it is not what the plan listed, so it is left as it is. Check who "
+        f"changes the site during its purge, then make a new plan"
+    )
 
 
 def _open_checked(dir_fd: int, name: str, entry: FolderEntry, flags: int, where: str) -> int:
@@ -112,8 +115,9 @@ def _lstat(dir_fd: int, name: str) -> os.stat_result | None:
         return None
 
 
-def _destroy_file(dir_fd: int, name: str, entry: FolderEntry, step: str, journal: PurgeJournal, where: str,
-                  overwrite: bool) -> int:
+def _destroy_file(
+    dir_fd: int, name: str, entry: FolderEntry, step: str, journal: PurgeJournal, where: str, overwrite: bool
+) -> int:
     """Overwrite (unless `overwrite` is False), rename, unlink; resumes a step a kill interrupted.
 
     Returns the bytes overwritten: the planned size (a resumed step may have overwritten them before the kill:
@@ -184,8 +188,13 @@ def _destroy_entry(root_fd: int, entry: FolderEntry, step: str, journal: PurgeJo
         os.close(dir_fd)
 
 
-def destroy(scope: LiveScope, journal: PurgeJournal, *, drop_database: Callable[[], bool] | None,
-            progress: Callable[[str, int, int], None] | None = None) -> DestructionFigures:
+def destroy(
+    scope: LiveScope,
+    journal: PurgeJournal,
+    *,
+    drop_database: Callable[[], bool] | None,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> DestructionFigures:
     """Run (or resume) every step of the plan's scope; returns the figures of the whole purge."""
     steps = steps_of(scope)
     done = 0
@@ -196,8 +205,9 @@ def destroy(scope: LiveScope, journal: PurgeJournal, *, drop_database: Callable[
                 path = Path(entry.path)
                 dir_fd = open_directory(path.parent)
                 try:
-                    written = _destroy_file(dir_fd, path.name, entry, step, journal, f"database file {path}",
-                                            overwrite=True)
+                    written = _destroy_file(
+                        dir_fd, path.name, entry, step, journal, f"database file {path}", overwrite=True
+                    )
                 finally:
                     os.close(dir_fd)
                 journal.record("done", step=step, kind="database-file", bytes=written)

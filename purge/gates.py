@@ -26,13 +26,25 @@ Example::
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Iterable, Sequence
+from typing import Any
 
-from ts24_migrate.errors import GateRefused
+from ts24_migrate.core.errors import GateRefused
 
-GATES = ("scope", "server_identity", "drained", "writes_stopped", "final_backup", "custodian_verification",
-         "live_equals_chain", "validation_passed", "ledger_verifies", "plan_current", "approvals")
+GATES = (
+    "scope",
+    "server_identity",
+    "drained",
+    "writes_stopped",
+    "final_backup",
+    "custodian_verification",
+    "live_equals_chain",
+    "validation_passed",
+    "ledger_verifies",
+    "plan_current",
+    "approvals",
+)
 
 
 @dataclass(frozen=True)
@@ -43,7 +55,7 @@ class GateResult:
     remedy: str | None = None
 
     @classmethod
-    def check(cls, name: str, holds: bool, detail: str, *, remedy: str) -> "GateResult":
+    def check(cls, name: str, holds: bool, detail: str, *, remedy: str) -> GateResult:
         return cls(name, bool(holds), detail, None if holds else remedy)
 
     def to_dict(self) -> dict[str, Any]:
@@ -69,8 +81,11 @@ def require(results: Sequence[GateResult], *, site_id: str, doing: str) -> None:
         return
     first = bad[0]
     others = f" (also failing: {', '.join(r.name for r in bad[1:])})" if len(bad) > 1 else ""
-    raise PurgeRefused(f"site {site_id}: refusing to {doing}: gate {first.name} failed: {first.detail}. "
-                       f"What to do: {first.remedy}{others}; nothing was destroyed", results)
+    raise PurgeRefused(
+        f"site {site_id}: refusing to {doing}: gate {first.name} failed: {first.detail}. "
+        f"What to do: {first.remedy}{others}; nothing was destroyed",
+        results,
+    )
 
 
 def differences(expected: dict[str, Any], found: dict[str, Any], *, what: str, limit: int = 5) -> list[str]:

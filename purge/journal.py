@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from backups.part_store import Journal
-from ts24_migrate.durable import fsync_dir
-from ts24_migrate.private_files import make_private_dirs
+from ts24_migrate.core.durable import fsync_dir
+from ts24_migrate.core.private_files import make_private_dirs
 
 
 class PurgeJournal:

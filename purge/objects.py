@@ -12,7 +12,7 @@ Example::
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from backups.manifest import BackupManifest
 from extract.objects import discover_objects

@@ -36,18 +36,19 @@ import glob
 import os
 import shutil
 import tempfile
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from ts24_migrate.db import parse_url, store_engine
-from ts24_migrate.errors import UnreachableError
-from ts24_migrate.personal_data import key_kind
-from ts24_migrate.report_paths import PathNames
-from ts24_migrate.secrets import Secret, redact_url
+from ts24_migrate.core.db import parse_url, store_engine
+from ts24_migrate.core.errors import UnreachableError
+from ts24_migrate.core.personal_data import key_kind
+from ts24_migrate.core.report_paths import PathNames
+from ts24_migrate.core.secrets import Secret, redact_url
 
 SCRATCH = "scratch"  # the figure of a restore run naming its scratch database and folder
 RESTORE_STAGES = ("restore-check", "restore-chain", "purge-prepare")  # purge-prepare: a drill into a server
@@ -56,10 +57,10 @@ DESTROY_STAGE = "destroy-copies"
 # Tables the load makes per chunk (load.staging.stage_table, load.merge's plan table): TEMPORARY, so a
 # session's end drops them; one found in a schema of the target is a leftover.
 STAGING_PREFIXES = ("ts24_stage_", "ts24_plan_")
-KEY_STORE_PREFIX = "ts24-keys-"  # transform.key_store.private_temporary_database's folders
+KEY_STORE_PREFIX = "ts24-keys-"  # ts24_migrate.core.key_store.private_temporary_database's folders
 OUTREACH_CSV = "reregistration-outreach.csv"  # reconcile.report.OUTREACH_CSV
 DATA_DOCS_DIR = "data-docs"  # validation.report.DATA_DOCS_DIR
-PARTIAL = ".{name}.partial"  # where ts24_migrate.steps.scratch writes a restore until it matches
+PARTIAL = ".{name}.partial"  # where ts24_migrate.runs.scratch writes a restore until it matches
 SQLITE_COMPANIONS = ("-wal", "-shm", "-journal")
 
 
@@ -104,15 +105,24 @@ class RemainingCopy:
         return self.exists and self.kind in (CopyKind.SCRATCH_RESTORE, CopyKind.STAGING_TABLES)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"kind": self.kind.value, "location": self.location, "holds": self.holds, "why": self.why,
-                "disposition": self.disposition.value, "exists": self.exists,
-                "path": str(self.path) if self.path else None, "run_id": self.run_id}
+        return {
+            "kind": self.kind.value,
+            "location": self.location,
+            "holds": self.holds,
+            "why": self.why,
+            "disposition": self.disposition.value,
+            "exists": self.exists,
+            "path": str(self.path) if self.path else None,
+            "run_id": self.run_id,
+        }
 
 
 # -- recording a scratch restore -------------------------------------------------------------------
 
-def scratch_record(into_url: Secret, files_dir: Path | None, *, tables: Iterable[str],
-                   url_env: str | None = None) -> dict[str, Any]:
+
+def scratch_record(
+    into_url: Secret, files_dir: Path | None, *, tables: Iterable[str], url_env: str | None = None
+) -> dict[str, Any]:
     """What a restore is about to make, as its run records it (never the password).
 
     `url_env`: the environment variable that held a server scratch database's URL, so that
@@ -120,13 +130,17 @@ def scratch_record(into_url: Secret, files_dir: Path | None, *, tables: Iterable
     """
     parsed = parse_url(into_url, what="scratch database")
     sqlite = parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:")
-    return {"database": redact_url(into_url.reveal()),
-            "sqlite_path": str(Path(parsed.database).resolve()) if sqlite else None,
-            "url_env": None if sqlite else url_env, "tables": sorted(set(tables)),
-            "files": str(Path(files_dir).resolve()) if files_dir is not None else None}
+    return {
+        "database": redact_url(into_url.reveal()),
+        "sqlite_path": str(Path(parsed.database).resolve()) if sqlite else None,
+        "url_env": None if sqlite else url_env,
+        "tables": sorted(set(tables)),
+        "files": str(Path(files_dir).resolve()) if files_dir is not None else None,
+    }
 
 
 # -- the register ----------------------------------------------------------------------------------
+
 
 def _sqlite_path(url: Secret) -> Path | None:
     parsed = parse_url(url, what="database")
@@ -144,24 +158,36 @@ def _location(names: PathNames, path: Path | None, url: Secret | None = None) ->
 def _backup_chain(app, site_id: str, names: PathNames) -> list[RemainingCopy]:
     folder = app.inventory.backup_path / site_id
     personal_keys = "; for insured persons those keys are social insurance numbers"
-    return [RemainingCopy(
-        CopyKind.BACKUP_CHAIN, _location(names, folder),
-        "every row and attachment file of the site, in every full backup and increment, age-encrypted to the "
-        "custodians; the clear-text manifests list tables, row counts, hashes and each part's lowest and "
-        "highest key" + personal_keys,
-        "the site's record once the server is purged: kept by the custodians, who alone can decrypt it",
-        Disposition.KEPT_BY_DESIGN, folder.is_dir(), folder)]
+    return [
+        RemainingCopy(
+            CopyKind.BACKUP_CHAIN,
+            _location(names, folder),
+            "every row and attachment file of the site, in every full backup and increment, age-encrypted to the "
+            "custodians; the clear-text manifests list tables, row counts, hashes and each part's lowest and "
+            "highest key" + personal_keys,
+            "the site's record once the server is purged: kept by the custodians, who alone can decrypt it",
+            Disposition.KEPT_BY_DESIGN,
+            folder.is_dir(),
+            folder,
+        )
+    ]
 
 
 def _new_system(app, names: PathNames) -> list[RemainingCopy]:
     url = app.inventory.target_url()
     path = _sqlite_path(url)
-    return [RemainingCopy(
-        CopyKind.NEW_SYSTEM, _location(names, path, url),
-        "the loaded rows (persons, units, dossiers, files, history), their lineage and crosswalk to legacy "
-        "keys, the reject list (mig_rejects) and the flagged values (mig_flags) with their original values",
-        "the new system of record: kept by design", Disposition.KEPT_BY_DESIGN,
-        path.is_file() if path is not None else True, path)]
+    return [
+        RemainingCopy(
+            CopyKind.NEW_SYSTEM,
+            _location(names, path, url),
+            "the loaded rows (persons, units, dossiers, files, history), their lineage and crosswalk to legacy "
+            "keys, the reject list (mig_rejects) and the flagged values (mig_flags) with their original values",
+            "the new system of record: kept by design",
+            Disposition.KEPT_BY_DESIGN,
+            path.is_file() if path is not None else True,
+            path,
+        )
+    ]
 
 
 def _reconcile_keys(app, site_id: str) -> int:
@@ -171,8 +197,11 @@ def _reconcile_keys(app, site_id: str) -> int:
     engine = app.control_store.engine
     if not sa.inspect(engine).has_table(digests.name):
         return 0
-    query = (sa.select(digests.c.table_name, sa.func.count()).where(digests.c.site_id == site_id)
-             .group_by(digests.c.table_name))
+    query = (
+        sa.select(digests.c.table_name, sa.func.count())
+        .where(digests.c.site_id == site_id)
+        .group_by(digests.c.table_name)
+    )
     with engine.connect() as conn:
         return sum(int(n) for table, n in conn.execute(query) if key_kind(table))
 
@@ -181,31 +210,53 @@ def _control_store(app, site_id: str, names: PathNames) -> list[RemainingCopy]:
     url = app.inventory.control_store_url()
     path = _sqlite_path(url)
     keys = _reconcile_keys(app, site_id)
-    return [RemainingCopy(
-        CopyKind.CONTROL_STORE, _location(names, path, url),
-        "every run's figures (examples with personal data masked) and the reconcile state: each legacy row's "
-        f"key and digest ({keys} of those keys are personal: insured persons' social insurance numbers)",
-        "the migration's record, read by reports and the purge gates: kept until the site is certified; "
-        "its reconcile state can then be destroyed with the site", Disposition.KEPT_MASKED,
-        path.is_file() if path is not None else True, path)]
+    return [
+        RemainingCopy(
+            CopyKind.CONTROL_STORE,
+            _location(names, path, url),
+            "every run's figures (examples with personal data masked) and the reconcile state: each legacy row's "
+            f"key and digest ({keys} of those keys are personal: insured persons' social insurance numbers)",
+            "the migration's record, read by reports and the purge gates: kept until the site is certified; "
+            "its reconcile state can then be destroyed with the site",
+            Disposition.KEPT_MASKED,
+            path.is_file() if path is not None else True,
+            path,
+        )
+    ]
 
 
 def _ledger(app, site_id: str, names: PathNames) -> list[RemainingCopy]:
     path = app.ledger_path(site_id)
-    return [RemainingCopy(
-        CopyKind.AUDIT_LEDGER, _location(names, path),
-        "signed events of every run with its figures (counts, fingerprints, paths); no row values",
-        "the audit trail auditors verify: kept by design", Disposition.KEPT_BY_DESIGN, path.is_file(), path)]
+    return [
+        RemainingCopy(
+            CopyKind.AUDIT_LEDGER,
+            _location(names, path),
+            "signed events of every run with its figures (counts, fingerprints, paths); no row values",
+            "the audit trail auditors verify: kept by design",
+            Disposition.KEPT_BY_DESIGN,
+            path.is_file(),
+            path,
+        )
+    ]
 
 
 # What each report file holds, by its stem; the assessment shows no row values.
 REPORT_KINDS = {
-    "assessment": ("assessment", "figures of the legacy database (tables, counts, objects, attachment findings), "
-                                 "no row values", False),
-    "validation-report": ("validation report", "figures, and examples of rejected and flagged rows by legacy key",
-                          True),
-    "reconciliation": ("reconciliation report", "figures, dossiers by legacy id and number, rows the carry-over "
-                                                "blocked by legacy key", True),
+    "assessment": (
+        "assessment",
+        "figures of the legacy database (tables, counts, objects, attachment findings), no row values",
+        False,
+    ),
+    "validation-report": (
+        "validation report",
+        "figures, and examples of rejected and flagged rows by legacy key",
+        True,
+    ),
+    "reconciliation": (
+        "reconciliation report",
+        "figures, dossiers by legacy id and number, rows the carry-over blocked by legacy key",
+        True,
+    ),
 }
 
 
@@ -230,35 +281,76 @@ def _reports(app, site_id: str, names: PathNames) -> list[RemainingCopy]:
             if (folder / f"{stem}.json").exists():
                 holds.append(f"{label}: {what}")
                 shown = shown or (has_examples and _examples_shown(folder / f"{stem}.json") is not False)
-        masking = ("personal data SHOWN (the inventory's show_personal_data, or written before examples were "
-                   "masked: rebuild it with `ts24-migrate report SITE`)" if shown else "personal data masked")
+        masking = (
+            "personal data SHOWN (the inventory's show_personal_data, or written before examples were "
+            "masked: rebuild it with `ts24-migrate report SITE`)"
+            if shown
+            else "personal data masked"
+        )
         disposition = Disposition.KEPT_UNMASKED if shown else Disposition.KEPT_MASKED
-        found.append(RemainingCopy(CopyKind.REPORT, _location(names, folder),
-                                   "; ".join(holds or ["report files"]) + f"; {masking}",
-                                   "the migration's evidence for auditors", disposition, True, folder, folder.name))
+        found.append(
+            RemainingCopy(
+                CopyKind.REPORT,
+                _location(names, folder),
+                "; ".join(holds or ["report files"]) + f"; {masking}",
+                "the migration's evidence for auditors",
+                disposition,
+                True,
+                folder,
+                folder.name,
+            )
+        )
         docs = folder / DATA_DOCS_DIR
         if docs.is_dir():
-            found.append(RemainingCopy(
-                CopyKind.DATA_DOCS, _location(names, docs),
-                "Great Expectations results per table: counts and a few unexpected values, "
-                + ("possibly SHOWN" if shown else "masked where personal"),
-                "the validation's evidence for auditors", disposition, True, docs, folder.name))
+            found.append(
+                RemainingCopy(
+                    CopyKind.DATA_DOCS,
+                    _location(names, docs),
+                    "Great Expectations results per table: counts and a few unexpected values, "
+                    + ("possibly SHOWN" if shown else "masked where personal"),
+                    "the validation's evidence for auditors",
+                    disposition,
+                    True,
+                    docs,
+                    folder.name,
+                )
+            )
         csv = folder / OUTREACH_CSV
         if csv.is_file():
-            found.append(RemainingCopy(
-                CopyKind.OUTREACH_CSV, _location(names, csv),
-                "contact details (unit, tax code, address, contact person, phone, e-mail) of units that must "
-                "re-register; readable by its owner only (0600)",
-                "for the office's outreach: delete it once the units are contacted", Disposition.DELETE_AFTER_USE,
-                True, csv, folder.name))
-    for name, what in (("latest", "the site's latest page: each stage's latest run, its outcome and report link; "
-                                  "no row values"),
-                       ("purge", "purge plans, approvals, journal and certificate: names of tables, objects and "
-                                 "files with their fingerprints; sampled values only as keyed hashes")):
+            found.append(
+                RemainingCopy(
+                    CopyKind.OUTREACH_CSV,
+                    _location(names, csv),
+                    "contact details (unit, tax code, address, contact person, phone, e-mail) of units that must "
+                    "re-register; readable by its owner only (0600)",
+                    "for the office's outreach: delete it once the units are contacted",
+                    Disposition.DELETE_AFTER_USE,
+                    True,
+                    csv,
+                    folder.name,
+                )
+            )
+    for name, what in (
+        ("latest", "the site's latest page: each stage's latest run, its outcome and report link; no row values"),
+        (
+            "purge",
+            "purge plans, approvals, journal and certificate: names of tables, objects and "
+            "files with their fingerprints; sampled values only as keyed hashes",
+        ),
+    ):
         folder = app.inventory.site_dir(site_id) / name
         if folder.is_dir():
-            found.append(RemainingCopy(CopyKind.REPORT, _location(names, folder), what,
-                                       "the site's record: kept by design", Disposition.KEPT_BY_DESIGN, True, folder))
+            found.append(
+                RemainingCopy(
+                    CopyKind.REPORT,
+                    _location(names, folder),
+                    what,
+                    "the site's record: kept by design",
+                    Disposition.KEPT_BY_DESIGN,
+                    True,
+                    folder,
+                )
+            )
     return found
 
 
@@ -269,13 +361,19 @@ def _report_copies(app, site_id: str, names: PathNames) -> list[RemainingCopy]:
         if not folder:
             continue
         path = Path(folder)
-        found.append(RemainingCopy(
-            CopyKind.REPORT_COPY, _location(names, path),
-            f"a copy of validation report {run.figures.get('validate_run')} with its Data Docs, personal data "
-            + ("SHOWN" if run.figures.get("personal_data") == "shown" else "masked"),
-            "handed to an auditor: kept by whoever holds it (listed here while it is on this host)",
-            Disposition.KEPT_MASKED if run.figures.get("personal_data") != "shown" else Disposition.KEPT_UNMASKED,
-            path.exists(), path, run.run_id))
+        found.append(
+            RemainingCopy(
+                CopyKind.REPORT_COPY,
+                _location(names, path),
+                f"a copy of validation report {run.figures.get('validate_run')} with its Data Docs, personal data "
+                + ("SHOWN" if run.figures.get("personal_data") == "shown" else "masked"),
+                "handed to an auditor: kept by whoever holds it (listed here while it is on this host)",
+                Disposition.KEPT_MASKED if run.figures.get("personal_data") != "shown" else Disposition.KEPT_UNMASKED,
+                path.exists(),
+                path,
+                run.run_id,
+            )
+        )
     return found
 
 
@@ -373,10 +471,14 @@ def _scratch(app, site_id: str, names: PathNames) -> list[RemainingCopy]:
             why += f"; destroyed by run {gone[part.key]}"
         elif exists and part.path is None and _scratch_url(part.record) is None:
             why += f"; to destroy it from here, set {part.record.get('url_env') or 'its URL variable'} to its URL"
-        disposition = Disposition.DESTROYED if not exists and part.key in gone else (
-            Disposition.DESTROY_WITH_SITE if exists else Disposition.NONE_LEFT)
-        found.append(RemainingCopy(CopyKind.SCRATCH_RESTORE, location, holds, why, disposition, exists, part.path,
-                                   part.run_id))
+        disposition = (
+            Disposition.DESTROYED
+            if not exists and part.key in gone
+            else (Disposition.DESTROY_WITH_SITE if exists else Disposition.NONE_LEFT)
+        )
+        found.append(
+            RemainingCopy(CopyKind.SCRATCH_RESTORE, location, holds, why, disposition, exists, part.path, part.run_id)
+        )
     return found
 
 
@@ -401,8 +503,10 @@ def leftover_staging_tables(target: Engine) -> list[StagingTable]:
     if target.dialect.name == "postgresql":
         pg_class = sa.table("pg_class", sa.column("relname"), sa.column("relpersistence"), sa.column("relkind"))
         query = sa.select(pg_class.c.relname).where(
-            pg_class.c.relpersistence == "t", pg_class.c.relkind == "r",
-            sa.or_(*(pg_class.c.relname.startswith(p, autoescape=True) for p in STAGING_PREFIXES)))
+            pg_class.c.relpersistence == "t",
+            pg_class.c.relkind == "r",
+            sa.or_(*(pg_class.c.relname.startswith(p, autoescape=True) for p in STAGING_PREFIXES)),
+        )
         with target.connect() as conn:
             found += [StagingTable(None, name, temporary=True) for name in conn.execute(query).scalars()]
     return found
@@ -417,8 +521,11 @@ def _catalog_reader(app, url: Secret, dry_run: bool) -> tuple[Engine, bool, str]
         return app.target_engine(), False, ""
     if not path.exists():
         raise UnreachableError(f"the target database {path} does not exist")
-    note = (" (read from the database file: what its write-ahead log holds was not read)"
-            if Path(f"{path}-wal").exists() else "")
+    note = (
+        " (read from the database file: what its write-ahead log holds was not read)"
+        if Path(f"{path}-wal").exists()
+        else ""
+    )
     parsed = parse_url(url, what="target").set(database=f"file:{path.resolve()}?immutable=1", query={"uri": "true"})
     return sa.create_engine(parsed), True, note
 
@@ -433,22 +540,39 @@ def _staging(app, names: PathNames, dry_run: bool) -> list[RemainingCopy]:
             if own:
                 reader.dispose()
     except UnreachableError as exc:
-        return [RemainingCopy(CopyKind.STAGING_TABLES, _location(names, _sqlite_path(url), url),
-                              f"not checked now: {exc}", "staging tables are TEMPORARY: dropped when the load's "
-                              "session ends; check again where the target is reachable",
-                              Disposition.NONE_LEFT, False)]
+        return [
+            RemainingCopy(
+                CopyKind.STAGING_TABLES,
+                _location(names, _sqlite_path(url), url),
+                f"not checked now: {exc}",
+                "staging tables are TEMPORARY: dropped when the load's "
+                "session ends; check again where the target is reachable",
+                Disposition.NONE_LEFT,
+                False,
+            )
+        ]
     if not leftovers:
-        return [RemainingCopy(
-            CopyKind.STAGING_TABLES, _location(names, _sqlite_path(url), url),
-            f"no staging table (checked now in the target's catalog{note})",
-            "each chunk's staging and plan tables are TEMPORARY: dropped when the load's session ends",
-            Disposition.NONE_LEFT, False)]
-    return [RemainingCopy(
-        CopyKind.STAGING_TABLES, f"{_location(names, _sqlite_path(url), url)}: "
-        + ".".join(filter(None, (table.schema, table.name))),
-        "transformed rows of one load chunk",
-        "held by a live load session (goes when it ends)" if table.temporary else "left by a load: destroy it",
-        Disposition.DESTROY_WITH_SITE, True) for table in leftovers]
+        return [
+            RemainingCopy(
+                CopyKind.STAGING_TABLES,
+                _location(names, _sqlite_path(url), url),
+                f"no staging table (checked now in the target's catalog{note})",
+                "each chunk's staging and plan tables are TEMPORARY: dropped when the load's session ends",
+                Disposition.NONE_LEFT,
+                False,
+            )
+        ]
+    return [
+        RemainingCopy(
+            CopyKind.STAGING_TABLES,
+            f"{_location(names, _sqlite_path(url), url)}: " + ".".join(filter(None, (table.schema, table.name))),
+            "transformed rows of one load chunk",
+            "held by a live load session (goes when it ends)" if table.temporary else "left by a load: destroy it",
+            Disposition.DESTROY_WITH_SITE,
+            True,
+        )
+        for table in leftovers
+    ]
 
 
 def _key_store_leftovers() -> list[Path]:
@@ -460,29 +584,54 @@ def _key_store_leftovers() -> list[Path]:
 def _transform_temp(names: PathNames) -> list[RemainingCopy]:
     leftovers = _key_store_leftovers()
     if not leftovers:
-        return [RemainingCopy(
-            CopyKind.TRANSFORM_TEMP, tempfile.gettempdir(),
-            "nothing on disk: the transform's key stores (insurance and ID numbers it has seen) are SQLite "
-            "files made 0600 in a 0700 folder and unlinked as soon as they are open",
-            "temporary: gone when the load ends, even a killed one", Disposition.NONE_LEFT, False)]
-    return [RemainingCopy(CopyKind.TRANSFORM_TEMP, str(path), "a key store folder left by a killed load",
-                          "temporary: destroy it", Disposition.DESTROY_WITH_SITE, True, path) for path in leftovers]
+        return [
+            RemainingCopy(
+                CopyKind.TRANSFORM_TEMP,
+                tempfile.gettempdir(),
+                "nothing on disk: the transform's key stores (insurance and ID numbers it has seen) are SQLite "
+                "files made 0600 in a 0700 folder and unlinked as soon as they are open",
+                "temporary: gone when the load ends, even a killed one",
+                Disposition.NONE_LEFT,
+                False,
+            )
+        ]
+    return [
+        RemainingCopy(
+            CopyKind.TRANSFORM_TEMP,
+            str(path),
+            "a key store folder left by a killed load",
+            "temporary: destroy it",
+            Disposition.DESTROY_WITH_SITE,
+            True,
+            path,
+        )
+        for path in leftovers
+    ]
 
 
 def remaining_copies(app, site_id: str, *, dry_run: bool = False) -> list[RemainingCopy]:
     """Every place the tool knows holds legacy data of `site_id` besides the legacy server, and why.
 
-    `app` is a ts24_migrate.app.App (inventory, control store, target). `dry_run` (a purge plan): nothing
+    `app` is a ts24_migrate.runs.app.App (inventory, control store, target). `dry_run` (a purge plan): nothing
     is opened for writing, not even the SQLite target's side files.
     """
     app.site(site_id)
     names = PathNames.for_inventory(app.inventory)
-    return [*_backup_chain(app, site_id, names), *_new_system(app, names), *_control_store(app, site_id, names),
-            *_ledger(app, site_id, names), *_reports(app, site_id, names), *_report_copies(app, site_id, names),
-            *_scratch(app, site_id, names), *_staging(app, names, dry_run), *_transform_temp(names)]
+    return [
+        *_backup_chain(app, site_id, names),
+        *_new_system(app, names),
+        *_control_store(app, site_id, names),
+        *_ledger(app, site_id, names),
+        *_reports(app, site_id, names),
+        *_report_copies(app, site_id, names),
+        *_scratch(app, site_id, names),
+        *_staging(app, names, dry_run),
+        *_transform_temp(names),
+    ]
 
 
 # -- destroying the scratch copies -----------------------------------------------------------------
+
 
 def _remove_folder(path: Path) -> None:
     if path.is_symlink():
@@ -521,11 +670,10 @@ def destroy_scratch_copies(app, site_id: str, *, parent_run_id: str | None = Non
     a server scratch database whose URL is at hand), staging tables left in the target and leftover key-store
     folders; record it as a `destroy-copies` run (control store and ledger). Returns what was destroyed and
     what could not be."""
-    from ts24_migrate.stage_runs import stage_run
+    from ts24_migrate.core.stage_runs import stage_run
 
     destroyed, kept = [], []
-    with stage_run(app.control_store, app.ledger(site_id), site_id, DESTROY_STAGE,
-                   parent_run_id=parent_run_id) as run:
+    with stage_run(app.control_store, app.ledger(site_id), site_id, DESTROY_STAGE, parent_run_id=parent_run_id) as run:
         gone = _destroyed(app, site_id)
         for part in _scratch_parts(app, site_id):
             if not part.exists(part.key in gone):
@@ -539,8 +687,10 @@ def destroy_scratch_copies(app, site_id: str, *, parent_run_id: str | None = Non
             else:
                 url = _scratch_url(part.record)
                 if url is None:
-                    kept.append(f"{part.record.get('database')}: set {part.record.get('url_env')} to its URL to "
-                                f"drop the {len(part.record.get('tables') or [])} restored tables")
+                    kept.append(
+                        f"{part.record.get('database')}: set {part.record.get('url_env')} to its URL to "
+                        f"drop the {len(part.record.get('tables') or [])} restored tables"
+                    )
                     continue
                 _drop_tables(url, part.record.get("tables") or [])
             destroyed.append(part.key)
@@ -548,7 +698,12 @@ def destroy_scratch_copies(app, site_id: str, *, parent_run_id: str | None = Non
         leftovers = _key_store_leftovers()
         for folder in leftovers:
             _remove_folder(folder)
-        run.figures.update({"destroyed": destroyed, "staging_tables_dropped": staging,
-                            "key_store_folders_removed": len(leftovers), "not_destroyed": kept})
+        run.figures.update(
+            {
+                "destroyed": destroyed,
+                "staging_tables_dropped": staging,
+                "key_store_folders_removed": len(leftovers),
+                "not_destroyed": kept,
+            }
+        )
     return {"run_id": run.run_id, "site_id": site_id, **run.figures}
-

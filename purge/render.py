@@ -15,12 +15,15 @@ from typing import Any
 
 import jinja2
 
-from ts24_migrate.private_files import write_private_text
+from ts24_migrate.core.private_files import write_private_text
 
 _ENVIRONMENT = jinja2.Environment(
     loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
-    autoescape=jinja2.select_autoescape(["html", "j2"]), undefined=jinja2.StrictUndefined,
-    trim_blocks=True, lstrip_blocks=True)
+    autoescape=jinja2.select_autoescape(["html", "j2"]),
+    undefined=jinja2.StrictUndefined,
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
 
 
 def _size(value: Any) -> str:

@@ -28,15 +28,16 @@ import os
 import re
 import secrets
 import stat
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 from sqlalchemy.engine import Connection
 
 from extract.discovery import TableInfo
 from extract.reader import iter_table_rows
-from ts24_migrate.private_files import make_private_dirs
+from ts24_migrate.core.private_files import make_private_dirs
 
 SALT_NAME = "residue.salt"
 MIN_TOKEN, MAX_TOKEN = 9, 16
@@ -80,8 +81,9 @@ def distinctive_tokens(value: Any) -> list[bytes]:
         data = bytes(value)
     else:
         return []
-    return [m.group() for m in _TOKEN.finditer(data)
-            if MIN_TOKEN <= len(m.group()) <= MAX_TOKEN and len(set(m.group())) > 2]
+    return [
+        m.group() for m in _TOKEN.finditer(data) if MIN_TOKEN <= len(m.group()) <= MAX_TOKEN and len(set(m.group())) > 2
+    ]
 
 
 def sample_values(conn: Connection, tables: Iterable[TableInfo], salt: bytes) -> dict[str, Any]:
@@ -95,13 +97,20 @@ def sample_values(conn: Connection, tables: Iterable[TableInfo], salt: bytes) ->
                     for token in distinctive_tokens(value):
                         digest = keyed_hash(token, salt)
                         if digest not in hashes and len(hashes) < SAMPLE_LIMIT and taken < PER_TABLE:
-                            hashes[digest] = {"hash": digest, "bytes": len(token), "table": table.name,
-                                              "column": column}
+                            hashes[digest] = {
+                                "hash": digest,
+                                "bytes": len(token),
+                                "table": table.name,
+                                "column": column,
+                            }
                             taken += 1
             break  # the first chunk is enough for a sample
     items = sorted(hashes.values(), key=lambda i: (i["table"], i["column"], i["hash"]))
-    return {"algorithm": "blake2b-128 keyed with the site's residue salt (kept in the work folder, not here)",
-            "salt_id": salt_id(salt), "items": items}
+    return {
+        "algorithm": "blake2b-128 keyed with the site's residue salt (kept in the work folder, not here)",
+        "salt_id": salt_id(salt),
+        "items": items,
+    }
 
 
 @dataclass
@@ -113,9 +122,14 @@ class ScanReport:
     unreadable: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"locations": self.locations, "files_scanned": self.files, "bytes_scanned": self.bytes,
-                "hits": self.hits, "unreadable": self.unreadable,
-                "values_found": len({h for hit in self.hits for h in hit["hashes"]})}
+        return {
+            "locations": self.locations,
+            "files_scanned": self.files,
+            "bytes_scanned": self.bytes,
+            "hits": self.hits,
+            "unreadable": self.unreadable,
+            "values_found": len({h for hit in self.hits for h in hit["hashes"]}),
+        }
 
 
 # Each byte as one of three classes: a digit '1', NUL 'z', anything else '0'. Searching the class string for
@@ -149,10 +163,10 @@ class _Matcher:
         classes = data.translate(_CLASSES)
         for unit in (b"1", b"1z"):
             for start, end in _runs(classes, unit, self.shortest):
-                run = data[start:end:len(unit)]
+                run = data[start : end : len(unit)]
                 for length in self.lengths:
                     for offset in range(0, len(run) - length + 1):
-                        digest = keyed_hash(run[offset:offset + length], self.salt)
+                        digest = keyed_hash(run[offset : offset + length], self.salt)
                         if digest in self.wanted:
                             found.add(digest)
         return found
@@ -214,8 +228,16 @@ def scan_paths(locations: Sequence[dict[str, Any]], sample: dict[str, Any], salt
         for file in _files_under(path, bool(location.get("recursive"))):
             found = _scan_file(file, matcher, report)
             if found:
-                report.hits.append({"location": location["what"], "file": str(file), "values": len(found),
-                                    "hashes": sorted(found)})
-        report.locations.append({**location, "exists": path.exists(), "readable": readable,
-                                 "files": report.files - files_before, "bytes": report.bytes - bytes_before})
+                report.hits.append(
+                    {"location": location["what"], "file": str(file), "values": len(found), "hashes": sorted(found)}
+                )
+        report.locations.append(
+            {
+                **location,
+                "exists": path.exists(),
+                "readable": readable,
+                "files": report.files - files_before,
+                "bytes": report.bytes - bytes_before,
+            }
+        )
     return report

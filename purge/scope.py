@@ -20,13 +20,14 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
+from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any
 
 from extract.attachments import file_row
-from extract.fingerprint import TableFingerprint
-from ts24_migrate.errors import GateRefused
+from ts24_migrate.core.errors import GateRefused
+from ts24_migrate.core.rows.fingerprint import TableFingerprint
 
 SQLITE_SIDE_SUFFIXES = ("-wal", "-shm", "-journal")
 _DIRECTORY_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW
@@ -48,8 +49,11 @@ class FolderEntry:
     @property
     def method(self) -> str:
         if self.kind == "file":
-            return ("unlink only (hard-linked outside the folder; contents left for media sanitization)"
-                    if self.outside_links else "overwrite once with random data, fsync, rename, unlink")
+            return (
+                "unlink only (hard-linked outside the folder; contents left for media sanitization)"
+                if self.outside_links
+                else "overwrite once with random data, fsync, rename, unlink"
+            )
         if self.kind == "link":
             return "unlink the link itself (its target is never followed)"
         if self.kind == "directory":
@@ -60,14 +64,20 @@ class FolderEntry:
         return {**asdict(self), "method": self.method}
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "FolderEntry":
-        return cls(**{k: data.get(k) for k in ("path", "kind", "size", "sha256", "link_target", "device", "inode",
-                                                  "links")}, outside_links=bool(data.get("outside_links")))
+    def from_dict(cls, data: Mapping[str, Any]) -> FolderEntry:
+        return cls(
+            **{k: data.get(k) for k in ("path", "kind", "size", "sha256", "link_target", "device", "inode", "links")},
+            outside_links=bool(data.get("outside_links")),
+        )
 
-    def same_content(self, other: "FolderEntry") -> bool:
+    def same_content(self, other: FolderEntry) -> bool:
         """Equal for the purge: kind, size, content hash, link target (not inode or link counts)."""
-        return (self.kind, self.size, self.sha256, self.link_target) == \
-            (other.kind, other.size, other.sha256, other.link_target)
+        return (self.kind, self.size, self.sha256, self.link_target) == (
+            other.kind,
+            other.size,
+            other.sha256,
+            other.link_target,
+        )
 
 
 def relative_parts(relpath: str) -> list[str]:
@@ -126,8 +136,12 @@ def walk_folder(root: Path) -> list[FolderEntry]:
     for entry in entries:
         if entry.kind == "file":
             inside[(entry.device, entry.inode)] = inside.get((entry.device, entry.inode), 0) + 1
-    return [FolderEntry(**{**asdict(e), "outside_links": (e.links or 1) > inside[(e.device, e.inode)]})
-            if e.kind == "file" else e for e in entries]
+    return [
+        FolderEntry(**{**asdict(e), "outside_links": (e.links or 1) > inside[(e.device, e.inode)]})
+        if e.kind == "file"
+        else e
+        for e in entries
+    ]
 
 
 def _walk(dir_fd: int, prefix: str, entries: list[FolderEntry]) -> None:
@@ -177,8 +191,18 @@ def sqlite_files(database: Path) -> list[FolderEntry]:
             size, sha = hash_regular_file(parent, path.name, info)
         finally:
             os.close(parent)
-        found.append(FolderEntry(str(path), "file", size=size, sha256=sha, device=info.st_dev, inode=info.st_ino,
-                                 links=info.st_nlink, outside_links=info.st_nlink > 1))
+        found.append(
+            FolderEntry(
+                str(path),
+                "file",
+                size=size,
+                sha256=sha,
+                device=info.st_dev,
+                inode=info.st_ino,
+                links=info.st_nlink,
+                outside_links=info.st_nlink > 1,
+            )
+        )
     return found
 
 
@@ -186,8 +210,13 @@ def _overlap(a: Path, b: Path) -> bool:
     return a == b or a in b.parents or b in a.parents
 
 
-def scope_problems(*, attachments: Path | None, protected: Mapping[str, Path | None],
-                   other_sites: Mapping[str, Path], legacy_file: Path | None = None) -> list[str]:
+def scope_problems(
+    *,
+    attachments: Path | None,
+    protected: Mapping[str, Path | None],
+    other_sites: Mapping[str, Path],
+    legacy_file: Path | None = None,
+) -> list[str]:
     """Why this scope is unsafe to purge (empty when it is safe). Paths are resolved first.
 
     `protected`: folders and files the purge must never reach (backup folder, work folder, control
@@ -199,8 +228,10 @@ def scope_problems(*, attachments: Path | None, protected: Mapping[str, Path | N
             problems.append(f"the attachment folder is the file-system root {root}")
         for what, path in protected.items():
             if path is not None and _overlap(root, Path(os.path.realpath(path))):
-                problems.append(f"the attachment folder {root} and the {what} ({os.path.realpath(path)}) overlap: "
-                                f"move one of them so that neither holds the other")
+                problems.append(
+                    f"the attachment folder {root} and the {what} ({os.path.realpath(path)}) overlap: "
+                    f"move one of them so that neither holds the other"
+                )
         for site, path in sorted(other_sites.items()):
             if _overlap(root, Path(os.path.realpath(path))):
                 problems.append(f"the attachment folder {root} overlaps site {site}'s ({os.path.realpath(path)})")

@@ -19,8 +19,22 @@ from sqlalchemy.schema import DDLElement
 
 # What the TS24 software could change the site's database with (MariaDB/MySQL privilege names), on the
 # database and on one table; MariaDB also has DELETE HISTORY (system-versioned tables).
-DATABASE_WRITE_PRIVILEGES = ("INSERT", "UPDATE", "DELETE", "CREATE", "DROP", "ALTER", "INDEX", "CREATE VIEW",
-                             "TRIGGER", "CREATE ROUTINE", "ALTER ROUTINE", "EXECUTE", "EVENT", "LOCK TABLES")
+DATABASE_WRITE_PRIVILEGES = (
+    "INSERT",
+    "UPDATE",
+    "DELETE",
+    "CREATE",
+    "DROP",
+    "ALTER",
+    "INDEX",
+    "CREATE VIEW",
+    "TRIGGER",
+    "CREATE ROUTINE",
+    "ALTER ROUTINE",
+    "EXECUTE",
+    "EVENT",
+    "LOCK TABLES",
+)
 TABLE_WRITE_PRIVILEGES = ("INSERT", "UPDATE", "DELETE", "CREATE", "DROP", "ALTER", "INDEX", "CREATE VIEW", "TRIGGER")
 MARIADB_ONLY_PRIVILEGES = ("DELETE HISTORY",)
 WRITE_PRIVILEGES = frozenset(DATABASE_WRITE_PRIVILEGES + MARIADB_ONLY_PRIVILEGES)
@@ -105,8 +119,10 @@ def _read_only(element, compiler, **kw):
 def _revoke(element, compiler, **kw):
     quote = compiler.preparer.quote_identifier
     target = quote(element.database) + "." + (quote(element.table) if element.table else "*")
-    return (f"REVOKE {', '.join(element.privileges)} ON {target} FROM "
-            f"{_literal(compiler, element.user)}@{_literal(compiler, element.host)}")
+    return (
+        f"REVOKE {', '.join(element.privileges)} ON {target} FROM "
+        f"{_literal(compiler, element.user)}@{_literal(compiler, element.host)}"
+    )
 
 
 @compiles(KillConnection)

@@ -33,32 +33,48 @@ from __future__ import annotations
 
 import os
 import stat
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from .statements import (DATABASE_WRITE_PRIVILEGES, MARIADB_ONLY_PRIVILEGES, TABLE_WRITE_PRIVILEGES,
-                         KillConnection, RevokeWrites, SetReadOnly, UseDatabase, WRITE_PRIVILEGES)
+from .statements import (
+    DATABASE_WRITE_PRIVILEGES,
+    MARIADB_ONLY_PRIVILEGES,
+    TABLE_WRITE_PRIVILEGES,
+    WRITE_PRIVILEGES,
+    KillConnection,
+    RevokeWrites,
+    SetReadOnly,
+    UseDatabase,
+)
 
 METHODS = {
     "sqlite": "file mode: write permission removed from the database file and its side files (chmod a-w); "
-              "read by the tool with mode=ro",
+    "read by the tool with mode=ro",
     "mariadb": "the TS24 application accounts' write privileges on the site's database revoked and their "
-               "connections ended (no server-wide setting)",
+    "connections ended (no server-wide setting)",
     "mysql": "the TS24 application accounts' write privileges on the site's database revoked and their "
-             "connections ended (no server-wide setting)",
+    "connections ended (no server-wide setting)",
     "mssql": "ALTER DATABASE ... SET READ_ONLY WITH ROLLBACK IMMEDIATE on the site's database only",
 }
 NO_WRITE = ~(stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH)
 _IS = "information_schema"
 USER_PRIVILEGES = sa.table("USER_PRIVILEGES", sa.column("GRANTEE"), sa.column("PRIVILEGE_TYPE"), schema=_IS)
-SCHEMA_PRIVILEGES = sa.table("SCHEMA_PRIVILEGES", sa.column("GRANTEE"), sa.column("TABLE_SCHEMA"),
-                             sa.column("PRIVILEGE_TYPE"), schema=_IS)
-TABLE_PRIVILEGES = sa.table("TABLE_PRIVILEGES", sa.column("GRANTEE"), sa.column("TABLE_SCHEMA"),
-                            sa.column("TABLE_NAME"), sa.column("PRIVILEGE_TYPE"), schema=_IS)
+SCHEMA_PRIVILEGES = sa.table(
+    "SCHEMA_PRIVILEGES", sa.column("GRANTEE"), sa.column("TABLE_SCHEMA"), sa.column("PRIVILEGE_TYPE"), schema=_IS
+)
+TABLE_PRIVILEGES = sa.table(
+    "TABLE_PRIVILEGES",
+    sa.column("GRANTEE"),
+    sa.column("TABLE_SCHEMA"),
+    sa.column("TABLE_NAME"),
+    sa.column("PRIVILEGE_TYPE"),
+    schema=_IS,
+)
 PROCESSLIST = sa.table("PROCESSLIST", sa.column("ID"), sa.column("USER"), sa.column("DB"), schema=_IS)
 SYS_DATABASES = sa.table("databases", sa.column("name"), sa.column("is_read_only"), schema="sys")
 NO_SUCH_GRANT = ("1141", "1147")  # MariaDB/MySQL: no such grant defined (database / table level)
@@ -82,8 +98,9 @@ def _grantee(account: str) -> str:
     return f"'{user}'@'{host}'"
 
 
-def stop_writes(conn: Connection | None, *, kind: str, database: str | None, files: Sequence[Path],
-                accounts: Sequence[str]) -> dict[str, Any]:
+def stop_writes(
+    conn: Connection | None, *, kind: str, database: str | None, files: Sequence[Path], accounts: Sequence[str]
+) -> dict[str, Any]:
     """Put the write stop in place (idempotent); returns what was done, for the ledger."""
     if kind == "sqlite":
         changed = []
@@ -102,8 +119,11 @@ def stop_writes(conn: Connection | None, *, kind: str, database: str | None, fil
             user, host = split_account(account)
             if _revoke(conn, RevokeWrites(database, user, host, privileges)):
                 revoked.append({"account": account, "on": f"{database}.*"})
-            tables = conn.execute(sa.select(TABLE_PRIVILEGES.c.TABLE_NAME).distinct().where(
-                TABLE_PRIVILEGES.c.GRANTEE == _grantee(account), TABLE_PRIVILEGES.c.TABLE_SCHEMA == database)).scalars()
+            tables = conn.execute(
+                sa.select(TABLE_PRIVILEGES.c.TABLE_NAME)
+                .distinct()
+                .where(TABLE_PRIVILEGES.c.GRANTEE == _grantee(account), TABLE_PRIVILEGES.c.TABLE_SCHEMA == database)
+            ).scalars()
             for table in sorted(tables):
                 if _revoke(conn, RevokeWrites(database, user, host, table_privileges, table=table)):
                     revoked.append({"account": account, "on": f"{database}.{table}"})
@@ -117,8 +137,7 @@ def stop_writes(conn: Connection | None, *, kind: str, database: str | None, fil
                         pass  # it ended by itself meanwhile
         # Connection ids grow: any application connection above this one was opened after the revocation.
         last = conn.execute(sa.select(sa.func.connection_id())).scalar_one()
-        return {"method": METHODS[kind], "revoked": revoked, "connections_ended": killed,
-                "connection_id": int(last)}
+        return {"method": METHODS[kind], "revoked": revoked, "connections_ended": killed, "connection_id": int(last)}
     if kind == "mssql":
         assert conn is not None and database is not None
         conn.execute(UseDatabase("master"))
@@ -137,8 +156,15 @@ def _revoke(conn: Connection, statement: RevokeWrites) -> bool:
         raise
 
 
-def check_writes_stopped(conn: Connection | None, *, kind: str, database: str | None, files: Sequence[Path],
-                         accounts: Sequence[str], stopped_at_connection: int | None = None) -> WriteStopCheck:
+def check_writes_stopped(
+    conn: Connection | None,
+    *,
+    kind: str,
+    database: str | None,
+    files: Sequence[Path],
+    accounts: Sequence[str],
+    stopped_at_connection: int | None = None,
+) -> WriteStopCheck:
     """Whether the stop holds; MariaDB needs `stopped_at_connection` (the id stop_writes recorded)."""
     method = METHODS.get(kind, f"no write stop is known for {kind}")
     if kind == "sqlite":
@@ -152,48 +178,80 @@ def check_writes_stopped(conn: Connection | None, *, kind: str, database: str | 
                 writable.append(f"{path} (mode {mode:04o})")
         if writable:
             return WriteStopCheck(False, method, f"writable: {', '.join(writable)}")
-        return WriteStopCheck(True, method, f"{len(files)} file(s) without write permission",
-                              {"files": [str(p) for p in files]})
+        return WriteStopCheck(
+            True, method, f"{len(files)} file(s) without write permission", {"files": [str(p) for p in files]}
+        )
     if kind in ("mariadb", "mysql"):
         assert conn is not None and database is not None
         if not accounts:
-            return WriteStopCheck(False, method, "the inventory names no application account: list the accounts "
-                                                 "the TS24 software writes with under the site's "
-                                                 "purge.application_accounts")
+            return WriteStopCheck(
+                False,
+                method,
+                "the inventory names no application account: list the accounts "
+                "the TS24 software writes with under the site's "
+                "purge.application_accounts",
+            )
         if stopped_at_connection is None:
             return WriteStopCheck(False, method, "writes were never stopped for the purge")
         problems = []
         writes = sorted(WRITE_PRIVILEGES)
         for account in accounts:
             grantee = _grantee(account)
-            found = conn.execute(sa.select(USER_PRIVILEGES.c.PRIVILEGE_TYPE).where(
-                USER_PRIVILEGES.c.GRANTEE == grantee, USER_PRIVILEGES.c.PRIVILEGE_TYPE.in_(writes))).scalars().all()
+            found = (
+                conn.execute(
+                    sa.select(USER_PRIVILEGES.c.PRIVILEGE_TYPE).where(
+                        USER_PRIVILEGES.c.GRANTEE == grantee, USER_PRIVILEGES.c.PRIVILEGE_TYPE.in_(writes)
+                    )
+                )
+                .scalars()
+                .all()
+            )
             if found:
-                problems.append(f"{account} holds {', '.join(sorted(found))} on *.* (server-wide: the DBA must "
-                                f"narrow it, the purge never changes other databases)")
+                problems.append(
+                    f"{account} holds {', '.join(sorted(found))} on *.* (server-wide: the DBA must "
+                    f"narrow it, the purge never changes other databases)"
+                )
             s = SCHEMA_PRIVILEGES.c
-            for schema, privilege in conn.execute(sa.select(s.TABLE_SCHEMA, s.PRIVILEGE_TYPE).where(
-                    s.GRANTEE == grantee, s.PRIVILEGE_TYPE.in_(writes),
-                    sa.or_(s.TABLE_SCHEMA == database, sa.literal(database).like(s.TABLE_SCHEMA)))):
-                problems.append(f"{account} holds {privilege} on {schema}.*"
-                                + (" (a wildcard grant: the DBA must narrow it)" if schema != database else ""))
+            for schema, privilege in conn.execute(
+                sa.select(s.TABLE_SCHEMA, s.PRIVILEGE_TYPE).where(
+                    s.GRANTEE == grantee,
+                    s.PRIVILEGE_TYPE.in_(writes),
+                    sa.or_(s.TABLE_SCHEMA == database, sa.literal(database).like(s.TABLE_SCHEMA)),
+                )
+            ):
+                problems.append(
+                    f"{account} holds {privilege} on {schema}.*"
+                    + (" (a wildcard grant: the DBA must narrow it)" if schema != database else "")
+                )
             t = TABLE_PRIVILEGES.c
-            for table, privilege in conn.execute(sa.select(t.TABLE_NAME, t.PRIVILEGE_TYPE).where(
-                    t.GRANTEE == grantee, t.TABLE_SCHEMA == database, t.PRIVILEGE_TYPE.in_(writes))):
+            for table, privilege in conn.execute(
+                sa.select(t.TABLE_NAME, t.PRIVILEGE_TYPE).where(
+                    t.GRANTEE == grantee, t.TABLE_SCHEMA == database, t.PRIVILEGE_TYPE.in_(writes)
+                )
+            ):
                 problems.append(f"{account} holds {privilege} on {database}.{table}")
             user, _host = split_account(account)
-            older = conn.execute(sa.select(sa.func.count()).select_from(PROCESSLIST).where(
-                PROCESSLIST.c.USER == user, PROCESSLIST.c.ID <= stopped_at_connection)).scalar_one()
+            older = conn.execute(
+                sa.select(sa.func.count())
+                .select_from(PROCESSLIST)
+                .where(PROCESSLIST.c.USER == user, PROCESSLIST.c.ID <= stopped_at_connection)
+            ).scalar_one()
             if older:
                 problems.append(f"{account} has {older} connection(s) open from before the write stop")
         if problems:
             return WriteStopCheck(False, method, "; ".join(problems[:5]))
-        return WriteStopCheck(True, method, f"no write privilege and no connection from before the stop for "
-                                            f"{', '.join(accounts)} on {database}", {"accounts": list(accounts)})
+        return WriteStopCheck(
+            True,
+            method,
+            f"no write privilege and no connection from before the stop for {', '.join(accounts)} on {database}",
+            {"accounts": list(accounts)},
+        )
     if kind == "mssql":
         assert conn is not None and database is not None
-        read_only = conn.execute(sa.select(SYS_DATABASES.c.is_read_only).where(
-            SYS_DATABASES.c.name == database)).scalar()
-        return WriteStopCheck(bool(read_only), method, "the database is READ_ONLY" if read_only
-                              else "the database is writable")
+        read_only = conn.execute(
+            sa.select(SYS_DATABASES.c.is_read_only).where(SYS_DATABASES.c.name == database)
+        ).scalar()
+        return WriteStopCheck(
+            bool(read_only), method, "the database is READ_ONLY" if read_only else "the database is writable"
+        )
     return WriteStopCheck(False, method, f"the purge does not know how to stop writes on {kind}")

@@ -39,8 +39,6 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from extract.discovery import TableInfo
-from extract.fingerprint import TableFingerprint, row_digest
-from extract.legacy_schema import MAPPED_TABLES
 from extract.reader import iter_table_batches
 from load import ledger, merge
 from load.bookkeeping import conflicts, crosswalk, rejects
@@ -52,9 +50,12 @@ from load.staging import to_stage_arrow
 from load.target_map import target_spec
 from transform import TransformContext, target_table_for, transform_batch
 from transform.tables.common import legacy_key_text
+from ts24_migrate.core.legacy.schema import MAPPED_TABLES
+from ts24_migrate.core.rows.fingerprint import TableFingerprint, row_digest
 
 from .context_seed import ContextSeeder
 from .state import KEYS_PER_QUERY, ReconcileState, key_values
+
 
 @dataclass
 class CarryOverResult:
@@ -71,27 +72,47 @@ class CarryOverResult:
 
 
 def _now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
 
 def _existing(conn: Connection, table: sa.Table, site_id: str, legacy_table: str, keys: list[str]) -> set[str]:
     found: set[str] = set()
     for i in range(0, len(keys), KEYS_PER_QUERY):
-        found.update(conn.execute(sa.select(table.c.legacy_key).where(
-            table.c.site_id == site_id, table.c.legacy_table == legacy_table,
-            table.c.legacy_key.in_(keys[i:i + KEYS_PER_QUERY]))).scalars())
+        found.update(
+            conn.execute(
+                sa.select(table.c.legacy_key).where(
+                    table.c.site_id == site_id,
+                    table.c.legacy_table == legacy_table,
+                    table.c.legacy_key.in_(keys[i : i + KEYS_PER_QUERY]),
+                )
+            ).scalars()
+        )
     return found
 
 
 def _forget(conn: Connection, table: sa.Table, site_id: str, legacy_table: str, keys: list[str]) -> None:
     for i in range(0, len(keys), KEYS_PER_QUERY):
-        conn.execute(table.delete().where(table.c.site_id == site_id, table.c.legacy_table == legacy_table,
-                                          table.c.legacy_key.in_(keys[i:i + KEYS_PER_QUERY])))
+        conn.execute(
+            table.delete().where(
+                table.c.site_id == site_id,
+                table.c.legacy_table == legacy_table,
+                table.c.legacy_key.in_(keys[i : i + KEYS_PER_QUERY]),
+            )
+        )
 
 
-def carry_over(legacy: Engine, target: Engine, state: ReconcileState, *, site_id: str, run_id: str,
-               cutover: dt.date, attachments_dir: Path | None, reference_date: dt.date | None = None,
-               tables: dict[str, TableInfo] | None = None) -> CarryOverResult:
+def carry_over(
+    legacy: Engine,
+    target: Engine,
+    state: ReconcileState,
+    *,
+    site_id: str,
+    run_id: str,
+    cutover: dt.date,
+    attachments_dir: Path | None,
+    reference_date: dt.date | None = None,
+    tables: dict[str, TableInfo] | None = None,
+) -> CarryOverResult:
     """Carry every queued row of the site over to the target; see the module docstring.
 
     `tables`: the legacy tables as the run discovered them (upper-case name -> TableInfo), so
@@ -106,8 +127,9 @@ def carry_over(legacy: Engine, target: Engine, state: ReconcileState, *, site_id
         infos = {info.name.upper(): info for info in mapped_legacy_tables(legacy, site_id)}  # or a clear error
     else:
         infos = {name: tables[name] for name in MAPPED_TABLES}
-    ctx = TransformContext(site_id, cutover=cutover, attachments_dir=attachments_dir,
-                           reference_date=reference_date or dt.date.today())
+    ctx = TransformContext(
+        site_id, cutover=cutover, attachments_dir=attachments_dir, reference_date=reference_date or dt.date.today()
+    )
     with target.connect() as conn:
         seeder = ContextSeeder(conn, ctx, site_id)
         for name in MAPPED_TABLES:
@@ -116,37 +138,82 @@ def carry_over(legacy: Engine, target: Engine, state: ReconcileState, *, site_id
                 continue
             if name == "NGUOI_LAO_DONG":  # duplicate persons are judged against the whole table
                 seeder.persons(legacy, infos[name])
-            result.tables[name] = _carry_table(legacy, target, state, infos[name], keys, ctx, seeder, result,
-                                               site_id=site_id, run_id=run_id, cutover=cutover)
+            result.tables[name] = _carry_table(
+                legacy,
+                target,
+                state,
+                infos[name],
+                keys,
+                ctx,
+                seeder,
+                result,
+                site_id=site_id,
+                run_id=run_id,
+                cutover=cutover,
+            )
     return result
 
 
-def _carry_table(legacy: Engine, target: Engine, state: ReconcileState, info: TableInfo, keys: list[str],
-                 ctx: TransformContext, seeder: ContextSeeder, result: CarryOverResult, *, site_id: str,
-                 run_id: str, cutover: dt.date) -> dict[str, int]:
+def _carry_table(
+    legacy: Engine,
+    target: Engine,
+    state: ReconcileState,
+    info: TableInfo,
+    keys: list[str],
+    ctx: TransformContext,
+    seeder: ContextSeeder,
+    result: CarryOverResult,
+    *,
+    site_id: str,
+    run_id: str,
+    cutover: dt.date,
+) -> dict[str, int]:
     legacy_table = info.name.upper()
     spec = target_spec(target_table_for(legacy_table))
-    figures = {"queued": len(keys), "updated": 0, "inserted": 0, "rejected": 0, "accepted_again": 0,
-               "blocked": 0, "gone": 0}
+    figures = {
+        "queued": len(keys),
+        "updated": 0,
+        "inserted": 0,
+        "rejected": 0,
+        "accepted_again": 0,
+        "blocked": 0,
+        "gone": 0,
+    }
     key_columns = [info.table.c[k] for k in info.primary_key]
     if not key_columns:
         raise ValueError(f"{legacy_table} has no primary key: its rows cannot be carried over by key")
     for i in range(0, len(keys), KEYS_PER_QUERY):
-        batch_keys = [key_values(k) for k in keys[i:i + KEYS_PER_QUERY]]
-        where = (key_columns[0].in_([k[0] for k in batch_keys]) if len(key_columns) == 1 else
-                 sa.or_(*[sa.and_(*[c == v for c, v in zip(key_columns, k)]) for k in batch_keys]))
-        by_legacy_key = {legacy_key_text(k): text for k, text in zip(batch_keys, keys[i:i + KEYS_PER_QUERY])}
+        batch_keys = [key_values(k) for k in keys[i : i + KEYS_PER_QUERY]]
+        where = (
+            key_columns[0].in_([k[0] for k in batch_keys])
+            if len(key_columns) == 1
+            else sa.or_(*[sa.and_(*[c == v for c, v in zip(key_columns, k)]) for k in batch_keys])
+        )
+        by_legacy_key = {legacy_key_text(k): text for k, text in zip(batch_keys, keys[i : i + KEYS_PER_QUERY])}
         found: set[str] = set()
         with legacy.connect() as source:
             for batch in iter_table_batches(source, info, chunk_rows=KEYS_PER_QUERY, where=where):
                 records = batch.to_pylist()
                 rows = [tuple(r.values()) for r in records]
                 seeder.before(legacy_table, [{k.upper(): v for k, v in r.items()} for r in records])
-                legacy_keys = [legacy_key_text([row[info.column_names.index(k)] for k in info.primary_key])
-                               for row in rows]
+                legacy_keys = [
+                    legacy_key_text([row[info.column_names.index(k)] for k in info.primary_key]) for row in rows
+                ]
                 found.update(legacy_keys)
-                done = _merge_batch(target, spec, legacy_table, batch, rows, legacy_keys, ctx, result, figures,
-                                    site_id=site_id, run_id=run_id, cutover=cutover)
+                done = _merge_batch(
+                    target,
+                    spec,
+                    legacy_table,
+                    batch,
+                    rows,
+                    legacy_keys,
+                    ctx,
+                    result,
+                    figures,
+                    site_id=site_id,
+                    run_id=run_id,
+                    cutover=cutover,
+                )
                 state.done_pending(site_id, info.name, [by_legacy_key[k] for k in done if k in by_legacy_key])
         gone = [k for k in by_legacy_key if k not in found]
         for legacy_key in gone:
@@ -156,9 +223,21 @@ def _carry_table(legacy: Engine, target: Engine, state: ReconcileState, info: Ta
     return figures
 
 
-def _merge_batch(target: Engine, spec, legacy_table: str, batch, rows: list[tuple], legacy_keys: list[str],
-                 ctx: TransformContext, result: CarryOverResult, figures: dict[str, int], *, site_id: str,
-                 run_id: str, cutover: dt.date) -> list[str]:
+def _merge_batch(
+    target: Engine,
+    spec,
+    legacy_table: str,
+    batch,
+    rows: list[tuple],
+    legacy_keys: list[str],
+    ctx: TransformContext,
+    result: CarryOverResult,
+    figures: dict[str, int],
+    *,
+    site_id: str,
+    run_id: str,
+    cutover: dt.date,
+) -> list[str]:
     """Transform and merge one batch; returns the legacy keys carried over (not blocked)."""
     transformed = transform_batch(legacy_table, batch, ctx)
     now = _now()
@@ -172,12 +251,19 @@ def _merge_batch(target: Engine, spec, legacy_table: str, batch, rows: list[tupl
         unstorable: list[dict[str, Any]] = []
         if len(transformed.rows):
             staged, unstorable = to_stage_arrow(transformed.rows, spec)
-            merge.merge_chunk(conn, spec, staged, legacy_table=legacy_table, site_id=site_id, run_id=run_id,
-                              cutover=cutover, now=now)
+            merge.merge_chunk(
+                conn, spec, staged, legacy_table=legacy_table, site_id=site_id, run_id=run_id, cutover=cutover, now=now
+            )
         blocked_rows = blocked.to_dict("records") + [u for u in unstorable if u["legacy_key"] in loaded_before]
         unstorable = [u for u in unstorable if u["legacy_key"] not in loaded_before]
-        merge.record_rejects(conn, [*refused.to_dict("records"), *unstorable], legacy_table=legacy_table,
-                             site_id=site_id, run_id=run_id, now=now)
+        merge.record_rejects(
+            conn,
+            [*refused.to_dict("records"), *unstorable],
+            legacy_table=legacy_table,
+            site_id=site_id,
+            run_id=run_id,
+            now=now,
+        )
         loaded_after = _existing(conn, crosswalk, site_id, legacy_table, legacy_keys)
         rejected_after = _existing(conn, rejects, site_id, legacy_table, legacy_keys)
         # A key is loaded or rejected, never both: a reject of a loaded key is either stale (it is
@@ -185,9 +271,13 @@ def _merge_batch(target: Engine, spec, legacy_table: str, batch, rows: list[tupl
         both = sorted(loaded_after & rejected_after)
         for key in both:
             if key in loaded_before:
-                reason = conn.execute(sa.select(rejects.c.reason_code, rejects.c.message).where(
-                    rejects.c.site_id == site_id, rejects.c.legacy_table == legacy_table,
-                    rejects.c.legacy_key == key)).first()
+                reason = conn.execute(
+                    sa.select(rejects.c.reason_code, rejects.c.message).where(
+                        rejects.c.site_id == site_id,
+                        rejects.c.legacy_table == legacy_table,
+                        rejects.c.legacy_key == key,
+                    )
+                ).first()
                 blocked_rows.append({"legacy_key": key, "reason_code": reason[0], "message": reason[1]})
         _forget(conn, rejects, site_id, legacy_table, both)
         _forget(conn, conflicts, site_id, legacy_table, both)
@@ -196,8 +286,15 @@ def _merge_batch(target: Engine, spec, legacy_table: str, batch, rows: list[tupl
         # The rows written now carry the flags of their new version; a blocked row keeps its old ones.
         written = (loaded_after & set(legacy_keys)) - blocked_keys
         forget_flags(conn, legacy_table=legacy_table, site_id=site_id, keys=written)
-        record_flags(conn, transformed.flags.to_dict("records"), legacy_table=legacy_table, site_id=site_id,
-                     run_id=run_id, now=now, skip_keys=set(legacy_keys) - written)
+        record_flags(
+            conn,
+            transformed.flags.to_dict("records"),
+            legacy_table=legacy_table,
+            site_id=site_id,
+            run_id=run_id,
+            now=now,
+            skip_keys=set(legacy_keys) - written,
+        )
         new_keys = [k for k in legacy_keys if k not in loaded_before and k not in rejected_before]
         conflicts_after = _existing(conn, conflicts, site_id, legacy_table, legacy_keys)
         loaded_delta = len(loaded_after) - len(loaded_before)
@@ -210,15 +307,31 @@ def _merge_batch(target: Engine, spec, legacy_table: str, batch, rows: list[tupl
                 if key in fresh:
                     fingerprint.add_digest(row_digest(row))
             ledger.record_chunk(
-                conn, site_id=site_id, legacy_table=legacy_table, chunk_no=progress.next_chunk_no,
-                first_key=new_keys[0] if new_keys else None, last_key=new_keys[-1] if new_keys else None,
-                rows_in=len(new_keys), loaded=loaded_delta, rejected=rejected_delta,
-                conflicts=len(conflicts_after) - len(conflicts_before), run_id=run_id, fingerprint=fingerprint,
-                resume_after=None, now=now)
+                conn,
+                site_id=site_id,
+                legacy_table=legacy_table,
+                chunk_no=progress.next_chunk_no,
+                first_key=new_keys[0] if new_keys else None,
+                last_key=new_keys[-1] if new_keys else None,
+                rows_in=len(new_keys),
+                loaded=loaded_delta,
+                rejected=rejected_delta,
+                conflicts=len(conflicts_after) - len(conflicts_before),
+                run_id=run_id,
+                fingerprint=fingerprint,
+                resume_after=None,
+                now=now,
+            )
     for row in blocked_rows:
-        result.blocked.append({"table": legacy_table, "legacy_key": str(row["legacy_key"]),
-                               "reason_code": row.get("reason_code"), "field": row.get("field"),
-                               "message": row.get("message")})
+        result.blocked.append(
+            {
+                "table": legacy_table,
+                "legacy_key": str(row["legacy_key"]),
+                "reason_code": row.get("reason_code"),
+                "field": row.get("field"),
+                "message": row.get("message"),
+            }
+        )
     figures["blocked"] += len(blocked_keys)
     figures["updated"] += len((loaded_before & loaded_after) - blocked_keys)
     figures["inserted"] += len(loaded_after - loaded_before)

@@ -27,7 +27,8 @@ Example::
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import pandas as pd
 import sqlalchemy as sa
@@ -49,7 +50,7 @@ def _code(value: Any) -> str | None:
 
 def _chunks(values: list[Any]) -> Iterable[list[Any]]:
     for i in range(0, len(values), KEYS_PER_QUERY):
-        yield values[i:i + KEYS_PER_QUERY]
+        yield values[i : i + KEYS_PER_QUERY]
 
 
 class ContextSeeder:
@@ -63,10 +64,16 @@ class ContextSeeder:
     def load_rejected(self, legacy_table: str) -> list[tuple[str, str | None, str | None]]:
         """(legacy key, field, value) of rows the transform accepted and the new system refused."""
         if legacy_table not in self._load_rejected:
-            self._load_rejected[legacy_table] = [tuple(r) for r in self.conn.execute(
-                sa.select(rejects.c.legacy_key, rejects.c.field, rejects.c.original_value).where(
-                    rejects.c.site_id == self.site_id, rejects.c.legacy_table == legacy_table,
-                    rejects.c.reason_code.in_(list(LOAD_REASON_CODES))))]
+            self._load_rejected[legacy_table] = [
+                tuple(r)
+                for r in self.conn.execute(
+                    sa.select(rejects.c.legacy_key, rejects.c.field, rejects.c.original_value).where(
+                        rejects.c.site_id == self.site_id,
+                        rejects.c.legacy_table == legacy_table,
+                        rejects.c.reason_code.in_(list(LOAD_REASON_CODES)),
+                    )
+                )
+            ]
         return self._load_rejected[legacy_table]
 
     def _new(self, kind: str, values: Iterable[Any]) -> list[Any]:
@@ -75,8 +82,9 @@ class ContextSeeder:
         seen.update(fresh)
         return fresh
 
-    def _held(self, table: sa.Table, key: sa.Column, natural: sa.Column, legacy_table: str,
-              values: list[Any]) -> list[tuple[Any, str]]:
+    def _held(
+        self, table: sa.Table, key: sa.Column, natural: sa.Column, legacy_table: str, values: list[Any]
+    ) -> list[tuple[Any, str]]:
         """(natural key, legacy key) of the rows this site loaded whose natural key is in `values`."""
         found = []
         target_key = key if isinstance(key.type, sa.String) else sa.cast(key, sa.String)
@@ -84,14 +92,24 @@ class ContextSeeder:
         # crosswalk's (site, legacy table, legacy key): three index lookups per row. The crosswalk has
         # no index on its target key, so joining it on that would read every row the site loaded.
         owner = sa.and_(lineage.c.target_table == table.name, lineage.c.target_key == target_key)
-        loaded = sa.and_(crosswalk.c.site_id == lineage.c.site_id, crosswalk.c.legacy_table == lineage.c.legacy_table,
-                         crosswalk.c.legacy_key == lineage.c.legacy_key, crosswalk.c.target_table == table.name,
-                         crosswalk.c.target_key == lineage.c.target_key)
+        loaded = sa.and_(
+            crosswalk.c.site_id == lineage.c.site_id,
+            crosswalk.c.legacy_table == lineage.c.legacy_table,
+            crosswalk.c.legacy_key == lineage.c.legacy_key,
+            crosswalk.c.target_table == table.name,
+            crosswalk.c.target_key == lineage.c.target_key,
+        )
         for chunk in _chunks(values):
-            found += [tuple(r) for r in self.conn.execute(
-                sa.select(natural, crosswalk.c.legacy_key).select_from(table.join(lineage, owner).join(crosswalk, loaded))
-                .where(natural.in_(chunk), lineage.c.site_id == self.site_id,
-                       lineage.c.legacy_table == legacy_table))]
+            found += [
+                tuple(r)
+                for r in self.conn.execute(
+                    sa.select(natural, crosswalk.c.legacy_key)
+                    .select_from(table.join(lineage, owner).join(crosswalk, loaded))
+                    .where(
+                        natural.in_(chunk), lineage.c.site_id == self.site_id, lineage.c.legacy_table == legacy_table
+                    )
+                )
+            ]
         return found
 
     # -- what each table needs --------------------------------------------------------------
@@ -101,9 +119,15 @@ class ContextSeeder:
         self._offices_done = True
         keys = self.ctx.keys_of("DM_COQUAN_BHXH")
         for code, legacy_key in self.conn.execute(
-                sa.select(offices.c.office_code, crosswalk.c.legacy_key).select_from(offices.join(crosswalk, sa.and_(
-                    crosswalk.c.target_table == offices.name, crosswalk.c.target_key == offices.c.office_code)))
-                .where(crosswalk.c.site_id == self.site_id, crosswalk.c.legacy_table == "DM_COQUAN_BHXH")):
+            sa.select(offices.c.office_code, crosswalk.c.legacy_key)
+            .select_from(
+                offices.join(
+                    crosswalk,
+                    sa.and_(crosswalk.c.target_table == offices.name, crosswalk.c.target_key == offices.c.office_code),
+                )
+            )
+            .where(crosswalk.c.site_id == self.site_id, crosswalk.c.legacy_table == "DM_COQUAN_BHXH")
+        ):
             keys.setdefault(code, legacy_key)
             self.ctx.known_office_codes.add(code)
         for legacy_key, _field, _value in self.load_rejected("DM_COQUAN_BHXH"):
@@ -132,9 +156,15 @@ class ContextSeeder:
         if not fresh:
             return
         for chunk in _chunks(fresh):
-            self.ctx.known_dossier_ids.update(self.conn.execute(sa.select(crosswalk.c.legacy_key).where(
-                crosswalk.c.site_id == self.site_id, crosswalk.c.legacy_table == "HO_SO",
-                crosswalk.c.legacy_key.in_(chunk))).scalars())
+            self.ctx.known_dossier_ids.update(
+                self.conn.execute(
+                    sa.select(crosswalk.c.legacy_key).where(
+                        crosswalk.c.site_id == self.site_id,
+                        crosswalk.c.legacy_table == "HO_SO",
+                        crosswalk.c.legacy_key.in_(chunk),
+                    )
+                ).scalars()
+            )
         wanted = set(fresh)
         self.ctx.known_dossier_ids.update(k for k, _f, _v in self.load_rejected("HO_SO") if k in wanted)
 
@@ -157,16 +187,29 @@ class ContextSeeder:
             return
         self.looked_up["persons"] = {True}
         p = insured_persons
-        query = (sa.select(p.c.social_insurance_no, crosswalk.c.legacy_key, p.c.citizen_id, p.c.full_name,
-                           p.c.birth_date, p.c.birth_date_precision, p.c.unit_code)
-                 .select_from(crosswalk.join(p, p.c.person_id == sa.cast(crosswalk.c.target_key, p.c.person_id.type)))
-                 .where(crosswalk.c.site_id == self.site_id, crosswalk.c.legacy_table == "NGUOI_LAO_DONG",
-                        crosswalk.c.target_table == p.name))
+        query = (
+            sa.select(
+                p.c.social_insurance_no,
+                crosswalk.c.legacy_key,
+                p.c.citizen_id,
+                p.c.full_name,
+                p.c.birth_date,
+                p.c.birth_date_precision,
+                p.c.unit_code,
+            )
+            .select_from(crosswalk.join(p, p.c.person_id == sa.cast(crosswalk.c.target_key, p.c.person_id.type)))
+            .where(
+                crosswalk.c.site_id == self.site_id,
+                crosswalk.c.legacy_table == "NGUOI_LAO_DONG",
+                crosswalk.c.target_table == p.name,
+            )
+        )
         result = self.conn.execution_options(stream_results=True, yield_per=rows_per_frame).execute(query)
         columns = list(result.keys())
         for part in result.partitions(rows_per_frame):
-            self.ctx.remember_accepted("NGUOI_LAO_DONG", pd.DataFrame.from_records(
-                [tuple(r) for r in part], columns=columns).astype(object))
+            self.ctx.remember_accepted(
+                "NGUOI_LAO_DONG", pd.DataFrame.from_records([tuple(r) for r in part], columns=columns).astype(object)
+            )
         refused = [k for k, _f, _v in self.load_rejected("NGUOI_LAO_DONG")]
         if not refused:
             return

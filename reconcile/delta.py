@@ -11,7 +11,7 @@ Only the rows a change could have touched are read:
 - a table without a key: read whole, and replaced whole when its fingerprint
   changed.
 
-Each row read is hashed as the backup hashes it (extract.fingerprint over the
+Each row read is hashed as the backup hashes it (ts24_migrate.core.rows.fingerprint over the
 values as stored, extract.extraction.as_stored) and compared with the digest
 the chain holds for its key (reconcile.state): only new and changed rows go
 to the increment, so reading a few rows twice costs nothing but the read.
@@ -38,17 +38,18 @@ Example::
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from extract.discovery import TableInfo
 from extract.extraction import as_stored, count_rows
-from extract.batch_digest import row_digests
-from extract.fingerprint import TableFingerprint
 from extract.reader import iter_table_rows
+from ts24_migrate.core.rows.batch_digest import row_digests
+from ts24_migrate.core.rows.fingerprint import TableFingerprint
 
 from .state import KEYS_PER_QUERY, DigestChange, ReconcileState, TableState, key_text, key_values
 
@@ -93,9 +94,16 @@ class TableDelta:
         return self.fingerprint.rows
 
     def figures(self) -> dict[str, Any]:
-        return {"mode": self.mode, "rows_read": self.rows_read, "new": self.new, "changed": self.changed,
-                "deleted": len(self.deleted_keys), "live_rows": self.live_rows,
-                "chain_rows": self.state.chain.rows if self.state else None, "key_check": self.key_check}
+        return {
+            "mode": self.mode,
+            "rows_read": self.rows_read,
+            "new": self.new,
+            "changed": self.changed,
+            "deleted": len(self.deleted_keys),
+            "live_rows": self.live_rows,
+            "chain_rows": self.state.chain.rows if self.state else None,
+            "key_check": self.key_check,
+        }
 
 
 def _later(current: Any, candidate: Any) -> Any:
@@ -130,9 +138,19 @@ def _greater(a: Sequence[Any], b: Sequence[Any] | None) -> bool:
 class _Reader:
     """One table's delta in progress."""
 
-    def __init__(self, conn: Connection, table: TableInfo, previous: TableState, state: ReconcileState,
-                 site_id: str, mode: str, since: Since, parent_keys: dict[str, list[tuple]],
-                 chunk_rows: int, emit: Emit):
+    def __init__(
+        self,
+        conn: Connection,
+        table: TableInfo,
+        previous: TableState,
+        state: ReconcileState,
+        site_id: str,
+        mode: str,
+        since: Since,
+        parent_keys: dict[str, list[tuple]],
+        chunk_rows: int,
+        emit: Emit,
+    ):
         self.conn, self.table, self.state, self.site_id = conn, table, state, site_id
         self.stored = as_stored(table)
         self.mode, self.since, self.chunk_rows, self.emit = mode, since, chunk_rows, emit
@@ -194,8 +212,12 @@ class _Reader:
             column = self.stored.table.c[self.dependent[0]]
             parents = sorted(self.dependent[1], key=repr)
             for i in range(0, len(parents), KEYS_PER_QUERY):
-                for rows in iter_table_rows(self.conn, self.stored, chunk_rows=self.chunk_rows,
-                                            where=column.in_(parents[i:i + KEYS_PER_QUERY])):
+                for rows in iter_table_rows(
+                    self.conn,
+                    self.stored,
+                    chunk_rows=self.chunk_rows,
+                    where=column.in_(parents[i : i + KEYS_PER_QUERY]),
+                ):
                     self._take([r for r in rows if self._key(r) not in self.seen])
         self.result.live_rows = count_rows(self.conn, self.table)
         if self.mode != "baseline":
@@ -247,8 +269,9 @@ class _Reader:
             self.emit(out)
 
     def _take_baseline(self, rows: list[tuple], keys: list[str], digests: list[bytes]) -> None:
-        self.state.write_baseline_digests(self.site_id, self.table.name,
-                                          [(k, d.hex(), None) for k, d in zip(keys, digests)])
+        self.state.write_baseline_digests(
+            self.site_id, self.table.name, [(k, d.hex(), None) for k, d in zip(keys, digests)]
+        )
         out = []
         for row, key_string, digest in zip(rows, keys, digests):
             self.chain.add_digest(digest)
@@ -277,7 +300,7 @@ class _Reader:
         keys = [key for key, _digest in candidates.values()]
         columns = [self.stored.table.c[name] for name in self.table.primary_key]
         for i in range(0, len(keys), KEYS_PER_QUERY):
-            batch = keys[i:i + KEYS_PER_QUERY]
+            batch = keys[i : i + KEYS_PER_QUERY]
             if any(v is None for key in batch for v in key):
                 where = None  # a NULL key (SQLite) cannot be looked up: this batch reads the table
             elif len(columns) == 1:
@@ -325,9 +348,12 @@ class _Reader:
     def _read_keys(self, keys: list[tuple]) -> None:
         columns = [self.stored.table.c[name] for name in self.table.primary_key]
         for i in range(0, len(keys), KEYS_PER_QUERY):
-            batch = keys[i:i + KEYS_PER_QUERY]
-            where = (columns[0].in_([k[0] for k in batch]) if len(columns) == 1 else
-                     sa.or_(*[sa.and_(*[c == v for c, v in zip(columns, k)]) for k in batch]))
+            batch = keys[i : i + KEYS_PER_QUERY]
+            where = (
+                columns[0].in_([k[0] for k in batch])
+                if len(columns) == 1
+                else sa.or_(*[sa.and_(*[c == v for c, v in zip(columns, k)]) for k in batch])
+            )
             for rows in iter_table_rows(self.conn, self.stored, chunk_rows=self.chunk_rows, where=where):
                 self._take(rows)
 
@@ -335,25 +361,40 @@ class _Reader:
 def _key_columns(table: TableInfo) -> TableInfo:
     """The table narrowed to its key columns (no blobs read to compare keys)."""
     metadata = sa.MetaData()
-    columns = [sa.Column(c.name, c.type, key=c.key, primary_key=True) for c in table.table.columns
-               if c.name in table.primary_key]
+    columns = [
+        sa.Column(c.name, c.type, key=c.key, primary_key=True)
+        for c in table.table.columns
+        if c.name in table.primary_key
+    ]
     columns.sort(key=lambda c: table.primary_key.index(c.name))
     narrow = sa.Table(table.table.name, metadata, *columns, schema=table.table.schema)
-    infos = tuple(sorted((c for c in table.columns if c.name in table.primary_key),
-                         key=lambda c: table.primary_key.index(c.name)))
+    infos = tuple(
+        sorted((c for c in table.columns if c.name in table.primary_key), key=lambda c: table.primary_key.index(c.name))
+    )
     return TableInfo(table.name, table.schema, infos, table.primary_key, narrow)
 
 
-def keyed_table_delta(conn: Connection, table: TableInfo, previous: TableState, state: ReconcileState,
-                      site_id: str, *, mode: str, since: Since, parent_keys: dict[str, list[tuple]],
-                      chunk_rows: int, emit: Emit) -> TableDelta:
+def keyed_table_delta(
+    conn: Connection,
+    table: TableInfo,
+    previous: TableState,
+    state: ReconcileState,
+    site_id: str,
+    *,
+    mode: str,
+    since: Since,
+    parent_keys: dict[str, list[tuple]],
+    chunk_rows: int,
+    emit: Emit,
+) -> TableDelta:
     if mode not in MODES:
         raise ValueError(f"unknown delta mode {mode!r}")
     return _Reader(conn, table, previous, state, site_id, mode, since, parent_keys, chunk_rows, emit).run()
 
 
-def keyless_table_delta(conn: Connection, table: TableInfo, previous: TableState, *, chunk_rows: int,
-                        emit: Emit) -> TableDelta:
+def keyless_table_delta(
+    conn: Connection, table: TableInfo, previous: TableState, *, chunk_rows: int, emit: Emit
+) -> TableDelta:
     """A table without a key: fingerprinted whole; replaced whole in the increment when it changed."""
     stored = as_stored(table)
     live = TableFingerprint()

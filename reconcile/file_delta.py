@@ -25,13 +25,13 @@ import datetime as dt
 import hashlib
 import os
 import stat
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 from backups.part_store import sha256_file
-from extract.attachments import ATTACHMENTS_KEY, iter_attachment_files, file_row
-from extract.fingerprint import TableFingerprint, row_digest
+from extract.attachments import ATTACHMENTS_KEY, file_row, iter_attachment_files
+from ts24_migrate.core.rows.fingerprint import TableFingerprint, row_digest
 
 from .delta import BASELINE_LOOKBACK
 from .state import KEYS_PER_QUERY, DigestChange, ReconcileState
@@ -53,10 +53,15 @@ class FileDelta:
     stamp: str | None = None  # folder_stamp() of the folder as this run found it
 
     def figures(self) -> dict:
-        return {"new": self.new, "changed": self.changed, "deleted": len(self.deleted), "live_files": self.live_files,
-                "hashed": self.hashed, "chain_files": self.chain.rows, "skipped": len(self.skipped)}
-
-
+        return {
+            "new": self.new,
+            "changed": self.changed,
+            "deleted": len(self.deleted),
+            "live_files": self.live_files,
+            "hashed": self.hashed,
+            "chain_files": self.chain.rows,
+            "skipped": len(self.skipped),
+        }
 
 
 def _stamp(path: Path) -> tuple[str, int]:
@@ -90,9 +95,18 @@ def folder_stamp(root: Path) -> tuple[str, int]:
     return digest.hexdigest(), files
 
 
-def folder_delta(root: Path, previous_chain: TableFingerprint, state: ReconcileState, site_id: str, *,
-                 mode: str, base_fingerprint: str | None = None, base_started: dt.datetime | None = None,
-                 previous_stamp: str | None = None, batch: int = KEYS_PER_QUERY) -> FileDelta:
+def folder_delta(
+    root: Path,
+    previous_chain: TableFingerprint,
+    state: ReconcileState,
+    site_id: str,
+    *,
+    mode: str,
+    base_fingerprint: str | None = None,
+    base_started: dt.datetime | None = None,
+    previous_stamp: str | None = None,
+    batch: int = KEYS_PER_QUERY,
+) -> FileDelta:
     root = Path(root)
     delta = FileDelta(chain=TableFingerprint(previous_chain.rows, previous_chain.total))
     delta.stamp, delta.live_files = folder_stamp(root)

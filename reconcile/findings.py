@@ -18,15 +18,15 @@ Example::
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from extract.discovery import TableInfo, discover_tables
 from extract.extraction import as_stored
-from extract.legacy_schema import DOSSIER_STATUS_NAMES, IN_FLIGHT_STATUSES
 from extract.reader import iter_table_rows
 from load.bookkeeping import crosswalk, lineage, rejects
 from load.target_schema import dossiers, re_registrations, units
@@ -34,8 +34,9 @@ from transform.dates import parse_period
 from transform.normalize import as_int
 from transform.tables.common import as_date, as_datetime
 from transform.tables.dossiers import received_after_cutover
-from transform.text_repair import AMBIGUOUS, SUSPECT, repair_text
-from ts24_migrate.errors import ConfigError
+from ts24_migrate.core.errors import ConfigError
+from ts24_migrate.core.legacy.schema import DOSSIER_STATUS_NAMES, IN_FLIGHT_STATUSES
+from ts24_migrate.core.legacy.text_repair import AMBIGUOUS, SUSPECT, repair_text
 
 from .state import KEYS_PER_QUERY, ReconcileState, key_text
 
@@ -67,10 +68,11 @@ def _dossier_table(tables: dict[str, TableInfo]) -> TableInfo:
 
 def _in(column: sa.ColumnElement, values: list[Any]) -> Iterator[sa.ColumnElement[bool]]:
     for i in range(0, len(values), KEYS_PER_QUERY):
-        yield column.in_(values[i:i + KEYS_PER_QUERY])
+        yield column.in_(values[i : i + KEYS_PER_QUERY])
 
 
 # -- in flight ----------------------------------------------------------------------------------
+
 
 @dataclass
 class Dossier:
@@ -84,10 +86,16 @@ class Dossier:
     due_date: dt.date | None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"legacy_id": str(self.legacy_id), "dossier_no": self.number, "unit_code": self.unit,
-                "procedure_code": self.procedure, "declaration_period": self.period, "status": self.status,
-                "received_at": self.received_at.isoformat(sep=" ") if self.received_at else None,
-                "due_date": self.due_date.isoformat() if self.due_date else None}
+        return {
+            "legacy_id": str(self.legacy_id),
+            "dossier_no": self.number,
+            "unit_code": self.unit,
+            "procedure_code": self.procedure,
+            "declaration_period": self.period,
+            "status": self.status,
+            "received_at": self.received_at.isoformat(sep=" ") if self.received_at else None,
+            "due_date": self.due_date.isoformat() if self.due_date else None,
+        }
 
 
 @dataclass
@@ -112,8 +120,16 @@ class InFlight:
         return [d for d in self.dossiers if d.due_date is not None and d.due_date < today]
 
 
-_DOSSIER_COLUMNS = ["ID_HO_SO", "SO_HO_SO", "MA_DV", "MA_THU_TUC", "KY_KE_KHAI", "TRANG_THAI", "NGAY_TIEP_NHAN",
-                    "NGAY_HEN_TRA"]
+_DOSSIER_COLUMNS = [
+    "ID_HO_SO",
+    "SO_HO_SO",
+    "MA_DV",
+    "MA_THU_TUC",
+    "KY_KE_KHAI",
+    "TRANG_THAI",
+    "NGAY_TIEP_NHAN",
+    "NGAY_HEN_TRA",
+]
 
 
 def _dossier(values: dict[str, Any], status: int, reference: dt.date) -> Dossier:
@@ -126,20 +142,27 @@ def _dossier(values: dict[str, Any], status: int, reference: dt.date) -> Dossier
     period_text = values.get("KY_KE_KHAI")
     period = parse_period(period_text, reference_date=reference)[0] if isinstance(period_text, str) else None
     number = values.get("SO_HO_SO")
-    return Dossier(values["ID_HO_SO"], number.strip() if isinstance(number, str) else None, code("MA_DV"),
-                   code("MA_THU_TUC", lower=True), period, DOSSIER_STATUS_NAMES[status],
-                   as_datetime(values.get("NGAY_TIEP_NHAN")), as_date(values.get("NGAY_HEN_TRA")))
+    return Dossier(
+        values["ID_HO_SO"],
+        number.strip() if isinstance(number, str) else None,
+        code("MA_DV"),
+        code("MA_THU_TUC", lower=True),
+        period,
+        DOSSIER_STATUS_NAMES[status],
+        as_datetime(values.get("NGAY_TIEP_NHAN")),
+        as_date(values.get("NGAY_HEN_TRA")),
+    )
 
 
-def in_flight_dossiers(conn: Connection, *, as_of: dt.datetime, tables: dict[str, TableInfo] | None = None,
-                       chunk_rows: int = 50_000) -> InFlight:
+def in_flight_dossiers(
+    conn: Connection, *, as_of: dt.datetime, tables: dict[str, TableInfo] | None = None, chunk_rows: int = 50_000
+) -> InFlight:
     """Legacy dossiers in statuses 0-3 (submitted, received, processing, returned for supplement)."""
     table = _narrow(_dossier_table(tables or legacy_tables(conn)), _DOSSIER_COLUMNS)
     status_column = table.table.c["TRANG_THAI"]
     result = InFlight(as_of)
     names = table.column_names
-    for rows in iter_table_rows(conn, table, chunk_rows=chunk_rows,
-                                where=status_column.in_(list(IN_FLIGHT_STATUSES))):
+    for rows in iter_table_rows(conn, table, chunk_rows=chunk_rows, where=status_column.in_(list(IN_FLIGHT_STATUSES))):
         for row in rows:
             values = dict(zip(names, row))
             status = as_int(values["TRANG_THAI"])
@@ -150,8 +173,11 @@ def in_flight_dossiers(conn: Connection, *, as_of: dt.datetime, tables: dict[str
 
 def in_flight_count(conn: Connection, tables: dict[str, TableInfo] | None = None) -> int:
     table = _dossier_table(tables or legacy_tables(conn)).table
-    return int(conn.execute(sa.select(sa.func.count()).select_from(table).where(
-        table.c["TRANG_THAI"].in_(list(IN_FLIGHT_STATUSES)))).scalar_one())
+    return int(
+        conn.execute(
+            sa.select(sa.func.count()).select_from(table).where(table.c["TRANG_THAI"].in_(list(IN_FLIGHT_STATUSES)))
+        ).scalar_one()
+    )
 
 
 def legacy_clock(conn: Connection, tables: dict[str, TableInfo] | None = None) -> dt.datetime | None:
@@ -164,8 +190,9 @@ def legacy_clock(conn: Connection, tables: dict[str, TableInfo] | None = None) -
             continue
         table = as_stored(table)
         # Values of another type (dirty rows) sort apart on SQLite: take the latest real moment.
-        for value in conn.execute(sa.select(table.table.c[column]).order_by(table.table.c[column].desc())
-                                  .limit(20)).scalars():
+        for value in conn.execute(
+            sa.select(table.table.c[column]).order_by(table.table.c[column].desc()).limit(20)
+        ).scalars():
             moment = as_datetime(value) if not isinstance(value, dt.datetime) else value
             if moment is not None:
                 latest = moment if latest is None or moment > latest else latest
@@ -175,9 +202,15 @@ def legacy_clock(conn: Connection, tables: dict[str, TableInfo] | None = None) -
 
 # -- received after cut-over ---------------------------------------------------------------------
 
-def received_after_cutover_dossiers(conn: Connection, *, cutover: dt.date, as_of: dt.datetime,
-                                    tables: dict[str, TableInfo] | None = None,
-                                    chunk_rows: int = 50_000) -> list[Dossier]:
+
+def received_after_cutover_dossiers(
+    conn: Connection,
+    *,
+    cutover: dt.date,
+    as_of: dt.datetime,
+    tables: dict[str, TableInfo] | None = None,
+    chunk_rows: int = 50_000,
+) -> list[Dossier]:
     """Dossiers TS24 received after the cut-over: it must not receive any (violations)."""
     table = _narrow(_dossier_table(tables or legacy_tables(conn)), _DOSSIER_COLUMNS)
     start = dt.datetime.combine(cutover, dt.time.min)
@@ -187,12 +220,16 @@ def received_after_cutover_dossiers(conn: Connection, *, cutover: dt.date, as_of
         for row in rows:
             values = dict(zip(names, row))
             status = as_int(values["TRANG_THAI"])
-            if received_after_cutover(as_datetime(values["NGAY_TIEP_NHAN"]), cutover) and status in DOSSIER_STATUS_NAMES:
+            if (
+                received_after_cutover(as_datetime(values["NGAY_TIEP_NHAN"]), cutover)
+                and status in DOSSIER_STATUS_NAMES
+            ):
                 found.append(_dossier(values, status, as_of.date()))
     return found
 
 
 # -- drift ---------------------------------------------------------------------------------------
+
 
 @dataclass
 class DossierAccount:
@@ -217,9 +254,16 @@ class DossierAccount:
 _ACCOUNT_COLUMNS = ["ID_HO_SO", "SO_HO_SO", "TRANG_THAI"]
 
 
-def dossier_account(legacy: Connection, target: Connection, state: ReconcileState, *, site_id: str,
-                    tables: dict[str, TableInfo] | None = None, only: list[Any] | None = None,
-                    chunk_rows: int = 5_000) -> DossierAccount:
+def dossier_account(
+    legacy: Connection,
+    target: Connection,
+    state: ReconcileState,
+    *,
+    site_id: str,
+    tables: dict[str, TableInfo] | None = None,
+    only: list[Any] | None = None,
+    chunk_rows: int = 5_000,
+) -> DossierAccount:
     """Compare legacy dossiers' status (and row digest) with what the new system holds.
 
     Every dossier, or only the ID_HO_SO values in `only`. Drift kinds: `status` (the new
@@ -239,24 +283,45 @@ def dossier_account(legacy: Connection, target: Connection, state: ReconcileStat
     return account
 
 
-def _account_rows(account: DossierAccount, rows: list[tuple], target: Connection, state: ReconcileState,
-                  site_id: str) -> None:
+def _account_rows(
+    account: DossierAccount, rows: list[tuple], target: Connection, state: ReconcileState, site_id: str
+) -> None:
     keys = ["" if r[0] is None else str(r[0]) for r in rows]
     loaded: dict[str, tuple[str, str]] = {}
     rejected: dict[str, str] = {}
     for where in _in(crosswalk.c.legacy_key, keys):
-        query = (sa.select(crosswalk.c.legacy_key, dossiers.c.status, lineage.c.legacy_row_hash)
-                 .select_from(crosswalk.join(dossiers, dossiers.c.dossier_id == sa.cast(
-                     crosswalk.c.target_key, dossiers.c.dossier_id.type)).outerjoin(lineage, sa.and_(
-                         lineage.c.target_table == crosswalk.c.target_table,
-                         lineage.c.target_key == crosswalk.c.target_key)))
-                 .where(crosswalk.c.site_id == site_id, crosswalk.c.legacy_table == "HO_SO",
-                        crosswalk.c.target_table == dossiers.name, where))
+        query = (
+            sa.select(crosswalk.c.legacy_key, dossiers.c.status, lineage.c.legacy_row_hash)
+            .select_from(
+                crosswalk.join(
+                    dossiers, dossiers.c.dossier_id == sa.cast(crosswalk.c.target_key, dossiers.c.dossier_id.type)
+                ).outerjoin(
+                    lineage,
+                    sa.and_(
+                        lineage.c.target_table == crosswalk.c.target_table,
+                        lineage.c.target_key == crosswalk.c.target_key,
+                    ),
+                )
+            )
+            .where(
+                crosswalk.c.site_id == site_id,
+                crosswalk.c.legacy_table == "HO_SO",
+                crosswalk.c.target_table == dossiers.name,
+                where,
+            )
+        )
         loaded.update({k: (s, h) for k, s, h in target.execute(query)})
     for where in _in(rejects.c.legacy_key, keys):
-        rejected.update({k: r for k, r in target.execute(sa.select(rejects.c.legacy_key, rejects.c.reason_code)
-                                                          .where(rejects.c.site_id == site_id,
-                                                                 rejects.c.legacy_table == "HO_SO", where))})
+        rejected.update(
+            {
+                k: r
+                for k, r in target.execute(
+                    sa.select(rejects.c.legacy_key, rejects.c.reason_code).where(
+                        rejects.c.site_id == site_id, rejects.c.legacy_table == "HO_SO", where
+                    )
+                )
+            }
+        )
     index_keys = [key_text([r[0]]) for r in rows]
     digests = state.digests_of(site_id, "HO_SO", index_keys)
     for row, key, index_key in zip(rows, keys, index_keys):
@@ -280,6 +345,7 @@ def _account_rows(account: DossierAccount, rows: list[tuple], target: Connection
 
 # -- likely duplicates ---------------------------------------------------------------------------
 
+
 def likely_duplicates(target: Connection, flights: InFlight, *, rows_per_fetch: int = 10_000) -> list[dict[str, Any]]:
     """In-flight legacy dossiers also filed on the new portal: same unit, procedure and period.
 
@@ -293,9 +359,14 @@ def likely_duplicates(target: Connection, flights: InFlight, *, rows_per_fetch: 
     units_wanted = sorted({u for u, _, _ in wanted})
     if not units_wanted:
         return []
-    query = sa.select(dossiers.c.dossier_no, dossiers.c.unit_code, dossiers.c.procedure_code,
-                      dossiers.c.declaration_period, dossiers.c.status, dossiers.c.submitted_at).where(
-        dossiers.c.source == "portal")
+    query = sa.select(
+        dossiers.c.dossier_no,
+        dossiers.c.unit_code,
+        dossiers.c.procedure_code,
+        dossiers.c.declaration_period,
+        dossiers.c.status,
+        dossiers.c.submitted_at,
+    ).where(dossiers.c.source == "portal")
     if len(units_wanted) <= KEYS_PER_QUERY:
         query = query.where(dossiers.c.unit_code.in_(units_wanted))
     pairs = []
@@ -303,19 +374,36 @@ def likely_duplicates(target: Connection, flights: InFlight, *, rows_per_fetch: 
     for number, unit, procedure, period, status, submitted in result:
         key = ((unit or "").strip().upper(), (procedure or "").strip().lower(), period)
         for legacy in wanted.get(key, []):
-            pairs.append({"legacy_id": str(legacy.legacy_id), "legacy_dossier_no": legacy.number,
-                          "legacy_status": legacy.status, "portal_dossier_no": number,
-                          "portal_status": status, "unit_code": key[0], "procedure_code": key[1],
-                          "declaration_period": key[2],
-                          "portal_submitted_at": submitted.isoformat(sep=" ") if submitted else None})
+            pairs.append(
+                {
+                    "legacy_id": str(legacy.legacy_id),
+                    "legacy_dossier_no": legacy.number,
+                    "legacy_status": legacy.status,
+                    "portal_dossier_no": number,
+                    "portal_status": status,
+                    "unit_code": key[0],
+                    "procedure_code": key[1],
+                    "declaration_period": key[2],
+                    "portal_submitted_at": submitted.isoformat(sep=" ") if submitted else None,
+                }
+            )
     return sorted(pairs, key=lambda p: (p["legacy_id"], p["portal_dossier_no"]))
 
 
 # -- re-registration -----------------------------------------------------------------------------
 
 # text_check: the text fields left as they were because they could not be repaired with certainty
-CONTACT_FIELDS = ("unit_code", "name", "tax_code", "address", "contact_name", "phone", "email", "transaction_mode",
-                  "text_check")
+CONTACT_FIELDS = (
+    "unit_code",
+    "name",
+    "tax_code",
+    "address",
+    "contact_name",
+    "phone",
+    "email",
+    "transaction_mode",
+    "text_check",
+)
 _CONTACT_TEXT = ("name", "address", "contact_name")
 _DOUBT_FLAGS = {AMBIGUOUS: "TEXT_ENCODING_AMBIGUOUS", SUSPECT: "TEXT_ENCODING_SUSPECT"}
 
@@ -330,13 +418,23 @@ class Reregistration:
         return {"must_reregister": self.must, "registered": len(self.registered), "not_registered": len(self.missing)}
 
 
-_UNIT_COLUMNS = ["MA_DV", "TEN_DV", "MA_SO_THUE", "DIA_CHI", "NGUOI_LIEN_HE", "DIEN_THOAI", "EMAIL",
-                 "PHUONG_THUC_GD", "TRANG_THAI"]
+_UNIT_COLUMNS = [
+    "MA_DV",
+    "TEN_DV",
+    "MA_SO_THUE",
+    "DIA_CHI",
+    "NGUOI_LIEN_HE",
+    "DIEN_THOAI",
+    "EMAIL",
+    "PHUONG_THUC_GD",
+    "TRANG_THAI",
+]
 _MODES = {1: "portal", 2: "network_unsigned"}
 
 
-def reregistration(legacy: Connection, target: Connection, *, tables: dict[str, TableInfo] | None = None,
-                   chunk_rows: int = 5_000) -> Reregistration:
+def reregistration(
+    legacy: Connection, target: Connection, *, tables: dict[str, TableInfo] | None = None, chunk_rows: int = 5_000
+) -> Reregistration:
     """Active units in transaction mode 1 or 2 must file 01/ĐK-GĐ on the new portal: who has, who has not.
 
     Contact details come from the new system's copy of the unit (text repaired) when it was loaded,
@@ -359,10 +457,16 @@ def reregistration(legacy: Connection, target: Connection, *, tables: dict[str, 
             if not code or code in seen or mode not in MUST_REREGISTER_MODES or as_int(values.get("TRANG_THAI")) != 1:
                 continue
             seen.add(code)
-            due[code] = {"unit_code": code, "name": values.get("TEN_DV"), "tax_code": values.get("MA_SO_THUE"),
-                         "address": values.get("DIA_CHI"), "contact_name": values.get("NGUOI_LIEN_HE"),
-                         "phone": values.get("DIEN_THOAI"), "email": values.get("EMAIL"),
-                         "transaction_mode": _MODES[mode]}
+            due[code] = {
+                "unit_code": code,
+                "name": values.get("TEN_DV"),
+                "tax_code": values.get("MA_SO_THUE"),
+                "address": values.get("DIA_CHI"),
+                "contact_name": values.get("NGUOI_LIEN_HE"),
+                "phone": values.get("DIEN_THOAI"),
+                "email": values.get("EMAIL"),
+                "transaction_mode": _MODES[mode],
+            }
         if not due:
             continue
         result.must += len(due)
@@ -370,19 +474,37 @@ def reregistration(legacy: Connection, target: Connection, *, tables: dict[str, 
         filed: dict[str, tuple] = {}
         loaded: dict[str, dict[str, Any]] = {}
         for where in _in(re_registrations.c.unit_code, codes):
-            for code, filed_on, mode in target.execute(sa.select(
-                    re_registrations.c.unit_code, re_registrations.c.filed_on, re_registrations.c.transaction_mode)
-                    .where(where).order_by(re_registrations.c.filed_on)):
+            for code, filed_on, mode in target.execute(
+                sa.select(
+                    re_registrations.c.unit_code, re_registrations.c.filed_on, re_registrations.c.transaction_mode
+                )
+                .where(where)
+                .order_by(re_registrations.c.filed_on)
+            ):
                 filed.setdefault(code, (filed_on, mode))
         for where in _in(units.c.unit_code, codes):
-            for row in target.execute(sa.select(units.c.unit_code, units.c.name, units.c.tax_code, units.c.address,
-                                                units.c.contact_name, units.c.phone, units.c.email).where(where)):
+            for row in target.execute(
+                sa.select(
+                    units.c.unit_code,
+                    units.c.name,
+                    units.c.tax_code,
+                    units.c.address,
+                    units.c.contact_name,
+                    units.c.phone,
+                    units.c.email,
+                ).where(where)
+            ):
                 loaded[row.unit_code] = dict(row._mapping)
         for code in codes:
             if code in filed:
                 filed_on, mode = filed[code]
-                result.registered.append({"unit_code": code, "filed_on": filed_on.isoformat() if filed_on else None,
-                                          "transaction_mode": mode})
+                result.registered.append(
+                    {
+                        "unit_code": code,
+                        "filed_on": filed_on.isoformat() if filed_on else None,
+                        "transaction_mode": mode,
+                    }
+                )
             else:
                 contact = {**due[code], **{k: v for k, v in loaded.get(code, {}).items() if v is not None}}
                 result.missing.append(_readable({k: contact.get(k) for k in CONTACT_FIELDS}))
@@ -411,8 +533,10 @@ def _readable(contact: dict[str, Any]) -> dict[str, Any]:
 
 # -- no unprocessed delta ------------------------------------------------------------------------
 
-def unread_changes(conn: Connection, tables: dict[str, TableInfo], watermarks: dict[str, Any],
-                   max_keys: dict[str, tuple | None]) -> list[str]:
+
+def unread_changes(
+    conn: Connection, tables: dict[str, TableInfo], watermarks: dict[str, Any], max_keys: dict[str, tuple | None]
+) -> list[str]:
     """Tables where the legacy holds a change or key beyond what the chain read (empty: none)."""
     found = []
     for _upper, table in sorted(tables.items()):
@@ -421,8 +545,9 @@ def unread_changes(conn: Connection, tables: dict[str, TableInfo], watermarks: d
         watermark = watermarks.get(info_name)
         column = table.watermark_column
         if column is not None and watermark is not None:
-            values = conn.execute(sa.select(table.table.c[column]).where(table.table.c[column] > watermark)
-                                  .limit(100)).scalars()
+            values = conn.execute(
+                sa.select(table.table.c[column]).where(table.table.c[column] > watermark).limit(100)
+            ).scalars()
             if any(isinstance(v, dt.datetime) and v > watermark for v in values):
                 found.append(f"{info_name}: rows changed after {watermark}")
                 continue

@@ -7,7 +7,7 @@ personal contact data, so it is written readable by its owner only (0600)
 and its content never goes into the JSON, the HTML or Prefect artifacts
 (they give the count and the file's path). Rows the carry-over blocked or
 found gone are listed by legacy key, masked where the key is personal (an
-insured person's social insurance number; ts24_migrate/personal_data.py).
+insured person's social insurance number; ts24_migrate/core/personal_data.py).
 
 Example::
 
@@ -22,10 +22,10 @@ import io
 from pathlib import Path
 from typing import Any
 
-from ts24_migrate.personal_data import MASKED, Masking
-from ts24_migrate.private_files import private_dir, write_private_text
-from ts24_migrate.report_paths import PathNames
-from ts24_migrate.reporting import page, paragraph, section, table, verdict, write_report
+from ts24_migrate.core.personal_data import MASKED, Masking
+from ts24_migrate.core.private_files import private_dir, write_private_text
+from ts24_migrate.core.report_paths import PathNames
+from ts24_migrate.core.reporting import page, paragraph, section, table, verdict, write_report
 
 from .burndown import burndown_svg
 from .findings import CONTACT_FIELDS, LISTED
@@ -37,140 +37,289 @@ OUTREACH_CSV = "reregistration-outreach.csv"
 
 def _carry_over(result: Reconciliation, masking: Masking) -> dict[str, Any]:
     carried = result.carried.to_dict()
-    return {**carried, "blocked": [masking.example(b, table=b.get("table")) for b in carried["blocked"]],
-            "gone": [masking.example(g, table=g.get("table")) for g in carried["gone"]]}
+    return {
+        **carried,
+        "blocked": [masking.example(b, table=b.get("table")) for b in carried["blocked"]],
+        "gone": [masking.example(g, table=g.get("table")) for g in carried["gone"]],
+    }
 
 
 def report_data(result: Reconciliation, masking: Masking = MASKED) -> dict[str, Any]:
     flights = result.in_flight
     return {
-        "site_id": result.site_id, "run_id": result.run_id, "summary": result.summary(),
-        "drained": result.drained, "criteria": [c.to_dict() for c in result.criteria],
+        "site_id": result.site_id,
+        "run_id": result.run_id,
+        "summary": result.summary(),
+        "drained": result.drained,
+        "criteria": [c.to_dict() for c in result.criteria],
         "increment": result.increment,
         "tables": {name: {k: v for k, v in t.items() if k != "changed_keys"} for name, t in result.tables.items()},
-        "attachments": result.files, "carry_over": _carry_over(result, masking),
-        "in_flight": {"count": flights.count, "by_status": flights.by_status,
-                      "dossiers": [d.to_dict() for d in flights.dossiers]},
+        "attachments": result.files,
+        "carry_over": _carry_over(result, masking),
+        "in_flight": {
+            "count": flights.count,
+            "by_status": flights.by_status,
+            "dossiers": [d.to_dict() for d in flights.dossiers],
+        },
         "overdue": [d.to_dict() for d in flights.overdue],
         "received_after_cutover": [d.to_dict() for d in result.forbidden],
         "drift": result.account.drift,
-        "dossier_account": {"dossiers": result.account.dossiers, "current": result.account.current,
-                            "rejected": result.account.rejected, "drifting": len(result.account.drift)},
+        "dossier_account": {
+            "dossiers": result.account.dossiers,
+            "current": result.account.current,
+            "rejected": result.account.rejected,
+            "drifting": len(result.account.drift),
+        },
         "likely_duplicates": result.duplicates,
-        "reregistration": {**result.reregistration.summary(), "registered": result.reregistration.registered,
-                           "not_registered": [u["unit_code"] for u in result.reregistration.missing]},
-        "accounting": result.accounting, "chain": result.chain.to_json(),
-        "burndown": [{"as_of": p.as_of.isoformat(sep=" ", timespec="seconds"), "in_flight": p.in_flight}
-                     for p in result.burndown],
+        "reregistration": {
+            **result.reregistration.summary(),
+            "registered": result.reregistration.registered,
+            "not_registered": [u["unit_code"] for u in result.reregistration.missing],
+        },
+        "accounting": result.accounting,
+        "chain": result.chain.to_json(),
+        "burndown": [
+            {"as_of": p.as_of.isoformat(sep=" ", timespec="seconds"), "in_flight": p.in_flight} for p in result.burndown
+        ],
         "forecast": result.prediction.to_dict() if result.prediction else None,
-        "unread": result.unread, "warnings": result.warnings,
+        "unread": result.unread,
+        "warnings": result.warnings,
         "personal_data": {"examples": masking.label, "notice": masking.notice},
     }
 
 
 def _dossier_rows(dossiers: list, limit: int = LISTED) -> list[list[Any]]:
-    return [[d.legacy_id, d.number, d.unit, d.procedure, d.period, d.status,
-             d.received_at.strftime("%Y-%m-%d %H:%M") if d.received_at else "",
-             d.due_date.isoformat() if d.due_date else ""] for d in dossiers[:limit]]
+    return [
+        [
+            d.legacy_id,
+            d.number,
+            d.unit,
+            d.procedure,
+            d.period,
+            d.status,
+            d.received_at.strftime("%Y-%m-%d %H:%M") if d.received_at else "",
+            d.due_date.isoformat() if d.due_date else "",
+        ]
+        for d in dossiers[:limit]
+    ]
 
 
 _DOSSIER_HEADERS = ["legacy id", "dossier no", "unit", "procedure", "period", "status", "received", "due"]
 
 
 def _more(items: list, limit: int = LISTED) -> str:
-    return paragraph(f"… and {len(items) - limit} more (all of them in the JSON report)", "muted") \
-        if len(items) > limit else ""
+    return (
+        paragraph(f"… and {len(items) - limit} more (all of them in the JSON report)", "muted")
+        if len(items) > limit
+        else ""
+    )
 
 
 def report_html(result: Reconciliation, outreach_csv: Path | None, masking: Masking = MASKED) -> str:
     flights = result.in_flight
-    criteria = table(["criterion", "holds", "detail"],
-                     [[c.name, "yes" if c.holds else "NO", c.detail] for c in result.criteria])
+    criteria = table(
+        ["criterion", "holds", "detail"], [[c.name, "yes" if c.holds else "NO", c.detail] for c in result.criteria]
+    )
     state = "DRAINED" if result.drained else "NOT DRAINED"
-    run_text = (f"Run {result.run_id}, mode {result.mode}, as of {result.as_of:%Y-%m-%d %H:%M} (legacy clock); "
-                f"cut-over {result.cutover.isoformat()}."
-                + (f" It finishes run {result.completes_run}, killed after its increment was chained."
-                   if result.completes_run else ""))
+    run_text = (
+        f"Run {result.run_id}, mode {result.mode}, as of {result.as_of:%Y-%m-%d %H:%M} (legacy clock); "
+        f"cut-over {result.cutover.isoformat()}."
+        + (
+            f" It finishes run {result.completes_run}, killed after its increment was chained."
+            if result.completes_run
+            else ""
+        )
+    )
     increment = result.increment
-    increment_text = (f"Incremental backup {increment['backup_id']} (chain place {increment.get('chain_seq')}), "
-                      f"manifest fingerprint {increment['manifest_fingerprint']}: {increment['rows']} rows"
-                      + (f", written by run {increment['written_by_run']}." if increment.get("written_by_run")
-                         else ".")
-                      if increment else "Nothing changed since the last increment: no backup written.")
-    tables = table(["table", "mode", "read", "new", "changed", "deleted", "legacy rows", "chain rows"],
-                   [[n, t["mode"], t["rows_read"], t["new"], t["changed"], t["deleted"], t["live_rows"],
-                     t["chain_rows"]] for n, t in result.tables.items()], numeric=range(2, 8))
+    increment_text = (
+        f"Incremental backup {increment['backup_id']} (chain place {increment.get('chain_seq')}), "
+        f"manifest fingerprint {increment['manifest_fingerprint']}: {increment['rows']} rows"
+        + (f", written by run {increment['written_by_run']}." if increment.get("written_by_run") else ".")
+        if increment
+        else "Nothing changed since the last increment: no backup written."
+    )
+    tables = table(
+        ["table", "mode", "read", "new", "changed", "deleted", "legacy rows", "chain rows"],
+        [
+            [n, t["mode"], t["rows_read"], t["new"], t["changed"], t["deleted"], t["live_rows"], t["chain_rows"]]
+            for n, t in result.tables.items()
+        ],
+        numeric=range(2, 8),
+    )
     files = result.files
-    files_text = (f"Attachment folder: {files['new']} new, {files['changed']} changed, {files['deleted']} deleted "
-                  f"of {files['live_files']} files ({files['hashed']} hashed)." if files else "No attachment folder.")
+    files_text = (
+        f"Attachment folder: {files['new']} new, {files['changed']} changed, {files['deleted']} deleted "
+        f"of {files['live_files']} files ({files['hashed']} hashed)."
+        if files
+        else "No attachment folder."
+    )
     carried = result.carried
-    carry_table = table(["legacy table", "queued", "updated", "inserted", "rejected", "accepted again", "blocked",
-                         "gone"], [[n, t["queued"], t["updated"], t["inserted"], t["rejected"], t["accepted_again"],
-                                    t["blocked"], t["gone"]] for n, t in carried.tables.items()], numeric=range(1, 8))
-    blocked = table(["table", "legacy key", "reason", "message"],
-                    [[b["table"], b["legacy_key"], b["reason_code"], b["message"]]
-                     for b in _carry_over(result, masking)["blocked"]])
+    carry_table = table(
+        ["legacy table", "queued", "updated", "inserted", "rejected", "accepted again", "blocked", "gone"],
+        [
+            [n, t["queued"], t["updated"], t["inserted"], t["rejected"], t["accepted_again"], t["blocked"], t["gone"]]
+            for n, t in carried.tables.items()
+        ],
+        numeric=range(1, 8),
+    )
+    blocked = table(
+        ["table", "legacy key", "reason", "message"],
+        [
+            [b["table"], b["legacy_key"], b["reason_code"], b["message"]]
+            for b in _carry_over(result, masking)["blocked"]
+        ],
+    )
     by_status = table(["status", "dossiers"], [[k, v] for k, v in flights.by_status.items()], numeric=[1])
     prediction = result.prediction
-    forecast_text = (f"Forecast drain date: {prediction.drain_date:%Y-%m-%d} ({prediction.note}"
-                     + (f", about {prediction.per_day:.1f} dossiers finished a day" if prediction.per_day else "")
-                     + ")." if prediction and prediction.drain_date else
-                     f"No forecast: {prediction.note}." if prediction else "")
+    forecast_text = (
+        f"Forecast drain date: {prediction.drain_date:%Y-%m-%d} ({prediction.note}"
+        + (f", about {prediction.per_day:.1f} dossiers finished a day" if prediction.per_day else "")
+        + ")."
+        if prediction and prediction.drain_date
+        else f"No forecast: {prediction.note}."
+        if prediction
+        else ""
+    )
     reg = result.reregistration
-    outreach = (f"Contact details for outreach: {outreach_csv.name}, beside this report (CSV, readable by its "
-                "owner only)."
-                if outreach_csv is not None else "Every unit that must re-register has done so.")
-    drift = table(["legacy id", "dossier no", "kind", "legacy status", "new system status"],
-                  [[d["legacy_id"], d["dossier_no"], d["kind"], d["legacy_status"], d["target_status"]]
-                   for d in result.account.drift[:LISTED]])
-    duplicates = table(["legacy id", "legacy dossier", "legacy status", "portal dossier", "portal status", "unit",
-                        "procedure", "period"],
-                       [[p["legacy_id"], p["legacy_dossier_no"], p["legacy_status"], p["portal_dossier_no"],
-                         p["portal_status"], p["unit_code"], p["procedure_code"], p["declaration_period"]]
-                        for p in result.duplicates[:LISTED]])
-    accounting = table(["table", "legacy rows", "in the chain", "loaded", "rejected", "ok", "problems"],
-                       [[r["table"], r["source"], r["backed_up"], r["loaded"], r["rejected"],
-                         "yes" if r["ok"] else "NO", "; ".join(r["problems"])] for r in result.accounting],
-                       numeric=range(1, 5))
-    chain = table(["backup", "kind", "manifest fingerprint", "rows", "ok"],
-                  [[b["backup_id"], b["kind"], b["manifest_fingerprint"], b["rows"], "yes" if b["ok"] else "NO"]
-                   for b in result.chain.backups])
+    outreach = (
+        f"Contact details for outreach: {outreach_csv.name}, beside this report (CSV, readable by its owner only)."
+        if outreach_csv is not None
+        else "Every unit that must re-register has done so."
+    )
+    drift = table(
+        ["legacy id", "dossier no", "kind", "legacy status", "new system status"],
+        [
+            [d["legacy_id"], d["dossier_no"], d["kind"], d["legacy_status"], d["target_status"]]
+            for d in result.account.drift[:LISTED]
+        ],
+    )
+    duplicates = table(
+        [
+            "legacy id",
+            "legacy dossier",
+            "legacy status",
+            "portal dossier",
+            "portal status",
+            "unit",
+            "procedure",
+            "period",
+        ],
+        [
+            [
+                p["legacy_id"],
+                p["legacy_dossier_no"],
+                p["legacy_status"],
+                p["portal_dossier_no"],
+                p["portal_status"],
+                p["unit_code"],
+                p["procedure_code"],
+                p["declaration_period"],
+            ]
+            for p in result.duplicates[:LISTED]
+        ],
+    )
+    accounting = table(
+        ["table", "legacy rows", "in the chain", "loaded", "rejected", "ok", "problems"],
+        [
+            [
+                r["table"],
+                r["source"],
+                r["backed_up"],
+                r["loaded"],
+                r["rejected"],
+                "yes" if r["ok"] else "NO",
+                "; ".join(r["problems"]),
+            ]
+            for r in result.accounting
+        ],
+        numeric=range(1, 5),
+    )
+    chain = table(
+        ["backup", "kind", "manifest fingerprint", "rows", "ok"],
+        [
+            [b["backup_id"], b["kind"], b["manifest_fingerprint"], b["rows"], "yes" if b["ok"] else "NO"]
+            for b in result.chain.backups
+        ],
+    )
     sections = [
-        section("Verdict", verdict(result.drained, state), criteria, paragraph(run_text, "muted"),
-                paragraph(masking.notice, "muted"), anchor="verdict"),
-        section("In-flight dossiers", by_status, paragraph(f"{flights.count} in flight, "
-                                                            f"{len(flights.overdue)} overdue."),
-                burndown_svg(result.burndown, prediction) if prediction else "", paragraph(forecast_text)),
-        section("Overdue (past their promised result date)", table(_DOSSIER_HEADERS, _dossier_rows(flights.overdue)),
-                _more(flights.overdue)),
-        section("Received on TS24 after the cut-over (violations)",
-                paragraph(f"{len(result.forbidden)} dossiers received after {result.cutover.isoformat()}: TS24 "
-                          "may not receive dossiers after the cut-over.", "fail" if result.forbidden else "pass"),
-                table(_DOSSIER_HEADERS, _dossier_rows(result.forbidden)), _more(result.forbidden)),
-        section("Drift between TS24 and the new system",
-                paragraph(f"{result.account.current} dossiers carried over with their current status, "
-                          f"{result.account.rejected} rejected with a reason, {len(result.account.drift)} drifting, "
-                          f"of {result.account.dossiers}."), drift, _more(result.account.drift)),
-        section("Likely duplicates on the new portal",
-                paragraph("In-flight TS24 dossiers also filed on the new portal (same unit, procedure and "
-                          f"declaration period): {len(result.duplicates)}."), duplicates, _more(result.duplicates)),
-        section("Re-registration (form 01/ĐK-GĐ)",
-                paragraph(f"{reg.must} active units in transaction mode 1 or 2 must re-register: "
-                          f"{len(reg.registered)} have, {len(reg.missing)} have not."), paragraph(outreach),
-                table(["unit", "filed on", "mode"],
-                      [[r["unit_code"], r["filed_on"], r["transaction_mode"]] for r in reg.registered[:LISTED]]),
-                _more(reg.registered)),
+        section(
+            "Verdict",
+            verdict(result.drained, state),
+            criteria,
+            paragraph(run_text, "muted"),
+            paragraph(masking.notice, "muted"),
+            anchor="verdict",
+        ),
+        section(
+            "In-flight dossiers",
+            by_status,
+            paragraph(f"{flights.count} in flight, {len(flights.overdue)} overdue."),
+            burndown_svg(result.burndown, prediction) if prediction else "",
+            paragraph(forecast_text),
+        ),
+        section(
+            "Overdue (past their promised result date)",
+            table(_DOSSIER_HEADERS, _dossier_rows(flights.overdue)),
+            _more(flights.overdue),
+        ),
+        section(
+            "Received on TS24 after the cut-over (violations)",
+            paragraph(
+                f"{len(result.forbidden)} dossiers received after {result.cutover.isoformat()}: TS24 "
+                "may not receive dossiers after the cut-over.",
+                "fail" if result.forbidden else "pass",
+            ),
+            table(_DOSSIER_HEADERS, _dossier_rows(result.forbidden)),
+            _more(result.forbidden),
+        ),
+        section(
+            "Drift between TS24 and the new system",
+            paragraph(
+                f"{result.account.current} dossiers carried over with their current status, "
+                f"{result.account.rejected} rejected with a reason, {len(result.account.drift)} drifting, "
+                f"of {result.account.dossiers}."
+            ),
+            drift,
+            _more(result.account.drift),
+        ),
+        section(
+            "Likely duplicates on the new portal",
+            paragraph(
+                "In-flight TS24 dossiers also filed on the new portal (same unit, procedure and "
+                f"declaration period): {len(result.duplicates)}."
+            ),
+            duplicates,
+            _more(result.duplicates),
+        ),
+        section(
+            "Re-registration (form 01/ĐK-GĐ)",
+            paragraph(
+                f"{reg.must} active units in transaction mode 1 or 2 must re-register: "
+                f"{len(reg.registered)} have, {len(reg.missing)} have not."
+            ),
+            paragraph(outreach),
+            table(
+                ["unit", "filed on", "mode"],
+                [[r["unit_code"], r["filed_on"], r["transaction_mode"]] for r in reg.registered[:LISTED]],
+            ),
+            _more(reg.registered),
+        ),
         section("Changes read and backed up", paragraph(increment_text), tables, paragraph(files_text)),
-        section("Carry-over to the new system", carry_table,
-                paragraph(f"{len(carried.blocked)} rows blocked (the new system keeps an older version), "
-                          f"{len(carried.gone)} queued rows no longer on TS24."), blocked if carried.blocked else ""),
+        section(
+            "Carry-over to the new system",
+            carry_table,
+            paragraph(
+                f"{len(carried.blocked)} rows blocked (the new system keeps an older version), "
+                f"{len(carried.gone)} queued rows no longer on TS24."
+            ),
+            blocked if carried.blocked else "",
+        ),
         section("Accounting", accounting),
         section("Backup chain", chain, *[paragraph(p, "fail") for p in result.chain.problems]),
     ]
     if result.warnings:
         sections.append(section("Warnings", *[paragraph(w) for w in result.warnings]))
-    return page(f"Reconciliation of {result.site_id}", sections,
-                subtitle=f"{state} — run {result.run_id}")
+    return page(f"Reconciliation of {result.site_id}", sections, subtitle=f"{state} — run {result.run_id}")
 
 
 def write_outreach_csv(result: Reconciliation, folder: Path) -> Path | None:
@@ -185,10 +334,11 @@ def write_outreach_csv(result: Reconciliation, folder: Path) -> Path | None:
     return write_private_text(path, text.getvalue(), encoding="utf-8-sig")  # BOM: Excel reads UTF-8
 
 
-def write_reconciliation_report(result: Reconciliation, folder: Path, *, names: PathNames | None = None,
-                                masking: Masking = MASKED) -> dict[str, Path]:
+def write_reconciliation_report(
+    result: Reconciliation, folder: Path, *, names: PathNames | None = None, masking: Masking = MASKED
+) -> dict[str, Path]:
     """reconciliation.json and .html (and the outreach CSV); with `names`, files are named from the
-    inventory's folder (ts24_migrate/report_paths.py); personal data as `masking` says."""
+    inventory's folder (ts24_migrate/core/report_paths.py); personal data as `masking` says."""
     outreach = write_outreach_csv(result, folder)
     data = report_data(result, masking)
     data["outreach_csv"] = outreach.name if outreach else None  # beside the report

@@ -4,7 +4,7 @@
 - rec_chain:   the backups of the chain, in order (the full one, then each increment)
 - rec_tables:  per legacy table, where the next delta starts (watermark, highest key)
                and what the chain holds (rows, fingerprint)
-- rec_digests: one row digest (extract.fingerprint.row_digest) per legacy row the
+- rec_digests: one row digest (ts24_migrate.core.rows.fingerprint.row_digest) per legacy row the
                chain holds, and per attachment file: the delta drops rows whose
                digest did not change, and a changed row's old digest is subtracted
                from the chain fingerprint
@@ -34,19 +34,21 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from extract.fingerprint import TableFingerprint
 from extract.json_values import from_json_row, from_json_value, json_row, json_value
+from ts24_migrate.core.rows.fingerprint import TableFingerprint
 
 metadata = sa.MetaData()
 
 sites = sa.Table(
-    "rec_sites", metadata,
+    "rec_sites",
+    metadata,
     sa.Column("site_id", sa.String(64), primary_key=True),
     sa.Column("base_backup_id", sa.String(64), nullable=False),
     sa.Column("base_fingerprint", sa.String(64), nullable=False),
@@ -54,7 +56,8 @@ sites = sa.Table(
 )
 
 chain_links = sa.Table(
-    "rec_chain", metadata,
+    "rec_chain",
+    metadata,
     sa.Column("site_id", sa.String(64), primary_key=True),
     sa.Column("seq", sa.Integer, primary_key=True, autoincrement=False),
     sa.Column("backup_id", sa.String(64), nullable=False),
@@ -65,7 +68,8 @@ chain_links = sa.Table(
 )
 
 tables = sa.Table(
-    "rec_tables", metadata,
+    "rec_tables",
+    metadata,
     sa.Column("site_id", sa.String(64), primary_key=True),
     sa.Column("table_name", sa.String(128), primary_key=True),
     sa.Column("watermark", sa.Text),  # typed JSON value, or null
@@ -75,7 +79,8 @@ tables = sa.Table(
 )
 
 digests = sa.Table(
-    "rec_digests", metadata,
+    "rec_digests",
+    metadata,
     sa.Column("site_id", sa.String(64), primary_key=True),
     sa.Column("table_name", sa.String(128), primary_key=True),
     sa.Column("row_key", sa.Text, primary_key=True),
@@ -84,7 +89,8 @@ digests = sa.Table(
 )
 
 pending = sa.Table(
-    "rec_pending", metadata,
+    "rec_pending",
+    metadata,
     sa.Column("site_id", sa.String(64), primary_key=True),
     sa.Column("table_name", sa.String(128), primary_key=True),
     sa.Column("row_key", sa.Text, primary_key=True),
@@ -92,7 +98,8 @@ pending = sa.Table(
 )
 
 open_runs = sa.Table(
-    "rec_open_runs", metadata,
+    "rec_open_runs",
+    metadata,
     sa.Column("site_id", sa.String(64), primary_key=True),
     sa.Column("run_id", sa.String(36), nullable=False),
     sa.Column("mode", sa.String(16), nullable=False),  # baseline | sweep | delta
@@ -120,7 +127,7 @@ def key_values(text: str) -> tuple:
 
 
 def _now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
 
 @dataclass(frozen=True)
@@ -149,10 +156,14 @@ class TableState:
     chain: TableFingerprint = field(default_factory=TableFingerprint)
 
     def to_row(self, site_id: str) -> dict[str, Any]:
-        return {"site_id": site_id, "table_name": self.name,
-                "watermark": json.dumps(json_value(self.watermark)) if self.watermark is not None else None,
-                "max_key": json.dumps(json_row(self.max_key)) if self.max_key is not None else None,
-                "chain_rows": self.chain.rows, "chain_fingerprint": self.chain.hexdigest()}
+        return {
+            "site_id": site_id,
+            "table_name": self.name,
+            "watermark": json.dumps(json_value(self.watermark)) if self.watermark is not None else None,
+            "max_key": json.dumps(json_row(self.max_key)) if self.max_key is not None else None,
+            "chain_rows": self.chain.rows,
+            "chain_fingerprint": self.chain.hexdigest(),
+        }
 
 
 @dataclass
@@ -174,14 +185,16 @@ class ReconcileState:
     def base(self, site_id: str) -> tuple[str, str] | None:
         """(backup id, manifest fingerprint) of the full backup the chain starts from."""
         with self.engine.connect() as c:
-            row = c.execute(sa.select(sites.c.base_backup_id, sites.c.base_fingerprint)
-                            .where(sites.c.site_id == site_id)).first()
+            row = c.execute(
+                sa.select(sites.c.base_backup_id, sites.c.base_fingerprint).where(sites.c.site_id == site_id)
+            ).first()
         return (row[0], row[1]) if row else None
 
     def chain(self, site_id: str) -> list[ChainLink]:
         with self.engine.connect() as c:
-            rows = c.execute(sa.select(chain_links).where(chain_links.c.site_id == site_id)
-                             .order_by(chain_links.c.seq)).all()
+            rows = c.execute(
+                sa.select(chain_links).where(chain_links.c.site_id == site_id).order_by(chain_links.c.seq)
+            ).all()
         return [ChainLink(r.seq, r.backup_id, r.kind, r.manifest_fingerprint, r.run_id) for r in rows]
 
     def start_chain(self, site_id: str, backup_id: str, fingerprint: str) -> None:
@@ -191,11 +204,22 @@ class ReconcileState:
         with self.engine.begin() as c:
             for table in (digests, tables, chain_links, sites, open_runs):
                 c.execute(table.delete().where(table.c.site_id == site_id))
-            c.execute(sites.insert().values(site_id=site_id, base_backup_id=backup_id,
-                                            base_fingerprint=fingerprint, updated_at=_now()))
-            c.execute(chain_links.insert().values(site_id=site_id, seq=0, backup_id=backup_id, kind="full",
-                                                  manifest_fingerprint=fingerprint, run_id=None,
-                                                  created_at=_now()))
+            c.execute(
+                sites.insert().values(
+                    site_id=site_id, base_backup_id=backup_id, base_fingerprint=fingerprint, updated_at=_now()
+                )
+            )
+            c.execute(
+                chain_links.insert().values(
+                    site_id=site_id,
+                    seq=0,
+                    backup_id=backup_id,
+                    kind="full",
+                    manifest_fingerprint=fingerprint,
+                    run_id=None,
+                    created_at=_now(),
+                )
+            )
 
     # -- tables -----------------------------------------------------------------------------
     def table_states(self, site_id: str) -> dict[str, TableState]:
@@ -207,7 +231,8 @@ class ReconcileState:
                 r.table_name,
                 from_json_value(json.loads(r.watermark)) if r.watermark else None,
                 from_json_row(json.loads(r.max_key)) if r.max_key else None,
-                TableFingerprint.parse(r.chain_fingerprint))
+                TableFingerprint.parse(r.chain_fingerprint),
+            )
         return found
 
     # -- digests ----------------------------------------------------------------------------
@@ -217,9 +242,13 @@ class ReconcileState:
         found: dict[str, tuple[str, str | None]] = {}
         with self.engine.connect() as c:
             for i in range(0, len(keys), KEYS_PER_QUERY):
-                rows = c.execute(sa.select(digests.c.row_key, digests.c.digest, digests.c.stamp).where(
-                    digests.c.site_id == site_id, digests.c.table_name == table,
-                    digests.c.row_key.in_(keys[i:i + KEYS_PER_QUERY])))
+                rows = c.execute(
+                    sa.select(digests.c.row_key, digests.c.digest, digests.c.stamp).where(
+                        digests.c.site_id == site_id,
+                        digests.c.table_name == table,
+                        digests.c.row_key.in_(keys[i : i + KEYS_PER_QUERY]),
+                    )
+                )
                 found.update({k: (d, s) for k, d, s in rows})
         return found
 
@@ -228,40 +257,70 @@ class ReconcileState:
         with self.engine.connect() as c:
             result = c.execution_options(stream_results=True, yield_per=batch).execute(
                 sa.select(digests.c.row_key, digests.c.digest, digests.c.stamp).where(
-                    digests.c.site_id == site_id, digests.c.table_name == table))
+                    digests.c.site_id == site_id, digests.c.table_name == table
+                )
+            )
             for part in result.partitions(batch):
                 yield [tuple(r) for r in part]
 
     def digest_count(self, site_id: str, table: str) -> int:
         with self.engine.connect() as c:
-            return int(c.execute(sa.select(sa.func.count()).select_from(digests).where(
-                digests.c.site_id == site_id, digests.c.table_name == table)).scalar_one())
+            return int(
+                c.execute(
+                    sa.select(sa.func.count())
+                    .select_from(digests)
+                    .where(digests.c.site_id == site_id, digests.c.table_name == table)
+                ).scalar_one()
+            )
 
     def write_baseline_digests(self, site_id: str, table: str, rows: list[tuple[str, str, str | None]]) -> None:
         """Record digests while the first run reads every row (its own transaction per batch)."""
         if rows:
             with self.engine.begin() as c:
-                c.execute(digests.insert(), [{"site_id": site_id, "table_name": table, "row_key": k,
-                                              "digest": d, "stamp": s} for k, d, s in rows])
+                c.execute(
+                    digests.insert(),
+                    [
+                        {"site_id": site_id, "table_name": table, "row_key": k, "digest": d, "stamp": s}
+                        for k, d, s in rows
+                    ],
+                )
 
     def clear_digests(self, site_id: str) -> None:
         with self.engine.begin() as c:
             c.execute(digests.delete().where(digests.c.site_id == site_id))
 
     # -- the commit of one increment --------------------------------------------------------
-    def commit_increment(self, site_id: str, link: ChainLink, table_states: Iterable[TableState],
-                         changes: Iterable[DigestChange], pending_keys: Iterable[tuple[str, str]], *,
-                         mode: str = "delta") -> None:
+    def commit_increment(
+        self,
+        site_id: str,
+        link: ChainLink,
+        table_states: Iterable[TableState],
+        changes: Iterable[DigestChange],
+        pending_keys: Iterable[tuple[str, str]],
+        *,
+        mode: str = "delta",
+    ) -> None:
         """Chain the increment, move the watermarks, apply the digest changes, queue the carry-over,
         and note the run (of `mode`) as open until its verdict is made (`close_runs`)."""
         changes = list(changes)
         with self.engine.begin() as c:
             c.execute(open_runs.delete().where(open_runs.c.site_id == site_id))
-            c.execute(open_runs.insert().values(site_id=site_id, run_id=link.run_id or "", mode=mode,
-                                                backup_id=link.backup_id, committed_at=_now()))
-            c.execute(chain_links.insert().values(
-                site_id=site_id, seq=link.seq, backup_id=link.backup_id, kind=link.kind,
-                manifest_fingerprint=link.manifest_fingerprint, run_id=link.run_id, created_at=_now()))
+            c.execute(
+                open_runs.insert().values(
+                    site_id=site_id, run_id=link.run_id or "", mode=mode, backup_id=link.backup_id, committed_at=_now()
+                )
+            )
+            c.execute(
+                chain_links.insert().values(
+                    site_id=site_id,
+                    seq=link.seq,
+                    backup_id=link.backup_id,
+                    kind=link.kind,
+                    manifest_fingerprint=link.manifest_fingerprint,
+                    run_id=link.run_id,
+                    created_at=_now(),
+                )
+            )
             for state in table_states:
                 c.execute(tables.delete().where(tables.c.site_id == site_id, tables.c.table_name == state.name))
                 c.execute(tables.insert().values(**state.to_row(site_id)))
@@ -271,14 +330,24 @@ class ReconcileState:
             for table, group in by_table.items():
                 keys = [ch.key for ch in group]
                 for i in range(0, len(keys), KEYS_PER_QUERY):
-                    c.execute(digests.delete().where(digests.c.site_id == site_id, digests.c.table_name == table,
-                                                     digests.c.row_key.in_(keys[i:i + KEYS_PER_QUERY])))
-                kept = [{"site_id": site_id, "table_name": table, "row_key": ch.key, "digest": ch.digest,
-                         "stamp": ch.stamp} for ch in group if ch.digest is not None]
+                    c.execute(
+                        digests.delete().where(
+                            digests.c.site_id == site_id,
+                            digests.c.table_name == table,
+                            digests.c.row_key.in_(keys[i : i + KEYS_PER_QUERY]),
+                        )
+                    )
+                kept = [
+                    {"site_id": site_id, "table_name": table, "row_key": ch.key, "digest": ch.digest, "stamp": ch.stamp}
+                    for ch in group
+                    if ch.digest is not None
+                ]
                 if kept:
                     c.execute(digests.insert(), kept)
-            queued = [{"site_id": site_id, "table_name": t, "row_key": k, "backup_id": link.backup_id}
-                      for t, k in dict.fromkeys(pending_keys)]
+            queued = [
+                {"site_id": site_id, "table_name": t, "row_key": k, "backup_id": link.backup_id}
+                for t, k in dict.fromkeys(pending_keys)
+            ]
             if queued:
                 _add_pending(c, site_id, queued)
 
@@ -296,8 +365,11 @@ class ReconcileState:
     # -- carry-over queue -------------------------------------------------------------------
     def pending(self, site_id: str) -> dict[str, list[str]]:
         with self.engine.connect() as c:
-            rows = c.execute(sa.select(pending.c.table_name, pending.c.row_key).where(pending.c.site_id == site_id)
-                             .order_by(pending.c.table_name, pending.c.row_key)).all()
+            rows = c.execute(
+                sa.select(pending.c.table_name, pending.c.row_key)
+                .where(pending.c.site_id == site_id)
+                .order_by(pending.c.table_name, pending.c.row_key)
+            ).all()
         found: dict[str, list[str]] = {}
         for table, key in rows:
             found.setdefault(table, []).append(key)
@@ -306,8 +378,13 @@ class ReconcileState:
     def done_pending(self, site_id: str, table: str, keys: Sequence[str]) -> None:
         with self.engine.begin() as c:
             for i in range(0, len(keys), KEYS_PER_QUERY):
-                c.execute(pending.delete().where(pending.c.site_id == site_id, pending.c.table_name == table,
-                                                 pending.c.row_key.in_(list(keys[i:i + KEYS_PER_QUERY]))))
+                c.execute(
+                    pending.delete().where(
+                        pending.c.site_id == site_id,
+                        pending.c.table_name == table,
+                        pending.c.row_key.in_(list(keys[i : i + KEYS_PER_QUERY])),
+                    )
+                )
 
 
 def _add_pending(c: Connection, site_id: str, queued: list[dict[str, Any]]) -> None:
@@ -316,6 +393,11 @@ def _add_pending(c: Connection, site_id: str, queued: list[dict[str, Any]]) -> N
         by_table.setdefault(row["table_name"], []).append(row["row_key"])
     for table, keys in by_table.items():
         for i in range(0, len(keys), KEYS_PER_QUERY):
-            c.execute(pending.delete().where(pending.c.site_id == site_id, pending.c.table_name == table,
-                                             pending.c.row_key.in_(keys[i:i + KEYS_PER_QUERY])))
+            c.execute(
+                pending.delete().where(
+                    pending.c.site_id == site_id,
+                    pending.c.table_name == table,
+                    pending.c.row_key.in_(keys[i : i + KEYS_PER_QUERY]),
+                )
+            )
     c.execute(pending.insert(), queued)

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import os
 import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, Iterator
 
 import pytest
 import sqlalchemy as sa
@@ -36,8 +36,7 @@ def _unavailable(what: str, exc: Exception) -> None:
 
 def mariadb_url(database: str) -> str:
     driver = MARIADB_DRIVER.replace(" ", "+")
-    return (f"mysql+pyodbc://{MARIADB_USER}:@{MARIADB_HOST}:{MARIADB_PORT}/{database}"
-            f"?driver={driver}&charset=utf8mb4")
+    return f"mysql+pyodbc://{MARIADB_USER}:@{MARIADB_HOST}:{MARIADB_PORT}/{database}?driver={driver}&charset=utf8mb4"
 
 
 @pytest.fixture(scope="session")
@@ -115,8 +114,10 @@ def mariadb_url_fixture(mariadb_database: Callable[[], str]) -> str:
 @pytest.fixture
 def sqlite_url(tmp_path: Path) -> Callable[[str], str]:
     """Factory: URL of a new SQLite file in the test's temporary folder."""
+
     def make(name: str = "db") -> str:
         return f"sqlite:///{tmp_path / (name + '.sqlite')}"
+
     return make
 
 
@@ -146,17 +147,23 @@ class DemoSite:
 def demo_site(tmp_path: Path) -> Callable[..., DemoSite]:
     """Factory: make_demo(scale=0.05, seed=42, site_id="demo", awkward_names=False) -> DemoSite with keys and
     sites.yaml (`awkward_names`: legacy tables and columns whose names need quoting)."""
-    from backups.keys import generate_custodian_identity, generate_signing_key
-    from ts24_migrate.commands.demo_data import write_demo_inventory
+    from ts24_migrate.cli.commands.demo_data import write_demo_inventory
+    from ts24_migrate.core.keys import generate_custodian_identity, generate_signing_key
 
     def make(scale: float = 0.05, seed: int = 42, site_id: str = "demo", awkward_names: bool = False) -> DemoSite:
         folder = tmp_path / f"site-{site_id}-{seed}"
         identity = folder / "keys" / "custodian.age-identity"
         recipient = generate_custodian_identity(identity)
         generate_signing_key(folder / "keys" / "signing.key")
-        inventory = write_demo_inventory(folder, site_id=site_id, seed=seed, scale=scale,
-                                         backup_recipients=[recipient], signing_key=Path("keys/signing.key"),
-                                         awkward_names=awkward_names)
+        inventory = write_demo_inventory(
+            folder,
+            site_id=site_id,
+            seed=seed,
+            scale=scale,
+            backup_recipients=[recipient],
+            signing_key=Path("keys/signing.key"),
+            awkward_names=awkward_names,
+        )
         return DemoSite(folder, inventory, identity, site_id)
 
     return make

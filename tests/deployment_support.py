@@ -15,9 +15,10 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 import httpx
 
@@ -65,8 +66,15 @@ class Processes:
         log = self.log_dir / f"{name}.log"
         handle = open(log, "ab")
         try:
-            process = subprocess.Popen(argv, env=env, cwd=cwd, stdout=handle, stderr=subprocess.STDOUT,
-                                       stdin=subprocess.DEVNULL, start_new_session=True)
+            process = subprocess.Popen(
+                argv,
+                env=env,
+                cwd=cwd,
+                stdout=handle,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
         finally:
             handle.close()
         started = Started(name, process, log)
@@ -96,7 +104,7 @@ def children_of(pid: int) -> list[int]:
         except OSError:
             continue
         # pid (comm) state ppid ...: comm may hold spaces and parentheses, so split after the last ")"
-        fields = stat[stat.rindex(")") + 2:].split()
+        fields = stat[stat.rindex(")") + 2 :].split()
         if int(fields[1]) == pid:
             found.append(int(entry.name))
     return found
@@ -156,15 +164,23 @@ def flow_run_of(pid: int) -> str | None:
 
 
 def run_cli(argv: list[str], env: dict[str, str], cwd: Path, *, timeout: float = 180) -> str:
-    completed = subprocess.run(argv, env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout,
-                               start_new_session=True)
-    assert completed.returncode == 0, f"{' '.join(argv)} exited {completed.returncode}:\n" \
-                                      f"{completed.stdout[-3000:]}\n{completed.stderr[-3000:]}"
+    completed = subprocess.run(
+        argv, env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout, start_new_session=True
+    )
+    assert completed.returncode == 0, (
+        f"{' '.join(argv)} exited {completed.returncode}:\n{completed.stdout[-3000:]}\n{completed.stderr[-3000:]}"
+    )
     return completed.stdout
 
 
-def wait_for(what: str, done: Callable[[], Any], *, timeout: float, every: float = 1.0,
-             on_timeout: Callable[[], str] = lambda: "") -> Any:
+def wait_for(
+    what: str,
+    done: Callable[[], Any],
+    *,
+    timeout: float,
+    every: float = 1.0,
+    on_timeout: Callable[[], str] = lambda: "",
+) -> Any:
     deadline = time.monotonic() + timeout
     while True:
         value = done()
@@ -197,8 +213,9 @@ class PrefectApi:
         return response.json()["id"]
 
     def run_deployment(self, flow: str, name: str, parameters: dict[str, Any]) -> str:
-        response = self.client.post(f"/deployments/{self.deployment_id(flow, name)}/create_flow_run",
-                                    json={"parameters": parameters})
+        response = self.client.post(
+            f"/deployments/{self.deployment_id(flow, name)}/create_flow_run", json={"parameters": parameters}
+        )
         response.raise_for_status()
         return response.json()["id"]
 
@@ -208,8 +225,9 @@ class PrefectApi:
         return response.json()
 
     def flow_runs(self, flow: str, name: str) -> list[dict[str, Any]]:
-        response = self.client.post("/flow_runs/filter", json={
-            "deployments": {"id": {"any_": [self.deployment_id(flow, name)]}}, "limit": 200})
+        response = self.client.post(
+            "/flow_runs/filter", json={"deployments": {"id": {"any_": [self.deployment_id(flow, name)]}}, "limit": 200}
+        )
         response.raise_for_status()
         return response.json()
 
@@ -227,6 +245,7 @@ def state_of(run: dict[str, Any]) -> str:
 
 
 # -- run windows: when a site held its slots, from the control store -------------------------
+
 
 @dataclass(frozen=True)
 class Window:

@@ -11,9 +11,9 @@ import sqlalchemy as sa
 
 from extract.assessment import assess_site
 from extract.assessment_report import write_assessment_report
-from ts24_migrate.db import legacy_engine
+from ts24_migrate.core.db import legacy_engine
+from ts24_migrate.core.secrets import Secret
 from ts24_migrate.demo import generate_site
-from ts24_migrate.secrets import Secret
 
 CUTOVER = dt.date(2025, 7, 1)
 
@@ -27,9 +27,11 @@ def _check_against_truth(assessment, truth: dict) -> None:
         assert found["primary_key"] == planted["primary_key"], name
         assert found["role"] == planted["role"], name
     assert data["summary"]["tables_without_primary_key"] == sorted(
-        n for n, t in truth["tables"].items() if not t["primary_key"])
+        n for n, t in truth["tables"].items() if not t["primary_key"]
+    )
     assert data["summary"]["unmapped_tables"] == sorted(
-        n for n, t in truth["tables"].items() if t["role"] == "unmapped")
+        n for n, t in truth["tables"].items() if t["role"] == "unmapped"
+    )
     for table, columns in truth["encodings"].items():
         for column, counts in columns.items():
             found = data["tables"][table]["legacy_text"].get(column, {})
@@ -51,8 +53,9 @@ def _check_against_truth(assessment, truth: dict) -> None:
 
 def test_assessment_on_sqlite_matches_truth_and_only_reads(tmp_path):
     legacy_file = tmp_path / "legacy.sqlite"
-    truth = generate_site(sa.create_engine(f"sqlite:///{legacy_file}"), tmp_path / "files",
-                          seed=7, scale=0.1, cutover=CUTOVER).to_dict()
+    truth = generate_site(
+        sa.create_engine(f"sqlite:///{legacy_file}"), tmp_path / "files", seed=7, scale=0.1, cutover=CUTOVER
+    ).to_dict()
     before = hashlib.sha256(legacy_file.read_bytes()).hexdigest()
     engine = legacy_engine(Secret(f"sqlite:///{legacy_file}"))
     with engine.connect() as conn:
@@ -88,34 +91,52 @@ def test_assessment_on_mariadb_over_odbc_matches_truth(tmp_path, mariadb_databas
 
 
 def test_suspected_text_is_counted_per_column_all_caps_and_uncertain_values_included(tmp_path):
-    from extract.legacy_schema import DM_DONVI, metadata
-    from transform.legacy_encodings import encode_as_tcvn3_mojibake
+    from ts24_migrate.core.legacy.encodings import encode_as_tcvn3_mojibake
+    from ts24_migrate.core.legacy.schema import DM_DONVI, metadata
 
     legacy_file = tmp_path / "legacy.sqlite"
     writer = sa.create_engine(f"sqlite:///{legacy_file}")
     metadata.create_all(writer, tables=[DM_DONVI])
-    names = [encode_as_tcvn3_mojibake("CÔNG TY TNHH ĐỒNG THÁP", capital_codes=True),  # TCVN 5712 capitals
-             encode_as_tcvn3_mojibake("BẢO HIỂM XÃ HỘI"),                            # a capital font
-             "Cöa Nam",                                                            # TCVN3 or VNI?
-             "B\x81O H\x81\x81M",                                                  # no decoding holds
-             "Công ty TNHH Thăng Long", "CONG TY ABC"]
+    names = [
+        encode_as_tcvn3_mojibake("CÔNG TY TNHH ĐỒNG THÁP", capital_codes=True),  # TCVN 5712 capitals
+        encode_as_tcvn3_mojibake("BẢO HIỂM XÃ HỘI"),  # a capital font
+        "Cöa Nam",  # TCVN3 or VNI?
+        "B\x81O H\x81\x81M",  # no decoding holds
+        "Công ty TNHH Thăng Long",
+        "CONG TY ABC",
+    ]
     with writer.begin() as conn:
-        conn.execute(DM_DONVI.insert(), [{"MA_DV": f"U{i}", "TEN_DV": name, "DIA_CHI": "Hµ Néi" if i == 0 else None,
-                                          "PHUONG_THUC_GD": 1, "TRANG_THAI": 1, "NGAY_DANG_KY": "01/01/2010",
-                                          "NGAY_CAP_NHAT": dt.datetime(2025, 1, 1)} for i, name in enumerate(names)])
+        conn.execute(
+            DM_DONVI.insert(),
+            [
+                {
+                    "MA_DV": f"U{i}",
+                    "TEN_DV": name,
+                    "DIA_CHI": "Hµ Néi" if i == 0 else None,
+                    "PHUONG_THUC_GD": 1,
+                    "TRANG_THAI": 1,
+                    "NGAY_DANG_KY": "01/01/2010",
+                    "NGAY_CAP_NHAT": dt.datetime(2025, 1, 1),
+                }
+                for i, name in enumerate(names)
+            ],
+        )
     writer.dispose()
     engine = legacy_engine(Secret(f"sqlite:///{legacy_file}"))
     with engine.connect() as conn:
         assessment = assess_site(conn, site_id="demo", cutover=CUTOVER)
     engine.dispose()
     data = assessment.to_dict()
-    assert data["tables"]["DM_DONVI"]["legacy_text"] == {"TEN_DV": {"tcvn3": 2, "ambiguous": 1, "suspect": 1},
-                                                         "DIA_CHI": {"tcvn3": 1}}
+    assert data["tables"]["DM_DONVI"]["legacy_text"] == {
+        "TEN_DV": {"tcvn3": 2, "ambiguous": 1, "suspect": 1},
+        "DIA_CHI": {"tcvn3": 1},
+    }
     assert data["summary"]["legacy_text_values"] == {"tcvn3": 3, "vni": 0, "nfd": 0}
     assert data["summary"]["uncertain_text_values"] == {"ambiguous": 1, "suspect": 1}
     assert data["suspected_text_by_column"] == [
         {"table": "DM_DONVI", "column": "DIA_CHI", "tcvn3": 1, "vni": 0, "nfd": 0, "ambiguous": 0, "suspect": 0},
-        {"table": "DM_DONVI", "column": "TEN_DV", "tcvn3": 2, "vni": 0, "nfd": 0, "ambiguous": 1, "suspect": 1}]
+        {"table": "DM_DONVI", "column": "TEN_DV", "tcvn3": 2, "vni": 0, "nfd": 0, "ambiguous": 1, "suspect": 1},
+    ]
     paths = write_assessment_report(assessment, tmp_path / "report")
     html = paths["html"].read_text(encoding="utf-8")
     assert "Suspected legacy text by column" in html and "<td>TEN_DV</td>" in html

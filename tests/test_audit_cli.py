@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from audit import Ledger
-from backups.keys import generate_signing_key, load_signing_key
-from ts24_migrate.cli import main
+from ts24_migrate.cli.main import main
+from ts24_migrate.core.keys import generate_signing_key, load_signing_key
 
 INVENTORY = """\
 version: 1
@@ -34,8 +34,12 @@ def site(tmp_path: Path) -> dict[str, Path]:
     ledger = Ledger(tmp_path / "work" / "ledger" / "hn-01.jsonl", load_signing_key(tmp_path / "keys" / "signing.key"))
     for i in range(5):
         ledger.append("hn-01", "load", "chunk_loaded", {"table": "HO_SO", "rows": 100 + i}, run_id=f"run-{i}")
-    return {"inventory": tmp_path / "sites.yaml", "ledger": ledger.path, "public_key": tmp_path / "keys" / "signing.pub",
-            "private_key": tmp_path / "keys" / "signing.key"}
+    return {
+        "inventory": tmp_path / "sites.yaml",
+        "ledger": ledger.path,
+        "public_key": tmp_path / "keys" / "signing.pub",
+        "private_key": tmp_path / "keys" / "signing.key",
+    }
 
 
 def run(capsys: pytest.CaptureFixture, *argv: str) -> tuple[int, str, str]:
@@ -85,8 +89,9 @@ def test_verify_json(site: dict, capsys: pytest.CaptureFixture) -> None:
     code, out, _ = run(capsys, "--json", "audit", "verify", site["ledger"], "--public-key", site["public_key"])
     report = json.loads(out)
     assert code == 1 and report["ok"] is False
-    assert report["problems"] == ["event seq 3 (line 3): its content does not match its hash: the event was "
-                                  "edited after it was written"]
+    assert report["problems"] == [
+        "event seq 3 (line 3): its content does not match its hash: the event was edited after it was written"
+    ]
 
 
 def test_verify_with_a_wrong_key_exits_1(site: dict, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
@@ -112,8 +117,10 @@ def test_verify_usage_errors_exit_2_with_one_line(site: dict, tmp_path: Path, ca
         (["audit", "verify", tmp_path / "nope.jsonl", "--public-key", site["public_key"]], "does not exist"),
         (["audit", "verify", site["ledger"]], "give --public-key"),
         (["audit", "verify", "--public-key", site["public_key"]], "give a LEDGER_FILE, or --site"),
-        (["audit", "verify", site["ledger"], "--public-key", tmp_path / "missing.pub"],
-         "public key file .*missing.pub does not exist"),
+        (
+            ["audit", "verify", site["ledger"], "--public-key", tmp_path / "missing.pub"],
+            "public key file .*missing.pub does not exist",
+        ),
     ]
     for argv, message in cases:
         code, out, err = run(capsys, *argv)
@@ -140,8 +147,9 @@ def test_show_lists_events_and_damaged_lines(site: dict, capsys: pytest.CaptureF
     assert lines[3].strip().startswith("? line 6: incomplete last line")
 
 
-def test_show_json_filters_by_site_and_finds_the_ledger_from_the_inventory(site: dict,
-                                                                          capsys: pytest.CaptureFixture) -> None:
+def test_show_json_filters_by_site_and_finds_the_ledger_from_the_inventory(
+    site: dict, capsys: pytest.CaptureFixture
+) -> None:
     code, out, _ = run(capsys, "-i", site["inventory"], "audit", "show", "--site", "hn-01", "--json", "--tail", "2")
     shown = json.loads(out)
     assert code == 0 and shown["ledger"] == str(site["ledger"])

@@ -24,9 +24,9 @@ from hypothesis import strategies as st
 from audit import Ledger, read_events, read_head, verify_ledger
 from audit.event_data import looks_like_secret_key, reject_secret_text
 from audit.events import canonical_bytes
-from backups.keys import SigningKey, generate_signing_key, verify_signature
-from ts24_migrate.errors import VerificationError
-from ts24_migrate.secrets import Secret
+from ts24_migrate.core.errors import VerificationError
+from ts24_migrate.core.keys import SigningKey, generate_signing_key, verify_signature
+from ts24_migrate.core.secrets import Secret
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -49,12 +49,18 @@ def test_first_append_creates_the_file_and_its_folders(ledger: Ledger, key: Sign
 
     assert ledger.path.exists()
     assert (event.seq, event.prev_hash, event.site, event.stage, event.event, event.run_id) == (
-        1, None, "hn-01", "extract", "extracted", "run-1")
+        1,
+        None,
+        "hn-01",
+        "extract",
+        "extracted",
+        "run-1",
+    )
     assert event.data == {"rows": 120345, "tables": 14}
     assert event.key_id == key.key_id
     assert ledger.head() == event and ledger.head_hash() == event.hash
     assert event.at.tzinfo is not None
-    assert abs(event.at - dt.datetime.now(dt.timezone.utc)) < dt.timedelta(minutes=1)
+    assert abs(event.at - dt.datetime.now(dt.UTC)) < dt.timedelta(minutes=1)
 
 
 def test_events_chain_and_are_hashed_and_signed_as_documented(ledger: Ledger, key: SigningKey) -> None:
@@ -64,8 +70,20 @@ def test_events_chain_and_are_hashed_and_signed_as_documented(ledger: Ledger, ke
     assert events[1].prev_hash == events[0].hash and events[2].prev_hash == events[1].hash
     for line, event in zip(ledger.path.read_bytes().splitlines(keepends=True), events):
         record = json.loads(line)
-        assert list(record) == ["v", "seq", "time", "site", "stage", "event", "run_id", "data",
-                                "prev_hash", "key_id", "hash", "signature"]
+        assert list(record) == [
+            "v",
+            "seq",
+            "time",
+            "site",
+            "stage",
+            "event",
+            "run_id",
+            "data",
+            "prev_hash",
+            "key_id",
+            "hash",
+            "signature",
+        ]
         content = {k: v for k, v in record.items() if k not in ("hash", "signature")}
         # Recomputed the way an auditor would, from the documented format only.
         signed = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
@@ -87,33 +105,56 @@ class Outcome(enum.Enum):
 
 
 def test_figures_of_common_types_become_plain_json(ledger: Ledger) -> None:
-    event = ledger.append("hn-01", "validate", "validated", {
-        "cutover": dt.date(2025, 7, 1), "at": dt.datetime(2025, 7, 1, 8, 30), "ratio": decimal.Decimal("0.25"),
-        "rows": decimal.Decimal("12"), "folder": Path("/srv/ts24/hn-01/files"), "outcome": Outcome.PASSED,
-        "numpy_rows": np.int64(7), "tables": ("HO_SO", "HO_SO_TEP"), "nothing": None})
-    assert event.data == {"at": "2025-07-01T08:30:00", "cutover": "2025-07-01", "folder": "/srv/ts24/hn-01/files",
-                          "nothing": None, "numpy_rows": 7, "outcome": "passed", "ratio": 0.25, "rows": 12,
-                          "tables": ["HO_SO", "HO_SO_TEP"]}
+    event = ledger.append(
+        "hn-01",
+        "validate",
+        "validated",
+        {
+            "cutover": dt.date(2025, 7, 1),
+            "at": dt.datetime(2025, 7, 1, 8, 30),
+            "ratio": decimal.Decimal("0.25"),
+            "rows": decimal.Decimal("12"),
+            "folder": Path("/srv/ts24/hn-01/files"),
+            "outcome": Outcome.PASSED,
+            "numpy_rows": np.int64(7),
+            "tables": ("HO_SO", "HO_SO_TEP"),
+            "nothing": None,
+        },
+    )
+    assert event.data == {
+        "at": "2025-07-01T08:30:00",
+        "cutover": "2025-07-01",
+        "folder": "/srv/ts24/hn-01/files",
+        "nothing": None,
+        "numpy_rows": 7,
+        "outcome": "passed",
+        "ratio": 0.25,
+        "rows": 12,
+        "tables": ["HO_SO", "HO_SO_TEP"],
+    }
     assert verify_ledger(ledger.path, [ledger.signing_key.public_key_b64]).ok
 
 
-@pytest.mark.parametrize("data", [
-    {"password": "hunter2"},
-    {"DB_PASSWORD": "hunter2"},
-    {"privateKey": "x"},
-    {"signing": {"private_key": "x"}},
-    {"api-key": "x"},
-    {"client_secret": "x"},
-    {"legacy": {"pwd": "x"}},
-    {"token": "x"},
-    {"legacy_url": "mssql+pyodbc://sa:hunter2@ts24-hn01/TS24?driver=ODBC+Driver+18"},
-    {"odbc": "DRIVER={MariaDB};SERVER=ts24;UID=sa;PWD=hunter2;"},
-    {"urls": ["sqlite:///x", "postgresql://migrator:hunter2@db/target"]},
-    {"custodian": "AGE-SECRET-KEY-1QQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQ"},
-    {"key": "-----BEGIN PRIVATE KEY-----\nhunter2\n-----END PRIVATE KEY-----"},
-    {"legacy": Secret("hunter2")},
-    {"postgresql://migrator:hunter2@db/target": 1},
-])
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"password": "hunter2"},
+        {"DB_PASSWORD": "hunter2"},
+        {"privateKey": "x"},
+        {"signing": {"private_key": "x"}},
+        {"api-key": "x"},
+        {"client_secret": "x"},
+        {"legacy": {"pwd": "x"}},
+        {"token": "x"},
+        {"legacy_url": "mssql+pyodbc://sa:hunter2@ts24-hn01/TS24?driver=ODBC+Driver+18"},
+        {"odbc": "DRIVER={MariaDB};SERVER=ts24;UID=sa;PWD=hunter2;"},
+        {"urls": ["sqlite:///x", "postgresql://migrator:hunter2@db/target"]},
+        {"custodian": "AGE-SECRET-KEY-1QQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQ"},
+        {"key": "-----BEGIN PRIVATE KEY-----\nhunter2\n-----END PRIVATE KEY-----"},
+        {"legacy": Secret("hunter2")},
+        {"postgresql://migrator:hunter2@db/target": 1},
+    ],
+)
 def test_secret_looking_data_is_refused_and_nothing_is_written(ledger: Ledger, data: dict) -> None:
     ledger.append("hn-01", "assess", "assessed", {"tables": 3})
     before = ledger.path.read_bytes()
@@ -131,25 +172,35 @@ def test_secrets_are_refused_in_the_other_fields_too(ledger: Ledger) -> None:
     assert not ledger.path.exists()
 
 
-@pytest.mark.parametrize("data", [
-    {"legacy": "mssql+pyodbc://sa:***@ts24-hn01/TS24"},  # already redacted
-    {"legacy": "sqlite:////srv/ts24/hn-01.sqlite"},
-    {"report": "http://reports:8080/hn-01/index.html"},
-    {"note": "portal:8080/path@anchor"},
-    {"passed": 12, "key_range": [1, 500], "recipient": "age1qqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqq"},
-    {"legacy": "env:TS24_HN01_LEGACY_URL"},
-])
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"legacy": "mssql+pyodbc://sa:***@ts24-hn01/TS24"},  # already redacted
+        {"legacy": "sqlite:////srv/ts24/hn-01.sqlite"},
+        {"report": "http://reports:8080/hn-01/index.html"},
+        {"note": "portal:8080/path@anchor"},
+        {
+            "passed": 12,
+            "key_range": [1, 500],
+            "recipient": "age1qqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqq",
+        },
+        {"legacy": "env:TS24_HN01_LEGACY_URL"},
+    ],
+)
 def test_ordinary_figures_are_not_mistaken_for_secrets(ledger: Ledger, data: dict) -> None:
     assert ledger.append("hn-01", "extract", "extracted", data).data == data
 
 
-@pytest.mark.parametrize("data, message", [
-    ({"ratio": float("nan")}, "NaN"),
-    ({"ratio": float("inf")}, "NaN and infinity"),
-    ({"blob": b"\x00\x01"}, "bytes are not figures"),
-    ({"what": object()}, "type object is not JSON"),
-    (["not", "a", "mapping"], "must be a mapping"),
-])
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        ({"ratio": float("nan")}, "NaN"),
+        ({"ratio": float("inf")}, "NaN and infinity"),
+        ({"blob": b"\x00\x01"}, "bytes are not figures"),
+        ({"what": object()}, "type object is not JSON"),
+        (["not", "a", "mapping"], "must be a mapping"),
+    ],
+)
 def test_data_that_is_not_json_figures_is_refused(ledger: Ledger, data: object, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         ledger.append("hn-01", "extract", "extracted", data)  # type: ignore[arg-type]
@@ -172,7 +223,7 @@ def test_append_refuses_a_ledger_with_a_cut_last_line(ledger: Ledger) -> None:
 
 
 def test_append_refuses_to_chain_onto_an_edited_last_event(ledger: Ledger) -> None:
-    for i in range(2):
+    for _i in range(2):
         ledger.append("hn-01", "load", "chunk_loaded", {"rows": 100})
     ledger.path.write_bytes(ledger.path.read_bytes().replace(b'"rows":100}', b'"rows":999}'))
     with pytest.raises(VerificationError, match=r"last event \(seq 2\) does not match its hash"):
@@ -223,7 +274,7 @@ WRITER = """
 import sys, time
 from pathlib import Path
 from audit import Ledger
-from backups.keys import load_signing_key
+from ts24_migrate.core.keys import load_signing_key
 ledger = Ledger(Path(sys.argv[1]), load_signing_key(Path(sys.argv[2])))
 go = Path(sys.argv[3])
 while not go.exists():
@@ -239,9 +290,14 @@ def test_concurrent_processes_produce_one_valid_chain_with_no_lost_event(tmp_pat
     path = tmp_path / "ledger" / "hn-01.jsonl"
     go = tmp_path / "go"
     workers, per_worker = 4, 40
-    processes = [subprocess.Popen([sys.executable, "-c", WRITER, str(path), str(tmp_path / "signing.key"),
-                                   str(go), str(per_worker), str(w)], cwd=ROOT, stderr=subprocess.PIPE)
-                 for w in range(workers)]
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-c", WRITER, str(path), str(tmp_path / "signing.key"), str(go), str(per_worker), str(w)],
+            cwd=ROOT,
+            stderr=subprocess.PIPE,
+        )
+        for w in range(workers)
+    ]
     time.sleep(0.5)  # let every writer import and wait, so that they really race
     go.touch()
     for process in processes:
@@ -254,12 +310,14 @@ def test_concurrent_processes_produce_one_valid_chain_with_no_lost_event(tmp_pat
     events = [e for _, e, _ in read_events(path)]
     assert [e.seq for e in events] == list(range(1, workers * per_worker + 1))
     assert Counter((e.data["worker"], e.data["i"]) for e in events) == Counter(
-        {(w, i): 1 for w in range(workers) for i in range(per_worker)})
+        {(w, i): 1 for w in range(workers) for i in range(per_worker)}
+    )
     interleaved = sum(1 for a, b in zip(events, events[1:]) if a.data["worker"] != b.data["worker"])
     assert interleaved > workers  # the writers did overlap, so the lock was exercised
 
 
 # -- any figures round-trip, and the ledger stays valid ------------------------------
+
 
 def _not_secret_text(text: str) -> bool:
     try:
@@ -270,12 +328,22 @@ def _not_secret_text(text: str) -> bool:
 
 
 keys_text = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=8).filter(
-    lambda k: not looks_like_secret_key(k) and _not_secret_text(k))
-scalars = (st.none() | st.booleans() | st.integers(min_value=-2**63, max_value=2**63)
-           | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=20).filter(_not_secret_text))
-figures = st.dictionaries(keys_text, st.recursive(
-    scalars, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(keys_text, inner, max_size=3),
-    max_leaves=8), max_size=5)
+    lambda k: not looks_like_secret_key(k) and _not_secret_text(k)
+)
+scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**63), max_value=2**63)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=20).filter(_not_secret_text)
+)
+figures = st.dictionaries(
+    keys_text,
+    st.recursive(
+        scalars, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(keys_text, inner, max_size=3), max_leaves=8
+    ),
+    max_size=5,
+)
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 
 from audit import Ledger, head_path, verify_ledger
 from audit.events import canonical_bytes, line_bytes
-from backups.keys import SigningKey
-from ts24_migrate.errors import ConfigError
+from ts24_migrate.core.errors import ConfigError
+from ts24_migrate.core.keys import SigningKey
 
 EVENTS = 8
 KEY = SigningKey.generate()  # one key for the module: tests only read what it signed
@@ -26,8 +26,13 @@ def make_ledger(folder: Path, events: int = EVENTS, key: SigningKey = KEY, site:
     ledger = Ledger(folder / f"{site}.jsonl", key)
     stages = ["assess", "extract", "backup", "verify-backup", "load", "validate", "reconcile", "purge"]
     for i in range(events):
-        ledger.append(site, stages[i % len(stages)], f"{stages[i % len(stages)]}_done",
-                      {"rows": 1000 + i, "office": "BHXH Hà Nội"}, run_id=f"run-{i}")
+        ledger.append(
+            site,
+            stages[i % len(stages)],
+            f"{stages[i % len(stages)]}_done",
+            {"rows": 1000 + i, "office": "BHXH Hà Nội"},
+            run_id=f"run-{i}",
+        )
     return ledger.path
 
 
@@ -56,8 +61,11 @@ def forged_line(values: dict, key: SigningKey | None) -> bytes:
     if key is not None:
         content["key_id"] = key.key_id
     signed = canonical_bytes(content)
-    values = {**content, "hash": hashlib.sha256(signed).hexdigest(),
-              "signature": base64.b64encode((key or OTHER_KEY).sign(signed)).decode()}
+    values = {
+        **content,
+        "hash": hashlib.sha256(signed).hexdigest(),
+        "signature": base64.b64encode((key or OTHER_KEY).sign(signed)).decode(),
+    }
     return line_bytes(values)
 
 
@@ -70,22 +78,24 @@ def test_an_intact_ledger_verifies(path: Path) -> None:
     assert "intact: 8 events" in result.summary()
 
 
-@pytest.mark.parametrize("field, new_value, expected", [
-    ("seq", 40, "event seq 40 (line 4): its content does not match its hash"),
-    ("time", "2024-01-01T00:00:00.000000Z", "event seq 4 (line 4): its content does not match its hash"),
-    ("site", "hn-02", "event seq 4 (line 4): its content does not match its hash"),
-    ("stage", "load", "event seq 4 (line 4): its content does not match its hash"),
-    ("event", "nothing_happened", "event seq 4 (line 4): its content does not match its hash"),
-    ("run_id", None, "event seq 4 (line 4): its content does not match its hash"),
-    ("data", {"rows": 1, "office": "BHXH Hà Nội"}, "event seq 4 (line 4): its content does not match its hash"),
-    ("prev_hash", "0" * 64, "event seq 4 (line 4): its content does not match its hash"),
-    ("key_id", OTHER_KEY.key_id, "event seq 4 (line 4): its content does not match its hash"),
-    ("hash", "f" * 64, "event seq 4 (line 4): its content does not match its hash"),
-    ("signature", base64.b64encode(bytes(64)).decode(), "event seq 4 (line 4): its signature does not verify"),
-    ("v", 2, "line 4: unknown ledger format version 2"),
-])
-def test_an_edited_field_is_found_and_the_event_named(path: Path, field: str, new_value: object,
-                                                      expected: str) -> None:
+@pytest.mark.parametrize(
+    "field, new_value, expected",
+    [
+        ("seq", 40, "event seq 40 (line 4): its content does not match its hash"),
+        ("time", "2024-01-01T00:00:00.000000Z", "event seq 4 (line 4): its content does not match its hash"),
+        ("site", "hn-02", "event seq 4 (line 4): its content does not match its hash"),
+        ("stage", "load", "event seq 4 (line 4): its content does not match its hash"),
+        ("event", "nothing_happened", "event seq 4 (line 4): its content does not match its hash"),
+        ("run_id", None, "event seq 4 (line 4): its content does not match its hash"),
+        ("data", {"rows": 1, "office": "BHXH Hà Nội"}, "event seq 4 (line 4): its content does not match its hash"),
+        ("prev_hash", "0" * 64, "event seq 4 (line 4): its content does not match its hash"),
+        ("key_id", OTHER_KEY.key_id, "event seq 4 (line 4): its content does not match its hash"),
+        ("hash", "f" * 64, "event seq 4 (line 4): its content does not match its hash"),
+        ("signature", base64.b64encode(bytes(64)).decode(), "event seq 4 (line 4): its signature does not verify"),
+        ("v", 2, "line 4: unknown ledger format version 2"),
+    ],
+)
+def test_an_edited_field_is_found_and_the_event_named(path: Path, field: str, new_value: object, expected: str) -> None:
     lines = lines_of(path)
     values = json.loads(lines[3])
     assert values[field] != new_value
@@ -101,8 +111,9 @@ def test_an_edit_that_also_recomputes_the_hash_fails_the_signature_and_the_next_
     lines = lines_of(path)
     values = json.loads(lines[3])
     values["data"]["rows"] = 0
-    values["hash"] = hashlib.sha256(canonical_bytes(
-        {k: v for k, v in values.items() if k not in ("hash", "signature")})).hexdigest()
+    values["hash"] = hashlib.sha256(
+        canonical_bytes({k: v for k, v in values.items() if k not in ("hash", "signature")})
+    ).hexdigest()
     lines[3] = line_bytes(values)
     write_lines(path, lines)
 
@@ -122,8 +133,10 @@ def test_an_edit_re_signed_with_another_key_is_an_unknown_key(path: Path) -> Non
     write_lines(path, lines)
 
     found = problems(path)
-    assert found[0] == (f"event seq 4 (line 4): signed by key id {OTHER_KEY.key_id}, which is not among "
-                        f"the trusted public keys ({KEY.key_id})")
+    assert found[0] == (
+        f"event seq 4 (line 4): signed by key id {OTHER_KEY.key_id}, which is not among "
+        f"the trusted public keys ({KEY.key_id})"
+    )
     assert found[1].startswith("event seq 5 (line 5) does not link to event seq 4 (line 4)")
 
 
@@ -131,8 +144,9 @@ def test_a_reformatted_line_is_found_even_when_its_values_are_unchanged(path: Pa
     lines = lines_of(path)
     lines[2] = json.dumps(json.loads(lines[2]), ensure_ascii=True).encode() + b"\n"  # spaces, \u escapes
     write_lines(path, lines)
-    assert problems(path) == ["event seq 3 (line 3): the line is not in the form the ledger writes: "
-                              "it was re-written by hand"]
+    assert problems(path) == [
+        "event seq 3 (line 3): the line is not in the form the ledger writes: it was re-written by hand"
+    ]
 
 
 def test_a_duplicated_key_that_hides_a_value_is_found(path: Path) -> None:
@@ -147,16 +161,18 @@ def test_removed_event_in_the_middle(path: Path) -> None:
     lines = lines_of(path)
     del lines[3]
     write_lines(path, lines)
-    assert problems(path) == ["event seq 4 is missing between event seq 3 (line 3) and event seq 5 (line 4): "
-                              "it was removed"]
+    assert problems(path) == [
+        "event seq 4 is missing between event seq 3 (line 3) and event seq 5 (line 4): it was removed"
+    ]
 
 
 def test_removed_events_in_the_middle(path: Path) -> None:
     lines = lines_of(path)
     del lines[2:5]
     write_lines(path, lines)
-    assert problems(path) == ["events seq 3..5 are missing between event seq 2 (line 2) and event seq 6 "
-                              "(line 3): they were removed"]
+    assert problems(path) == [
+        "events seq 3..5 are missing between event seq 2 (line 2) and event seq 6 (line 3): they were removed"
+    ]
 
 
 def test_removed_first_event(path: Path) -> None:
@@ -168,7 +184,8 @@ def test_removed_last_event(path: Path) -> None:
     write_lines(path, lines_of(path)[:-1])
     assert problems(path) == [
         "event seq 8 is missing at the end: the signed head (hn-01.jsonl.head) names seq 8, but the ledger "
-        "ends at seq 7 (line 7): the last event(s) were removed or the file was cut"]
+        "ends at seq 7 (line 7): the last event(s) were removed or the file was cut"
+    ]
 
 
 def test_removed_last_events_and_every_event(path: Path) -> None:
@@ -177,7 +194,8 @@ def test_removed_last_events_and_every_event(path: Path) -> None:
     write_lines(path, [])
     assert problems(path) == [
         "events seq 1..8 are missing at the end: the signed head (hn-01.jsonl.head) names seq 8, but the "
-        "ledger ends at no event: the last event(s) were removed or the file was cut"]
+        "ledger ends at no event: the last event(s) were removed or the file was cut"
+    ]
 
 
 def test_inserted_copy_of_an_event(path: Path) -> None:
@@ -221,8 +239,10 @@ def test_appended_forged_event_at_the_end(path: Path) -> None:
     values.update(seq=EVENTS + 1, prev_hash=values["hash"], event="purge_approved")
     lines.append(forged_line(values, OTHER_KEY))
     write_lines(path, lines)
-    assert problems(path) == [f"event seq 9 (line 9): signed by key id {OTHER_KEY.key_id}, which is not "
-                              f"among the trusted public keys ({KEY.key_id})"]
+    assert problems(path) == [
+        f"event seq 9 (line 9): signed by key id {OTHER_KEY.key_id}, which is not "
+        f"among the trusted public keys ({KEY.key_id})"
+    ]
 
 
 def test_swapped_events(path: Path) -> None:
@@ -235,14 +255,16 @@ def test_swapped_events(path: Path) -> None:
         "event seq 3 (line 4) is out of place: by its number it belongs between seq 2 (line 2) and seq 4 "
         "(line 3): the events were reordered",
         "event seq 4 (line 3) is out of place: by its number it belongs between seq 3 (line 4) and seq 5 "
-        "(line 5): the events were reordered")
+        "(line 5): the events were reordered",
+    )
 
 
 def test_last_event_moved_to_the_front(path: Path) -> None:
     lines = lines_of(path)
     write_lines(path, [lines[-1]] + lines[:-1])
-    assert problems(path) == ["event seq 8 (line 1) is out of place: by its number it belongs after seq 7 "
-                              "(line 8): the events were reordered"]
+    assert problems(path) == [
+        "event seq 8 (line 1) is out of place: by its number it belongs after seq 7 (line 8): the events were reordered"
+    ]
 
 
 def test_truncated_in_the_middle_of_the_last_line(path: Path) -> None:
@@ -291,13 +313,15 @@ def test_head_file_missing_or_forged(path: Path) -> None:
     values = json.loads(original)
     values["seq"] = 7
     head.write_text(json.dumps(values))
-    assert problems(path) == [f"head file hn-01.jsonl.head: its signature does not verify with key id "
-                              f"{KEY.key_id} (forged or edited)"]
+    assert problems(path) == [
+        f"head file hn-01.jsonl.head: its signature does not verify with key id {KEY.key_id} (forged or edited)"
+    ]
     head.write_text("{broken")
     assert problems(path) == [f"head file {head} is not a head statement (damaged or edited)"]
     head.unlink()
-    assert problems(path) == ["head file hn-01.jsonl.head is missing: events cut from the end of the ledger "
-                              "cannot be ruled out"]
+    assert problems(path) == [
+        "head file hn-01.jsonl.head is missing: events cut from the end of the ledger cannot be ruled out"
+    ]
 
 
 def test_a_restored_old_head_hides_a_cut_unless_the_head_is_anchored(tmp_path: Path) -> None:
@@ -312,13 +336,13 @@ def test_a_restored_old_head_hides_a_cut_unless_the_head_is_anchored(tmp_path: P
     assert problems(path) == []  # the file alone cannot tell: this is what the anchor is for
     assert problems(path, expected_head=anchored) == [
         f"the expected head {anchored[:16]}... is not in the ledger: events were removed or replaced since "
-        "it was recorded"]
+        "it was recorded"
+    ]
 
 
 def test_deleted_ledger_with_head_left_behind(path: Path) -> None:
     path.unlink()
-    assert problems(path)[0] == (f"the ledger file {path} is missing but its head file exists: "
-                                 "the ledger was deleted")
+    assert problems(path)[0] == (f"the ledger file {path} is missing but its head file exists: the ledger was deleted")
 
 
 def test_usage_errors(tmp_path: Path, path: Path) -> None:
@@ -331,6 +355,7 @@ def test_usage_errors(tmp_path: Path, path: Path) -> None:
 
 
 # -- any single change to the file is found --------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def pristine(tmp_path_factory: pytest.TempPathFactory) -> Path:
@@ -349,8 +374,9 @@ def _mutations():
 
 @settings(max_examples=60, deadline=None)
 @given(mutation=_mutations())
-def test_any_single_change_to_the_file_is_found(pristine: Path, tmp_path_factory: pytest.TempPathFactory,
-                                                mutation: tuple[str, int, int, int]) -> None:
+def test_any_single_change_to_the_file_is_found(
+    pristine: Path, tmp_path_factory: pytest.TempPathFactory, mutation: tuple[str, int, int, int]
+) -> None:
     kind, i, j, value = mutation
     lines = lines_of(pristine)
     if kind == "delete":
@@ -363,7 +389,7 @@ def test_any_single_change_to_the_file_is_found(pristine: Path, tmp_path_factory
         position = j % len(lines[i])
         if lines[i][position] == value:
             value = value + 1 if value < 126 else 32
-        lines[i] = lines[i][:position] + bytes([value]) + lines[i][position + 1:]
+        lines[i] = lines[i][:position] + bytes([value]) + lines[i][position + 1 :]
     folder = tmp_path_factory.mktemp("mutated")
     target = folder / pristine.name
     write_lines(target, lines)
@@ -377,5 +403,7 @@ def test_any_single_change_to_the_file_is_found(pristine: Path, tmp_path_factory
 def test_first_event_moved_to_the_end(path: Path) -> None:
     lines = lines_of(path)
     write_lines(path, lines[1:] + [lines[0]])
-    assert problems(path) == ["event seq 1 (line 8) is out of place: by its number it belongs before seq 2 "
-                              "(line 1): the events were reordered"]
+    assert problems(path) == [
+        "event seq 1 (line 8) is out of place: by its number it belongs before seq 2 "
+        "(line 1): the events were reordered"
+    ]

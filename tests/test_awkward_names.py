@@ -24,21 +24,31 @@ import sqlalchemy as sa
 import yaml
 from sqlalchemy.dialects import mssql
 
-from backups.keys import generate_custodian_identity, generate_signing_key
 from extract.discovery import discover_tables
 from extract.reader import iter_table_rows
-from ts24_migrate.app import App
-from ts24_migrate.cli import main
-from ts24_migrate.control_store import SiteState
+from ts24_migrate.cli.main import main
+from ts24_migrate.core.control_store import SiteState
+from ts24_migrate.core.file_names import object_file_stem, object_file_stems
+from ts24_migrate.core.keys import generate_custodian_identity, generate_signing_key
 from ts24_migrate.demo import awkward_names as awkward
 from ts24_migrate.demo import generate_site
-from ts24_migrate.file_names import object_file_stem, object_file_stems
+from ts24_migrate.runs.app import App
 
 SITE = "demo"
 AWKWARD_TABLES = [awkward.IMPORT_TABLE, awkward.CONFIG_TABLE, awkward.NOTES_TABLE, awkward.SHADOW_TABLE]
-AWKWARD_COLUMNS = sorted({*awkward.IMPORT_COLUMNS.values(), *awkward.CONFIG_COLUMNS.values(),
-                          *awkward.EXTRA_MAPPED_COLUMNS.values(),
-                          "Số TT", "it's", "[ghi chú]", "giờ:phút", "đơn vị", "số lượng?"})
+AWKWARD_COLUMNS = sorted(
+    {
+        *awkward.IMPORT_COLUMNS.values(),
+        *awkward.CONFIG_COLUMNS.values(),
+        *awkward.EXTRA_MAPPED_COLUMNS.values(),
+        "Số TT",
+        "it's",
+        "[ghi chú]",
+        "giờ:phút",
+        "đơn vị",
+        "số lượng?",
+    }
+)
 LEGACY_ENV = "TS24_AWKWARD_LEGACY_URL"
 SCRATCH_ENV = "TS24_AWKWARD_SCRATCH_URL"
 
@@ -70,17 +80,47 @@ def site_on_url(folder: Path, legacy_url: str, monkeypatch) -> tuple[Path, Path,
     returns (inventory, identity, truth)."""
     identity, recipient = _keys(folder)
     monkeypatch.setenv(LEGACY_ENV, legacy_url)
-    cli(None, "demo-data", "--legacy-url-env", LEGACY_ENV, "--attachments", str(folder / "files"),
-        "--target-sqlite", str(folder / "target.sqlite"), "--scale", "0.05", "--truth", str(folder / "truth.json"),
-        "--awkward-names")
+    cli(
+        None,
+        "demo-data",
+        "--legacy-url-env",
+        LEGACY_ENV,
+        "--attachments",
+        str(folder / "files"),
+        "--target-sqlite",
+        str(folder / "target.sqlite"),
+        "--scale",
+        "0.05",
+        "--truth",
+        str(folder / "truth.json"),
+        "--awkward-names",
+    )
     _secret(folder / "secrets" / "legacy.url", legacy_url)
     _secret(folder / "secrets" / "target.url", f"sqlite:///{folder / 'target.sqlite'}")
     inventory = folder / "sites.yaml"
-    inventory.write_text(yaml.safe_dump({
-        "version": 1, "work_dir": "work", "backup_dir": "backups", "signing_key": "keys/signing.key",
-        "target": "file:secrets/target.url",
-        "sites": [{"id": SITE, "office": "01", "legacy": "file:secrets/legacy.url", "attachments": "files",
-                   "cutover": "2025-07-01", "backup_recipients": [recipient]}]}, allow_unicode=True), encoding="utf-8")
+    inventory.write_text(
+        yaml.safe_dump(
+            {
+                "version": 1,
+                "work_dir": "work",
+                "backup_dir": "backups",
+                "signing_key": "keys/signing.key",
+                "target": "file:secrets/target.url",
+                "sites": [
+                    {
+                        "id": SITE,
+                        "office": "01",
+                        "legacy": "file:secrets/legacy.url",
+                        "attachments": "files",
+                        "cutover": "2025-07-01",
+                        "backup_recipients": [recipient],
+                    }
+                ],
+            },
+            allow_unicode=True,
+        ),
+        encoding="utf-8",
+    )
     return inventory, identity, json.loads((folder / "truth.json").read_text(encoding="utf-8"))
 
 
@@ -126,8 +166,10 @@ def migrate_every_stage(inventory: Path, identity: Path, truth: dict, scratch: l
     report = json.loads(Path(validated["reports"]["json"]).read_text(encoding="utf-8"))
     accounting = {row["table"]: row for row in report["accounting"]["tables"]}
     for name in AWKWARD_TABLES:
-        assert accounting[name]["ok"] and accounting[name]["source"] == accounting[name]["backed_up"] \
-            == tables[name]["rows"], name
+        assert (
+            accounting[name]["ok"]
+            and accounting[name]["source"] == accounting[name]["backed_up"] == tables[name]["rows"]
+        ), name
     profile = report["expectations"]["legacy"]
     for name in AWKWARD_TABLES:
         entry = profile["tables"][name]
@@ -151,13 +193,33 @@ def migrate_every_stage(inventory: Path, identity: Path, truth: dict, scratch: l
     assert delta["chain_ok"] and delta["rows_changed"] > 0 and delta["drift"] == 0
     assert cli(inventory, "reconcile", "verify-chain", SITE)["ok"]
 
-    restored = cli(inventory, "backup", "restore", SITE, "--identity", str(identity), *scratch[0:2],
-                   "--files", str(inventory.parent / "restored-files"), "--no-live")
+    restored = cli(
+        inventory,
+        "backup",
+        "restore",
+        SITE,
+        "--identity",
+        str(identity),
+        *scratch[0:2],
+        "--files",
+        str(inventory.parent / "restored-files"),
+        "--no-live",
+    )
     assert restored["ok"], restored["problems"]
     assert {n: t["fingerprint"] for n, t in restored["tables"].items()} == {
-        n: t["fingerprint"] for n, t in manifest["tables"].items()}
-    chain = cli(inventory, "reconcile", "restore-chain", SITE, "--identity", str(identity), *scratch[2:4],
-                "--files", str(inventory.parent / "chain-files"))
+        n: t["fingerprint"] for n, t in manifest["tables"].items()
+    }
+    chain = cli(
+        inventory,
+        "reconcile",
+        "restore-chain",
+        SITE,
+        "--identity",
+        str(identity),
+        *scratch[2:4],
+        "--files",
+        str(inventory.parent / "chain-files"),
+    )
     assert chain["ok"], chain["problems"]
     for name in AWKWARD_TABLES:
         assert chain["tables"][name]["matches_live"] is True, name
@@ -172,11 +234,14 @@ class LegacyStatements:
     def __call__(self, conn, clauseelement, multiparams, params, execution_options) -> None:
         # Text statements are written for the dialect they run on already; constructs are what a
         # dialect compiles, so they are what must come out quoted on SQL Server too.
-        if self.is_legacy(conn.engine.url) and isinstance(clauseelement, sa.sql.ClauseElement) \
-                and not isinstance(clauseelement, sa.sql.expression.TextClause):
+        if (
+            self.is_legacy(conn.engine.url)
+            and isinstance(clauseelement, sa.sql.ClauseElement)
+            and not isinstance(clauseelement, sa.sql.expression.TextClause)
+        ):
             self.statements.append(clauseelement)
 
-    def __enter__(self) -> "LegacyStatements":
+    def __enter__(self) -> LegacyStatements:
         sa.event.listen(sa.engine.Engine, "before_execute", self)
         return self
 
@@ -202,8 +267,22 @@ def assert_quoted_for_sql_server(statement: sa.sql.ClauseElement) -> str:
         assert not any(name in str(statement) for name in [*AWKWARD_TABLES, *AWKWARD_COLUMNS])
         return ""
     bare = _BRACKETED.sub("[]", sql)
-    for fragment in ("Bảng", "tạm", "it's", "Mixed Case", "a.b", "2024_import", "ghi chú", "giờ:phút", "Ghi chú",
-                     "Mức lương", "Số TT", "`x`", "đơn vị", "số lượng?"):
+    for fragment in (
+        "Bảng",
+        "tạm",
+        "it's",
+        "Mixed Case",
+        "a.b",
+        "2024_import",
+        "ghi chú",
+        "giờ:phút",
+        "Ghi chú",
+        "Mức lương",
+        "Số TT",
+        "`x`",
+        "đơn vị",
+        "số lượng?",
+    ):
         assert fragment not in bare, (fragment, sql)
     # Keywords come out upper-case: a lower-case `select` or `order` outside brackets is a bare name.
     assert not re.search(r"\b(select|order)\b", bare), sql
@@ -215,9 +294,12 @@ def test_every_stage_on_sqlite_and_each_legacy_statement_quoted_for_sql_server(d
     site = demo_site(awkward_names=True)
     legacy_file = site.folder / "legacy" / f"{site.site_id}.sqlite"
     with LegacyStatements(lambda url: str(legacy_file) in (url.database or "")) as captured:
-        migrate_every_stage(site.inventory, site.identity, site.truth,
-                            ["--into-sqlite", str(tmp_path / "restored.sqlite"),
-                             "--into-sqlite", str(tmp_path / "chain.sqlite")])
+        migrate_every_stage(
+            site.inventory,
+            site.identity,
+            site.truth,
+            ["--into-sqlite", str(tmp_path / "restored.sqlite"), "--into-sqlite", str(tmp_path / "chain.sqlite")],
+        )
 
     compiled = [assert_quoted_for_sql_server(s) for s in captured.statements]
     # The statements that touch the awkward tables: counts, chunked reads in key order, key ranges
@@ -228,8 +310,10 @@ def test_every_stage_on_sqlite_and_each_legacy_statement_quoted_for_sql_server(d
     assert any(f"FROM {quoted_import}" in s and bracketed(awkward.IMPORT_COLUMNS["NGUOI_NHAP"]) in s for s in compiled)
     mixed, dotted = bracketed("Mixed Case"), bracketed("a.b")
     assert any(f"FROM {config}" in s and f"ORDER BY {config}.{mixed}, {config}.{dotted}" in s for s in compiled)
-    assert any(f"FROM {config}" in s and f"WHERE {config}.{mixed} > " in s and f"AND {config}.{dotted} > " in s
-               for s in compiled)
+    assert any(
+        f"FROM {config}" in s and f"WHERE {config}.{mixed} > " in s and f"AND {config}.{dotted} > " in s
+        for s in compiled
+    )
     assert any(f"FROM {notes}" in s and f"WHERE {notes}.{bracketed('Số TT')} > " in s for s in compiled)
     assert any(bracketed("[ghi chú]") == "[[ghi chú]]]" and "[[ghi chú]]]" in s for s in compiled)
     # Great Expectations' own queries of the legacy profile (its asset check and its row count).
@@ -247,8 +331,9 @@ def test_every_stage_on_mariadb_over_odbc(tmp_path, mariadb_database, pg_databas
     assert awkward.CONFIG_COLUMNS["GIA_TRI"] in truth["tables"][awkward.CONFIG_TABLE]["columns"]
     # The backup is restored into PostgreSQL (whose driver takes '%' for a parameter: `Mức lương 100%`).
     monkeypatch.setenv(SCRATCH_ENV, pg_database())
-    migrate_every_stage(inventory, identity, truth,
-                        ["--into-url-env", SCRATCH_ENV, "--into-sqlite", str(tmp_path / "chain.sqlite")])
+    migrate_every_stage(
+        inventory, identity, truth, ["--into-url-env", SCRATCH_ENV, "--into-sqlite", str(tmp_path / "chain.sqlite")]
+    )
 
 
 @pytest.mark.prefect
@@ -261,7 +346,8 @@ def test_migrate_command_runs_the_flow_on_awkward_names(prefect_server, demo_sit
     assert store.state(site.site_id) is SiteState.VALIDATED
     backed_up = store.table_figures(store.latest_run(site.site_id, "backup").run_id)
     assert {name: f["rows"] for name, f in backed_up.items()} == {
-        name: t["rows"] for name, t in site.truth["tables"].items()}
+        name: t["rows"] for name, t in site.truth["tables"].items()
+    }
 
 
 def test_the_generator_writes_the_same_rows_under_awkward_names(tmp_path):
@@ -274,9 +360,13 @@ def test_the_generator_writes_the_same_rows_under_awkward_names(tmp_path):
     for old, new in renamed.items():
         assert odd.tables[new]["rows"] == plain.tables[old]["rows"]
         with plain_engine.connect() as a, odd_engine.connect() as b:
-            assert sorted(map(tuple, a.execute(sa.select(sa.table(old, *[sa.column(c) for c in plain.tables[old][
-                "columns"]])))), key=repr) == sorted(map(tuple, b.execute(sa.select(sa.table(new, *[
-                    sa.column(c) for c in odd.tables[new]["columns"]])))), key=repr)
+            assert sorted(
+                map(tuple, a.execute(sa.select(sa.table(old, *[sa.column(c) for c in plain.tables[old]["columns"]])))),
+                key=repr,
+            ) == sorted(
+                map(tuple, b.execute(sa.select(sa.table(new, *[sa.column(c) for c in odd.tables[new]["columns"]])))),
+                key=repr,
+            )
     assert odd.tables[awkward.NOTES_TABLE]["rows"] >= 5 and odd.tables[awkward.NOTES_TABLE]["primary_key"] == ["Số TT"]
     assert not odd.tables[awkward.IMPORT_TABLE]["primary_key"]
     assert odd.tables[awkward.CONFIG_TABLE]["primary_key"] == ["Mixed Case", "a.b"]
@@ -294,12 +384,15 @@ def test_the_generator_writes_the_same_rows_under_awkward_names(tmp_path):
     odd_engine.dispose()
 
 
-@pytest.mark.parametrize("names", [
-    ["Mixed", "MIXED", "mixed"],  # differ only in case: apart also on a case-insensitive file system
-    ["a.b", "a_b", "a b", "a/b", "a\\b", "a:b"],  # differ only in special characters
-    ["..", ".", "../../etc", "/abs", "", "@files", "CON", "nul"],  # would escape, hide or be refused
-    ['Bảng "tạm" 2019', "Bang \"tam\" 2019", "Bảng “tạm” 2019"],  # differ only in marks or quotes
-])
+@pytest.mark.parametrize(
+    "names",
+    [
+        ["Mixed", "MIXED", "mixed"],  # differ only in case: apart also on a case-insensitive file system
+        ["a.b", "a_b", "a b", "a/b", "a\\b", "a:b"],  # differ only in special characters
+        ["..", ".", "../../etc", "/abs", "", "@files", "CON", "nul"],  # would escape, hide or be refused
+        ['Bảng "tạm" 2019', 'Bang "tam" 2019', "Bảng “tạm” 2019"],  # differ only in marks or quotes
+    ],
+)
 def test_file_stems_stay_in_their_folder_and_apart(names):
     stems = [object_file_stem(name) for name in names]
     assert len({s.casefold() for s in stems}) == len(names)
@@ -329,7 +422,8 @@ def test_gx_sample_queries_and_row_checks_are_bracket_quoted_for_sql_server():
     check = references(engine, "it's", parent.c["a.b"], "orphans")
     assert check.unexpected_rows_query == (
         "SELECT * FROM {batch} WHERE [it's] IS NOT NULL AND ([it's] NOT IN "
-        "(SELECT [select].[a.b] \nFROM [select] \nWHERE [select].[a.b] IS NOT NULL))")
+        "(SELECT [select].[a.b] \nFROM [select] \nWHERE [select].[a.b] IS NOT NULL))"
+    )
 
 
 @pytest.mark.mariadb
@@ -338,8 +432,13 @@ def test_discovery_on_mariadb_keeps_every_name_as_the_server_holds_it(mariadb_da
     table whose name starts with `sqlite_` is a table like any other outside SQLite."""
     writable = sa.create_engine(mariadb_database())
     metadata = sa.MetaData()
-    odd = sa.Table("t`q", metadata, sa.Column("k`1", sa.Integer, primary_key=True, autoincrement=False),
-                   sa.Column("x``y", sa.Unicode(20)), sa.Column("select", sa.Integer))
+    odd = sa.Table(
+        "t`q",
+        metadata,
+        sa.Column("k`1", sa.Integer, primary_key=True, autoincrement=False),
+        sa.Column("x``y", sa.Unicode(20)),
+        sa.Column("select", sa.Integer),
+    )
     sa.Table("sqlite_import", metadata, sa.Column("a", sa.Integer))
     metadata.create_all(writable)
     with writable.begin() as conn:

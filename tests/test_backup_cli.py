@@ -11,12 +11,12 @@ import pytest
 import yaml
 
 from audit import read_events, verify_ledger
-from backups.keys import generate_custodian_identity, generate_signing_key
-from ts24_migrate.app import App
-from ts24_migrate.cli import cli, main
-from ts24_migrate.commands.demo_data import write_demo_inventory
-from ts24_migrate.control_store import SiteState
-from ts24_migrate.labels import finding_line
+from ts24_migrate.cli.commands.demo_data import write_demo_inventory
+from ts24_migrate.cli.main import cli, main
+from ts24_migrate.core.control_store import SiteState
+from ts24_migrate.core.keys import generate_custodian_identity, generate_signing_key
+from ts24_migrate.core.labels import finding_line
+from ts24_migrate.runs.app import App
 
 
 @pytest.fixture
@@ -24,8 +24,9 @@ def demo(tmp_path: Path):
     identity = tmp_path / "keys" / "alice.age-identity"
     recipient = generate_custodian_identity(identity)
     public_key = generate_signing_key(tmp_path / "keys" / "signing.key")
-    inventory = write_demo_inventory(tmp_path / "site", scale=0.05, backup_recipients=[recipient],
-                                     signing_key=tmp_path / "keys" / "signing.key")
+    inventory = write_demo_inventory(
+        tmp_path / "site", scale=0.05, backup_recipients=[recipient], signing_key=tmp_path / "keys" / "signing.key"
+    )
     return inventory, identity, public_key
 
 
@@ -64,8 +65,21 @@ def test_backup_verify_restore_from_the_command_line(demo, capsys, tmp_path: Pat
     assert [t[1] for t in store.transitions("demo")][-3:] == ["EXTRACTED", "BACKED_UP", "BACKUP_VERIFIED"]
 
     scratch = tmp_path / "scratch.sqlite"
-    code, out, err = _run(capsys, "-i", inv, "--json", "backup", "restore", "demo", "--identity", str(identity),
-                          "--into-sqlite", str(scratch), "--files", str(tmp_path / "restored"))
+    code, out, err = _run(
+        capsys,
+        "-i",
+        inv,
+        "--json",
+        "backup",
+        "restore",
+        "demo",
+        "--identity",
+        str(identity),
+        "--into-sqlite",
+        str(scratch),
+        "--files",
+        str(tmp_path / "restored"),
+    )
     assert code == 0, err
     result = json.loads(out)
     assert result["ok"] and all(t["matches_live"] for t in result["tables"].values())
@@ -102,8 +116,18 @@ def test_clear_errors_for_bad_input(demo, capsys, tmp_path: Path) -> None:
     assert code == 4 and "has no complete backup" in err
     code, _, err = _run(capsys, "-i", inv, "backup", "restore", "demo", "--identity", str(identity))
     assert code == 2 and "exactly one of --into-sqlite" in err
-    code, _, err = _run(capsys, "-i", inv, "backup", "restore", "demo", "--identity", str(identity),
-                        "--into-url-env", "TS24_NOT_SET_ANYWHERE")
+    code, _, err = _run(
+        capsys,
+        "-i",
+        inv,
+        "backup",
+        "restore",
+        "demo",
+        "--identity",
+        str(identity),
+        "--into-url-env",
+        "TS24_NOT_SET_ANYWHERE",
+    )
     assert code == 2 and "TS24_NOT_SET_ANYWHERE is not set" in err
     data = yaml.safe_load(inventory.read_text())
     data["sites"][0]["backup_recipients"] = []

@@ -13,14 +13,14 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from test_backup_support import make_demo_site, make_keys, restored_rows, source_rows
 
 from backups.backup import backup_site
 from backups.catalog import list_backups
 from backups.restore import restore_backup
 from backups.verify import verify_backup
-from test_backup_support import make_demo_site, make_keys, restored_rows, source_rows
-from ts24_migrate.cli import main
-from ts24_migrate.errors import UnreachableError
+from ts24_migrate.cli.main import main
+from ts24_migrate.core.errors import UnreachableError
 
 
 @pytest.fixture
@@ -28,8 +28,9 @@ def small_filesystem(tmp_path: Path):
     """A folder on a tmpfs of 96 KiB (root mounts it; skipped where mounting is not allowed)."""
     folder = tmp_path / "small"
     folder.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=96k,mode=0700", "tmpfs", str(folder)],
-                             capture_output=True, text=True)
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=96k,mode=0700", "tmpfs", str(folder)], capture_output=True, text=True
+    )
     if mounted.returncode != 0:
         pytest.skip(f"cannot mount a small tmpfs here: {mounted.stderr.strip()[:200]}")
 
@@ -42,16 +43,18 @@ def small_filesystem(tmp_path: Path):
 
 @pytest.mark.slow
 def test_a_full_backup_folder_stops_with_exit_3_and_the_backup_resumes_once_there_is_room(
-        tmp_path, small_filesystem, capsys):
-    from backups.keys import generate_custodian_identity, generate_signing_key
-    from ts24_migrate.commands.demo_data import write_demo_inventory
+    tmp_path, small_filesystem, capsys
+):
+    from ts24_migrate.cli.commands.demo_data import write_demo_inventory
+    from ts24_migrate.core.keys import generate_custodian_identity, generate_signing_key
 
     folder, grow = small_filesystem
     identity = tmp_path / "keys" / "alice.age-identity"
     recipient = generate_custodian_identity(identity)
     generate_signing_key(tmp_path / "keys" / "signing.key")
-    inventory = write_demo_inventory(tmp_path / "site", scale=0.05, backup_recipients=[recipient],
-                                     signing_key=tmp_path / "keys" / "signing.key")
+    inventory = write_demo_inventory(
+        tmp_path / "site", scale=0.05, backup_recipients=[recipient], signing_key=tmp_path / "keys" / "signing.key"
+    )
     text = inventory.read_text()
     inventory.write_text(text.replace("backup_dir: backups", f"backup_dir: {folder}"))
     assert f"backup_dir: {folder}" in inventory.read_text()
@@ -81,8 +84,14 @@ def test_a_full_backup_folder_stops_with_exit_3_and_the_backup_resumes_once_ther
 def _kill_connections(admin: sa.Engine, database: str) -> int:
     """KILL every connection to `database`, as a DBA or a network fault would end them."""
     with admin.connect() as conn:
-        ids = conn.execute(sa.text("SELECT ID FROM information_schema.PROCESSLIST WHERE DB = :db AND ID <> "
-                                   "CONNECTION_ID()"), {"db": database}).scalars().all()
+        ids = (
+            conn.execute(
+                sa.text("SELECT ID FROM information_schema.PROCESSLIST WHERE DB = :db AND ID <> CONNECTION_ID()"),
+                {"db": database},
+            )
+            .scalars()
+            .all()
+        )
         for connection_id in ids:
             conn.execute(sa.text(f"KILL {int(connection_id)}"))
     return len(ids)
@@ -91,7 +100,8 @@ def _kill_connections(admin: sa.Engine, database: str) -> int:
 @pytest.mark.slow
 @pytest.mark.mariadb
 def test_a_legacy_connection_killed_mid_extract_stops_with_exit_3_and_resumes_exactly(
-        tmp_path, mariadb_url_fixture, _mariadb_admin, sqlite_url):
+    tmp_path, mariadb_url_fixture, _mariadb_admin, sqlite_url
+):
     site = make_demo_site(tmp_path, mariadb_url_fixture)
     keys = make_keys(tmp_path)
     root = tmp_path / "backups"

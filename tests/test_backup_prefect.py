@@ -6,9 +6,9 @@ import uuid
 from pathlib import Path
 
 import pytest
+from test_backup_support import make_demo_site, make_keys
 
 from backups.backup import backup_site
-from test_backup_support import make_demo_site, make_keys
 
 
 @pytest.mark.prefect
@@ -25,9 +25,17 @@ def test_backup_progress_is_a_prefect_progress_artifact(prefect_server, tmp_path
 
     @flow(name="backup-progress-test")
     def backup_flow() -> str:
-        result = backup_site(site.legacy, site.attachments, tmp_path / "backups", site_id=site_id,
-                             run_id=str(uuid.uuid4()), recipients=[keys.recipient], signing_key=keys.signing,
-                             chunk_rows=100, progress=progress_reporter(site_id, "backup"))
+        result = backup_site(
+            site.legacy,
+            site.attachments,
+            tmp_path / "backups",
+            site_id=site_id,
+            run_id=str(uuid.uuid4()),
+            recipients=[keys.recipient],
+            signing_key=keys.signing,
+            chunk_rows=100,
+            progress=progress_reporter(site_id, "backup"),
+        )
         return result.fingerprint
 
     fingerprint = backup_flow()

@@ -15,14 +15,14 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from test_backup_resume import CHUNK_ROWS, PART_BYTES, _Interrupt, _kill_when
+from test_backup_support import make_demo_site, make_keys, restored_rows, source_rows
 
 from backups.backup import JOURNAL_NAME, backup_site
 from backups.catalog import list_backups
-from backups.keys import generate_signing_key, load_signing_key
 from backups.restore import restore_backup
 from backups.verify import verify_backup
-from test_backup_resume import CHUNK_ROWS, PART_BYTES, _Interrupt, _kill_when
-from test_backup_support import make_demo_site, make_keys, restored_rows, source_rows
+from ts24_migrate.core.keys import generate_signing_key, load_signing_key
 
 
 def _journal(backup_dir: Path) -> list[dict]:
@@ -37,6 +37,7 @@ def _after_attachment_parts(parts: int):
             calls.append(item)
             if len(calls) > parts:  # the first call comes before any part
                 raise _Interrupt(item)
+
     return progress
 
 
@@ -52,8 +53,16 @@ def test_a_part_truncated_after_a_kill_is_written_again_and_the_manifest_signs_t
     key_path = tmp_path / "signing.key"
     generate_signing_key(key_path)
     root = tmp_path / "backups"
-    args = {"url": site.url, "files": str(site.attachments), "root": str(root), "recipient": keys.recipient,
-            "key": str(key_path), "chunk_rows": CHUNK_ROWS, "part_bytes": PART_BYTES, "pause": {}}
+    args = {
+        "url": site.url,
+        "files": str(site.attachments),
+        "root": str(root),
+        "recipient": keys.recipient,
+        "key": str(key_path),
+        "chunk_rows": CHUNK_ROWS,
+        "part_bytes": PART_BYTES,
+        "pause": {},
+    }
     _kill_when(args, lambda seen: seen.count("HO_SO_LICH_SU") >= 5)  # a real SIGKILL, mid-table
     [incomplete] = list_backups(root, "demo")
     events = _journal(incomplete.path)
@@ -68,9 +77,17 @@ def test_a_part_truncated_after_a_kill_is_written_again_and_the_manifest_signs_t
     (incomplete.path / lost["path"]).unlink()
 
     signing = load_signing_key(key_path)
-    result = backup_site(site.legacy, site.attachments, root, site_id="demo", run_id=str(uuid.uuid4()),
-                         recipients=[keys.recipient], signing_key=signing, chunk_rows=CHUNK_ROWS,
-                         attachment_part_bytes=PART_BYTES)
+    result = backup_site(
+        site.legacy,
+        site.attachments,
+        root,
+        site_id="demo",
+        run_id=str(uuid.uuid4()),
+        recipients=[keys.recipient],
+        signing_key=signing,
+        chunk_rows=CHUNK_ROWS,
+        attachment_part_bytes=PART_BYTES,
+    )
     assert result.resumed and result.backup_dir == incomplete.path
     # The run says which parts it repaired, and how.
     repairs = {r["part"]: r for r in result.repairs}
@@ -100,22 +117,27 @@ def test_a_part_truncated_after_a_kill_is_written_again_and_the_manifest_signs_t
     assert report.ok and report.warnings == [], (report.problems, report.warnings)
     assert [b.status for b in list_backups(root, "demo")] == ["complete"]
     scratch = sa.create_engine(sqlite_url("scratch"))
-    assert restore_backup(result.backup_dir, keys.identity, scratch, tmp_path / "restored", live=site.legacy,
-                          live_attachments=site.attachments).ok
+    assert restore_backup(
+        result.backup_dir,
+        keys.identity,
+        scratch,
+        tmp_path / "restored",
+        live=site.legacy,
+        live_attachments=site.attachments,
+    ).ok
     assert restored_rows(scratch, manifest.tables) == source_rows(site.legacy)
 
 
 @pytest.mark.slow
-def test_a_range_the_source_no_longer_gives_is_read_again_whole_and_attachment_parts_are_repaired(
-        tmp_path, sqlite_url):
+def test_a_range_the_source_no_longer_gives_is_read_again_whole_and_attachment_parts_are_repaired(tmp_path, sqlite_url):
     site = make_demo_site(tmp_path, sqlite_url("legacy"))
     keys = make_keys(tmp_path)
     root = tmp_path / "backups"
-    options = dict(site_id="demo", recipients=[keys.recipient], signing_key=keys.signing, chunk_rows=50,
-                   attachment_part_bytes=4096)
+    options = dict(
+        site_id="demo", recipients=[keys.recipient], signing_key=keys.signing, chunk_rows=50, attachment_part_bytes=4096
+    )
     with pytest.raises(_Interrupt):  # every table done, the attachment folder under way
-        backup_site(site.legacy, site.attachments, root, run_id="run-1", progress=_after_attachment_parts(2),
-                    **options)
+        backup_site(site.legacy, site.attachments, root, run_id="run-1", progress=_after_attachment_parts(2), **options)
     [incomplete] = list_backups(root, "demo")
     events = _journal(incomplete.path)
     history = next(e["table"] for e in events if e["event"] == "table_done" and e["table"]["name"] == "HO_SO_LICH_SU")
@@ -144,12 +166,18 @@ def test_a_range_the_source_no_longer_gives_is_read_again_whole_and_attachment_p
     report = verify_backup(result.backup_dir, public_key_b64=keys.signing.public_key_b64, identity=keys.identity)
     assert report.ok and report.warnings == [], (report.problems, report.warnings)
     scratch = sa.create_engine(sqlite_url("scratch"))
-    assert restore_backup(result.backup_dir, keys.identity, scratch, tmp_path / "restored", live=site.legacy,
-                          live_attachments=site.attachments).ok
+    assert restore_backup(
+        result.backup_dir,
+        keys.identity,
+        scratch,
+        tmp_path / "restored",
+        live=site.legacy,
+        live_attachments=site.attachments,
+    ).ok
 
 
 def _cli(capsys, *args: str) -> tuple[int, str, str]:
-    from ts24_migrate.cli import main
+    from ts24_migrate.cli.main import main
 
     code = main(list(args))
     out, err = capsys.readouterr()
@@ -164,14 +192,17 @@ def _statuses(capsys, inventory: str) -> dict[str, str]:
 
 @pytest.mark.slow
 def test_a_complete_backup_that_fails_verification_is_listed_so_and_repaired_into_a_new_one(tmp_path, capsys):
-    from backups.keys import generate_custodian_identity
-    from ts24_migrate.commands.demo_data import write_demo_inventory
+    from ts24_migrate.cli.commands.demo_data import write_demo_inventory
+    from ts24_migrate.core.keys import generate_custodian_identity
 
     identity = tmp_path / "keys" / "alice.age-identity"
     recipient = generate_custodian_identity(identity)
     generate_signing_key(tmp_path / "keys" / "signing.key")
-    inventory = str(write_demo_inventory(tmp_path / "site", scale=0.05, backup_recipients=[recipient],
-                                         signing_key=tmp_path / "keys" / "signing.key"))
+    inventory = str(
+        write_demo_inventory(
+            tmp_path / "site", scale=0.05, backup_recipients=[recipient], signing_key=tmp_path / "keys" / "signing.key"
+        )
+    )
     assert _cli(capsys, "-i", inventory, "assess", "demo")[0] == 0  # a backup needs an assessment first
     code, out, err = _cli(capsys, "-i", inventory, "--json", "backup", "create", "demo", "--chunk-rows", "40")
     assert code == 0, err

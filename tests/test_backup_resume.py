@@ -13,14 +13,14 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from test_backup_support import make_demo_site, make_keys, restored_rows, source_rows
 
 from backups.backup import JOURNAL_NAME, backup_site, site_lock
 from backups.catalog import list_backups
-from backups.keys import generate_signing_key, load_signing_key
 from backups.restore import restore_backup
 from backups.verify import verify_backup
-from ts24_migrate.errors import UsageError
-from test_backup_support import make_demo_site, make_keys, restored_rows, source_rows
+from ts24_migrate.core.errors import UsageError
+from ts24_migrate.core.keys import generate_signing_key, load_signing_key
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -28,9 +28,9 @@ CHILD = """
 import json, sys, time, uuid
 from pathlib import Path
 from backups.backup import backup_site
-from backups.keys import load_signing_key
-from ts24_migrate.db import legacy_engine
-from ts24_migrate.secrets import Secret
+from ts24_migrate.core.keys import load_signing_key
+from ts24_migrate.core.db import legacy_engine
+from ts24_migrate.core.secrets import Secret
 args = json.loads(sys.argv[1])
 def progress(item, done, total):
     print(item, flush=True)
@@ -47,8 +47,13 @@ CHUNK_ROWS, PART_BYTES = 8, 2048
 
 def _kill_when(args: dict, should_kill) -> list[str]:
     """Run a backup in a child process and SIGKILL it as soon as should_kill(lines seen) is true."""
-    child = subprocess.Popen([sys.executable, "-c", CHILD, json.dumps(args)], cwd=REPO, stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True)
+    child = subprocess.Popen(
+        [sys.executable, "-c", CHILD, json.dumps(args)],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     seen: list[str] = []
     assert child.stdout is not None
     for line in child.stdout:
@@ -70,24 +75,41 @@ def test_sigkill_mid_extract_mid_attachments_and_before_the_manifest(tmp_path: P
     key_path = tmp_path / "signing.key"
     generate_signing_key(key_path)
     root = tmp_path / "backups"
-    args = {"url": url, "files": str(site.attachments), "root": str(root), "recipient": keys.recipient,
-            "key": str(key_path), "chunk_rows": CHUNK_ROWS, "part_bytes": PART_BYTES, "pause": {}}
+    args = {
+        "url": url,
+        "files": str(site.attachments),
+        "root": str(root),
+        "recipient": keys.recipient,
+        "key": str(key_path),
+        "chunk_rows": CHUNK_ROWS,
+        "part_bytes": PART_BYTES,
+        "pause": {},
+    }
 
     # 1. killed while extracting a large keyed table (no pause: the kill lands mid-part).
     _kill_when(args, lambda seen: seen.count("HO_SO_LICH_SU") >= 5)
     [incomplete] = list_backups(root, "demo")
     assert incomplete.status == "incomplete"
     # 2. resumed, then killed while storing the attachment folder.
-    _kill_when({**args, "pause": {"attachments": 0.05}},
-               lambda seen: sum(s.startswith("attachments") for s in seen) >= 3)
+    _kill_when(
+        {**args, "pause": {"attachments": 0.05}}, lambda seen: sum(s.startswith("attachments") for s in seen) >= 3
+    )
     # 3. resumed, then killed after every part is stored, before the manifest is written.
     _kill_when({**args, "pause": {"checking": 30}}, lambda seen: seen[-1].startswith("checking"))
     assert [b.status for b in list_backups(root, "demo")] == ["incomplete"]
 
     # 4. run to the end.
-    result = backup_site(site.legacy, site.attachments, root, site_id="demo", run_id=str(uuid.uuid4()),
-                         recipients=[keys.recipient], signing_key=load_signing_key(key_path),
-                         chunk_rows=CHUNK_ROWS, attachment_part_bytes=PART_BYTES)
+    result = backup_site(
+        site.legacy,
+        site.attachments,
+        root,
+        site_id="demo",
+        run_id=str(uuid.uuid4()),
+        recipients=[keys.recipient],
+        signing_key=load_signing_key(key_path),
+        chunk_rows=CHUNK_ROWS,
+        attachment_part_bytes=PART_BYTES,
+    )
     assert result.resumed
     assert result.backup_dir == incomplete.path
     assert len(result.manifest.data["runs"]) == 4
@@ -97,15 +119,22 @@ def test_sigkill_mid_extract_mid_attachments_and_before_the_manifest(tmp_path: P
     # No half-written or unlisted file is left, and part numbers were never reused.
     assert not (result.backup_dir / JOURNAL_NAME).exists()
     assert not [p for p in result.backup_dir.rglob(".tmp-*")]
-    report = verify_backup(result.backup_dir, public_key_b64=load_signing_key(key_path).public_key_b64,
-                           identity=keys.identity)
+    report = verify_backup(
+        result.backup_dir, public_key_b64=load_signing_key(key_path).public_key_b64, identity=keys.identity
+    )
     assert report.ok and report.warnings == [], (report.problems, report.warnings)
     for table in result.manifest.tables.values():
         paths = [p["path"] for p in table["parts"]]
         assert paths == sorted(paths) and len(set(paths)) == len(paths)
     scratch = sa.create_engine(sqlite_url("scratch"))
-    restore = restore_backup(result.backup_dir, keys.identity, scratch, tmp_path / "restored", live=site.legacy,
-                             live_attachments=site.attachments)
+    restore = restore_backup(
+        result.backup_dir,
+        keys.identity,
+        scratch,
+        tmp_path / "restored",
+        live=site.legacy,
+        live_attachments=site.attachments,
+    )
     assert restore.ok, restore.problems
     assert restored_rows(scratch, result.manifest.tables) == source_rows(site.legacy)
 
@@ -121,6 +150,7 @@ def _interrupt_at(item: str, calls: int):
         seen[current] += 1
         if current == item and seen[current] == calls:
             raise _Interrupt(item)
+
     return progress
 
 
@@ -131,8 +161,9 @@ def test_keyless_table_is_read_again_under_new_part_numbers(tmp_path: Path, sqli
     root = tmp_path / "backups"
     options = dict(site_id="demo", recipients=[keys.recipient], signing_key=keys.signing, chunk_rows=4)
     with pytest.raises(_Interrupt):  # after IMPORT_TAM's first part is stored and journaled
-        backup_site(site.legacy, site.attachments, root, run_id="run-1", progress=_interrupt_at("IMPORT_TAM", 2),
-                    **options)
+        backup_site(
+            site.legacy, site.attachments, root, run_id="run-1", progress=_interrupt_at("IMPORT_TAM", 2), **options
+        )
     [incomplete] = list_backups(root, "demo")
     first = incomplete.path / "parts" / "IMPORT_TAM" / "part-000001.parquet.age"
     assert first.exists()
@@ -145,8 +176,11 @@ def test_keyless_table_is_read_again_under_new_part_numbers(tmp_path: Path, sqli
     result = backup_site(site.legacy, site.attachments, root, run_id="run-2", **options)
     assert result.resumed
     parts = result.manifest.tables["IMPORT_TAM"]["parts"]
-    assert [p["path"].rsplit("/", 1)[1] for p in parts] == ["part-000008.parquet.age", "part-000009.parquet.age",
-                                                           "part-000010.parquet.age"]
+    assert [p["path"].rsplit("/", 1)[1] for p in parts] == [
+        "part-000008.parquet.age",
+        "part-000009.parquet.age",
+        "part-000010.parquet.age",
+    ]
     assert not first.exists() and not half.exists() and not stray.exists()
     assert result.manifest.tables["IMPORT_TAM"]["rows"] == site.truth["tables"]["IMPORT_TAM"]["rows"]
     report = verify_backup(result.backup_dir, public_key_b64=keys.signing.public_key_b64, identity=keys.identity)
@@ -162,8 +196,9 @@ def test_keyed_table_resumes_after_its_last_stored_key(tmp_path: Path, sqlite_ur
     root = tmp_path / "backups"
     options = dict(site_id="demo", recipients=[keys.recipient], signing_key=keys.signing, chunk_rows=50)
     with pytest.raises(_Interrupt):
-        backup_site(site.legacy, site.attachments, root, run_id="run-1", progress=_interrupt_at("HO_SO_LICH_SU", 4),
-                    **options)
+        backup_site(
+            site.legacy, site.attachments, root, run_id="run-1", progress=_interrupt_at("HO_SO_LICH_SU", 4), **options
+        )
     [incomplete] = list_backups(root, "demo")
     kept = sorted((incomplete.path / "parts" / "HO_SO_LICH_SU").iterdir())
     assert len(kept) == 3
@@ -183,13 +218,35 @@ def test_other_recipients_start_a_new_backup_and_a_second_run_is_locked_out(tmp_
     keys, other = make_keys(tmp_path), make_keys(tmp_path, "other")
     root = tmp_path / "backups"
     with pytest.raises(_Interrupt):
-        backup_site(site.legacy, site.attachments, root, site_id="demo", run_id="run-1", recipients=[keys.recipient],
-                    signing_key=keys.signing, progress=_interrupt_at("HO_SO", 1))
-    result = backup_site(site.legacy, site.attachments, root, site_id="demo", run_id="run-2",
-                         recipients=[other.recipient], signing_key=keys.signing)
+        backup_site(
+            site.legacy,
+            site.attachments,
+            root,
+            site_id="demo",
+            run_id="run-1",
+            recipients=[keys.recipient],
+            signing_key=keys.signing,
+            progress=_interrupt_at("HO_SO", 1),
+        )
+    result = backup_site(
+        site.legacy,
+        site.attachments,
+        root,
+        site_id="demo",
+        run_id="run-2",
+        recipients=[other.recipient],
+        signing_key=keys.signing,
+    )
     assert not result.resumed
     assert [b.status for b in list_backups(root, "demo")] == ["incomplete", "complete"]
     with site_lock(root / "demo"):
         with pytest.raises(UsageError, match="another backup of this site is running"):
-            backup_site(site.legacy, site.attachments, root, site_id="demo", run_id="run-3",
-                        recipients=[keys.recipient], signing_key=keys.signing)
+            backup_site(
+                site.legacy,
+                site.attachments,
+                root,
+                site_id="demo",
+                run_id="run-3",
+                recipients=[keys.recipient],
+                signing_key=keys.signing,
+            )

@@ -12,6 +12,15 @@ import pytest
 import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from test_backup_support import (
+    folder_files,
+    make_demo_site,
+    make_keys,
+    restored_rows,
+    run_backup,
+    source_rows,
+    sqlite_legacy,
+)
 
 from backups.backup import backup_site
 from backups.manifest import MANIFEST_NAME, read_manifest
@@ -19,10 +28,8 @@ from backups.restore import restore_backup
 from backups.verify import verify_backup
 from extract.attachments import ATTACHMENTS_KEY
 from extract.extraction import live_fingerprints
-from ts24_migrate.db import legacy_engine
-from ts24_migrate.secrets import Secret
-from test_backup_support import (folder_files, make_demo_site, make_keys, restored_rows, run_backup, sqlite_legacy,
-                                 source_rows)
+from ts24_migrate.core.db import legacy_engine
+from ts24_migrate.core.secrets import Secret
 
 
 def assert_round_trip(tmp_path: Path, legacy_url: str, scratch: sa.Engine) -> None:
@@ -52,14 +59,16 @@ def assert_round_trip(tmp_path: Path, legacy_url: str, scratch: sa.Engine) -> No
     # The planted attachment defects are recorded, not fatal.
     references = manifest.attachments["references"]
     assert {str(m["key"]["ID_TEP"]) for m in references["missing"]} == set(site.truth["attachments"]["missing_on_disk"])
-    assert {str(m["key"]["ID_TEP"]) for m in references["md5_mismatch"]} == set(site.truth["attachments"]["md5_mismatch"])
+    assert {str(m["key"]["ID_TEP"]) for m in references["md5_mismatch"]} == set(
+        site.truth["attachments"]["md5_mismatch"]
+    )
     assert manifest.attachments["files"] == len(folder_files(site.attachments))
 
     # No unencrypted data on disk: only ciphertext parts, the manifest and its signature.
     backup_files = {p.relative_to(result.backup_dir).as_posix() for p in result.backup_dir.rglob("*") if p.is_file()}
     assert backup_files == {"manifest.json", "manifest.json.sig"} | {
-        p["path"] for t in manifest.tables.values() for p in t["parts"]} | {
-        p["path"] for p in manifest.attachments["parts"]} | {p["path"] for p in manifest.objects["parts"]}
+        p["path"] for t in manifest.tables.values() for p in t["parts"]
+    } | {p["path"] for p in manifest.attachments["parts"]} | {p["path"] for p in manifest.objects["parts"]}
     for path in result.backup_dir.rglob("*.age"):
         assert path.read_bytes().startswith(b"age-encryption.org/v1\n")
 
@@ -67,9 +76,15 @@ def assert_round_trip(tmp_path: Path, legacy_url: str, scratch: sa.Engine) -> No
     assert report.ok, report.problems
     assert report.rows_checked == sum(t["rows"] for t in truth_tables.values())
 
-    restore = restore_backup(result.backup_dir, keys.identity, scratch, tmp_path / "restored",
-                             public_key_b64=keys.signing.public_key_b64, live=site.legacy,
-                             live_attachments=site.attachments)
+    restore = restore_backup(
+        result.backup_dir,
+        keys.identity,
+        scratch,
+        tmp_path / "restored",
+        public_key_b64=keys.signing.public_key_b64,
+        live=site.legacy,
+        live_attachments=site.attachments,
+    )
     assert restore.ok, restore.problems
     assert all(t["matches_manifest"] and t["matches_live"] for t in restore.tables.values())
     # Identical rows (value and Python type), duplicates of the keyless table included.
@@ -105,7 +120,8 @@ def test_restore_refuses_a_non_empty_scratch_database(tmp_path: Path, sqlite_url
     scratch = sa.create_engine(sqlite_url("scratch"))
     first = restore_backup(result.backup_dir, keys.identity, scratch, tmp_path / "r1")
     assert first.ok
-    from ts24_migrate.errors import UsageError
+    from ts24_migrate.core.errors import UsageError
+
     with pytest.raises(UsageError, match="already has table"):
         restore_backup(result.backup_dir, keys.identity, scratch, tmp_path / "r2")
 
@@ -117,11 +133,20 @@ def test_live_source_that_changed_is_reported(tmp_path: Path, sqlite_url) -> Non
     result = run_backup(site, tmp_path / "backups", keys)
     writable = sa.create_engine(url)
     with writable.begin() as conn:
-        conn.execute(sa.text('UPDATE "HO_SO" SET "GHI_CHU" = \'changed\' WHERE "ID_HO_SO" = '
-                             '(SELECT MIN("ID_HO_SO") FROM "HO_SO")'))
+        conn.execute(
+            sa.text(
+                'UPDATE "HO_SO" SET "GHI_CHU" = \'changed\' WHERE "ID_HO_SO" = (SELECT MIN("ID_HO_SO") FROM "HO_SO")'
+            )
+        )
     writable.dispose()
-    report = restore_backup(result.backup_dir, keys.identity, sa.create_engine(sqlite_url("scratch")),
-                            tmp_path / "restored", live=site.legacy, live_attachments=site.attachments)
+    report = restore_backup(
+        result.backup_dir,
+        keys.identity,
+        sa.create_engine(sqlite_url("scratch")),
+        tmp_path / "restored",
+        live=site.legacy,
+        live_attachments=site.attachments,
+    )
     assert report.tables["HO_SO"]["matches_manifest"] is True
     assert report.tables["HO_SO"]["matches_live"] is False
     assert report.tables["DM_DONVI"]["matches_live"] is True
@@ -131,16 +156,22 @@ def test_live_source_that_changed_is_reported(tmp_path: Path, sqlite_url) -> Non
 # -- property: any rows, any declared types --------------------------------------------------
 
 _TEXT = st.text(max_size=30)  # includes NUL and any non-surrogate code point
-_SQLITE_INT = st.integers(min_value=-(2 ** 63), max_value=2 ** 63 - 1)
+_SQLITE_INT = st.integers(min_value=-(2**63), max_value=2**63 - 1)
 _DATETIME = st.datetimes(min_value=dt.datetime(1900, 1, 1), max_value=dt.datetime(2100, 1, 1))
-_ANY = st.one_of(st.none(), _SQLITE_INT, _TEXT, st.binary(max_size=30),
-                 st.floats(allow_nan=False))  # SQLite stores NaN as NULL
-_ROW = st.tuples(st.one_of(st.none(), _TEXT), st.one_of(st.none(), st.binary(max_size=40)),
-                 st.one_of(st.none(), st.floats(allow_nan=False)),
-                 st.one_of(st.none(), _DATETIME),
-                 st.one_of(st.none(), st.decimals(min_value=-10 ** 6, max_value=10 ** 6, places=2,
-                                                  allow_nan=False, allow_infinity=False)),
-                 _ANY, st.one_of(st.none(), _SQLITE_INT, _TEXT))
+_ANY = st.one_of(
+    st.none(), _SQLITE_INT, _TEXT, st.binary(max_size=30), st.floats(allow_nan=False)
+)  # SQLite stores NaN as NULL
+_ROW = st.tuples(
+    st.one_of(st.none(), _TEXT),
+    st.one_of(st.none(), st.binary(max_size=40)),
+    st.one_of(st.none(), st.floats(allow_nan=False)),
+    st.one_of(st.none(), _DATETIME),
+    st.one_of(
+        st.none(), st.decimals(min_value=-(10**6), max_value=10**6, places=2, allow_nan=False, allow_infinity=False)
+    ),
+    _ANY,
+    st.one_of(st.none(), _SQLITE_INT, _TEXT),
+)
 
 
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -153,8 +184,10 @@ def test_round_trip_of_generated_rows(tmp_path_factory, rows, keyed) -> None:
     with writable.begin() as conn:
         # DATETIME and NUMERIC are read through SQLAlchemy's converters, ANYTHING has no declared
         # type, and NUMBER is declared INTEGER but also gets text (SQLite allows it).
-        conn.exec_driver_sql(f'CREATE TABLE "T" ({key}"TXT" NVARCHAR(50), "BLB" BLOB, "FLT" FLOAT, '
-                             f'"WHEN" DATETIME, "AMOUNT" NUMERIC(12, 2), "ANYTHING", "NUMBER" INTEGER)')
+        conn.exec_driver_sql(
+            f'CREATE TABLE "T" ({key}"TXT" NVARCHAR(50), "BLB" BLOB, "FLT" FLOAT, '
+            f'"WHEN" DATETIME, "AMOUNT" NUMERIC(12, 2), "ANYTHING", "NUMBER" INTEGER)'
+        )
         for i, row in enumerate(rows):
             values = list(row)
             values[3] = values[3].isoformat(sep=" ", timespec="microseconds") if values[3] else None
@@ -164,8 +197,16 @@ def test_round_trip_of_generated_rows(tmp_path_factory, rows, keyed) -> None:
     writable.dispose()
     legacy = legacy_engine(Secret(url))
     keys = make_keys(folder)
-    result = backup_site(legacy, None, folder / "backups", site_id="prop", run_id=str(uuid.uuid4()),
-                         recipients=[keys.recipient], signing_key=keys.signing, chunk_rows=7)
+    result = backup_site(
+        legacy,
+        None,
+        folder / "backups",
+        site_id="prop",
+        run_id=str(uuid.uuid4()),
+        recipients=[keys.recipient],
+        signing_key=keys.signing,
+        chunk_rows=7,
+    )
     assert result.manifest.tables["T"]["rows"] == len(rows)
     scratch = sa.create_engine(f"sqlite:///{folder / 'scratch.sqlite'}")
     report = restore_backup(result.backup_dir, keys.identity, scratch, None, live=legacy)
@@ -184,8 +225,17 @@ def test_manifest_is_canonical_and_names_its_parts(tmp_path: Path, sqlite_url) -
     assert read_manifest(result.backup_dir).fingerprint == result.fingerprint
     assert data["kind"] == "full" and data["parent"] is None
     part = data["tables"]["HO_SO"]["parts"][0]
-    assert set(part) >= {"path", "rows", "key_range", "schema", "fingerprint", "plaintext_sha256",
-                         "ciphertext_sha256", "plaintext_bytes", "ciphertext_bytes"}
+    assert set(part) >= {
+        "path",
+        "rows",
+        "key_range",
+        "schema",
+        "fingerprint",
+        "plaintext_sha256",
+        "ciphertext_sha256",
+        "plaintext_bytes",
+        "ciphertext_bytes",
+    }
     assert part["schema"] in data["tables"]["HO_SO"]["schemas"]
     # File names are legacy data: the clear-text manifest names only referenced-but-missing ones.
     assert "position" not in json.dumps(data["attachments"]["parts"])
@@ -196,14 +246,29 @@ def test_manifest_is_canonical_and_names_its_parts(tmp_path: Path, sqlite_url) -
 @pytest.mark.parametrize("into", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def test_rows_whose_key_is_null_restore_too(tmp_path: Path, into: str, request) -> None:
     """SQLite lets a key column hold NULL, several times: the backup keeps such rows, the restore too."""
-    legacy = legacy_engine(Secret(sqlite_legacy(
-        tmp_path / "legacy.sqlite", 'CREATE TABLE "T" ("CODE" VARCHAR(10) PRIMARY KEY, "NAME" TEXT)',
-        """INSERT INTO "T" VALUES (NULL, 'first'), ('b', 'bee'), (NULL, 'second'), ('a', 'ay')""")))
+    legacy = legacy_engine(
+        Secret(
+            sqlite_legacy(
+                tmp_path / "legacy.sqlite",
+                'CREATE TABLE "T" ("CODE" VARCHAR(10) PRIMARY KEY, "NAME" TEXT)',
+                """INSERT INTO "T" VALUES (NULL, 'first'), ('b', 'bee'), (NULL, 'second'), ('a', 'ay')""",
+            )
+        )
+    )
     keys = make_keys(tmp_path)
-    result = backup_site(legacy, None, tmp_path / "backups", site_id="nulls", run_id=str(uuid.uuid4()),
-                         recipients=[keys.recipient], signing_key=keys.signing, chunk_rows=2)
-    scratch_url = (f"sqlite:///{tmp_path / 'scratch.sqlite'}" if into == "sqlite"
-                   else request.getfixturevalue("pg_database")())
+    result = backup_site(
+        legacy,
+        None,
+        tmp_path / "backups",
+        site_id="nulls",
+        run_id=str(uuid.uuid4()),
+        recipients=[keys.recipient],
+        signing_key=keys.signing,
+        chunk_rows=2,
+    )
+    scratch_url = (
+        f"sqlite:///{tmp_path / 'scratch.sqlite'}" if into == "sqlite" else request.getfixturevalue("pg_database")()
+    )
     scratch = sa.create_engine(scratch_url)
     report = restore_backup(result.backup_dir, keys.identity, scratch, None, live=legacy)
     assert report.ok, report.problems

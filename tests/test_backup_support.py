@@ -13,14 +13,14 @@ from typing import Any
 import sqlalchemy as sa
 
 from backups.backup import BackupResult, backup_site
-from backups.keys import SigningKey, generate_custodian_identity
 from backups.restore import read_restored_table
-from extract.arrow_types import stored_value
 from extract.discovery import discover_tables
 from extract.extraction import as_stored
 from extract.reader import iter_table_rows
-from ts24_migrate.db import legacy_engine
-from ts24_migrate.secrets import Secret
+from ts24_migrate.core.db import legacy_engine
+from ts24_migrate.core.keys import SigningKey, generate_custodian_identity
+from ts24_migrate.core.rows.arrow_types import stored_value
+from ts24_migrate.core.secrets import Secret
 
 
 @dataclass
@@ -58,8 +58,15 @@ def make_demo_site(folder: Path, url: str, *, scale: float = 0.05, seed: int = 4
 def run_backup(site: DemoSite, root: Path, keys: Keys, **options: Any) -> BackupResult:
     options.setdefault("chunk_rows", 60)
     options.setdefault("recipients", [keys.recipient])
-    return backup_site(site.legacy, site.attachments, root, site_id="demo", run_id=str(uuid.uuid4()),
-                       signing_key=keys.signing, **options)
+    return backup_site(
+        site.legacy,
+        site.attachments,
+        root,
+        site_id="demo",
+        run_id=str(uuid.uuid4()),
+        signing_key=keys.signing,
+        **options,
+    )
 
 
 def typed(row: tuple) -> tuple:

@@ -11,13 +11,13 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 import sqlalchemy as sa
+from test_backup_support import make_demo_site, make_keys, run_backup
 
 from backups.manifest import MANIFEST_NAME, SIGNATURE_NAME, canonical_json, signature_document
 from backups.part_store import PartExists, write_once
 from backups.restore import restore_backup
 from backups.verify import verify_backup
-from ts24_migrate.errors import VerificationError
-from test_backup_support import make_demo_site, make_keys, run_backup
+from ts24_migrate.core.errors import VerificationError
 
 AGE = shutil.which("age")
 
@@ -31,8 +31,9 @@ def backup(tmp_path: Path, sqlite_url):
 
 
 def _verify(result, keys, identity=True):
-    return verify_backup(result.backup_dir, public_key_b64=keys.signing.public_key_b64,
-                         identity=keys.identity if identity else None)
+    return verify_backup(
+        result.backup_dir, public_key_b64=keys.signing.public_key_b64, identity=keys.identity if identity else None
+    )
 
 
 def _first_part(result) -> tuple[str, dict]:
@@ -67,8 +68,10 @@ def test_one_flipped_byte_in_a_part_is_detected_without_a_key(backup) -> None:
     path.write_bytes(bytes(data))
     report = _verify(result, keys, identity=False)
     assert not report.ok
-    assert report.problems == [f"HO_SO part 1 ({relpath}): ciphertext SHA-256 or size does not match the manifest "
-                               f"(the file was changed or damaged)"]
+    assert report.problems == [
+        f"HO_SO part 1 ({relpath}): ciphertext SHA-256 or size does not match the manifest "
+        f"(the file was changed or damaged)"
+    ]
     with pytest.raises(VerificationError, match="HO_SO part 1"):
         report.raise_if_failed()
 
@@ -83,8 +86,13 @@ def test_an_edited_manifest_fails_its_signature(backup) -> None:
     assert not report.ok
     assert any("manifest signature does not verify" in p for p in report.problems)
     with pytest.raises(VerificationError, match="refusing to restore"):
-        restore_backup(result.backup_dir, keys.identity, sa.create_engine("sqlite://"), None,
-                       public_key_b64=keys.signing.public_key_b64)
+        restore_backup(
+            result.backup_dir,
+            keys.identity,
+            sa.create_engine("sqlite://"),
+            None,
+            public_key_b64=keys.signing.public_key_b64,
+        )
 
 
 def test_a_missing_part_is_named(backup) -> None:
@@ -98,11 +106,11 @@ def test_a_missing_part_is_named(backup) -> None:
 def test_a_wrong_identity_or_public_key_is_refused(backup, tmp_path: Path) -> None:
     result, keys = backup
     stranger = make_keys(tmp_path, "stranger")
-    report = verify_backup(result.backup_dir, public_key_b64=keys.signing.public_key_b64,
-                           identity=stranger.identity)
+    report = verify_backup(result.backup_dir, public_key_b64=keys.signing.public_key_b64, identity=stranger.identity)
     assert not report.ok
-    assert report.problems == ["the identity given is not one of this backup's recipients (1 custodian key(s)): "
-                               "it cannot decrypt the parts"]
+    assert report.problems == [
+        "the identity given is not one of this backup's recipients (1 custodian key(s)): it cannot decrypt the parts"
+    ]
     report = verify_backup(result.backup_dir, public_key_b64=stranger.signing.public_key_b64)
     assert not report.ok and "signed by another key" in report.problems[0]
     with pytest.raises(VerificationError, match="not one of the recipients"):
@@ -118,6 +126,7 @@ def test_a_swapped_plaintext_is_caught_even_with_a_resigned_manifest(backup, tmp
     def swap_hashes(data):
         part = data["tables"]["HO_SO"]["parts"][0]
         part["ciphertext_sha256"], part["ciphertext_bytes"] = second["ciphertext_sha256"], second["ciphertext_bytes"]
+
     _rewrite_manifest(result, keys, swap_hashes)
     assert _verify(result, keys, identity=False).ok  # the ciphertext check alone cannot know
     report = _verify(result, keys)
@@ -138,8 +147,9 @@ def test_an_extra_file_is_a_warning_not_a_part(backup) -> None:
     (result.backup_dir / "parts" / "HO_SO" / "part-999999.parquet.age").write_bytes(b"junk")
     report = _verify(result, keys)
     assert report.ok
-    assert report.warnings == ["parts/HO_SO/part-999999.parquet.age is in the backup folder but not in the "
-                               "manifest (ignored)"]
+    assert report.warnings == [
+        "parts/HO_SO/part-999999.parquet.age is in the backup folder but not in the manifest (ignored)"
+    ]
 
 
 @pytest.mark.skipif(AGE is None, reason="the Debian `age` package is not installed")
@@ -147,8 +157,11 @@ def test_stock_age_decrypts_our_parts(backup, tmp_path: Path) -> None:
     result, keys = backup
     relpath, part = _first_part(result)
     out = tmp_path / "part.parquet"
-    subprocess.run([AGE, "-d", "-i", str(keys.identity), "-o", str(out), str(result.backup_dir / relpath)],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [AGE, "-d", "-i", str(keys.identity), "-o", str(out), str(result.backup_dir / relpath)],
+        check=True,
+        capture_output=True,
+    )
     assert hashlib.sha256(out.read_bytes()).hexdigest() == part["plaintext_sha256"]
     assert pq.read_table(out).num_rows == part["rows"]
 
@@ -168,16 +181,25 @@ def test_we_read_parts_that_stock_age_encrypted(backup, tmp_path: Path) -> None:
         new_hashes[path.relative_to(result.backup_dir).as_posix()] = (hashlib.sha256(data).hexdigest(), len(data))
 
     def new_ciphertexts(data):
-        parts = [p for t in data["tables"].values() for p in t["parts"]] + data["attachments"]["parts"] \
+        parts = (
+            [p for t in data["tables"].values() for p in t["parts"]]
+            + data["attachments"]["parts"]
             + data["objects"]["parts"]
+        )
         for part in parts:
             part["ciphertext_sha256"], part["ciphertext_bytes"] = new_hashes[part["path"]]
+
     _rewrite_manifest(result, keys, new_ciphertexts)
     report = _verify(result, keys)
     assert report.ok, report.problems
     assert report.rows_checked == result.manifest.data["totals"]["rows"]
-    restore = restore_backup(result.backup_dir, keys.identity, sa.create_engine("sqlite://"), tmp_path / "restored-files",
-                             public_key_b64=keys.signing.public_key_b64)
+    restore = restore_backup(
+        result.backup_dir,
+        keys.identity,
+        sa.create_engine("sqlite://"),
+        tmp_path / "restored-files",
+        public_key_b64=keys.signing.public_key_b64,
+    )
     assert restore.ok, restore.problems
 
 
@@ -187,6 +209,7 @@ def test_each_of_several_custodians_can_decrypt(tmp_path: Path, sqlite_url) -> N
     result = run_backup(site, tmp_path / "backups", alice, recipients=[alice.recipient, bob.recipient])
     assert result.manifest.recipients == [alice.recipient, bob.recipient]
     for custodian in (alice, bob):
-        report = verify_backup(result.backup_dir, public_key_b64=alice.signing.public_key_b64,
-                               identity=custodian.identity)
+        report = verify_backup(
+            result.backup_dir, public_key_b64=alice.signing.public_key_b64, identity=custodian.identity
+        )
         assert report.ok and report.rows_checked == result.manifest.data["totals"]["rows"]

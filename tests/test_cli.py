@@ -11,8 +11,8 @@ from pathlib import Path
 
 import click
 
-from ts24_migrate.cli import cli, main
-from ts24_migrate.errors import ExitCode
+from ts24_migrate.cli.main import cli, main
+from ts24_migrate.core.errors import ExitCode
 
 ROOT = Path(__file__).resolve().parents[1]
 CLI = [sys.executable, "-m", "ts24_migrate"]
@@ -40,19 +40,23 @@ def test_every_command_is_documented_in_readme_and_has_an_example():
 
 
 def run_cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=120,
-                          env={**os.environ, **(env or {})}, cwd=ROOT)
+    return subprocess.run(
+        [*CLI, *args], capture_output=True, text=True, timeout=120, env={**os.environ, **(env or {})}, cwd=ROOT
+    )
 
 
 def _inventory(tmp_path: Path, legacy_ref: str) -> Path:
     path = tmp_path / "sites.yaml"
-    path.write_text(f"""
+    path.write_text(
+        f"""
 sites:
   - id: hn-01
     office: "01"
     legacy: {legacy_ref}
     cutover: 2025-07-01
-""", encoding="utf-8")
+""",
+        encoding="utf-8",
+    )
     return path
 
 
@@ -80,8 +84,9 @@ def test_unreachable_legacy_database_is_one_line_exit_3_without_password(tmp_pat
 def test_missing_secret_and_unknown_site(tmp_path):
     inventory = _inventory(tmp_path, "env:TS24_T_UNSET")
     env = {k: v for k, v in os.environ.items() if k != "TS24_T_UNSET"}
-    result = subprocess.run([*CLI, "-i", str(inventory), "assess", "hn-01"], capture_output=True, text=True,
-                            env=env, cwd=ROOT, timeout=120)
+    result = subprocess.run(
+        [*CLI, "-i", str(inventory), "assess", "hn-01"], capture_output=True, text=True, env=env, cwd=ROOT, timeout=120
+    )
     assert result.returncode == ExitCode.USAGE
     assert "site hn-01, field legacy" in result.stderr and "TS24_T_UNSET is not set" in result.stderr
     assert main(["-i", str(inventory), "assess", "dn-02"]) == ExitCode.USAGE
@@ -95,7 +100,8 @@ def test_assess_cli_json_on_demo_site(demo_site):
     data = json.loads(result.stdout)
     assert data["summary"]["tables"] == len(truth["tables"])
     assert {name: t["rows"] for name, t in data["tables"].items()} == {
-        name: t["rows"] for name, t in truth["tables"].items()}
+        name: t["rows"] for name, t in truth["tables"].items()
+    }
     assert Path(data["reports"]["html"]).exists()
     listing = json.loads(run_cli("-i", str(inventory), "--json", "sites", "list").stdout)
     assert listing["sites"][0]["state"] == "ASSESSED"

@@ -7,14 +7,14 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import click
 import pytest
 
-from ts24_migrate.cli import cli, main, split_global_flags
-from ts24_migrate.errors import ExitCode
+from ts24_migrate.cli.main import cli, main, split_global_flags
+from ts24_migrate.core.errors import ExitCode
 
 SITE = "demo"
 
@@ -24,8 +24,8 @@ class Site:
     failure cases need: an inventory whose legacy database is missing, a tampered copy of the ledger."""
 
     def __init__(self, folder: Path):
-        from backups.keys import generate_custodian_identity, generate_signing_key
-        from ts24_migrate.commands.demo_data import write_demo_inventory
+        from ts24_migrate.cli.commands.demo_data import write_demo_inventory
+        from ts24_migrate.core.keys import generate_custodian_identity, generate_signing_key
 
         self.folder = folder
         self.identity = folder / "keys" / "custodian.age-identity"
@@ -33,8 +33,14 @@ class Site:
         generate_signing_key(folder / "keys" / "signing.key")
         self.public_key = folder / "keys" / "signing.pub"
         self.signing_key = folder / "keys" / "signing.key"
-        self.inventory = write_demo_inventory(folder, site_id=SITE, scale=0.03, seed=5,
-                                              backup_recipients=[recipient], signing_key=Path("keys/signing.key"))
+        self.inventory = write_demo_inventory(
+            folder,
+            site_id=SITE,
+            scale=0.03,
+            seed=5,
+            backup_recipients=[recipient],
+            signing_key=Path("keys/signing.key"),
+        )
         assert main(["-i", str(self.inventory), "assess", SITE]) == 0
         self.ledger = folder / "work" / "ledger" / f"{SITE}.jsonl"
 
@@ -42,12 +48,18 @@ class Site:
         missing.write_text(f"sqlite:///{folder / 'legacy' / 'missing.sqlite'}\n", encoding="utf-8")
         missing.chmod(0o600)
         self.broken_inventory = folder / "sites-broken.yaml"
-        self.broken_inventory.write_text(self.inventory.read_text(encoding="utf-8").replace(
-            f"file:secrets/{SITE}.legacy.url", "file:secrets/missing.url"), encoding="utf-8")
+        self.broken_inventory.write_text(
+            self.inventory.read_text(encoding="utf-8").replace(
+                f"file:secrets/{SITE}.legacy.url", "file:secrets/missing.url"
+            ),
+            encoding="utf-8",
+        )
 
         self.bad_inventory = folder / "sites-bad.yaml"
-        self.bad_inventory.write_text(self.inventory.read_text(encoding="utf-8").replace(
-            "cutover: '2025-07-01'", "cutover: '2025-02-30'"), encoding="utf-8")
+        self.bad_inventory.write_text(
+            self.inventory.read_text(encoding="utf-8").replace("cutover: '2025-07-01'", "cutover: '2025-02-30'"),
+            encoding="utf-8",
+        )
 
         self.tampered_ledger = folder / "tampered.jsonl"
         lines = self.ledger.read_text(encoding="utf-8").splitlines(keepends=True)
@@ -70,6 +82,7 @@ def _raises(name: str, error: Callable[[], BaseException]) -> click.Command:
     @click.command(name)
     def command() -> None:
         raise error()
+
     return command
 
 
@@ -105,73 +118,175 @@ CASES: list[tuple[str, Callable[[Site], list[str]], int]] = [
     ("sites list: bad inventory", lambda s: ["-i", str(s.bad_inventory), "sites", "list"], ExitCode.USAGE),
     ("sites copies: unknown site", lambda s: ["-i", str(s.inventory), "sites", "copies", "nope"], ExitCode.USAGE),
     ("assess: unknown site", lambda s: ["-i", str(s.inventory), "assess", "nope"], ExitCode.USAGE),
-    ("assess: legacy database missing", lambda s: ["-i", str(s.broken_inventory), "assess", SITE],
-     ExitCode.UNREACHABLE),
-    ("backup: legacy database missing", lambda s: ["-i", str(s.broken_inventory), "backup", SITE],
-     ExitCode.UNREACHABLE),
+    (
+        "assess: legacy database missing",
+        lambda s: ["-i", str(s.broken_inventory), "assess", SITE],
+        ExitCode.UNREACHABLE,
+    ),
+    (
+        "backup: legacy database missing",
+        lambda s: ["-i", str(s.broken_inventory), "backup", SITE],
+        ExitCode.UNREACHABLE,
+    ),
     ("backup list: unknown site", lambda s: ["-i", str(s.inventory), "backup", "list", "nope"], ExitCode.USAGE),
     ("backup verify: unknown site", lambda s: ["-i", str(s.inventory), "backup", "verify", "nope"], ExitCode.USAGE),
-    ("backup restore: unknown site", lambda s: ["-i", str(s.inventory), "backup", "restore", "nope",
-                                                "--identity", str(s.identity), "--into-sqlite",
-                                                str(s.folder / "r.sqlite")], ExitCode.USAGE),
+    (
+        "backup restore: unknown site",
+        lambda s: [
+            "-i",
+            str(s.inventory),
+            "backup",
+            "restore",
+            "nope",
+            "--identity",
+            str(s.identity),
+            "--into-sqlite",
+            str(s.folder / "r.sqlite"),
+        ],
+        ExitCode.USAGE,
+    ),
     ("load: unknown site", lambda s: ["-i", str(s.inventory), "load", "nope"], ExitCode.USAGE),
     ("load: not backed up yet (a gate)", lambda s: ["-i", str(s.inventory), "load", SITE], ExitCode.REFUSED),
     ("validate: unknown site", lambda s: ["-i", str(s.inventory), "validate", "nope"], ExitCode.USAGE),
     ("report: unknown site", lambda s: ["-i", str(s.inventory), "report", "nope"], ExitCode.USAGE),
-    ("reconcile run: site not loaded (a gate)", lambda s: ["-i", str(s.inventory), "reconcile", "run", SITE],
-     ExitCode.REFUSED),
+    (
+        "reconcile run: site not loaded (a gate)",
+        lambda s: ["-i", str(s.inventory), "reconcile", "run", SITE],
+        ExitCode.REFUSED,
+    ),
     ("reconcile run: unknown site", lambda s: ["-i", str(s.inventory), "reconcile", "run", "nope"], ExitCode.USAGE),
-    ("reconcile verify-chain: unknown site", lambda s: ["-i", str(s.inventory), "reconcile", "verify-chain",
-                                                        "nope"], ExitCode.USAGE),
-    ("reconcile restore-chain: unknown site", lambda s: ["-i", str(s.inventory), "reconcile", "restore-chain",
-                                                         "nope", "--identity", str(s.identity),
-                                                         "--into-sqlite", str(s.folder / "c.sqlite")],
-     ExitCode.USAGE),
+    (
+        "reconcile verify-chain: unknown site",
+        lambda s: ["-i", str(s.inventory), "reconcile", "verify-chain", "nope"],
+        ExitCode.USAGE,
+    ),
+    (
+        "reconcile restore-chain: unknown site",
+        lambda s: [
+            "-i",
+            str(s.inventory),
+            "reconcile",
+            "restore-chain",
+            "nope",
+            "--identity",
+            str(s.identity),
+            "--into-sqlite",
+            str(s.folder / "c.sqlite"),
+        ],
+        ExitCode.USAGE,
+    ),
     ("migrate: unknown site", lambda s: ["-i", str(s.inventory), "migrate", "nope"], ExitCode.USAGE),
-    ("migrate: legacy database missing", lambda s: ["-i", str(s.broken_inventory), "migrate", SITE],
-     ExitCode.UNREACHABLE),
+    (
+        "migrate: legacy database missing",
+        lambda s: ["-i", str(s.broken_inventory), "migrate", SITE],
+        ExitCode.UNREACHABLE,
+    ),
     ("demo: folder is not a demo", lambda s: ["demo", "--folder", str(s.not_a_demo)], ExitCode.USAGE),
-    ("demo-data: no legacy database named", lambda s: ["demo-data", "--attachments", str(s.folder / "files")],
-     ExitCode.USAGE),
-    ("demo-advance: unknown site", lambda s: ["-i", str(s.inventory), "demo-advance", "nope", "--days", "1"],
-     ExitCode.USAGE),
-    ("keys generate: keys exist", lambda s: ["keys", "generate", "--out", str(s.folder / "keys"), "--only",
-                                             "signing"], ExitCode.USAGE),
-    ("backup repair: unknown site", lambda s: ["-i", str(s.inventory), "backup", "repair", "nope", "--backup", "x"],
-     ExitCode.USAGE),
-    ("purge prepare: unknown site", lambda s: ["-i", str(s.inventory), "purge", "prepare", "nope", "--identity",
-                                               str(s.identity)], ExitCode.USAGE),
-    ("purge plan: unknown site", lambda s: ["-i", str(s.inventory), "purge", "plan", "nope", "--key",
-                                            str(s.signing_key), "--operator", "A"], ExitCode.USAGE),
-    ("purge approve: not a plan", lambda s: ["-i", str(s.inventory), "purge", "approve", str(s.inventory), "--key",
-                                             str(s.signing_key)], ExitCode.REFUSED),
-    ("purge execute: unknown site", lambda s: ["-i", str(s.inventory), "purge", "execute", "nope", "--plan",
-                                               str(s.inventory)], ExitCode.USAGE),
-    ("purge attest-media: not purged (a gate)", lambda s: ["-i", str(s.inventory), "purge", "attest-media", SITE,
-                                                           "--device", "S4EV", "--method", "Purge", "--tool", "nwipe",
-                                                           "--report", str(s.inventory), "--operator", "A"],
-     ExitCode.REFUSED),
-    ("purge handover: not purged (a gate)", lambda s: ["-i", str(s.inventory), "purge", "handover", SITE,
-                                                       "--receiver", "B", "--operator", "A"], ExitCode.REFUSED),
-    ("certificate verify: not a certificate", lambda s: ["certificate", "verify", str(s.inventory), "--public-key",
-                                                         str(s.public_key)], ExitCode.VERDICT_FAILED),
-    ("certificate summary: bad inventory", lambda s: ["-i", str(s.bad_inventory), "certificate", "summary"],
-     ExitCode.USAGE),
+    (
+        "demo-data: no legacy database named",
+        lambda s: ["demo-data", "--attachments", str(s.folder / "files")],
+        ExitCode.USAGE,
+    ),
+    (
+        "demo-advance: unknown site",
+        lambda s: ["-i", str(s.inventory), "demo-advance", "nope", "--days", "1"],
+        ExitCode.USAGE,
+    ),
+    (
+        "keys generate: keys exist",
+        lambda s: ["keys", "generate", "--out", str(s.folder / "keys"), "--only", "signing"],
+        ExitCode.USAGE,
+    ),
+    (
+        "backup repair: unknown site",
+        lambda s: ["-i", str(s.inventory), "backup", "repair", "nope", "--backup", "x"],
+        ExitCode.USAGE,
+    ),
+    (
+        "purge prepare: unknown site",
+        lambda s: ["-i", str(s.inventory), "purge", "prepare", "nope", "--identity", str(s.identity)],
+        ExitCode.USAGE,
+    ),
+    (
+        "purge plan: unknown site",
+        lambda s: ["-i", str(s.inventory), "purge", "plan", "nope", "--key", str(s.signing_key), "--operator", "A"],
+        ExitCode.USAGE,
+    ),
+    (
+        "purge approve: not a plan",
+        lambda s: ["-i", str(s.inventory), "purge", "approve", str(s.inventory), "--key", str(s.signing_key)],
+        ExitCode.REFUSED,
+    ),
+    (
+        "purge execute: unknown site",
+        lambda s: ["-i", str(s.inventory), "purge", "execute", "nope", "--plan", str(s.inventory)],
+        ExitCode.USAGE,
+    ),
+    (
+        "purge attest-media: not purged (a gate)",
+        lambda s: [
+            "-i",
+            str(s.inventory),
+            "purge",
+            "attest-media",
+            SITE,
+            "--device",
+            "S4EV",
+            "--method",
+            "Purge",
+            "--tool",
+            "nwipe",
+            "--report",
+            str(s.inventory),
+            "--operator",
+            "A",
+        ],
+        ExitCode.REFUSED,
+    ),
+    (
+        "purge handover: not purged (a gate)",
+        lambda s: ["-i", str(s.inventory), "purge", "handover", SITE, "--receiver", "B", "--operator", "A"],
+        ExitCode.REFUSED,
+    ),
+    (
+        "certificate verify: not a certificate",
+        lambda s: ["certificate", "verify", str(s.inventory), "--public-key", str(s.public_key)],
+        ExitCode.VERDICT_FAILED,
+    ),
+    (
+        "certificate summary: bad inventory",
+        lambda s: ["-i", str(s.bad_inventory), "certificate", "summary"],
+        ExitCode.USAGE,
+    ),
     ("fleet status: bad inventory", lambda s: ["-i", str(s.bad_inventory), "fleet", "status"], ExitCode.USAGE),
     ("fleet check: unknown site", lambda s: ["-i", str(s.inventory), "fleet", "check", "nope"], ExitCode.USAGE),
-    ("audit verify: tampered ledger", lambda s: ["audit", "verify", str(s.tampered_ledger), "--public-key",
-                                                 str(s.public_key)], ExitCode.VERDICT_FAILED),
+    (
+        "audit verify: tampered ledger",
+        lambda s: ["audit", "verify", str(s.tampered_ledger), "--public-key", str(s.public_key)],
+        ExitCode.VERDICT_FAILED,
+    ),
     ("audit show: no ledger", lambda s: ["audit", "show", str(s.folder / "none.jsonl")], ExitCode.USAGE),
     ("bug", lambda s: ["test-bug"], ExitCode.INTERNAL),
     ("Ctrl-C", lambda s: ["test-interrupt"], ExitCode.INTERRUPTED),
 ]
 # Every command also refuses an unknown option (click's usage error).
-CASES += [(f"{' '.join(path)}: unknown option", lambda s, path=path: [*path, "--no-such-option"], ExitCode.USAGE)
-          for path in COMMAND_PATHS]
+CASES += [
+    (f"{' '.join(path)}: unknown option", lambda s, path=path: [*path, "--no-such-option"], ExitCode.USAGE)
+    for path in COMMAND_PATHS
+]
 
 # The classes --json names (README, "--json output"), whatever subclass a stage raised.
-JSON_ERROR_CLASSES = {"ConfigError", "LoginRefused", "UsageError", "UnreachableError", "FolderUnusable",
-                      "VerificationError", "GateRefused", "InternalError", "Interrupted"}
+JSON_ERROR_CLASSES = {
+    "ConfigError",
+    "LoginRefused",
+    "UsageError",
+    "UnreachableError",
+    "FolderUnusable",
+    "VerificationError",
+    "GateRefused",
+    "InternalError",
+    "Interrupted",
+}
 
 MODES: dict[str, Callable[[list[str]], list[str]]] = {
     "plain": lambda argv: argv,
@@ -196,10 +311,10 @@ def test_the_readme_exit_code_table_is_the_contract():
     import re
 
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
-    table = readme[readme.index("### Exit codes"):readme.index("### `--json` output")]
+    table = readme[readme.index("### Exit codes") : readme.index("### `--json` output")]
     listed = {int(code) for code in re.findall(r"^\| (\d+) \|", table, flags=re.MULTILINE)}
     assert listed == {code for name, code in vars(ExitCode).items() if not name.startswith("_")}
-    json_section = readme[readme.index("### `--json` output"):readme.index("## Reading the reports")]
+    json_section = readme[readme.index("### `--json` output") : readme.index("## Reading the reports")]
     assert JSON_ERROR_CLASSES == set(re.findall(r"`([A-Z][A-Za-z]+)`", json_section))
 
 
@@ -236,8 +351,11 @@ def test_error_classes_in_json(site, test_only_commands, capsys):
 
 @pytest.mark.parametrize("position", ["before the command", "after the group", "after the command"])
 def test_json_anywhere_on_success_is_one_object(site, capsys, position):
-    argv = {"before the command": ["--json", "sites", "list"], "after the group": ["sites", "--json", "list"],
-            "after the command": ["sites", "list", "--json"]}[position]
+    argv = {
+        "before the command": ["--json", "sites", "list"],
+        "after the group": ["sites", "--json", "list"],
+        "after the command": ["sites", "list", "--json"],
+    }[position]
     assert main(["-i", str(site.inventory), *argv]) == 0
     document = json.loads(capsys.readouterr().out)
     assert document["ok"] is True and document["exit_code"] == 0
@@ -247,16 +365,19 @@ def test_json_anywhere_on_success_is_one_object(site, capsys, position):
 def test_json_after_subcommand_arguments_of_assess_and_audit(site, capsys):
     assert main(["-i", str(site.inventory), "assess", SITE, "--json"]) == 0
     document = json.loads(capsys.readouterr().out)
-    assert document["ok"] is True and document["summary"]["tables"] == len(json.loads(
-        (site.folder / "truth" / f"{SITE}.truth.json").read_text(encoding="utf-8"))["tables"])
+    assert document["ok"] is True and document["summary"]["tables"] == len(
+        json.loads((site.folder / "truth" / f"{SITE}.truth.json").read_text(encoding="utf-8"))["tables"]
+    )
     assert main(["audit", "verify", str(site.ledger), "--public-key", str(site.public_key), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["ok"] is True
 
 
 def test_a_failed_verdict_under_json_is_one_object_with_its_findings(site, capsys):
     """A command that has something to show when its verdict fails puts it into the one object."""
-    assert main(["--json", "audit", "verify", str(site.tampered_ledger), "--public-key",
-                 str(site.public_key)]) == ExitCode.VERDICT_FAILED
+    assert (
+        main(["--json", "audit", "verify", str(site.tampered_ledger), "--public-key", str(site.public_key)])
+        == ExitCode.VERDICT_FAILED
+    )
     document = json.loads(capsys.readouterr().out)
     assert document["ok"] is False and document["exit_code"] == 1
     assert document["error"]["class"] == "VerificationError" and document["problems"], document
@@ -280,10 +401,25 @@ def test_json_keeps_stdout_for_the_object_in_a_real_process(site):
     import sys
 
     out = site.folder / "json-demo"
-    result = subprocess.run([sys.executable, "-m", "ts24_migrate", "demo-data", "--legacy-sqlite",
-                             str(out / "legacy.sqlite"), "--attachments", str(out / "files"), "--scale", "0.02",
-                             "--json"], capture_output=True, text=True, timeout=300,
-                            env={**os.environ, "COLUMNS": "100"})
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ts24_migrate",
+            "demo-data",
+            "--legacy-sqlite",
+            str(out / "legacy.sqlite"),
+            "--attachments",
+            str(out / "files"),
+            "--scale",
+            "0.02",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "COLUMNS": "100"},
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     document = json.loads(result.stdout)
     assert document["ok"] is True and document["site_id"] == "demo" and document["tables"]

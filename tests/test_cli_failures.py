@@ -15,21 +15,36 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from ts24_migrate.cli import main
-from ts24_migrate.errors import (ExitCode, FolderUnusable, LoginRefused, UnreachableError, VerificationError,
-                                 classify, is_transient)
+from ts24_migrate.cli.main import main
+from ts24_migrate.core.errors import (
+    ExitCode,
+    FolderUnusable,
+    LoginRefused,
+    UnreachableError,
+    VerificationError,
+    classify,
+    is_transient,
+)
 
 SITE = "demo"
 # root writes through any mode bits; without CAP_DAC_OVERRIDE it obeys them like everyone else.
-_AS_ORDINARY_USER = (["setpriv", "--inh-caps=-dac_override,-dac_read_search",
-                      "--bounding-set=-dac_override,-dac_read_search"] if os.geteuid() == 0 else [])
+_AS_ORDINARY_USER = (
+    ["setpriv", "--inh-caps=-dac_override,-dac_read_search", "--bounding-set=-dac_override,-dac_read_search"]
+    if os.geteuid() == 0
+    else []
+)
 
 
 def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     if _AS_ORDINARY_USER and shutil.which("setpriv") is None:
         pytest.skip("running as root without setpriv: mode bits cannot make a folder unwritable")
-    return subprocess.run([*_AS_ORDINARY_USER, sys.executable, "-m", "ts24_migrate", *args], capture_output=True,
-                          text=True, timeout=300, env={**os.environ, **(env or {})})
+    return subprocess.run(
+        [*_AS_ORDINARY_USER, sys.executable, "-m", "ts24_migrate", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, **(env or {})},
+    )
 
 
 def _one_error_line(result: subprocess.CompletedProcess) -> str:
@@ -40,7 +55,7 @@ def _one_error_line(result: subprocess.CompletedProcess) -> str:
 
 def _read_only(*folders: Path, recursive: bool = False) -> None:
     for folder in folders:
-        for path in ([*folder.rglob("*"), folder] if recursive else [folder]):
+        for path in [*folder.rglob("*"), folder] if recursive else [folder]:
             path.chmod(path.stat().st_mode & ~0o222)
 
 
@@ -120,13 +135,16 @@ def mariadb_login(mariadb_database, _mariadb_admin):
 
 def _inventory_with_legacy(folder: Path, reference: str) -> Path:
     inventory = folder / "sites.yaml"
-    inventory.write_text(f"""
+    inventory.write_text(
+        f"""
 sites:
   - id: {SITE}
     office: "01"
     legacy: {reference}
     cutover: 2025-07-01
-""", encoding="utf-8")
+""",
+        encoding="utf-8",
+    )
     return inventory
 
 
@@ -163,16 +181,18 @@ def test_prefect_does_not_retry_a_refused_login(mariadb_login, tmp_path, prefect
     from flows.migrate_site import migrate_site
 
     url, user, _ = mariadb_login
-    monkeypatch.setenv("TS24_T_LEGACY", url.set(username=user, password="Wrong-pw").render_as_string(
-        hide_password=False))
+    monkeypatch.setenv(
+        "TS24_T_LEGACY", url.set(username=user, password="Wrong-pw").render_as_string(hide_password=False)
+    )
     inventory = _inventory_with_legacy(tmp_path, "env:TS24_T_LEGACY")
     state = migrate_site(site_id=SITE, inventory=str(inventory), return_state=True)
     assert state.is_failed()
     with pytest.raises(LoginRefused):
         state.result()
     with get_client(sync_client=True) as client:
-        runs = client.read_task_runs(flow_run_filter=FlowRunFilter(
-            id=FlowRunFilterId(any_=[state.state_details.flow_run_id])))
+        runs = client.read_task_runs(
+            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[state.state_details.flow_run_id]))
+        )
     assess = [run for run in runs if run.name.startswith("assess")]
     assert len(assess) == 1 and assess[0].run_count == 1, [(r.name, r.run_count, r.state_name) for r in runs]
     assert assess[0].state_name == "Failed"
@@ -180,8 +200,8 @@ def test_prefect_does_not_retry_a_refused_login(mariadb_login, tmp_path, prefect
 
 def test_only_transient_failures_are_retried(tmp_path):
     """The classes Prefect's retry condition (flows.retries) sees, from real failures."""
-    from ts24_migrate.db import check_reachable, store_engine
-    from ts24_migrate.secrets import Secret
+    from ts24_migrate.core.db import check_reachable, store_engine
+    from ts24_migrate.core.secrets import Secret
 
     closed_port = Secret("postgresql+psycopg://nobody:pw@127.0.0.1:1/none")
     with pytest.raises(UnreachableError) as unreachable:

@@ -10,17 +10,17 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import pytest
 import sqlalchemy as sa
 
 from load import bookkeeping as bk
-from ts24_migrate.app import App
-from ts24_migrate.cli import main
-from ts24_migrate.control_store import SiteState
-from ts24_migrate.errors import ExitCode
+from ts24_migrate.cli.main import main
+from ts24_migrate.core.control_store import SiteState
+from ts24_migrate.core.errors import ExitCode
+from ts24_migrate.runs.app import App
 
 SITE = "demo"
 STOP_SECONDS = 15  # from Ctrl-C to the end of the process, on a busy 2-core CI machine
@@ -66,14 +66,20 @@ def start(tmp_path: Path, *args: str, whole_group: bool = False, env: dict[str, 
     # Output into files, not pipes: a full pipe would block the process we are about to interrupt.
     out, err = tmp_path / f"out-{time.monotonic_ns()}.json", tmp_path / f"err-{time.monotonic_ns()}.txt"
     with out.open("w") as stdout, err.open("w") as stderr:
-        process = subprocess.Popen([sys.executable, "-m", "ts24_migrate", "--json", *args], stdout=stdout,
-                                   stderr=stderr, start_new_session=whole_group, env=env)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "ts24_migrate", "--json", *args],
+            stdout=stdout,
+            stderr=stderr,
+            start_new_session=whole_group,
+            env=env,
+        )
     return Started(process, out, err)
 
 
 def rerun(*args: str, env: dict[str, str] | None = None) -> dict:
-    result = subprocess.run([sys.executable, "-m", "ts24_migrate", "--json", *args], capture_output=True,
-                            text=True, timeout=600, env=env)
+    result = subprocess.run(
+        [sys.executable, "-m", "ts24_migrate", "--json", *args], capture_output=True, text=True, timeout=600, env=env
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     return json.loads(result.stdout)
 
@@ -135,14 +141,14 @@ def test_ctrl_c_during_backup_exits_130_and_the_rerun_resumes(demo_site, tmp_pat
     assert summary["resumed"] is True
     verified = rerun("-i", inventory, "backup", "verify", SITE, "--identity", str(site.identity))
     assert verified["mode"] == "decrypted" and verified["rows_checked"] == sum(
-        t["rows"] for t in site.truth["tables"].values())
+        t["rows"] for t in site.truth["tables"].values()
+    )
 
 
 @pytest.mark.slow
 def test_ctrl_c_during_migrate_exits_130_and_the_rerun_completes(demo_site, tmp_path):
     site = demo_site(scale=0.05, seed=33)
-    command = ["-i", str(site.inventory), "migrate", SITE, "--identity", str(site.identity),
-               "--chunk-rows", CHUNK_ROWS]
+    command = ["-i", str(site.inventory), "migrate", SITE, "--identity", str(site.identity), "--chunk-rows", CHUNK_ROWS]
     migrate = start(tmp_path, *command)
     migrate.wait_until(lambda: ledger_has(site, "load", "started") and loaded_chunks(site) >= 2, "the load under way")
     migrate.interrupt()
@@ -161,11 +167,21 @@ def test_ctrl_c_in_a_terminal_during_a_flow_run_on_a_temporary_server(demo_site,
     site = demo_site(scale=0.05, seed=34)
     env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
     env["PREFECT_HOME"] = str(tmp_path / "prefect-home")  # a server database of its own
-    command = ["-i", str(site.inventory), "migrate", SITE, "--identity", str(site.identity),
-               "--chunk-rows", CHUNK_ROWS, "--via-prefect"]
+    command = [
+        "-i",
+        str(site.inventory),
+        "migrate",
+        SITE,
+        "--identity",
+        str(site.identity),
+        "--chunk-rows",
+        CHUNK_ROWS,
+        "--via-prefect",
+    ]
     migrate = start(tmp_path, *command, whole_group=True, env=env)
-    migrate.wait_until(lambda: ledger_has(site, "load", "started") and loaded_chunks(site) >= 2,
-                       "the load under way", timeout=600)
+    migrate.wait_until(
+        lambda: ledger_has(site, "load", "started") and loaded_chunks(site) >= 2, "the load under way", timeout=600
+    )
     migrate.interrupt(whole_group=True)  # and stdout held nothing but the JSON object
     deadline = time.monotonic() + 10
     while True:  # nothing of the process group is left: the temporary server was stopped too
@@ -187,7 +203,7 @@ def test_the_database_library_s_own_complaints_are_one_line_and_silent_after_ctr
     (The real signal is not raised here: its watchdog would end the test process.)"""
     import logging
 
-    from ts24_migrate import interrupts
+    from ts24_migrate.cli import interrupts
 
     pool_log = logging.getLogger("sqlalchemy.pool.impl.QueuePool")
     handler = interrupts._Handler()

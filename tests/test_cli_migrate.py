@@ -7,9 +7,9 @@ import json
 
 import pytest
 
-from ts24_migrate.app import App
-from ts24_migrate.cli import main
-from ts24_migrate.control_store import SiteState
+from ts24_migrate.cli.main import main
+from ts24_migrate.core.control_store import SiteState
+from ts24_migrate.runs.app import App
 
 
 def _records(site) -> dict:

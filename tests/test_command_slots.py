@@ -17,20 +17,24 @@ import uuid
 from pathlib import Path
 
 import pytest
+from deployment_support import clean_environment, free_port
 
 from flows.limits import Limit, write_limit
-from ts24_migrate.app import App
-from ts24_migrate.cli import main
-from ts24_migrate.errors import ExitCode
-
-from deployment_support import clean_environment, free_port
+from ts24_migrate.cli.main import main
+from ts24_migrate.core.errors import ExitCode
+from ts24_migrate.runs.app import App
 
 BIN = Path(sys.executable).parent
 
 
 def _cli(inventory: Path, site_id: str, env: dict[str, str]) -> subprocess.CompletedProcess:
-    return subprocess.run([str(BIN / "ts24-migrate"), "-i", str(inventory), "--json", "backup", site_id],
-                          env=env, capture_output=True, text=True, timeout=180)
+    return subprocess.run(
+        [str(BIN / "ts24-migrate"), "-i", str(inventory), "--json", "backup", site_id],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
 
 
 @pytest.mark.prefect
@@ -46,8 +50,11 @@ def test_a_manual_backup_waits_for_the_site_a_flow_run_holds(prefect_server, dem
     finished: dict[str, object] = {}
     with concurrency(f"ts24-site-{site_id}", occupy=1, strict=True):  # a flow run is working on the site
         context = contextvars.copy_context()  # the suite's Prefect settings, in the command's thread too
-        runner = threading.Thread(target=lambda: finished.setdefault(
-            "code", context.run(main, ["-i", str(site.inventory), "--json", "backup", site_id])))
+        runner = threading.Thread(
+            target=lambda: finished.setdefault(
+                "code", context.run(main, ["-i", str(site.inventory), "--json", "backup", site_id])
+            )
+        )
         runner.start()
         time.sleep(6)
         assert runner.is_alive() and store.runs(site_id, "backup") == []
@@ -55,7 +62,7 @@ def test_a_manual_backup_waits_for_the_site_a_flow_run_holds(prefect_server, dem
         alone = _cli(site.inventory, site_id, clean_environment(PREFECT_HOME=str(tmp_path / "no-api")))
         assert alone.returncode == ExitCode.OK, alone.stderr
         assert "waiting for a slot" not in alone.stderr
-        released = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+        released = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     runner.join(timeout=180)
     assert not runner.is_alive() and finished["code"] == ExitCode.OK
     assert f"site {site_id}: waiting for a slot of site {site_id}" in capsys.readouterr().err
@@ -66,8 +73,9 @@ def test_a_manual_backup_waits_for_the_site_a_flow_run_holds(prefect_server, dem
 def test_a_configured_api_that_does_not_answer_is_exit_code_3(demo_site, tmp_path):
     site = demo_site(scale=0.02)
     api = f"http://127.0.0.1:{free_port()}/api"  # nothing listens there
-    refused = _cli(site.inventory, "demo", clean_environment(PREFECT_API_URL=api,
-                                                             PREFECT_HOME=str(tmp_path / "prefect")))
+    refused = _cli(
+        site.inventory, "demo", clean_environment(PREFECT_API_URL=api, PREFECT_HOME=str(tmp_path / "prefect"))
+    )
     assert refused.returncode == ExitCode.UNREACHABLE, refused.stderr
     assert refused.stderr.startswith(f"error: the Prefect API at {api} did not answer")
     assert "unset PREFECT_API_URL to run without them" in refused.stderr

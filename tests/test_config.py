@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from ts24_migrate.config import load_inventory
-from ts24_migrate.errors import ConfigError, ExitCode
-from ts24_migrate.secrets import Secret, SecretRef, redact_url, scrub
+from ts24_migrate.core.config import load_inventory
+from ts24_migrate.core.errors import ConfigError, ExitCode
+from ts24_migrate.core.secrets import Secret, SecretRef, redact_url, scrub
 
 RECIPIENT = "age1" + "q" * 58
 
@@ -45,20 +45,26 @@ def test_good_inventory_resolves_paths_and_secret(tmp_path, monkeypatch):
     assert inventory.target_url().reveal() == f"sqlite:///{tmp_path / 'work' / 'target.sqlite'}"
 
 
-@pytest.mark.parametrize("text, expected", [
-    ("sites: [", "not valid YAML at line"),
-    (GOOD.replace("cutover: 2025-07-01", "cutover: 2025-13-45"), "site hn-01, field cutover"),
-    (GOOD.replace("    office", "    colour: blue\n    office"), "site hn-01, field colour: unknown key"),
-    (GOOD.replace("env:TS24_TEST_LEGACY_URL", "mssql://sa:pw@host/db"), "site hn-01, field legacy"),
-    (GOOD.replace('office: "01"', "office: 1"), "field office"),
-    (GOOD.replace(RECIPIENT, "age1short"), "field backup_recipients"),
-    (GOOD.replace("id: hn-01", "id: HN 01"), "field id"),
-    ("version: 1\n", "field sites: is required"),
-    ("limits:\n  legacy_server: 0\n" + GOOD, "field limits.legacy_server: Input should be greater than or equal to 1"),
-    ("limits:\n  workers: 2\n" + GOOD, "field limits.workers: unknown key"),
-    (GOOD.replace("    office", "    legacy_server: sql/hanoi\n    office"), "site hn-01, field legacy_server"),
-    ("- just\n- a list\n", "must be a mapping"),
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("sites: [", "not valid YAML at line"),
+        (GOOD.replace("cutover: 2025-07-01", "cutover: 2025-13-45"), "site hn-01, field cutover"),
+        (GOOD.replace("    office", "    colour: blue\n    office"), "site hn-01, field colour: unknown key"),
+        (GOOD.replace("env:TS24_TEST_LEGACY_URL", "mssql://sa:pw@host/db"), "site hn-01, field legacy"),
+        (GOOD.replace('office: "01"', "office: 1"), "field office"),
+        (GOOD.replace(RECIPIENT, "age1short"), "field backup_recipients"),
+        (GOOD.replace("id: hn-01", "id: HN 01"), "field id"),
+        ("version: 1\n", "field sites: is required"),
+        (
+            "limits:\n  legacy_server: 0\n" + GOOD,
+            "field limits.legacy_server: Input should be greater than or equal to 1",
+        ),
+        ("limits:\n  workers: 2\n" + GOOD, "field limits.workers: unknown key"),
+        (GOOD.replace("    office", "    legacy_server: sql/hanoi\n    office"), "site hn-01, field legacy_server"),
+        ("- just\n- a list\n", "must be a mapping"),
+    ],
+)
 def test_bad_inventory_is_one_clear_line(tmp_path, text, expected):
     path = write(tmp_path, text)
     with pytest.raises(ConfigError) as info:
@@ -100,11 +106,14 @@ def test_unknown_site(tmp_path, monkeypatch):
         inventory.site("dn-02")
 
 
-@pytest.mark.parametrize("url", [
-    "mssql+pyodbc://sa:Very$ecret@db/ts24?driver=ODBC+Driver+18",
-    "postgresql+psycopg://u:Very$ecret@host:5432/db",
-    "DRIVER={ODBC Driver 18};SERVER=db;UID=sa;PWD=Very$ecret;",
-])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "mssql+pyodbc://sa:Very$ecret@db/ts24?driver=ODBC+Driver+18",
+        "postgresql+psycopg://u:Very$ecret@host:5432/db",
+        "DRIVER={ODBC Driver 18};SERVER=db;UID=sa;PWD=Very$ecret;",
+    ],
+)
 def test_redaction_hides_passwords(url):
     assert "Very$ecret" not in redact_url(url)
     assert "Very$ecret" not in scrub(f"could not connect to {url}: timeout", Secret(url))

@@ -18,27 +18,26 @@ import socket
 import sqlite3
 import subprocess
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 from urllib.parse import quote
 
 import pytest
-import sqlalchemy as sa
 import yaml
+from conftest import MARIADB_DRIVER, REQUIRE_REAL_DBS
 from sqlalchemy.engine import make_url
 
-from backups.keys import generate_custodian_identity, generate_signing_key
-from conftest import MARIADB_DRIVER, REQUIRE_REAL_DBS
-from ts24_migrate.cli import main
-from ts24_migrate.config import load_inventory
-from ts24_migrate.control_store import ControlStore, SiteState
-from ts24_migrate.db import check_reachable, legacy_engine, store_engine
+from ts24_migrate.cli.main import main
+from ts24_migrate.core.config import load_inventory
+from ts24_migrate.core.control_store import ControlStore, SiteState
+from ts24_migrate.core.db import check_reachable, legacy_engine, store_engine
+from ts24_migrate.core.errors import ConfigError, ExitCode, LoginRefused, UnreachableError
+from ts24_migrate.core.keys import generate_custodian_identity, generate_signing_key
+from ts24_migrate.core.odbc import odbc_connection_string
+from ts24_migrate.core.secrets import Secret
+from ts24_migrate.core.server_identity import ServerIdentity, probe_server_identity
 from ts24_migrate.demo import generate_site
-from ts24_migrate.errors import ConfigError, ExitCode, LoginRefused, UnreachableError
-from ts24_migrate.odbc import odbc_connection_string
-from ts24_migrate.secrets import Secret
-from ts24_migrate.server_identity import ServerIdentity, probe_server_identity
 
 CUTOVER = dt.date(2025, 7, 1)
 # Every character the ODBC grammar or a URL could misread, in one password.
@@ -46,6 +45,7 @@ AWKWARD_PASSWORD = "a;b}c{d=e f'\"\\%@:/?#&+}}x"
 
 
 # -- the ODBC connection string (no server needed) -----------------------------------------------
+
 
 def parse_odbc(text: str) -> dict[str, str]:
     """Read an ODBC connection string back as a driver does: KEY=value;..., {braced} with }} for }."""
@@ -80,32 +80,73 @@ def _url(backend: str, user: str, password: str, host: str, port: int | None, da
 
 
 def test_mariadb_string_names_host_port_database_user_and_password_exactly():
-    url = make_url(_url("mysql", "ts24 reader", AWKWARD_PASSWORD, "db1.example.vn", 3399, "ts24_hn01",
-                        "driver=MariaDB+Unicode&charset=utf8mb4&SSLVERIFY=1&INITSTMT=SET+NAMES+utf8mb4%3B"))
+    url = make_url(
+        _url(
+            "mysql",
+            "ts24 reader",
+            AWKWARD_PASSWORD,
+            "db1.example.vn",
+            3399,
+            "ts24_hn01",
+            "driver=MariaDB+Unicode&charset=utf8mb4&SSLVERIFY=1&INITSTMT=SET+NAMES+utf8mb4%3B",
+        )
+    )
     pairs = parse_odbc(odbc_connection_string(url))
-    assert pairs == {"DRIVER": "MariaDB Unicode", "SERVER": "db1.example.vn", "PORT": "3399",
-                     "DATABASE": "ts24_hn01", "UID": "ts24 reader", "PWD": AWKWARD_PASSWORD, "TCPIP": "1",
-                     "CHARSET": "utf8mb4", "SSLVERIFY": "1", "INITSTMT": "SET NAMES utf8mb4;"}
+    assert pairs == {
+        "DRIVER": "MariaDB Unicode",
+        "SERVER": "db1.example.vn",
+        "PORT": "3399",
+        "DATABASE": "ts24_hn01",
+        "UID": "ts24 reader",
+        "PWD": AWKWARD_PASSWORD,
+        "TCPIP": "1",
+        "CHARSET": "utf8mb4",
+        "SSLVERIFY": "1",
+        "INITSTMT": "SET NAMES utf8mb4;",
+    }
 
 
 def test_sql_server_string_puts_the_port_after_a_comma_and_passes_options_through():
-    url = make_url(_url("mssql", "sa", AWKWARD_PASSWORD, "sql-hanoi", 14330, "TS24",
-                        "driver=ODBC+Driver+18+for+SQL+Server&Encrypt=yes&TrustServerCertificate=no"))
+    url = make_url(
+        _url(
+            "mssql",
+            "sa",
+            AWKWARD_PASSWORD,
+            "sql-hanoi",
+            14330,
+            "TS24",
+            "driver=ODBC+Driver+18+for+SQL+Server&Encrypt=yes&TrustServerCertificate=no",
+        )
+    )
     pairs = parse_odbc(odbc_connection_string(url))
-    assert pairs == {"DRIVER": "ODBC Driver 18 for SQL Server", "SERVER": "sql-hanoi,14330", "DATABASE": "TS24",
-                     "UID": "sa", "PWD": AWKWARD_PASSWORD, "ENCRYPT": "yes", "TRUSTSERVERCERTIFICATE": "no"}
+    assert pairs == {
+        "DRIVER": "ODBC Driver 18 for SQL Server",
+        "SERVER": "sql-hanoi,14330",
+        "DATABASE": "TS24",
+        "UID": "sa",
+        "PWD": AWKWARD_PASSWORD,
+        "ENCRYPT": "yes",
+        "TRUSTSERVERCERTIFICATE": "no",
+    }
     # No user: Windows/Kerberos login, as SQLAlchemy does; FreeTDS wants the port on its own.
-    trusted = parse_odbc(odbc_connection_string(make_url(
-        "mssql+pyodbc://sql-hanoi/TS24?driver=ODBC+Driver+18+for+SQL+Server")))
+    trusted = parse_odbc(
+        odbc_connection_string(make_url("mssql+pyodbc://sql-hanoi/TS24?driver=ODBC+Driver+18+for+SQL+Server"))
+    )
     assert trusted["TRUSTED_CONNECTION"] == "Yes" and trusted["SERVER"] == "sql-hanoi" and "UID" not in trusted
-    freetds = parse_odbc(odbc_connection_string(make_url(_url("mssql", "sa", "pw", "sql-hanoi", 1433, "TS24",
-                                                              "driver=FreeTDS&TDS_Version=7.4"))))
+    freetds = parse_odbc(
+        odbc_connection_string(
+            make_url(_url("mssql", "sa", "pw", "sql-hanoi", 1433, "TS24", "driver=FreeTDS&TDS_Version=7.4"))
+        )
+    )
     assert (freetds["SERVER"], freetds["PORT"], freetds["TDS_VERSION"]) == ("sql-hanoi", "1433", "7.4")
 
 
 def test_the_read_only_legacy_engine_on_sql_server_asks_for_a_read_only_replica_once():
-    engine = legacy_engine(Secret("mssql+pyodbc://sa:pw@sql-hanoi:1433/TS24?driver=ODBC+Driver+18+for+SQL+Server"
-                                  "&applicationintent=ReadWrite"))
+    engine = legacy_engine(
+        Secret(
+            "mssql+pyodbc://sa:pw@sql-hanoi:1433/TS24?driver=ODBC+Driver+18+for+SQL+Server&applicationintent=ReadWrite"
+        )
+    )
     try:
         pairs = parse_odbc(odbc_connection_string(engine.url))
     finally:
@@ -115,25 +156,31 @@ def test_the_read_only_legacy_engine_on_sql_server_asks_for_a_read_only_replica_
 
 def test_a_dsn_is_named_and_other_forms_pass_as_written():
     assert parse_odbc(odbc_connection_string(make_url("mssql+pyodbc://sa:pw@TS24_HANOI"))) == {
-        "DSN": "TS24_HANOI", "UID": "sa", "PWD": "pw"}
+        "DSN": "TS24_HANOI",
+        "UID": "sa",
+        "PWD": "pw",
+    }
     dsn = parse_odbc(odbc_connection_string(make_url("mysql+pyodbc://u:pw@/ts24?dsn=ts24-hanoi")))
     assert dsn == {"DSN": "ts24-hanoi", "DATABASE": "ts24", "UID": "u", "PWD": "pw"}
     raw = "DRIVER={MariaDB Unicode};SERVER=db1;PORT=3399"
     assert odbc_connection_string(make_url("mysql+pyodbc:///?odbc_connect=" + quote(raw, safe=""))) == raw
 
 
-@pytest.mark.parametrize("url, complaint", [
-    ("mysql+pyodbc://u:{pw}@db1:3306/ts24?driver=MariaDB+Unicode&port=3307", "'port' repeats what the URL"),
-    ("mysql+pyodbc://u:{pw}@db1:3306/ts24?driver=MariaDB+Unicode&PWD=other", "'PWD' repeats what the URL"),
-    ("mssql+pyodbc://u:{pw}@db1/ts24?driver=X&Server=db2", "'Server' repeats what the URL"),
-    ("mysql+pyodbc://u:{pw}@db1:3306/ts24?driver=MariaDB+Unicode&charset=a&CHARSET=b", "more than once"),
-    ("mysql+pyodbc://u:{pw}@db1:70000/ts24?driver=MariaDB+Unicode", "port 70000 is not a TCP port"),
-    ("mysql+pyodbc://u:{pw}@db1:3306/ts24", "name the ODBC driver"),
-    ("mysql+pyodbc://u:{pw}@db1:3306/ts24?dsn=ts24", "a data source (DSN) names its own server and port"),
-    ("mysql+pyodbc://u:{pw}@/ts24?dsn=ts24&driver=MariaDB+Unicode", "either ?driver= or ?dsn="),
-    ("mysql+pyodbc://u:{pw}@db1:3306/ts24?driver=MariaDB+Unicode&socket=/run/mysqld.sock", "socket"),
-    ("mysql+pyodbc://u:{pw}%20@db1:3306/ts24?driver=MariaDB+Unicode", "password begins or ends with a space"),
-])
+@pytest.mark.parametrize(
+    "url, complaint",
+    [
+        ("mysql+pyodbc://u:{pw}@db1:3306/ts24?driver=MariaDB+Unicode&port=3307", "'port' repeats what the URL"),
+        ("mysql+pyodbc://u:{pw}@db1:3306/ts24?driver=MariaDB+Unicode&PWD=other", "'PWD' repeats what the URL"),
+        ("mssql+pyodbc://u:{pw}@db1/ts24?driver=X&Server=db2", "'Server' repeats what the URL"),
+        ("mysql+pyodbc://u:{pw}@db1:3306/ts24?driver=MariaDB+Unicode&charset=a&CHARSET=b", "more than once"),
+        ("mysql+pyodbc://u:{pw}@db1:70000/ts24?driver=MariaDB+Unicode", "port 70000 is not a TCP port"),
+        ("mysql+pyodbc://u:{pw}@db1:3306/ts24", "name the ODBC driver"),
+        ("mysql+pyodbc://u:{pw}@db1:3306/ts24?dsn=ts24", "a data source (DSN) names its own server and port"),
+        ("mysql+pyodbc://u:{pw}@/ts24?dsn=ts24&driver=MariaDB+Unicode", "either ?driver= or ?dsn="),
+        ("mysql+pyodbc://u:{pw}@db1:3306/ts24?driver=MariaDB+Unicode&socket=/run/mysqld.sock", "socket"),
+        ("mysql+pyodbc://u:{pw}%20@db1:3306/ts24?driver=MariaDB+Unicode", "password begins or ends with a space"),
+    ],
+)
 def test_a_url_the_driver_would_misread_is_refused_without_showing_the_password(url, complaint):
     password = "Zz9;secret}"
     with pytest.raises(ConfigError, match="database URL: ") as caught:
@@ -143,6 +190,7 @@ def test_a_url_the_driver_would_misread_is_refused_without_showing_the_password(
 
 
 # -- the identity of a server (no server needed) ----------------------------------------------------
+
 
 def test_identity_compares_who_the_server_is_not_its_version():
     assessed = ServerIdentity("mariadb", "db1", 3306, "ts24", "3f1c", "10.11.6-MariaDB", {"datadir": "/var/lib/mysql/"})
@@ -157,20 +205,26 @@ def test_identity_compares_who_the_server_is_not_its_version():
 
 # -- a second MariaDB server, private to this test session -------------------------------------------
 
+
 @dataclass
 class SecondMariaDB:
     port: int
     datadir: Path
 
     def url(self, database: str, *, user: str = "root", password: str = "") -> str:
-        return (f"mysql+pyodbc://{quote(user, safe='')}:{quote(password, safe='')}@127.0.0.1:{self.port}/{database}"
-                f"?driver={quote(MARIADB_DRIVER, safe='')}&charset=utf8mb4")
+        return (
+            f"mysql+pyodbc://{quote(user, safe='')}:{quote(password, safe='')}@127.0.0.1:{self.port}/{database}"
+            f"?driver={quote(MARIADB_DRIVER, safe='')}&charset=utf8mb4"
+        )
 
     def admin(self):
         import pyodbc
 
-        return pyodbc.connect(f"DRIVER={{{MARIADB_DRIVER}}};SERVER=127.0.0.1;PORT={self.port};UID=root;TCPIP=1",
-                              autocommit=True, timeout=5)
+        return pyodbc.connect(
+            f"DRIVER={{{MARIADB_DRIVER}}};SERVER=127.0.0.1;PORT={self.port};UID=root;TCPIP=1",
+            autocommit=True,
+            timeout=5,
+        )
 
 
 def _free_port() -> int:
@@ -198,17 +252,41 @@ def second_mariadb(tmp_path_factory) -> Iterator[SecondMariaDB]:
     folder = tmp_path_factory.mktemp("mariadb2")
     datadir, port = folder / "data", _free_port()
     small = ["--innodb-buffer-pool-size=8M", "--innodb-log-file-size=4M"]
-    installed = subprocess.run([install, "--no-defaults", f"--datadir={datadir}", "--skip-test-db",
-                                "--auth-root-authentication-method=normal", "--user=root", *small],
-                               capture_output=True, text=True, timeout=180)
+    installed = subprocess.run(
+        [
+            install,
+            "--no-defaults",
+            f"--datadir={datadir}",
+            "--skip-test-db",
+            "--auth-root-authentication-method=normal",
+            "--user=root",
+            *small,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
     if installed.returncode != 0:
         _missing(f"mariadb-install-db failed: {installed.stderr.strip()[-300:]}")
     log = folder / "server.log"
     process = subprocess.Popen(
-        [server, "--no-defaults", f"--datadir={datadir}", f"--port={port}", f"--socket={folder / 's.sock'}",
-         "--skip-networking=0", "--bind-address=127.0.0.1", "--user=root", "--skip-log-bin",
-         f"--pid-file={folder / 'server.pid'}", f"--log-error={log}", *small],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        [
+            server,
+            "--no-defaults",
+            f"--datadir={datadir}",
+            f"--port={port}",
+            f"--socket={folder / 's.sock'}",
+            "--skip-networking=0",
+            "--bind-address=127.0.0.1",
+            "--user=root",
+            "--skip-log-bin",
+            f"--pid-file={folder / 'server.pid'}",
+            f"--log-error={log}",
+            *small,
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     instance = SecondMariaDB(port, datadir)
     try:
         deadline = time.monotonic() + 60
@@ -281,10 +359,16 @@ def test_awkward_passwords_reach_mariadb_and_never_show(second_mariadb):
 @pytest.mark.mariadb
 def test_a_wrong_port_is_unreachable_exit_3(tmp_path, capsys, monkeypatch):
     inventory = tmp_path / "sites.yaml"
-    inventory.write_text(yaml.safe_dump({"sites": [{"id": "hn-01", "office": "01", "legacy": "env:TS24_T_WRONG_PORT",
-                                                    "cutover": "2025-07-01"}]}), encoding="utf-8")
-    url = (f"mysql+pyodbc://root:{quote(AWKWARD_PASSWORD, safe='')}@127.0.0.1:{_free_port()}/mysql"
-           f"?driver={quote(MARIADB_DRIVER, safe='')}")
+    inventory.write_text(
+        yaml.safe_dump(
+            {"sites": [{"id": "hn-01", "office": "01", "legacy": "env:TS24_T_WRONG_PORT", "cutover": "2025-07-01"}]}
+        ),
+        encoding="utf-8",
+    )
+    url = (
+        f"mysql+pyodbc://root:{quote(AWKWARD_PASSWORD, safe='')}@127.0.0.1:{_free_port()}/mysql"
+        f"?driver={quote(MARIADB_DRIVER, safe='')}"
+    )
     monkeypatch.setenv("TS24_T_WRONG_PORT", url)
     code = main(["-i", str(inventory), "assess", "hn-01"])
     err = capsys.readouterr().err
@@ -295,17 +379,35 @@ def test_a_wrong_port_is_unreachable_exit_3(tmp_path, capsys, monkeypatch):
 
 # -- a site moved to another server -----------------------------------------------------------------
 
+
 def _site_folder(folder: Path, legacy_url: str) -> Path:
     recipient = generate_custodian_identity(folder / "keys" / "custodian.age-identity")
     generate_signing_key(folder / "keys" / "signing.key")
     _write_secret(folder / "secrets" / "legacy.url", legacy_url)
     _write_secret(folder / "secrets" / "target.url", f"sqlite:///{folder / 'target.sqlite'}")
     inventory = folder / "sites.yaml"
-    inventory.write_text(yaml.safe_dump({
-        "version": 1, "work_dir": "work", "backup_dir": "backups", "signing_key": "keys/signing.key",
-        "target": "file:secrets/target.url",
-        "sites": [{"id": "demo", "office": "01", "legacy": "file:secrets/legacy.url", "attachments": "files",
-                   "cutover": CUTOVER.isoformat(), "backup_recipients": [recipient]}]}), encoding="utf-8")
+    inventory.write_text(
+        yaml.safe_dump(
+            {
+                "version": 1,
+                "work_dir": "work",
+                "backup_dir": "backups",
+                "signing_key": "keys/signing.key",
+                "target": "file:secrets/target.url",
+                "sites": [
+                    {
+                        "id": "demo",
+                        "office": "01",
+                        "legacy": "file:secrets/legacy.url",
+                        "attachments": "files",
+                        "cutover": CUTOVER.isoformat(),
+                        "backup_recipients": [recipient],
+                    }
+                ],
+            }
+        ),
+        encoding="utf-8",
+    )
     return inventory
 
 
@@ -335,8 +437,9 @@ def _store(inventory: Path) -> ControlStore:
 
 @pytest.mark.mariadb
 @pytest.mark.slow
-def test_a_site_pointed_at_another_server_is_refused_until_re_assessed(tmp_path, capsys, second_mariadb,
-                                                                         mariadb_database):
+def test_a_site_pointed_at_another_server_is_refused_until_re_assessed(
+    tmp_path, capsys, second_mariadb, mariadb_database
+):
     assessed_url = mariadb_database()
     name = make_url(assessed_url).database
     with second_mariadb.admin() as admin:  # another office's data, in a database of the same name

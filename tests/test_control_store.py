@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from ts24_migrate.control_store import ControlStore, SiteState
-from ts24_migrate.db import store_engine
-from ts24_migrate.secrets import Secret
-from ts24_migrate.stage_runs import stage_run
+from ts24_migrate.core.control_store import ControlStore, SiteState
+from ts24_migrate.core.db import store_engine
+from ts24_migrate.core.secrets import Secret
+from ts24_migrate.core.stage_runs import stage_run
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -46,8 +46,7 @@ def test_failed_stage_is_recorded_without_secret_and_state_kept(store):
 
 
 def test_rerunning_an_earlier_stage_never_moves_state_back(store):
-    for stage, state in [("assess", SiteState.ASSESSED), ("load", SiteState.LOADED),
-                         ("assess", SiteState.ASSESSED)]:
+    for stage, state in [("assess", SiteState.ASSESSED), ("load", SiteState.LOADED), ("assess", SiteState.ASSESSED)]:
         with stage_run(store, None, "hn-01", stage, success_state=state):
             pass
     assert store.state("hn-01") is SiteState.LOADED

@@ -17,25 +17,33 @@ from stdnum.exceptions import InvalidChecksum, ValidationError
 from stdnum.vn import mst
 
 from extract.discovery import discover_tables
-from extract.fingerprint import TableFingerprint
-from extract.legacy_schema import (DM_DONVI, HO_SO, HO_SO_LICH_SU, HO_SO_TEP, IN_FLIGHT_STATUSES, KNOWN_TABLES,
-                                   NGUOI_LAO_DONG)
 from extract.reader import iter_table_rows
 from load.target_schema import dossiers, re_registrations, units
-from transform.legacy_encodings import VIETNAMESE_LETTERS, decode_tcvn3_mojibake, decode_vni_mojibake
-from ts24_migrate.app import App
-from ts24_migrate.cli import main
-from ts24_migrate.commands.demo_data import write_demo_inventory
+from ts24_migrate.cli.commands.demo_data import write_demo_inventory
+from ts24_migrate.cli.main import main
+from ts24_migrate.core.errors import UsageError
+from ts24_migrate.core.legacy.encodings import VIETNAMESE_LETTERS, decode_tcvn3_mojibake, decode_vni_mojibake
+from ts24_migrate.core.legacy.schema import (
+    DM_DONVI,
+    HO_SO,
+    HO_SO_LICH_SU,
+    HO_SO_TEP,
+    IN_FLIGHT_STATUSES,
+    KNOWN_TABLES,
+    NGUOI_LAO_DONG,
+)
+from ts24_migrate.core.rows.fingerprint import TableFingerprint
 from ts24_migrate.demo import DemoTruth, generate_site
 from ts24_migrate.demo.advance import AdvanceTruth, advance_site
 from ts24_migrate.demo.dirty_data import ALL_KINDS, ENCODING_KINDS
-from ts24_migrate.errors import UsageError
+from ts24_migrate.runs.app import App
 
 SCALE = 0.05
 CUTOVER = dt.date(2025, 7, 1)
 
 
 # --- helpers -----------------------------------------------------------------------------
+
 
 def fingerprints(engine: sa.Engine) -> dict[str, str]:
     """Every table's content fingerprint, read back through discovery and the shared reader."""
@@ -50,15 +58,19 @@ def fingerprints(engine: sa.Engine) -> dict[str, str]:
 
 
 def folder_digest(root: Path) -> dict[str, str]:
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
 def make_site(tmp_path: Path, name: str, *, seed: int = 42, target: bool = True, scale: float = SCALE):
     legacy = sa.create_engine(f"sqlite:///{tmp_path / (name + '.legacy.sqlite')}")
     new_system = sa.create_engine(f"sqlite:///{tmp_path / (name + '.target.sqlite')}") if target else None
-    truth = generate_site(legacy, tmp_path / f"{name}-files", target=new_system, seed=seed, scale=scale,
-                          cutover=CUTOVER)
+    truth = generate_site(
+        legacy, tmp_path / f"{name}-files", target=new_system, seed=seed, scale=scale, cutover=CUTOVER
+    )
     return legacy, new_system, truth
 
 
@@ -79,6 +91,7 @@ def site(tmp_path_factory):
 
 # --- determinism and backends ---------------------------------------------------------------
 
+
 def test_same_seed_gives_identical_site_and_another_seed_does_not(tmp_path):
     first, first_target, first_truth = make_site(tmp_path, "a", seed=7)
     again, again_target, again_truth = make_site(tmp_path, "b", seed=7)
@@ -91,8 +104,15 @@ def test_same_seed_gives_identical_site_and_another_seed_does_not(tmp_path):
 
     differing = {name for name, fp in fingerprints(other).items() if fingerprints(first)[name] != fp}
     # Only the fixed catalogue tables may coincide across seeds.
-    assert differing >= {"DM_DONVI", "NGUOI_LAO_DONG", "HO_SO", "HO_SO_TEP", "HO_SO_LICH_SU", "HT_NHAT_KY",
-                         "IMPORT_TAM"}
+    assert differing >= {
+        "DM_DONVI",
+        "NGUOI_LAO_DONG",
+        "HO_SO",
+        "HO_SO_TEP",
+        "HO_SO_LICH_SU",
+        "HT_NHAT_KY",
+        "IMPORT_TAM",
+    }
     assert other_truth.defects != first_truth.defects
     assert folder_digest(tmp_path / "c-files") != folder_digest(tmp_path / "a-files")
 
@@ -106,10 +126,15 @@ def test_mariadb_over_odbc_gets_the_same_content_as_sqlite(tmp_path, mariadb_dat
         # The same content; MariaDB also has what SQLite cannot hold: a procedure and a sequence.
         assert {**maria_truth.to_dict(), "objects": None} == {**sqlite_truth.to_dict(), "objects": None}
         assert [(o["kind"], o["name"]) for o in sqlite_truth.objects] == [
-            ("view", "V_HO_SO_DANG_XU_LY"), ("trigger", "TRG_HT_NHAT_KY_CHI_GHI_THEM")]
+            ("view", "V_HO_SO_DANG_XU_LY"),
+            ("trigger", "TRG_HT_NHAT_KY_CHI_GHI_THEM"),
+        ]
         assert [(o["kind"], o["name"]) for o in maria_truth.objects] == [
-            ("view", "V_HO_SO_DANG_XU_LY"), ("trigger", "TRG_HT_NHAT_KY_CHI_GHI_THEM"),
-            ("procedure", "SP_DEM_HO_SO_DANG_XU_LY"), ("sequence", "SEQ_SO_HO_SO")]
+            ("view", "V_HO_SO_DANG_XU_LY"),
+            ("trigger", "TRG_HT_NHAT_KY_CHI_GHI_THEM"),
+            ("procedure", "SP_DEM_HO_SO_DANG_XU_LY"),
+            ("sequence", "SEQ_SO_HO_SO"),
+        ]
         maria_fps, sqlite_fps = fingerprints(maria), fingerprints(sqlite_legacy)
         assert set(maria_fps) == set(sqlite_truth.tables) and maria_fps == sqlite_fps
         assert folder_digest(tmp_path / "maria-files") == folder_digest(tmp_path / "lite-files")
@@ -124,6 +149,7 @@ def test_mariadb_over_odbc_gets_the_same_content_as_sqlite(tmp_path, mariadb_dat
 
 
 # --- the truth file is exact -------------------------------------------------------------------
+
 
 def test_truth_table_counts_and_roles_match_the_database(site):
     legacy, _, truth, _ = site
@@ -144,8 +170,9 @@ def test_truth_table_counts_and_roles_match_the_database(site):
 def test_truth_dossier_figures_match_the_database(site):
     legacy, _, truth, _ = site
     dossiers_rows = rows_of(legacy, HO_SO)
-    assert {str(s): n for s, n in sorted(Counter(r.TRANG_THAI for r in dossiers_rows).items())} == \
-        {k: v for k, v in truth.dossiers_by_status.items() if v}
+    assert {str(s): n for s, n in sorted(Counter(r.TRANG_THAI for r in dossiers_rows).items())} == {
+        k: v for k, v in truth.dossiers_by_status.items() if v
+    }
     assert set(truth.dossiers_by_status) == {str(s) for s in range(7)}
     in_flight = [r for r in dossiers_rows if r.TRANG_THAI in IN_FLIGHT_STATUSES]
     assert len(in_flight) == truth.in_flight_dossiers
@@ -156,10 +183,14 @@ def test_truth_dossier_figures_match_the_database(site):
 
     # Received after the cut-over date: exactly the planted ones, whichever way "after" is read.
     cutover_midnight = dt.datetime.combine(truth.cutover, dt.time())
-    late = {str(r.ID_HO_SO) for r in dossiers_rows
-            if r.NGAY_TIEP_NHAN is not None and r.NGAY_TIEP_NHAN >= cutover_midnight}
-    strictly_late = {str(r.ID_HO_SO) for r in dossiers_rows
-                     if r.NGAY_TIEP_NHAN is not None and r.NGAY_TIEP_NHAN.date() > truth.cutover}
+    late = {
+        str(r.ID_HO_SO) for r in dossiers_rows if r.NGAY_TIEP_NHAN is not None and r.NGAY_TIEP_NHAN >= cutover_midnight
+    }
+    strictly_late = {
+        str(r.ID_HO_SO)
+        for r in dossiers_rows
+        if r.NGAY_TIEP_NHAN is not None and r.NGAY_TIEP_NHAN.date() > truth.cutover
+    }
     assert late == strictly_late == set(truth.received_after_cutover) != set()
 
 
@@ -189,24 +220,28 @@ def test_truth_new_system_figures_match_the_target(site):
     assert set(registered) < must and truth.reregistered
 
     portal = rows_of(target, dossiers)
-    assert all(r.source == "portal" and r.submitted_at >= dt.datetime.combine(truth.cutover, dt.time())
-               for r in portal)
+    assert all(r.source == "portal" and r.submitted_at >= dt.datetime.combine(truth.cutover, dt.time()) for r in portal)
     assert len(portal) == truth.portal_dossiers
     portal_keys = {(r.unit_code, r.procedure_code, r.declaration_period) for r in portal}
-    likely = {str(r.ID_HO_SO) for r in rows_of(legacy, HO_SO)
-              if r.TRANG_THAI in IN_FLIGHT_STATUSES and
-              (r.MA_DV.strip().upper(), r.MA_THU_TUC, f"{r.KY_KE_KHAI[3:]}-{r.KY_KE_KHAI[:2]}") in portal_keys}
+    likely = {
+        str(r.ID_HO_SO)
+        for r in rows_of(legacy, HO_SO)
+        if r.TRANG_THAI in IN_FLIGHT_STATUSES
+        and (r.MA_DV.strip().upper(), r.MA_THU_TUC, f"{r.KY_KE_KHAI[3:]}-{r.KY_KE_KHAI[:2]}") in portal_keys
+    }
     assert likely == set(truth.likely_duplicates) != set()
     assert set(truth.likely_duplicate_pairs) == likely
 
     legacy_codes = {r.MA_DV.strip().upper() for r in unit_rows}
     cutover_midnight = dt.datetime.combine(truth.cutover, dt.time())
     portal_units = rows_of(target, units)
-    conflicts = sorted(r.unit_code for r in portal_units
-                       if r.unit_code in legacy_codes and r.updated_at > cutover_midnight)
+    conflicts = sorted(
+        r.unit_code for r in portal_units if r.unit_code in legacy_codes and r.updated_at > cutover_midnight
+    )
     assert conflicts == truth.target_conflicts != []
-    assert sorted(r.unit_code for r in portal_units if r.unit_code not in legacy_codes) == \
-        sorted(truth.portal_only_units)
+    assert sorted(r.unit_code for r in portal_units if r.unit_code not in legacy_codes) == sorted(
+        truth.portal_only_units
+    )
 
 
 def test_truth_file_round_trips(site, tmp_path):
@@ -222,6 +257,7 @@ def test_truth_file_round_trips(site, tmp_path):
 
 # --- every defect is planted, where the truth says, and nowhere else -------------------------
 
+
 def _cell(engine: sa.Engine, table: sa.Table, key_column: str, key: str, column: str):
     key_value = int(key) if isinstance(table.c[key_column].type, sa.Integer) else key
     with engine.connect() as conn:
@@ -236,10 +272,12 @@ def test_every_defect_kind_is_planted_at_small_scale(site):
     for encodings in truth.encodings.values():
         for per_kind in encodings.values():
             assert set(per_kind) == {"tcvn3", "vni", "nfd"}
-    by_column = Counter((d["table"], d["column"], ENCODING_KINDS[d["kind"]]) for d in truth.defects
-                        if d["kind"] in ENCODING_KINDS)
-    assert {(t, c, k): n for t, cols in truth.encodings.items() for c, ks in cols.items()
-            for k, n in ks.items() if n} == dict(by_column)
+    by_column = Counter(
+        (d["table"], d["column"], ENCODING_KINDS[d["kind"]]) for d in truth.defects if d["kind"] in ENCODING_KINDS
+    )
+    assert {
+        (t, c, k): n for t, cols in truth.encodings.items() for c, ks in cols.items() for k, n in ks.items() if n
+    } == dict(by_column)
     assert all(truth.encodings["DM_DONVI"]["TEN_DV"][k] >= 1 for k in ("tcvn3", "vni", "nfd"))
 
 
@@ -258,14 +296,23 @@ def test_every_defect_kind_status_and_mode_whatever_the_seed(tmp_path, seed):
 
 def test_planted_values_are_in_the_database_and_repairable(site):
     legacy, _, truth, _ = site
-    keys = {"DM_DONVI": "MA_DV", "NGUOI_LAO_DONG": "MA_SO_BHXH", "HO_SO": "ID_HO_SO", "HO_SO_TEP": "ID_TEP",
-            "HO_SO_LICH_SU": "ID", "DM_COQUAN_BHXH": "MA_CQ"}
+    keys = {
+        "DM_DONVI": "MA_DV",
+        "NGUOI_LAO_DONG": "MA_SO_BHXH",
+        "HO_SO": "ID_HO_SO",
+        "HO_SO_TEP": "ID_TEP",
+        "HO_SO_LICH_SU": "ID",
+        "DM_COQUAN_BHXH": "MA_CQ",
+    }
     metadata = sa.MetaData()
     for defect in truth.defects:
         if defect["table"] not in keys or defect["kind"] in ("attachment_md5_mismatch",):
             continue
-        table = sa.Table(defect["table"], metadata, autoload_with=legacy) \
-            if defect["table"] not in metadata.tables else metadata.tables[defect["table"]]
+        table = (
+            sa.Table(defect["table"], metadata, autoload_with=legacy)
+            if defect["table"] not in metadata.tables
+            else metadata.tables[defect["table"]]
+        )
         stored = _cell(legacy, table, keys[defect["table"]], defect["key"], defect["column"])
         if defect["kind"] == "received_after_cutover":
             assert stored.isoformat(sep=" ") == defect["value"]
@@ -280,8 +327,10 @@ def test_planted_values_are_in_the_database_and_repairable(site):
             assert decode_vni_mojibake(stored) == clean != stored
         elif defect["kind"] == "text_nfd":
             assert unicodedata.normalize("NFC", stored) == clean != stored
-        elif defect["kind"] in ("stray_whitespace", "lower_case_code", "duplicate_unit_code") and \
-                defect["column"] == "MA_DV":
+        elif (
+            defect["kind"] in ("stray_whitespace", "lower_case_code", "duplicate_unit_code")
+            and defect["column"] == "MA_DV"
+        ):
             assert stored.strip().upper() == clean
 
 
@@ -289,8 +338,11 @@ def test_text_outside_the_planted_cells_is_clean_nfc_vietnamese(site):
     legacy, _, truth, _ = site
     allowed = set(VIETNAMESE_LETTERS) | {chr(c) for c in range(32, 127)}
     planted = {(d["table"], d["key"], d["column"]) for d in truth.defects}
-    checks = ((DM_DONVI, "MA_DV", ("TEN_DV", "DIA_CHI")), (NGUOI_LAO_DONG, "MA_SO_BHXH", ("HO_TEN",)),
-              (HO_SO, "ID_HO_SO", ("GHI_CHU",)))
+    checks = (
+        (DM_DONVI, "MA_DV", ("TEN_DV", "DIA_CHI")),
+        (NGUOI_LAO_DONG, "MA_SO_BHXH", ("HO_TEN",)),
+        (HO_SO, "ID_HO_SO", ("GHI_CHU",)),
+    )
     for table, key, columns in checks:
         for row in rows_of(legacy, table):
             for column in columns:
@@ -335,8 +387,11 @@ def test_orphans_are_exactly_the_planted_ones(site):
     legacy, _, truth, _ = site
     unit_codes = {r.MA_DV.strip().upper() for r in rows_of(legacy, DM_DONVI)}
     dossier_ids = {r.ID_HO_SO for r in rows_of(legacy, HO_SO)}
-    orphans = {("NGUOI_LAO_DONG", r.MA_SO_BHXH) for r in rows_of(legacy, NGUOI_LAO_DONG)
-               if r.MA_DV.strip().upper() not in unit_codes}
+    orphans = {
+        ("NGUOI_LAO_DONG", r.MA_SO_BHXH)
+        for r in rows_of(legacy, NGUOI_LAO_DONG)
+        if r.MA_DV.strip().upper() not in unit_codes
+    }
     orphans |= {("HO_SO", str(r.ID_HO_SO)) for r in rows_of(legacy, HO_SO) if r.MA_DV.strip().upper() not in unit_codes}
     assert orphans == {(d["table"], d["key"]) for d in truth.defects_of("orphan_unit_reference")}
     dangling = {("HO_SO_TEP", str(r.ID_TEP)) for r in rows_of(legacy, HO_SO_TEP) if r.ID_HO_SO not in dossier_ids}
@@ -348,8 +403,9 @@ def test_dates_are_valid_ordered_and_before_the_worlds_now(site):
     legacy, _, truth, _ = site
     now = truth.world_now
     for row in rows_of(legacy, HO_SO):
-        assert all(isinstance(v, dt.datetime) and v.microsecond == 0 and v < now
-                   for v in (row.NGAY_NOP, row.NGAY_CAP_NHAT))
+        assert all(
+            isinstance(v, dt.datetime) and v.microsecond == 0 and v < now for v in (row.NGAY_NOP, row.NGAY_CAP_NHAT)
+        )
         moments = [m for m in (row.NGAY_NOP, row.NGAY_TIEP_NHAN, row.NGAY_TRA_KQ, row.NGAY_CAP_NHAT) if m]
         assert moments == sorted(moments)
         assert (row.NGAY_TIEP_NHAN is None) == (row.NGAY_HEN_TRA is None)
@@ -394,8 +450,11 @@ def test_attachments_match_size_and_md5_except_the_planted_ones(site):
         assert (hashlib.md5(content).hexdigest() == row.MD5) == (str(row.ID_TEP) not in mismatched), row.ID_TEP
     # Every file on disk is referenced, except the one planted unreferenced (recorded with its size and hash).
     unreferenced = {f["path"]: f for f in truth.unreferenced_files}
-    assert set(folder_digest(files)) == (referenced - {d["value"] for d in truth.defects_of("attachment_missing")}
-                                         ) | set(unreferenced) and len(unreferenced) == 1
+    assert (
+        set(folder_digest(files))
+        == (referenced - {d["value"] for d in truth.defects_of("attachment_missing")}) | set(unreferenced)
+        and len(unreferenced) == 1
+    )
     for path, planted in unreferenced.items():
         content = (files / path).read_bytes()
         assert (len(content), hashlib.sha256(content).hexdigest()) == (planted["size"], planted["sha256"])
@@ -425,6 +484,7 @@ def test_duplicate_rows_in_the_keyless_import_table(site):
 
 # --- refusals ---------------------------------------------------------------------------------
 
+
 def test_refuses_a_database_that_already_has_tables(tmp_path):
     legacy = sa.create_engine(f"sqlite:///{tmp_path / 'someone.sqlite'}")
     with legacy.begin() as conn:
@@ -447,10 +507,26 @@ def test_refuses_a_database_that_already_has_tables(tmp_path):
 
 # --- CLI and demo inventory ---------------------------------------------------------------------
 
+
 def test_cli_demo_data_writes_site_and_truth(tmp_path, capsys):
-    code = main(["--json", "demo-data", "--legacy-sqlite", str(tmp_path / "l.sqlite"), "--attachments",
-                 str(tmp_path / "files"), "--target-sqlite", str(tmp_path / "t.sqlite"), "--scale", str(SCALE),
-                 "--seed", "5", "--truth", str(tmp_path / "truth.json")])
+    code = main(
+        [
+            "--json",
+            "demo-data",
+            "--legacy-sqlite",
+            str(tmp_path / "l.sqlite"),
+            "--attachments",
+            str(tmp_path / "files"),
+            "--target-sqlite",
+            str(tmp_path / "t.sqlite"),
+            "--scale",
+            str(SCALE),
+            "--seed",
+            "5",
+            "--truth",
+            str(tmp_path / "truth.json"),
+        ]
+    )
     assert code == 0
     summary = json.loads(capsys.readouterr().out)
     truth = DemoTruth.read(tmp_path / "truth.json")
@@ -482,15 +558,17 @@ def test_write_demo_inventory_makes_a_usable_site_folder(tmp_path):
     truth = DemoTruth.read(tmp_path / "demo" / "truth" / "demo.truth.json")
     legacy = app.legacy_engine(site)  # read-only, as every stage but purge opens it
     try:
-        assert {n: int(f.partition(";")[0][5:]) for n, f in fingerprints(legacy).items()} == \
-            {n: i["rows"] for n, i in truth.tables.items()}
+        assert {n: int(f.partition(";")[0][5:]) for n, f in fingerprints(legacy).items()} == {
+            n: i["rows"] for n, i in truth.tables.items()
+        }
         with pytest.raises(sa.exc.OperationalError, match="readonly"):
             with legacy.begin() as conn:
                 conn.execute(sa.delete(HO_SO))
         assert app.inventory.attachments_path(site).is_dir()
         with app.target_engine().connect() as conn:
-            assert conn.execute(sa.select(sa.func.count()).select_from(re_registrations)).scalar() == \
-                len(truth.reregistered)
+            assert conn.execute(sa.select(sa.func.count()).select_from(re_registrations)).scalar() == len(
+                truth.reregistered
+            )
     finally:
         app.close()
 
@@ -502,6 +580,7 @@ def test_write_demo_inventory_makes_a_usable_site_folder(tmp_path):
 
 
 # --- advance_site -------------------------------------------------------------------------------
+
 
 def _snapshot(engine: sa.Engine, table: sa.Table, key: str) -> dict:
     return {getattr(r, key): tuple(r) for r in rows_of(engine, table)}
@@ -544,8 +623,11 @@ def test_advance_changes_exactly_what_it_reports(tmp_path):
     assert receipt[HO_SO.c.keys().index("NGAY_TIEP_NHAN")].date() > truth.cutover
     assert receipt[HO_SO.c.keys().index("TRANG_THAI")] == 1
     # No dossier that awaited receipt was received: the one receipt is the forbidden one.
-    received_now = [r for r in rows_of(legacy, HO_SO_LICH_SU)
-                    if str(r.ID) in step.new_history_ids and r.TRANG_THAI_MOI == 1 and r.TRANG_THAI_CU == 0]
+    received_now = [
+        r
+        for r in rows_of(legacy, HO_SO_LICH_SU)
+        if str(r.ID) in step.new_history_ids and r.TRANG_THAI_MOI == 1 and r.TRANG_THAI_CU == 0
+    ]
     assert [r.ID_HO_SO for r in received_now] == [int(step.forbidden_receipt)]
     test_history_leads_to_each_dossiers_current_status((legacy, None, None, None))
 
@@ -568,8 +650,12 @@ def test_repeated_advances_then_drain(tmp_path):
     assert drained.forbidden_receipt is None and drained.in_flight_after == 0
     assert str(second.forbidden_receipt) in drained.finished_dossiers
     with legacy.connect() as conn:
-        assert conn.execute(sa.select(sa.func.count()).select_from(HO_SO)
-                            .where(HO_SO.c.TRANG_THAI.in_(IN_FLIGHT_STATUSES))).scalar() == 0
+        assert (
+            conn.execute(
+                sa.select(sa.func.count()).select_from(HO_SO).where(HO_SO.c.TRANG_THAI.in_(IN_FLIGHT_STATUSES))
+            ).scalar()
+            == 0
+        )
     assert drained.world_now == second.world_now + dt.timedelta(days=2)
     test_history_leads_to_each_dossiers_current_status((legacy, None, None, None))
 
@@ -591,8 +677,19 @@ def test_advance_refuses_a_target_that_is_not_a_demo_new_system(tmp_path):
 
 def test_cli_demo_advance_opens_the_site_writable(tmp_path, capsys):
     inventory_path = write_demo_inventory(tmp_path / "demo", scale=SCALE)
-    code = main(["-i", str(inventory_path), "--json", "demo-advance", "demo", "--days", "3",
-                 "--truth", str(tmp_path / "step.json")])
+    code = main(
+        [
+            "-i",
+            str(inventory_path),
+            "--json",
+            "demo-advance",
+            "demo",
+            "--days",
+            "3",
+            "--truth",
+            str(tmp_path / "step.json"),
+        ]
+    )
     assert code == 0
     reported = json.loads(capsys.readouterr().out)
     assert reported.pop("ok") is True and reported.pop("exit_code") == 0

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from ts24_migrate.cli import main
-from ts24_migrate.errors import ExitCode
+from ts24_migrate.cli.main import main
+from ts24_migrate.core.errors import ExitCode
 
 pytestmark = [pytest.mark.prefect, pytest.mark.slow]
 
@@ -17,8 +17,7 @@ def test_demo_through_purge_ends_with_a_verified_certificate(prefect_server, tmp
     assert main(["demo", "--folder", str(folder), "--scale", "0.03", "--through", "purge"]) == ExitCode.OK
     out = capsys.readouterr().out.strip().splitlines()
     assert out[0] == f"demo PASSED: {folder}"
-    assert any(line.startswith("  certificate of sanitization: ") and line.endswith("verified offline")
-               for line in out)
+    assert any(line.startswith("  certificate of sanitization: ") and line.endswith("verified offline") for line in out)
     assert out[-1].startswith("outcome: PASSED | site demo: CERTIFIED | report: ")
     assert out[-1].split(" | ")[2].endswith("certificate.html")
     assert "purge attest-media demo" in out[-1]  # the operator's next step: the disks
@@ -27,7 +26,21 @@ def test_demo_through_purge_ends_with_a_verified_certificate(prefect_server, tmp
     (certificate,) = (folder / "work" / "sites" / "demo" / "purge").glob("*/certificate.json")
     body = json.loads(certificate.read_text(encoding="utf-8"))["body"]
     assert body["approvals"]["given"][0]["approver"] == "Demo Approver"
-    assert main(["-i", str(folder / "sites.yaml"), "certificate", "verify", str(certificate), "--public-key",
-                 str(folder / "keys" / "signing.pub"), "--backups", str(folder / "backups"), "--ledger",
-                 str(folder / "work" / "ledger" / "demo.jsonl")]) == ExitCode.OK
-
+    assert (
+        main(
+            [
+                "-i",
+                str(folder / "sites.yaml"),
+                "certificate",
+                "verify",
+                str(certificate),
+                "--public-key",
+                str(folder / "keys" / "signing.pub"),
+                "--backups",
+                str(folder / "backups"),
+                "--ledger",
+                str(folder / "work" / "ledger" / "demo.jsonl"),
+            ]
+        )
+        == ExitCode.OK
+    )

@@ -12,13 +12,12 @@ import pytest
 import sqlalchemy as sa
 
 from backups.verify import FileStream, PartRef
-from extract.attachments import (attachment_fingerprint, check_references, iter_attachment_parts,
-                                 legacy_relative_path)
+from extract.attachments import attachment_fingerprint, check_references, iter_attachment_parts, legacy_relative_path
 from extract.discovery import discover_tables
-from extract.fingerprint import TableFingerprint
-from extract.legacy_schema import HO_SO_TEP
-from ts24_migrate.db import legacy_engine
-from ts24_migrate.secrets import Secret
+from ts24_migrate.core.db import legacy_engine
+from ts24_migrate.core.legacy.schema import HO_SO_TEP
+from ts24_migrate.core.rows.fingerprint import TableFingerprint
+from ts24_migrate.core.secrets import Secret
 
 
 @pytest.fixture
@@ -55,13 +54,19 @@ def test_every_regular_file_in_bounded_parts(folder: Path) -> None:
         buffer = rebuilt.setdefault(path, bytearray())
         assert offset == len(buffer)
         buffer += data
+
     stream = FileStream(sink)
     for index, part in enumerate(parts, start=1):
-        ref = PartRef(f"attachments part {index}", None, {"rows": part.rows, "fingerprint": part.fingerprint.hexdigest()})
+        ref = PartRef(
+            f"attachments part {index}", None, {"rows": part.rows, "fingerprint": part.fingerprint.hexdigest()}
+        )
         stream.feed(ref, part.parquet)
     stream.finish()
-    on_disk = {os.fsencode(p.relative_to(folder).as_posix()): p.read_bytes()
-               for p in folder.rglob("*") if p.is_file() and not p.is_symlink()}
+    on_disk = {
+        os.fsencode(p.relative_to(folder).as_posix()): p.read_bytes()
+        for p in folder.rglob("*")
+        if p.is_file() and not p.is_symlink()
+    }
     assert {k: bytes(v) for k, v in rebuilt.items()} == on_disk
     total = TableFingerprint()
     for part in parts:
@@ -70,7 +75,7 @@ def test_every_regular_file_in_bounded_parts(folder: Path) -> None:
     assert total == live.fingerprint and live.files == 5 and live.bytes == sum(map(len, on_disk.values()))
     last_rows = {row[0]: row for row in _chunks(parts) if row[3] is not None}
     assert last_rows[b"a.txt"][3:] == (700, hashlib.sha256(b"a" * 700).hexdigest())
-    many_small = list(iter_attachment_parts(folder, part_bytes=10 ** 9, part_rows=2))
+    many_small = list(iter_attachment_parts(folder, part_bytes=10**9, part_rows=2))
     assert [p.rows for p in many_small][:-1] == [2] * (len(many_small) - 1)
 
 
@@ -79,8 +84,7 @@ def test_resuming_after_any_part_gives_the_same_chunks(folder: Path) -> None:
     expected = _chunks(whole)
     assert any(not p.position.file_done for p in whole)  # some part ends inside big.bin
     for cut in range(1, len(whole)):
-        resumed = list(iter_attachment_parts(folder, part_bytes=3000, chunk_bytes=1024,
-                                             resume=whole[cut - 1].position))
+        resumed = list(iter_attachment_parts(folder, part_bytes=3000, chunk_bytes=1024, resume=whole[cut - 1].position))
         assert _chunks(whole[:cut] + resumed) == expected, cut
 
 
@@ -90,11 +94,19 @@ def test_a_changed_file_is_noticed_on_the_next_fingerprint(folder: Path) -> None
     assert attachment_fingerprint(folder).fingerprint != before
 
 
-@pytest.mark.parametrize("text, expected", [
-    ("2020\\HS1\\to_khai.xml", b"2020/HS1/to_khai.xml"), ("./a//b.pdf", b"a/b.pdf"), ("  x.pdf ", b"x.pdf"),
-    ("../etc/passwd", None), ("a/../../b", None), ("C:\\TS24\\files\\x.pdf", None), ("", None),
-    ("/srv/ts24/x.pdf", b"srv/ts24/x.pdf"),
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("2020\\HS1\\to_khai.xml", b"2020/HS1/to_khai.xml"),
+        ("./a//b.pdf", b"a/b.pdf"),
+        ("  x.pdf ", b"x.pdf"),
+        ("../etc/passwd", None),
+        ("a/../../b", None),
+        ("C:\\TS24\\files\\x.pdf", None),
+        ("", None),
+        ("/srv/ts24/x.pdf", b"srv/ts24/x.pdf"),
+    ],
+)
 def test_legacy_paths_stay_inside_the_folder(text: str, expected: bytes | None) -> None:
     assert legacy_relative_path(text) == expected
 
@@ -104,12 +116,20 @@ def test_references_report_missing_files_and_wrong_checksums(folder: Path, tmp_p
     writable = sa.create_engine(url)
     HO_SO_TEP.create(writable)
     a_md5 = hashlib.md5(b"a" * 700).hexdigest()
-    rows = [(1, "a.txt", a_md5.upper() + " ", 700), (2, "2020\\HS1\\tờ khai.xml", "0" * 32, None),
-            (3, "gone.pdf", a_md5, 1), (4, "a.txt", a_md5, 5), (5, "../../etc/passwd", None, None),
-            (6, None, None, None), (7, "", None, None)]
+    rows = [
+        (1, "a.txt", a_md5.upper() + " ", 700),
+        (2, "2020\\HS1\\tờ khai.xml", "0" * 32, None),
+        (3, "gone.pdf", a_md5, 1),
+        (4, "a.txt", a_md5, 5),
+        (5, "../../etc/passwd", None, None),
+        (6, None, None, None),
+        (7, "", None, None),
+    ]
     with writable.begin() as conn:
-        conn.execute(HO_SO_TEP.insert(), [{"ID_TEP": i, "DUONG_DAN": p, "MD5": m, "KICH_THUOC": k,
-                                           "NOI_DUNG": b"\x00" * 10} for i, p, m, k in rows])
+        conn.execute(
+            HO_SO_TEP.insert(),
+            [{"ID_TEP": i, "DUONG_DAN": p, "MD5": m, "KICH_THUOC": k, "NOI_DUNG": b"\x00" * 10} for i, p, m, k in rows],
+        )
     with legacy_engine(Secret(url)).connect() as conn:
         check = check_references(conn, discover_tables(conn), folder, chunk_rows=2)
     assert (check.referenced, check.found) == (5, 3)

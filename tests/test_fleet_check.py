@@ -15,10 +15,10 @@ import yaml
 
 from backups.manifest import read_manifest
 from backups.verify import manifest_parts
-from ts24_migrate.app import App
-from ts24_migrate.cli import main
-from ts24_migrate.errors import ExitCode, VerificationError
-from ts24_migrate.fleet_status import read_fleet_status
+from ts24_migrate.cli.main import main
+from ts24_migrate.core.errors import ExitCode, VerificationError
+from ts24_migrate.runs.app import App
+from ts24_migrate.runs.fleet_status import read_fleet_status
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -51,8 +51,9 @@ def test_a_tampered_backup_or_ledger_blocks_its_site_until_a_check_passes(prefec
     backup_dir = Path(App(site.inventory).control_store.latest_run("demo", "backup").figures["backup_dir"])
     parts = len(list(manifest_parts(read_manifest(backup_dir))))
     events = len((site.folder / "work" / "ledger" / "demo.jsonl").read_text(encoding="utf-8").splitlines())
-    assert check_sites(inventory=str(site.inventory)) == {"demo": {"outcome": "passed", "parts_checked": parts,
-                                                                   "ledger_events": events}}
+    assert check_sites(inventory=str(site.inventory)) == {
+        "demo": {"outcome": "passed", "parts_checked": parts, "ledger_events": events}
+    }
     assert _status(site.inventory, "demo").check.outcome == "succeeded"
 
     # One byte of one encrypted part changed behind the pipeline's back.
@@ -68,7 +69,9 @@ def test_a_tampered_backup_or_ledger_blocks_its_site_until_a_check_passes(prefec
     assert (blocker.stage, blocker.error_class) == ("check", "VerificationError")
     recorded = App(site.inventory).control_store.latest_run("demo", "check", outcome="failed")
     assert recorded.run_id == blocker.run_id and recorded.figures["chain"]["ok"] is False
-    assert any("HO_SO part 1" in problem and "ciphertext SHA-256" in problem for problem in recorded.figures["problems"])
+    assert any(
+        "HO_SO part 1" in problem and "ciphertext SHA-256" in problem for problem in recorded.figures["problems"]
+    )
 
     # The part put back, and an event of the ledger edited: blocked still, by the ledger now.
     part.write_bytes(original)
@@ -85,7 +88,9 @@ def test_a_tampered_backup_or_ledger_blocks_its_site_until_a_check_passes(prefec
     assert ledger.read_text(encoding="utf-8") == "".join(edited)  # a damaged ledger is left as found
     status = _status(site.inventory, "demo")
     assert status.attention.label == "blocked"
-    assert App(site.inventory).control_store.latest_run("demo", "check", outcome="failed").figures["ledger"]["ok"] is False
+    assert (
+        App(site.inventory).control_store.latest_run("demo", "check", outcome="failed").figures["ledger"]["ok"] is False
+    )
 
     # Both put back: the next check passes and the site is no longer blocked.
     ledger.write_text("".join(lines), encoding="utf-8")

@@ -22,28 +22,42 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import re
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
 
 import pytest
 import sqlalchemy as sa
 import yaml
+from deployment_support import (
+    BIN,
+    ROOT,
+    PrefectApi,
+    Processes,
+    Started,
+    attempts,
+    children_of,
+    clean_environment,
+    flow_run_of,
+    free_port,
+    kill_now,
+    legacy_window,
+    most_at_once,
+    run_cli,
+    state_of,
+    target_window,
+    wait_for,
+)
 
-from backups.keys import generate_custodian_identity, generate_signing_key
 from load.bookkeeping import load_ledger
 from load.site_load import prepare_target
-from ts24_migrate.app import App
-from ts24_migrate.cli import main
-from ts24_migrate.control_store import SiteState
-from ts24_migrate.db import legacy_engine, store_engine
+from ts24_migrate.cli.main import main
+from ts24_migrate.core.control_store import SiteState
+from ts24_migrate.core.db import legacy_engine, store_engine
+from ts24_migrate.core.keys import generate_custodian_identity, generate_signing_key
+from ts24_migrate.core.secrets import Secret
 from ts24_migrate.demo import generate_site
-from ts24_migrate.secrets import Secret
-
-from deployment_support import (BIN, ROOT, PrefectApi, Processes, Started, attempts, children_of,
-                                clean_environment, flow_run_of, free_port, kill_now, legacy_window,
-                                most_at_once, run_cli, state_of, target_window, wait_for)
+from ts24_migrate.runs.app import App
 
 pytestmark = [pytest.mark.deployment, pytest.mark.slow, pytest.mark.postgres, pytest.mark.mariadb]
 
@@ -62,8 +76,12 @@ class Site:
     scale: float = 0.03
 
 
-FIRST = [Site("site-a", "01", 1, "sqlite", "srv-1"), Site("site-b", "31", 2, "mariadb", "srv-1"),
-         Site("site-c", "48", 3, "sqlite", None), Site("site-d", "79", 4, "sqlite", None)]
+FIRST = [
+    Site("site-a", "01", 1, "sqlite", "srv-1"),
+    Site("site-b", "31", 2, "mariadb", "srv-1"),
+    Site("site-c", "48", 3, "sqlite", None),
+    Site("site-d", "79", 4, "sqlite", None),
+]
 SECOND = [Site("site-e", "92", 5, "sqlite", "srv-2", scale=0.08), Site("site-f", "56", 6, "sqlite", "srv-2")]
 
 
@@ -85,11 +103,16 @@ class Deployment:
     worker_env: Callable[[str], dict[str, str]]
 
     def start_worker(self, name: str) -> Started:
-        return self.processes.start(name, [str(BIN / "prefect"), "worker", "start", "--pool", "ts24-sites",
-                                           "--name", name, "--limit", "2"], self.worker_env(name), ROOT)
+        return self.processes.start(
+            name,
+            [str(BIN / "prefect"), "worker", "start", "--pool", "ts24-sites", "--name", name, "--limit", "2"],
+            self.worker_env(name),
+            ROOT,
+        )
 
 
 # -- the sites --------------------------------------------------------------------------------
+
 
 def _write_secret(path: Path, value: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -110,23 +133,48 @@ def _make_site(fleet: Fleet, site: Site) -> dict:
     legacy = legacy_engine(Secret(url), read_only=False)
     target = store_engine(Secret(fleet.target_url))
     try:
-        generate_site(legacy, fleet.folder / "attachments" / site.id, target=target, seed=site.seed,
-                      scale=site.scale, site_id=site.id, office_code=site.office)
+        generate_site(
+            legacy,
+            fleet.folder / "attachments" / site.id,
+            target=target,
+            seed=site.seed,
+            scale=site.scale,
+            site_id=site.id,
+            office_code=site.office,
+        )
     finally:
         legacy.dispose()
         target.dispose()
-    entry = {"id": site.id, "office": site.office, "legacy": reference, "attachments": f"attachments/{site.id}",
-             "cutover": "2025-07-01", "backup_recipients": [fleet.recipient]}
+    entry = {
+        "id": site.id,
+        "office": site.office,
+        "legacy": reference,
+        "attachments": f"attachments/{site.id}",
+        "cutover": "2025-07-01",
+        "backup_recipients": [fleet.recipient],
+    }
     if site.server:
         entry["legacy_server"] = site.server
     return entry
 
 
 def _write_inventory(fleet: Fleet, entries: list[dict], limits: dict) -> None:
-    fleet.inventory.write_text(yaml.safe_dump({
-        "version": 1, "work_dir": "work", "backup_dir": "backups", "signing_key": "keys/signing.key",
-        "control_store": f"env:{CONTROL_ENV}", "target": f"env:{TARGET_ENV}", "limits": limits,
-        "sites": entries}, sort_keys=False), encoding="utf-8")
+    fleet.inventory.write_text(
+        yaml.safe_dump(
+            {
+                "version": 1,
+                "work_dir": "work",
+                "backup_dir": "backups",
+                "signing_key": "keys/signing.key",
+                "control_store": f"env:{CONTROL_ENV}",
+                "target": f"env:{TARGET_ENV}",
+                "limits": limits,
+                "sites": entries,
+            },
+            sort_keys=False,
+        ),
+        encoding="utf-8",
+    )
 
 
 @pytest.fixture
@@ -136,8 +184,7 @@ def fleet(tmp_path, pg_database, mariadb_database, monkeypatch) -> Fleet:
     recipient = generate_custodian_identity(identity)
     generate_signing_key(folder / "keys" / "signing.key")
     made = Fleet(folder, folder / "sites.yaml", identity, recipient, pg_database(), pg_database(), mariadb_database())
-    for name, url in ((CONTROL_ENV, made.control_url), (TARGET_ENV, made.target_url),
-                      (MARIADB_ENV, made.mariadb_url)):
+    for name, url in ((CONTROL_ENV, made.control_url), (TARGET_ENV, made.target_url), (MARIADB_ENV, made.mariadb_url)):
         monkeypatch.setenv(name, url)  # this process reads the control store and target too
     target = store_engine(Secret(made.target_url))
     prepare_target(target)
@@ -146,6 +193,7 @@ def fleet(tmp_path, pg_database, mariadb_database, monkeypatch) -> Fleet:
 
 
 # -- the deployment ---------------------------------------------------------------------------
+
 
 @pytest.fixture
 def deployment(fleet, tmp_path, pg_database) -> Iterator[Deployment]:
@@ -160,29 +208,74 @@ def deployment(fleet, tmp_path, pg_database) -> Iterator[Deployment]:
     def worker_env(name: str) -> dict[str, str]:
         staging = tmp_path / "staging" / name  # what stays on the worker's host (transform spill files)
         staging.mkdir(parents=True, exist_ok=True)
-        return {**client, "PREFECT_WORKER_QUERY_SECONDS": "1", "TMPDIR": str(staging),
-                "TS24_MIGRATE_HOME": str(ROOT), "TS24_SLOT_LEASE_SECONDS": LEASE_SECONDS,
-                CONTROL_ENV: fleet.control_url, TARGET_ENV: fleet.target_url,
-                MARIADB_ENV: fleet.mariadb_url}
+        return {
+            **client,
+            "PREFECT_WORKER_QUERY_SECONDS": "1",
+            "TMPDIR": str(staging),
+            "TS24_MIGRATE_HOME": str(ROOT),
+            "TS24_SLOT_LEASE_SECONDS": LEASE_SECONDS,
+            CONTROL_ENV: fleet.control_url,
+            TARGET_ENV: fleet.target_url,
+            MARIADB_ENV: fleet.mariadb_url,
+        }
 
     try:
-        processes.start("server", [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port",
-                                   str(port), "--no-ui", "--no-scheduler"],
-                        clean_environment(PREFECT_HOME=str(tmp_path / "prefect-server"),
-                                          PREFECT_API_DATABASE_CONNECTION_URL=database,
-                                          PREFECT_SERVER_SERVICES_REPOSSESSOR_LOOP_SECONDS="2"), tmp_path)
+        processes.start(
+            "server",
+            [
+                str(BIN / "prefect"),
+                "server",
+                "start",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--no-ui",
+                "--no-scheduler",
+            ],
+            clean_environment(
+                PREFECT_HOME=str(tmp_path / "prefect-server"),
+                PREFECT_API_DATABASE_CONNECTION_URL=database,
+                PREFECT_SERVER_SERVICES_REPOSSESSOR_LOOP_SECONDS="2",
+            ),
+            tmp_path,
+        )
         wait_for("the Prefect server", api.healthy, timeout=150, on_timeout=processes.logs)
         # README step 3: the pool, with the inventory's path in its base job template.
         template = tmp_path / "pool.json"
-        run_cli([str(BIN / "prefect"), "work-pool", "get-default-base-job-template", "--type", "process",
-                 "--file", str(template)], client, tmp_path)
+        run_cli(
+            [
+                str(BIN / "prefect"),
+                "work-pool",
+                "get-default-base-job-template",
+                "--type",
+                "process",
+                "--file",
+                str(template),
+            ],
+            client,
+            tmp_path,
+        )
         job = json.loads(template.read_text(encoding="utf-8"))
         job["variables"]["properties"]["env"]["default"] = {"TS24_INVENTORY": str(fleet.inventory)}
         template.write_text(json.dumps(job), encoding="utf-8")
-        run_cli([str(BIN / "prefect"), "work-pool", "create", "ts24-sites", "--type", "process",
-                 "--base-job-template", str(template)], client, tmp_path)
-        run_cli([str(BIN / "prefect"), "--no-prompt", "deploy", "--all"], {**client, "TS24_MIGRATE_HOME": str(ROOT)},
-                ROOT)
+        run_cli(
+            [
+                str(BIN / "prefect"),
+                "work-pool",
+                "create",
+                "ts24-sites",
+                "--type",
+                "process",
+                "--base-job-template",
+                str(template),
+            ],
+            client,
+            tmp_path,
+        )
+        run_cli(
+            [str(BIN / "prefect"), "--no-prompt", "deploy", "--all"], {**client, "TS24_MIGRATE_HOME": str(ROOT)}, ROOT
+        )
         made = Deployment(api, processes, worker_env)
         made.start_worker("w1")
         made.start_worker("w2")
@@ -194,41 +287,61 @@ def deployment(fleet, tmp_path, pg_database) -> Iterator[Deployment]:
 
 # -- what the test reads ----------------------------------------------------------------------
 
+
 def _utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
 
 def _site_runs(app: App, site_id: str) -> list:
-    return [r for r in app.control_store.runs(site_id) if r.stage in ("assess", "backup", "verify-backup", "load",
-                                                                       "validate")]
+    return [
+        r
+        for r in app.control_store.runs(site_id)
+        if r.stage in ("assess", "backup", "verify-backup", "load", "validate")
+    ]
 
 
-def _wait_for_sites(deployment: Deployment, app: App, fleet_run: str, site_ids: set[str], *,
-                    ignore: set[str] = frozenset(), timeout: float) -> list[dict]:
+def _wait_for_sites(
+    deployment: Deployment,
+    app: App,
+    fleet_run: str,
+    site_ids: set[str],
+    *,
+    ignore: set[str] = frozenset(),
+    timeout: float,
+) -> list[dict]:
     """Wait for the fleet run, then until every site of `site_ids` is VALIDATED and every migrate-site
     run created since the fleet run (but those of `ignore`: killed) has ended; returns those runs."""
     api = deployment.api
 
     def fleet_done() -> bool:
         state = state_of(api.flow_run(fleet_run))
-        assert state not in ("FAILED", "CRASHED", "CANCELLED"), f"migrate-fleet ended {state}\n" \
-                                                                 f"{deployment.processes.logs()}"
+        assert state not in ("FAILED", "CRASHED", "CANCELLED"), (
+            f"migrate-fleet ended {state}\n{deployment.processes.logs()}"
+        )
         return state == "COMPLETED"
 
     wait_for("the migrate-fleet run", fleet_done, timeout=timeout, on_timeout=deployment.processes.logs)
     since = api.flow_run(fleet_run)["created"]
 
     def sites_done() -> list[dict] | None:
-        mine = [r for r in api.flow_runs("migrate-site", "migrate-site")
-                if r["created"] >= since and r["id"] not in ignore]
+        mine = [
+            r for r in api.flow_runs("migrate-site", "migrate-site") if r["created"] >= since and r["id"] not in ignore
+        ]
         failed = [r for r in mine if state_of(r) in ("FAILED", "CRASHED", "CANCELLED")]
-        assert not failed, f"site runs ended {[(r['parameters']['site_id'], state_of(r)) for r in failed]}\n" \
-                           f"{deployment.processes.logs()}"
+        assert not failed, (
+            f"site runs ended {[(r['parameters']['site_id'], state_of(r)) for r in failed]}\n"
+            f"{deployment.processes.logs()}"
+        )
         validated = all(app.control_store.state(site_id) == SiteState.VALIDATED for site_id in site_ids)
         return mine if validated and all(state_of(r) == "COMPLETED" for r in mine) else None
 
-    return wait_for("the sites validated and their migrate-site runs ended", sites_done, timeout=timeout,
-                    every=2, on_timeout=deployment.processes.logs)
+    return wait_for(
+        "the sites validated and their migrate-site runs ended",
+        sites_done,
+        timeout=timeout,
+        every=2,
+        on_timeout=deployment.processes.logs,
+    )
 
 
 def _workers_of(deployment: Deployment, runs: list[dict]) -> dict[str, str]:
@@ -261,7 +374,9 @@ def _assert_migrated_once(app: App, site_id: str) -> None:
 
 
 def _shown(windows: list) -> str:
-    return "; ".join(f"{w.site_id} {w.start:%H:%M:%S.%f}-{w.end:%H:%M:%S.%f}" for w in sorted(windows, key=lambda w: w.start))
+    return "; ".join(
+        f"{w.site_id} {w.start:%H:%M:%S.%f}-{w.end:%H:%M:%S.%f}" for w in sorted(windows, key=lambda w: w.start)
+    )
 
 
 def _windows(app: App, site_ids: list[str], cut_at: dt.datetime) -> tuple[list, list]:
@@ -277,8 +392,10 @@ def _windows(app: App, site_ids: list[str], cut_at: dt.datetime) -> tuple[list, 
 
 # -- the test ---------------------------------------------------------------------------------
 
-def test_a_fleet_on_a_real_deployment_shares_workers_keeps_limits_and_survives_a_killed_worker(fleet, deployment,
-                                                                                                 capsys):
+
+def test_a_fleet_on_a_real_deployment_shares_workers_keeps_limits_and_survives_a_killed_worker(
+    fleet, deployment, capsys
+):
     api = deployment.api
     entries = [_make_site(fleet, site) for site in FIRST]
     _write_inventory(fleet, entries, {"legacy_server": 1, "target": 2})
@@ -312,13 +429,15 @@ def test_a_fleet_on_a_real_deployment_shares_workers_keeps_limits_and_survives_a
         if load is None or load.outcome != "running":
             return False
         with target_engine.connect() as c:
-            done = c.execute(sa.select(sa.func.count()).select_from(load_ledger)
-                             .where(load_ledger.c.site_id == "site-e")).scalar_one()
+            done = c.execute(
+                sa.select(sa.func.count()).select_from(load_ledger).where(load_ledger.c.site_id == "site-e")
+            ).scalar_one()
         return done >= 2
 
-    second_fleet = api.run_deployment("migrate-fleet", "migrate-fleet", parameters)
-    wait_for("site-e loading, two chunks done", loading_midway, timeout=240, every=0.2,
-             on_timeout=deployment.processes.logs)
+    api.run_deployment("migrate-fleet", "migrate-fleet", parameters)
+    wait_for(
+        "site-e loading, two chunks done", loading_midway, timeout=240, every=0.2, on_timeout=deployment.processes.logs
+    )
     running = {}  # worker -> {flow run: site} of the flow runs it is running now
     for started in deployment.processes.started:
         if started.name.startswith("w"):
@@ -359,4 +478,5 @@ def test_a_fleet_on_a_real_deployment_shares_workers_keeps_limits_and_survives_a
     assert main(["-i", str(fleet.inventory), "--json", "fleet", "status", "--no-page"]) == 0
     shown = {s["site_id"]: s for s in json.loads(capsys.readouterr().out)["sites"]}
     assert {(s["state"], s["attention"], s["running"], tuple(s["blockers"])) for s in shown.values()} == {
-        ("VALIDATED", "to do", None, ())}, shown
+        ("VALIDATED", "to do", None, ())
+    }, shown

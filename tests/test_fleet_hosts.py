@@ -10,7 +10,7 @@ import yaml
 
 from flows.checkout import enter_checkout
 from flows.limits import DEFAULT_LEASE_SECONDS, lease_seconds
-from ts24_migrate.errors import ConfigError
+from ts24_migrate.core.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -16,20 +16,19 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-
-from backups.keys import generate_custodian_identity, generate_signing_key
-from ts24_migrate.app import App
-from ts24_migrate.cli import main
-from ts24_migrate.commands.demo_data import write_demo_inventory
-from ts24_migrate.config import load_inventory
-from ts24_migrate.control_store import ControlStore, SiteState
-from ts24_migrate.db import store_engine
-from ts24_migrate.errors import ExitCode
-from ts24_migrate.fleet_page import fleet_html
-from ts24_migrate.fleet_status import read_fleet_status
-from ts24_migrate.secrets import Secret
-
 from test_report_support import PageText, chromium_dom
+
+from ts24_migrate.cli.commands.demo_data import write_demo_inventory
+from ts24_migrate.cli.main import main
+from ts24_migrate.core.config import load_inventory
+from ts24_migrate.core.control_store import ControlStore, SiteState
+from ts24_migrate.core.db import store_engine
+from ts24_migrate.core.errors import ExitCode
+from ts24_migrate.core.keys import generate_custodian_identity, generate_signing_key
+from ts24_migrate.core.secrets import Secret
+from ts24_migrate.runs.app import App
+from ts24_migrate.runs.fleet_page import fleet_html
+from ts24_migrate.runs.fleet_status import read_fleet_status
 
 SCALE = 0.02
 ORDER = ["qn-04", "hn-01", "dn-03", "hp-02"]  # failed, waiting for a custodian, to do, draining
@@ -46,16 +45,30 @@ def demo_fleet(tmp_path_factory) -> tuple[Path, Path]:
     recipient = generate_custodian_identity(identity)
     generate_signing_key(folder / "keys" / "signing.key")
     for site_id, office, seed in (("hn-01", "01", 1), ("hp-02", "31", 2), ("dn-03", "48", 3), ("qn-04", "22", 4)):
-        inventory = write_demo_inventory(folder, site_id=site_id, office_code=office, seed=seed, scale=SCALE,
-                                         backup_recipients=[recipient], signing_key=Path("keys/signing.key"))
+        inventory = write_demo_inventory(
+            folder,
+            site_id=site_id,
+            office_code=office,
+            seed=seed,
+            scale=SCALE,
+            backup_recipients=[recipient],
+            signing_key=Path("keys/signing.key"),
+        )
     # hn-01: migrated by the pipeline alone; its validation waits for a custodian.
     for step in (["assess", "hn-01"], ["backup", "hn-01"], ["backup", "verify", "hn-01"], ["load", "hn-01"]):
         assert _run(inventory, *step) == ExitCode.OK
     assert _run(inventory, "validate", "hn-01") == ExitCode.VERDICT_FAILED
     # hp-02: validated, reconciled, the world moved two weeks on, reconciled again.
-    for step in (["assess", "hp-02"], ["backup", "hp-02"], ["backup", "verify", "hp-02", "--identity", str(identity)],
-                 ["load", "hp-02"], ["validate", "hp-02"], ["reconcile", "run", "hp-02"],
-                 ["demo-advance", "hp-02", "--days", "14"], ["reconcile", "run", "hp-02"]):
+    for step in (
+        ["assess", "hp-02"],
+        ["backup", "hp-02"],
+        ["backup", "verify", "hp-02", "--identity", str(identity)],
+        ["load", "hp-02"],
+        ["validate", "hp-02"],
+        ["reconcile", "run", "hp-02"],
+        ["demo-advance", "hp-02", "--days", "14"],
+        ["reconcile", "run", "hp-02"],
+    ):
         assert _run(inventory, *step) == ExitCode.OK, step
     # qn-04: assessed, then its legacy URL points to a copy: another server, the backup refuses.
     assert _run(inventory, "assess", "qn-04") == ExitCode.OK
@@ -86,15 +99,19 @@ def test_every_row_and_total_is_what_the_control_store_holds(demo_fleet, capsys)
         if runs:
             last = max(runs, key=lambda r: r.started_at)
             assert (row["last_run"]["stage"], row["last_run"]["outcome"], row["last_run"]["run_id"]) == (
-                last.stage, last.outcome, last.run_id)
+                last.stage,
+                last.outcome,
+                last.run_id,
+            )
         else:
             assert row["last_run"] is None
         backup, load = store.latest_run(site_id, "backup"), store.latest_run(site_id, "load")
         assert row["backed_up"] == (backup.figures["rows"] if backup else None)
         assert row["loaded"] == (load.figures["loaded"] if load else None)
         assert row["rejected"] == (load.figures["rejected"] if load else None)
-        flagged = (sum(sum(t["flags_by_code"].values()) for t in store.table_figures(load.run_id).values())
-                   if load else None)
+        flagged = (
+            sum(sum(t["flags_by_code"].values()) for t in store.table_figures(load.run_id).values()) if load else None
+        )
         assert row["flagged"] == flagged
     # in flight: the latest reconciliation's figures, else the assessment's
     reconciled = store.runs("hp-02", "reconcile")
@@ -118,14 +135,27 @@ def test_every_row_and_total_is_what_the_control_store_holds(demo_fleet, capsys)
     assert refusal.error.startswith("GateRefused: site qn-04: refusing to backup from another legacy server")
     assert refused["message"].startswith("site qn-04: refusing to backup from another legacy server")
     assert "database legacy/qn-04-copy.sqlite" in refused["message"] and len(refused["message"]) <= 300
-    assert (rows["dn-03"]["attention"], rows["dn-03"]["next"]["command"]) == ("to do", "ts24-migrate -i sites.yaml assess dn-03")
+    assert (rows["dn-03"]["attention"], rows["dn-03"]["next"]["command"]) == (
+        "to do",
+        "ts24-migrate -i sites.yaml assess dn-03",
+    )
     assert (rows["hp-02"]["attention"], rows["hp-02"]["state"], rows["hp-02"]["blockers"]) == (
-        "draining", "RECONCILING", [])
+        "draining",
+        "RECONCILING",
+        [],
+    )
     # totals: the rows' own figures, summed
     totals = shown["totals"]
     assert totals["sites"] == 4
-    assert totals["attention"] == {"blocked": 0, "failed": 1, "waiting": 1, "to do": 1, "running": 0,
-                                   "draining": 1, "done": 0}
+    assert totals["attention"] == {
+        "blocked": 0,
+        "failed": 1,
+        "waiting": 1,
+        "to do": 1,
+        "running": 0,
+        "draining": 1,
+        "done": 0,
+    }
     assert totals["rows"]["backed_up"] == sum(store.latest_run(s, "backup").figures["rows"] for s in ("hn-01", "hp-02"))
     assert totals["rows"]["loaded"] == sum(store.latest_run(s, "load").figures["loaded"] for s in ("hn-01", "hp-02"))
     assert totals["rows"]["flagged"] == rows["hn-01"]["flagged"] + rows["hp-02"]["flagged"] > 0
@@ -185,23 +215,36 @@ def test_bad_text_in_a_recorded_error_is_escaped_on_the_page(tmp_path):
 
 # -- fast for many sites: one query per table --------------------------------------------------
 
+
 def _many_sites(folder: Path, url: str, count: int) -> tuple[ControlStore, Path]:
     """`count` sites in every state of a migration, with runs of every outcome, straight into the store."""
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "sites.yaml"
-    path.write_text("sites:\n" + "".join(
-        f'  - {{id: s-{i:03d}, office: "01", legacy: "env:X", cutover: 2025-07-01, legacy_server: srv-{i % 7}}}\n'
-        for i in range(count)), encoding="utf-8")
+    path.write_text(
+        "sites:\n"
+        + "".join(
+            f'  - {{id: s-{i:03d}, office: "01", legacy: "env:X", cutover: 2025-07-01, legacy_server: srv-{i % 7}}}\n'
+            for i in range(count)
+        ),
+        encoding="utf-8",
+    )
     store = ControlStore(store_engine(Secret(url)))
     life = list(SiteState)[:9]
     for i in range(count):
         site = f"s-{i:03d}"
-        for stage, figures in (("assess", {"in_flight_dossiers": i}), ("backup", {"rows": 100 + i}),
-                               ("load", {"loaded": 90 + i, "rejected": 10})):
+        for stage, figures in (
+            ("assess", {"in_flight_dossiers": i}),
+            ("backup", {"rows": 100 + i}),
+            ("load", {"loaded": 90 + i, "rejected": 10}),
+        ):
             run = store.start_run(site, stage)
             store.record_table(site, run, "HO_SO", {"rows": 5, "flags_by_code": {"F1": 1, "F2": i % 3}})
-            store.finish_run(run, "failed" if (stage == "load" and i % 5 == 0) else "succeeded", figures,
-                             error="UnreachableError: down" if i % 5 == 0 else None)
+            store.finish_run(
+                run,
+                "failed" if (stage == "load" and i % 5 == 0) else "succeeded",
+                figures,
+                error="UnreachableError: down" if i % 5 == 0 else None,
+            )
         if i % 4 == 2:
             store.start_run(site, "check")  # still running (this very process)
         store.set_state(site, life[i % len(life)])
@@ -212,13 +255,16 @@ def _many_sites(folder: Path, url: str, count: int) -> tuple[ControlStore, Path]
 def test_the_number_of_queries_does_not_grow_with_the_sites(tmp_path, backend, request):
     counts, statuses = {}, {}
     for count in (4, 40):
-        url = (request.getfixturevalue("pg_database")() if backend == "postgres"
-               else f"sqlite:///{tmp_path / f'control-{count}.sqlite'}")
+        url = (
+            request.getfixturevalue("pg_database")()
+            if backend == "postgres"
+            else f"sqlite:///{tmp_path / f'control-{count}.sqlite'}"
+        )
         store, path = _many_sites(tmp_path / f"n{count}", url, count)
         inventory = load_inventory(path)
         statements: list[str] = []
 
-        def counted(_conn, _cursor, statement, *_args):
+        def counted(_conn, _cursor, statement, *_args, statements=statements):
             statements.append(statement)
 
         sa.event.listen(store.engine, "before_cursor_execute", counted)

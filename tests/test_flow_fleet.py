@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from backups.keys import generate_custodian_identity, generate_signing_key
-from ts24_migrate.app import App
-from ts24_migrate.commands.demo_data import write_demo_inventory
-from ts24_migrate.control_store import SiteState
-from ts24_migrate.errors import VerificationError
+from ts24_migrate.cli.commands.demo_data import write_demo_inventory
+from ts24_migrate.core.control_store import SiteState
+from ts24_migrate.core.errors import VerificationError
+from ts24_migrate.core.keys import generate_custodian_identity, generate_signing_key
+from ts24_migrate.runs.app import App
 
 
 @pytest.mark.prefect
@@ -25,8 +25,15 @@ def test_fleet_migrates_every_site_and_isolates_a_failure(prefect_server, tmp_pa
     recipient = generate_custodian_identity(identity)
     generate_signing_key(folder / "keys" / "signing.key")
     for site_id, office, seed in (("hn-01", "01", 1), ("hp-02", "31", 2)):
-        inventory = write_demo_inventory(folder, site_id=site_id, office_code=office, seed=seed, scale=0.03,
-                                         backup_recipients=[recipient], signing_key=Path("keys/signing.key"))
+        inventory = write_demo_inventory(
+            folder,
+            site_id=site_id,
+            office_code=office,
+            seed=seed,
+            scale=0.03,
+            backup_recipients=[recipient],
+            signing_key=Path("keys/signing.key"),
+        )
     outcomes = migrate_fleet(inventory=str(inventory), custodian_identity=str(identity))
     assert outcomes == {"hn-01": {"outcome": "validated"}, "hp-02": {"outcome": "validated"}}
     store = App(inventory).control_store
@@ -34,8 +41,10 @@ def test_fleet_migrates_every_site_and_isolates_a_failure(prefect_server, tmp_pa
 
     # Run again: the validated sites are left as they are.
     before = {site_id: len(store.runs(site_id)) for site_id in ("hn-01", "hp-02")}
-    assert migrate_fleet(inventory=str(inventory)) == {"hn-01": {"outcome": "already validated"},
-                                                       "hp-02": {"outcome": "already validated"}}
+    assert migrate_fleet(inventory=str(inventory)) == {
+        "hn-01": {"outcome": "already validated"},
+        "hp-02": {"outcome": "already validated"},
+    }
     assert {site_id: len(store.runs(site_id)) for site_id in ("hn-01", "hp-02")} == before
 
     # Break one site's legacy database: the fleet, asked to redo them, fails naming it; the other still runs.

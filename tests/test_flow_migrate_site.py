@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from audit.verify import verify_ledger
-from backups.keys import load_public_key
-from ts24_migrate.app import App
-from ts24_migrate.control_store import SiteState
+from ts24_migrate.core.control_store import SiteState
+from ts24_migrate.core.keys import load_public_key
+from ts24_migrate.runs.app import App
 
 
 @pytest.mark.prefect
@@ -19,8 +19,7 @@ def test_migrate_site_flow_end_to_end_and_rerun_changes_nothing(prefect_server, 
     from flows.migrate_site import migrate_site
 
     site = demo_site(scale=0.05, seed=11)
-    result = migrate_site(site_id=site.site_id, inventory=str(site.inventory),
-                          custodian_identity=str(site.identity))
+    result = migrate_site(site_id=site.site_id, inventory=str(site.inventory), custodian_identity=str(site.identity))
     app = App(site.inventory)
     store = app.control_store
     assert store.state(site.site_id) is SiteState.VALIDATED
@@ -47,17 +46,21 @@ def test_migrate_site_flow_end_to_end_and_rerun_changes_nothing(prefect_server, 
     # Running the whole flow again resumes/skips every step and changes nothing in the target; the
     # backup is reused (the source is unchanged), and the legacy profile may be a sample.
     backups = sorted(p.name for p in (site.folder / "backups" / site.site_id).iterdir() if p.is_dir())
-    rerun = migrate_site(site_id=site.site_id, inventory=str(site.inventory), custodian_identity=str(site.identity),
-                         legacy_sample_rows=5)
+    rerun = migrate_site(
+        site_id=site.site_id, inventory=str(site.inventory), custodian_identity=str(site.identity), legacy_sample_rows=5
+    )
     assert rerun["backup"]["reused"] and rerun["backup"]["backup_id"] == backups[-1]
     assert sorted(p.name for p in (site.folder / "backups" / site.site_id).iterdir() if p.is_dir()) == backups
     validation = store.run(rerun["validate"]["run_id"])
-    assert "each table profiled on its first 5 rows (counts are of the sample)" in \
-        validation.figures["legacy_profile"]["notes"]
+    assert (
+        "each table profiled on its first 5 rows (counts are of the sample)"
+        in validation.figures["legacy_profile"]["notes"]
+    )
     assert rerun["validate"]["passed"]
     again = store.table_figures(store.runs(site.site_id, "load")[-1].run_id)
     assert {t: (f["loaded"], f["rejected"]) for t, f in again.items()} == {
-        t: (f["loaded"], f["rejected"]) for t, f in loaded.items()}
+        t: (f["loaded"], f["rejected"]) for t, f in loaded.items()
+    }
     assert store.state(site.site_id) is SiteState.VALIDATED
 
 
@@ -69,18 +72,30 @@ def test_failed_verdict_through_the_cli_is_one_clear_error_without_traceback(dem
     import sys
 
     site = demo_site(scale=0.03, seed=12)
-    command = [sys.executable, "-m", "ts24_migrate", "-i", str(site.inventory), "migrate", site.site_id,
-               "--identity", str(site.identity)]
+    command = [
+        sys.executable,
+        "-m",
+        "ts24_migrate",
+        "-i",
+        str(site.inventory),
+        "migrate",
+        site.site_id,
+        "--identity",
+        str(site.identity),
+    ]
     first = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert first.returncode == 0, first.stderr[-2000:]
     outcome = first.stdout.strip().splitlines()[-1]
-    assert outcome.startswith("outcome: PASSED | site demo: VALIDATED | report: ") and \
-        outcome.endswith("reconcile run demo (follow the in-flight dossiers until the site drains; the "
-                         "reconcile-sites deployment runs it daily)"), outcome
+    assert outcome.startswith("outcome: PASSED | site demo: VALIDATED | report: ") and outcome.endswith(
+        "reconcile run demo (follow the in-flight dossiers until the site drains; the "
+        "reconcile-sites deployment runs it daily)"
+    ), outcome
     # A dossier-history row disappears from the new system behind the pipeline's back.
     with sqlite3.connect(site.folder / "new-system" / "target.sqlite") as conn:
-        conn.execute("DELETE FROM dossier_history WHERE history_id = "
-                     "(SELECT MIN(history_id) FROM dossier_history WHERE source = 'ts24')")
+        conn.execute(
+            "DELETE FROM dossier_history WHERE history_id = "
+            "(SELECT MIN(history_id) FROM dossier_history WHERE source = 'ts24')"
+        )
     second = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert second.returncode == 1
     # The failed migration still ends with its outcome: the report of its validation, the next step.
@@ -100,7 +115,7 @@ def test_failed_verdict_through_the_cli_is_one_clear_error_without_traceback(dem
 @pytest.mark.prefect
 @pytest.mark.slow
 def test_the_demo_command_ends_saying_passed(prefect_server, tmp_path, capsys):
-    from ts24_migrate.cli import main
+    from ts24_migrate.cli.main import main
 
     folder = tmp_path / "demo"
     assert main(["demo", "--folder", str(folder), "--scale", "0.03"]) == 0

@@ -18,15 +18,25 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from backups.keys import (SigningKey, generate_custodian_identity, generate_signing_key, key_id_of,
-                          load_identity, load_public_key, load_signing_key, recipient_of, verify_signature)
-from ts24_migrate.config import AGE_RECIPIENT
-from ts24_migrate.errors import ConfigError
+from ts24_migrate.core.config import AGE_RECIPIENT
+from ts24_migrate.core.errors import ConfigError
+from ts24_migrate.core.keys import (
+    SigningKey,
+    generate_custodian_identity,
+    generate_signing_key,
+    key_id_of,
+    load_identity,
+    load_public_key,
+    load_signing_key,
+    recipient_of,
+    verify_signature,
+)
 
 AGE = shutil.which("age")
 AGE_KEYGEN = shutil.which("age-keygen")
-needs_age = pytest.mark.skipif(AGE is None or AGE_KEYGEN is None,
-                               reason="the Debian `age` package is not installed (make system-packages)")
+needs_age = pytest.mark.skipif(
+    AGE is None or AGE_KEYGEN is None, reason="the Debian `age` package is not installed (make system-packages)"
+)
 
 
 def mode_of(path: Path) -> int:
@@ -34,6 +44,7 @@ def mode_of(path: Path) -> int:
 
 
 # -- custodian identities ------------------------------------------------------------
+
 
 def test_identity_file_has_age_keygen_format_and_mode_0600(tmp_path: Path) -> None:
     path = tmp_path / "keys" / "alice.age-identity"
@@ -66,8 +77,9 @@ def test_stock_age_decrypts_with_our_identity_file(tmp_path: Path) -> None:
     secret_text = "HO_SO 27885/2020/00108 Hà Nội".encode()
     (tmp_path / "part.age").write_bytes(pyrage.encrypt(secret_text, [pyrage.x25519.Recipient.from_str(recipient)]))
 
-    done = subprocess.run([AGE, "-d", "-i", str(identity_file), str(tmp_path / "part.age")],
-                          capture_output=True, timeout=30)
+    done = subprocess.run(
+        [AGE, "-d", "-i", str(identity_file), str(tmp_path / "part.age")], capture_output=True, timeout=30
+    )
     assert done.returncode == 0, done.stderr.decode()
     assert done.stdout == secret_text
 
@@ -85,8 +97,9 @@ def test_what_stock_age_encrypts_to_our_recipient_decrypts_with_load_identity(tm
 def test_age_keygen_output_is_accepted(tmp_path: Path) -> None:
     path = tmp_path / "keygen.txt"
     subprocess.run([AGE_KEYGEN, "-o", str(path)], check=True, capture_output=True, timeout=30)
-    expected = subprocess.run([AGE_KEYGEN, "-y", str(path)], check=True, capture_output=True,
-                              text=True, timeout=30).stdout.strip()
+    expected = subprocess.run(
+        [AGE_KEYGEN, "-y", str(path)], check=True, capture_output=True, text=True, timeout=30
+    ).stdout.strip()
     path.chmod(0o600)  # age-keygen makes it 0600 already; make the test not depend on its umask
 
     assert str(load_identity(path).to_public()) == expected
@@ -147,6 +160,7 @@ def test_recipient_of_a_recipient_file_needs_no_private_key(tmp_path: Path) -> N
 
 # -- signing key -----------------------------------------------------------------------
 
+
 def test_signing_key_files_formats_and_modes(tmp_path: Path) -> None:
     private_path = tmp_path / "keys" / "signing.key"
     public_key = generate_signing_key(private_path)
@@ -186,18 +200,42 @@ def test_sign_and_verify(tmp_path: Path) -> None:
 def test_openssl_reads_our_key_and_verifies_our_signature(tmp_path: Path) -> None:
     """An auditor with only standard tools can check what we sign."""
     public_key = generate_signing_key(tmp_path / "signing.key")
-    der = subprocess.run(["openssl", "pkey", "-in", str(tmp_path / "signing.key"), "-pubout", "-outform", "DER"],
-                         check=True, capture_output=True, timeout=30).stdout
+    der = subprocess.run(
+        ["openssl", "pkey", "-in", str(tmp_path / "signing.key"), "-pubout", "-outform", "DER"],
+        check=True,
+        capture_output=True,
+        timeout=30,
+    ).stdout
     assert der[-32:] == base64.b64decode(public_key)
 
-    (tmp_path / "pub.pem").write_bytes(subprocess.run(
-        ["openssl", "pkey", "-in", str(tmp_path / "signing.key"), "-pubout"],
-        check=True, capture_output=True, timeout=30).stdout)
+    (tmp_path / "pub.pem").write_bytes(
+        subprocess.run(
+            ["openssl", "pkey", "-in", str(tmp_path / "signing.key"), "-pubout"],
+            check=True,
+            capture_output=True,
+            timeout=30,
+        ).stdout
+    )
     (tmp_path / "data").write_bytes(b"certificate of sanitization")
     (tmp_path / "sig").write_bytes(load_signing_key(tmp_path / "signing.key").sign(b"certificate of sanitization"))
-    done = subprocess.run(["openssl", "pkeyutl", "-verify", "-pubin", "-inkey", str(tmp_path / "pub.pem"),
-                           "-rawin", "-in", str(tmp_path / "data"), "-sigfile", str(tmp_path / "sig")],
-                          capture_output=True, text=True, timeout=30)
+    done = subprocess.run(
+        [
+            "openssl",
+            "pkeyutl",
+            "-verify",
+            "-pubin",
+            "-inkey",
+            str(tmp_path / "pub.pem"),
+            "-rawin",
+            "-in",
+            str(tmp_path / "data"),
+            "-sigfile",
+            str(tmp_path / "sig"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert done.returncode == 0 and "Verified Successfully" in done.stdout
     assert load_public_key(tmp_path / "pub.pem") == public_key  # a PEM public key is accepted too
 
@@ -236,16 +274,23 @@ def test_read_only_owner_mode_is_accepted(tmp_path: Path) -> None:
 
 def test_wrong_kinds_of_private_key_are_refused(tmp_path: Path) -> None:
     encrypted = tmp_path / "encrypted.key"
-    encrypted.write_bytes(Ed25519PrivateKey.generate().private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-        serialization.BestAvailableEncryption(b"passphrase")))
+    encrypted.write_bytes(
+        Ed25519PrivateKey.generate().private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.BestAvailableEncryption(b"passphrase"),
+        )
+    )
     encrypted.chmod(0o600)
     with pytest.raises(ConfigError, match="encrypted with a passphrase"):
         load_signing_key(encrypted)
 
     ec_key = tmp_path / "ec.key"
-    ec_key.write_bytes(ec.generate_private_key(ec.SECP256R1()).private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    ec_key.write_bytes(
+        ec.generate_private_key(ec.SECP256R1()).private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
     ec_key.chmod(0o600)
     with pytest.raises(ConfigError, match="not Ed25519"):
         load_signing_key(ec_key)
@@ -259,7 +304,8 @@ def test_signing_key_never_shows_private_material(tmp_path: Path) -> None:
     generate_signing_key(path)
     key = load_signing_key(path)
     private_raw = serialization.load_pem_private_key(path.read_bytes(), None).private_bytes(
-        serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption())
+        serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption()
+    )
     shown = repr(key) + str(key) + f"{key}" + repr([key])
 
     assert shown.count(key.key_id) == 4
@@ -289,6 +335,7 @@ def test_load_public_key_accepts_pub_file_and_base64_and_refuses_private_keys(tm
 
 # -- `ts24-migrate keys generate` ------------------------------------------------------
 
+
 def private_material(folder: Path) -> list[str]:
     """Every form in which the private keys under `folder` could leak into output."""
     found = []
@@ -297,13 +344,14 @@ def private_material(folder: Path) -> list[str]:
     for path in folder.glob("*.key"):
         pem = path.read_text()
         raw = serialization.load_pem_private_key(pem.encode(), None).private_bytes(
-            serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption())
+            serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption()
+        )
         found += [pem.splitlines()[1], base64.b64encode(raw).decode(), raw.hex()]
     return found
 
 
 def test_cli_keys_generate_prints_only_public_halves(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    from ts24_migrate.cli import main
+    from ts24_migrate.cli.main import main
 
     out = tmp_path / "keys"
     assert main(["keys", "generate", "--out", str(out), "--custodian", "alice"]) == 0
@@ -318,13 +366,16 @@ def test_cli_keys_generate_prints_only_public_halves(tmp_path: Path, capsys: pyt
 
 
 def test_cli_keys_generate_json_and_only(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    from ts24_migrate.cli import main
+    from ts24_migrate.cli.main import main
 
-    assert main(["keys", "generate", "--out", str(tmp_path), "--custodian", "bob", "--only", "identity",
-                 "--json"]) == 0
+    assert main(["keys", "generate", "--out", str(tmp_path), "--custodian", "bob", "--only", "identity", "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
-    assert result == {"identity_file": str(tmp_path / "bob.age-identity"),
-                      "recipient": recipient_of(tmp_path / "bob.age-identity"), "ok": True, "exit_code": 0}
+    assert result == {
+        "identity_file": str(tmp_path / "bob.age-identity"),
+        "recipient": recipient_of(tmp_path / "bob.age-identity"),
+        "ok": True,
+        "exit_code": 0,
+    }
     assert not (tmp_path / "signing.key").exists()
 
     assert main(["--json", "keys", "generate", "--out", str(tmp_path), "--only", "signing"]) == 0
@@ -335,7 +386,7 @@ def test_cli_keys_generate_json_and_only(tmp_path: Path, capsys: pytest.CaptureF
 
 
 def test_cli_keys_generate_refuses_to_overwrite_anything(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    from ts24_migrate.cli import main
+    from ts24_migrate.cli.main import main
 
     assert main(["keys", "generate", "--out", str(tmp_path), "--only", "signing"]) == 0
     before = (tmp_path / "signing.key").read_bytes()
@@ -356,8 +407,12 @@ def test_cli_keys_generate_refuses_to_overwrite_anything(tmp_path: Path, capsys:
 def test_cli_made_keys_work_with_stock_age_in_a_real_process(tmp_path: Path) -> None:
     """The installed command, as an operator runs it: output checked for leaks, keys used by `age`."""
     command = Path(sys.executable).with_name("ts24-migrate")
-    done = subprocess.run([str(command), "keys", "generate", "--out", str(tmp_path), "--custodian", "dung"],
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [str(command), "keys", "generate", "--out", str(tmp_path), "--custodian", "dung"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     for secret in private_material(tmp_path) + ["AGE-SECRET-KEY", "PRIVATE KEY"]:
         assert secret not in done.stdout and secret not in done.stderr
@@ -365,13 +420,14 @@ def test_cli_made_keys_work_with_stock_age_in_a_real_process(tmp_path: Path) -> 
     assert f"recipient (add to backup_recipients in sites.yaml): {recipient}" in done.stdout
 
     encrypted = subprocess.run([AGE, "-r", recipient], input=b"part-0001", capture_output=True, timeout=30)
-    decrypted = subprocess.run([AGE, "-d", "-i", str(tmp_path / "dung.age-identity")], input=encrypted.stdout,
-                               capture_output=True, timeout=30)
+    decrypted = subprocess.run(
+        [AGE, "-d", "-i", str(tmp_path / "dung.age-identity")], input=encrypted.stdout, capture_output=True, timeout=30
+    )
     assert decrypted.stdout == b"part-0001", decrypted.stderr
 
 
 def test_cli_keys_help_has_an_example(capsys: pytest.CaptureFixture) -> None:
-    from ts24_migrate.cli import main
+    from ts24_migrate.cli.main import main
 
     assert main(["keys", "generate", "--help"]) == 0
     assert "Example:" in capsys.readouterr().out

@@ -5,8 +5,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from extract.discovery import ColumnInfo, TableInfo
-from extract.legacy_schema import HO_SO_LICH_SU, HO_SO_TEP
 from load.chunking import CONTENT_PAGE_ROWS, ChunkLimits, table_chunks
+from ts24_migrate.core.legacy.schema import HO_SO_LICH_SU, HO_SO_TEP
 
 
 def _info(table: sa.Table) -> TableInfo:
@@ -21,8 +21,15 @@ def _file(file_id: int, *, stored: bytes | None = None, on_disk: int | None = No
 
 def test_file_chunks_stop_at_the_content_budget_and_a_big_file_stands_alone():
     files = _info(HO_SO_TEP)
-    rows = [_file(1, on_disk=400), _file(2, stored=b"x" * 500), _file(3, on_disk=50_000), _file(4, on_disk=10),
-            _file(5, on_disk=None), _file(6, on_disk=-3), _file(7, stored=b"y" * 700)]
+    rows = [
+        _file(1, on_disk=400),
+        _file(2, stored=b"x" * 500),
+        _file(3, on_disk=50_000),
+        _file(4, on_disk=10),
+        _file(5, on_disk=None),
+        _file(6, on_disk=-3),
+        _file(7, stored=b"y" * 700),
+    ]
     pages = [rows[:3], rows[3:]]  # as the reader hands them over
     chunks = list(table_chunks(iter(pages), files, ChunkLimits(rows=100, content_bytes=1_000)))
     assert [[r[0] for r in chunk] for chunk in chunks] == [[1, 2, 3], [4, 5, 6, 7]]

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 
-from audit import read_events
-from ts24_migrate.app import ledger_path
-from ts24_migrate.cli import main
-from ts24_migrate.config import load_inventory
-from ts24_migrate.control_store import ControlStore, SiteState
-from ts24_migrate.db import store_engine
 from test_load_support import demo_inventory
+
+from audit import read_events
+from ts24_migrate.cli.main import main
+from ts24_migrate.core.config import load_inventory
+from ts24_migrate.core.control_store import ControlStore, SiteState
+from ts24_migrate.core.db import store_engine
+from ts24_migrate.runs.app import ledger_path
 
 
 def _store(inventory) -> ControlStore:
@@ -25,7 +26,8 @@ def test_load_records_the_run_and_its_figures(tmp_path, sqlite_url, capsys):
 
     assert data["accounting_ok"] and data["chunks_skipped"] == 0
     assert {t: f["source_rows"] for t, f in data["tables"].items()} == {
-        t: truth.tables[t]["rows"] for t in data["tables"]}
+        t: truth.tables[t]["rows"] for t in data["tables"]
+    }
     store = _store(inventory)
     run = store.latest_run("demo", "load")
     assert run.run_id == data["run_id"] and run.outcome == "succeeded"
@@ -53,7 +55,8 @@ def test_errors_are_one_line_with_their_exit_code(tmp_path, sqlite_url, capsys):
     inventory, _ = demo_inventory(tmp_path / "site", sqlite_url("target"))
     assert main(["-i", str(inventory), "load", "nowhere"]) == 2
     assert capsys.readouterr().err.strip().splitlines() == [
-        f"error: {inventory.resolve()}: no site 'nowhere' in the inventory (known: demo)"]
+        f"error: {inventory.resolve()}: no site 'nowhere' in the inventory (known: demo)"
+    ]
 
     assert main(["-i", str(inventory), "load", "demo", "--chunk-rows", "0"]) == 2
     assert "--chunk-rows" in capsys.readouterr().err

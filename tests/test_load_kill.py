@@ -13,21 +13,20 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-
-from extract.legacy_schema import MAPPED_TABLES
-from load import bookkeeping as bk
 from test_load_support import demo_inventory, open_target, raw_tables, snapshot
-from ts24_migrate.config import load_inventory
-from ts24_migrate.control_store import ControlStore
-from ts24_migrate.db import store_engine
+
+from load import bookkeeping as bk
+from ts24_migrate.core.config import load_inventory
+from ts24_migrate.core.control_store import ControlStore
+from ts24_migrate.core.db import store_engine
+from ts24_migrate.core.legacy.schema import MAPPED_TABLES
 
 CHUNK_ROWS = 12
-_CLI = "import sys; from ts24_migrate.cli import run; sys.argv[0] = 'ts24-migrate'; run()"
+_CLI = "import sys; from ts24_migrate.cli.main import run; sys.argv[0] = 'ts24-migrate'; run()"
 
 
 def _load_command(inventory: Path) -> list[str]:
-    return [sys.executable, "-c", _CLI, "-i", str(inventory), "--json", "load", "demo",
-            "--chunk-rows", str(CHUNK_ROWS)]
+    return [sys.executable, "-c", _CLI, "-i", str(inventory), "--json", "load", "demo", "--chunk-rows", str(CHUNK_ROWS)]
 
 
 def _ledger_chunks(target: sa.Engine) -> int:

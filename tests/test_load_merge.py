@@ -10,6 +10,19 @@ import pytest
 import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from test_load_support import (
+    AFTER,
+    BEFORE,
+    dossier_row,
+    file_row,
+    frame,
+    merge,
+    open_target,
+    rows_of,
+    snapshot,
+    target_url,
+    unit_row,
+)
 
 from load import bookkeeping as bk
 from load import reasons
@@ -17,9 +30,6 @@ from load import target_schema as ts
 from load.row_hash import row_md5
 from load.staging import to_stage_arrow
 from load.target_map import target_spec
-from test_load_support import (AFTER, BEFORE, dossier_row, file_row, frame, merge, open_target, rows_of, snapshot,
-                               target_url, unit_row)
-
 
 __all__ = ["target_url"]  # a fixture, used by name
 
@@ -43,8 +53,11 @@ def test_new_rows_are_inserted_with_crosswalk_and_lineage(target):
     # The lineage hash is the database's own hash of the row as written.
     spec = target_spec("units")
     with target.connect() as conn:
-        live = dict(conn.execute(sa.select(sa.cast(ts.units.c.unit_id, sa.String),
-                                           row_md5(conn.dialect.name, spec.hashed_columns()))).all())
+        live = dict(
+            conn.execute(
+                sa.select(sa.cast(ts.units.c.unit_id, sa.String), row_md5(conn.dialect.name, spec.hashed_columns()))
+            ).all()
+        )
     assert {k: r.row_md5 for k, r in lineage.items()} == live
 
 
@@ -61,9 +74,18 @@ def test_merging_the_same_chunk_again_changes_nothing(target):
 
 def _portal_unit(target, code: str, updated_at: dt.datetime) -> int:
     with target.begin() as conn:
-        return conn.execute(ts.units.insert().values(
-            unit_code=code, name="Đăng ký trên cổng", transaction_mode="ivan", active=True, source="portal",
-            updated_at=updated_at).returning(ts.units.c.unit_id)).scalar_one()
+        return conn.execute(
+            ts.units.insert()
+            .values(
+                unit_code=code,
+                name="Đăng ký trên cổng",
+                transaction_mode="ivan",
+                active=True,
+                source="portal",
+                updated_at=updated_at,
+            )
+            .returning(ts.units.c.unit_id)
+        ).scalar_one()
 
 
 def test_rows_the_new_system_changed_after_cutover_are_conflicts_not_overwritten(target):
@@ -71,16 +93,22 @@ def test_rows_the_new_system_changed_after_cutover_are_conflicts_not_overwritten
     unchanged = _portal_unit(target, "DV002", BEFORE)
     merge(target, "units", [unit_row("DV003")], site_id="other-site", legacy_table="DM_DONVI")
 
-    outcome, _ = merge(target, "units", [unit_row("DV001"), unit_row("DV002"), unit_row("DV003"),
-                                         unit_row("DV004")], legacy_table="DM_DONVI")
+    outcome, _ = merge(
+        target,
+        "units",
+        [unit_row("DV001"), unit_row("DV002"), unit_row("DV003"), unit_row("DV004")],
+        legacy_table="DM_DONVI",
+    )
 
     assert outcome.loaded == 2 and outcome.conflicts == 2
-    assert outcome.rejects_by_reason == {reasons.CONFLICT_CHANGED_AFTER_CUTOVER: 1,
-                                         reasons.CONFLICT_OTHER_SITE: 1}
+    assert outcome.rejects_by_reason == {reasons.CONFLICT_CHANGED_AFTER_CUTOVER: 1, reasons.CONFLICT_OTHER_SITE: 1}
     units = {r.unit_code: r for r in rows_of(target, ts.units)}
     # Changed on the portal after the cut-over: left exactly as it was.
     assert (units["DV001"].unit_id, units["DV001"].name, units["DV001"].source) == (
-        changed, "Đăng ký trên cổng", "portal")
+        changed,
+        "Đăng ký trên cổng",
+        "portal",
+    )
     # Held before the cut-over: TS24 is the reference, the row is taken over (same key).
     assert (units["DV002"].unit_id, units["DV002"].name, units["DV002"].source) == (unchanged, "Công ty DV002", "ts24")
     conflicts = {r.legacy_key: r for r in rows_of(target, bk.conflicts, bk.conflicts.c.site_id == "s1")}
@@ -99,8 +127,10 @@ def test_a_natural_key_already_held_by_another_legacy_row_is_a_duplicate(target)
     assert outcome.rejects_by_reason == {reasons.DUPLICATE_TARGET_KEY: 1}
     assert len(rows_of(target, ts.units)) == 1
     rejected = {r.legacy_key: (r.reason_code, r.field, r.original_value) for r in rows_of(target, bk.rejects)}
-    assert rejected == {"AB123": (reasons.DUPLICATE_TARGET_KEY, "unit_code", "AB123"),
-                        "Ab123": (reasons.DUPLICATE_TARGET_KEY, "unit_code", "AB123")}
+    assert rejected == {
+        "AB123": (reasons.DUPLICATE_TARGET_KEY, "unit_code", "AB123"),
+        "Ab123": (reasons.DUPLICATE_TARGET_KEY, "unit_code", "AB123"),
+    }
 
 
 @pytest.mark.parametrize("may_be_loaded", [True, False], ids=["decided-in-sql", "decided-in-python"])
@@ -108,43 +138,70 @@ def test_files_find_their_dossier_through_the_crosswalk(target, may_be_loaded):
     merge(target, "dossiers", [dossier_row(1), dossier_row(2)], legacy_table="HO_SO")
     merge(target, "dossiers", [dossier_row(3)], legacy_table="HO_SO", site_id="another site")
     blob = b"%PDF-1.4\x00\xff\xfe binary \x00"
-    outcome, _ = merge(target, "dossier_files", [file_row(10, 1), file_row(11, 2, content=blob), file_row(12, 99),
-                                                 file_row(13, None), file_row(14, 3), file_row(15, 1)],
-                       legacy_table="HO_SO_TEP", may_be_loaded=may_be_loaded)
+    outcome, _ = merge(
+        target,
+        "dossier_files",
+        [
+            file_row(10, 1),
+            file_row(11, 2, content=blob),
+            file_row(12, 99),
+            file_row(13, None),
+            file_row(14, 3),
+            file_row(15, 1),
+        ],
+        legacy_table="HO_SO_TEP",
+        may_be_loaded=may_be_loaded,
+    )
     assert outcome.loaded == 3 and outcome.rejects_by_reason == {reasons.PARENT_NOT_LOADED: 3}
-    dossier_ids = {r.legacy_key: int(r.target_key) for r in rows_of(
-        target, bk.crosswalk, bk.crosswalk.c.legacy_table == "HO_SO", bk.crosswalk.c.site_id == "s1")}
+    dossier_ids = {
+        r.legacy_key: int(r.target_key)
+        for r in rows_of(target, bk.crosswalk, bk.crosswalk.c.legacy_table == "HO_SO", bk.crosswalk.c.site_id == "s1")
+    }
     files = {r.file_name: r for r in rows_of(target, ts.dossier_files)}
     assert files["tệp 10.xml"].dossier_id == dossier_ids["1"]
     assert files["tệp 11.xml"].dossier_id == dossier_ids["2"] and files["tệp 11.xml"].content == blob
     assert files["tệp 15.xml"].dossier_id == dossier_ids["1"]
     # Another site's dossier 3 is not this site's: its crosswalk row does not count.
     rejected = {r.legacy_key: (r.reason_code, r.original_value) for r in rows_of(target, bk.rejects)}
-    assert rejected == {"12": (reasons.PARENT_NOT_LOADED, "99"), "13": (reasons.PARENT_NOT_LOADED, None),
-                        "14": (reasons.PARENT_NOT_LOADED, "3")}
+    assert rejected == {
+        "12": (reasons.PARENT_NOT_LOADED, "99"),
+        "13": (reasons.PARENT_NOT_LOADED, None),
+        "14": (reasons.PARENT_NOT_LOADED, "3"),
+    }
     lineage = {r.legacy_key: r for r in rows_of(target, bk.lineage, bk.lineage.c.target_table == "dossier_files")}
     assert sorted(lineage) == ["10", "11", "15"]
     spec = target_spec("dossier_files")
     with target.connect() as conn:  # the lineage hash is the database's own, over the row as written
-        live = dict(conn.execute(sa.select(sa.cast(ts.dossier_files.c.file_id, sa.String),
-                                           row_md5(conn.dialect.name, spec.hashed_columns()))).all())
+        live = dict(
+            conn.execute(
+                sa.select(
+                    sa.cast(ts.dossier_files.c.file_id, sa.String), row_md5(conn.dialect.name, spec.hashed_columns())
+                )
+            ).all()
+        )
     assert {r.target_key: r.row_md5 for r in lineage.values()} == live
 
 
 def test_values_the_target_cannot_store_are_rejected_row_by_row(target):
-    outcome, unstorable = merge(target, "units", [
-        unit_row("DV001"),
-        unit_row("DV0000000000000X"),  # 16 characters, the column holds 15
-        unit_row("DV003", name="Công ty\x00ẩn"),  # PostgreSQL text cannot hold NUL
-        unit_row("DV004", name=None),  # required
-        unit_row("DV005", email="a" * 101, name=None),  # two defects: the first column decides
-    ])
+    outcome, unstorable = merge(
+        target,
+        "units",
+        [
+            unit_row("DV001"),
+            unit_row("DV0000000000000X"),  # 16 characters, the column holds 15
+            unit_row("DV003", name="Công ty\x00ẩn"),  # PostgreSQL text cannot hold NUL
+            unit_row("DV004", name=None),  # required
+            unit_row("DV005", email="a" * 101, name=None),  # two defects: the first column decides
+        ],
+    )
     assert outcome.loaded == 1
     by_key = {r["legacy_key"]: (r["reason_code"], r["field"]) for r in unstorable}
-    assert by_key == {"DV0000000000000X": (reasons.TARGET_VALUE_TOO_LONG, "unit_code"),
-                      "DV003": (reasons.TARGET_TEXT_NUL, "name"),
-                      "DV004": (reasons.TARGET_REQUIRED_MISSING, "name"),
-                      "DV005": (reasons.TARGET_REQUIRED_MISSING, "name")}
+    assert by_key == {
+        "DV0000000000000X": (reasons.TARGET_VALUE_TOO_LONG, "unit_code"),
+        "DV003": (reasons.TARGET_TEXT_NUL, "name"),
+        "DV004": (reasons.TARGET_REQUIRED_MISSING, "name"),
+        "DV005": (reasons.TARGET_REQUIRED_MISSING, "name"),
+    }
     stored = {r.legacy_key: r for r in rows_of(target, bk.rejects)}
     assert stored["DV003"].original_value == "Công ty\\x00ẩn"  # kept readable, storable
     assert [r.unit_code for r in rows_of(target, ts.units)] == ["DV001"]
@@ -169,21 +226,25 @@ def test_an_empty_chunk_merges_nothing(target, may_be_loaded):
 
 
 _codes = st.text(alphabet="AB12 ", min_size=0, max_size=17)
-_names = st.one_of(st.none(), st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)),
-                                       max_size=12))
+_names = st.one_of(st.none(), st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=12))
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(chunks=st.lists(st.lists(st.tuples(_codes, _names), max_size=8), min_size=1, max_size=3),
-       portal=st.lists(st.tuples(_codes.filter(lambda c: 0 < len(c) <= 15), st.booleans()), max_size=3,
-                       unique_by=lambda p: p[0]))
+@given(
+    chunks=st.lists(st.lists(st.tuples(_codes, _names), max_size=8), min_size=1, max_size=3),
+    portal=st.lists(
+        st.tuples(_codes.filter(lambda c: 0 < len(c) <= 15), st.booleans()), max_size=3, unique_by=lambda p: p[0]
+    ),
+)
 def test_every_row_is_loaded_or_rejected_once_and_a_rerun_changes_nothing(chunks, portal):
     with tempfile.TemporaryDirectory() as folder:
         engine = open_target(f"sqlite:///{Path(folder) / 't.sqlite'}")
         for code, changed_after_cutover in portal:
             _portal_unit(engine, code, AFTER if changed_after_cutover else BEFORE)
-        chunk_rows = [[unit_row(code, name=name, legacy_key=f"{i}-{j}") for j, (code, name) in enumerate(chunk)]
-                      for i, chunk in enumerate(chunks)]
+        chunk_rows = [
+            [unit_row(code, name=name, legacy_key=f"{i}-{j}") for j, (code, name) in enumerate(chunk)]
+            for i, chunk in enumerate(chunks)
+        ]
         for rows in chunk_rows:
             outcome, unstorable = merge(engine, "units", rows, legacy_table="DM_DONVI")
             assert outcome.loaded + outcome.rejected + len(unstorable) == len(rows)

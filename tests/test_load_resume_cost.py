@@ -17,14 +17,14 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from test_load_support import open_target
 
 from load.site_load import load_site, loaded_rows_query
 from load.target_map import target_spec
-from test_load_support import open_target
 from transform import remembered_columns, target_table_for
-from ts24_migrate.db import legacy_engine
+from ts24_migrate.core.db import legacy_engine
+from ts24_migrate.core.secrets import Secret
 from ts24_migrate.demo import generate_site
-from ts24_migrate.secrets import Secret
 
 CUTOVER = dt.date(2025, 7, 1)
 CHUNK_ROWS = 100
@@ -40,6 +40,7 @@ def _stop_in_history(after_rows: int):
     def progress(table: str, done: int, total: int) -> None:
         if table == "HO_SO_LICH_SU" and done >= after_rows:
             raise _Stop
+
     return progress
 
 
@@ -49,14 +50,28 @@ def _stop_at_first_progress(table: str, done: int, total: int) -> None:
 
 def _load(legacy: sa.Engine, target: sa.Engine, files: Path, progress) -> None:
     with pytest.raises(_Stop):
-        load_site(legacy, target, site_id="demo", run_id=str(uuid.uuid4()), cutover=CUTOVER,
-                  attachments_dir=files, chunk_rows=CHUNK_ROWS, progress=progress)
+        load_site(
+            legacy,
+            target,
+            site_id="demo",
+            run_id=str(uuid.uuid4()),
+            cutover=CUTOVER,
+            attachments_dir=files,
+            chunk_rows=CHUNK_ROWS,
+            progress=progress,
+        )
 
 
 def _site_stopped_in_history(tmp_path: Path, target_url: str) -> tuple[sa.Engine, sa.Engine, Path]:
     legacy_url = f"sqlite:///{tmp_path / 'legacy.sqlite'}"
-    generate_site(sa.create_engine(legacy_url), tmp_path / "files", target=sa.create_engine(target_url),
-                  seed=42, scale=0.2, cutover=CUTOVER)
+    generate_site(
+        sa.create_engine(legacy_url),
+        tmp_path / "files",
+        target=sa.create_engine(target_url),
+        seed=42,
+        scale=0.2,
+        cutover=CUTOVER,
+    )
     legacy, target = legacy_engine(Secret(legacy_url)), open_target(target_url)
     _load(legacy, target, tmp_path / "files", _stop_in_history(3 * CHUNK_ROWS))
     return legacy, target, tmp_path / "files"
@@ -83,8 +98,7 @@ def _reads(statements: list[str], table: str) -> list[str]:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def test_a_resume_in_the_history_reads_back_only_what_the_history_consults(tmp_path, sqlite_url, backend,
-                                                                           request):
+def test_a_resume_in_the_history_reads_back_only_what_the_history_consults(tmp_path, sqlite_url, backend, request):
     url = sqlite_url("target") if backend == "sqlite" else request.getfixturevalue("pg_database")()
     legacy, target, files = _site_stopped_in_history(tmp_path, url)
 
@@ -95,15 +109,23 @@ def test_a_resume_in_the_history_reads_back_only_what_the_history_consults(tmp_p
         assert len(_reads(statements, target_table_for(legacy_table))) == 1, legacy_table
 
     # And it still ends where an uninterrupted load does (test_load_kill compares whole targets).
-    summary = load_site(legacy, target, site_id="demo", run_id=str(uuid.uuid4()), cutover=CUTOVER,
-                        attachments_dir=files, chunk_rows=CHUNK_ROWS)
+    summary = load_site(
+        legacy,
+        target,
+        site_id="demo",
+        run_id=str(uuid.uuid4()),
+        cutover=CUTOVER,
+        attachments_dir=files,
+        chunk_rows=CHUNK_ROWS,
+    )
     assert summary.accounting_ok and summary.chunks_skipped > 0
 
 
 def _tuples_read(conn: sa.Connection) -> dict[str, int]:
     conn.execute(sa.text("SELECT pg_stat_clear_snapshot()"))
-    rows = conn.execute(sa.text("SELECT relname, coalesce(seq_tup_read, 0) + coalesce(idx_tup_fetch, 0) "
-                                "FROM pg_stat_user_tables")).all()
+    rows = conn.execute(
+        sa.text("SELECT relname, coalesce(seq_tup_read, 0) + coalesce(idx_tup_fetch, 0) FROM pg_stat_user_tables")
+    ).all()
     return {name: int(read) for name, read in rows}
 
 
@@ -127,8 +149,10 @@ def test_a_resume_reads_each_row_it_needs_once_on_postgresql(tmp_path, pg_databa
     legacy, target, files = _site_stopped_in_history(tmp_path, url)
     observer = sa.create_engine(url)
     with target.connect() as conn:
-        sizes = {t: conn.execute(sa.select(sa.func.count()).select_from(sa.table(t))).scalar_one()
-                 for t in ("offices", "units", "dossiers", *NOT_READ)}
+        sizes = {
+            t: conn.execute(sa.select(sa.func.count()).select_from(sa.table(t))).scalar_one()
+            for t in ("offices", "units", "dossiers", *NOT_READ)
+        }
     target.dispose()
     before = _settled_tuples_read(observer)
 
@@ -153,11 +177,13 @@ def test_the_seed_reaches_every_business_row_by_its_key_on_sqlite(sqlite_url):
     with target.connect() as conn:
         for legacy_table in ("DM_COQUAN_BHXH", "DM_DONVI", "NGUOI_LAO_DONG", "HO_SO"):
             table = target_table_for(legacy_table)
-            query = loaded_rows_query(target_spec(table), remembered_columns(legacy_table), site_id="demo",
-                                      legacy_table=legacy_table)
+            query = loaded_rows_query(
+                target_spec(table), remembered_columns(legacy_table), site_id="demo", legacy_table=legacy_table
+            )
             compiled = query.compile(dialect=target.dialect, compile_kwargs={"literal_binds": True})
             plan = [row[-1] for row in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {compiled}")]
-            assert any(re.match(rf"SEARCH {table} USING (INTEGER PRIMARY KEY|(COVERING )?INDEX)", step)
-                       for step in plan), (legacy_table, plan)
+            assert any(
+                re.match(rf"SEARCH {table} USING (INTEGER PRIMARY KEY|(COVERING )?INDEX)", step) for step in plan
+            ), (legacy_table, plan)
             assert not any(step.startswith(f"SCAN {table}") for step in plan), (legacy_table, plan)
             assert any(step.startswith("SEARCH mig_crosswalk USING") for step in plan), (legacy_table, plan)

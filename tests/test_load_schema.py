@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import pytest
 import sqlalchemy as sa
+from test_load_support import target_url
 
 from load import bookkeeping as bk
 from load import target_schema as ts
 from load.schema_version import LATEST_VERSION, SCHEMA_STEPS, SchemaStep, prepare_target, schema_version_of
-from test_load_support import target_url
-from ts24_migrate.db import store_engine
-from ts24_migrate.errors import ConfigError
-from ts24_migrate.secrets import Secret
+from ts24_migrate.core.db import store_engine
+from ts24_migrate.core.errors import ConfigError
+from ts24_migrate.core.secrets import Secret
 
 __all__ = ["target_url"]  # a fixture, used by name
 
@@ -40,8 +40,11 @@ def test_a_fresh_target_gets_every_table_and_the_latest_version(engine):
 def test_business_tables_made_by_the_new_system_are_kept_and_bookkeeping_added(engine):
     ts.create_business_tables(engine)
     with engine.begin() as conn:
-        conn.execute(ts.re_registrations.insert().values(unit_code="DV001", filed_on=sa.func.current_date(),
-                                                         transaction_mode="ivan"))
+        conn.execute(
+            ts.re_registrations.insert().values(
+                unit_code="DV001", filed_on=sa.func.current_date(), transaction_mode="ivan"
+            )
+        )
     prepare_target(engine)
     assert _tables(engine) >= set(bk.BOOKKEEPING_TABLES)
     with engine.connect() as conn:

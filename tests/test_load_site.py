@@ -8,26 +8,34 @@ import uuid
 
 import pytest
 import sqlalchemy as sa
+from test_load_support import CUTOVER, demo_site, open_target, raw_tables, rows_of, snapshot, target_url
 
 from extract.discovery import discover_tables
-from extract.fingerprint import TableFingerprint
-from extract.legacy_schema import MAPPED_TABLES
 from extract.reader import iter_table_rows
 from load import bookkeeping as bk
 from load import reasons
 from load import target_schema as ts
 from load.site_load import load_site
 from load.target_map import TS24_SOURCE
-from test_load_support import CUTOVER, demo_site, open_target, raw_tables, rows_of, snapshot, target_url
-from ts24_migrate.errors import ConfigError
+from ts24_migrate.core.errors import ConfigError
+from ts24_migrate.core.legacy.schema import MAPPED_TABLES
+from ts24_migrate.core.rows.fingerprint import TableFingerprint
 from validation.parity import parity_for_site
 
 __all__ = ["target_url"]  # a fixture, used by name
 
 
 def _load(legacy, target, files, *, site_id="demo", chunk_rows=40, **options):
-    return load_site(legacy, target, site_id=site_id, run_id=str(uuid.uuid4()), cutover=CUTOVER,
-                     attachments_dir=files, chunk_rows=chunk_rows, **options)
+    return load_site(
+        legacy,
+        target,
+        site_id=site_id,
+        run_id=str(uuid.uuid4()),
+        cutover=CUTOVER,
+        attachments_dir=files,
+        chunk_rows=chunk_rows,
+        **options,
+    )
 
 
 @pytest.fixture
@@ -51,8 +59,11 @@ def test_every_legacy_row_is_loaded_or_rejected_with_a_reason(site):
         assert figures["source_rows"] == figures["loaded"] + figures["rejected"], legacy_table
         assert sum(figures["rejects_by_reason"].values()) == figures["rejected"], legacy_table
         with target.connect() as conn:
-            rejected = conn.execute(sa.select(sa.func.count()).select_from(bk.rejects).where(
-                bk.rejects.c.site_id == "demo", bk.rejects.c.legacy_table == legacy_table)).scalar()
+            rejected = conn.execute(
+                sa.select(sa.func.count())
+                .select_from(bk.rejects)
+                .where(bk.rejects.c.site_id == "demo", bk.rejects.c.legacy_table == legacy_table)
+            ).scalar()
             business = ts.metadata.tables[figures["target_table"]]
             query = sa.select(sa.func.count()).select_from(business)
             if "source" in business.c:
@@ -77,8 +88,10 @@ def test_units_the_portal_changed_after_cutover_are_reported_and_left_alone(site
     assert units["rejects_by_reason"][reasons.CONFLICT_CHANGED_AFTER_CUTOVER] == len(truth.target_conflicts)
     conflicts = rows_of(target, bk.conflicts)
     assert len(conflicts) == len(truth.target_conflicts)
-    rejected_codes = {r.original_value for r in rows_of(
-        target, bk.rejects, bk.rejects.c.reason_code == reasons.CONFLICT_CHANGED_AFTER_CUTOVER)}
+    rejected_codes = {
+        r.original_value
+        for r in rows_of(target, bk.rejects, bk.rejects.c.reason_code == reasons.CONFLICT_CHANGED_AFTER_CUTOVER)
+    }
     assert rejected_codes == set(truth.target_conflicts)
     portal_after = {r.unit_code: r for r in rows_of(target, ts.units, ts.units.c.source == "portal")}
     assert portal_after == portal_before  # not one portal unit touched
@@ -182,27 +195,33 @@ def test_file_contents_bound_the_chunks_and_an_interrupted_load_resumes_to_the_s
 
     def figures(summary):  # all but the chunk counts, which the content bound changes
         return {table: {k: v for k, v in t.items() if k != "chunks"} for table, t in summary.tables.items()}
+
     assert figures(resumed) == figures(reference)
 
     def loaded(target):  # business rows and their bookkeeping; the ledger's chunks differ, by design
         return {k: v for k, v in snapshot(target).items() if k not in (bk.load_ledger.name, bk.load_tables.name)}
+
     assert loaded(bounded) == loaded(plain)
 
     # Each chunk of files holds at most `budget` bytes of content, unless its last row alone passes it.
     info = next(i for i in discover_tables(legacy) if i.name.upper() == "HO_SO_TEP")
     with legacy.connect() as conn:
-        weights = {str(r.ID_TEP): len(r.NOI_DUNG) if r.NOI_DUNG is not None else max(r.KICH_THUOC or 0, 0)
-                   for r in conn.execute(sa.select(info.table.c.ID_TEP, info.table.c.NOI_DUNG, info.table.c.KICH_THUOC))}
+        weights = {
+            str(r.ID_TEP): len(r.NOI_DUNG) if r.NOI_DUNG is not None else max(r.KICH_THUOC or 0, 0)
+            for r in conn.execute(sa.select(info.table.c.ID_TEP, info.table.c.NOI_DUNG, info.table.c.KICH_THUOC))
+        }
     with bounded.connect() as conn:
-        chunks = conn.execute(sa.select(bk.load_ledger.c.first_key, bk.load_ledger.c.last_key, bk.load_ledger.c.rows_in)
-                              .where(bk.load_ledger.c.legacy_table == "HO_SO_TEP")
-                              .order_by(bk.load_ledger.c.chunk_no)).all()
+        chunks = conn.execute(
+            sa.select(bk.load_ledger.c.first_key, bk.load_ledger.c.last_key, bk.load_ledger.c.rows_in)
+            .where(bk.load_ledger.c.legacy_table == "HO_SO_TEP")
+            .order_by(bk.load_ledger.c.chunk_no)
+        ).all()
     keys = sorted(weights, key=int)
     assert sum(rows for _, _, rows in chunks) == len(keys)
     assert len(chunks) > -(-len(keys) // chunk_rows)  # more chunks than rows alone would make
     position = 0
     for first_key, last_key, rows in chunks:
-        in_chunk = keys[position:position + rows]
+        in_chunk = keys[position : position + rows]
         assert (in_chunk[0], in_chunk[-1]) == (first_key, last_key)
         assert rows <= chunk_rows and sum(weights[k] for k in in_chunk[:-1]) < budget
         position += rows
@@ -220,17 +239,23 @@ def _allow_a_null_unit_code(legacy_path, copies: tuple[int, ...] = (0, 1)) -> No
         db.execute(ddl.replace('"MA_DV" VARCHAR(15) NOT NULL', '"MA_DV" VARCHAR(15)'))
         db.execute('INSERT INTO "DM_DONVI" SELECT * FROM "DM_DONVI_OLD"')
         for offset in copies:
-            db.execute('INSERT INTO "DM_DONVI" SELECT NULL, "TEN_DV", "MA_SO_THUE", "DIA_CHI", "MA_CQ", '
-                       '"NGUOI_LIEN_HE", "DIEN_THOAI", "EMAIL", "PHUONG_THUC_GD", "MA_IVAN", "SERIAL_CTS", '
-                       '"CTS_TU_NGAY", "CTS_DEN_NGAY", "NGAY_DANG_KY", "TRANG_THAI", "NGAY_CAP_NHAT" '
-                       f'FROM "DM_DONVI_OLD" ORDER BY rowid LIMIT 1 OFFSET {offset}')
+            db.execute(
+                'INSERT INTO "DM_DONVI" SELECT NULL, "TEN_DV", "MA_SO_THUE", "DIA_CHI", "MA_CQ", '
+                '"NGUOI_LIEN_HE", "DIEN_THOAI", "EMAIL", "PHUONG_THUC_GD", "MA_IVAN", "SERIAL_CTS", '
+                '"CTS_TU_NGAY", "CTS_DEN_NGAY", "NGAY_DANG_KY", "TRANG_THAI", "NGAY_CAP_NHAT" '
+                f'FROM "DM_DONVI_OLD" ORDER BY rowid LIMIT 1 OFFSET {offset}'
+            )
         db.execute('DROP TABLE "DM_DONVI_OLD"')
 
 
-@pytest.mark.parametrize("copies, stop_at", [
-    ((0, 1), 2),  # two different units: the first chunk holds both
-    ((0,) * 41 + (1,), 40),  # 41 identical ones, and the 41st comes after the stop, in the next chunk
-], ids=["different", "identical"])
+@pytest.mark.parametrize(
+    "copies, stop_at",
+    [
+        ((0, 1), 2),  # two different units: the first chunk holds both
+        ((0,) * 41 + (1,), 40),  # 41 identical ones, and the 41st comes after the stop, in the next chunk
+    ],
+    ids=["different", "identical"],
+)
 def test_a_load_stopped_among_rows_whose_key_is_null_resumes(tmp_path, sqlite_url, copies, stop_at):
     """SQLite lets a key column hold NULL: such rows are read first, with no key to resume after.
     Each gets a reject of its own, also rows identical in every column, across a resume."""
@@ -253,8 +278,15 @@ def test_a_load_stopped_among_rows_whose_key_is_null_resumes(tmp_path, sqlite_ur
     assert resumed.tables == reference.tables
     assert resumed.tables["DM_DONVI"]["rejects_by_reason"]["KEY_MISSING"] == len(copies)  # each its own
     with stopped.connect() as conn:
-        null_keys = conn.execute(sa.select(bk.rejects.c.legacy_key).where(
-            bk.rejects.c.legacy_table == "DM_DONVI", bk.rejects.c.reason_code == "KEY_MISSING")).scalars().all()
+        null_keys = (
+            conn.execute(
+                sa.select(bk.rejects.c.legacy_key).where(
+                    bk.rejects.c.legacy_table == "DM_DONVI", bk.rejects.c.reason_code == "KEY_MISSING"
+                )
+            )
+            .scalars()
+            .all()
+        )
     assert len(set(null_keys)) == len(copies) and all(k.startswith("NULL#") for k in null_keys)
     ranked = sorted(k.partition("#")[2].partition("#")[2] for k in null_keys)  # "" for the first of its kind
     assert ranked == sorted(["", ""] + [str(rank) for rank in range(2, copies.count(0) + 1)])
@@ -279,18 +311,34 @@ def test_flagged_values_are_kept_for_exactly_the_rows_loaded_with_flags(site):
     legacy, target, files, truth = site
     # a unit the transform flags (its code was lower case) that the new system changed after the
     # cut-over: the load refuses it, and its flags must not be kept
-    lowered = next(d for d in truth.defects if d["kind"] == "lower_case_code" and d["table"] == "DM_DONVI"
-                   and d["clean_value"] not in truth.target_conflicts)
+    lowered = next(
+        d
+        for d in truth.defects
+        if d["kind"] == "lower_case_code"
+        and d["table"] == "DM_DONVI"
+        and d["clean_value"] not in truth.target_conflicts
+    )
     with target.begin() as conn:
-        conn.execute(ts.units.insert().values(
-            unit_code=lowered["clean_value"], name="Công ty trên cổng mới", transaction_mode="portal", active=True,
-            source="portal", updated_at=dt.datetime.combine(CUTOVER, dt.time(10))))
+        conn.execute(
+            ts.units.insert().values(
+                unit_code=lowered["clean_value"],
+                name="Công ty trên cổng mới",
+                transaction_mode="portal",
+                active=True,
+                source="portal",
+                updated_at=dt.datetime.combine(CUTOVER, dt.time(10)),
+            )
+        )
     summary = _load(legacy, target, files)
-    assert any(r.legacy_key == lowered["key"] and r.reason_code == reasons.CONFLICT_CHANGED_AFTER_CUTOVER
-               for r in rows_of(target, bk.rejects))
+    assert any(
+        r.legacy_key == lowered["key"] and r.reason_code == reasons.CONFLICT_CHANGED_AFTER_CUTOVER
+        for r in rows_of(target, bk.rejects)
+    )
     assert not rows_of(target, bk.flags, bk.flags.c.legacy_key == lowered["key"])
-    lineage_flags = {(r.legacy_table, r.legacy_key): set(r.dq_flags.split(";"))
-                     for r in rows_of(target, bk.lineage, bk.lineage.c.dq_flags.is_not(None))}
+    lineage_flags = {
+        (r.legacy_table, r.legacy_key): set(r.dq_flags.split(";"))
+        for r in rows_of(target, bk.lineage, bk.lineage.c.dq_flags.is_not(None))
+    }
     recorded: dict[tuple[str, str], set[str]] = {}
     for r in rows_of(target, bk.flags):
         recorded.setdefault((r.legacy_table, r.legacy_key), set()).add(r.flag_code)
@@ -310,7 +358,13 @@ def test_flagged_values_are_kept_for_exactly_the_rows_loaded_with_flags(site):
         assert figures["flags_by_code"] == dict(sorted(counts.items())), legacy_table
     # a planted TCVN3 value: its original and the repaired value loaded
     planted = next(d for d in truth.defects if d["kind"] == "text_tcvn3" and d["table"] == "DM_DONVI")
-    row = next(r for r in rows_of(target, bk.flags, bk.flags.c.legacy_key == planted["key"])
-               if r.flag_code == "TEXT_REPAIRED_TCVN3")
-    assert (row.field, row.original_value, row.loaded_value) == (planted["column"], planted["value"],
-                                                                   planted["clean_value"])
+    row = next(
+        r
+        for r in rows_of(target, bk.flags, bk.flags.c.legacy_key == planted["key"])
+        if r.flag_code == "TEXT_REPAIRED_TCVN3"
+    )
+    assert (row.field, row.original_value, row.loaded_value) == (
+        planted["column"],
+        planted["value"],
+        planted["clean_value"],
+    )

@@ -28,19 +28,24 @@ from load.schema_version import prepare_target
 from load.staging import to_stage_arrow
 from load.target_map import TARGET_SPECS, target_spec
 from load.transactions import write_transaction
-from ts24_migrate.db import store_engine
+from ts24_migrate.core.db import store_engine
+from ts24_migrate.core.secrets import Secret
 from ts24_migrate.demo import generate_site
-from ts24_migrate.secrets import Secret
 
 CUTOVER = dt.date(2025, 7, 1)
 BEFORE = dt.datetime(2025, 5, 2, 9, 30)
 AFTER = dt.datetime(2025, 7, 9, 14, 0)
 
 # Per bookkeeping table: columns that differ between two loads of the same data.
-_VOLATILE = {"mig_lineage": {"run_id", "loaded_at"}, "mig_rejects": {"run_id", "rejected_at"},
-             "mig_conflicts": {"run_id", "detected_at"}, "mig_load_ledger": {"run_id", "done_at"},
-             "mig_load_tables": {"run_id", "completed_at"}, "mig_schema_version": {"applied_at"},
-             "mig_flags": {"run_id", "flagged_at"}}
+_VOLATILE = {
+    "mig_lineage": {"run_id", "loaded_at"},
+    "mig_rejects": {"run_id", "rejected_at"},
+    "mig_conflicts": {"run_id", "detected_at"},
+    "mig_load_ledger": {"run_id", "done_at"},
+    "mig_load_tables": {"run_id", "completed_at"},
+    "mig_schema_version": {"applied_at"},
+    "mig_flags": {"run_id", "flagged_at"},
+}
 
 
 def open_target(url: str) -> sa.Engine:
@@ -58,30 +63,68 @@ def target_url(request, sqlite_url) -> str:
 
 # -- hand-made transformed rows ----------------------------------------------------------------
 def unit_row(code: str, **values: Any) -> dict[str, Any]:
-    row = {"unit_code": code, "name": f"Công ty {code}", "tax_code": None, "address": "Hà Nội",
-           "office_code": "0101", "contact_name": None, "phone": None, "email": None,
-           "transaction_mode": "portal", "ivan_code": None, "cert_serial": None, "cert_valid_from": None,
-           "cert_valid_to": None, "registered_on": dt.date(2019, 2, 1), "active": True, "dq_flags": None,
-           "updated_at": BEFORE, "legacy_key": code}
+    row = {
+        "unit_code": code,
+        "name": f"Công ty {code}",
+        "tax_code": None,
+        "address": "Hà Nội",
+        "office_code": "0101",
+        "contact_name": None,
+        "phone": None,
+        "email": None,
+        "transaction_mode": "portal",
+        "ivan_code": None,
+        "cert_serial": None,
+        "cert_valid_from": None,
+        "cert_valid_to": None,
+        "registered_on": dt.date(2019, 2, 1),
+        "active": True,
+        "dq_flags": None,
+        "updated_at": BEFORE,
+        "legacy_key": code,
+    }
     row.update(values)
     return row
 
 
 def dossier_row(legacy_id: int, **values: Any) -> dict[str, Any]:
-    row = {"dossier_no": f"HS-{legacy_id:05d}", "unit_code": "DV001", "procedure_code": "600",
-           "declaration_period": "2025-05", "submitted_at": BEFORE, "received_at": None, "due_date": None,
-           "returned_at": None, "status": "received", "office_code": "0101", "officer": None, "result_no": None,
-           "notes": None, "dq_flags": None, "updated_at": BEFORE, "legacy_key": str(legacy_id)}
+    row = {
+        "dossier_no": f"HS-{legacy_id:05d}",
+        "unit_code": "DV001",
+        "procedure_code": "600",
+        "declaration_period": "2025-05",
+        "submitted_at": BEFORE,
+        "received_at": None,
+        "due_date": None,
+        "returned_at": None,
+        "status": "received",
+        "office_code": "0101",
+        "officer": None,
+        "result_no": None,
+        "notes": None,
+        "dq_flags": None,
+        "updated_at": BEFORE,
+        "legacy_key": str(legacy_id),
+    }
     row.update(values)
     return row
 
 
-def file_row(legacy_id: int, legacy_dossier_id: Any, content: bytes | None = b"<xml/>", **values: Any
-             ) -> dict[str, Any]:
-    row = {"form_code": "TK1-TS", "file_name": f"tệp {legacy_id}.xml", "file_type": "xml", "content": content,
-           "size_bytes": len(content or b""), "md5": hashlib.md5(content or b"").hexdigest(),
-           "sha256": hashlib.sha256(content or b"").hexdigest(), "dq_flags": None,
-           "legacy_key": str(legacy_id), "legacy_dossier_id": legacy_dossier_id}
+def file_row(
+    legacy_id: int, legacy_dossier_id: Any, content: bytes | None = b"<xml/>", **values: Any
+) -> dict[str, Any]:
+    row = {
+        "form_code": "TK1-TS",
+        "file_name": f"tệp {legacy_id}.xml",
+        "file_type": "xml",
+        "content": content,
+        "size_bytes": len(content or b""),
+        "md5": hashlib.md5(content or b"").hexdigest(),
+        "sha256": hashlib.sha256(content or b"").hexdigest(),
+        "dq_flags": None,
+        "legacy_key": str(legacy_id),
+        "legacy_dossier_id": legacy_dossier_id,
+    }
     row.update(values)
     return row
 
@@ -96,17 +139,33 @@ def frame(rows: list[dict[str, Any]], table: str = "units") -> pd.DataFrame:
     return data
 
 
-def merge(engine: sa.Engine, table: str, rows: list[dict[str, Any]], *, site_id: str = "s1",
-          legacy_table: str = "LEGACY", cutover: dt.date = CUTOVER,
-          may_be_loaded: bool = True) -> tuple[ChunkOutcome, list[dict]]:
+def merge(
+    engine: sa.Engine,
+    table: str,
+    rows: list[dict[str, Any]],
+    *,
+    site_id: str = "s1",
+    legacy_table: str = "LEGACY",
+    cutover: dt.date = CUTOVER,
+    may_be_loaded: bool = True,
+) -> tuple[ChunkOutcome, list[dict]]:
     """Stage and merge one chunk in its own transaction, recording the rows that do not fit."""
     spec = target_spec(table)
     staged, unstorable = to_stage_arrow(frame(rows, table), spec)
     now = dt.datetime(2025, 8, 1)
     run_id = str(uuid.uuid4())
     with write_transaction(engine) as conn:
-        outcome = merge_chunk(conn, spec, staged, legacy_table=legacy_table, site_id=site_id, run_id=run_id,
-                              cutover=cutover, now=now, may_be_loaded=may_be_loaded)
+        outcome = merge_chunk(
+            conn,
+            spec,
+            staged,
+            legacy_table=legacy_table,
+            site_id=site_id,
+            run_id=run_id,
+            cutover=cutover,
+            now=now,
+            may_be_loaded=may_be_loaded,
+        )
         record_rejects(conn, unstorable, legacy_table=legacy_table, site_id=site_id, run_id=run_id, now=now)
     return outcome, unstorable
 
@@ -124,16 +183,18 @@ def demo_site(folder: Path, legacy_url: str, target: sa.Engine | None, *, scale:
     return legacy, folder / "files", truth
 
 
-def demo_inventory(folder: Path, target_url: str, *, scale: float = 0.05, site_id: str = "demo",
-                   ready_to_load: bool = True):
+def demo_inventory(
+    folder: Path, target_url: str, *, scale: float = 0.05, site_id: str = "demo", ready_to_load: bool = True
+):
     """A site folder as an operator has it: sites.yaml, secrets, signing and custodian keys, legacy
     database, attachments; assessed, backed up and its backup verified (what a load needs first),
     unless `ready_to_load` is False.
 
     The new system's side is planted into the target. Returns (inventory path, truth).
     """
-    from backups.keys import generate_custodian_identity, generate_signing_key
     from test_stages_support import READY_TO_LOAD, through_inventory
+
+    from ts24_migrate.core.keys import generate_custodian_identity, generate_signing_key
 
     folder.mkdir(parents=True, exist_ok=True)
     target = store_engine(Secret(target_url))
@@ -151,9 +212,10 @@ def demo_inventory(folder: Path, target_url: str, *, scale: float = 0.05, site_i
     inventory = folder / "sites.yaml"
     inventory.write_text(
         "version: 1\nwork_dir: work\nsigning_key: keys/signing.key\ntarget: file:secrets/target.url\n"
-        f"sites:\n  - id: {site_id}\n    office: \"01\"\n    legacy: file:secrets/legacy.url\n"
+        f'sites:\n  - id: {site_id}\n    office: "01"\n    legacy: file:secrets/legacy.url\n'
         f"    attachments: files\n    cutover: {CUTOVER.isoformat()}\n    backup_recipients: [{recipient}]\n",
-        encoding="utf-8")
+        encoding="utf-8",
+    )
     if ready_to_load:
         through_inventory(inventory, site_id, *READY_TO_LOAD)
     return inventory, truth
@@ -162,8 +224,10 @@ def demo_inventory(folder: Path, target_url: str, *, scale: float = 0.05, site_i
 # -- snapshots ----------------------------------------------------------------------------------
 def _surrogate_names(conn: sa.Connection) -> dict[tuple[str, str], tuple]:
     """(target_table, key as text) -> the legacy identity the crosswalk gives it."""
-    return {(r.target_table, r.target_key): ("ts24", r.site_id, r.legacy_table, r.legacy_key)
-            for r in conn.execute(sa.select(bk.crosswalk))}
+    return {
+        (r.target_table, r.target_key): ("ts24", r.site_id, r.legacy_table, r.legacy_key)
+        for r in conn.execute(sa.select(bk.crosswalk))
+    }
 
 
 def _name_key(names: dict, table: str, value: Any) -> Any:

@@ -1,5 +1,5 @@
-"""Personal data masked by one rule per kind (ts24_migrate/personal_data.py), files owner-only
-(ts24_migrate/private_files.py), and the transform's key store leaving no readable file.
+"""Personal data masked by one rule per kind (ts24_migrate/core/personal_data.py), files owner-only
+(ts24_migrate/core/private_files.py), and the transform's key store leaving no readable file.
 
 The rules are checked on the values the README's table promises, masking is
 idempotent (a report rebuilt from masked figures is masked the same), a
@@ -16,13 +16,34 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from ts24_migrate.personal_data import (BIRTH_DATE, CITIZEN_ID, EMAIL, FIELD_KINDS, MASKED_NOTICE, NAME, PHONE,
-                                        SHOWN_NOTICE, SOCIAL_INSURANCE_NO, Masking, mask_as, mask_example,
-                                        mask_legacy_key, mask_value, masking_for)
-from ts24_migrate.private_files import (loose_modes, make_private_dirs, make_tree_private, private_dir,
-                                        private_sqlite_file, write_private_text)
+from ts24_migrate.core.personal_data import (
+    BIRTH_DATE,
+    CITIZEN_ID,
+    EMAIL,
+    FIELD_KINDS,
+    MASKED_NOTICE,
+    NAME,
+    PHONE,
+    SHOWN_NOTICE,
+    SOCIAL_INSURANCE_NO,
+    Masking,
+    mask_as,
+    mask_example,
+    mask_legacy_key,
+    mask_value,
+    masking_for,
+)
+from ts24_migrate.core.private_files import (
+    loose_modes,
+    make_private_dirs,
+    make_tree_private,
+    private_dir,
+    private_sqlite_file,
+    write_private_text,
+)
 
 
 @pytest.fixture
@@ -33,38 +54,41 @@ def umask_022():
     os.umask(previous)
 
 
-@pytest.mark.parametrize("field, value, shown", [
-    ("MA_SO_BHXH", "0101234567", "01****4567"),
-    ("social_insurance_no", "010359984", "01****984"),  # 9 characters: at least 4 hidden
-    ("MA_SO_BHXH", "01O10", "0****"),
-    ("SO_CCCD", "001085012345", "00******2345"),
-    ("citizen_id", "012345678", "01****678"),
-    ("HO_TEN", "Nguyễn Văn Đức", "N. V. Đ."),
-    ("full_name", "  Trần  Thị Bích ", "  T. T. B. "),  # stray whitespace (a defect) kept
-    ("NGUOI_LIEN_HE", "Lê An", "L. A."),
-    ("NGAY_SINH", "15/03/1985", "**/**/1985"),
-    ("NGAY_SINH", "03/1985", "**/1985"),
-    ("NGAY_SINH", "1985", "1985"),
-    ("NGAY_SINH", "31/02/1985", "**/**/1985"),
-    ("NGAY_SINH", "15/08/85", "**/**/85"),  # a two-digit year: still the year only
-    ("birth_date", dt.date(1985, 3, 15), "1985-**-**"),
-    ("EMAIL", "nguyen.van.a@gmail.com", "n***@gmail.com"),
-    ("email", "not-an-address", "n***"),
-    ("DIEN_THOAI", "0912 345 678", "**** *** 678"),
-    ("phone", "+84912345678", "+********678"),
-    ("DIA_CHI", "Số 13 Bà Triệu, phường Dịch Vọng, thành phố Hà Nội", "***, thành phố Hà Nội"),
-    ("CAN_BO_XU_LY", "cb.hoa", "c***"),
-    ("GHI_CHU", "gọi cho anh Nam 0912345678", "(hidden: 26 characters)"),
-    ("NOI_DUNG", b"<xml>...</xml>", "(hidden: 14 bytes)"),
-    ("MAT_KHAU_HASH", "$2b$12$abc", "(hidden)"),
-    ("MA_SO_THUE", "0101234567", "0101234567"),  # an enterprise's tax code is public
-    ("MA_SO_THUE", "0101234567-001", "0101234567-001"),
-    ("tax_code", "001085012345", "00******2345"),  # shaped like a citizen ID: masked as one
-    ("HO_TEN", "", ""),  # an empty value is the defect shown
-    ("HO_TEN", None, None),
-    ("TEN_DV", "Công ty TNHH Hòa Bình", "Công ty TNHH Hòa Bình"),  # not personal
-    ("units.email", "ketoan@x.vn", "k***@x.vn"),  # a qualified field
-])
+@pytest.mark.parametrize(
+    "field, value, shown",
+    [
+        ("MA_SO_BHXH", "0101234567", "01****4567"),
+        ("social_insurance_no", "010359984", "01****984"),  # 9 characters: at least 4 hidden
+        ("MA_SO_BHXH", "01O10", "0****"),
+        ("SO_CCCD", "001085012345", "00******2345"),
+        ("citizen_id", "012345678", "01****678"),
+        ("HO_TEN", "Nguyễn Văn Đức", "N. V. Đ."),
+        ("full_name", "  Trần  Thị Bích ", "  T. T. B. "),  # stray whitespace (a defect) kept
+        ("NGUOI_LIEN_HE", "Lê An", "L. A."),
+        ("NGAY_SINH", "15/03/1985", "**/**/1985"),
+        ("NGAY_SINH", "03/1985", "**/1985"),
+        ("NGAY_SINH", "1985", "1985"),
+        ("NGAY_SINH", "31/02/1985", "**/**/1985"),
+        ("NGAY_SINH", "15/08/85", "**/**/85"),  # a two-digit year: still the year only
+        ("birth_date", dt.date(1985, 3, 15), "1985-**-**"),
+        ("EMAIL", "nguyen.van.a@gmail.com", "n***@gmail.com"),
+        ("email", "not-an-address", "n***"),
+        ("DIEN_THOAI", "0912 345 678", "**** *** 678"),
+        ("phone", "+84912345678", "+********678"),
+        ("DIA_CHI", "Số 13 Bà Triệu, phường Dịch Vọng, thành phố Hà Nội", "***, thành phố Hà Nội"),
+        ("CAN_BO_XU_LY", "cb.hoa", "c***"),
+        ("GHI_CHU", "gọi cho anh Nam 0912345678", "(hidden: 26 characters)"),
+        ("NOI_DUNG", b"<xml>...</xml>", "(hidden: 14 bytes)"),
+        ("MAT_KHAU_HASH", "$2b$12$abc", "(hidden)"),
+        ("MA_SO_THUE", "0101234567", "0101234567"),  # an enterprise's tax code is public
+        ("MA_SO_THUE", "0101234567-001", "0101234567-001"),
+        ("tax_code", "001085012345", "00******2345"),  # shaped like a citizen ID: masked as one
+        ("HO_TEN", "", ""),  # an empty value is the defect shown
+        ("HO_TEN", None, None),
+        ("TEN_DV", "Công ty TNHH Hòa Bình", "Công ty TNHH Hòa Bình"),  # not personal
+        ("units.email", "ketoan@x.vn", "k***@x.vn"),  # a qualified field
+    ],
+)
 def test_each_kind_has_its_rule(field, value, shown):
     assert mask_value(field, value) == shown
 
@@ -78,32 +102,66 @@ def test_legacy_keys_of_insured_persons_are_masked_and_others_are_not():
 
 
 def test_an_example_loses_the_personal_values_its_message_repeats():
-    example = {"legacy_key": "0101234567", "field": "NGAY_SINH", "value": "31/11/1975",
-               "message": "'31/11/1975' is not a date on the calendar"}
+    example = {
+        "legacy_key": "0101234567",
+        "field": "NGAY_SINH",
+        "value": "31/11/1975",
+        "message": "'31/11/1975' is not a date on the calendar",
+    }
     assert mask_example(example, table="NGUOI_LAO_DONG") == {
-        "legacy_key": "01****4567", "field": "NGAY_SINH", "value": "**/**/1975",
-        "message": "'**/**/1975' is not a date on the calendar"}
-    duplicate = mask_example({"legacy_key": "0101000099", "field": "MA_SO_BHXH", "value": "0101000001 ",
-                              "reason_code": "DUPLICATE_KEY",
-                              "message": "person '0101000001' is already loaded from legacy key '0101000001'"},
-                             table="NGUOI_LAO_DONG")
+        "legacy_key": "01****4567",
+        "field": "NGAY_SINH",
+        "value": "**/**/1975",
+        "message": "'**/**/1975' is not a date on the calendar",
+    }
+    duplicate = mask_example(
+        {
+            "legacy_key": "0101000099",
+            "field": "MA_SO_BHXH",
+            "value": "0101000001 ",
+            "reason_code": "DUPLICATE_KEY",
+            "message": "person '0101000001' is already loaded from legacy key '0101000001'",
+        },
+        table="NGUOI_LAO_DONG",
+    )
     assert duplicate["value"] == "01****0001 " and "0101000001" not in duplicate["message"]
     assert duplicate["reason_code"] == "DUPLICATE_KEY"
     # A flag's example (another helper's section): every value key is masked by the field's rule.
-    flagged = mask_example({"legacy_key": "0101234567", "field": "HO_TEN", "original_value": "NguyÔn V¨n An",
-                            "value_loaded": "Nguyễn Văn An"}, table="NGUOI_LAO_DONG")
-    assert flagged == {"legacy_key": "01****4567", "field": "HO_TEN", "original_value": "N. V. A.",
-                       "value_loaded": "N. V. A."}
+    flagged = mask_example(
+        {
+            "legacy_key": "0101234567",
+            "field": "HO_TEN",
+            "original_value": "NguyÔn V¨n An",
+            "value_loaded": "Nguyễn Văn An",
+        },
+        table="NGUOI_LAO_DONG",
+    )
+    assert flagged == {
+        "legacy_key": "01****4567",
+        "field": "HO_TEN",
+        "original_value": "N. V. A.",
+        "value_loaded": "N. V. A.",
+    }
     # A unit's tax code is not personal: value and message kept.
-    unit = {"legacy_key": "DN01", "field": "MA_SO_THUE", "value": "0101234568",
-            "message": "tax code '0101234568' has a wrong check digit"}
+    unit = {
+        "legacy_key": "DN01",
+        "field": "MA_SO_THUE",
+        "value": "0101234568",
+        "message": "tax code '0101234568' has a wrong check digit",
+    }
     assert mask_example(unit, table="DM_DONVI") == unit
 
 
 def test_a_message_naming_an_identifier_or_address_not_given_is_still_scrubbed():
-    masked = mask_example({"legacy_key": "0101234567", "field": "SO_CCCD", "value": "0011733105",
-                           "message": "citizen ID 001173310512 of 0101234567, mail a.b@c.vn, born 01/02/1980"},
-                          table="NGUOI_LAO_DONG")
+    masked = mask_example(
+        {
+            "legacy_key": "0101234567",
+            "field": "SO_CCCD",
+            "value": "0011733105",
+            "message": "citizen ID 001173310512 of 0101234567, mail a.b@c.vn, born 01/02/1980",
+        },
+        table="NGUOI_LAO_DONG",
+    )
     assert masked["message"] == "citizen ID 00******0512 of 01****4567, mail a***@c.vn, born **/**/1980"
 
 
@@ -126,8 +184,12 @@ _DIRTY = st.text(st.sampled_from(list("0123456789abN *@.,/-ễĐ'")), max_size=3
 
 
 @settings(max_examples=300, deadline=None)
-@given(field=st.sampled_from(["HO_TEN", "NGAY_SINH", "MA_SO_BHXH", "EMAIL", "DIA_CHI", "MA_SO_THUE", "MA_DV"]),
-       value=_DIRTY, message=_DIRTY, key=_DIRTY)
+@given(
+    field=st.sampled_from(["HO_TEN", "NGAY_SINH", "MA_SO_BHXH", "EMAIL", "DIA_CHI", "MA_SO_THUE", "MA_DV"]),
+    value=_DIRTY,
+    message=_DIRTY,
+    key=_DIRTY,
+)
 def test_a_report_rebuilt_from_masked_examples_masks_them_the_same(field, value, message, key):
     example = {"legacy_key": key, "field": field, "value": value, "message": message}
     once = mask_example(example, table="NGUOI_LAO_DONG")
@@ -157,6 +219,7 @@ def test_other_kinds_keep_little():
 
 
 # -- files readable by their owner only ----------------------------------------------------------
+
 
 def _mode(path: Path) -> int:
     return stat.S_IMODE(path.lstat().st_mode)
@@ -207,7 +270,7 @@ def test_a_tree_another_library_wrote_is_made_private(tmp_path, umask_022):
 
 
 def test_the_key_store_database_is_owner_only_and_has_no_name(tmp_path):
-    from transform.key_store import KeyStore
+    from ts24_migrate.core.key_store import KeyStore
 
     store = KeyStore(memory_entries=2)
     for number in ("0101234567", "0101234568", "0101234569"):
@@ -230,12 +293,15 @@ def test_the_key_store_database_is_owner_only_and_has_no_name(tmp_path):
 
 # -- Great Expectations: results and Data Docs --------------------------------------------------
 
+
 def _persons(tmp_path: Path) -> sa.Engine:
     engine = sa.create_engine(f"sqlite:///{tmp_path / 'persons.sqlite'}")
     with engine.begin() as conn:
         conn.exec_driver_sql("CREATE TABLE insured_persons (social_insurance_no TEXT, full_name TEXT)")
-        conn.exec_driver_sql("INSERT INTO insured_persons VALUES ('0101234567', 'Nguyễn Văn Đức'), "
-                             "('0101234567', 'Trần Thị Bích'), ('9876543', 'Lê Hữu Phúc')")
+        conn.exec_driver_sql(
+            "INSERT INTO insured_persons VALUES ('0101234567', 'Nguyễn Văn Đức'), "
+            "('0101234567', 'Trần Thị Bích'), ('9876543', 'Lê Hữu Phúc')"
+        )
     return engine
 
 
@@ -251,10 +317,13 @@ def test_data_docs_and_results_show_masked_unexpected_values(tmp_path, umask_022
     from validation.gx_runner import run_suites
 
     engine = _persons(tmp_path)
-    suites = {"insured_persons": [
-        gxe.ExpectColumnValuesToMatchRegex(column="social_insurance_no", regex=r"^[0-9]{10}$"),
-        gxe.ExpectColumnValuesToBeUnique(column="social_insurance_no"),
-        gxe.ExpectColumnValuesToMatchRegex(column="full_name", regex=r"^Z")]}
+    suites = {
+        "insured_persons": [
+            gxe.ExpectColumnValuesToMatchRegex(column="social_insurance_no", regex=r"^[0-9]{10}$"),
+            gxe.ExpectColumnValuesToBeUnique(column="social_insurance_no"),
+            gxe.ExpectColumnValuesToMatchRegex(column="full_name", regex=r"^Z"),
+        ]
+    }
     docs = tmp_path / "reports" / "run" / "data-docs" / "target"
     results = run_suites(engine, suites, docs_dir=docs, kind="target", run_name="t", masking=Masking(show=show))
     examples = {e.expectation + ":" + e.column: e.examples for e in results.suite("insured_persons").expectations}
@@ -266,8 +335,7 @@ def test_data_docs_and_results_show_masked_unexpected_values(tmp_path, umask_022
     else:
         assert examples["expect_column_values_to_be_unique:social_insurance_no"] == ["01****4567", "01****4567"]
         assert examples["expect_column_values_to_match_regex:social_insurance_no"] == ["98****3"]
-        assert sorted(examples["expect_column_values_to_match_regex:full_name"]) == ["L. H. P.", "N. V. Đ.",
-                                                                                    "T. T. B."]
+        assert sorted(examples["expect_column_values_to_match_regex:full_name"]) == ["L. H. P.", "N. V. Đ.", "T. T. B."]
         assert not [value for value in raw if value in text]
         assert "01****4567" in text and "N. V. Đ." in text  # the Data Docs still show what is wrong
     assert loose_modes(tmp_path / "reports") == []

@@ -12,13 +12,13 @@ from pathlib import Path
 
 import pytest
 import yaml
-
-from backups.keys import generate_custodian_identity, generate_signing_key
-from ts24_migrate.app import App
 from test_stages_support import through_inventory
-from ts24_migrate.commands.demo_data import write_demo_inventory
-from ts24_migrate.control_store import SiteState
-from ts24_migrate.errors import ConfigError
+
+from ts24_migrate.cli.commands.demo_data import write_demo_inventory
+from ts24_migrate.core.control_store import SiteState
+from ts24_migrate.core.errors import ConfigError
+from ts24_migrate.core.keys import generate_custodian_identity, generate_signing_key
+from ts24_migrate.runs.app import App
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -42,17 +42,25 @@ def loaded_inventory(tmp_path) -> Path:
     (folder / "keys").mkdir(parents=True)
     recipient = generate_custodian_identity(folder / "keys" / "alice.age-identity")
     generate_signing_key(folder / "keys" / "signing.key")
-    inventory = write_demo_inventory(folder, scale=0.05, backup_recipients=[recipient],
-                                     signing_key=Path("keys/signing.key"))
-    through_inventory(inventory, "demo", "assess", "backup", "verify-identity", "load", "validate",
-                      identity=folder / "keys" / "alice.age-identity")
+    inventory = write_demo_inventory(
+        folder, scale=0.05, backup_recipients=[recipient], signing_key=Path("keys/signing.key")
+    )
+    through_inventory(
+        inventory,
+        "demo",
+        "assess",
+        "backup",
+        "verify-identity",
+        "load",
+        "validate",
+        identity=folder / "keys" / "alice.age-identity",
+    )
     return inventory
 
 
 @pytest.mark.prefect
 @pytest.mark.slow
-def test_the_scheduled_reconciliation_runs_with_its_deployed_parameters(loaded_inventory, prefect_server,
-                                                                         monkeypatch):
+def test_the_scheduled_reconciliation_runs_with_its_deployed_parameters(loaded_inventory, prefect_server, monkeypatch):
     deployment = _deployment("reconcile-sites")
     assert deployment["schedules"], "reconcile-sites is the scheduled deployment"
     parameters = dict(deployment.get("parameters") or {})

@@ -30,17 +30,23 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-
-from purge.remaining_copies import (CopyKind, Disposition, destroy_scratch_copies, leftover_staging_tables,
-                                    remaining_copies, scratch_record)
-from ts24_migrate.cli import main
-from ts24_migrate.errors import VerificationError
-from ts24_migrate.personal_data import MASKED_NOTICE
-from ts24_migrate.private_files import loose_modes
-from ts24_migrate.steps.assess import assess_step
-from ts24_migrate.steps.reconcile import reconcile_step
-from ts24_migrate.steps.validate import validate_step
 from test_report_support import SITE, migrated_site
+
+from purge.remaining_copies import (
+    CopyKind,
+    Disposition,
+    destroy_scratch_copies,
+    leftover_staging_tables,
+    remaining_copies,
+    scratch_record,
+)
+from ts24_migrate.cli.main import main
+from ts24_migrate.core.errors import VerificationError
+from ts24_migrate.core.personal_data import MASKED_NOTICE
+from ts24_migrate.core.private_files import loose_modes
+from ts24_migrate.runs.assess import assess_step
+from ts24_migrate.runs.reconcile import reconcile_step
+from ts24_migrate.runs.validate import validate_step
 
 pytestmark = pytest.mark.slow
 
@@ -60,11 +66,29 @@ def site(tmp_path_factory):
         base = migrated.inventory.parent
         out, err = io.StringIO(), io.StringIO()
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            assert main(["-i", str(migrated.inventory), "--json", "reconcile", "restore-chain", SITE, "--identity",
-                         str(migrated.identity), "--into-sqlite", str(base / "scratch" / "chain.sqlite"),
-                         "--files", str(base / "scratch" / "chain-files")]) == 0, err.getvalue()
-            assert main(["-i", str(migrated.inventory), "--json", "report", SITE, "--out",
-                         str(base / "for-the-auditor")]) == 0, err.getvalue()
+            assert (
+                main(
+                    [
+                        "-i",
+                        str(migrated.inventory),
+                        "--json",
+                        "reconcile",
+                        "restore-chain",
+                        SITE,
+                        "--identity",
+                        str(migrated.identity),
+                        "--into-sqlite",
+                        str(base / "scratch" / "chain.sqlite"),
+                        "--files",
+                        str(base / "scratch" / "chain-files"),
+                    ]
+                )
+                == 0
+            ), err.getvalue()
+            assert (
+                main(["-i", str(migrated.inventory), "--json", "report", SITE, "--out", str(base / "for-the-auditor")])
+                == 0
+            ), err.getvalue()
     finally:
         os.umask(previous)
     yield migrated, validation, reconciliation
@@ -82,8 +106,9 @@ def _personal_values(legacy: Path) -> dict[str, str]:
                 values[form] = kind
 
     with contextlib.closing(sqlite3.connect(legacy)) as db:
-        for number, name, birth, card in db.execute("SELECT MA_SO_BHXH, HO_TEN, NGAY_SINH, SO_CCCD "
-                                                    "FROM NGUOI_LAO_DONG"):
+        for number, name, birth, card in db.execute(
+            "SELECT MA_SO_BHXH, HO_TEN, NGAY_SINH, SO_CCCD FROM NGUOI_LAO_DONG"
+        ):
             add("social insurance number", number)
             add("name", name)
             add("citizen ID", card)
@@ -92,8 +117,9 @@ def _personal_values(legacy: Path) -> dict[str, str]:
             if len(parts) == 3 and all(p.isdigit() for p in parts):
                 with contextlib.suppress(ValueError):
                     add("birth date", dt.date(int(parts[2]), int(parts[1]), int(parts[0])).isoformat())
-        for contact, phone, email, address in db.execute("SELECT NGUOI_LIEN_HE, DIEN_THOAI, EMAIL, DIA_CHI "
-                                                         "FROM DM_DONVI"):
+        for contact, phone, email, address in db.execute(
+            "SELECT NGUOI_LIEN_HE, DIEN_THOAI, EMAIL, DIA_CHI FROM DM_DONVI"
+        ):
             for kind, value in (("name", contact), ("phone", phone), ("e-mail", email), ("address", address)):
                 add(kind, value)
     return values
@@ -111,8 +137,11 @@ def _leaks(texts: dict[str, str], values: dict[str, str]) -> dict[str, list[str]
 def _text_files(root: Path, *, skip: tuple[str, ...] = ()) -> dict[str, str]:
     texts = {}
     for path in root.rglob("*"):
-        if path.is_file() and path.suffix in (".html", ".json", ".md", ".jsonl", ".head", ".css", ".txt") \
-                and path.name not in skip:
+        if (
+            path.is_file()
+            and path.suffix in (".html", ".json", ".md", ".jsonl", ".head", ".css", ".txt")
+            and path.name not in skip
+        ):
             texts[str(path.relative_to(root.parent))] = path.read_text(encoding="utf-8", errors="replace")
     return texts
 
@@ -129,8 +158,10 @@ def test_no_personal_value_in_reports_data_docs_ledger_artifacts_or_figures(site
     assert {"name", "birth date", "citizen ID", "phone", "e-mail", "address"} <= set(values.values())
 
     # The outreach CSV holds contact details by design (0600, for the office): everything else may not.
-    texts = {**_text_files(base / "work", skip=("reregistration-outreach.csv",)),
-             **_text_files(base / "for-the-auditor")}
+    texts = {
+        **_text_files(base / "work", skip=("reregistration-outreach.csv",)),
+        **_text_files(base / "for-the-auditor"),
+    }
     assert any(name.endswith("validation-report.json") for name in texts)
     assert any("data-docs" in name for name in texts) and any(name.endswith("assessment.md") for name in texts)
     assert any(name.endswith("reconciliation.html") for name in texts)
@@ -155,8 +186,10 @@ def test_no_personal_value_in_reports_data_docs_ledger_artifacts_or_figures(site
     assert 'id="personal-data"' in html and "masked" in html
     docs = "".join(v for k, v in texts.items() if "data-docs/legacy" in k and "NGUOI_LAO_DONG" in k)
     assert "****" in docs  # the legacy profile's unexpected values, masked
-    assert json.loads(Path(reconciliation["reports"]["json"]).read_text(encoding="utf-8"))["personal_data"][
-        "examples"] == "masked"
+    assert (
+        json.loads(Path(reconciliation["reports"]["json"]).read_text(encoding="utf-8"))["personal_data"]["examples"]
+        == "masked"
+    )
 
 
 def _loose(paths) -> list[tuple[str, str]]:
@@ -172,8 +205,11 @@ def test_every_file_with_legacy_data_is_readable_by_its_owner_only(site):
     roots = [base / "work", base / "backups", base / "for-the-auditor", base / "scratch" / "chain-files"]
     assert all(root.is_dir() for root in roots)
     assert _loose(roots) == []
-    databases = [base / "scratch" / "chain.sqlite", base / "new-system" / "target.sqlite",
-                 base / "work" / "control.sqlite"]
+    databases = [
+        base / "scratch" / "chain.sqlite",
+        base / "new-system" / "target.sqlite",
+        base / "work" / "control.sqlite",
+    ]
     for database in databases:
         for path in (database, *(Path(f"{database}{s}") for s in ("-wal", "-shm", "-journal"))):
             if path.exists():
@@ -201,15 +237,16 @@ def test_the_register_names_every_copy_and_the_scratch_ones_are_destroyed(site, 
     by_kind = {kind: [c for c in copies if c.kind == kind] for kind in CopyKind}
     assert by_kind[CopyKind.BACKUP_CHAIN][0].path == base / "backups" / SITE
     assert {c.run_id for c in by_kind[CopyKind.REPORT]} >= {validation["run_id"], reconciliation["run_id"]}
-    assert all(c.disposition == Disposition.KEPT_MASKED for c in by_kind[CopyKind.REPORT]
-               if "reports" in c.path.parts)
+    assert all(c.disposition == Disposition.KEPT_MASKED for c in by_kind[CopyKind.REPORT] if "reports" in c.path.parts)
     assert {c.path.name for c in by_kind[CopyKind.REPORT] if c.disposition == Disposition.KEPT_BY_DESIGN} == {
-        "latest"}  # the site's latest/ page: no row values
+        "latest"
+    }  # the site's latest/ page: no row values
     assert by_kind[CopyKind.OUTREACH_CSV][0].disposition == Disposition.DELETE_AFTER_USE
     assert by_kind[CopyKind.REPORT_COPY][0].path == (base / "for-the-auditor").resolve()
     scratch = by_kind[CopyKind.SCRATCH_RESTORE]
-    assert sorted(c.path for c in scratch) == sorted([(base / "scratch" / "chain.sqlite").resolve(),
-                                                      (base / "scratch" / "chain-files").resolve()])
+    assert sorted(c.path for c in scratch) == sorted(
+        [(base / "scratch" / "chain.sqlite").resolve(), (base / "scratch" / "chain-files").resolve()]
+    )
     assert all(c.exists and c.destroyable and c.disposition == Disposition.DESTROY_WITH_SITE for c in scratch)
     staging = by_kind[CopyKind.STAGING_TABLES]
     assert [c.exists for c in staging] == [True] and staging[0].location.endswith("0badc0de")
@@ -246,17 +283,24 @@ def test_the_register_names_every_copy_and_the_scratch_ones_are_destroyed(site, 
 
 @pytest.mark.postgres
 def test_a_scratch_restore_into_a_server_database_is_recorded_and_dropped(demo_site, pg_url, monkeypatch):
-    from ts24_migrate.app import App
-    from ts24_migrate.secrets import Secret, redact_url
-    from ts24_migrate.steps.backup import backup_step, restore_step
+    from ts24_migrate.core.secrets import Secret, redact_url
+    from ts24_migrate.runs.app import App
+    from ts24_migrate.runs.backup import backup_step, restore_step
 
     demo = demo_site(scale=0.02)
     app = App(demo.inventory)
     assess_step(app, demo.site_id)
     backup_step(app, demo.site_id)
     monkeypatch.setenv("TS24_TEST_SCRATCH_URL", pg_url)
-    restore_step(app, demo.site_id, identity=demo.identity, into_url=Secret(pg_url),
-                 files_dir=demo.folder / "restored-files", into_url_env="TS24_TEST_SCRATCH_URL", compare_live=False)
+    restore_step(
+        app,
+        demo.site_id,
+        identity=demo.identity,
+        into_url=Secret(pg_url),
+        files_dir=demo.folder / "restored-files",
+        into_url_env="TS24_TEST_SCRATCH_URL",
+        compare_live=False,
+    )
     copies = [c for c in remaining_copies(app, demo.site_id) if c.kind == CopyKind.SCRATCH_RESTORE]
     database = next(c for c in copies if c.path is None)
     assert database.exists and database.location == redact_url(pg_url)

@@ -8,17 +8,16 @@ import os
 from pathlib import Path
 
 import pytest
-
-from backups.keys import load_public_key
-from reconcile.chain import load_chain, restore_chain
-from reconcile.state import ReconcileState
-from ts24_migrate.control_store import SiteState
-from ts24_migrate.db import store_engine
-from ts24_migrate.demo.site_objects import TRIGGER, VIEW
-from ts24_migrate.errors import ExitCode
-from ts24_migrate.secrets import Secret
-
 from test_purge_support import OUTSIDE_SECRET, SITE, copy_site, run_cli, template
+
+from backups.chain import load_chain, restore_chain
+from reconcile.state import ReconcileState
+from ts24_migrate.core.control_store import SiteState
+from ts24_migrate.core.db import store_engine
+from ts24_migrate.core.errors import ExitCode
+from ts24_migrate.core.keys import load_public_key
+from ts24_migrate.core.secrets import Secret
+from ts24_migrate.demo.site_objects import TRIGGER, VIEW
 
 pytestmark = pytest.mark.slow
 
@@ -47,6 +46,7 @@ def test_plan_changes_nothing_and_lists_exactly_the_scope(site, capsys):
     # The residue sample is keyed hashes only: no sampled value appears in the plan.
     text = Path(plan["plan"]).read_text(encoding="utf-8")
     import sqlite3
+
     with sqlite3.connect(f"file:{site.legacy}?mode=ro", uri=True) as conn:
         insured = [r[0] for r in conn.execute("SELECT MA_SO_BHXH FROM NGUOI_LAO_DONG LIMIT 20")]
     assert insured and not any(value in text for value in insured)
@@ -63,8 +63,9 @@ def test_execute_destroys_exactly_the_plan_and_the_certificate_verifies_offline(
     approval = site.approve(plan["plan"], capsys=capsys)
     before = site.snapshot()
     target_file = site.folder / "new-system" / "target.sqlite"
-    code, result, err = run_cli(site.inventory, "purge", "execute", SITE, "--plan", plan["plan"], "--approval",
-                                approval, capsys=capsys)
+    code, result, err = run_cli(
+        site.inventory, "purge", "execute", SITE, "--plan", plan["plan"], "--approval", approval, capsys=capsys
+    )
     assert code == ExitCode.OK, err
     after = site.snapshot()
 
@@ -84,9 +85,21 @@ def test_execute_destroys_exactly_the_plan_and_the_certificate_verifies_offline(
     assert [t[1] for t in site.store().transitions(SITE)][-3:] == ["PURGE_APPROVED", "PURGED", "CERTIFIED"]
 
     # The certificate verifies offline with public keys only, against backups, ledger and plan.
-    code, check, err = run_cli(site.inventory, "certificate", "verify", result["certificate"], "--public-key",
-                               str(site.public_key), "--backups", str(site.folder / "backups"), "--ledger",
-                               str(site.ledger), "--plan", plan["plan"], capsys=capsys)
+    code, check, err = run_cli(
+        site.inventory,
+        "certificate",
+        "verify",
+        result["certificate"],
+        "--public-key",
+        str(site.public_key),
+        "--backups",
+        str(site.folder / "backups"),
+        "--ledger",
+        str(site.ledger),
+        "--plan",
+        plan["plan"],
+        capsys=capsys,
+    )
     assert code == ExitCode.OK and check["ok"], err
     assert len(check["checked"]) == 5
     body = json.loads(Path(result["certificate"]).read_text(encoding="utf-8"))["body"]
@@ -107,8 +120,13 @@ def test_execute_destroys_exactly_the_plan_and_the_certificate_verifies_offline(
     manifests = load_chain(site.folder / "backups", SITE, ReconcileState(store.engine).chain(SITE))
     scratch = store_engine(Secret(f"sqlite:///{tmp_path / 'restored.sqlite'}"))
     try:
-        report = restore_chain(manifests, site.identity, scratch, tmp_path / "restored-files",
-                               public_key_b64=load_public_key(site.public_key))
+        report = restore_chain(
+            manifests,
+            site.identity,
+            scratch,
+            tmp_path / "restored-files",
+            public_key_b64=load_public_key(site.public_key),
+        )
     finally:
         scratch.dispose()
     assert report.ok, report.problems
@@ -124,12 +142,16 @@ def test_a_hard_link_outside_the_folder_is_unlinked_but_never_overwritten(site, 
     os.link(victim, outside)
     content = outside.read_bytes()
     plan = site.plan(capsys)
-    entry = next(e for e in json.loads(Path(plan["plan"]).read_text())["body"]["attachments"]["entries"]
-                 if e["path"] == victim.relative_to(site.files).as_posix())
+    entry = next(
+        e
+        for e in json.loads(Path(plan["plan"]).read_text())["body"]["attachments"]["entries"]
+        if e["path"] == victim.relative_to(site.files).as_posix()
+    )
     assert entry["outside_links"] and "unlink only" in entry["method"]
     approval = site.approve(plan["plan"], capsys=capsys)
-    code, result, err = run_cli(site.inventory, "purge", "execute", SITE, "--plan", plan["plan"], "--approval",
-                                approval, capsys=capsys)
+    code, result, err = run_cli(
+        site.inventory, "purge", "execute", SITE, "--plan", plan["plan"], "--approval", approval, capsys=capsys
+    )
     assert code == ExitCode.OK, err
     assert not victim.exists() and outside.read_bytes() == content
     assert result["figures"]["files_unlinked_only"] == 1

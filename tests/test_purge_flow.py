@@ -7,14 +7,12 @@ from __future__ import annotations
 import json
 import threading
 import time
-from pathlib import Path
 
 import pytest
-
-from ts24_migrate.control_store import SiteState
-from ts24_migrate.errors import ExitCode
-
 from test_purge_support import SITE, copy_site, run_cli, template
+
+from ts24_migrate.core.control_store import SiteState
+from ts24_migrate.core.errors import ExitCode
 
 pytestmark = [pytest.mark.prefect, pytest.mark.slow]
 
@@ -62,17 +60,31 @@ def test_the_flow_pauses_for_the_approval_then_purges_and_certifies(prefect_serv
     legacy_before = site.legacy.read_bytes()
     with get_client(sync_client=True) as client:
         known = {r.id for r in _purge_runs(client)}
-        runner = FlowThread(site_id=SITE, operator_key=str(site.key("operator")), inventory=str(site.inventory),
-                            approval_timeout_seconds=300, poll_interval_seconds=1)
+        runner = FlowThread(
+            site_id=SITE,
+            operator_key=str(site.key("operator")),
+            inventory=str(site.inventory),
+            approval_timeout_seconds=300,
+            poll_interval_seconds=1,
+        )
         runner.start()
         paused = _wait_for_pause(client, known)
         # Paused: the plan exists, nothing is destroyed, and the artifact holds figures, gates and the hash only.
         (plan_path,) = (site.folder / "work" / "sites" / SITE / "purge").glob("*/plan.json")
         assert site.legacy.read_bytes() == legacy_before
-        artifacts = client.read_artifacts(artifact_filter=ArtifactFilter(
-            key=ArtifactFilterKey(any_=[artifact_key(SITE, "purge-plan")])))
-        code, approved, err = run_cli(site.inventory, "purge", "approve", str(plan_path), "--key",
-                                      str(site.key("approver-b")), "--out", str(tmp_path / "approval.json"))
+        artifacts = client.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[artifact_key(SITE, "purge-plan")]))
+        )
+        code, approved, err = run_cli(
+            site.inventory,
+            "purge",
+            "approve",
+            str(plan_path),
+            "--key",
+            str(site.key("approver-b")),
+            "--out",
+            str(tmp_path / "approval.json"),
+        )
         assert code == ExitCode.OK, err
         plan_hash = approved["plan_sha256"]
         (artifact,) = [a for a in artifacts if plan_hash in (a.data or "")]
@@ -84,22 +96,35 @@ def test_the_flow_pauses_for_the_approval_then_purges_and_certifies(prefect_serv
     result = runner.result
     assert result["state"] == SiteState.CERTIFIED.value and result["plan_sha256"] == plan_hash
     assert not site.legacy.exists() and not any(site.files.rglob("*"))
-    code, _, err = run_cli(site.inventory, "certificate", "verify", result["certificate"], "--public-key",
-                           str(site.public_key), "--ledger", str(site.ledger))
+    code, _, err = run_cli(
+        site.inventory,
+        "certificate",
+        "verify",
+        result["certificate"],
+        "--public-key",
+        str(site.public_key),
+        "--ledger",
+        str(site.ledger),
+    )
     assert code == ExitCode.OK, err
 
 
 def test_an_approval_that_never_comes_destroys_nothing(prefect_server, tmp_path_factory, tmp_path):
     from prefect.client.orchestration import get_client
 
-    from ts24_migrate.errors import GateRefused
+    from ts24_migrate.core.errors import GateRefused
 
     site = copy_site(template(tmp_path_factory), tmp_path / "site")
     before = site.snapshot()
     with get_client(sync_client=True) as client:
         known = {r.id for r in _purge_runs(client)}
-        runner = FlowThread(site_id=SITE, operator_key=str(site.key("operator")), inventory=str(site.inventory),
-                            approval_timeout_seconds=3, poll_interval_seconds=1)
+        runner = FlowThread(
+            site_id=SITE,
+            operator_key=str(site.key("operator")),
+            inventory=str(site.inventory),
+            approval_timeout_seconds=3,
+            poll_interval_seconds=1,
+        )
         runner.start()
         runner.join(timeout=120)
         assert not runner.is_alive()
@@ -115,14 +140,19 @@ def test_an_input_naming_another_plan_destroys_nothing(prefect_server, tmp_path_
     from prefect.client.orchestration import get_client
     from prefect.flow_runs import resume_flow_run
 
-    from ts24_migrate.errors import GateRefused
+    from ts24_migrate.core.errors import GateRefused
 
     site = copy_site(template(tmp_path_factory), tmp_path / "site")
     before = site.snapshot()
     with get_client(sync_client=True) as client:
         known = {r.id for r in _purge_runs(client)}
-        runner = FlowThread(site_id=SITE, operator_key=str(site.key("operator")), inventory=str(site.inventory),
-                            approval_timeout_seconds=300, poll_interval_seconds=1)
+        runner = FlowThread(
+            site_id=SITE,
+            operator_key=str(site.key("operator")),
+            inventory=str(site.inventory),
+            approval_timeout_seconds=300,
+            poll_interval_seconds=1,
+        )
         runner.start()
         paused = _wait_for_pause(client, known)
         resume_flow_run(paused.id, run_input={"plan_sha256": "0" * 64, "approvals": []})

@@ -10,16 +10,14 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from test_purge_support import SITE, copy_site, run_cli, template
 
-from backups.keys import load_signing_key
 from purge.approvals import approval_document
 from purge.documents import write_document
-from ts24_migrate.control_store import SiteState
-from ts24_migrate.errors import ExitCode
-
+from ts24_migrate.core.control_store import SiteState
+from ts24_migrate.core.errors import ExitCode
+from ts24_migrate.core.keys import load_signing_key
 from ts24_migrate.demo.site_objects import _VIEW_SQL, VIEW
-
-from test_purge_support import SITE, copy_site, run_cli, template
 
 pytestmark = pytest.mark.slow
 
@@ -98,8 +96,9 @@ def test_writes_not_stopped_are_refused(site, capsys):
 def test_another_server_than_the_assessed_one_is_refused(tmp_path_factory, tmp_path, capsys):
     # The copy is another SQLite file (another inode) and is not re-assessed: it is not the assessed server.
     site = copy_site(template(tmp_path_factory), tmp_path / "site", reassess=False)
-    _refused(site, capsys, "purge", "plan", SITE, "--key", str(site.key("operator")), gate="server_identity",
-             alone=False)
+    _refused(
+        site, capsys, "purge", "plan", SITE, "--key", str(site.key("operator")), gate="server_identity", alone=False
+    )
 
 
 def test_a_tampered_ledger_is_refused(site, capsys):
@@ -115,13 +114,16 @@ def test_a_failed_validation_is_refused(site, capsys):
     import sqlalchemy as sa
 
     from load.target_schema import dossiers
-    from ts24_migrate.db import store_engine
-    from ts24_migrate.config import load_inventory
+    from ts24_migrate.core.config import load_inventory
+    from ts24_migrate.core.db import store_engine
 
     target = store_engine(load_inventory(site.inventory).target_url())
     with target.begin() as conn:  # someone edits a migrated dossier on the new system
-        conn.execute(dossiers.update().where(dossiers.c.dossier_id == sa.select(sa.func.min(dossiers.c.dossier_id))
-                                             .scalar_subquery()).values(status="processing"))
+        conn.execute(
+            dossiers.update()
+            .where(dossiers.c.dossier_id == sa.select(sa.func.min(dossiers.c.dossier_id)).scalar_subquery())
+            .values(status="processing")
+        )
     target.dispose()
     code, _result, err = run_cli(site.inventory, "validate", SITE, capsys=capsys)
     assert code == ExitCode.VERDICT_FAILED, err
@@ -129,6 +131,7 @@ def test_a_failed_validation_is_refused(site, capsys):
 
 
 # -- approvals -----------------------------------------------------------------------------------------------
+
 
 def test_an_approval_of_another_plan_is_refused(site, capsys):
     first, approval = _planned(site, capsys)
@@ -142,9 +145,17 @@ def test_an_expired_approval_is_refused(site, capsys):
     plan = site.plan(capsys)["plan"]
     body = json.loads(Path(plan).read_text(encoding="utf-8"))["body"]
     from purge.documents import document_hash
-    two_hours_ago = dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=2)
-    document = approval_document(body, document_hash(body), key=load_signing_key(site.key("approver-b")),
-                                 name="Tran Thi B", role=None, valid_for=dt.timedelta(hours=1), now=two_hours_ago)
+
+    two_hours_ago = dt.datetime.now(dt.UTC) - dt.timedelta(hours=2)
+    document = approval_document(
+        body,
+        document_hash(body),
+        key=load_signing_key(site.key("approver-b")),
+        name="Tran Thi B",
+        role=None,
+        valid_for=dt.timedelta(hours=1),
+        now=two_hours_ago,
+    )
     expired = Path(plan).parent / "approval-expired.json"
     write_document(expired, document)
     err = _refused(site, capsys, *_execute(plan, str(expired)), gate="approvals")
@@ -154,15 +165,23 @@ def test_an_expired_approval_is_refused(site, capsys):
 def test_the_plans_author_cannot_approve_it(site, capsys):
     plan = site.plan(capsys)["plan"]
     before = site.snapshot()
-    code, _out, err = run_cli(site.inventory, "purge", "approve", plan, "--key", str(site.key("operator")),
-                              capsys=capsys)
+    code, _out, err = run_cli(
+        site.inventory, "purge", "approve", plan, "--key", str(site.key("operator")), capsys=capsys
+    )
     assert code == ExitCode.REFUSED and "its author cannot approve it" in err
     assert site.snapshot() == before
     # Signed by hand all the same: execution refuses it too.
     body = json.loads(Path(plan).read_text(encoding="utf-8"))["body"]
     from purge.documents import document_hash
-    document = approval_document(body, document_hash(body), key=load_signing_key(site.key("operator")),
-                                 name="Nguyen Van A", role=None, valid_for=dt.timedelta(hours=1))
+
+    document = approval_document(
+        body,
+        document_hash(body),
+        key=load_signing_key(site.key("operator")),
+        name="Nguyen Van A",
+        role=None,
+        valid_for=dt.timedelta(hours=1),
+    )
     forged = Path(plan).parent / "approval-by-author.json"
     write_document(forged, document)
     err = _refused(site, capsys, *_execute(plan, str(forged)), gate="approvals")
@@ -178,12 +197,13 @@ def test_a_plan_the_site_no_longer_matches_is_refused_with_its_approval(site, ca
 
 
 def test_an_unlisted_key_cannot_approve(site, capsys, tmp_path):
-    from backups.keys import generate_signing_key
+    from ts24_migrate.core.keys import generate_signing_key
 
     plan = site.plan(capsys)["plan"]
     generate_signing_key(tmp_path / "stranger.key")
-    code, _out, err = run_cli(site.inventory, "purge", "approve", plan, "--key", str(tmp_path / "stranger.key"),
-                              capsys=capsys)
+    code, _out, err = run_cli(
+        site.inventory, "purge", "approve", plan, "--key", str(tmp_path / "stranger.key"), capsys=capsys
+    )
     assert code == ExitCode.REFUSED and "not listed under approvers" in err
     assert not any(p.name.startswith("approval-") for p in Path(plan).parent.iterdir())
     assert os.path.exists(plan)

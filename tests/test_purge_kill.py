@@ -11,11 +11,10 @@ import time
 from pathlib import Path
 
 import pytest
-
-from ts24_migrate.control_store import SiteState
-from ts24_migrate.errors import ExitCode
-
 from test_purge_support import OUTSIDE_SECRET, SITE, cli_process, copy_site, run_cli, run_process, template
+
+from ts24_migrate.core.control_store import SiteState
+from ts24_migrate.core.errors import ExitCode
 
 pytestmark = pytest.mark.slow
 
@@ -61,8 +60,9 @@ def test_killed_at_several_points_then_rerun_completes_and_certifies(tmp_path_fa
         left = left_now
         after_kill = site.snapshot()
         # Whatever the kill interrupted, nothing outside the scope changed.
-        assert {p: v for p, v in after_kill.items() if p not in in_scope} == \
-            {p: v for p, v in before.items() if p not in in_scope}
+        assert {p: v for p, v in after_kill.items() if p not in in_scope} == {
+            p: v for p, v in before.items() if p not in in_scope
+        }
     assert site.store().state(SITE) == SiteState.PURGE_APPROVED
 
     # The same command without the approval: a started purge needs none while what is left is unchanged.
@@ -79,7 +79,17 @@ def test_killed_at_several_points_then_rerun_completes_and_certifies(tmp_path_fa
     assert {p: v for p, v in before.items() if p not in in_scope} == after
     assert (site.folder / "attachments" / "outside" / "secret.txt").read_bytes() == OUTSIDE_SECRET
     assert not any(name.startswith(".ts24-purge-") for name in os.listdir(site.folder / "legacy"))
-    code, check, err = run_cli(site.inventory, "certificate", "verify", result["certificate"], "--public-key",
-                               str(site.public_key), "--backups", str(site.folder / "backups"), "--ledger",
-                               str(site.ledger), capsys=capsys)
+    code, check, err = run_cli(
+        site.inventory,
+        "certificate",
+        "verify",
+        result["certificate"],
+        "--public-key",
+        str(site.public_key),
+        "--backups",
+        str(site.folder / "backups"),
+        "--ledger",
+        str(site.ledger),
+        capsys=capsys,
+    )
     assert code == ExitCode.OK and check["ok"], err

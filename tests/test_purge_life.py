@@ -14,13 +14,12 @@ import shlex
 from pathlib import Path
 
 import pytest
-
-from ts24_migrate.cli import main
-from ts24_migrate.errors import ExitCode
-from ts24_migrate.steps import site_life
-
 from test_purge_support import SITE, copy_site, run_cli, template
 from test_site_life import RETIREMENT_SUGGESTIONS, Walk
+
+from ts24_migrate.cli.main import main
+from ts24_migrate.core.errors import ExitCode
+from ts24_migrate.runs import site_life
 
 pytestmark = pytest.mark.slow
 
@@ -35,8 +34,9 @@ class RetirementWalk(Walk):
         assert args[:3] == ["ts24-migrate", "-i", self.inventory], args
         # The kind of step as steps.site_life spells it: no site, paths or placeholders; "--approval" is
         # repeated there per approval found, so it is not part of the kind.
-        kind = " ".join(a for a in args[3:] if a != SITE and a not in site_life.PLACEHOLDERS and "/" not in a
-                        and a != "--approval")
+        kind = " ".join(
+            a for a in args[3:] if a != SITE and a not in site_life.PLACEHOLDERS and "/" not in a and a != "--approval"
+        )
         self.suggested.add((outcome["who"], kind))
         args = [self.fill.get(a, a) for a in args[3:]]
         code, out, err = self.run(*args)
@@ -71,15 +71,24 @@ def _summary_row(site) -> dict:
     return row
 
 
-def test_a_drained_sites_retirement_follows_its_next_steps_to_a_verified_certificate(tmp_path_factory, tmp_path,
-                                                                                      capsys):
+def test_a_drained_sites_retirement_follows_its_next_steps_to_a_verified_certificate(
+    tmp_path_factory, tmp_path, capsys
+):
     site = copy_site(template(tmp_path_factory, prepared=False), tmp_path / "site")
     report = tmp_path / "nwipe-demo.log"
     report.write_text("nwipe 0.34: 2 disks, pass 1/1, verified\n", encoding="utf-8")
-    walk = RetirementWalk(capsys, site, {
-        site_life.KEY_PLACEHOLDER: str(site.key("operator")), site_life.SERIAL_PLACEHOLDER: "S4EVNF0M123",
-        site_life.METHOD_PLACEHOLDER: "Purge: ATA SECURE ERASE ENHANCED", site_life.TOOL_PLACEHOLDER: "nwipe 0.34",
-        site_life.REPORT_PLACEHOLDER: str(report), site_life.RECEIVER_PLACEHOLDER: "Pham Van D"})
+    walk = RetirementWalk(
+        capsys,
+        site,
+        {
+            site_life.KEY_PLACEHOLDER: str(site.key("operator")),
+            site_life.SERIAL_PLACEHOLDER: "S4EVNF0M123",
+            site_life.METHOD_PLACEHOLDER: "Purge: ATA SECURE ERASE ENHANCED",
+            site_life.TOOL_PLACEHOLDER: "nwipe 0.34",
+            site_life.REPORT_PLACEHOLDER: str(report),
+            site_life.RECEIVER_PLACEHOLDER: "Pham Van D",
+        },
+    )
 
     # DRAINED: a plan is refused (exit 4), and its outcome line names the custodian's `purge prepare`.
     code, out, err = walk.run("purge", "plan", SITE, "--key", str(site.key("operator")))
@@ -131,6 +140,10 @@ def test_a_drained_sites_retirement_follows_its_next_steps_to_a_verified_certifi
     assert (row["media_attestation"], row["handover"]) == ("done", "done")
 
     assert walk.suggested >= RETIREMENT_SUGGESTIONS
-    assert {s for s in walk.suggested if s[1].startswith(("purge plan", "purge approve", "purge execute",
-                                                          "purge attest", "purge handover", "certificate"))} \
-        == RETIREMENT_SUGGESTIONS
+    assert {
+        s
+        for s in walk.suggested
+        if s[1].startswith(
+            ("purge plan", "purge approve", "purge execute", "purge attest", "purge handover", "certificate")
+        )
+    } == RETIREMENT_SUGGESTIONS

@@ -12,19 +12,18 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 import yaml
-
-from backups.keys import generate_custodian_identity, generate_signing_key, load_public_key
-from extract.extraction import live_fingerprints
-from reconcile.chain import load_chain, restore_chain
-from reconcile.state import ReconcileState
-from ts24_migrate.control_store import SiteState
-from ts24_migrate.db import legacy_engine, store_engine
-from ts24_migrate.demo import generate_site
-from ts24_migrate.errors import ExitCode
-from ts24_migrate.secrets import Secret
-
 from conftest import MARIADB_DRIVER, MARIADB_HOST, MARIADB_PORT
 from test_purge_support import SITE, PurgeSite, run_cli
+
+from backups.chain import load_chain, restore_chain
+from extract.extraction import live_fingerprints
+from reconcile.state import ReconcileState
+from ts24_migrate.core.control_store import SiteState
+from ts24_migrate.core.db import legacy_engine, store_engine
+from ts24_migrate.core.errors import ExitCode
+from ts24_migrate.core.keys import generate_custodian_identity, generate_signing_key, load_public_key
+from ts24_migrate.core.secrets import Secret
+from ts24_migrate.demo import generate_site
 
 CUTOVER = dt.date(2025, 7, 1)
 
@@ -44,20 +43,39 @@ def _site(folder: Path, legacy_url: str, account: str) -> PurgeSite:
     _secret(folder / "secrets" / "target.url", f"sqlite:///{folder / 'new-system' / 'target.sqlite'}")
     (folder / "new-system").mkdir()
     inventory = folder / "sites.yaml"
-    inventory.write_text(yaml.safe_dump({
-        "version": 1, "work_dir": "work", "backup_dir": "backups", "signing_key": "keys/signing.key",
-        "target": "file:secrets/target.url",
-        "approvers": [{"name": "Tran Thi B", "public_key": "keys/approver-b/signing.pub"}],
-        "purge": {"operator": {"name": "Nguyen Van A", "role": "Operator", "organisation": "BHXH demo"}},
-        "sites": [{"id": SITE, "office": "01", "legacy": "file:secrets/legacy.url", "attachments": "files",
-                   "cutover": CUTOVER.isoformat(), "backup_recipients": [recipient],
-                   "purge": {"application_accounts": [account]}}]}), encoding="utf-8")
+    inventory.write_text(
+        yaml.safe_dump(
+            {
+                "version": 1,
+                "work_dir": "work",
+                "backup_dir": "backups",
+                "signing_key": "keys/signing.key",
+                "target": "file:secrets/target.url",
+                "approvers": [{"name": "Tran Thi B", "public_key": "keys/approver-b/signing.pub"}],
+                "purge": {"operator": {"name": "Nguyen Van A", "role": "Operator", "organisation": "BHXH demo"}},
+                "sites": [
+                    {
+                        "id": SITE,
+                        "office": "01",
+                        "legacy": "file:secrets/legacy.url",
+                        "attachments": "files",
+                        "cutover": CUTOVER.isoformat(),
+                        "backup_recipients": [recipient],
+                        "purge": {"application_accounts": [account]},
+                    }
+                ],
+            }
+        ),
+        encoding="utf-8",
+    )
     return PurgeSite(folder, inventory)
 
 
 def _odbc_url(user: str, password: str, database: str) -> str:
-    return (f"mysql+pyodbc://{user}:{password}@{MARIADB_HOST}:{MARIADB_PORT}/{database}"
-            f"?driver={MARIADB_DRIVER.replace(' ', '+')}&charset=utf8mb4")
+    return (
+        f"mysql+pyodbc://{user}:{password}@{MARIADB_HOST}:{MARIADB_PORT}/{database}"
+        f"?driver={MARIADB_DRIVER.replace(' ', '+')}&charset=utf8mb4"
+    )
 
 
 @pytest.mark.mariadb
@@ -87,10 +105,16 @@ def test_a_mariadb_site_is_purged_and_nothing_else_on_its_server(tmp_path, maria
         other_before = live_fingerprints(other)
 
         identity = site.identity
-        for step in (["assess", SITE], ["backup", SITE], ["backup", "verify", SITE, "--identity", str(identity)],
-                     ["load", SITE], ["validate", SITE],
-                     ["reconcile", "run", SITE], ["demo-advance", SITE, "--days", "4", "--drain"],
-                     ["reconcile", "run", SITE]):
+        for step in (
+            ["assess", SITE],
+            ["backup", SITE],
+            ["backup", "verify", SITE, "--identity", str(identity)],
+            ["load", SITE],
+            ["validate", SITE],
+            ["reconcile", "run", SITE],
+            ["demo-advance", SITE, "--days", "4", "--drain"],
+            ["reconcile", "run", SITE],
+        ):
             code, _out, err = run_cli(site.inventory, *step, capsys=capsys)
             assert code in (ExitCode.OK,), (step, err)
 
@@ -98,8 +122,9 @@ def test_a_mariadb_site_is_purged_and_nothing_else_on_its_server(tmp_path, maria
         application = legacy_engine(Secret(_odbc_url(user, password, database)), read_only=False)
         session = application.connect()
         session.execute(sa.text("SELECT COUNT(*) FROM HO_SO")).scalar()
-        code, prepared, err = run_cli(site.inventory, "purge", "prepare", SITE, "--identity", str(identity),
-                                      capsys=capsys)
+        code, prepared, err = run_cli(
+            site.inventory, "purge", "prepare", SITE, "--identity", str(identity), capsys=capsys
+        )
         assert code == ExitCode.OK, err
         assert {r["account"] for r in prepared["write_stop"]["revoked"]} == {account}
         with pytest.raises(sa.exc.DBAPIError):
@@ -112,16 +137,20 @@ def test_a_mariadb_site_is_purged_and_nothing_else_on_its_server(tmp_path, maria
 
         plan = site.plan(capsys)
         body = json.loads(Path(plan["plan"]).read_text(encoding="utf-8"))["body"]
-        assert body["database"] == {"engine": "mariadb", "name": database,
-                                    "method": "DROP DATABASE of the site's database only"}
+        assert body["database"] == {
+            "engine": "mariadb",
+            "name": database,
+            "method": "DROP DATABASE of the site's database only",
+        }
         assert any("binary logs" in r for r in body["residue"]["outside_reach"])
         # The demo's view, trigger, procedure and sequence are dropped with the database, each listed.
         assert {o["kind"] for o in body["objects"]} == {"view", "trigger", "procedure", "sequence"}
         assert body["backup_chain"]["objects_compared_with"] == "the backup chain's record of object definitions"
         approval = site.approve(plan["plan"], capsys=capsys)
         target_before = (site.folder / "new-system" / "target.sqlite").read_bytes()
-        code, result, err = run_cli(site.inventory, "purge", "execute", SITE, "--plan", plan["plan"], "--approval",
-                                    approval, capsys=capsys)
+        code, result, err = run_cli(
+            site.inventory, "purge", "execute", SITE, "--plan", plan["plan"], "--approval", approval, capsys=capsys
+        )
         assert code == ExitCode.OK, err
 
         with _mariadb_admin.connect() as conn:
@@ -138,9 +167,19 @@ def test_a_mariadb_site_is_purged_and_nothing_else_on_its_server(tmp_path, maria
         assert where["MariaDB data directory (shared files)"]["files"] > 0
         assert all(hit["location"] != "former attachment folder" for hit in scan["hits"])
 
-        code, check, err = run_cli(site.inventory, "certificate", "verify", result["certificate"], "--public-key",
-                                   str(site.public_key), "--backups", str(site.folder / "backups"), "--ledger",
-                                   str(site.ledger), capsys=capsys)
+        code, check, err = run_cli(
+            site.inventory,
+            "certificate",
+            "verify",
+            result["certificate"],
+            "--public-key",
+            str(site.public_key),
+            "--backups",
+            str(site.folder / "backups"),
+            "--ledger",
+            str(site.ledger),
+            capsys=capsys,
+        )
         assert code == ExitCode.OK and check["ok"], err
 
         # The chain restores what was dropped: the pre-purge fingerprints of the certificate.
@@ -148,12 +187,19 @@ def test_a_mariadb_site_is_purged_and_nothing_else_on_its_server(tmp_path, maria
         manifests = load_chain(site.folder / "backups", SITE, ReconcileState(store.engine).chain(SITE))
         scratch = store_engine(Secret(f"sqlite:///{tmp_path / 'restored.sqlite'}"))
         try:
-            report = restore_chain(manifests, identity, scratch, tmp_path / "restored-files",
-                                   public_key_b64=load_public_key(site.public_key))
+            report = restore_chain(
+                manifests,
+                identity,
+                scratch,
+                tmp_path / "restored-files",
+                public_key_b64=load_public_key(site.public_key),
+            )
         finally:
             scratch.dispose()
         assert report.ok, report.problems
-        assert {n: t["fingerprint"] for n, t in report.tables.items()} == certificate["pre_purge_fingerprints"]["tables"]
+        assert {n: t["fingerprint"] for n, t in report.tables.items()} == certificate["pre_purge_fingerprints"][
+            "tables"
+        ]
         assert report.files["fingerprint"] == certificate["pre_purge_fingerprints"]["attachments"]
     finally:
         if application is not None:

@@ -14,7 +14,6 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import mssql
 from sqlalchemy.dialects.mysql import pyodbc as mysql
 
-from backups.keys import SigningKey
 from backups.manifest import canonical_json
 from extract.attachments import attachment_fingerprint
 from purge.approvals import ListedApprover, approval_document, check_approvals
@@ -24,10 +23,18 @@ from purge.journal import PurgeJournal
 from purge.plan import LiveScope
 from purge.residue import keyed_hash, scan_paths
 from purge.scope import folder_fingerprint, open_directory, open_parent, relative_parts, scope_problems, walk_folder
-from purge.statements import (DATABASE_WRITE_PRIVILEGES, DropDatabase, KillConnection, RevokeWrites, SetReadOnly,
-                              SetSingleUser, UseDatabase)
+from purge.statements import (
+    DATABASE_WRITE_PRIVILEGES,
+    DropDatabase,
+    KillConnection,
+    RevokeWrites,
+    SetReadOnly,
+    SetSingleUser,
+    UseDatabase,
+)
 from purge.write_stop import check_writes_stopped, stop_writes
-from ts24_migrate.errors import GateRefused
+from ts24_migrate.core.errors import GateRefused
+from ts24_migrate.core.keys import SigningKey
 
 
 def _folder(root: Path) -> Path:
@@ -60,8 +67,14 @@ def test_destroy_removes_exactly_the_listed_entries_and_never_a_links_target(tmp
     figures = destroy(scope, PurgeJournal(tmp_path / "journal.jsonl"), drop_database=lambda: True)
     assert list(files.iterdir()) == []
     assert (tmp_path / "outside" / "keep.txt").read_bytes() == b"keep me"
-    assert (figures.files_overwritten, figures.bytes_overwritten, figures.links_removed, figures.special_removed,
-            figures.directories_removed, figures.database_dropped) == (2, 10, 2, 1, 2, True)
+    assert (
+        figures.files_overwritten,
+        figures.bytes_overwritten,
+        figures.links_removed,
+        figures.special_removed,
+        figures.directories_removed,
+        figures.database_dropped,
+    ) == (2, 10, 2, 1, 2, True)
 
 
 def test_a_folder_swapped_for_a_link_after_the_plan_is_refused_not_followed(tmp_path):
@@ -107,14 +120,24 @@ def test_open_parent_never_follows_a_link_on_the_way(tmp_path):
 def test_scope_rules_refuse_overlaps_with_protected_folders_and_other_sites(tmp_path):
     site = tmp_path / "srv" / "hn-01"
     backups = site / "backups"
-    assert scope_problems(attachments=site, protected={"backup folder": backups, "work folder": tmp_path / "w"},
-                          other_sites={})[0].startswith("the attachment folder")
-    assert "overlaps site hn-02" in scope_problems(attachments=site, protected={},
-                                                   other_sites={"hn-02": site / "sub"})[0]
-    assert "inside the attachment folder" in scope_problems(attachments=site, protected={}, other_sites={},
-                                                            legacy_file=site / "ts24.sqlite")[0]
-    assert scope_problems(attachments=tmp_path / "srv" / "files", protected={"backup folder": backups},
-                          other_sites={"hn-02": tmp_path / "srv" / "files-2"}) == []
+    assert scope_problems(
+        attachments=site, protected={"backup folder": backups, "work folder": tmp_path / "w"}, other_sites={}
+    )[0].startswith("the attachment folder")
+    assert (
+        "overlaps site hn-02" in scope_problems(attachments=site, protected={}, other_sites={"hn-02": site / "sub"})[0]
+    )
+    assert (
+        "inside the attachment folder"
+        in scope_problems(attachments=site, protected={}, other_sites={}, legacy_file=site / "ts24.sqlite")[0]
+    )
+    assert (
+        scope_problems(
+            attachments=tmp_path / "srv" / "files",
+            protected={"backup folder": backups},
+            other_sites={"hn-02": tmp_path / "srv" / "files-2"},
+        )
+        == []
+    )
     assert "file-system root" in scope_problems(attachments=Path("/"), protected={}, other_sites={})[0]
 
 
@@ -124,14 +147,16 @@ def test_statements_quote_names_through_each_dialect():
 
     assert sql(DropDatabase("ts24`x"), mysql.dialect()) == "DROP DATABASE `ts24``x`"
     assert sql(DropDatabase("TS24 HN]"), mssql.dialect()) == "DROP DATABASE [TS24 HN]]]"
-    assert sql(SetSingleUser("TS24"), mssql.dialect()) == \
-        "ALTER DATABASE [TS24] SET SINGLE_USER WITH ROLLBACK IMMEDIATE"
+    assert (
+        sql(SetSingleUser("TS24"), mssql.dialect()) == "ALTER DATABASE [TS24] SET SINGLE_USER WITH ROLLBACK IMMEDIATE"
+    )
     assert sql(SetReadOnly("TS24"), mssql.dialect()) == "ALTER DATABASE [TS24] SET READ_ONLY WITH ROLLBACK IMMEDIATE"
     assert sql(UseDatabase("master"), mssql.dialect()) == "USE [master]"
     revoke = sql(RevokeWrites("ts24", "app'x", "%", ("INSERT", "UPDATE"), table="HO_SO"), mysql.dialect())
     assert revoke == "REVOKE INSERT, UPDATE ON `ts24`.`HO_SO` FROM 'app''x'@'%'"
     assert sql(RevokeWrites("ts24", "app", "%", DATABASE_WRITE_PRIVILEGES), mysql.dialect()).startswith(
-        "REVOKE INSERT, UPDATE, DELETE, CREATE, DROP")
+        "REVOKE INSERT, UPDATE, DELETE, CREATE, DROP"
+    )
     assert sql(KillConnection(42), mysql.dialect()) == "KILL CONNECTION 42"
     with pytest.raises(ValueError):
         RevokeWrites("ts24", "app", "%", ("SELECT",))  # only write privileges are ever revoked
@@ -172,28 +197,58 @@ def test_signed_documents_refuse_any_edit_and_name_the_file(tmp_path):
 def test_approvals_count_listed_distinct_approvers_other_than_the_author():
     author, b, c, stranger = (SigningKey.generate() for _ in range(4))
     pipeline = SigningKey.generate()
-    body = {"site": {"id": "hn-01"}, "created_at": "2025-08-01T00:00:00Z",
-            "author": {"name": "A", "key_id": author.key_id, "public_key": author.public_key_b64}}
+    body = {
+        "site": {"id": "hn-01"},
+        "created_at": "2025-08-01T00:00:00Z",
+        "author": {"name": "A", "key_id": author.key_id, "public_key": author.public_key_b64},
+    }
     plan_hash = document_hash(body)
-    listed = [ListedApprover("B", None, b.public_key_b64), ListedApprover("C", None, c.public_key_b64),
-              ListedApprover("A", None, author.public_key_b64)]
+    listed = [
+        ListedApprover("B", None, b.public_key_b64),
+        ListedApprover("C", None, c.public_key_b64),
+        ListedApprover("A", None, author.public_key_b64),
+    ]
 
     def approve(key, **options):
-        return approval_document(body, plan_hash, key=key, name="x", role=None,
-                                 valid_for=options.pop("valid_for", dt.timedelta(hours=1)), **options)
+        return approval_document(
+            body,
+            plan_hash,
+            key=key,
+            name="x",
+            role=None,
+            valid_for=options.pop("valid_for", dt.timedelta(hours=1)),
+            **options,
+        )
 
-    documents = [("b", approve(b)), ("b-again", approve(b)), ("c", approve(c)), ("author", approve(author)),
-                 ("stranger", approve(stranger)),
-                 ("old", approve(c, now=dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=3)))]
-    other_plan = approval_document({**body, "created_at": "2025-08-02T00:00:00Z"}, "0" * 64, key=b, name="B",
-                                   role=None, valid_for=dt.timedelta(hours=1))
+    documents = [
+        ("b", approve(b)),
+        ("b-again", approve(b)),
+        ("c", approve(c)),
+        ("author", approve(author)),
+        ("stranger", approve(stranger)),
+        ("old", approve(c, now=dt.datetime.now(dt.UTC) - dt.timedelta(hours=3))),
+    ]
+    other_plan = approval_document(
+        {**body, "created_at": "2025-08-02T00:00:00Z"},
+        "0" * 64,
+        key=b,
+        name="B",
+        role=None,
+        valid_for=dt.timedelta(hours=1),
+    )
     documents.append(("other", other_plan))
-    check = check_approvals(documents, plan_hash=plan_hash, plan_body=body, approvers=listed,
-                            pipeline_key=pipeline.public_key_b64)
+    check = check_approvals(
+        documents, plan_hash=plan_hash, plan_body=body, approvers=listed, pipeline_key=pipeline.public_key_b64
+    )
     assert [v["approver"] for v in check.valid] == ["B", "C"]
     problems = " | ".join(check.problems)
-    for expected in ("b-again: a second approval", "author: signed by the plan's own author",
-                     "stranger: signed by key", "old: expired", "other: approves another plan"):
+    for expected in (
+        "b-again: a second approval",
+        "author: signed by the plan's own author",
+        "stranger: signed by key",
+        "old: expired",
+        "other: approves another plan",
+    ):
         assert expected in problems
 
 

@@ -24,16 +24,16 @@ from typing import Any
 
 import yaml
 
-from backups.keys import generate_custodian_identity, generate_signing_key
-from ts24_migrate.cli import main
-from ts24_migrate.commands.demo_data import write_demo_inventory
-from ts24_migrate.config import load_inventory
-from ts24_migrate.control_store import ControlStore
-from ts24_migrate.db import store_engine
-from ts24_migrate.errors import ExitCode
+from ts24_migrate.cli.commands.demo_data import write_demo_inventory
+from ts24_migrate.cli.main import main
+from ts24_migrate.core.config import load_inventory
+from ts24_migrate.core.control_store import ControlStore
+from ts24_migrate.core.db import store_engine
+from ts24_migrate.core.errors import ExitCode
+from ts24_migrate.core.keys import generate_custodian_identity, generate_signing_key
 
 SITE = "demo"
-CLI = "import sys; from ts24_migrate.cli import run; sys.argv[0] = 'ts24-migrate'; run()"
+CLI = "import sys; from ts24_migrate.cli.main import run; sys.argv[0] = 'ts24-migrate'; run()"
 OUTSIDE_SECRET = b"not the site's: a file outside the attachment folder\n"
 _TEMPLATES: dict[str, Path] = {}
 
@@ -80,10 +80,11 @@ def _plant_scope_traps(folder: Path) -> None:
     with sqlite3.connect(legacy) as conn:
         dossier = conn.execute("SELECT MIN(ID_HO_SO) FROM HO_SO WHERE TRANG_THAI >= 4").fetchone()[0]
         next_id = conn.execute("SELECT MAX(ID_TEP) + 1 FROM HO_SO_TEP").fetchone()[0]
-        conn.execute("INSERT INTO HO_SO_TEP (ID_TEP, ID_HO_SO, MA_TO_KHAI, TEN_TEP, LOAI_TEP, NOI_DUNG, DUONG_DAN, "
-                     "KICH_THUOC, MD5) VALUES (?, ?, 'TK1-TS', 'secret.txt', 'xml', NULL, ?, ?, ?)",
-                     (next_id, dossier, "../outside/secret.txt", len(OUTSIDE_SECRET),
-                      hashlib.md5(OUTSIDE_SECRET).hexdigest()))
+        conn.execute(
+            "INSERT INTO HO_SO_TEP (ID_TEP, ID_HO_SO, MA_TO_KHAI, TEN_TEP, LOAI_TEP, NOI_DUNG, DUONG_DAN, "
+            "KICH_THUOC, MD5) VALUES (?, ?, 'TK1-TS', 'secret.txt', 'xml', NULL, ?, ?, ?)",
+            (next_id, dossier, "../outside/secret.txt", len(OUTSIDE_SECRET), hashlib.md5(OUTSIDE_SECRET).hexdigest()),
+        )
 
 
 def _add_purge_people(folder: Path, inventory: Path) -> None:
@@ -96,9 +97,11 @@ def _add_purge_people(folder: Path, inventory: Path) -> None:
         # The operator is an approver too (of other plans): never of their own.
         {"name": "Nguyen Van A", "role": "Operator", "public_key": "keys/operator/signing.pub"},
     ]
-    data["purge"] = {"approvals_required": 1, "operator": {"name": "Nguyen Van A", "role": "Operator",
-                                                           "organisation": "BHXH demo"},
-                     "media_destination": "returned to TS24 JSC after media sanitization"}
+    data["purge"] = {
+        "approvals_required": 1,
+        "operator": {"name": "Nguyen Van A", "role": "Operator", "organisation": "BHXH demo"},
+        "media_destination": "returned to TS24 JSC after media sanitization",
+    }
     inventory.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), encoding="utf-8")
 
 
@@ -108,14 +111,21 @@ def build_template(root: Path, *, prepared: bool) -> Path:
     identity = folder / "keys" / "custodian.age-identity"
     recipient = generate_custodian_identity(identity)
     generate_signing_key(folder / "keys" / "signing.key")
-    inventory = write_demo_inventory(folder, scale=0.05, backup_recipients=[recipient],
-                                     signing_key=Path("keys/signing.key"))
+    inventory = write_demo_inventory(
+        folder, scale=0.05, backup_recipients=[recipient], signing_key=Path("keys/signing.key")
+    )
     _add_purge_people(folder, inventory)
     _plant_scope_traps(folder)
-    for step in (["assess", SITE], ["backup", SITE], ["backup", "verify", SITE, "--identity", str(identity)],
-                 ["load", SITE], ["validate", SITE],
-                 ["reconcile", "run", SITE], ["demo-advance", SITE, "--days", "4", "--drain"],
-                 ["reconcile", "run", SITE]):
+    for step in (
+        ["assess", SITE],
+        ["backup", SITE],
+        ["backup", "verify", SITE, "--identity", str(identity)],
+        ["load", SITE],
+        ["validate", SITE],
+        ["reconcile", "run", SITE],
+        ["demo-advance", SITE, "--days", "4", "--drain"],
+        ["reconcile", "run", SITE],
+    ):
         _ok(inventory, *step)
     if prepared:
         _ok(inventory, "purge", "prepare", SITE, "--identity", str(identity))
@@ -167,8 +177,9 @@ class PurgeSite:
         return result
 
     def approve(self, plan: str, who: str = "approver-b", capsys=None) -> str:
-        code, result, err = run_cli(self.inventory, "purge", "approve", plan, "--key", str(self.key(who)),
-                                    capsys=capsys)
+        code, result, err = run_cli(
+            self.inventory, "purge", "approve", plan, "--key", str(self.key(who)), capsys=capsys
+        )
         assert code == ExitCode.OK, err
         return result["approval"]
 
@@ -183,8 +194,11 @@ class PurgeSite:
             if path.is_symlink():
                 result[relative] = ("link", os.readlink(path))
             elif path.is_file():
-                result[relative] = ("file", hashlib.sha256(path.read_bytes()).hexdigest(),
-                                    oct(path.stat().st_mode & 0o777))
+                result[relative] = (
+                    "file",
+                    hashlib.sha256(path.read_bytes()).hexdigest(),
+                    oct(path.stat().st_mode & 0o777),
+                )
             elif path.is_dir():
                 result[relative] = ("dir",)
         return result

@@ -11,13 +11,13 @@ import pytest
 import sqlalchemy as sa
 
 from extract.discovery import discover_tables
-from extract.fingerprint import row_digest
-from extract.legacy_schema import HO_SO
 from extract.reader import as_stored, iter_table_batches, iter_table_rows
 from transform import TransformContext, transform_batch
-from ts24_migrate.db import legacy_engine
-from ts24_migrate.errors import UsageError
-from ts24_migrate.secrets import Secret
+from ts24_migrate.core.db import legacy_engine
+from ts24_migrate.core.errors import UsageError
+from ts24_migrate.core.legacy.schema import HO_SO
+from ts24_migrate.core.rows.fingerprint import row_digest
+from ts24_migrate.core.secrets import Secret
 
 
 def _sqlite(tmp_path, *statements: str) -> tuple[sa.Engine, str]:
@@ -42,24 +42,28 @@ def _read(engine: sa.Engine, chunk_rows: int, **options) -> tuple[list[list[tupl
 
 
 def test_dirty_values_come_back_as_stored_and_clean_ones_typed(tmp_path) -> None:
-    engine, _ = _sqlite(tmp_path,
-                        'CREATE TABLE "T" ("ID" INTEGER PRIMARY KEY, "WHEN" DATETIME, "AMOUNT" NUMERIC(10, 2), '
-                        '"NAME" TEXT)',
-                        "INSERT INTO \"T\" VALUES (1, '2025-07-01 08:00:00.000000', 12.5, 'Hà Nội'), "
-                        "(2, '31/02/2019', 'n/a', CAST(x'48b5204ee969' AS TEXT)), (3, NULL, NULL, NULL)")
+    engine, _ = _sqlite(
+        tmp_path,
+        'CREATE TABLE "T" ("ID" INTEGER PRIMARY KEY, "WHEN" DATETIME, "AMOUNT" NUMERIC(10, 2), "NAME" TEXT)',
+        "INSERT INTO \"T\" VALUES (1, '2025-07-01 08:00:00.000000', 12.5, 'Hà Nội'), "
+        "(2, '31/02/2019', 'n/a', CAST(x'48b5204ee969' AS TEXT)), (3, NULL, NULL, NULL)",
+    )
     chunks, _ = _read(engine, 2)
     assert [len(c) for c in chunks] == [2, 1]
     assert [r for c in chunks for r in c] == [
         (1, dt.datetime(2025, 7, 1, 8), decimal.Decimal("12.50"), "Hà Nội"),
         (2, "31/02/2019", "n/a", b"H\xb5 N\xe9i"),  # not UTF-8: the bytes stored
-        (3, None, None, None)]
+        (3, None, None, None),
+    ]
 
 
 def test_a_where_on_the_reflected_columns_and_a_dirty_resume_key_still_apply(tmp_path) -> None:
-    engine, _ = _sqlite(tmp_path,
-                        'CREATE TABLE "T" ("WHEN" DATETIME PRIMARY KEY, "N" INTEGER)',
-                        "INSERT INTO \"T\" VALUES ('2025-07-01 00:00:00.000000', 1), "
-                        "('2025-07-02 00:00:00.000000', 2), ('31/02/2019', 3), ('zz', 4)")
+    engine, _ = _sqlite(
+        tmp_path,
+        'CREATE TABLE "T" ("WHEN" DATETIME PRIMARY KEY, "N" INTEGER)',
+        "INSERT INTO \"T\" VALUES ('2025-07-01 00:00:00.000000', 1), "
+        "('2025-07-02 00:00:00.000000', 2), ('31/02/2019', 3), ('zz', 4)",
+    )
     with engine.connect() as conn:
         [table] = discover_tables(conn)
         where = table.table.c["N"] > 1  # built on the caller's own table, as the load and reconcile do
@@ -75,12 +79,18 @@ def test_a_where_on_the_reflected_columns_and_a_dirty_resume_key_still_apply(tmp
 
 NULL_KEYS = [
     # one-column key, NULL keys among others
-    ('CREATE TABLE "T" ("K" VARCHAR(10) PRIMARY KEY, "V" INTEGER)',
-     "INSERT INTO \"T\" VALUES (NULL, 1), ('b', 2), (NULL, 3), ('a', 4), ('c', 5), (NULL, 6), ('', 7)"),
+    (
+        'CREATE TABLE "T" ("K" VARCHAR(10) PRIMARY KEY, "V" INTEGER)',
+        "INSERT INTO \"T\" VALUES (NULL, 1), ('b', 2), (NULL, 3), ('a', 4), ('c', 5), (NULL, 6), ('', 7)",
+    ),
     # composite key with a NULL in either part
-    ('CREATE TABLE "T" ("A" TEXT, "B" TEXT, "V" INTEGER, PRIMARY KEY ("A", "B"))',
-     ("INSERT INTO \"T\" VALUES ('x', NULL, 1), (NULL, 'y', 2), ('x', 'y', 3), (NULL, NULL, 4), ('w', 'z', 5), "
-      "('x', 'a', 6), ('x', NULL, 7)")),
+    (
+        'CREATE TABLE "T" ("A" TEXT, "B" TEXT, "V" INTEGER, PRIMARY KEY ("A", "B"))',
+        (
+            "INSERT INTO \"T\" VALUES ('x', NULL, 1), (NULL, 'y', 2), ('x', 'y', 3), (NULL, NULL, 4), ('w', 'z', 5), "
+            "('x', 'a', 6), ('x', NULL, 7)"
+        ),
+    ),
 ]
 
 
@@ -95,8 +105,8 @@ def test_rows_with_a_null_key_are_read_exactly_once(tmp_path, schema, rows, chun
     key_positions = [table.column_names.index(k) for k in table.primary_key]
     keys = [tuple(r[i] for i in key_positions) for r in read]
     with_null = [k for k in keys if None in k]
-    assert keys[:len(with_null)] == with_null  # NULL-key rows first, then the rest in key order
-    assert keys[len(with_null):] == sorted(keys[len(with_null):])
+    assert keys[: len(with_null)] == with_null  # NULL-key rows first, then the rest in key order
+    assert keys[len(with_null) :] == sorted(keys[len(with_null) :])
 
 
 def test_a_resume_after_a_null_key_is_refused_and_after_a_real_key_skips_the_null_pass(tmp_path) -> None:
@@ -112,14 +122,28 @@ def test_a_dirty_dossier_becomes_a_reject_not_a_crash(tmp_path) -> None:
     path = tmp_path / "legacy.sqlite"
     HO_SO.create(sa.create_engine(f"sqlite:///{path}"))
     with sqlite3.connect(path) as db:
-        db.executemany('INSERT INTO "HO_SO" ("ID_HO_SO", "SO_HO_SO", "MA_DV", "MA_THU_TUC", "KY_KE_KHAI", '
-                       '"NGAY_NOP", "TRANG_THAI", "MA_CQ", "NGAY_CAP_NHAT") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
-                       [(1, "HS-1", "DN0001", "600", "05/2025", "2025-05-02 09:00:00.000000", 2, "01",
-                         "2025-05-02 09:00:00.000000"),
-                        (2, "HS-2", "DN0001", "600", "05/2025", "31/02/2019", 2, "01", "2025-05-02 09:00:00.000000")])
+        db.executemany(
+            'INSERT INTO "HO_SO" ("ID_HO_SO", "SO_HO_SO", "MA_DV", "MA_THU_TUC", "KY_KE_KHAI", '
+            '"NGAY_NOP", "TRANG_THAI", "MA_CQ", "NGAY_CAP_NHAT") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
+            [
+                (
+                    1,
+                    "HS-1",
+                    "DN0001",
+                    "600",
+                    "05/2025",
+                    "2025-05-02 09:00:00.000000",
+                    2,
+                    "01",
+                    "2025-05-02 09:00:00.000000",
+                ),
+                (2, "HS-2", "DN0001", "600", "05/2025", "31/02/2019", 2, "01", "2025-05-02 09:00:00.000000"),
+            ],
+        )
     engine = legacy_engine(Secret(f"sqlite:///{path}"))
-    ctx = TransformContext("site-01", cutover=dt.date(2025, 7, 1), attachments_dir=None,
-                           reference_date=dt.date(2025, 7, 31))
+    ctx = TransformContext(
+        "site-01", cutover=dt.date(2025, 7, 1), attachments_dir=None, reference_date=dt.date(2025, 7, 31)
+    )
     ctx.known_office_codes.add("01")
     ctx.known_unit_codes.add("DN0001")
     with engine.connect() as conn:

@@ -31,6 +31,13 @@ def test_every_link_stays_in_the_repository_and_resolves():
 
 def test_readme_keeps_its_guide_sections():
     headings = re.findall(r"^## (.+)$", (ROOT / "README.md").read_text(encoding="utf-8"), re.M)
-    for expected in ("Quick start: two commands", "Configuration: `sites.yaml`", "Commands", "Reading the reports",
-                     "Running on a Prefect server", "Troubleshooting", "Known limits (current release)"):
+    for expected in (
+        "Quick start: two commands",
+        "Configuration: `sites.yaml`",
+        "Commands",
+        "Reading the reports",
+        "Running on a Prefect server",
+        "Troubleshooting",
+        "Known limits (current release)",
+    ):
         assert expected in headings, expected

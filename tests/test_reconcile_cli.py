@@ -6,14 +6,14 @@ import json
 from pathlib import Path
 
 import pytest
-
-from backups.keys import generate_custodian_identity, generate_signing_key
-from ts24_migrate.app import App
-from ts24_migrate.cli import cli, main
-from ts24_migrate.commands.demo_data import write_demo_inventory
-from ts24_migrate.control_store import SiteState
-from ts24_migrate.errors import ExitCode
 from test_stages_support import through_inventory
+
+from ts24_migrate.cli.commands.demo_data import write_demo_inventory
+from ts24_migrate.cli.main import cli, main
+from ts24_migrate.core.control_store import SiteState
+from ts24_migrate.core.errors import ExitCode
+from ts24_migrate.core.keys import generate_custodian_identity, generate_signing_key
+from ts24_migrate.runs.app import App
 
 
 def _demo_inventory(tmp_path) -> Path:
@@ -22,16 +22,23 @@ def _demo_inventory(tmp_path) -> Path:
     (folder / "keys").mkdir(parents=True)
     recipient = generate_custodian_identity(folder / "keys" / "alice.age-identity")
     generate_signing_key(folder / "keys" / "signing.key")
-    return write_demo_inventory(folder, scale=0.05, backup_recipients=[recipient],
-                                signing_key=Path("keys/signing.key"))
+    return write_demo_inventory(folder, scale=0.05, backup_recipients=[recipient], signing_key=Path("keys/signing.key"))
 
 
 @pytest.fixture
 def inventory(tmp_path) -> Path:
     """The demo site migrated: assessed, backed up, decrypt-verified, loaded and validated."""
     path = _demo_inventory(tmp_path)
-    through_inventory(path, "demo", "assess", "backup", "verify-identity", "load", "validate",
-                      identity=path.parent / "keys" / "alice.age-identity")
+    through_inventory(
+        path,
+        "demo",
+        "assess",
+        "backup",
+        "verify-identity",
+        "load",
+        "validate",
+        identity=path.parent / "keys" / "alice.age-identity",
+    )
     return path
 
 
@@ -66,9 +73,19 @@ def test_reconcile_commands_until_the_site_drains(inventory, capsys):
     code, chain = _run(capsys, inventory, "reconcile", "verify-chain", "demo")
     assert code == ExitCode.OK and chain["ok"] and [b["kind"] for b in chain["backups"]][0] == "full"
     scratch = inventory.parent / "scratch.sqlite"
-    code, restored = _run(capsys, inventory, "reconcile", "restore-chain", "demo", "--identity",
-                          str(inventory.parent / "keys" / "alice.age-identity"), "--into-sqlite", str(scratch),
-                          "--files", str(inventory.parent / "restored-files"))
+    code, restored = _run(
+        capsys,
+        inventory,
+        "reconcile",
+        "restore-chain",
+        "demo",
+        "--identity",
+        str(inventory.parent / "keys" / "alice.age-identity"),
+        "--into-sqlite",
+        str(scratch),
+        "--files",
+        str(inventory.parent / "restored-files"),
+    )
     assert code == ExitCode.OK and restored["ok"]
     assert all(t["matches_live"] for t in restored["tables"].values()) and restored["files"]["matches_live"]
     app.close()
@@ -103,9 +120,17 @@ def test_reconcile_site_flow_publishes_its_verdict(inventory, prefect_server):
     assert list(results) == ["demo"] and results["demo"]["mode"] == "baseline"
     assert App(inventory).control_store.state("demo") == SiteState.RECONCILING
     with get_client(sync_client=True) as client:
-        artifacts = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(
-            any_=["demo-reconciliation", "demo-reconciliation-table", "demo-reconcile-in-flight"])))
-    assert {a.key for a in artifacts} == {"demo-reconciliation", "demo-reconciliation-table",
-                                          "demo-reconcile-in-flight"}
+        artifacts = client.read_artifacts(
+            artifact_filter=ArtifactFilter(
+                key=ArtifactFilterKey(
+                    any_=["demo-reconciliation", "demo-reconciliation-table", "demo-reconcile-in-flight"]
+                )
+            )
+        )
+    assert {a.key for a in artifacts} == {
+        "demo-reconciliation",
+        "demo-reconciliation-table",
+        "demo-reconcile-in-flight",
+    }
     markdown = next(a for a in artifacts if a.key == "demo-reconciliation").data
     assert "not drained" in markdown and "@" not in markdown.replace("demo", "")

@@ -11,16 +11,15 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 import pytest
 import sqlalchemy as sa
-
-from extract.legacy_schema import HO_SO, HO_SO_LICH_SU
-from reconcile.carry_over import carry_over
-
 from test_reconcile_support import SITE, make_site, reconcile_refused_by_the_new_system
+
+from reconcile.carry_over import carry_over
+from ts24_migrate.core.legacy.schema import HO_SO, HO_SO_LICH_SU
 
 STEPS_PER_TICK = 100
 
@@ -37,7 +36,7 @@ class Work:
         return 0  # go on
 
     @contextmanager
-    def watching(self, *engines: sa.Engine) -> Iterator["Work"]:
+    def watching(self, *engines: sa.Engine) -> Iterator[Work]:
         listeners = []
 
         def checkout(dbapi, _record, _proxy):
@@ -51,8 +50,7 @@ class Work:
 
         for engine in engines:
             engine.dispose()  # connections checked out from now on are watched
-            for name, listener in (("checkout", checkout), ("checkin", checkin),
-                                   ("before_cursor_execute", executed)):
+            for name, listener in (("checkout", checkout), ("checkin", checkin), ("before_cursor_execute", executed)):
                 sa.event.listen(engine if name == "before_cursor_execute" else engine.pool, name, listener)
                 listeners.append((engine if name == "before_cursor_execute" else engine.pool, name, listener))
         try:
@@ -67,13 +65,23 @@ class Work:
 def _change_one_dossier(writable: sa.Engine) -> int:
     """One dossier finishes on TS24: new status, new change time, one history row."""
     with writable.begin() as conn:
-        dossier, status = conn.execute(sa.select(HO_SO.c.ID_HO_SO, HO_SO.c.TRANG_THAI)
-                                       .order_by(HO_SO.c.ID_HO_SO).limit(1).offset(7)).one()
+        dossier, status = conn.execute(
+            sa.select(HO_SO.c.ID_HO_SO, HO_SO.c.TRANG_THAI).order_by(HO_SO.c.ID_HO_SO).limit(1).offset(7)
+        ).one()
         moment = conn.execute(sa.select(sa.func.max(HO_SO.c.NGAY_CAP_NHAT))).scalar() + dt.timedelta(hours=1)
         history = conn.execute(sa.select(sa.func.max(HO_SO_LICH_SU.c.ID))).scalar() + 1
         conn.execute(HO_SO.update().where(HO_SO.c.ID_HO_SO == dossier).values(TRANG_THAI=4, NGAY_CAP_NHAT=moment))
-        conn.execute(HO_SO_LICH_SU.insert().values(ID=history, ID_HO_SO=dossier, THOI_GIAN=moment, TRANG_THAI_CU=status,
-                                                   TRANG_THAI_MOI=4, NGUOI_THUC_HIEN="test", NOI_DUNG=None))
+        conn.execute(
+            HO_SO_LICH_SU.insert().values(
+                ID=history,
+                ID_HO_SO=dossier,
+                THOI_GIAN=moment,
+                TRANG_THAI_CU=status,
+                TRANG_THAI_MOI=4,
+                NGUOI_THUC_HIEN="test",
+                NOI_DUNG=None,
+            )
+        )
     return dossier
 
 
@@ -88,8 +96,15 @@ def _carry_over_work(site) -> tuple[Work, dict]:
     _queue_one_change(site)
     assert {t: len(k) for t, k in site.state.pending(SITE).items()} == {"HO_SO": 1, "HO_SO_LICH_SU": 1}
     with Work().watching(site.legacy, site.target) as work:
-        result = carry_over(site.legacy, site.target, site.state, site_id=SITE, run_id=str(uuid.uuid4()),
-                            cutover=site.truth.cutover, attachments_dir=site.files)
+        result = carry_over(
+            site.legacy,
+            site.target,
+            site.state,
+            site_id=SITE,
+            run_id=str(uuid.uuid4()),
+            cutover=site.truth.cutover,
+            attachments_dir=site.files,
+        )
     assert not site.state.pending(SITE)
     return work, result.tables
 
@@ -98,9 +113,13 @@ def _carry_over_work(site) -> tuple[Work, dict]:
 def test_carrying_one_changed_dossier_over_costs_the_same_on_a_site_eight_times_larger(tmp_path, sqlite_url):
     measured = {}
     for scale in (0.05, 0.4):
-        site = make_site(tmp_path / f"site-{scale}", legacy_url=sqlite_url(f"legacy{scale}"),
-                         target_url=sqlite_url(f"target{scale}"), control_url=sqlite_url(f"control{scale}"),
-                         scale=scale)
+        site = make_site(
+            tmp_path / f"site-{scale}",
+            legacy_url=sqlite_url(f"legacy{scale}"),
+            target_url=sqlite_url(f"target{scale}"),
+            control_url=sqlite_url(f"control{scale}"),
+            scale=scale,
+        )
         try:
             measured[scale] = _carry_over_work(site)
         finally:

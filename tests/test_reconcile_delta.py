@@ -4,19 +4,25 @@ from __future__ import annotations
 
 import pytest
 import sqlalchemy as sa
+from test_reconcile_support import (
+    SITE,
+    compared_tables,
+    fresh_migration,
+    reconcile_refused_by_the_new_system,
+    sqlite_site,
+    table_contents,
+    twin_site,
+)
 
+from backups.chain import chain_fingerprints, restore_chain, verify_chain
+from backups.increment import increments_dir
 from backups.verify import verify_backup
 from extract.extraction import live_fingerprints
-from extract.legacy_schema import HO_SO, HO_SO_LICH_SU
 from load.ledger import table_figures
-from reconcile.chain import chain_fingerprints, restore_chain, verify_chain
-from reconcile.increment import increments_dir
-from ts24_migrate.db import store_engine
+from ts24_migrate.core.db import store_engine
+from ts24_migrate.core.legacy.schema import HO_SO, HO_SO_LICH_SU
+from ts24_migrate.core.secrets import Secret
 from ts24_migrate.demo.advance import advance_site
-from ts24_migrate.secrets import Secret
-
-from test_reconcile_support import (SITE, compared_tables, fresh_migration, reconcile_refused_by_the_new_system,
-                                    sqlite_site, table_contents, twin_site)
 
 
 @pytest.fixture
@@ -24,8 +30,7 @@ def site(tmp_path, sqlite_url):
     yield from sqlite_site(tmp_path, sqlite_url)
 
 
-def test_a_run_after_advancing_reads_exactly_the_changed_rows_and_equals_a_fresh_migration(site, tmp_path,
-                                                                                             sqlite_url):
+def test_a_run_after_advancing_reads_exactly_the_changed_rows_and_equals_a_fresh_migration(site, tmp_path, sqlite_url):
     step = site.advance(days=7, seed=1)
     assert step.changed_dossiers and step.forbidden_receipt and step.new_history_ids
 
@@ -36,8 +41,15 @@ def test_a_run_after_advancing_reads_exactly_the_changed_rows_and_equals_a_fresh
     assert changed == sorted(f"[{k}]" for k in [*step.changed_dossiers, step.forbidden_receipt])
     assert sorted(result.changed_keys("HO_SO_LICH_SU")) == sorted(f"[{k}]" for k in step.new_history_ids)
     assert sorted(result.changed_keys("HO_SO_TEP")) == sorted(f"[{k}]" for k in step.new_file_ids)
-    untouched = {"DM_COQUAN_BHXH", "DM_DONVI", "NGUOI_LAO_DONG", "HT_NGUOI_DUNG", "HT_NHAT_KY", "IMPORT_TAM",
-                 "TS24_CAU_HINH"}
+    untouched = {
+        "DM_COQUAN_BHXH",
+        "DM_DONVI",
+        "NGUOI_LAO_DONG",
+        "HT_NGUOI_DUNG",
+        "HT_NHAT_KY",
+        "IMPORT_TAM",
+        "TS24_CAU_HINH",
+    }
     assert all(result.tables[name]["new"] + result.tables[name]["changed"] == 0 for name in untouched)
     assert result.files["new"] == len(step.new_files_on_disk) and result.files["changed"] == 0
     increment = site.chain()[-1]
@@ -52,12 +64,15 @@ def test_a_run_after_advancing_reads_exactly_the_changed_rows_and_equals_a_fresh
     assert not result.carried.blocked and not result.account.drift
     # Invariant 1 for the chain: legacy rows = rows the chain holds; mapped: = loaded + rejected.
     assert all(row["ok"] for row in result.accounting), result.accounting
-    assert {row["table"]: row["backed_up"] for row in result.accounting} == \
-        {name: t["live_rows"] for name, t in result.tables.items()}
+    assert {row["table"]: row["backed_up"] for row in result.accounting} == {
+        name: t["live_rows"] for name, t in result.tables.items()
+    }
 
     # The same site, generated and advanced again elsewhere, then migrated in one go.
     twin = tmp_path / "twin"
-    writable, target, truth = twin_site(twin, legacy_url=sqlite_url("twin-legacy"), target_url=sqlite_url("twin-target"))
+    writable, target, truth = twin_site(
+        twin, legacy_url=sqlite_url("twin-legacy"), target_url=sqlite_url("twin-target")
+    )
     try:
         twin_step = advance_site(writable, target, twin / "files", days=7, seed=1)
         assert twin_step.changed_dossiers == step.changed_dossiers
@@ -112,12 +127,19 @@ def test_restore_of_full_backup_plus_increments_equals_the_advanced_legacy(site,
 
     live = live_fingerprints(site.legacy, site.files)
     assert chain_fingerprints(manifests) == live
-    report = restore_chain(manifests, site.identity, store_engine(Secret(sqlite_url("scratch"))),
-                           tmp_path / "restored-files", public_key_b64=site.signing.public_key_b64,
-                           live=site.legacy, live_attachments=site.files)
+    report = restore_chain(
+        manifests,
+        site.identity,
+        store_engine(Secret(sqlite_url("scratch"))),
+        tmp_path / "restored-files",
+        public_key_b64=site.signing.public_key_b64,
+        live=site.legacy,
+        live_attachments=site.files,
+    )
     assert report.ok, report.problems
-    assert {name: t["fingerprint"] for name, t in report.tables.items()} == \
-        {name: fp for name, fp in live.items() if name != "@attachments"}
+    assert {name: t["fingerprint"] for name, t in report.tables.items()} == {
+        name: fp for name, fp in live.items() if name != "@attachments"
+    }
     assert report.files["fingerprint"] == live["@attachments"]
     # Each increment is a backup like any other: signed, and every part decrypts and adds up.
     for manifest in manifests[1:]:
@@ -167,6 +189,5 @@ def test_an_unsigned_increment_left_by_a_killed_run_is_discarded(site):
     site.advance(days=2, seed=3)
     result = site.reconcile()
     assert not leftover.exists()
-    assert verify_chain(site.chain(), public_key_b64=site.signing.public_key_b64,
-                        links=site.state.chain(SITE)).ok
+    assert verify_chain(site.chain(), public_key_b64=site.signing.public_key_b64, links=site.state.chain(SITE)).ok
     assert result.increment is not None

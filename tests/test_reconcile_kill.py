@@ -26,19 +26,19 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 from cryptography.hazmat.primitives import serialization
+from test_reconcile_support import SITE, make_site
 
 from reconcile.state import open_runs
-from test_reconcile_support import SITE, make_site
 
 REPO = Path(__file__).resolve().parents[1]
 CHILD = """
 import datetime as dt, json, sys
 from pathlib import Path
-from backups.keys import load_signing_key
+from ts24_migrate.core.keys import load_signing_key
 from reconcile.site_reconcile import reconcile_site
 from reconcile.state import ReconcileState
-from ts24_migrate.db import legacy_engine, store_engine
-from ts24_migrate.secrets import Secret
+from ts24_migrate.core.db import legacy_engine, store_engine
+from ts24_migrate.core.secrets import Secret
 a = json.loads(sys.argv[1])
 reconcile_site(legacy_engine(Secret(a["legacy"])), store_engine(Secret(a["target"])),
                ReconcileState(store_engine(Secret(a["control"]))), site_id=a["site"], run_id=a["run_id"],
@@ -52,8 +52,9 @@ print("DONE", flush=True)
 def _key_file(site, folder: Path) -> Path:
     """The site's signing key written out as `keys generate` writes one, for the child process."""
     path = folder / "signing.key"
-    pem = site.signing._private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                              serialization.NoEncryption())
+    pem = site.signing._private.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "wb") as out:
         out.write(pem)
@@ -67,14 +68,28 @@ def _open_run_id(control: sa.Engine) -> str | None:
 
 def _killed_after_its_increment(site, key: Path) -> str:
     run_id = str(uuid.uuid4())
-    args = {"legacy": str(site.writable.url), "target": str(site.target.url), "control": str(site.control.url),
-            "site": SITE, "run_id": run_id, "cutover": site.truth.cutover.isoformat(), "files": str(site.files),
-            "backups": str(site.backups), "recipient": site.recipient, "key": str(key)}
+    args = {
+        "legacy": str(site.writable.url),
+        "target": str(site.target.url),
+        "control": str(site.control.url),
+        "site": SITE,
+        "run_id": run_id,
+        "cutover": site.truth.cutover.isoformat(),
+        "files": str(site.files),
+        "backups": str(site.backups),
+        "recipient": site.recipient,
+        "key": str(key),
+    }
     site.target.dispose()
     blocker = sqlite3.connect(site.target.url.database, isolation_level=None, timeout=60)
     blocker.execute("BEGIN IMMEDIATE")  # the new system takes no write: the child waits at its carry-over
-    child = subprocess.Popen([sys.executable, "-c", CHILD, json.dumps(args)], cwd=REPO, stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True)
+    child = subprocess.Popen(
+        [sys.executable, "-c", CHILD, json.dumps(args)],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 120
         while child.poll() is None and _open_run_id(site.control) != run_id and time.monotonic() < deadline:
@@ -94,21 +109,40 @@ _BACKUP_ID = re.compile(r"\d{8}T\d{6}\.\d{6}Z-[0-9a-f]{6}")
 
 def _verdict(result) -> dict:
     """The report's verdict, criterion by criterion with its detail (the twins' backup ids aside)."""
-    return {"mode": result.mode, "drained": result.drained,
-            "criteria": [(c.name, c.holds, _BACKUP_ID.sub("<backup>", c.detail)) for c in result.criteria],
-            "carried": result.carried.carried, "blocked": len(result.carried.blocked),
-            "in_flight": result.in_flight.count, "increment_rows": (result.increment or {}).get("rows"),
-            "account": (result.account.scope, result.account.dossiers, result.account.current,
-                        result.account.rejected, len(result.account.drift))}
+    return {
+        "mode": result.mode,
+        "drained": result.drained,
+        "criteria": [(c.name, c.holds, _BACKUP_ID.sub("<backup>", c.detail)) for c in result.criteria],
+        "carried": result.carried.carried,
+        "blocked": len(result.carried.blocked),
+        "in_flight": result.in_flight.count,
+        "increment_rows": (result.increment or {}).get("rows"),
+        "account": (
+            result.account.scope,
+            result.account.dossiers,
+            result.account.current,
+            result.account.rejected,
+            len(result.account.drift),
+        ),
+    }
 
 
 @pytest.mark.slow
 def test_a_reconcile_killed_after_its_increment_is_chained_reaches_the_uninterrupted_verdict(tmp_path, sqlite_url):
-    whole = make_site(tmp_path / "whole", legacy_url=sqlite_url("whole-legacy"), target_url=sqlite_url("whole-target"),
-                      control_url=sqlite_url("whole-control"), baseline=False)
-    killed = make_site(tmp_path / "killed", legacy_url=sqlite_url("killed-legacy"),
-                       target_url=sqlite_url("killed-target"), control_url=sqlite_url("killed-control"),
-                       baseline=False)
+    whole = make_site(
+        tmp_path / "whole",
+        legacy_url=sqlite_url("whole-legacy"),
+        target_url=sqlite_url("whole-target"),
+        control_url=sqlite_url("whole-control"),
+        baseline=False,
+    )
+    killed = make_site(
+        tmp_path / "killed",
+        legacy_url=sqlite_url("killed-legacy"),
+        target_url=sqlite_url("killed-target"),
+        control_url=sqlite_url("killed-control"),
+        baseline=False,
+    )
     key = _key_file(killed, tmp_path)
     try:
         # First the baseline (it compares every row with the chain), then a delta run.

@@ -10,11 +10,10 @@ import stat
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from test_reconcile_support import sqlite_site
 
 from reconcile.burndown import BurndownPoint, burndown_svg, forecast
 from reconcile.report import OUTREACH_CSV, write_reconciliation_report
-
-from test_reconcile_support import sqlite_site
 
 
 @pytest.fixture

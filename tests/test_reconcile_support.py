@@ -11,23 +11,24 @@ site again elsewhere: advanced with the same seeds, it is the legacy a
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import sqlalchemy as sa
 
 from backups.backup import backup_site
-from backups.keys import SigningKey, generate_custodian_identity
+from backups.chain import load_chain
 from load import bookkeeping, target_schema
 from load.site_load import load_site
-from reconcile.chain import load_chain
 from reconcile.site_reconcile import Reconciliation, reconcile_site
 from reconcile.state import ReconcileState
-from ts24_migrate.db import legacy_engine, store_engine
+from ts24_migrate.core.db import legacy_engine, store_engine
+from ts24_migrate.core.keys import SigningKey, generate_custodian_identity
+from ts24_migrate.core.secrets import Secret
 from ts24_migrate.demo import generate_site
 from ts24_migrate.demo.advance import AdvanceTruth, advance_site
-from ts24_migrate.secrets import Secret
 
 SITE = "demo"
 # Bookkeeping columns that name the run or the moment: they differ between two migrations.
@@ -51,9 +52,19 @@ class ReconcileSite:
 
     def reconcile(self, **options: Any) -> Reconciliation:
         options.setdefault("chunk_rows", 200)
-        return reconcile_site(self.legacy, self.target, self.state, site_id=SITE, run_id=str(uuid.uuid4()),
-                              cutover=self.truth.cutover, attachments_dir=self.files, backup_root=self.backups,
-                              recipients=[self.recipient], signing_key=self.signing, **options)
+        return reconcile_site(
+            self.legacy,
+            self.target,
+            self.state,
+            site_id=SITE,
+            run_id=str(uuid.uuid4()),
+            cutover=self.truth.cutover,
+            attachments_dir=self.files,
+            backup_root=self.backups,
+            recipients=[self.recipient],
+            signing_key=self.signing,
+            **options,
+        )
 
     def advance(self, **options: Any) -> AdvanceTruth:
         return advance_site(self.writable, self.target, self.files, **options)
@@ -74,20 +85,55 @@ def _generated(folder: Path, legacy_url: str, target_url: str, *, scale: float, 
     return writable, target, truth
 
 
-def make_site(folder: Path, *, legacy_url: str, target_url: str, control_url: str, scale: float = 0.05,
-              seed: int = 42, baseline: bool = True) -> ReconcileSite:
+def make_site(
+    folder: Path,
+    *,
+    legacy_url: str,
+    target_url: str,
+    control_url: str,
+    scale: float = 0.05,
+    seed: int = 42,
+    baseline: bool = True,
+) -> ReconcileSite:
     writable, target, truth = _generated(folder, legacy_url, target_url, scale=scale, seed=seed)
     legacy = legacy_engine(Secret(legacy_url))
-    load_site(legacy, target, site_id=SITE, run_id=str(uuid.uuid4()), cutover=truth.cutover,
-              attachments_dir=folder / "files", chunk_rows=200)
+    load_site(
+        legacy,
+        target,
+        site_id=SITE,
+        run_id=str(uuid.uuid4()),
+        cutover=truth.cutover,
+        attachments_dir=folder / "files",
+        chunk_rows=200,
+    )
     identity = folder / "custodian.age-identity"
     recipient = generate_custodian_identity(identity)
     signing = SigningKey.generate()
-    backup_site(legacy, folder / "files", folder / "backups", site_id=SITE, run_id=str(uuid.uuid4()),
-                recipients=[recipient], signing_key=signing, chunk_rows=200)
+    backup_site(
+        legacy,
+        folder / "files",
+        folder / "backups",
+        site_id=SITE,
+        run_id=str(uuid.uuid4()),
+        recipients=[recipient],
+        signing_key=signing,
+        chunk_rows=200,
+    )
     control = store_engine(Secret(control_url))
-    site = ReconcileSite(folder, writable, legacy, target, control, ReconcileState(control), folder / "files",
-                         folder / "backups", identity, recipient, signing, truth)
+    site = ReconcileSite(
+        folder,
+        writable,
+        legacy,
+        target,
+        control,
+        ReconcileState(control),
+        folder / "files",
+        folder / "backups",
+        identity,
+        recipient,
+        signing,
+        truth,
+    )
     if baseline:
         site.reconcile()
     return site
@@ -96,8 +142,13 @@ def make_site(folder: Path, *, legacy_url: str, target_url: str, control_url: st
 def sqlite_site(tmp_path: Path, sqlite_url, *, baseline: bool = True) -> Iterator[ReconcileSite]:
     """A reconcile site on SQLite databases from the `sqlite_url` fixture, disposed of afterwards
     (the body of the test modules' `site` fixtures)."""
-    made = make_site(tmp_path / "site", legacy_url=sqlite_url("legacy"), target_url=sqlite_url("target"),
-                     control_url=sqlite_url("control"), baseline=baseline)
+    made = make_site(
+        tmp_path / "site",
+        legacy_url=sqlite_url("legacy"),
+        target_url=sqlite_url("target"),
+        control_url=sqlite_url("control"),
+        baseline=baseline,
+    )
     yield made
     made.dispose()
 
@@ -111,8 +162,15 @@ def twin_site(folder: Path, *, legacy_url: str, target_url: str, scale: float = 
 def fresh_migration(folder: Path, writable: sa.Engine, target: sa.Engine, legacy_url: str, truth: Any) -> None:
     legacy = legacy_engine(Secret(legacy_url))
     try:
-        load_site(legacy, target, site_id=SITE, run_id=str(uuid.uuid4()), cutover=truth.cutover,
-                  attachments_dir=folder / "files", chunk_rows=200)
+        load_site(
+            legacy,
+            target,
+            site_id=SITE,
+            run_id=str(uuid.uuid4()),
+            cutover=truth.cutover,
+            attachments_dir=folder / "files",
+            chunk_rows=200,
+        )
     finally:
         legacy.dispose()
 
@@ -127,8 +185,14 @@ def table_contents(engine: sa.Engine, table: sa.Table) -> list[tuple]:
 
 def compared_tables() -> list[sa.Table]:
     """The new system's business tables and the migration's bookkeeping of what was loaded or rejected."""
-    return [*target_schema.metadata.sorted_tables, bookkeeping.crosswalk, bookkeeping.lineage,
-            bookkeeping.rejects, bookkeeping.conflicts, bookkeeping.flags]
+    return [
+        *target_schema.metadata.sorted_tables,
+        bookkeeping.crosswalk,
+        bookkeeping.lineage,
+        bookkeeping.rejects,
+        bookkeeping.conflicts,
+        bookkeeping.flags,
+    ]
 
 
 def reconcile_refused_by_the_new_system(site: ReconcileSite) -> None:

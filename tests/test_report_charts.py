@@ -28,8 +28,13 @@ def test_bars_are_to_scale_and_every_total_is_written():
 
 
 def test_stacked_segments_follow_each_other_with_a_legend():
-    svg = bar_chart("Rows per table", [Bar("HO_SO", (Segment("loaded", 90), Segment("rejected", 10))),
-                                        Bar("HT_NHAT_KY", (Segment("loaded", 0), Segment("backed up only", 50)))])
+    svg = bar_chart(
+        "Rows per table",
+        [
+            Bar("HO_SO", (Segment("loaded", 90), Segment("rejected", 10))),
+            Bar("HT_NHAT_KY", (Segment("loaded", 0), Segment("backed up only", 50))),
+        ],
+    )
     loaded, rejected, backed = _rects(svg)
     assert float(rejected.get("x")) == pytest.approx(float(loaded.get("x")) + float(loaded.get("width")), abs=0.11)
     assert float(backed.get("x")) == LABEL_WIDTH  # a zero segment takes no room
@@ -54,8 +59,11 @@ def test_nothing_to_show_and_negative_counts():
 
 
 @settings(max_examples=40, deadline=None)
-@given(st.lists(st.tuples(st.text(min_size=1, max_size=40), st.integers(min_value=0, max_value=10**9)),
-                min_size=1, max_size=15))
+@given(
+    st.lists(
+        st.tuples(st.text(min_size=1, max_size=40), st.integers(min_value=0, max_value=10**9)), min_size=1, max_size=15
+    )
+)
 def test_any_counts_and_labels_give_well_formed_svg_with_each_count(values):
     svg = bar_chart("chart", simple_bars(values, "rows"))
     root = ET.fromstring(svg)  # well-formed XML, whatever the labels hold

@@ -13,19 +13,19 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-
-from backups.keys import generate_custodian_identity, generate_signing_key, load_public_key, public_key_path
-from extract import legacy_schema as ls
-from ts24_migrate.app import App
-from ts24_migrate.steps.backup import backup_step, verify_step
-from ts24_migrate.commands.demo_data import write_demo_inventory
-from ts24_migrate.steps.load import load_step
-from ts24_migrate.steps.validate import validate_step
-from test_stages_support import through
-from ts24_migrate.control_store import ControlStore, SiteState
-from ts24_migrate.errors import VerificationError
-from validation.report_figures import backup_signature, backup_verification, reject_examples
 from test_report_support import SITE
+from test_stages_support import through
+
+from ts24_migrate.cli.commands.demo_data import write_demo_inventory
+from ts24_migrate.core.control_store import ControlStore, SiteState
+from ts24_migrate.core.errors import VerificationError
+from ts24_migrate.core.keys import generate_custodian_identity, generate_signing_key, load_public_key, public_key_path
+from ts24_migrate.core.legacy import schema as ls
+from ts24_migrate.runs.app import App
+from ts24_migrate.runs.backup import backup_step, verify_step
+from ts24_migrate.runs.load import load_step
+from ts24_migrate.runs.validate import validate_step
+from validation.report_figures import backup_signature, backup_verification, reject_examples
 
 
 @pytest.fixture
@@ -35,8 +35,12 @@ def store(sqlite_url) -> ControlStore:
 
 def _verify_run(store: ControlStore, backup_id: str, outcome: str, mode: str = "decrypted") -> str:
     run = store.start_run(SITE, "verify-backup")
-    store.finish_run(run, outcome, {"backup_id": backup_id, "mode": mode, "rows_checked": 10, "parts_checked": 2},
-                     error="VerificationError: part 1 damaged" if outcome == "failed" else None)
+    store.finish_run(
+        run,
+        outcome,
+        {"backup_id": backup_id, "mode": mode, "rows_checked": 10, "parts_checked": 2},
+        error="VerificationError: part 1 damaged" if outcome == "failed" else None,
+    )
     return run
 
 
@@ -68,8 +72,9 @@ def backed_up(tmp_path):
     identity = tmp_path / "keys" / "custodian.age-identity"
     recipient = generate_custodian_identity(identity)
     generate_signing_key(tmp_path / "keys" / "signing.key")
-    inventory = write_demo_inventory(tmp_path / "site", scale=0.05, backup_recipients=[recipient],
-                                     signing_key=tmp_path / "keys" / "signing.key")
+    inventory = write_demo_inventory(
+        tmp_path / "site", scale=0.05, backup_recipients=[recipient], signing_key=tmp_path / "keys" / "signing.key"
+    )
     app = App(inventory)
     through(app, SITE, "assess")
     result = backup_step(app, SITE)
@@ -90,8 +95,9 @@ def test_the_signature_is_read_back_and_checked_against_the_trusted_key(backed_u
     assert not other["valid"] and "is not the one the backup run recorded" in other["problems"][0]
 
     stranger = generate_signing_key(tmp_path / "stranger" / "signing.key")
-    forged = backup_signature(backup_dir, public_key_b64=load_public_key(stranger),
-                              manifest_fingerprint=result["manifest_fingerprint"])
+    forged = backup_signature(
+        backup_dir, public_key_b64=load_public_key(stranger), manifest_fingerprint=result["manifest_fingerprint"]
+    )
     assert not forged["valid"] and "does not verify" in forged["problems"][0]
 
     copy = tmp_path / "copy"
@@ -104,7 +110,7 @@ def test_the_signature_is_read_back_and_checked_against_the_trusted_key(backed_u
 
 def test_reject_examples_are_the_first_rejects_per_reason_with_credentials_redacted(backed_up):
     from load.bookkeeping import rejects
-    from ts24_migrate.personal_data import field_kind, mask_legacy_key
+    from ts24_migrate.core.personal_data import field_kind, mask_legacy_key
 
     app, *_ = backed_up
     load_step(app, SITE)
@@ -113,9 +119,11 @@ def test_reject_examples_are_the_first_rejects_per_reason_with_credentials_redac
     with target.connect() as conn:
         keys: dict[tuple[str, str], list[str]] = {}
         fields: dict[tuple[str, str], str | None] = {}
-        for table, reason, key, field in conn.execute(sa.select(
-                rejects.c.legacy_table, rejects.c.reason_code, rejects.c.legacy_key, rejects.c.field
-        ).where(rejects.c.site_id == SITE)):
+        for table, reason, key, field in conn.execute(
+            sa.select(rejects.c.legacy_table, rejects.c.reason_code, rejects.c.legacy_key, rejects.c.field).where(
+                rejects.c.site_id == SITE
+            )
+        ):
             keys.setdefault((table, reason), []).append(key)
             fields[table, key] = field
         counts = {k: len(v) for k, v in keys.items()}
@@ -125,12 +133,15 @@ def test_reject_examples_are_the_first_rejects_per_reason_with_credentials_redac
         # is not personal: a personal one is masked whole).
         table, reason = next(k for k in counts if field_kind(fields[k[0], raw_first[k][0]]) is None)
         key = raw_first[table, reason][0]
-        conn.execute(rejects.update().where(rejects.c.site_id == SITE, rejects.c.legacy_table == table,
-                                            rejects.c.legacy_key == key)
-                     .values(original_value="see mssql://sa:Hunter2pw@10.0.0.5/ts24"))
+        conn.execute(
+            rejects.update()
+            .where(rejects.c.site_id == SITE, rejects.c.legacy_table == table, rejects.c.legacy_key == key)
+            .values(original_value="see mssql://sa:Hunter2pw@10.0.0.5/ts24")
+        )
         conn.commit()
     assert {(t, r): len(e) for t, by_reason in examples.items() for r, e in by_reason.items()} == {
-        k: min(n, 2) for k, n in counts.items()}
+        k: min(n, 2) for k, n in counts.items()
+    }
     assert {(t, r): [e["legacy_key"] for e in ex] for t, by in examples.items() for r, ex in by.items()} == first
     shown = json.dumps(reject_examples(target, site_id=SITE))
     assert "Hunter2pw" not in shown and "mssql://sa:***@10.0.0.5/ts24" in shown
@@ -144,8 +155,9 @@ def test_a_changed_legacy_table_and_an_unverified_backup_each_fail_the_verdict(b
     legacy_url = (app.inventory.base_dir / "secrets" / f"{SITE}.legacy.url").read_text().strip()
     writable = sa.create_engine(legacy_url)
     with writable.begin() as conn:
-        row = dict(conn.execute(sa.select(ls.HO_SO_LICH_SU).order_by(ls.HO_SO_LICH_SU.c.ID.desc()).limit(1))
-                   .mappings().one())
+        row = dict(
+            conn.execute(sa.select(ls.HO_SO_LICH_SU).order_by(ls.HO_SO_LICH_SU.c.ID.desc()).limit(1)).mappings().one()
+        )
         conn.execute(ls.HO_SO_LICH_SU.insert().values({**row, "ID": row["ID"] + 1}))
     writable.dispose()
     load_step(app, SITE)

@@ -18,23 +18,34 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
-
-from ts24_migrate.cli import main
-from ts24_migrate.report_paths import PathNames
-from ts24_migrate.reporting import timestamp
-from validation.code_legend import code_legend
 from test_report_support import SITE, chromium_dom, migrated_site, parse_page
+
+from ts24_migrate.cli.main import main
+from ts24_migrate.core.report_paths import PathNames
+from ts24_migrate.core.reporting import timestamp
+from validation.code_legend import code_legend
 
 pytestmark = pytest.mark.slow
 
 # What would make a browser fetch from the internet: src/href/url()/@import naming a host.
-EXTERNAL = re.compile(rb"""(?:\b(?:src|href|srcset|action|data)\s*=\s*["']?\s*|url\(\s*["']?\s*|@import\s+["']?)"""
-                      rb"""(?:https?:)?//""", re.I)
-SECTIONS = {"verdict": None, "reading": "How to read this report", "accounting-section": "Accounting per table",
-            "rejects": "Rejected rows by reason", "backup": "Backup",
-            "expectations": "Data quality (Great Expectations)", "parity": "Parity: source (as loaded) vs target",
-            "dossiers": "Dossiers by status (as loaded)", "ledger": "Audit ledger",
-            "runs": "Runs this report is built from", "codes": "Reason and flag codes"}
+EXTERNAL = re.compile(
+    rb"""(?:\b(?:src|href|srcset|action|data)\s*=\s*["']?\s*|url\(\s*["']?\s*|@import\s+["']?)"""
+    rb"""(?:https?:)?//""",
+    re.I,
+)
+SECTIONS = {
+    "verdict": None,
+    "reading": "How to read this report",
+    "accounting-section": "Accounting per table",
+    "rejects": "Rejected rows by reason",
+    "backup": "Backup",
+    "expectations": "Data quality (Great Expectations)",
+    "parity": "Parity: source (as loaded) vs target",
+    "dossiers": "Dossiers by status (as loaded)",
+    "ledger": "Audit ledger",
+    "runs": "Runs this report is built from",
+    "codes": "Reason and flag codes",
+}
 
 
 class Headings(HTMLParser):
@@ -99,7 +110,7 @@ def test_no_file_of_the_folder_names_the_host_or_fetches_from_the_internet(hande
         for host_path in host_paths:
             assert host_path.encode() not in content, f"{path.relative_to(copied)} names {host_path}"
         found = EXTERNAL.search(content)
-        assert found is None, f"{path.relative_to(copied)} fetches {content[found.start():found.start() + 120]!r}"
+        assert found is None, f"{path.relative_to(copied)} fetches {content[found.start() : found.start() + 120]!r}"
         if path.suffix == ".html":
             assert b"<script" not in content, path.relative_to(copied)
 
@@ -165,8 +176,9 @@ def test_every_code_is_explained_where_it_is_shown_and_in_the_legend(handed_over
     assert set(shown) == set(legend)  # every reject and flag code of the transform and the load
     for code, entry in legend.items():
         assert shown[code][1] == entry["action"] and shown[code][3] == " ".join(entry["meaning"].split())
-        assert (shown[code][4] == "yes") == (code in report["rejects"]["by_reason"]
-                                             or code in report["flags"]["by_code"])
+        assert (shown[code][4] == "yes") == (
+            code in report["rejects"]["by_reason"] or code in report["flags"]["by_code"]
+        )
     assert {"flag", "reject"} <= {row[1] for row in codes}
     header, *flagged = page.tables["flags-table"]  # the flags section: each code with its meaning too
     assert header[:4] == ["legacy table", "flag", "what it means", "rows"]
@@ -216,12 +228,19 @@ def test_the_data_docs_open_offline_with_their_index_listing_and_results(handed_
 
 def test_path_names_keep_host_folders_out_of_any_text(tmp_path):
     base = tmp_path / "site"
-    names = PathNames.for_inventory_folders({"inventory": str(base), "work": str(base / "work"),
-                                             "backups": "/srv/ts24/backups"})
-    data = {"ledger": str(base / "work" / "ledger" / "hn-01.jsonl"), "note": f"{base}/attachments/a.pdf is gone",
-            "list": ["/srv/ts24/backups/hn-01/b1", f"{base}-other/x", str(base)]}
-    assert names.scrub(data) == {"ledger": "work/ledger/hn-01.jsonl", "note": "attachments/a.pdf is gone",
-                                 "list": ["backups/hn-01/b1", f"{base}-other/x", "."]}
+    names = PathNames.for_inventory_folders(
+        {"inventory": str(base), "work": str(base / "work"), "backups": "/srv/ts24/backups"}
+    )
+    data = {
+        "ledger": str(base / "work" / "ledger" / "hn-01.jsonl"),
+        "note": f"{base}/attachments/a.pdf is gone",
+        "list": ["/srv/ts24/backups/hn-01/b1", f"{base}-other/x", str(base)],
+    }
+    assert names.scrub(data) == {
+        "ledger": "work/ledger/hn-01.jsonl",
+        "note": "attachments/a.pdf is gone",
+        "list": ["backups/hn-01/b1", f"{base}-other/x", "."],
+    }
 
 
 def test_every_report_of_the_site_names_its_files_from_the_inventory(handed_over, capsys):
@@ -232,8 +251,14 @@ def test_every_report_of_the_site_names_its_files_from_the_inventory(handed_over
     capsys.readouterr()
     reports = site.app.reports_dir(SITE)
     written = {p.name for p in reports.rglob("*") if p.is_file()}
-    assert {"assessment.html", "assessment.json", "assessment.md", "reconciliation.html",
-            "reconciliation.json", "validation-report.json"} <= written
+    assert {
+        "assessment.html",
+        "assessment.json",
+        "assessment.md",
+        "reconciliation.html",
+        "reconciliation.json",
+        "validation-report.json",
+    } <= written
     host_paths = {str(site.folder), str(site.folder.resolve())}
     for path in reports.rglob("*"):
         if path.is_file():

@@ -20,18 +20,18 @@ import pytest
 import sqlalchemy as sa
 import yaml
 
-from backups.keys import generate_custodian_identity, generate_signing_key
 from load import target_schema as ts
 from load.bookkeeping import crosswalk
 from load.site_load import prepare_target
-from ts24_migrate.app import App
-from ts24_migrate.steps.assess import assess_step
-from ts24_migrate.steps.backup import backup_step, verify_step
-from ts24_migrate.commands.demo_data import write_demo_inventory
-from ts24_migrate.steps.load import load_step
-from ts24_migrate.db import store_engine
+from ts24_migrate.cli.commands.demo_data import write_demo_inventory
+from ts24_migrate.core.db import store_engine
+from ts24_migrate.core.keys import generate_custodian_identity, generate_signing_key
+from ts24_migrate.core.secrets import Secret
 from ts24_migrate.demo import generate_site
-from ts24_migrate.secrets import Secret
+from ts24_migrate.runs.app import App
+from ts24_migrate.runs.assess import assess_step
+from ts24_migrate.runs.backup import backup_step, verify_step
+from ts24_migrate.runs.load import load_step
 
 SCALE = 0.05
 SITE = "demo"
@@ -64,11 +64,29 @@ def _inventory_with_env_target(folder: Path, target_url: str, recipient: str, si
     secret.write_text(f"sqlite:///{legacy_path}\n", encoding="utf-8")
     secret.chmod(0o600)
     inventory = folder / "sites.yaml"
-    inventory.write_text(yaml.safe_dump({
-        "version": 1, "work_dir": "work", "backup_dir": "backups", "signing_key": str(signing_key),
-        "target": f"env:{TARGET_ENV}",
-        "sites": [{"id": SITE, "office": "01", "legacy": "file:secrets/legacy.url", "attachments": "attachments",
-                   "cutover": CUTOVER, "backup_recipients": [recipient]}]}, sort_keys=False), encoding="utf-8")
+    inventory.write_text(
+        yaml.safe_dump(
+            {
+                "version": 1,
+                "work_dir": "work",
+                "backup_dir": "backups",
+                "signing_key": str(signing_key),
+                "target": f"env:{TARGET_ENV}",
+                "sites": [
+                    {
+                        "id": SITE,
+                        "office": "01",
+                        "legacy": "file:secrets/legacy.url",
+                        "attachments": "attachments",
+                        "cutover": CUTOVER,
+                        "backup_recipients": [recipient],
+                    }
+                ],
+            },
+            sort_keys=False,
+        ),
+        encoding="utf-8",
+    )
     return inventory
 
 
@@ -81,8 +99,9 @@ def migrated_site(folder: Path, *, target_url: str | None = None) -> MigratedSit
     signing_key = folder / "keys" / "signing.key"
     generate_signing_key(signing_key)
     if target_url is None:
-        inventory = write_demo_inventory(folder / "site", scale=SCALE, backup_recipients=[recipient],
-                                         signing_key=signing_key)
+        inventory = write_demo_inventory(
+            folder / "site", scale=SCALE, backup_recipients=[recipient], signing_key=signing_key
+        )
     else:
         assert os.environ.get(TARGET_ENV) == target_url
         inventory = _inventory_with_env_target(folder / "site", target_url, recipient, signing_key)
@@ -103,12 +122,20 @@ class Tampered:
 
 def tamper_target(target: sa.Engine) -> Tampered:
     """Behind the pipeline's back: delete a history row, change a unit, add a dossier."""
+
     def first(conn, legacy_table: str, pick) -> tuple[int, str]:
-        legacy_key = conn.execute(sa.select(pick(crosswalk.c.legacy_key)).where(
-            crosswalk.c.site_id == SITE, crosswalk.c.legacy_table == legacy_table)).scalar_one()
-        target_key = conn.execute(sa.select(crosswalk.c.target_key).where(
-            crosswalk.c.site_id == SITE, crosswalk.c.legacy_table == legacy_table,
-            crosswalk.c.legacy_key == legacy_key)).scalar_one()
+        legacy_key = conn.execute(
+            sa.select(pick(crosswalk.c.legacy_key)).where(
+                crosswalk.c.site_id == SITE, crosswalk.c.legacy_table == legacy_table
+            )
+        ).scalar_one()
+        target_key = conn.execute(
+            sa.select(crosswalk.c.target_key).where(
+                crosswalk.c.site_id == SITE,
+                crosswalk.c.legacy_table == legacy_table,
+                crosswalk.c.legacy_key == legacy_key,
+            )
+        ).scalar_one()
         return int(target_key), legacy_key
 
     with target.begin() as conn:
@@ -118,11 +145,22 @@ def tamper_target(target: sa.Engine) -> Tampered:
         conn.execute(ts.units.update().where(ts.units.c.unit_id == unit_id).values(phone="0999999999"))
         unit_code = conn.execute(sa.select(ts.units.c.unit_code).where(ts.units.c.unit_id == unit_id)).scalar_one()
         moment = conn.execute(sa.select(sa.func.max(ts.dossiers.c.submitted_at))).scalar_one()
-        added = conn.execute(ts.dossiers.insert().values(
-            dossier_no="GHOST-1", unit_code=unit_code, procedure_code="600", submitted_at=moment, status="done",
-            source="ts24", updated_at=moment).returning(ts.dossiers.c.dossier_id)).scalar_one()
-    return Tampered(("dossier_history", history_id, history_key), ("units", unit_id, unit_key),
-                    ("dossiers", int(added), None))
+        added = conn.execute(
+            ts.dossiers.insert()
+            .values(
+                dossier_no="GHOST-1",
+                unit_code=unit_code,
+                procedure_code="600",
+                submitted_at=moment,
+                status="done",
+                source="ts24",
+                updated_at=moment,
+            )
+            .returning(ts.dossiers.c.dossier_id)
+        ).scalar_one()
+    return Tampered(
+        ("dossier_history", history_id, history_key), ("units", unit_id, unit_key), ("dossiers", int(added), None)
+    )
 
 
 # -- headless Chromium ------------------------------------------------------------------------
@@ -140,10 +178,25 @@ def chromium_dom(html_path: Path, profile_dir: Path, *, offline: bool = False) -
             pytest.fail(message)
         pytest.skip(message)
     completed = subprocess.run(
-        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={profile_dir}",
-         *(OFFLINE_FLAGS if offline else ()), "--dump-dom", html_path.resolve().as_uri()],
-        capture_output=True, text=True, timeout=120, check=False)
+        [
+            CHROMIUM,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+            f"--user-data-dir={profile_dir}",
+            *(OFFLINE_FLAGS if offline else ()),
+            "--dump-dom",
+            html_path.resolve().as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert completed.returncode == 0, completed.stderr[-2000:]
     return completed.stdout
 

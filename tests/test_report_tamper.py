@@ -14,34 +14,43 @@ import json
 from pathlib import Path
 
 import pytest
+from test_report_support import SITE, TARGET_ENV, Tampered, chromium_dom, migrated_site, parse_page, tamper_target
 
 from audit import read_events
-from ts24_migrate.cli import main
-from ts24_migrate.steps.validate import validate_step
-from ts24_migrate.control_store import SiteState
-from ts24_migrate.errors import VerificationError
-from test_report_support import SITE, TARGET_ENV, Tampered, chromium_dom, migrated_site, parse_page, tamper_target
+from ts24_migrate.cli.main import main
+from ts24_migrate.core.control_store import SiteState
+from ts24_migrate.core.errors import VerificationError
+from ts24_migrate.runs.validate import validate_step
 
 pytestmark = pytest.mark.slow
 
 
 def _named_keys(report: dict) -> set[tuple]:
-    return {(table, kind, entry["target_key"], entry["legacy_key"])
-            for table, parity in report["parity"]["tables"].items()
-            for kind in ("missing", "extra", "changed") for entry in parity[kind]}
+    return {
+        (table, kind, entry["target_key"], entry["legacy_key"])
+        for table, parity in report["parity"]["tables"].items()
+        for kind in ("missing", "extra", "changed")
+        for entry in parity[kind]
+    }
 
 
 def _expected(tampered: Tampered) -> set[tuple]:
-    return {(*tampered.deleted[:1], "missing", *tampered.deleted[1:]),
-            (*tampered.changed[:1], "changed", *tampered.changed[1:]),
-            (*tampered.added[:1], "extra", *tampered.added[1:])}
+    return {
+        (*tampered.deleted[:1], "missing", *tampered.deleted[1:]),
+        (*tampered.changed[:1], "changed", *tampered.changed[1:]),
+        (*tampered.added[:1], "extra", *tampered.added[1:]),
+    }
 
 
 def _assert_fails_on_parity_alone(report: dict, tampered: Tampered) -> None:
     assert report["verdict"]["passed"] is False
     assert _named_keys(report) == _expected(tampered)
-    assert (report["parity"]["differences"], report["parity"]["missing"], report["parity"]["extra"],
-            report["parity"]["changed"]) == (3, 1, 1, 1)
+    assert (
+        report["parity"]["differences"],
+        report["parity"]["missing"],
+        report["parity"]["extra"],
+        report["parity"]["changed"],
+    ) == (3, 1, 1, 1)
     (reason,) = report["verdict"]["reasons"]  # everything else still holds
     assert reason.startswith("parity: 3 difference(s)")
     assert report["accounting"]["totals"]["ok"] and report["backup"]["verified"]

@@ -17,16 +17,16 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from test_report_support import SITE, chromium_dom, migrated_site, parse_page
 
 from audit import read_events
 from load.bookkeeping import lineage, rejects
-from ts24_migrate.app import App
-from ts24_migrate.cli import main
-from ts24_migrate.control_store import SiteState
-from ts24_migrate.personal_data import mask_legacy_key
+from ts24_migrate.cli.main import main
+from ts24_migrate.core.control_store import SiteState
+from ts24_migrate.core.personal_data import mask_legacy_key
+from ts24_migrate.runs.app import App
 from validation.report import build_site_report
 from validation.report_artifacts import accounting_rows, publish_report_artifacts, report_markdown
-from test_report_support import SITE, chromium_dom, migrated_site, parse_page
 
 pytestmark = pytest.mark.slow
 
@@ -82,7 +82,8 @@ def test_every_figure_in_the_report_is_the_control_store_figure(validated):
     run = store.run(result["run_id"])
     recorded = store.table_figures(run.run_id)
     assert {stage: (r or {}).get("run_id") for stage, r in report["runs"].items() if stage != "assess"} == {
-        stage: r.run_id for stage, r in runs.items()}
+        stage: r.run_id for stage, r in runs.items()
+    }
 
     # Accounting: per table, the backup's and the load's own figures; totals those of their runs.
     rows = {row["table"]: row for row in report["accounting"]["tables"]}
@@ -91,7 +92,8 @@ def test_every_figure_in_the_report_is_the_control_store_figure(validated):
         assert row["backed_up"] == backup_tables[table]["rows"] and row["role"] == backup_tables[table]["role"]
         if table in load_tables:
             assert (row["source"], row["loaded"], row["rejected"], row["conflicts"]) == tuple(
-                load_tables[table][k] for k in ("source_rows", "loaded", "rejected", "conflicts"))
+                load_tables[table][k] for k in ("source_rows", "loaded", "rejected", "conflicts")
+            )
         else:
             assert row["source"] == backup_tables[table]["count_at_start"] and row["loaded"] is None
         assert {k: v for k, v in row.items() if k != "role"} == recorded[table]["accounting"]
@@ -99,11 +101,13 @@ def test_every_figure_in_the_report_is_the_control_store_figure(validated):
     assert totals == run.figures["accounting"]
     assert totals["backed_up"] == runs["backup"].figures["rows"]
     assert (totals["loaded"], totals["rejected"], totals["conflicts"]) == tuple(
-        runs["load"].figures[k] for k in ("loaded", "rejected", "conflicts"))
+        runs["load"].figures[k] for k in ("loaded", "rejected", "conflicts")
+    )
 
     # Rejects: the load's counts by reason, and examples that are real rejects of that reason.
     assert {t: e["by_reason"] for t, e in report["rejects"]["tables"].items()} == {
-        t: f["rejects_by_reason"] for t, f in load_tables.items()}
+        t: f["rejects_by_reason"] for t, f in load_tables.items()
+    }
     assert report["rejects"]["total"] == runs["load"].figures["rejected"]
     target = site.app.target_engine()
     with target.connect() as conn:
@@ -113,15 +117,21 @@ def test_every_figure_in_the_report_is_the_control_store_figure(validated):
                 assert 1 <= len(examples) <= min(3, entry["by_reason"][reason])
                 # An insured person's key is masked in the report: found among the rejects of that reason
                 # whose key masks the same (as a custodian finds it in the backup).
-                of_reason = {(mask_legacy_key(table, key), field) for key, field in conn.execute(
-                    sa.select(rejects.c.legacy_key, rejects.c.field).where(
-                        rejects.c.site_id == SITE, rejects.c.legacy_table == table, rejects.c.reason_code == reason))}
+                of_reason = {
+                    (mask_legacy_key(table, key), field)
+                    for key, field in conn.execute(
+                        sa.select(rejects.c.legacy_key, rejects.c.field).where(
+                            rejects.c.site_id == SITE, rejects.c.legacy_table == table, rejects.c.reason_code == reason
+                        )
+                    )
+                }
                 for example in examples:
                     assert (example["legacy_key"], example["field"]) in of_reason
 
     # Flags: the rows loaded with each flag, as the load counted them (nothing was carried over since).
     assert {t: e["rows_flagged"] for t, e in report["flags"]["tables"].items()} == {
-        t: f["flags_by_code"] for t, f in load_tables.items() if f["flags_by_code"]}
+        t: f["flags_by_code"] for t, f in load_tables.items() if f["flags_by_code"]
+    }
     assert report["flags"]["tables"]["DM_DONVI"]["rows_flagged"]["TEXT_REPAIRED_TCVN3"] > 0  # the demo's dirt
 
     # Backup: the backup run's figures, the verification run's, and the signature file on disk.
@@ -139,14 +149,21 @@ def test_every_figure_in_the_report_is_the_control_store_figure(validated):
 
     # Expectations and parity: the validate run's per-table figures, and its totals.
     target_suites = report["expectations"]["target"]
-    assert target_suites["tables"] == {t[len("target:"):]: f["expectations"] for t, f in recorded.items()
-                                       if t.startswith("target:")}
+    assert target_suites["tables"] == {
+        t[len("target:") :]: f["expectations"] for t, f in recorded.items() if t.startswith("target:")
+    }
     assert target_suites["evaluated"] == sum(s["evaluated"] for s in target_suites["tables"].values())
-    assert report["parity"]["tables"] == {t[len("target:"):]: f["parity"] for t, f in recorded.items()
-                                          if t.startswith("target:")}
+    assert report["parity"]["tables"] == {
+        t[len("target:") :]: f["parity"] for t, f in recorded.items() if t.startswith("target:")
+    }
     with target.connect() as conn:
-        written = dict(conn.execute(sa.select(lineage.c.target_table, sa.func.count()).where(
-            lineage.c.site_id == SITE).group_by(lineage.c.target_table)).all())
+        written = dict(
+            conn.execute(
+                sa.select(lineage.c.target_table, sa.func.count())
+                .where(lineage.c.site_id == SITE)
+                .group_by(lineage.c.target_table)
+            ).all()
+        )
     assert {t: p["lineage_rows"] for t, p in report["parity"]["tables"].items()} == written
     # Dossiers by status: the dossiers the load wrote.
     assert report["dossiers_by_status"] == run.figures["dossiers_by_status"]
@@ -172,8 +189,9 @@ def test_the_report_renders_in_headless_chromium(validated, tmp_path):
     shown = {cells[0]: cells for cells in body}
     for row in report["accounting"]["tables"]:
         cells = shown[row["table"]]
-        assert cells[2:7] == ["—" if row[k] is None else str(row[k])
-                              for k in ("source", "backed_up", "loaded", "rejected", "conflicts")]
+        assert cells[2:7] == [
+            "—" if row[k] is None else str(row[k]) for k in ("source", "backed_up", "loaded", "rejected", "conflicts")
+        ]
         assert cells[7] == "yes"
     assert len(body) == len(report["accounting"]["tables"])
     assert total[2] == str(report["accounting"]["totals"]["source"])
@@ -184,7 +202,8 @@ def test_the_report_renders_in_headless_chromium(validated, tmp_path):
     header, *flagged = page.tables["flags-table"]
     assert header[:4] == ["legacy table", "flag", "what it means", "rows"]
     assert {(c[0], c[1]): c[3] for c in flagged} == {
-        (t, code): str(n) for t, e in report["flags"]["tables"].items() for code, n in e["rows_flagged"].items()}
+        (t, code): str(n) for t, e in report["flags"]["tables"].items() for code, n in e["rows_flagged"].items()
+    }
     # The Data Docs links are relative and lead to the Data Docs.
     assert 'href="data-docs/target/index.html"' in html and 'href="data-docs/legacy/index.html"' in html
 
@@ -195,8 +214,10 @@ def test_report_rebuilds_from_a_copy_of_the_control_store_alone(validated, tmp_p
     auditor = tmp_path / "auditor"
     (auditor / "work").mkdir(parents=True)
     shutil.copy(site.inventory, auditor / "sites.yaml")
-    with contextlib.closing(sqlite3.connect(site.app.inventory.work_path / "control.sqlite")) as source, \
-            contextlib.closing(sqlite3.connect(auditor / "work" / "control.sqlite")) as copy:
+    with (
+        contextlib.closing(sqlite3.connect(site.app.inventory.work_path / "control.sqlite")) as source,
+        contextlib.closing(sqlite3.connect(auditor / "work" / "control.sqlite")) as copy,
+    ):
         source.backup(copy)  # the store runs in WAL mode: a file copy could miss recent pages
     out = tmp_path / "rebuilt"
 
@@ -206,12 +227,16 @@ def test_report_rebuilds_from_a_copy_of_the_control_store_alone(validated, tmp_p
     rebuilt = json.loads((out / "validation-report.json").read_text(encoding="utf-8"))
     original = json.loads(Path(result["reports"]["json"]).read_text(encoding="utf-8"))
     assert {k: v for k, v in rebuilt.items() if k != "rebuilt_at"} == {
-        k: v for k, v in original.items() if k != "rebuilt_at"}
+        k: v for k, v in original.items() if k != "rebuilt_at"
+    }
     html = (out / "validation-report.html").read_text(encoding="utf-8")
     assert 'id="verdict"' in html and "PASSED" in html
     # The Data Docs sit beside the report; this machine has none to copy along, and the page says so.
-    assert _href(html, "target Data Docs") == original["expectations"]["target"]["data_docs"] == \
-        "data-docs/target/index.html"
+    assert (
+        _href(html, "target Data Docs")
+        == original["expectations"]["target"]["data_docs"]
+        == "data-docs/target/index.html"
+    )
     assert "not included in this folder" in html and not (out / "data-docs").exists()
 
     # Human output, --run and errors.
@@ -227,7 +252,7 @@ def test_report_rebuilds_from_a_copy_of_the_control_store_alone(validated, tmp_p
 def _href(html: str, text: str) -> str:
     end = html.index(f">{text}</a>")
     start = html.rindex('href="', 0, end) + len('href="')
-    return html[start:html.index('"', start)]
+    return html[start : html.index('"', start)]
 
 
 @pytest.mark.prefect
@@ -249,8 +274,7 @@ def test_prefect_artifacts_carry_the_verdict_and_the_accounting(validated, prefe
 
     async def read(key: str):
         async with get_client() as client:
-            return await client.read_latest_artifacts(
-                artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key])))
+            return await client.read_latest_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key])))
 
     (markdown,) = asyncio.run(read("demo-validation"))
     (table,) = asyncio.run(read("demo-validation-table"))
@@ -259,21 +283,24 @@ def test_prefect_artifacts_carry_the_verdict_and_the_accounting(validated, prefe
     rows = table.data if isinstance(table.data, list) else json.loads(table.data)
     assert rows == json.loads(json.dumps(accounting_rows(report)))
     assert {r["table"]: r["source"] for r in rows} == {
-        r["table"]: r["source"] for r in report.to_dict()["accounting"]["tables"]}
+        r["table"]: r["source"] for r in report.to_dict()["accounting"]["tables"]
+    }
 
 
 def test_validate_needs_a_backup_and_a_load(tmp_path, capsys):
-    from backups.keys import generate_custodian_identity, generate_signing_key
-    from ts24_migrate.commands.demo_data import write_demo_inventory
+    from ts24_migrate.cli.commands.demo_data import write_demo_inventory
+    from ts24_migrate.core.keys import generate_custodian_identity, generate_signing_key
 
     recipient = generate_custodian_identity(tmp_path / "keys" / "custodian.age-identity")
     generate_signing_key(tmp_path / "keys" / "signing.key")
-    inventory = write_demo_inventory(tmp_path / "site", scale=0.05, backup_recipients=[recipient],
-                                     signing_key=tmp_path / "keys" / "signing.key")
+    inventory = write_demo_inventory(
+        tmp_path / "site", scale=0.05, backup_recipients=[recipient], signing_key=tmp_path / "keys" / "signing.key"
+    )
     assert main(["-i", str(inventory), "validate", SITE]) == 4
     err = capsys.readouterr().err.strip()
-    assert err.startswith("error: validate of site demo refused: the site has no complete backup; first, IT runs "
-                          "`ts24-migrate -i ") and err.endswith(" assess demo` (the site has not been assessed)")
+    assert err.startswith(
+        "error: validate of site demo refused: the site has no complete backup; first, IT runs `ts24-migrate -i "
+    ) and err.endswith(" assess demo` (the site has not been assessed)")
     assert main(["-i", str(inventory), "report", SITE]) == 4
     assert "has no validation with a verdict yet" in capsys.readouterr().err
     assert App(inventory).control_store.runs(SITE, "validate") == []

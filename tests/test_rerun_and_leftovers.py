@@ -23,20 +23,23 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-
-from ts24_migrate.app import App
-from ts24_migrate.cli import main
-from ts24_migrate.errors import ExitCode
-from ts24_migrate.steps.backup import backup_step
-from ts24_migrate.steps.reconcile import reconcile_step
 from test_stages_support import through
+
+from ts24_migrate.cli.main import main
+from ts24_migrate.core.errors import ExitCode
+from ts24_migrate.runs.app import App
+from ts24_migrate.runs.backup import backup_step
+from ts24_migrate.runs.reconcile import reconcile_step
 
 SITE = "demo"
 
 
 def _files(folder: Path) -> dict[str, tuple[int, int]]:
-    return {str(p.relative_to(folder)): (p.stat().st_size, p.stat().st_mtime_ns)
-            for p in folder.rglob("*") if p.is_file() and p.name != ".lock"}
+    return {
+        str(p.relative_to(folder)): (p.stat().st_size, p.stat().st_mtime_ns)
+        for p in folder.rglob("*")
+        if p.is_file() and p.name != ".lock"
+    }
 
 
 def _legacy_write(site, statement: str) -> None:
@@ -129,13 +132,28 @@ def test_a_failed_restore_into_sqlite_leaves_nothing_and_the_same_command_then_w
     out = tmp_path / "out"
     out.mkdir()
     scratch, files = out / "restored.sqlite", out / "restored-files"
-    args = ["-i", str(site.inventory), "backup", "restore", SITE, "--identity", str(site.identity),
-            "--into-sqlite", str(scratch), "--files", str(files)]
+    args = [
+        "-i",
+        str(site.inventory),
+        "backup",
+        "restore",
+        SITE,
+        "--identity",
+        str(site.identity),
+        "--into-sqlite",
+        str(scratch),
+        "--files",
+        str(files),
+    ]
     capsys.readouterr()
     assert main(args) == ExitCode.VERDICT_FAILED
     err = capsys.readouterr().err
-    assert "does not match" in err and "the partial restore (database copy for restored.sqlite, attachment files) " \
-                                      "was deleted, so the same command can run again" in err
+    assert (
+        "does not match" in err
+        and "the partial restore (database copy for restored.sqlite, attachment files) "
+        "was deleted, so the same command can run again"
+        in err
+    )
     assert not scratch.exists() and not files.exists()
     assert list(out.iterdir()) == []  # no hidden leftovers either
 
@@ -157,8 +175,19 @@ def test_a_failed_restore_into_postgresql_drops_its_tables(demo_site, capsys, tm
     with scratch.begin() as conn:  # a table of someone else's in the scratch database is left alone
         conn.execute(sa.text("CREATE TABLE notes_of_the_dba (id int)"))
     monkeypatch.setenv("TS24_T_SCRATCH", pg_url)
-    args = ["-i", str(site.inventory), "backup", "restore", SITE, "--identity", str(site.identity),
-            "--into-url-env", "TS24_T_SCRATCH", "--files", str(tmp_path / "files")]
+    args = [
+        "-i",
+        str(site.inventory),
+        "backup",
+        "restore",
+        SITE,
+        "--identity",
+        str(site.identity),
+        "--into-url-env",
+        "TS24_T_SCRATCH",
+        "--files",
+        str(tmp_path / "files"),
+    ]
     capsys.readouterr()
     assert main(args) == ExitCode.VERDICT_FAILED
     assert "table(s) in the scratch database" in capsys.readouterr().err

@@ -17,28 +17,41 @@ from pathlib import Path
 
 import pytest
 
-from ts24_migrate.app import App
-from ts24_migrate.cli import main
-from ts24_migrate.control_store import SiteState
-from ts24_migrate.errors import ExitCode
-from ts24_migrate.steps import site_life
-from ts24_migrate.steps.site_life import IDENTITY_PLACEHOLDER, SiteFacts, Verification
+from ts24_migrate.cli.main import main
+from ts24_migrate.core.control_store import SiteState
+from ts24_migrate.core.errors import ExitCode
+from ts24_migrate.runs import site_life
+from ts24_migrate.runs.app import App
+from ts24_migrate.runs.site_life import IDENTITY_PLACEHOLDER, SiteFacts, Verification
 
 ROOT = Path(__file__).resolve().parents[1]
 SITE = "demo"
-OUTCOME = re.compile(r"^outcome: (?P<verdict>[A-Z]+) \| site (?P<site>\S+): (?P<state>[A-Z_]+) \| "
-                     r"report: (?P<report>.+?) \| next \((?P<who>\w+)\): (?P<command>ts24-migrate [^(]+?) "
-                     r"\((?P<why>.*)\)$")
+OUTCOME = re.compile(
+    r"^outcome: (?P<verdict>[A-Z]+) \| site (?P<site>\S+): (?P<state>[A-Z_]+) \| "
+    r"report: (?P<report>.+?) \| next \((?P<who>\w+)\): (?P<command>ts24-migrate [^(]+?) "
+    r"\((?P<why>.*)\)$"
+)
 # Every kind of next step steps.site_life can suggest (checked against its source below); the walk
 # must meet and run each of them.
-SUGGESTIONS = {("IT", "assess"), ("IT", "backup"), ("IT", "backup verify"), ("IT", "load"),
-               ("custodian", "backup verify --identity"), ("IT", "validate"), ("IT", "reconcile run"),
-               ("custodian", "purge prepare --identity")}
+SUGGESTIONS = {
+    ("IT", "assess"),
+    ("IT", "backup"),
+    ("IT", "backup verify"),
+    ("IT", "load"),
+    ("custodian", "backup verify --identity"),
+    ("IT", "validate"),
+    ("IT", "reconcile run"),
+    ("custodian", "purge prepare --identity"),
+}
 # The retirement's suggestions after `purge prepare`: walked by tests/test_purge_life.py.
-RETIREMENT_SUGGESTIONS = {("IT", "purge plan --key"), ("approver", "purge approve --key"),
-                          ("IT", "purge execute --plan"), ("IT", "purge attest-media --device --method --tool --report"),
-                          ("IT", "purge handover --receiver"),
-                          ("auditor", "certificate verify --backups --ledger --addendum --addendum")}
+RETIREMENT_SUGGESTIONS = {
+    ("IT", "purge plan --key"),
+    ("approver", "purge approve --key"),
+    ("IT", "purge execute --plan"),
+    ("IT", "purge attest-media --device --method --tool --report"),
+    ("IT", "purge handover --receiver"),
+    ("auditor", "certificate verify --backups --ledger --addendum --addendum"),
+}
 
 
 class Walk:
@@ -69,8 +82,9 @@ class Walk:
         (line,) = err.strip().splitlines()
         outcome = self.outcome(out)
         assert outcome["verdict"] == "REFUSED"
-        assert line.startswith(f"error: {' '.join(a for a in args if a != SITE)} of site {SITE} refused: ") or \
-            line.startswith(f"error: {args[0]} of site {SITE} refused: "), line
+        assert line.startswith(
+            f"error: {' '.join(a for a in args if a != SITE)} of site {SITE} refused: "
+        ) or line.startswith(f"error: {args[0]} of site {SITE} refused: "), line
         assert f"first, {outcome['who']} runs `{outcome['command']}` ({outcome['why']})" in line
         return outcome
 
@@ -107,8 +121,14 @@ def test_every_stage_refuses_until_its_step_is_done_and_every_suggested_step_wor
     walk = Walk(capsys, site)
 
     # NEW: everything but the assessment is refused, and each refusal names the assessment.
-    for args in (["load", SITE], ["backup", SITE], ["validate", SITE], ["reconcile", "run", SITE],
-                 ["report", SITE], ["backup", "verify", SITE]):
+    for args in (
+        ["load", SITE],
+        ["backup", SITE],
+        ["validate", SITE],
+        ["reconcile", "run", SITE],
+        ["report", SITE],
+        ["backup", "verify", SITE],
+    ):
         step = walk.refused(*args)
         assert (step["who"], step["command"].split()[-2:]) == ("IT", ["assess", SITE])
     assert _state(site) is SiteState.NEW
@@ -136,7 +156,9 @@ def test_every_stage_refuses_until_its_step_is_done_and_every_suggested_step_wor
     stranger = tmp_path / "stranger.age-identity"
     assert main(["keys", "generate", "--out", str(tmp_path), "--custodian", "stranger"]) == ExitCode.OK
     code, out, err = walk.run("backup", "verify", SITE, "--identity", str(stranger))
-    assert code == ExitCode.USAGE and err.startswith("error: wrong key: the identity ") and "nothing was recorded" in err
+    assert (
+        code == ExitCode.USAGE and err.startswith("error: wrong key: the identity ") and "nothing was recorded" in err
+    )
     assert walk.outcome(out)["command"] == step["command"]
 
     # The backup is damaged behind the pipeline's back: the check fails, and the load is refused until

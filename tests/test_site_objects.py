@@ -23,21 +23,21 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 import yaml
+from test_report_support import parse_page
 
 from backups.catalog import find_backup
-from backups.keys import generate_custodian_identity, generate_signing_key, load_identity
 from backups.manifest import read_manifest
 from backups.verify import decrypt_part, manifest_parts, read_ciphertext
 from extract.attachments import PART_SCHEMA
 from extract.objects import read_objects_part
 from load.site_load import prepare_target
-from ts24_migrate.cli import main
-from ts24_migrate.commands.demo_data import write_demo_inventory
-from ts24_migrate.db import store_engine
+from ts24_migrate.cli.commands.demo_data import write_demo_inventory
+from ts24_migrate.cli.main import main
+from ts24_migrate.core.db import store_engine
+from ts24_migrate.core.keys import generate_custodian_identity, generate_signing_key, load_identity
+from ts24_migrate.core.labels import ATTACHMENT_FINDINGS, NUL_TEXT_LABEL, finding_line
+from ts24_migrate.core.secrets import Secret
 from ts24_migrate.demo import generate_site
-from ts24_migrate.labels import ATTACHMENT_FINDINGS, NUL_TEXT_LABEL, finding_line
-from ts24_migrate.secrets import Secret
-from test_report_support import parse_page
 
 pytestmark = pytest.mark.slow
 
@@ -56,8 +56,11 @@ def _plant_nul_text(legacy: sa.Engine) -> None:
     """A vendor setting whose text holds NUL (legal in SQLite and MariaDB text, not in PostgreSQL's)."""
     config = sa.table(NUL_TABLE, sa.column("NHOM"), sa.column("KHOA"), sa.column(NUL_COLUMN))
     with legacy.begin() as conn:
-        changed = conn.execute(config.update().where(config.c.NHOM == "HE_THONG", config.c.KHOA == "PHIEN_BAN")
-                               .values({NUL_COLUMN: "2.4.17\x00beta"})).rowcount
+        changed = conn.execute(
+            config.update()
+            .where(config.c.NHOM == "HE_THONG", config.c.KHOA == "PHIEN_BAN")
+            .values({NUL_COLUMN: "2.4.17\x00beta"})
+        ).rowcount
     assert changed == 1
 
 
@@ -88,18 +91,38 @@ def _mariadb_site(folder: Path, recipient: str, signing_key: Path, url: str) -> 
         (secrets / name).write_text(value + "\n", encoding="utf-8")
         (secrets / name).chmod(0o600)
     inventory = folder / "sites.yaml"
-    inventory.write_text(yaml.safe_dump({
-        "version": 1, "work_dir": "work", "backup_dir": "backups", "signing_key": str(signing_key),
-        "target": "file:secrets/target.url",
-        "sites": [{"id": SITE, "office": "01", "legacy": "file:secrets/legacy.url", "attachments": "attachments",
-                   "cutover": truth.cutover.isoformat(), "backup_recipients": [recipient]}]}), encoding="utf-8")
+    inventory.write_text(
+        yaml.safe_dump(
+            {
+                "version": 1,
+                "work_dir": "work",
+                "backup_dir": "backups",
+                "signing_key": str(signing_key),
+                "target": "file:secrets/target.url",
+                "sites": [
+                    {
+                        "id": SITE,
+                        "office": "01",
+                        "legacy": "file:secrets/legacy.url",
+                        "attachments": "attachments",
+                        "cutover": truth.cutover.isoformat(),
+                        "backup_recipients": [recipient],
+                    }
+                ],
+            }
+        ),
+        encoding="utf-8",
+    )
     return inventory, truth.to_dict()
 
 
 def _decrypted(manifest, identity, *, objects: bool) -> list[bytes]:
     key = load_identity(identity)
-    return [decrypt_part(read_ciphertext(manifest.path, ref), ref, key) for ref in manifest_parts(manifest)
-            if (ref.objects if objects else ref.files)]
+    return [
+        decrypt_part(read_ciphertext(manifest.path, ref), ref, key)
+        for ref in manifest_parts(manifest)
+        if (ref.objects if objects else ref.files)
+    ]
 
 
 def _backed_up_files(manifest, identity) -> dict[str, bytes]:
@@ -124,8 +147,9 @@ def test_objects_and_unreferenced_files_reach_assessment_manifest_and_report(eng
     if engine == "sqlite":
         inventory, truth = _sqlite_site(tmp_path / "site", recipient, signing_key)
     else:
-        inventory, truth = _mariadb_site(tmp_path / "site", recipient, signing_key,
-                                         request.getfixturevalue("mariadb_database")())
+        inventory, truth = _mariadb_site(
+            tmp_path / "site", recipient, signing_key, request.getfixturevalue("mariadb_database")()
+        )
     planted_objects = {(o["kind"], o["name"]) for o in truth["objects"]}
     assert {"view", "trigger"} <= {kind for kind, _ in planted_objects}
     if engine == "mariadb":
@@ -158,7 +182,8 @@ def test_objects_and_unreferenced_files_reach_assessment_manifest_and_report(eng
     assert set(in_manifest) == planted_objects
     assert "V_HO_SO_DANG_XU_LY" not in manifest.tables  # its rows derive from tables: never extracted as data
     assert {k: o["fingerprint"] for k, o in in_manifest.items()} == {
-        k: o["fingerprint"] for k, o in in_assessment.items()}
+        k: o["fingerprint"] for k, o in in_assessment.items()
+    }
     assert b"CREATE" not in manifest.raw and b"HT_NHAT_KY chi duoc" not in manifest.raw  # definitions encrypted
     (objects_part,) = _decrypted(manifest, identity, objects=True)
     definitions = {(o.kind, o.name): o for o in read_objects_part(objects_part)}
@@ -206,8 +231,9 @@ def test_objects_and_unreferenced_files_reach_assessment_manifest_and_report(eng
     assert report["rejects"]["by_reason"]["ATTACHMENT_MD5_MISMATCH"] == md5_mismatch  # the load found the same
     for key, label in ATTACHMENT_FINDINGS.items():
         count = references.get("unreferenced_files") if key == "unreferenced" else len(references[key])
-        assert assessment["summary"]["attachment_findings"][key] == report["backup"]["attachment_findings"][key] \
-            == count, key
+        assert (
+            assessment["summary"]["attachment_findings"][key] == report["backup"]["attachment_findings"][key] == count
+        ), key
         assert [label, str(count)] == next(row[:2] for row in page.tables["attachments-table"] if row[0] == label)
         if count:
             assert finding_line(key, count) in backup_text

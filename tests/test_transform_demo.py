@@ -17,27 +17,35 @@ import sqlalchemy as sa
 from extract.discovery import discover_tables
 from extract.reader import iter_table_batches
 from transform import MAPPED_TABLES, TransformContext, transform_batch
-from transform.syllables import is_vietnamese_syllable
 from transform.tables import TABLES
-from transform.text_repair import _WORD
+from ts24_migrate.core.legacy.syllables import is_vietnamese_syllable
+from ts24_migrate.core.legacy.text_repair import _WORD
 from ts24_migrate.demo import generate_site
 
 REFERENCE = dt.date(2025, 7, 31)
-TEXT_KINDS = {"text_tcvn3": "TEXT_REPAIRED_TCVN3", "text_tcvn3_caps": "TEXT_REPAIRED_TCVN3",
-              "text_vni": "TEXT_REPAIRED_VNI", "text_nfd": "TEXT_REPAIRED_NFD"}
+TEXT_KINDS = {
+    "text_tcvn3": "TEXT_REPAIRED_TCVN3",
+    "text_tcvn3_caps": "TEXT_REPAIRED_TCVN3",
+    "text_vni": "TEXT_REPAIRED_VNI",
+    "text_nfd": "TEXT_REPAIRED_NFD",
+}
 # kind -> what the documented outcome is (see docs/reason-codes.md)
-REJECTED = {("NGUOI_LAO_DONG", "impossible_date"): "BIRTH_DATE_INVALID",
-            ("NGUOI_LAO_DONG", "bad_social_insurance_no"): "SI_NUMBER_INVALID",
-            ("HO_SO", "orphan_unit_reference"): "ORPHAN_UNIT",
-            ("HO_SO_TEP", "orphan_dossier_reference"): "ORPHAN_DOSSIER",
-            ("HO_SO_LICH_SU", "orphan_dossier_reference"): "ORPHAN_DOSSIER",
-            ("HO_SO_TEP", "attachment_md5_mismatch"): "ATTACHMENT_MD5_MISMATCH",
-            ("HO_SO_TEP", "attachment_missing"): "ATTACHMENT_MISSING"}
-FLAGGED_AND_CLEARED = {("DM_DONVI", "impossible_date"): "REGISTRATION_DATE_INVALID",
-                       ("DM_DONVI", "tax_code_bad_check_digit"): "TAX_CODE_CHECK_DIGIT",
-                       ("DM_DONVI", "tax_code_malformed"): "TAX_CODE_MALFORMED",
-                       ("NGUOI_LAO_DONG", "bad_citizen_id"): "CITIZEN_ID_INVALID",
-                       ("NGUOI_LAO_DONG", "orphan_unit_reference"): "ORPHAN_UNIT_CLEARED"}
+REJECTED = {
+    ("NGUOI_LAO_DONG", "impossible_date"): "BIRTH_DATE_INVALID",
+    ("NGUOI_LAO_DONG", "bad_social_insurance_no"): "SI_NUMBER_INVALID",
+    ("HO_SO", "orphan_unit_reference"): "ORPHAN_UNIT",
+    ("HO_SO_TEP", "orphan_dossier_reference"): "ORPHAN_DOSSIER",
+    ("HO_SO_LICH_SU", "orphan_dossier_reference"): "ORPHAN_DOSSIER",
+    ("HO_SO_TEP", "attachment_md5_mismatch"): "ATTACHMENT_MD5_MISMATCH",
+    ("HO_SO_TEP", "attachment_missing"): "ATTACHMENT_MISSING",
+}
+FLAGGED_AND_CLEARED = {
+    ("DM_DONVI", "impossible_date"): "REGISTRATION_DATE_INVALID",
+    ("DM_DONVI", "tax_code_bad_check_digit"): "TAX_CODE_CHECK_DIGIT",
+    ("DM_DONVI", "tax_code_malformed"): "TAX_CODE_MALFORMED",
+    ("NGUOI_LAO_DONG", "bad_citizen_id"): "CITIZEN_ID_INVALID",
+    ("NGUOI_LAO_DONG", "orphan_unit_reference"): "ORPHAN_UNIT_CLEARED",
+}
 NOT_TRANSFORMED = {"duplicate_row"}  # planted in unmapped tables, which are never loaded
 
 
@@ -53,8 +61,11 @@ def transform_site(engine: sa.Engine, attachments: Path, cutover: dt.date, chunk
                 rows.append(result.rows)
                 rejects.append(result.rejects)
                 raw.append(batch.to_pandas(types_mapper=None).astype(object))
-            out[name] = (pd.concat(rows, ignore_index=True), pd.concat(rejects, ignore_index=True),
-                         pd.concat(raw, ignore_index=True))
+            out[name] = (
+                pd.concat(rows, ignore_index=True),
+                pd.concat(rejects, ignore_index=True),
+                pd.concat(raw, ignore_index=True),
+            )
     return out
 
 
@@ -100,8 +111,11 @@ def test_every_planted_defect_is_repaired_as_documented_or_rejected(site, transf
     rejects = {n: transformed[n][1].set_index("legacy_key") for n in MAPPED_TABLES}
 
     def accepted(table, key):
-        assert key in rows[table].index, (table, key, rejects[table].loc[key].to_dict()
-                                          if key in rejects[table].index else "missing")
+        assert key in rows[table].index, (
+            table,
+            key,
+            rejects[table].loc[key].to_dict() if key in rejects[table].index else "missing",
+        )
         row = rows[table].loc[key]
         return row, set((row["dq_flags"] or "").split(";")) - {""}
 
@@ -124,8 +138,11 @@ def test_every_planted_defect_is_repaired_as_documented_or_rejected(site, transf
             if row[target_column] == defect["clean_value"]:
                 assert TEXT_KINDS[kind] in flags, where
             else:  # documented limit: mojibake that is itself valid Vietnamese, or ambiguous, stays
-                assert row[target_column] == defect["value"] and _plausible_vietnamese(defect["value"]) or \
-                    {"TEXT_ENCODING_AMBIGUOUS", "TEXT_ENCODING_SUSPECT"} & flags, where
+                assert (
+                    row[target_column] == defect["value"]
+                    and _plausible_vietnamese(defect["value"])
+                    or {"TEXT_ENCODING_AMBIGUOUS", "TEXT_ENCODING_SUSPECT"} & flags
+                ), where
                 unrepairable.append(defect)
         elif kind in ("birth_date_month_only", "birth_date_year_only"):
             row, flags = accepted(table, key)
@@ -185,8 +202,12 @@ def test_no_repair_or_flag_where_nothing_was_planted(site, transformed):
                 if flag.startswith("TEXT_REPAIRED") or flag == "TEXT_ENCODING_AMBIGUOUS":
                     assert kinds & set(TEXT_KINDS), (name, key, flag)
                 elif flag == "CODE_NORMALIZED":
-                    normal = {"MA_DV": lambda c: c.strip().upper(), "MA_CQ": lambda c: c.strip().upper(),
-                              "MA_THU_TUC": lambda c: c.strip().lower(), "SO_HO_SO": str.strip}
+                    normal = {
+                        "MA_DV": lambda c: c.strip().upper(),
+                        "MA_CQ": lambda c: c.strip().upper(),
+                        "MA_THU_TUC": lambda c: c.strip().lower(),
+                        "SO_HO_SO": str.strip,
+                    }
                     stored = {c: raw_by_key.loc[key, c] for c in normal if c in raw_by_key.columns}
                     assert any(isinstance(v, str) and v != normal[c](v) for c, v in stored.items()), (name, key)
 
@@ -199,8 +220,11 @@ def test_unmapped_and_system_tables_of_the_site_are_refused(site):
 
     for name in names:
         with pytest.raises(ValueError):
-            transform_batch(name, pa.RecordBatch.from_pylist([{"X": 1}]),
-                            TransformContext("demo", dt.date(2025, 7, 1), None, REFERENCE))
+            transform_batch(
+                name,
+                pa.RecordBatch.from_pylist([{"X": 1}]),
+                TransformContext("demo", dt.date(2025, 7, 1), None, REFERENCE),
+            )
 
 
 @pytest.mark.mariadb

@@ -6,16 +6,26 @@ import unicodedata
 
 import pytest
 
-from transform.legacy_encodings import (TCVN3_CAPITAL_CONTROLS, TCVN3_CAPITALS_TO_UNICODE, TCVN3_TO_UNICODE,
-                                        VIETNAMESE_LETTERS, VNI_TO_UNICODE,
-                                        decode_tcvn3_mojibake, decode_vni_mojibake, encode_as_tcvn3_mojibake,
-                                        encode_as_vni_mojibake)
+from ts24_migrate.core.legacy.encodings import (
+    TCVN3_CAPITAL_CONTROLS,
+    TCVN3_CAPITALS_TO_UNICODE,
+    TCVN3_TO_UNICODE,
+    VIETNAMESE_LETTERS,
+    VNI_TO_UNICODE,
+    decode_tcvn3_mojibake,
+    decode_vni_mojibake,
+    encode_as_tcvn3_mojibake,
+    encode_as_vni_mojibake,
+)
 
 # Sentences whose legacy forms are well known from documents of the time.
 KNOWN = [
     ("Hà Nội", "Hµ Néi", "Haø Noäi"),
-    ("Cộng hoà xã hội chủ nghĩa Việt Nam", "Céng hoµ x· héi chñ nghÜa ViÖt Nam",
-     "Coäng hoaø xaõ hoäi chuû nghóa Vieät Nam"),
+    (
+        "Cộng hoà xã hội chủ nghĩa Việt Nam",
+        "Céng hoµ x· héi chñ nghÜa ViÖt Nam",
+        "Coäng hoaø xaõ hoäi chuû nghóa Vieät Nam",
+    ),
     ("Độc lập - Tự do - Hạnh phúc", "§éc lËp - Tù do - H¹nh phóc", "Ñoäc laäp - Töï do - Haïnh phuùc"),
     ("Bảo hiểm xã hội Việt Nam", "B¶o hiÓm x· héi ViÖt Nam", "Baûo hieåm xaõ hoäi Vieät Nam"),
     ("Thừa Thiên Huế", "Thõa Thiªn HuÕ", "Thöøa Thieân Hueá"),
@@ -87,8 +97,9 @@ def test_tcvn3_upper_case_toned_letters_share_lower_case_codes_and_case_comes_ba
         assert decode_tcvn3_mojibake(encode_as_tcvn3_mojibake(word)) == word
 
 
-@pytest.mark.parametrize("text", ["NGUYỄN VĂN ỨNG", "Nguyễn Thị Ánh", "Ấn Độ", "hồ sơ đã tiếp nhận",
-                                  "Số 12 đường Láng, quận Đống Đa"])
+@pytest.mark.parametrize(
+    "text", ["NGUYỄN VĂN ỨNG", "Nguyễn Thị Ánh", "Ấn Độ", "hồ sơ đã tiếp nhận", "Số 12 đường Láng, quận Đống Đa"]
+)
 def test_tcvn3_case_restoration(text):
     assert decode_tcvn3_mojibake(encode_as_tcvn3_mojibake(text)) == text
 
@@ -110,12 +121,12 @@ def test_characters_without_legacy_code_are_refused_or_kept_on_request():
 
 def test_ascii_is_the_same_in_every_encoding():
     text = "".join(chr(i) for i in range(32, 127))
-    for function in (encode_as_tcvn3_mojibake, encode_as_vni_mojibake, decode_tcvn3_mojibake,
-                     decode_vni_mojibake):
+    for function in (encode_as_tcvn3_mojibake, encode_as_vni_mojibake, decode_tcvn3_mojibake, decode_vni_mojibake):
         assert function(text) == text
 
 
 # --- TCVN 5712 capitals -------------------------------------------------------------
+
 
 def _vn1_byte(char: str) -> int:
     """The byte behind a character of TCVN3_CAPITALS_TO_UNICODE (Windows-1252, else a control)."""
@@ -151,19 +162,31 @@ def test_tcvn3_capital_table_agrees_with_the_systems_iconv():
     if probe.returncode != 0:
         pytest.skip("this iconv has no TCVN5712-1")
     for char, letter in TCVN3_CAPITALS_TO_UNICODE.items():
-        out = subprocess.run(["iconv", "-f", "TCVN5712-1", "-t", "UTF-8"], input=bytes([_vn1_byte(char)]),
-                             capture_output=True, check=True).stdout.decode()
+        out = subprocess.run(
+            ["iconv", "-f", "TCVN5712-1", "-t", "UTF-8"],
+            input=bytes([_vn1_byte(char)]),
+            capture_output=True,
+            check=True,
+        ).stdout.decode()
         assert unicodedata.normalize("NFC", out) == letter, (hex(_vn1_byte(char)), out, letter)
     for char, letter in TCVN3_TO_UNICODE.items():  # and VN3, the table of the lower-case letters
-        out = subprocess.run(["iconv", "-f", "TCVN5712-1", "-t", "UTF-8"], input=char.encode("cp1252"),
-                             capture_output=True, check=True).stdout.decode()
+        out = subprocess.run(
+            ["iconv", "-f", "TCVN5712-1", "-t", "UTF-8"], input=char.encode("cp1252"), capture_output=True, check=True
+        ).stdout.decode()
         assert unicodedata.normalize("NFC", out) == letter
 
 
-@pytest.mark.parametrize("text, legacy", [
-    ("HÀ NỘI", "H€ N—I"), ("BẢO HIỂM XÃ HỘI", "B\x81O HIÍM X‚ H—I"), ("ĐỒNG THÁP", "§ÛNG THƒP"),
-    ("CÔNG TY TNHH", "C¤NG TY TNHH"), ("NGUYỄN VĂN ĐỨC", "NGUYÙN V¡N §\x11C"), ("Ý KIẾN", "\x16 KIÚN"),
-])
+@pytest.mark.parametrize(
+    "text, legacy",
+    [
+        ("HÀ NỘI", "H€ N—I"),
+        ("BẢO HIỂM XÃ HỘI", "B\x81O HIÍM X‚ H—I"),
+        ("ĐỒNG THÁP", "§ÛNG THƒP"),
+        ("CÔNG TY TNHH", "C¤NG TY TNHH"),
+        ("NGUYỄN VĂN ĐỨC", "NGUYÙN V¡N §\x11C"),
+        ("Ý KIẾN", "\x16 KIÚN"),
+    ],
+)
 def test_tcvn3_capital_codes_both_ways(text, legacy):
     assert encode_as_tcvn3_mojibake(text, capital_codes=True) == legacy
     assert decode_tcvn3_mojibake(legacy) == text
@@ -175,5 +198,7 @@ def test_tcvn3_capital_punctuation_decodes_only_next_to_a_letter():
 
 def test_every_upper_case_letter_round_trips_through_capital_codes():
     for letter in VIETNAMESE_LETTERS:
-        assert decode_tcvn3_mojibake(encode_as_tcvn3_mojibake(f"NG{letter.upper()}N", capital_codes=True)) \
+        assert (
+            decode_tcvn3_mojibake(encode_as_tcvn3_mojibake(f"NG{letter.upper()}N", capital_codes=True))
             == f"NG{letter.upper()}N"
+        )

@@ -5,16 +5,19 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from transform.key_store import KeyStore
+from ts24_migrate.core.key_store import KeyStore
 
 _KEYS = st.sampled_from([f"k{i}" for i in range(12)])
-_OPERATIONS = st.lists(st.one_of(
-    st.tuples(st.just("set"), _KEYS, st.sampled_from(["a", "b", "c"])),
-    st.tuples(st.just("setdefault"), _KEYS, st.sampled_from(["a", "b", "c"])),
-    st.tuples(st.just("add"), _KEYS, st.just("")),
-    st.tuples(st.just("get"), _KEYS, st.just("")),
-    st.tuples(st.just("warm"), st.lists(_KEYS, max_size=6), st.just("")),
-), max_size=60)
+_OPERATIONS = st.lists(
+    st.one_of(
+        st.tuples(st.just("set"), _KEYS, st.sampled_from(["a", "b", "c"])),
+        st.tuples(st.just("setdefault"), _KEYS, st.sampled_from(["a", "b", "c"])),
+        st.tuples(st.just("add"), _KEYS, st.just("")),
+        st.tuples(st.just("get"), _KEYS, st.just("")),
+        st.tuples(st.just("warm"), st.lists(_KEYS, max_size=6), st.just("")),
+    ),
+    max_size=60,
+)
 
 
 @settings(max_examples=150, deadline=None)

@@ -14,7 +14,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_docs_table_is_generated_from_reason_codes():
     assert (ROOT / "docs" / "reason-codes.md").read_text(encoding="utf-8") == reason_codes_markdown(), (
-        "docs/reason-codes.md is stale: run `python -m transform > docs/reason-codes.md`")
+        "docs/reason-codes.md is stale: run `python -m transform > docs/reason-codes.md`"
+    )
 
 
 def test_the_documented_command_writes_exactly_that_table():

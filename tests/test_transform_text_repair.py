@@ -9,42 +9,84 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from transform.legacy_encodings import (TCVN3_CAPITAL_CONTROLS, decode_tcvn3_mojibake, encode_as_tcvn3_mojibake,
-                                        encode_as_vni_mojibake)
-from transform.syllables import FINALS, INITIALS, NUCLEI, is_vietnamese_syllable
-from transform.text_repair import repair_text, repair_text_values
+from ts24_migrate.core.legacy.encodings import (
+    TCVN3_CAPITAL_CONTROLS,
+    decode_tcvn3_mojibake,
+    encode_as_tcvn3_mojibake,
+    encode_as_vni_mojibake,
+)
+from ts24_migrate.core.legacy.syllables import FINALS, INITIALS, NUCLEI, is_vietnamese_syllable
+from ts24_migrate.core.legacy.text_repair import repair_text, repair_text_values
 
 REAL_VIETNAMESE = [
-    "Hà Nội", "Nguyễn Thị Ánh", "Trần Quốc Tuấn", "Phạm Thị Thu Thủy", "Huỳnh Văn Quỳnh", "Đặng Ngọc Yến",
-    "Công ty TNHH Xây dựng Thăng Long", "Công ty Cổ phần Chế biến Thực phẩm Hưng Thịnh",
+    "Hà Nội",
+    "Nguyễn Thị Ánh",
+    "Trần Quốc Tuấn",
+    "Phạm Thị Thu Thủy",
+    "Huỳnh Văn Quỳnh",
+    "Đặng Ngọc Yến",
+    "Công ty TNHH Xây dựng Thăng Long",
+    "Công ty Cổ phần Chế biến Thực phẩm Hưng Thịnh",
     "Số 12 đường Láng, phường Láng Thượng, quận Đống Đa, thành phố Hà Nội",
-    "Thành phố Hồ Chí Minh", "tỉnh Đắk Lắk", "huyện Krông Pắc", "Thừa Thiên Huế", "Bà Rịa - Vũng Tàu",
-    "Bổ sung hồ sơ theo yêu cầu của cơ quan bảo hiểm", "Đề nghị cấp lại sổ bảo hiểm xã hội",
-    "Người lao động nghỉ ốm dài ngày", "Uỷ ban nhân dân", "Ủy ban nhân dân", "giếng nước", "khuya lắm",
+    "Thành phố Hồ Chí Minh",
+    "tỉnh Đắk Lắk",
+    "huyện Krông Pắc",
+    "Thừa Thiên Huế",
+    "Bà Rịa - Vũng Tàu",
+    "Bổ sung hồ sơ theo yêu cầu của cơ quan bảo hiểm",
+    "Đề nghị cấp lại sổ bảo hiểm xã hội",
+    "Người lao động nghỉ ốm dài ngày",
+    "Uỷ ban nhân dân",
+    "Ủy ban nhân dân",
+    "giếng nước",
+    "khuya lắm",
     "quyển",
-    "Cộng hoà xã hội chủ nghĩa Việt Nam", "Độc lập - Tự do - Hạnh phúc", "NGUYỄN VĂN ỨNG",
+    "Cộng hoà xã hội chủ nghĩa Việt Nam",
+    "Độc lập - Tự do - Hạnh phúc",
+    "NGUYỄN VĂN ỨNG",
 ]
-FOREIGN = ["Søren Kierkegaard", "José Gómez", "Müller GmbH", "François Hollande", "Zoë", "Ångström", "µg/l",
-           "Renée Zoë", "Bjørn Æsir", "Señor Muñoz", "naïve café", "Dvořák", "Москва", "北京", "“Hà Nội”",
-           "Công ty TNHH Müller Việt Nam", "Œuvre", "Straße", "Chloé Noël"]
+FOREIGN = [
+    "Søren Kierkegaard",
+    "José Gómez",
+    "Müller GmbH",
+    "François Hollande",
+    "Zoë",
+    "Ångström",
+    "µg/l",
+    "Renée Zoë",
+    "Bjørn Æsir",
+    "Señor Muñoz",
+    "naïve café",
+    "Dvořák",
+    "Москва",
+    "北京",
+    "“Hà Nội”",
+    "Công ty TNHH Müller Việt Nam",
+    "Œuvre",
+    "Straße",
+    "Chloé Noël",
+]
 
 
-@pytest.mark.parametrize("legacy, expected, encoding", [
-    ("Hµ Néi", "Hà Nội", "tcvn3"),
-    ("Haø Noäi", "Hà Nội", "vni"),
-    ("Céng hoµ x· héi chñ nghÜa ViÖt Nam", "Cộng hoà xã hội chủ nghĩa Việt Nam", "tcvn3"),
-    ("Coäng hoaø xaõ hoäi chuû nghóa Vieät Nam", "Cộng hoà xã hội chủ nghĩa Việt Nam", "vni"),
-    ("NguyÔn V¨n An", "Nguyễn Văn An", "tcvn3"),
-    ("NGUYÔN V¡N øNG", "NGUYỄN VĂN ỨNG", "tcvn3"),
-    ("Nguyeãn Vaên An", "Nguyễn Văn An", "vni"),
-    ("Sè 12 ®\u00adêng L¸ng, quËn §èng §a", "Số 12 đường Láng, quận Đống Đa", "tcvn3"),
-    ("Soá 12 ñöôøng Laùng, quaän Ñoáng Ña", "Số 12 đường Láng, quận Đống Đa", "vni"),
-    ("Coâng ty", "Công ty", "vni"),
-    ("Uyû ban nhaân daân", "Uỷ ban nhân dân", "vni"),
-    (unicodedata.normalize("NFD", "Nguyễn Thị Ánh"), "Nguyễn Thị Ánh", "nfd"),
-    (unicodedata.normalize("NFD", "Bảo hiểm xã hội"), "Bảo hiểm xã hội", "nfd"),
-    ("Hoa\u0300 Bi\u0300nh", "Hoà Bình", "nfd"),  # partly decomposed
-])
+@pytest.mark.parametrize(
+    "legacy, expected, encoding",
+    [
+        ("Hµ Néi", "Hà Nội", "tcvn3"),
+        ("Haø Noäi", "Hà Nội", "vni"),
+        ("Céng hoµ x· héi chñ nghÜa ViÖt Nam", "Cộng hoà xã hội chủ nghĩa Việt Nam", "tcvn3"),
+        ("Coäng hoaø xaõ hoäi chuû nghóa Vieät Nam", "Cộng hoà xã hội chủ nghĩa Việt Nam", "vni"),
+        ("NguyÔn V¨n An", "Nguyễn Văn An", "tcvn3"),
+        ("NGUYÔN V¡N øNG", "NGUYỄN VĂN ỨNG", "tcvn3"),
+        ("Nguyeãn Vaên An", "Nguyễn Văn An", "vni"),
+        ("Sè 12 ®\u00adêng L¸ng, quËn §èng §a", "Số 12 đường Láng, quận Đống Đa", "tcvn3"),
+        ("Soá 12 ñöôøng Laùng, quaän Ñoáng Ña", "Số 12 đường Láng, quận Đống Đa", "vni"),
+        ("Coâng ty", "Công ty", "vni"),
+        ("Uyû ban nhaân daân", "Uỷ ban nhân dân", "vni"),
+        (unicodedata.normalize("NFD", "Nguyễn Thị Ánh"), "Nguyễn Thị Ánh", "nfd"),
+        (unicodedata.normalize("NFD", "Bảo hiểm xã hội"), "Bảo hiểm xã hội", "nfd"),
+        ("Hoa\u0300 Bi\u0300nh", "Hoà Bình", "nfd"),  # partly decomposed
+    ],
+)
 def test_known_pairs(legacy, expected, encoding):
     assert repair_text(legacy) == (expected, encoding)
 
@@ -68,35 +110,58 @@ def test_foreign_names_with_latin1_letters_are_not_mistaken_for_mojibake(text):
 
 
 # All-caps text of the kind typed with the ABC capital fonts (.VnTimeH) or in VNI caps.
-ALL_CAPS = ["BẢO HIỂM XÃ HỘI", "ĐỒNG THÁP", "CÔNG TY TNHH", "HÀ NỘI", "NGUYỄN VĂN ĐỨC", "TRẦN THỊ HƯƠNG",
-            "CÔNG TY CỔ PHẦN XÂY DỰNG SỐ 1", "ỦY BAN NHÂN DÂN TỈNH ĐẮK LẮK", "BỆNH VIỆN ĐA KHOA TỈNH",
-            "LÊ THỊ NGỌC ÁNH", "PHẠM QUỐC HUY", "HUỲNH VĂN ỨNG", "TRƯỜNG TIỂU HỌC ĐOÀN KẾT",
-            "SỞ LAO ĐỘNG - THƯƠNG BINH VÀ XÃ HỘI", "XÍ NGHIỆP MAY XUẤT KHẨU", "ĐẶNG THỊ YẾN"]
+ALL_CAPS = [
+    "BẢO HIỂM XÃ HỘI",
+    "ĐỒNG THÁP",
+    "CÔNG TY TNHH",
+    "HÀ NỘI",
+    "NGUYỄN VĂN ĐỨC",
+    "TRẦN THỊ HƯƠNG",
+    "CÔNG TY CỔ PHẦN XÂY DỰNG SỐ 1",
+    "ỦY BAN NHÂN DÂN TỈNH ĐẮK LẮK",
+    "BỆNH VIỆN ĐA KHOA TỈNH",
+    "LÊ THỊ NGỌC ÁNH",
+    "PHẠM QUỐC HUY",
+    "HUỲNH VĂN ỨNG",
+    "TRƯỜNG TIỂU HỌC ĐOÀN KẾT",
+    "SỞ LAO ĐỘNG - THƯƠNG BINH VÀ XÃ HỘI",
+    "XÍ NGHIỆP MAY XUẤT KHẨU",
+    "ĐẶNG THỊ YẾN",
+]
 
 
-@pytest.mark.parametrize("legacy, expected", [
-    # TCVN 5712 capital codes as a Windows-1252 client shows them: 0x80 À is `€`, 0x97 Ộ is `—`,
-    # 0x81 Ả (undefined in Windows-1252) is the C1 control U+0081, 0x11 Ứ a C0 control.
-    ("H€ N—I", "HÀ NỘI"),
-    ("B\x81O HIÍM X‚ H—I", "BẢO HIỂM XÃ HỘI"),
-    ("§ÛNG THƒP", "ĐỒNG THÁP"),
-    ("NGUYÙN V¡N §\x11C", "NGUYỄN VĂN ĐỨC"),
-    ("TRÁN TH‘ H¦¥NG", "TRẦN THỊ HƯƠNG"),
-    ("H\x80 N\x97I", "HÀ NỘI"),  # the same bytes read as Latin-1: C1 controls
-    # the capital font's way: VN3's lower-case codes in an all-caps string
-    ("B¶O HIÓM X· HéI", "BẢO HIỂM XÃ HỘI"),
-    ("§åNG TH¸P", "ĐỒNG THÁP"),
-    ("C¤NG TY TNHH", "CÔNG TY TNHH"),
-    ("NGUYÔN V¡N §øC", "NGUYỄN VĂN ĐỨC"),
-])
+@pytest.mark.parametrize(
+    "legacy, expected",
+    [
+        # TCVN 5712 capital codes as a Windows-1252 client shows them: 0x80 À is `€`, 0x97 Ộ is `—`,
+        # 0x81 Ả (undefined in Windows-1252) is the C1 control U+0081, 0x11 Ứ a C0 control.
+        ("H€ N—I", "HÀ NỘI"),
+        ("B\x81O HIÍM X‚ H—I", "BẢO HIỂM XÃ HỘI"),
+        ("§ÛNG THƒP", "ĐỒNG THÁP"),
+        ("NGUYÙN V¡N §\x11C", "NGUYỄN VĂN ĐỨC"),
+        ("TRÁN TH‘ H¦¥NG", "TRẦN THỊ HƯƠNG"),
+        ("H\x80 N\x97I", "HÀ NỘI"),  # the same bytes read as Latin-1: C1 controls
+        # the capital font's way: VN3's lower-case codes in an all-caps string
+        ("B¶O HIÓM X· HéI", "BẢO HIỂM XÃ HỘI"),
+        ("§åNG TH¸P", "ĐỒNG THÁP"),
+        ("C¤NG TY TNHH", "CÔNG TY TNHH"),
+        ("NGUYÔN V¡N §øC", "NGUYỄN VĂN ĐỨC"),
+    ],
+)
 def test_all_caps_tcvn3_pairs(legacy, expected):
     assert repair_text(legacy) == (expected, "tcvn3")
 
 
-@pytest.mark.parametrize("legacy, expected", [
-    ("BAÛO HIEÅM XAÕ HOÄI", "BẢO HIỂM XÃ HỘI"), ("ÑOÀNG THAÙP", "ĐỒNG THÁP"), ("COÂNG TY TNHH", "CÔNG TY TNHH"),
-    ("HAØ NOÄI", "HÀ NỘI"), ("NGUYEÃN VAÊN ÑÖÙC", "NGUYỄN VĂN ĐỨC"),
-])
+@pytest.mark.parametrize(
+    "legacy, expected",
+    [
+        ("BAÛO HIEÅM XAÕ HOÄI", "BẢO HIỂM XÃ HỘI"),
+        ("ÑOÀNG THAÙP", "ĐỒNG THÁP"),
+        ("COÂNG TY TNHH", "CÔNG TY TNHH"),
+        ("HAØ NOÄI", "HÀ NỘI"),
+        ("NGUYEÃN VAÊN ÑÖÙC", "NGUYỄN VĂN ĐỨC"),
+    ],
+)
 def test_all_caps_vni_pairs(legacy, expected):
     assert repair_text(legacy) == (expected, "vni")
 
@@ -104,25 +169,42 @@ def test_all_caps_vni_pairs(legacy, expected):
 @pytest.mark.parametrize("text", ALL_CAPS)
 def test_all_caps_survive_every_legacy_form(text):
     assert repair_text(text) == (text, "nfc")
-    forms = {"tcvn3 (capital font)": (encode_as_tcvn3_mojibake(text), "tcvn3"),
-             "tcvn3 (capital codes)": (encode_as_tcvn3_mojibake(text, capital_codes=True), "tcvn3"),
-             "vni": (encode_as_vni_mojibake(text), "vni")}
+    forms = {
+        "tcvn3 (capital font)": (encode_as_tcvn3_mojibake(text), "tcvn3"),
+        "tcvn3 (capital codes)": (encode_as_tcvn3_mojibake(text, capital_codes=True), "tcvn3"),
+        "vni": (encode_as_vni_mojibake(text), "vni"),
+    }
     for form, (legacy, encoding) in forms.items():
         assert repair_text(legacy) == (text, encoding), form
 
 
-@pytest.mark.parametrize("text", ["So 12–14 Hang Bai", "Cong ty ABC – chi nhanh", "“Ha Noi” 2024", "Nam…",
-                                  "Cà Mau X–", "100 € / thang", "Sony™ Viet Nam", "• muc 1", "‘A’ va ‘B’"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "So 12–14 Hang Bai",
+        "Cong ty ABC – chi nhanh",
+        "“Ha Noi” 2024",
+        "Nam…",
+        "Cà Mau X–",
+        "100 € / thang",
+        "Sony™ Viet Nam",
+        "• muc 1",
+        "‘A’ va ‘B’",
+    ],
+)
 def test_punctuation_that_tcvn3_capitals_share_is_left_alone_in_real_text(text):
     assert repair_text(text) == (text, "nfc" if not text.isascii() else "ascii")
 
 
-@pytest.mark.parametrize("text", [
-    "Hµ NÉI",              # TCVN3 upper-cased by software: É is no longer the é of `Néi`
-    "B\x81O H\x81\x81M",      # a TCVN 5712 capital's control character, and no decoding holds
-    "abc\x11 def",
-    "NguyÔn Søren",        # one word decodes, the other does not
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Hµ NÉI",  # TCVN3 upper-cased by software: É is no longer the é of `Néi`
+        "B\x81O H\x81\x81M",  # a TCVN 5712 capital's control character, and no decoding holds
+        "abc\x11 def",
+        "NguyÔn Søren",  # one word decodes, the other does not
+    ],
+)
 def test_garbled_text_that_cannot_be_repaired_is_suspected_not_passed_as_valid(text):
     assert repair_text(text) == (text, "suspect")
 
@@ -155,8 +237,13 @@ def _valid_syllables() -> list[str]:
             for final in ("",) + FINALS:
                 for tone in _TONES:
                     for at in range(len(nucleus) if tone else 1):
-                        word = (initial + nucleus[:at] + unicodedata.normalize("NFC", nucleus[at] + tone)
-                                + nucleus[at + 1:] + final)
+                        word = (
+                            initial
+                            + nucleus[:at]
+                            + unicodedata.normalize("NFC", nucleus[at] + tone)
+                            + nucleus[at + 1 :]
+                            + final
+                        )
                         if is_vietnamese_syllable(word):
                             found.add(word)
     return sorted(found)
@@ -180,15 +267,19 @@ _UNICODE_SEPARATORS = [" – ", "… ", " “", "” ", "—", "–"]
 
 def _joined(separators):
     return st.lists(st.tuples(_words, st.sampled_from(separators)), min_size=1, max_size=8).map(
-        lambda pairs: "".join(word + separator for word, separator in pairs[:-1]) + pairs[-1][0])
+        lambda pairs: "".join(word + separator for word, separator in pairs[:-1]) + pairs[-1][0]
+    )
 
 
 vietnamese_text = _joined(_ASCII_SEPARATORS + _UNICODE_SEPARATORS)
 # what a legacy encoding can write: no Unicode punctuation
 legacy_encodable_text = _joined(_ASCII_SEPARATORS)
 
-_ENCODERS = {"tcvn3": encode_as_tcvn3_mojibake, "vni": encode_as_vni_mojibake,
-             "tcvn3-capitals": lambda text: encode_as_tcvn3_mojibake(text, capital_codes=True)}
+_ENCODERS = {
+    "tcvn3": encode_as_tcvn3_mojibake,
+    "vni": encode_as_vni_mojibake,
+    "tcvn3-capitals": lambda text: encode_as_tcvn3_mojibake(text, capital_codes=True),
+}
 
 
 @settings(max_examples=150, deadline=None)
@@ -219,8 +310,9 @@ def test_property_all_caps_mojibake_is_repaired_exactly_or_reported(text, encodi
         assert detected == encoding.split("-")[0]
         assert repaired == text if encoding != "tcvn3" else repaired.casefold() == text.casefold()
     elif detected in ("ascii", "nfc"):
-        assert legacy == text or all(is_vietnamese_syllable(w) for w in legacy.split() if not w.isascii()
-                                     and w.isalpha())
+        assert legacy == text or all(
+            is_vietnamese_syllable(w) for w in legacy.split() if not w.isascii() and w.isalpha()
+        )
 
 
 @settings(max_examples=300, deadline=None)
@@ -272,7 +364,7 @@ def test_demo_style_names_are_mostly_repaired():
     given_names = ("An", "Bình", "Cường", "Dũng", "Hà", "Hạnh", "Hương", "Lan", "Quỳnh", "Thảo", "Yến", "Ánh")
     rng = random.Random(7)
     names = {f"{rng.choice(family)} {rng.choice(middle)} {rng.choice(given_names)}" for _ in range(600)}
-    for encode, encoding in ((encode_as_tcvn3_mojibake, "tcvn3"), (encode_as_vni_mojibake, "vni")):
+    for encode, _encoding in ((encode_as_tcvn3_mojibake, "tcvn3"), (encode_as_vni_mojibake, "vni")):
         outcomes = [repair_text(encode(name)) for name in names]
         wrong = [(n, o) for n, o in zip(names, outcomes) if o[0] != n and o[0] != encode(n)]
         missed = [n for n, o in zip(names, outcomes) if o[0] == encode(n)]

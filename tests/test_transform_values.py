@@ -10,55 +10,74 @@ from hypothesis import strategies as st
 from stdnum.vn import mst
 
 from transform.dates import AGENCY_FOUNDED, parse_legacy_date, parse_period, parse_period_date
-from transform.identifiers import (check_citizen_id, check_social_insurance_no, check_tax_code,
-                                   spec_check_digit)
+from transform.identifiers import check_citizen_id, check_social_insurance_no, check_tax_code, spec_check_digit
 from transform.normalize import as_int, normalize_codes, strip_blanks
 
 REFERENCE = date(2025, 7, 31)
 
 
-@pytest.mark.parametrize("text, value, precision, form", [
-    ("15/08/1985", date(1985, 8, 15), "day", "dd/mm/yyyy"),
-    ("1/2/1990", date(1990, 2, 1), "day", "dd/mm/yyyy"),
-    (" 29/02/2024 ", date(2024, 2, 29), "day", "dd/mm/yyyy"),
-    ("08/1985", date(1985, 8, 1), "month", "mm/yyyy"),
-    ("1985", date(1985, 1, 1), "year", "yyyy"),
-    ("31/07/2025", date(2025, 7, 31), "day", "dd/mm/yyyy"),
-    ("07/2025", date(2025, 7, 1), "month", "mm/yyyy"),
-    # the variants hand-entered data holds
-    ("15-08-1985", date(1985, 8, 15), "day", "dd-mm-yyyy"),
-    ("5-8-1985", date(1985, 8, 5), "day", "dd-mm-yyyy"),
-    ("15.08.1985", date(1985, 8, 15), "day", "dd.mm.yyyy"),
-    ("1985-08-15", date(1985, 8, 15), "day", "yyyy-mm-dd"),
-    ("08-1985", date(1985, 8, 1), "month", "mm-yyyy"),
-    ("8.1985", date(1985, 8, 1), "month", "mm.yyyy"),
-    ("1985-08", date(1985, 8, 1), "month", "yyyy-mm"),
-])
+@pytest.mark.parametrize(
+    "text, value, precision, form",
+    [
+        ("15/08/1985", date(1985, 8, 15), "day", "dd/mm/yyyy"),
+        ("1/2/1990", date(1990, 2, 1), "day", "dd/mm/yyyy"),
+        (" 29/02/2024 ", date(2024, 2, 29), "day", "dd/mm/yyyy"),
+        ("08/1985", date(1985, 8, 1), "month", "mm/yyyy"),
+        ("1985", date(1985, 1, 1), "year", "yyyy"),
+        ("31/07/2025", date(2025, 7, 31), "day", "dd/mm/yyyy"),
+        ("07/2025", date(2025, 7, 1), "month", "mm/yyyy"),
+        # the variants hand-entered data holds
+        ("15-08-1985", date(1985, 8, 15), "day", "dd-mm-yyyy"),
+        ("5-8-1985", date(1985, 8, 5), "day", "dd-mm-yyyy"),
+        ("15.08.1985", date(1985, 8, 15), "day", "dd.mm.yyyy"),
+        ("1985-08-15", date(1985, 8, 15), "day", "yyyy-mm-dd"),
+        ("08-1985", date(1985, 8, 1), "month", "mm-yyyy"),
+        ("8.1985", date(1985, 8, 1), "month", "mm.yyyy"),
+        ("1985-08", date(1985, 8, 1), "month", "yyyy-mm"),
+    ],
+)
 def test_dates_parse_with_their_precision_and_form(text, value, precision, form):
     parsed = parse_legacy_date(text, reference_date=REFERENCE)
     assert (parsed.value, parsed.precision, parsed.reason, parsed.form) == (value, precision, None, form)
     assert parsed.variant == (form not in ("dd/mm/yyyy", "mm/yyyy", "yyyy"))
 
 
-@pytest.mark.parametrize("text, reason, form", [
-    ("31/02/1990", "impossible", "dd/mm/yyyy"), ("30/02/2019", "impossible", "dd/mm/yyyy"),
-    ("29/02/2023", "impossible", "dd/mm/yyyy"), ("15/13/1990", "impossible", "dd/mm/yyyy"),
-    ("00/06/1990", "impossible", "dd/mm/yyyy"), ("13/1990", "impossible", "mm/yyyy"),
-    ("31/04/2001", "impossible", "dd/mm/yyyy"), ("12/25/1990", "impossible", "dd/mm/yyyy"),  # month first
-    ("31-02-1990", "impossible", "dd-mm-yyyy"), ("1990-02-30", "impossible", "yyyy-mm-dd"),
-    ("32.01.1990", "impossible", "dd.mm.yyyy"), ("1990-13", "impossible", "yyyy-mm"),
-    ("1899", "out_of_range", "yyyy"), ("31/12/1899", "out_of_range", "dd/mm/yyyy"),
-    ("01/08/2025", "out_of_range", "dd/mm/yyyy"), ("2026", "out_of_range", "yyyy"),
-    ("2025-08-01", "out_of_range", "yyyy-mm-dd"),
-    # two-digit birth years: the century is never certain
-    ("05/07/85", "two_digit_year", "dd/mm/yy"), ("5-7-85", "two_digit_year", "dd-mm-yy"),
-    ("05.07.85", "two_digit_year", "dd.mm.yy"), ("07/85", "two_digit_year", "mm/yy"),
-    ("85", "two_digit_year", "yy"),
-    # neither of the accepted forms
-    ("12/05-1990", "format", None), ("15.08-1985", "format", None), ("1990/05/12", "format", None),
-    ("15 08 1985", "format", None), ("abc", "format", None), ("15/Aug/1985", "format", None),
-    ("١٩٨٥", "format", None),  # Arabic-Indic digits are not legacy digits
-])
+@pytest.mark.parametrize(
+    "text, reason, form",
+    [
+        ("31/02/1990", "impossible", "dd/mm/yyyy"),
+        ("30/02/2019", "impossible", "dd/mm/yyyy"),
+        ("29/02/2023", "impossible", "dd/mm/yyyy"),
+        ("15/13/1990", "impossible", "dd/mm/yyyy"),
+        ("00/06/1990", "impossible", "dd/mm/yyyy"),
+        ("13/1990", "impossible", "mm/yyyy"),
+        ("31/04/2001", "impossible", "dd/mm/yyyy"),
+        ("12/25/1990", "impossible", "dd/mm/yyyy"),  # month first
+        ("31-02-1990", "impossible", "dd-mm-yyyy"),
+        ("1990-02-30", "impossible", "yyyy-mm-dd"),
+        ("32.01.1990", "impossible", "dd.mm.yyyy"),
+        ("1990-13", "impossible", "yyyy-mm"),
+        ("1899", "out_of_range", "yyyy"),
+        ("31/12/1899", "out_of_range", "dd/mm/yyyy"),
+        ("01/08/2025", "out_of_range", "dd/mm/yyyy"),
+        ("2026", "out_of_range", "yyyy"),
+        ("2025-08-01", "out_of_range", "yyyy-mm-dd"),
+        # two-digit birth years: the century is never certain
+        ("05/07/85", "two_digit_year", "dd/mm/yy"),
+        ("5-7-85", "two_digit_year", "dd-mm-yy"),
+        ("05.07.85", "two_digit_year", "dd.mm.yy"),
+        ("07/85", "two_digit_year", "mm/yy"),
+        ("85", "two_digit_year", "yy"),
+        # neither of the accepted forms
+        ("12/05-1990", "format", None),
+        ("15.08-1985", "format", None),
+        ("1990/05/12", "format", None),
+        ("15 08 1985", "format", None),
+        ("abc", "format", None),
+        ("15/Aug/1985", "format", None),
+        ("١٩٨٥", "format", None),  # Arabic-Indic digits are not legacy digits
+    ],
+)
 def test_ambiguous_and_impossible_dates_are_refused_with_a_reason_naming_the_form(text, reason, form):
     parsed = parse_legacy_date(text, reference_date=REFERENCE)
     assert parsed.value is None and parsed.reason == reason and parsed.form == form
@@ -86,10 +105,17 @@ def test_periods_become_yyyy_mm():
         assert period is None and problem
 
 
-@pytest.mark.parametrize("text, expected", [
-    ("07/24", "2024-07"), ("7/24", "2024-07"), ("07-24", "2024-07"), ("12.99", "1999-12"),
-    ("01/95", "1995-01"), ("06/25", "2025-06"),
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("07/24", "2024-07"),
+        ("7/24", "2024-07"),
+        ("07-24", "2024-07"),
+        ("12.99", "1999-12"),
+        ("01/95", "1995-01"),
+        ("06/25", "2025-06"),
+    ],
+)
 def test_two_digit_period_years_take_the_one_century_the_agency_s_life_allows(text, expected):
     """A period cannot precede Vietnam Social Security (1995) nor follow the reference date:
     two digits fit exactly one year of that window."""
@@ -97,11 +123,14 @@ def test_two_digit_period_years_take_the_one_century_the_agency_s_life_allows(te
     assert parse_period_date(text, reference_date=REFERENCE).variant
 
 
-@pytest.mark.parametrize("text, words", [
-    ("07/94", "fits no year"),          # 1994 is before the agency, 2094 after the reference date
-    ("08/25", "after the reference"),   # 2025-08, past REFERENCE
-    ("13/24", "month 13"),
-])
+@pytest.mark.parametrize(
+    "text, words",
+    [
+        ("07/94", "fits no year"),  # 1994 is before the agency, 2094 after the reference date
+        ("08/25", "after the reference"),  # 2025-08, past REFERENCE
+        ("13/24", "month 13"),
+    ],
+)
 def test_two_digit_period_years_that_fit_no_year_are_refused(text, words):
     period, problem = parse_period(text, reference_date=REFERENCE)
     assert period is None and words in problem
@@ -114,6 +143,7 @@ def test_two_digit_years_are_refused_when_the_window_would_hold_two_centuries():
 
 
 # --- tax codes: python-stdnum held to the spec --------------------------------------
+
 
 def _spec_valid(ten_digits: str) -> bool:
     check = spec_check_digit(ten_digits[:9])
@@ -145,17 +175,20 @@ def test_property_stdnum_agrees_with_the_spec(nine, last):
         assert problem in (None, "TAX_CODE_CHECK_DIGIT")
 
 
-@pytest.mark.parametrize("text, expected", [
-    ("0100233488", ("0100233488", None)),
-    (" 0100233488-001 ", ("0100233488-001", None)),
-    ("0100233488001", ("0100233488-001", None)),
-    ("0100233480", (None, "TAX_CODE_CHECK_DIGIT")),
-    ("0100233488-000", (None, "TAX_CODE_MALFORMED")),
-    ("010023348", (None, "TAX_CODE_MALFORMED")),
-    ("01002334A8", (None, "TAX_CODE_MALFORMED")),
-    ("0100233488-01", (None, "TAX_CODE_MALFORMED")),
-    ("0100.233.488", (None, "TAX_CODE_MALFORMED")),
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("0100233488", ("0100233488", None)),
+        (" 0100233488-001 ", ("0100233488-001", None)),
+        ("0100233488001", ("0100233488-001", None)),
+        ("0100233480", (None, "TAX_CODE_CHECK_DIGIT")),
+        ("0100233488-000", (None, "TAX_CODE_MALFORMED")),
+        ("010023348", (None, "TAX_CODE_MALFORMED")),
+        ("01002334A8", (None, "TAX_CODE_MALFORMED")),
+        ("0100233488-01", (None, "TAX_CODE_MALFORMED")),
+        ("0100.233.488", (None, "TAX_CODE_MALFORMED")),
+    ],
+)
 def test_tax_codes(text, expected):
     assert check_tax_code(text) == expected
 

@@ -11,27 +11,39 @@ from collections import Counter
 
 import pytest
 import sqlalchemy as sa
+from test_validation_data import NOW
 
 from backups.backup import backup_site
-from backups.keys import generate_custodian_identity, generate_signing_key, load_signing_key
-from extract import legacy_schema as ls
 from load import target_schema as ts
 from load.bookkeeping import crosswalk
 from load.site_load import load_site, prepare_target
-from test_validation_data import NOW
-from ts24_migrate.db import legacy_engine
+from ts24_migrate.core.db import legacy_engine
+from ts24_migrate.core.keys import generate_custodian_identity, generate_signing_key, load_signing_key
+from ts24_migrate.core.legacy import schema as ls
+from ts24_migrate.core.secrets import Secret
 from ts24_migrate.demo import generate_site
-from ts24_migrate.secrets import Secret
-from validation import (accounting_check, figures_from_stages, parity_for_site, recorded_counts,
-                        run_legacy_profile, run_target_suites)
+from validation import (
+    accounting_check,
+    figures_from_stages,
+    parity_for_site,
+    recorded_counts,
+    run_legacy_profile,
+    run_target_suites,
+)
 
 pytestmark = pytest.mark.slow
 
 
 def _target_key(conn, legacy_table: str, legacy_key: str) -> int:
-    return int(conn.execute(sa.select(crosswalk.c.target_key).where(
-        crosswalk.c.site_id == "demo", crosswalk.c.legacy_table == legacy_table,
-        crosswalk.c.legacy_key == legacy_key)).scalar_one())
+    return int(
+        conn.execute(
+            sa.select(crosswalk.c.target_key).where(
+                crosswalk.c.site_id == "demo",
+                crosswalk.c.legacy_table == legacy_table,
+                crosswalk.c.legacy_key == legacy_key,
+            )
+        ).scalar_one()
+    )
 
 
 @pytest.mark.parametrize("dialect", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
@@ -39,17 +51,32 @@ def test_demo_site_validates_clean_then_parity_names_the_tampered_keys(dialect, 
     legacy_url = sqlite_url("legacy")
     target = sa.create_engine(sqlite_url("target") if dialect == "sqlite" else request.getfixturevalue("pg_url"))
     prepare_target(target)
-    truth = generate_site(sa.create_engine(legacy_url), tmp_path / "files", target=target, seed=42, scale=0.05,
-                          site_id="demo")
+    truth = generate_site(
+        sa.create_engine(legacy_url), tmp_path / "files", target=target, seed=42, scale=0.05, site_id="demo"
+    )
     legacy = legacy_engine(Secret(legacy_url))
     keys = tmp_path / "keys"
     keys.mkdir()
     recipient = generate_custodian_identity(keys / "custodian.key")
     generate_signing_key(keys / "signing.key")
-    backup = backup_site(legacy, tmp_path / "files", tmp_path / "backups", site_id="demo", run_id="run-1",
-                         recipients=[recipient], signing_key=load_signing_key(keys / "signing.key"))
-    load = load_site(legacy, target, site_id="demo", run_id="run-1", cutover=truth.cutover,
-                     attachments_dir=tmp_path / "files", reference_date=truth.world_now.date())
+    backup = backup_site(
+        legacy,
+        tmp_path / "files",
+        tmp_path / "backups",
+        site_id="demo",
+        run_id="run-1",
+        recipients=[recipient],
+        signing_key=load_signing_key(keys / "signing.key"),
+    )
+    load = load_site(
+        legacy,
+        target,
+        site_id="demo",
+        run_id="run-1",
+        cutover=truth.cutover,
+        attachments_dir=tmp_path / "files",
+        reference_date=truth.world_now.date(),
+    )
 
     # Accounting: every legacy table backed up in full, every mapped row loaded or rejected,
     # the backup and the load read the same content, and the bookkeeping agrees.
@@ -71,34 +98,65 @@ def test_demo_site_validates_clean_then_parity_names_the_tampered_keys(dialect, 
 
     # Behind the pipeline's back: one row deleted, one changed, one added.
     with target.begin() as conn:
-        history_legacy_key = conn.execute(sa.select(sa.func.min(crosswalk.c.legacy_key)).where(
-            crosswalk.c.site_id == "demo", crosswalk.c.legacy_table == "HO_SO_LICH_SU")).scalar_one()
+        history_legacy_key = conn.execute(
+            sa.select(sa.func.min(crosswalk.c.legacy_key)).where(
+                crosswalk.c.site_id == "demo", crosswalk.c.legacy_table == "HO_SO_LICH_SU"
+            )
+        ).scalar_one()
         deleted = _target_key(conn, "HO_SO_LICH_SU", history_legacy_key)
-        unit_legacy_key = conn.execute(sa.select(sa.func.max(crosswalk.c.legacy_key)).where(
-            crosswalk.c.site_id == "demo", crosswalk.c.legacy_table == "DM_DONVI")).scalar_one()
+        unit_legacy_key = conn.execute(
+            sa.select(sa.func.max(crosswalk.c.legacy_key)).where(
+                crosswalk.c.site_id == "demo", crosswalk.c.legacy_table == "DM_DONVI"
+            )
+        ).scalar_one()
         changed = _target_key(conn, "DM_DONVI", unit_legacy_key)
         conn.execute(ts.dossier_history.delete().where(ts.dossier_history.c.history_id == deleted))
         conn.execute(ts.units.update().where(ts.units.c.unit_id == changed).values(phone="0999999999"))
         unit_code = conn.execute(sa.select(ts.units.c.unit_code).where(ts.units.c.unit_id == changed)).scalar_one()
-        added = conn.execute(ts.dossiers.insert().values(
-            dossier_no="GHOST-1", unit_code=unit_code, procedure_code="600", submitted_at=NOW, status="done",
-            source="ts24", updated_at=NOW).returning(ts.dossiers.c.dossier_id)).scalar_one()
+        added = conn.execute(
+            ts.dossiers.insert()
+            .values(
+                dossier_no="GHOST-1",
+                unit_code=unit_code,
+                procedure_code="600",
+                submitted_at=NOW,
+                status="done",
+                source="ts24",
+                updated_at=NOW,
+            )
+            .returning(ts.dossiers.c.dossier_id)
+        ).scalar_one()
 
     report = parity_for_site(target, site_id="demo")
     assert not report.exact
-    found = {(name, kind, d["target_key"], d["legacy_key"])
-             for name, table in report.tables.items()
-             for kind in ("missing", "extra", "changed") for d in getattr(table, kind)}
-    assert found == {("dossier_history", "missing", deleted, history_legacy_key),
-                     ("units", "changed", changed, unit_legacy_key),
-                     ("dossiers", "extra", added, None)}
+    found = {
+        (name, kind, d["target_key"], d["legacy_key"])
+        for name, table in report.tables.items()
+        for kind in ("missing", "extra", "changed")
+        for d in getattr(table, kind)
+    }
+    assert found == {
+        ("dossier_history", "missing", deleted, history_legacy_key),
+        ("units", "changed", changed, unit_legacy_key),
+        ("dossiers", "extra", added, None),
+    }
     assert report.to_dict()["differences"] == 3
     # The legacy keys parity names are real rows of the legacy database.
     with legacy.connect() as conn:
-        assert conn.execute(sa.select(sa.func.count()).select_from(ls.HO_SO_LICH_SU).where(
-            ls.HO_SO_LICH_SU.c.ID == int(history_legacy_key))).scalar_one() == 1
-        assert conn.execute(sa.select(sa.func.count()).select_from(ls.DM_DONVI).where(
-            ls.DM_DONVI.c.MA_DV == unit_legacy_key)).scalar_one() == 1
+        assert (
+            conn.execute(
+                sa.select(sa.func.count())
+                .select_from(ls.HO_SO_LICH_SU)
+                .where(ls.HO_SO_LICH_SU.c.ID == int(history_legacy_key))
+            ).scalar_one()
+            == 1
+        )
+        assert (
+            conn.execute(
+                sa.select(sa.func.count()).select_from(ls.DM_DONVI).where(ls.DM_DONVI.c.MA_DV == unit_legacy_key)
+            ).scalar_one()
+            == 1
+        )
     target.dispose()
 
 
@@ -113,8 +171,7 @@ def test_legacy_profile_of_the_demo_site_finds_the_planted_dirt(sqlite_url, tmp_
         (expectation,) = [e for e in profile.suite(table).expectations if e.description == description]
         return expectation.observed_value
 
-    assert observed("DM_DONVI", "tax codes have a valid check digit") == planted["DM_DONVI",
-                                                                                "tax_code_bad_check_digit"]
+    assert observed("DM_DONVI", "tax codes have a valid check digit") == planted["DM_DONVI", "tax_code_bad_check_digit"]
     orphans = {t: observed(t, "MA_DV names an existing DM_DONVI row") for t in ("NGUOI_LAO_DONG", "HO_SO")}
     assert sum(orphans.values()) == sum(n for (_, kind), n in planted.items() if kind == "orphan_unit_reference")
     dossier_orphans = sum(observed(t, "ID_HO_SO names an existing HO_SO row") for t in ("HO_SO_TEP", "HO_SO_LICH_SU"))

@@ -9,12 +9,12 @@ import pytest
 import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from test_validation_data import NOW, build_target
 
 from load import target_schema as ts
 from load.bookkeeping import crosswalk, lineage
 from load.row_hash import register_sqlite_functions
-from test_validation_data import NOW, build_target
-from ts24_migrate.errors import UsageError
+from ts24_migrate.core.errors import UsageError
 from validation import key_ranges
 from validation.key_ranges import DiffSide, diff_by_key_ranges
 from validation.parity import parity_for_site, parity_for_table
@@ -35,25 +35,55 @@ def _tamper(engine: sa.Engine, built) -> dict:
     deleted_unit = built.unit_ids[3]
     changed_dossier = built.dossier_ids[17]
     with engine.begin() as conn:
-        conn.execute(ts.insured_persons.update().where(ts.insured_persons.c.unit_code == sa.select(
-            ts.units.c.unit_code).where(ts.units.c.unit_id == deleted_unit).scalar_subquery()).values(unit_code=None))
+        conn.execute(
+            ts.insured_persons.update()
+            .where(
+                ts.insured_persons.c.unit_code
+                == sa.select(ts.units.c.unit_code).where(ts.units.c.unit_id == deleted_unit).scalar_subquery()
+            )
+            .values(unit_code=None)
+        )
         conn.execute(ts.units.delete().where(ts.units.c.unit_id == deleted_unit))
-        conn.execute(ts.dossiers.update().where(ts.dossiers.c.dossier_id == changed_dossier)
-                     .values(notes="sửa tay"))
-        added = conn.execute(ts.dossiers.insert().values(
-            dossier_no="01-99999999", unit_code="TS01000000", procedure_code="600", submitted_at=NOW,
-            status="done", source="ts24", updated_at=NOW).returning(ts.dossiers.c.dossier_id)).scalar_one()
+        conn.execute(ts.dossiers.update().where(ts.dossiers.c.dossier_id == changed_dossier).values(notes="sửa tay"))
+        added = conn.execute(
+            ts.dossiers.insert()
+            .values(
+                dossier_no="01-99999999",
+                unit_code="TS01000000",
+                procedure_code="600",
+                submitted_at=NOW,
+                status="done",
+                source="ts24",
+                updated_at=NOW,
+            )
+            .returning(ts.dossiers.c.dossier_id)
+        ).scalar_one()
         # A dossier filed on the new portal is not the migration's business: never "extra".
-        conn.execute(ts.dossiers.insert().values(
-            dossier_no="P-1", unit_code="TS01000000", procedure_code="600", submitted_at=NOW,
-            status="submitted", source="portal", updated_at=NOW))
+        conn.execute(
+            ts.dossiers.insert().values(
+                dossier_no="P-1",
+                unit_code="TS01000000",
+                procedure_code="600",
+                submitted_at=NOW,
+                status="submitted",
+                source="portal",
+                updated_at=NOW,
+            )
+        )
         # An office has no `source`: a row no bookkeeping of the site knows is not claimed,
         # but one the crosswalk knows without lineage is.
         conn.execute(ts.offices.update().where(ts.offices.c.office_code == "01").values(name="BHXH Hà Nội"))
         conn.execute(ts.offices.insert().values(office_code="0198", name="Portal", level="district"))
         conn.execute(ts.offices.insert().values(office_code="0199", name="Lạ", level="district"))
-        conn.execute(crosswalk.insert().values(site_id="hn-01", legacy_table="DM_COQUAN_BHXH", legacy_key="0199",
-                                               target_table="offices", target_key="0199"))
+        conn.execute(
+            crosswalk.insert().values(
+                site_id="hn-01",
+                legacy_table="DM_COQUAN_BHXH",
+                legacy_key="0199",
+                target_table="offices",
+                target_key="0199",
+            )
+        )
     return {"deleted_unit": deleted_unit, "changed_dossier": changed_dossier, "added_dossier": added}
 
 
@@ -83,7 +113,9 @@ def test_tampering_names_exactly_the_keys_with_legacy_keys(target):
     assert offices.changed == [{"target_key": "01", "legacy_key": "01"}] and offices.missing == []
     # The persons whose unit was cleared changed too: parity sees every edit, not only the planted ones.
     assert {c["target_key"] for c in report.tables["insured_persons"].changed} == {
-        built.person_ids[3], built.person_ids[33]}
+        built.person_ids[3],
+        built.person_ids[33],
+    }
     # Bisection narrowed the diff: far fewer rows fetched than the table holds.
     assert 0 < dossiers.rows_fetched < 60
     assert report.tables["dossier_files"].exact and report.tables["dossier_history"].exact
@@ -92,8 +124,7 @@ def test_tampering_names_exactly_the_keys_with_legacy_keys(target):
 
 def test_each_site_sees_only_its_own_rows(target):
     build_target(target, "hn-01", units=10, persons=10, dossiers=20, province="01")
-    other = build_target(target, "hp-01", units=10, persons=10, dossiers=20, province="31", seed=2,
-                         key_base=5000)
+    other = build_target(target, "hp-01", units=10, persons=10, dossiers=20, province="31", seed=2, key_base=5000)
     assert parity_for_site(target, site_id="hn-01").exact
     assert parity_for_site(target, site_id="hp-01").exact
     with target.begin() as conn:
@@ -106,8 +137,9 @@ def test_each_site_sees_only_its_own_rows(target):
 def test_deleted_lineage_makes_the_row_extra_and_the_crosswalk_names_it(target):
     built = build_target(target, units=10, persons=10, dossiers=10)
     with target.begin() as conn:
-        conn.execute(lineage.delete().where(lineage.c.target_table == "units",
-                                            lineage.c.target_key == str(built.unit_ids[4])))
+        conn.execute(
+            lineage.delete().where(lineage.c.target_table == "units", lineage.c.target_key == str(built.unit_ids[4]))
+        )
     units = parity_for_table(target, "units", site_id="hn-01")
     assert units.extra == [{"target_key": built.unit_ids[4], "legacy_key": "TS01000004"}]
     assert units.lineage_rows == 9 and units.target_rows == 10
@@ -124,10 +156,14 @@ def test_bad_requests_are_one_line_usage_errors(sqlite_url):
 # -- the range diff itself, against a plain set comparison ---------------------
 
 _key_tables = sa.MetaData()
-_int_sides = [sa.Table(f"int_{name}", _key_tables, sa.Column("k", sa.Integer, primary_key=True),
-                       sa.Column("h", sa.String(32))) for name in ("left", "right")]
-_str_sides = [sa.Table(f"str_{name}", _key_tables, sa.Column("k", sa.String(20), primary_key=True),
-                       sa.Column("h", sa.String(32))) for name in ("left", "right")]
+_int_sides = [
+    sa.Table(f"int_{name}", _key_tables, sa.Column("k", sa.Integer, primary_key=True), sa.Column("h", sa.String(32)))
+    for name in ("left", "right")
+]
+_str_sides = [
+    sa.Table(f"str_{name}", _key_tables, sa.Column("k", sa.String(20), primary_key=True), sa.Column("h", sa.String(32)))
+    for name in ("left", "right")
+]
 
 
 @pytest.fixture(scope="module")
@@ -143,16 +179,23 @@ def _hash(n: int) -> str:
     return hashlib.md5(str(n).encode()).hexdigest()
 
 
-_changes = st.dictionaries(st.integers(-10**12, 10**12), st.sampled_from(["missing", "extra", "changed"]),
-                           max_size=25)
+_changes = st.dictionaries(
+    st.integers(-(10**12), 10**12), st.sampled_from(["missing", "extra", "changed"]), max_size=25
+)
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(common=st.sets(st.integers(-10**12, 10**12), min_size=10, max_size=120), changes=_changes,
-       max_buckets=st.sampled_from([2, 3, 32, 65_536]), leaf_rows=st.sampled_from([1, 4, 1000]),
-       in_list=st.sampled_from([(1, 4), (1000, 4), (1000, 0)]), string_keys=st.booleans())
-def test_range_diff_names_the_same_keys_as_a_set_comparison(diff_engine, monkeypatch, common, changes, max_buckets,
-                                                            leaf_rows, in_list, string_keys):
+@given(
+    common=st.sets(st.integers(-(10**12), 10**12), min_size=10, max_size=120),
+    changes=_changes,
+    max_buckets=st.sampled_from([2, 3, 32, 65_536]),
+    leaf_rows=st.sampled_from([1, 4, 1000]),
+    in_list=st.sampled_from([(1, 4), (1000, 4), (1000, 0)]),
+    string_keys=st.booleans(),
+)
+def test_range_diff_names_the_same_keys_as_a_set_comparison(
+    diff_engine, monkeypatch, common, changes, max_buckets, leaf_rows, in_list, string_keys
+):
     # Tiny IN-list limits drive the batched and the single-pass paths with small data.
     monkeypatch.setattr(key_ranges, "IN_LIST_MAX", in_list[0])
     monkeypatch.setattr(key_ranges, "IN_BATCHES_MAX", in_list[1])
@@ -174,13 +217,17 @@ def test_range_diff_names_the_same_keys_as_a_set_comparison(diff_engine, monkeyp
             conn.execute(table.delete())
             if rows:
                 conn.execute(table.insert(), [{"k": key(n), "h": h} for n, h in rows.items()])
-        diff = diff_by_key_ranges(conn, DiffSide(left.c.k, left.c.h, sa.true()),
-                                  DiffSide(right.c.k, right.c.h, sa.true()), integer_keys=not string_keys,
-                                  max_buckets=max_buckets, leaf_rows=leaf_rows)
+        diff = diff_by_key_ranges(
+            conn,
+            DiffSide(left.c.k, left.c.h, sa.true()),
+            DiffSide(right.c.k, right.c.h, sa.true()),
+            integer_keys=not string_keys,
+            max_buckets=max_buckets,
+            leaf_rows=leaf_rows,
+        )
     assert diff.missing == sorted(key(n) for n in left_rows.keys() - right_rows.keys())
     assert diff.extra == sorted(key(n) for n in right_rows.keys() - left_rows.keys())
-    assert diff.changed == sorted(key(n) for n in left_rows.keys() & right_rows.keys()
-                                  if left_rows[n] != right_rows[n])
+    assert diff.changed == sorted(key(n) for n in left_rows.keys() & right_rows.keys() if left_rows[n] != right_rows[n])
     if diff.exact:
         assert diff.ranges_checked == 1 and diff.rows_fetched == 0
 

@@ -15,5 +15,13 @@ from .tables import TABLES
 
 MAPPED_TABLES = tuple(TABLES)  # in load (dependency) order
 
-__all__ = ["transform_batch", "target_table_for", "remembered_columns", "consulted_tables", "TransformContext", "TransformResult", "REASON_CODES",
-           "MAPPED_TABLES"]
+__all__ = [
+    "transform_batch",
+    "target_table_for",
+    "remembered_columns",
+    "consulted_tables",
+    "TransformContext",
+    "TransformResult",
+    "REASON_CODES",
+    "MAPPED_TABLES",
+]

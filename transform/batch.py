@@ -17,12 +17,13 @@ Example::
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import pandas as pd
 import pyarrow as pa
 
-from extract.legacy_schema import SYSTEM_TABLES
+from ts24_migrate.core.legacy.schema import SYSTEM_TABLES
 
 from .context import TransformContext, TransformResult
 from .lineage import legacy_row_hashes
@@ -33,8 +34,9 @@ from .tables.common import TableBatch
 def _module_for(legacy_table: str):
     name = legacy_table.upper()
     if name in SYSTEM_TABLES:
-        raise ValueError(f"{name} is a system table (accounts, access log): it is backed up and purged, "
-                         "never transformed or loaded")
+        raise ValueError(
+            f"{name} is a system table (accounts, access log): it is backed up and purged, never transformed or loaded"
+        )
     module = TABLES.get(name)
     if module is None:
         raise ValueError(f"{legacy_table} is not a mapped table; mapped tables: {', '.join(TABLES)}")
@@ -62,9 +64,13 @@ def consulted_tables(legacy_table: str) -> tuple[str, ...]:
     return tuple(_module_for(legacy_table).CONSULTS)
 
 
-def transform_batch(legacy_table: str, batch: pa.RecordBatch, ctx: TransformContext,
-                    python_columns: Sequence[Sequence[Any]] | None = None,
-                    legacy_keys: Sequence[str] | None = None) -> TransformResult:
+def transform_batch(
+    legacy_table: str,
+    batch: pa.RecordBatch,
+    ctx: TransformContext,
+    python_columns: Sequence[Sequence[Any]] | None = None,
+    legacy_keys: Sequence[str] | None = None,
+) -> TransformResult:
     """Transform one batch; remembers its accepted rows in `ctx` for the batches and tables after it.
 
     `python_columns`: the batch's values as Python lists, by column, when the caller
@@ -80,19 +86,24 @@ def transform_batch(legacy_table: str, batch: pa.RecordBatch, ctx: TransformCont
 
     data: dict[str, pd.Series] = {}
     for column in module.OUTPUT_COLUMNS:
-        values = ([tb.verdicts.flags_text(i) for i in accepted] if column == "dq_flags"
-                  else [columns[column][i] for i in accepted])
+        values = (
+            [tb.verdicts.flags_text(i) for i in accepted]
+            if column == "dq_flags"
+            else [columns[column][i] for i in accepted]
+        )
         data[column] = pd.Series(values, dtype=object)
     data["legacy_key"] = pd.Series([tb.legacy_keys[i] for i in accepted], dtype=object)
     # row_digest over the legacy row's values in the batch's (legacy) column order, as extract reads it.
     data["legacy_row_hash"] = pd.Series(
-        legacy_row_hashes(batch, [tb.columns[n] for n in tb.names], accepted), dtype=object)
+        legacy_row_hashes(batch, [tb.columns[n] for n in tb.names], accepted), dtype=object
+    )
     if "dq_flags" not in data:
         data["dq_flags"] = pd.Series([tb.verdicts.flags_text(i) for i in accepted], dtype=object)
     rows = pd.DataFrame(data)
 
-    result = TransformResult(name, module.TARGET_TABLE, rows, tb.verdicts.rejects_frame(), tb.text_repairs,
-                             tb.verdicts.flags_frame())
+    result = TransformResult(
+        name, module.TARGET_TABLE, rows, tb.verdicts.rejects_frame(), tb.text_repairs, tb.verdicts.flags_frame()
+    )
     if result.rows_in != batch.num_rows:  # the accounting invariant, checked on every batch
         raise AssertionError(f"{name}: {batch.num_rows} rows in, {result.rows_in} out")
     module.remember(ctx, rows)

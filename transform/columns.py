@@ -29,14 +29,16 @@ Example::
 from __future__ import annotations
 
 import re
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ts24_migrate.core.legacy.text_repair import ASCII, NFC, repair_text_values
+
 from .normalize import normalize_codes, strip_blanks
-from .text_repair import ASCII, NFC, repair_text_values
 
 _SPACE_RUNS = re.compile(r"[ \t]{2,}|\t")
 
@@ -49,12 +51,16 @@ _LATIN = r"\x{21}-\x{7e}\x{a1}-\x{24f}\x{1e00}-\x{1eff}"
 _PLAIN_LATIN = rf"^[{_LATIN}](?:[{_LATIN}]| [{_LATIN}])*$"
 # ... holding a character Windows-1252 has no byte for, so it is real Unicode, not legacy
 # bytes (Windows-1252's own characters of these blocks, Œ œ Š š Ÿ Ž ž ƒ, are left out).
-_NOT_CP1252 = (r"[\x{100}-\x{151}\x{154}-\x{15f}\x{162}-\x{177}\x{179}-\x{17c}\x{17f}-\x{191}"
-               r"\x{193}-\x{24f}\x{1e00}-\x{1eff}]")
+_NOT_CP1252 = (
+    r"[\x{100}-\x{151}\x{154}-\x{15f}\x{162}-\x{177}\x{179}-\x{17c}\x{17f}-\x{191}"
+    r"\x{193}-\x{24f}\x{1e00}-\x{1eff}]"
+)
 # A code that trimming and re-casing leave as it is.
-_PLAIN_CODE = {"upper": r"^[\x21-\x60\x7b-\x7e](?:[\x20-\x60\x7b-\x7e]*[\x21-\x60\x7b-\x7e])?$",
-               "lower": r"^[\x21-\x40\x5b-\x7e](?:[\x20-\x40\x5b-\x7e]*[\x21-\x40\x5b-\x7e])?$",
-               "keep": r"^[\x21-\x7e](?:[\x20-\x7e]*[\x21-\x7e])?$"}
+_PLAIN_CODE = {
+    "upper": r"^[\x21-\x60\x7b-\x7e](?:[\x20-\x60\x7b-\x7e]*[\x21-\x60\x7b-\x7e])?$",
+    "lower": r"^[\x21-\x40\x5b-\x7e](?:[\x20-\x40\x5b-\x7e]*[\x21-\x40\x5b-\x7e])?$",
+    "keep": r"^[\x21-\x7e](?:[\x20-\x7e]*[\x21-\x7e])?$",
+}
 
 
 def clean_text_values(values: Sequence[Any]) -> tuple[list[Any], list[str | None], list[int], list[int]]:
@@ -68,8 +74,7 @@ def clean_text_values(values: Sequence[Any]) -> tuple[list[Any], list[str | None
     texts = values if only_of_type(values, str) else [as_text(v) for v in values]
     stripped, blanks = strip_blanks(texts)
     # (the substring tests are what _SPACE_RUNS matches, and cost a tenth of running it)
-    collapsed = [_SPACE_RUNS.sub(" ", v) if isinstance(v, str) and ("  " in v or "\t" in v) else v
-                 for v in stripped]
+    collapsed = [_SPACE_RUNS.sub(" ", v) if isinstance(v, str) and ("  " in v or "\t" in v) else v for v in stripped]
     repaired, detected = repair_text_values(collapsed)
     return repaired, detected, blanks, changed_rows(texts, collapsed, blanks)
 
@@ -93,12 +98,12 @@ def clean_text_column(values: Sequence[Any]) -> tuple[list[Any], list[str | None
     for i, text, encoding in zip(examined, some_repaired, some_detected):
         repaired[i] = text
         detected[i] = encoding
-    return (repaired, detected, [examined[j] for j in some_blanks], [examined[j] for j in some_trimmed],
-            examined)
+    return (repaired, detected, [examined[j] for j in some_blanks], [examined[j] for j in some_trimmed], examined)
 
 
-def normalize_code_column(values: Sequence[Any], *, case: str = "upper"
-                          ) -> tuple[list[str | None], list[int], list[int]]:
+def normalize_code_column(
+    values: Sequence[Any], *, case: str = "upper"
+) -> tuple[list[str | None], list[int], list[int]]:
     """normalize.normalize_codes over a column: only codes that trimming or re-casing would
     change (or that are blank, or not plain ASCII) go through it."""
     arrow = _as_arrow_text(values)
@@ -135,8 +140,11 @@ def changed_rows(before: Sequence[Any], after: Sequence[Any], blanks: Sequence[i
     """Rows whose string lost whitespace (blank ones aside: they are EMPTY_AS_NULL)."""
     blank = set(blanks)
     # strip() hands back the very string when it had nothing to strip: `is not` is the fast test
-    return [i for i, (b, a) in enumerate(zip(before, after))
-            if b is not a and isinstance(b, str) and b != a and i not in blank]
+    return [
+        i
+        for i, (b, a) in enumerate(zip(before, after))
+        if b is not a and isinstance(b, str) and b != a and i not in blank
+    ]
 
 
 def only_of_type(values: Sequence[Any], kind: type) -> bool:

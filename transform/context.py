@@ -24,7 +24,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from .key_store import DEFAULT_MEMORY_ENTRIES, KeyStore
+from ts24_migrate.core.key_store import DEFAULT_MEMORY_ENTRIES, KeyStore
+
 from .verdicts import FLAG_COLUMNS
 
 
@@ -34,9 +35,9 @@ class TransformContext:
     cutover: date
     attachments_dir: Path | None = None
     reference_date: date = field(default_factory=date.today)
-    # At most this many entries of each KeyStore stay in memory (transform.key_store).
+    # At most this many entries of each KeyStore stay in memory (ts24_migrate.core.key_store).
     keys_in_memory: int = DEFAULT_MEMORY_ENTRIES
-    # What earlier batches accepted, in KeyStores (memory bounded, see transform.key_store):
+    # What earlier batches accepted, in KeyStores (memory bounded, see ts24_migrate.core.key_store):
     # accepted codes and ids, for orphan checks
     known_office_codes: KeyStore = field(init=False)
     known_unit_codes: KeyStore = field(init=False)
@@ -52,8 +53,14 @@ class TransformContext:
     def __post_init__(self) -> None:
         if self.attachments_dir is not None:
             self.attachments_dir = Path(self.attachments_dir)
-        for name in ("known_office_codes", "known_unit_codes", "known_dossier_ids", "accepted_dossier_numbers",
-                     "persons_by_citizen_id", "persons_by_name_birth_unit"):
+        for name in (
+            "known_office_codes",
+            "known_unit_codes",
+            "known_dossier_ids",
+            "accepted_dossier_numbers",
+            "persons_by_citizen_id",
+            "persons_by_name_birth_unit",
+        ):
             setattr(self, name, KeyStore(self.keys_in_memory))
 
     def keys_of(self, legacy_table: str) -> KeyStore:

@@ -55,15 +55,17 @@ MIN_YEAR = 1900
 AGENCY_FOUNDED = 1995
 
 # Parse-level reasons; each table maps them to its own reason code.
-FORMAT = "format"          # not one of the accepted forms
+FORMAT = "format"  # not one of the accepted forms
 TWO_DIGIT_YEAR = "two_digit_year"  # a two-digit year whose century is not certain
 IMPOSSIBLE = "impossible"  # day or month that cannot exist
 OUT_OF_RANGE = "out_of_range"  # before 1900 or after the reference date
 
 SPEC_FORMS = ("dd/mm/yyyy", "mm/yyyy", "yyyy")
-FORMS = {DAY: ("dd/mm/yyyy", "dd-mm-yyyy", "dd.mm.yyyy", "yyyy-mm-dd"),
-         MONTH: ("mm/yyyy", "mm-yyyy", "mm.yyyy", "yyyy-mm"),
-         YEAR: ("yyyy",)}
+FORMS = {
+    DAY: ("dd/mm/yyyy", "dd-mm-yyyy", "dd.mm.yyyy", "yyyy-mm-dd"),
+    MONTH: ("mm/yyyy", "mm-yyyy", "mm.yyyy", "yyyy-mm"),
+    YEAR: ("yyyy",),
+}
 
 # (pattern, precision, group order) ; day-first forms use one separator throughout (\2)
 _DAY_FIRST = re.compile(r"(\d{1,2})([/.-])(\d{1,2})\2(\d{4}|\d{2})", re.ASCII)
@@ -115,18 +117,27 @@ def _shape(cleaned: str) -> tuple[str, str, tuple[str, str, str]] | None:
     return None
 
 
-def _full_year(two_digits: int, form: str, cleaned: str, *, century_from: int | None,
-               reference_date: date) -> int | ParsedDate:
+def _full_year(
+    two_digits: int, form: str, cleaned: str, *, century_from: int | None, reference_date: date
+) -> int | ParsedDate:
     """The year a two-digit year stands for, or the failure saying why it is not certain."""
     if century_from is None:
-        return _fail(TWO_DIGIT_YEAR, f"{cleaned!r} (form {form}) has a two-digit year: the century of a birth "
-                                     "year is never certain", form)
-    fitting = [y for y in (1900 + two_digits, 2000 + two_digits, 2100 + two_digits)
-               if century_from <= y <= reference_date.year]
+        return _fail(
+            TWO_DIGIT_YEAR,
+            f"{cleaned!r} (form {form}) has a two-digit year: the century of a birth year is never certain",
+            form,
+        )
+    fitting = [
+        y for y in (1900 + two_digits, 2000 + two_digits, 2100 + two_digits) if century_from <= y <= reference_date.year
+    ]
     if len(fitting) != 1:
-        return _fail(TWO_DIGIT_YEAR, f"{cleaned!r} (form {form}) has a two-digit year that fits "
-                                     f"{'no' if not fitting else 'more than one'} year of {century_from} .. "
-                                     f"{reference_date.year}", form)
+        return _fail(
+            TWO_DIGIT_YEAR,
+            f"{cleaned!r} (form {form}) has a two-digit year that fits "
+            f"{'no' if not fitting else 'more than one'} year of {century_from} .. "
+            f"{reference_date.year}",
+            form,
+        )
     return fitting[0]
 
 
@@ -140,8 +151,11 @@ def parse_legacy_date(text: str, *, reference_date: date, century_from: int | No
         parts = _THREE_PARTS.fullmatch(cleaned)
         if parts and parts.group(1) != parts.group(2):
             return _fail(FORMAT, f"{cleaned!r} mixes separators; a date uses one of / - . throughout")
-        return _fail(FORMAT, f"{cleaned!r} is not dd/mm/yyyy, mm/yyyy or yyyy (nor dd-mm-yyyy, dd.mm.yyyy, "
-                             "yyyy-mm-dd, mm-yyyy, mm.yyyy, yyyy-mm)")
+        return _fail(
+            FORMAT,
+            f"{cleaned!r} is not dd/mm/yyyy, mm/yyyy or yyyy (nor dd-mm-yyyy, dd.mm.yyyy, "
+            "yyyy-mm-dd, mm-yyyy, mm.yyyy, yyyy-mm)",
+        )
     precision, form, (day_text, month_text, year_text) = shape
     day, month, year = int(day_text), int(month_text), int(year_text)
     if len(year_text) == 2:

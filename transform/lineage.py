@@ -1,4 +1,4 @@
-"""legacy_row_hash of many rows at once: extract.batch_digest, the one column-wise row_digest.
+"""legacy_row_hash of many rows at once: ts24_migrate.core.rows.batch_digest, the one column-wise row_digest.
 
 The digest ties a loaded row to its legacy original in the backup, so the
 transform uses the very implementation the backup fingerprints with.
@@ -10,6 +10,6 @@ Example::
 
 from __future__ import annotations
 
-from extract.batch_digest import legacy_row_hashes
+from ts24_migrate.core.rows.batch_digest import legacy_row_hashes
 
 __all__ = ["legacy_row_hashes"]

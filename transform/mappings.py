@@ -8,7 +8,7 @@ Example::
 
 from __future__ import annotations
 
-from extract.legacy_schema import DOSSIER_STATUS_NAMES
+from ts24_migrate.core.legacy.schema import DOSSIER_STATUS_NAMES
 
 # HO_SO.TRANG_THAI and HO_SO_LICH_SU.TRANG_THAI_CU/MOI
 DOSSIER_STATUSES: dict[int, str] = dict(DOSSIER_STATUS_NAMES)

@@ -14,11 +14,11 @@ Example::
 from __future__ import annotations
 
 import decimal
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 
-def normalize_codes(values: Sequence[Any], *, case: str = "upper"
-                    ) -> tuple[list[str | None], list[int], list[int]]:
+def normalize_codes(values: Sequence[Any], *, case: str = "upper") -> tuple[list[str | None], list[int], list[int]]:
     """Trim and re-case codes; blank -> None.
 
     Returns (codes, rows whose code changed other than by blank -> None,
@@ -79,7 +79,7 @@ def display(value: Any, limit: int = 200) -> str | None:
         return None
     if isinstance(value, (bytes, bytearray, memoryview)):
         data = bytes(value)
-        text = data[:limit // 2].hex() + ("..." if len(data) > limit // 2 else "")
+        text = data[: limit // 2].hex() + ("..." if len(data) > limit // 2 else "")
         return f"<{len(data)} bytes> {text}"
     text = value if isinstance(value, str) else str(value)
     return text if len(text) <= limit else text[:limit] + "..."

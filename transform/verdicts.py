@@ -17,7 +17,8 @@ Example::
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 import pandas as pd
 
@@ -64,8 +65,9 @@ class RowVerdicts:
             flags.append(code)
         self._details[(row, code, field)] = (display(original), display(original if loaded is _UNSET else loaded))
 
-    def flag_rows(self, rows: Iterable[int], code: str, field: str, originals: Sequence[Any],
-                  loaded: Sequence[Any]) -> None:
+    def flag_rows(
+        self, rows: Iterable[int], code: str, field: str, originals: Sequence[Any], loaded: Sequence[Any]
+    ) -> None:
         """Flag each of `rows`; `originals` and `loaded` are the whole column's values (indexed by row)."""
         for row in rows:
             self.flag(row, code, field, originals[row], loaded[row])
@@ -79,9 +81,11 @@ class RowVerdicts:
 
     def flags_frame(self) -> pd.DataFrame:
         """The flagged values of the accepted rows (FLAG_COLUMNS), in row order."""
-        records = [(self.legacy_table, self.legacy_keys[row], code, field, original, loaded)
-                   for (row, code, field), (original, loaded) in sorted(self._details.items(), key=lambda i: i[0][0])
-                   if row not in self._rejects]
+        records = [
+            (self.legacy_table, self.legacy_keys[row], code, field, original, loaded)
+            for (row, code, field), (original, loaded) in sorted(self._details.items(), key=lambda i: i[0][0])
+            if row not in self._rejects
+        ]
         return pd.DataFrame.from_records(records, columns=list(FLAG_COLUMNS)).astype(object)
 
     def rejects_frame(self) -> pd.DataFrame:

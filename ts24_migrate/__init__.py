@@ -13,6 +13,9 @@ def silence_analytics() -> None:
     """Agency hosts are often offline and nothing about a site may leave them: no analytics."""
     import os
 
-    for name, value in {"PREFECT_SERVER_ANALYTICS_ENABLED": "false", "GX_ANALYTICS_ENABLED": "false",
-                        "DO_NOT_TRACK": "1"}.items():
+    for name, value in {
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "GX_ANALYTICS_ENABLED": "false",
+        "DO_NOT_TRACK": "1",
+    }.items():
         os.environ.setdefault(name, value)

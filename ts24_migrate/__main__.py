@@ -1,5 +1,5 @@
 """`python -m ts24_migrate` is the `ts24-migrate` command."""
 
-from .cli import run
+from ts24_migrate.cli.main import run
 
 run()

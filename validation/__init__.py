@@ -17,9 +17,19 @@ from typing import Any
 from .accounting import AccountingRow, accounting_check, figures_from_stages, recorded_counts
 from .parity import ParityReport, TableParity, parity_for_site, parity_for_table
 
-__all__ = ["AccountingRow", "ParityReport", "SuiteResults", "TableParity", "accounting_check",
-           "figures_from_stages", "parity_for_site", "parity_for_table", "recorded_counts",
-           "run_legacy_profile", "run_target_suites"]
+__all__ = [
+    "AccountingRow",
+    "ParityReport",
+    "SuiteResults",
+    "TableParity",
+    "accounting_check",
+    "figures_from_stages",
+    "parity_for_site",
+    "parity_for_table",
+    "recorded_counts",
+    "run_legacy_profile",
+    "run_target_suites",
+]
 
 
 def run_target_suites(*args: Any, **kwargs: Any):

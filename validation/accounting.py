@@ -22,17 +22,17 @@ Example::
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from load.bookkeeping import conflicts, lineage, rejects
-from ts24_migrate.errors import UsageError
+from ts24_migrate.core.errors import UsageError
 
-FIGURE_KEYS = ("source", "backed_up", "loaded", "rejected", "conflicts", "source_fingerprint",
-               "backup_fingerprint")
+FIGURE_KEYS = ("source", "backed_up", "loaded", "rejected", "conflicts", "source_fingerprint", "backup_fingerprint")
 
 
 @dataclass(frozen=True)
@@ -54,9 +54,17 @@ class AccountingRow:
         return not self.problems
 
     def to_dict(self) -> dict[str, Any]:
-        return {"table": self.table, "source": self.source, "backed_up": self.backed_up, "loaded": self.loaded,
-                "rejected": self.rejected, "conflicts": self.conflicts, "mapped": self.mapped, "ok": self.ok,
-                "problems": list(self.problems)}
+        return {
+            "table": self.table,
+            "source": self.source,
+            "backed_up": self.backed_up,
+            "loaded": self.loaded,
+            "rejected": self.rejected,
+            "conflicts": self.conflicts,
+            "mapped": self.mapped,
+            "ok": self.ok,
+            "problems": list(self.problems),
+        }
 
 
 def _count(table: str, figures: Mapping[str, Any], key: str) -> int | None:
@@ -64,17 +72,16 @@ def _count(table: str, figures: Mapping[str, Any], key: str) -> int | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise UsageError(f"accounting figures of {table}: {key} must be a count (a whole number >= 0), "
-                         f"not {value!r}")
+        raise UsageError(f"accounting figures of {table}: {key} must be a count (a whole number >= 0), not {value!r}")
     return value
 
 
-def _table_row(table: str, figures: Mapping[str, Any],
-               recorded: Mapping[str, Mapping[str, int]] | None) -> AccountingRow:
+def _table_row(
+    table: str, figures: Mapping[str, Any], recorded: Mapping[str, Mapping[str, int]] | None
+) -> AccountingRow:
     unknown = sorted(set(figures) - set(FIGURE_KEYS))
     if unknown:
-        raise UsageError(f"accounting figures of {table}: unknown key {unknown[0]!r} "
-                         f"(known: {', '.join(FIGURE_KEYS)})")
+        raise UsageError(f"accounting figures of {table}: unknown key {unknown[0]!r} (known: {', '.join(FIGURE_KEYS)})")
     source = _count(table, figures, "source")
     if source is None:
         raise UsageError(f"accounting figures of {table}: 'source' (rows read from the legacy table) is required")
@@ -93,8 +100,10 @@ def _table_row(table: str, figures: Mapping[str, Any],
             problems.append("a mapped table needs both a loaded and a rejected figure")
         elif loaded + rejected != source:
             gap = source - loaded - rejected
-            problems.append(f"loaded {loaded} + rejected {rejected} = {loaded + rejected}, not the {source} "
-                            f"source rows ({abs(gap)} {'unaccounted' if gap > 0 else 'too many'})")
+            problems.append(
+                f"loaded {loaded} + rejected {rejected} = {loaded + rejected}, not the {source} "
+                f"source rows ({abs(gap)} {'unaccounted' if gap > 0 else 'too many'})"
+            )
         if conflicted is not None and rejected is not None and conflicted > rejected:
             problems.append(f"{conflicted} conflicts but only {rejected} rejects (conflicts are rejects)")
     if recorded is not None and (loaded is not None or rejected is not None):
@@ -106,8 +115,9 @@ def _table_row(table: str, figures: Mapping[str, Any],
     return AccountingRow(table, source, backed_up, loaded, rejected, conflicted, tuple(problems))
 
 
-def accounting_check(figures: Mapping[str, Mapping[str, Any]], *,
-                     recorded: Mapping[str, Mapping[str, int]] | None = None) -> list[AccountingRow]:
+def accounting_check(
+    figures: Mapping[str, Mapping[str, Any]], *, recorded: Mapping[str, Mapping[str, int]] | None = None
+) -> list[AccountingRow]:
     """One row per legacy table (sorted by name); `ok` when every row adds up.
 
     figures: legacy table -> {"source", "backed_up", and for a mapped table "loaded" and
@@ -119,8 +129,9 @@ def accounting_check(figures: Mapping[str, Mapping[str, Any]], *,
     return [_table_row(table, figures[table], recorded) for table in sorted(figures)]
 
 
-def figures_from_stages(load_tables: Mapping[str, Mapping[str, Any]],
-                        backup_tables: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+def figures_from_stages(
+    load_tables: Mapping[str, Mapping[str, Any]], backup_tables: Mapping[str, Mapping[str, Any]]
+) -> dict[str, dict[str, Any]]:
     """The accounting figures, taken as the stages reported them.
 
     load_tables: `LoadSummary.tables` (source_rows, loaded, rejected, conflicts, source_fingerprint).
@@ -133,8 +144,13 @@ def figures_from_stages(load_tables: Mapping[str, Mapping[str, Any]],
         loaded, backed = load_tables.get(table), backup_tables.get(table)
         row: dict[str, Any] = {}
         if loaded is not None:
-            row.update(source=loaded["source_rows"], loaded=loaded["loaded"], rejected=loaded["rejected"],
-                       conflicts=loaded.get("conflicts"), source_fingerprint=loaded.get("source_fingerprint"))
+            row.update(
+                source=loaded["source_rows"],
+                loaded=loaded["loaded"],
+                rejected=loaded["rejected"],
+                conflicts=loaded.get("conflicts"),
+                source_fingerprint=loaded.get("source_fingerprint"),
+            )
         elif backed is not None:
             row["source"] = backed.get("count_at_start", backed["rows"])
         if backed is not None:
@@ -147,11 +163,14 @@ def recorded_counts(target: Engine, *, site_id: str) -> dict[str, dict[str, int]
     """Per legacy table, what the target's bookkeeping holds for a site: loaded, rejected, conflicts."""
     found: dict[str, dict[str, int]] = {}
     queries = {
-        "loaded": sa.select(lineage.c.legacy_table, sa.func.count()).where(lineage.c.site_id == site_id)
+        "loaded": sa.select(lineage.c.legacy_table, sa.func.count())
+        .where(lineage.c.site_id == site_id)
         .group_by(lineage.c.legacy_table),
-        "rejected": sa.select(rejects.c.legacy_table, sa.func.count()).where(rejects.c.site_id == site_id)
+        "rejected": sa.select(rejects.c.legacy_table, sa.func.count())
+        .where(rejects.c.site_id == site_id)
         .group_by(rejects.c.legacy_table),
-        "conflicts": sa.select(conflicts.c.legacy_table, sa.func.count()).where(conflicts.c.site_id == site_id)
+        "conflicts": sa.select(conflicts.c.legacy_table, sa.func.count())
+        .where(conflicts.c.site_id == site_id)
         .group_by(conflicts.c.legacy_table),
     }
     with target.connect() as conn:

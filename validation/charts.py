@@ -16,10 +16,10 @@ Example::
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
-from ts24_migrate.reporting import esc
+from ts24_migrate.core.reporting import esc
 
 # Colour-blind-safe palette (Okabe-Ito), in the order segments first appear.
 PALETTE = ("#0072B2", "#D55E00", "#009E73", "#E69F00", "#56B4E9", "#CC79A7", "#F0E442", "#000000")
@@ -68,47 +68,58 @@ def _text(value: object) -> str:
 
 
 def _label(text: str, limit: int = 34) -> str:
-    return text if len(text) <= limit else text[:limit - 1] + "…"
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def bar_chart(title: str, bars: Sequence[Bar], *, width: int = 720) -> str:
     """Horizontal (stacked) bars with their totals written at the end; a note when empty."""
     if any(s.value < 0 for bar in bars for s in bar.segments):
         raise ValueError("bar chart values are counts and cannot be negative")
-    head = (f'<svg xmlns="http://www.w3.org/2000/svg" role="img" aria-label="{_text(title)}" '
-            f'class="chart" width="{width}"')
+    head = (
+        f'<svg xmlns="http://www.w3.org/2000/svg" role="img" aria-label="{_text(title)}" class="chart" width="{width}"'
+    )
     if not bars or all(bar.total == 0 for bar in bars):
-        return (f'{head} height="{TOP + 24}" viewBox="0 0 {width} {TOP + 24}"><title>{_text(title)}</title>'
-                f'<text x="0" y="18" font-weight="bold">{_text(title)}</text>'
-                f'<text x="0" y="{TOP + 14}" fill="#5b6577">nothing to show (all zero)</text></svg>')
+        return (
+            f'{head} height="{TOP + 24}" viewBox="0 0 {width} {TOP + 24}"><title>{_text(title)}</title>'
+            f'<text x="0" y="18" font-weight="bold">{_text(title)}</text>'
+            f'<text x="0" y="{TOP + 14}" fill="#5b6577">nothing to show (all zero)</text></svg>'
+        )
     colours = _colours(bars)
     legend = len(colours) > 1
     height = TOP + len(bars) * ROW_HEIGHT + (LEGEND_HEIGHT if legend else 0) + 6
     scale_width = width - LABEL_WIDTH - VALUE_WIDTH
     largest = max(bar.total for bar in bars)
-    parts = [f'{head} height="{height}" viewBox="0 0 {width} {height}"><title>{_text(title)}</title>',
-             f'<text x="0" y="18" font-weight="bold">{_text(title)}</text>']
+    parts = [
+        f'{head} height="{height}" viewBox="0 0 {width} {height}"><title>{_text(title)}</title>',
+        f'<text x="0" y="18" font-weight="bold">{_text(title)}</text>',
+    ]
     for row, bar in enumerate(bars):
         y = TOP + row * ROW_HEIGHT
-        parts.append(f'<text x="{LABEL_WIDTH - 6}" y="{y + BAR_HEIGHT - 2}" text-anchor="end" '
-                     f'font-size="11">{_text(_label(bar.label))}</text>')
+        parts.append(
+            f'<text x="{LABEL_WIDTH - 6}" y="{y + BAR_HEIGHT - 2}" text-anchor="end" '
+            f'font-size="11">{_text(_label(bar.label))}</text>'
+        )
         x = float(LABEL_WIDTH)
         for segment in bar.segments:
             length = scale_width * segment.value / largest
             if segment.value:
                 # Every non-zero count stays visible, however small beside the largest.
                 length = max(length, 1.0)
-                parts.append(f'<rect x="{x:.1f}" y="{y}" width="{length:.1f}" height="{BAR_HEIGHT}" '
-                             f'fill="{colours[segment.name]}" data-value="{segment.value}">'
-                             f'<title>{_text(bar.label)}: {segment.value} {_text(segment.name)}</title></rect>')
+                parts.append(
+                    f'<rect x="{x:.1f}" y="{y}" width="{length:.1f}" height="{BAR_HEIGHT}" '
+                    f'fill="{colours[segment.name]}" data-value="{segment.value}">'
+                    f"<title>{_text(bar.label)}: {segment.value} {_text(segment.name)}</title></rect>"
+                )
             x += length
         parts.append(f'<text x="{x + 6:.1f}" y="{y + BAR_HEIGHT - 2}" font-size="12">{bar.total}</text>')
     if legend:
         y = TOP + len(bars) * ROW_HEIGHT + 4
         x = LABEL_WIDTH
         for name, colour in colours.items():
-            parts.append(f'<rect x="{x}" y="{y}" width="12" height="12" fill="{colour}"/>'
-                         f'<text x="{x + 16}" y="{y + 11}" font-size="12">{_text(name)}</text>')
+            parts.append(
+                f'<rect x="{x}" y="{y}" width="12" height="12" fill="{colour}"/>'
+                f'<text x="{x + 16}" y="{y + 11}" font-size="12">{_text(name)}</text>'
+            )
             x += 24 + 8 * len(name)
     parts.append("</svg>")
     return "".join(parts)

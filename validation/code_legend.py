@@ -21,8 +21,10 @@ from transform.reason_codes import REASON_CODES
 
 def code_legend() -> dict[str, dict[str, Any]]:
     """code -> action (reject or flag), meaning (one sentence) and the stage that sets it."""
-    legend = {code: {"action": action, "meaning": meaning, "stage": "transform"}
-              for code, (action, meaning) in REASON_CODES.items()}
+    legend = {
+        code: {"action": action, "meaning": meaning, "stage": "transform"}
+        for code, (action, meaning) in REASON_CODES.items()
+    }
     for code, (action, meaning) in LOAD_REASON_CODES.items():
         legend[code] = {"action": action, "meaning": meaning[:1].upper() + meaning[1:] + ".", "stage": "load"}
     return legend

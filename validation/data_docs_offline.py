@@ -40,8 +40,10 @@ MARKER = '<meta name="ts24-offline" content="static">'
 STYLE_FILE = "ts24-offline.css"
 BOOTSTRAP_FILE = "bootstrap.min.css"
 # Where Debian's libjs-bootstrap4 puts Bootstrap 4's stylesheet.
-BOOTSTRAP_CANDIDATES = (Path("/usr/share/javascript/bootstrap4/css/bootstrap.min.css"),
-                        Path("/usr/share/nodejs/bootstrap/dist/css/bootstrap.min.css"))
+BOOTSTRAP_CANDIDATES = (
+    Path("/usr/share/javascript/bootstrap4/css/bootstrap.min.css"),
+    Path("/usr/share/nodejs/bootstrap/dist/css/bootstrap.min.css"),
+)
 
 OFFLINE_STYLE = """/* ts24-migrate: the Data Docs as static pages (validation/data_docs_offline.py). */
 .tab-content>.tab-pane{display:block!important;opacity:1!important;margin-bottom:2rem}
@@ -60,7 +62,9 @@ table.ts24-static th,table.ts24-static td{border:1px solid #d8dee8;padding:.25re
 _SCRIPT = re.compile(r"<script\b[^>]*>.*?</script\s*>", re.S | re.I)
 _TABLE_CALL = re.compile(
     r"\$\(\s*'#(?P<id>[^']+)'\s*\)\.bootstrapTable\(\s*Object\.assign\(\s*\{\s*"
-    r"columns:\s*(?P<columns>.*?),\s*data:\s*(?P<data>.*?),\s*toolbar:", re.S)
+    r"columns:\s*(?P<columns>.*?),\s*data:\s*(?P<data>.*?),\s*toolbar:",
+    re.S,
+)
 _REMOTE = r"""(?:https?:)?//[^"'\s>]+"""
 _REMOTE_LINK_TAG = re.compile(r"<link\b[^>]*\bhref\s*=\s*[\"']" + _REMOTE + r"[\"'][^>]*>", re.I)
 _REMOTE_IMG = re.compile(r"<img\b[^>]*\bsrc\s*=\s*[\"']" + _REMOTE + r"[\"'][^>]*>", re.I)
@@ -90,8 +94,9 @@ def _static_table(attributes: str, columns: list[dict[str, Any]], rows: list[dic
                 cell = f'<a href="{html.escape(str(row["_table_row_link_path"]))}">{cell}</a>'
             cells.append(f"<td>{cell}</td>")
         body.append(f"<tr>{''.join(cells)}</tr>")
-    return (f"<table{attributes} data-ts24-static=\"1\"><thead><tr>{head}</tr></thead>"
-            f"<tbody>{''.join(body)}</tbody></table>")
+    return (
+        f'<table{attributes} data-ts24-static="1"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'
+    )
 
 
 def _fill_tables(page: str) -> str:
@@ -107,9 +112,11 @@ def _fill_tables(page: str) -> str:
         if opening is None:
             raise ValueError(f"the Data Docs table {table_id} is missing from its page")
         attrs = re.sub(r'\s*data-toggle="table"', "", opening.group("attrs"))
-        attrs = attrs.replace('class="', 'class="ts24-static ', 1) if 'class="' in attrs else attrs + ' class="ts24-static"'
+        attrs = (
+            attrs.replace('class="', 'class="ts24-static ', 1) if 'class="' in attrs else attrs + ' class="ts24-static"'
+        )
         static = _static_table(attrs, _literal(call.group("columns")), _literal(call.group("data")))
-        page = page[:opening.start()] + static + page[opening.end():]
+        page = page[: opening.start()] + static + page[opening.end() :]
     return page
 
 
@@ -129,11 +136,13 @@ def static_page(page: str, styles_prefix: str, *, bootstrap: bool) -> str:
     page = _REMOTE_IMG.sub("", page)
     page = _REMOTE_ANCHOR.sub(lambda m: f"<a{m.group(1)}{m.group(2)}>", page)
     page = _REMOTE_CSS_URL.sub("none", page)
-    local = "".join(f'<link rel="stylesheet" href="{styles_prefix}static/styles/{name}">'
-                    for name in ((BOOTSTRAP_FILE,) if bootstrap else ()) + (STYLE_FILE,))
+    local = "".join(
+        f'<link rel="stylesheet" href="{styles_prefix}static/styles/{name}">'
+        for name in ((BOOTSTRAP_FILE,) if bootstrap else ()) + (STYLE_FILE,)
+    )
     head = re.search(r"<head[^>]*>", page, re.I)
     insert = MARKER + local
-    return page[:head.end()] + insert + page[head.end():] if head else insert + page
+    return page[: head.end()] + insert + page[head.end() :] if head else insert + page
 
 
 def _bootstrap_stylesheet() -> Path | None:

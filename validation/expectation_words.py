@@ -15,7 +15,8 @@ Example::
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 SET_ITEMS_SHOWN = 8
 
@@ -71,7 +72,9 @@ def plain_words(kind: str, kwargs: Mapping[str, Any]) -> str:
         return f"{of} {_between(kwargs.get('min_value'), kwargs.get('max_value'))}"
     if kind == "expect_table_row_count_to_be_between":
         low, high = kwargs.get("min_value"), kwargs.get("max_value")
-        return "the table's rows are counted" if not high and not low else f"the table's row count {_between(low, high)}"
+        return (
+            "the table's rows are counted" if not high and not low else f"the table's row count {_between(low, high)}"
+        )
     if kind == "expect_column_to_exist":
         return f"column {column} exists"
     words = kind.removeprefix("expect_").replace("_", " ")

@@ -13,7 +13,7 @@ into `docs_dir` once the checkpoint has run and then made static and offline
 description (validation/expectation_words.py). Analytics and
 progress bars are off; results use the SUMMARY format (counts plus a few
 example values), which GX computes with aggregate queries. Example values of
-a personal field (ts24_migrate/personal_data.py) are masked in the results
+a personal field (ts24_migrate/core/personal_data.py) are masked in the results
 and in the stored validation results before the Data Docs are built from
 them; the Data Docs' files are made readable by their owner only.
 
@@ -28,18 +28,19 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from ts24_migrate.errors import UsageError
-from ts24_migrate.file_names import object_file_stems
-from ts24_migrate.personal_data import MASKED, Masking
-from ts24_migrate.private_files import make_tree_private, private_dir
-from ts24_migrate.secrets import redact_url
+from ts24_migrate.core.errors import UsageError
+from ts24_migrate.core.file_names import object_file_stems
+from ts24_migrate.core.personal_data import MASKED, Masking
+from ts24_migrate.core.private_files import make_tree_private, private_dir
+from ts24_migrate.core.secrets import redact_url
 
 from .data_docs_offline import make_offline
 from .expectation_words import describe
@@ -89,9 +90,14 @@ class SuiteSummary:
         return [e for e in self.expectations if not e.success]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "table": self.table, "success": self.success,
-                "evaluated": len(self.expectations), "failed": len(self.failed),
-                "expectations": [e.to_dict() for e in self.expectations]}
+        return {
+            "name": self.name,
+            "table": self.table,
+            "success": self.success,
+            "evaluated": len(self.expectations),
+            "failed": len(self.failed),
+            "expectations": [e.to_dict() for e in self.expectations],
+        }
 
 
 @dataclass
@@ -116,11 +122,16 @@ class SuiteResults:
         raise KeyError(table)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"kind": self.kind, "success": self.success, "descriptive": self.descriptive,
-                "evaluated": sum(len(s.expectations) for s in self.suites),
-                "failed": sum(len(s.failed) for s in self.suites),
-                "data_docs_index": str(self.data_docs_index), "notes": list(self.notes),
-                "suites": [s.to_dict() for s in self.suites]}
+        return {
+            "kind": self.kind,
+            "success": self.success,
+            "descriptive": self.descriptive,
+            "evaluated": sum(len(s.expectations) for s in self.suites),
+            "failed": sum(len(s.failed) for s in self.suites),
+            "data_docs_index": str(self.data_docs_index),
+            "notes": list(self.notes),
+            "suites": [s.to_dict() for s in self.suites],
+        }
 
 
 def _context(docs_dir: Path):
@@ -135,11 +146,13 @@ def _context(docs_dir: Path):
         store_backend_defaults=InMemoryStoreBackendDefaults(init_temp_docs_sites=False),
         analytics_enabled=False,
         progress_bars=ProgressBarsConfig(globally=False, metric_calculations=False),
-        data_docs_sites={DOCS_SITE: {
-            "class_name": "SiteBuilder",
-            "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(docs_dir)},
-            "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
-        }},
+        data_docs_sites={
+            DOCS_SITE: {
+                "class_name": "SiteBuilder",
+                "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(docs_dir)},
+                "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+            }
+        },
     )
     return gx.get_context(mode="ephemeral", project_config=config)
 
@@ -160,8 +173,8 @@ def _bind_engine(datasource: Any, engine: Engine) -> None:
     datasource._cached_connection_string = datasource.connection_string
     datasource._execution_engine = execution_engine
     datasource._cached_execution_engine_kwargs = datasource.dict(
-        exclude=datasource._get_exec_engine_excludes(), config_provider=datasource._config_provider,
-        exclude_unset=False)
+        exclude=datasource._get_exec_engine_excludes(), config_provider=datasource._config_provider, exclude_unset=False
+    )
 
 
 def _sample_query(engine: Engine, table: str, rows: int) -> str | None:
@@ -198,8 +211,10 @@ def _mask_unexpected_values(result: Any, masking: Masking) -> None:
     if "partial_unexpected_list" in details:
         details["partial_unexpected_list"] = [masking.value(column, v) for v in details["partial_unexpected_list"]]
     if "partial_unexpected_counts" in details:
-        details["partial_unexpected_counts"] = [{**entry, "value": masking.value(column, entry.get("value"))}
-                                                for entry in details["partial_unexpected_counts"]]
+        details["partial_unexpected_counts"] = [
+            {**entry, "value": masking.value(column, entry.get("value"))}
+            for entry in details["partial_unexpected_counts"]
+        ]
     for key in ("unexpected_list", "unexpected_index_list", "partial_unexpected_index_list"):
         if details.get(key) and masking.masks(column):
             details[key] = []  # not asked for (SUMMARY); never rendered with a person's values
@@ -226,15 +241,30 @@ def _expectation_summary(result: Any) -> ExpectationSummary:
     if config.type == "unexpected_rows_expectation":
         unexpected = details.get("observed_value")  # GX reports the count of unexpected rows there
     return ExpectationSummary(
-        expectation=config.type, column=config.kwargs.get("column"), description=config.description,
-        success=bool(result.success), element_count=details.get("element_count"),
-        unexpected_count=unexpected, unexpected_percent=details.get("unexpected_percent"),
-        observed_value=details.get("observed_value"), examples=list(examples)[:EXAMPLE_VALUES], error=error)
+        expectation=config.type,
+        column=config.kwargs.get("column"),
+        description=config.description,
+        success=bool(result.success),
+        element_count=details.get("element_count"),
+        unexpected_count=unexpected,
+        unexpected_percent=details.get("unexpected_percent"),
+        observed_value=details.get("observed_value"),
+        examples=list(examples)[:EXAMPLE_VALUES],
+        error=error,
+    )
 
 
-def run_suites(engine: Engine, suites: Mapping[str, Sequence[Any]], *, docs_dir: Path, kind: str,
-               run_name: str, batches: Mapping[str, TableBatch] | None = None,
-               notes: Sequence[str] = (), masking: Masking = MASKED) -> SuiteResults:
+def run_suites(
+    engine: Engine,
+    suites: Mapping[str, Sequence[Any]],
+    *,
+    docs_dir: Path,
+    kind: str,
+    run_name: str,
+    batches: Mapping[str, TableBatch] | None = None,
+    notes: Sequence[str] = (),
+    masking: Masking = MASKED,
+) -> SuiteResults:
     """Validate each table's expectations with one Checkpoint; build Data Docs into `docs_dir`.
 
     suites: table name -> GX expectation objects. A table missing from `batches` is
@@ -273,13 +303,23 @@ def run_suites(engine: Engine, suites: Mapping[str, Sequence[Any]], *, docs_dir:
         for expectation in expectations:
             describe(expectation)  # plain words, in the report and the Data Docs alike
             suite.add_expectation(expectation)
-        definitions.append(context.validation_definitions.add(gx.ValidationDefinition(
-            name=f"{kind}.{stem}", data=asset.add_batch_definition_whole_table("all rows"), suite=suite)))
+        definitions.append(
+            context.validation_definitions.add(
+                gx.ValidationDefinition(
+                    name=f"{kind}.{stem}", data=asset.add_batch_definition_whole_table("all rows"), suite=suite
+                )
+            )
+        )
     # Data Docs are built once after the run: GX's UpdateDataDocsAction rebuilds the site
     # after every validation (its templates each time), which costs more than validating.
-    checkpoint = context.checkpoints.add(gx.Checkpoint(
-        name=f"{kind}-{run_name}", validation_definitions=definitions, actions=[],
-        result_format={"result_format": "SUMMARY", "partial_unexpected_count": EXAMPLE_VALUES}))
+    checkpoint = context.checkpoints.add(
+        gx.Checkpoint(
+            name=f"{kind}-{run_name}",
+            validation_definitions=definitions,
+            actions=[],
+            result_format={"result_format": "SUMMARY", "partial_unexpected_count": EXAMPLE_VALUES},
+        )
+    )
     outcome = checkpoint.run(run_id=gx.RunIdentifier(run_name=run_name))
     _masked_results(context, outcome, masking)
     context.build_data_docs(site_names=[DOCS_SITE])
@@ -290,8 +330,14 @@ def run_suites(engine: Engine, suites: Mapping[str, Sequence[Any]], *, docs_dir:
         name = validation.suite_name
         table = tables_by_stem[name.split(".", 1)[1]]
         expectations = [_expectation_summary(r) for r in validation.results]
-        summaries.append(SuiteSummary(name=name, table=table, success=bool(validation.success),
-                                      expectations=expectations))
+        summaries.append(
+            SuiteSummary(name=name, table=table, success=bool(validation.success), expectations=expectations)
+        )
     summaries.sort(key=lambda s: s.table)
-    return SuiteResults(kind=kind, success=all(s.success for s in summaries), suites=summaries,
-                        data_docs_index=docs_dir / "index.html", notes=list(notes))
+    return SuiteResults(
+        kind=kind,
+        success=all(s.success for s in summaries),
+        suites=summaries,
+        data_docs_index=docs_dir / "index.html",
+        notes=list(notes),
+    )

@@ -30,8 +30,9 @@ Example::
 from __future__ import annotations
 
 import heapq
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -78,15 +79,22 @@ class _Checksum:
     hash_sum: int
 
     @classmethod
-    def of(cls, rows: Any, hash_sum: Any) -> "_Checksum":
+    def of(cls, rows: Any, hash_sum: Any) -> _Checksum:
         return cls(int(rows or 0), int(hash_sum or 0))
 
 
 _EMPTY = _Checksum(0, 0)
 
 
-def diff_by_key_ranges(conn: Connection, left: DiffSide, right: DiffSide, *, integer_keys: bool,
-                       max_buckets: int = 8192, leaf_rows: int = 20_000) -> KeyDiff:
+def diff_by_key_ranges(
+    conn: Connection,
+    left: DiffSide,
+    right: DiffSide,
+    *,
+    integer_keys: bool,
+    max_buckets: int = 8192,
+    leaf_rows: int = 20_000,
+) -> KeyDiff:
     """Compare two row sets by key; return the differing keys (see module docstring).
 
     max_buckets: key ranges one grouped query may return (integer keys).
@@ -114,13 +122,15 @@ def diff_by_key_ranges(conn: Connection, left: DiffSide, right: DiffSide, *, int
 
 # -- aggregates ---------------------------------------------------------------
 
+
 def _hash_part(side: DiffSide, dialect: str) -> sa.ColumnElement[int]:
     return md5_prefix_int(dialect, side.md5)
 
 
 def _whole_range(conn: Connection, side: DiffSide, dialect: str) -> tuple[_Checksum, Any, Any]:
-    query = sa.select(sa.func.count(), sa.func.sum(_hash_part(side, dialect)), sa.func.min(side.key),
-                      sa.func.max(side.key)).where(side.where)
+    query = sa.select(
+        sa.func.count(), sa.func.sum(_hash_part(side, dialect)), sa.func.min(side.key), sa.func.max(side.key)
+    ).where(side.where)
     rows, hash_sum, lo, hi = conn.execute(query).one()
     return _Checksum.of(rows, hash_sum), lo, hi
 
@@ -137,8 +147,13 @@ def _prefer_hashed_grouping(conn: Connection) -> None:
         conn.execute(sa.text("SET LOCAL enable_sort = off"))
 
 
-def _bucket_checksums(conn: Connection, side: DiffSide, dialect: str, bucket: sa.ColumnElement[int],
-                      condition: sa.ColumnElement[bool] | None) -> dict[int, _Checksum]:
+def _bucket_checksums(
+    conn: Connection,
+    side: DiffSide,
+    dialect: str,
+    bucket: sa.ColumnElement[int],
+    condition: sa.ColumnElement[bool] | None,
+) -> dict[int, _Checksum]:
     # Grouped over a subquery so that the bucket expression (with its bound values) is written once.
     inner = sa.select(bucket.label("bucket"), _hash_part(side, dialect).label("hash_part")).where(side.where)
     if condition is not None:
@@ -150,12 +165,22 @@ def _bucket_checksums(conn: Connection, side: DiffSide, dialect: str, bucket: sa
 
 # -- integer keys: level-wise buckets -------------------------------------------
 
+
 def _power_of_two_at_least(n: int) -> int:
     return 1 << max(0, (n - 1).bit_length())
 
 
-def _bisect_integer_keys(conn: Connection, left: DiffSide, right: DiffSide, diff: KeyDiff, dialect: str,
-                         lo: int, hi: int, max_buckets: int, leaf_rows: int) -> None:
+def _bisect_integer_keys(
+    conn: Connection,
+    left: DiffSide,
+    right: DiffSide,
+    diff: KeyDiff,
+    dialect: str,
+    lo: int,
+    hi: int,
+    max_buckets: int,
+    leaf_rows: int,
+) -> None:
     total_rows = max(diff.left_rows, diff.right_rows)
     # Widths are powers of two, so every bucket lies inside one bucket of the level above.
     width = _power_of_two_at_least(-(-(hi - lo + 1) // max_buckets))
@@ -170,8 +195,9 @@ def _bisect_integer_keys(conn: Connection, left: DiffSide, right: DiffSide, diff
         differing = sorted(b for b in buckets if left_buckets.get(b, _EMPTY) != right_buckets.get(b, _EMPTY))
         if not differing:
             return  # cannot happen: the sums are exact, so a differing range has a differing part
-        rows_in_question = sum(max(left_buckets.get(b, _EMPTY).rows, right_buckets.get(b, _EMPTY).rows)
-                               for b in differing)
+        rows_in_question = sum(
+            max(left_buckets.get(b, _EMPTY).rows, right_buckets.get(b, _EMPTY).rows) for b in differing
+        )
         stop_narrowing = level >= 2 and rows_in_question > NARROWING_STOPS_AT * total_rows
         if width == 1 or rows_in_question <= leaf_rows or stop_narrowing:
             _name_integer_keys(conn, left, right, diff, lo, width, differing)
@@ -195,12 +221,13 @@ def _bucket_in(side: DiffSide, lo: int, width: int, buckets: list[int]) -> sa.Co
 
 def _in_batches(buckets: list[int]) -> list[list[int]] | None:
     """IN-list batches over `buckets`, or None when one unfiltered pass is cheaper."""
-    batches = [buckets[i:i + IN_LIST_MAX] for i in range(0, len(buckets), IN_LIST_MAX)]
+    batches = [buckets[i : i + IN_LIST_MAX] for i in range(0, len(buckets), IN_LIST_MAX)]
     return None if len(batches) > IN_BATCHES_MAX else batches
 
 
-def _checksums_under(conn: Connection, side: DiffSide, dialect: str, lo: int, width: int,
-                     parents: list[int] | None, parent_width: int) -> dict[int, _Checksum]:
+def _checksums_under(
+    conn: Connection, side: DiffSide, dialect: str, lo: int, width: int, parents: list[int] | None, parent_width: int
+) -> dict[int, _Checksum]:
     """Checksums of the `width`-buckets inside the `parent_width`-buckets `parents` (all when None)."""
     bucket = _bucket_of(side, lo, width)
     if parents is None:
@@ -208,32 +235,32 @@ def _checksums_under(conn: Connection, side: DiffSide, dialect: str, lo: int, wi
     batches = _in_batches(parents)
     if batches is None:
         wanted, ratio = set(parents), parent_width // width
-        return {b: c for b, c in _bucket_checksums(conn, side, dialect, bucket, None).items()
-                if b // ratio in wanted}
+        return {b: c for b, c in _bucket_checksums(conn, side, dialect, bucket, None).items() if b // ratio in wanted}
     found: dict[int, _Checksum] = {}
     for batch in batches:
         found.update(_bucket_checksums(conn, side, dialect, bucket, _bucket_in(side, lo, parent_width, batch)))
     return found
 
 
-def _name_integer_keys(conn: Connection, left: DiffSide, right: DiffSide, diff: KeyDiff, lo: int, width: int,
-                       differing: list[int]) -> None:
+def _name_integer_keys(
+    conn: Connection, left: DiffSide, right: DiffSide, diff: KeyDiff, lo: int, width: int, differing: list[int]
+) -> None:
     """Fetch (key, md5) of the differing buckets from both sides, in key order, and merge them."""
     batches = _in_batches(differing)
     conditions: list[tuple[sa.ColumnElement[bool] | None, sa.ColumnElement[bool] | None]]
     if batches is None:
         conditions = [(None, None)]  # a streamed pass over everything; equal ranges merge to nothing
     else:
-        conditions = [(_bucket_in(left, lo, width, batch), _bucket_in(right, lo, width, batch))
-                      for batch in batches]
+        conditions = [(_bucket_in(left, lo, width, batch), _bucket_in(right, lo, width, batch)) for batch in batches]
     for left_condition, right_condition in conditions:
         left_rows = _ordered_hashes(conn, left, left_condition)
         right_rows = _ordered_hashes(conn, right, right_condition)
         _merge(left_rows, right_rows, diff, normalise=int)
 
 
-def _ordered_hashes(conn: Connection, side: DiffSide,
-                    condition: sa.ColumnElement[bool] | None) -> Iterator[tuple[Any, str]]:
+def _ordered_hashes(
+    conn: Connection, side: DiffSide, condition: sa.ColumnElement[bool] | None
+) -> Iterator[tuple[Any, str]]:
     query = sa.select(side.key, side.md5).where(side.where)
     if condition is not None:
         query = query.where(condition)
@@ -244,11 +271,11 @@ def _ordered_hashes(conn: Connection, side: DiffSide,
         yield from partition
 
 
-def _merge(left_rows: Iterable[tuple[Any, str]], right_rows: Iterable[tuple[Any, str]], diff: KeyDiff,
-           normalise) -> None:
+def _merge(
+    left_rows: Iterable[tuple[Any, str]], right_rows: Iterable[tuple[Any, str]], diff: KeyDiff, normalise
+) -> None:
     """Walk two key-ordered streams together; record keys on one side only, or with other hashes."""
-    tagged = heapq.merge(((normalise(k), 0, h) for k, h in left_rows),
-                         ((normalise(k), 1, h) for k, h in right_rows))
+    tagged = heapq.merge(((normalise(k), 0, h) for k, h in left_rows), ((normalise(k), 1, h) for k, h in right_rows))
     pending: tuple[Any, int, str] | None = None
     for key, side, md5 in tagged:
         diff.rows_fetched += 1
@@ -266,6 +293,7 @@ def _merge(left_rows: Iterable[tuple[Any, str]], right_rows: Iterable[tuple[Any,
 
 # -- string keys: halving at the median ----------------------------------------
 
+
 def _range_condition(side: DiffSide, lo: Any, hi: Any) -> sa.ColumnElement[bool]:
     """Keys in [lo, hi); None means unbounded."""
     parts = []
@@ -278,18 +306,32 @@ def _range_condition(side: DiffSide, lo: Any, hi: Any) -> sa.ColumnElement[bool]
 
 def _range_checksum(conn: Connection, side: DiffSide, dialect: str, lo: Any, hi: Any) -> _Checksum:
     query = sa.select(sa.func.count(), sa.func.sum(_hash_part(side, dialect))).where(
-        side.where, _range_condition(side, lo, hi))
+        side.where, _range_condition(side, lo, hi)
+    )
     return _Checksum.of(*conn.execute(query).one())
 
 
 def _median_key(conn: Connection, side: DiffSide, lo: Any, hi: Any, rows: int) -> Any:
-    query = (sa.select(side.key).where(side.where, _range_condition(side, lo, hi))
-             .order_by(side.key).offset(rows // 2).limit(1))
+    query = (
+        sa.select(side.key)
+        .where(side.where, _range_condition(side, lo, hi))
+        .order_by(side.key)
+        .offset(rows // 2)
+        .limit(1)
+    )
     return conn.execute(query).scalar_one()
 
 
-def _bisect_string_keys(conn: Connection, left: DiffSide, right: DiffSide, diff: KeyDiff, dialect: str,
-                        left_total: _Checksum, right_total: _Checksum, leaf_rows: int) -> None:
+def _bisect_string_keys(
+    conn: Connection,
+    left: DiffSide,
+    right: DiffSide,
+    diff: KeyDiff,
+    dialect: str,
+    left_total: _Checksum,
+    right_total: _Checksum,
+    leaf_rows: int,
+) -> None:
     # The database's collation orders string keys; Python only compares them for equality
     # (dictionaries at the leaves), so the two orders never have to agree.
     in_question = [(None, None, left_total, right_total)]
@@ -310,8 +352,7 @@ def _bisect_string_keys(conn: Connection, left: DiffSide, right: DiffSide, diff:
                 in_question.append((part_lo, part_hi, part_left, part_right))
 
 
-def _name_string_keys(conn: Connection, left: DiffSide, right: DiffSide, diff: KeyDiff, lo: Any,
-                      hi: Any) -> None:
+def _name_string_keys(conn: Connection, left: DiffSide, right: DiffSide, diff: KeyDiff, lo: Any, hi: Any) -> None:
     found = []
     for side in (left, right):
         query = sa.select(side.key, side.md5).where(side.where, _range_condition(side, lo, hi))

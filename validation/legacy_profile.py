@@ -29,8 +29,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from extract.discovery import TableInfo, discover_tables
-from extract.legacy_schema import DOSSIER_STATUS_NAMES, MAPPED_TABLES
-from ts24_migrate.personal_data import MASKED, Masking
+from ts24_migrate.core.legacy.schema import DOSSIER_STATUS_NAMES, MAPPED_TABLES
+from ts24_migrate.core.personal_data import MASKED, Masking
 
 from .gx_runner import SuiteResults, TableBatch, run_suites
 from .sql_checks import references, rows_where, tax_code_check_digit_wrong
@@ -42,11 +42,19 @@ STATUSES = sorted(DOSSIER_STATUS_NAMES)
 # (column, pattern) per mapped legacy table: the format a clean value has.
 FORMATS: dict[str, list[tuple[str, str]]] = {
     "DM_COQUAN_BHXH": [("MA_CQ", r"^[0-9]{2}([0-9]{2})?$"), ("MA_TINH", r"^[0-9]{2}$")],
-    "DM_DONVI": [("MA_DV", r"^[A-Z0-9]{1,15}$"), ("MA_SO_THUE", r"^[0-9]{10}(-[0-9]{3})?$"),
-                 ("MA_CQ", r"^[0-9]{2}([0-9]{2})?$"), ("MA_IVAN", r"^[0-9]{5}$"),
-                 ("NGAY_DANG_KY", r"^[0-9]{2}/[0-9]{2}/[0-9]{4}$")],
-    "NGUOI_LAO_DONG": [("MA_SO_BHXH", r"^[0-9]{10}$"), ("SO_CCCD", r"^([0-9]{9}|[0-9]{12})$"),
-                       ("NGAY_SINH", r"^(([0-9]{2}/)?[0-9]{2}/)?[0-9]{4}$"), ("MA_DV", r"^[A-Z0-9]{1,15}$")],
+    "DM_DONVI": [
+        ("MA_DV", r"^[A-Z0-9]{1,15}$"),
+        ("MA_SO_THUE", r"^[0-9]{10}(-[0-9]{3})?$"),
+        ("MA_CQ", r"^[0-9]{2}([0-9]{2})?$"),
+        ("MA_IVAN", r"^[0-9]{5}$"),
+        ("NGAY_DANG_KY", r"^[0-9]{2}/[0-9]{2}/[0-9]{4}$"),
+    ],
+    "NGUOI_LAO_DONG": [
+        ("MA_SO_BHXH", r"^[0-9]{10}$"),
+        ("SO_CCCD", r"^([0-9]{9}|[0-9]{12})$"),
+        ("NGAY_SINH", r"^(([0-9]{2}/)?[0-9]{2}/)?[0-9]{4}$"),
+        ("MA_DV", r"^[A-Z0-9]{1,15}$"),
+    ],
     "HO_SO": [("KY_KE_KHAI", r"^(0[1-9]|1[0-2])/[0-9]{4}$"), ("MA_DV", r"^[A-Z0-9]{1,15}$")],
     "HO_SO_TEP": [("MD5", r"^[0-9a-fA-F]{32}$")],
 }
@@ -81,8 +89,7 @@ REFERENCES = [
 UNIQUE = {"HO_SO": ["SO_HO_SO"]}
 
 
-def _table_expectations(engine: Engine, table: TableInfo, by_name: dict[str, TableInfo],
-                        notes: list[str]) -> list:
+def _table_expectations(engine: Engine, table: TableInfo, by_name: dict[str, TableInfo], notes: list[str]) -> list:
     import great_expectations.expectations as gxe
 
     expectations = [gxe.ExpectTableRowCountToBeBetween(min_value=0)]  # the count, as observed
@@ -106,8 +113,13 @@ def _table_expectations(engine: Engine, table: TableInfo, by_name: dict[str, Tab
         if (actual := column(wanted)) is not None:
             expectations.append(gxe.ExpectColumnValuesToNotBeNull(column=actual))
             if wanted in TEXT_REQUIRED:
-                expectations.append(rows_where(engine, sa.func.trim(sa.column(actual)) == "",
-                                               f"{actual} is not an empty string standing for a value"))
+                expectations.append(
+                    rows_where(
+                        engine,
+                        sa.func.trim(sa.column(actual)) == "",
+                        f"{actual} is not an empty string standing for a value",
+                    )
+                )
     for wanted, values in VALUE_SETS.get(name, []):
         if (actual := column(wanted)) is not None:
             expectations.append(gxe.ExpectColumnValuesToBeInSet(column=actual, value_set=values))
@@ -116,8 +128,9 @@ def _table_expectations(engine: Engine, table: TableInfo, by_name: dict[str, Tab
             if (actual := column(wanted)) is not None:
                 expectations.append(gxe.ExpectColumnValuesToMatchRegex(column=actual, regex=pattern))
         if name == "DM_DONVI" and (actual := column("MA_SO_THUE")) is not None:
-            expectations.append(rows_where(engine, tax_code_check_digit_wrong(actual),
-                                           "tax codes have a valid check digit"))
+            expectations.append(
+                rows_where(engine, tax_code_check_digit_wrong(actual), "tax codes have a valid check digit")
+            )
     for child, child_column, parent, parent_column in REFERENCES:
         if child != name or (actual := column(child_column)) is None:
             continue
@@ -126,18 +139,19 @@ def _table_expectations(engine: Engine, table: TableInfo, by_name: dict[str, Tab
             notes.append(f"{name}.{child_column}: table {parent} is missing, the reference was not checked")
             continue
         parent_actual = next(c for c in parent_table.table.columns if c.name.upper() == parent_column)
-        expectations.append(references(engine, actual, parent_actual,
-                                       f"{actual} names an existing {parent} row"))
+        expectations.append(references(engine, actual, parent_actual, f"{actual} names an existing {parent} row"))
     if skipped:
         notes.append(f"{name}: no column {', '.join(sorted(skipped))} (not checked)")
     if table.columns_not_in_schema:
-        notes.append(f"{name}: column {', '.join(table.columns_not_in_schema)} is not in the TS24 schema "
-                     "(backed up, not loaded)")
+        notes.append(
+            f"{name}: column {', '.join(table.columns_not_in_schema)} is not in the TS24 schema (backed up, not loaded)"
+        )
     return expectations
 
 
-def run_legacy_profile(legacy: Engine, *, docs_dir: Path, sample_rows: int | None = None,
-                       masking: Masking = MASKED) -> SuiteResults:
+def run_legacy_profile(
+    legacy: Engine, *, docs_dir: Path, sample_rows: int | None = None, masking: Masking = MASKED
+) -> SuiteResults:
     """Profile every legacy table through one GX Checkpoint; Data Docs go to `docs_dir`.
 
     Descriptive: `.success` says whether the data is clean, and is never a verdict.
@@ -153,5 +167,13 @@ def run_legacy_profile(legacy: Engine, *, docs_dir: Path, sample_rows: int | Non
         notes.append(f"each table profiled on its first {sample_rows} rows (counts are of the sample)")
     suites = {t.name: _table_expectations(legacy, t, by_name, notes) for t in tables}
     batches = {t.name: TableBatch(t.name, sample_rows) for t in tables}
-    return run_suites(legacy, suites, docs_dir=docs_dir, kind="legacy", run_name="legacy-profile",
-                      batches=batches, notes=notes, masking=masking)
+    return run_suites(
+        legacy,
+        suites,
+        docs_dir=docs_dir,
+        kind="legacy",
+        run_name="legacy-profile",
+        batches=batches,
+        notes=notes,
+        masking=masking,
+    )

@@ -34,7 +34,7 @@ from sqlalchemy.engine import Connection, Engine
 from load.bookkeeping import crosswalk, lineage
 from load.row_hash import register_sqlite_functions, row_md5
 from load.target_map import TARGET_SPECS, TS24_SOURCE, TargetSpec
-from ts24_migrate.errors import UsageError
+from ts24_migrate.core.errors import UsageError
 
 from .key_ranges import DiffSide, KeyDiff, diff_by_key_ranges
 
@@ -61,16 +61,26 @@ class TableParity:
         return not (self.missing or self.extra or self.changed)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"table": self.table, "exact": self.exact, "lineage_rows": self.lineage_rows,
-                "target_rows": self.target_rows, "missing": self.missing, "extra": self.extra,
-                "changed": self.changed, "ranges_checked": self.ranges_checked,
-                "rows_fetched": self.rows_fetched, "seconds": round(self.seconds, 3)}
+        return {
+            "table": self.table,
+            "exact": self.exact,
+            "lineage_rows": self.lineage_rows,
+            "target_rows": self.target_rows,
+            "missing": self.missing,
+            "extra": self.extra,
+            "changed": self.changed,
+            "ranges_checked": self.ranges_checked,
+            "rows_fetched": self.rows_fetched,
+            "seconds": round(self.seconds, 3),
+        }
 
 
 # Why the report has no per-column aggregates: said in the report itself.
-AGGREGATES_NOTE = ("per-column aggregates are not compared: the load records none, and recomputing them "
-                   "from the source would mean transforming it again; the row-hash diff checks every "
-                   "value of every loaded row instead")
+AGGREGATES_NOTE = (
+    "per-column aggregates are not compared: the load records none, and recomputing them "
+    "from the source would mean transforming it again; the row-hash diff checks every "
+    "value of every loaded row instead"
+)
 
 
 @dataclass
@@ -84,28 +94,38 @@ class ParityReport:
         return all(t.exact for t in self.tables.values())
 
     def to_dict(self) -> dict[str, Any]:
-        return {"site_id": self.site_id, "exact": self.exact,
-                "differences": sum(len(t.missing) + len(t.extra) + len(t.changed) for t in self.tables.values()),
-                "tables": {name: t.to_dict() for name, t in self.tables.items()}, "notes": list(self.notes)}
+        return {
+            "site_id": self.site_id,
+            "exact": self.exact,
+            "differences": sum(len(t.missing) + len(t.extra) + len(t.changed) for t in self.tables.values()),
+            "tables": {name: t.to_dict() for name, t in self.tables.items()},
+            "notes": list(self.notes),
+        }
 
 
 def _spec(table_name: str) -> TargetSpec:
     if table_name not in TARGET_SPECS:
-        raise UsageError(f"{table_name!r} is not a target table that receives TS24 rows "
-                         f"(one of: {', '.join(TARGET_SPECS)})")
+        raise UsageError(
+            f"{table_name!r} is not a target table that receives TS24 rows (one of: {', '.join(TARGET_SPECS)})"
+        )
     return TARGET_SPECS[table_name]
 
 
 def _lineage_side(spec: TargetSpec, site_id: str) -> DiffSide:
     lineage_key = sa.cast(lineage.c.target_key, sa.BigInteger) if spec.surrogate else lineage.c.target_key
-    return DiffSide(key=lineage_key, md5=lineage.c.row_md5,
-                    where=sa.and_(lineage.c.target_table == spec.name, lineage.c.site_id == site_id))
+    return DiffSide(
+        key=lineage_key,
+        md5=lineage.c.row_md5,
+        where=sa.and_(lineage.c.target_table == spec.name, lineage.c.site_id == site_id),
+    )
 
 
 def _known_to_site(bookkeeping: sa.Table, spec: TargetSpec, site_id: str) -> sa.ColumnElement[bool]:
-    return sa.exists().where(bookkeeping.c.target_table == spec.name,
-                             bookkeeping.c.target_key == sa.cast(spec.key, sa.String),
-                             bookkeeping.c.site_id == site_id)
+    return sa.exists().where(
+        bookkeeping.c.target_table == spec.name,
+        bookkeeping.c.target_key == sa.cast(spec.key, sa.String),
+        bookkeeping.c.site_id == site_id,
+    )
 
 
 def _target_side(conn: Connection, spec: TargetSpec, site_id: str) -> DiffSide:
@@ -118,32 +138,38 @@ def _target_side(conn: Connection, spec: TargetSpec, site_id: str) -> DiffSide:
         where = table.c.source == TS24_SOURCE
         # Rows another site loaded belong to that site's parity. Checked once, so that a target
         # holding a single site pays nothing for the exclusion.
-        other_site = conn.execute(sa.select(sa.literal(1)).where(
-            lineage.c.target_table == spec.name, lineage.c.site_id != site_id).limit(1)).first()
+        other_site = conn.execute(
+            sa.select(sa.literal(1)).where(lineage.c.target_table == spec.name, lineage.c.site_id != site_id).limit(1)
+        ).first()
         if other_site is not None:
-            where = sa.and_(where, ~sa.exists().where(
-                lineage.c.target_table == spec.name,
-                lineage.c.target_key == sa.cast(key, sa.String),
-                lineage.c.site_id != site_id))
+            where = sa.and_(
+                where,
+                ~sa.exists().where(
+                    lineage.c.target_table == spec.name,
+                    lineage.c.target_key == sa.cast(key, sa.String),
+                    lineage.c.site_id != site_id,
+                ),
+            )
     return DiffSide(key=key, md5=row_md5(conn.dialect.name, spec.hashed_columns()), where=where)
 
 
-def _legacy_keys(conn: Connection, source: sa.Table, table_name: str, target_keys: list[Any],
-                 site_id: str | None = None) -> dict[str, str]:
+def _legacy_keys(
+    conn: Connection, source: sa.Table, table_name: str, target_keys: list[Any], site_id: str | None = None
+) -> dict[str, str]:
     """target_key (as text) -> legacy_key, from the lineage or the crosswalk."""
     found: dict[str, str] = {}
     texts = [str(k) for k in target_keys]
     for i in range(0, len(texts), _LOOKUP_BATCH):
         query = sa.select(source.c.target_key, source.c.legacy_key).where(
-            source.c.target_table == table_name, source.c.target_key.in_(texts[i:i + _LOOKUP_BATCH]))
+            source.c.target_table == table_name, source.c.target_key.in_(texts[i : i + _LOOKUP_BATCH])
+        )
         if site_id is not None:
             query = query.where(source.c.site_id == site_id)
         found.update(conn.execute(query).tuples().all())
     return found
 
 
-def _with_legacy_keys(conn: Connection, spec: TargetSpec, diff: KeyDiff, site_id: str,
-                      parity: TableParity) -> None:
+def _with_legacy_keys(conn: Connection, spec: TargetSpec, diff: KeyDiff, site_id: str, parity: TableParity) -> None:
     from_lineage = _legacy_keys(conn, lineage, spec.name, diff.missing + diff.changed, site_id)
     # An extra row has no lineage by definition; the crosswalk may still know where it came from.
     from_crosswalk = _legacy_keys(conn, crosswalk, spec.name, diff.extra, site_id)
@@ -169,8 +195,9 @@ def _check_target(target: Engine, spec: TargetSpec) -> None:
             raise UsageError(f"the target database has no table {name!r}: nothing was loaded into it yet")
 
 
-def parity_for_table(target: Engine, table_name: str, *, site_id: str, max_buckets: int = 8192,
-                     leaf_rows: int = 20_000) -> TableParity:
+def parity_for_table(
+    target: Engine, table_name: str, *, site_id: str, max_buckets: int = 8192, leaf_rows: int = 20_000
+) -> TableParity:
     """Diff one target table against the site's lineage; see the module docstring.
 
     max_buckets and leaf_rows tune the range diff (validation.key_ranges).
@@ -182,19 +209,30 @@ def parity_for_table(target: Engine, table_name: str, *, site_id: str, max_bucke
     with target.connect() as conn:
         conn = _snapshot(conn)
         with conn.begin():
-            diff = diff_by_key_ranges(conn, _lineage_side(spec, site_id), _target_side(conn, spec, site_id),
-                                      integer_keys=spec.surrogate, max_buckets=max_buckets,
-                                      leaf_rows=leaf_rows)
-            parity = TableParity(table=table_name, lineage_rows=diff.left_rows, target_rows=diff.right_rows,
-                                 ranges_checked=diff.ranges_checked, rows_fetched=diff.rows_fetched)
+            diff = diff_by_key_ranges(
+                conn,
+                _lineage_side(spec, site_id),
+                _target_side(conn, spec, site_id),
+                integer_keys=spec.surrogate,
+                max_buckets=max_buckets,
+                leaf_rows=leaf_rows,
+            )
+            parity = TableParity(
+                table=table_name,
+                lineage_rows=diff.left_rows,
+                target_rows=diff.right_rows,
+                ranges_checked=diff.ranges_checked,
+                rows_fetched=diff.rows_fetched,
+            )
             _with_legacy_keys(conn, spec, diff, site_id, parity)
     parity.seconds = time.perf_counter() - started
     return parity
 
 
-def parity_for_site(target: Engine, *, site_id: str, tables: tuple[str, ...] = TS24_TARGET_TABLES,
-                    **options: Any) -> ParityReport:
+def parity_for_site(
+    target: Engine, *, site_id: str, tables: tuple[str, ...] = TS24_TARGET_TABLES, **options: Any
+) -> ParityReport:
     """Parity of every target table that receives TS24 rows, for one site."""
-    return ParityReport(site_id=site_id,
-                        tables={name: parity_for_table(target, name, site_id=site_id, **options)
-                                for name in tables})
+    return ParityReport(
+        site_id=site_id, tables={name: parity_for_table(target, name, site_id=site_id, **options) for name in tables}
+    )

@@ -1,6 +1,6 @@
 """The auditor's validation report of a site, rebuilt from the control store alone.
 
-A validate run records everything it checked (ts24_migrate/commands/validate.py):
+A validate run records everything it checked (ts24_migrate/cli/commands/validate.py):
 its verdict and key figures as the run's figures, the details per table as
 per-table figures (legacy tables under their own name, target tables as
 ``target:<name>``), and which backup, verification, load and assessment runs
@@ -25,12 +25,12 @@ from pathlib import Path
 from typing import Any
 
 from load.target_schema import DOSSIER_STATUSES
-from ts24_migrate.control_store import ControlStore, RunRecord
-from ts24_migrate.errors import UsageError
-from ts24_migrate.personal_data import Masking, masking_for
-from ts24_migrate.private_files import make_tree_private
-from ts24_migrate.report_paths import PathNames
-from ts24_migrate.reporting import write_report
+from ts24_migrate.core.control_store import ControlStore, RunRecord
+from ts24_migrate.core.errors import UsageError
+from ts24_migrate.core.personal_data import Masking, masking_for
+from ts24_migrate.core.private_files import make_tree_private
+from ts24_migrate.core.report_paths import PathNames
+from ts24_migrate.core.reporting import write_report
 
 from .code_legend import code_legend
 
@@ -66,8 +66,14 @@ class SiteReport:
 def _run_summary(run: RunRecord | None) -> dict[str, Any] | None:
     if run is None:
         return None
-    return {"run_id": run.run_id, "stage": run.stage, "outcome": run.outcome, "started_at": run.started_at,
-            "finished_at": run.finished_at, "error": run.error}
+    return {
+        "run_id": run.run_id,
+        "stage": run.stage,
+        "outcome": run.outcome,
+        "started_at": run.started_at,
+        "finished_at": run.finished_at,
+        "error": run.error,
+    }
 
 
 def _validate_run(store: ControlStore, site_id: str, run_id: str | None) -> RunRecord:
@@ -77,11 +83,15 @@ def _validate_run(store: ControlStore, site_id: str, run_id: str | None) -> RunR
         except KeyError:
             raise UsageError(f"the control store has no run {run_id!r}") from None
         if run.site_id != site_id or run.stage != STAGE:
-            raise UsageError(f"run {run_id} is a {run.stage} run of site {run.site_id}, not a validation of "
-                             f"site {site_id}")
+            raise UsageError(
+                f"run {run_id} is a {run.stage} run of site {run.site_id}, not a validation of site {site_id}"
+            )
         if "verdict" not in run.figures:
-            raise UsageError(f"validate run {run_id} recorded no verdict ({run.outcome}"
-                             + (f": {run.error}" if run.error else "") + ")")
+            raise UsageError(
+                f"validate run {run_id} recorded no verdict ({run.outcome}"
+                + (f": {run.error}" if run.error else "")
+                + ")"
+            )
         return run
     for run in reversed(store.runs(site_id, STAGE)):
         if "verdict" in run.figures:
@@ -104,11 +114,12 @@ def legacy_entry_name(table: str) -> str:
 
 
 def _legacy_table(entry_name: str) -> str:
-    return entry_name[len(LEGACY_PREFIX):] if entry_name.startswith(LEGACY_PREFIX) else entry_name
+    return entry_name[len(LEGACY_PREFIX) :] if entry_name.startswith(LEGACY_PREFIX) else entry_name
 
 
-def _accounting(validated: dict[str, dict[str, Any]], backup_tables: dict[str, dict[str, Any]],
-                totals: dict[str, Any]) -> dict[str, Any]:
+def _accounting(
+    validated: dict[str, dict[str, Any]], backup_tables: dict[str, dict[str, Any]], totals: dict[str, Any]
+) -> dict[str, Any]:
     rows = []
     for table, figures in validated.items():
         if table.startswith(TARGET_PREFIX) or "accounting" not in figures:
@@ -118,8 +129,9 @@ def _accounting(validated: dict[str, dict[str, Any]], backup_tables: dict[str, d
     return {"ok": totals.get("ok"), "totals": totals, "tables": rows}
 
 
-def _rejects(validated: dict[str, dict[str, Any]], load_tables: dict[str, dict[str, Any]],
-             masking: Masking) -> dict[str, Any]:
+def _rejects(
+    validated: dict[str, dict[str, Any]], load_tables: dict[str, dict[str, Any]], masking: Masking
+) -> dict[str, Any]:
     tables: dict[str, Any] = {}
     by_reason: dict[str, int] = {}
     for table, figures in sorted(load_tables.items()):
@@ -127,16 +139,25 @@ def _rejects(validated: dict[str, dict[str, Any]], load_tables: dict[str, dict[s
         recorded = (validated.get(legacy_entry_name(table)) or {}).get("reject_examples") or {}
         # Masked again (masking is idempotent): a run recorded before examples were masked shows none unmasked.
         examples = {reason: [masking.example(e, table=table) for e in listed] for reason, listed in recorded.items()}
-        tables[table] = {"target_table": figures.get("target_table"), "rejected": figures.get("rejected"),
-                         "conflicts": figures.get("conflicts"), "by_reason": reasons, "examples": examples}
+        tables[table] = {
+            "target_table": figures.get("target_table"),
+            "rejected": figures.get("rejected"),
+            "conflicts": figures.get("conflicts"),
+            "by_reason": reasons,
+            "examples": examples,
+        }
         for reason, count in reasons.items():
             by_reason[reason] = by_reason.get(reason, 0) + count
-    return {"total": sum(by_reason.values()), "by_reason": dict(sorted(by_reason.items(), key=lambda i: (-i[1], i[0]))),
-            "tables": tables}
+    return {
+        "total": sum(by_reason.values()),
+        "by_reason": dict(sorted(by_reason.items(), key=lambda i: (-i[1], i[0]))),
+        "tables": tables,
+    }
 
 
-def _flags(validated: dict[str, dict[str, Any]], load_tables: dict[str, dict[str, Any]],
-           masking: Masking) -> dict[str, Any]:
+def _flags(
+    validated: dict[str, dict[str, Any]], load_tables: dict[str, dict[str, Any]], masking: Masking
+) -> dict[str, Any]:
     """Rows loaded with data-quality flags, by legacy table and code, with examples (report_figures.flag_summary)."""
     tables: dict[str, Any] = {}
     by_code: dict[str, int] = {}
@@ -146,10 +167,15 @@ def _flags(validated: dict[str, dict[str, Any]], load_tables: dict[str, dict[str
             continue
         table = _legacy_table(table)
         # Masked again (idempotent), like the rejects' examples.
-        examples = {code: [masking.example(e, table=table) for e in listed]
-                    for code, listed in (flagged.get("examples") or {}).items()}
-        tables[table] = {"target_table": (load_tables.get(table) or {}).get("target_table"),
-                         "rows_flagged": flagged["by_code"], "examples": examples}
+        examples = {
+            code: [masking.example(e, table=table) for e in listed]
+            for code, listed in (flagged.get("examples") or {}).items()
+        }
+        tables[table] = {
+            "target_table": (load_tables.get(table) or {}).get("target_table"),
+            "rows_flagged": flagged["by_code"],
+            "examples": examples,
+        }
         for code, count in flagged["by_code"].items():
             by_code[code] = by_code.get(code, 0) + count
     return {"by_code": dict(sorted(by_code.items(), key=lambda i: (-i[1], i[0]))), "tables": tables}
@@ -160,44 +186,77 @@ def _masked_expectations(suite: dict[str, Any], masking: Masking) -> dict[str, A
     masked = dict(suite)
     for key in ("expectations", "failed_expectations"):
         if suite.get(key) is not None:
-            masked[key] = [{**e, "examples": [masking.value(e.get("column"), v) for v in e.get("examples") or []]}
-                           for e in suite[key]]
+            masked[key] = [
+                {**e, "examples": [masking.value(e.get("column"), v) for v in e.get("examples") or []]}
+                for e in suite[key]
+            ]
     return masked
 
 
 def _expectations(figures: dict[str, Any], validated: dict[str, dict[str, Any]], masking: Masking) -> dict[str, Any]:
-    target_tables = {name[len(TARGET_PREFIX):]: _masked_expectations(entry["expectations"], masking)
-                     for name, entry in validated.items()
-                     if name.startswith(TARGET_PREFIX) and "expectations" in entry}
-    legacy_tables = {_legacy_table(name): _masked_expectations(entry["legacy_profile"], masking)
-                     for name, entry in validated.items()
-                     if not name.startswith(TARGET_PREFIX) and "legacy_profile" in entry}
-    return {"target": {**figures.get("target_expectations", {}), "tables": target_tables},
-            "legacy": {**figures.get("legacy_profile", {}), "tables": legacy_tables}}
+    target_tables = {
+        name[len(TARGET_PREFIX) :]: _masked_expectations(entry["expectations"], masking)
+        for name, entry in validated.items()
+        if name.startswith(TARGET_PREFIX) and "expectations" in entry
+    }
+    legacy_tables = {
+        _legacy_table(name): _masked_expectations(entry["legacy_profile"], masking)
+        for name, entry in validated.items()
+        if not name.startswith(TARGET_PREFIX) and "legacy_profile" in entry
+    }
+    return {
+        "target": {**figures.get("target_expectations", {}), "tables": target_tables},
+        "legacy": {**figures.get("legacy_profile", {}), "tables": legacy_tables},
+    }
 
 
 def _masked_parity(table: str, entry: dict[str, Any], masking: Masking) -> dict[str, Any]:
-    return {**entry, **{kind: [{**key, "legacy_key": masking.legacy_key(table, key.get("legacy_key"))}
-                               for key in entry[kind]]
-                        for kind in ("missing", "extra", "changed") if isinstance(entry.get(kind), list)}}
+    return {
+        **entry,
+        **{
+            kind: [{**key, "legacy_key": masking.legacy_key(table, key.get("legacy_key"))} for key in entry[kind]]
+            for kind in ("missing", "extra", "changed")
+            if isinstance(entry.get(kind), list)
+        },
+    }
 
 
 def _parity(figures: dict[str, Any], validated: dict[str, dict[str, Any]], masking: Masking) -> dict[str, Any]:
-    tables = {name[len(TARGET_PREFIX):]: _masked_parity(name[len(TARGET_PREFIX):], entry["parity"], masking)
-              for name, entry in validated.items() if name.startswith(TARGET_PREFIX) and "parity" in entry}
+    tables = {
+        name[len(TARGET_PREFIX) :]: _masked_parity(name[len(TARGET_PREFIX) :], entry["parity"], masking)
+        for name, entry in validated.items()
+        if name.startswith(TARGET_PREFIX) and "parity" in entry
+    }
     return {**figures.get("parity", {}), "tables": tables}
 
 
 def _backup(figures: dict[str, Any], backup_run: RunRecord | None) -> dict[str, Any]:
     recorded = backup_run.figures if backup_run else {}
-    return {**figures.get("backup", {}),
-            **{key: recorded.get(key) for key in ("kind", "created_at", "completed_at", "tables", "rows", "parts",
-                                                  "ciphertext_bytes", "attachment_files", "warnings",
-                                                  "warning_messages", "backup_dir")},
-            # Views, triggers, procedures, sequences; the folder against the rows; NUL text: as the backup
-            # run recorded them (ts24_migrate.steps.backup.backup_findings).
-            **{key: recorded.get(key) for key in ("object_items", "objects_note", "attachment_references",
-                                                  "attachment_findings", "nul_text")}}
+    return {
+        **figures.get("backup", {}),
+        **{
+            key: recorded.get(key)
+            for key in (
+                "kind",
+                "created_at",
+                "completed_at",
+                "tables",
+                "rows",
+                "parts",
+                "ciphertext_bytes",
+                "attachment_files",
+                "warnings",
+                "warning_messages",
+                "backup_dir",
+            )
+        },
+        # Views, triggers, procedures, sequences; the folder against the rows; NUL text: as the backup
+        # run recorded them (ts24_migrate.runs.backup.backup_findings).
+        **{
+            key: recorded.get(key)
+            for key in ("object_items", "objects_note", "attachment_references", "attachment_findings", "nul_text")
+        },
+    }
 
 
 def _in_status_order(counts: dict[str, int]) -> dict[str, int]:
@@ -209,15 +268,18 @@ def _in_status_order(counts: dict[str, int]) -> dict[str, int]:
 def _codes(rejects: dict[str, Any], flags: dict[str, Any]) -> dict[str, Any]:
     """The legend of every code (JSON readers get the same explanations as the page)."""
     legend = code_legend()
-    shown = {code: legend.get(code, {"action": "reject", "meaning": None, "stage": None})
-             for code in rejects["by_reason"]}
-    shown.update({code: legend.get(code, {"action": "flag", "meaning": None, "stage": None})
-                  for code in flags["by_code"]})
+    shown = {
+        code: legend.get(code, {"action": "reject", "meaning": None, "stage": None}) for code in rejects["by_reason"]
+    }
+    shown.update(
+        {code: legend.get(code, {"action": "flag", "meaning": None, "stage": None}) for code in flags["by_code"]}
+    )
     return {"in_this_report": shown, "all": legend}
 
 
-def build_site_report(store: ControlStore, site_id: str, *, run_id: str | None = None,
-                      names: PathNames | None = None) -> SiteReport:
+def build_site_report(
+    store: ControlStore, site_id: str, *, run_id: str | None = None, names: PathNames | None = None
+) -> SiteReport:
     """The report of validate run `run_id` (default: the site's latest validation with a verdict).
 
     Files are named from the inventory's folder (`work/...`, `backups/...`): by the
@@ -239,16 +301,20 @@ def build_site_report(store: ControlStore, site_id: str, *, run_id: str | None =
     data = {
         "format": FORMAT,
         "site_id": site_id,
-        "rebuilt_at": dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat(),
+        "rebuilt_at": dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat(),
         "site_state": store.state(site_id).value,
         "validation": _run_summary(run),
-        "verdict": {"passed": bool(figures["passed"]), "text": figures["verdict"],
-                    "reasons": list(figures.get("reasons") or [])},
+        "verdict": {
+            "passed": bool(figures["passed"]),
+            "text": figures["verdict"],
+            "reasons": list(figures.get("reasons") or []),
+        },
         "runs": {stage: _run_summary(r) for stage, r in runs.items()},
         # Stage runs killed outright (their process gone, noticed later): none of the figures
         # above comes from them; what they made durable was resumed by a later run.
-        "abandoned_runs": [{**_run_summary(r), "abandoned_at": r.abandoned_at}
-                           for r in store.runs(site_id) if r.outcome == "abandoned"],
+        "abandoned_runs": [
+            {**_run_summary(r), "abandoned_at": r.abandoned_at} for r in store.runs(site_id) if r.outcome == "abandoned"
+        ],
         "accounting": _accounting(validated, backup_tables, figures.get("accounting") or {}),
         "rejects": rejects,
         "flags": flags,
@@ -279,7 +345,7 @@ def write_site_report(report: SiteReport, folder: Path, *, run_folder: Path | No
     from .report_html import render_html
 
     folder = Path(folder)
-    for kind, index in DATA_DOCS.items():
+    for _kind, index in DATA_DOCS.items():
         site = Path(index).parent
         source = Path(run_folder) / site if run_folder is not None else None
         if source is not None and source.resolve() != (folder / site).resolve() and (source / "index.html").is_file():
@@ -287,6 +353,5 @@ def write_site_report(report: SiteReport, folder: Path, *, run_folder: Path | No
         elif (folder / index).is_file():
             make_offline(folder / site)  # Data Docs of a run validated before they were made offline
     make_tree_private(folder / DATA_DOCS_DIR)  # they hold legacy values: readable by their owner only
-    paths = write_report(folder, REPORT_STEM, report.to_dict(), render_html(report, folder=folder),
-                         names=report.names)
+    paths = write_report(folder, REPORT_STEM, report.to_dict(), render_html(report, folder=folder), names=report.names)
     return {"html": paths["html"], "json": paths["json"]}

@@ -31,18 +31,22 @@ def report_markdown(report: SiteReport) -> str:
         f"**{totals.get('backed_up')}** backed up; mapped: **{totals.get('loaded')}** loaded + "
         f"**{totals.get('rejected')}** rejected ({totals.get('conflicts')} conflicts): "
         + ("adds up" if totals.get("ok") else "**does not add up**"),
-        "- parity: " + ("exact" if parity.get("exact") else
-                        f"**{parity.get('differences')} differences** ({parity.get('missing')} missing, "
-                        f"{parity.get('extra')} extra, {parity.get('changed')} changed)"),
+        "- parity: "
+        + (
+            "exact"
+            if parity.get("exact")
+            else f"**{parity.get('differences')} differences** ({parity.get('missing')} missing, "
+            f"{parity.get('extra')} extra, {parity.get('changed')} changed)"
+        ),
         f"- target expectations: {(target.get('evaluated') or 0) - (target.get('failed') or 0)} of "
         f"{target.get('evaluated')} hold",
-        f"- backup `{backup.get('backup_id')}`: " + ("verified" if backup.get("verified") else "**not verified**")
+        f"- backup `{backup.get('backup_id')}`: "
+        + ("verified" if backup.get("verified") else "**not verified**")
         + f", manifest SHA-256 `{backup.get('manifest_fingerprint')}`",
-        f"- rejected rows by reason: " + (", ".join(f"{reason} {n}" for reason, n in data["rejects"]["by_reason"].items())
-                                          or "none"),
-        f"- rows loaded with flags, by code: " + (", ".join(f"{code} {n}" for code, n in
-                                                          (data.get("flags") or {}).get("by_code", {}).items())
-                                                  or "none"),
+        "- rejected rows by reason: "
+        + (", ".join(f"{reason} {n}" for reason, n in data["rejects"]["by_reason"].items()) or "none"),
+        "- rows loaded with flags, by code: "
+        + (", ".join(f"{code} {n}" for code, n in (data.get("flags") or {}).get("by_code", {}).items()) or "none"),
         f"- audit-ledger head: `{data['ledger'].get('hash')}` (seq {data['ledger'].get('seq')})",
         f"- report: `{data['recorded_paths'].get('html')}`",
         f"- validate run: `{report.run_id}`",
@@ -52,10 +56,20 @@ def report_markdown(report: SiteReport) -> str:
 
 def accounting_rows(report: SiteReport) -> list[dict[str, Any]]:
     """One row per legacy table: the accounting as the report shows it."""
-    return [{"table": row["table"], "role": row.get("role"), "source": row["source"], "backed_up": row["backed_up"],
-             "loaded": row["loaded"], "rejected": row["rejected"], "conflicts": row["conflicts"],
-             "adds_up": row["ok"], "problems": "; ".join(row["problems"])}
-            for row in report.to_dict()["accounting"]["tables"]]
+    return [
+        {
+            "table": row["table"],
+            "role": row.get("role"),
+            "source": row["source"],
+            "backed_up": row["backed_up"],
+            "loaded": row["loaded"],
+            "rejected": row["rejected"],
+            "conflicts": row["conflicts"],
+            "adds_up": row["ok"],
+            "problems": "; ".join(row["problems"]),
+        }
+        for row in report.to_dict()["accounting"]["tables"]
+    ]
 
 
 def publish_report_artifacts(site_id: str, report: SiteReport) -> None:

@@ -13,7 +13,7 @@ Example::
     # {'legacy_key': '1042', 'field': 'NGAY_NOP', 'value': '31/02/2024', 'message': '...'}
     reject_examples(target, site_id="hn-01")["NGUOI_LAO_DONG"]["BIRTH_DATE_INVALID"][0]
     # {'legacy_key': '01****4567', 'field': 'NGAY_SINH', 'value': '**/**/1985', ...}: personal data
-    # masked before it is recorded (ts24_migrate/personal_data.py)
+    # masked before it is recorded (ts24_migrate/core/personal_data.py)
 """
 
 from __future__ import annotations
@@ -25,13 +25,14 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from backups.manifest import MANIFEST_NAME, SIGNATURE_NAME, check_signature, manifest_fingerprint as sha256_of
+from backups.manifest import MANIFEST_NAME, SIGNATURE_NAME, check_signature
+from backups.manifest import manifest_fingerprint as sha256_of
 from load import target_schema as ts
 from load.bookkeeping import flags, lineage, rejects
 from load.flag_records import flag_counts
-from ts24_migrate.control_store import ControlStore
-from ts24_migrate.personal_data import MASKED, Masking
-from ts24_migrate.secrets import redact_url
+from ts24_migrate.core.control_store import ControlStore
+from ts24_migrate.core.personal_data import MASKED, Masking
+from ts24_migrate.core.secrets import redact_url
 
 EXAMPLES_PER_REASON = 3
 EXAMPLE_VALUE_CHARS = 120  # a value shows what is wrong; a whole note is not needed for that
@@ -43,75 +44,132 @@ def _shortened(value: Any) -> str | None:
         return None
     # Legacy text is free text: never let something that reads like a credential through.
     text = redact_url(str(value))
-    return text if len(text) <= EXAMPLE_VALUE_CHARS else text[:EXAMPLE_VALUE_CHARS - 1] + "…"
+    return text if len(text) <= EXAMPLE_VALUE_CHARS else text[: EXAMPLE_VALUE_CHARS - 1] + "…"
 
 
-def reject_examples(target: Engine, *, site_id: str, per_reason: int = EXAMPLES_PER_REASON,
-                    masking: Masking = MASKED) -> dict[str, dict[str, list[dict[str, Any]]]]:
+def reject_examples(
+    target: Engine, *, site_id: str, per_reason: int = EXAMPLES_PER_REASON, masking: Masking = MASKED
+) -> dict[str, dict[str, list[dict[str, Any]]]]:
     """legacy table -> reason code -> the first `per_reason` rejects (by legacy key) of the site, personal
     data masked (`masking`)."""
-    rank = sa.func.row_number().over(partition_by=(rejects.c.legacy_table, rejects.c.reason_code),
-                                     order_by=rejects.c.legacy_key).label("rank")
-    ranked = sa.select(rejects.c.legacy_table, rejects.c.reason_code, rejects.c.legacy_key, rejects.c.field,
-                       rejects.c.original_value, rejects.c.message, rank
-                       ).where(rejects.c.site_id == site_id).subquery()
-    query = (sa.select(ranked).where(ranked.c.rank <= per_reason)
-             .order_by(ranked.c.legacy_table, ranked.c.reason_code, ranked.c.rank))
+    rank = (
+        sa.func.row_number()
+        .over(partition_by=(rejects.c.legacy_table, rejects.c.reason_code), order_by=rejects.c.legacy_key)
+        .label("rank")
+    )
+    ranked = (
+        sa.select(
+            rejects.c.legacy_table,
+            rejects.c.reason_code,
+            rejects.c.legacy_key,
+            rejects.c.field,
+            rejects.c.original_value,
+            rejects.c.message,
+            rank,
+        )
+        .where(rejects.c.site_id == site_id)
+        .subquery()
+    )
+    query = (
+        sa.select(ranked)
+        .where(ranked.c.rank <= per_reason)
+        .order_by(ranked.c.legacy_table, ranked.c.reason_code, ranked.c.rank)
+    )
     found: dict[str, dict[str, list[dict[str, Any]]]] = {}
     with target.connect() as conn:
         for row in conn.execute(query):
             # Masked from the whole value, then shortened: a cut value could escape its rule.
-            example = masking.example({"legacy_key": row.legacy_key, "field": row.field,
-                                       "value": row.original_value, "message": row.message},
-                                      table=row.legacy_table)
-            found.setdefault(row.legacy_table, {}).setdefault(row.reason_code, []).append({
-                "legacy_key": example["legacy_key"], "field": row.field, "value": _shortened(example["value"]),
-                "message": _shortened(example["message"])})
+            example = masking.example(
+                {"legacy_key": row.legacy_key, "field": row.field, "value": row.original_value, "message": row.message},
+                table=row.legacy_table,
+            )
+            found.setdefault(row.legacy_table, {}).setdefault(row.reason_code, []).append(
+                {
+                    "legacy_key": example["legacy_key"],
+                    "field": row.field,
+                    "value": _shortened(example["value"]),
+                    "message": _shortened(example["message"]),
+                }
+            )
     return found
 
 
-def flag_summary(target: Engine, *, site_id: str, per_code: int = EXAMPLES_PER_REASON,
-                 masking: Masking = MASKED) -> dict[str, dict[str, Any]]:
+def flag_summary(
+    target: Engine, *, site_id: str, per_code: int = EXAMPLES_PER_REASON, masking: Masking = MASKED
+) -> dict[str, dict[str, Any]]:
     """legacy table -> {"by_code": {code: rows flagged}, "examples": {code: the first `per_code` flagged
     values (by legacy key): legacy key, field, original value, value loaded}} of the site's loaded rows.
 
     The examples show no more than the value concerned, personal data masked (`masking`).
     """
-    rank = sa.func.row_number().over(partition_by=(flags.c.legacy_table, flags.c.flag_code),
-                                     order_by=(flags.c.legacy_key, flags.c.field)).label("rank")
-    ranked = sa.select(flags.c.legacy_table, flags.c.flag_code, flags.c.legacy_key, flags.c.field,
-                       flags.c.original_value, flags.c.loaded_value, rank).where(flags.c.site_id == site_id).subquery()
-    query = (sa.select(ranked).where(ranked.c.rank <= per_code)
-             .order_by(ranked.c.legacy_table, ranked.c.flag_code, ranked.c.rank))
+    rank = (
+        sa.func.row_number()
+        .over(partition_by=(flags.c.legacy_table, flags.c.flag_code), order_by=(flags.c.legacy_key, flags.c.field))
+        .label("rank")
+    )
+    ranked = (
+        sa.select(
+            flags.c.legacy_table,
+            flags.c.flag_code,
+            flags.c.legacy_key,
+            flags.c.field,
+            flags.c.original_value,
+            flags.c.loaded_value,
+            rank,
+        )
+        .where(flags.c.site_id == site_id)
+        .subquery()
+    )
+    query = (
+        sa.select(ranked)
+        .where(ranked.c.rank <= per_code)
+        .order_by(ranked.c.legacy_table, ranked.c.flag_code, ranked.c.rank)
+    )
     found: dict[str, dict[str, Any]] = {}
     with target.connect() as conn:
         for table, codes in flag_counts(conn, site_id=site_id).items():
             found[table] = {"by_code": codes, "examples": {}}
         for row in conn.execute(query):
-            example = masking.example({"legacy_key": row.legacy_key, "field": row.field,
-                                       "original_value": row.original_value, "loaded_value": row.loaded_value},
-                                      table=row.legacy_table)
-            found[row.legacy_table]["examples"].setdefault(row.flag_code, []).append({
-                "legacy_key": example["legacy_key"], "field": row.field,
-                "original_value": _shortened(example["original_value"]),
-                "loaded_value": _shortened(example["loaded_value"])})
+            example = masking.example(
+                {
+                    "legacy_key": row.legacy_key,
+                    "field": row.field,
+                    "original_value": row.original_value,
+                    "loaded_value": row.loaded_value,
+                },
+                table=row.legacy_table,
+            )
+            found[row.legacy_table]["examples"].setdefault(row.flag_code, []).append(
+                {
+                    "legacy_key": example["legacy_key"],
+                    "field": row.field,
+                    "original_value": _shortened(example["original_value"]),
+                    "loaded_value": _shortened(example["loaded_value"]),
+                }
+            )
     return found
 
 
 def dossiers_by_status(target: Engine, *, site_id: str) -> dict[str, int]:
     """Status -> dossiers of the target that this site's load wrote (through its lineage)."""
     dossiers = ts.dossiers
-    written = sa.and_(lineage.c.target_table == dossiers.name,
-                      lineage.c.target_key == sa.cast(dossiers.c.dossier_id, sa.String),
-                      lineage.c.site_id == site_id)
-    query = (sa.select(dossiers.c.status, sa.func.count()).select_from(dossiers.join(lineage, written))
-             .group_by(dossiers.c.status))
+    written = sa.and_(
+        lineage.c.target_table == dossiers.name,
+        lineage.c.target_key == sa.cast(dossiers.c.dossier_id, sa.String),
+        lineage.c.site_id == site_id,
+    )
+    query = (
+        sa.select(dossiers.c.status, sa.func.count())
+        .select_from(dossiers.join(lineage, written))
+        .group_by(dossiers.c.status)
+    )
     with target.connect() as conn:
         return {str(status): int(n) for status, n in conn.execute(query)}
 
 
-def backup_signature(backup_dir: Path | None, *, public_key_b64: str, manifest_fingerprint: str | None
-                     ) -> dict[str, Any]:
+def backup_signature(
+    backup_dir: Path | None, *, public_key_b64: str, manifest_fingerprint: str | None
+) -> dict[str, Any]:
     """The manifest's signature document as on disk, checked now against the trusted key.
 
     `manifest_fingerprint` is what the backup run recorded: the signature must sign
@@ -134,11 +192,18 @@ def backup_signature(backup_dir: Path | None, *, public_key_b64: str, manifest_f
     except OSError:
         on_disk = None  # check_signature has said so
     if on_disk is not None and on_disk != manifest_fingerprint:
-        problems.append(f"the manifest on disk (SHA-256 {on_disk}) is not the one the backup run recorded "
-                        f"({manifest_fingerprint})")
-    return {"algorithm": document.get("algorithm"), "key_id": document.get("key_id"),
-            "manifest_sha256": document.get("manifest_sha256"), "signature": document.get("signature"),
-            "file": str(backup_dir / SIGNATURE_NAME), "valid": not problems, "problems": problems}
+        problems.append(
+            f"the manifest on disk (SHA-256 {on_disk}) is not the one the backup run recorded ({manifest_fingerprint})"
+        )
+    return {
+        "algorithm": document.get("algorithm"),
+        "key_id": document.get("key_id"),
+        "manifest_sha256": document.get("manifest_sha256"),
+        "signature": document.get("signature"),
+        "file": str(backup_dir / SIGNATURE_NAME),
+        "valid": not problems,
+        "problems": problems,
+    }
 
 
 def backup_verification(store: ControlStore, site_id: str, backup_id: str | None) -> dict[str, Any]:
@@ -148,13 +213,21 @@ def backup_verification(store: ControlStore, site_id: str, backup_id: str | None
     succeeded, and no verification of the same backup failed after it. A check
     without a key (signature and ciphertext hashes only) is reported, not counted.
     """
-    runs = [run for run in store.runs(site_id, VERIFY_STAGE)
-            if run.outcome in ("succeeded", "failed") and run.figures.get("backup_id") == backup_id]
+    runs = [
+        run
+        for run in store.runs(site_id, VERIFY_STAGE)
+        if run.outcome in ("succeeded", "failed") and run.figures.get("backup_id") == backup_id
+    ]
     if not runs:
-        return {"verified": False, "state": "never verified", "run_id": None,
-                "summary": f"backup {backup_id} has no verification run"}
-    decrypted = [i for i, run in enumerate(runs)
-                 if run.outcome == "succeeded" and run.figures.get("mode") == "decrypted"]
+        return {
+            "verified": False,
+            "state": "never verified",
+            "run_id": None,
+            "summary": f"backup {backup_id} has no verification run",
+        }
+    decrypted = [
+        i for i, run in enumerate(runs) if run.outcome == "succeeded" and run.figures.get("mode") == "decrypted"
+    ]
     last_failed = max((i for i, run in enumerate(runs) if run.outcome == "failed"), default=-1)
     chosen = runs[decrypted[-1]] if decrypted and decrypted[-1] > last_failed else runs[-1]
     if chosen.outcome == "failed":
@@ -164,16 +237,24 @@ def backup_verification(store: ControlStore, site_id: str, backup_id: str | None
     else:
         state, verified = "checked without a key", False
     figures = chosen.figures
-    entry = {"verified": verified, "state": state, "run_id": chosen.run_id, "outcome": chosen.outcome,
-             "finished_at": chosen.finished_at, "mode": figures.get("mode"),
-             "parts_checked": figures.get("parts_checked"), "rows_checked": figures.get("rows_checked"),
-             "files_checked": figures.get("files_checked"), "problems": figures.get("problems"),
-             "error": chosen.error}
+    entry = {
+        "verified": verified,
+        "state": state,
+        "run_id": chosen.run_id,
+        "outcome": chosen.outcome,
+        "finished_at": chosen.finished_at,
+        "mode": figures.get("mode"),
+        "parts_checked": figures.get("parts_checked"),
+        "rows_checked": figures.get("rows_checked"),
+        "files_checked": figures.get("files_checked"),
+        "problems": figures.get("problems"),
+        "error": chosen.error,
+    }
     entry["summary"] = {
         "verified": f"backup {backup_id} decrypted and recounted by run {chosen.run_id}",
         "failed": f"the latest verification of backup {backup_id} failed: {chosen.error}",
         "checked without a key": f"backup {backup_id} was checked without a custodian key only "
-                                 "(signature and ciphertext hashes): its contents were never decrypted",
+        "(signature and ciphertext hashes): its contents were never decrypted",
     }[state]
     return entry
 
@@ -181,5 +262,4 @@ def backup_verification(store: ControlStore, site_id: str, backup_id: str | None
 def ledger_head(ledger) -> dict[str, Any]:
     """seq and hash of the ledger's latest event (an audit.ledger.Ledger), and where it is."""
     event = ledger.head()
-    return {"seq": event.seq if event else None, "hash": event.hash if event else None,
-            "path": str(ledger.path)}
+    return {"seq": event.seq if event else None, "hash": event.hash if event else None, "path": str(ledger.path)}

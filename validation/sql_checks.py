@@ -28,12 +28,14 @@ def _unexpected_rows(engine: Engine, where: sa.ColumnElement[bool], description:
     clause = str(where.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
     # GX fills {batch} with str.format: braces of our own (regex quantifiers) must be doubled.
     clause = clause.replace("{", "{{").replace("}", "}}")
-    return gxe.UnexpectedRowsExpectation(unexpected_rows_query="SELECT * FROM {batch} WHERE " + clause,
-                                         description=description)
+    return gxe.UnexpectedRowsExpectation(
+        unexpected_rows_query="SELECT * FROM {batch} WHERE " + clause, description=description
+    )
 
 
-def references(engine: Engine, column: str, parent: sa.Column, description: str,
-               only: sa.ColumnElement[bool] | None = None):
+def references(
+    engine: Engine, column: str, parent: sa.Column, description: str, only: sa.ColumnElement[bool] | None = None
+):
     """Rows (those matching `only`, if given) whose `column` is set but names no row of `parent`'s
     table (an orphan)."""
     known = sa.select(parent).where(parent.is_not(None))
@@ -59,8 +61,7 @@ def tax_code_check_digit_wrong(column: str) -> sa.ColumnElement[bool]:
     def digit(position: int) -> sa.ColumnElement[int]:
         return sa.cast(sa.func.substr(code, position, 1), sa.Integer)
 
-    remainder = sum((digit(i + 1) * weight for i, weight in enumerate(TAX_CODE_WEIGHTS)),
-                    sa.literal(0)) % 11
+    remainder = sum((digit(i + 1) * weight for i, weight in enumerate(TAX_CODE_WEIGHTS)), sa.literal(0)) % 11
     wrong = sa.or_(remainder == 0, sa.literal(10) - remainder != digit(10))
     well_formed = code.regexp_match("^[0-9]{10}(-[0-9]{3})?$")
     return sa.case((well_formed, wrong), else_=sa.false())

@@ -15,6 +15,5 @@ from . import dossier_files, dossier_history, dossiers, offices, persons, units
 
 # Dependency order: a table's references point only to tables before it.
 TABLES: dict[str, ModuleType] = {
-    module.LEGACY_TABLE: module
-    for module in (offices, units, persons, dossiers, dossier_files, dossier_history)
+    module.LEGACY_TABLE: module for module in (offices, units, persons, dossiers, dossier_files, dossier_history)
 }

@@ -10,21 +10,27 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import Counter
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import pyarrow as pa
 
-from extract.fingerprint import row_digest
+from ts24_migrate.core.key_store import KeyStore
+from ts24_migrate.core.legacy.text_repair import AMBIGUOUS, NFD, SUSPECT, TCVN3, VNI
+from ts24_migrate.core.rows.fingerprint import row_digest
 
-from ..context import TransformContext
-from ..key_store import KeyStore
 from ..columns import changed_rows, clean_text_column, normalize_code_column, only_of_type
+from ..context import TransformContext
 from ..normalize import as_int, strip_blanks
-from ..text_repair import AMBIGUOUS, NFD, SUSPECT, TCVN3, VNI
 from ..verdicts import RowVerdicts
 
-_REPAIR_FLAGS = {TCVN3: "TEXT_REPAIRED_TCVN3", VNI: "TEXT_REPAIRED_VNI", NFD: "TEXT_REPAIRED_NFD",
-                 AMBIGUOUS: "TEXT_ENCODING_AMBIGUOUS", SUSPECT: "TEXT_ENCODING_SUSPECT"}
+_REPAIR_FLAGS = {
+    TCVN3: "TEXT_REPAIRED_TCVN3",
+    VNI: "TEXT_REPAIRED_VNI",
+    NFD: "TEXT_REPAIRED_NFD",
+    AMBIGUOUS: "TEXT_ENCODING_AMBIGUOUS",
+    SUSPECT: "TEXT_ENCODING_SUSPECT",
+}
 
 
 def legacy_key_text(values: Sequence[Any]) -> str:
@@ -32,8 +38,12 @@ def legacy_key_text(values: Sequence[Any]) -> str:
     return "|".join("" if v is None else str(v) for v in values)
 
 
-def legacy_key_texts(key_columns: Sequence[Sequence[Any]], row: Callable[[int], Sequence[Any]],
-                     rows: int, null_keys_seen: Counter | None = None) -> list[str]:
+def legacy_key_texts(
+    key_columns: Sequence[Sequence[Any]],
+    row: Callable[[int], Sequence[Any]],
+    rows: int,
+    null_keys_seen: Counter | None = None,
+) -> list[str]:
     """legacy_key_text of every row, from the key's columns; a key holding NULL gets
     null_key_text of the whole row (`row(i)`: row i's values in the table's column order).
 
@@ -61,7 +71,7 @@ def null_key_text(row: Sequence[Any]) -> str:
     """The legacy key, as text, of a row whose key holds NULL (SQLite lets a key column hold it).
 
     Several such rows may share a table and no key tells them apart; their content
-    does: 'NULL#' and the start of the row's digest (extract.fingerprint.row_digest over
+    does: 'NULL#' and the start of the row's digest (ts24_migrate.core.rows.fingerprint.row_digest over
     the row's values in the table's column order). Rows identical in every column also
     get their rank in the table's read order (legacy_key_texts): 'NULL#...#2', '#3'.
     """
@@ -69,10 +79,16 @@ def null_key_text(row: Sequence[Any]) -> str:
 
 
 class TableBatch:
-    def __init__(self, legacy_table: str, batch: pa.RecordBatch, key_columns: Sequence[str],
-                 required_columns: Sequence[str], ctx: TransformContext,
-                 python_columns: Sequence[Sequence[Any]] | None = None,
-                 legacy_keys: Sequence[str] | None = None):
+    def __init__(
+        self,
+        legacy_table: str,
+        batch: pa.RecordBatch,
+        key_columns: Sequence[str],
+        required_columns: Sequence[str],
+        ctx: TransformContext,
+        python_columns: Sequence[Sequence[Any]] | None = None,
+        legacy_keys: Sequence[str] | None = None,
+    ):
         """`python_columns`, when the caller has them (the rows the batch was made from, by
         column), are the batch's values already: converting them back from Arrow is spared.
         `legacy_keys`, when the caller has them (legacy_key_texts over the whole table), are
@@ -156,8 +172,9 @@ class TableBatch:
         """Reject rows where a value the new system needs is missing."""
         for i, value in enumerate(values):
             if value is None:
-                self.verdicts.reject(i, "REQUIRED_MISSING", name, self.columns[name][i],
-                                     f"{name} is empty; the new system requires it")
+                self.verdicts.reject(
+                    i, "REQUIRED_MISSING", name, self.columns[name][i], f"{name} is empty; the new system requires it"
+                )
 
     def clear_unknown(self, name: str, codes: list[str | None], known: KeyStore, flag: str) -> list[str | None]:
         """`codes` (of column `name`) with those that refer to nothing accepted cleared (NULL),
@@ -178,15 +195,19 @@ class TableBatch:
         known.warm(ids)
         unknown = {dossier_id for dossier_id in set(ids) if dossier_id not in known}  # once per dossier
         for i in [i for i, dossier_id in enumerate(ids) if dossier_id in unknown]:
-            self.verdicts.reject(i, "ORPHAN_DOSSIER", name, self.columns[name][i],
-                                 f"dossier {self.columns[name][i]!r} is not an accepted dossier")
+            self.verdicts.reject(
+                i,
+                "ORPHAN_DOSSIER",
+                name,
+                self.columns[name][i],
+                f"dossier {self.columns[name][i]!r} is not an accepted dossier",
+            )
         return ids
 
     def reject_where(self, name: str, bad: Sequence[bool], code: str, message: str) -> None:
         for i, is_bad in enumerate(bad):
             if is_bad:
-                self.verdicts.reject(i, code, name, self.columns[name][i],
-                                     message.format(value=self.columns[name][i]))
+                self.verdicts.reject(i, code, name, self.columns[name][i], message.format(value=self.columns[name][i]))
 
 
 def as_text(value: Any) -> str | None:
@@ -234,8 +255,9 @@ def claim_key(seen: dict, i: int, key: Any, tb: TableBatch, verdicts, *, column:
     """
     first = seen.get(key)
     if first is not None and first != tb.legacy_keys[i]:
-        verdicts.reject(i, "DUPLICATE_KEY", column, tb.raw(column)[i],
-                        f"{noun} {key!r} is already loaded from legacy key {first!r}")
+        verdicts.reject(
+            i, "DUPLICATE_KEY", column, tb.raw(column)[i], f"{noun} {key!r} is already loaded from legacy key {first!r}"
+        )
         return False
     seen[key] = tb.legacy_keys[i]
     return True

@@ -22,15 +22,40 @@ from .common import TableBatch
 LEGACY_TABLE = "HO_SO_TEP"
 TARGET_TABLE = "dossier_files"
 KEY_COLUMNS = ("ID_TEP",)
-LEGACY_COLUMNS = ("ID_TEP", "ID_HO_SO", "MA_TO_KHAI", "TEN_TEP", "LOAI_TEP", "NOI_DUNG", "DUONG_DAN",
-                  "KICH_THUOC", "MD5")
+LEGACY_COLUMNS = (
+    "ID_TEP",
+    "ID_HO_SO",
+    "MA_TO_KHAI",
+    "TEN_TEP",
+    "LOAI_TEP",
+    "NOI_DUNG",
+    "DUONG_DAN",
+    "KICH_THUOC",
+    "MD5",
+)
 # Which target column each legacy column becomes.
-COLUMN_MAP = {"ID_HO_SO": "legacy_dossier_id", "MA_TO_KHAI": "form_code", "TEN_TEP": "file_name",
-              "LOAI_TEP": "file_type", "NOI_DUNG": "content", "DUONG_DAN": "content", "KICH_THUOC": "size_bytes",
-              "MD5": "md5"}
+COLUMN_MAP = {
+    "ID_HO_SO": "legacy_dossier_id",
+    "MA_TO_KHAI": "form_code",
+    "TEN_TEP": "file_name",
+    "LOAI_TEP": "file_type",
+    "NOI_DUNG": "content",
+    "DUONG_DAN": "content",
+    "KICH_THUOC": "size_bytes",
+    "MD5": "md5",
+}
 _DRIVE = re.compile(r"[A-Za-z]:")  # a Windows drive letter: C:\TS24\... or C:TS24\...
-OUTPUT_COLUMNS = ("legacy_dossier_id", "form_code", "file_name", "file_type", "content", "size_bytes", "md5",
-                  "sha256", "dq_flags")
+OUTPUT_COLUMNS = (
+    "legacy_dossier_id",
+    "form_code",
+    "file_name",
+    "file_type",
+    "content",
+    "size_bytes",
+    "md5",
+    "sha256",
+    "dq_flags",
+)
 # remember() reads nothing: a resumed load reads none of the files back.
 REMEMBERED_COLUMNS: tuple[str, ...] = ()
 # Whose remembered rows this table's transform consults: what a resumed load must seed before it.
@@ -148,15 +173,19 @@ def transform(tb: TableBatch) -> dict[str, list]:
                 if legacy_md5[i] is None:
                     v.flag(i, "ATTACHMENT_MD5_MISSING", "MD5", tb.raw("MD5")[i], md5)
                 elif legacy_md5[i] != md5:
-                    raise AttachmentProblem("ATTACHMENT_MD5_MISMATCH",
-                                            f"content MD5 {md5} differs from the legacy MD5 {legacy_md5[i]}")
+                    raise AttachmentProblem(
+                        "ATTACHMENT_MD5_MISMATCH", f"content MD5 {md5} differs from the legacy MD5 {legacy_md5[i]}"
+                    )
                 sha256 = hashlib.sha256(content).hexdigest()
                 size = len(content)
                 if legacy_sizes[i] != size:
                     v.flag(i, "ATTACHMENT_SIZE_MISMATCH", "KICH_THUOC", tb.raw("KICH_THUOC")[i], size)
             except AttachmentProblem as problem:
-                field = "MD5" if problem.code == "ATTACHMENT_MD5_MISMATCH" else (
-                    "DUONG_DAN" if paths[i] is not None and blobs[i] is None else "NOI_DUNG")
+                field = (
+                    "MD5"
+                    if problem.code == "ATTACHMENT_MD5_MISMATCH"
+                    else ("DUONG_DAN" if paths[i] is not None and blobs[i] is None else "NOI_DUNG")
+                )
                 v.reject(i, problem.code, field, tb.raw(field)[i], str(problem))
                 content = md5 = sha256 = size = None
         contents.append(content)
@@ -165,8 +194,16 @@ def transform(tb: TableBatch) -> dict[str, list]:
         sizes.append(size)
 
     # Form codes keep their case: the official forms are written `C70a-HD`, `D02-TS`.
-    return {"legacy_dossier_id": dossier_ids, "form_code": tb.code("MA_TO_KHAI", case="keep"), "file_name": names,
-            "file_type": file_types, "content": contents, "size_bytes": sizes, "md5": md5s, "sha256": sha256s}
+    return {
+        "legacy_dossier_id": dossier_ids,
+        "form_code": tb.code("MA_TO_KHAI", case="keep"),
+        "file_name": names,
+        "file_type": file_types,
+        "content": contents,
+        "size_bytes": sizes,
+        "md5": md5s,
+        "sha256": sha256s,
+    }
 
 
 def remember(ctx: TransformContext, rows: pd.DataFrame) -> None:

@@ -6,8 +6,8 @@ import datetime as dt
 
 import pandas as pd
 
-from ..context import TransformContext
 from ..columns import parse_distinct
+from ..context import TransformContext
 from ..dates import ParsedDate, parse_period_date
 from ..mappings import DOSSIER_STATUSES
 from ..normalize import as_int
@@ -16,18 +16,57 @@ from .common import TableBatch, as_date
 LEGACY_TABLE = "HO_SO"
 TARGET_TABLE = "dossiers"
 KEY_COLUMNS = ("ID_HO_SO",)
-LEGACY_COLUMNS = ("ID_HO_SO", "SO_HO_SO", "MA_DV", "MA_THU_TUC", "KY_KE_KHAI", "NGAY_NOP", "NGAY_TIEP_NHAN",
-                  "NGAY_HEN_TRA", "NGAY_TRA_KQ", "TRANG_THAI", "MA_CQ", "CAN_BO_XU_LY", "SO_KET_QUA",
-                  "GHI_CHU", "NGAY_CAP_NHAT")
+LEGACY_COLUMNS = (
+    "ID_HO_SO",
+    "SO_HO_SO",
+    "MA_DV",
+    "MA_THU_TUC",
+    "KY_KE_KHAI",
+    "NGAY_NOP",
+    "NGAY_TIEP_NHAN",
+    "NGAY_HEN_TRA",
+    "NGAY_TRA_KQ",
+    "TRANG_THAI",
+    "MA_CQ",
+    "CAN_BO_XU_LY",
+    "SO_KET_QUA",
+    "GHI_CHU",
+    "NGAY_CAP_NHAT",
+)
 # Which target column each legacy column becomes.
-COLUMN_MAP = {"SO_HO_SO": "dossier_no", "MA_DV": "unit_code", "MA_THU_TUC": "procedure_code",
-              "KY_KE_KHAI": "declaration_period", "NGAY_NOP": "submitted_at", "NGAY_TIEP_NHAN": "received_at",
-              "NGAY_HEN_TRA": "due_date", "NGAY_TRA_KQ": "returned_at", "TRANG_THAI": "status",
-              "MA_CQ": "office_code", "CAN_BO_XU_LY": "officer", "SO_KET_QUA": "result_no", "GHI_CHU": "notes",
-              "NGAY_CAP_NHAT": "updated_at"}
-OUTPUT_COLUMNS = ("dossier_no", "unit_code", "procedure_code", "declaration_period", "submitted_at",
-                  "received_at", "due_date", "returned_at", "status", "office_code", "officer", "result_no",
-                  "notes", "dq_flags", "updated_at")
+COLUMN_MAP = {
+    "SO_HO_SO": "dossier_no",
+    "MA_DV": "unit_code",
+    "MA_THU_TUC": "procedure_code",
+    "KY_KE_KHAI": "declaration_period",
+    "NGAY_NOP": "submitted_at",
+    "NGAY_TIEP_NHAN": "received_at",
+    "NGAY_HEN_TRA": "due_date",
+    "NGAY_TRA_KQ": "returned_at",
+    "TRANG_THAI": "status",
+    "MA_CQ": "office_code",
+    "CAN_BO_XU_LY": "officer",
+    "SO_KET_QUA": "result_no",
+    "GHI_CHU": "notes",
+    "NGAY_CAP_NHAT": "updated_at",
+}
+OUTPUT_COLUMNS = (
+    "dossier_no",
+    "unit_code",
+    "procedure_code",
+    "declaration_period",
+    "submitted_at",
+    "received_at",
+    "due_date",
+    "returned_at",
+    "status",
+    "office_code",
+    "officer",
+    "result_no",
+    "notes",
+    "dq_flags",
+    "updated_at",
+)
 # What remember() reads of an accepted row (besides legacy_key): a resumed load reads back only these.
 REMEMBERED_COLUMNS = ("dossier_no",)
 # Whose remembered rows this table's transform consults: what a resumed load must seed before it.
@@ -57,8 +96,9 @@ def transform(tb: TableBatch) -> dict[str, list]:
     submitted = tb.datetimes("NGAY_NOP")
     tb.require("NGAY_NOP", submitted)
     statuses = [DOSSIER_STATUSES.get(s) for s in tb.integers("TRANG_THAI")]
-    tb.reject_where("TRANG_THAI", [s is None for s in statuses], "STATUS_INVALID",
-                    "dossier status {value!r} is not one of 0-6")
+    tb.reject_where(
+        "TRANG_THAI", [s is None for s in statuses], "STATUS_INVALID", "dossier status {value!r} is not one of 0-6"
+    )
     updated = tb.datetimes("NGAY_CAP_NHAT")
     tb.require("NGAY_CAP_NHAT", updated)
 
@@ -69,8 +109,9 @@ def transform(tb: TableBatch) -> dict[str, list]:
     # once per distinct text: a column holds a few hundred months
     parsed_periods = parse_distinct(tb.plain("KY_KE_KHAI"), period_of)
     periods = [None if found is None else found[1] for found in parsed_periods]
-    flagged = [i for i, found in enumerate(parsed_periods)
-               if found is not None and (not found[0].ok or found[0].variant)]
+    flagged = [
+        i for i, found in enumerate(parsed_periods) if found is not None and (not found[0].ok or found[0].variant)
+    ]
     for i in flagged:
         parsed, period = parsed_periods[i]
         if not parsed.ok:
@@ -83,8 +124,9 @@ def transform(tb: TableBatch) -> dict[str, list]:
     for i in range(tb.n):
         if received_after_cutover(received[i], ctx.cutover):
             v.flag(i, "RECEIVED_AFTER_CUTOVER", "NGAY_TIEP_NHAN", tb.raw("NGAY_TIEP_NHAN")[i], received[i])
-        if ((received[i] and submitted[i] and received[i] < submitted[i])
-                or (returned[i] and received[i] and returned[i] < received[i])):
+        if (received[i] and submitted[i] and received[i] < submitted[i]) or (
+            returned[i] and received[i] and returned[i] < received[i]
+        ):
             v.flag(i, "DATES_OUT_OF_ORDER", "NGAY_TIEP_NHAN", tb.raw("NGAY_TIEP_NHAN")[i], received[i])
 
     offices = tb.clear_unknown("MA_CQ", tb.code("MA_CQ"), ctx.known_office_codes, "ORPHAN_OFFICE_CLEARED")
@@ -97,16 +139,31 @@ def transform(tb: TableBatch) -> dict[str, list]:
         key = number.upper()
         first = seen_numbers.get(key)
         if first is not None and first != tb.legacy_keys[i]:
-            v.reject(i, "DUPLICATE_DOSSIER_NO", "SO_HO_SO", tb.raw("SO_HO_SO")[i],
-                     f"dossier number {number!r} is already loaded from dossier {first!r}")
+            v.reject(
+                i,
+                "DUPLICATE_DOSSIER_NO",
+                "SO_HO_SO",
+                tb.raw("SO_HO_SO")[i],
+                f"dossier number {number!r} is already loaded from dossier {first!r}",
+            )
         else:
             seen_numbers[key] = tb.legacy_keys[i]
 
     return {
-        "dossier_no": numbers, "unit_code": units, "procedure_code": procedures, "declaration_period": periods,
-        "submitted_at": submitted, "received_at": received, "due_date": [as_date(d) for d in tb.raw("NGAY_HEN_TRA")],
-        "returned_at": returned, "status": statuses, "office_code": offices, "officer": tb.plain("CAN_BO_XU_LY"),
-        "result_no": tb.plain("SO_KET_QUA"), "notes": tb.text("GHI_CHU"), "updated_at": updated,
+        "dossier_no": numbers,
+        "unit_code": units,
+        "procedure_code": procedures,
+        "declaration_period": periods,
+        "submitted_at": submitted,
+        "received_at": received,
+        "due_date": [as_date(d) for d in tb.raw("NGAY_HEN_TRA")],
+        "returned_at": returned,
+        "status": statuses,
+        "office_code": offices,
+        "officer": tb.plain("CAN_BO_XU_LY"),
+        "result_no": tb.plain("SO_KET_QUA"),
+        "notes": tb.text("GHI_CHU"),
+        "updated_at": updated,
     }
 
 

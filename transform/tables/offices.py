@@ -36,8 +36,9 @@ def transform(tb: TableBatch) -> dict[str, list]:
         if code is None:
             v.reject(i, "KEY_MISSING", "MA_CQ", tb.raw("MA_CQ")[i], "office code is empty")
         elif not _OFFICE_CODE.fullmatch(code):
-            v.reject(i, "OFFICE_CODE_INVALID", "MA_CQ", tb.raw("MA_CQ")[i],
-                     f"office code {code!r} is not 2 or 4 digits")
+            v.reject(
+                i, "OFFICE_CODE_INVALID", "MA_CQ", tb.raw("MA_CQ")[i], f"office code {code!r} is not 2 or 4 digits"
+            )
     tb.require("TEN_CQ", names)
     for i, raw_level in enumerate(levels_raw):
         level = OFFICE_LEVELS.get(raw_level)
@@ -46,8 +47,13 @@ def transform(tb: TableBatch) -> dict[str, list]:
         if level is None:
             v.reject(i, "OFFICE_LEVEL_INVALID", "CAP", tb.raw("CAP")[i], "CAP is not 1 (province) or 2 (district)")
         elif code is not None and len(code) != OFFICE_CODE_LENGTHS[level]:
-            v.reject(i, "OFFICE_LEVEL_INVALID", "CAP", tb.raw("CAP")[i],
-                     f"a {level} office has a {OFFICE_CODE_LENGTHS[level]}-digit code, not {code!r}")
+            v.reject(
+                i,
+                "OFFICE_LEVEL_INVALID",
+                "CAP",
+                tb.raw("CAP")[i],
+                f"a {level} office has a {OFFICE_CODE_LENGTHS[level]}-digit code, not {code!r}",
+            )
     seen = ctx.keys_of(LEGACY_TABLE)
     seen.warm(codes)
     for i, code in enumerate(codes):

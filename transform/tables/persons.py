@@ -20,13 +20,35 @@ TARGET_TABLE = "insured_persons"
 KEY_COLUMNS = ("MA_SO_BHXH",)
 LEGACY_COLUMNS = ("MA_SO_BHXH", "HO_TEN", "NGAY_SINH", "GIOI_TINH", "SO_CCCD", "MA_DV", "NGAY_CAP_NHAT")
 # Which target column each legacy column becomes.
-COLUMN_MAP = {"MA_SO_BHXH": "social_insurance_no", "HO_TEN": "full_name", "NGAY_SINH": "birth_date",
-              "GIOI_TINH": "sex", "SO_CCCD": "citizen_id", "MA_DV": "unit_code", "NGAY_CAP_NHAT": "updated_at"}
-OUTPUT_COLUMNS = ("social_insurance_no", "full_name", "birth_date", "birth_date_precision", "sex",
-                  "citizen_id", "unit_code", "dq_flags", "updated_at")
+COLUMN_MAP = {
+    "MA_SO_BHXH": "social_insurance_no",
+    "HO_TEN": "full_name",
+    "NGAY_SINH": "birth_date",
+    "GIOI_TINH": "sex",
+    "SO_CCCD": "citizen_id",
+    "MA_DV": "unit_code",
+    "NGAY_CAP_NHAT": "updated_at",
+}
+OUTPUT_COLUMNS = (
+    "social_insurance_no",
+    "full_name",
+    "birth_date",
+    "birth_date_precision",
+    "sex",
+    "citizen_id",
+    "unit_code",
+    "dq_flags",
+    "updated_at",
+)
 # What remember() reads of an accepted row (besides legacy_key): a resumed load reads back only these.
-REMEMBERED_COLUMNS = ("social_insurance_no", "citizen_id", "full_name", "birth_date", "birth_date_precision",
-                      "unit_code")
+REMEMBERED_COLUMNS = (
+    "social_insurance_no",
+    "citizen_id",
+    "full_name",
+    "birth_date",
+    "birth_date_precision",
+    "unit_code",
+)
 # Whose remembered rows this table's transform consults: what a resumed load must seed before it.
 CONSULTS = ("DM_DONVI", "NGUOI_LAO_DONG")  # unit codes (orphans), its own numbers and identities
 
@@ -55,8 +77,13 @@ def transform(tb: TableBatch) -> dict[str, list]:
             continue
         number = check_social_insurance_no(str(raw))
         if number is None:
-            v.reject(i, "SI_NUMBER_INVALID", "MA_SO_BHXH", tb.raw("MA_SO_BHXH")[i],
-                     f"social insurance number {raw!r} is not 10 digits")
+            v.reject(
+                i,
+                "SI_NUMBER_INVALID",
+                "MA_SO_BHXH",
+                tb.raw("MA_SO_BHXH")[i],
+                f"social insurance number {raw!r} is not 10 digits",
+            )
         numbers.append(number)
     names = tb.text("HO_TEN")
     tb.require("HO_TEN", names)
@@ -64,8 +91,9 @@ def transform(tb: TableBatch) -> dict[str, list]:
     birth_dates: list = []
     precisions: list[str | None] = []
     # once per distinct text: birth dates repeat
-    for i, parsed in enumerate(parse_distinct(tb.plain("NGAY_SINH"),
-                                              partial(parse_legacy_date, reference_date=ctx.reference_date))):
+    for i, parsed in enumerate(
+        parse_distinct(tb.plain("NGAY_SINH"), partial(parse_legacy_date, reference_date=ctx.reference_date))
+    ):
         if parsed is not None and not parsed.ok:
             code = "BIRTH_DATE_TWO_DIGIT_YEAR" if parsed.reason == TWO_DIGIT_YEAR else "BIRTH_DATE_INVALID"
             v.reject(i, code, "NGAY_SINH", tb.raw("NGAY_SINH")[i], parsed.message)
@@ -115,9 +143,16 @@ def transform(tb: TableBatch) -> dict[str, list]:
             v.flag(i, "POSSIBLE_DUPLICATE_PERSON", "MA_SO_BHXH", number, number)
         _remember_person(ctx, number, citizen_ids[i], identity)
 
-    return {"social_insurance_no": numbers, "full_name": names, "birth_date": birth_dates,
-            "birth_date_precision": precisions, "sex": sexes, "citizen_id": citizen_ids, "unit_code": units,
-            "updated_at": updated}
+    return {
+        "social_insurance_no": numbers,
+        "full_name": names,
+        "birth_date": birth_dates,
+        "birth_date_precision": precisions,
+        "sex": sexes,
+        "citizen_id": citizen_ids,
+        "unit_code": units,
+        "updated_at": updated,
+    }
 
 
 def _remember_person(ctx: TransformContext, number: str, citizen_id: str | None, identity: tuple | None) -> None:
@@ -130,7 +165,13 @@ def _remember_person(ctx: TransformContext, number: str, citizen_id: str | None,
 def remember(ctx: TransformContext, rows: pd.DataFrame) -> None:
     keys = ctx.keys_of(LEGACY_TABLE)
     for number, legacy_key, citizen_id, name, birth, precision, unit in zip(
-            rows["social_insurance_no"], rows["legacy_key"], rows["citizen_id"], rows["full_name"],
-            rows["birth_date"], rows["birth_date_precision"], rows["unit_code"]):
+        rows["social_insurance_no"],
+        rows["legacy_key"],
+        rows["citizen_id"],
+        rows["full_name"],
+        rows["birth_date"],
+        rows["birth_date_precision"],
+        rows["unit_code"],
+    ):
         keys.setdefault(number, legacy_key)
         _remember_person(ctx, number, citizen_id, _identity(name, birth, precision, unit))

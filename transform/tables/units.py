@@ -17,18 +17,62 @@ from .common import TableBatch, claim_key
 LEGACY_TABLE = "DM_DONVI"
 TARGET_TABLE = "units"
 KEY_COLUMNS = ("MA_DV",)
-LEGACY_COLUMNS = ("MA_DV", "TEN_DV", "MA_SO_THUE", "DIA_CHI", "MA_CQ", "NGUOI_LIEN_HE", "DIEN_THOAI",
-                  "EMAIL", "PHUONG_THUC_GD", "MA_IVAN", "SERIAL_CTS", "CTS_TU_NGAY", "CTS_DEN_NGAY",
-                  "NGAY_DANG_KY", "TRANG_THAI", "NGAY_CAP_NHAT")
+LEGACY_COLUMNS = (
+    "MA_DV",
+    "TEN_DV",
+    "MA_SO_THUE",
+    "DIA_CHI",
+    "MA_CQ",
+    "NGUOI_LIEN_HE",
+    "DIEN_THOAI",
+    "EMAIL",
+    "PHUONG_THUC_GD",
+    "MA_IVAN",
+    "SERIAL_CTS",
+    "CTS_TU_NGAY",
+    "CTS_DEN_NGAY",
+    "NGAY_DANG_KY",
+    "TRANG_THAI",
+    "NGAY_CAP_NHAT",
+)
 # Which target column each legacy column becomes.
-COLUMN_MAP = {"MA_DV": "unit_code", "TEN_DV": "name", "MA_SO_THUE": "tax_code", "DIA_CHI": "address",
-              "MA_CQ": "office_code", "NGUOI_LIEN_HE": "contact_name", "DIEN_THOAI": "phone", "EMAIL": "email",
-              "PHUONG_THUC_GD": "transaction_mode", "MA_IVAN": "ivan_code", "SERIAL_CTS": "cert_serial",
-              "CTS_TU_NGAY": "cert_valid_from", "CTS_DEN_NGAY": "cert_valid_to", "NGAY_DANG_KY": "registered_on",
-              "TRANG_THAI": "active", "NGAY_CAP_NHAT": "updated_at"}
-OUTPUT_COLUMNS = ("unit_code", "name", "tax_code", "address", "office_code", "contact_name", "phone", "email",
-                  "transaction_mode", "ivan_code", "cert_serial", "cert_valid_from", "cert_valid_to",
-                  "registered_on", "active", "dq_flags", "updated_at")
+COLUMN_MAP = {
+    "MA_DV": "unit_code",
+    "TEN_DV": "name",
+    "MA_SO_THUE": "tax_code",
+    "DIA_CHI": "address",
+    "MA_CQ": "office_code",
+    "NGUOI_LIEN_HE": "contact_name",
+    "DIEN_THOAI": "phone",
+    "EMAIL": "email",
+    "PHUONG_THUC_GD": "transaction_mode",
+    "MA_IVAN": "ivan_code",
+    "SERIAL_CTS": "cert_serial",
+    "CTS_TU_NGAY": "cert_valid_from",
+    "CTS_DEN_NGAY": "cert_valid_to",
+    "NGAY_DANG_KY": "registered_on",
+    "TRANG_THAI": "active",
+    "NGAY_CAP_NHAT": "updated_at",
+}
+OUTPUT_COLUMNS = (
+    "unit_code",
+    "name",
+    "tax_code",
+    "address",
+    "office_code",
+    "contact_name",
+    "phone",
+    "email",
+    "transaction_mode",
+    "ivan_code",
+    "cert_serial",
+    "cert_valid_from",
+    "cert_valid_to",
+    "registered_on",
+    "active",
+    "dq_flags",
+    "updated_at",
+)
 # What remember() reads of an accepted row (besides legacy_key): a resumed load reads back only these.
 REMEMBERED_COLUMNS = ("unit_code",)
 # Whose remembered rows this table's transform consults: what a resumed load must seed before it.
@@ -45,16 +89,29 @@ def transform(tb: TableBatch) -> dict[str, list]:
         if code is None:
             v.reject(i, "KEY_MISSING", "MA_DV", tb.raw("MA_DV")[i], "unit code is empty")
         elif not _UNIT_CODE.fullmatch(code):
-            v.reject(i, "UNIT_CODE_INVALID", "MA_DV", tb.raw("MA_DV")[i],
-                     f"unit code {code!r} is not 1-15 letters and digits")
+            v.reject(
+                i,
+                "UNIT_CODE_INVALID",
+                "MA_DV",
+                tb.raw("MA_DV")[i],
+                f"unit code {code!r} is not 1-15 letters and digits",
+            )
     names = tb.text("TEN_DV")
     tb.require("TEN_DV", names)
     modes = [TRANSACTION_MODES.get(m) for m in tb.integers("PHUONG_THUC_GD")]
-    tb.reject_where("PHUONG_THUC_GD", [m is None for m in modes], "TRANSACTION_MODE_INVALID",
-                    "transaction mode {value!r} is not 1, 2 or 3")
+    tb.reject_where(
+        "PHUONG_THUC_GD",
+        [m is None for m in modes],
+        "TRANSACTION_MODE_INVALID",
+        "transaction mode {value!r} is not 1, 2 or 3",
+    )
     active = [UNIT_ACTIVE.get(s) for s in tb.integers("TRANG_THAI")]
-    tb.reject_where("TRANG_THAI", [a is None for a in active], "UNIT_STATUS_INVALID",
-                    "unit status {value!r} is not 1 (active) or 0 (stopped)")
+    tb.reject_where(
+        "TRANG_THAI",
+        [a is None for a in active],
+        "UNIT_STATUS_INVALID",
+        "unit status {value!r} is not 1 (active) or 0 (stopped)",
+    )
     updated = tb.datetimes("NGAY_CAP_NHAT")
     tb.require("NGAY_CAP_NHAT", updated)
 
@@ -81,8 +138,12 @@ def transform(tb: TableBatch) -> dict[str, list]:
     offices = tb.clear_unknown("MA_CQ", tb.code("MA_CQ"), ctx.known_office_codes, "ORPHAN_OFFICE_CLEARED")
 
     registered: list = []
-    for i, parsed in enumerate(parse_distinct(tb.plain("NGAY_DANG_KY"), partial(
-            parse_legacy_date, reference_date=ctx.reference_date, century_from=AGENCY_FOUNDED))):
+    for i, parsed in enumerate(
+        parse_distinct(
+            tb.plain("NGAY_DANG_KY"),
+            partial(parse_legacy_date, reference_date=ctx.reference_date, century_from=AGENCY_FOUNDED),
+        )
+    ):
         if parsed is not None and (not parsed.ok or parsed.precision != DAY):
             v.flag(i, "REGISTRATION_DATE_INVALID", "NGAY_DANG_KY", tb.raw("NGAY_DANG_KY")[i], None)
             parsed = None
@@ -97,11 +158,21 @@ def transform(tb: TableBatch) -> dict[str, list]:
             claim_key(seen, i, code, tb, v, column="MA_DV", noun="unit")
 
     return {
-        "unit_code": codes, "name": names, "tax_code": tax_codes, "address": tb.text("DIA_CHI"),
-        "office_code": offices, "contact_name": tb.text("NGUOI_LIEN_HE"), "phone": tb.plain("DIEN_THOAI"),
-        "email": tb.plain("EMAIL"), "transaction_mode": modes, "ivan_code": ivan_codes,
-        "cert_serial": tb.plain("SERIAL_CTS"), "cert_valid_from": tb.datetimes("CTS_TU_NGAY"),
-        "cert_valid_to": tb.datetimes("CTS_DEN_NGAY"), "registered_on": registered, "active": active,
+        "unit_code": codes,
+        "name": names,
+        "tax_code": tax_codes,
+        "address": tb.text("DIA_CHI"),
+        "office_code": offices,
+        "contact_name": tb.text("NGUOI_LIEN_HE"),
+        "phone": tb.plain("DIEN_THOAI"),
+        "email": tb.plain("EMAIL"),
+        "transaction_mode": modes,
+        "ivan_code": ivan_codes,
+        "cert_serial": tb.plain("SERIAL_CTS"),
+        "cert_valid_from": tb.datetimes("CTS_TU_NGAY"),
+        "cert_valid_to": tb.datetimes("CTS_DEN_NGAY"),
+        "registered_on": registered,
+        "active": active,
         "updated_at": updated,
     }
 

@@ -16,9 +16,14 @@ from xml.sax.saxutils import escape, quoteattr
 
 # Form codes by procedure: (declaration as XML, supporting document as PDF).
 FORMS_BY_PROCEDURE = {
-    "600": ("D02-TS", "TK1-TS"), "600a": ("D02-TS", "TK1-TS"), "600b": ("D02-TS", "TK1-TS"),
-    "630a": ("C70a-HD", "GCN-NGHI-OM"), "630b": ("C70a-HD", "GCN-NGHI-OM"),
-    "602": ("D01-TS", "TK1-TS"), "612": ("D01-TS", "TK1-TS"), "616": ("TK3-TS", "TK1-TS"),
+    "600": ("D02-TS", "TK1-TS"),
+    "600a": ("D02-TS", "TK1-TS"),
+    "600b": ("D02-TS", "TK1-TS"),
+    "630a": ("C70a-HD", "GCN-NGHI-OM"),
+    "630b": ("C70a-HD", "GCN-NGHI-OM"),
+    "602": ("D01-TS", "TK1-TS"),
+    "612": ("D01-TS", "TK1-TS"),
+    "616": ("TK3-TS", "TK1-TS"),
 }
 FILE_TITLES = {
     "D02-TS": "Danh sách lao động tham gia BHXH, BHYT, BHTN",
@@ -34,13 +39,15 @@ PDF_HEADER = b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n"  # the usual binary marker line: n
 
 
 def xml_content(dossier_no: str, procedure: str, period: str, unit: str, form: str, note: str) -> bytes:
-    text = (f'<?xml version="1.0" encoding="utf-8"?>\n'
-            f'<HoSo soHoSo={quoteattr(dossier_no)} maThuTuc={quoteattr(procedure)} '
-            f'kyKeKhai={quoteattr(period)}>\n'
-            f'  <DonVi maDonVi={quoteattr(unit)}/>\n'
-            f'  <ToKhai ma={quoteattr(form)}>{escape(FILE_TITLES[form])}</ToKhai>\n'
-            f'  <GhiChu>{escape(note)}</GhiChu>\n'
-            f'</HoSo>\n')
+    text = (
+        f'<?xml version="1.0" encoding="utf-8"?>\n'
+        f"<HoSo soHoSo={quoteattr(dossier_no)} maThuTuc={quoteattr(procedure)} "
+        f"kyKeKhai={quoteattr(period)}>\n"
+        f"  <DonVi maDonVi={quoteattr(unit)}/>\n"
+        f"  <ToKhai ma={quoteattr(form)}>{escape(FILE_TITLES[form])}</ToKhai>\n"
+        f"  <GhiChu>{escape(note)}</GhiChu>\n"
+        f"</HoSo>\n"
+    )
     return text.encode("utf-8")
 
 

@@ -17,11 +17,16 @@ from __future__ import annotations
 import random
 import unicodedata
 from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable
+from typing import Any
 
-from transform.legacy_encodings import (decode_tcvn3_mojibake, decode_vni_mojibake,
-                                        encode_as_tcvn3_mojibake, encode_as_vni_mojibake)
+from ts24_migrate.core.legacy.encodings import (
+    decode_tcvn3_mojibake,
+    decode_vni_mojibake,
+    encode_as_tcvn3_mojibake,
+    encode_as_vni_mojibake,
+)
 
 # Defect kinds, as named in the truth file.
 TEXT_TCVN3 = "text_tcvn3"
@@ -48,11 +53,30 @@ ATTACHMENT_MD5_MISMATCH = "attachment_md5_mismatch"
 ATTACHMENT_MISSING = "attachment_missing"
 DUPLICATE_ROW = "duplicate_row"
 
-ALL_KINDS = (TEXT_TCVN3, TEXT_TCVN3_CAPS, TEXT_VNI, TEXT_NFD, BIRTH_DATE_MONTH_ONLY, BIRTH_DATE_YEAR_ONLY, IMPOSSIBLE_DATE,
-             TAX_CODE_BAD_CHECK_DIGIT, TAX_CODE_MALFORMED, EMPTY_STRING_AS_NULL, STRAY_WHITESPACE,
-             LOWER_CASE_CODE, DUPLICATE_UNIT_CODE, DUPLICATE_PERSON, ORPHAN_UNIT_REFERENCE,
-             ORPHAN_DOSSIER_REFERENCE, BAD_SOCIAL_INSURANCE_NO, BAD_CITIZEN_ID, RECEIVED_AFTER_CUTOVER,
-             ATTACHMENT_MD5_MISMATCH, ATTACHMENT_MISSING, DUPLICATE_ROW)
+ALL_KINDS = (
+    TEXT_TCVN3,
+    TEXT_TCVN3_CAPS,
+    TEXT_VNI,
+    TEXT_NFD,
+    BIRTH_DATE_MONTH_ONLY,
+    BIRTH_DATE_YEAR_ONLY,
+    IMPOSSIBLE_DATE,
+    TAX_CODE_BAD_CHECK_DIGIT,
+    TAX_CODE_MALFORMED,
+    EMPTY_STRING_AS_NULL,
+    STRAY_WHITESPACE,
+    LOWER_CASE_CODE,
+    DUPLICATE_UNIT_CODE,
+    DUPLICATE_PERSON,
+    ORPHAN_UNIT_REFERENCE,
+    ORPHAN_DOSSIER_REFERENCE,
+    BAD_SOCIAL_INSURANCE_NO,
+    BAD_CITIZEN_ID,
+    RECEIVED_AFTER_CUTOVER,
+    ATTACHMENT_MD5_MISMATCH,
+    ATTACHMENT_MISSING,
+    DUPLICATE_ROW,
+)
 
 # Text-encoding kinds and their name in the truth file's `encodings`.
 ENCODING_KINDS = {TEXT_TCVN3: "tcvn3", TEXT_TCVN3_CAPS: "tcvn3", TEXT_VNI: "vni", TEXT_NFD: "nfd"}
@@ -72,8 +96,9 @@ class DefectPlan:
     assigned: dict[int, tuple[str, str]] = field(default_factory=dict)
 
     @classmethod
-    def for_table(cls, rng: random.Random, rows: int,
-                  slots: Iterable[tuple[str, str, float]], *, exclude: Iterable[int] = ()) -> "DefectPlan":
+    def for_table(
+        cls, rng: random.Random, rows: int, slots: Iterable[tuple[str, str, float]], *, exclude: Iterable[int] = ()
+    ) -> DefectPlan:
         """`slots` are (kind, column, rate); each gets count_for(rate, rows) distinct rows."""
         wanted = [(kind, column, count_for(rate, rows)) for kind, column, rate in slots]
         excluded = set(exclude)
@@ -85,7 +110,7 @@ class DefectPlan:
         plan = cls()
         position = 0
         for kind, column, n in wanted:
-            for index in picked[position:position + n]:
+            for index in picked[position : position + n]:
                 plan.assigned[index] = (kind, column)
             position += n
         return plan
@@ -108,8 +133,9 @@ class DefectLog:
     counts: Counter = field(default_factory=Counter)
     encodings: dict[str, dict[str, Counter]] = field(default_factory=lambda: defaultdict(dict))
 
-    def add(self, table: str, key: Any, column: str | None, kind: str, value: Any,
-            clean_value: Any = _NO_CLEAN) -> None:
+    def add(
+        self, table: str, key: Any, column: str | None, kind: str, value: Any, clean_value: Any = _NO_CLEAN
+    ) -> None:
         entry = {"table": table, "key": str(key), "column": column, "kind": kind, "value": value}
         if clean_value is not _NO_CLEAN:
             entry["clean_value"] = clean_value
@@ -120,9 +146,13 @@ class DefectLog:
             per_column[ENCODING_KINDS[kind]] += 1
 
     def encodings_dict(self) -> dict[str, dict[str, dict[str, int]]]:
-        return {table: {column: {name: counter.get(name, 0) for name in ENCODING_KINDS.values()}
-                        for column, counter in sorted(columns.items())}
-                for table, columns in sorted(self.encodings.items())}
+        return {
+            table: {
+                column: {name: counter.get(name, 0) for name in ENCODING_KINDS.values()}
+                for column, counter in sorted(columns.items())
+            }
+            for table, columns in sorted(self.encodings.items())
+        }
 
     def counts_dict(self) -> dict[str, int]:
         return {kind: self.counts[kind] for kind in ALL_KINDS if self.counts[kind]}
@@ -162,13 +192,11 @@ def plant_text(kind: str, make_clean: Callable[[], str], attempts: int = 200) ->
 
 
 def stray_whitespace(clean: str, variant: int) -> str:
-    forms = (f" {clean}", f"{clean}  ", clean.replace(" ", "  ", 1) if " " in clean else f" {clean}",
-             f"\t{clean} ")
+    forms = (f" {clean}", f"{clean}  ", clean.replace(" ", "  ", 1) if " " in clean else f" {clean}", f"\t{clean} ")
     return forms[variant % len(forms)]
 
 
 def impossible_date(year: int, variant: int) -> str:
     """A dd/mm/yyyy text that no calendar has: '31/02/1990', '30/02/2019', '31/04/...', '15/13/...'."""
-    forms = (f"31/02/{year}", f"30/02/{year}", f"31/04/{year}", f"15/13/{year}", f"00/06/{year}",
-             f"31/11/{year}")
+    forms = (f"31/02/{year}", f"30/02/{year}", f"31/04/{year}", f"15/13/{year}", f"00/06/{year}", f"31/11/{year}")
     return forms[variant % len(forms)]

@@ -23,11 +23,19 @@ from pathlib import Path
 
 from sqlalchemy.engine import Engine
 
-from extract.legacy_schema import HO_SO, HO_SO_LICH_SU, HO_SO_TEP, IN_FLIGHT_STATUSES
+from ts24_migrate.core.legacy.schema import HO_SO, HO_SO_LICH_SU, HO_SO_TEP, IN_FLIGHT_STATUSES
 
 from . import dirty_data as dd
-from .attachments import (DISK_STEMS, FILE_TITLES, FORMS_BY_PROCEDURE, AttachmentFolder, corrupted,
-                          md5_hex, pdf_content, xml_content)
+from .attachments import (
+    DISK_STEMS,
+    FILE_TITLES,
+    FORMS_BY_PROCEDURE,
+    AttachmentFolder,
+    corrupted,
+    md5_hex,
+    pdf_content,
+    xml_content,
+)
 from .names import DOSSIER_NOTES, HISTORY_NOTES
 from .units import UnitDirectory, normalize_code
 from .world import World, month_period, office_hours_moment, random_moment
@@ -38,8 +46,16 @@ DOSSIER_ID_BASE = 1_000_000
 ORPHAN_DOSSIER_BASE = 500_000
 
 STATUS_WEIGHTS = ((0, 4), (1, 5), (2, 9), (3, 4), (4, 63), (5, 8), (6, 7))
-PROCEDURE_WEIGHTS = (("600", 30), ("600a", 14), ("600b", 14), ("630a", 20), ("630b", 5), ("602", 6),
-                     ("612", 6), ("616", 5))
+PROCEDURE_WEIGHTS = (
+    ("600", 30),
+    ("600a", 14),
+    ("600b", 14),
+    ("630a", 20),
+    ("630b", 5),
+    ("602", 6),
+    ("612", 6),
+    ("616", 5),
+)
 # Status paths that end in each status (one is drawn per dossier).
 STATUS_PATHS = {
     0: ((0,),),
@@ -56,10 +72,14 @@ _ATTACHMENT_MISSING = "role:attachment_missing"
 _ATTACHMENT_MD5_MISMATCH = "role:attachment_md5_mismatch"
 
 _DOSSIER_DEFECT_SLOTS = (
-    (dd.TEXT_TCVN3, "GHI_CHU", 0.005), (dd.TEXT_VNI, "GHI_CHU", 0.005), (dd.TEXT_NFD, "GHI_CHU", 0.005),
+    (dd.TEXT_TCVN3, "GHI_CHU", 0.005),
+    (dd.TEXT_VNI, "GHI_CHU", 0.005),
+    (dd.TEXT_NFD, "GHI_CHU", 0.005),
     (dd.EMPTY_STRING_AS_NULL, "GHI_CHU", 0.01),
-    (dd.ORPHAN_UNIT_REFERENCE, "MA_DV", 0.003), (dd.RECEIVED_AFTER_CUTOVER, "NGAY_TIEP_NHAN", 0.003),
-    (_ATTACHMENT_MISSING, "DUONG_DAN", 0.001), (_ATTACHMENT_MD5_MISMATCH, "MD5", 0.001),
+    (dd.ORPHAN_UNIT_REFERENCE, "MA_DV", 0.003),
+    (dd.RECEIVED_AFTER_CUTOVER, "NGAY_TIEP_NHAN", 0.003),
+    (_ATTACHMENT_MISSING, "DUONG_DAN", 0.001),
+    (_ATTACHMENT_MD5_MISMATCH, "MD5", 0.001),
 )
 
 
@@ -116,8 +136,9 @@ def _increasing(rng: random.Random, after: dt.datetime, before: dt.datetime, cou
     return [after + dt.timedelta(seconds=s) for s in offsets]
 
 
-def _timeline(rng: random.Random, world: World, status: int, *, late_receipt: bool,
-              due_in_future: bool | None = None) -> _Timeline:
+def _timeline(
+    rng: random.Random, world: World, status: int, *, late_receipt: bool, due_in_future: bool | None = None
+) -> _Timeline:
     """`due_in_future` forces the promised date after (True) or before (False) the world's now."""
     path = rng.choice(STATUS_PATHS[status])
     cutover, now = world.cutover_at, world.now
@@ -141,8 +162,12 @@ def _timeline(rng: random.Random, world: World, status: int, *, late_receipt: bo
         if received is not None:
             times.append(received)
         else:  # refused or cancelled before any receipt
-            times.append(min(random_moment(rng, submitted + dt.timedelta(hours=1),
-                                           submitted + dt.timedelta(days=5)), last_allowed))
+            times.append(
+                min(
+                    random_moment(rng, submitted + dt.timedelta(hours=1), submitted + dt.timedelta(days=5)),
+                    last_allowed,
+                )
+            )
         rest = len(path) - 2
         if rest:
             horizon = min(times[-1] + dt.timedelta(days=rng.randint(3, 60)), last_allowed)
@@ -151,8 +176,11 @@ def _timeline(rng: random.Random, world: World, status: int, *, late_receipt: bo
     if received is not None:
         due = (received + dt.timedelta(days=rng.randint(5, 60))).date()
         if due_in_future is not None and (due >= now.date()) != due_in_future:
-            due = (now + dt.timedelta(days=rng.randint(1, 30))).date() if due_in_future \
+            due = (
+                (now + dt.timedelta(days=rng.randint(1, 30))).date()
+                if due_in_future
                 else (received + dt.timedelta(days=5)).date()
+            )
     result_at = times[-1] if path[-1] in (4, 5) else None
     updated = min(times[-1] + dt.timedelta(seconds=rng.randint(0, 600)), now - dt.timedelta(seconds=1))
     return _Timeline(path, times, received, due, result_at, updated)
@@ -166,9 +194,16 @@ def _period(rng: random.Random, world: World, submitted: dt.datetime) -> tuple[i
     return month, year
 
 
-def write_dossiers(legacy: Engine, world: World, units: UnitDirectory, officers: list[str],
-                   attachments_dir: Path, defects: dd.DefectLog, *,
-                   progress: Progress | None = None) -> DossierSummary:
+def write_dossiers(
+    legacy: Engine,
+    world: World,
+    units: UnitDirectory,
+    officers: list[str],
+    attachments_dir: Path,
+    defects: dd.DefectLog,
+    *,
+    progress: Progress | None = None,
+) -> DossierSummary:
     n = world.sizes.dossiers
     duplicates = len(units.reserved_for_duplicates)
     slots = (*_DOSSIER_DEFECT_SLOTS, (_LIKELY_DUPLICATE, "MA_DV", duplicates / n))
@@ -181,9 +216,11 @@ def write_dossiers(legacy: Engine, world: World, units: UnitDirectory, officers:
     office_weights = [3 if code == world.office_code else 1 for code in offices]
     today = world.now.date()
     file_id = history_id = orphan_units = 0
-    with ChunkedInserter(legacy, HO_SO, progress=progress, expected_rows=n) as dossier_out, \
-            ChunkedInserter(legacy, HO_SO_TEP, progress=progress, expected_rows=round(1.5 * n)) as file_out, \
-            ChunkedInserter(legacy, HO_SO_LICH_SU, progress=progress, expected_rows=4 * n) as history_out:
+    with (
+        ChunkedInserter(legacy, HO_SO, progress=progress, expected_rows=n) as dossier_out,
+        ChunkedInserter(legacy, HO_SO_TEP, progress=progress, expected_rows=round(1.5 * n)) as file_out,
+        ChunkedInserter(legacy, HO_SO_LICH_SU, progress=progress, expected_rows=4 * n) as history_out,
+    ):
         for index in range(n):
             dossier_id = DOSSIER_ID_BASE + index + 1
             kind, column = plan.at(index) or (None, None)
@@ -197,8 +234,7 @@ def write_dossiers(legacy: Engine, world: World, units: UnitDirectory, officers:
                 if 1 <= index <= 7:  # every status exists, whatever the seed
                     status = index - 1
             # Dossiers 2 and 3 (in flight) are one overdue and one not, whatever the seed.
-            timeline = _timeline(rng, world, status, late_receipt=late,
-                                 due_in_future={2: False, 3: True}.get(index))
+            timeline = _timeline(rng, world, status, late_receipt=late, due_in_future={2: False, 3: True}.get(index))
             month, year = _period(rng, world, timeline.times[0])
             procedure = _weighted(rng, PROCEDURE_WEIGHTS)
             office = rng.choices(offices, weights=office_weights)[0]
@@ -206,8 +242,9 @@ def write_dossiers(legacy: Engine, world: World, units: UnitDirectory, officers:
             if kind == _LIKELY_DUPLICATE:
                 unit_index = next(reserved_units)
                 unit_stored = units.stored_code(unit_index)
-                summary.duplicate_sources.append(DuplicateSource(
-                    dossier_id, normalize_code(unit_stored), procedure, f"{year:04d}-{month:02d}"))
+                summary.duplicate_sources.append(
+                    DuplicateSource(dossier_id, normalize_code(unit_stored), procedure, f"{year:04d}-{month:02d}")
+                )
             elif kind == dd.ORPHAN_UNIT_REFERENCE:
                 unit_stored = units.orphan_code(10**6 + orphan_units)  # apart from the persons' orphans
                 orphan_units += 1
@@ -216,13 +253,21 @@ def write_dossiers(legacy: Engine, world: World, units: UnitDirectory, officers:
             note = rng.choice(DOSSIER_NOTES) if rng.random() < 0.3 else None
             dossier_no = f"{office}-{timeline.times[0].year}-{dossier_id}"
             row = {
-                "ID_HO_SO": dossier_id, "SO_HO_SO": dossier_no, "MA_DV": unit_stored, "MA_THU_TUC": procedure,
-                "KY_KE_KHAI": f"{month:02d}/{year:04d}", "NGAY_NOP": timeline.times[0],
-                "NGAY_TIEP_NHAN": timeline.received_at, "NGAY_HEN_TRA": timeline.due,
-                "NGAY_TRA_KQ": timeline.result_at, "TRANG_THAI": status, "MA_CQ": office,
+                "ID_HO_SO": dossier_id,
+                "SO_HO_SO": dossier_no,
+                "MA_DV": unit_stored,
+                "MA_THU_TUC": procedure,
+                "KY_KE_KHAI": f"{month:02d}/{year:04d}",
+                "NGAY_NOP": timeline.times[0],
+                "NGAY_TIEP_NHAN": timeline.received_at,
+                "NGAY_HEN_TRA": timeline.due,
+                "NGAY_TRA_KQ": timeline.result_at,
+                "TRANG_THAI": status,
+                "MA_CQ": office,
                 "CAN_BO_XU_LY": officer if len(timeline.statuses) > 1 else None,
                 "SO_KET_QUA": (f"{index + 1}/{timeline.result_at.year}/{office:0>5}" if status == 4 else None),
-                "GHI_CHU": note, "NGAY_CAP_NHAT": timeline.updated_at,
+                "GHI_CHU": note,
+                "NGAY_CAP_NHAT": timeline.updated_at,
             }
             _plant_dossier_defect(row, kind, column, rng, defects, summary)
             dossier_out.add(row)
@@ -232,11 +277,17 @@ def write_dossiers(legacy: Engine, world: World, units: UnitDirectory, officers:
             previous = None
             for new_status, moment in zip(timeline.statuses, timeline.times):
                 history_id += 1
-                history_out.add({
-                    "ID": history_id, "ID_HO_SO": dossier_id, "THOI_GIAN": moment, "TRANG_THAI_CU": previous,
-                    "TRANG_THAI_MOI": new_status,
-                    "NGUOI_THUC_HIEN": f"DV_{unit_label}" if previous is None else officer,
-                    "NOI_DUNG": HISTORY_NOTES[new_status]})
+                history_out.add(
+                    {
+                        "ID": history_id,
+                        "ID_HO_SO": dossier_id,
+                        "THOI_GIAN": moment,
+                        "TRANG_THAI_CU": previous,
+                        "TRANG_THAI_MOI": new_status,
+                        "NGUOI_THUC_HIEN": f"DV_{unit_label}" if previous is None else officer,
+                        "NOI_DUNG": HISTORY_NOTES[new_status],
+                    }
+                )
                 previous = new_status
                 summary.history += 1
 
@@ -245,13 +296,30 @@ def write_dossiers(legacy: Engine, world: World, units: UnitDirectory, officers:
                 file_id += 1
                 form = FORMS_BY_PROCEDURE[procedure][position]
                 is_xml = position == 0
-                content = (xml_content(dossier_no, procedure, row["KY_KE_KHAI"], unit_stored, form, note or "")
-                           if is_xml else pdf_content(rng))
+                content = (
+                    xml_content(dossier_no, procedure, row["KY_KE_KHAI"], unit_stored, form, note or "")
+                    if is_xml
+                    else pdf_content(rng)
+                )
                 planted_here = position == 0 and kind in (_ATTACHMENT_MISSING, _ATTACHMENT_MD5_MISMATCH)
                 special = kind if planted_here else None
                 on_disk = special is not None or (index != 0 and rng.random() < 0.5)
-                file_out.add(_file_row(rng, summary, defects, file_id, dossier_id, form, is_xml, content,
-                                       on_disk, special, timeline.times[0]), blob_bytes=len(content))
+                file_out.add(
+                    _file_row(
+                        rng,
+                        summary,
+                        defects,
+                        file_id,
+                        dossier_id,
+                        form,
+                        is_xml,
+                        content,
+                        on_disk,
+                        special,
+                        timeline.times[0],
+                    ),
+                    blob_bytes=len(content),
+                )
                 summary.files += 1
 
         # Leftovers of dossiers deleted long ago: one file and one history row each.
@@ -260,22 +328,43 @@ def write_dossiers(legacy: Engine, world: World, units: UnitDirectory, officers:
             moment = random_moment(rng, world.history_start, world.cutover_at - dt.timedelta(days=400))
             file_id += 1
             content = xml_content(f"CU-{orphan_id}", "600", "01/2020", "", "D02-TS", "")
-            row = _file_row(rng, summary, defects, file_id, orphan_id, "D02-TS", True, content,
-                            on_disk=False, special=None, submitted=moment)
+            row = _file_row(
+                rng,
+                summary,
+                defects,
+                file_id,
+                orphan_id,
+                "D02-TS",
+                True,
+                content,
+                on_disk=False,
+                special=None,
+                submitted=moment,
+            )
             defects.add(HO_SO_TEP.name, file_id, "ID_HO_SO", dd.ORPHAN_DOSSIER_REFERENCE, orphan_id)
             file_out.add(row, blob_bytes=len(content))
             summary.files += 1
             history_id += 1
-            history_out.add({"ID": history_id, "ID_HO_SO": orphan_id, "THOI_GIAN": moment, "TRANG_THAI_CU": None,
-                             "TRANG_THAI_MOI": 0, "NGUOI_THUC_HIEN": "admin", "NOI_DUNG": HISTORY_NOTES[0]})
+            history_out.add(
+                {
+                    "ID": history_id,
+                    "ID_HO_SO": orphan_id,
+                    "THOI_GIAN": moment,
+                    "TRANG_THAI_CU": None,
+                    "TRANG_THAI_MOI": 0,
+                    "NGUOI_THUC_HIEN": "admin",
+                    "NOI_DUNG": HISTORY_NOTES[0],
+                }
+            )
             defects.add(HO_SO_LICH_SU.name, history_id, "ID_HO_SO", dd.ORPHAN_DOSSIER_REFERENCE, orphan_id)
             summary.history += 1
     summary.dossiers = n
     return summary
 
 
-def _plant_dossier_defect(row: dict, kind: str | None, column: str | None, rng: random.Random,
-                          defects: dd.DefectLog, summary: DossierSummary) -> None:
+def _plant_dossier_defect(
+    row: dict, kind: str | None, column: str | None, rng: random.Random, defects: dd.DefectLog, summary: DossierSummary
+) -> None:
     key = row["ID_HO_SO"]
     if kind in dd.ENCODING_KINDS:
         planted, clean = dd.plant_text(kind, lambda: rng.choice(DOSSIER_NOTES))
@@ -299,14 +388,32 @@ def _count_dossier(summary: DossierSummary, status: int, timeline: _Timeline, to
             summary.overdue_in_flight += 1
 
 
-def _file_row(rng: random.Random, summary: DossierSummary, defects: dd.DefectLog, file_id: int,
-              dossier_id: int, form: str, is_xml: bool, content: bytes, on_disk: bool, special: str | None,
-              submitted: dt.datetime) -> dict:
+def _file_row(
+    rng: random.Random,
+    summary: DossierSummary,
+    defects: dd.DefectLog,
+    file_id: int,
+    dossier_id: int,
+    form: str,
+    is_xml: bool,
+    content: bytes,
+    on_disk: bool,
+    special: str | None,
+    submitted: dt.datetime,
+) -> dict:
     extension = "xml" if is_xml else "pdf"
     title = FILE_TITLES[form]
-    row = {"ID_TEP": file_id, "ID_HO_SO": dossier_id, "MA_TO_KHAI": form, "TEN_TEP": f"{title}.{extension}",
-           "LOAI_TEP": extension, "NOI_DUNG": None, "DUONG_DAN": None, "KICH_THUOC": len(content),
-           "MD5": md5_hex(content)}
+    row = {
+        "ID_TEP": file_id,
+        "ID_HO_SO": dossier_id,
+        "MA_TO_KHAI": form,
+        "TEN_TEP": f"{title}.{extension}",
+        "LOAI_TEP": extension,
+        "NOI_DUNG": None,
+        "DUONG_DAN": None,
+        "KICH_THUOC": len(content),
+        "MD5": md5_hex(content),
+    }
     if not on_disk:
         row["NOI_DUNG"] = content
         summary.files_in_db += 1

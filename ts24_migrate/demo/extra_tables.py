@@ -25,7 +25,8 @@ metadata = sa.MetaData()
 MARIADB_TABLE_OPTIONS = {"mysql_charset": "utf8mb4", "mysql_collate": "utf8mb4_bin", "mariadb_charset": "utf8mb4"}
 
 IMPORT_TAM = sa.Table(
-    "IMPORT_TAM", metadata,
+    "IMPORT_TAM",
+    metadata,
     sa.Column("MA_SO_BHXH", sa.String(10)),
     sa.Column("HO_TEN", sa.Unicode(100)),
     sa.Column("NGAY_SINH", sa.String(10)),
@@ -37,7 +38,8 @@ IMPORT_TAM = sa.Table(
 )
 
 TS24_CAU_HINH = sa.Table(
-    "TS24_CAU_HINH", metadata,
+    "TS24_CAU_HINH",
+    metadata,
     sa.Column("NHOM", sa.String(30), primary_key=True),
     sa.Column("KHOA", sa.String(60), primary_key=True),
     sa.Column("GIA_TRI", sa.Unicode(500)),
@@ -61,35 +63,51 @@ PLAIN_EXTRA_TABLES = ExtraTables(metadata, IMPORT_TAM, TS24_CAU_HINH)
 
 def _config_rows(world: World) -> list[dict]:
     updated = world.cutover_at - dt.timedelta(days=200)
-    rows = [("HE_THONG", "PHIEN_BAN", "2.4.17"), ("HE_THONG", "MA_CQ", world.office_code),
-            ("HE_THONG", "TEN_MAY_CHU", f"ts24-{world.site_id}"), ("HE_THONG", "SO_NGAY_LUU_NHAT_KY", "365"),
-            ("EMAIL", "SMTP_HOST", "mail.example.vn"), ("EMAIL", "NGUOI_GUI", "Bộ phận một cửa"),
-            ("TIEP_NHAN", "GIO_BAT_DAU", "07:30"), ("TIEP_NHAN", "GIO_KET_THUC", "17:00")]
+    rows = [
+        ("HE_THONG", "PHIEN_BAN", "2.4.17"),
+        ("HE_THONG", "MA_CQ", world.office_code),
+        ("HE_THONG", "TEN_MAY_CHU", f"ts24-{world.site_id}"),
+        ("HE_THONG", "SO_NGAY_LUU_NHAT_KY", "365"),
+        ("EMAIL", "SMTP_HOST", "mail.example.vn"),
+        ("EMAIL", "NGUOI_GUI", "Bộ phận một cửa"),
+        ("TIEP_NHAN", "GIO_BAT_DAU", "07:30"),
+        ("TIEP_NHAN", "GIO_KET_THUC", "17:00"),
+    ]
     rows += [("IVAN", code, f"Nhà cung cấp dịch vụ I-VAN {code}") for code in IVAN_PROVIDERS]
-    rows += [("THU_TUC", "600", "Đăng ký tham gia BHXH, BHYT, BHTN"), ("THU_TUC", "600a", "Báo giảm lao động"),
-             ("THU_TUC", "600b", "Điều chỉnh mức đóng"), ("THU_TUC", "630a", "Giải quyết hưởng chế độ ốm đau")]
+    rows += [
+        ("THU_TUC", "600", "Đăng ký tham gia BHXH, BHYT, BHTN"),
+        ("THU_TUC", "600a", "Báo giảm lao động"),
+        ("THU_TUC", "600b", "Điều chỉnh mức đóng"),
+        ("THU_TUC", "630a", "Giải quyết hưởng chế độ ốm đau"),
+    ]
     return [{"NHOM": g, "KHOA": k, "GIA_TRI": v, "NGAY_CAP_NHAT": updated} for g, k, v in rows]
 
 
-def write_extra_tables(legacy: Engine, world: World, units: UnitDirectory,
-                       defects: dd.DefectLog, tables: ExtraTables = PLAIN_EXTRA_TABLES) -> dict[str, int]:
+def write_extra_tables(
+    legacy: Engine, world: World, units: UnitDirectory, defects: dd.DefectLog, tables: ExtraTables = PLAIN_EXTRA_TABLES
+) -> dict[str, int]:
     """Writes the import and configuration tables (the same rows whatever their names)."""
     rng = world.rng("IMPORT_TAM")
     n = world.sizes.import_rows
     duplicated = set(rng.sample(range(n), dd.count_for(0.1, n)))
-    imported_at = random_moment(rng, world.cutover_at - dt.timedelta(days=300),
-                                world.cutover_at - dt.timedelta(days=30))
+    imported_at = random_moment(
+        rng, world.cutover_at - dt.timedelta(days=300), world.cutover_at - dt.timedelta(days=30)
+    )
     written = {}
     with ChunkedInserter(legacy, tables.imports) as out:
         for index in range(n):
             male = rng.random() < 0.5
             # Numbers beyond the persons' range: imported people not yet in NGUOI_LAO_DONG.
             number = social_insurance_no(world.province_code, 10**7 + index)
-            row = {"MA_SO_BHXH": number, "HO_TEN": person_name(rng, male),
-                   "NGAY_SINH": f"{rng.randint(1, 28):02d}/{rng.randint(1, 12):02d}/{rng.randint(1965, 2005)}",
-                   "MA_DV": units.clean_code(units.random_referable(rng)),
-                   "MUC_LUONG": rng.randrange(4_960, 60_000) * 1_000, "NGUOI_NHAP": "admin",
-                   "NGAY_NHAP": imported_at}
+            row = {
+                "MA_SO_BHXH": number,
+                "HO_TEN": person_name(rng, male),
+                "NGAY_SINH": f"{rng.randint(1, 28):02d}/{rng.randint(1, 12):02d}/{rng.randint(1965, 2005)}",
+                "MA_DV": units.clean_code(units.random_referable(rng)),
+                "MUC_LUONG": rng.randrange(4_960, 60_000) * 1_000,
+                "NGUOI_NHAP": "admin",
+                "NGAY_NHAP": imported_at,
+            }
             copies = 1 + (rng.choice((1, 2)) if index in duplicated else 0)
             for _ in range(copies):
                 out.add(dict(row))

@@ -17,11 +17,11 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from extract import legacy_schema
+from ts24_migrate.core.errors import UsageError
+from ts24_migrate.core.legacy import schema as legacy_schema
 
-from ..errors import UsageError
-from . import dirty_data as dd
 from . import awkward_names as awkward
+from . import dirty_data as dd
 from .dossiers import likely_duplicate_count, write_dossiers
 from .extra_tables import PLAIN_EXTRA_TABLES, write_extra_tables
 from .new_system import portal_only_codes, refuse_taken_unit_codes, write_new_system
@@ -39,21 +39,37 @@ MAX_SCALE = 5000
 
 def refuse_non_empty(legacy: Engine, attachments_dir: Path) -> None:
     """Never write over someone's data: the database and the folder must be empty."""
-    existing = [name for name in sa.inspect(legacy).get_table_names()
-                if not (name.startswith("sqlite_") and legacy.dialect.name == "sqlite")]
+    existing = [
+        name
+        for name in sa.inspect(legacy).get_table_names()
+        if not (name.startswith("sqlite_") and legacy.dialect.name == "sqlite")
+    ]
     if existing:
         shown = ", ".join(sorted(existing)[:3]) + (" ..." if len(existing) > 3 else "")
-        raise UsageError(f"the legacy database already has {len(existing)} table(s) ({shown}); "
-                         "the demo generator only writes into an empty database")
+        raise UsageError(
+            f"the legacy database already has {len(existing)} table(s) ({shown}); "
+            "the demo generator only writes into an empty database"
+        )
     if attachments_dir.exists() and (not attachments_dir.is_dir() or any(attachments_dir.iterdir())):
-        raise UsageError(f"attachment folder {attachments_dir} is not empty; the demo generator "
-                         "only writes into an empty or new folder")
+        raise UsageError(
+            f"attachment folder {attachments_dir} is not empty; the demo generator "
+            "only writes into an empty or new folder"
+        )
 
 
-def generate_site(legacy: Engine, attachments_dir: Path, *, target: Engine | None = None, seed: int = 42,
-                  scale: float = 1.0, cutover: dt.date = dt.date(2025, 7, 1), site_id: str = "demo",
-                  office_code: str = "01", progress: Progress | None = None,
-                  awkward_names: bool = False) -> DemoTruth:
+def generate_site(
+    legacy: Engine,
+    attachments_dir: Path,
+    *,
+    target: Engine | None = None,
+    seed: int = 42,
+    scale: float = 1.0,
+    cutover: dt.date = dt.date(2025, 7, 1),
+    site_id: str = "demo",
+    office_code: str = "01",
+    progress: Progress | None = None,
+    awkward_names: bool = False,
+) -> DemoTruth:
     """Write a deterministic TS24 site into the empty, writable `legacy` database.
 
     Same arguments, same rows, files and truth; scale 1.0 is about 200 units,
@@ -100,17 +116,28 @@ def generate_site(legacy: Engine, attachments_dir: Path, *, target: Engine | Non
     assert folder is not None
     unreferenced = write_unreferenced_file(folder, world)
     return DemoTruth(
-        site_id=site_id, seed=seed, scale=scale, cutover=cutover, world_now=world.now, office_code=office_code,
-        tables=_tables_truth(rows, (schema, extra.metadata)), defects=defects.entries,
+        site_id=site_id,
+        seed=seed,
+        scale=scale,
+        cutover=cutover,
+        world_now=world.now,
+        office_code=office_code,
+        tables=_tables_truth(rows, (schema, extra.metadata)),
+        defects=defects.entries,
         defect_counts=defects.counts_dict(),
         encodings=defects.encodings_dict(),
         dossiers_by_status={str(s): summary.by_status.get(s, 0) for s in range(7)},
-        in_flight_dossiers=summary.in_flight, overdue_in_flight=summary.overdue_in_flight,
+        in_flight_dossiers=summary.in_flight,
+        overdue_in_flight=summary.overdue_in_flight,
         received_after_cutover=[str(i) for i in summary.received_after_cutover],
-        attachments={"on_disk": summary.files_on_disk, "in_db": summary.files_in_db,
-                     "files_written": folder.files_written, "bytes_on_disk": folder.bytes_written,
-                     "missing_on_disk": [str(i) for i in summary.missing_on_disk],
-                     "md5_mismatch": [str(i) for i in summary.md5_mismatch]},
+        attachments={
+            "on_disk": summary.files_on_disk,
+            "in_db": summary.files_in_db,
+            "files_written": folder.files_written,
+            "bytes_on_disk": folder.bytes_written,
+            "missing_on_disk": [str(i) for i in summary.missing_on_disk],
+            "md5_mismatch": [str(i) for i in summary.md5_mismatch],
+        },
         must_reregister=sorted(directory.must_reregister),
         reregistered=portal.reregistered if portal else [],
         portal_dossiers=portal.portal_dossiers if portal else 0,
@@ -118,8 +145,10 @@ def generate_site(legacy: Engine, attachments_dir: Path, *, target: Engine | Non
         likely_duplicate_pairs=({str(k): v for k, v in portal.likely_duplicate_pairs.items()} if portal else {}),
         target_conflicts=portal.target_conflicts if portal else [],
         portal_only_units=portal.portal_only_units if portal else [],
-        has_target=portal is not None, awkward_names=awkward_names,
-        objects=objects, unreferenced_files=unreferenced,
+        has_target=portal is not None,
+        awkward_names=awkward_names,
+        objects=objects,
+        unreferenced_files=unreferenced,
     )
 
 
@@ -133,6 +162,10 @@ def _tables_truth(rows: dict[str, int], schemas: tuple[sa.MetaData, ...]) -> dic
                 role = "system"
             else:
                 role = "unmapped"
-            tables[name] = {"rows": rows[name], "primary_key": [c.name for c in table.primary_key.columns],
-                            "role": role, "columns": [c.name for c in table.columns]}
+            tables[name] = {
+                "rows": rows[name],
+                "primary_key": [c.name for c in table.primary_key.columns],
+                "role": role,
+                "columns": [c.name for c in table.columns],
+            }
     return dict(sorted(tables.items()))

@@ -67,10 +67,12 @@ def with_wrong_check_digit(code: str, rng: random.Random) -> str:
 def malformed_tax_code(code: str, variant: int) -> str:
     """A tax code that is not of the form 10 digits or 10-3 digits (at most 14 characters)."""
     head = code.partition("-")[0]
-    forms = (head[:9],                      # a digit lost
-             head + "9",                    # a digit too many
-             head[:4] + "O" + head[5:],     # a letter O typed for a digit
-             head + "-01")                  # branch suffix of 2 digits
+    forms = (
+        head[:9],  # a digit lost
+        head + "9",  # a digit too many
+        head[:4] + "O" + head[5:],  # a letter O typed for a digit
+        head + "-01",
+    )  # branch suffix of 2 digits
     return forms[variant % len(forms)]
 
 

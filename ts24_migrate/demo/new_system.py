@@ -21,8 +21,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from load.target_schema import create_business_tables, dossiers, re_registrations, units
+from ts24_migrate.core.errors import UsageError
 
-from ..errors import UsageError
 from .dossiers import PROCEDURE_WEIGHTS, DossierSummary
 from .identifiers import PORTAL_UNIT_PREFIX, unit_code
 from .names import address, company_name
@@ -58,12 +58,15 @@ def refuse_taken_unit_codes(target: Engine, codes: list[str]) -> None:
     with target.connect() as conn:
         taken = conn.execute(sa.select(units.c.unit_code).where(units.c.unit_code.in_(codes)).limit(1)).first()
     if taken is not None:
-        raise UsageError(f"the target already holds unit {taken[0]}: use an empty target database "
-                         "or another office code for this demo site")
+        raise UsageError(
+            f"the target already holds unit {taken[0]}: use an empty target database "
+            "or another office code for this demo site"
+        )
 
 
-def write_new_system(target: Engine, world: World, directory: UnitDirectory,
-                     summary: DossierSummary) -> NewSystemSummary:
+def write_new_system(
+    target: Engine, world: World, directory: UnitDirectory, summary: DossierSummary
+) -> NewSystemSummary:
     create_business_tables(target)
     rng = world.rng("new-system")
     result = NewSystemSummary()
@@ -76,17 +79,37 @@ def write_new_system(target: Engine, world: World, directory: UnitDirectory,
     with ChunkedInserter(target, re_registrations) as out:
         for code in chosen:
             filed = random_moment(rng, cutover - dt.timedelta(days=45), now - dt.timedelta(days=1)).date()
-            out.add({"unit_code": code, "tax_code": directory.must_reregister[code], "filed_on": filed,
-                     "transaction_mode": "portal" if rng.random() < 0.7 else "ivan", "form": "01/ĐK-GĐ"})
+            out.add(
+                {
+                    "unit_code": code,
+                    "tax_code": directory.must_reregister[code],
+                    "filed_on": filed,
+                    "transaction_mode": "portal" if rng.random() < 0.7 else "ivan",
+                    "form": "01/ĐK-GĐ",
+                }
+            )
     result.reregistered = chosen
 
     # Units the portal holds: conflicts (a legacy unit's code, changed after cut-over) and new ones.
-    portal_units = [_portal_unit(facts, facts.name, random_moment(rng, *after_cutover))
-                    for facts in directory.conflict_units]
+    portal_units = [
+        _portal_unit(facts, facts.name, random_moment(rng, *after_cutover)) for facts in directory.conflict_units
+    ]
     new_codes = portal_only_codes(world, 2)
     for code in new_codes:
-        facts = UnitFacts(code, company_name(rng), None, address(rng, world.province_code), world.office_code,
-                          1, True, None, None, None, None, world.cutover)
+        facts = UnitFacts(
+            code,
+            company_name(rng),
+            None,
+            address(rng, world.province_code),
+            world.office_code,
+            1,
+            True,
+            None,
+            None,
+            None,
+            None,
+            world.cutover,
+        )
         portal_units.append(_portal_unit(facts, facts.name, random_moment(rng, *after_cutover)))
     with ChunkedInserter(target, units) as out:
         for row in portal_units:
@@ -112,33 +135,85 @@ def write_new_system(target: Engine, world: World, directory: UnitDirectory,
             unit = rng.choice(legacy_codes + new_codes)
             submitted_month = random_moment(rng, cutover, now - dt.timedelta(hours=1))
             month, year = month_period(submitted_month.date(), 0)
-            out.add(_portal_dossier(rng, world, tag, number, unit, rng.choice(procedures),
-                                    f"{year:04d}-{month:02d}", submitted=submitted_month))
+            out.add(
+                _portal_dossier(
+                    rng,
+                    world,
+                    tag,
+                    number,
+                    unit,
+                    rng.choice(procedures),
+                    f"{year:04d}-{month:02d}",
+                    submitted=submitted_month,
+                )
+            )
     result.portal_dossiers = number
     return result
 
 
 def _portal_unit(facts: UnitFacts, name: str, updated_at: dt.datetime) -> dict:
-    return {"unit_code": facts.code, "name": name, "tax_code": facts.tax_code, "address": facts.address,
-            "office_code": facts.office_code, "contact_name": None, "phone": None, "email": None,
-            "transaction_mode": NEW_SYSTEM_MODES[facts.mode], "ivan_code": facts.ivan_code,
-            "cert_serial": facts.cert_serial, "cert_valid_from": facts.cert_valid_from,
-            "cert_valid_to": facts.cert_valid_to, "registered_on": facts.registered_on, "active": facts.active,
-            "dq_flags": None, "source": "portal", "updated_at": updated_at}
+    return {
+        "unit_code": facts.code,
+        "name": name,
+        "tax_code": facts.tax_code,
+        "address": facts.address,
+        "office_code": facts.office_code,
+        "contact_name": None,
+        "phone": None,
+        "email": None,
+        "transaction_mode": NEW_SYSTEM_MODES[facts.mode],
+        "ivan_code": facts.ivan_code,
+        "cert_serial": facts.cert_serial,
+        "cert_valid_from": facts.cert_valid_from,
+        "cert_valid_to": facts.cert_valid_to,
+        "registered_on": facts.registered_on,
+        "active": facts.active,
+        "dq_flags": None,
+        "source": "portal",
+        "updated_at": updated_at,
+    }
 
 
-def _portal_dossier(rng, world: World, tag: str, number: int, unit: str, procedure: str, period: str, *,
-                    submitted: dt.datetime | None = None) -> dict:
+def _portal_dossier(
+    rng,
+    world: World,
+    tag: str,
+    number: int,
+    unit: str,
+    procedure: str,
+    period: str,
+    *,
+    submitted: dt.datetime | None = None,
+) -> dict:
     now = world.now
     submitted = submitted or random_moment(rng, world.cutover_at, now - dt.timedelta(hours=1))
     status = rng.choices([s for s, _ in PORTAL_STATUSES], weights=[w for _, w in PORTAL_STATUSES])[0]
-    received = None if status == "submitted" else min(submitted + dt.timedelta(hours=rng.randint(1, 48)),
-                                                      now - dt.timedelta(minutes=30))
-    returned = (min(received + dt.timedelta(days=rng.randint(1, 10)), now - dt.timedelta(minutes=10))
-                if status in ("done", "refused") and received else None)
+    received = (
+        None
+        if status == "submitted"
+        else min(submitted + dt.timedelta(hours=rng.randint(1, 48)), now - dt.timedelta(minutes=30))
+    )
+    returned = (
+        min(received + dt.timedelta(days=rng.randint(1, 10)), now - dt.timedelta(minutes=10))
+        if status in ("done", "refused") and received
+        else None
+    )
     updated = max(t for t in (submitted, received, returned) if t is not None)
-    return {"dossier_no": f"CT-{tag}-{number:07d}", "unit_code": unit, "procedure_code": procedure,
-            "declaration_period": period, "submitted_at": submitted, "received_at": received,
-            "due_date": (received + dt.timedelta(days=10)).date() if received else None,
-            "returned_at": returned, "status": status, "office_code": world.office_code, "officer": None,
-            "result_no": None, "notes": None, "dq_flags": None, "source": "portal", "updated_at": updated}
+    return {
+        "dossier_no": f"CT-{tag}-{number:07d}",
+        "unit_code": unit,
+        "procedure_code": procedure,
+        "declaration_period": period,
+        "submitted_at": submitted,
+        "received_at": received,
+        "due_date": (received + dt.timedelta(days=10)).date() if received else None,
+        "returned_at": returned,
+        "status": status,
+        "office_code": world.office_code,
+        "officer": None,
+        "result_no": None,
+        "notes": None,
+        "dq_flags": None,
+        "source": "portal",
+        "updated_at": updated,
+    }

@@ -7,7 +7,7 @@ import random
 
 from sqlalchemy.engine import Engine
 
-from extract.legacy_schema import NGUOI_LAO_DONG
+from ts24_migrate.core.legacy.schema import NGUOI_LAO_DONG
 
 from . import dirty_data as dd
 from .identifiers import citizen_id, old_id_card, social_insurance_no
@@ -19,12 +19,16 @@ from .writer import ChunkedInserter, Progress
 _DUPLICATE_ORIGINAL = "role:duplicate_original"
 
 _PERSON_DEFECT_SLOTS = (
-    (dd.TEXT_TCVN3, "HO_TEN", 0.01), (dd.TEXT_VNI, "HO_TEN", 0.01), (dd.TEXT_NFD, "HO_TEN", 0.01),
+    (dd.TEXT_TCVN3, "HO_TEN", 0.01),
+    (dd.TEXT_VNI, "HO_TEN", 0.01),
+    (dd.TEXT_NFD, "HO_TEN", 0.01),
     (dd.STRAY_WHITESPACE, "HO_TEN", 0.01),
-    (dd.BIRTH_DATE_MONTH_ONLY, "NGAY_SINH", 0.02), (dd.BIRTH_DATE_YEAR_ONLY, "NGAY_SINH", 0.01),
+    (dd.BIRTH_DATE_MONTH_ONLY, "NGAY_SINH", 0.02),
+    (dd.BIRTH_DATE_YEAR_ONLY, "NGAY_SINH", 0.01),
     (dd.IMPOSSIBLE_DATE, "NGAY_SINH", 0.005),
     (dd.BAD_SOCIAL_INSURANCE_NO, "MA_SO_BHXH", 0.005),
-    (dd.BAD_CITIZEN_ID, "SO_CCCD", 0.01), (dd.EMPTY_STRING_AS_NULL, "SO_CCCD", 0.01),
+    (dd.BAD_CITIZEN_ID, "SO_CCCD", 0.01),
+    (dd.EMPTY_STRING_AS_NULL, "SO_CCCD", 0.01),
     (dd.ORPHAN_UNIT_REFERENCE, "MA_DV", 0.005),
     (_DUPLICATE_ORIGINAL, "MA_SO_BHXH", 0.003),
 )
@@ -32,8 +36,9 @@ _BIRTH_FIRST = dt.date(1960, 1, 1).toordinal()
 _BIRTH_LAST = dt.date(2006, 12, 31).toordinal()
 
 
-def write_persons(legacy: Engine, world: World, units: UnitDirectory, defects: dd.DefectLog, *,
-                  progress: Progress | None = None) -> int:
+def write_persons(
+    legacy: Engine, world: World, units: UnitDirectory, defects: dd.DefectLog, *, progress: Progress | None = None
+) -> int:
     n = world.sizes.persons
     province = world.province_code
     plan = dd.DefectPlan.for_table(world.rng("plan:NGUOI_LAO_DONG"), n, _PERSON_DEFECT_SLOTS)
@@ -52,11 +57,15 @@ def write_persons(legacy: Engine, world: World, units: UnitDirectory, defects: d
                 card = old_id_card(province, index)
             else:
                 card = None
-            row = {"MA_SO_BHXH": social_insurance_no(province, index), "HO_TEN": person_name(rng, male),
-                   "NGAY_SINH": birth.strftime("%d/%m/%Y"), "GIOI_TINH": 1 if male else 0, "SO_CCCD": card,
-                   "MA_DV": units.stored_code(units.random_referable(rng)),
-                   "NGAY_CAP_NHAT": random_moment(rng, world.history_start,
-                                                  world.cutover_at - dt.timedelta(days=1))}
+            row = {
+                "MA_SO_BHXH": social_insurance_no(province, index),
+                "HO_TEN": person_name(rng, male),
+                "NGAY_SINH": birth.strftime("%d/%m/%Y"),
+                "GIOI_TINH": 1 if male else 0,
+                "SO_CCCD": card,
+                "MA_DV": units.stored_code(units.random_referable(rng)),
+                "NGAY_CAP_NHAT": random_moment(rng, world.history_start, world.cutover_at - dt.timedelta(days=1)),
+            }
             kind, column = plan.at(index) or (None, None)
             if kind == _DUPLICATE_ORIGINAL:
                 originals.append(dict(row))
@@ -71,22 +80,40 @@ def write_persons(legacy: Engine, world: World, units: UnitDirectory, defects: d
         for k, original in enumerate(originals):
             twin = dict(original)
             twin["MA_SO_BHXH"] = social_insurance_no(province, n + k)
-            twin["NGAY_CAP_NHAT"] = min(original["NGAY_CAP_NHAT"] + dt.timedelta(days=rng.randint(1, 400)),
-                                        world.cutover_at - dt.timedelta(hours=1))
-            defects.add(NGUOI_LAO_DONG.name, twin["MA_SO_BHXH"], "MA_SO_BHXH", dd.DUPLICATE_PERSON,
-                        twin["MA_SO_BHXH"], original["MA_SO_BHXH"])
+            twin["NGAY_CAP_NHAT"] = min(
+                original["NGAY_CAP_NHAT"] + dt.timedelta(days=rng.randint(1, 400)),
+                world.cutover_at - dt.timedelta(hours=1),
+            )
+            defects.add(
+                NGUOI_LAO_DONG.name,
+                twin["MA_SO_BHXH"],
+                "MA_SO_BHXH",
+                dd.DUPLICATE_PERSON,
+                twin["MA_SO_BHXH"],
+                original["MA_SO_BHXH"],
+            )
             out.add(twin)
     return out.rows_written
 
 
-def _plant_person_defect(row: dict, kind: str, column: str, index: int, birth: dt.date, male: bool,
-                         rng: random.Random, bad_numbers: set[str], defects: dd.DefectLog) -> None:
+def _plant_person_defect(
+    row: dict,
+    kind: str,
+    column: str,
+    index: int,
+    birth: dt.date,
+    male: bool,
+    rng: random.Random,
+    bad_numbers: set[str],
+    defects: dd.DefectLog,
+) -> None:
     table = NGUOI_LAO_DONG.name
     number = row["MA_SO_BHXH"]
     if kind in dd.ENCODING_KINDS:
         # A family name with diacritics, so the encoding damages something.
         planted, clean = dd.plant_text(
-            kind, lambda: f"{rng.choice(FAMILY_NAMES[:6])} {person_name(rng, male).split(' ', 1)[1]}")
+            kind, lambda: f"{rng.choice(FAMILY_NAMES[:6])} {person_name(rng, male).split(' ', 1)[1]}"
+        )
         row[column] = planted
         defects.add(table, number, column, kind, planted, clean)
     elif kind == dd.STRAY_WHITESPACE:

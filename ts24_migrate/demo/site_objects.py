@@ -28,23 +28,37 @@ PROCEDURE = "SP_DEM_HO_SO_DANG_XU_LY"
 SEQUENCE = "SEQ_SO_HO_SO"
 UNREFERENCED_FILE = "tam/hồ_sơ_cũ_chưa_nhập.pdf"
 
-_VIEW_SQL = ("CREATE VIEW V_HO_SO_DANG_XU_LY AS SELECT ID_HO_SO, SO_HO_SO, MA_DV, MA_THU_TUC, TRANG_THAI, "
-             "NGAY_HEN_TRA FROM HO_SO WHERE TRANG_THAI IN (0, 1, 2, 3)")
+_VIEW_SQL = (
+    "CREATE VIEW V_HO_SO_DANG_XU_LY AS SELECT ID_HO_SO, SO_HO_SO, MA_DV, MA_THU_TUC, TRANG_THAI, "
+    "NGAY_HEN_TRA FROM HO_SO WHERE TRANG_THAI IN (0, 1, 2, 3)"
+)
 _DEFINITIONS: dict[str, list[tuple[str, str, str | None, str]]] = {
     "sqlite": [
         ("view", VIEW, None, _VIEW_SQL),
-        ("trigger", TRIGGER, "HT_NHAT_KY",
-         "CREATE TRIGGER TRG_HT_NHAT_KY_CHI_GHI_THEM BEFORE DELETE ON HT_NHAT_KY "
-         "BEGIN SELECT RAISE(ABORT, 'HT_NHAT_KY chi duoc ghi them'); END"),
+        (
+            "trigger",
+            TRIGGER,
+            "HT_NHAT_KY",
+            "CREATE TRIGGER TRG_HT_NHAT_KY_CHI_GHI_THEM BEFORE DELETE ON HT_NHAT_KY "
+            "BEGIN SELECT RAISE(ABORT, 'HT_NHAT_KY chi duoc ghi them'); END",
+        ),
     ],
     "mysql": [
         ("view", VIEW, None, _VIEW_SQL),
-        ("trigger", TRIGGER, "HT_NHAT_KY",
-         "CREATE TRIGGER TRG_HT_NHAT_KY_CHI_GHI_THEM BEFORE DELETE ON HT_NHAT_KY FOR EACH ROW "
-         "SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'HT_NHAT_KY chi duoc ghi them'"),
-        ("procedure", PROCEDURE, None,
-         "CREATE PROCEDURE SP_DEM_HO_SO_DANG_XU_LY() READS SQL DATA SELECT TRANG_THAI, COUNT(*) AS SO_HO_SO "
-         "FROM HO_SO WHERE TRANG_THAI IN (0, 1, 2, 3) GROUP BY TRANG_THAI"),
+        (
+            "trigger",
+            TRIGGER,
+            "HT_NHAT_KY",
+            "CREATE TRIGGER TRG_HT_NHAT_KY_CHI_GHI_THEM BEFORE DELETE ON HT_NHAT_KY FOR EACH ROW "
+            "SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'HT_NHAT_KY chi duoc ghi them'",
+        ),
+        (
+            "procedure",
+            PROCEDURE,
+            None,
+            "CREATE PROCEDURE SP_DEM_HO_SO_DANG_XU_LY() READS SQL DATA SELECT TRANG_THAI, COUNT(*) AS SO_HO_SO "
+            "FROM HO_SO WHERE TRANG_THAI IN (0, 1, 2, 3) GROUP BY TRANG_THAI",
+        ),
         ("sequence", SEQUENCE, None, "CREATE SEQUENCE SEQ_SO_HO_SO START WITH 100000"),
     ],
 }

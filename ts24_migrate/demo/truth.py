@@ -70,7 +70,7 @@ class DemoTruth:
         return data
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "DemoTruth":
+    def from_dict(cls, data: dict[str, Any]) -> DemoTruth:
         known = {f.name for f in fields(cls)}
         values = {k: v for k, v in data.items() if k in known}
         values["cutover"] = dt.date.fromisoformat(data["cutover"])
@@ -84,7 +84,7 @@ class DemoTruth:
         path.write_text(text + "\n", encoding="utf-8")
 
     @classmethod
-    def read(cls, path: Path) -> "DemoTruth":
+    def read(cls, path: Path) -> DemoTruth:
         return cls.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
 
     def defects_of(self, kind: str) -> list[dict[str, Any]]:

@@ -17,11 +17,10 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.engine import Engine
 
-from extract.legacy_schema import DM_COQUAN_BHXH, DM_DONVI
+from ts24_migrate.core.legacy.schema import DM_COQUAN_BHXH, DM_DONVI
 
 from . import dirty_data as dd
-from .identifiers import (ORPHAN_UNIT_PREFIX, malformed_tax_code, tax_code, unit_code,
-                          with_wrong_check_digit)
+from .identifiers import ORPHAN_UNIT_PREFIX, malformed_tax_code, tax_code, unit_code, with_wrong_check_digit
 from .names import DISTRICTS, address, company_name, person_name, province_name
 from .world import World, random_moment
 from .writer import ChunkedInserter, Progress
@@ -36,13 +35,21 @@ _RESERVED_FOR_DUPLICATE = "role:reserved_for_duplicate"
 _TARGET_CONFLICT = "role:target_conflict"
 
 _UNIT_DEFECT_SLOTS = (
-    (dd.TEXT_TCVN3, "TEN_DV", 0.02), (dd.TEXT_VNI, "TEN_DV", 0.02), (dd.TEXT_NFD, "TEN_DV", 0.02),
-    (dd.TEXT_TCVN3, "DIA_CHI", 0.015), (dd.TEXT_VNI, "DIA_CHI", 0.015), (dd.TEXT_NFD, "DIA_CHI", 0.015),
-    (dd.TAX_CODE_BAD_CHECK_DIGIT, "MA_SO_THUE", 0.015), (dd.TAX_CODE_MALFORMED, "MA_SO_THUE", 0.01),
-    (dd.EMPTY_STRING_AS_NULL, "MA_SO_THUE", 0.01), (dd.EMPTY_STRING_AS_NULL, "EMAIL", 0.02),
-    (dd.STRAY_WHITESPACE, "MA_DV", 0.01), (dd.LOWER_CASE_CODE, "MA_DV", 0.015),
+    (dd.TEXT_TCVN3, "TEN_DV", 0.02),
+    (dd.TEXT_VNI, "TEN_DV", 0.02),
+    (dd.TEXT_NFD, "TEN_DV", 0.02),
+    (dd.TEXT_TCVN3, "DIA_CHI", 0.015),
+    (dd.TEXT_VNI, "DIA_CHI", 0.015),
+    (dd.TEXT_NFD, "DIA_CHI", 0.015),
+    (dd.TAX_CODE_BAD_CHECK_DIGIT, "MA_SO_THUE", 0.015),
+    (dd.TAX_CODE_MALFORMED, "MA_SO_THUE", 0.01),
+    (dd.EMPTY_STRING_AS_NULL, "MA_SO_THUE", 0.01),
+    (dd.EMPTY_STRING_AS_NULL, "EMAIL", 0.02),
+    (dd.STRAY_WHITESPACE, "MA_DV", 0.01),
+    (dd.LOWER_CASE_CODE, "MA_DV", 0.015),
     (dd.IMPOSSIBLE_DATE, "NGAY_DANG_KY", 0.01),
-    (_TWIN_ORIGINAL, "MA_DV", 0.005), (_TARGET_CONFLICT, "MA_DV", 0.01),
+    (_TWIN_ORIGINAL, "MA_DV", 0.005),
+    (_TARGET_CONFLICT, "MA_DV", 0.01),
 )
 
 
@@ -136,25 +143,46 @@ def _unit_facts(rng: random.Random, world: World, index: int, code: str) -> Unit
     if mode == 3:
         ivan = rng.choice(IVAN_PROVIDERS)
         serial = f"{rng.getrandbits(128):032X}"
-        cert_from = random_moment(rng, world.cutover_at - dt.timedelta(days=3 * 365),
-                                  world.cutover_at - dt.timedelta(days=30))
+        cert_from = random_moment(
+            rng, world.cutover_at - dt.timedelta(days=3 * 365), world.cutover_at - dt.timedelta(days=30)
+        )
         cert_to = cert_from + dt.timedelta(days=3 * 365)
-    return UnitFacts(code=code, name=company_name(rng), tax_code=tax,
-                     address=address(rng, world.province_code), office_code=rng.choice(world.offices),
-                     mode=mode, active=rng.random() < 0.9, ivan_code=ivan, cert_serial=serial,
-                     cert_valid_from=cert_from, cert_valid_to=cert_to, registered_on=registered)
+    return UnitFacts(
+        code=code,
+        name=company_name(rng),
+        tax_code=tax,
+        address=address(rng, world.province_code),
+        office_code=rng.choice(world.offices),
+        mode=mode,
+        active=rng.random() < 0.9,
+        ivan_code=ivan,
+        cert_serial=serial,
+        cert_valid_from=cert_from,
+        cert_valid_to=cert_to,
+        registered_on=registered,
+    )
 
 
 def _unit_row(facts: UnitFacts, stored_code: str, rng: random.Random, world: World) -> dict:
-    updated = random_moment(rng, dt.datetime.combine(facts.registered_on, dt.time(8)),
-                            world.cutover_at - dt.timedelta(days=1))
+    updated = random_moment(
+        rng, dt.datetime.combine(facts.registered_on, dt.time(8)), world.cutover_at - dt.timedelta(days=1)
+    )
     return {
-        "MA_DV": stored_code, "TEN_DV": facts.name, "MA_SO_THUE": facts.tax_code, "DIA_CHI": facts.address,
-        "MA_CQ": facts.office_code, "NGUOI_LIEN_HE": person_name(rng, rng.random() < 0.5),
-        "DIEN_THOAI": f"09{rng.randrange(10**8):08d}", "EMAIL": f"ketoan.{facts.code.lower()}@example.vn",
-        "PHUONG_THUC_GD": facts.mode, "MA_IVAN": facts.ivan_code, "SERIAL_CTS": facts.cert_serial,
-        "CTS_TU_NGAY": facts.cert_valid_from, "CTS_DEN_NGAY": facts.cert_valid_to,
-        "NGAY_DANG_KY": facts.registered_on.strftime("%d/%m/%Y"), "TRANG_THAI": 1 if facts.active else 0,
+        "MA_DV": stored_code,
+        "TEN_DV": facts.name,
+        "MA_SO_THUE": facts.tax_code,
+        "DIA_CHI": facts.address,
+        "MA_CQ": facts.office_code,
+        "NGUOI_LIEN_HE": person_name(rng, rng.random() < 0.5),
+        "DIEN_THOAI": f"09{rng.randrange(10**8):08d}",
+        "EMAIL": f"ketoan.{facts.code.lower()}@example.vn",
+        "PHUONG_THUC_GD": facts.mode,
+        "MA_IVAN": facts.ivan_code,
+        "SERIAL_CTS": facts.cert_serial,
+        "CTS_TU_NGAY": facts.cert_valid_from,
+        "CTS_DEN_NGAY": facts.cert_valid_to,
+        "NGAY_DANG_KY": facts.registered_on.strftime("%d/%m/%Y"),
+        "TRANG_THAI": 1 if facts.active else 0,
         "NGAY_CAP_NHAT": updated,
     }
 
@@ -171,8 +199,9 @@ def target_conflict_codes(world: World, plan: dd.DefectPlan) -> list[str]:
     return [unit_code(world.office_code, i, width) for i in plan.rows_with(_TARGET_CONFLICT)]
 
 
-def write_units(legacy: Engine, world: World, plan: dd.DefectPlan, defects: dd.DefectLog, *,
-                progress: Progress | None = None) -> UnitDirectory:
+def write_units(
+    legacy: Engine, world: World, plan: dd.DefectPlan, defects: dd.DefectLog, *, progress: Progress | None = None
+) -> UnitDirectory:
     n = world.sizes.units
     directory = UnitDirectory(world.office_code, n, width=max(4, len(str(n))))
     directory.reserved_for_duplicates = plan.rows_with(_RESERVED_FOR_DUPLICATE)
@@ -211,8 +240,17 @@ def write_units(legacy: Engine, world: World, plan: dd.DefectPlan, defects: dd.D
     return directory
 
 
-def _plant_unit_defect(row: dict, facts: UnitFacts, kind: str, column: str, index: int,
-                       rng: random.Random, world: World, defects: dd.DefectLog, planted_before: Counter) -> None:
+def _plant_unit_defect(
+    row: dict,
+    facts: UnitFacts,
+    kind: str,
+    column: str,
+    index: int,
+    rng: random.Random,
+    world: World,
+    defects: dd.DefectLog,
+    planted_before: Counter,
+) -> None:
     table = DM_DONVI.name
     key = facts.code  # default; codes planted below change the key itself
     if kind in dd.ENCODING_KINDS:

@@ -36,12 +36,18 @@ class SiteSizes:
     import_rows: int
 
     @classmethod
-    def for_scale(cls, scale: float) -> "SiteSizes":
+    def for_scale(cls, scale: float) -> SiteSizes:
         def size(per_unit_scale: float, minimum: int) -> int:
             return max(minimum, round(per_unit_scale * scale))
 
-        return cls(units=size(200, 20), persons=size(1000, 40), dossiers=size(2000, 60),
-                   users=size(20, 4), system_log=size(300, 20), import_rows=size(40, 8))
+        return cls(
+            units=size(200, 20),
+            persons=size(1000, 40),
+            dossiers=size(2000, 60),
+            users=size(20, 4),
+            system_log=size(300, 20),
+            import_rows=size(40, 8),
+        )
 
 
 @dataclass(frozen=True)

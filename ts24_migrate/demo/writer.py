@@ -16,7 +16,8 @@ Example::
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
@@ -35,13 +36,20 @@ def insert_rows(conn: Connection, table: sa.Table, rows: list[dict[str, Any]]) -
         return
     per_statement = max(1, MAX_PARAMETERS_PER_STATEMENT // len(rows[0]))
     for start in range(0, len(rows), per_statement):
-        conn.execute(table.insert().values(rows[start:start + per_statement]))
+        conn.execute(table.insert().values(rows[start : start + per_statement]))
 
 
 class ChunkedInserter:
-    def __init__(self, engine: Engine, table: sa.Table, *, chunk_rows: int = 10_000,
-                 chunk_bytes: int = 16 << 20, progress: Progress | None = None,
-                 expected_rows: int | None = None):
+    def __init__(
+        self,
+        engine: Engine,
+        table: sa.Table,
+        *,
+        chunk_rows: int = 10_000,
+        chunk_bytes: int = 16 << 20,
+        progress: Progress | None = None,
+        expected_rows: int | None = None,
+    ):
         self.engine = engine
         self.table = table
         self.chunk_rows = chunk_rows
@@ -69,7 +77,7 @@ class ChunkedInserter:
         if self.progress is not None:
             self.progress(self.table.name, self.rows_written, self.expected_rows)
 
-    def __enter__(self) -> "ChunkedInserter":
+    def __enter__(self) -> ChunkedInserter:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:

@@ -1,0 +1,172 @@
+"""`ts24-migrate validate SITE` and `ts24-migrate report SITE`: the verdict on a migrated site.
+
+`validate_step` holds the stages' figures against each other and against the
+target (accounting, parity, target expectations, the backup's verification),
+profiles the legacy data (descriptive), records every result in the control
+store, then writes the auditor's report from the control store alone
+(validation/report.py). The verdict fails, after everything is recorded, when
+any target expectation fails, parity is not exact, the accounting does not add
+up, or the latest backup is not verified: a VerificationError, exit code 1.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ts24_migrate.core.errors import VerificationError
+from ts24_migrate.core.report_paths import PathNames
+from ts24_migrate.runs.app import App, pass_app
+
+from .outcome import stage_outcome
+from .progress import table_progress
+from .slots import command_slots
+
+Progress = Callable[[str, int, int], None]
+
+
+# -- commands ---------------------------------------------------------------------------------
+
+
+def _human(site_id: str, result: dict[str, Any]) -> str:
+    accounting, parity = result["accounting"], result["parity"]
+    expectations = result["target_expectations"]
+    lines = [
+        f"site {site_id}: validation {result['verdict'].upper()} (run {result['run_id']})",
+        f"  accounting: {accounting.get('tables')} tables, {accounting.get('source')} source rows = "
+        f"{accounting.get('backed_up')} backed up; mapped: {accounting.get('loaded')} loaded + "
+        f"{accounting.get('rejected')} rejected" + ("" if accounting.get("ok") else "  DOES NOT ADD UP"),
+        "  parity: "
+        + (
+            "exact"
+            if parity.get("exact")
+            else f"{parity.get('differences')} differences ({parity.get('missing')} missing, "
+            f"{parity.get('extra')} extra, {parity.get('changed')} changed)"
+        ),
+        f"  target expectations: {expectations.get('evaluated', 0) - expectations.get('failed', 0)} of "
+        f"{expectations.get('evaluated')} hold",
+        f"  backup {result['backup']['backup_id']}: "
+        + ("verified" if result["backup"]["verified"] else "NOT verified"),
+    ]
+    lines += [f"  fails: {reason}" for reason in result["reasons"]]
+    lines.append(f"report: {result['reports']['html']}")
+    return "\n".join(lines)
+
+
+@click.command("validate")
+@click.argument("site_id", metavar="SITE")
+@click.option(
+    "--legacy-sample-rows",
+    type=click.IntRange(min=1),
+    help="Profile only the first N rows of each legacy table [default: every row].",
+)
+@pass_app
+def validate(app: App, site_id: str, legacy_sample_rows: int | None) -> None:
+    """Validate SITE after its load and write the auditor's report (HTML and JSON, with Great
+    Expectations Data Docs next to it).
+
+    Checks: every target expectation holds; parity is exact (the target still
+    holds exactly the rows the load wrote: missing, extra and changed keys are
+    named); the accounting adds up (source = backed up, and loaded + rejected for
+    mapped tables); the latest backup is verified (decrypted by a custodian) and
+    its manifest signature holds. The legacy data is profiled too, descriptively.
+    Exit code 0 when every check holds, 1 when one does not; the report is
+    written either way and its path printed.
+
+    \b
+    Example:
+      ts24-migrate -i sites.yaml validate hn-01
+      ts24-migrate -i sites.yaml --json validate hn-01 | jq .reports.html
+    """
+    from ts24_migrate.runs.validate import validate_step
+
+    with stage_outcome(app, site_id) as outcome:
+        with command_slots(app, site_id, target=True), table_progress(app, "validating") as progress:
+            try:
+                result = validate_step(app, site_id, progress=progress, legacy_sample_rows=legacy_sample_rows)
+            except VerificationError as exc:
+                result = getattr(exc, "result", None)
+                if result is not None:
+                    exc.outcome = outcome.emit(
+                        result, _human(site_id, result), verdict="FAILED", report=result["reports"]["html"]
+                    ).to_dict()
+                raise
+        outcome.emit(result, _human(site_id, result), verdict="PASSED", report=result["reports"]["html"])
+
+
+def _record_copy(app: App, site_id: str, site_report, out: Path) -> None:
+    """A copy of a report leaves the work folder: recorded, so the register of copies names it
+    (purge.remaining_copies). Control store only: this may run on an auditor's machine, without
+    the signing key."""
+    store = app.control_store
+    from purge.remaining_copies import REPORT_COPY_STAGE
+
+    run_id = store.start_run(site_id, REPORT_COPY_STAGE)
+    store.finish_run(
+        run_id,
+        "succeeded",
+        {
+            "folder": str(out.resolve()),
+            "validate_run": site_report.run_id,
+            "personal_data": site_report.data["personal_data"]["examples"],
+        },
+    )
+
+
+@click.command("report")
+@click.argument("site_id", metavar="SITE")
+@click.option("--run", "run_id", metavar="RUN_ID", help="A validate run [default: the latest with a verdict].")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Write a self-contained folder for an auditor: the report (HTML, JSON, charts) and the "
+    "run's Great Expectations Data Docs, static and offline [default: the run's own report "
+    "folder].",
+)
+@pass_app
+def report(app: App, site_id: str, run_id: str | None, out: Path | None) -> None:
+    """Rebuild the validation report of SITE from the control store alone (no legacy database,
+    target or backup folder needed), e.g. on an auditor's machine with a copy of the control
+    store. With --out, write a folder to hand to an auditor: it opens offline on any machine
+    (nothing is fetched from the internet; files are named from the inventory's folder, never
+    by this host's paths), with the run's Data Docs copied along when this host has them.
+    Exit code 0 when the report is written, whatever its verdict says.
+
+    \b
+    Example:
+      ts24-migrate -i sites.yaml report hn-01
+      ts24-migrate -i sites.yaml report hn-01 --run 0b6f... --out /tmp/hn-01-report
+    """
+    from ts24_migrate.runs.gates import require_verdict
+    from validation.report import build_site_report, write_site_report
+
+    with stage_outcome(app, site_id) as outcome:
+        if run_id is None:
+            require_verdict(app, site_id)
+        site_report = build_site_report(
+            app.control_store, site_id, run_id=run_id, names=PathNames.for_inventory(app.inventory)
+        )
+        run_folder = app.reports_dir(site_id) / site_report.run_id
+        paths = write_site_report(site_report, out or run_folder, run_folder=run_folder)
+        if out is not None:
+            _record_copy(app, site_id, site_report, out)
+        data = {
+            "site_id": site_id,
+            "run_id": site_report.run_id,
+            "passed": site_report.passed,
+            "verdict": site_report.data["verdict"]["text"],
+            "reports": {k: str(v) for k, v in paths.items()},
+        }
+        outcome.emit(
+            data,
+            f"site {site_id}: validation {data['verdict'].upper()} (run {site_report.run_id})\n"
+            f"report: {paths['html']}\njson:   {paths['json']}",
+            verdict="PASSED" if site_report.passed else "FAILED",
+            report=paths["html"],
+        )
+
+
+COMMANDS = [validate, report]
