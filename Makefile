@@ -13,7 +13,7 @@ TEST_DEBIAN_PACKAGES := chromium
 BENCHMARK_DEBIAN_PACKAGES := pgloader postgresql-client
 PYTEST_ARGS ?=
 
-.PHONY: demo test system-packages test-packages apt-install venv clean benchmark
+.PHONY: demo test check system-packages test-packages apt-install venv clean benchmark
 
 # The demo ends with its outcome line (PASSED or FAILED); any other failure still says FAILED.
 demo: venv
@@ -21,6 +21,13 @@ demo: venv
 
 test: venv test-packages
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The code habits of docs/architecture.md: the layers (import-linter), ruff, ruff format, mypy.
+check: venv
+	$(BIN)/lint-imports
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 benchmark: venv
 	@$(MAKE) --no-print-directory apt-install PACKAGES="$(BENCHMARK_DEBIAN_PACKAGES)"

@@ -46,12 +46,23 @@ from backups.verify import (
 )
 from extract.attachments import ATTACHMENTS_KEY, attachment_fingerprint
 from extract.extraction import live_fingerprints
-from reconcile.state import ChainLink
 from ts24_migrate.core.errors import UsageError, VerificationError
 from ts24_migrate.core.private_files import make_private_dirs
 from ts24_migrate.core.rows.fingerprint import TableFingerprint, canonical_value
 
 from .increment import DELETED_PREFIX, increments_dir
+
+
+@dataclass(frozen=True)
+class ChainLink:
+    """One backup of a site's chain as the control store records it: the full backup (seq 0), then each
+    increment in the order it was chained."""
+
+    seq: int
+    backup_id: str
+    kind: str  # "full" or "incremental"
+    manifest_fingerprint: str
+    run_id: str | None
 
 
 def backup_folder(backup_root: Path, site_id: str, link: ChainLink) -> Path:

@@ -30,6 +30,12 @@ def publish_table(site_id: str, stage: str, rows: list[dict[str, Any]], descript
     create_table_artifact(table=rows, key=artifact_key(site_id, stage, "table"), description=description)
 
 
+def publish_report_artifacts(site_id: str, artifacts: Any) -> None:
+    """Publish a report's summary (a validation.report_artifacts.ReportArtifacts, built by the run)."""
+    publish_markdown(site_id, artifacts.stage, artifacts.markdown, artifacts.markdown_description)
+    publish_table(site_id, artifacts.stage, artifacts.rows, artifacts.table_description)
+
+
 def progress_reporter(site_id: str, stage: str) -> Callable[[str, int, int], None]:
     """A progress callback(item, done, total) that drives a Prefect progress artifact."""
     artifact_id = create_progress_artifact(

@@ -159,14 +159,14 @@ def load_task(site_id: str, inventory: str, chunk_rows: int) -> dict[str, Any]:
 @task(name="validate", retries=1, retry_delay_seconds=10, retry_condition_fn=retry_if_transient)
 def validate_task(site_id: str, inventory: str, legacy_sample_rows: int | None = None) -> dict[str, Any]:
     from ts24_migrate.core.errors import VerificationError
-    from ts24_migrate.runs.validate import validate_step
-    from validation.report import build_site_report
-    from validation.report_artifacts import publish_report_artifacts
+    from ts24_migrate.runs.validate import validate_step, validation_artifacts
+
+    from .artifacts import publish_report_artifacts
 
     def publish(result: dict[str, Any]) -> None:
         app = App(Path(inventory))
         try:
-            publish_report_artifacts(site_id, build_site_report(app.control_store, site_id, run_id=result["run_id"]))
+            publish_report_artifacts(site_id, validation_artifacts(app, site_id, result["run_id"]))
         finally:
             app.close()
 

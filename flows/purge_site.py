@@ -29,11 +29,11 @@ from prefect.flow_runs import pause_flow_run
 from prefect.input import RunInput
 from prefect.runtime import flow_run
 
-from purge.documents import write_document
 from ts24_migrate.core.config import Person
 from ts24_migrate.core.errors import ConfigError, GateRefused
 from ts24_migrate.core.keys import load_signing_key
 from ts24_migrate.runs.app import App
+from ts24_migrate.runs.documents import write_approval
 from ts24_migrate.runs.purge import execute_step, plan_step
 
 from .artifacts import artifact_key, progress_reporter, publish_markdown
@@ -135,7 +135,7 @@ def purge_site(
             )
         # Kept next to the plan like `purge approve`'s; execute_step checks each signature and expiry.
         approval = folder / f"approval-flow-{str(flow_run.id)[:8]}-{number}.json"
-        write_document(approval, document)
+        write_approval(approval, document)
         approvals.append(approval)
     app = App(Path(path))
     try:

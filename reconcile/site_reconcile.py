@@ -59,7 +59,7 @@ from sqlalchemy.engine import Engine
 
 from backups.backup import site_lock
 from backups.catalog import list_backups
-from backups.chain import ChainReport, backup_folder, load_chain, verify_chain
+from backups.chain import ChainLink, ChainReport, backup_folder, load_chain, verify_chain
 from backups.increment import INCREMENTS_DIR, IncrementWriter, discard_unsigned, file_key_table
 from backups.manifest import MANIFEST_NAME, BackupManifest, read_manifest
 from extract.attachments import ATTACHMENTS_KEY
@@ -89,7 +89,7 @@ from .findings import (
     reregistration,
     unread_changes,
 )
-from .state import ChainLink, DigestChange, ReconcileState, TableState, key_text, key_values
+from .state import DigestChange, ReconcileState, TableState, key_text, key_values
 
 Progress = Any  # callable(item, done, total) or None
 

@@ -41,6 +41,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from backups.chain import ChainLink
 from extract.json_values import from_json_row, from_json_value, json_row, json_value
 from ts24_migrate.core.rows.fingerprint import TableFingerprint
 
@@ -128,15 +129,6 @@ def key_values(text: str) -> tuple:
 
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC).replace(tzinfo=None)
-
-
-@dataclass(frozen=True)
-class ChainLink:
-    seq: int
-    backup_id: str
-    kind: str
-    manifest_fingerprint: str
-    run_id: str | None
 
 
 @dataclass(frozen=True)

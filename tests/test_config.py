@@ -117,3 +117,37 @@ def test_unknown_site(tmp_path, monkeypatch):
 def test_redaction_hides_passwords(url):
     assert "Very$ecret" not in redact_url(url)
     assert "Very$ecret" not in scrub(f"could not connect to {url}: timeout", Secret(url))
+
+
+def test_a_prefect_secret_needs_the_run_wiring_and_names_no_value(tmp_path):
+    """The kernel reads env: and file: secrets itself; prefect: only once the run wiring registered the
+    store. Without it, a clear ConfigError (checked in a fresh interpreter that imports only the kernel)."""
+    import subprocess
+    import sys
+
+    code = (
+        "from ts24_migrate.core.secrets import SecretRef\n"
+        "from ts24_migrate.core.errors import ConfigError\n"
+        "try:\n    SecretRef.parse('prefect:ts24-nowhere').resolve()\n"
+        "except ConfigError as e:\n    print(e)\n"
+        "import sys; print('prefect' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.splitlines() == [
+        "secret prefect:ts24-nowhere: prefect secrets are read only through ts24-migrate's commands and flows",
+        "False",
+    ]
+
+
+@pytest.mark.prefect
+def test_a_prefect_secret_block_is_read_through_the_registered_store(prefect_server):
+    from prefect.blocks.system import Secret as PrefectSecret
+
+    import ts24_migrate.runs.app  # noqa: F401  (registers the store, as every command and flow does)
+
+    PrefectSecret(value="sqlite:///from-a-block.db").save("ts24-test-legacy-url", overwrite=True)
+    assert SecretRef.parse("prefect:ts24-test-legacy-url").resolve() == Secret("sqlite:///from-a-block.db")
+    with pytest.raises(
+        ConfigError, match=r"^secret prefect:ts24-no-such-block: prefect Secret block could not be loaded"
+    ):
+        SecretRef.parse("prefect:ts24-no-such-block").resolve()

@@ -38,6 +38,6 @@ def test_readme_keeps_its_guide_sections():
         "Reading the reports",
         "Running on a Prefect server",
         "Troubleshooting",
-        "Known limits (current release)",
+        "Known limits",
     ):
         assert expected in headings, expected

@@ -20,13 +20,14 @@ import sqlalchemy as sa
 from test_report_support import SITE, chromium_dom, migrated_site, parse_page
 
 from audit import read_events
+from flows.artifacts import publish_report_artifacts
 from load.bookkeeping import lineage, rejects
 from ts24_migrate.cli.main import main
 from ts24_migrate.core.control_store import SiteState
 from ts24_migrate.core.personal_data import mask_legacy_key
 from ts24_migrate.runs.app import App
 from validation.report import build_site_report
-from validation.report_artifacts import accounting_rows, publish_report_artifacts, report_markdown
+from validation.report_artifacts import accounting_rows, report_artifacts, report_markdown
 
 pytestmark = pytest.mark.slow
 
@@ -268,7 +269,7 @@ def test_prefect_artifacts_carry_the_verdict_and_the_accounting(validated, prefe
 
     @flow(name="report-artifacts-test")
     def publish() -> None:
-        publish_report_artifacts(SITE, report)
+        publish_report_artifacts(SITE, report_artifacts(SITE, report))
 
     publish()
 

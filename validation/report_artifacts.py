@@ -7,11 +7,12 @@ into artifacts, never connection details.
 Example::
 
     report = build_site_report(store, "hn-01", run_id=result["run_id"])
-    publish_report_artifacts("hn-01", report)      # inside a flow or task run
+    artifacts = report_artifacts("hn-01", report)  # published by flows.artifacts.publish_report_artifacts
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from .report import SiteReport
@@ -72,10 +73,23 @@ def accounting_rows(report: SiteReport) -> list[dict[str, Any]]:
     ]
 
 
-def publish_report_artifacts(site_id: str, report: SiteReport) -> None:
-    """Publish the markdown summary and the accounting table; call inside a flow or task run."""
-    from flows.artifacts import publish_markdown, publish_table
+@dataclass(frozen=True)
+class ReportArtifacts:
+    """What the flow publishes next to its run: the markdown summary and the per-table accounting."""
 
+    stage: str
+    markdown: str
+    markdown_description: str
+    rows: list[dict[str, Any]]
+    table_description: str
+
+
+def report_artifacts(site_id: str, report: SiteReport) -> ReportArtifacts:
     verdict = "passed" if report.passed else "failed"
-    publish_markdown(site_id, STAGE, report_markdown(report), f"validation of {site_id}: {verdict}")
-    publish_table(site_id, STAGE, accounting_rows(report), f"per-table accounting of {site_id}")
+    return ReportArtifacts(
+        STAGE,
+        report_markdown(report),
+        f"validation of {site_id}: {verdict}",
+        accounting_rows(report),
+        f"per-table accounting of {site_id}",
+    )

@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import re
 import stat
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -84,16 +85,29 @@ class SecretRef:
             if mode & (stat.S_IRWXG | stat.S_IRWXO):
                 raise ConfigError(f"secret {self}: file {path} is readable by others; run chmod 600 {path}")
             return Secret(path.read_text(encoding="utf-8").strip())
-        return _prefect_secret(self)
+        reader = _BLOCK_READERS.get(self.scheme)
+        if reader is None:
+            raise ConfigError(
+                f"secret {self}: {self.scheme} secrets are read only through ts24-migrate's commands and flows"
+            )
+        try:
+            return Secret(reader(self.name))
+        except Exception as exc:  # the error text of a block store never contains the secret value
+            raise ConfigError(
+                f"secret {self}: {self.scheme} Secret block could not be loaded ({type(exc).__name__})"
+            ) from None
 
 
-def _prefect_secret(ref: SecretRef) -> Secret:
-    try:
-        from prefect.blocks.system import Secret as PrefectSecret
+# Readers of secret stores that live outside the kernel, by scheme: the kernel never imports Prefect, the
+# run wiring registers its reader (ts24_migrate.runs.app) before any inventory is loaded.
+_BLOCK_READERS: dict[str, Callable[[str], str]] = {}
 
-        return Secret(str(PrefectSecret.load(ref.name).get()))
-    except Exception as exc:  # the Prefect error text never contains the secret value
-        raise ConfigError(f"secret {ref}: Prefect Secret block could not be loaded ({type(exc).__name__})") from None
+
+def register_secret_store(scheme: str, reader: Callable[[str], str]) -> None:
+    """Let `scheme:NAME` references be read by reader(NAME) (e.g. "prefect" and its Secret blocks)."""
+    if scheme not in SECRET_SCHEMES or scheme in ("env", "file"):
+        raise ValueError(f"{scheme!r} is not a secret store scheme")
+    _BLOCK_READERS[scheme] = reader
 
 
 # A password in an ODBC string: plain up to ";", or braced ({...}, "}}" for "}") and then holding anything.

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from ts24_migrate.core.errors import ConfigError
+from ts24_migrate.runs import secret_stores  # noqa: F401  (registers prefect: secrets)
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine

@@ -11,12 +11,13 @@ from pathlib import Path
 from typing import Any
 
 from backups.backup import BackupResult, backup_site
-from backups.catalog import find_backup
+from backups.catalog import find_backup, list_backups
 from backups.manifest import BackupManifest, read_manifest
 from backups.repair_complete import repair_backup
 from backups.restore import restore_backup
 from backups.reuse import backup_still_current
 from backups.verify import as_identity, verify_backup
+from extract.objects import object_counts
 from purge.remaining_copies import SCRATCH, scratch_record
 from ts24_migrate.core.control_store import SiteState
 from ts24_migrate.core.errors import ConfigError, UnreachableError, UsageError, VerificationError
@@ -409,3 +410,21 @@ def _manifest_tables(backup_dir: Path) -> list[str]:
 
 
 # -- commands ---------------------------------------------------------------------------------
+
+
+def listed_backups(app: App, site_id: str) -> list[dict[str, Any]]:
+    """`backup list`: each backup of the site in its folder, with the status its last verification decides."""
+    app.site(site_id)
+    store = app.control_store
+    rows = [
+        {"backup_id": e.backup_id, "status": e.status, "path": str(e.path), **e.summary, "verification": None}
+        for e in list_backups(app.inventory.backup_path, site_id)
+    ]
+    for row in rows:
+        row["status"], row["verification"] = listed_backup(store, site_id, row["backup_id"], row["status"])
+    return rows
+
+
+def object_figures(items: list[dict[str, Any]] | None) -> dict[str, int]:
+    """How many views, triggers, procedures and sequences a backup's @objects part holds, by kind."""
+    return object_counts(items or [])

@@ -16,14 +16,14 @@ from sqlalchemy.engine import URL, Engine
 from audit.events import LedgerEvent
 from audit.ledger import read_events
 from audit.verify import LedgerVerification, verify_ledger
-from backups.chain import ChainReport, chain_fingerprints, load_chain, verify_chain
+from backups.chain import ChainLink, ChainReport, chain_fingerprints, load_chain, verify_chain
 from backups.manifest import BackupManifest
 from purge.gates import GateResult, differences
 from purge.objects import chain_object_fingerprints
 from purge.plan import LiveScope, survey_live
 from purge.scope import SQLITE_SIDE_SUFFIXES, scope_problems
 from purge.write_stop import WriteStopCheck, check_writes_stopped
-from reconcile.state import ChainLink, ReconcileState
+from reconcile.state import ReconcileState
 from ts24_migrate.core.config import SiteConfig
 from ts24_migrate.core.control_store import RunRecord, SiteState
 from ts24_migrate.core.db import legacy_engine, parse_url

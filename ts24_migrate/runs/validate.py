@@ -41,6 +41,7 @@ from validation.report import (
     legacy_entry_name,
     write_site_report,
 )
+from validation.report_artifacts import ReportArtifacts, report_artifacts
 from validation.report_figures import (
     backup_signature,
     backup_verification,
@@ -348,4 +349,33 @@ def report_summary(app: App, site_id: str, run_id: str, folder: Path) -> dict[st
         "backup": {"backup_id": data["backup"].get("backup_id"), "verified": data["backup"].get("verified")},
         "reports": {kind: str(path) for kind, path in paths.items()},
         "data_docs": {kind: str(folder / data["expectations"][kind]["data_docs"]) for kind in ("target", "legacy")},
+    }
+
+
+def validation_artifacts(app: App, site_id: str, run_id: str) -> ReportArtifacts:
+    """The summary of a validation run that a flow publishes as Prefect artifacts."""
+    return report_artifacts(site_id, build_site_report(app.control_store, site_id, run_id=run_id))
+
+
+def rebuild_report(app: App, site_id: str, run_id: str | None, out: Path | None) -> dict[str, Any]:
+    """`report`: the validation report of a run (default: the latest with a verdict) rebuilt from the control
+    store alone, into the run's report folder or, for an auditor, into `out` (that copy is recorded)."""
+    from .copies import record_report_copy
+    from .gates import require_verdict
+
+    if run_id is None:
+        require_verdict(app, site_id)
+    site_report = build_site_report(
+        app.control_store, site_id, run_id=run_id, names=PathNames.for_inventory(app.inventory)
+    )
+    run_folder = app.reports_dir(site_id) / site_report.run_id
+    paths = write_site_report(site_report, out or run_folder, run_folder=run_folder)
+    if out is not None:
+        record_report_copy(app, site_id, site_report.run_id, out, site_report.data["personal_data"]["examples"])
+    return {
+        "site_id": site_id,
+        "run_id": site_report.run_id,
+        "passed": site_report.passed,
+        "verdict": site_report.data["verdict"]["text"],
+        "reports": {k: str(v) for k, v in paths.items()},
     }

@@ -7,7 +7,6 @@ it on a copy, away from the pipeline and its secrets.
 from __future__ import annotations
 
 import json
-from collections import deque
 from pathlib import Path
 
 import click
@@ -83,7 +82,7 @@ def verify(
       ts24-migrate audit verify work/ledger/hn-01.jsonl --public-key keys/signing.pub
       ts24-migrate -i sites.yaml audit verify --site hn-01 --json
     """
-    from audit import verify_ledger
+    from ts24_migrate.runs.ledger import check_ledger
 
     app.json_output = app.json_output or json_output
     path = _ledger_argument(app, ledger_file, site)
@@ -93,7 +92,7 @@ def verify(
         keys = [inventory_public_key(app)]
     else:
         raise UsageError("give --public-key FILE_OR_BASE64 (or --site SITE to use the inventory's key)")
-    result = verify_ledger(path, keys, expected_head=expect_head)
+    result = check_ledger(path, keys, expect_head)
     lines = [result.summary()]
     lines += [f"  {problem}" for problem in result.problems[:SHOWN_PROBLEMS]]
     if len(result.problems) > SHOWN_PROBLEMS:
@@ -120,18 +119,11 @@ def show(app: App, ledger_file: Path | None, site: str | None, tail: int | None,
       ts24-migrate audit show work/ledger/hn-01.jsonl --tail 20
       ts24-migrate -i sites.yaml audit show --site hn-01 --json
     """
-    from audit import read_events
+    from ts24_migrate.runs.ledger import ledger_rows
 
     app.json_output = app.json_output or json_output
     path = _ledger_argument(app, ledger_file, site)
-    if not path.exists():
-        raise UsageError(f"ledger file {path} does not exist")
-    rows: deque[dict] = deque(maxlen=tail)
-    for line_no, event, problem in read_events(path):
-        if event is None:
-            rows.append({"line": line_no, "problem": problem})
-        elif site is None or event.site == site:
-            rows.append({"line": line_no, **event.to_dict()})
+    rows = ledger_rows(path, site, tail)
     lines = [f"{'SEQ':>6} {'TIME (UTC)':<20} {'SITE':<12} {'STAGE':<10} {'EVENT':<24} {'RUN':<10} DATA"]
     for row in rows:
         if "problem" in row:

@@ -82,7 +82,7 @@ def create(app: App, site_id: str, chunk_rows: int) -> None:
 
 
 def _created_lines(site_id: str, result: dict) -> str:
-    from extract.objects import object_counts
+    from ts24_migrate.runs.backup import object_figures
 
     lines = [
         f"site {site_id}: backup {result['backup_id']}"
@@ -91,7 +91,7 @@ def _created_lines(site_id: str, result: dict) -> str:
         f"  {result['tables']} tables, {result['rows']} rows, {result['parts']} parts, "
         f"{_megabytes(result['ciphertext_bytes'])} encrypted",
     ]
-    found = object_counts_text(object_counts(result["object_items"] or []))
+    found = object_counts_text(object_figures(result["object_items"]))
     lines.append(
         f"  views, triggers, procedures, sequences: {found}"
         + (" (definitions in the encrypted part parts/@objects)" if result["object_items"] else "")
@@ -177,19 +177,10 @@ def list_command(app: App, site_id: str) -> None:
       ts24-migrate -i sites.yaml backup list hn-01
       ts24-migrate -i sites.yaml --json backup list hn-01
     """
-    from backups.catalog import list_backups
-    from ts24_migrate.runs.backup import listed_backup
+    from ts24_migrate.runs.backup import listed_backups
     from ts24_migrate.runs.site_life import shown_inventory
 
-    app.site(site_id)
-    entries = list_backups(app.inventory.backup_path, site_id)
-    store = app.control_store
-    rows = [
-        {"backup_id": e.backup_id, "status": e.status, "path": str(e.path), **e.summary, "verification": None}
-        for e in entries
-    ]
-    for row in rows:
-        row["status"], row["verification"] = listed_backup(store, site_id, row["backup_id"], row["status"])
+    rows = listed_backups(app, site_id)
     lines = [f"{'BACKUP':<31} {'STATUS':<13} {'ROWS':>10} {'PARTS':>6} {'SIZE':>10}  MANIFEST FINGERPRINT"]
     for row in rows:
         lines.append(

@@ -45,12 +45,11 @@ def add_demo_purge_people(folder: Path, inventory: Path) -> None:
 
 def retire_demo_site(app: App, folder: Path, site_id: str, identity: Path) -> dict[str, Any]:
     """DRAINED, prepared, planned, approved, purged, certified; the certificate verified offline."""
-    from purge.certificate import verify_certificate
-    from purge.documents import read_document
     from ts24_migrate.core.control_store import SiteState
     from ts24_migrate.core.keys import load_signing_key
     from ts24_migrate.demo.advance import advance_site
     from ts24_migrate.runs.backup import trusted_public_key
+    from ts24_migrate.runs.documents import check_certificate
     from ts24_migrate.runs.purge import approve_step, execute_step, plan_step, prepare_step
     from ts24_migrate.runs.reconcile import reconcile_step
 
@@ -75,8 +74,8 @@ def retire_demo_site(app: App, folder: Path, site_id: str, identity: Path) -> di
     purged = execute_step(
         app, site_id, plan_path=Path(plan["plan"]), approvals=[Path(approval["approval"])], performed_by=None
     )
-    check = verify_certificate(
-        read_document(Path(purged["certificate"]), what="certificate"),
+    check = check_certificate(
+        Path(purged["certificate"]),
         trusted_public_key(app, None),
         backup_root=app.inventory.backup_path,
         ledger_path=app.ledger_path(site_id),

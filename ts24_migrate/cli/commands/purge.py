@@ -427,22 +427,14 @@ def verify_command(
       ts24-migrate certificate verify certificate.json --public-key signing.pub --backups backups \\
           --ledger work/ledger/hn-01.jsonl
     """
-    from purge.addenda import addendum_problems
-    from purge.certificate import verify_certificate
-    from purge.documents import read_document
     from ts24_migrate.core.keys import load_public_key
     from ts24_migrate.runs.backup import trusted_public_key
+    from ts24_migrate.runs.documents import check_certificate
 
     key = load_public_key(public_key) if public_key is not None else trusted_public_key(app, None)
-    document = read_document(certificate_path, what="certificate", refusal=VerificationError)
-    check = verify_certificate(document, key, backup_root=backup_root, ledger_path=ledger_path, plan_path=plan_path)
-    for path in addenda:
-        problems = addendum_problems(
-            read_document(path, what="addendum", refusal=VerificationError), check.certificate_sha256 or "", key
-        )
-        check.problems += [f"{path}: {p}" for p in problems]
-        if not problems:
-            check.checked.append(f"addendum {path.name}: signed and bound to this certificate")
+    check = check_certificate(
+        certificate_path, key, backup_root=backup_root, ledger_path=ledger_path, plan_path=plan_path, addenda=addenda
+    )
     result = {"certificate": str(certificate_path), **check.to_dict()}
     if not check.ok:
         for problem in check.problems[1:]:

@@ -117,10 +117,9 @@ def copies(app: App, site_id: str, destroy_scratch: bool) -> None:
       ts24-migrate -i sites.yaml sites copies hn-01
       ts24-migrate -i sites.yaml --json sites copies hn-01 --destroy-scratch
     """
-    from purge.remaining_copies import destroy_scratch_copies, remaining_copies
+    from ts24_migrate.runs.copies import site_copies
 
-    destroyed = destroy_scratch_copies(app, site_id) if destroy_scratch else None
-    found = remaining_copies(app, site_id)
+    destroyed, found = site_copies(app, site_id, destroy_scratch=destroy_scratch)
     lines = []
     if destroyed is not None:
         lines.append(

@@ -18,7 +18,6 @@ from typing import Any
 import click
 
 from ts24_migrate.core.errors import VerificationError
-from ts24_migrate.core.report_paths import PathNames
 from ts24_migrate.runs.app import App, pass_app
 
 from .outcome import stage_outcome
@@ -97,25 +96,6 @@ def validate(app: App, site_id: str, legacy_sample_rows: int | None) -> None:
         outcome.emit(result, _human(site_id, result), verdict="PASSED", report=result["reports"]["html"])
 
 
-def _record_copy(app: App, site_id: str, site_report, out: Path) -> None:
-    """A copy of a report leaves the work folder: recorded, so the register of copies names it
-    (purge.remaining_copies). Control store only: this may run on an auditor's machine, without
-    the signing key."""
-    store = app.control_store
-    from purge.remaining_copies import REPORT_COPY_STAGE
-
-    run_id = store.start_run(site_id, REPORT_COPY_STAGE)
-    store.finish_run(
-        run_id,
-        "succeeded",
-        {
-            "folder": str(out.resolve()),
-            "validate_run": site_report.run_id,
-            "personal_data": site_report.data["personal_data"]["examples"],
-        },
-    )
-
-
 @click.command("report")
 @click.argument("site_id", metavar="SITE")
 @click.option("--run", "run_id", metavar="RUN_ID", help="A validate run [default: the latest with a verdict].")
@@ -140,31 +120,16 @@ def report(app: App, site_id: str, run_id: str | None, out: Path | None) -> None
       ts24-migrate -i sites.yaml report hn-01
       ts24-migrate -i sites.yaml report hn-01 --run 0b6f... --out /tmp/hn-01-report
     """
-    from ts24_migrate.runs.gates import require_verdict
-    from validation.report import build_site_report, write_site_report
+    from ts24_migrate.runs.validate import rebuild_report
 
     with stage_outcome(app, site_id) as outcome:
-        if run_id is None:
-            require_verdict(app, site_id)
-        site_report = build_site_report(
-            app.control_store, site_id, run_id=run_id, names=PathNames.for_inventory(app.inventory)
-        )
-        run_folder = app.reports_dir(site_id) / site_report.run_id
-        paths = write_site_report(site_report, out or run_folder, run_folder=run_folder)
-        if out is not None:
-            _record_copy(app, site_id, site_report, out)
-        data = {
-            "site_id": site_id,
-            "run_id": site_report.run_id,
-            "passed": site_report.passed,
-            "verdict": site_report.data["verdict"]["text"],
-            "reports": {k: str(v) for k, v in paths.items()},
-        }
+        data = rebuild_report(app, site_id, run_id, out)
+        paths = data["reports"]
         outcome.emit(
             data,
-            f"site {site_id}: validation {data['verdict'].upper()} (run {site_report.run_id})\n"
+            f"site {site_id}: validation {data['verdict'].upper()} (run {data['run_id']})\n"
             f"report: {paths['html']}\njson:   {paths['json']}",
-            verdict="PASSED" if site_report.passed else "FAILED",
+            verdict="PASSED" if data["passed"] else "FAILED",
             report=paths["html"],
         )
 
