@@ -220,7 +220,7 @@ def advance_site(
     with legacy.connect() as conn:
         truth.in_flight_after = conn.execute(
             sa.select(sa.func.count()).select_from(HO_SO).where(HO_SO.c.TRANG_THAI.in_(IN_FLIGHT_STATUSES))
-        ).scalar()
+        ).scalar_one()
         truth.world_now = world_clock(conn)
     return truth
 
@@ -314,10 +314,10 @@ def _forbidden_receipt(
     with legacy.connect() as conn:
         dossier_id = (conn.execute(sa.select(sa.func.max(HO_SO.c.ID_HO_SO))).scalar() or DOSSIER_ID_BASE) + 1
         file_id = (conn.execute(sa.select(sa.func.max(HO_SO_TEP.c.ID_TEP))).scalar() or 0) + 1
-        units = conn.execute(sa.select(sa.func.count()).select_from(DM_DONVI)).scalar()
+        units = conn.execute(sa.select(sa.func.count()).select_from(DM_DONVI)).scalar_one()
         unit = conn.execute(
             sa.select(DM_DONVI.c.MA_DV).order_by(DM_DONVI.c.MA_DV).offset(rng.randrange(units)).limit(1)
-        ).scalar()
+        ).scalar_one()
         office = conn.execute(sa.select(sa.func.min(DM_COQUAN_BHXH.c.MA_CQ))).scalar()
     last_day = (end - dt.timedelta(days=1)).date()
     received = office_hours_moment(rng, last_day)

@@ -20,6 +20,7 @@ import random
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, TypeVar
 
 from sqlalchemy.engine import Engine
 
@@ -125,8 +126,17 @@ class _Timeline:
     updated_at: dt.datetime
 
 
-def _weighted(rng: random.Random, weighted: tuple) -> object:
+_Value = TypeVar("_Value")
+
+
+def _weighted(rng: random.Random, weighted: tuple[tuple[_Value, float], ...]) -> _Value:
     return rng.choices([v for v, _ in weighted], weights=[w for _, w in weighted])[0]
+
+
+def _result_number(index: int, timeline: _Timeline, office: str) -> str:
+    """The number of a finished dossier's result (a finished dossier always has its result date)."""
+    assert timeline.result_at is not None
+    return f"{index + 1}/{timeline.result_at.year}/{office:0>5}"
 
 
 def _increasing(rng: random.Random, after: dt.datetime, before: dt.datetime, count: int) -> list[dt.datetime]:
@@ -252,7 +262,7 @@ def write_dossiers(
                 unit_stored = units.stored_code(units.random_referable(rng))
             note = rng.choice(DOSSIER_NOTES) if rng.random() < 0.3 else None
             dossier_no = f"{office}-{timeline.times[0].year}-{dossier_id}"
-            row = {
+            row: dict[str, Any] = {
                 "ID_HO_SO": dossier_id,
                 "SO_HO_SO": dossier_no,
                 "MA_DV": unit_stored,
@@ -265,7 +275,7 @@ def write_dossiers(
                 "TRANG_THAI": status,
                 "MA_CQ": office,
                 "CAN_BO_XU_LY": officer if len(timeline.statuses) > 1 else None,
-                "SO_KET_QUA": (f"{index + 1}/{timeline.result_at.year}/{office:0>5}" if status == 4 else None),
+                "SO_KET_QUA": _result_number(index, timeline, office) if status == 4 else None,
                 "GHI_CHU": note,
                 "NGAY_CAP_NHAT": timeline.updated_at,
             }

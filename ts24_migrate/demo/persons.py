@@ -66,7 +66,7 @@ def write_persons(
                 "MA_DV": units.stored_code(units.random_referable(rng)),
                 "NGAY_CAP_NHAT": random_moment(rng, world.history_start, world.cutover_at - dt.timedelta(days=1)),
             }
-            kind, column = plan.at(index) or (None, None)
+            kind, column = plan.at(index) or (None, "")
             if kind == _DUPLICATE_ORIGINAL:
                 originals.append(dict(row))
             elif kind == dd.ORPHAN_UNIT_REFERENCE:

@@ -215,7 +215,7 @@ def write_units(
             clean = directory.clean_code(index)
             facts = _unit_facts(rng, world, index, clean)
             row = _unit_row(facts, clean, rng, world)
-            kind, column = plan.at(index) or (None, None)
+            kind, column = plan.at(index) or (None, "")
             if kind is not None and not kind.startswith("role:"):
                 _plant_unit_defect(row, facts, kind, column, index, rng, world, defects, planted)
                 if column == "MA_DV":

@@ -35,7 +35,7 @@ def inventory_public_key(app: App) -> Path:
 def _ledger_argument(app: App, ledger_file: Path | None, site: str | None) -> Path:
     if ledger_file is None and site is None:
         raise UsageError("give a LEDGER_FILE, or --site SITE to use the inventory's ledger of that site")
-    path = ledger_file if ledger_file is not None else site_ledger_path(app, site)
+    path = ledger_file if ledger_file is not None else site_ledger_path(app, str(site))
     if not path.exists() and not path.with_name(path.name + ".head").exists():
         raise UsageError(f"ledger file {path} does not exist")
     return path

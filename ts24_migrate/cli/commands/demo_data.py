@@ -47,8 +47,8 @@ def _legacy_for_sqlite(path: Path) -> Engine:
     return _writable_legacy(Secret(_sqlite_url(path)))
 
 
-def _url_from_env(name: str, what: str) -> Secret:
-    value = os.environ.get(name)
+def _url_from_env(name: str | None, what: str) -> Secret:
+    value = os.environ.get(name) if name else None
     if not value:
         raise ConfigError(f"{what}: environment variable {name} is not set")
     return Secret(value.strip())
@@ -60,10 +60,10 @@ def _progress_bars(enabled: bool) -> Iterator[Progress | None]:
     if not enabled:
         yield None
         return
-    from rich.progress import BarColumn, MofNCompleteColumn, TextColumn
+    from rich.progress import BarColumn, MofNCompleteColumn, TaskID, TextColumn
     from rich.progress import Progress as RichProgress
 
-    tasks: dict[str, int] = {}
+    tasks: dict[str, TaskID] = {}
     with RichProgress(TextColumn("{task.description:<16}"), BarColumn(), MofNCompleteColumn(), transient=True) as bars:
 
         def report(table: str, rows: int, expected: int | None) -> None:

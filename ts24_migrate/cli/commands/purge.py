@@ -355,6 +355,7 @@ def _person(app: App, name: str | None, role: str | None, organisation: str | No
     if name is None and default is None:
         raise ConfigError("say who you are: --operator NAME (or purge.operator in sites.yaml)")
     if name is None:
+        assert default is not None  # refused just above
         return default
     return Person(
         name=name,

@@ -60,7 +60,8 @@ def list_sites(app: App) -> None:
     inventory = app.inventory
     store = app.control_store
     close_abandoned_runs(store, _ledger_of(app))
-    rows, shown = [], []
+    rows: list[dict[str, Any]] = []
+    shown: list[str] = []
     for s in inventory.sites:
         facts = SiteFacts.read(app, s.id)
         step = next_step(facts)
@@ -81,8 +82,10 @@ def list_sites(app: App) -> None:
         )
         shown.append(f"{step.who}: {' '.join(a for a in step.args if a != s.id)} ({step.why})")
     lines = [f"{'SITE':<16} {'OFFICE':<6} {'CUT-OVER':<10} {'STATE':<16} {'LEGACY (secret reference)':<30} NEXT"]
-    for r, step in zip(rows, shown):
-        lines.append(f"{r['site']:<16} {r['office']:<6} {r['cutover']:<10} {r['state']:<16} {r['legacy']:<30} {step}")
+    for r, next_text in zip(rows, shown):
+        lines.append(
+            f"{r['site']:<16} {r['office']:<6} {r['cutover']:<10} {r['state']:<16} {r['legacy']:<30} {next_text}"
+        )
         for run in r["running"]:
             lines.append(
                 f"  running:   {run['stage']} run {run['run_id']} since {run['started_at']} UTC "
