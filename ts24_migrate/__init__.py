@@ -1,8 +1,10 @@
-"""ts24-migrate: the configuration, control store and CLI of the TS24 retirement tool.
+"""ts24-migrate: retire TS24 dossier servers safely.
 
 The stage logic lives in the top-level packages (extract, transform, load,
-validation, backups, reconcile, purge, audit); this package only holds what
-every stage shares and the entry points that wire them.
+backups, validation, reconcile, purge, audit). This package holds the kernel
+they all stand on (`core`), the run of each stage that wires them (`runs`),
+the command line (`cli`) and the demo site generator (`demo`); the layers are
+drawn in docs/architecture.md.
 """
 
 __version__ = "0.1.0"

@@ -1,6 +1,6 @@
 """The auditor's validation report of a site, rebuilt from the control store alone.
 
-A validate run records everything it checked (ts24_migrate/cli/commands/validate.py):
+A validate run records everything it checked (ts24_migrate/runs/validate.py):
 its verdict and key figures as the run's figures, the details per table as
 per-table figures (legacy tables under their own name, target tables as
 ``target:<name>``), and which backup, verification, load and assessment runs

@@ -1,7 +1,7 @@
 """Which server a connection actually reached, as the server itself reports it.
 
 The assessment records the identity of the legacy server it read; every later
-stage records the one it reached and refuses another (steps/server_check.py).
+stage records the one it reached and refuses another (runs/server_check.py).
 Facts come from the server, not from the URL, so that two URLs reaching one
 server (an IP address and a host name) agree, and one URL reaching another
 server (a wrong port, a moved DNS name) does not.

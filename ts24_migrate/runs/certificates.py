@@ -3,7 +3,7 @@
 For every site of the inventory: its state and, once certified, the server,
 the date, the certificate's SHA-256 and whether the media sanitization and
 the handover are recorded (done or pending). Read from each site's purge
-folder (steps.purge_life); signatures are not checked here: `certificate
+folder (runs.purge_life); signatures are not checked here: `certificate
 verify` does that, per certificate, and the page says so.
 
 Example::
