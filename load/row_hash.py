@@ -14,6 +14,8 @@ user function registered on connect (see `register_sqlite_functions`).
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import BIT
@@ -50,7 +52,7 @@ def register_sqlite_functions(engine: Engine) -> None:
     engine.pool.dispose()  # connections opened before now lack the function
 
 
-def row_md5(dialect_name: str, columns: list[sa.ColumnElement]) -> sa.ColumnElement[str]:
+def row_md5(dialect_name: str, columns: Sequence[sa.ColumnElement[Any]]) -> sa.ColumnElement[str]:
     """SQL expression: 32-hex-digit md5 of the row made of `columns`."""
     if dialect_name == "postgresql":
         return sa.func.md5(sa.cast(sa.tuple_(*columns), sa.Text))

@@ -12,7 +12,7 @@ The GX entry points import Great Expectations (a few seconds) only when called.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .accounting import AccountingRow, accounting_check, figures_from_stages, recorded_counts
 from .parity import ParityReport, TableParity, parity_for_site, parity_for_table
@@ -32,18 +32,24 @@ __all__ = [
 ]
 
 
-def run_target_suites(*args: Any, **kwargs: Any):
-    """See validation.target_suites.run_target_suites."""
-    from .target_suites import run_target_suites as run
+if TYPE_CHECKING:
+    # The type checker sees the entry points' own signatures; at run time they are loaded on first call.
+    from .gx_runner import SuiteResults
+    from .legacy_profile import run_legacy_profile
+    from .target_suites import run_target_suites
+else:
 
-    return run(*args, **kwargs)
+    def run_target_suites(*args: Any, **kwargs: Any) -> SuiteResults:
+        """See validation.target_suites.run_target_suites."""
+        from .target_suites import run_target_suites as run
 
+        return run(*args, **kwargs)
 
-def run_legacy_profile(*args: Any, **kwargs: Any):
-    """See validation.legacy_profile.run_legacy_profile."""
-    from .legacy_profile import run_legacy_profile as run
+    def run_legacy_profile(*args: Any, **kwargs: Any) -> SuiteResults:
+        """See validation.legacy_profile.run_legacy_profile."""
+        from .legacy_profile import run_legacy_profile as run
 
-    return run(*args, **kwargs)
+        return run(*args, **kwargs)
 
 
 def __getattr__(name: str) -> Any:

@@ -16,7 +16,10 @@ Example::
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from great_expectations.expectations import Expectation
 
 SET_ITEMS_SHOWN = 8
 
@@ -81,7 +84,7 @@ def plain_words(kind: str, kwargs: Mapping[str, Any]) -> str:
     return f"{column}: {words}" if column else words
 
 
-def describe(expectation: Any) -> None:
+def describe(expectation: Expectation) -> None:
     """Give a GX expectation its plain-words description, unless it has one already."""
     if getattr(expectation, "description", None):
         return

@@ -31,7 +31,7 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -44,6 +44,11 @@ from ts24_migrate.core.secrets import redact_url
 
 from .data_docs_offline import make_offline
 from .expectation_words import describe
+
+if TYPE_CHECKING:
+    from great_expectations.data_context import EphemeralDataContext
+    from great_expectations.datasource.fluent.sql_datasource import QueryAsset, TableAsset
+    from great_expectations.expectations import Expectation
 
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 
@@ -134,7 +139,7 @@ class SuiteResults:
         }
 
 
-def _context(docs_dir: Path):
+def _context(docs_dir: Path) -> EphemeralDataContext:
     import great_expectations as gx
     from great_expectations.data_context.types.base import (
         DataContextConfig,
@@ -256,7 +261,7 @@ def _expectation_summary(result: Any) -> ExpectationSummary:
 
 def run_suites(
     engine: Engine,
-    suites: Mapping[str, Sequence[Any]],
+    suites: Mapping[str, Sequence[Expectation]],
     *,
     docs_dir: Path,
     kind: str,
@@ -294,6 +299,7 @@ def run_suites(
         sample = _sample_query(engine, table, batch.sample_rows) if batch.sample_rows is not None else None
         if batch.sample_rows is not None and sample is None:
             notes = [*notes, f"{table}: profiled whole, not sampled (GX cannot sample a table whose name holds ':')"]
+        asset: QueryAsset | TableAsset
         if sample is not None:
             asset = datasource.add_query_asset(name=stem, query=sample)
         else:
@@ -329,10 +335,8 @@ def run_suites(
     for validation in outcome.run_results.values():
         name = validation.suite_name
         table = tables_by_stem[name.split(".", 1)[1]]
-        expectations = [_expectation_summary(r) for r in validation.results]
-        summaries.append(
-            SuiteSummary(name=name, table=table, success=bool(validation.success), expectations=expectations)
-        )
+        evaluated = [_expectation_summary(r) for r in validation.results]
+        summaries.append(SuiteSummary(name=name, table=table, success=bool(validation.success), expectations=evaluated))
     summaries.sort(key=lambda s: s.table)
     return SuiteResults(
         kind=kind,

@@ -30,7 +30,7 @@ Example::
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -60,9 +60,10 @@ class DiffSide:
 class KeyDiff:
     """Keys on the left only (missing), on the right only (extra), on both with other hashes (changed)."""
 
-    missing: list = field(default_factory=list)
-    extra: list = field(default_factory=list)
-    changed: list = field(default_factory=list)
+    # Keys as the key column holds them (integers or strings).
+    missing: list[Any] = field(default_factory=list)
+    extra: list[Any] = field(default_factory=list)
+    changed: list[Any] = field(default_factory=list)
     left_rows: int = 0
     right_rows: int = 0
     ranges_checked: int = 0  # key ranges whose checksums were compared (the whole range counts as 1)
@@ -272,7 +273,10 @@ def _ordered_hashes(
 
 
 def _merge(
-    left_rows: Iterable[tuple[Any, str]], right_rows: Iterable[tuple[Any, str]], diff: KeyDiff, normalise
+    left_rows: Iterable[tuple[Any, str]],
+    right_rows: Iterable[tuple[Any, str]],
+    diff: KeyDiff,
+    normalise: Callable[[Any], Any],
 ) -> None:
     """Walk two key-ordered streams together; record keys on one side only, or with other hashes."""
     tagged = heapq.merge(((normalise(k), 0, h) for k, h in left_rows), ((normalise(k), 1, h) for k, h in right_rows))
@@ -353,7 +357,7 @@ def _bisect_string_keys(
 
 
 def _name_string_keys(conn: Connection, left: DiffSide, right: DiffSide, diff: KeyDiff, lo: Any, hi: Any) -> None:
-    found = []
+    found: list[dict[Any, str]] = []  # per side: key -> md5
     for side in (left, right):
         query = sa.select(side.key, side.md5).where(side.where, _range_condition(side, lo, hi))
         found.append(dict(conn.execute(query).tuples().all()))

@@ -24,6 +24,7 @@ Example::
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -34,6 +35,9 @@ from ts24_migrate.core.personal_data import MASKED, Masking
 
 from .gx_runner import SuiteResults, TableBatch, run_suites
 from .sql_checks import references, rows_where, tax_code_check_digit_wrong
+
+if TYPE_CHECKING:
+    from great_expectations.expectations import Expectation
 
 # Dialects whose regular expressions GX can use (SQL Server has none).
 REGEX_DIALECTS = ("sqlite", "postgresql", "mysql", "mariadb")
@@ -59,7 +63,7 @@ FORMATS: dict[str, list[tuple[str, str]]] = {
     "HO_SO_TEP": [("MD5", r"^[0-9a-fA-F]{32}$")],
 }
 # (column, allowed values) per mapped legacy table.
-VALUE_SETS: dict[str, list[tuple[str, list]]] = {
+VALUE_SETS: dict[str, list[tuple[str, list[int] | list[str]]]] = {
     "DM_COQUAN_BHXH": [("CAP", [1, 2])],
     "DM_DONVI": [("PHUONG_THUC_GD", [1, 2, 3]), ("TRANG_THAI", [0, 1])],
     "NGUOI_LAO_DONG": [("GIOI_TINH", [0, 1])],
@@ -89,10 +93,12 @@ REFERENCES = [
 UNIQUE = {"HO_SO": ["SO_HO_SO"]}
 
 
-def _table_expectations(engine: Engine, table: TableInfo, by_name: dict[str, TableInfo], notes: list[str]) -> list:
+def _table_expectations(
+    engine: Engine, table: TableInfo, by_name: dict[str, TableInfo], notes: list[str]
+) -> list[Expectation]:
     import great_expectations.expectations as gxe
 
-    expectations = [gxe.ExpectTableRowCountToBeBetween(min_value=0)]  # the count, as observed
+    expectations: list[Expectation] = [gxe.ExpectTableRowCountToBeBetween(min_value=0)]  # the count, as observed
     name = table.name.upper()
     if name not in MAPPED_TABLES:
         return expectations  # system and unknown tables: counted, never read

@@ -22,7 +22,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 from load.target_schema import DOSSIER_STATUSES
 from ts24_migrate.core.control_store import ControlStore, RunRecord
@@ -63,6 +63,12 @@ class SiteReport:
         return self.data
 
 
+@overload
+def _run_summary(run: RunRecord) -> dict[str, Any]: ...
+@overload
+def _run_summary(run: None) -> None: ...
+@overload
+def _run_summary(run: RunRecord | None) -> dict[str, Any] | None: ...
 def _run_summary(run: RunRecord | None) -> dict[str, Any] | None:
     if run is None:
         return None
@@ -298,7 +304,7 @@ def build_site_report(
     rejects = _rejects(validated, load_tables, masking)
     flags = _flags(validated, load_tables, masking)
     names = PathNames.for_inventory_folders(figures.get(FOLDERS)).merged(names or PathNames())
-    data = {
+    data: dict[str, Any] = {  # the report's JSON
         "format": FORMAT,
         "site_id": site_id,
         "rebuilt_at": dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat(),

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -33,6 +33,9 @@ from load.flag_records import flag_counts
 from ts24_migrate.core.control_store import ControlStore
 from ts24_migrate.core.personal_data import MASKED, Masking
 from ts24_migrate.core.secrets import redact_url
+
+if TYPE_CHECKING:
+    from audit.ledger import Ledger
 
 EXAMPLES_PER_REASON = 3
 EXAMPLE_VALUE_CHARS = 120  # a value shows what is wrong; a whole note is not needed for that
@@ -259,7 +262,7 @@ def backup_verification(store: ControlStore, site_id: str, backup_id: str | None
     return entry
 
 
-def ledger_head(ledger) -> dict[str, Any]:
-    """seq and hash of the ledger's latest event (an audit.ledger.Ledger), and where it is."""
+def ledger_head(ledger: Ledger) -> dict[str, Any]:
+    """seq and hash of the ledger's latest event, and where it is."""
     event = ledger.head()
     return {"seq": event.seq if event else None, "hash": event.hash if event else None, "path": str(ledger.path)}

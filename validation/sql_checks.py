@@ -13,18 +13,25 @@ Example::
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any, cast
+
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
+from sqlalchemy.engine.default import DefaultDialect
+
+if TYPE_CHECKING:
+    from great_expectations.expectations import UnexpectedRowsExpectation
 
 TAX_CODE_WEIGHTS = (31, 29, 23, 19, 17, 13, 7, 5, 3)
 
 
-def _unexpected_rows(engine: Engine, where: sa.ColumnElement[bool], description: str):
+def _unexpected_rows(engine: Engine, where: sa.ColumnElement[bool], description: str) -> UnexpectedRowsExpectation:
     import great_expectations.expectations as gxe
 
     # GX runs the query through text(), which doubles '%' itself for drivers that need it: compile
     # with a paramstyle that leaves '%' alone (modulo, LIKE patterns), or it would be doubled twice.
-    dialect = type(engine.dialect)(paramstyle="named")
+    # (Engine.dialect is typed as the Dialect interface; every dialect class is a DefaultDialect.)
+    dialect = cast(type[DefaultDialect], type(engine.dialect))(paramstyle="named")
     clause = str(where.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
     # GX fills {batch} with str.format: braces of our own (regex quantifiers) must be doubled.
     clause = clause.replace("{", "{{").replace("}", "}}")
@@ -34,17 +41,21 @@ def _unexpected_rows(engine: Engine, where: sa.ColumnElement[bool], description:
 
 
 def references(
-    engine: Engine, column: str, parent: sa.Column, description: str, only: sa.ColumnElement[bool] | None = None
-):
+    engine: Engine,
+    column: str,
+    parent: sa.Column[Any],
+    description: str,
+    only: sa.ColumnElement[bool] | None = None,
+) -> UnexpectedRowsExpectation:
     """Rows (those matching `only`, if given) whose `column` is set but names no row of `parent`'s
     table (an orphan)."""
     known = sa.select(parent).where(parent.is_not(None))
-    value = sa.column(column)
+    value: sa.ColumnClause[Any] = sa.column(column)
     orphan = sa.and_(value.is_not(None), value.not_in(known))
     return _unexpected_rows(engine, orphan if only is None else sa.and_(only, orphan), description)
 
 
-def rows_where(engine: Engine, condition: sa.ColumnElement[bool], description: str):
+def rows_where(engine: Engine, condition: sa.ColumnElement[bool], description: str) -> UnexpectedRowsExpectation:
     """Rows for which `condition` holds are unexpected."""
     return _unexpected_rows(engine, condition, description)
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -30,6 +31,9 @@ from ts24_migrate.core.personal_data import MASKED, Masking
 from .gx_runner import SuiteResults, run_suites
 from .sql_checks import references as sql_references
 from .sql_checks import rows_where, tax_code_check_digit_wrong
+
+if TYPE_CHECKING:
+    from great_expectations.expectations import Expectation, UnexpectedRowsExpectation
 
 # Vietnam Social Security was founded in 1995: no dossier, history entry or unit
 # registration is older. Birth dates go back to 1900 (the transform rejects older ones).
@@ -45,13 +49,13 @@ FILE_TYPES = ("xml", "pdf")
 TARGET_TABLES = ("offices", "units", "insured_persons", "dossiers", "dossier_files", "dossier_history")
 
 
-def _key(column: str) -> list:
+def _key(column: str) -> list[Expectation]:
     import great_expectations.expectations as gxe
 
     return [gxe.ExpectColumnValuesToNotBeNull(column=column), gxe.ExpectColumnValuesToBeUnique(column=column)]
 
 
-def target_expectations(engine: Engine, *, as_of: dt.datetime) -> dict[str, list]:
+def target_expectations(engine: Engine, *, as_of: dt.datetime) -> dict[str, list[Expectation]]:
     """Table -> GX expectations; `as_of` bounds dates from above (nothing happens in the future)."""
     import great_expectations.expectations as gxe
 
@@ -65,10 +69,10 @@ def target_expectations(engine: Engine, *, as_of: dt.datetime) -> dict[str, list
     office_code, unit_code = ts.offices.c.office_code, ts.units.c.unit_code
     dossier_id = ts.dossiers.c.dossier_id
 
-    def col(name: str) -> sa.ColumnClause:
+    def col(name: str) -> sa.ColumnClause[Any]:
         return sa.column(name)
 
-    def references(column: str, parent: sa.Column, description: str):
+    def references(column: str, parent: sa.Column[Any], description: str) -> UnexpectedRowsExpectation:
         # Only rows the migration wrote are judged: a row filed on the new portal may name a unit
         # or office that another site's migration has not brought over yet, and the portal's own
         # integrity is not this migration's verdict to give.
