@@ -19,6 +19,7 @@ import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
 from html import escape
+from typing import Any
 
 FIT_POINTS = 6  # the recent trend, not the whole history
 
@@ -35,7 +36,7 @@ class Forecast:
     per_day: float | None  # dossiers finished per day (positive when draining)
     note: str
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "drain_date": self.drain_date.isoformat(sep=" ", timespec="minutes") if self.drain_date else None,
             "per_day": round(self.per_day, 2) if self.per_day is not None else None,

@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
@@ -47,7 +48,7 @@ from load.row_hash import register_sqlite_functions
 from load.schema_version import prepare_target
 from load.site_load import mapped_legacy_tables
 from load.staging import to_stage_arrow
-from load.target_map import target_spec
+from load.target_map import TargetSpec, target_spec
 from transform import TransformContext, target_table_for, transform_batch
 from transform.tables.common import legacy_key_text
 from ts24_migrate.core.legacy.schema import MAPPED_TABLES
@@ -225,10 +226,10 @@ def _carry_table(
 
 def _merge_batch(
     target: Engine,
-    spec,
+    spec: TargetSpec,
     legacy_table: str,
-    batch,
-    rows: list[tuple],
+    batch: pa.RecordBatch,
+    rows: list[tuple[Any, ...]],
     legacy_keys: list[str],
     ctx: TransformContext,
     result: CarryOverResult,
@@ -271,13 +272,14 @@ def _merge_batch(
         both = sorted(loaded_after & rejected_after)
         for key in both:
             if key in loaded_before:
+                # One row: the key is among rejected_after, and it is the reject's primary key.
                 reason = conn.execute(
                     sa.select(rejects.c.reason_code, rejects.c.message).where(
                         rejects.c.site_id == site_id,
                         rejects.c.legacy_table == legacy_table,
                         rejects.c.legacy_key == key,
                     )
-                ).first()
+                ).one()
                 blocked_rows.append({"legacy_key": key, "reason_code": reason[0], "message": reason[1]})
         _forget(conn, rejects, site_id, legacy_table, both)
         _forget(conn, conflicts, site_id, legacy_table, both)

@@ -83,7 +83,7 @@ class ContextSeeder:
         return fresh
 
     def _held(
-        self, table: sa.Table, key: sa.Column, natural: sa.Column, legacy_table: str, values: list[Any]
+        self, table: sa.Table, key: sa.Column[Any], natural: sa.Column[Any], legacy_table: str, values: list[Any]
     ) -> list[tuple[Any, str]]:
         """(natural key, legacy key) of the rows this site loaded whose natural key is in `values`."""
         found = []
@@ -147,7 +147,7 @@ class ContextSeeder:
         wanted = set(fresh)
         for legacy_key, _field, _value in self.load_rejected("DM_DONVI"):
             code = _code(legacy_key)
-            if code in wanted:
+            if code is not None and code in wanted:  # (None is never wanted)
                 keys.setdefault(code, legacy_key)
                 self.ctx.known_unit_codes.add(code)
 

@@ -51,7 +51,7 @@ from extract.reader import iter_table_rows
 from ts24_migrate.core.rows.batch_digest import row_digests
 from ts24_migrate.core.rows.fingerprint import TableFingerprint
 
-from .state import KEYS_PER_QUERY, DigestChange, ReconcileState, TableState, key_text, key_values
+from .state import KEYS_PER_QUERY, DigestChange, Key, ReconcileState, TableState, key_text, key_values
 
 LOOKBACK = dt.timedelta(hours=1)
 BASELINE_LOOKBACK = dt.timedelta(days=1)
@@ -61,7 +61,9 @@ MODES = ("delta", "sweep", "baseline")
 # read again (a supplement can replace a dossier's files without a change column of their own).
 DEPENDENT_ROWS = {"HO_SO_TEP": ("ID_HO_SO", "HO_SO")}
 
-Emit = Callable[[list[tuple]], None]
+# A legacy row's values, in the column order of its table.
+Row = tuple[Any, ...]
+Emit = Callable[[list[Row]], None]
 
 
 @dataclass
@@ -69,7 +71,7 @@ class Since:
     """Where a delta starts: the highest change-column value and key already in the chain."""
 
     watermark: Any = None
-    max_key: tuple | None = None
+    max_key: Key | None = None
     everything: bool = False  # a table the chain does not hold yet: every row is new
     base_fingerprint: str | None = None  # baseline: the full backup's fingerprint of the table
 
@@ -81,11 +83,11 @@ class TableDelta:
     rows_read: int = 0
     new: int = 0
     changed: int = 0
-    deleted_keys: list[tuple] = field(default_factory=list)
+    deleted_keys: list[Key] = field(default_factory=list)
     fingerprint: TableFingerprint = field(default_factory=TableFingerprint)  # of the rows emitted
     state: TableState | None = None  # after this delta
     changes: list[DigestChange] = field(default_factory=list)
-    changed_keys: list[tuple] = field(default_factory=list)  # typed key values of new and changed rows
+    changed_keys: list[Key] = field(default_factory=list)  # typed key values of new and changed rows
     live_rows: int = 0
     key_check: bool = False  # True when the keys were compared in full
 
@@ -147,7 +149,7 @@ class _Reader:
         site_id: str,
         mode: str,
         since: Since,
-        parent_keys: dict[str, list[tuple]],
+        parent_keys: dict[str, list[Key]],
         chunk_rows: int,
         emit: Emit,
     ):
@@ -167,15 +169,15 @@ class _Reader:
         self.seen_known = 0  # rows read whose key the chain holds
         self.seen: set[str] = set()  # keys read (only kept when a second read could see them again)
         # baseline: rows its watermarks select, {key text: (key, digest)}, stored only if the table changed
-        self.candidates: dict[str, tuple[tuple, bytes]] = {}
+        self.candidates: dict[str, tuple[Key, bytes]] = {}
 
     # -- what to read -----------------------------------------------------------------------
     def _where(self) -> sa.ColumnElement[bool] | None:
         if self.mode != "delta" or self.since.everything:
             return None
         clauses = []
-        if self.watermark_position is not None and self.since.watermark is not None:
-            column = self.stored.table.c[self.table.watermark_column]
+        if (watermark := self.table.watermark_column) is not None and self.since.watermark is not None:
+            column = self.stored.table.c[watermark]
             clauses.append(column >= self.since.watermark - LOOKBACK)
         if self.since.max_key is not None:
             clauses.append(_key_above(self.stored, self.since.max_key))
@@ -183,7 +185,7 @@ class _Reader:
             return None  # nothing to start from: read everything (the digests decide)
         return sa.or_(*clauses)
 
-    def _baseline_selects(self, row: tuple, key: tuple) -> bool:
+    def _baseline_selects(self, row: Row, key: Key) -> bool:
         """At the first increment: did this row change since the full backup (by its watermarks)?"""
         if self.since.everything:
             return True
@@ -228,10 +230,10 @@ class _Reader:
         self.result.state = self.next
         return self.result
 
-    def _key(self, row: tuple) -> str:
+    def _key(self, row: Row) -> str:
         return key_text([row[i] for i in self.key_positions])
 
-    def _take(self, rows: list[tuple]) -> None:
+    def _take(self, rows: list[Row]) -> None:
         if not rows:
             return
         self.result.rows_read += len(rows)
@@ -268,7 +270,7 @@ class _Reader:
         if out:
             self.emit(out)
 
-    def _take_baseline(self, rows: list[tuple], keys: list[str], digests: list[bytes]) -> None:
+    def _take_baseline(self, rows: list[Row], keys: list[str], digests: list[bytes]) -> None:
         self.state.write_baseline_digests(
             self.site_id, self.table.name, [(k, d.hex(), None) for k, d in zip(keys, digests)]
         )
@@ -301,6 +303,7 @@ class _Reader:
         columns = [self.stored.table.c[name] for name in self.table.primary_key]
         for i in range(0, len(keys), KEYS_PER_QUERY):
             batch = keys[i : i + KEYS_PER_QUERY]
+            where: sa.ColumnElement[bool] | None
             if any(v is None for key in batch for v in key):
                 where = None  # a NULL key (SQLite) cannot be looked up: this batch reads the table
             elif len(columns) == 1:
@@ -345,7 +348,7 @@ class _Reader:
         if missed:  # live rows the chain does not hold and the delta did not read: read them now
             self._read_keys([key_values(k) for k in missed])
 
-    def _read_keys(self, keys: list[tuple]) -> None:
+    def _read_keys(self, keys: list[Key]) -> None:
         columns = [self.stored.table.c[name] for name in self.table.primary_key]
         for i in range(0, len(keys), KEYS_PER_QUERY):
             batch = keys[i : i + KEYS_PER_QUERY]
@@ -383,7 +386,7 @@ def keyed_table_delta(
     *,
     mode: str,
     since: Since,
-    parent_keys: dict[str, list[tuple]],
+    parent_keys: dict[str, list[Key]],
     chunk_rows: int,
     emit: Emit,
 ) -> TableDelta:
@@ -415,5 +418,5 @@ def keyless_table_delta(
     return result
 
 
-def parent_keys_of(deltas: Iterable[TableDelta]) -> dict[str, list[tuple]]:
+def parent_keys_of(deltas: Iterable[TableDelta]) -> dict[str, list[Key]]:
     return {d.name.upper(): d.changed_keys for d in deltas}

@@ -52,7 +52,7 @@ class FileDelta:
     skipped: list[str] = field(default_factory=list)
     stamp: str | None = None  # folder_stamp() of the folder as this run found it
 
-    def figures(self) -> dict:
+    def figures(self) -> dict[str, int]:
         return {
             "new": self.new,
             "changed": self.changed,

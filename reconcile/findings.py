@@ -38,7 +38,7 @@ from ts24_migrate.core.errors import ConfigError
 from ts24_migrate.core.legacy.schema import DOSSIER_STATUS_NAMES, IN_FLIGHT_STATUSES
 from ts24_migrate.core.legacy.text_repair import AMBIGUOUS, SUSPECT, repair_text
 
-from .state import KEYS_PER_QUERY, ReconcileState, key_text
+from .state import KEYS_PER_QUERY, Key, ReconcileState, key_text
 
 MUST_REREGISTER_MODES = (1, 2)  # DM_DONVI.PHUONG_THUC_GD: old portal, network without signature
 LISTED = 500  # dossiers listed by name in a report section; the JSON gives the full count
@@ -66,7 +66,7 @@ def _dossier_table(tables: dict[str, TableInfo]) -> TableInfo:
     return table
 
 
-def _in(column: sa.ColumnElement, values: list[Any]) -> Iterator[sa.ColumnElement[bool]]:
+def _in(column: sa.ColumnElement[Any], values: list[Any]) -> Iterator[sa.ColumnElement[bool]]:
     for i in range(0, len(values), KEYS_PER_QUERY):
         yield column.in_(values[i : i + KEYS_PER_QUERY])
 
@@ -284,7 +284,7 @@ def dossier_account(
 
 
 def _account_rows(
-    account: DossierAccount, rows: list[tuple], target: Connection, state: ReconcileState, site_id: str
+    account: DossierAccount, rows: list[tuple[Any, ...]], target: Connection, state: ReconcileState, site_id: str
 ) -> None:
     keys = ["" if r[0] is None else str(r[0]) for r in rows]
     loaded: dict[str, tuple[str, str]] = {}
@@ -326,7 +326,8 @@ def _account_rows(
     digests = state.digests_of(site_id, "HO_SO", index_keys)
     for row, key, index_key in zip(rows, keys, index_keys):
         account.dossiers += 1
-        status = DOSSIER_STATUS_NAMES.get(as_int(row[2]))
+        status_code = as_int(row[2])
+        status = DOSSIER_STATUS_NAMES.get(status_code) if status_code is not None else None
         entry = {"legacy_id": key, "dossier_no": row[1], "legacy_status": status}
         if key in loaded:
             target_status, loaded_hash = loaded[key]
@@ -352,7 +353,7 @@ def likely_duplicates(target: Connection, flights: InFlight, *, rows_per_fetch: 
     The portal's dossiers of the units concerned are read in one pass (the new system's
     dossiers table has no index on unit_code: one scan, not one per batch of units).
     """
-    wanted: dict[tuple, list[Dossier]] = {}
+    wanted: dict[tuple[str, str, str], list[Dossier]] = {}  # (unit, procedure, period) -> dossiers
     for d in flights.dossiers:
         if d.unit and d.procedure and d.period:
             wanted.setdefault((d.unit, d.procedure, d.period), []).append(d)
@@ -471,17 +472,17 @@ def reregistration(
             continue
         result.must += len(due)
         codes = sorted(due)
-        filed: dict[str, tuple] = {}
+        filed: dict[str, tuple[dt.date, str]] = {}  # unit code -> (filed on, transaction mode)
         loaded: dict[str, dict[str, Any]] = {}
         for where in _in(re_registrations.c.unit_code, codes):
-            for code, filed_on, mode in target.execute(
+            for code, filed_on, filed_mode in target.execute(
                 sa.select(
                     re_registrations.c.unit_code, re_registrations.c.filed_on, re_registrations.c.transaction_mode
                 )
                 .where(where)
                 .order_by(re_registrations.c.filed_on)
             ):
-                filed.setdefault(code, (filed_on, mode))
+                filed.setdefault(code, (filed_on, filed_mode))
         for where in _in(units.c.unit_code, codes):
             for row in target.execute(
                 sa.select(
@@ -497,12 +498,12 @@ def reregistration(
                 loaded[row.unit_code] = dict(row._mapping)
         for code in codes:
             if code in filed:
-                filed_on, mode = filed[code]
+                filed_on, filed_mode = filed[code]
                 result.registered.append(
                     {
                         "unit_code": code,
                         "filed_on": filed_on.isoformat() if filed_on else None,
-                        "transaction_mode": mode,
+                        "transaction_mode": filed_mode,
                     }
                 )
             else:
@@ -535,7 +536,7 @@ def _readable(contact: dict[str, Any]) -> dict[str, Any]:
 
 
 def unread_changes(
-    conn: Connection, tables: dict[str, TableInfo], watermarks: dict[str, Any], max_keys: dict[str, tuple | None]
+    conn: Connection, tables: dict[str, TableInfo], watermarks: dict[str, Any], max_keys: dict[str, Key | None]
 ) -> list[str]:
     """Tables where the legacy holds a change or key beyond what the chain read (empty: none)."""
     found = []

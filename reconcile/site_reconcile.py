@@ -49,7 +49,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -63,6 +63,7 @@ from backups.chain import ChainLink, ChainReport, backup_folder, load_chain, ver
 from backups.increment import INCREMENTS_DIR, IncrementWriter, discard_unsigned, file_key_table
 from backups.manifest import MANIFEST_NAME, BackupManifest, read_manifest
 from extract.attachments import ATTACHMENTS_KEY
+from extract.discovery import TableInfo
 from extract.json_values import from_json_row, from_json_value, json_row, json_value
 from load import ledger
 from load.bookkeeping import load_tables
@@ -76,6 +77,7 @@ from .carry_over import CarryOverResult, carry_over
 from .delta import Since, TableDelta, keyed_table_delta, keyless_table_delta
 from .file_delta import FILES_TABLE, FileDelta, folder_delta
 from .findings import (
+    Dossier,
     DossierAccount,
     InFlight,
     Reregistration,
@@ -89,9 +91,9 @@ from .findings import (
     reregistration,
     unread_changes,
 )
-from .state import DigestChange, ReconcileState, TableState, key_text, key_values
+from .state import DigestChange, Key, ReconcileState, TableState, key_text, key_values
 
-Progress = Any  # callable(item, done, total) or None
+Progress = Callable[[str, int, int], None] | None  # (item, done, total)
 
 
 @dataclass(frozen=True)
@@ -116,7 +118,7 @@ class Reconciliation:
     files: dict[str, Any] | None = None
     carried: CarryOverResult = field(default_factory=CarryOverResult)
     in_flight: InFlight | None = None
-    forbidden: list = field(default_factory=list)
+    forbidden: list[Dossier] = field(default_factory=list)
     account: DossierAccount = field(default_factory=DossierAccount)
     duplicates: list[dict[str, Any]] = field(default_factory=list)
     reregistration: Reregistration = field(default_factory=Reregistration)
@@ -355,7 +357,7 @@ def _table_deltas(
     mode: str,
     base: BackupManifest,
     states: dict[str, TableState],
-    tables: dict,
+    tables: dict[str, TableInfo],
     writer: IncrementWriter,
     chunk_rows: int,
     result: Reconciliation,
@@ -364,7 +366,7 @@ def _table_deltas(
     deltas: list[TableDelta] = []
     next_states: list[TableState] = []
     changes: list[DigestChange] = []
-    parent_keys: dict[str, list[tuple]] = {}
+    parent_keys: dict[str, list[Key]] = {}
     infos = sorted(tables.values(), key=lambda t: t.name)
     for name in sorted(set(states) - {t.name for t in infos} - {FILES_TABLE}):
         result.warnings.append(f"{name}: the chain holds this table but the legacy database no longer has it")
@@ -396,6 +398,7 @@ def _table_deltas(
                 delta = keyless_table_delta(conn, info, previous, chunk_rows=chunk_rows, emit=parts.add_rows)
             parent_keys[info.name.upper()] = delta.changed_keys
             after = delta.state
+            assert after is not None  # both deltas end with the table's state
             writer.finish_table(
                 parts,
                 {
@@ -474,7 +477,7 @@ def _findings(
     target: Engine,
     state: ReconcileState,
     result: Reconciliation,
-    tables: dict,
+    tables: dict[str, TableInfo],
     backup_root: Path,
     public_key_b64: str,
     history: Sequence[BurndownPoint],

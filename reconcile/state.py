@@ -111,6 +111,9 @@ open_runs = sa.Table(
 # Keys per IN (...) list: well under every dialect's bound-parameter limit.
 KEYS_PER_QUERY = 500
 
+# A row's key: its typed values, in primary-key order (`key_text` stores it, `key_values` reads it back).
+Key = tuple[Any, ...]
+
 
 def key_text(values: Sequence[Any]) -> str:
     """A row key as stored here: typed JSON of the key values.
@@ -123,7 +126,7 @@ def key_text(values: Sequence[Any]) -> str:
     return json.dumps(json_row(values), separators=(",", ":"), ensure_ascii=False)
 
 
-def key_values(text: str) -> tuple:
+def key_values(text: str) -> Key:
     return from_json_row(json.loads(text)) or ()
 
 
@@ -144,7 +147,7 @@ class OpenRun:
 class TableState:
     name: str
     watermark: Any = None
-    max_key: tuple | None = None
+    max_key: Key | None = None
     chain: TableFingerprint = field(default_factory=TableFingerprint)
 
     def to_row(self, site_id: str) -> dict[str, Any]:
@@ -244,7 +247,9 @@ class ReconcileState:
                 found.update({k: (d, s) for k, d, s in rows})
         return found
 
-    def iter_digests(self, site_id: str, table: str, *, batch: int = 10_000) -> Iterator[list[tuple]]:
+    def iter_digests(
+        self, site_id: str, table: str, *, batch: int = 10_000
+    ) -> Iterator[list[tuple[str, str, str | None]]]:
         """(key, digest, stamp) of every row of `table` the chain holds, in batches."""
         with self.engine.connect() as c:
             result = c.execution_options(stream_results=True, yield_per=batch).execute(
@@ -265,7 +270,7 @@ class ReconcileState:
                 ).scalar_one()
             )
 
-    def write_baseline_digests(self, site_id: str, table: str, rows: list[tuple[str, str, str | None]]) -> None:
+    def write_baseline_digests(self, site_id: str, table: str, rows: Sequence[tuple[str, str, str | None]]) -> None:
         """Record digests while the first run reads every row (its own transaction per batch)."""
         if rows:
             with self.engine.begin() as c:
