@@ -154,9 +154,10 @@ class CertificateCheck:
 
 
 def _manifest_folder(backup_root: Path, site_id: str, entry: Mapping[str, Any]) -> Path:
+    backup_id: str = entry["backup_id"]
     if entry.get("kind") == "incremental":
-        return increments_dir(backup_root, site_id) / entry["backup_id"]
-    return Path(backup_root) / site_id / entry["backup_id"]
+        return increments_dir(backup_root, site_id) / backup_id
+    return Path(backup_root) / site_id / backup_id
 
 
 def _check_approvals(body: Mapping[str, Any], check: CertificateCheck) -> None:

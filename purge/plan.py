@@ -90,7 +90,9 @@ class LiveScope:
 
     @classmethod
     def from_plan(cls, body: Mapping[str, Any]) -> LiveScope:
-        strip = lambda d: {k: v for k, v in d.items() if k != "method"}  # noqa: E731
+        def strip(d: Mapping[str, Any]) -> dict[str, Any]:
+            return {k: v for k, v in d.items() if k != "method"}
+
         return cls(
             body["database"]["engine"],
             body["database"]["name"],
@@ -164,7 +166,7 @@ def scope_differences(planned: LiveScope, now: LiveScope, *, limit: int = 8) -> 
     lines: list[str] = []
     if (planned.engine, planned.database, planned.attachments_root) != (now.engine, now.database, now.attachments_root):
         lines.append(f"the database or attachment folder is not the plan's ({now.database}, {now.attachments_root})")
-    pairs = [
+    pairs: list[tuple[str, Mapping[str, object], Mapping[str, object]]] = [  # (what, planned, now)
         (
             "table",
             {t["name"]: (t["rows"], t["fingerprint"]) for t in planned.tables},

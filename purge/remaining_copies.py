@@ -39,7 +39,7 @@ import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -49,6 +49,11 @@ from ts24_migrate.core.errors import UnreachableError
 from ts24_migrate.core.personal_data import key_kind
 from ts24_migrate.core.report_paths import PathNames
 from ts24_migrate.core.secrets import Secret, redact_url
+
+if TYPE_CHECKING:
+    from audit.ledger import Ledger
+    from ts24_migrate.core.config import Inventory, SiteConfig
+    from ts24_migrate.core.control_store import ControlStore
 
 SCRATCH = "scratch"  # the figure of a restore run naming its scratch database and folder
 RESTORE_STAGES = ("restore-check", "restore-chain", "purge-prepare")  # purge-prepare: a drill into a server
@@ -62,6 +67,26 @@ OUTREACH_CSV = "reregistration-outreach.csv"  # reconcile.report.OUTREACH_CSV
 DATA_DOCS_DIR = "data-docs"  # validation.report.DATA_DOCS_DIR
 PARTIAL = ".{name}.partial"  # where ts24_migrate.runs.scratch writes a restore until it matches
 SQLITE_COMPANIONS = ("-wal", "-shm", "-journal")
+
+
+class SiteApp(Protocol):
+    """What the register needs of the tool's App (ts24_migrate.runs.app.App, a layer above purge)."""
+
+    @property
+    def inventory(self) -> Inventory: ...
+
+    @property
+    def control_store(self) -> ControlStore: ...
+
+    def site(self, site_id: str) -> SiteConfig: ...
+
+    def target_engine(self) -> Engine: ...
+
+    def ledger_path(self, site_id: str) -> Path: ...
+
+    def ledger(self, site_id: str) -> Ledger: ...
+
+    def reports_dir(self, site_id: str) -> Path: ...
 
 
 class Disposition(str, enum.Enum):
@@ -129,10 +154,11 @@ def scratch_record(
     the copy can be destroyed later with the same URL.
     """
     parsed = parse_url(into_url, what="scratch database")
-    sqlite = parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:")
+    database = parsed.database
+    sqlite = parsed.get_backend_name() == "sqlite" and database not in (None, "", ":memory:")
     return {
         "database": redact_url(into_url.reveal()),
-        "sqlite_path": str(Path(parsed.database).resolve()) if sqlite else None,
+        "sqlite_path": str(Path(database).resolve()) if sqlite and database is not None else None,
         "url_env": None if sqlite else url_env,
         "tables": sorted(set(tables)),
         "files": str(Path(files_dir).resolve()) if files_dir is not None else None,
@@ -155,7 +181,7 @@ def _location(names: PathNames, path: Path | None, url: Secret | None = None) ->
     return redact_url(url.reveal()) if url is not None else "—"
 
 
-def _backup_chain(app, site_id: str, names: PathNames) -> list[RemainingCopy]:
+def _backup_chain(app: SiteApp, site_id: str, names: PathNames) -> list[RemainingCopy]:
     folder = app.inventory.backup_path / site_id
     personal_keys = "; for insured persons those keys are social insurance numbers"
     return [
@@ -173,7 +199,7 @@ def _backup_chain(app, site_id: str, names: PathNames) -> list[RemainingCopy]:
     ]
 
 
-def _new_system(app, names: PathNames) -> list[RemainingCopy]:
+def _new_system(app: SiteApp, names: PathNames) -> list[RemainingCopy]:
     url = app.inventory.target_url()
     path = _sqlite_path(url)
     return [
@@ -190,7 +216,7 @@ def _new_system(app, names: PathNames) -> list[RemainingCopy]:
     ]
 
 
-def _reconcile_keys(app, site_id: str) -> int:
+def _reconcile_keys(app: SiteApp, site_id: str) -> int:
     """Legacy keys that are personal identifiers (insured persons' numbers) in the reconcile state."""
     from reconcile.state import digests
 
@@ -206,7 +232,7 @@ def _reconcile_keys(app, site_id: str) -> int:
         return sum(int(n) for table, n in conn.execute(query) if key_kind(table))
 
 
-def _control_store(app, site_id: str, names: PathNames) -> list[RemainingCopy]:
+def _control_store(app: SiteApp, site_id: str, names: PathNames) -> list[RemainingCopy]:
     url = app.inventory.control_store_url()
     path = _sqlite_path(url)
     keys = _reconcile_keys(app, site_id)
@@ -225,7 +251,7 @@ def _control_store(app, site_id: str, names: PathNames) -> list[RemainingCopy]:
     ]
 
 
-def _ledger(app, site_id: str, names: PathNames) -> list[RemainingCopy]:
+def _ledger(app: SiteApp, site_id: str, names: PathNames) -> list[RemainingCopy]:
     path = app.ledger_path(site_id)
     return [
         RemainingCopy(
@@ -272,7 +298,7 @@ def _examples_shown(report_json: Path) -> bool | None:
     return not isinstance(personal, dict) or personal.get("examples") != "masked"
 
 
-def _reports(app, site_id: str, names: PathNames) -> list[RemainingCopy]:
+def _reports(app: SiteApp, site_id: str, names: PathNames) -> list[RemainingCopy]:
     root = app.reports_dir(site_id)
     found = []
     for folder in sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []:
@@ -354,7 +380,7 @@ def _reports(app, site_id: str, names: PathNames) -> list[RemainingCopy]:
     return found
 
 
-def _report_copies(app, site_id: str, names: PathNames) -> list[RemainingCopy]:
+def _report_copies(app: SiteApp, site_id: str, names: PathNames) -> list[RemainingCopy]:
     found = []
     for run in app.control_store.runs(site_id, REPORT_COPY_STAGE):
         folder = run.figures.get("folder")
@@ -377,7 +403,7 @@ def _report_copies(app, site_id: str, names: PathNames) -> list[RemainingCopy]:
     return found
 
 
-def _destroyed(app, site_id: str) -> dict[str, str]:
+def _destroyed(app: SiteApp, site_id: str) -> dict[str, str]:
     """`<run id>:<part>` of each scratch copy destroyed -> the run that destroyed it."""
     gone: dict[str, str] = {}
     for run in app.control_store.runs(site_id, DESTROY_STAGE):
@@ -444,7 +470,7 @@ class _ScratchPart:
         return bool(tables) if tables is not None else not destroyed  # out of sight: assume it is there
 
 
-def _scratch_parts(app, site_id: str) -> list[_ScratchPart]:
+def _scratch_parts(app: SiteApp, site_id: str) -> list[_ScratchPart]:
     parts = []
     for run in app.control_store.runs(site_id):
         record = run.figures.get(SCRATCH) if run.stage in RESTORE_STAGES else None
@@ -455,7 +481,7 @@ def _scratch_parts(app, site_id: str) -> list[_ScratchPart]:
     return parts
 
 
-def _scratch(app, site_id: str, names: PathNames) -> list[RemainingCopy]:
+def _scratch(app: SiteApp, site_id: str, names: PathNames) -> list[RemainingCopy]:
     found = []
     gone = _destroyed(app, site_id)
     for part in _scratch_parts(app, site_id):
@@ -512,7 +538,7 @@ def leftover_staging_tables(target: Engine) -> list[StagingTable]:
     return found
 
 
-def _catalog_reader(app, url: Secret, dry_run: bool) -> tuple[Engine, bool, str]:
+def _catalog_reader(app: SiteApp, url: Secret, dry_run: bool) -> tuple[Engine, bool, str]:
     """An engine to read the target's catalog; in a dry run (a purge plan) without changing anything, so a
     SQLite file is read as immutable (even a read-only SQLite reader writes its marks into the -shm file).
     Returns (engine, dispose it, a note on what was not read)."""
@@ -530,7 +556,7 @@ def _catalog_reader(app, url: Secret, dry_run: bool) -> tuple[Engine, bool, str]
     return sa.create_engine(parsed), True, note
 
 
-def _staging(app, names: PathNames, dry_run: bool) -> list[RemainingCopy]:
+def _staging(app: SiteApp, names: PathNames, dry_run: bool) -> list[RemainingCopy]:
     url = app.inventory.target_url()
     try:
         reader, own, note = _catalog_reader(app, url, dry_run)
@@ -609,7 +635,7 @@ def _transform_temp(names: PathNames) -> list[RemainingCopy]:
     ]
 
 
-def remaining_copies(app, site_id: str, *, dry_run: bool = False) -> list[RemainingCopy]:
+def remaining_copies(app: SiteApp, site_id: str, *, dry_run: bool = False) -> list[RemainingCopy]:
     """Every place the tool knows holds legacy data of `site_id` besides the legacy server, and why.
 
     `app` is a ts24_migrate.runs.app.App (inventory, control store, target). `dry_run` (a purge plan): nothing
@@ -652,7 +678,7 @@ def _drop_tables(url: Secret, tables: Sequence[str]) -> None:
         engine.dispose()
 
 
-def _drop_staging(app) -> list[str]:
+def _drop_staging(app: SiteApp) -> list[str]:
     dropped = []
     target = app.target_engine()
     metadata = sa.MetaData()
@@ -665,7 +691,7 @@ def _drop_staging(app) -> list[str]:
     return dropped
 
 
-def destroy_scratch_copies(app, site_id: str, *, parent_run_id: str | None = None) -> dict[str, Any]:
+def destroy_scratch_copies(app: SiteApp, site_id: str, *, parent_run_id: str | None = None) -> dict[str, Any]:
     """Remove the site's scratch restores (SQLite files with their -wal/-shm, restored folders, the tables of
     a server scratch database whose URL is at hand), staging tables left in the target and leftover key-store
     folders; record it as a `destroy-copies` run (control store and ledger). Returns what was destroyed and

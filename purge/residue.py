@@ -28,7 +28,7 @@ import os
 import re
 import secrets
 import stat
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -137,7 +137,7 @@ class ScanReport:
 _CLASSES = bytes(0x31 if 0x30 <= b <= 0x39 else (0x7A if b == 0 else 0x30) for b in range(256))
 
 
-def _runs(classes: bytes, unit: bytes, shortest: int):
+def _runs(classes: bytes, unit: bytes, shortest: int) -> Iterator[tuple[int, int]]:
     """(start, end) of every run of at least `shortest` units (b"1": ASCII digit, b"1z": UTF-16LE digit)."""
     needle = unit * shortest
     position = classes.find(needle)

@@ -66,7 +66,14 @@ class FolderEntry:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> FolderEntry:
         return cls(
-            **{k: data.get(k) for k in ("path", "kind", "size", "sha256", "link_target", "device", "inode", "links")},
+            path=data["path"],  # every entry has a path and a kind (to_dict writes them)
+            kind=data["kind"],
+            size=data.get("size"),
+            sha256=data.get("sha256"),
+            link_target=data.get("link_target"),
+            device=data.get("device"),
+            inode=data.get("inode"),
+            links=data.get("links"),
             outside_links=bool(data.get("outside_links")),
         )
 
@@ -132,7 +139,7 @@ def walk_folder(root: Path) -> list[FolderEntry]:
         _walk(root_fd, "", entries)
     finally:
         os.close(root_fd)
-    inside: dict[tuple[int, int], int] = {}
+    inside: dict[tuple[int | None, int | None], int] = {}  # (device, inode) of a file -> its names inside
     for entry in entries:
         if entry.kind == "file":
             inside[(entry.device, entry.inode)] = inside.get((entry.device, entry.inode), 0) + 1
@@ -148,21 +155,24 @@ def _walk(dir_fd: int, prefix: str, entries: list[FolderEntry]) -> None:
     for name in sorted(os.listdir(dir_fd), key=os.fsencode):
         info = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
         relpath = prefix + name
-        ids = {"device": info.st_dev, "inode": info.st_ino}
+        device, inode = info.st_dev, info.st_ino
         if stat.S_ISDIR(info.st_mode):
-            entries.append(FolderEntry(relpath, "directory", **ids))
+            entries.append(FolderEntry(relpath, "directory", device=device, inode=inode))
             child = os.open(name, _DIRECTORY_FLAGS, dir_fd=dir_fd)
             try:
                 _walk(child, relpath + "/", entries)
             finally:
                 os.close(child)
         elif stat.S_ISLNK(info.st_mode):
-            entries.append(FolderEntry(relpath, "link", link_target=os.readlink(name, dir_fd=dir_fd), **ids))
+            link_target = os.readlink(name, dir_fd=dir_fd)
+            entries.append(FolderEntry(relpath, "link", link_target=link_target, device=device, inode=inode))
         elif stat.S_ISREG(info.st_mode):
             size, sha = hash_regular_file(dir_fd, name, info)
-            entries.append(FolderEntry(relpath, "file", size=size, sha256=sha, links=info.st_nlink, **ids))
+            entries.append(
+                FolderEntry(relpath, "file", size=size, sha256=sha, links=info.st_nlink, device=device, inode=inode)
+            )
         else:
-            entries.append(FolderEntry(relpath, "special", **ids))
+            entries.append(FolderEntry(relpath, "special", device=device, inode=inode))
 
 
 def folder_fingerprint(entries: list[FolderEntry]) -> str:
@@ -170,6 +180,8 @@ def folder_fingerprint(entries: list[FolderEntry]) -> str:
     fingerprint = TableFingerprint()
     for entry in entries:
         if entry.kind == "file":
+            if entry.size is None or entry.sha256 is None:  # walked files have both; so do plans written here
+                raise GateRefused(f"{entry.path}: a file entry without its size or content hash (a damaged plan?)")
             fingerprint.add(file_row(os.fsencode(entry.path), entry.size, entry.sha256))
     return fingerprint.hexdigest()
 

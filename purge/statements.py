@@ -13,9 +13,12 @@ Example::
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.schema import DDLElement
+from sqlalchemy.sql.compiler import DDLCompiler
 
 # What the TS24 software could change the site's database with (MariaDB/MySQL privilege names), on the
 # database and on one table; MariaDB also has DELETE HISTORY (system-versioned tables).
@@ -40,8 +43,13 @@ MARIADB_ONLY_PRIVILEGES = ("DELETE HISTORY",)
 WRITE_PRIVILEGES = frozenset(DATABASE_WRITE_PRIVILEGES + MARIADB_ONLY_PRIVILEGES)
 
 
-def _literal(compiler, value: str) -> str:
-    return sa.String().literal_processor(compiler.dialect)(value)
+def _literal(compiler: DDLCompiler, value: str) -> str:
+    # Typed as the TypeEngine it is: String's own literal_processor carries no annotations.
+    string: sa.types.TypeEngine[str] = sa.String()
+    process = string.literal_processor(compiler.dialect)
+    if process is None:  # every dialect renders string literals; the type says it may not
+        raise sa.exc.CompileError(f"the {compiler.dialect.name} dialect renders no string literal")
+    return process(value)
 
 
 class DropDatabase(DDLElement):
@@ -96,27 +104,27 @@ class KillConnection(DDLElement):
 
 
 @compiles(DropDatabase)
-def _drop(element, compiler, **kw):
+def _drop(element: DropDatabase, compiler: DDLCompiler, **kw: Any) -> str:
     return f"DROP DATABASE {compiler.preparer.quote_identifier(element.name)}"
 
 
 @compiles(UseDatabase)
-def _use(element, compiler, **kw):
+def _use(element: UseDatabase, compiler: DDLCompiler, **kw: Any) -> str:
     return f"USE {compiler.preparer.quote_identifier(element.name)}"
 
 
 @compiles(SetSingleUser)
-def _single_user(element, compiler, **kw):
+def _single_user(element: SetSingleUser, compiler: DDLCompiler, **kw: Any) -> str:
     return f"ALTER DATABASE {compiler.preparer.quote_identifier(element.name)} SET SINGLE_USER WITH ROLLBACK IMMEDIATE"
 
 
 @compiles(SetReadOnly)
-def _read_only(element, compiler, **kw):
+def _read_only(element: SetReadOnly, compiler: DDLCompiler, **kw: Any) -> str:
     return f"ALTER DATABASE {compiler.preparer.quote_identifier(element.name)} SET READ_ONLY WITH ROLLBACK IMMEDIATE"
 
 
 @compiles(RevokeWrites)
-def _revoke(element, compiler, **kw):
+def _revoke(element: RevokeWrites, compiler: DDLCompiler, **kw: Any) -> str:
     quote = compiler.preparer.quote_identifier
     target = quote(element.database) + "." + (quote(element.table) if element.table else "*")
     return (
@@ -126,5 +134,5 @@ def _revoke(element, compiler, **kw):
 
 
 @compiles(KillConnection)
-def _kill(element, compiler, **kw):
+def _kill(element: KillConnection, compiler: DDLCompiler, **kw: Any) -> str:
     return f"KILL CONNECTION {element.connection_id:d}"
