@@ -160,6 +160,35 @@ def test_statements_quote_names_through_each_dialect():
     assert sql(KillConnection(42), mysql.dialect()) == "KILL CONNECTION 42"
     with pytest.raises(ValueError):
         RevokeWrites("ts24", "app", "%", ("SELECT",))  # only write privileges are ever revoked
+    # MariaDB reads a backslash in a quoted string as an escape: doubled, or the name would end the string.
+    assert sql(RevokeWrites("ts24", "ab\\", "h", ("INSERT",)), mysql.dialect()) == (
+        "REVOKE INSERT ON `ts24`.* FROM 'ab\\\\'@'h'"
+    )
+
+
+@pytest.mark.mariadb
+def test_a_revoke_reaches_an_account_whose_name_holds_quotes_and_a_backslash(mariadb_database, _mariadb_admin):
+    """The account names come from the server's own grant list: any name MariaDB allows must be revoked
+    exactly, never break the statement or reach another account."""
+    database = mariadb_database().rsplit("/", 1)[1].split("?", 1)[0]
+    # The names as MariaDB literals, written out by hand (CREATE USER takes no bound parameters).
+    odd, plain = "ts24 o'dd\\", "ts24_plain"
+    accounts = {odd: "'ts24 o''dd\\\\'@'localhost'", plain: "'ts24_plain'@'localhost'"}
+    with _mariadb_admin.connect() as c:
+        for account in accounts.values():
+            c.execute(sa.text(f"CREATE USER {account}"))
+            c.execute(sa.text(f"GRANT INSERT, SELECT ON `{database}`.* TO {account}"))
+        try:
+            c.execute(RevokeWrites(database, odd, "localhost", ("INSERT",)))
+            grants = {
+                user: " ".join(r[0] for r in c.execute(sa.text(f"SHOW GRANTS FOR {account}")))
+                for user, account in accounts.items()
+            }
+        finally:
+            for account in accounts.values():
+                c.execute(sa.text(f"DROP USER IF EXISTS {account}"))
+    assert "INSERT" not in grants[odd] and "SELECT" in grants[odd], grants
+    assert "INSERT" in grants[plain], grants
 
 
 def test_the_sqlite_write_stop_is_the_file_mode(tmp_path):
