@@ -285,7 +285,7 @@ def load_inventory(path: str | Path) -> Inventory:
     return inventory
 
 
-def _one_line(exc: ValidationError, raw: dict, path: Path) -> ConfigError:
+def _one_line(exc: ValidationError, raw: dict[str, Any], path: Path) -> ConfigError:
     error = exc.errors()[0]
     loc = list(error["loc"])
     site = None

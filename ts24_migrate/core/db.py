@@ -7,9 +7,12 @@ The legacy engine is read-only wherever the driver lets us say so.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import URL, Engine, make_url
+from sqlalchemy.engine import URL, Dialect, Engine, make_url
+from sqlalchemy.engine.interfaces import DBAPIConnection
+from sqlalchemy.pool import ConnectionPoolEntry
 
 from .errors import ConfigError, FolderUnusable, LoginRefused, UnreachableError, classify, is_login_refused
 from .odbc import odbc_connection_string
@@ -46,7 +49,9 @@ def legacy_engine(url: Secret, *, read_only: bool = True) -> Engine:
     if backend in ("mysql", "mariadb") and read_only:
 
         @sa.event.listens_for(engine, "connect")
-        def _read_only_session(dbapi_connection, _record):  # pragma: no branch
+        def _read_only_session(
+            dbapi_connection: DBAPIConnection, _record: ConnectionPoolEntry
+        ) -> None:  # pragma: no branch
             cursor = dbapi_connection.cursor()
             cursor.execute("SET SESSION TRANSACTION READ ONLY")
             cursor.close()
@@ -64,7 +69,7 @@ def store_engine(url: Secret) -> Engine:
         engine = sa.create_engine(parsed, connect_args={"timeout": 60})
 
         @sa.event.listens_for(engine, "connect")
-        def _sqlite_pragmas(dbapi_connection, _record):
+        def _sqlite_pragmas(dbapi_connection: DBAPIConnection, _record: ConnectionPoolEntry) -> None:
             cursor = dbapi_connection.cursor()
             # WAL lets the report read while a flow writes; foreign keys as on PostgreSQL.
             cursor.execute("PRAGMA journal_mode=WAL")
@@ -86,7 +91,9 @@ def _server_engine(parsed: URL) -> Engine:
         connection_string = odbc_connection_string(parsed)  # a bad URL is a ConfigError now, not at connect
 
         @sa.event.listens_for(engine, "do_connect")
-        def _exact_odbc_target(_dialect, _record, cargs, _cparams):
+        def _exact_odbc_target(
+            _dialect: Dialect, _record: ConnectionPoolEntry, cargs: list[Any], _cparams: dict[str, Any]
+        ) -> None:
             cargs[:] = [connection_string]
 
     return engine

@@ -30,14 +30,24 @@ Example::
 
 from __future__ import annotations
 
+import enum
 import json
 import os
 import sqlite3
 import tempfile
 from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import Final, TypeVar, overload
 
-_MISSING: Any = object()
+_T = TypeVar("_T")
+
+
+class _Missing(enum.Enum):
+    """A default no stored value can be (None can: the set-like entries are '')."""
+
+    MISSING = enum.auto()
+
+
+_MISSING: Final = _Missing.MISSING
 DEFAULT_MEMORY_ENTRIES = 50_000
 
 
@@ -70,7 +80,11 @@ class KeyStore:
         self._warm: dict[str, str] = {}
 
     # -- dict and set ----------------------------------------------------------
-    def get(self, key: str | None, default: Any = None) -> Any:
+    @overload
+    def get(self, key: str | None) -> str | None: ...
+    @overload
+    def get(self, key: str | None, default: _T) -> str | _T: ...
+    def get(self, key: str | None, default: _T | None = None) -> str | _T | None:
         if key is None:
             return default
         value = self._memory.get(key, _MISSING)
@@ -81,7 +95,10 @@ class KeyStore:
         if key in self._warm_keys:
             return self._warm.get(key, default)
         row = self._db.execute("SELECT v FROM entries WHERE k = ?", (key,)).fetchone()
-        return default if row is None else row[0]
+        if row is None:
+            return default
+        stored: str = row[0]
+        return stored
 
     def __contains__(self, key: object) -> bool:
         return isinstance(key, str) and self.get(key, _MISSING) is not _MISSING
@@ -139,11 +156,12 @@ class KeyStore:
         """Fetch the stored entries of `keys` (a batch's) at once, for the lookups that follow."""
         batch = {key for key in keys if key is not None}
         self._warm = {}
-        wanted = [] if self._db is None else sorted(key for key in batch if key not in self._memory)
-        if wanted:
+        db = self._db
+        wanted = [] if db is None else sorted(key for key in batch if key not in self._memory)
+        if db is not None and wanted:
             # One parameter, a JSON array of the keys: a third of the cost of filling a table with them.
             self._warm = dict(
-                self._db.execute(
+                db.execute(
                     "SELECT e.k, e.v FROM json_each(?) AS w JOIN entries AS e ON e.k = w.value", (json.dumps(wanted),)
                 )
             )

@@ -31,6 +31,7 @@ import hashlib
 import os
 import stat
 from pathlib import Path
+from typing import NoReturn
 
 import pyrage
 from cryptography.exceptions import InvalidSignature
@@ -85,7 +86,7 @@ class SigningKey:
 
     __str__ = __repr__
 
-    def __reduce__(self):
+    def __reduce__(self) -> NoReturn:
         # Pickling would copy the private key into whatever stores the pickle (a cache, a result).
         raise TypeError("a SigningKey cannot be pickled; pass the key file path and load it where needed")
 

@@ -145,9 +145,11 @@ def odbc_connection_string(url: URL) -> str:
         except ValueError:
             raise ConfigError(f"database URL: the {name} holds a NUL character") from None
 
-    parts = [
-        f"DSN={checked('data source name', dsn)}" if dsn is not None else f"DRIVER={{{driver.replace('}', '}}')}}}"
-    ]
+    if dsn is not None:
+        parts = [f"DSN={checked('data source name', dsn)}"]
+    else:
+        assert driver is not None  # neither a driver nor a data source was refused above
+        parts = [f"DRIVER={{{driver.replace('}', '}}')}}}"]
     if host:
         if family == "sqlserver":
             parts.append(f"SERVER={checked('host', host + (f',{url.port}' if url.port else ''))}")

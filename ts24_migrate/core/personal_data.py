@@ -44,7 +44,7 @@ import datetime as dt
 import math
 import re
 import unicodedata
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -251,8 +251,13 @@ def mask_legacy_key(table: str | None, key: Any) -> Any:
     return mask_as(kind, key)
 
 
+def _literally(replacement: str) -> Callable[[re.Match[str]], str]:
+    """A re.sub replacement taken as it is (a mask may hold a backslash or a group reference)."""
+    return lambda _match: replacement
+
+
 def mask_text(
-    text: str | None, *, kinds_and_values: list[tuple[str | None, Any]] = (), scrub: bool = True
+    text: str | None, *, kinds_and_values: Sequence[tuple[str | None, object]] = (), scrub: bool = True
 ) -> str | None:
     """Free text about a personal row (a reject's message): each known value it repeats (as a whole word:
     a value inside a longer number is left to the patterns) replaced by its mask, then (`scrub`) whatever
@@ -265,7 +270,7 @@ def mask_text(
         for form in sorted({str(value), str(value).strip()}, key=len, reverse=True):
             if len(form) >= 3 and "*" not in form and form in text:  # a starred form is masked already
                 masked = str(mask_as(kind, form))
-                text = re.sub(r"(?<!\w)" + re.escape(form) + r"(?!\w)", lambda _m, masked=masked: masked, text)
+                text = re.sub(r"(?<!\w)" + re.escape(form) + r"(?!\w)", _literally(masked), text)
     if scrub:
         text = _LONG_NUMBER.sub(lambda m: _identifier(m.group()), text)
         text = _EMAIL.sub(lambda m: _email(m.group()), text)

@@ -26,7 +26,10 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .config import Inventory
 
 _AFTER_A_PATH = r"(?![\w.\-/])"  # the root ends here: not the start of a longer folder name
 
@@ -51,7 +54,7 @@ class PathNames:
         return cls(tuple(sorted(found.items(), key=lambda item: -len(item[0]))))
 
     @classmethod
-    def for_inventory(cls, inventory, recorded: Mapping[str, str] | None = None) -> PathNames:
+    def for_inventory(cls, inventory: Inventory, recorded: Mapping[str, str] | None = None) -> PathNames:
         """The inventory's folders; `recorded` adds those a run recorded (see `recordable`), so a
         report rebuilt on another machine still names the pipeline host's files."""
         return cls.of([*_named(recorded or {}), *_named(cls.recordable(inventory))])
@@ -62,7 +65,7 @@ class PathNames:
         return cls.of(_named(recorded or {}))
 
     @staticmethod
-    def recordable(inventory) -> dict[str, str]:
+    def recordable(inventory: Inventory) -> dict[str, str]:
         """The inventory's folders as a run records them (kept in the control store, never in a report)."""
         return {
             "inventory": _absolute(inventory.base_dir),

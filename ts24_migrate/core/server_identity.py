@@ -110,6 +110,7 @@ def _mysql(conn: Connection) -> ServerIdentity:
         sa.text("SELECT @@hostname, @@port, @@version, DATABASE(), @@server_id, @@datadir")
     ).one()
     details = {"server_id": _int(number), "datadir": _text(datadir)}
+    server_id: str | None
     if "mariadb" in str(version).lower():
         kind = "mariadb"
         facts = "\n".join(str(v) for v in (hostname, port, datadir, number))

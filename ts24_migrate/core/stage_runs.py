@@ -19,14 +19,22 @@ Example::
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from .control_store import ControlStore, RunRecord, SiteState
 from .run_liveness import Heartbeat
 from .secrets import redact_url
+
+
+class EventLedger(Protocol):
+    """Where a run's events go: an audit.ledger.Ledger (the kernel cannot import the audit package)."""
+
+    def append(
+        self, site_id: str, stage: str, event: str, data: Mapping[str, Any] | None, run_id: str | None = None
+    ) -> object: ...
 
 
 @dataclass
@@ -50,7 +58,7 @@ def _advances(current: SiteState, new: SiteState) -> bool:
 @contextmanager
 def stage_run(
     store: ControlStore,
-    ledger,
+    ledger: EventLedger | None,
     site_id: str,
     stage: str,
     *,
@@ -79,13 +87,17 @@ def stage_run(
     if run.success_state is not None and _advances(store.state(site_id), run.success_state):
         store.set_state(site_id, run.success_state, run_id)
     if ledger is not None:
-        data = {"figures": run.figures}
+        data: dict[str, Any] = {"figures": run.figures}
         if run.success_state is not None:
             data["state"] = run.success_state.value
         ledger.append(site_id, stage, "succeeded", data, run_id=run_id)
 
 
-def close_abandoned_runs(store: ControlStore, ledger, site_id: str | None = None) -> list[RunRecord]:
+def close_abandoned_runs(
+    store: ControlStore,
+    ledger: EventLedger | Callable[[str], EventLedger | None] | None,
+    site_id: str | None = None,
+) -> list[RunRecord]:
     """Mark the site's (or every site's) runs whose process is gone `abandoned`; a ledger event each.
 
     `ledger` is an audit.ledger.Ledger of `site_id`, a callable site_id -> Ledger (every site),
@@ -95,6 +107,7 @@ def close_abandoned_runs(store: ControlStore, ledger, site_id: str | None = None
     for record in closed:
         site_ledger = ledger(record.site_id) if callable(ledger) else ledger
         if site_ledger is not None:
+            assert record.abandoned_at is not None  # close_abandoned_runs stamps each run it closes
             site_ledger.append(
                 record.site_id,
                 record.stage,

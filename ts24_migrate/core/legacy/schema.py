@@ -10,23 +10,27 @@ this list (see extract.discovery), it only uses it to know what is *mapped*.
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 from sqlalchemy.dialects import mssql, mysql
 
 metadata = sa.MetaData()
 
-_MARIADB = {"mysql_charset": "utf8mb4", "mysql_collate": "utf8mb4_bin", "mariadb_charset": "utf8mb4"}
+# Dialect keyword arguments (Table's **kw): typed as Any so that they do not match Table's named parameters.
+_MARIADB: dict[str, Any] = {"mysql_charset": "utf8mb4", "mysql_collate": "utf8mb4_bin", "mariadb_charset": "utf8mb4"}
 
 
-def _blob() -> sa.types.TypeEngine:
+def _blob() -> sa.types.TypeEngine[bytes]:
     return (
         sa.LargeBinary()
         .with_variant(mysql.LONGBLOB(), "mysql", "mariadb")
-        .with_variant(mssql.VARBINARY("max"), "mssql")
+        # SQLAlchemy's mssql.VARBINARY.__init__ carries no annotations.
+        .with_variant(mssql.VARBINARY("max"), "mssql")  # type: ignore[no-untyped-call]
     )
 
 
-def _text(length: int) -> sa.types.TypeEngine:
+def _text(length: int) -> sa.types.TypeEngine[str]:
     return sa.Unicode(length)
 
 

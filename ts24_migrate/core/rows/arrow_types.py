@@ -80,7 +80,7 @@ class ColumnPlan:
         return entry
 
 
-def kind_of(type_: sa.types.TypeEngine) -> tuple[str, pa.DataType | None]:
+def kind_of(type_: sa.types.TypeEngine[Any]) -> tuple[str, pa.DataType | None]:
     """The storage kind of a declared SQL type; unknown types are stored canonically."""
     if isinstance(type_, sa.Boolean):
         return "bool", pa.bool_()
@@ -113,7 +113,10 @@ def _fits(kind: str, values: Sequence[Any]) -> bool:
         return all(v is None or type(v) is decimal.Decimal for v in values)
     expected = _KINDS[kind][1]
     if kind in ("datetime", "time"):
-        return all(v is None or (type(v) is expected and v.tzinfo is None) for v in values)
+        return all(
+            v is None or (type(v) is expected and isinstance(v, (dt.datetime, dt.time)) and v.tzinfo is None)
+            for v in values
+        )
     if kind == "string":
         # Text holding NUL is legal in SQL Server, MariaDB and SQLite but not in PostgreSQL text:
         # kept canonical (binary), a restore into PostgreSQL still gives it back intact.
@@ -181,7 +184,8 @@ def nul_text_counts(
 
 def column_encoding(field: pa.Field) -> str:
     metadata = field.metadata or {}
-    return metadata.get(ENCODING_KEY, NATIVE.encode()).decode()
+    encoding: bytes = metadata.get(ENCODING_KEY, NATIVE.encode())
+    return encoding.decode()
 
 
 def batch_columns(batch: pa.RecordBatch | pa.Table) -> list[list[Any]]:
@@ -195,7 +199,7 @@ def batch_columns(batch: pa.RecordBatch | pa.Table) -> list[list[Any]]:
     return columns
 
 
-def batch_to_rows(batch: pa.RecordBatch | pa.Table) -> list[tuple]:
+def batch_to_rows(batch: pa.RecordBatch | pa.Table) -> list[tuple[Any, ...]]:
     """The rows of a batch written by rows_to_batch, as tuples of the original values."""
     columns = batch_columns(batch)
     return list(zip(*columns)) if columns else [() for _ in range(batch.num_rows)]
