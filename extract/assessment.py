@@ -147,7 +147,7 @@ def _count_rows(conn: Connection, table: TableInfo) -> int:
     return int(conn.execute(sa.select(sa.func.count()).select_from(table.table)).scalar_one())
 
 
-def _text_columns(table: TableInfo) -> list[sa.Column]:
+def _text_columns(table: TableInfo) -> list[sa.Column[Any]]:
     return [c for c in table.table.columns if isinstance(c.type, _TEXT_TYPES)]
 
 
@@ -155,7 +155,7 @@ def _legacy_text_counts(conn: Connection, table: TableInfo, chunk_rows: int) -> 
     columns = _text_columns(table)
     if not columns:
         return {}
-    counts: dict[str, Counter] = {c.name: Counter() for c in columns}
+    counts: dict[str, Counter[str]] = {c.name: Counter() for c in columns}
     result = conn.execution_options(stream_results=True, yield_per=chunk_rows).execute(sa.select(*columns))
     for partition in result.partitions(chunk_rows):
         for row in partition:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from ts24_migrate.core import reporting as r
 from ts24_migrate.core.labels import IN_FLIGHT_LABEL, RECEIVED_AFTER_CUTOVER_LABEL, object_counts_text
@@ -12,8 +13,8 @@ from .assessment import LEGACY_ENCODINGS, SUSPECTED_TEXT, SiteAssessment
 from .findings_report import attachment_findings_markdown, attachments_section, objects_section
 
 
-def _table_rows(assessment: SiteAssessment) -> list[list]:
-    rows = []
+def _table_rows(assessment: SiteAssessment) -> list[list[object]]:
+    rows: list[list[object]] = []
     for t in assessment.tables:
         legacy = {e: sum(c.get(e, 0) for c in t.legacy_text.values()) for e in LEGACY_ENCODINGS}
         rows.append(
@@ -31,7 +32,7 @@ def _table_rows(assessment: SiteAssessment) -> list[list]:
     return rows
 
 
-def _columns_not_loaded(summary: dict) -> str:
+def _columns_not_loaded(summary: dict[str, Any]) -> str:
     return (
         "; ".join(f"{table}: {', '.join(columns)}" for table, columns in summary["columns_not_loaded"].items())
         or "none"
@@ -66,7 +67,7 @@ def render_html(assessment: SiteAssessment) -> str:
         ],
     )
     server = assessment.server
-    server_rows = [
+    server_rows: list[list[object]] = [
         ["kind", server.kind],
         ["host (as the server names itself)", server.host or "-"],
         ["port", server.port or "-"],

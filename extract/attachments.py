@@ -24,6 +24,7 @@ Example::
 
 from __future__ import annotations
 
+import builtins
 import hashlib
 import io
 import os
@@ -98,7 +99,7 @@ class AttachmentSummary:
     files: int = 0
     bytes: int = 0
     fingerprint: TableFingerprint = field(default_factory=TableFingerprint)
-    skipped: list[bytes] = field(default_factory=list)
+    skipped: list[builtins.bytes] = field(default_factory=list)  # builtins: `bytes` is a field here
 
 
 def _no_follow(path: Any, flags: int) -> int:
@@ -155,7 +156,7 @@ class AttachmentPart:
     position: Position
 
 
-def attachment_parquet(rows: list[tuple]) -> bytes:
+def attachment_parquet(rows: list[tuple[Any, ...]]) -> bytes:
     """One attachment part's plaintext: PART_SCHEMA rows (path, offset, chunk, size, sha256, md5) as Parquet."""
     columns = list(zip(*rows))
     table = pa.Table.from_arrays(
@@ -166,7 +167,7 @@ def attachment_parquet(rows: list[tuple]) -> bytes:
     return sink.getvalue()
 
 
-def _part(rows: list[tuple]) -> AttachmentPart:
+def _part(rows: list[tuple[Any, ...]]) -> AttachmentPart:
     data = attachment_parquet(rows)
     fingerprint, content = TableFingerprint(), 0
     for path, _offset, chunk, size, sha_hex, _md5_hex in rows:
@@ -192,13 +193,14 @@ def iter_attachment_parts(
     """Yield the folder as parts of about `part_bytes` of file content (or `part_rows` chunks, for
     many small files), resuming after `resume`."""
     chunk_bytes = max(1, min(chunk_bytes, part_bytes))
-    rows: list[tuple] = []
+    rows: list[tuple[Any, ...]] = []
     pending = 0
     resume_key = _walk_key(resume.path) if resume else None
     for relpath, path in iter_attachment_files(root, skipped):
         start = 0
         if resume_key is not None:
             key = _walk_key(relpath)
+            assert resume is not None  # resume_key is resume's
             if key < resume_key or (key == resume_key and resume.file_done):
                 continue
             if key == resume_key:
@@ -213,7 +215,9 @@ def iter_attachment_parts(
         yield _part(rows)
 
 
-def file_chunks(relpath: bytes, path: Path, start: int = 0, chunk_bytes: int = FILE_CHUNK_BYTES) -> Iterator[tuple]:
+def file_chunks(
+    relpath: bytes, path: Path, start: int = 0, chunk_bytes: int = FILE_CHUNK_BYTES
+) -> Iterator[tuple[Any, ...]]:
     """(path, offset, data, size, sha256, md5) rows of one file from `start` on, `chunk_bytes` of data
     each; the last row carries the size and the hashes of the whole file."""
     sha, md5 = hashlib.sha256(), hashlib.md5(usedforsecurity=False)

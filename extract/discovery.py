@@ -98,7 +98,7 @@ def _reflection_fixes(bind: Engine | Connection) -> list[tuple[str, Any]]:
     return [("column_reflect", unescape_backticks)]
 
 
-def _type_name(type_: sa.types.TypeEngine) -> str:
+def _type_name(type_: sa.types.TypeEngine[Any]) -> str:
     try:
         return str(type_.compile())
     except Exception:

@@ -64,8 +64,8 @@ class ExtractedPart:
     parquet: bytes
     plaintext_sha256: str
     fingerprint: TableFingerprint
-    first_key: tuple | None  # None for a table without a primary key
-    last_key: tuple | None
+    first_key: tuple[Any, ...] | None  # None for a table without a primary key
+    last_key: tuple[Any, ...] | None
     watermark: Any  # highest value of the table's watermark column in this part, if any
     schema: list[list[str]]  # [[column, arrow type, encoding], ...]
     # {column: rows} whose text holds NUL, stored as framed binary in this part (ts24_migrate.core.rows.arrow_types)
@@ -80,7 +80,7 @@ def parquet_bytes(batch: pa.RecordBatch, *, table_name: str) -> bytes:
     return sink.getvalue()
 
 
-def read_parquet_rows(data: bytes) -> tuple[pa.Schema, list[tuple]]:
+def read_parquet_rows(data: bytes) -> tuple[pa.Schema, list[tuple[Any, ...]]]:
     """The schema and rows of a part written by parquet_bytes, values as originally read."""
     table = pq.read_table(io.BytesIO(data))
     return table.schema, batch_to_rows(table)

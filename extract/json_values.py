@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+from collections.abc import Callable
 from typing import Any
 
 
@@ -37,7 +38,7 @@ def json_value(value: Any) -> Any:
     raise TypeError(f"no JSON form for {type(value).__name__}")
 
 
-_DECODERS = {
+_DECODERS: dict[str, Callable[[str], object]] = {
     "float": float,
     "decimal": decimal.Decimal,
     "datetime": dt.datetime.fromisoformat,
@@ -62,5 +63,5 @@ def json_row(values: Any) -> list[Any] | None:
     return None if values is None else [json_value(v) for v in values]
 
 
-def from_json_row(values: list[Any] | None) -> tuple | None:
+def from_json_row(values: list[Any] | None) -> tuple[Any, ...] | None:
     return None if values is None else tuple(from_json_value(v) for v in values)

@@ -155,7 +155,7 @@ def live_object_fingerprints(conn: Connection) -> dict[str, str | None]:
 SQLITE_MASTER = sa.table("sqlite_master", sa.column("type"), sa.column("name"), sa.column("tbl_name"), sa.column("sql"))
 
 
-def sqlite_objects_query() -> sa.Select:
+def sqlite_objects_query() -> sa.Select[*tuple[Any, ...]]:
     m = SQLITE_MASTER.c
     return (
         sa.select(m.type, m.name, m.tbl_name, m.sql)
@@ -226,7 +226,7 @@ IS_TABLES = _information_schema("TABLES", "TABLE_SCHEMA", "TABLE_NAME", "TABLE_T
 SEQUENCE_COLUMNS = ("start_value", "minimum_value", "maximum_value", "increment", "cache_size", "cycle_option")
 
 
-def mariadb_queries() -> dict[str, sa.Select]:
+def mariadb_queries() -> dict[str, sa.Select[*tuple[Any, ...]]]:
     """The information_schema reads, one per kind, all limited to the connection's database."""
     here = sa.func.database()
     return {
@@ -275,7 +275,7 @@ def mariadb_queries() -> dict[str, sa.Select]:
     }
 
 
-def sequence_query(name: str) -> sa.Select:
+def sequence_query(name: str) -> sa.Select[*tuple[Any, ...]]:
     """A MariaDB sequence reads as a one-row table of its settings (quoted by the dialect)."""
     sequence = sa.table(name, *(sa.column(c) for c in SEQUENCE_COLUMNS))
     return sa.select(*sequence.c)
@@ -381,7 +381,7 @@ MSSQL_TYPES = {
 }
 
 
-def mssql_queries() -> dict[str, sa.Select]:
+def mssql_queries() -> dict[str, sa.Select[*tuple[Any, ...]]]:
     o, m, s = SYS_OBJECTS, SYS_SQL_MODULES, SYS_SCHEMAS
     parent = SYS_OBJECTS.alias("parent")
     modules = (

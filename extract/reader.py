@@ -35,18 +35,22 @@ import sqlite3
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Dialect
+
+if TYPE_CHECKING:
+    # The converter types TypeEngine's processor methods are declared with (typing only).
+    from sqlalchemy.sql.type_api import _BindProcessorType, _ResultProcessorType
 
 from ts24_migrate.core.errors import UsageError
 
 from .discovery import TableInfo
 
 
-class _AsStored(sa.types.TypeDecorator):
+class _AsStored(sa.types.TypeDecorator[Any]):
     """The column's own type, except that a value it cannot convert is returned as stored.
 
     SQLite keeps any value in any column: a DATETIME column may hold '31/02/2019'
@@ -55,15 +59,17 @@ class _AsStored(sa.types.TypeDecorator):
     A UUID (SQL Server UNIQUEIDENTIFIER) is kept as its text.
     """
 
-    impl = sa.types.NullType
+    # The class names the type TypeDecorator requires; each instance holds the declared type instead.
+    impl: sa.types.TypeEngine[Any] | type[sa.types.TypeEngine[Any]] = sa.types.NullType
     cache_ok = True
 
-    def __init__(self, declared: sa.types.TypeEngine):
+    def __init__(self, declared: sa.types.TypeEngine[Any]):
         super().__init__()
         self.impl = declared
 
-    def result_processor(self, dialect, coltype):  # type: ignore[no-untyped-def]
-        convert = self.impl.dialect_impl(dialect).result_processor(dialect, coltype)
+    def result_processor(self, dialect: Dialect, coltype: object) -> _ResultProcessorType[Any] | None:
+        # impl_instance is `impl` as an instance (SQLAlchemy's own typed view of it).
+        convert = self.impl_instance.dialect_impl(dialect).result_processor(dialect, coltype)
         if convert is None:
             return None
 
@@ -77,10 +83,10 @@ class _AsStored(sa.types.TypeDecorator):
 
         return process
 
-    def bind_processor(self, dialect):  # type: ignore[no-untyped-def]
+    def bind_processor(self, dialect: Dialect) -> _BindProcessorType[Any] | None:
         # Keyset pagination binds the last key read, which may itself be "as stored".
-        convert = self.impl.dialect_impl(dialect).bind_processor(dialect)
-        is_uuid = isinstance(self.impl, sa.Uuid)
+        convert = self.impl_instance.dialect_impl(dialect).bind_processor(dialect)
+        is_uuid = isinstance(self.impl_instance, sa.Uuid)
         if convert is None and not is_uuid:
             return None
 
@@ -97,7 +103,7 @@ class _AsStored(sa.types.TypeDecorator):
         return process
 
 
-def _stored_type(type_: sa.types.TypeEngine) -> _AsStored:
+def _stored_type(type_: sa.types.TypeEngine[Any]) -> _AsStored:
     return type_ if isinstance(type_, _AsStored) else _AsStored(type_)
 
 
@@ -108,7 +114,7 @@ def as_stored(table: TableInfo) -> TableInfo:
     callers that build their own queries on the columns.
     """
     metadata = sa.MetaData()
-    columns = [
+    columns: list[sa.Column[Any]] = [
         sa.Column(c.name, _stored_type(c.type), key=c.key, primary_key=c.primary_key, nullable=c.nullable)
         for c in table.table.columns
     ]
@@ -121,14 +127,14 @@ def as_stored(table: TableInfo) -> TableInfo:
     )
 
 
-def _stored_column(column: sa.Column) -> sa.ColumnElement[Any]:
+def _stored_column(column: sa.Column[Any]) -> sa.ColumnElement[Any]:
     # type_coerce keeps the FROM on the caller's table, so a `where` built on its columns still applies.
     if isinstance(column.type, _AsStored):
         return column
     return sa.type_coerce(column, _AsStored(column.type)).label(column.name)
 
 
-def _select(table: TableInfo, where: sa.ColumnElement[bool] | None, *, stored: bool) -> sa.Select:
+def _select(table: TableInfo, where: sa.ColumnElement[bool] | None, *, stored: bool) -> sa.Select[*tuple[Any, ...]]:
     """The table's columns in key order; `stored`: every column read as stored, else only a UUID
     (always read as its text, so that every page of a table gives the same types)."""
     t = table.table
@@ -140,7 +146,7 @@ def _select(table: TableInfo, where: sa.ColumnElement[bool] | None, *, stored: b
     return query
 
 
-def _key_columns(table: TableInfo) -> list[sa.Column]:
+def _key_columns(table: TableInfo) -> list[sa.Column[Any]]:
     return [table.table.c[name] for name in table.primary_key]
 
 
@@ -185,7 +191,7 @@ def _undecodable_text_as_bytes(conn: Connection) -> Iterator[bool]:
         dbapi_connection.text_factory = str
 
 
-def _fetch(conn: Connection, query: sa.Select) -> list[tuple]:
+def _fetch(conn: Connection, query: sa.Select[*tuple[Any, ...]]) -> list[tuple[Any, ...]]:
     try:
         return _all_rows(conn, query)
     except sa.exc.OperationalError:  # SQLite: "Could not decode to UTF-8 column ..."
@@ -195,7 +201,7 @@ def _fetch(conn: Connection, query: sa.Select) -> list[tuple]:
             return _all_rows(conn, query)
 
 
-def _all_rows(conn: Connection, query: sa.Select) -> list[tuple]:
+def _all_rows(conn: Connection, query: sa.Select[*tuple[Any, ...]]) -> list[tuple[Any, ...]]:
     result = conn.execute(query)
     try:
         return list(map(tuple, result))  # (a tenth faster than a comprehension)
@@ -203,7 +209,9 @@ def _all_rows(conn: Connection, query: sa.Select) -> list[tuple]:
         result.close()  # also when a row fails: ODBC drivers refuse a new query while a cursor is open
 
 
-def _page(conn: Connection, plain: sa.Select, stored: sa.Select) -> list[tuple]:
+def _page(
+    conn: Connection, plain: sa.Select[*tuple[Any, ...]], stored: sa.Select[*tuple[Any, ...]]
+) -> list[tuple[Any, ...]]:
     """One keyset page. Read with the columns' own converters, which cost nothing extra; a page
     holding a value they cannot take is read again as stored (the same values for clean rows)."""
     try:
@@ -219,7 +227,7 @@ def iter_table_rows(
     chunk_rows: int = 50_000,
     where: sa.ColumnElement[bool] | None = None,
     start_after: Sequence[Any] | None = None,
-) -> Iterator[list[tuple]]:
+) -> Iterator[list[tuple[Any, ...]]]:
     """Yield lists of row tuples (column order of `table`), at most `chunk_rows` each.
 
     `where` may be built on the columns of `table.table`; `start_after` resumes a
@@ -256,7 +264,9 @@ def iter_table_rows(
         last_key = [rows[-1][i] for i in key_positions]
 
 
-def _single_pass(conn: Connection, query: sa.Select, chunk_rows: int) -> Iterator[list[tuple]]:
+def _single_pass(
+    conn: Connection, query: sa.Select[*tuple[Any, ...]], chunk_rows: int
+) -> Iterator[list[tuple[Any, ...]]]:
     # A stream cannot be read again from where it failed: it takes non-UTF-8 text throughout.
     with _undecodable_text_as_bytes(conn):
         # Options on the statement: Connection.execution_options would keep them for later queries.
