@@ -27,11 +27,11 @@ from ts24_migrate.core.legacy.schema import SYSTEM_TABLES
 
 from .context import TransformContext, TransformResult
 from .lineage import legacy_row_hashes
-from .tables import TABLES
+from .tables import TABLES, TableModule
 from .tables.common import TableBatch
 
 
-def _module_for(legacy_table: str):
+def _module_for(legacy_table: str) -> TableModule:
     name = legacy_table.upper()
     if name in SYSTEM_TABLES:
         raise ValueError(

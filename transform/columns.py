@@ -129,11 +129,13 @@ def _as_arrow_text(values: Sequence[Any]) -> pa.Array | None:
 
 
 def _matches(arrow: pa.Array, pattern: str) -> np.ndarray:
-    return pc.match_substring_regex(arrow, pattern).fill_null(False).to_numpy(zero_copy_only=False)
+    matched: np.ndarray = pc.match_substring_regex(arrow, pattern).fill_null(False).to_numpy(zero_copy_only=False)
+    return matched
 
 
 def _nulls(arrow: pa.Array) -> np.ndarray:
-    return arrow.is_null().to_numpy(zero_copy_only=False)
+    nulls: np.ndarray = arrow.is_null().to_numpy(zero_copy_only=False)
+    return nulls
 
 
 def changed_rows(before: Sequence[Any], after: Sequence[Any], blanks: Sequence[int]) -> list[int]:
@@ -159,6 +161,6 @@ def parse_distinct(values: Sequence[Any], parse: Callable[[str], Any]) -> list[A
     per-row work is one dictionary look-up; `parse` must be a pure function of the text.
     """
     texts = [value if value is None or type(value) is str else str(value) for value in values]
-    results = {text: parse(text) for text in set(texts) if text is not None}
+    results: dict[str | None, Any] = {text: parse(text) for text in set(texts) if text is not None}
     results[None] = None
     return [results[text] for text in texts]

@@ -89,7 +89,7 @@ class TransformResult:
     target_table: str
     rows: pd.DataFrame
     rejects: pd.DataFrame
-    text_repairs: Counter = field(default_factory=Counter)
+    text_repairs: Counter[tuple[str, str, str]] = field(default_factory=Counter)
     flags: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=list(FLAG_COLUMNS)))
 
     @property
@@ -100,7 +100,7 @@ class TransformResult:
         return dict(Counter(self.rejects["reason_code"])) if len(self.rejects) else {}
 
     def flags_by_code(self) -> dict[str, int]:
-        counts: Counter = Counter()
+        counts: Counter[str] = Counter()
         for flags in self.rows["dq_flags"]:
             if flags:
                 counts.update(flags.split(";"))

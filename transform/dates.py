@@ -191,4 +191,5 @@ def parse_period(text: str, *, reference_date: date) -> tuple[str | None, str | 
     parsed = parse_period_date(text, reference_date=reference_date)
     if not parsed.ok:
         return None, parsed.message
+    assert parsed.value is not None  # a parse that is ok holds its date
     return f"{parsed.value.year:04d}-{parsed.value.month:02d}", None

@@ -31,7 +31,7 @@ _UNSET = object()
 
 
 class RowVerdicts:
-    def __init__(self, legacy_table: str, legacy_keys: list[str | None]):
+    def __init__(self, legacy_table: str, legacy_keys: Sequence[str]):
         self.legacy_table = legacy_table
         self.legacy_keys = legacy_keys
         self._rejects: dict[int, list[Any]] = {}  # row -> [code, field, original, message, others]

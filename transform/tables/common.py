@@ -24,7 +24,7 @@ from ..context import TransformContext
 from ..normalize import as_int, strip_blanks
 from ..verdicts import RowVerdicts
 
-_REPAIR_FLAGS = {
+_REPAIR_FLAGS: dict[str | None, str] = {  # looked up with a value's detected encoding, None included
     TCVN3: "TEXT_REPAIRED_TCVN3",
     VNI: "TEXT_REPAIRED_VNI",
     NFD: "TEXT_REPAIRED_NFD",
@@ -42,7 +42,7 @@ def legacy_key_texts(
     key_columns: Sequence[Sequence[Any]],
     row: Callable[[int], Sequence[Any]],
     rows: int,
-    null_keys_seen: Counter | None = None,
+    null_keys_seen: Counter[str] | None = None,
 ) -> list[str]:
     """legacy_key_text of every row, from the key's columns; a key holding NULL gets
     null_key_text of the whole row (`row(i)`: row i's values in the table's column order).
@@ -59,7 +59,7 @@ def legacy_key_texts(
     else:
         keys = [legacy_key_text(parts) for parts in zip(*key_columns)]
         holding_null = [i for i, parts in enumerate(zip(*key_columns)) if None in parts]
-    seen = Counter() if null_keys_seen is None else null_keys_seen
+    seen: Counter[str] = Counter() if null_keys_seen is None else null_keys_seen
     for i in holding_null:  # told apart by their content, then by their rank among identical rows
         content_key = null_key_text(row(i))
         seen[content_key] += 1
@@ -111,7 +111,7 @@ class TableBatch:
             raise ValueError(f"{legacy_table}: {len(legacy_keys)} legacy keys for {self.n} rows")
         self.legacy_keys = list(legacy_keys)
         self.verdicts = RowVerdicts(legacy_table, self.legacy_keys)
-        self.text_repairs: Counter = Counter()
+        self.text_repairs: Counter[tuple[str, str, str]] = Counter()
 
     def _row(self, i: int) -> list[Any]:
         return [self.columns[name][i] for name in self.names]
@@ -247,7 +247,9 @@ def as_date(value: Any) -> dt.date | None:
     return parsed.date() if parsed else None
 
 
-def claim_key(seen: dict, i: int, key: Any, tb: TableBatch, verdicts, *, column: str, noun: str) -> bool:
+def claim_key(
+    seen: KeyStore, i: int, key: str, tb: TableBatch, verdicts: RowVerdicts, *, column: str, noun: str
+) -> bool:
     """Give row `i` its normalized `key` unless another accepted row holds it already.
 
     The first row in key order keeps the key; a later one (e.g. `ab123 ` after

@@ -12,6 +12,7 @@ import hashlib
 import os
 import re
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -138,7 +139,7 @@ def read_attachment(attachments_dir: Path | None, relative: str, folder: Attachm
     return (folder or AttachmentFolder(attachments_dir)).read(relative)
 
 
-def transform(tb: TableBatch) -> dict[str, list]:
+def transform(tb: TableBatch) -> dict[str, list[Any]]:
     v, ctx = tb.verdicts, tb.ctx
     ids = tb.integers("ID_TEP")
     tb.reject_where("ID_TEP", [i is None for i in ids], "KEY_MISSING", "file id {value!r} is not a number")

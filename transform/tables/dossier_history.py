@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pandas as pd
 
 from ..context import TransformContext
@@ -28,7 +30,7 @@ REMEMBERED_COLUMNS: tuple[str, ...] = ()
 CONSULTS = ("HO_SO",)  # the accepted dossiers (orphans)
 
 
-def transform(tb: TableBatch) -> dict[str, list]:
+def transform(tb: TableBatch) -> dict[str, list[Any]]:
     ids = tb.integers("ID")
     tb.reject_where("ID", [i is None for i in ids], "KEY_MISSING", "history id {value!r} is not a number")
     dossier_ids = tb.dossier_ids()

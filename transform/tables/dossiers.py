@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 import pandas as pd
 
@@ -78,7 +79,7 @@ def received_after_cutover(received_at: dt.datetime | None, cutover: dt.date) ->
     return received_at is not None and received_at > dt.datetime.combine(cutover, dt.time.min)
 
 
-def transform(tb: TableBatch) -> dict[str, list]:
+def transform(tb: TableBatch) -> dict[str, list[Any]]:
     v, ctx = tb.verdicts, tb.ctx
     ids = tb.integers("ID_HO_SO")
     tb.reject_where("ID_HO_SO", [i is None for i in ids], "KEY_MISSING", "dossier id {value!r} is not a number")
@@ -104,7 +105,9 @@ def transform(tb: TableBatch) -> dict[str, list]:
 
     def period_of(text: str) -> tuple[ParsedDate, str | None]:
         parsed = parse_period_date(text, reference_date=ctx.reference_date)
-        return parsed, f"{parsed.value.year:04d}-{parsed.value.month:02d}" if parsed.ok else None
+        if parsed.ok and parsed.value is not None:  # (an ok parse always holds its date)
+            return parsed, f"{parsed.value.year:04d}-{parsed.value.month:02d}"
+        return parsed, None
 
     # once per distinct text: a column holds a few hundred months
     parsed_periods = parse_distinct(tb.plain("KY_KE_KHAI"), period_of)
@@ -124,9 +127,8 @@ def transform(tb: TableBatch) -> dict[str, list]:
     for i in range(tb.n):
         if received_after_cutover(received[i], ctx.cutover):
             v.flag(i, "RECEIVED_AFTER_CUTOVER", "NGAY_TIEP_NHAN", tb.raw("NGAY_TIEP_NHAN")[i], received[i])
-        if (received[i] and submitted[i] and received[i] < submitted[i]) or (
-            returned[i] and received[i] and returned[i] < received[i]
-        ):
+        got, sent, back = received[i], submitted[i], returned[i]
+        if (got and sent and got < sent) or (back and got and back < got):
             v.flag(i, "DATES_OUT_OF_ORDER", "NGAY_TIEP_NHAN", tb.raw("NGAY_TIEP_NHAN")[i], received[i])
 
     offices = tb.clear_unknown("MA_CQ", tb.code("MA_CQ"), ctx.known_office_codes, "ORPHAN_OFFICE_CLEARED")
@@ -134,7 +136,7 @@ def transform(tb: TableBatch) -> dict[str, list]:
     seen_numbers = ctx.accepted_dossier_numbers
     seen_numbers.warm([None if number is None else number.upper() for number in numbers])
     for i, number in enumerate(numbers):
-        if v.is_rejected(i):
+        if number is None or v.is_rejected(i):  # (a row without a number is rejected already)
             continue
         key = number.upper()
         first = seen_numbers.get(key)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import pandas as pd
 
@@ -25,7 +26,7 @@ CONSULTS = ("DM_COQUAN_BHXH",)  # its own codes (duplicates)
 _OFFICE_CODE = re.compile(r"[0-9]{2}(?:[0-9]{2})?")
 
 
-def transform(tb: TableBatch) -> dict[str, list]:
+def transform(tb: TableBatch) -> dict[str, list[Any]]:
     v, ctx = tb.verdicts, tb.ctx
     codes = tb.code("MA_CQ")
     names = tb.text("TEN_CQ")
@@ -57,7 +58,7 @@ def transform(tb: TableBatch) -> dict[str, list]:
     seen = ctx.keys_of(LEGACY_TABLE)
     seen.warm(codes)
     for i, code in enumerate(codes):
-        if not v.is_rejected(i):
+        if code is not None and not v.is_rejected(i):  # (a row without a code is rejected already)
             claim_key(seen, i, code, tb, v, column="MA_CQ", noun="office")
     return {"office_code": codes, "name": names, "level": levels, "province_code": provinces}
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 from functools import partial
+from typing import Any
 
 import pandas as pd
 
@@ -53,7 +54,9 @@ REMEMBERED_COLUMNS = (
 CONSULTS = ("DM_DONVI", "NGUOI_LAO_DONG")  # unit codes (orphans), its own numbers and identities
 
 
-def _identity(name: str | None, birth_date, precision: str | None, unit_code: str | None) -> str | None:
+def _identity(
+    name: str | None, birth_date: dt.date | None, precision: str | None, unit_code: str | float | None
+) -> str | None:
     """Name + full birth date + unit: two numbers with the same identity are probably one person.
 
     As a digest (a KeyStore key: short, and no names in the transform's temporary
@@ -67,7 +70,7 @@ def _identity(name: str | None, birth_date, precision: str | None, unit_code: st
     return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
 
 
-def transform(tb: TableBatch) -> dict[str, list]:
+def transform(tb: TableBatch) -> dict[str, list[Any]]:
     v, ctx = tb.verdicts, tb.ctx
     numbers: list[str | None] = []
     for i, raw in enumerate(tb.plain("MA_SO_BHXH")):
@@ -88,7 +91,7 @@ def transform(tb: TableBatch) -> dict[str, list]:
     names = tb.text("HO_TEN")
     tb.require("HO_TEN", names)
 
-    birth_dates: list = []
+    birth_dates: list[dt.date | None] = []
     precisions: list[str | None] = []
     # once per distinct text: birth dates repeat
     for i, parsed in enumerate(
@@ -109,8 +112,8 @@ def transform(tb: TableBatch) -> dict[str, list]:
     tb.require("NGAY_CAP_NHAT", updated)
 
     sexes: list[str | None] = []
-    for i, (raw, code) in enumerate(zip(tb.plain("GIOI_TINH"), tb.integers("GIOI_TINH"))):
-        sex = SEXES.get(code)
+    for i, (raw, sex_code) in enumerate(zip(tb.plain("GIOI_TINH"), tb.integers("GIOI_TINH"))):
+        sex = SEXES.get(sex_code)
         if raw is not None and sex is None:
             v.flag(i, "SEX_INVALID", "GIOI_TINH", tb.raw("GIOI_TINH")[i], None)
         sexes.append(sex)
@@ -132,7 +135,12 @@ def transform(tb: TableBatch) -> dict[str, list]:
     ctx.persons_by_citizen_id.warm(citizen_ids)
     ctx.persons_by_name_birth_unit.warm(identities)
     for i, number in enumerate(numbers):
-        if v.is_rejected(i) or not claim_key(seen, i, number, tb, v, column="MA_SO_BHXH", noun="person"):
+        # (a row without a number is rejected already)
+        if (
+            number is None
+            or v.is_rejected(i)
+            or not claim_key(seen, i, number, tb, v, column="MA_SO_BHXH", noun="person")
+        ):
             continue
         # The same person under two numbers: flag the later one, load both.
         other = ctx.persons_by_citizen_id.get(citizen_ids[i]) if citizen_ids[i] else None
@@ -155,7 +163,7 @@ def transform(tb: TableBatch) -> dict[str, list]:
     }
 
 
-def _remember_person(ctx: TransformContext, number: str, citizen_id: str | None, identity: tuple | None) -> None:
+def _remember_person(ctx: TransformContext, number: str, citizen_id: str | None, identity: str | None) -> None:
     if citizen_id:
         ctx.persons_by_citizen_id.setdefault(citizen_id, number)
     if identity is not None:

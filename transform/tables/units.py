@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from functools import partial
+from typing import Any
 
 import pandas as pd
 
@@ -82,7 +84,7 @@ _UNIT_CODE = re.compile(r"[0-9A-Z]{1,15}")
 _IVAN_CODE = re.compile(r"[0-9]{5}")
 
 
-def transform(tb: TableBatch) -> dict[str, list]:
+def transform(tb: TableBatch) -> dict[str, list[Any]]:
     v, ctx = tb.verdicts, tb.ctx
     codes = tb.code("MA_DV")
     for i, code in enumerate(codes):
@@ -137,7 +139,7 @@ def transform(tb: TableBatch) -> dict[str, list]:
 
     offices = tb.clear_unknown("MA_CQ", tb.code("MA_CQ"), ctx.known_office_codes, "ORPHAN_OFFICE_CLEARED")
 
-    registered: list = []
+    registered: list[dt.date | None] = []
     for i, parsed in enumerate(
         parse_distinct(
             tb.plain("NGAY_DANG_KY"),
@@ -154,7 +156,7 @@ def transform(tb: TableBatch) -> dict[str, list]:
     seen = ctx.keys_of(LEGACY_TABLE)
     seen.warm(codes)
     for i, code in enumerate(codes):
-        if not v.is_rejected(i):
+        if code is not None and not v.is_rejected(i):  # (a row without a code is rejected already)
             claim_key(seen, i, code, tb, v, column="MA_DV", noun="unit")
 
     return {

@@ -122,7 +122,7 @@ class RunRecord:
     abandoned_at: dt.datetime | None = None
 
 
-def _run_record(row: sa.Row[Any]) -> RunRecord:
+def _run_record(row: sa.Row[*tuple[Any, ...]]) -> RunRecord:
     return RunRecord(
         row.run_id,
         row.site_id,
