@@ -66,7 +66,8 @@ def prepare_event_data(data: Mapping[str, Any] | None) -> dict[str, Any]:
         raise ValueError(f"audit event data: {exc}") from None
     except TypeError as exc:
         raise ValueError(f"audit event data: {exc}") from None
-    return sorted_keys(plain)
+    prepared: dict[str, Any] = sorted_keys(plain)  # a copy of the mapping `data` (JSON object -> dict)
+    return prepared
 
 
 def reject_secret_text(text: str, where: str) -> None:

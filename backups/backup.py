@@ -53,9 +53,16 @@ import sqlalchemy as sa
 from pyrage import x25519
 from sqlalchemy.engine import Engine
 
-from extract.attachments import PART_BYTES, Position, check_references, describe_skipped, iter_attachment_parts
+from extract.attachments import (
+    PART_BYTES,
+    AttachmentPart,
+    Position,
+    check_references,
+    describe_skipped,
+    iter_attachment_parts,
+)
 from extract.discovery import TableInfo, column_plan, discover_tables
-from extract.extraction import count_rows, iter_table_parts
+from extract.extraction import ExtractedPart, count_rows, iter_table_parts
 from extract.json_values import from_json_row, from_json_value, json_row, json_value
 from extract.objects import OBJECTS_KEY, discover_objects, objects_parquet
 from ts24_migrate import TOOL_NAME, __version__
@@ -322,7 +329,7 @@ class _SiteBackup(PartRepairs):
         self.journal.append({"event": "table_done", "table": entry})
         self.replay.tables_done[name] = entry
 
-    def _stored_table_part(self, table: TableInfo, extracted: Any) -> dict[str, Any]:
+    def _stored_table_part(self, table: TableInfo, extracted: ExtractedPart) -> dict[str, Any]:
         """Encrypt and store one extracted part under the next part number; its journal entry."""
         relpath = self._next_path(table_folder(table.name))
         sha, size = self._store(relpath, extracted.parquet)
@@ -437,7 +444,7 @@ class _SiteBackup(PartRepairs):
         self.journal.append({"event": "objects_done", "objects": objects})
         self.replay.objects_done = objects
 
-    def _stored_file_part(self, extracted: Any) -> dict[str, Any]:
+    def _stored_file_part(self, extracted: AttachmentPart) -> dict[str, Any]:
         """Encrypt and store one attachment part under the next part number; its journal entry."""
         relpath = self._next_path(FILES_DIR)
         sha, size = self._store(relpath, extracted.parquet)

@@ -24,7 +24,7 @@ Example::
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -211,7 +211,7 @@ def _apply_rows(
     table: sa.Table,
     canonical: set[str],
     key: list[str],
-    rows: list[tuple],
+    rows: list[tuple[Any, ...]],
     *,
     delete_only: bool = False,
 ) -> None:
@@ -225,7 +225,7 @@ def _apply_rows(
         conn.execute(table.insert().values({n: sa.bindparam(f"b_{i}") for i, n in enumerate(names)}), params)
 
 
-def _file_sink(files_dir: Path):
+def _file_sink(files_dir: Path) -> Callable[[bytes, int, bytes], None]:
     started: set[bytes] = set()
 
     def sink(relpath: bytes, offset: int, data: bytes) -> None:
@@ -308,11 +308,11 @@ def restore_chain(
         if not matches:
             report.problems.append("attachments: the restored folder does not match the chain's fingerprint")
     if live is not None or live_attachments is not None:
-        current = (
-            live_fingerprints(live, live_attachments, chunk_rows=chunk_rows)
-            if live is not None
-            else {ATTACHMENTS_KEY: attachment_fingerprint(live_attachments).fingerprint.hexdigest()}
-        )
+        if live is not None:
+            current = live_fingerprints(live, live_attachments, chunk_rows=chunk_rows)
+        else:
+            assert live_attachments is not None  # one of the two, as tested above
+            current = {ATTACHMENTS_KEY: attachment_fingerprint(live_attachments).fingerprint.hexdigest()}
         for name, entry in report.tables.items():
             entry["matches_live"] = current.get(name) == entry["fingerprint"]
             if not entry["matches_live"]:

@@ -98,12 +98,12 @@ class TableParts:
     ):
         self.writer, self.name, self.folder, self.plans = writer, name, folder, plans
         self.primary_key, self.key_positions = list(primary_key), key_positions
-        self.buffer: list[tuple] = []
+        self.buffer: list[tuple[Any, ...]] = []
         self.parts: list[dict[str, Any]] = []
         self.schemas: dict[str, list[list[str]]] = {}
         self.fingerprint = TableFingerprint()
 
-    def add_rows(self, rows: Sequence[tuple]) -> None:
+    def add_rows(self, rows: Sequence[tuple[Any, ...]]) -> None:
         self.buffer.extend(rows)
         while len(self.buffer) >= self.writer.chunk_rows:
             chunk, self.buffer = self.buffer[: self.writer.chunk_rows], self.buffer[self.writer.chunk_rows :]
@@ -114,7 +114,7 @@ class TableParts:
             self._store(self.buffer)
             self.buffer = []
 
-    def _store(self, rows: list[tuple]) -> None:
+    def _store(self, rows: list[tuple[Any, ...]]) -> None:
         fingerprint = TableFingerprint()
         fingerprint.add_rows(rows)
         batch = rows_to_batch(self.plans, rows)
@@ -139,7 +139,7 @@ class TableParts:
         )
         self.fingerprint.merge(fingerprint)
 
-    def _key_range(self, rows: list[tuple]) -> dict[str, Any] | None:
+    def _key_range(self, rows: list[tuple[Any, ...]]) -> dict[str, Any] | None:
         if not self.key_positions:
             return None
         keys = [tuple(r[i] for i in self.key_positions) for r in rows]
@@ -227,7 +227,7 @@ class IncrementWriter:
     # -- attachment files -------------------------------------------------------------------
     def add_files(self, files: list[tuple[bytes, Path]], entry: dict[str, Any]) -> TableFingerprint:
         """Store new and changed files (relative path, absolute path) as attachment parts."""
-        rows: list[tuple] = []
+        rows: list[tuple[Any, ...]] = []
         pending = 0
         parts: list[dict[str, Any]] = []
         total = TableFingerprint()
@@ -256,7 +256,7 @@ class IncrementWriter:
 
     chunk_bytes_per_part = 32 * 1024 * 1024
 
-    def _file_part(self, rows: list[tuple], index: int, total: TableFingerprint) -> dict[str, Any]:
+    def _file_part(self, rows: list[tuple[Any, ...]], index: int, total: TableFingerprint) -> dict[str, Any]:
         data = attachment_parquet(rows)
         fingerprint = TableFingerprint()
         for path, _offset, _chunk, size, sha_hex, _md5 in rows:

@@ -76,15 +76,18 @@ class BackupManifest:
 
     @property
     def backup_id(self) -> str:
-        return self.data["backup_id"]
+        backup_id: str = self.data["backup_id"]
+        return backup_id
 
     @property
     def site_id(self) -> str:
-        return self.data["site_id"]
+        site_id: str = self.data["site_id"]
+        return site_id
 
     @property
     def tables(self) -> dict[str, dict[str, Any]]:
-        return self.data["tables"]
+        tables: dict[str, dict[str, Any]] = self.data["tables"]
+        return tables
 
     @property
     def attachments(self) -> dict[str, Any] | None:

@@ -35,18 +35,21 @@ from __future__ import annotations
 import datetime as dt
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from extract.attachments import Position, iter_attachment_parts
+from extract.attachments import AttachmentPart, Position, iter_attachment_parts
 from extract.discovery import TableInfo
-from extract.extraction import iter_table_parts
+from extract.extraction import ExtractedPart, iter_table_parts
 from extract.json_values import from_json_row, json_row
 from ts24_migrate.core.durable import fsync_dir
 from ts24_migrate.core.errors import VerificationError
 from ts24_migrate.core.rows.fingerprint import TableFingerprint
 
 from .manifest import PARTS_DIR, canonical_json
-from .part_store import sha256_file, write_once
+from .part_store import Journal, sha256_file, write_once
+
+if TYPE_CHECKING:
+    from .backup import _Replay
 
 QUARANTINE_DIR = "quarantine"
 NOTE_SUFFIX = ".note.json"
@@ -106,13 +109,25 @@ class PartRepairs:
     replay and part writers it uses): hash, quarantine, and write again or read again."""
 
     backup_dir: Path
-    journal: Any
-    replay: Any
+    journal: Journal
+    replay: _Replay
     run_id: str
     chunk_rows: int
     attachments_dir: Path | None
     attachment_part_bytes: int
     repairs: list[dict[str, Any]]
+
+    if TYPE_CHECKING:  # the site backup's part writers (declared for the type checker only)
+
+        def _stored_table_part(self, table: TableInfo, extracted: ExtractedPart) -> dict[str, Any]: ...
+        def _stored_file_part(self, extracted: AttachmentPart) -> dict[str, Any]: ...
+        def _table_entry(
+            self,
+            table: TableInfo,
+            parts: list[dict[str, Any]],
+            schemas: dict[str, list[list[str]]],
+            count_at_start: int,
+        ) -> dict[str, Any]: ...
 
     def repair_damaged_parts(self, conn: Any, tables: list[TableInfo]) -> None:
         """Hash every journaled part again; quarantine a damaged one and write its rows anew."""
@@ -264,7 +279,7 @@ class PartRepairs:
         self._note_repairs(records, action)
 
 
-def files_summary(parts: list[dict[str, Any]], skipped: list[str]) -> dict[str, Any]:
+def files_summary(parts: list[dict[str, Any]], skipped: list[dict[str, Any]]) -> dict[str, Any]:
     """The attachment folder's summary over its parts (the journal's files_done, the manifest's attachments)."""
     fingerprint = TableFingerprint()
     for part in parts:
@@ -280,7 +295,7 @@ def files_summary(parts: list[dict[str, Any]], skipped: list[str]) -> dict[str, 
 
 def quarantined_files(manifest_data: dict[str, Any]) -> set[str]:
     """The files under quarantine/ that the manifest's repairs account for (a verify does not warn)."""
-    found = set()
+    found: set[str] = set()
     for repair in manifest_data.get("repairs") or []:
         found.update(p for p in (repair.get("quarantined_as"), repair.get("note")) if p)
     return found

@@ -67,16 +67,18 @@ from .verify import (
 )
 
 
-class ExactDecimal(sa.types.TypeDecorator):
+class ExactDecimal(sa.types.TypeDecorator[decimal.Decimal]):
     """NUMERIC(p, s) where the database has it; text on SQLite, so no digit is ever rounded."""
 
     impl = sa.Numeric
     cache_ok = True
 
-    def load_dialect_impl(self, dialect: sa.Dialect) -> sa.types.TypeEngine:
+    def load_dialect_impl(self, dialect: sa.Dialect) -> sa.types.TypeEngine[Any]:
         if dialect.name == "sqlite":
             return dialect.type_descriptor(sa.String())
-        return dialect.type_descriptor(sa.Numeric(self.impl.precision, self.impl.scale, asdecimal=True))
+        numeric = self.impl_instance  # `impl` as an instance: the Numeric(precision, scale) given
+        assert isinstance(numeric, sa.Numeric)
+        return dialect.type_descriptor(sa.Numeric(numeric.precision, numeric.scale, asdecimal=True))
 
     def process_bind_param(self, value: Any, dialect: sa.Dialect) -> Any:
         return str(value) if value is not None and dialect.name == "sqlite" else value
@@ -85,13 +87,13 @@ class ExactDecimal(sa.types.TypeDecorator):
         return decimal.Decimal(value) if value is not None and dialect.name == "sqlite" else value
 
 
-def _column_type(column: dict[str, Any], canonical: bool) -> sa.types.TypeEngine:
+def _column_type(column: dict[str, Any], canonical: bool) -> sa.types.TypeEngine[Any]:
     kind = column["kind"]
     if canonical or kind == "dynamic":
         return sa.LargeBinary()
     if kind == "decimal":
         return ExactDecimal(column["precision"], column["scale"])
-    return {
+    plain_types: dict[str, type[sa.types.TypeEngine[Any]]] = {
         "int": sa.BigInteger,
         "bool": sa.Boolean,
         "float": sa.Double,
@@ -100,7 +102,8 @@ def _column_type(column: dict[str, Any], canonical: bool) -> sa.types.TypeEngine
         "time": sa.Time,
         "string": sa.Text,
         "binary": sa.LargeBinary,
-    }[kind]()
+    }
+    return plain_types[kind]()
 
 
 def canonical_columns(table: dict[str, Any]) -> set[str]:
@@ -155,13 +158,13 @@ class RestoreReport:
 
 def read_restored_table(
     conn: sa.Connection, entry: dict[str, Any], *, chunk_rows: int = 50_000
-) -> Iterator[list[tuple]]:
+) -> Iterator[list[tuple[Any, ...]]]:
     """The rows of a restored table (manifest entry `entry`) as the extraction read them."""
     table, canonical = scratch_table(sa.MetaData(), entry)
     info = TableInfo(
         table.name,
         None,
-        tuple(ColumnInfo(c.name, str(c.type), c.nullable) for c in table.columns),
+        tuple(ColumnInfo(c.name, str(c.type), bool(c.nullable)) for c in table.columns),
         tuple(entry["primary_key"]),
         table,
     )
@@ -182,7 +185,7 @@ def _read_back(conn: sa.Connection, entry: dict[str, Any], chunk_rows: int) -> T
     return fingerprint
 
 
-def _write_chunk(files_dir: Path):
+def _write_chunk(files_dir: Path) -> Callable[[bytes, int, bytes], None]:
     def sink(relpath: bytes, offset: int, data: bytes) -> None:
         parts = relpath.split(b"/")
         if relpath.startswith(b"/") or any(p in (b"", b".", b"..") for p in parts):
@@ -390,6 +393,7 @@ def recreate_objects(
         for o in pending:
             try:
                 with into.begin() as conn:
+                    assert o.definition  # pending holds only objects that have one
                     conn.exec_driver_sql(o.definition)
                 created.append(o)
             except sa.exc.DBAPIError as exc:

@@ -144,6 +144,7 @@ def check_objects_part(ref: PartRef, plaintext: bytes, manifest: BackupManifest)
         raise VerificationError(
             f"{ref.label}: its definitions do not match the manifest's fingerprints ({', '.join(differing[:3])})"
         )
+    assert manifest.objects is not None  # the manifest that lists this objects part
     if len({listing_key(i) for i in manifest.objects["items"]}) != len(manifest.objects["items"]):
         raise VerificationError(f"{ref.label}: the manifest lists an object twice")
     return objects
@@ -151,7 +152,7 @@ def check_objects_part(ref: PartRef, plaintext: bytes, manifest: BackupManifest)
 
 def read_ciphertext(backup_dir: Path, ref: PartRef) -> bytes:
     """The part's ciphertext, after checking its path, size and SHA-256 against the manifest."""
-    relpath = ref.entry["path"]
+    relpath: str = ref.entry["path"]
     if not _PART_PATH.match(relpath):
         raise VerificationError(f"{ref.label}: the manifest gives an unexpected path {relpath!r}")
     path = Path(backup_dir) / relpath
@@ -169,7 +170,7 @@ def read_ciphertext(backup_dir: Path, ref: PartRef) -> bytes:
 
 def decrypt_part(ciphertext: bytes, ref: PartRef, identity: x25519.Identity) -> bytes:
     try:
-        plaintext = pyrage.decrypt(ciphertext, [identity])
+        plaintext: bytes = pyrage.decrypt(ciphertext, [identity])
     except pyrage.DecryptError as exc:
         raise VerificationError(
             f"{ref.label} ({ref.entry['path']}) cannot be decrypted with this identity: "
@@ -185,7 +186,7 @@ def decrypt_part(ciphertext: bytes, ref: PartRef, identity: x25519.Identity) -> 
     return plaintext
 
 
-def check_table_rows(ref: PartRef, plaintext: bytes) -> list[tuple]:
+def check_table_rows(ref: PartRef, plaintext: bytes) -> list[tuple[Any, ...]]:
     """Rows of a decrypted table part, after checking its schema, row count and fingerprint."""
     try:
         schema, rows = read_parquet_rows(plaintext)
