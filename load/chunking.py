@@ -43,7 +43,7 @@ class ChunkLimits:
         return self.rows if content_weigher(info) is None else min(self.rows, CONTENT_PAGE_ROWS)
 
 
-def content_weigher(info: TableInfo) -> Callable[[tuple], int] | None:
+def content_weigher(info: TableInfo) -> Callable[[tuple[Any, ...]], int] | None:
     """Bytes of file content a row of `info` brings into memory, or None for a table without contents."""
     columns = FILE_CONTENT_COLUMNS.get(info.name.upper())
     if columns is None:
@@ -51,7 +51,7 @@ def content_weigher(info: TableInfo) -> Callable[[tuple], int] | None:
     names = [name.upper() for name in info.column_names]
     stored, declared = (names.index(column) for column in columns)
 
-    def weigh(row: tuple) -> int:
+    def weigh(row: tuple[Any, ...]) -> int:
         content: Any = row[stored]
         if content is not None:
             return len(content)
@@ -61,13 +61,15 @@ def content_weigher(info: TableInfo) -> Callable[[tuple], int] | None:
     return weigh
 
 
-def table_chunks(pages: Iterable[list[tuple]], info: TableInfo, limits: ChunkLimits) -> Iterator[list[tuple]]:
+def table_chunks(
+    pages: Iterable[list[tuple[Any, ...]]], info: TableInfo, limits: ChunkLimits
+) -> Iterator[list[tuple[Any, ...]]]:
     """The pages read from `info` (each at most limits.page_rows(info) rows), as chunks within `limits`."""
     weigh = content_weigher(info)
     if weigh is None:
         yield from pages
         return
-    chunk: list[tuple] = []
+    chunk: list[tuple[Any, ...]] = []
     content = 0
     for page in pages:
         for row in page:

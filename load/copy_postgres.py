@@ -26,7 +26,9 @@ Example::
 from __future__ import annotations
 
 import io
+from typing import Any
 
+import psycopg
 import pyarrow as pa
 import pyarrow.csv as pa_csv
 import sqlalchemy as sa
@@ -45,11 +47,11 @@ _PG_BINARY_TYPES = {
     "BYTEA": "bytea",
     "TEXT": "text",
 }
-_PG_DIALECT = postgresql.dialect()
+_PG_DIALECT = postgresql.dialect()  # type: ignore[no-untyped-call]  # SQLAlchemy's dialect __init__ is unannotated
 _SLICE_ROWS = 10_000
 
 
-def binary_type_name(column: sa.Column) -> str:
+def binary_type_name(column: sa.Column[Any]) -> str:
     """The psycopg type name for a column, e.g. 'int8' for BIGINT, 'text' for VARCHAR(15)."""
     ddl = column.type.compile(dialect=_PG_DIALECT)
     if ddl.startswith("VARCHAR") or ddl.startswith("CHAR"):
@@ -60,13 +62,19 @@ def binary_type_name(column: sa.Column) -> str:
         raise NotImplementedError(f"no binary COPY mapping for {column.name} {ddl}") from None
 
 
-def _qualified(table: sa.Table) -> sql.Identifier:
+def _qualified(table: sa.TableClause) -> sql.Identifier:
     return sql.Identifier(*([table.schema] if table.schema else []), table.name)
 
 
-def analyze(conn: Connection, table: sa.Table) -> None:
+def _psycopg(conn: Connection) -> psycopg.Connection[Any]:
+    raw = conn.connection.driver_connection
+    assert isinstance(raw, psycopg.Connection)  # the target is PostgreSQL through psycopg (3) here
+    return raw
+
+
+def analyze(conn: Connection, table: sa.TableClause) -> None:
     """ANALYZE one table (no SQLAlchemy construct exists for it), quoted by the driver."""
-    with conn.connection.driver_connection.cursor() as cursor:
+    with _psycopg(conn).cursor() as cursor:
         cursor.execute(sql.SQL("ANALYZE {}").format(_qualified(table)))
 
 
@@ -90,7 +98,7 @@ def copy_arrow(conn: Connection, table: sa.Table, data: pa.Table) -> int:
     """COPY the columns of `data` (named like columns of `table`) into `table`; returns rows sent."""
     columns = [table.c[name] for name in data.column_names]
     names = sql.SQL(", ").join(sql.Identifier(c.name) for c in columns)
-    raw = conn.connection.driver_connection
+    raw = _psycopg(conn)
     # Arrow writes UTF-8; a connection in another client encoding gets values psycopg encodes.
     if _csv_safe(data) and raw.info.encoding == "utf-8":
         statement = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT CSV)").format(_qualified(table), names)
@@ -99,7 +107,7 @@ def copy_arrow(conn: Connection, table: sa.Table, data: pa.Table) -> int:
                 text = io.BytesIO()
                 pa_csv.write_csv(batch, text, _CSV_OPTIONS)
                 copy.write(text.getbuffer())
-        return data.num_rows
+        return int(data.num_rows)
     statement = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(_qualified(table), names)
     with raw.cursor() as cursor, cursor.copy(statement) as copy:
         copy.set_types([binary_type_name(c) for c in columns])
@@ -108,4 +116,4 @@ def copy_arrow(conn: Connection, table: sa.Table, data: pa.Table) -> int:
         for batch in data.to_batches(max_chunksize=_SLICE_ROWS):
             for row in zip(*(column.to_pylist() for column in batch.columns)):
                 copy.write_row(row)
-    return data.num_rows
+    return int(data.num_rows)

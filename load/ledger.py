@@ -18,7 +18,7 @@ import datetime as dt
 import decimal
 import json
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -113,7 +113,7 @@ _KEY_ENCODERS: list[tuple[type, str, Any]] = [
     (dt.datetime, "t", dt.datetime.isoformat),
     (dt.date, "d", dt.date.isoformat),
 ]
-_KEY_DECODERS = {
+_KEY_DECODERS: dict[str, Callable[[str], object]] = {
     "i": int,
     "f": float,
     "n": decimal.Decimal,

@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,6 +47,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import REGCLASS
 from sqlalchemy.engine import Connection
+from sqlalchemy.sql.selectable import NamedFromClause  # what .alias() gives: a FROM with a name
 
 from . import reasons, staging
 from .bookkeeping import conflicts, crosswalk, lineage, rejects
@@ -71,7 +72,7 @@ class ChunkOutcome:
 
     loaded: int = 0
     inserted: int = 0
-    rejects_by_reason: Counter = field(default_factory=Counter)
+    rejects_by_reason: Counter[str] = field(default_factory=Counter)
     conflicts: int = 0
 
     @property
@@ -79,7 +80,7 @@ class ChunkOutcome:
         return sum(self.rejects_by_reason.values())
 
 
-def upsert(conn: Connection, table: sa.Table):
+def upsert(conn: Connection, table: sa.Table) -> postgresql.Insert | sqlite.Insert:
     """INSERT ... ON CONFLICT for the connection's dialect."""
     if conn.dialect.name == "postgresql":
         return postgresql.insert(table)
@@ -88,8 +89,8 @@ def upsert(conn: Connection, table: sa.Table):
     raise NotImplementedError(f"the target must be PostgreSQL or SQLite, not {conn.dialect.name}")
 
 
-def _decision_columns(spec: TargetSpec) -> list[sa.Column]:
-    columns = [
+def _decision_columns(spec: TargetSpec) -> list[sa.Column[Any]]:
+    columns: list[sa.Column[Any]] = [
         sa.Column("stage_seq", sa.Integer, nullable=False),
         sa.Column("action", sa.String(8), nullable=False),  # insert | update | reject
         sa.Column("reason_code", sa.String(48)),
@@ -224,7 +225,11 @@ class _Merge:
         new_keys[loaded] = self._allocate_keys(int(loaded.sum()))
         decided = {
             "action": pa.array(np.where(loaded, INSERT, REJECT), pa.large_string()),
-            "reason_code": pa.array(np.where(loaded, None, reasons.PARENT_NOT_LOADED), pa.large_string()),
+            # numpy's stubs leave None out of where()'s arguments; it makes an object array (NULL where loaded)
+            "reason_code": pa.array(
+                np.where(loaded, None, reasons.PARENT_NOT_LOADED),  # type: ignore[call-overload]
+                pa.large_string(),
+            ),
             "target_id": pa.array(new_keys, pa.int64()),
             "existing_id": pa.nulls(rows, pa.int64()),
             "crosswalked": pa.array(np.zeros(rows, dtype=bool)),
@@ -262,7 +267,7 @@ class _Merge:
         """Per staged row, what the target already holds: one pass of outer joins."""
         t, spec = self.t, self.spec
         joins: sa.FromClause = s
-        columns = [s.c.stage_seq, s.c.legacy_key]
+        columns: list[sa.ColumnElement[Any]] = [s.c.stage_seq, s.c.legacy_key]
         if self.may_be_loaded:  # the row this legacy key was loaded into before, if it still exists
             own_cw, own_row = crosswalk.alias("own"), t.alias("own_row")
             joins, own = self._lookup(
@@ -317,8 +322,8 @@ class _Merge:
     def _lookup(
         self,
         joins: sa.FromClause,
-        table: sa.FromClause,
-        columns: list[sa.ColumnElement],
+        table: NamedFromClause[Any],
+        columns: Sequence[sa.ColumnElement[Any]],
         onclause: sa.ColumnElement[bool],
     ) -> tuple[sa.FromClause, sa.FromClause]:
         """Outer-join at most one row of `table` per staged row; returns the join and the columns' source.
@@ -356,7 +361,7 @@ class _Merge:
         # Held by the new system and unchanged since the cut-over: TS24 is the reference, take it over.
         return rules + [(sa.true(), UPDATE, None)]
 
-    def _plan_query(self, stage: sa.Table) -> sa.Select:
+    def _plan_query(self, stage: sa.Table) -> sa.Select[*tuple[Any, ...]]:
         f = self._facts(stage)
         rules = self._rules(f)
         action = sa.case(*[(cond, sa.literal(act)) for cond, act, _ in rules]).label("action")
@@ -387,7 +392,7 @@ class _Merge:
         columns += [d.c[f"data_{name}"] for name in self.data_names]
         return sa.select(*columns).order_by(d.c.stage_seq)
 
-    def _new_key(self, d: sa.Subquery) -> sa.ColumnElement:
+    def _new_key(self, d: sa.Subquery) -> sa.ColumnElement[Any]:
         """The key of a new row: its code, or the next surrogate in legacy key order."""
         if not self.spec.surrogate:
             return d.c.code_key
@@ -398,7 +403,7 @@ class _Merge:
         highest = sa.select(sa.func.coalesce(sa.func.max(self.key), 0)).scalar_subquery()
         return highest + sa.func.row_number().over(partition_by=d.c.action == INSERT, order_by=d.c.stage_seq)
 
-    def _sequence(self) -> sa.ColumnElement:
+    def _sequence(self) -> sa.ColumnElement[Any]:
         """PostgreSQL: the key's sequence, named by its oid, looked up once (pg_get_serial_sequence
         per row cost more than nextval itself)."""
         sequence = self.conn.execute(
@@ -408,12 +413,12 @@ class _Merge:
         ).scalar_one()
         return sa.cast(sa.literal(sequence, sa.Integer), REGCLASS)
 
-    def _key_from_text(self, text: sa.ColumnElement[str]) -> sa.ColumnElement:
+    def _key_from_text(self, text: sa.ColumnElement[str]) -> sa.ColumnElement[Any]:
         return sa.cast(text, self.key.type) if self.spec.surrogate else text
 
     # -- writing ----------------------------------------------------------
-    def _business_values(self) -> dict[str, sa.ColumnElement]:
-        values = {c.name: self.p.c[c.name] for c in self.spec.row_columns()}
+    def _business_values(self) -> dict[str, sa.ColumnElement[Any]]:
+        values: dict[str, sa.ColumnElement[Any]] = {c.name: self.p.c[c.name] for c in self.spec.row_columns()}
         if self.spec.parent:
             values[self.spec.parent.column] = self.p.c.parent_id
         if "source" in self.t.c:
@@ -565,7 +570,7 @@ class _Merge:
         self,
         table: sa.Table,
         columns: list[str],
-        rows: sa.Select,
+        rows: sa.Select[*tuple[Any, ...]],
         *,
         new: sa.ColumnElement[bool] | None,
         known: sa.ColumnElement[bool],
@@ -581,7 +586,7 @@ class _Merge:
             )
         )
 
-    def _reject_field(self) -> tuple[sa.ColumnElement, sa.ColumnElement]:
+    def _reject_field(self) -> tuple[sa.ColumnElement[Any], sa.ColumnElement[Any]]:
         """The column a load-side reject is about, and its value (natural key or parent key)."""
         p = self.p
         if self.spec.parent:

@@ -18,6 +18,7 @@ Example::
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -30,7 +31,7 @@ from .target_map import Parent
 
 
 def parent_ids(
-    conn: Connection, parent: Parent, column: sa.Column, *, site_id: str, legacy_keys: pa.Array | pa.ChunkedArray
+    conn: Connection, parent: Parent, column: sa.Column[Any], *, site_id: str, legacy_keys: pa.Array | pa.ChunkedArray
 ) -> pa.Array:
     """The new key of each row's parent (NULL where that parent was not loaded), typed like `column`."""
     if isinstance(legacy_keys, pa.ChunkedArray):
@@ -61,7 +62,7 @@ def _crosswalked(conn: Connection, parent: Parent, site_id: str, legacy_keys: li
             *mine, crosswalk.c.legacy_key == sa.any_(wanted)
         )
         legacy, target = conn.execute(found).one()
-        return legacy or [], target or []
+        return list(legacy or []), list(target or [])  # (psycopg hands arrays over as lists)
     wanted_sqlite = crosswalk.c.legacy_key.in_(
         sa.select(sa.column("value", sa.String)).select_from(sa.func.json_each(keys_json))
     )

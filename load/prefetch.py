@@ -19,16 +19,22 @@ Example::
 
 from __future__ import annotations
 
+import enum
 import queue
 import threading
 from collections.abc import Iterable, Iterator
-from typing import TypeVar
+from typing import Final, TypeVar
 
 from .interpreter import short_switch_interval
 
 T = TypeVar("T")
 
-_DONE = object()
+
+class _Done(enum.Enum):
+    DONE = enum.auto()
+
+
+_DONE: Final = _Done.DONE  # the producer's last item
 _POLL_SECONDS = 0.2
 
 
@@ -38,10 +44,10 @@ class _Failed:
 
 
 def prefetched(items: Iterable[T], *, depth: int = 1) -> Iterator[T]:
-    handoff: queue.Queue = queue.Queue(maxsize=depth)
+    handoff: queue.Queue[T | _Failed | _Done] = queue.Queue(maxsize=depth)
     stop = threading.Event()
 
-    def put(item) -> bool:
+    def put(item: T | _Failed | _Done) -> bool:
         while not stop.is_set():
             try:
                 handoff.put(item, timeout=_POLL_SECONDS)

@@ -14,12 +14,14 @@ user function registered on connect (see `register_sqlite_functions`).
 from __future__ import annotations
 
 import hashlib
+import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import BIT
 from sqlalchemy.engine import Engine
+from sqlalchemy.pool import ConnectionPoolEntry
 
 from ts24_migrate.core.rows.fingerprint import canonical_value
 
@@ -27,7 +29,7 @@ SQLITE_ROW_MD5 = "ts24_row_md5"
 SQLITE_HEX28 = "ts24_hex28"
 
 
-def _sqlite_row_md5(*values) -> str:
+def _sqlite_row_md5(*values: object) -> str:
     h = hashlib.md5(usedforsecurity=False)
     for value in values:
         h.update(canonical_value(value))
@@ -44,10 +46,11 @@ def register_sqlite_functions(engine: Engine) -> None:
         return
 
     @sa.event.listens_for(engine, "connect")
-    def _register(dbapi_connection, _record):
+    def _register(dbapi_connection: sqlite3.Connection, _record: ConnectionPoolEntry) -> None:
         dbapi_connection.create_function(SQLITE_ROW_MD5, -1, _sqlite_row_md5, deterministic=True)
         dbapi_connection.create_function(SQLITE_HEX28, 1, _hex_to_int, deterministic=True)
 
+    # A mark of our own on the engine (Engine declares no such attribute): registered already.
     engine._ts24_row_md5 = True  # type: ignore[attr-defined]
     engine.pool.dispose()  # connections opened before now lack the function
 
@@ -57,7 +60,8 @@ def row_md5(dialect_name: str, columns: Sequence[sa.ColumnElement[Any]]) -> sa.C
     if dialect_name == "postgresql":
         return sa.func.md5(sa.cast(sa.tuple_(*columns), sa.Text))
     if dialect_name == "sqlite":
-        return getattr(sa.func, SQLITE_ROW_MD5)(*columns)
+        md5: sa.ColumnElement[str] = getattr(sa.func, SQLITE_ROW_MD5)(*columns)  # our function, by its name
+        return md5
     raise NotImplementedError(f"row hashes are computed on PostgreSQL and SQLite targets, not {dialect_name}")
 
 
@@ -73,5 +77,6 @@ def md5_prefix_int(dialect_name: str, md5_hex: sa.ColumnElement[str]) -> sa.Colu
         hex_text = sa.literal("x", sa.Text).concat(prefix)
         return sa.cast(sa.cast(hex_text, BIT(28)), sa.Integer)
     if dialect_name == "sqlite":
-        return getattr(sa.func, SQLITE_HEX28)(prefix)
+        as_int: sa.ColumnElement[int] = getattr(sa.func, SQLITE_HEX28)(prefix)  # our function, by its name
+        return as_int
     raise NotImplementedError(f"row hashes are computed on PostgreSQL and SQLite targets, not {dialect_name}")

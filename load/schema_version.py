@@ -77,7 +77,10 @@ def schema_version_of(bind: Engine | Connection) -> int:
     if isinstance(bind, Engine):
         with bind.connect() as conn:
             return schema_version_of(conn)
-    return bind.execute(sa.select(sa.func.coalesce(sa.func.max(bookkeeping.schema_version.c.version), 0))).scalar_one()
+    version: int = bind.execute(
+        sa.select(sa.func.coalesce(sa.func.max(bookkeeping.schema_version.c.version), 0))
+    ).scalar_one()
+    return version
 
 
 def prepare_target(target: Engine, *, steps: tuple[SchemaStep, ...] = SCHEMA_STEPS) -> list[int]:

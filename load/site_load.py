@@ -46,7 +46,14 @@ from sqlalchemy.engine import Connection, Engine
 
 from extract.discovery import TableInfo, discover_tables
 from extract.reader import iter_table_rows, read_batch
-from transform import TransformContext, consulted_tables, remembered_columns, target_table_for, transform_batch
+from transform import (
+    TransformContext,
+    TransformResult,
+    consulted_tables,
+    remembered_columns,
+    target_table_for,
+    transform_batch,
+)
 from transform.tables.common import legacy_key_texts
 from ts24_migrate.core.errors import ConfigError, VerificationError
 from ts24_migrate.core.key_store import DEFAULT_MEMORY_ENTRIES
@@ -252,7 +259,7 @@ def _prepare_chunks(
     with legacy.connect() as source:
         for table in tables:
             chunk_no = table.done.next_chunk_no
-            null_keys_seen: Counter = Counter()  # across the table's chunks, skipped ones included
+            null_keys_seen: Counter[str] = Counter()  # across the table's chunks, skipped ones included
             for rows in _chunks_to_load(source, table.info, table.done, limits, null_keys_seen):
                 columns = [list(values) for values in zip(*rows)]  # the batch's values, by column
                 keys = _legacy_keys(table.info, rows, columns, null_keys_seen)
@@ -390,8 +397,8 @@ def _merge_prepared(target: Engine, chunk: _PreparedChunk, *, site_id: str, run_
 
 
 def _chunks_to_load(
-    source: Connection, info: TableInfo, done: ledger.TableProgress, limits: ChunkLimits, null_keys_seen: Counter
-) -> Iterator[list[tuple]]:
+    source: Connection, info: TableInfo, done: ledger.TableProgress, limits: ChunkLimits, null_keys_seen: Counter[str]
+) -> Iterator[list[tuple[Any, ...]]]:
     resume_after = done.resume_after
     page_rows = limits.page_rows(info)
     if info.primary_key and not (resume_after and any(value is None for value in resume_after)):
@@ -414,7 +421,9 @@ def _key_values(info: TableInfo, row: Sequence[Any]) -> list[Any]:
     return [row[info.column_names.index(name)] for name in info.primary_key]
 
 
-def _legacy_keys(info: TableInfo, rows: list[tuple], columns: list[list[Any]], null_keys_seen: Counter) -> list[str]:
+def _legacy_keys(
+    info: TableInfo, rows: list[tuple[Any, ...]], columns: list[list[Any]], null_keys_seen: Counter[str]
+) -> list[str]:
     """The legacy key of each row as text (composite keys joined), handed to the transform."""
     key_columns = [columns[info.column_names.index(name)] for name in info.primary_key]
     return legacy_key_texts(key_columns, rows.__getitem__, len(rows), null_keys_seen)
@@ -432,7 +441,7 @@ def _typed_key(info: TableInfo, values: Sequence[Any]) -> list[Any]:
     return typed
 
 
-def _check_every_row_accounted(legacy_table: str, chunk_no: int, keys: list[str], result) -> None:
+def _check_every_row_accounted(legacy_table: str, chunk_no: int, keys: list[str], result: TransformResult) -> None:
     out = list(result.rows["legacy_key"]) + list(result.rejects["legacy_key"])
     if len(out) != len(keys) or set(out) != set(keys):
         unknown = sorted(set(out) - set(keys))[:3]
@@ -444,7 +453,7 @@ def _check_every_row_accounted(legacy_table: str, chunk_no: int, keys: list[str]
 
 
 def _chunk_fingerprint(
-    legacy_table: str, rows: list[tuple], keys: list[str], transformed: pd.DataFrame
+    legacy_table: str, rows: list[tuple[Any, ...]], keys: list[str], transformed: pd.DataFrame
 ) -> TableFingerprint:
     """The chunk's TableFingerprint over the rows as read.
 
@@ -453,7 +462,8 @@ def _chunk_fingerprint(
     digest is recomputed, so a transform that hashed other values is caught.
     """
     digests = dict(zip(transformed["legacy_key"], transformed["legacy_row_hash"]))
-    fingerprint, reused = TableFingerprint(), []
+    fingerprint = TableFingerprint()
+    reused: list[str] = []
     for key, row in zip(keys, rows):
         known = digests.get(key)
         if known is None:
@@ -521,7 +531,9 @@ def _seed_context(
                 transform_batch(legacy_table, read_batch(info, rows, None), ctx)  # remembers what it accepts
 
 
-def loaded_rows_query(spec: TargetSpec, columns: Sequence[str], *, site_id: str, legacy_table: str) -> sa.Select:
+def loaded_rows_query(
+    spec: TargetSpec, columns: Sequence[str], *, site_id: str, legacy_table: str
+) -> sa.Select[*tuple[Any, ...]]:
     """`columns` and the legacy key of the rows this site loaded from `legacy_table`.
 
     The crosswalk's primary key (site, legacy table, legacy key) finds the site's rows, and
@@ -530,7 +542,7 @@ def loaded_rows_query(spec: TargetSpec, columns: Sequence[str], *, site_id: str,
     no index and (SQLite) read the whole business table once per crosswalk row.
     """
     t = spec.table
-    target_key = crosswalk.c.target_key
+    target_key: sa.ColumnElement[Any] = crosswalk.c.target_key
     if not isinstance(spec.key.type, sa.String):
         target_key = sa.cast(target_key, spec.key.type)
     return (
@@ -542,7 +554,9 @@ def loaded_rows_query(spec: TargetSpec, columns: Sequence[str], *, site_id: str,
     )
 
 
-def _frames(conn: Connection, query: sa.Select, rows_per_frame: int = 50_000) -> Iterator[pd.DataFrame]:
+def _frames(
+    conn: Connection, query: sa.Select[*tuple[Any, ...]], rows_per_frame: int = 50_000
+) -> Iterator[pd.DataFrame]:
     if conn.dialect.name == "postgresql":
         # A streamed result is a server-side cursor, which PostgreSQL plans for its first tenth:
         # a nested loop scanning the business table per crosswalk row. Every row is read here.

@@ -39,10 +39,10 @@ _SQLITE_BATCH_ROWS = 5_000
 _VALUE_PREVIEW = 200
 
 
-def stage_data_columns(spec: TargetSpec) -> list[sa.Column]:
+def stage_data_columns(spec: TargetSpec) -> list[sa.Column[Any]]:
     """The stage columns filled from the transformed rows, in stage order."""
     # No index: the merge reads the stage once, from start to end.
-    columns = [sa.Column("stage_seq", sa.Integer, nullable=False)]
+    columns: list[sa.Column[Any]] = [sa.Column("stage_seq", sa.Integer, nullable=False)]
     columns += [sa.Column(c.name, c.type) for c in spec.row_columns()]
     columns += [sa.Column("legacy_key", sa.String(200)), sa.Column("legacy_row_hash", sa.String(64))]
     if "dq_flags" not in spec.table.c:
@@ -64,7 +64,7 @@ def stage_table(spec: TargetSpec) -> sa.Table:
     return temporary_table(f"ts24_stage_{spec.name}", columns)
 
 
-def temporary_table(prefix: str, columns: list[sa.Column]) -> sa.Table:
+def temporary_table(prefix: str, columns: list[sa.Column[Any]]) -> sa.Table:
     """A TEMPORARY table named after its prefix and its shape, the same for every chunk.
 
     On PostgreSQL a session keeps it (ON COMMIT DELETE ROWS) and every chunk reuses
@@ -95,7 +95,7 @@ def create_temporary(conn: Connection, table: sa.Table) -> None:
     used_in[table.name] = transaction
 
 
-def _arrow_type(column: sa.Column) -> pa.DataType:
+def _arrow_type(column: sa.Column[Any]) -> pa.DataType:
     t = column.type
     if isinstance(t, sa.Boolean):
         return pa.bool_()
@@ -128,7 +128,7 @@ def _one_key_text(value: Any) -> str:
     return str(value)
 
 
-def _arrow_column(series: pd.Series, column: sa.Column, table_name: str) -> pa.Array:
+def _arrow_column(series: pd.Series, column: sa.Column[Any], table_name: str) -> pa.Array:
     target = _arrow_type(column)
     try:
         array = pa.array(series, type=target, from_pandas=True)
@@ -204,10 +204,9 @@ def _unstorable_reject(key: str, code: str, column: str, value: Any, spec: Targe
     if code == reasons.TARGET_REQUIRED_MISSING:
         message = f"{spec.name}.{column} is required by the new system and is empty"
     elif code == reasons.TARGET_VALUE_TOO_LONG:
-        message = (
-            f"{spec.name}.{column} holds at most {spec.table.c[column].type.length} characters; "
-            f"this value has {len(value)}"
-        )
+        text_type = spec.table.c[column].type
+        assert isinstance(text_type, sa.String)  # only a text column has a length to exceed
+        message = f"{spec.name}.{column} holds at most {text_type.length} characters; this value has {len(value)}"
     else:
         message = f"{spec.name}.{column} contains a NUL character"
     return {

@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -43,7 +44,7 @@ class TargetSpec:
         return self.table.name
 
     @property
-    def key(self) -> sa.Column:
+    def key(self) -> sa.Column[Any]:
         (column,) = self.table.primary_key.columns
         return column
 
@@ -56,14 +57,14 @@ class TargetSpec:
     def guarded(self) -> bool:
         return "updated_at" in self.table.c and "source" in self.table.c
 
-    def hashed_columns(self) -> list[sa.Column]:
+    def hashed_columns(self) -> list[sa.Column[Any]]:
         """The columns of the lineage row hash: all but an integer surrogate key, in table order.
 
         validation.parity recomputes the hash over the same list.
         """
         return [c for c in self.table.columns if not (c is self.key and self.surrogate)]
 
-    def row_columns(self) -> list[sa.Column]:
+    def row_columns(self) -> list[sa.Column[Any]]:
         """The business columns a transformed row provides (no surrogate key, parent or `source`)."""
         skip = {"source"} | ({self.parent.column} if self.parent else set())
         return [c for c in self.hashed_columns() if c.name not in skip]

@@ -16,6 +16,7 @@ Example::
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -25,6 +26,9 @@ from sqlalchemy.engine import Connection, Engine
 @contextmanager
 def write_transaction(engine: Engine) -> Iterator[Connection]:
     with engine.begin() as conn:
-        if conn.dialect.name == "sqlite" and not conn.connection.driver_connection.in_transaction:
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        if conn.dialect.name == "sqlite":
+            sqlite = conn.connection.driver_connection
+            assert isinstance(sqlite, sqlite3.Connection)  # pysqlite: the one SQLite driver used
+            if not sqlite.in_transaction:
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
         yield conn
