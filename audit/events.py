@@ -13,7 +13,7 @@ auditor can check it with any JSON library and any Ed25519 implementation:
 
 - ``hash`` is SHA-256 (hex) of the event's *content*: every field but ``hash``
   and ``signature``, serialized as JSON with sorted keys at every level and
-  the same compact separators (:func:`canonical_bytes`); in Python:
+  the same compact separators (``ts24_migrate.core.signing.canonical_json(content, utf8=True)``); in Python:
   ``json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()``;
 - ``signature`` is the Ed25519 signature (base64) of those same content bytes,
   by the key whose id is ``key_id`` (see ts24_migrate.core.keys.key_id_of);
@@ -30,6 +30,8 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
+
+from ts24_migrate.core.signing import canonical_json
 
 FORMAT_VERSION = 1
 # The order of the fields in a ledger line (the hash uses sorted keys instead).
@@ -85,7 +87,7 @@ class LedgerEvent:
         return {name: value for name, value in self.to_dict().items() if name not in UNSIGNED_FIELDS}
 
     def content_bytes(self) -> bytes:
-        return canonical_bytes(self.content())
+        return canonical_json(self.content(), utf8=True)
 
     def computed_hash(self) -> str:
         return hashlib.sha256(self.content_bytes()).hexdigest()
@@ -97,15 +99,6 @@ class LedgerEvent:
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> LedgerEvent:
         return cls(**{name: values[name] for name in LINE_FIELDS})
-
-
-def canonical_bytes(value: Any) -> bytes:
-    """Deterministic JSON bytes: keys sorted at every level, compact, UTF-8.
-
-    >>> canonical_bytes({"b": 1, "a": {"d": "ễ", "c": None}})
-    b'{"a":{"c":null,"d":"\\xe1\\xbb\\x85"},"b":1}'
-    """
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode("utf-8")
 
 
 def line_bytes(values: dict[str, Any]) -> bytes:

@@ -22,9 +22,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from ts24_migrate.core.keys import SigningKey, verify_signature
+from ts24_migrate.core.signing import SigningKey, canonical_json, verify_signature
 
-from .events import FORMAT_VERSION, LedgerEvent, canonical_bytes, utc_timestamp
+from .events import FORMAT_VERSION, LedgerEvent, utc_timestamp
 
 HEAD_SUFFIX = ".head"
 HEAD_DOMAIN = b"ts24-ledger-head/1\n"
@@ -51,7 +51,7 @@ class HeadStatement:
 
     def signed_bytes(self) -> bytes:
         content = {name: value for name, value in asdict(self).items() if name != "signature"}
-        return HEAD_DOMAIN + canonical_bytes(content)
+        return HEAD_DOMAIN + canonical_json(content, utf8=True)
 
     def signature_problem(self, public_keys: dict[str, str]) -> str | None:
         """None when signed by one of `public_keys` (key id -> base64 key), else what is wrong."""

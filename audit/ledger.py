@@ -30,11 +30,11 @@ from typing import Any
 
 from ts24_migrate.core.durable import fsync_dir, write_all
 from ts24_migrate.core.errors import VerificationError
-from ts24_migrate.core.keys import SigningKey
 from ts24_migrate.core.private_files import make_private_dirs
+from ts24_migrate.core.signing import SigningKey, canonical_json
 
 from .event_data import prepare_event_data, reject_secret_text
-from .events import FORMAT_VERSION, LedgerEvent, canonical_bytes, utc_timestamp
+from .events import FORMAT_VERSION, LedgerEvent, utc_timestamp
 from .head import HeadStatement, HeadUnreadable, head_path, read_head, write_head
 
 _READ_BLOCK = 64 * 1024
@@ -113,7 +113,7 @@ class Ledger:
             prev_hash=last.hash if last else None,
             key_id=self.signing_key.key_id,
         )
-        content = canonical_bytes(unsigned.content())
+        content = canonical_json(unsigned.content(), utf8=True)
         return LedgerEvent(
             **{
                 **unsigned.to_dict(),

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from ts24_migrate.core.errors import ConfigError
-from ts24_migrate.core.keys import key_id_of, load_public_key, verify_signature
+from ts24_migrate.core.signing import key_id_of, load_public_key, verify_signature
 
 from .head import HeadUnreadable, head_path, read_head
 from .ledger import parse_line

@@ -73,6 +73,7 @@ from ts24_migrate.core.private_files import make_private_dirs, private_dir
 from ts24_migrate.core.rows.arrow_types import schema_id
 from ts24_migrate.core.rows.fingerprint import TableFingerprint
 from ts24_migrate.core.secrets import redact_url
+from ts24_migrate.core.signing import canonical_json
 
 from .manifest import (
     AGE_FORMAT,
@@ -82,7 +83,6 @@ from .manifest import (
     PARTS_DIR,
     SIGNATURE_NAME,
     BackupManifest,
-    canonical_json,
     read_manifest,
     signature_document,
 )

@@ -54,7 +54,6 @@ from backups.manifest import (
     PARTS_DIR,
     SIGNATURE_NAME,
     BackupManifest,
-    canonical_json,
     read_manifest,
     signature_document,
 )
@@ -67,6 +66,7 @@ from ts24_migrate import TOOL_NAME, __version__
 from ts24_migrate.core.private_files import private_dir
 from ts24_migrate.core.rows.arrow_types import ColumnPlan, rows_to_batch, schema_id, schema_layout
 from ts24_migrate.core.rows.fingerprint import TableFingerprint
+from ts24_migrate.core.signing import canonical_json
 
 INCREMENTS_DIR = "increments"
 DELETED_PREFIX = "@deleted:"

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from ts24_migrate.core.errors import VerificationError
+from ts24_migrate.core.signing import canonical_json
 
 FORMAT = "ts24-backup/1"
 MANIFEST_NAME = "manifest.json"
@@ -40,10 +41,6 @@ SIGNATURE_NAME = "manifest.json.sig"
 PARTS_DIR = "parts"
 FILES_DIR = "@files"  # under parts/: attachment parts; '@' never appears in a table's folder name
 AGE_FORMAT = "age-encryption.org/v1"
-
-
-def canonical_json(data: Any) -> bytes:
-    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode("ascii")
 
 
 def manifest_fingerprint(manifest_bytes: bytes) -> str:
@@ -156,7 +153,7 @@ def read_manifest(backup_dir: Path) -> BackupManifest:
 
 def check_signature(backup_dir: Path, public_key_b64: str) -> list[str]:
     """Problems with manifest.json.sig against `public_key_b64` (empty when the signature holds)."""
-    from ts24_migrate.core.keys import verify_signature
+    from ts24_migrate.core.signing import verify_signature
 
     backup_dir = Path(backup_dir)
     try:

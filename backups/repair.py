@@ -44,8 +44,9 @@ from extract.json_values import from_json_row, json_row
 from ts24_migrate.core.durable import fsync_dir
 from ts24_migrate.core.errors import VerificationError
 from ts24_migrate.core.rows.fingerprint import TableFingerprint
+from ts24_migrate.core.signing import canonical_json
 
-from .manifest import PARTS_DIR, canonical_json
+from .manifest import PARTS_DIR
 from .part_store import Journal, sha256_file, write_once
 
 if TYPE_CHECKING:

@@ -50,8 +50,8 @@ def _child_baseline(url: str, chunk_rows: int) -> dict[str, Any]:
 def _child_backup(url: str, chunk_rows: int, files: str, root: str, recipient: str, key: str) -> dict[str, Any]:
     from backups.backup import backup_site
     from ts24_migrate.core.db import legacy_engine
-    from ts24_migrate.core.keys import load_signing_key
     from ts24_migrate.core.secrets import Secret
+    from ts24_migrate.core.signing import load_signing_key
 
     engine = legacy_engine(Secret(url))
     signing_key = load_signing_key(Path(key))
@@ -116,7 +116,8 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(measured))
         return 0
 
-    from ts24_migrate.core.keys import generate_custodian_identity, generate_signing_key
+    from ts24_migrate.core.keys import generate_custodian_identity
+    from ts24_migrate.core.signing import generate_signing_key
 
     results = []
     with tempfile.TemporaryDirectory(prefix="ts24-bench-") as temp:

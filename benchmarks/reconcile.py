@@ -48,9 +48,10 @@ from load.site_load import load_site
 from reconcile.site_reconcile import reconcile_site
 from reconcile.state import ReconcileState
 from ts24_migrate.core.db import legacy_engine, store_engine
-from ts24_migrate.core.keys import SigningKey, generate_custodian_identity
+from ts24_migrate.core.keys import generate_custodian_identity
 from ts24_migrate.core.legacy.schema import HO_SO, HO_SO_LICH_SU
 from ts24_migrate.core.secrets import Secret
+from ts24_migrate.core.signing import SigningKey
 from ts24_migrate.demo import generate_site
 
 SITE = "bench"

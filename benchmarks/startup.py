@@ -46,7 +46,8 @@ def _median(command: list[str], repeats: int) -> float:
 
 def _demo_site(folder: Path, scale: float) -> tuple[Path, Path]:
     from ts24_migrate.cli.commands.demo_data import write_demo_inventory
-    from ts24_migrate.core.keys import generate_custodian_identity, generate_signing_key
+    from ts24_migrate.core.keys import generate_custodian_identity
+    from ts24_migrate.core.signing import generate_signing_key
 
     identity = folder / "keys" / "custodian.age-identity"
     recipient = generate_custodian_identity(identity)

@@ -31,7 +31,7 @@ from prefect.runtime import flow_run
 
 from ts24_migrate.core.config import Person
 from ts24_migrate.core.errors import ConfigError, GateRefused
-from ts24_migrate.core.keys import load_signing_key
+from ts24_migrate.core.signing import load_signing_key
 from ts24_migrate.runs.app import App
 from ts24_migrate.runs.documents import write_approval
 from ts24_migrate.runs.purge import execute_step, plan_step

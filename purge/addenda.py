@@ -22,8 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from ts24_migrate.core.errors import Ts24Error
-
-from .documents import checked_document
+from ts24_migrate.core.signing import checked_document
 
 MEDIA_FORMAT = "ts24-media-attestation/1"
 HANDOVER_FORMAT = "ts24-handover/1"

@@ -20,9 +20,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ts24_migrate.core.keys import SigningKey, key_id_of
+from ts24_migrate.core.signing import SigningKey, checked_document, key_id_of, signed_document
 
-from .documents import checked_document, signed_document, signer
+from .documents import signer
 
 APPROVAL_FORMAT = "ts24-purge-approval/1"
 STATEMENT = (

@@ -37,9 +37,10 @@ from backups.chain import chain_fingerprints
 from backups.increment import increments_dir
 from backups.manifest import check_signature, read_manifest
 from ts24_migrate.core.errors import Ts24Error, VerificationError
+from ts24_migrate.core.signing import checked_document, document_hash, signature_problems
 
 from .approvals import APPROVAL_FORMAT, parse_timestamp
-from .documents import checked_document, document_hash, read_document, signature_problems, signer
+from .documents import read_document, signer
 
 CERTIFICATE_FORMAT = "ts24-sanitization-certificate/1"
 CERTIFICATE_EVENT = "purge.certificate_issued"

@@ -19,35 +19,14 @@ Example::
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from backups.manifest import canonical_json
 from backups.part_store import write_once
 from ts24_migrate.core.errors import ConfigError, GateRefused, Ts24Error
-from ts24_migrate.core.keys import SigningKey, key_id_of, verify_signature
-
-
-def document_hash(body: Mapping[str, Any]) -> str:
-    return hashlib.sha256(canonical_json(body)).hexdigest()
-
-
-def signature_entry(role: str, key: SigningKey, body: Mapping[str, Any]) -> dict[str, str]:
-    return {
-        "role": role,
-        "algorithm": "ed25519",
-        "key_id": key.key_id,
-        "public_key": key.public_key_b64,
-        "signature": base64.b64encode(key.sign(canonical_json(body))).decode("ascii"),
-    }
-
-
-def signed_document(body: Mapping[str, Any], signers: Iterable[tuple[str, SigningKey]]) -> dict[str, Any]:
-    return {"body": dict(body), "signatures": [signature_entry(role, key, body) for role, key in signers]}
+from ts24_migrate.core.signing import canonical_json, document_hash
 
 
 def write_document(path: Path, document: Mapping[str, Any]) -> str:
@@ -78,37 +57,6 @@ def read_document(path: Path, *, what: str, refusal: type[Ts24Error] = GateRefus
     if raw != canonical_json(document):
         raise refusal(f"{what} {path} is not in its canonical form: it was edited after it was written")
     return document
-
-
-def signature_problems(document: Mapping[str, Any], role: str, public_key_b64: str | None) -> list[str]:
-    """Problems with the `role` signature; with `public_key_b64`, it must be by that key."""
-    entries = [s for s in document["signatures"] if isinstance(s, dict) and s.get("role") == role]
-    if len(entries) != 1:
-        return [f"it holds {len(entries)} {role} signatures (expected 1)"]
-    entry = entries[0]
-    key = public_key_b64 if public_key_b64 is not None else entry.get("public_key")
-    try:
-        if public_key_b64 is not None and entry.get("key_id") != key_id_of(public_key_b64):
-            return [
-                f"its {role} signature is by key {entry.get('key_id')}, not the trusted key {key_id_of(public_key_b64)}"
-            ]
-        signature = base64.b64decode(str(entry.get("signature")), validate=True)
-        ok = verify_signature(str(key), canonical_json(document["body"]), signature)
-    except (ConfigError, ValueError):
-        ok = False
-    if not ok:
-        return [f"its {role} signature does not verify: the document was changed after it was signed"]
-    return []
-
-
-def checked_document(
-    document: Mapping[str, Any], trusted: Mapping[str, str | None], *, what: str, refusal: type[Ts24Error] = GateRefused
-) -> tuple[dict[str, Any], str]:
-    """(body, hash) once every role in `trusted` has a valid signature (by that key, when one is given)."""
-    problems = [p for role, key in trusted.items() for p in signature_problems(document, role, key)]
-    if problems:
-        raise refusal(f"{what}: {problems[0]}")
-    return dict(document["body"]), document_hash(document["body"])
 
 
 def signer(document: Mapping[str, Any], role: str) -> dict[str, str] | None:

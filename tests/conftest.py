@@ -148,7 +148,8 @@ def demo_site(tmp_path: Path) -> Callable[..., DemoSite]:
     """Factory: make_demo(scale=0.05, seed=42, site_id="demo", awkward_names=False) -> DemoSite with keys and
     sites.yaml (`awkward_names`: legacy tables and columns whose names need quoting)."""
     from ts24_migrate.cli.commands.demo_data import write_demo_inventory
-    from ts24_migrate.core.keys import generate_custodian_identity, generate_signing_key
+    from ts24_migrate.core.keys import generate_custodian_identity
+    from ts24_migrate.core.signing import generate_signing_key
 
     def make(scale: float = 0.05, seed: int = 42, site_id: str = "demo", awkward_names: bool = False) -> DemoSite:
         folder = tmp_path / f"site-{site_id}-{seed}"

@@ -25,8 +25,9 @@ from audit import read_events, verify_ledger
 from ts24_migrate.cli.commands.demo_data import write_demo_inventory
 from ts24_migrate.cli.main import main
 from ts24_migrate.core.control_store import ControlStore, runs
-from ts24_migrate.core.keys import generate_custodian_identity, generate_signing_key
+from ts24_migrate.core.keys import generate_custodian_identity
 from ts24_migrate.core.run_liveness import STALE_AFTER, ProcessIdentity, start_token
+from ts24_migrate.core.signing import generate_signing_key
 from ts24_migrate.runs.app import App
 
 REPO = Path(__file__).resolve().parents[1]

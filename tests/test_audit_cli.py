@@ -12,7 +12,7 @@ import pytest
 
 from audit import Ledger
 from ts24_migrate.cli.main import main
-from ts24_migrate.core.keys import generate_signing_key, load_signing_key
+from ts24_migrate.core.signing import generate_signing_key, load_signing_key
 
 INVENTORY = """\
 version: 1

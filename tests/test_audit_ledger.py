@@ -23,10 +23,9 @@ from hypothesis import strategies as st
 
 from audit import Ledger, read_events, read_head, verify_ledger
 from audit.event_data import looks_like_secret_key, reject_secret_text
-from audit.events import canonical_bytes
 from ts24_migrate.core.errors import VerificationError
-from ts24_migrate.core.keys import SigningKey, generate_signing_key, verify_signature
 from ts24_migrate.core.secrets import Secret
+from ts24_migrate.core.signing import SigningKey, canonical_json, generate_signing_key, verify_signature
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -274,7 +273,7 @@ WRITER = """
 import sys, time
 from pathlib import Path
 from audit import Ledger
-from ts24_migrate.core.keys import load_signing_key
+from ts24_migrate.core.signing import load_signing_key
 ledger = Ledger(Path(sys.argv[1]), load_signing_key(Path(sys.argv[2])))
 go = Path(sys.argv[3])
 while not go.exists():
@@ -355,6 +354,6 @@ def test_any_figures_round_trip_and_verify(batch: list[dict]) -> None:
         written = [ledger.append("hn-01", "load", "chunk_loaded", data) for data in batch]
         read = [e for _, e, _ in read_events(ledger.path)]
         assert read == written
-        assert [e.data for e in read] == [json.loads(canonical_bytes(d)) for d in batch]
+        assert [e.data for e in read] == [json.loads(canonical_json(d, utf8=True)) for d in batch]
         result = verify_ledger(ledger.path, [key.public_key_b64])
         assert result.ok, result.problems

@@ -13,9 +13,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from audit import Ledger, head_path, verify_ledger
-from audit.events import canonical_bytes, line_bytes
+from audit.events import line_bytes
 from ts24_migrate.core.errors import ConfigError
-from ts24_migrate.core.keys import SigningKey
+from ts24_migrate.core.signing import SigningKey, canonical_json
 
 EVENTS = 8
 KEY = SigningKey.generate()  # one key for the module: tests only read what it signed
@@ -60,7 +60,7 @@ def forged_line(values: dict, key: SigningKey | None) -> bytes:
     content = {k: v for k, v in values.items() if k not in ("hash", "signature")}
     if key is not None:
         content["key_id"] = key.key_id
-    signed = canonical_bytes(content)
+    signed = canonical_json(content, utf8=True)
     values = {
         **content,
         "hash": hashlib.sha256(signed).hexdigest(),
@@ -112,7 +112,7 @@ def test_an_edit_that_also_recomputes_the_hash_fails_the_signature_and_the_next_
     values = json.loads(lines[3])
     values["data"]["rows"] = 0
     values["hash"] = hashlib.sha256(
-        canonical_bytes({k: v for k, v in values.items() if k not in ("hash", "signature")})
+        canonical_json({k: v for k, v in values.items() if k not in ("hash", "signature")}, utf8=True)
     ).hexdigest()
     lines[3] = line_bytes(values)
     write_lines(path, lines)

@@ -29,7 +29,8 @@ from extract.reader import iter_table_rows
 from ts24_migrate.cli.main import main
 from ts24_migrate.core.control_store import SiteState
 from ts24_migrate.core.file_names import object_file_stem, object_file_stems
-from ts24_migrate.core.keys import generate_custodian_identity, generate_signing_key
+from ts24_migrate.core.keys import generate_custodian_identity
+from ts24_migrate.core.signing import generate_signing_key
 from ts24_migrate.demo import awkward_names as awkward
 from ts24_migrate.demo import generate_site
 from ts24_migrate.runs.app import App

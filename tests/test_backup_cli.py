@@ -14,8 +14,9 @@ from audit import read_events, verify_ledger
 from ts24_migrate.cli.commands.demo_data import write_demo_inventory
 from ts24_migrate.cli.main import cli, main
 from ts24_migrate.core.control_store import SiteState
-from ts24_migrate.core.keys import generate_custodian_identity, generate_signing_key
+from ts24_migrate.core.keys import generate_custodian_identity
 from ts24_migrate.core.labels import finding_line
+from ts24_migrate.core.signing import generate_signing_key
 from ts24_migrate.runs.app import App
 
 

@@ -46,7 +46,8 @@ def test_a_full_backup_folder_stops_with_exit_3_and_the_backup_resumes_once_ther
     tmp_path, small_filesystem, capsys
 ):
     from ts24_migrate.cli.commands.demo_data import write_demo_inventory
-    from ts24_migrate.core.keys import generate_custodian_identity, generate_signing_key
+    from ts24_migrate.core.keys import generate_custodian_identity
+    from ts24_migrate.core.signing import generate_signing_key
 
     folder, grow = small_filesystem
     identity = tmp_path / "keys" / "alice.age-identity"

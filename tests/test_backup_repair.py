@@ -22,7 +22,7 @@ from backups.backup import JOURNAL_NAME, backup_site
 from backups.catalog import list_backups
 from backups.restore import restore_backup
 from backups.verify import verify_backup
-from ts24_migrate.core.keys import generate_signing_key, load_signing_key
+from ts24_migrate.core.signing import generate_signing_key, load_signing_key
 
 
 def _journal(backup_dir: Path) -> list[dict]:

@@ -20,7 +20,7 @@ from backups.catalog import list_backups
 from backups.restore import restore_backup
 from backups.verify import verify_backup
 from ts24_migrate.core.errors import UsageError
-from ts24_migrate.core.keys import generate_signing_key, load_signing_key
+from ts24_migrate.core.signing import generate_signing_key, load_signing_key
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -28,7 +28,7 @@ CHILD = """
 import json, sys, time, uuid
 from pathlib import Path
 from backups.backup import backup_site
-from ts24_migrate.core.keys import load_signing_key
+from ts24_migrate.core.signing import load_signing_key
 from ts24_migrate.core.db import legacy_engine
 from ts24_migrate.core.secrets import Secret
 args = json.loads(sys.argv[1])

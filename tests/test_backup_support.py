@@ -18,9 +18,10 @@ from extract.discovery import discover_tables
 from extract.extraction import as_stored
 from extract.reader import iter_table_rows
 from ts24_migrate.core.db import legacy_engine
-from ts24_migrate.core.keys import SigningKey, generate_custodian_identity
+from ts24_migrate.core.keys import generate_custodian_identity
 from ts24_migrate.core.rows.arrow_types import stored_value
 from ts24_migrate.core.secrets import Secret
+from ts24_migrate.core.signing import SigningKey
 
 
 @dataclass

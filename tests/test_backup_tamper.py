@@ -13,11 +13,12 @@ import pytest
 import sqlalchemy as sa
 from test_backup_support import make_demo_site, make_keys, run_backup
 
-from backups.manifest import MANIFEST_NAME, SIGNATURE_NAME, canonical_json, signature_document
+from backups.manifest import MANIFEST_NAME, SIGNATURE_NAME, signature_document
 from backups.part_store import PartExists, write_once
 from backups.restore import restore_backup
 from backups.verify import verify_backup
 from ts24_migrate.core.errors import VerificationError
+from ts24_migrate.core.signing import canonical_json
 
 AGE = shutil.which("age")
 

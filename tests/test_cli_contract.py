@@ -25,7 +25,8 @@ class Site:
 
     def __init__(self, folder: Path):
         from ts24_migrate.cli.commands.demo_data import write_demo_inventory
-        from ts24_migrate.core.keys import generate_custodian_identity, generate_signing_key
+        from ts24_migrate.core.keys import generate_custodian_identity
+        from ts24_migrate.core.signing import generate_signing_key
 
         self.folder = folder
         self.identity = folder / "keys" / "custodian.age-identity"

@@ -41,7 +41,7 @@ def test_help_loads_no_heavy_library(argv):
 
 def test_audit_verify_and_keys_generate_load_no_heavy_library(tmp_path: Path):
     from audit import Ledger
-    from ts24_migrate.core.keys import generate_signing_key, load_signing_key
+    from ts24_migrate.core.signing import generate_signing_key, load_signing_key
 
     generate_signing_key(tmp_path / "signing.key")
     ledger = tmp_path / "hn-01.jsonl"

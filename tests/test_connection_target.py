@@ -33,10 +33,11 @@ from ts24_migrate.core.config import load_inventory
 from ts24_migrate.core.control_store import ControlStore, SiteState
 from ts24_migrate.core.db import check_reachable, legacy_engine, store_engine
 from ts24_migrate.core.errors import ConfigError, ExitCode, LoginRefused, UnreachableError
-from ts24_migrate.core.keys import generate_custodian_identity, generate_signing_key
+from ts24_migrate.core.keys import generate_custodian_identity
 from ts24_migrate.core.odbc import odbc_connection_string
 from ts24_migrate.core.secrets import Secret
 from ts24_migrate.core.server_identity import ServerIdentity, probe_server_identity
+from ts24_migrate.core.signing import generate_signing_key
 from ts24_migrate.demo import generate_site
 
 CUTOVER = dt.date(2025, 7, 1)

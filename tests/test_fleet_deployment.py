@@ -54,8 +54,9 @@ from load.site_load import prepare_target
 from ts24_migrate.cli.main import main
 from ts24_migrate.core.control_store import SiteState
 from ts24_migrate.core.db import legacy_engine, store_engine
-from ts24_migrate.core.keys import generate_custodian_identity, generate_signing_key
+from ts24_migrate.core.keys import generate_custodian_identity
 from ts24_migrate.core.secrets import Secret
+from ts24_migrate.core.signing import generate_signing_key
 from ts24_migrate.demo import generate_site
 from ts24_migrate.runs.app import App
 

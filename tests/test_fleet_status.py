@@ -24,8 +24,9 @@ from ts24_migrate.core.config import load_inventory
 from ts24_migrate.core.control_store import ControlStore, SiteState
 from ts24_migrate.core.db import store_engine
 from ts24_migrate.core.errors import ExitCode
-from ts24_migrate.core.keys import generate_custodian_identity, generate_signing_key
+from ts24_migrate.core.keys import generate_custodian_identity
 from ts24_migrate.core.secrets import Secret
+from ts24_migrate.core.signing import generate_signing_key
 from ts24_migrate.runs.app import App
 from ts24_migrate.runs.fleet_page import fleet_html
 from ts24_migrate.runs.fleet_status import read_fleet_status

@@ -11,7 +11,8 @@ import sqlalchemy as sa
 from ts24_migrate.cli.commands.demo_data import write_demo_inventory
 from ts24_migrate.core.control_store import SiteState
 from ts24_migrate.core.errors import VerificationError
-from ts24_migrate.core.keys import generate_custodian_identity, generate_signing_key
+from ts24_migrate.core.keys import generate_custodian_identity
+from ts24_migrate.core.signing import generate_signing_key
 from ts24_migrate.runs.app import App
 
 

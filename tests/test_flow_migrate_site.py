@@ -9,7 +9,7 @@ import pytest
 
 from audit.verify import verify_ledger
 from ts24_migrate.core.control_store import SiteState
-from ts24_migrate.core.keys import load_public_key
+from ts24_migrate.core.signing import load_public_key
 from ts24_migrate.runs.app import App
 
 

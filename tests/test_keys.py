@@ -20,15 +20,13 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from ts24_migrate.core.config import AGE_RECIPIENT
 from ts24_migrate.core.errors import ConfigError
-from ts24_migrate.core.keys import (
+from ts24_migrate.core.keys import generate_custodian_identity, load_identity, recipient_of
+from ts24_migrate.core.signing import (
     SigningKey,
-    generate_custodian_identity,
     generate_signing_key,
     key_id_of,
-    load_identity,
     load_public_key,
     load_signing_key,
-    recipient_of,
     verify_signature,
 )
 

@@ -26,11 +26,12 @@ from load import target_schema as ts
 from load.bookkeeping import crosswalk, flags, lineage
 from ts24_migrate.cli.commands.demo_data import write_demo_inventory
 from ts24_migrate.cli.main import main
-from ts24_migrate.core.keys import generate_custodian_identity, generate_signing_key
+from ts24_migrate.core.keys import generate_custodian_identity
 from ts24_migrate.core.legacy.encodings import TCVN3_CAPITAL_CONTROLS, encode_as_tcvn3_mojibake, encode_as_vni_mojibake
 from ts24_migrate.core.legacy.schema import DM_DONVI, NGUOI_LAO_DONG
 from ts24_migrate.core.legacy.text_repair import repair_text
 from ts24_migrate.core.personal_data import mask_example, mask_legacy_key
+from ts24_migrate.core.signing import generate_signing_key
 from ts24_migrate.demo import DemoTruth
 from ts24_migrate.runs.app import App
 

@@ -194,7 +194,8 @@ def demo_inventory(
     """
     from test_stages_support import READY_TO_LOAD, through_inventory
 
-    from ts24_migrate.core.keys import generate_custodian_identity, generate_signing_key
+    from ts24_migrate.core.keys import generate_custodian_identity
+    from ts24_migrate.core.signing import generate_signing_key
 
     folder.mkdir(parents=True, exist_ok=True)
     target = store_engine(Secret(target_url))

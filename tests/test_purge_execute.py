@@ -15,8 +15,8 @@ from reconcile.state import ReconcileState
 from ts24_migrate.core.control_store import SiteState
 from ts24_migrate.core.db import store_engine
 from ts24_migrate.core.errors import ExitCode
-from ts24_migrate.core.keys import load_public_key
 from ts24_migrate.core.secrets import Secret
+from ts24_migrate.core.signing import load_public_key
 from ts24_migrate.demo.site_objects import TRIGGER, VIEW
 
 pytestmark = pytest.mark.slow

@@ -16,7 +16,7 @@ from purge.approvals import approval_document
 from purge.documents import write_document
 from ts24_migrate.core.control_store import SiteState
 from ts24_migrate.core.errors import ExitCode
-from ts24_migrate.core.keys import load_signing_key
+from ts24_migrate.core.signing import load_signing_key
 from ts24_migrate.demo.site_objects import _VIEW_SQL, VIEW
 
 pytestmark = pytest.mark.slow
@@ -144,7 +144,7 @@ def test_an_approval_of_another_plan_is_refused(site, capsys):
 def test_an_expired_approval_is_refused(site, capsys):
     plan = site.plan(capsys)["plan"]
     body = json.loads(Path(plan).read_text(encoding="utf-8"))["body"]
-    from purge.documents import document_hash
+    from ts24_migrate.core.signing import document_hash
 
     two_hours_ago = dt.datetime.now(dt.UTC) - dt.timedelta(hours=2)
     document = approval_document(
@@ -172,7 +172,7 @@ def test_the_plans_author_cannot_approve_it(site, capsys):
     assert site.snapshot() == before
     # Signed by hand all the same: execution refuses it too.
     body = json.loads(Path(plan).read_text(encoding="utf-8"))["body"]
-    from purge.documents import document_hash
+    from ts24_migrate.core.signing import document_hash
 
     document = approval_document(
         body,
@@ -197,7 +197,7 @@ def test_a_plan_the_site_no_longer_matches_is_refused_with_its_approval(site, ca
 
 
 def test_an_unlisted_key_cannot_approve(site, capsys, tmp_path):
-    from ts24_migrate.core.keys import generate_signing_key
+    from ts24_migrate.core.signing import generate_signing_key
 
     plan = site.plan(capsys)["plan"]
     generate_signing_key(tmp_path / "stranger.key")

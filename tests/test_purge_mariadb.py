@@ -21,8 +21,9 @@ from reconcile.state import ReconcileState
 from ts24_migrate.core.control_store import SiteState
 from ts24_migrate.core.db import legacy_engine, store_engine
 from ts24_migrate.core.errors import ExitCode
-from ts24_migrate.core.keys import generate_custodian_identity, generate_signing_key, load_public_key
+from ts24_migrate.core.keys import generate_custodian_identity
 from ts24_migrate.core.secrets import Secret
+from ts24_migrate.core.signing import generate_signing_key, load_public_key
 from ts24_migrate.demo import generate_site
 
 CUTOVER = dt.date(2025, 7, 1)

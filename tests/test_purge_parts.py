@@ -14,10 +14,9 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import mssql
 from sqlalchemy.dialects.mysql import pyodbc as mysql
 
-from backups.manifest import canonical_json
 from extract.attachments import attachment_fingerprint
 from purge.approvals import ListedApprover, approval_document, check_approvals
-from purge.documents import checked_document, document_hash, read_document, signed_document, write_document
+from purge.documents import read_document, write_document
 from purge.execute import destroy, shred_folder
 from purge.journal import PurgeJournal
 from purge.plan import LiveScope
@@ -34,7 +33,7 @@ from purge.statements import (
 )
 from purge.write_stop import check_writes_stopped, stop_writes
 from ts24_migrate.core.errors import GateRefused
-from ts24_migrate.core.keys import SigningKey
+from ts24_migrate.core.signing import SigningKey, canonical_json, checked_document, document_hash, signed_document
 
 
 def _folder(root: Path) -> Path:

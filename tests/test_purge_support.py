@@ -30,7 +30,8 @@ from ts24_migrate.core.config import load_inventory
 from ts24_migrate.core.control_store import ControlStore
 from ts24_migrate.core.db import store_engine
 from ts24_migrate.core.errors import ExitCode
-from ts24_migrate.core.keys import generate_custodian_identity, generate_signing_key
+from ts24_migrate.core.keys import generate_custodian_identity
+from ts24_migrate.core.signing import generate_signing_key
 
 SITE = "demo"
 CLI = "import sys; from ts24_migrate.cli.main import run; sys.argv[0] = 'ts24-migrate'; run()"

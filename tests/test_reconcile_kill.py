@@ -34,7 +34,7 @@ REPO = Path(__file__).resolve().parents[1]
 CHILD = """
 import datetime as dt, json, sys
 from pathlib import Path
-from ts24_migrate.core.keys import load_signing_key
+from ts24_migrate.core.signing import load_signing_key
 from reconcile.site_reconcile import reconcile_site
 from reconcile.state import ReconcileState
 from ts24_migrate.core.db import legacy_engine, store_engine

@@ -25,8 +25,9 @@ from load.site_load import load_site
 from reconcile.site_reconcile import Reconciliation, reconcile_site
 from reconcile.state import ReconcileState
 from ts24_migrate.core.db import legacy_engine, store_engine
-from ts24_migrate.core.keys import SigningKey, generate_custodian_identity
+from ts24_migrate.core.keys import generate_custodian_identity
 from ts24_migrate.core.secrets import Secret
+from ts24_migrate.core.signing import SigningKey
 from ts24_migrate.demo import generate_site
 from ts24_migrate.demo.advance import AdvanceTruth, advance_site
 

@@ -19,8 +19,9 @@ from test_stages_support import through
 from ts24_migrate.cli.commands.demo_data import write_demo_inventory
 from ts24_migrate.core.control_store import ControlStore, SiteState
 from ts24_migrate.core.errors import VerificationError
-from ts24_migrate.core.keys import generate_custodian_identity, generate_signing_key, load_public_key, public_key_path
+from ts24_migrate.core.keys import generate_custodian_identity
 from ts24_migrate.core.legacy import schema as ls
+from ts24_migrate.core.signing import generate_signing_key, load_public_key, public_key_path
 from ts24_migrate.runs.app import App
 from ts24_migrate.runs.backup import backup_step, verify_step
 from ts24_migrate.runs.load import load_step

@@ -25,8 +25,9 @@ from load.bookkeeping import crosswalk
 from load.site_load import prepare_target
 from ts24_migrate.cli.commands.demo_data import write_demo_inventory
 from ts24_migrate.core.db import store_engine
-from ts24_migrate.core.keys import generate_custodian_identity, generate_signing_key
+from ts24_migrate.core.keys import generate_custodian_identity
 from ts24_migrate.core.secrets import Secret
+from ts24_migrate.core.signing import generate_signing_key
 from ts24_migrate.demo import generate_site
 from ts24_migrate.runs.app import App
 from ts24_migrate.runs.assess import assess_step

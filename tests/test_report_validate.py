@@ -290,7 +290,8 @@ def test_prefect_artifacts_carry_the_verdict_and_the_accounting(validated, prefe
 
 def test_validate_needs_a_backup_and_a_load(tmp_path, capsys):
     from ts24_migrate.cli.commands.demo_data import write_demo_inventory
-    from ts24_migrate.core.keys import generate_custodian_identity, generate_signing_key
+    from ts24_migrate.core.keys import generate_custodian_identity
+    from ts24_migrate.core.signing import generate_signing_key
 
     recipient = generate_custodian_identity(tmp_path / "keys" / "custodian.age-identity")
     generate_signing_key(tmp_path / "keys" / "signing.key")

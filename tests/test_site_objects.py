@@ -34,9 +34,10 @@ from load.site_load import prepare_target
 from ts24_migrate.cli.commands.demo_data import write_demo_inventory
 from ts24_migrate.cli.main import main
 from ts24_migrate.core.db import store_engine
-from ts24_migrate.core.keys import generate_custodian_identity, generate_signing_key, load_identity
+from ts24_migrate.core.keys import generate_custodian_identity, load_identity
 from ts24_migrate.core.labels import ATTACHMENT_FINDINGS, NUL_TEXT_LABEL, finding_line
 from ts24_migrate.core.secrets import Secret
+from ts24_migrate.core.signing import generate_signing_key
 from ts24_migrate.demo import generate_site
 
 pytestmark = pytest.mark.slow

@@ -18,9 +18,10 @@ from load import target_schema as ts
 from load.bookkeeping import crosswalk
 from load.site_load import load_site, prepare_target
 from ts24_migrate.core.db import legacy_engine
-from ts24_migrate.core.keys import generate_custodian_identity, generate_signing_key, load_signing_key
+from ts24_migrate.core.keys import generate_custodian_identity
 from ts24_migrate.core.legacy import schema as ls
 from ts24_migrate.core.secrets import Secret
+from ts24_migrate.core.signing import generate_signing_key, load_signing_key
 from ts24_migrate.demo import generate_site
 from validation import (
     accounting_check,

@@ -76,7 +76,7 @@ class App:
     @cached_property
     def signing_key(self):
         """The inventory's Ed25519 key that signs manifests and ledger events."""
-        from ts24_migrate.core.keys import load_signing_key
+        from ts24_migrate.core.signing import load_signing_key
 
         path = self.inventory.signing_key_path
         if path is None:

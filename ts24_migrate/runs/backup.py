@@ -21,9 +21,9 @@ from extract.objects import object_counts
 from purge.remaining_copies import SCRATCH, scratch_record
 from ts24_migrate.core.control_store import SiteState
 from ts24_migrate.core.errors import ConfigError, UnreachableError, UsageError, VerificationError
-from ts24_migrate.core.keys import load_public_key, public_key_path
 from ts24_migrate.core.labels import attachment_findings, nul_text_rows
 from ts24_migrate.core.secrets import Secret
+from ts24_migrate.core.signing import load_public_key, public_key_path
 from ts24_migrate.core.stage_runs import stage_run
 from ts24_migrate.runs.app import App
 

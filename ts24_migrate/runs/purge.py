@@ -33,7 +33,7 @@ from backups.verify import verify_backup
 from extract.discovery import discover_tables
 from purge.approvals import ListedApprover, approval_document, check_approvals, timestamp, utc_now
 from purge.certificate import CERTIFICATE_EVENT, certificate_body
-from purge.documents import checked_document, read_document, signed_document, write_document
+from purge.documents import read_document, write_document
 from purge.execute import destroy, shred_folder, steps_of
 from purge.gates import GateResult, PurgeRefused, require
 from purge.journal import PurgeJournal
@@ -48,10 +48,11 @@ from ts24_migrate.core.config import Person
 from ts24_migrate.core.control_store import SiteState
 from ts24_migrate.core.db import store_engine
 from ts24_migrate.core.errors import ConfigError, GateRefused, UsageError, VerificationError
-from ts24_migrate.core.keys import SigningKey, key_id_of, load_public_key, recipient_of
+from ts24_migrate.core.keys import recipient_of
 from ts24_migrate.core.private_files import make_private_dirs
 from ts24_migrate.core.secrets import Secret
 from ts24_migrate.core.server_identity import ServerIdentity, probe_server_identity
+from ts24_migrate.core.signing import SigningKey, checked_document, key_id_of, load_public_key, signed_document
 from ts24_migrate.core.stage_runs import stage_run
 from ts24_migrate.runs.app import App
 

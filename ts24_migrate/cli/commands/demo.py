@@ -72,7 +72,8 @@ def demo(
       ts24-migrate demo --folder /tmp/odd-demo --awkward-names
       ts24-migrate demo --folder /tmp/retired-demo --scale 0.05 --through purge
     """
-    from ts24_migrate.core.keys import generate_custodian_identity, generate_signing_key
+    from ts24_migrate.core.keys import generate_custodian_identity
+    from ts24_migrate.core.signing import generate_signing_key
 
     from .demo_data import write_demo_inventory
 

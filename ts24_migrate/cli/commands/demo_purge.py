@@ -27,7 +27,7 @@ def add_demo_purge_people(folder: Path, inventory: Path) -> None:
     """An operator and an approver (two people, two keys) in the demo inventory."""
     import yaml
 
-    from ts24_migrate.core.keys import generate_signing_key
+    from ts24_migrate.core.signing import generate_signing_key
 
     for key in (OPERATOR_KEY, APPROVER_KEY):
         generate_signing_key(folder / key)
@@ -46,7 +46,7 @@ def add_demo_purge_people(folder: Path, inventory: Path) -> None:
 def retire_demo_site(app: App, folder: Path, site_id: str, identity: Path) -> dict[str, Any]:
     """DRAINED, prepared, planned, approved, purged, certified; the certificate verified offline."""
     from ts24_migrate.core.control_store import SiteState
-    from ts24_migrate.core.keys import load_signing_key
+    from ts24_migrate.core.signing import load_signing_key
     from ts24_migrate.demo.advance import advance_site
     from ts24_migrate.runs.backup import trusted_public_key
     from ts24_migrate.runs.documents import check_certificate

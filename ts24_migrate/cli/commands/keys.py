@@ -60,7 +60,8 @@ def generate(app: App, out_dir: Path, custodian: str, only: str | None, json_out
       ts24-migrate keys generate --out keys --only signing --json
     """
     from ts24_migrate.core.config import SITE_ID
-    from ts24_migrate.core.keys import generate_custodian_identity, generate_signing_key, key_id_of, public_key_path
+    from ts24_migrate.core.keys import generate_custodian_identity
+    from ts24_migrate.core.signing import generate_signing_key, key_id_of, public_key_path
 
     app.json_output = app.json_output or json_output
     if not SITE_ID.match(custodian):

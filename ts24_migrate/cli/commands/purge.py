@@ -103,7 +103,7 @@ def plan_command(app: App, site_id: str, key_path: Path, operator: str | None, r
     Example:
       ts24-migrate -i sites.yaml purge plan hn-01 --key keys/operator.key --operator "Nguyen Van A"
     """
-    from ts24_migrate.core.keys import load_signing_key
+    from ts24_migrate.core.signing import load_signing_key
     from ts24_migrate.runs.purge import plan_step
 
     with stage_outcome(app, site_id) as outcome:
@@ -157,7 +157,7 @@ def approve_command(app: App, plan_path: Path, key_path: Path, valid_for: int, o
     Example:
       ts24-migrate -i sites.yaml purge approve work/sites/hn-01/purge/3f1c.../plan.json --key /media/usb/b.key
     """
-    from ts24_migrate.core.keys import load_signing_key
+    from ts24_migrate.core.signing import load_signing_key
     from ts24_migrate.runs.purge import approve_step
 
     result = approve_step(
@@ -428,7 +428,7 @@ def verify_command(
       ts24-migrate certificate verify certificate.json --public-key signing.pub --backups backups \\
           --ledger work/ledger/hn-01.jsonl
     """
-    from ts24_migrate.core.keys import load_public_key
+    from ts24_migrate.core.signing import load_public_key
     from ts24_migrate.runs.backup import trusted_public_key
     from ts24_migrate.runs.documents import check_certificate
 
