@@ -90,7 +90,7 @@ def report_data(result: Reconciliation, masking: Masking = MASKED) -> dict[str, 
     }
 
 
-def _dossier_rows(dossiers: list, limit: int = LISTED) -> list[list[Any]]:
+def _dossier_rows(dossiers: list[Any], limit: int = LISTED) -> list[list[Any]]:
     return [
         [
             d.legacy_id,
@@ -109,7 +109,7 @@ def _dossier_rows(dossiers: list, limit: int = LISTED) -> list[list[Any]]:
 _DOSSIER_HEADERS = ["legacy id", "dossier no", "unit", "procedure", "period", "status", "received", "due"]
 
 
-def _listed(items: list, rows: list[list[Any]]) -> dict[str, Any]:
+def _listed(items: list[Any], rows: list[list[Any]]) -> dict[str, Any]:
     """The first LISTED of `items` as table rows, and how many there are (the page says how many more)."""
     return {"count": len(items), "rows": rows}
 

@@ -13,7 +13,7 @@ every code with its meaning.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from markupsafe import Markup
 
@@ -24,6 +24,9 @@ from ts24_migrate.core.reporting import render, timestamp
 from .charts import Bar, Segment, bar_chart, simple_bars
 from .code_legend import meaning
 from .expectation_words import plain_words
+
+if TYPE_CHECKING:  # validation/report.py imports this module when it writes the page
+    from .report import SiteReport
 
 KEYS_LISTED = 50  # parity keys listed per kind and table in the page (the JSON keeps what was recorded)
 
@@ -164,7 +167,9 @@ def _expectation_rows(tables: dict[str, Any]) -> list[dict[str, Any]]:
 
 def _data_docs(target: str | None, folder: Path, text: str) -> dict[str, Any]:
     """A link relative to the report's folder (the Data Docs sit beside the report), and whether it is there."""
-    return {"href": target, "text": text, "present": bool(target) and (folder / target).exists()}
+    if not target:
+        return {"href": None, "text": text, "present": False}
+    return {"href": target, "text": text, "present": (folder / target).exists()}
 
 
 def _keys(entries: list[dict[str, Any]], count: int) -> str:
@@ -249,7 +254,7 @@ def _backup_findings(data: dict[str, Any]) -> list[Markup]:
     ]
 
 
-def render_html(report, *, folder: Path) -> str:
+def render_html(report: SiteReport, *, folder: Path) -> str:
     """The page for a SiteReport written into `folder` (links to Data Docs are relative to it)."""
     data = report.to_dict()
     validation = data["validation"]
