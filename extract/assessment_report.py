@@ -48,24 +48,22 @@ _TEXT_HEADERS = ["table", "column", "TCVN3", "VNI", "NFD", "ambiguous", "suspect
 
 
 def render_html(assessment: SiteAssessment) -> str:
+    """The page (extract/templates/assessment.html.j2) over the assessment's data."""
     data = assessment.to_dict()
     summary = data["summary"]
     no_pk = summary["tables_without_primary_key"]
-    overview = r.table(
-        ["figure", "value"],
-        [
-            ["tables found", summary["tables"]],
-            ["rows in all tables", summary["rows"]],
-            ["unmapped tables (backed up and purged, not loaded)", ", ".join(summary["unmapped_tables"]) or "none"],
-            ["tables without a primary key", ", ".join(no_pk) or "none"],
-            ["columns of mapped tables not in the TS24 schema (backed up, not loaded)", _columns_not_loaded(summary)],
-            [IN_FLIGHT_LABEL, summary["in_flight_dossiers"]],
-            [RECEIVED_AFTER_CUTOVER_LABEL, summary["received_after_cutover"]],
-            ["views, triggers, procedures, sequences", object_counts_text(summary["objects"])],
-            *[[f"text values in {e.upper()}", n] for e, n in summary["legacy_text_values"].items()],
-            *[[f"text values {k} (loaded unchanged, flagged)", n] for k, n in summary["uncertain_text_values"].items()],
-        ],
-    )
+    overview = [
+        ["tables found", summary["tables"]],
+        ["rows in all tables", summary["rows"]],
+        ["unmapped tables (backed up and purged, not loaded)", ", ".join(summary["unmapped_tables"]) or "none"],
+        ["tables without a primary key", ", ".join(no_pk) or "none"],
+        ["columns of mapped tables not in the TS24 schema (backed up, not loaded)", _columns_not_loaded(summary)],
+        [IN_FLIGHT_LABEL, summary["in_flight_dossiers"]],
+        [RECEIVED_AFTER_CUTOVER_LABEL, summary["received_after_cutover"]],
+        ["views, triggers, procedures, sequences", object_counts_text(summary["objects"])],
+        *[[f"text values in {e.upper()}", n] for e, n in summary["legacy_text_values"].items()],
+        *[[f"text values {k} (loaded unchanged, flagged)", n] for k, n in summary["uncertain_text_values"].items()],
+    ]
     server = assessment.server
     server_rows: list[list[object]] = [
         ["kind", server.kind],
@@ -76,61 +74,28 @@ def render_html(assessment: SiteAssessment) -> str:
         ["version", server.version or "-"],
         *[[name, value] for name, value in server.details.items()],
     ]
-    by_column = [[c["table"], c["column"], *(c[k] for k in SUSPECTED_TEXT)] for c in data["suspected_text_by_column"]]
-    status_rows = [[name, n] for name, n in data["dossiers_by_status"].items()]
-    columns = [
-        r.section(
-            f"Columns of {t.name}",
-            r.table(["column", "type", "nullable"], [[c["name"], c["type"], c["nullable"]] for c in t.columns]),
-        )
-        for t in assessment.tables
-    ]
-    return r.page(
-        f"Assessment of site {assessment.site_id}",
-        [
-            r.section("Overview", overview),
-            r.section(
-                "Server reached",
-                r.table(["fact", "value"], server_rows),
-                r.paragraph(
-                    "As the legacy server reports itself. Every later stage asks again and refuses "
-                    "another server: kind, host, port, database and server id must be equal; the "
-                    "version may change with a patch.",
-                    "muted",
-                ),
-            ),
-            r.section(
-                "Tables",
-                r.table(_HEADERS, _table_rows(assessment), numeric=(2, 4, 5, 6, 7)),
-                r.paragraph(
-                    "Role: mapped tables are loaded into the new system; system tables "
-                    "(accounts, access log) are backed up and purged but never loaded; "
-                    "unmapped tables are backed up and purged.",
-                    "muted",
-                ),
-            ),
-            r.section(
-                "Suspected legacy text by column",
-                r.table(_TEXT_HEADERS, by_column, numeric=(2, 3, 4, 5, 6))
-                if by_column
-                else r.paragraph("No text value looks like a legacy encoding."),
-                r.paragraph(
-                    "TCVN3 (all-caps TCVN3 included), VNI and NFD values are repaired to Unicode by "
-                    "the load, and flagged. Ambiguous ones (TCVN3 or VNI?) and suspect ones (garbled "
-                    "beyond any decoding) are loaded unchanged with a flag for a person to check.",
-                    "muted",
-                ),
-            ),
-            r.section("Dossiers by status", r.table(["status", "dossiers"], status_rows, numeric=(1,))),
-            r.section(
-                "Dossiers received after cut-over", r.paragraph(", ".join(data["received_after_cutover_ids"]) or "none")
-            ),
-            objects_section(assessment.objects, assessment.objects_note),
-            attachments_section(assessment.attachments),
-            *columns,
-        ],
+    return r.render(
+        "extract",
+        "assessment.html.j2",
+        title=f"Assessment of site {assessment.site_id}",
         subtitle=f"cut-over {data['cutover']} · assessed {r.timestamp(data['assessed_at'])} · {data['dialect']} · "
         "read-only",
+        overview=overview,
+        server=server_rows,
+        table_headers=_HEADERS,
+        tables=_table_rows(assessment),
+        text_headers=_TEXT_HEADERS,
+        text_by_column=[
+            [c["table"], c["column"], *(c[k] for k in SUSPECTED_TEXT)] for c in data["suspected_text_by_column"]
+        ],
+        by_status=[[name, n] for name, n in data["dossiers_by_status"].items()],
+        received_after_cutover=data["received_after_cutover_ids"],
+        objects=objects_section(assessment.objects, assessment.objects_note),
+        attachments=attachments_section(assessment.attachments),
+        columns=[
+            {"name": t.name, "rows": [[c["name"], c["type"], c["nullable"]] for c in t.columns]}
+            for t in assessment.tables
+        ],
     )
 
 

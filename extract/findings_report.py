@@ -5,6 +5,8 @@ folder against the rows (extract.attachments.check_references) and text kept
 as framed binary read the same in both reports: one renderer, the labels of
 ts24_migrate.core.labels, the counts as the check computed them.
 
+The layout is extract/templates/findings.html.j2 (macros); here, their data.
+
 Example::
 
     html = attachments_section(manifest.attachments["references"])
@@ -14,7 +16,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ts24_migrate.core import reporting as r
+from markupsafe import Markup
+
 from ts24_migrate.core.labels import (
     ATTACHMENT_FINDING_REJECTS,
     ATTACHMENT_FINDINGS,
@@ -25,28 +28,24 @@ from ts24_migrate.core.labels import (
     attachment_findings,
     object_counts_text,
 )
+from ts24_migrate.core.reporting import fragment
 
 LISTED = 50  # entries listed per finding on a page (the JSON beside it keeps what was recorded)
 
 
-def _table(ident: str, headers: list[str], rows: list[list[Any]], numeric: tuple[int, ...] = ()) -> str:
-    """reporting.table with an id, so a reader (or a test) can find it."""
-    return r.table(headers, rows, numeric=numeric).replace("<table>", f'<table id="{r.esc(ident)}">', 1)
+def _section(macro: str, **data: Any) -> Markup:
+    return fragment("extract", "findings.html.j2", macro, **data)
 
 
 def _fingerprint(value: str | None) -> str:
     return value or "none (definition not readable)"
 
 
-def objects_section(items: list[dict[str, Any]] | None, note: str | None = None, *, anchor: str = "objects") -> str:
+def objects_section(items: list[dict[str, Any]] | None, note: str | None = None, *, anchor: str = "objects") -> Markup:
     """Every view, trigger, procedure, function, sequence: kind, name, table, fingerprint."""
     title = OBJECTS_LABEL[0].upper() + OBJECTS_LABEL[1:]
-    if items is None:
-        return r.section(
-            title, r.paragraph("Not recorded by this run (it predates object discovery).", "muted"), anchor=anchor
-        )
     counts: dict[str, int] = {}
-    for item in items:
+    for item in items or []:
         counts[item["kind"]] = counts.get(item["kind"], 0) + 1
     rows = [
         [
@@ -57,22 +56,17 @@ def objects_section(items: list[dict[str, Any]] | None, note: str | None = None,
             i.get("definition_bytes"),
             i.get("note") or "",
         ]
-        for i in items
+        for i in items or []
     ]
-    parts = [r.paragraph(f"Found: {object_counts_text(counts)}.")]
-    if rows:
-        parts.append(
-            _table(
-                f"{anchor}-table",
-                ["kind", "name", "on table", "fingerprint (SHA-256 of the definition)", "definition bytes", "note"],
-                rows,
-                numeric=(4,),
-            )
-        )
-    if note:
-        parts.append(r.paragraph(note, "bad"))
-    parts.append(r.paragraph(OBJECTS_EXPLAINED, "muted"))
-    return r.section(title, *parts, anchor=anchor)
+    return _section(
+        "objects_section",
+        title=title,
+        anchor=anchor,
+        found=None if items is None else object_counts_text(counts),  # None: not recorded by this run
+        rows=rows,
+        note=note,
+        explained=OBJECTS_EXPLAINED,
+    )
 
 
 def _entry_text(key: str, entry: dict[str, Any]) -> str:
@@ -97,14 +91,14 @@ def attachments_section(
     anchor: str = "attachments",
     rejects_by_reason: dict[str, int] | None = None,
     files_backed_up: int | None = None,
-) -> str:
+) -> Markup:
     """The folder against the rows: one line per kind of finding with its count, then the entries.
 
     `rejects_by_reason` (the load's) adds, beside each finding, the rows the load rejected for it.
     """
     title = "Attachment folder and file references"
     if references is None:
-        return r.section(title, r.paragraph("No attachment folder was checked.", "muted"), anchor=anchor)
+        return _section("attachments_section", title=title, anchor=anchor, headers=[], rows=None, listed=[], note=None)
     headers = ["finding", "count"] + (
         ["rows the load rejected for it (reason code)"] if rejects_by_reason is not None else []
     )
@@ -114,59 +108,41 @@ def attachments_section(
     rows.append(["file references in the rows", references.get("referenced")])
     if rejects_by_reason is not None:
         rows = [row + [""] for row in rows]
+    listed = []
     for key, label, count in attachment_findings(references):
         row: list[Any] = [label, count]
         if rejects_by_reason is not None:
             code = ATTACHMENT_FINDING_REJECTS.get(key)
             row.append(f"{rejects_by_reason.get(code, 0)} ({code})" if code else "")
         rows.append(row)
-    parts = [_table(f"{anchor}-table", headers, rows, numeric=(1,))]
-    listed = []
-    for key, label, count in attachment_findings(references):
         entries = references.get(key) or []
-        if not entries:
-            continue
-        shown = "".join(f"<li><code>{r.esc(_entry_text(key, e))}</code></li>" for e in entries[:LISTED])
-        more = count - min(len(entries), LISTED)
-        tail = f'<li class="muted">and {more} more</li>' if more > 0 else ""
-        listed.append(
-            f'<h3>{r.esc(label[0].upper() + label[1:])}</h3><ul id="attachments-{r.esc(key)}">{shown}{tail}</ul>'
-        )
-    parts += listed
-    if references.get("note"):
-        parts.append(r.paragraph(references["note"], "muted"))
-    parts.append(
-        r.paragraph(
-            "Every regular file of the folder is backed up, referenced or not. A symbolic link is reported with the "
-            "text it points to and is never followed: its target is not read and not backed up, and a linked folder "
-            "is not entered. Content kept in the database (NOI_DUNG) is checked against MD5 and KICH_THUOC like a "
-            "file.",
-            "muted",
-        )
-    )
-    return r.section(title, *parts, anchor=anchor)
-
-
-def nul_text_section(rows: list[tuple[str, str, int]], *, anchor: str = "nul-text") -> str:
-    """(table, column, rows) whose text held NUL and was backed up as framed binary."""
-    title = "Text holding NUL characters"
-    body = (
-        _table(f"{anchor}-table", ["legacy table", "column", "rows"], [list(row) for row in rows], numeric=(2,))
-        if rows
-        else r.paragraph("No text value held a NUL character.")
-    )
-    return r.section(
-        title,
-        body,
-        r.paragraph(
-            f"{NUL_TEXT_LABEL[0].upper() + NUL_TEXT_LABEL[1:]}. SQL Server, MariaDB and SQLite text may hold NUL; "
-            "PostgreSQL text may not. In the backup part where such a value occurs, its column is stored as binary: each "
-            "value framed as a type tag, its length and its UTF-8 bytes; a restore decodes it to the identical text "
-            "and the fingerprints prove it. The load rejects such a value for the new system (TARGET_TEXT_NUL) "
-            "rather than alter it.",
-            "muted",
-        ),
+        if entries:
+            listed.append(
+                {
+                    "key": key,
+                    "label": label[0].upper() + label[1:],
+                    "entries": [_entry_text(key, e) for e in entries[:LISTED]],
+                    "more": count - min(len(entries), LISTED),
+                }
+            )
+    return _section(
+        "attachments_section",
+        title=title,
         anchor=anchor,
+        headers=headers,
+        rows=rows,
+        listed=listed,
+        note=references.get("note"),
+    )
+
+
+def nul_text_section(rows: list[tuple[str, str, int]], *, anchor: str = "nul-text") -> Markup:
+    """(table, column, rows) whose text held NUL and was backed up as framed binary."""
+    return _section(
+        "nul_text_section",
+        anchor=anchor,
+        rows=[list(row) for row in rows],
+        label=NUL_TEXT_LABEL[0].upper() + NUL_TEXT_LABEL[1:],
     )
 
 

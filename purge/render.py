@@ -1,7 +1,8 @@
 """HTML renderings of the plan and the certificate: Jinja2 templates over the signed documents.
 
 The HTML is for people; the JSON next to it is what is signed and verified.
-Templates live in purge/templates/ (one base layout); everything is escaped.
+Templates live in purge/templates/ and extend core's base layout (ts24_migrate/core/reporting.py);
+everything is escaped.
 
 Example::
 
@@ -13,17 +14,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import jinja2
-
 from ts24_migrate.core.private_files import write_private_text
-
-_ENVIRONMENT = jinja2.Environment(
-    loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
-    autoescape=jinja2.select_autoescape(["html", "j2"]),
-    undefined=jinja2.StrictUndefined,
-    trim_blocks=True,
-    lstrip_blocks=True,
-)
+from ts24_migrate.core.reporting import templates
 
 
 def _size(value: Any) -> str:
@@ -37,6 +29,7 @@ def _size(value: Any) -> str:
     return str(value)
 
 
+_ENVIRONMENT = templates("purge")  # purge/templates/, then core's base layout
 _ENVIRONMENT.filters["size"] = _size
 
 

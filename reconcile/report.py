@@ -22,10 +22,12 @@ import io
 from pathlib import Path
 from typing import Any
 
+from markupsafe import Markup
+
 from ts24_migrate.core.personal_data import MASKED, Masking
 from ts24_migrate.core.private_files import private_dir, write_private_text
 from ts24_migrate.core.report_paths import PathNames
-from ts24_migrate.core.reporting import page, paragraph, section, table, verdict, write_report
+from ts24_migrate.core.reporting import render, write_report
 
 from .burndown import burndown_svg
 from .findings import CONTACT_FIELDS, LISTED
@@ -88,7 +90,7 @@ def report_data(result: Reconciliation, masking: Masking = MASKED) -> dict[str, 
     }
 
 
-def _dossier_rows(dossiers: list, limit: int = LISTED) -> list[list[Any]]:
+def _dossier_rows(dossiers: list[Any], limit: int = LISTED) -> list[list[Any]]:
     return [
         [
             d.legacy_id,
@@ -107,19 +109,14 @@ def _dossier_rows(dossiers: list, limit: int = LISTED) -> list[list[Any]]:
 _DOSSIER_HEADERS = ["legacy id", "dossier no", "unit", "procedure", "period", "status", "received", "due"]
 
 
-def _more(items: list, limit: int = LISTED) -> str:
-    return (
-        paragraph(f"… and {len(items) - limit} more (all of them in the JSON report)", "muted")
-        if len(items) > limit
-        else ""
-    )
+def _listed(items: list[Any], rows: list[list[Any]]) -> dict[str, Any]:
+    """The first LISTED of `items` as table rows, and how many there are (the page says how many more)."""
+    return {"count": len(items), "rows": rows}
 
 
 def report_html(result: Reconciliation, outreach_csv: Path | None, masking: Masking = MASKED) -> str:
+    """The page (reconcile/templates/reconciliation.html.j2) over the run's figures."""
     flights = result.in_flight
-    criteria = table(
-        ["criterion", "holds", "detail"], [[c.name, "yes" if c.holds else "NO", c.detail] for c in result.criteria]
-    )
     state = "DRAINED" if result.drained else "NOT DRAINED"
     run_text = (
         f"Run {result.run_id}, mode {result.mode}, as of {result.as_of:%Y-%m-%d %H:%M} (legacy clock); "
@@ -138,14 +135,6 @@ def report_html(result: Reconciliation, outreach_csv: Path | None, masking: Mask
         if increment
         else "Nothing changed since the last increment: no backup written."
     )
-    tables = table(
-        ["table", "mode", "read", "new", "changed", "deleted", "legacy rows", "chain rows"],
-        [
-            [n, t["mode"], t["rows_read"], t["new"], t["changed"], t["deleted"], t["live_rows"], t["chain_rows"]]
-            for n, t in result.tables.items()
-        ],
-        numeric=range(2, 8),
-    )
     files = result.files
     files_text = (
         f"Attachment folder: {files['new']} new, {files['changed']} changed, {files['deleted']} deleted "
@@ -154,22 +143,6 @@ def report_html(result: Reconciliation, outreach_csv: Path | None, masking: Mask
         else "No attachment folder."
     )
     carried = result.carried
-    carry_table = table(
-        ["legacy table", "queued", "updated", "inserted", "rejected", "accepted again", "blocked", "gone"],
-        [
-            [n, t["queued"], t["updated"], t["inserted"], t["rejected"], t["accepted_again"], t["blocked"], t["gone"]]
-            for n, t in carried.tables.items()
-        ],
-        numeric=range(1, 8),
-    )
-    blocked = table(
-        ["table", "legacy key", "reason", "message"],
-        [
-            [b["table"], b["legacy_key"], b["reason_code"], b["message"]]
-            for b in _carry_over(result, masking)["blocked"]
-        ],
-    )
-    by_status = table(["status", "dossiers"], [[k, v] for k, v in flights.by_status.items()], numeric=[1])
     prediction = result.prediction
     forecast_text = (
         f"Forecast drain date: {prediction.drain_date:%Y-%m-%d} ({prediction.note}"
@@ -181,145 +154,107 @@ def report_html(result: Reconciliation, outreach_csv: Path | None, masking: Mask
         else ""
     )
     reg = result.reregistration
-    outreach = (
-        f"Contact details for outreach: {outreach_csv.name}, beside this report (CSV, readable by its owner only)."
-        if outreach_csv is not None
-        else "Every unit that must re-register has done so."
-    )
-    drift = table(
-        ["legacy id", "dossier no", "kind", "legacy status", "new system status"],
-        [
-            [d["legacy_id"], d["dossier_no"], d["kind"], d["legacy_status"], d["target_status"]]
-            for d in result.account.drift[:LISTED]
-        ],
-    )
-    duplicates = table(
-        [
-            "legacy id",
-            "legacy dossier",
-            "legacy status",
-            "portal dossier",
-            "portal status",
-            "unit",
-            "procedure",
-            "period",
-        ],
-        [
+    return render(
+        "reconcile",
+        "reconciliation.html.j2",
+        title=f"Reconciliation of {result.site_id}",
+        subtitle=f"{state} — run {result.run_id}",
+        listed=LISTED,
+        drained=result.drained,
+        state=state,
+        criteria=[[c.name, "yes" if c.holds else "NO", c.detail] for c in result.criteria],
+        run_text=run_text,
+        personal_data_notice=masking.notice,
+        by_status=[[k, v] for k, v in flights.by_status.items()],
+        in_flight=flights.count,
+        burndown=Markup(burndown_svg(result.burndown, prediction)) if prediction else "",  # escaped SVG
+        forecast_text=forecast_text,
+        dossier_headers=_DOSSIER_HEADERS,
+        overdue=_listed(flights.overdue, _dossier_rows(flights.overdue)),
+        cutover=result.cutover.isoformat(),
+        forbidden=_listed(result.forbidden, _dossier_rows(result.forbidden)),
+        account={
+            "current": result.account.current,
+            "rejected": result.account.rejected,
+            "dossiers": result.account.dossiers,
+        },
+        drift=_listed(
+            result.account.drift,
             [
-                p["legacy_id"],
-                p["legacy_dossier_no"],
-                p["legacy_status"],
-                p["portal_dossier_no"],
-                p["portal_status"],
-                p["unit_code"],
-                p["procedure_code"],
-                p["declaration_period"],
-            ]
-            for p in result.duplicates[:LISTED]
-        ],
-    )
-    accounting = table(
-        ["table", "legacy rows", "in the chain", "loaded", "rejected", "ok", "problems"],
-        [
+                [d["legacy_id"], d["dossier_no"], d["kind"], d["legacy_status"], d["target_status"]]
+                for d in result.account.drift[:LISTED]
+            ],
+        ),
+        duplicates=_listed(
+            result.duplicates,
             [
-                r["table"],
-                r["source"],
-                r["backed_up"],
-                r["loaded"],
-                r["rejected"],
-                "yes" if r["ok"] else "NO",
-                "; ".join(r["problems"]),
-            ]
-            for r in result.accounting
+                [
+                    p["legacy_id"],
+                    p["legacy_dossier_no"],
+                    p["legacy_status"],
+                    p["portal_dossier_no"],
+                    p["portal_status"],
+                    p["unit_code"],
+                    p["procedure_code"],
+                    p["declaration_period"],
+                ]
+                for p in result.duplicates[:LISTED]
+            ],
+        ),
+        reregistration={
+            "must": reg.must,
+            "missing": len(reg.missing),
+            "registered": _listed(
+                reg.registered,
+                [[u["unit_code"], u["filed_on"], u["transaction_mode"]] for u in reg.registered[:LISTED]],
+            ),
+        },
+        outreach_csv=outreach_csv.name if outreach_csv is not None else None,
+        increment_text=increment_text,
+        tables=[
+            [n, t["mode"], t["rows_read"], t["new"], t["changed"], t["deleted"], t["live_rows"], t["chain_rows"]]
+            for n, t in result.tables.items()
         ],
-        numeric=range(1, 5),
-    )
-    chain = table(
-        ["backup", "kind", "manifest fingerprint", "rows", "ok"],
-        [
+        files_text=files_text,
+        carry_over={
+            "tables": [
+                [
+                    n,
+                    t["queued"],
+                    t["updated"],
+                    t["inserted"],
+                    t["rejected"],
+                    t["accepted_again"],
+                    t["blocked"],
+                    t["gone"],
+                ]
+                for n, t in carried.tables.items()
+            ],
+            "blocked": [
+                [b["table"], b["legacy_key"], b["reason_code"], b["message"]]
+                for b in _carry_over(result, masking)["blocked"]
+            ],  # legacy keys masked where personal
+            "gone": len(carried.gone),
+        },
+        accounting=[
+            [
+                a["table"],
+                a["source"],
+                a["backed_up"],
+                a["loaded"],
+                a["rejected"],
+                "yes" if a["ok"] else "NO",
+                "; ".join(a["problems"]),
+            ]
+            for a in result.accounting
+        ],
+        chain=[
             [b["backup_id"], b["kind"], b["manifest_fingerprint"], b["rows"], "yes" if b["ok"] else "NO"]
             for b in result.chain.backups
         ],
+        chain_problems=result.chain.problems,
+        warnings=result.warnings,
     )
-    sections = [
-        section(
-            "Verdict",
-            verdict(result.drained, state),
-            criteria,
-            paragraph(run_text, "muted"),
-            paragraph(masking.notice, "muted"),
-            anchor="verdict",
-        ),
-        section(
-            "In-flight dossiers",
-            by_status,
-            paragraph(f"{flights.count} in flight, {len(flights.overdue)} overdue."),
-            burndown_svg(result.burndown, prediction) if prediction else "",
-            paragraph(forecast_text),
-        ),
-        section(
-            "Overdue (past their promised result date)",
-            table(_DOSSIER_HEADERS, _dossier_rows(flights.overdue)),
-            _more(flights.overdue),
-        ),
-        section(
-            "Received on TS24 after the cut-over (violations)",
-            paragraph(
-                f"{len(result.forbidden)} dossiers received after {result.cutover.isoformat()}: TS24 "
-                "may not receive dossiers after the cut-over.",
-                "fail" if result.forbidden else "pass",
-            ),
-            table(_DOSSIER_HEADERS, _dossier_rows(result.forbidden)),
-            _more(result.forbidden),
-        ),
-        section(
-            "Drift between TS24 and the new system",
-            paragraph(
-                f"{result.account.current} dossiers carried over with their current status, "
-                f"{result.account.rejected} rejected with a reason, {len(result.account.drift)} drifting, "
-                f"of {result.account.dossiers}."
-            ),
-            drift,
-            _more(result.account.drift),
-        ),
-        section(
-            "Likely duplicates on the new portal",
-            paragraph(
-                "In-flight TS24 dossiers also filed on the new portal (same unit, procedure and "
-                f"declaration period): {len(result.duplicates)}."
-            ),
-            duplicates,
-            _more(result.duplicates),
-        ),
-        section(
-            "Re-registration (form 01/ĐK-GĐ)",
-            paragraph(
-                f"{reg.must} active units in transaction mode 1 or 2 must re-register: "
-                f"{len(reg.registered)} have, {len(reg.missing)} have not."
-            ),
-            paragraph(outreach),
-            table(
-                ["unit", "filed on", "mode"],
-                [[r["unit_code"], r["filed_on"], r["transaction_mode"]] for r in reg.registered[:LISTED]],
-            ),
-            _more(reg.registered),
-        ),
-        section("Changes read and backed up", paragraph(increment_text), tables, paragraph(files_text)),
-        section(
-            "Carry-over to the new system",
-            carry_table,
-            paragraph(
-                f"{len(carried.blocked)} rows blocked (the new system keeps an older version), "
-                f"{len(carried.gone)} queued rows no longer on TS24."
-            ),
-            blocked if carried.blocked else "",
-        ),
-        section("Accounting", accounting),
-        section("Backup chain", chain, *[paragraph(p, "fail") for p in result.chain.problems]),
-    ]
-    if result.warnings:
-        sections.append(section("Warnings", *[paragraph(w) for w in result.warnings]))
-    return page(f"Reconciliation of {result.site_id}", sections, subtitle=f"{state} — run {result.run_id}")
 
 
 def write_outreach_csv(result: Reconciliation, folder: Path) -> Path | None:

@@ -8,12 +8,13 @@ import json
 import stat
 
 import pytest
+import sqlalchemy as sa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_reconcile_support import sqlite_site
 
 from reconcile.burndown import BurndownPoint, burndown_svg, forecast
-from reconcile.report import OUTREACH_CSV, write_reconciliation_report
+from reconcile.report import OUTREACH_CSV, report_html, write_reconciliation_report
 
 
 @pytest.fixture
@@ -79,6 +80,21 @@ def test_report_files_json_html_and_outreach_csv(site, tmp_path):
             if row[field]:
                 assert row[field] not in paths["json"].read_text(encoding="utf-8")
                 assert row[field] not in html
+
+
+def test_a_dossier_number_holding_markup_is_shown_as_text(site):
+    """Legacy values reach the page as text: a dossier number typed as `<script>` is escaped, never run."""
+    with site.writable.begin() as conn:
+        conn.execute(
+            sa.text("UPDATE HO_SO SET SO_HO_SO = '<script>alert(1)</script>' || ID_HO_SO WHERE TRANG_THAI < 4")
+        )
+    result = site.reconcile(as_of=site.truth.world_now)
+    assert result.in_flight.overdue and result.in_flight.overdue[0].number.startswith("<script>")
+    html = report_html(result, None)
+    assert (
+        "<script" not in html
+        and f"<td>&lt;script&gt;alert(1)&lt;/script&gt;{result.in_flight.overdue[0].legacy_id}</td>" in html
+    )
 
 
 def test_forecast_of_a_steady_burndown():

@@ -26,8 +26,9 @@ from ts24_migrate.cli.main import main
 from ts24_migrate.core.control_store import SiteState
 from ts24_migrate.core.personal_data import mask_legacy_key
 from ts24_migrate.runs.app import App
-from validation.report import build_site_report
+from validation.report import SiteReport, build_site_report
 from validation.report_artifacts import accounting_rows, report_artifacts, report_markdown
+from validation.report_html import render_html
 
 pytestmark = pytest.mark.slow
 
@@ -248,6 +249,27 @@ def test_report_rebuilds_from_a_copy_of_the_control_store_alone(validated, tmp_p
     backup_run = site.app.control_store.latest_run(SITE, "backup").run_id
     assert main(["-i", str(site.inventory), "report", SITE, "--run", backup_run]) == 2
     assert "is a backup run" in capsys.readouterr().err
+
+
+def test_legacy_values_holding_markup_are_shown_as_text(validated, tmp_path):
+    """The page escapes what the legacy data brings: a table name, reject and flag examples, a warning."""
+    site, result = validated
+    data = json.loads(Path(result["reports"]["json"]).read_text(encoding="utf-8"))
+    hostile, escaped = "<script>alert(1)</script>", "&lt;script&gt;alert(1)&lt;/script&gt;"
+    data["accounting"]["tables"][0]["table"] = hostile
+    example = {"legacy_key": hostile, "field": hostile, "value": hostile, "message": hostile}
+    data["rejects"]["tables"] = {hostile: {"by_reason": {"DATE_INVALID": 1}, "examples": {"DATE_INVALID": [example]}}}
+    flagged = {"legacy_key": "7", "field": "TEN", "original_value": hostile, "loaded_value": ""}
+    data["flags"]["tables"] = {"DM_DONVI": {"rows_flagged": {"TEXT_TCVN3": 1}, "examples": {"TEXT_TCVN3": [flagged]}}}
+    data["backup"]["warning_messages"] = [hostile]
+    html = render_html(SiteReport(SITE, result["run_id"], data), folder=tmp_path)
+    assert "<script" not in html
+    page = parse_page(html)
+    assert page.tables["accounting"][1][0] == page.tables["rejects-table"][1][0] == hostile
+    assert page.tables["rejects-table"][1][4] == f"{hostile} {hostile} = {hostile} {hostile}"
+    assert page.tables["flags-table"][1][4] == f"7 TEN: {hostile} → ''"
+    assert page.texts["backup-warnings"] == hostile
+    assert html.count(escaped) >= 8
 
 
 def _href(html: str, text: str) -> str:

@@ -1,74 +1,76 @@
 """Self-contained HTML pages for auditors: no scripts, no external assets, no host paths.
 
-Every stage report (assessment, validation, reconciliation) is built from the
-same few pieces so they look alike and escape everything the same way.
+Every page of the project (assessment, validation, reconciliation, the site's
+latest page, the fleet status, the purge plan and certificate, the certificate
+summary) is a Jinja2 template that extends core's `base.html.j2`: one layout,
+one stylesheet (`report.css.j2`, inlined: a page travels alone), the same
+pieces (`report_macros.html.j2`: table, section, paragraph, verdict, mark).
+A report is its data plus its template: each package keeps its templates in
+its own `templates/` folder and renders them with `templates(package)`;
+every value is escaped (autoescape), and a name missing from the data is an
+error, never an empty cell (StrictUndefined).
 
 Example::
 
-    page("Assessment of hn-01", [section("Tables", table(["name", "rows"], [["HO_SO", 12]]))])
+    html = render("extract", "assessment.html.j2", title="Assessment of site hn-01", tables=[...])
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import html
 import json
-from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
+
+import jinja2
+from markupsafe import Markup
 
 from .private_files import private_dir, write_private_text
 from .report_paths import PathNames
 
-_STYLE = """
-body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:2rem auto;max-width:72rem;
-color:#1d2430;line-height:1.45;padding:0 1rem}
-h1{font-size:1.6rem;margin-bottom:.2rem}h2{font-size:1.2rem;margin-top:2rem;border-bottom:1px solid #d8dee8}
-table{border-collapse:collapse;margin:.6rem 0;font-size:.92rem}
-th,td{border:1px solid #d8dee8;padding:.25rem .55rem;text-align:left;vertical-align:top}
-th{background:#f2f5f9}td.num{text-align:right;font-variant-numeric:tabular-nums}
-.verdict{font-size:1.3rem;font-weight:700;padding:.6rem 1rem;border-radius:.4rem;display:inline-block}
-.pass{background:#e3f6e8;color:#145a2a}.fail{background:#fde4e4;color:#8a1616}.info{background:#eef3fb}
-.muted{color:#5b6577;font-size:.88rem}code{background:#f2f5f9;padding:0 .2rem}
-"""
+CORE_TEMPLATES = "ts24_migrate.core"  # its templates/ folder: base.html.j2, report.css.j2, report_macros.html.j2
 
 
 def esc(value: Any) -> str:
+    """A value escaped for HTML or SVG text (None as nothing), for markup built in Python (charts)."""
     return html.escape("" if value is None else str(value), quote=True)
 
 
-def table(headers: Sequence[str], rows: Iterable[Sequence[Any]], *, numeric: Sequence[int] = ()) -> str:
-    head = "".join(f"<th>{esc(h)}</th>" for h in headers)
-    body = []
-    for row in rows:
-        cells = "".join(
-            f'<td class="num">{esc(v)}</td>' if i in numeric else f"<td>{esc(v)}</td>" for i, v in enumerate(row)
-        )
-        body.append(f"<tr>{cells}</tr>")
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+def _blank(value: Any) -> Any:
+    """None is shown as nothing, as `esc` shows it (a missing figure is not the word "None")."""
+    return "" if value is None else value
 
 
-def section(title: str, *parts: str, anchor: str | None = None) -> str:
-    ident = f' id="{esc(anchor)}"' if anchor else ""
-    return f"<section{ident}><h2>{esc(title)}</h2>{''.join(parts)}</section>"
+@functools.cache
+def templates(*packages: str) -> jinja2.Environment:
+    """The templates of `packages` (each its `templates/` folder, first found wins), then core's.
 
-
-def paragraph(text: str, css: str | None = None) -> str:
-    cls = f' class="{esc(css)}"' if css else ""
-    return f"<p{cls}>{esc(text)}</p>"
-
-
-def verdict(passed: bool, text: str) -> str:
-    return f'<div class="verdict {"pass" if passed else "fail"}" id="verdict">{esc(text)}</div>'
-
-
-def page(title: str, sections: Sequence[str], *, subtitle: str | None = None) -> str:
-    sub = f'<p class="muted">{esc(subtitle)}</p>' if subtitle else ""
-    return (
-        f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{esc(title)}</title>'
-        f"<style>{_STYLE}</style></head><body><h1>{esc(title)}</h1>{sub}{''.join(sections)}"
-        "</body></html>"
+    Core names no stage package: each passes its own name. One environment per
+    tuple of packages, made once; a package may add its filters to it.
+    """
+    loaders = [jinja2.PackageLoader(package, "templates") for package in (*packages, CORE_TEMPLATES)]
+    environment = jinja2.Environment(
+        loader=jinja2.ChoiceLoader(loaders),
+        autoescape=True,  # every template is HTML (or its stylesheet): escape every value
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        finalize=_blank,
     )
+    environment.filters["timestamp"] = timestamp
+    return environment
+
+
+def render(package: str, template: str, /, **context: Any) -> str:
+    """A page: `template` of `package` rendered with `context` (the report's data)."""
+    return templates(package).get_template(template).render(**context)
+
+
+def fragment(package: str, template: str, macro: str, /, *args: Any, **kwargs: Any) -> Markup:
+    """One macro of a template, rendered: a section that several pages share (already escaped)."""
+    return Markup(getattr(templates(package).get_template(template).module, macro)(*args, **kwargs))
 
 
 def timestamp(value: Any) -> str:

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ts24_migrate.core.report_paths import PathNames
-from ts24_migrate.core.reporting import page, paragraph, section, table, write_report
+from ts24_migrate.core.reporting import render, write_report
 from ts24_migrate.runs.app import App
 
 from .purge_life import PurgeFacts
@@ -78,39 +78,23 @@ def _server(row: dict[str, Any]) -> str:
 
 
 def summary_html(summary: dict[str, Any]) -> str:
+    """The page (ts24_migrate/runs/templates/certificate_summary.html.j2) over the summary."""
     certified = [r for r in summary["sites"] if r["certified"]]
-    rows = [
-        (r["site_id"], _server(r), r["date"], r["certificate_sha256"], r["media_attestation"], r["handover"])
-        for r in certified
-    ]
-    others = [(r["site_id"], r["state"]) for r in summary["sites"] if not r["certified"]]
-    headline = (
-        f"{summary['certified']} of {summary['total']} site(s) certified; {summary['retired']} handed over; "
-        f"media sanitization pending for {summary['media_pending']}, handover pending for "
-        f"{summary['handover_pending']}"
-    )
-    return page(
-        "Certificates of sanitization",
-        [
-            section("Fleet", paragraph(headline)),
-            section(
-                "Certified sites",
-                table(["site", "server", "date", "certificate SHA-256", "media sanitization", "handover"], rows)
-                if rows
-                else paragraph("no site is certified yet"),
-            ),
-            section("Not certified yet", table(["site", "state"], others) if others else paragraph("none")),
-            section(
-                "Checking a certificate",
-                paragraph(
-                    "This page reads the certificates; it does not check them. Check each offline: "
-                    "ts24-migrate certificate verify CERT --public-key signing.pub --backups BACKUPS --ledger LEDGER "
-                    "--addendum media-attestation.json --addendum handover.json",
-                    "muted",
-                ),
-            ),
-        ],
+    return render(
+        "ts24_migrate.runs",
+        "certificate_summary.html.j2",
+        title="Certificates of sanitization",
         subtitle="One row per certified site of the inventory.",
+        certified=summary["certified"],
+        total=summary["total"],
+        retired=summary["retired"],
+        media_pending=summary["media_pending"],
+        handover_pending=summary["handover_pending"],
+        certified_rows=[
+            (r["site_id"], _server(r), r["date"], r["certificate_sha256"], r["media_attestation"], r["handover"])
+            for r in certified
+        ],
+        others=[(r["site_id"], r["state"]) for r in summary["sites"] if not r["certified"]],
     )
 
 

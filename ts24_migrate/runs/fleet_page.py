@@ -1,4 +1,4 @@
-"""The fleet status as a page (Jinja2 template), as JSON and as Markdown for a Prefect artifact.
+"""The fleet status as a page (Jinja2 template over core's base layout), as JSON and as Markdown for a Prefect artifact.
 
 The page is written into the work folder (`work/fleet/fleet-status.html` and
 `.json`), replaced whole each time (several workers may write it at once: each
@@ -18,11 +18,9 @@ import socket
 from pathlib import Path
 from typing import Any
 
-from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
-
 from ts24_migrate.core.config import Inventory
 from ts24_migrate.core.report_paths import PathNames
-from ts24_migrate.core.reporting import _STYLE as REPORT_STYLE  # one look for every page of the project
+from ts24_migrate.core.reporting import templates
 
 from .fleet_status import FleetStatus
 
@@ -35,19 +33,13 @@ def _figure(value: Any) -> str:
     return "—" if value is None else f"{value:,}" if isinstance(value, int) else str(value)
 
 
-_ENVIRONMENT = Environment(
-    loader=PackageLoader("ts24_migrate.runs", "templates"),
-    autoescape=select_autoescape(["j2"]),
-    undefined=StrictUndefined,
-    trim_blocks=True,
-    lstrip_blocks=True,
-)
-_ENVIRONMENT.filters["figure"] = _figure
+_TEMPLATES = templates("ts24_migrate.runs")  # its templates/ folder, then core's base layout
+_TEMPLATES.filters["figure"] = _figure
 
 
 def fleet_html(status: FleetStatus) -> str:
     data = status.to_dict()
-    return _ENVIRONMENT.get_template("fleet_status.html.j2").render(style=REPORT_STYLE, **data)
+    return _TEMPLATES.get_template("fleet_status.html.j2").render(title="TS24 fleet status", **data)
 
 
 def fleet_markdown(status: FleetStatus, page: str | None = None) -> str:

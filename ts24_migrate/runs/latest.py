@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 from ts24_migrate.core.control_store import RunRecord
 from ts24_migrate.core.durable import fsync_dir
 from ts24_migrate.core.private_files import private_dir, write_private_text
-from ts24_migrate.core.reporting import esc, page, paragraph, section
+from ts24_migrate.core.reporting import render
 from ts24_migrate.runs.app import App
 
 from .site_life import SiteFacts, next_step
@@ -113,36 +113,19 @@ def site_index(app: App, site_id: str, facts: SiteFacts | None = None) -> dict[s
 
 
 def _html(index: dict[str, Any]) -> str:
-    rows = []
-    for entry in index["stages"]:
-        links = (
-            " ".join(
-                f'<a href="{esc(Path(path).as_posix())}">{esc(kind)}</a>' for kind, path in entry["reports"].items()
-            )
-            or "-"
-        )
-        rows.append(
-            f"<tr><td>{esc(entry['stage'])}</td><td>{esc(entry['outcome'])}</td>"
-            f"<td>{esc(entry['finished_at'])}</td><td>{esc(entry['summary'])}</td><td>{links}</td>"
-            f"<td><code>{esc(entry['run_id'])}</code></td></tr>"
-        )
-    runs = (
-        "<table><thead><tr><th>stage</th><th>outcome</th><th>finished (UTC)</th><th>summary</th>"
-        f"<th>report</th><th>run</th></tr></thead><tbody>{''.join(rows)}</tbody></table>"
-    )
-    step = index["next"]
-    backup = index["backup"]
-    return page(
-        f"Site {index['site_id']}: {index['state']}",
-        [
-            section("Next step", paragraph(f"{step['who']}: {step['command'] or ''}"), paragraph(step["why"], "muted")),
-            section(
-                "Latest backup",
-                paragraph(f"{backup['backup_id']}: {backup['verification']}" if backup else "no complete backup yet"),
-            ),
-            section("Latest run of each stage", runs),
-        ],
+    """The page (ts24_migrate/runs/templates/latest.html.j2) over the index; links as written, POSIX form."""
+    stages = [
+        {**entry, "links": [(kind, Path(path).as_posix()) for kind, path in entry["reports"].items()]}
+        for entry in index["stages"]
+    ]
+    return render(
+        "ts24_migrate.runs",
+        "latest.html.j2",
+        title=f"Site {index['site_id']}: {index['state']}",
         subtitle="Links open each stage's latest report; this page is rewritten after every stage run.",
+        next=index["next"],
+        backup=index["backup"],
+        stages=stages,
     )
 
 
