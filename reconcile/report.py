@@ -30,7 +30,7 @@ from ts24_migrate.core.report_paths import PathNames
 from ts24_migrate.core.reporting import render, write_report
 
 from .burndown import burndown_svg
-from .findings import CONTACT_FIELDS, LISTED
+from .findings import CONTACT_FIELDS, LISTED, InFlight
 from .site_reconcile import Reconciliation
 
 REPORT_STEM = "reconciliation"
@@ -47,7 +47,7 @@ def _carry_over(result: Reconciliation, masking: Masking) -> dict[str, Any]:
 
 
 def report_data(result: Reconciliation, masking: Masking = MASKED) -> dict[str, Any]:
-    flights = result.in_flight
+    flights = _in_flight(result)
     return {
         "site_id": result.site_id,
         "run_id": result.run_id,
@@ -116,7 +116,7 @@ def _listed(items: list[Any], rows: list[list[Any]]) -> dict[str, Any]:
 
 def report_html(result: Reconciliation, outreach_csv: Path | None, masking: Masking = MASKED) -> str:
     """The page (reconcile/templates/reconciliation.html.j2) over the run's figures."""
-    flights = result.in_flight
+    flights = _in_flight(result)
     state = "DRAINED" if result.drained else "NOT DRAINED"
     run_text = (
         f"Run {result.run_id}, mode {result.mode}, as of {result.as_of:%Y-%m-%d %H:%M} (legacy clock); "
@@ -281,3 +281,10 @@ def write_reconciliation_report(
     if outreach is not None:
         paths["outreach_csv"] = outreach
     return paths
+
+
+def _in_flight(result: Reconciliation) -> InFlight:
+    """The run's in-flight dossiers: a reconciliation is reported only once it has counted them."""
+    if result.in_flight is None:
+        raise ValueError(f"reconciliation {result.run_id} has not counted its in-flight dossiers yet")
+    return result.in_flight
