@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ts24_migrate.core.control_store import ControlStore, SiteState
+from ts24_migrate.core.control_store import ControlStore, SiteLifeRefused, SiteState
 from ts24_migrate.core.db import store_engine
 from ts24_migrate.core.secrets import Secret
 from ts24_migrate.core.stage_runs import stage_run
@@ -46,8 +46,28 @@ def test_failed_stage_is_recorded_without_secret_and_state_kept(store):
 
 
 def test_rerunning_an_earlier_stage_never_moves_state_back(store):
-    for stage, state in [("assess", SiteState.ASSESSED), ("load", SiteState.LOADED), ("assess", SiteState.ASSESSED)]:
-        with stage_run(store, None, "hn-01", stage, success_state=state):
-            pass
+    for stage, state in [
+        ("assess", SiteState.ASSESSED),
+        ("backup", SiteState.BACKED_UP),
+        ("load", SiteState.LOADED),
+        ("assess", SiteState.ASSESSED),
+    ]:
+        with stage_run(store, None, "hn-01", stage, success_state=state) as run:
+            if stage == "backup":  # as runs.backup does: extraction and backup are one stream
+                store.advance_state("hn-01", SiteState.EXTRACTED, run.run_id)
     assert store.state("hn-01") is SiteState.LOADED
-    assert [t[1] for t in store.transitions("hn-01")] == ["ASSESSED", "LOADED"]
+    assert [t[1] for t in store.transitions("hn-01")] == ["ASSESSED", "EXTRACTED", "BACKED_UP", "LOADED"]
+
+
+def test_a_success_its_life_does_not_allow_fails_the_run(store):
+    """A stage that would skip what the site's life requires: its run is recorded failed, nothing moves."""
+    with stage_run(store, None, "hn-01", "assess", success_state=SiteState.ASSESSED):
+        pass
+    with pytest.raises(SiteLifeRefused, match="cannot move from ASSESSED to VALIDATED"):
+        with stage_run(store, None, "hn-01", "validate", success_state=SiteState.VALIDATED) as run:
+            run.figures["passed"] = True
+    failed = store.runs("hn-01", "validate")[-1]
+    assert failed.outcome == "failed" and failed.error.startswith("SiteLifeRefused: site hn-01: its state cannot")
+    assert failed.figures == {"passed": True}
+    assert store.state("hn-01") is SiteState.ASSESSED
+    assert [t[1] for t in store.transitions("hn-01")] == ["ASSESSED"]

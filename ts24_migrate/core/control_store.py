@@ -12,13 +12,12 @@ Example::
     run = store.start_run("hn-01", "assess")
     store.record_table("hn-01", run, "HO_SO", {"rows": 1200})
     store.finish_run(run, "succeeded", {"tables": 14})
-    store.set_state("hn-01", SiteState.ASSESSED, run)
+    store.set_state("hn-01", SiteState.ASSESSED, run)   # SiteLifeRefused for a move its life lacks
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import enum
 import json
 import uuid
 from dataclasses import dataclass
@@ -28,23 +27,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from .run_liveness import ProcessIdentity, process_gone
-
-
-class SiteState(str, enum.Enum):
-    NEW = "NEW"
-    ASSESSED = "ASSESSED"
-    EXTRACTED = "EXTRACTED"
-    BACKED_UP = "BACKED_UP"
-    BACKUP_VERIFIED = "BACKUP_VERIFIED"
-    LOADED = "LOADED"
-    VALIDATED = "VALIDATED"
-    RECONCILING = "RECONCILING"
-    DRAINED = "DRAINED"
-    FINAL_BACKUP_VERIFIED = "FINAL_BACKUP_VERIFIED"
-    PURGE_APPROVED = "PURGE_APPROVED"
-    PURGED = "PURGED"
-    CERTIFIED = "CERTIFIED"
-
+from .site_states import SiteLifeRefused, SiteState, allowed, is_later
 
 metadata = sa.MetaData()
 
@@ -298,8 +281,32 @@ class ControlStore:
         return SiteState(value) if value else SiteState.NEW
 
     def set_state(self, site_id: str, state: SiteState, run_id: str | None = None) -> None:
+        """Move the site to `state`: the same state again (a re-run) or a next one of its life
+        (core.site_states); any other move raises SiteLifeRefused and changes nothing."""
+        self._move(site_id, state, run_id, only_forward=False)
+
+    def advance_state(self, site_id: str, state: SiteState, run_id: str | None = None) -> bool:
+        """Move the site to `state` when that is further along its life; a re-run of an earlier
+        stage (or of the same one) leaves the state as it is. Returns whether it moved. A move
+        forward that skips what the life requires raises SiteLifeRefused."""
+        return self._move(site_id, state, run_id, only_forward=True)
+
+    def require_advance(self, site_id: str, state: SiteState) -> None:
+        """Raise SiteLifeRefused now when `advance_state(site_id, state)` would (before a stage
+        run records its success)."""
+        current = self.state(site_id)
+        if is_later(state, current) and not allowed(current, state):
+            raise SiteLifeRefused(site_id, current, state)
+
+    def _move(self, site_id: str, state: SiteState, run_id: str | None, *, only_forward: bool) -> bool:
+        # Read and write in one transaction: the check holds for the state actually replaced.
         with self.engine.begin() as c:
             previous = c.execute(sa.select(site_state.c.state).where(site_state.c.site_id == site_id)).scalar()
+            current = SiteState(previous) if previous else SiteState.NEW
+            if only_forward and not is_later(state, current):
+                return False
+            if not allowed(current, state):
+                raise SiteLifeRefused(site_id, current, state)
             values = dict(state=state.value, last_run_id=run_id, updated_at=_now())
             if previous is None:
                 c.execute(site_state.insert().values(site_id=site_id, **values))
@@ -310,6 +317,7 @@ class ControlStore:
                     site_id=site_id, from_state=previous, to_state=state.value, run_id=run_id, at=_now()
                 )
             )
+        return True
 
     def transitions(self, site_id: str) -> list[tuple[str | None, str, str | None]]:
         with self.engine.connect() as c:

@@ -47,14 +47,6 @@ class StageRun:
     success_state: SiteState | None = None
 
 
-_ORDER = list(SiteState)
-
-
-def _advances(current: SiteState, new: SiteState) -> bool:
-    """A re-run of an earlier stage (assess on a loaded site) never moves the state back."""
-    return _ORDER.index(new) > _ORDER.index(current)
-
-
 @contextmanager
 def stage_run(
     store: ControlStore,
@@ -74,6 +66,9 @@ def stage_run(
     try:
         with Heartbeat(lambda: store.heartbeat(run_id)):
             yield run
+        if run.success_state is not None:
+            # A success the site's life does not allow is refused now, recorded as this run's failure.
+            store.require_advance(site_id, run.success_state)
     except BaseException as exc:
         message = redact_url(f"{type(exc).__name__}: {exc}".splitlines()[0])[:500]
         store.finish_run(run_id, "failed", run.figures, error=message)
@@ -84,8 +79,8 @@ def stage_run(
                 exc.add_note(f"the audit ledger could not record this failure: {ledger_error}")
         raise
     store.finish_run(run_id, "succeeded", run.figures)
-    if run.success_state is not None and _advances(store.state(site_id), run.success_state):
-        store.set_state(site_id, run.success_state, run_id)
+    if run.success_state is not None:  # a re-run of an earlier stage (assess on a loaded site) moves nothing
+        store.advance_state(site_id, run.success_state, run_id)
     if ledger is not None:
         data: dict[str, Any] = {"figures": run.figures}
         if run.success_state is not None:

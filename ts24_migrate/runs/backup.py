@@ -110,8 +110,7 @@ def backup_step(
         run.figures["warning_messages"] = list(result.warnings)  # the auditor report lists them
         # What the auditor report shows of the backup beyond tables: from here, never recomputed.
         run.figures.update(backup_findings(result.manifest))
-        if list(SiteState).index(store.state(site_id)) < list(SiteState).index(SiteState.EXTRACTED):
-            store.set_state(site_id, SiteState.EXTRACTED, run.run_id)  # extraction and backup are one stream
+        store.advance_state(site_id, SiteState.EXTRACTED, run.run_id)  # extraction and backup are one stream
     references = (result.manifest.attachments or {}).get("references") or {}
     return {
         "run_id": run.run_id,

@@ -85,9 +85,7 @@ def purge_dir(app: App, site_id: str) -> Path:
 
 def _advance(app: App, site_id: str, state: SiteState, run_id: str) -> None:
     """Move the site to `state` inside the purge run (never back)."""
-    order = list(SiteState)
-    if order.index(state) > order.index(app.control_store.state(site_id)):
-        app.control_store.set_state(site_id, state, run_id)
+    app.control_store.advance_state(site_id, state, run_id)
 
 
 def _refuse_unless(gate: GateResult, site_id: str, doing: str) -> None:
