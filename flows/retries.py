@@ -1,6 +1,7 @@
 """Which failed task runs Prefect retries: only what may heal by itself.
 
-An unreachable server or a lost connection is retried; a configuration error
+An unreachable server, a lost connection or a lock not granted in time (a
+lock timeout, a deadlock victim) is retried; a configuration error
 (a refused login included), a failed verdict, a refused gate, a folder we may
 not write, a bug or an interruption is not: running it again unchanged would
 fail the same way. The classes are ts24_migrate.core.errors'.

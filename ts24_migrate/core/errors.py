@@ -4,7 +4,8 @@ Stage code raises these; the CLI turns them into one clear line and the exit
 code below (the same with --debug and --json), and Prefect retries only the
 transient ones (`is_transient`). `classify` is the one place where failures
 raised by Python, the OS or a database driver get their class: a folder we
-may not write, a login the server refused, a connection lost, Ctrl-C.
+may not write, a login the server refused, a connection lost, a lock not
+granted in time, Ctrl-C.
 Anything it does not know is a bug (exit 70).
 
 This module imports nothing heavy: the CLI loads it before any command runs.
@@ -119,6 +120,18 @@ _LOGIN_MESSAGES = (
 )
 
 
+# A connection lost or not granted now (SQLSTATE class 08, a server shutting down or starting up), or a
+# lock not granted in time or given up to break a deadlock: the same work, run again, may succeed.
+_TRANSIENT_SQLSTATES = ("08", "57P01", "57P02", "57P03", "55P03", "40P01", "40001")
+_LOCK_MESSAGES = (
+    "lock wait timeout exceeded",  # MariaDB / MySQL 1205 (SQLSTATE HY000)
+    "deadlock found when trying to get lock",  # MariaDB / MySQL 1213
+    "database is locked",  # SQLite: another process held its lock longer than the busy timeout
+    "database table is locked",
+    "lock timeout",  # SQL Server 1222
+)
+
+
 def _driver_error(exc: BaseException) -> BaseException:
     return getattr(exc, "orig", None) or exc
 
@@ -171,8 +184,12 @@ def classify(exc: BaseException) -> Ts24Error | None:
             return FolderUnusable(f"a SQLite database file cannot be written: {detail}")
         if is_login_refused(exc):
             return LoginRefused(f"the database server refused the login: {detail}")
-        if exc.connection_invalidated:
+        if exc.connection_invalidated or _sqlstate(exc).startswith("08"):
             return UnreachableError(f"the database connection was lost: {detail}; run it again to resume")
+        if any(_sqlstate(exc).startswith(state) for state in _TRANSIENT_SQLSTATES) or any(
+            words in detail.lower() for words in _LOCK_MESSAGES
+        ):
+            return UnreachableError(f"the database is busy (a lock was not granted): {detail}; run it again to resume")
     return None
 
 
@@ -186,6 +203,7 @@ def documented_class(error: Ts24Error) -> str:
 
 
 def is_transient(exc: BaseException) -> bool:
-    """Worth retrying unchanged (Prefect's retry condition): an unreachable server or a lost connection."""
+    """Worth retrying unchanged (Prefect's retry condition): an unreachable server, a lost connection or a
+    lock not granted in time."""
     known = classify(exc)
     return known is not None and known.transient
