@@ -89,7 +89,8 @@ class VerifyReport:
         if self.problems:
             more = f" (and {len(self.problems) - 1} more problem(s))" if len(self.problems) > 1 else ""
             raise VerificationError(
-                f"backup {self.backup_id or self.backup_dir} failed verification: {self.problems[0]}{more}"
+                f"backup {self.backup_id or self.backup_dir} failed verification: {self.problems[0]}{more}",
+                problems=self.problems,
             )
 
 

@@ -25,7 +25,7 @@ from prefect import flow, get_run_logger, task
 
 from ts24_migrate.core.errors import VerificationError
 from ts24_migrate.runs.app import App
-from ts24_migrate.runs.check import check_step, sites_to_check
+from ts24_migrate.runs.check import CheckResult, check_step, sites_to_check
 
 from .artifacts import publish_table
 from .fleet_status import refresh_fleet_status
@@ -33,7 +33,7 @@ from .inventory import inventory_path
 
 
 @task(name="check")
-def check_task(site_id: str, inventory: str) -> dict[str, Any]:
+def check_task(site_id: str, inventory: str) -> CheckResult:
     app = App(Path(inventory))
     try:
         return check_step(app, site_id)
@@ -60,8 +60,8 @@ def check_sites(inventory: str | None = None, sites: list[str] | None = None) ->
             result = check_task(site_id, inventory)
             outcomes[site_id] = {
                 "outcome": "passed",
-                "parts_checked": result["chain"]["parts_checked"],
-                "ledger_events": result["ledger"]["events"],
+                "parts_checked": result.chain.parts_checked,
+                "ledger_events": result.ledger.events,
             }
         except Exception as exc:  # one site's finding is recorded; the others are checked all the same
             logger.error("site %s: %s", site_id, exc)

@@ -84,7 +84,7 @@ def migrate_fleet(
                 "outcome": "already validated"
                 if result.get("skipped")
                 else "validated"
-                if result["validate"]["passed"]
+                if result["validate"].passed
                 else "failed"
             }
         except Exception as exc:  # one site's failure is recorded; the others go on

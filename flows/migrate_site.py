@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prefect import flow, get_run_logger, task
 from prefect.runtime import flow_run
@@ -38,6 +38,9 @@ from .fleet_status import refresh_fleet_status
 from .inventory import inventory_path
 from .limits import holding, legacy_server_limit, site_limit, target_limit
 from .retries import retry_if_transient
+
+if TYPE_CHECKING:
+    from ts24_migrate.runs.validate import ValidationSummary
 
 SITE_LIFE = list(SiteState)
 
@@ -157,24 +160,23 @@ def load_task(site_id: str, inventory: str, chunk_rows: int) -> dict[str, Any]:
 
 
 @task(name="validate", retries=1, retry_delay_seconds=10, retry_condition_fn=retry_if_transient)
-def validate_task(site_id: str, inventory: str, legacy_sample_rows: int | None = None) -> dict[str, Any]:
-    from ts24_migrate.core.errors import VerificationError
-    from ts24_migrate.runs.validate import validate_step, validation_artifacts
+def validate_task(site_id: str, inventory: str, legacy_sample_rows: int | None = None) -> ValidationSummary:
+    from ts24_migrate.runs.validate import ValidationFailed, validate_step, validation_artifacts
 
     from .artifacts import publish_report_artifacts
 
-    def publish(result: dict[str, Any]) -> None:
+    def publish(result: ValidationSummary) -> None:
         app = App(Path(inventory))
         try:
-            publish_report_artifacts(site_id, validation_artifacts(app, site_id, result["run_id"]))
+            publish_report_artifacts(site_id, validation_artifacts(app, site_id, result.run_id))
         finally:
             app.close()
 
     try:
         result = run_step(validate_step, site_id, inventory, "validate", legacy_sample_rows=legacy_sample_rows)
-    except VerificationError as exc:
+    except ValidationFailed as exc:
         # The verdict failed: the report exists and is what the operator must read.
-        if getattr(exc, "result", None):
+        if exc.result is not None:
             publish(exc.result)
         raise
     publish(result)

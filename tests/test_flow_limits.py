@@ -123,7 +123,7 @@ def test_a_site_waits_for_its_legacy_servers_slot(prefect_server, demo_site):
         lambda: migrate_site(site_id="hn-01", inventory=str(site.inventory), custodian_identity=str(site.identity)),
         started=lambda: bool(store.runs("hn-01")),
     )  # not one stage
-    assert result["validate"]["passed"] and store.state("hn-01") == SiteState.VALIDATED
+    assert result["validate"].passed and store.state("hn-01") == SiteState.VALIDATED
     assert min(run.started_at for run in store.runs("hn-01")) >= released
 
 

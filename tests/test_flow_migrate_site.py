@@ -33,10 +33,10 @@ def test_migrate_site_flow_end_to_end_and_rerun_changes_nothing(prefect_server, 
     for table, figures in loaded.items():
         assert figures["source_rows"] == truth["tables"][table]["rows"] == backup[table]["rows"]
         assert figures["source_rows"] == figures["loaded"] + figures["rejected"], table
-    assert result["validate"]["passed"] is True, result["validate"]["reasons"]
-    assert result["validate"]["parity"]["exact"] is True
-    report = json.loads(open(result["validate"]["reports"]["json"], encoding="utf-8").read())
-    assert report["verdict"]["text"] == result["validate"]["verdict"]
+    assert result["validate"].passed is True, result["validate"].reasons
+    assert result["validate"].parity.exact is True
+    report = json.loads(open(result["validate"].reports.json_, encoding="utf-8").read())
+    assert report["verdict"]["text"] == result["validate"].verdict
 
     # The ledger holds every stage and verifies offline.
     public_key = load_public_key(app.inventory.signing_key_path.with_suffix(".pub"))
@@ -51,12 +51,12 @@ def test_migrate_site_flow_end_to_end_and_rerun_changes_nothing(prefect_server, 
     )
     assert rerun["backup"]["reused"] and rerun["backup"]["backup_id"] == backups[-1]
     assert sorted(p.name for p in (site.folder / "backups" / site.site_id).iterdir() if p.is_dir()) == backups
-    validation = store.run(rerun["validate"]["run_id"])
+    validation = store.run(rerun["validate"].run_id)
     assert (
         "each table profiled on its first 5 rows (counts are of the sample)"
         in validation.figures["legacy_profile"]["notes"]
     )
-    assert rerun["validate"]["passed"]
+    assert rerun["validate"].passed
     again = store.table_figures(store.runs(site.site_id, "load")[-1].run_id)
     assert {t: (f["loaded"], f["rejected"]) for t, f in again.items()} == {
         t: (f["loaded"], f["rejected"]) for t, f in loaded.items()

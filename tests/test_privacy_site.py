@@ -41,12 +41,11 @@ from purge.remaining_copies import (
     scratch_record,
 )
 from ts24_migrate.cli.main import main
-from ts24_migrate.core.errors import VerificationError
 from ts24_migrate.core.personal_data import MASKED_NOTICE
 from ts24_migrate.core.private_files import loose_modes
 from ts24_migrate.runs.assess import assess_step
 from ts24_migrate.runs.reconcile import reconcile_step
-from ts24_migrate.runs.validate import validate_step
+from ts24_migrate.runs.validate import ValidationFailed, validate_step
 
 pytestmark = pytest.mark.slow
 
@@ -60,7 +59,7 @@ def site(tmp_path_factory):
         assess_step(app, SITE)
         try:
             validation = validate_step(app, SITE)
-        except VerificationError as exc:  # the demo is dirty on purpose; the report is written either way
+        except ValidationFailed as exc:  # the demo is dirty on purpose; the report is written either way
             validation = exc.result
         reconciliation = reconcile_step(app, SITE)
         base = migrated.inventory.parent
@@ -166,7 +165,7 @@ def test_no_personal_value_in_reports_data_docs_ledger_artifacts_or_figures(site
     assert any("data-docs" in name for name in texts) and any(name.endswith("assessment.md") for name in texts)
     assert any(name.endswith("reconciliation.html") for name in texts)
     app = migrated.app
-    report = build_site_report(app.control_store, SITE, run_id=validation["run_id"])
+    report = build_site_report(app.control_store, SITE, run_id=validation.run_id)
     texts["artifact: validation markdown"] = report_markdown(report)
     texts["artifact: accounting table"] = json.dumps(accounting_rows(report), ensure_ascii=False)
     texts["artifact: reconciliation markdown"] = reconciliation_markdown(SITE, reconciliation)
@@ -177,12 +176,12 @@ def test_no_personal_value_in_reports_data_docs_ledger_artifacts_or_figures(site
     assert _leaks(texts, values) == {}
 
     # ... and yet the examples are there, masked: the report still shows what is wrong and where.
-    data = json.loads(Path(validation["reports"]["json"]).read_text(encoding="utf-8"))
+    data = json.loads(Path(validation.reports.json_).read_text(encoding="utf-8"))
     persons = data["rejects"]["tables"]["NGUOI_LAO_DONG"]["examples"]
     keys = [e["legacy_key"] for listed in persons.values() for e in listed]
     assert keys and all("*" in key for key in keys)
     assert data["personal_data"] == {"examples": "masked", "notice": MASKED_NOTICE}
-    html = Path(validation["reports"]["html"]).read_text(encoding="utf-8")
+    html = Path(validation.reports.html).read_text(encoding="utf-8")
     assert 'id="personal-data"' in html and "masked" in html
     docs = "".join(v for k, v in texts.items() if "data-docs/legacy" in k and "NGUOI_LAO_DONG" in k)
     assert "****" in docs  # the legacy profile's unexpected values, masked
@@ -236,7 +235,7 @@ def test_the_register_names_every_copy_and_the_scratch_ones_are_destroyed(site, 
         assert copy.holds and copy.why and copy.location
     by_kind = {kind: [c for c in copies if c.kind == kind] for kind in CopyKind}
     assert by_kind[CopyKind.BACKUP_CHAIN][0].path == base / "backups" / SITE
-    assert {c.run_id for c in by_kind[CopyKind.REPORT]} >= {validation["run_id"], reconciliation["run_id"]}
+    assert {c.run_id for c in by_kind[CopyKind.REPORT]} >= {validation.run_id, reconciliation["run_id"]}
     assert all(c.disposition == Disposition.KEPT_MASKED for c in by_kind[CopyKind.REPORT] if "reports" in c.path.parts)
     assert {c.path.name for c in by_kind[CopyKind.REPORT] if c.disposition == Disposition.KEPT_BY_DESIGN} == {
         "latest"

@@ -18,14 +18,13 @@ from test_stages_support import through
 
 from ts24_migrate.cli.commands.demo_data import write_demo_inventory
 from ts24_migrate.core.control_store import ControlStore, SiteState
-from ts24_migrate.core.errors import VerificationError
 from ts24_migrate.core.keys import generate_custodian_identity
 from ts24_migrate.core.legacy import schema as ls
 from ts24_migrate.core.signing import generate_signing_key, load_public_key, public_key_path
 from ts24_migrate.runs.app import App
 from ts24_migrate.runs.backup import backup_step, verify_step
 from ts24_migrate.runs.load import load_step
-from ts24_migrate.runs.validate import validate_step
+from ts24_migrate.runs.validate import ValidationFailed, validate_step
 from validation.report_figures import backup_signature, backup_verification, reject_examples
 
 
@@ -163,14 +162,14 @@ def test_a_changed_legacy_table_and_an_unverified_backup_each_fail_the_verdict(b
     writable.dispose()
     load_step(app, SITE)
 
-    with pytest.raises(VerificationError) as failure:
+    with pytest.raises(ValidationFailed) as failure:
         validate_step(app, SITE)
-    accounting, backup = failure.value.result["reasons"]
+    accounting, backup = failure.value.result.reasons
     assert accounting.startswith("accounting of HO_SO_LICH_SU: backed up ")
     backup_rows = app.control_store.table_figures(result["run_id"])["HO_SO_LICH_SU"]["rows"]
     assert f"backed up {backup_rows} rows of {backup_rows + 1} read from the source" in accounting
     assert backup.startswith("backup not verified: ") and "checked without a custodian key" in backup
-    report = json.loads(Path(failure.value.result["reports"]["json"]).read_text(encoding="utf-8"))
+    report = json.loads(Path(failure.value.result.reports.json_).read_text(encoding="utf-8"))
     (row,) = [r for r in report["accounting"]["tables"] if r["table"] == "HO_SO_LICH_SU"]
     assert (row["ok"], row["source"], row["backed_up"]) == (False, backup_rows + 1, backup_rows)
     assert report["parity"]["exact"] and report["backup"]["verification"]["state"] == "checked without a key"

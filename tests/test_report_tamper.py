@@ -19,8 +19,7 @@ from test_report_support import SITE, TARGET_ENV, Tampered, chromium_dom, migrat
 from audit import read_events
 from ts24_migrate.cli.main import main
 from ts24_migrate.core.control_store import SiteState
-from ts24_migrate.core.errors import VerificationError
-from ts24_migrate.runs.validate import validate_step
+from ts24_migrate.runs.validate import ValidationFailed, validate_step
 
 pytestmark = pytest.mark.slow
 
@@ -100,16 +99,16 @@ def test_postgresql_target_validates_clean_then_names_the_tampered_keys(tmp_path
     assert site.app.target_engine().dialect.name == "postgresql"
 
     clean = validate_step(site.app, SITE)
-    assert clean["passed"] and clean["parity"]["exact"] and clean["target_expectations"]["failed"] == 0
+    assert clean.passed and clean.parity.exact and clean.target_expectations.failed == 0
     assert site.app.control_store.state(SITE) == SiteState.VALIDATED
 
     tampered = tamper_target(site.app.target_engine())
-    with pytest.raises(VerificationError, match="parity: 3 difference") as failure:
+    with pytest.raises(ValidationFailed, match="parity: 3 difference") as failure:
         validate_step(site.app, SITE)
     result = failure.value.result
-    report = json.loads(Path(result["reports"]["json"]).read_text(encoding="utf-8"))
+    report = json.loads(Path(result.reports.json_).read_text(encoding="utf-8"))
     _assert_fails_on_parity_alone(report, tampered)
-    assert report["validation"]["run_id"] == result["run_id"] != clean["run_id"]
+    assert report["validation"]["run_id"] == result.run_id != clean.run_id
     # The state stays VALIDATED from the clean run: a state never moves back (see the report).
     assert site.app.control_store.state(SITE) == SiteState.VALIDATED
     site.app.close()

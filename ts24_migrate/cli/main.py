@@ -186,7 +186,7 @@ def _run(args: list[str], app: App, debug: bool) -> tuple[int, dict[str, str] | 
     except BaseException as exc:  # noqa: BLE001 - the one boundary where every failure gets its class
         if isinstance(exc, (SystemExit, GeneratorExit)):
             raise
-        outcome = getattr(exc, "outcome", None)  # the command's outcome line (commands/outcome.py)
+        outcome = app.failed_outcome  # the command's outcome line (commands/outcome.py)
         if outcome is not None and app.json_output:
             app.json_payload = {**(app.json_payload if isinstance(app.json_payload, dict) else {}), "outcome": outcome}
         known = classify(exc)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import errno
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 
@@ -81,6 +82,11 @@ class VerificationError(Ts24Error):
     """Something we checked (signature, hash, count, ledger) does not hold."""
 
     exit_code = ExitCode.VERDICT_FAILED
+
+    def __init__(self, message: str, *, problems: Sequence[str] = ()):
+        super().__init__(message)
+        # Every problem the check found, the message naming the first: a command lists the others.
+        self.problems: tuple[str, ...] = tuple(problems)
 
 
 class GateRefused(Ts24Error):

@@ -37,6 +37,8 @@ class App:
     _engines: dict[str, Engine] = field(default_factory=dict)
     # With --json, what the command emitted; the CLI prints it once, as the one JSON object of the run.
     json_payload: Any = None
+    # The outcome line of a command that failed (cli/commands/outcome.py): --json adds it to its object.
+    failed_outcome: dict[str, Any] | None = None
 
     @cached_property
     def inventory(self) -> Inventory:
@@ -128,6 +130,9 @@ class App:
         """The command's result: kept for the one JSON object with --json (ts24_migrate.cli.main prints it
         when the command ends, with its exit code), else printed as the human text (or as JSON
         pretty-printed)."""
+        from ts24_migrate.core.results import jsonable  # pydantic: not for --help
+
+        data = jsonable(data)  # typed results (core.results) as the plain data they stand for
         if self.json_output:
             self.json_payload = data
         elif human is None:

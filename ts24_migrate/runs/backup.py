@@ -306,9 +306,9 @@ def verify_step(
             try:
                 report.raise_if_failed()
             except VerificationError as exc:
-                repairable = VerificationError(f"{exc}; {repair_hint(site_id, backup_dir.name)}")
-                repairable.report = report  # type: ignore[attr-defined]
-                raise repairable from None
+                raise VerificationError(
+                    f"{exc}; {repair_hint(site_id, backup_dir.name)}", problems=report.problems
+                ) from None
     return {"run_id": run.run_id, **report.to_json()}
 
 
@@ -385,13 +385,12 @@ def restore_step(
                 }
             )
             if not report.ok:
-                exc = VerificationError(
+                raise VerificationError(
                     f"restore of backup {report.backup_id} does not match: "
                     f"{report.problems[0]}"
-                    + (f" (and {len(report.problems) - 1} more)" if len(report.problems) > 1 else "")
+                    + (f" (and {len(report.problems) - 1} more)" if len(report.problems) > 1 else ""),
+                    problems=report.problems,
                 )
-                exc.report = report  # type: ignore[attr-defined]
-                raise exc
     return {"run_id": run.run_id, **report.to_json(), "live_note": live_note}
 
 

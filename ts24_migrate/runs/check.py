@@ -16,17 +16,19 @@ it was found, for whoever investigates).
 Example::
 
     result = check_step(app, "hn-01")     # VerificationError when anything does not verify
+    result.chain.parts_checked
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Literal
 
 from audit.verify import verify_ledger
 from backups.chain import backup_folder, verify_chain
 from backups.manifest import read_manifest
 from reconcile.state import ReconcileState
 from ts24_migrate.core.errors import VerificationError
+from ts24_migrate.core.results import StageResult
 from ts24_migrate.core.stage_runs import stage_run
 from ts24_migrate.runs.app import App
 from ts24_migrate.runs.fleet_status import CHECK
@@ -36,7 +38,42 @@ from .backup import trusted_public_key
 PROBLEMS_KEPT = 20  # per check, in the run's figures; the count is always complete
 
 
-def _chain_problems(app: App, site_id: str, public_key: str) -> tuple[dict[str, Any], list[str]]:
+class ChainCheck(StageResult):
+    checked: Literal["chain", "backup", "nothing"]  # the reconciled chain, else the latest backup
+    backups: int
+    parts_checked: int
+    ok: bool = True
+
+
+class LedgerCheck(StageResult):
+    ok: bool
+    events: int
+    head_hash: str | None
+
+
+class CheckFigures(StageResult):
+    """What a `check` run records as its figures."""
+
+    ok: bool
+    problem_count: int
+    problems: list[str]  # the first PROBLEMS_KEPT
+    chain: ChainCheck
+    ledger: LedgerCheck
+
+
+class CheckResult(StageResult):
+    """What check_step returns: the run and its figures (CheckFigures)."""
+
+    run_id: str
+    site_id: str
+    ok: bool
+    problem_count: int
+    problems: list[str]
+    chain: ChainCheck
+    ledger: LedgerCheck
+
+
+def _chain_problems(app: App, site_id: str, public_key: str) -> tuple[ChainCheck, list[str]]:
     """The chain reconcile built, or before any reconciliation the backup of the latest backup run."""
     links = ReconcileState(app.control_store.engine).chain(site_id)
     backup_root = app.inventory.backup_path
@@ -47,7 +84,7 @@ def _chain_problems(app: App, site_id: str, public_key: str) -> tuple[dict[str, 
         run = app.control_store.latest_run(site_id, "backup")
         backup_id = run.figures.get("backup_id") if run else None
         if not backup_id:
-            return {"checked": "nothing", "backups": 0, "parts_checked": 0}, []
+            return ChainCheck(checked="nothing", backups=0, parts_checked=0), []
         folders, what = [backup_root / site_id / backup_id], "backup"
     manifests, problems = [], []
     for folder in folders:
@@ -61,10 +98,10 @@ def _chain_problems(app: App, site_id: str, public_key: str) -> tuple[dict[str, 
         parts = report.parts_checked
     else:
         parts = 0
-    return {"checked": what, "backups": len(folders), "parts_checked": parts}, problems
+    return ChainCheck(checked=what, backups=len(folders), parts_checked=parts, ok=not problems), problems
 
 
-def check_step(app: App, site_id: str) -> dict[str, Any]:
+def check_step(app: App, site_id: str) -> CheckResult:
     """Verify the site's backup chain and audit ledger; record a `check` run; raise
     VerificationError (after recording) when anything does not verify."""
     app.site(site_id)
@@ -78,26 +115,24 @@ def check_step(app: App, site_id: str) -> dict[str, Any]:
     chain, chain_problems = _chain_problems(app, site_id, public_key)
     problems = [f"backup: {p}" for p in chain_problems]
     problems += [f"ledger: {p}" for p in (ledger.problems if ledger else [])]
-    figures = {
-        "ok": not problems,
-        "problem_count": len(problems),
-        "problems": problems[:PROBLEMS_KEPT],
-        "chain": {**chain, "ok": not chain_problems},
-        "ledger": (
-            {"ok": ledger.ok, "events": ledger.events, "head_hash": ledger.head_hash}
+    figures = CheckFigures(
+        ok=not problems,
+        problem_count=len(problems),
+        problems=problems[:PROBLEMS_KEPT],
+        chain=chain,
+        ledger=(
+            LedgerCheck(ok=ledger.ok, events=ledger.events, head_hash=ledger.head_hash)
             if ledger
-            else {"ok": True, "events": 0, "head_hash": None}
+            else LedgerCheck(ok=True, events=0, head_hash=None)
         ),
-    }
+    )
     usable_ledger = app.ledger(site_id) if ledger is None or ledger.ok else None
     with stage_run(app.control_store, usable_ledger, site_id, CHECK) as run:
-        run.figures.update(figures)
+        run.figures.update(figures.to_dict())
         if problems:
             more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-            exc = VerificationError(f"site {site_id}: the daily check found {problems[0]}{more}")
-            exc.problems = problems  # type: ignore[attr-defined]
-            raise exc
-    return {"run_id": run.run_id, "site_id": site_id, **figures}
+            raise VerificationError(f"site {site_id}: the daily check found {problems[0]}{more}", problems=problems)
+    return CheckResult(run_id=run.run_id, site_id=site_id, **dict(figures))
 
 
 def sites_to_check(app: App) -> list[str]:

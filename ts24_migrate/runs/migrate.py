@@ -9,7 +9,7 @@ control store and the ledger hold the same runs and events.
 Example::
 
     results = migrate_directly(app, "hn-01", chunk_rows=50_000, custodian_identity=None)
-    results["validate"]["passed"]
+    results["validate"].passed             # a ValidationSummary (runs.validate)
 """
 
 from __future__ import annotations

@@ -153,9 +153,9 @@ def verify_chain_step(
             }
         )
         if not report.ok:
-            exc = VerificationError(f"the backup chain of site {site_id} does not verify: {report.problems[0]}")
-            exc.report = report  # type: ignore[attr-defined]
-            raise exc
+            raise VerificationError(
+                f"the backup chain of site {site_id} does not verify: {report.problems[0]}", problems=report.problems
+            )
     return {"run_id": run.run_id, "site_id": site_id, **report.to_json()}
 
 
@@ -205,9 +205,10 @@ def restore_chain_step(
             )
             run.figures.update({"ok": report.ok, "backups": len(report.backups), "problems": len(report.problems)})
             if not report.ok:
-                exc = VerificationError(f"the restored chain of site {site_id} does not match: {report.problems[0]}")
-                exc.report = report  # type: ignore[attr-defined]
-                raise exc
+                raise VerificationError(
+                    f"the restored chain of site {site_id} does not match: {report.problems[0]}",
+                    problems=report.problems,
+                )
     return {"run_id": run.run_id, "site_id": site_id, **report.to_json(), "live_note": note}
 
 

@@ -6,7 +6,8 @@ the legacy data (descriptive), records every result in the control store, then
 writes the auditor's report from the control store alone (validation/report.py).
 The verdict fails, after everything is recorded, when any target expectation
 fails, parity is not exact, the accounting does not add up, or the latest
-backup is not verified: a VerificationError, exit code 1.
+backup is not verified: a ValidationFailed (a VerificationError, exit code 1)
+that carries the run's ValidationSummary.
 """
 
 from __future__ import annotations
@@ -16,10 +17,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pydantic import Field
+
 from ts24_migrate.core.control_store import RunRecord, SiteState
 from ts24_migrate.core.errors import VerificationError
 from ts24_migrate.core.personal_data import Masking
 from ts24_migrate.core.report_paths import PathNames
+from ts24_migrate.core.results import StageResult
 from ts24_migrate.core.secrets import redact_url
 from ts24_migrate.core.stage_runs import stage_run
 from ts24_migrate.runs.app import App
@@ -60,6 +64,83 @@ Progress = Callable[[str, int, int], None]
 # Keys kept per kind (missing, extra, changed) and table; the counts are always complete.
 PARITY_KEYS_KEPT = 200
 _STEPS = ("target expectations", "legacy profile", "parity", "accounting", "backup")
+
+
+class TargetExpectationFigures(StageResult):
+    """The GX suites on the target's tables, in sum (recorded as the run's `target_expectations`)."""
+
+    success: bool
+    evaluated: int
+    failed: int
+    table_count: int
+    data_docs: str
+    notes: list[Any]
+
+
+class ParityFigures(StageResult):
+    """The target against what the load wrote, in sum (recorded as the run's `parity`)."""
+
+    exact: bool
+    differences: int
+    missing: int
+    extra: int
+    changed: int
+    table_count: int
+    notes: list[Any]
+
+
+class AccountingFigures(StageResult):
+    """Source rows against backed-up, loaded and rejected rows, in sum (recorded as the run's `accounting`)."""
+
+    ok: bool
+    tables: int
+    mapped_tables: int
+    tables_with_problems: int
+    source: int
+    backed_up: int
+    loaded: int
+    rejected: int
+    conflicts: int
+
+
+class BackupReference(StageResult):
+    backup_id: str | None
+    verified: bool | None
+
+
+class ReportPaths(StageResult):
+    html: str
+    json_: str = Field(alias="json")
+
+
+class DataDocs(StageResult):
+    target: str
+    legacy: str
+
+
+class ValidationSummary(StageResult):
+    """What validate_step returns (and ValidationFailed carries): the verdict and its key figures,
+    read back from the report written from the control store."""
+
+    run_id: str
+    site_id: str
+    passed: bool
+    verdict: str
+    reasons: list[str]
+    accounting: AccountingFigures
+    parity: ParityFigures
+    target_expectations: TargetExpectationFigures
+    backup: BackupReference
+    reports: ReportPaths
+    data_docs: DataDocs
+
+
+class ValidationFailed(VerificationError):
+    """The verdict failed; the run, its figures and the report are recorded, and `result` sums them up."""
+
+    def __init__(self, message: str, result: ValidationSummary | None = None):
+        super().__init__(message)
+        self.result = result
 
 
 @dataclass
@@ -120,14 +201,14 @@ def _check_target(checks: Checks, target, site_id: str, docs: Path, masking: Mas
     data = suites.to_dict()
     for suite in data["suites"]:
         checks.tables.setdefault(TARGET_PREFIX + suite["table"], {})["expectations"] = suite
-    checks.figures["target_expectations"] = {
-        "success": data["success"],
-        "evaluated": data["evaluated"],
-        "failed": data["failed"],
-        "table_count": len(data["suites"]),
-        "data_docs": str(suites.data_docs_index),
-        "notes": data["notes"],
-    }
+    checks.figures["target_expectations"] = TargetExpectationFigures(
+        success=data["success"],
+        evaluated=data["evaluated"],
+        failed=data["failed"],
+        table_count=len(data["suites"]),
+        data_docs=str(suites.data_docs_index),
+        notes=data["notes"],
+    ).to_dict()
     if not data["success"]:
         failed = [_describe_expectation(s["table"], e) for s in data["suites"] for e in _failed_expectations(s)]
         checks.reasons.append(
@@ -158,13 +239,13 @@ def _check_parity(checks: Checks, target, site_id: str, masking: Masking) -> Non
     counts = {kind: sum(len(t[kind]) for t in report["tables"].values()) for kind in ("missing", "extra", "changed")}
     for name, table in report["tables"].items():
         checks.tables.setdefault(TARGET_PREFIX + name, {})["parity"] = _capped_parity(name, table, masking)
-    checks.figures["parity"] = {
-        "exact": report["exact"],
-        "differences": report["differences"],
+    checks.figures["parity"] = ParityFigures(
+        exact=report["exact"],
+        differences=report["differences"],
         **counts,
-        "table_count": len(report["tables"]),
-        "notes": report["notes"],
-    }
+        table_count=len(report["tables"]),
+        notes=report["notes"],
+    ).to_dict()
     if not report["exact"]:
         named = [
             f"{name}: {len(t[kind])} {kind} ({', '.join(str(d['target_key']) for d in t[kind][:5])}"
@@ -189,17 +270,17 @@ def _check_accounting(
     for row in rows:
         checks.tables.setdefault(legacy_entry_name(row.table), {})["accounting"] = row.to_dict()
     mapped = [r for r in rows if r.mapped]
-    checks.figures["accounting"] = {
-        "ok": all(r.ok for r in rows),
-        "tables": len(rows),
-        "mapped_tables": len(mapped),
-        "tables_with_problems": sum(not r.ok for r in rows),
-        "source": sum(r.source for r in rows),
-        "backed_up": sum(r.backed_up or 0 for r in rows),
-        "loaded": sum(r.loaded or 0 for r in mapped),
-        "rejected": sum(r.rejected or 0 for r in mapped),
-        "conflicts": sum(r.conflicts or 0 for r in mapped),
-    }
+    checks.figures["accounting"] = AccountingFigures(
+        ok=all(r.ok for r in rows),
+        tables=len(rows),
+        mapped_tables=len(mapped),
+        tables_with_problems=sum(not r.ok for r in rows),
+        source=sum(r.source for r in rows),
+        backed_up=sum(r.backed_up or 0 for r in rows),
+        loaded=sum(r.loaded or 0 for r in mapped),
+        rejected=sum(r.rejected or 0 for r in mapped),
+        conflicts=sum(r.conflicts or 0 for r in mapped),
+    ).to_dict()
     for row in rows:
         if not row.ok:
             checks.reasons.append(f"accounting of {row.table}: " + "; ".join(row.problems))
@@ -273,12 +354,12 @@ def validate_step(
     progress: Progress | None = None,
     parent_run_id: str | None = None,
     legacy_sample_rows: int | None = None,
-) -> dict[str, Any]:
+) -> ValidationSummary:
     """Validate a site and write its report; state VALIDATED when the verdict passes.
 
     Returns the summary (run id, verdict, key figures, report paths). A failed
-    verdict raises VerificationError once the run, its figures and the report are
-    recorded; the summary is on the exception as `.result`.
+    verdict raises ValidationFailed once the run, its figures and the report are
+    recorded; its `result` is the summary.
     """
     facts = require_loaded(app, site_id)
     backup_run, load_run = facts.backup.run, facts.load
@@ -323,33 +404,39 @@ def validate_step(
             )
             if not checks.passed:
                 more = f" (and {len(checks.reasons) - 1} more)" if len(checks.reasons) > 1 else ""
-                raise VerificationError(f"validation of site {site_id} failed: {checks.reasons[0]}{more}")
-    except VerificationError as exc:
+                raise ValidationFailed(f"validation of site {site_id} failed: {checks.reasons[0]}{more}")
+    except ValidationFailed as exc:
         if checks is None or checks.passed or folder is None:
             raise
-        exc.result = report_summary(app, site_id, run.run_id, folder)  # type: ignore[attr-defined]
-        raise
+        failed = ValidationFailed(str(exc), report_summary(app, site_id, run.run_id, folder))
+        for note in getattr(exc, "__notes__", []):  # e.g. the ledger could not record the failure
+            failed.add_note(note)
+        raise failed from None
     return report_summary(app, site_id, run.run_id, folder)
 
 
-def report_summary(app: App, site_id: str, run_id: str, folder: Path) -> dict[str, Any]:
+def report_summary(app: App, site_id: str, run_id: str, folder: Path) -> ValidationSummary:
     """Write the report from the control store and return the key figures."""
     report = build_site_report(app.control_store, site_id, run_id=run_id, names=PathNames.for_inventory(app.inventory))
     paths = write_site_report(report, folder)
     data = report.to_dict()
-    return {
-        "run_id": run_id,
-        "site_id": site_id,
-        "passed": report.passed,
-        "verdict": data["verdict"]["text"],
-        "reasons": data["verdict"]["reasons"],
-        "accounting": data["accounting"]["totals"],
-        "parity": {k: v for k, v in data["parity"].items() if k != "tables"},
-        "target_expectations": {k: v for k, v in data["expectations"]["target"].items() if k != "tables"},
-        "backup": {"backup_id": data["backup"].get("backup_id"), "verified": data["backup"].get("verified")},
-        "reports": {kind: str(path) for kind, path in paths.items()},
-        "data_docs": {kind: str(folder / data["expectations"][kind]["data_docs"]) for kind in ("target", "legacy")},
-    }
+    return ValidationSummary(
+        run_id=run_id,
+        site_id=site_id,
+        passed=report.passed,
+        verdict=data["verdict"]["text"],
+        reasons=data["verdict"]["reasons"],
+        accounting=AccountingFigures.model_validate(data["accounting"]["totals"]),
+        parity=ParityFigures.model_validate({k: v for k, v in data["parity"].items() if k != "tables"}),
+        target_expectations=TargetExpectationFigures.model_validate(
+            {k: v for k, v in data["expectations"]["target"].items() if k != "tables"}
+        ),
+        backup=BackupReference(backup_id=data["backup"].get("backup_id"), verified=data["backup"].get("verified")),
+        reports=ReportPaths(html=str(paths["html"]), json=str(paths["json"])),
+        data_docs=DataDocs(
+            **{kind: str(folder / data["expectations"][kind]["data_docs"]) for kind in ("target", "legacy")}
+        ),
+    )
 
 
 def validation_artifacts(app: App, site_id: str, run_id: str) -> ReportArtifacts:

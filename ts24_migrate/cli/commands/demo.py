@@ -111,20 +111,20 @@ def demo(
             except Exception:
                 outcome = None
             if outcome is not None:
-                exc.outcome = outcome.to_dict()  # type: ignore[attr-defined]
+                app.failed_outcome = outcome.to_dict()
                 if not app.json_output:
                     click.echo(f"demo FAILED: {folder}\n{outcome.line()}")
             raise
         validation = result["validate"]
-        report = validation["reports"]["html"]
-        passed = validation["passed"]
+        report = validation.reports.html
+        passed = validation.passed
         if through == "purge" and passed:
             click.echo(f"migration PASSED; draining and retiring site {site_id!r} ...", err=True)
             try:
                 result["purge"] = retire_demo_site(site_app, folder, site_id, identity)
             except Ts24Error as exc:
                 outcome = site_outcome(site_app, site_id, verdict_of(exc))
-                exc.outcome = outcome.to_dict()  # type: ignore[attr-defined]
+                app.failed_outcome = outcome.to_dict()
                 if not app.json_output:
                     click.echo(f"demo FAILED: {folder}\n{outcome.line()}")
                 raise
@@ -145,8 +145,10 @@ def demo(
 
 
 def _human(folder: Path, inventory: Path, result: dict, outcome) -> str:
+    from ts24_migrate.core.results import jsonable
+
     lines = [f"demo {outcome.verdict}: {folder}", f"  inventory: {inventory}"]
-    for step, done in result.items():
+    for step, done in jsonable(result).items():
         if isinstance(done, dict):
             for kind, path in (done.get("reports") or {}).items():
                 if kind in ("html", "data_docs"):

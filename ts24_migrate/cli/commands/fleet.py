@@ -145,14 +145,13 @@ def check_command(app: App, site_ids: tuple[str, ...]) -> None:
     for site_id in chosen:
         try:
             result = check_step(app, site_id)
-            results.append({"site_id": site_id, "ok": True, **result})
+            results.append({"site_id": site_id, "ok": True, **result.to_dict()})
             lines.append(
-                f"site {site_id}: OK ({result['chain']['checked']}: {result['chain']['backups']} "
-                f"backups, {result['chain']['parts_checked']} parts; ledger: "
-                f"{result['ledger']['events']} events)"
+                f"site {site_id}: OK ({result.chain.checked}: {result.chain.backups} "
+                f"backups, {result.chain.parts_checked} parts; ledger: {result.ledger.events} events)"
             )
         except VerificationError as exc:
-            problems = getattr(exc, "problems", [str(exc)])
+            problems = list(exc.problems) or [str(exc)]
             results.append({"site_id": site_id, "ok": False, "problems": problems})
             failed.append(site_id)
             lines.append(f"site {site_id}: BLOCKED, {len(problems)} problem(s)")

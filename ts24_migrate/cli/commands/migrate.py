@@ -122,12 +122,12 @@ def migrate(
     except Ts24Error as exc:
         outcome = _failed_outcome(app, site_id, exc, started)
         if outcome is not None:
-            exc.outcome = outcome.to_dict()  # type: ignore[attr-defined]
+            app.failed_outcome = outcome.to_dict()
             if not app.json_output:
                 click.echo(outcome.line())
         raise
     validation = result["validate"]
-    outcome = site_outcome(app, site_id, "PASSED" if validation["passed"] else "FAILED", validation["reports"]["html"])
+    outcome = site_outcome(app, site_id, "PASSED" if validation.passed else "FAILED", validation.reports.html)
     app.emit({**result, "outcome": outcome.to_dict()}, f"{_summary(site_id, result)}\n{outcome.line()}")
 
 
@@ -146,8 +146,10 @@ def _failed_outcome(app: App, site_id: str, exc: Ts24Error, started: dt.datetime
 
 
 def _summary(site_id: str, result: dict) -> str:
+    from ts24_migrate.core.results import jsonable
+
     lines = [f"site {site_id} migrated:"]
-    for step, outcome in result.items():
+    for step, outcome in jsonable(result).items():
         if not isinstance(outcome, dict):
             continue
         report = (outcome.get("reports") or {}).get("html")

@@ -5,7 +5,7 @@
 
 (one line). With --json the same is the "outcome" object of the output. A
 command that fails (verdict failed, refused, unreachable) prints the line too,
-before the one-line error, and the error carries it as `.outcome`.
+before the one-line error, and the App keeps it as `failed_outcome` for the JSON document.
 
 Example::
 
@@ -28,6 +28,7 @@ from ts24_migrate.core.errors import GateRefused, Ts24Error, UnreachableError, V
 from ts24_migrate.runs.app import App
 
 if TYPE_CHECKING:  # the control store (SQLAlchemy) loads when a command runs, not for --help
+    from ts24_migrate.core.results import StageResult
     from ts24_migrate.runs.site_life import Outcome
 
 COMMANDS: list = []  # helpers only; no command here
@@ -62,12 +63,20 @@ class OutcomeLine:
     emitted: bool = False
 
     def emit(
-        self, data: dict[str, Any], human: str, *, verdict: str = "DONE", report: str | Path | None = None
+        self,
+        data: dict[str, Any] | StageResult,
+        human: str,
+        *,
+        verdict: str = "DONE",
+        report: str | Path | None = None,
     ) -> Outcome:
-        """Print the command's result, then its outcome line (with --json: one object holding both)."""
+        """Print the command's result (a dict or a typed stage result), then its outcome line (with
+        --json: one object holding both)."""
+        from ts24_migrate.core.results import jsonable
+
         outcome = site_outcome(self.app, self.site_id, verdict, report)
         self.emitted = True
-        self.app.emit({**data, "outcome": outcome.to_dict()}, f"{human}\n{outcome.line()}")
+        self.app.emit({**jsonable(data), "outcome": outcome.to_dict()}, f"{human}\n{outcome.line()}")
         return outcome
 
 
@@ -85,7 +94,7 @@ def stage_outcome(app: App, site_id: str) -> Iterator[OutcomeLine]:
             except Exception:  # e.g. the control store is what failed: the error line says it all
                 outcome = None
         if outcome is not None:
-            exc.outcome = outcome.to_dict()  # type: ignore[attr-defined]
+            app.failed_outcome = outcome.to_dict()
             if not app.json_output:
                 click.echo(outcome.line())
         raise

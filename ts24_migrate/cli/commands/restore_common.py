@@ -84,5 +84,5 @@ def restored_lines(result: dict[str, Any]) -> list[str]:
 
 def print_problems(exc: VerificationError) -> None:
     """The first problem is the error line itself; list the others."""
-    for problem in getattr(getattr(exc, "report", None), "problems", [])[1:]:
+    for problem in exc.problems[1:]:
         click.echo(f"  problem: {problem}", err=True)

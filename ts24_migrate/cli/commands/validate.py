@@ -13,16 +13,18 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import click
 
-from ts24_migrate.core.errors import VerificationError
 from ts24_migrate.runs.app import App, pass_app
 
 from .outcome import stage_outcome
 from .progress import table_progress
 from .slots import command_slots
+
+if TYPE_CHECKING:  # the validate step loads Great Expectations: only when the command runs
+    from ts24_migrate.runs.validate import ValidationSummary
 
 Progress = Callable[[str, int, int], None]
 
@@ -30,28 +32,26 @@ Progress = Callable[[str, int, int], None]
 # -- commands ---------------------------------------------------------------------------------
 
 
-def _human(site_id: str, result: dict[str, Any]) -> str:
-    accounting, parity = result["accounting"], result["parity"]
-    expectations = result["target_expectations"]
+def _human(site_id: str, result: ValidationSummary) -> str:
+    accounting, parity = result.accounting, result.parity
+    expectations = result.target_expectations
     lines = [
-        f"site {site_id}: validation {result['verdict'].upper()} (run {result['run_id']})",
-        f"  accounting: {accounting.get('tables')} tables, {accounting.get('source')} source rows = "
-        f"{accounting.get('backed_up')} backed up; mapped: {accounting.get('loaded')} loaded + "
-        f"{accounting.get('rejected')} rejected" + ("" if accounting.get("ok") else "  DOES NOT ADD UP"),
+        f"site {site_id}: validation {result.verdict.upper()} (run {result.run_id})",
+        f"  accounting: {accounting.tables} tables, {accounting.source} source rows = "
+        f"{accounting.backed_up} backed up; mapped: {accounting.loaded} loaded + "
+        f"{accounting.rejected} rejected" + ("" if accounting.ok else "  DOES NOT ADD UP"),
         "  parity: "
         + (
             "exact"
-            if parity.get("exact")
-            else f"{parity.get('differences')} differences ({parity.get('missing')} missing, "
-            f"{parity.get('extra')} extra, {parity.get('changed')} changed)"
+            if parity.exact
+            else f"{parity.differences} differences ({parity.missing} missing, "
+            f"{parity.extra} extra, {parity.changed} changed)"
         ),
-        f"  target expectations: {expectations.get('evaluated', 0) - expectations.get('failed', 0)} of "
-        f"{expectations.get('evaluated')} hold",
-        f"  backup {result['backup']['backup_id']}: "
-        + ("verified" if result["backup"]["verified"] else "NOT verified"),
+        f"  target expectations: {expectations.evaluated - expectations.failed} of {expectations.evaluated} hold",
+        f"  backup {result.backup.backup_id}: " + ("verified" if result.backup.verified else "NOT verified"),
     ]
-    lines += [f"  fails: {reason}" for reason in result["reasons"]]
-    lines.append(f"report: {result['reports']['html']}")
+    lines += [f"  fails: {reason}" for reason in result.reasons]
+    lines.append(f"report: {result.reports.html}")
     return "\n".join(lines)
 
 
@@ -80,20 +80,19 @@ def validate(app: App, site_id: str, legacy_sample_rows: int | None) -> None:
       ts24-migrate -i sites.yaml validate hn-01
       ts24-migrate -i sites.yaml --json validate hn-01 | jq .reports.html
     """
-    from ts24_migrate.runs.validate import validate_step
+    from ts24_migrate.runs.validate import ValidationFailed, validate_step
 
     with stage_outcome(app, site_id) as outcome:
         with command_slots(app, site_id, target=True), table_progress(app, "validating") as progress:
             try:
                 result = validate_step(app, site_id, progress=progress, legacy_sample_rows=legacy_sample_rows)
-            except VerificationError as exc:
-                result = getattr(exc, "result", None)
-                if result is not None:
-                    exc.outcome = outcome.emit(
-                        result, _human(site_id, result), verdict="FAILED", report=result["reports"]["html"]
+            except ValidationFailed as exc:
+                if exc.result is not None:  # the report exists: the failed outcome names it
+                    app.failed_outcome = outcome.emit(
+                        exc.result, _human(site_id, exc.result), verdict="FAILED", report=exc.result.reports.html
                     ).to_dict()
                 raise
-        outcome.emit(result, _human(site_id, result), verdict="PASSED", report=result["reports"]["html"])
+        outcome.emit(result, _human(site_id, result), verdict="PASSED", report=result.reports.html)
 
 
 @click.command("report")
