@@ -6,6 +6,7 @@ import pytest
 
 from ts24_migrate.core.control_store import ControlStore, SiteLifeRefused, SiteState
 from ts24_migrate.core.db import store_engine
+from ts24_migrate.core.results import StageResult
 from ts24_migrate.core.secrets import Secret
 from ts24_migrate.core.stage_runs import stage_run
 
@@ -71,3 +72,20 @@ def test_a_success_its_life_does_not_allow_fails_the_run(store):
     assert failed.figures == {"passed": True}
     assert store.state("hn-01") is SiteState.ASSESSED
     assert [t[1] for t in store.transitions("hn-01")] == ["ASSESSED"]
+
+
+class _Counted(StageResult):
+    tables: int
+    by_role: dict[str, int]
+
+
+def test_typed_figures_are_stored_as_their_data_and_read_back_as_their_type(store):
+    """A stage's typed result goes in as it is; the stored JSON is the data it dumps to."""
+    figures = _Counted(tables=3, by_role={"mapped": 2, "unmapped": 1})
+    run = store.start_run("hn-01", "assess")
+    store.record_table("hn-01", run, "HO_SO", figures)
+    store.finish_run(run, "succeeded", figures)
+    record = store.run(run)
+    assert record.figures == {"tables": 3, "by_role": {"mapped": 2, "unmapped": 1}}
+    assert store.table_figures(run) == {"HO_SO": record.figures}
+    assert record.figures_as(_Counted) == figures

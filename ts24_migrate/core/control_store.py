@@ -20,12 +20,14 @@ from __future__ import annotations
 import datetime as dt
 import json
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from .results import StageResult, jsonable
 from .run_liveness import ProcessIdentity, process_gone
 from .site_states import SiteLifeRefused, SiteState, allowed, is_later
 
@@ -89,6 +91,16 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
 
+Figures = Mapping[str, Any] | StageResult  # a stage's typed figures are stored as the plain data they dump to
+Result = TypeVar("Result", bound=StageResult)
+
+
+def _figures_json(figures: Figures | None) -> str:
+    return json.dumps(
+        jsonable(dict(figures) if isinstance(figures, Mapping) else figures) or {}, default=str, sort_keys=True
+    )
+
+
 @dataclass(frozen=True)
 class RunRecord:
     run_id: str
@@ -103,6 +115,10 @@ class RunRecord:
     host: str | None = None
     pid: int | None = None
     abandoned_at: dt.datetime | None = None
+
+    def figures_as(self, result_type: type[Result]) -> Result:
+        """The run's figures as the typed result its stage recorded them from (pydantic validates them)."""
+        return result_type.model_validate(self.figures)
 
 
 def _run_record(row: sa.Row[*tuple[Any, ...]]) -> RunRecord:
@@ -206,9 +222,7 @@ class ControlStore:
                 closed.append(self.run(row.run_id))
         return closed
 
-    def finish_run(
-        self, run_id: str, outcome: str, figures: dict[str, Any] | None = None, error: str | None = None
-    ) -> None:
+    def finish_run(self, run_id: str, outcome: str, figures: Figures | None = None, error: str | None = None) -> None:
         if outcome not in ("succeeded", "failed"):  # abandoned: only close_abandoned_runs says so
             raise ValueError(f"unknown outcome {outcome!r}")
         with self.engine.begin() as c:
@@ -218,20 +232,16 @@ class ControlStore:
                 .values(
                     outcome=outcome,
                     finished_at=_now(),
-                    figures=json.dumps(figures or {}, default=str, sort_keys=True),
+                    figures=_figures_json(figures),
                     error=error,
                 )
             )
 
-    def record_figures(self, run_id: str, figures: dict[str, Any]) -> None:
+    def record_figures(self, run_id: str, figures: Figures) -> None:
         """The figures of a run still going, recorded now: what it is about to make (a scratch restore)
         stays known even if the run is killed before it finishes."""
         with self.engine.begin() as c:
-            c.execute(
-                runs.update()
-                .where(runs.c.run_id == run_id)
-                .values(figures=json.dumps(figures, default=str, sort_keys=True))
-            )
+            c.execute(runs.update().where(runs.c.run_id == run_id).values(figures=_figures_json(figures)))
 
     def run(self, run_id: str) -> RunRecord:
         with self.engine.connect() as c:
@@ -257,8 +267,8 @@ class ControlStore:
         return _run_record(row) if row else None
 
     # -- per-table figures ------------------------------------------------
-    def record_table(self, site_id: str, run_id: str, table_name: str, figures: dict[str, Any]) -> None:
-        payload = json.dumps(figures, default=str, sort_keys=True)
+    def record_table(self, site_id: str, run_id: str, table_name: str, figures: Figures) -> None:
+        payload = _figures_json(figures)
         with self.engine.begin() as c:
             c.execute(
                 table_figures.delete().where(table_figures.c.run_id == run_id, table_figures.c.table_name == table_name)

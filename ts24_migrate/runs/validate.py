@@ -404,10 +404,12 @@ def validate_step(
             )
             if not checks.passed:
                 more = f" (and {len(checks.reasons) - 1} more)" if len(checks.reasons) > 1 else ""
-                raise ValidationFailed(f"validation of site {site_id} failed: {checks.reasons[0]}{more}")
-    except ValidationFailed as exc:
+                # Recorded as a VerificationError (fleet status shows the documented class) ...
+                raise VerificationError(f"validation of site {site_id} failed: {checks.reasons[0]}{more}")
+    except VerificationError as exc:
         if checks is None or checks.passed or folder is None:
             raise
+        # ... and raised with the summary of the report written from what was recorded.
         failed = ValidationFailed(str(exc), report_summary(app, site_id, run.run_id, folder))
         for note in getattr(exc, "__notes__", []):  # e.g. the ledger could not record the failure
             failed.add_note(note)
