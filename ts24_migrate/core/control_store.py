@@ -29,7 +29,9 @@ from sqlalchemy.engine import Engine
 
 from .results import StageResult, jsonable
 from .run_liveness import ProcessIdentity, process_gone
-from .site_states import SiteLifeRefused, SiteState, allowed, is_later
+from .site_states import SiteLifeRefused as SiteLifeRefused  # re-exported: the store raises it
+from .site_states import SiteState as SiteState  # re-exported: where the store's users have always found it
+from .site_states import allowed, is_later
 
 metadata = sa.MetaData()
 
