@@ -34,6 +34,7 @@ from sqlalchemy.engine import Connection
 from ts24_migrate.core.labels import attachment_findings
 from ts24_migrate.core.legacy.schema import DOSSIER_STATUS_NAMES, IN_FLIGHT_STATUSES
 from ts24_migrate.core.legacy.text_repair import repair_text
+from ts24_migrate.core.results import StageResult
 from ts24_migrate.core.server_identity import ServerIdentity, probe_server_identity
 
 from .attachments import check_references
@@ -61,6 +62,23 @@ class TableAssessment:
     @property
     def has_primary_key(self) -> bool:
         return bool(self.primary_key)
+
+
+class AssessmentSummary(StageResult):
+    """A site's assessment in figures: what the assess run records and every output shows."""
+
+    tables: int
+    rows: int
+    unmapped_tables: list[str]
+    tables_without_primary_key: list[str]
+    columns_not_loaded: dict[str, list[str]]
+    legacy_text_values: dict[str, int]  # per legacy encoding (TCVN3, VNI, NFD)
+    uncertain_text_values: dict[str, int]  # to check by hand
+    in_flight_dossiers: int
+    received_after_cutover: int
+    objects: dict[str, int]  # views, triggers, procedures, sequences: a count per kind
+    attachment_files: int | None  # None without an attachment folder
+    attachment_findings: dict[str, int] | None
 
 
 @dataclass
@@ -108,6 +126,26 @@ class SiteAssessment:
             for column, counts in sorted(t.legacy_text.items())
         ]
 
+    def summary(self) -> AssessmentSummary:
+        return AssessmentSummary(
+            tables=len(self.tables),
+            rows=sum(t.rows for t in self.tables),
+            unmapped_tables=self.unmapped_tables,
+            tables_without_primary_key=self.tables_without_primary_key,
+            columns_not_loaded=self.columns_not_loaded,
+            legacy_text_values=self.legacy_text_totals(),
+            uncertain_text_values=self.legacy_text_totals(UNCERTAIN_TEXT),
+            in_flight_dossiers=self.in_flight_dossiers,
+            received_after_cutover=self.received_after_cutover,
+            objects=object_counts(self.objects),
+            attachment_files=(self.attachments or {}).get("files_in_folder"),
+            attachment_findings=(
+                {key: count for key, _label, count in attachment_findings(self.attachments)}
+                if self.attachments is not None
+                else None
+            ),
+        )
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "site_id": self.site_id,
@@ -115,24 +153,7 @@ class SiteAssessment:
             "assessed_at": self.assessed_at,
             "dialect": self.dialect,
             "server": self.server.to_dict(),
-            "summary": {
-                "tables": len(self.tables),
-                "rows": sum(t.rows for t in self.tables),
-                "unmapped_tables": self.unmapped_tables,
-                "tables_without_primary_key": self.tables_without_primary_key,
-                "columns_not_loaded": self.columns_not_loaded,
-                "legacy_text_values": self.legacy_text_totals(),
-                "uncertain_text_values": self.legacy_text_totals(UNCERTAIN_TEXT),
-                "in_flight_dossiers": self.in_flight_dossiers,
-                "received_after_cutover": self.received_after_cutover,
-                "objects": object_counts(self.objects),
-                "attachment_files": (self.attachments or {}).get("files_in_folder"),
-                "attachment_findings": (
-                    {key: count for key, _label, count in attachment_findings(self.attachments)}
-                    if self.attachments is not None
-                    else None
-                ),
-            },
+            "summary": self.summary().to_dict(),
             "objects": self.objects,
             "objects_note": self.objects_note,
             "attachments": self.attachments,

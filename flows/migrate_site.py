@@ -30,7 +30,7 @@ from ts24_migrate.core.errors import classify
 from ts24_migrate.core.labels import IN_FLIGHT_LABEL, RECEIVED_AFTER_CUTOVER_LABEL, object_counts_text
 from ts24_migrate.core.server_identity import ServerIdentity
 from ts24_migrate.runs.app import App
-from ts24_migrate.runs.assess import assess_step
+from ts24_migrate.runs.assess import AssessResult, assess_step
 from ts24_migrate.runs.migrate import run_migration, stage_arguments, stage_named, stage_note, step_function
 
 from .artifacts import progress_reporter, publish_markdown, publish_table
@@ -73,9 +73,9 @@ def run_step(
 
 
 @task(name="assess", retries=2, retry_delay_seconds=10, retry_condition_fn=retry_if_transient)
-def assess_task(site_id: str, inventory: str) -> dict[str, Any]:
+def assess_task(site_id: str, inventory: str) -> AssessResult:
     result = run_step(assess_step, site_id, inventory, "assess")
-    summary = result["summary"]
+    summary = result.summary
     get_run_logger().info(stage_note(stage_named("assess"), site_id, result))
     publish_markdown(
         site_id,
@@ -83,14 +83,14 @@ def assess_task(site_id: str, inventory: str) -> dict[str, Any]:
         "\n".join(
             [
                 f"# Assessment of {site_id}",
-                f"- server: {ServerIdentity.from_dict(result['server']).describe()}",
-                f"- tables: **{summary['tables']}**, rows: **{summary['rows']}**",
-                f"- unmapped: {', '.join(summary['unmapped_tables']) or 'none'}",
-                f"- without primary key: {', '.join(summary['tables_without_primary_key']) or 'none'}",
-                f"- {IN_FLIGHT_LABEL}: {summary['in_flight_dossiers']}",
-                f"- {RECEIVED_AFTER_CUTOVER_LABEL}: {summary['received_after_cutover']}",
-                f"- views, triggers, procedures, sequences: {object_counts_text(summary['objects'])}",
-                f"- report: `{result['reports']['html']}`",
+                f"- server: {ServerIdentity.from_dict(result.server).describe()}",
+                f"- tables: **{summary.tables}**, rows: **{summary.rows}**",
+                f"- unmapped: {', '.join(summary.unmapped_tables) or 'none'}",
+                f"- without primary key: {', '.join(summary.tables_without_primary_key) or 'none'}",
+                f"- {IN_FLIGHT_LABEL}: {summary.in_flight_dossiers}",
+                f"- {RECEIVED_AFTER_CUTOVER_LABEL}: {summary.received_after_cutover}",
+                f"- views, triggers, procedures, sequences: {object_counts_text(summary.objects)}",
+                f"- report: `{result.report_html}`",
             ]
         ),
         "assessment summary",
@@ -98,7 +98,7 @@ def assess_task(site_id: str, inventory: str) -> dict[str, Any]:
     publish_table(
         site_id,
         "assessment",
-        [{"table": name, **figures} for name, figures in result["tables"].items()],
+        [{"table": name, **figures.to_dict()} for name, figures in result.tables.items()],
         "rows per legacy table",
     )
     return result

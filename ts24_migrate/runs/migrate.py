@@ -108,10 +108,10 @@ def stage_named(name: str) -> MigrationStage:
     return next(stage for stage in MIGRATION if stage.stage == name)
 
 
-def stage_note(stage: MigrationStage, site_id: str, result: dict[str, Any]) -> str | None:
+def stage_note(stage: MigrationStage, site_id: str, result: Any) -> str | None:
     """What the log says after a stage, beyond its result (the flow's log, the CLI's stderr)."""
     if stage.stage == "assess":
-        return f"site {site_id} assessed: {result['summary']['tables']} tables"
+        return f"site {site_id} assessed: {result.summary.tables} tables"
     if stage.stage == "backup" and result.get("reused"):
         return f"site {site_id}: backup {result['backup_id']} reused: {result['reuse_note']}"
     return None

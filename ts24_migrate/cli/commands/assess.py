@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
 from ts24_migrate.core.labels import (
@@ -16,13 +18,16 @@ from ts24_migrate.runs.app import App, pass_app
 from .outcome import stage_outcome
 from .progress import table_progress
 
+if TYPE_CHECKING:  # the assess step loads the stage packages: only when the command runs
+    from ts24_migrate.runs.assess import AssessmentSummary
 
-def finding_lines(summary: dict) -> list[str]:
+
+def finding_lines(summary: AssessmentSummary) -> list[str]:
     """The attachment folder's figures, worded as every other output words them."""
-    findings = summary.get("attachment_findings")
+    findings = summary.attachment_findings
     if findings is None:
         return ["  attachment folder: not configured"]
-    return [f"  attachment folder: {summary.get('attachment_files')} files"] + [
+    return [f"  attachment folder: {summary.attachment_files} files"] + [
         f"    {finding_line(key, findings[key])}" for key in ATTACHMENT_FINDINGS if findings.get(key)
     ]
 
@@ -59,28 +64,28 @@ def assess(app: App, site_id: str, server_moved: bool) -> None:
 
     with stage_outcome(app, site_id) as outcome, table_progress(app, "assessing") as progress:
         result = assess_step(app, site_id, progress=progress, server_moved=server_moved)
-    summary = result["summary"]
-    server = ServerIdentity.from_dict(result["server"])
-    moved = result.get("server_moved_from")
+    summary = result.summary
+    server = ServerIdentity.from_dict(result.server)
+    moved = result.server_moved_from
     human = "\n".join(
         [
-            f"site {site_id}: {summary['tables']} tables, {summary['rows']} rows",
+            f"site {site_id}: {summary.tables} tables, {summary.rows} rows",
             f"  server: {server.describe()}",
             *([f"  moved from: {ServerIdentity.from_dict(moved).describe()}"] if moved else []),
-            f"  unmapped tables: {', '.join(summary['unmapped_tables']) or 'none'}",
-            f"  tables without primary key: {', '.join(summary['tables_without_primary_key']) or 'none'}",
-            f"  {IN_FLIGHT_LABEL}: {summary['in_flight_dossiers']}; {RECEIVED_AFTER_CUTOVER_LABEL}: "
-            f"{summary['received_after_cutover']}",
+            f"  unmapped tables: {', '.join(summary.unmapped_tables) or 'none'}",
+            f"  tables without primary key: {', '.join(summary.tables_without_primary_key) or 'none'}",
+            f"  {IN_FLIGHT_LABEL}: {summary.in_flight_dossiers}; {RECEIVED_AFTER_CUTOVER_LABEL}: "
+            f"{summary.received_after_cutover}",
             "  legacy text values: "
-            + ", ".join(f"{k} {v}" for k, v in summary["legacy_text_values"].items())
+            + ", ".join(f"{k} {v}" for k, v in summary.legacy_text_values.items())
             + "; to check by hand: "
-            + ", ".join(f"{k} {v}" for k, v in summary["uncertain_text_values"].items()),
-            f"  views, triggers, procedures, sequences: {object_counts_text(summary['objects'])}",
+            + ", ".join(f"{k} {v}" for k, v in summary.uncertain_text_values.items()),
+            f"  views, triggers, procedures, sequences: {object_counts_text(summary.objects)}",
             *finding_lines(summary),
-            f"report: {result['reports']['html']}",
+            f"report: {result.report_html}",
         ]
     )
-    outcome.emit(result, human, report=result["reports"]["html"])
+    outcome.emit(result, human, report=result.report_html)
 
 
 COMMANDS = [assess]
