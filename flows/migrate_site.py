@@ -53,9 +53,8 @@ def already_validated(inventory: str, site_id: str) -> bool:
         app.close()
 
 
-def run_step(
-    step: Callable[..., dict[str, Any]], site_id: str, inventory: str, stage: str, **kwargs: Any
-) -> dict[str, Any]:
+def run_step(step: Callable[..., Any], site_id: str, inventory: str, stage: str, **kwargs: Any) -> Any:
+    """The step's result (a dict, or a typed result: runs.assess, runs.validate)."""
     app = App(Path(inventory))
     try:
         return step(app, site_id, progress=progress_reporter(site_id, stage), **kwargs)
@@ -212,7 +211,7 @@ def migrate_site(
         "validate": validate_task,
     }
 
-    def run_stage(stage) -> dict[str, Any]:
+    def run_stage(stage) -> Any:
         arguments = stage_arguments(
             stage, chunk_rows=chunk_rows, custodian_identity=custodian_identity, legacy_sample_rows=legacy_sample_rows
         )

@@ -55,10 +55,11 @@ def stage_arguments(
 
 
 def run_migration(
-    run_stage: Callable[[MigrationStage], dict[str, Any]],
+    run_stage: Callable[[MigrationStage], Any],
     hold_target: Callable[[], AbstractContextManager[Any]] = nullcontext,
 ) -> dict[str, Any]:
-    """Run every stage in order with `run_stage`; the stages that use the target run inside
+    """Run every stage in order with `run_stage`; each stage's result (a dict, or a typed result such as
+    runs.validate.ValidationSummary) under its key. The stages that use the target run inside
     `hold_target()` (one slot of the target's concurrency limit in the flow). A failing stage stops
     the migration: its exception propagates, after the stage run has recorded it."""
     results: dict[str, Any] = {}
@@ -72,7 +73,7 @@ def run_migration(
     return results
 
 
-def step_function(stage: MigrationStage) -> Callable[..., dict[str, Any]]:
+def step_function(stage: MigrationStage) -> Callable[..., Any]:
     """The step that runs `stage` (imported when needed: each pulls in its stage packages)."""
     if stage.stage == "assess":
         from .assess import assess_step
@@ -131,7 +132,7 @@ def migrate_directly(
     command run by hand). `progress_for(stage)` may give each stage a progress callback; `tell`
     receives what the flow would log (stage_note)."""
 
-    def run_stage(stage: MigrationStage) -> dict[str, Any]:
+    def run_stage(stage: MigrationStage) -> Any:
         step = step_function(stage)
         arguments = stage_arguments(
             stage, chunk_rows=chunk_rows, custodian_identity=custodian_identity, legacy_sample_rows=legacy_sample_rows
