@@ -110,3 +110,34 @@ def test_advancing_leaves_earlier_states_and_refuses_skips(store, current, wante
         with pytest.raises(SiteLifeRefused):
             store.advance_state(site_id, wanted, "run-x")
         assert store.state(site_id) is current and store.transitions(site_id) == before
+
+
+def test_a_custodian_verifies_with_a_control_store_that_never_saw_the_backup(demo_site, monkeypatch, tmp_path):
+    """The verification is recorded and passes; the state of that store does not jump to BACKUP_VERIFIED."""
+    import yaml
+
+    from ts24_migrate.runs.app import App
+    from ts24_migrate.runs.assess import assess_step
+    from ts24_migrate.runs.backup import backup_step, verify_step
+
+    site = demo_site(scale=0.01, seed=6)
+    app = App(site.inventory)
+    try:
+        assess_step(app, site.site_id)
+        backup_step(app, site.site_id)
+    finally:
+        app.close()
+    # The custodian's machine: the same backup folder, a control store of its own.
+    document = yaml.safe_load(site.inventory.read_text(encoding="utf-8"))
+    document["control_store"] = "env:TS24_T_CUSTODIAN_CONTROL"
+    site.inventory.write_text(yaml.safe_dump(document, sort_keys=False), encoding="utf-8")
+    monkeypatch.setenv("TS24_T_CUSTODIAN_CONTROL", f"sqlite:///{tmp_path / 'custodian-control.sqlite'}")
+    custodian = App(site.inventory)
+    try:
+        result = verify_step(custodian, site.site_id, identity=site.identity)
+        store = custodian.control_store
+        assert result["ok"] is True and result["mode"] == "decrypted"
+        assert store.run(result["run_id"]).outcome == "succeeded"
+        assert store.state(site.site_id) is S.NEW and store.transitions(site.site_id) == []
+    finally:
+        custodian.close()

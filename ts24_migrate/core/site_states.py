@@ -83,6 +83,11 @@ def is_later(wanted: SiteState, current: SiteState) -> bool:
     return LIFE.index(wanted) > LIFE.index(current)
 
 
+def skips(current: SiteState, wanted: SiteState) -> bool:
+    """Would moving forward from `current` to `wanted` skip what the life requires?"""
+    return is_later(wanted, current) and not allowed(current, wanted)
+
+
 def require_allowed(site_id: str, current: SiteState, wanted: SiteState) -> None:
     if not allowed(current, wanted):
         raise SiteLifeRefused(site_id, current, wanted)

@@ -24,6 +24,7 @@ from ts24_migrate.core.errors import ConfigError, UnreachableError, UsageError, 
 from ts24_migrate.core.labels import attachment_findings, nul_text_rows
 from ts24_migrate.core.secrets import Secret
 from ts24_migrate.core.signing import load_public_key, public_key_path
+from ts24_migrate.core.site_states import skips
 from ts24_migrate.core.stage_runs import stage_run
 from ts24_migrate.runs.app import App
 
@@ -287,6 +288,10 @@ def verify_step(
     custodian = _custodian_identity(backup_dir, identity) if identity is not None else None
     ledger = app.ledger(site_id)
     state = SiteState.BACKUP_VERIFIED if identity is not None else None
+    if state is not None and skips(app.control_store.state(site_id), state):
+        # A custodian's own control store, which never saw the backup run (require_backup): the
+        # verification is recorded, but it is no step of a life this store has not seen.
+        state = None
     with stage_run(
         app.control_store, ledger, site_id, "verify-backup", success_state=state, parent_run_id=parent_run_id
     ) as run:
