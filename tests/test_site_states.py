@@ -8,6 +8,7 @@ shows up as a failing pair.
 from __future__ import annotations
 
 import itertools
+import pickle
 import uuid
 
 import pytest
@@ -89,6 +90,7 @@ def test_every_move_of_a_site_state(store, current, wanted):
     assert documented_class(error) == "GateRefused"  # what --json reports
     assert f"site {site_id}: its state cannot move from {current.value} to {wanted.value}" in str(error)
     assert str(error).endswith("nothing was changed")
+    assert str(pickle.loads(pickle.dumps(error))) == str(error)  # as a Prefect result store keeps it
     assert store.state(site_id) is current and store.transitions(site_id) == before
 
 

@@ -72,6 +72,10 @@ class SiteLifeRefused(GateRefused):
         )
         self.site_id, self.current, self.wanted = site_id, current, wanted
 
+    def __reduce__(self) -> tuple[type[SiteLifeRefused], tuple[str, SiteState, SiteState]]:
+        # Made again from its fields (a Prefect result store pickles a failed task's exception).
+        return type(self), (self.site_id, self.current, self.wanted)
+
 
 def allowed(current: SiteState, wanted: SiteState) -> bool:
     """May a site in `current` be set to `wanted`?"""
