@@ -342,7 +342,7 @@ def test_every_stage_on_mariadb_over_odbc(tmp_path, mariadb_database, pg_databas
 def test_migrate_command_runs_the_flow_on_awkward_names(prefect_server, demo_site):
     site = demo_site(awkward_names=True, seed=13)
     result = cli(site.inventory, "migrate", site.site_id, "--identity", str(site.identity))
-    assert result["validate"].passed is True, result["validate"].reasons
+    assert result["validate"]["passed"] is True, result["validate"]["reasons"]
     store = App(site.inventory).control_store
     assert store.state(site.site_id) is SiteState.VALIDATED
     backed_up = store.table_figures(store.latest_run(site.site_id, "backup").run_id)
