@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
+from uuid import UUID
 
 from prefect.artifacts import (
     create_markdown_artifact,
@@ -38,8 +39,14 @@ def publish_report_artifacts(site_id: str, artifacts: Any) -> None:
 
 def progress_reporter(site_id: str, stage: str) -> Callable[[str, int, int], None]:
     """A progress callback(item, done, total) that drives a Prefect progress artifact."""
-    artifact_id = create_progress_artifact(
-        progress=0.0, key=artifact_key(site_id, stage, "progress"), description=f"{stage} progress for site {site_id}"
+    # Called from sync code, Prefect's dual sync/async API returns the id itself, not a coroutine.
+    artifact_id = cast(
+        UUID,
+        create_progress_artifact(
+            progress=0.0,
+            key=artifact_key(site_id, stage, "progress"),
+            description=f"{stage} progress for site {site_id}",
+        ),
     )
 
     def update(item: str, done: int, total: int) -> None:

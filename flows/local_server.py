@@ -57,9 +57,9 @@ async def _send_pending_logs_and_events() -> None:
             await drained
     except RuntimeError:  # the log worker never started
         pass
-    drained = EventsWorker.drain_all()
-    if inspect.isawaitable(drained):
-        await drained
+    events_drained = EventsWorker.drain_all()
+    if inspect.isawaitable(events_drained):
+        await events_drained
 
 
 @contextmanager

@@ -22,9 +22,10 @@ Example::
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from prefect import flow, get_run_logger
+from prefect.client.schemas.objects import FlowRun
 from prefect.deployments import run_deployment
 
 from ts24_migrate.core.config import load_inventory
@@ -64,7 +65,7 @@ def migrate_fleet(
     done = set() if redo_validated else validated_sites(inventory, site_ids)
     outcomes: dict[str, Any] = {site_id: {"outcome": "already validated"} for site_id in site_ids if site_id in done}
     for site_id in (s for s in site_ids if s not in done):
-        parameters = {
+        parameters: dict[str, Any] = {
             "site_id": site_id,
             "inventory": inventory,
             "chunk_rows": chunk_rows,
@@ -75,7 +76,8 @@ def migrate_fleet(
         if via_deployment:
             if given is None:
                 del parameters["inventory"]
-            flow_run = run_deployment(via_deployment, parameters=parameters, timeout=0)
+            # Called from a sync flow, Prefect's dual sync/async API returns the flow run, not a coroutine.
+            flow_run = cast(FlowRun, run_deployment(via_deployment, parameters=parameters, timeout=0))
             outcomes[site_id] = {"outcome": "submitted", "flow_run": str(flow_run.id)}
             continue
         try:

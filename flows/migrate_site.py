@@ -203,7 +203,7 @@ def migrate_site(
     known = load_inventory(Path(inventory))
     site = known.site(site_id)
     results: dict[str, Any] = {"flow_run": str(flow_run.get_id() or "")}
-    tasks = {
+    tasks: dict[str, Any] = {  # the stage's task (each has its own parameters, hence Any)
         "assess": assess_task,
         "backup": backup_task,
         "verify-backup": verify_backup_task,

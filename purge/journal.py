@@ -22,6 +22,7 @@ from typing import Any
 
 from backups.part_store import Journal
 from ts24_migrate.core.durable import fsync_dir
+from ts24_migrate.core.errors import VerificationError
 from ts24_migrate.core.private_files import make_private_dirs
 
 
@@ -62,6 +63,17 @@ class PurgeJournal:
     def has(self, event: str) -> dict[str, Any] | None:
         """The last record of `event` (e.g. "started"), or None."""
         return next((e for e in reversed(self.entries()) if e["event"] == event), None)
+
+    def recorded(self, event: str) -> dict[str, Any]:
+        """The last record of an event the purge wrote (durably) before this point; its absence means the
+        journal was cut or edited, and nothing more may be destroyed on its word."""
+        entry = self.has(event)
+        if entry is None:
+            raise VerificationError(
+                f"the purge journal {self.path} has no {event!r} record although the purge wrote one: it was "
+                f"cut or edited; compare it with the ledger's purge events before going on"
+            )
+        return entry
 
     def state(self, step: str) -> str | None:
         """None (not begun), "begun" or "done"."""

@@ -77,6 +77,7 @@ def _chain_problems(app: App, site_id: str, public_key: str) -> tuple[ChainCheck
     """The chain reconcile built, or before any reconciliation the backup of the latest backup run."""
     links = ReconcileState(app.control_store.engine).chain(site_id)
     backup_root = app.inventory.backup_path
+    what: Literal["chain", "backup"]
     if links:
         folders = [backup_folder(backup_root, site_id, link) for link in links]
         what = "chain"

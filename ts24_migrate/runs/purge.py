@@ -178,9 +178,8 @@ def prepare_step(
 
         chain = chain_facts(app, site_id, public_key)
         if chain.problem or chain.report is None or not chain.report.ok:
-            raise VerificationError(
-                f"site {site_id}: the backup chain does not verify: {chain.problem or chain.report.problems[0]}"
-            )
+            why = chain.problem or (chain.report.problems[0] if chain.report is not None else "it was not read")
+            raise VerificationError(f"site {site_id}: the backup chain does not verify: {why}")
         decrypted = {"parts": 0, "rows": 0, "files": 0}
         for manifest in chain.manifests:
             report = verify_backup(manifest.path, public_key_b64=public_key, identity=identity)
@@ -539,7 +538,7 @@ def execute_step(
                 performed_by=performed.model_dump(),
                 media_destination=destination,
             )
-            started = journal.has("started")
+            started = journal.recorded("started")
         else:
             _check_remaining_scope(app, site_id, run, body, planned, journal)
             run.figures["resumed"] = True
@@ -847,7 +846,7 @@ def _certified_summary(
         "plan_sha256": plan_hash,
         "certificate": str(folder / "certificate.json"),
         "html": str(folder / "certificate.html"),
-        "certificate_sha256": journal.has("certified")["certificate_sha256"],
+        "certificate_sha256": journal.recorded("certified")["certificate_sha256"],
         "figures": body["figures"],
         "verification": {k: body["verification"][k] for k in ("passed", "database", "attachments")},
         "residue_scan": body["verification"]["residue_scan"]["summary"],

@@ -118,9 +118,9 @@ def scope_gate(app: App, target: LegacyTarget) -> GateResult:
         except Ts24Error:
             pass
     others = {
-        s.id: inventory.attachments_path(s)
+        s.id: path
         for s in inventory.sites
-        if s.id != target.site.id and s.attachments is not None
+        if s.id != target.site.id and (path := inventory.attachments_path(s)) is not None
     }
     problems = []
     if target.attachments is not None and not Path(target.attachments).is_dir():
@@ -371,6 +371,10 @@ def purge_gates(facts: SiteFacts) -> list[GateResult]:
             f"the chain head is {(head or {}).get('backup_id')}, the custodian verified "
             f"{verified_head.get('backup_id')}: the chain grew since"
         )
+    elif chain.report is None or head is None:
+        detail = "no backup chain was read to check"
+    elif stop_event_seq is None or stop_event_seq >= event.seq:
+        detail = "the chain head was verified before the writes were stopped, not under the write stop"
     else:
         detail = (
             f"final increment taken under the write stop; chain of {len(chain.manifests)} backups up to "
@@ -391,7 +395,7 @@ def purge_gates(facts: SiteFacts) -> list[GateResult]:
             (
                 f"custodian {event.data.get('custodian_recipient', '')[:16]}... decrypted {event.data.get('parts_decrypted')} "
                 f"parts; restore drill of {len(drill.get('tables') or {})} tables into a scratch database matched"
-                if custodian
+                if custodian and event is not None
                 else "no decrypting verification and restore drill of the current chain head"
             ),
             remedy=f"a custodian runs `ts24-migrate purge prepare {site_id} --identity THEIR_IDENTITY`",

@@ -106,7 +106,9 @@ def _current_approvals(plan: Path | None, plan_hash: str | None, now: dt.datetim
                 continue
         except ValueError:
             continue
-        approver = body.get("approver") if isinstance(body.get("approver"), dict) else {}
+        approver = body.get("approver")
+        if not isinstance(approver, dict):
+            approver = {}
         key = approver.get("key_id")
         if key and key != author:  # the plan's author never approves it: execute would refuse that one
             latest[key] = path

@@ -89,7 +89,7 @@ def scratch_output(into_url: Secret, files_dir: Path | None, *, tables: Iterable
     if sqlite_file is not None:
         _single_file(temporary_db)
         os.replace(temporary_db, sqlite_file)
-    if temporary_files is not None and temporary_files.exists():
+    if temporary_files is not None and files_dir is not None and temporary_files.exists():
         if files_dir.exists():
             files_dir.rmdir()  # empty, as checked above
         os.replace(temporary_files, files_dir)

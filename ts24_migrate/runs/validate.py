@@ -362,6 +362,7 @@ def validate_step(
     recorded; its `result` is the summary.
     """
     facts = require_loaded(app, site_id)
+    assert facts.backup is not None and facts.load is not None  # require_loaded refused the site otherwise
     backup_run, load_run = facts.backup.run, facts.load
     store, ledger = app.control_store, app.ledger(site_id)
     sources = {
