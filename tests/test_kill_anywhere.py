@@ -2,22 +2,27 @@
 again to completion, and the site ends exactly where an uninterrupted run of the same site ends.
 
 Two copies of one demo site (same seed) go through assess, backup, verify, load, validate,
-reconcile and purge (prepare, then execute). The reference copy runs each stage once; the killed
-copy runs each stage as a real `python -m ts24_migrate --json ...` process in its own session,
-kills the session at each of the stage's kill points (the process is started again for the next
-point), then runs the same command to completion. Kill points come from a seeded RNG, one per slice
-of the stage's work:
+reconcile and purge (prepare, then execute). The reference copy runs each stage once, in a thread
+of its own ahead of the other copy (so both use the machine's two cores); the killed copy runs each
+stage as a real `python -m ts24_migrate --json ...` process in its own session, kills the session
+at each of the stage's kill points (the process is started again for the next point), then runs the
+same command to completion. Kill points come from a seeded RNG, one in each slice of the stage's work:
 
 - stages with durable progress (backup parts written, load chunks in the load ledger, purge journal
   records) are killed when that progress reaches a threshold between 1 and the reference's total;
-- the others (assess, verify, validate, reconcile, purge prepare) a random fraction of the
-  reference's work time (ledger `started` to its end) after the stage's `started` event.
+- the others (assess, verify, validate, reconcile, purge prepare) when the process has used a random
+  fraction of the CPU time the reference used between its `started` event and its end.
 
 Then the killed copy must equal the reference: the new system's tables (business and bookkeeping,
-run ids and times aside), the backup chain's fingerprints and file names, the site's state and one
-succeeded run per stage run of the reference; and on its own: every killed run marked abandoned in
-the control store and the ledger, the ledger verifying, the backup verifying with the custodian's
-identity, no temporary file left in the site's folders and no process left of any killed session.
+run ids and times aside), the backup chain's fingerprints and files, the site's state, and as many
+succeeded runs per stage (plus one per kill that came after the run's last record). On its own:
+every run a kill cut short is abandoned in the control store and in the ledger, no run is left
+running, the ledger verifies, the backup verifies with the custodian's identity, no temporary file
+is left in the site's folders and no process of any killed session.
+
+Found by it: a purge prepare killed during its restore drill left the drill's private scratch
+(decrypted legacy data) in the work folder, past the purge and its certificate; the next prepare now
+shreds it (runs.purge._shred_abandoned_drills).
 
 Run alone: `pytest -m kill_anywhere`.
 """
@@ -32,6 +37,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections import Counter
@@ -66,7 +72,8 @@ SEED = 7  # of the demo site; the generator makes the same site for the same see
 SCALE = 0.02  # the smallest site that still has every kind of row, file and dirty value
 CHUNK = "10"  # rows per backup part, load chunk and increment part: many durable steps to land in
 CUTOVER = dt.date(2025, 7, 1)
-WORK_SLICE = (0.05, 0.85)  # kill points fall in this part of a stage's (reference) work time
+WORK_SLICE = (0.05, 0.8)  # kill points fall in this part of a stage's work (the reference's CPU time)
+POLL = 0.01  # seconds between two looks at a stage's progress (the looks take CPU from the stage)
 STOP_SECONDS = 120  # a killed stage's re-run, or the poll for a kill point, on a busy CI machine
 
 
@@ -155,12 +162,17 @@ def _server_site(folder: Path, legacy_url: str, target_url: str, control_url: st
 
 
 # -- what a stage's progress looks like from outside ----------------------------------------------
+_LEDGER_READS: dict[Path, tuple[int, str]] = {}  # ledger -> (size, text): read again only once it grew
+
+
 def _started(site: Site, ledger_stage: str) -> int:
     try:
-        text = site.ledger.read_text(encoding="utf-8")
+        size = site.ledger.stat().st_size
     except FileNotFoundError:
         return 0
-    return text.count(f'"stage":"{ledger_stage}","event":"started"')
+    if _LEDGER_READS.get(site.ledger, (-1, ""))[0] != size:
+        _LEDGER_READS[site.ledger] = (size, site.ledger.read_text(encoding="utf-8"))
+    return _LEDGER_READS[site.ledger][1].count(f'"stage":"{ledger_stage}","event":"started"')
 
 
 def _backup_parts(site: Site, _context: dict) -> int:
@@ -220,7 +232,14 @@ def _before(site: Site, stage: str, context: dict) -> None:
 
 
 def _ok(site: Site, *args: str) -> dict:
-    code, out, err = run_cli(site.inventory, *args)
+    """Run a command to success: in this process from the main thread (no start-up cost), as a
+    process of its own from the reference's thread (a command's output is this process's stdout)."""
+    if threading.current_thread() is threading.main_thread():
+        code, out, err = run_cli(site.inventory, *args)
+    else:
+        done = subprocess.run(_cli(site, list(args)), capture_output=True, text=True, timeout=600)
+        code, out, err = done.returncode, done.stdout, done.stderr
+        out = json.loads(out) if code == ExitCode.OK else out
     assert code == ExitCode.OK, f"{args}: {err[-2000:]}"
     return out
 
@@ -229,29 +248,55 @@ _END_EVENTS = ("succeeded", "failed", "abandoned")
 
 
 def _events(site: Site) -> list:
-    events = []
+    events: list = []
+    if not site.ledger.exists():  # before the site's first run
+        return events
     for line, event, problem in read_events(site.ledger):
         assert event is not None, f"ledger line {line}: {problem}"
         events.append(event)
     return events
 
 
-def _work_seconds(site: Site, ledger_stage: str) -> float:
-    """From the stage's last `started` event to the end event of the same run."""
-    events = [e for e in _events(site) if e.stage == ledger_stage]
-    start = events[-1 - [e.event for e in reversed(events)].index("started")]
-    end = next(e for e in events if e.run_id == start.run_id and e.event in _END_EVENTS)
-    return (dt.datetime.fromisoformat(end.time) - dt.datetime.fromisoformat(start.time)).total_seconds()
+def _cpu_seconds(pid: int) -> tuple[float, bool] | None:
+    """CPU time a process has used so far (user + system), and whether it has ended (a zombie not yet
+    waited for: /proc still holds its final figures); None once it is gone. The kill points of the
+    stages without durable progress are set on this clock, not on the wall clock: on a machine
+    shared with other work the same work takes about the same CPU time, and any wall time at all."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except FileNotFoundError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK"), fields[0] == "Z"
+
+
+def _measured_run(site: Site, stage: Stage, context: dict) -> float:
+    """Run the stage to success in a process; returns the CPU seconds it used after its `started` event."""
+    started = _started(site, stage.ledger_stage)
+    at_start = None
+    log = site.folder.parent / f"reference-{stage.ledger_stage}.err"
+    with log.open("w") as err:
+        process = subprocess.Popen(_cli(site, stage.args(site, context)), stdout=subprocess.DEVNULL, stderr=err)
+    while True:  # not process.poll(): it would wait for the process and its figures would be gone
+        clock = _cpu_seconds(process.pid)
+        assert clock is not None
+        if at_start is None and _started(site, stage.ledger_stage) > started:
+            at_start = clock[0]
+        if clock[1]:
+            break
+        time.sleep(POLL)
+    assert process.wait() == ExitCode.OK, f"{stage.name}: {(site.folder / f'{stage.ledger_stage}.err').read_text()}"
+    assert at_start is not None
+    return clock[0] - at_start
 
 
 # -- the reference and the kill points ------------------------------------------------------------
 @dataclass
 class KillPoint:
     threshold: int | None = None  # kill once the stage's progress reaches this
-    delay: float | None = None  # or this many seconds after the run's `started` event
+    cpu: float | None = None  # or once the run used this many CPU seconds after its `started` event
 
     def __str__(self) -> str:
-        return f"progress {self.threshold}" if self.threshold is not None else f"{self.delay:.2f} s into the work"
+        return f"progress {self.threshold}" if self.threshold is not None else f"{self.cpu:.2f} CPU s into the work"
 
 
 def _kill_points(rng: random.Random, stage: Stage, reference: dict, count: int) -> list[KillPoint]:
@@ -266,15 +311,48 @@ def _kill_points(rng: random.Random, stage: Stage, reference: dict, count: int) 
             low, high = WORK_SLICE
             width = (high - low) / count
             fraction = rng.uniform(low + i * width, low + (i + 1) * width)
-            points.append(KillPoint(delay=fraction * reference["seconds"]))
+            points.append(KillPoint(cpu=fraction * reference["cpu"]))
     return points
 
 
 def _reference_run(site: Site, stage: Stage, context: dict) -> dict:
     _before(site, stage.name, context)
-    _ok(site, *stage.args(site, context))
+    cpu = _measured_run(site, stage, context)
     progress = stage.progress(site, context) if stage.progress else 0
-    return {"progress": progress, "seconds": _work_seconds(site, stage.ledger_stage)}
+    return {"progress": progress, "cpu": cpu}
+
+
+class Reference(threading.Thread):
+    """The uninterrupted run, in a thread of its own ahead of the killed copy (its commands are
+    processes: both copies work at once); the killed copy waits for the measurement of each stage
+    before it chooses that stage's kill points."""
+
+    def __init__(self, site: Site):
+        super().__init__(name="kill-anywhere-reference", daemon=True)
+        self.site = site
+        self.measured: dict[str, dict] = {}
+        self.ready = {stage.name: threading.Event() for stage in STAGES}
+        self.failure: BaseException | None = None
+
+    def run(self) -> None:
+        context: dict = {}
+        try:
+            for stage in STAGES:
+                self.measured[stage.name] = _reference_run(self.site, stage, context)
+                self.ready[stage.name].set()
+        except BaseException as exc:  # handed over to the test's thread
+            self.failure = exc
+        finally:
+            for event in self.ready.values():
+                event.set()
+            if "target" in context:
+                context["target"].dispose()
+
+    def measurement(self, stage: Stage) -> dict:
+        assert self.ready[stage.name].wait(STOP_SECONDS * 5), f"the reference never finished {stage.name}"
+        if self.failure is not None:
+            raise AssertionError(f"the uninterrupted reference run failed at {stage.name}") from self.failure
+        return self.measured[stage.name]
 
 
 # -- killing and finishing a stage on the other copy ----------------------------------------------
@@ -325,14 +403,16 @@ def _kill_at(site: Site, stage: Stage, context: dict, point: KillPoint, log: Pat
         deadline = time.monotonic() + STOP_SECONDS
         if threshold is not None:
             while process.poll() is None and progress() < threshold and time.monotonic() < deadline:
-                time.sleep(0.005)
+                time.sleep(POLL)
         else:
             while process.poll() is None and _started(site, stage.ledger_stage) == started:
                 assert time.monotonic() < deadline, f"{stage.name}: no `started` event in {STOP_SECONDS} s"
-                time.sleep(0.005)
-            end = time.monotonic() + point.delay
-            while process.poll() is None and time.monotonic() < end:
-                time.sleep(0.005)
+                time.sleep(POLL)
+            assert point.cpu is not None
+            clock = _cpu_seconds(process.pid)
+            end = clock[0] + point.cpu if clock else 0.0
+            while process.poll() is None and (clock := _cpu_seconds(process.pid)) and clock[0] < end:
+                time.sleep(POLL)
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
         process.wait(timeout=STOP_SECONDS)
@@ -374,8 +454,16 @@ _IDS = re.compile(
 )
 
 
+_PART = re.compile(r"part-\d+\.parquet\.age$")
+
+
 def _backup_files(site: Site) -> Counter:
-    return Counter(_IDS.sub("<id>", p.relative_to(site.backups).as_posix()) for p in site.backups.rglob("*"))
+    """The backup folders' files, ids aside, parts counted per folder: a resumed backup never reuses
+    the number of a part a kill left unjournaled (write-once names), so its numbers may have a gap."""
+    return Counter(
+        _PART.sub("part-N.parquet.age", _IDS.sub("<id>", p.relative_to(site.backups).as_posix()))
+        for p in site.backups.rglob("*")
+    )
 
 
 def _temporary_files(site: Site) -> list[str]:
@@ -470,23 +558,24 @@ def _kill_everywhere(reference: Site, killed: Site, kills_per_stage: int, seed: 
     rng = random.Random(seed)
     kills: list[Kill] = []
     lines = []
-    ref_context: dict = {}
     context: dict = {}
+    uninterrupted = Reference(reference)
+    uninterrupted.start()
     try:
         for stage in STAGES:
-            measured = _reference_run(reference, stage, ref_context)
             _before(killed, stage.name, context)
+            measured = uninterrupted.measurement(stage)
             for n, point in enumerate(_kill_points(rng, stage, measured, kills_per_stage)):
                 kills.append(_kill_at(killed, stage, context, point, logs / f"{stage.ledger_stage}-{n}.err"))
             _finish(killed, stage, context)
             lines.append(
-                f"{stage.name} (reference: progress {measured['progress']}, {measured['seconds']:.1f} s): "
+                f"{stage.name} (reference: progress {measured['progress']}, {measured['cpu']:.2f} CPU s): "
                 + ", ".join(f"{k.point} -> progress {k.progress}, {k.ended or 'cut short'}" for k in kills[-n - 1 :])
             )
     finally:
-        for ctx in (ref_context, context):
-            if "target" in ctx:
-                ctx["target"].dispose()
+        uninterrupted.join(timeout=STOP_SECONDS * 5)
+        if "target" in context:
+            context["target"].dispose()
         print("\n".join(lines))
     _assert_same_end(reference, killed, kills)
 
