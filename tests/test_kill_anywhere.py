@@ -61,8 +61,9 @@ from ts24_migrate.core.config import load_inventory
 from ts24_migrate.core.control_store import ControlStore, SiteState
 from ts24_migrate.core.db import legacy_engine, store_engine
 from ts24_migrate.core.errors import ExitCode
-from ts24_migrate.core.keys import generate_custodian_identity, generate_signing_key
+from ts24_migrate.core.keys import generate_custodian_identity
 from ts24_migrate.core.secrets import Secret
+from ts24_migrate.core.signing import generate_signing_key
 from ts24_migrate.demo import generate_site
 
 pytestmark = [pytest.mark.kill_anywhere, pytest.mark.slow, pytest.mark.timeout(900)]
