@@ -22,7 +22,9 @@ is left in the site's folders and no process of any killed session.
 
 Found by it: a purge prepare killed during its restore drill left the drill's private scratch
 (decrypted legacy data) in the work folder, past the purge and its certificate; the next prepare now
-shreds it (runs.purge._shred_abandoned_drills).
+shreds it (runs.purge._shred_abandoned_drills). A reconcile killed between signing its increment and
+chaining it left a signed increment outside the chain; the next run now deletes it
+(backups.increment.discard_unchained). Both have a deterministic test of their own.
 
 Run alone: `pytest -m kill_anywhere`.
 """
