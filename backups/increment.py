@@ -63,6 +63,7 @@ from extract.discovery import ColumnInfo, TableInfo, column_plan
 from extract.extraction import parquet_bytes
 from extract.json_values import json_row
 from ts24_migrate import TOOL_NAME, __version__
+from ts24_migrate.core.errors import VerificationError
 from ts24_migrate.core.private_files import private_dir
 from ts24_migrate.core.rows.arrow_types import ColumnPlan, rows_to_batch, schema_id, schema_layout
 from ts24_migrate.core.rows.fingerprint import TableFingerprint
@@ -331,6 +332,30 @@ def discard_unsigned(backup_root: Path, site_id: str) -> list[str]:
     if root.is_dir():
         for folder in sorted(p for p in root.iterdir() if p.is_dir()):
             if not (folder / MANIFEST_NAME).exists():
+                shutil.rmtree(folder)
+                removed.append(folder.name)
+    return removed
+
+
+def discard_unchained(backup_root: Path, site_id: str, *, head_backup_id: str, head_seq: int) -> list[str]:
+    """Delete signed increments that extend the chain's head: a run killed between signing its increment
+    and chaining it (one control store transaction) left it. Nothing refers to it, the next run reads
+    the same delta again and writes its own; kept, it would be a second copy of legacy rows outside
+    the chain, which a purge's account of the chain's copies does not list. Increments of an earlier
+    chain, and any whose manifest cannot be read, are left alone.
+
+    The caller holds the site's backup lock (backups.backup.site_lock), so no live run is between
+    signing and chaining."""
+    root = increments_dir(backup_root, site_id)
+    removed = []
+    if root.is_dir():
+        for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.is_symlink()):
+            try:
+                data = read_manifest(folder).data
+            except VerificationError:
+                continue
+            extends_head = (data.get("parent") or {}).get("backup_id") == head_backup_id
+            if extends_head and data.get("chain_seq") == head_seq + 1 and folder.name != head_backup_id:
                 shutil.rmtree(folder)
                 removed.append(folder.name)
     return removed

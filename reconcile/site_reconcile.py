@@ -3,8 +3,8 @@
 In order:
 
 1. the chain: it starts on the site's latest complete full backup (a newer
-   full backup starts a new chain); increments a killed run left unsigned
-   are removed;
+   full backup starts a new chain); increments a killed run left unsigned,
+   or signed and not chained, are removed;
 2. the delta of every legacy table and of the attachment folder
    (reconcile.delta, reconcile.file_delta), streamed into an incremental
    backup (backups.increment) while it is read; no increment is written
@@ -60,7 +60,7 @@ from sqlalchemy.engine import Engine
 from backups.backup import site_lock
 from backups.catalog import list_backups
 from backups.chain import ChainLink, ChainReport, backup_folder, load_chain, verify_chain
-from backups.increment import INCREMENTS_DIR, IncrementWriter, discard_unsigned, file_key_table
+from backups.increment import INCREMENTS_DIR, IncrementWriter, discard_unchained, discard_unsigned, file_key_table
 from backups.manifest import MANIFEST_NAME, BackupManifest, read_manifest
 from extract.attachments import ATTACHMENTS_KEY
 from extract.discovery import TableInfo
@@ -282,6 +282,7 @@ def reconcile_site(
     with site_lock(Path(backup_root) / site_id):
         discard_unsigned(backup_root, site_id)
         links = state.chain(site_id)
+        discard_unchained(backup_root, site_id, head_backup_id=links[-1].backup_id, head_seq=links[-1].seq)
         parent = read_manifest(backup_folder(backup_root, site_id, links[-1]))
         writer = IncrementWriter(
             backup_root,

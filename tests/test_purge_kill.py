@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -93,3 +94,20 @@ def test_killed_at_several_points_then_rerun_completes_and_certifies(tmp_path_fa
         capsys=capsys,
     )
     assert code == ExitCode.OK and check["ok"], err
+
+
+def test_a_restore_drill_left_by_a_killed_prepare_is_shredded_by_the_next_one(tmp_path_factory, tmp_path, capsys):
+    """A prepare killed during its restore drill never shreds its private scratch (decrypted legacy
+    data); the next prepare does, before its own drill, so no copy outlives the purge."""
+    site = copy_site(template(tmp_path_factory, prepared=False), tmp_path / "site")
+    purge_folder = site.folder / "work" / "sites" / SITE / "purge"
+    left = purge_folder / f".restore-drill-{uuid.uuid4()}"  # a run id no prepare is running under
+    left.mkdir(parents=True)
+    (left / "drill.sqlite").write_bytes(b"SQLite format 3\x00 decrypted legacy rows")
+    code, prepared, err = run_cli(
+        site.inventory, "purge", "prepare", SITE, "--identity", str(site.identity), capsys=capsys
+    )
+    assert code == ExitCode.OK, err
+    assert not left.exists()
+    assert [p.name for p in purge_folder.iterdir() if p.name.startswith(".restore-drill-")] == []
+    assert site.store().state(SITE) == SiteState.FINAL_BACKUP_VERIFIED

@@ -163,3 +163,45 @@ def test_a_reconcile_killed_after_its_increment_is_chained_reaches_the_uninterru
     finally:
         whole.dispose()
         killed.dispose()
+
+
+@pytest.mark.slow
+def test_an_increment_signed_and_never_chained_is_deleted_by_the_next_run(tmp_path, sqlite_url):
+    """A run killed between signing its increment and chaining it leaves a complete increment nothing
+    refers to; the next run deletes it (a second copy of legacy rows outside the chain otherwise)
+    and chains its own in its place."""
+    from backups.chain import backup_folder
+    from backups.increment import IncrementWriter, increments_dir
+    from backups.manifest import read_manifest
+
+    site = make_site(
+        tmp_path / "site",
+        legacy_url=sqlite_url("legacy"),
+        target_url=sqlite_url("target"),
+        control_url=sqlite_url("control"),
+    )
+    try:
+        site.advance(days=7, seed=1)
+        head = site.state.chain(SITE)[-1]
+        # What the killed run left: an increment extending the head, signed (manifest written), not chained.
+        orphan = IncrementWriter(
+            site.backups,
+            SITE,
+            parent=read_manifest(backup_folder(site.backups, SITE, head)),
+            seq=head.seq + 1,
+            run_id=str(uuid.uuid4()),
+            recipients=[site.recipient],
+            signing_key=site.signing,
+            source_dialect="sqlite",
+        ).finish()
+        assert (increments_dir(site.backups, SITE) / orphan.backup_id).is_dir()
+
+        result = site.reconcile()
+        chained = site.state.chain(SITE)
+        assert [link.seq for link in chained[-2:]] == [head.seq, head.seq + 1]
+        assert chained[-1].backup_id == result.increment["backup_id"] != orphan.backup_id
+        assert sorted(p.name for p in increments_dir(site.backups, SITE).iterdir()) == sorted(
+            link.backup_id for link in chained if link.kind == "incremental"
+        )
+    finally:
+        site.dispose()

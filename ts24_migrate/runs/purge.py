@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -199,7 +198,7 @@ def prepare_step(
                     scratch_url, None, url_env=scratch_url_env, tables=[t for m in chain.manifests for t in m.tables]
                 ),
             )
-        drill = _restore_drill(app, site_id, chain.manifests, identity, public_key, scratch_url, target)
+        drill = _restore_drill(app, site_id, run.run_id, chain.manifests, identity, public_key, scratch_url, target)
 
         live = survey(app, target)
         expected = chain_fingerprints(chain.manifests)
@@ -275,12 +274,35 @@ def _stop_writes(app: App, target) -> dict[str, Any]:
         engine.dispose()
 
 
+_DRILL_PREFIX = ".restore-drill-"  # + the run id of the prepare whose private scratch it is
+
+
+def _shred_abandoned_drills(app: App, site_id: str, folder: Path) -> None:
+    """Shred the drill folders of prepares that are no longer running. A prepare killed during its drill
+    never reaches its own shredding: its folder, decrypted legacy data, would otherwise outlive the
+    purge and its certificate. (Folders named before the run id was in the name count as abandoned;
+    stage_run has already marked the killed runs abandoned when this runs.)"""
+    running = {r.run_id for r in app.control_store.runs(site_id, "purge-prepare") if r.outcome == "running"}
+    for leftover in sorted(folder.glob(f"{_DRILL_PREFIX}*")):
+        if leftover.is_dir() and not leftover.is_symlink() and leftover.name[len(_DRILL_PREFIX) :] not in running:
+            shred_folder(leftover)
+
+
 def _restore_drill(
-    app: App, site_id: str, manifests, identity: Path, public_key: str, scratch_url: Secret | None, target
+    app: App,
+    site_id: str,
+    run_id: str,
+    manifests,
+    identity: Path,
+    public_key: str,
+    scratch_url: Secret | None,
+    target,
 ) -> dict[str, Any]:
     """Restore the chain into a scratch database (private SQLite unless given) and compare with chain and live."""
     folder = make_private_dirs(purge_dir(app, site_id))
-    scratch_dir = Path(tempfile.mkdtemp(prefix=".restore-drill-", dir=folder))
+    _shred_abandoned_drills(app, site_id, folder)
+    scratch_dir = folder / f"{_DRILL_PREFIX}{run_id}"
+    scratch_dir.mkdir(mode=0o700)  # a new run id: never an existing folder
     into = store_engine(scratch_url or Secret(f"sqlite:///{scratch_dir / 'drill.sqlite'}"))
     try:
         files = target.attachments if target.attachments is not None and target.attachments.is_dir() else None
