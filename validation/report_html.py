@@ -98,22 +98,16 @@ def _charts(data: dict[str, Any]) -> dict[str, Markup]:
 
 def _rejects(data: dict[str, Any]) -> dict[str, Any]:
     rejects = data["rejects"]
-    rows = [
-        {
-            "table": table,
-            "code": reason,
-            "meaning": meaning(reason),
-            "count": count,
-            "examples": entry["examples"].get(reason) or [],
-        }
-        for table, entry in rejects["tables"].items()
-        for reason, count in entry["by_reason"].items()
-    ]
-    return {"rows": rows, "total": rejects["total"]}
+    return {"rows": _coded_rows(rejects["tables"], "by_reason"), "total": rejects["total"]}
 
 
 def _flags(data: dict[str, Any]) -> list[dict[str, Any]]:
     flags = data.get("flags") or {"by_code": {}, "tables": {}}
+    return _coded_rows(flags["tables"], "rows_flagged")
+
+
+def _coded_rows(tables: dict[str, Any], counts: str) -> list[dict[str, Any]]:
+    """One row per table and code (a reject reason or a flag): its meaning, how many rows, examples."""
     return [
         {
             "table": table,
@@ -122,8 +116,8 @@ def _flags(data: dict[str, Any]) -> list[dict[str, Any]]:
             "count": count,
             "examples": entry["examples"].get(code) or [],
         }
-        for table, entry in flags["tables"].items()
-        for code, count in entry["rows_flagged"].items()
+        for table, entry in tables.items()
+        for code, count in entry[counts].items()
     ]
 
 
