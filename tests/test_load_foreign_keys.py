@@ -17,6 +17,7 @@ import pytest
 import sqlalchemy as sa
 from conftest import PG_ADMIN_URL
 from test_load_support import (
+    AFTER,
     CUTOVER,
     demo_site,
     dossier_row,
@@ -253,12 +254,37 @@ def test_a_table_with_checks_of_its_own_keeps_the_per_row_path(pg_url, extra):
         engine.dispose()
 
 
+def _plant_a_dossier_changed_after_the_cutover(legacy: sa.Engine, target: sa.Engine) -> None:
+    """The new system's own dossier with the number of a legacy dossier with files and history: a conflict."""
+    with legacy.connect() as conn:
+        number = conn.execute(
+            sa.text(
+                "SELECT d.SO_HO_SO FROM HO_SO d WHERE d.SO_HO_SO GLOB '[A-Z0-9]*' "
+                "AND EXISTS (SELECT 1 FROM HO_SO_TEP f WHERE f.ID_HO_SO = d.ID_HO_SO) "
+                "AND EXISTS (SELECT 1 FROM HO_SO_LICH_SU h WHERE h.ID_HO_SO = d.ID_HO_SO) ORDER BY d.ID_HO_SO LIMIT 1"
+            )
+        ).scalar_one()
+    with target.begin() as conn:
+        conn.execute(
+            ts.dossiers.insert().values(
+                dossier_no=number,
+                unit_code="DV001",
+                procedure_code="600",
+                submitted_at=AFTER,
+                status="received",
+                source="portal",
+                updated_at=AFTER,
+            )
+        )
+
+
 @pytest.mark.postgres
 def test_a_site_loads_alike_with_and_without_the_right_and_says_which_path_ran(tmp_path: Path, pg_url, role_database):
     summaries, targets = [], []
     for name, url in (("superuser", pg_url), ("ordinary", role_database())):
         target = open_target(url)
         legacy, files, _ = demo_site(tmp_path / name, f"sqlite:///{tmp_path / name}.sqlite", target)
+        _plant_a_dossier_changed_after_the_cutover(legacy, target)
         summaries.append(
             load_site(
                 legacy,
@@ -276,6 +302,8 @@ def test_a_site_loads_alike_with_and_without_the_right_and_says_which_path_ran(t
     try:
         replica, per_row = (s.to_dict() for s in summaries)
         assert replica["tables"] == per_row["tables"] and replica["accounting_ok"]
+        for legacy_table in ("HO_SO_TEP", "HO_SO_LICH_SU"):  # the dossier in conflict: its rows rejected
+            assert replica["tables"][legacy_table]["rejects_by_reason"].get(reasons.PARENT_NOT_LOADED)
         chunks_with_a_parent = sum(
             t["chunks"] for name, t in replica["tables"].items() if name in ("HO_SO_TEP", "HO_SO_LICH_SU")
         )
