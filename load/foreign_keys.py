@@ -38,6 +38,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -77,7 +78,7 @@ _TRIGGERS = sa.text(
 
 
 @contextmanager
-def per_row_checks_skipped(conn: Connection, table: sa.Table, proved: sa.Column) -> Iterator[str]:
+def per_row_checks_skipped(conn: Connection, table: sa.Table, proved: sa.Column[Any]) -> Iterator[str]:
     """Within: writes of `table` rows whose foreign key `proved` the caller has checked as a set.
 
     Yields the path taken: REPLICA, or one of the PER_ROW_* paths (the database checks each row).
@@ -88,7 +89,7 @@ def per_row_checks_skipped(conn: Connection, table: sa.Table, proved: sa.Column)
     if not _only_proved_checks(conn, table, proved):
         yield PER_ROW_OTHER_TRIGGERS
         return
-    previous = conn.execute(sa.select(sa.func.current_setting(_ROLE))).scalar_one()
+    previous: str = conn.execute(sa.select(sa.func.current_setting(_ROLE))).scalar_one()
     if previous != REPLICA and not _set_replica(conn):
         yield PER_ROW_NOT_PERMITTED
         return
@@ -113,7 +114,7 @@ def _set_replica(conn: Connection) -> bool:
     return True
 
 
-def _only_proved_checks(conn: Connection, table: sa.Table, proved: sa.Column) -> bool:
+def _only_proved_checks(conn: Connection, table: sa.Table, proved: sa.Column[Any]) -> bool:
     """True when the replica role would silence no trigger or rule of `table` but the checks of `proved`.
 
     Allowed besides those: the foreign-key triggers of tables that reference this one, which fire

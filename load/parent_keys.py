@@ -58,7 +58,7 @@ def parent_ids(
 
 
 def _crosswalked(
-    conn: Connection, parent: Parent, parent_key: sa.Column, site_id: str, legacy_keys: list[str]
+    conn: Connection, parent: Parent, parent_key: sa.Column[Any], site_id: str, legacy_keys: list[str]
 ) -> tuple[list[str], list[str]]:
     """The legacy keys among `legacy_keys` that the crosswalk holds and whose row `parent_key`'s table
     holds, and their target keys; on PostgreSQL those parent rows are locked FOR KEY SHARE."""

@@ -91,7 +91,7 @@ class LoadSummary:
     seconds: float = 0.0
     # Chunks of this run with a parent key, by how the database checked it besides the set-based check
     # (load.foreign_keys): "replica" (not again per row), or "per-row: <why not>".
-    foreign_key_checks: Counter = field(default_factory=Counter)
+    foreign_key_checks: Counter[str] = field(default_factory=Counter)
 
     @property
     def accounting_ok(self) -> bool:
@@ -300,7 +300,7 @@ def _load_tables(
     cutover: dt.date,
     limits: ChunkLimits,
     progress: Progress | None,
-    foreign_key_checks: Counter,
+    foreign_key_checks: Counter[str],
 ) -> int:
     """Load the chunks the ledger does not hold; returns how many (and counts their `foreign_key_checks`)."""
     with legacy.connect() as source:
@@ -335,7 +335,7 @@ def _load_item(
     run_id: str,
     cutover: dt.date,
     progress: Progress | None,
-    foreign_key_checks: Counter,
+    foreign_key_checks: Counter[str],
 ) -> int:
     """Merge one prepared chunk, or record a table as complete; returns the chunks loaded (0 or 1)."""
     table = item.table
