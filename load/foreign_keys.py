@@ -17,6 +17,10 @@ chunk's transaction, and set back right after the business rows: the
 bookkeeping after them, every other transaction and every other session are
 checked as before, and the constraints themselves never leave the target.
 
+Unique keys are no triggers: the replica role leaves their indexes checking
+every row. The merge's plan has rejected, as a set, the rows that would break
+one (DUPLICATE_TARGET_KEY, conflicts) before anything is written.
+
 It falls back to the database's per-row checks (the same rows, the same
 rejects: the set-based check ran anyway) when
 - the role may not set the parameter (a superuser may; on PostgreSQL 15+ also
