@@ -4,7 +4,8 @@ Every statement works on the whole chunk at once (no per-row round trips),
 and the same statements run on PostgreSQL and SQLite:
 
 0. a file or history row's dossier: its new key is looked up in the
-   crosswalk once per distinct dossier of the chunk (load.parent_keys);
+   crosswalk once per distinct dossier of the chunk, and its row in the
+   dossiers table, locked (load.parent_keys): the foreign key checked as a set;
 1. the plan: one INSERT ... SELECT decides, for every staged row, with outer
    joins on the crosswalk, the business table and the lineage:
    - a file or history row whose dossier was not loaded (rejected, or in
@@ -25,6 +26,8 @@ and the same statements run on PostgreSQL and SQLite:
    writes the plan itself, with keys drawn from the sequence in one query,
    and there is no stage;
 2. the business rows: INSERT the new, UPDATE the others (source = 'ts24');
+   for files and history, without the per-row foreign-key checks where the
+   database role permits (load.foreign_keys): step 0 proved the key;
 3. crosswalk and lineage, the lineage with the row hash the target computes
    over the row as written (load.row_hash); rejects and conflicts.
 
@@ -49,7 +52,7 @@ from sqlalchemy.dialects.postgresql import REGCLASS
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.selectable import NamedFromClause  # what .alias() gives: a FROM with a name
 
-from . import reasons, staging
+from . import foreign_keys, reasons, staging
 from .bookkeeping import conflicts, crosswalk, lineage, rejects
 from .parent_keys import parent_ids
 from .row_hash import row_md5
@@ -62,7 +65,7 @@ _REASON_MESSAGES = {
     reasons.CONFLICT_CHANGED_AFTER_CUTOVER: "the new system changed this row after the cut-over; not overwritten",
     reasons.CONFLICT_OTHER_SITE: "the new system's row was loaded from another site or legacy table; not overwritten",
     reasons.DUPLICATE_TARGET_KEY: "another legacy row of this site already holds this key in the new system",
-    reasons.PARENT_NOT_LOADED: "the dossier of this row was not loaded",
+    reasons.PARENT_NOT_LOADED: "the dossier of this row was not loaded, or the new system no longer holds it",
 }
 
 
@@ -74,6 +77,8 @@ class ChunkOutcome:
     inserted: int = 0
     rejects_by_reason: Counter[str] = field(default_factory=Counter)
     conflicts: int = 0
+    # How the rows' foreign key was checked beyond the set-based check (load.foreign_keys); None: no parent.
+    foreign_key_checks: str | None = None
 
     @property
     def rejected(self) -> int:
@@ -258,9 +263,17 @@ class _Merge:
 
     def run(self) -> ChunkOutcome:
         """Carry out the plan: business rows, bookkeeping; returns what happened."""
-        self._write_business_rows()
+        if self.spec.parent:  # parent_ids proved (and locked) every parent the plan writes
+            proved = self.t.c[self.spec.parent.column]
+            with foreign_keys.per_row_checks_skipped(self.conn, self.t, proved) as path:
+                self._write_business_rows()
+        else:
+            path = None
+            self._write_business_rows()
         self._write_bookkeeping()
-        return self._outcome()
+        outcome = self._outcome()
+        outcome.foreign_key_checks = path
+        return outcome
 
     # -- deciding ---------------------------------------------------------
     def _facts(self, s: sa.Table) -> sa.Subquery:

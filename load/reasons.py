@@ -31,7 +31,10 @@ LOAD_REASON_CODES: dict[str, tuple[str, str]] = {
         "reject",
         "another legacy row of this site already holds the same natural key in the new system",
     ),
-    PARENT_NOT_LOADED: ("reject", "the dossier this row belongs to was not loaded (rejected or in conflict)"),
+    PARENT_NOT_LOADED: (
+        "reject",
+        "the dossier this row belongs to was not loaded (rejected or in conflict), or the new system no longer holds it",
+    ),
     TARGET_REQUIRED_MISSING: ("reject", "a column the new system requires is empty"),
     TARGET_VALUE_TOO_LONG: ("reject", "a value is longer than the new system's column allows"),
     TARGET_TEXT_NUL: ("reject", "a text value holds a NUL character, which PostgreSQL text cannot store"),

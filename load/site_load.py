@@ -89,6 +89,9 @@ class LoadSummary:
     chunks_loaded: int = 0  # by this run
     chunks_skipped: int = 0  # already in the ledger
     seconds: float = 0.0
+    # Chunks of this run with a parent key, by how the database checked it besides the set-based check
+    # (load.foreign_keys): "replica" (not again per row), or "per-row: <why not>".
+    foreign_key_checks: Counter[str] = field(default_factory=Counter)
 
     @property
     def accounting_ok(self) -> bool:
@@ -102,6 +105,7 @@ class LoadSummary:
             "chunks_loaded": self.chunks_loaded,
             "chunks_skipped": self.chunks_skipped,
             "seconds": round(self.seconds, 3),
+            "foreign_key_checks": dict(sorted(self.foreign_key_checks.items())),
             "tables": self.tables,
         }
 
@@ -185,6 +189,7 @@ def load_site(
             cutover=cutover,
             limits=limits,
             progress=progress,
+            foreign_key_checks=summary.foreign_key_checks,
         )
     with target.connect() as conn:
         for table in tables:
@@ -295,8 +300,9 @@ def _load_tables(
     cutover: dt.date,
     limits: ChunkLimits,
     progress: Progress | None,
+    foreign_key_checks: Counter[str],
 ) -> int:
-    """Load the chunks the ledger does not hold; returns how many."""
+    """Load the chunks the ledger does not hold; returns how many (and counts their `foreign_key_checks`)."""
     with legacy.connect() as source:
         for table in tables:
             table.rows_total = source.execute(sa.select(sa.func.count()).select_from(table.info.table)).scalar_one()
@@ -308,7 +314,14 @@ def _load_tables(
     with fewer_collections():
         for item in prefetched(_prepare_chunks(legacy, tables, ctx, limits), depth=2):
             loaded_chunks += _load_item(
-                target, item, stats, site_id=site_id, run_id=run_id, cutover=cutover, progress=progress
+                target,
+                item,
+                stats,
+                site_id=site_id,
+                run_id=run_id,
+                cutover=cutover,
+                progress=progress,
+                foreign_key_checks=foreign_key_checks,
             )
     return loaded_chunks
 
@@ -322,6 +335,7 @@ def _load_item(
     run_id: str,
     cutover: dt.date,
     progress: Progress | None,
+    foreign_key_checks: Counter[str],
 ) -> int:
     """Merge one prepared chunk, or record a table as complete; returns the chunks loaded (0 or 1)."""
     table = item.table
@@ -340,7 +354,9 @@ def _load_item(
         return 0
     grown_tables = [table.spec.name, crosswalk.name, lineage.name]
     stats.refresh(grown_tables)
-    _merge_prepared(target, item, site_id=site_id, run_id=run_id, cutover=cutover)
+    checked = _merge_prepared(target, item, site_id=site_id, run_id=run_id, cutover=cutover)
+    if checked:
+        foreign_key_checks[checked] += 1
     stats.grew(grown_tables, item.rows_in)
     table.fingerprint.merge(item.fingerprint)
     table.next_chunk_no, table.rows_done = item.chunk_no + 1, table.rows_done + item.rows_in
@@ -349,8 +365,11 @@ def _load_item(
     return 1
 
 
-def _merge_prepared(target: Engine, chunk: _PreparedChunk, *, site_id: str, run_id: str, cutover: dt.date) -> None:
-    """One chunk, its bookkeeping and its ledger row, in one transaction."""
+def _merge_prepared(
+    target: Engine, chunk: _PreparedChunk, *, site_id: str, run_id: str, cutover: dt.date
+) -> str | None:
+    """One chunk, its bookkeeping and its ledger row, in one transaction; returns how its foreign key
+    was checked (merge.ChunkOutcome.foreign_key_checks)."""
     legacy_table, now = chunk.table.legacy_table, _now()
     with write_transaction(target) as conn:
         outcome = merge.merge_chunk(
@@ -394,6 +413,7 @@ def _merge_prepared(target: Engine, chunk: _PreparedChunk, *, site_id: str, run_
             resume_after=chunk.resume_after,
             now=now,
         )
+    return outcome.foreign_key_checks
 
 
 def _chunks_to_load(
