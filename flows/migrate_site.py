@@ -40,6 +40,7 @@ from .limits import holding, legacy_server_limit, site_limit, target_limit
 from .retries import retry_if_transient
 
 if TYPE_CHECKING:
+    from ts24_migrate.runs.backup import BackupCreated, BackupVerified
     from ts24_migrate.runs.validate import ValidationSummary
 
 SITE_LIFE = list(SiteState)
@@ -104,7 +105,7 @@ def assess_task(site_id: str, inventory: str) -> AssessResult:
 
 
 @task(name="backup", retries=2, retry_delay_seconds=10, retry_condition_fn=retry_if_transient)
-def backup_task(site_id: str, inventory: str, chunk_rows: int) -> dict[str, Any]:
+def backup_task(site_id: str, inventory: str, chunk_rows: int) -> BackupCreated:
     stage = stage_named("backup")  # a migration run again reuses the verified backup of an unchanged source
     result = run_step(step_function(stage), site_id, inventory, "backup", chunk_rows=chunk_rows)
     note = stage_note(stage, site_id, result)
@@ -115,15 +116,15 @@ def backup_task(site_id: str, inventory: str, chunk_rows: int) -> dict[str, Any]
         "backup",
         [
             {"table": name, **{k: v for k, v in figures.items() if not isinstance(v, (dict, list))}}
-            for name, figures in result["table_figures"].items()
+            for name, figures in result.table_figures.items()
         ],
-        f"backup {result.get('backup_id')}: rows and parts per table",
+        f"backup {result.backup_id}: rows and parts per table",
     )
     return result
 
 
 @task(name="verify-backup", retries=1, retry_delay_seconds=10, retry_condition_fn=retry_if_transient)
-def verify_backup_task(site_id: str, inventory: str, identity: str | None) -> dict[str, Any]:
+def verify_backup_task(site_id: str, inventory: str, identity: str | None) -> BackupVerified:
     from ts24_migrate.runs.backup import verify_step
 
     result = run_step(verify_step, site_id, inventory, "verify-backup", identity=Path(identity) if identity else None)
@@ -133,7 +134,7 @@ def verify_backup_task(site_id: str, inventory: str, identity: str | None) -> di
         "\n".join(
             [
                 f"# Backup verification of {site_id}",
-                *(f"- {k}: {v}" for k, v in result.items() if not isinstance(v, (dict, list))),
+                *(f"- {k}: {v}" for k, v in result.to_dict().items() if not isinstance(v, (dict, list))),
             ]
         ),
         "backup verification",

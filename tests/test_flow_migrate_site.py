@@ -49,7 +49,7 @@ def test_migrate_site_flow_end_to_end_and_rerun_changes_nothing(prefect_server, 
     rerun = migrate_site(
         site_id=site.site_id, inventory=str(site.inventory), custodian_identity=str(site.identity), legacy_sample_rows=5
     )
-    assert rerun["backup"]["reused"] and rerun["backup"]["backup_id"] == backups[-1]
+    assert rerun["backup"].reused and rerun["backup"].backup_id == backups[-1]
     assert sorted(p.name for p in (site.folder / "backups" / site.site_id).iterdir() if p.is_dir()) == backups
     validation = store.run(rerun["validate"].run_id)
     assert (

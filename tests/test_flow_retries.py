@@ -103,7 +103,7 @@ def test_a_failed_verdict_is_not_retried(prefect_server, demo_site):
         backup = backup_step(app, site.site_id)
     finally:
         app.close()
-    part = next(Path(backup["backup_dir"]).rglob("*.age"))
+    part = next(Path(backup.backup_dir).rglob("*.age"))
     data = bytearray(part.read_bytes())
     data[-1] ^= 0xFF  # one bit flipped on the backup disk
     part.write_bytes(bytes(data))

@@ -86,8 +86,8 @@ def backed_up(tmp_path):
 def test_the_signature_is_read_back_and_checked_against_the_trusted_key(backed_up, tmp_path):
     app, result, _, keys = backed_up
     public_key = load_public_key(public_key_path(keys / "keys" / "signing.key"))
-    backup_dir = Path(result["backup_dir"])
-    good = backup_signature(backup_dir, public_key_b64=public_key, manifest_fingerprint=result["manifest_fingerprint"])
+    backup_dir = Path(result.backup_dir)
+    good = backup_signature(backup_dir, public_key_b64=public_key, manifest_fingerprint=result.manifest_fingerprint)
     assert good["valid"] and good["problems"] == [] and good["algorithm"] == "ed25519"
     assert good["signature"] == json.loads((backup_dir / "manifest.json.sig").read_text())["signature"]
 
@@ -96,14 +96,14 @@ def test_the_signature_is_read_back_and_checked_against_the_trusted_key(backed_u
 
     stranger = generate_signing_key(tmp_path / "stranger" / "signing.key")
     forged = backup_signature(
-        backup_dir, public_key_b64=load_public_key(stranger), manifest_fingerprint=result["manifest_fingerprint"]
+        backup_dir, public_key_b64=load_public_key(stranger), manifest_fingerprint=result.manifest_fingerprint
     )
     assert not forged["valid"] and "does not verify" in forged["problems"][0]
 
     copy = tmp_path / "copy"
     shutil.copytree(backup_dir, copy)
     (copy / "manifest.json.sig").unlink()
-    missing = backup_signature(copy, public_key_b64=public_key, manifest_fingerprint=result["manifest_fingerprint"])
+    missing = backup_signature(copy, public_key_b64=public_key, manifest_fingerprint=result.manifest_fingerprint)
     assert not missing["valid"] and "is missing" in missing["problems"][0]
     assert not backup_signature(None, public_key_b64=public_key, manifest_fingerprint=None)["valid"]
 
@@ -166,7 +166,7 @@ def test_a_changed_legacy_table_and_an_unverified_backup_each_fail_the_verdict(b
         validate_step(app, SITE)
     accounting, backup = failure.value.result.reasons
     assert accounting.startswith("accounting of HO_SO_LICH_SU: backed up ")
-    backup_rows = app.control_store.table_figures(result["run_id"])["HO_SO_LICH_SU"]["rows"]
+    backup_rows = app.control_store.table_figures(result.run_id)["HO_SO_LICH_SU"]["rows"]
     assert f"backed up {backup_rows} rows of {backup_rows + 1} read from the source" in accounting
     assert backup.startswith("backup not verified: ") and "checked without a custodian key" in backup
     report = json.loads(Path(failure.value.result.reports.json_).read_text(encoding="utf-8"))

@@ -56,8 +56,8 @@ def test_a_backup_run_again_on_an_unchanged_source_is_reused_and_writes_nothing(
     first = app.control_store.latest_run(SITE, "backup").figures["backup_id"]
 
     again = backup_step(app, SITE, reuse_unchanged=True)
-    assert again["reused"] and again["backup_id"] == first
-    assert again["reuse_note"].startswith("the source is unchanged")
+    assert again.reused and again.backup_id == first
+    assert again.reuse_note is not None and again.reuse_note.startswith("the source is unchanged")
     assert _files(backups) == before  # not one byte written
     run = app.control_store.latest_run(SITE, "backup")
     assert run.figures["reused"] and run.figures["backup_id"] == first
@@ -66,7 +66,7 @@ def test_a_backup_run_again_on_an_unchanged_source_is_reused_and_writes_nothing(
     # One legacy row changes: the backup no longer equals the source, a new one is written.
     _legacy_write(site, "UPDATE HO_SO SET MA_THU_TUC = 'X' WHERE ID_HO_SO = (SELECT MIN(ID_HO_SO) FROM HO_SO)")
     changed = backup_step(app, SITE, reuse_unchanged=True)
-    assert not changed["reused"] and changed["backup_id"] != first
+    assert not changed.reused and changed.backup_id != first
     assert len([p for p in (backups / SITE).iterdir() if p.is_dir()]) == 2
     app.close()
 
@@ -77,11 +77,11 @@ def test_an_unverified_or_changed_backup_is_not_reused_and_the_reason_is_given(d
     through(app, SITE, "assess", "backup")  # never verified
     first = app.control_store.latest_run(SITE, "backup").figures["backup_id"]
     second = backup_step(app, SITE, reuse_unchanged=True)
-    assert not second["reused"] and f"backup {first} is never verified" == second["reuse_note"]
+    assert not second.reused and f"backup {first} is never verified" == second.reuse_note
     through(app, SITE, "verify")
     (site.folder / "attachments" / SITE / "new-scan.pdf").write_bytes(b"%PDF- a file added after the backup")
     third = backup_step(app, SITE, reuse_unchanged=True)
-    assert not third["reused"] and "the attachment folder changed since the backup" in third["reuse_note"]
+    assert not third.reused and "the attachment folder changed since the backup" in (third.reuse_note or "")
     app.close()
 
 

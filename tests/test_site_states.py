@@ -138,8 +138,8 @@ def test_a_custodian_verifies_with_a_control_store_that_never_saw_the_backup(dem
     try:
         result = verify_step(custodian, site.site_id, identity=site.identity)
         store = custodian.control_store
-        assert result["ok"] is True and result["mode"] == "decrypted"
-        assert store.run(result["run_id"]).outcome == "succeeded"
+        assert result.ok is True and result.mode == "decrypted"
+        assert store.run(result.run_id).outcome == "succeeded"
         assert store.state(site.site_id) is S.NEW and store.transitions(site.site_id) == []
     finally:
         custodian.close()

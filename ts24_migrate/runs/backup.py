@@ -1,7 +1,8 @@
 """Backup steps: extract + encrypt a site (resumable), verify a backup, restore-check it.
 
 Each runs the backups package inside a stage run (control store + ledger) and
-returns a JSON-able summary for the CLI and the migrate-site flow.
+returns a typed result (core.results) for the CLI and the migrate-site flow:
+its fields are named and ordered as the CLI's --json output shows them.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from purge.remaining_copies import SCRATCH, scratch_record
 from ts24_migrate.core.control_store import SiteState
 from ts24_migrate.core.errors import ConfigError, UnreachableError, UsageError, VerificationError
 from ts24_migrate.core.labels import attachment_findings, nul_text_rows
+from ts24_migrate.core.results import StageResult
 from ts24_migrate.core.secrets import Secret
 from ts24_migrate.core.signing import load_public_key, public_key_path
 from ts24_migrate.core.site_states import skips
@@ -37,6 +39,90 @@ from .site_life import Verification, backup_verification
 Progress = Callable[[str, int, int], None]
 
 
+class BackupSummary(StageResult):
+    """The run and the backup's manifest summary (backups.manifest.BackupManifest.summary), in its order."""
+
+    run_id: str
+    backup_id: str
+    site_id: str
+    kind: str | None
+    created_at: str | None
+    completed_at: str | None
+    manifest_fingerprint: str
+    tables: int | None
+    rows: int | None
+    parts: int | None
+    ciphertext_bytes: int | None
+    attachment_files: int | None  # None: the site has no attachment folder
+    objects: int
+
+
+class BackupCreated(BackupSummary):
+    """What backup_step returns (`backup create`, the migration's backup stage)."""
+
+    resumed: bool
+    warnings: list[str]
+    backup_dir: str
+    reused: bool
+    reuse_note: str | None
+    repairs: list[dict[str, Any]]  # backups.repair: one per damaged part a resumed backup found
+    table_figures: dict[str, dict[str, Any]]  # as the control store records them per table
+    object_items: list[dict[str, Any]] | None
+    objects_note: str | None
+    attachment_references: dict[str, Any] | None
+    attachment_findings: dict[str, int] | None
+    nul_text: list[list[Any]]  # [table, column, rows]
+    missing_files: list[dict[str, Any]]
+    md5_mismatch: list[dict[str, Any]]
+
+
+class BackupRepaired(BackupSummary):
+    """What repair_step returns (`backup repair`)."""
+
+    repair_of: str
+    repairs: list[dict[str, Any]]
+    warnings: list[str]
+    backup_dir: str
+    object_items: list[dict[str, Any]] | None
+    objects_note: str | None
+    attachment_references: dict[str, Any] | None
+    attachment_findings: dict[str, int] | None
+    nul_text: list[list[Any]]
+
+
+class BackupVerified(StageResult):
+    """What verify_step returns: the run and backups.verify.VerifyReport.to_json()."""
+
+    run_id: str
+    backup_id: str | None  # None: the manifest was unreadable
+    site_id: str | None
+    backup_dir: str
+    manifest_fingerprint: str | None
+    mode: str  # decrypted | signature+ciphertext
+    ok: bool
+    problems: list[str]
+    warnings: list[str]
+    parts_checked: int
+    rows_checked: int
+    files_checked: int
+    objects_checked: int
+    ciphertext_bytes: int
+
+
+class BackupRestored(StageResult):
+    """What restore_step returns: the run, backups.restore.RestoreReport.to_json() and the live comparison's note."""
+
+    run_id: str
+    backup_id: str
+    manifest_fingerprint: str
+    ok: bool
+    tables: dict[str, dict[str, Any]]  # name -> rows, fingerprint, matches_live...
+    files: dict[str, Any] | None
+    objects: dict[str, dict[str, Any]] | None  # None: the backup recorded no objects
+    problems: list[str]
+    live_note: str | None  # why the live source was not compared
+
+
 # -- steps (shared with flows) ----------------------------------------------------------------
 
 
@@ -49,7 +135,7 @@ def backup_step(
     progress: Progress | None = None,
     parent_run_id: str | None = None,
     reuse_unchanged: bool = False,
-) -> dict[str, Any]:
+) -> BackupCreated:
     """Extract and back up a site (resuming an interrupted backup); state BACKED_UP on success.
 
     With `reuse_unchanged` (a migration run again), the latest backup is reused
@@ -113,14 +199,14 @@ def backup_step(
         run.figures.update(backup_findings(result.manifest))
         store.advance_state(site_id, SiteState.EXTRACTED, run.run_id)  # extraction and backup are one stream
     references = (result.manifest.attachments or {}).get("references") or {}
-    return {
-        "run_id": run.run_id,
+    return BackupCreated(
+        run_id=run.run_id,
         **summary,
-        "table_figures": result.table_figures(),
+        table_figures=result.table_figures(),
         **backup_findings(result.manifest),
-        "missing_files": references.get("missing", []),
-        "md5_mismatch": references.get("md5_mismatch", []),
-    }
+        missing_files=references.get("missing", []),
+        md5_mismatch=references.get("md5_mismatch", []),
+    )
 
 
 def backup_findings(manifest: BackupManifest) -> dict[str, Any]:
@@ -191,7 +277,7 @@ def listed_backup(store, site_id: str, backup_id: str, status: str) -> tuple[str
 @updates_latest
 def repair_step(
     app: App, site_id: str, *, backup_id: str, progress: Progress | None = None, parent_run_id: str | None = None
-) -> dict[str, Any]:
+) -> BackupRepaired:
     """A new backup from a damaged complete one: its intact parts kept, its damaged ones read again."""
     site = app.site(site_id)
     signing_key = app.signing_key
@@ -228,7 +314,7 @@ def repair_step(
         run.figures.update(warnings=len(result.warnings), repaired=len(result.repairs))
         run.figures["warning_messages"] = list(result.warnings)
         run.figures.update(backup_findings(result.manifest))
-    return {"run_id": run.run_id, **summary, **backup_findings(result.manifest)}
+    return BackupRepaired(run_id=run.run_id, **summary, **backup_findings(result.manifest))
 
 
 def trusted_public_key(app: App, public_key: str | Path | None) -> str:
@@ -275,7 +361,7 @@ def verify_step(
     public_key: str | Path | None = None,
     progress: Progress | None = None,
     parent_run_id: str | None = None,
-) -> dict[str, Any]:
+) -> BackupVerified:
     """Verify a backup; with a custodian identity a passing check moves BACKED_UP to BACKUP_VERIFIED.
 
     A failed check raises VerificationError whose `report` holds every problem.
@@ -314,7 +400,7 @@ def verify_step(
                 raise VerificationError(
                     f"{exc}; {repair_hint(site_id, backup_dir.name)}", problems=report.problems
                 ) from None
-    return {"run_id": run.run_id, **report.to_json()}
+    return BackupVerified(run_id=run.run_id, **report.to_json())
 
 
 def repair_hint(site_id: str, backup_id: str) -> str:
@@ -339,7 +425,7 @@ def restore_step(
     progress: Progress | None = None,
     parent_run_id: str | None = None,
     into_url_env: str | None = None,
-) -> dict[str, Any]:
+) -> BackupRestored:
     """Restore a backup into a scratch database and folder and compare fingerprints (manifest, live).
 
     What a failed or differing restore wrote is deleted (steps.scratch): nothing half-made stays.
@@ -396,7 +482,7 @@ def restore_step(
                     + (f" (and {len(report.problems) - 1} more)" if len(report.problems) > 1 else ""),
                     problems=report.problems,
                 )
-    return {"run_id": run.run_id, **report.to_json(), "live_note": live_note}
+    return BackupRestored(run_id=run.run_id, **report.to_json(), live_note=live_note)
 
 
 def record_scratch(store, run, record: dict[str, Any]) -> None:

@@ -80,17 +80,17 @@ def step_function(stage: MigrationStage) -> Callable[..., Any]:
 
         return assess_step
     if stage.stage == "backup":
-        from .backup import backup_step
+        from .backup import BackupCreated, backup_step
 
-        def backup(app: App, site_id: str, **kwargs: Any) -> dict[str, Any]:
+        def backup(app: App, site_id: str, **kwargs: Any) -> BackupCreated:
             # A migration run again reuses the verified backup when the source is unchanged since.
             return backup_step(app, site_id, reuse_unchanged=True, **kwargs)
 
         return backup
     if stage.stage == "verify-backup":
-        from .backup import verify_step
+        from .backup import BackupVerified, verify_step
 
-        def verify(app: App, site_id: str, *, identity: str | None = None, **kwargs: Any) -> dict[str, Any]:
+        def verify(app: App, site_id: str, *, identity: str | None = None, **kwargs: Any) -> BackupVerified:
             return verify_step(app, site_id, identity=Path(identity) if identity else None, **kwargs)
 
         return verify
@@ -113,8 +113,8 @@ def stage_note(stage: MigrationStage, site_id: str, result: Any) -> str | None:
     """What the log says after a stage, beyond its result (the flow's log, the CLI's stderr)."""
     if stage.stage == "assess":
         return f"site {site_id} assessed: {result.summary.tables} tables"
-    if stage.stage == "backup" and result.get("reused"):
-        return f"site {site_id}: backup {result['backup_id']} reused: {result['reuse_note']}"
+    if stage.stage == "backup" and result.reused:
+        return f"site {site_id}: backup {result.backup_id} reused: {result.reuse_note}"
     return None
 
 

@@ -2,14 +2,15 @@
 
 The step functions (`backup_step`, `verify_step`, `restore_step`) run the
 backups package inside a stage run (control store + ledger) and return a
-JSON-able summary; the commands below only print it, and a flow task can call
-the same steps.
+typed result (runs.backup); the commands below only print it, and a flow task
+can call the same steps.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -21,6 +22,9 @@ from .outcome import stage_outcome
 from .progress import table_progress
 from .restore_common import print_problems, restore_options, restored_lines, scratch_url
 from .slots import command_slots
+
+if TYPE_CHECKING:  # the backup steps load the stage packages: only when a command runs
+    from ts24_migrate.runs.backup import BackupCreated, BackupRepaired, BackupVerified
 
 Progress = Callable[[str, int, int], None]
 
@@ -81,34 +85,34 @@ def create(app: App, site_id: str, chunk_rows: int) -> None:
         outcome.emit(result, _created_lines(site_id, result))
 
 
-def _created_lines(site_id: str, result: dict) -> str:
+def _created_lines(site_id: str, result: BackupCreated) -> str:
     from ts24_migrate.runs.backup import object_figures
 
     lines = [
-        f"site {site_id}: backup {result['backup_id']}"
-        + (" (resumed)" if result["resumed"] else "")
-        + (f" reused: {result['reuse_note']}" if result.get("reused") else ""),
-        f"  {result['tables']} tables, {result['rows']} rows, {result['parts']} parts, "
-        f"{_megabytes(result['ciphertext_bytes'])} encrypted",
+        f"site {site_id}: backup {result.backup_id}"
+        + (" (resumed)" if result.resumed else "")
+        + (f" reused: {result.reuse_note}" if result.reused else ""),
+        f"  {result.tables} tables, {result.rows} rows, {result.parts} parts, "
+        f"{_megabytes(result.ciphertext_bytes)} encrypted",
     ]
-    found = object_counts_text(object_figures(result["object_items"]))
+    found = object_counts_text(object_figures(result.object_items))
     lines.append(
         f"  views, triggers, procedures, sequences: {found}"
-        + (" (definitions in the encrypted part parts/@objects)" if result["object_items"] else "")
+        + (" (definitions in the encrypted part parts/@objects)" if result.object_items else "")
     )
-    if result.get("attachment_files") is not None:
+    if result.attachment_files is not None:
         # Worded and counted as the manifest, the assessment and the auditor report say it.
-        findings = result["attachment_findings"] or {}
-        lines.append(f"  attachments: {result['attachment_files']} files backed up")
+        findings = result.attachment_findings or {}
+        lines.append(f"  attachments: {result.attachment_files} files backed up")
         lines += [f"    {finding_line(key, findings[key])}" for key in ATTACHMENT_FINDINGS if findings.get(key)]
-    for missing in result["missing_files"][:20]:
+    for missing in result.missing_files[:20]:
         lines.append(f"    missing: {missing['path']} ({missing['table']} {missing['key']})")
-    for table, column, rows in result["nul_text"]:
+    for table, column, rows in result.nul_text:
         lines.append(f"  {NUL_TEXT_LABEL}: {table}.{column}, {rows} rows")
-    lines += repair_lines(result["repairs"])
-    lines += [f"  warning: {w}" for w in result["warnings"]]
-    lines.append(f"  manifest fingerprint: {result['manifest_fingerprint']}")
-    lines.append(f"  folder: {result['backup_dir']}")
+    lines += repair_lines(result.repairs)
+    lines += [f"  warning: {w}" for w in result.warnings]
+    lines.append(f"  manifest fingerprint: {result.manifest_fingerprint}")
+    lines.append(f"  folder: {result.backup_dir}")
     return "\n".join(lines)
 
 
@@ -148,16 +152,16 @@ def repair_command(app: App, site_id: str, backup_id: str) -> None:
         outcome.emit(result, _repaired_lines(site_id, result))
 
 
-def _repaired_lines(site_id: str, result: dict) -> str:
+def _repaired_lines(site_id: str, result: BackupRepaired) -> str:
     lines = [
-        f"site {site_id}: backup {result['backup_id']} repairs backup {result['repair_of']}",
-        f"  {result['tables']} tables, {result['rows']} rows, {result['parts']} parts, "
-        f"{_megabytes(result['ciphertext_bytes'])} encrypted",
+        f"site {site_id}: backup {result.backup_id} repairs backup {result.repair_of}",
+        f"  {result.tables} tables, {result.rows} rows, {result.parts} parts, "
+        f"{_megabytes(result.ciphertext_bytes)} encrypted",
     ]
-    lines += repair_lines(result["repairs"])
-    lines += [f"  warning: {w}" for w in result["warnings"]]
-    lines.append(f"  manifest fingerprint: {result['manifest_fingerprint']}")
-    lines.append(f"  folder: {result['backup_dir']}")
+    lines += repair_lines(result.repairs)
+    lines += [f"  warning: {w}" for w in result.warnings]
+    lines.append(f"  manifest fingerprint: {result.manifest_fingerprint}")
+    lines.append(f"  folder: {result.backup_dir}")
     return "\n".join(lines)
 
 
@@ -245,18 +249,18 @@ def verify_command(
         outcome.emit(result, _verified_text(site_id, result), verdict="PASSED")
 
 
-def _verified_text(site_id: str, result: dict) -> str:
+def _verified_text(site_id: str, result: BackupVerified) -> str:
     return (
-        f"backup {result['backup_id']} of site {site_id}: OK ({result['mode']}): "
-        f"{result['parts_checked']} parts, {_megabytes(result['ciphertext_bytes'])}"
+        f"backup {result.backup_id} of site {site_id}: OK ({result.mode}): "
+        f"{result.parts_checked} parts, {_megabytes(result.ciphertext_bytes)}"
         + (
-            f", {result['rows_checked']} rows and {result['files_checked']} files recounted, "
-            f"{result['objects_checked']} object definitions held against their fingerprints"
-            if result["mode"] == "decrypted"
+            f", {result.rows_checked} rows and {result.files_checked} files recounted, "
+            f"{result.objects_checked} object definitions held against their fingerprints"
+            if result.mode == "decrypted"
             else ""
         )
-        + f"\n  manifest fingerprint: {result['manifest_fingerprint']}"
-        + "".join(f"\n  warning: {w}" for w in result["warnings"])
+        + f"\n  manifest fingerprint: {result.manifest_fingerprint}"
+        + "".join(f"\n  warning: {w}" for w in result.warnings)
     )
 
 
@@ -316,8 +320,8 @@ def restore_command(
             except VerificationError as exc:
                 print_problems(exc)
                 raise
-        lines = [f"backup {result['backup_id']} of site {site_id} restored and matches its manifest"]
-        lines += restored_lines(result)
+        lines = [f"backup {result.backup_id} of site {site_id} restored and matches its manifest"]
+        lines += restored_lines(result.tables, result.files, result.objects, result.live_note)
         outcome.emit(result, "\n".join(lines), verdict="PASSED")
 
 

@@ -195,7 +195,7 @@ def restore_chain_command(
             print_problems(exc)
             raise
         lines = [f"backup chain of site {site_id} ({len(result['backups'])} backups) restored and matches"]
-        lines += restored_lines(result)
+        lines += restored_lines(result["tables"], result["files"], live_note=result["live_note"])
         outcome.emit(result, "\n".join(lines), verdict="PASSED")
 
 

@@ -59,26 +59,30 @@ def scratch_url(into_sqlite: Path | None, into_url_env: str | None) -> Secret:
     return Secret(value)
 
 
-def restored_lines(result: dict[str, Any]) -> list[str]:
-    """Per-table rows, the attachment files and the objects of a restore, each marked against the live source."""
+def restored_lines(
+    tables: dict[str, dict[str, Any]],
+    files: dict[str, Any] | None,
+    objects: dict[str, dict[str, Any]] | None = None,
+    live_note: str | None = None,
+) -> list[str]:
+    """Per-table rows, the attachment files and the objects of a restore (a backup's or a chain's, as
+    the restore reports them), each marked against the live source."""
     marks = {True: "= live", False: "differs from live", None: ""}
     lines = [
         f"  {name:<24} {table['rows']:>10} rows  {marks[table['matches_live']]}"
-        for name, table in sorted(result["tables"].items())
+        for name, table in sorted(tables.items())
     ]
-    if result["files"]:
-        lines.append(
-            f"  {'attachments':<24} {result['files']['files']:>10} files {marks[result['files']['matches_live']]}"
-        )
-    for key, entry in sorted((result.get("objects") or {}).items()):
+    if files:
+        lines.append(f"  {'attachments':<24} {files['files']:>10} files {marks[files['matches_live']]}")
+    for key, entry in sorted((objects or {}).items()):
         state = (
             "recreated, = its fingerprint"
             if entry["recreated"] and entry["matches_manifest"]
             else (entry["note"] or "not recreated")
         )
         lines.append(f"  {key:<24} {state} {marks[entry['matches_live']]}".rstrip())
-    if result.get("live_note"):
-        lines.append(f"  {result['live_note']}")
+    if live_note:
+        lines.append(f"  {live_note}")
     return lines
 
 
