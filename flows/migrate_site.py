@@ -41,6 +41,7 @@ from .retries import retry_if_transient
 
 if TYPE_CHECKING:
     from ts24_migrate.runs.backup import BackupCreated, BackupVerified
+    from ts24_migrate.runs.load import LoadResult
     from ts24_migrate.runs.validate import ValidationSummary
 
 SITE_LIFE = list(SiteState)
@@ -143,7 +144,7 @@ def verify_backup_task(site_id: str, inventory: str, identity: str | None) -> Ba
 
 
 @task(name="load", retries=2, retry_delay_seconds=10, retry_condition_fn=retry_if_transient)
-def load_task(site_id: str, inventory: str, chunk_rows: int) -> dict[str, Any]:
+def load_task(site_id: str, inventory: str, chunk_rows: int) -> LoadResult:
     from ts24_migrate.runs.load import load_step
 
     result = run_step(load_step, site_id, inventory, "load", chunk_rows=chunk_rows)
@@ -152,7 +153,7 @@ def load_task(site_id: str, inventory: str, chunk_rows: int) -> dict[str, Any]:
         "load",
         [
             {"table": name, **{k: v for k, v in figures.items() if not isinstance(v, (dict, list))}}
-            for name, figures in result["tables"].items()
+            for name, figures in result.tables.items()
         ],
         "loaded and rejected rows per legacy table",
     )

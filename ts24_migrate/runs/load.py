@@ -6,12 +6,30 @@ from typing import Any
 
 from load.site_load import Progress, load_site
 from ts24_migrate.core.control_store import SiteState
+from ts24_migrate.core.results import StageResult
 from ts24_migrate.core.stage_runs import stage_run
 from ts24_migrate.runs.app import App
 
 from .gates import require_loadable_backup
 from .latest import updates_latest
 from .server_check import check_legacy_server
+
+
+class LoadResult(StageResult):
+    """What load_step returns: load.site_load.LoadSummary.to_dict(), in its order."""
+
+    site_id: str
+    run_id: str
+    accounting_ok: bool  # read = loaded + rejected for every table
+    chunks_loaded: int  # by this run
+    chunks_skipped: int  # already in the load ledger
+    seconds: float
+    # chunks of this run with a parent key, by how the database checked it besides the set-based check
+    # (load.foreign_keys): "replica", or "per-row: <why not>"
+    foreign_key_checks: dict[str, int]
+    # legacy table -> target_table, source_rows, loaded, rejected, conflicts, rejects_by_reason (and
+    # flags_by_code when rows were loaded with flags), as load.ledger counts them
+    tables: dict[str, dict[str, Any]]
 
 
 @updates_latest
@@ -22,7 +40,7 @@ def load_step(
     chunk_rows: int = 50_000,
     progress: Progress | None = None,
     parent_run_id: str | None = None,
-) -> dict[str, Any]:
+) -> LoadResult:
     """Run the load stage for one site: a recorded run, per-table figures, state LOADED.
 
     Refused (steps.gates) until the site has a complete backup that passed a verification.
@@ -57,4 +75,4 @@ def load_step(
         run.figures.update(
             {k: sum(t[k] for t in summary.tables.values()) for k in ("source_rows", "loaded", "rejected", "conflicts")}
         )
-    return data
+    return LoadResult(**data)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 import click
 
@@ -11,6 +11,9 @@ from ts24_migrate.runs.app import App, pass_app
 from .outcome import stage_outcome
 from .progress import table_progress
 from .slots import command_slots
+
+if TYPE_CHECKING:  # the load step loads the stage packages: only when the command runs
+    from ts24_migrate.runs.load import LoadResult
 
 
 @click.command("load")
@@ -47,13 +50,13 @@ def load(app: App, site_id: str, chunk_rows: int) -> None:
         outcome.emit(data, _human(site_id, data))
 
 
-def _human(site_id: str, data: dict[str, Any]) -> str:
+def _human(site_id: str, data: LoadResult) -> str:
     lines = [
-        f"site {site_id} loaded (run {data['run_id']}, {data['seconds']:.1f} s, "
-        f"{data['chunks_loaded']} chunks loaded, {data['chunks_skipped']} already done)",
+        f"site {site_id} loaded (run {data.run_id}, {data.seconds:.1f} s, "
+        f"{data.chunks_loaded} chunks loaded, {data.chunks_skipped} already done)",
         f"  {'LEGACY TABLE':<16} {'TARGET':<16} {'READ':>9} {'LOADED':>9} {'REJECTED':>9} {'CONFLICTS':>9}",
     ]
-    for name, t in data["tables"].items():
+    for name, t in data.tables.items():
         lines.append(
             f"  {name:<16} {t['target_table']:<16} {t['source_rows']:>9} {t['loaded']:>9} "
             f"{t['rejected']:>9} {t['conflicts']:>9}"
@@ -65,7 +68,7 @@ def _human(site_id: str, data: dict[str, Any]) -> str:
                 "      loaded with flags: " + ", ".join(f"{code} {n}" for code, n in t["flags_by_code"].items())
             )
     lines.append(
-        "accounting: " + ("read = loaded + rejected for every table" if data["accounting_ok"] else "DOES NOT HOLD")
+        "accounting: " + ("read = loaded + rejected for every table" if data.accounting_ok else "DOES NOT HOLD")
     )
     return "\n".join(lines)
 
