@@ -34,7 +34,7 @@ from ts24_migrate.core.control_store import SiteState
 from ts24_migrate.core.errors import GateRefused
 from ts24_migrate.runs.app import App
 from ts24_migrate.runs.gates import require_validated
-from ts24_migrate.runs.reconcile import reconcile_step
+from ts24_migrate.runs.reconcile import ReconcileResult, reconcile_step
 
 from .artifacts import artifact_key, progress_reporter, publish_markdown, publish_table
 from .inventory import inventory_path
@@ -48,31 +48,30 @@ def _app(inventory: str) -> App:
     return App(Path(inventory))
 
 
-def reconciliation_markdown(site_id: str, result: dict[str, Any]) -> str:
-    verdict = "**DRAINED**" if result["drained"] else "**not drained**"
+def reconciliation_markdown(site_id: str, result: ReconcileResult) -> str:
+    verdict = "**DRAINED**" if result.drained else "**not drained**"
     lines = [
         f"# Reconciliation of {site_id}: {verdict}",
-        f"run `{result['run_id']}`, mode {result['mode']}, as of {result['as_of']} (legacy clock)",
+        f"run `{result.run_id}`, mode {result.mode}, as of {result.as_of} (legacy clock)",
         "",
     ]
-    lines += [f"- {'✅' if c['holds'] else '❌'} {c['name']}: {c['detail']}" for c in result["criteria"]]
+    lines += [f"- {'✅' if c.holds else '❌'} {c.name}: {c.detail}" for c in result.criteria]
     lines += [
         "",
-        f"- in flight: **{result['in_flight']}**, overdue: {result['overdue']}",
-        f"- received on TS24 after cut-over (violations): **{result['received_after_cutover']}**",
-        f"- drift: {result['drift']}, likely duplicates on the portal: {result['likely_duplicates']}",
-        f"- re-registration: {result['registered']} of {result['must_reregister']} done, "
-        f"{result['not_registered']} to contact",
-        f"- rows backed up: {result['rows_changed']} (increment {result['increment'] or 'none'}), "
-        f"carried over: {result['carried_over']}, blocked: {result['blocked']}",
-        f"- forecast drain date: {result['forecast_drain_date'] or 'none'}",
-        f"- report: `{result['reports']['html']}`",
+        f"- in flight: **{result.in_flight}**, overdue: {result.overdue}",
+        f"- received on TS24 after cut-over (violations): **{result.received_after_cutover}**",
+        f"- drift: {result.drift}, likely duplicates on the portal: {result.likely_duplicates}",
+        f"- re-registration: {result.registered} of {result.must_reregister} done, {result.not_registered} to contact",
+        f"- rows backed up: {result.rows_changed} (increment {result.increment or 'none'}), "
+        f"carried over: {result.carried_over}, blocked: {result.blocked}",
+        f"- forecast drain date: {result.forecast_drain_date or 'none'}",
+        f"- report: `{result.reports['html']}`",
     ]
     return "\n".join(lines)
 
 
 @task(name="reconcile", retries=2, retry_delay_seconds=30, retry_condition_fn=retry_if_transient)
-def reconcile_task(site_id: str, inventory: str, sweep: bool | None = None) -> dict[str, Any]:
+def reconcile_task(site_id: str, inventory: str, sweep: bool | None = None) -> ReconcileResult:
     app = _app(inventory)
     try:
         result = reconcile_step(app, site_id, sweep=sweep, progress=progress_reporter(site_id, "reconcile"))
@@ -82,11 +81,11 @@ def reconcile_task(site_id: str, inventory: str, sweep: bool | None = None) -> d
     publish_table(
         site_id,
         "reconciliation",
-        [{"criterion": c["name"], "holds": c["holds"], "detail": c["detail"]} for c in result["criteria"]],
+        [{"criterion": c.name, "holds": c.holds, "detail": c.detail} for c in result.criteria],
         "drained criteria",
     )
     create_table_artifact(
-        table=[{"status": status, "dossiers": count} for status, count in result["in_flight_by_status"].items()],
+        table=[{"status": status, "dossiers": count} for status, count in result.in_flight_by_status.items()],
         key=artifact_key(site_id, "reconcile", "in-flight"),
         description=f"in-flight dossiers of {site_id}",
     )
@@ -136,11 +135,11 @@ def reconcile_site(
     return results
 
 
-def _reconcile(known: Inventory, site_id: str, inventory: str, sweep: bool | None, *, wait: bool) -> dict[str, Any]:
+def _reconcile(known: Inventory, site_id: str, inventory: str, sweep: bool | None, *, wait: bool) -> ReconcileResult:
     # A reconciliation reads the site's legacy server and carries dossiers into the target.
     with site_slots(known, known.site(site_id), target=True, wait=wait):
         result = reconcile_task(site_id, inventory, sweep)
     get_run_logger().info(
-        "site %s: %s, %s in flight", site_id, "drained" if result["drained"] else "not drained", result["in_flight"]
+        "site %s: %s, %s in flight", site_id, "drained" if result.drained else "not drained", result.in_flight
     )
     return result

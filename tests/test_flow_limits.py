@@ -157,7 +157,7 @@ def test_a_reconciliation_waits_for_the_targets_slot(prefect_server, tmp_path, m
         lambda: reconcile_site(site_id="demo", inventory=str(inventory)),
         started=lambda: bool(store.runs("demo", "reconcile")),
     )
-    assert result["demo"]["mode"] == "baseline" and store.state("demo") == SiteState.RECONCILING
+    assert result["demo"].mode == "baseline" and store.state("demo") == SiteState.RECONCILING
     assert store.runs("demo", "reconcile")[0].started_at >= released
 
 

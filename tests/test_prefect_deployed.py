@@ -72,7 +72,7 @@ def test_the_scheduled_reconciliation_runs_with_its_deployed_parameters(loaded_i
 
     results = flow(**parameters)
 
-    assert list(results) == ["demo"] and results["demo"]["mode"] == "baseline"
+    assert list(results) == ["demo"] and results["demo"].mode == "baseline"
     assert App(loaded_inventory).control_store.state("demo") == SiteState.RECONCILING
 
 

@@ -186,7 +186,7 @@ def test_no_personal_value_in_reports_data_docs_ledger_artifacts_or_figures(site
     docs = "".join(v for k, v in texts.items() if "data-docs/legacy" in k and "NGUOI_LAO_DONG" in k)
     assert "****" in docs  # the legacy profile's unexpected values, masked
     assert (
-        json.loads(Path(reconciliation["reports"]["json"]).read_text(encoding="utf-8"))["personal_data"]["examples"]
+        json.loads(Path(reconciliation.reports["json"]).read_text(encoding="utf-8"))["personal_data"]["examples"]
         == "masked"
     )
 
@@ -235,7 +235,7 @@ def test_the_register_names_every_copy_and_the_scratch_ones_are_destroyed(site, 
         assert copy.holds and copy.why and copy.location
     by_kind = {kind: [c for c in copies if c.kind == kind] for kind in CopyKind}
     assert by_kind[CopyKind.BACKUP_CHAIN][0].path == base / "backups" / SITE
-    assert {c.run_id for c in by_kind[CopyKind.REPORT]} >= {validation.run_id, reconciliation["run_id"]}
+    assert {c.run_id for c in by_kind[CopyKind.REPORT]} >= {validation.run_id, reconciliation.run_id}
     assert all(c.disposition == Disposition.KEPT_MASKED for c in by_kind[CopyKind.REPORT] if "reports" in c.path.parts)
     assert {c.path.name for c in by_kind[CopyKind.REPORT] if c.disposition == Disposition.KEPT_BY_DESIGN} == {
         "latest"

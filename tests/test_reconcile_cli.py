@@ -118,7 +118,7 @@ def test_reconcile_site_flow_publishes_its_verdict(inventory, prefect_server):
     from flows.reconcile_site import reconcile_site
 
     results = reconcile_site(inventory=str(inventory))  # every site still draining: here, the one
-    assert list(results) == ["demo"] and results["demo"]["mode"] == "baseline"
+    assert list(results) == ["demo"] and results["demo"].mode == "baseline"
     assert App(inventory).control_store.state("demo") == SiteState.RECONCILING
     with get_client(sync_client=True) as client:
         artifacts = client.read_artifacts(

@@ -91,12 +91,12 @@ def test_the_first_reconciliation_after_a_migration_carries_nothing_over_when_no
     app = App(site.inventory)
     through(app, SITE, "assess", "backup", "verify-identity", "load", "validate", identity=site.identity)
     first = reconcile_step(app, SITE)
-    assert first["mode"] == "baseline"
-    assert (first["rows_changed"], first["carried_over"]) == (0, 0), first
+    assert first.mode == "baseline"
+    assert (first.rows_changed, first.carried_over) == (0, 0), first
     # Something does change: the next run carries exactly that over.
     assert main(["-i", str(site.inventory), "demo-advance", SITE, "--days", "3"]) == ExitCode.OK
     second = reconcile_step(app, SITE)
-    assert second["rows_changed"] > 0 and second["carried_over"] > 0
+    assert second.rows_changed > 0 and second.carried_over > 0
     app.close()
 
 
@@ -107,9 +107,9 @@ def test_a_baseline_after_a_change_stores_what_changed_and_a_sweep_then_finds_th
     through(app, SITE, "assess", "backup", "verify-identity", "load", "validate", identity=site.identity)
     assert main(["-i", str(site.inventory), "demo-advance", SITE, "--days", "3"]) == ExitCode.OK
     baseline = reconcile_step(app, SITE)
-    assert baseline["mode"] == "baseline" and baseline["rows_changed"] > 0 and baseline["carried_over"] > 0
+    assert baseline.mode == "baseline" and baseline.rows_changed > 0 and baseline.carried_over > 0
     sweep = reconcile_step(app, SITE, sweep=True)
-    assert (sweep["mode"], sweep["rows_changed"], sweep["carried_over"]) == ("sweep", 0, 0)
+    assert (sweep.mode, sweep.rows_changed, sweep.carried_over) == ("sweep", 0, 0)
     app.close()
 
 

@@ -166,11 +166,10 @@ def prepare_step(
         stopped = ledger.append(site_id, "purge", WRITES_STOPPED, {**done, "detail": check.detail}, run_id=run.run_id)
 
         final = reconcile_step(app, site_id, sweep=True, parent_run_id=run.run_id)
-        if not final["drained"]:
-            failed = [c["name"] for c in final["criteria"] if not c["holds"]]
+        if not final.drained:
             raise PurgeRefused(
                 f"site {site_id}: refusing to prepare the purge: gate drained failed: the final "
-                f"reconciliation (run {final['run_id']}) found it not drained ({', '.join(failed)}). "
+                f"reconciliation (run {final.run_id}) found it not drained ({', '.join(final.failed_criteria())}). "
                 f"What to do: reconcile until it drains; writes stay stopped",
                 [],
             )
@@ -221,8 +220,8 @@ def prepare_step(
                 "restore_drill": drill,
                 "fingerprints": expected,
                 "objects": live.object_fingerprints(),
-                "final_reconcile_run": final["run_id"],
-                "final_increment": final["increment"],
+                "final_reconcile_run": final.run_id,
+                "final_increment": final.increment,
                 "writes_stopped_event": {"seq": stopped.seq, "hash": stopped.hash},
             },
             run_id=run.run_id,
@@ -230,8 +229,8 @@ def prepare_step(
         run.figures.update(
             {
                 "write_stop": done["method"],
-                "final_reconcile_run": final["run_id"],
-                "final_increment": final["increment"],
+                "final_reconcile_run": final.run_id,
+                "final_increment": final.increment,
                 "chain_head": chain.head(),
                 "parts_decrypted": decrypted["parts"],
                 "restore_drill_ok": drill["ok"],
@@ -243,7 +242,7 @@ def prepare_step(
         "site_id": site_id,
         "state": SiteState.FINAL_BACKUP_VERIFIED.value,
         "write_stop": done,
-        "final_increment": final["increment"],
+        "final_increment": final.increment,
         "chain": chain.entries(),
         "parts_decrypted": decrypted["parts"],
         "rows_recounted": decrypted["rows"],

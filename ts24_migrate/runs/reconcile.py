@@ -1,4 +1,8 @@
-"""Reconcile steps: one reconcile run (increment, carry-over, report), chain verify and restore."""
+"""Reconcile steps: one reconcile run (increment, carry-over, report), chain verify and restore.
+
+Each returns a typed result (core.results) whose fields are named and ordered
+as the CLI's --json output shows them.
+"""
 
 from __future__ import annotations
 
@@ -16,6 +20,7 @@ from reconcile.state import ReconcileState
 from ts24_migrate.core.control_store import SiteState
 from ts24_migrate.core.errors import ConfigError, UnreachableError, VerificationError
 from ts24_migrate.core.report_paths import PathNames
+from ts24_migrate.core.results import StageResult
 from ts24_migrate.core.secrets import Secret
 from ts24_migrate.core.stage_runs import stage_run
 from ts24_migrate.runs.app import App
@@ -28,6 +33,75 @@ from .server_check import check_legacy_server
 
 Progress = Callable[[str, int, int], None]
 STAGE = "reconcile"
+
+
+class DrainCriterion(StageResult):
+    """One criterion of the drained verdict (reconcile.site_reconcile.Criterion)."""
+
+    name: str
+    holds: bool
+    detail: str
+
+
+class ReconcileResult(StageResult):
+    """What reconcile_step returns: the run, reconcile.site_reconcile.Reconciliation.summary() (what the run
+    records as its figures) in its order, then the criteria, the carry-over per table, the reports and warnings."""
+
+    run_id: str
+    site_id: str
+    mode: str  # baseline | delta | sweep
+    as_of: str  # the legacy clock, "YYYY-MM-DD HH:MM:SS"
+    drained: bool
+    in_flight: int | None
+    in_flight_by_status: dict[str, int]
+    overdue: int | None
+    received_after_cutover: int
+    drift: int
+    likely_duplicates: int
+    must_reregister: int
+    registered: int
+    not_registered: int
+    rows_changed: int
+    carried_over: int
+    blocked: int
+    increment: str | None  # the increment's backup id; None: nothing new
+    manifest_fingerprint: str | None
+    chain_ok: bool
+    completes_run: str | None  # the killed run this one finishes
+    forecast_drain_date: str | None
+    seconds: float
+    criteria: list[DrainCriterion]
+    carry_over: dict[str, dict[str, int]]  # legacy table -> carried, blocked...
+    reports: dict[str, str]  # html, json (and outreach_csv): their paths
+    warnings: list[str]
+
+    def failed_criteria(self) -> list[str]:
+        return [c.name for c in self.criteria if not c.holds]
+
+
+class ChainVerified(StageResult):
+    """What verify_chain_step returns: the run and backups.chain.ChainReport.to_json()."""
+
+    run_id: str
+    site_id: str
+    ok: bool
+    backups: list[dict[str, Any]]  # backup_id, kind, manifest_fingerprint, ok, rows: oldest first
+    problems: list[str]
+    parts_checked: int
+
+
+class ChainRestored(StageResult):
+    """What restore_chain_step returns: the run, backups.chain.ChainRestoreReport.to_json() and the live
+    comparison's note."""
+
+    run_id: str
+    site_id: str
+    ok: bool
+    backups: list[str]  # the backup ids restored, oldest first
+    tables: dict[str, dict[str, Any]]
+    files: dict[str, Any] | None
+    problems: list[str]
+    live_note: str | None  # why the live source was not compared
 
 
 def burndown_history(app: App, site_id: str) -> list[BurndownPoint]:
@@ -50,7 +124,7 @@ def reconcile_step(
     as_of: dt.datetime | None = None,
     progress: Progress | None = None,
     parent_run_id: str | None = None,
-) -> dict[str, Any]:
+) -> ReconcileResult:
     """One reconciliation of a site; state RECONCILING, or DRAINED when every criterion holds."""
     site = app.site(site_id)
     if not site.backup_recipients:
@@ -114,15 +188,15 @@ def reconcile_step(
         run.figures["report"] = str(paths["html"])
         if result.drained:
             run.success_state = SiteState.DRAINED
-    return {
-        "run_id": run.run_id,
-        "site_id": site_id,
+    return ReconcileResult(
+        run_id=run.run_id,
+        site_id=site_id,
         **summary,
-        "criteria": [c.to_dict() for c in result.criteria],
-        "carry_over": result.carried.tables,
-        "reports": {k: str(v) for k, v in paths.items()},
-        "warnings": result.warnings,
-    }
+        criteria=[DrainCriterion(**c.to_dict()) for c in result.criteria],
+        carry_over=result.carried.tables,
+        reports={k: str(v) for k, v in paths.items()},
+        warnings=result.warnings,
+    )
 
 
 def _chain_links(app: App, site_id: str, stage: str):
@@ -135,7 +209,7 @@ def _chain_links(app: App, site_id: str, stage: str):
 @updates_latest
 def verify_chain_step(
     app: App, site_id: str, *, public_key: str | Path | None = None, parent_run_id: str | None = None
-) -> dict[str, Any]:
+) -> ChainVerified:
     """Verify the site's whole backup chain without a key: signatures, links, every part's hash."""
     app.site(site_id)
     key = trusted_public_key(app, public_key)
@@ -156,7 +230,7 @@ def verify_chain_step(
             raise VerificationError(
                 f"the backup chain of site {site_id} does not verify: {report.problems[0]}", problems=report.problems
             )
-    return {"run_id": run.run_id, "site_id": site_id, **report.to_json()}
+    return ChainVerified(run_id=run.run_id, site_id=site_id, **report.to_json())
 
 
 @updates_latest
@@ -171,7 +245,7 @@ def restore_chain_step(
     compare_live: bool = True,
     parent_run_id: str | None = None,
     into_url_env: str | None = None,
-) -> dict[str, Any]:
+) -> ChainRestored:
     """Restore the full backup and every increment into a scratch database and folder; compare. The
     scratch copy is recorded first (see backup.restore_step)."""
     site = app.site(site_id)
@@ -209,7 +283,7 @@ def restore_chain_step(
                     f"the restored chain of site {site_id} does not match: {report.problems[0]}",
                     problems=report.problems,
                 )
-    return {"run_id": run.run_id, "site_id": site_id, **report.to_json(), "live_note": note}
+    return ChainRestored(run_id=run.run_id, site_id=site_id, **report.to_json(), live_note=note)
 
 
 # -- commands ---------------------------------------------------------------------------------

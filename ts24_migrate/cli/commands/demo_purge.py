@@ -61,8 +61,7 @@ def retire_demo_site(app: App, folder: Path, site_id: str, identity: Path) -> di
     drained = reconcile_step(app, site_id)
     if app.control_store.state(site_id) is not SiteState.DRAINED:
         raise VerificationError(
-            f"demo site {site_id} did not drain ({drained['in_flight']} still in flight): "
-            f"see {drained['reports']['html']}"
+            f"demo site {site_id} did not drain ({drained.in_flight} still in flight): see {drained.reports['html']}"
         )
     prepare_step(app, site_id, identity=identity)
     operator = app.inventory.purge.operator

@@ -2,7 +2,7 @@
 
 The step functions (`reconcile_step`, `verify_chain_step`, `restore_chain_step`)
 run the reconcile package inside a stage run (control store + ledger) and
-return a JSON-able summary; the commands only print it, and the
+return a typed result (runs.reconcile); the commands only print it, and the
 `reconcile-site` flow calls the same steps.
 """
 
@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import click
 
@@ -22,6 +22,9 @@ from .outcome import stage_outcome
 from .progress import table_progress
 from .restore_common import print_problems, restore_options, restored_lines, scratch_url
 from .slots import command_slots
+
+if TYPE_CHECKING:  # the reconcile steps load the stage packages: only when a command runs
+    from ts24_migrate.runs.reconcile import ReconcileResult
 
 Progress = Callable[[str, int, int], None]
 STAGE = "reconcile"
@@ -85,39 +88,37 @@ def run_command(
     with stage_outcome(app, site_id) as outcome:
         with command_slots(app, site_id, target=True), table_progress(app, "reading changes") as progress:
             result = reconcile_step(app, site_id, chunk_rows=chunk_rows, sweep=sweep, as_of=as_of, progress=progress)
-        missed = expect_drained and not result["drained"]
-        outcome.emit(result, _human(result), verdict="FAILED" if missed else "DONE", report=result["reports"]["html"])
+        missed = expect_drained and not result.drained
+        outcome.emit(result, _human(result), verdict="FAILED" if missed else "DONE", report=result.reports["html"])
     if missed:
-        failed = [c["name"] for c in result["criteria"] if not c["holds"]]
-        raise VerificationError(f"site {site_id} is not drained: {', '.join(failed)}")
+        raise VerificationError(f"site {site_id} is not drained: {', '.join(result.failed_criteria())}")
 
 
-def _human(result: dict[str, Any]) -> str:
-    verdict = "DRAINED" if result["drained"] else "not drained"
-    lines = [f"site {result['site_id']}: {verdict} (run {result['run_id']}, {result['mode']}, as of {result['as_of']})"]
-    lines += [f"  [{'x' if c['holds'] else ' '}] {c['name']}: {c['detail']}" for c in result["criteria"]]
-    by_status = ", ".join(f"{k} {v}" for k, v in result["in_flight_by_status"].items())
+def _human(result: ReconcileResult) -> str:
+    verdict = "DRAINED" if result.drained else "not drained"
+    lines = [f"site {result.site_id}: {verdict} (run {result.run_id}, {result.mode}, as of {result.as_of})"]
+    lines += [f"  [{'x' if c.holds else ' '}] {c.name}: {c.detail}" for c in result.criteria]
+    by_status = ", ".join(f"{k} {v}" for k, v in result.in_flight_by_status.items())
     lines.append(
-        f"  in flight: {result['in_flight']} ({by_status}); overdue {result['overdue']}; "
-        f"received after cut-over {result['received_after_cutover']}; drift {result['drift']}; "
-        f"likely duplicates {result['likely_duplicates']}"
+        f"  in flight: {result.in_flight} ({by_status}); overdue {result.overdue}; "
+        f"received after cut-over {result.received_after_cutover}; drift {result.drift}; "
+        f"likely duplicates {result.likely_duplicates}"
     )
     lines.append(
-        f"  re-registration: {result['registered']} of {result['must_reregister']} done, "
-        f"{result['not_registered']} to contact"
+        f"  re-registration: {result.registered} of {result.must_reregister} done, {result.not_registered} to contact"
     )
-    increment = result["increment"]
+    increment = result.increment
     lines.append(
-        f"  changes: {result['rows_changed']} rows backed up"
+        f"  changes: {result.rows_changed} rows backed up"
         + (f" in increment {increment}" if increment else " (nothing new: no increment)")
-        + f"; {result['carried_over']} carried over, {result['blocked']} blocked"
+        + f"; {result.carried_over} carried over, {result.blocked} blocked"
     )
-    if result.get("forecast_drain_date"):
-        lines.append(f"  forecast drain date: {result['forecast_drain_date']}")
-    lines += [f"  warning: {w}" for w in result["warnings"]]
-    lines.append(f"  report: {result['reports']['html']}")
-    if "outreach_csv" in result["reports"]:
-        lines.append(f"  outreach list: {result['reports']['outreach_csv']}")
+    if result.forecast_drain_date:
+        lines.append(f"  forecast drain date: {result.forecast_drain_date}")
+    lines += [f"  warning: {w}" for w in result.warnings]
+    lines.append(f"  report: {result.reports['html']}")
+    if "outreach_csv" in result.reports:
+        lines.append(f"  outreach list: {result.reports['outreach_csv']}")
     return "\n".join(lines)
 
 
@@ -147,10 +148,9 @@ def verify_chain_command(app: App, site_id: str, public_key: Path | None) -> Non
             print_problems(exc)
             raise
         lines = [
-            f"backup chain of site {site_id}: OK, {len(result['backups'])} backups, "
-            f"{result['parts_checked']} parts checked"
+            f"backup chain of site {site_id}: OK, {len(result.backups)} backups, {result.parts_checked} parts checked"
         ]
-        lines += [f"  {b['kind']:<12} {b['backup_id']}  {b['manifest_fingerprint']}" for b in result["backups"]]
+        lines += [f"  {b['kind']:<12} {b['backup_id']}  {b['manifest_fingerprint']}" for b in result.backups]
         outcome.emit(result, "\n".join(lines), verdict="PASSED")
 
 
@@ -194,8 +194,8 @@ def restore_chain_command(
         except VerificationError as exc:
             print_problems(exc)
             raise
-        lines = [f"backup chain of site {site_id} ({len(result['backups'])} backups) restored and matches"]
-        lines += restored_lines(result["tables"], result["files"], live_note=result["live_note"])
+        lines = [f"backup chain of site {site_id} ({len(result.backups)} backups) restored and matches"]
+        lines += restored_lines(result.tables, result.files, live_note=result.live_note)
         outcome.emit(result, "\n".join(lines), verdict="PASSED")
 
 
