@@ -34,7 +34,7 @@ from ts24_migrate.core.errors import ConfigError, GateRefused
 from ts24_migrate.core.signing import load_signing_key
 from ts24_migrate.runs.app import App
 from ts24_migrate.runs.documents import write_approval
-from ts24_migrate.runs.purge import execute_step, plan_step
+from ts24_migrate.runs.purge import PurgeCertified, PurgePlanned, execute_step, plan_step
 
 from .artifacts import artifact_key, progress_reporter, publish_markdown
 from .inventory import inventory_path
@@ -47,11 +47,11 @@ class PurgeApproval(RunInput):
     approvals: list[dict[str, Any]]  # as `purge approve --out FILE` writes them (JSON objects)
 
 
-def plan_markdown(site_id: str, plan: dict[str, Any]) -> str:
-    totals = plan["totals"]
+def plan_markdown(site_id: str, plan: PurgePlanned) -> str:
+    totals = plan.totals
     lines = [
-        f"# Purge plan of {site_id}: waiting for {plan['approvals_required']} approval(s)",
-        f"plan SHA-256 `{plan['plan_sha256']}`",
+        f"# Purge plan of {site_id}: waiting for {plan.approvals_required} approval(s)",
+        f"plan SHA-256 `{plan.plan_sha256}`",
         "",
         f"- tables: **{totals['tables']}** ({totals['rows']} rows), other objects: {totals['objects']}, "
         f"database files: {totals['database_files']}",
@@ -60,7 +60,7 @@ def plan_markdown(site_id: str, plan: dict[str, Any]) -> str:
         "",
         "## Gates",
     ]
-    lines += [f"- {'✅' if g['holds'] else '❌'} {g['name']}" for g in plan["gates"]]
+    lines += [f"- {'✅' if g['holds'] else '❌'} {g['name']}" for g in plan.gates]
     lines += [
         "",
         "Review plan.html next to the plan, then `ts24-migrate purge approve PLAN --key YOUR_KEY "
@@ -69,17 +69,17 @@ def plan_markdown(site_id: str, plan: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def certificate_markdown(site_id: str, result: dict[str, Any]) -> str:
-    figures = result["figures"]
+def certificate_markdown(site_id: str, result: PurgeCertified) -> str:
+    figures = result.figures
     return "\n".join(
         [
-            f"# Certificate of sanitization of {site_id}: **{result['state']}**",
-            f"certificate SHA-256 `{result['certificate_sha256']}`, plan `{result['plan_sha256']}`",
+            f"# Certificate of sanitization of {site_id}: **{result.state}**",
+            f"certificate SHA-256 `{result.certificate_sha256}`, plan `{result.plan_sha256}`",
             "",
             f"- destroyed: {figures['tables_dropped']} tables, {figures['objects_dropped']} other objects, "
             f"{figures['files_overwritten']} files ({figures['bytes_overwritten']:,} bytes)",
-            f"- verification: {result['verification']['database']}; {result['verification']['attachments']}",
-            f"- residue scan: {result['residue_scan']}",
+            f"- verification: {result.verification['database']}; {result.verification['attachments']}",
+            f"- residue scan: {result.residue_scan}",
             "- next: media sanitization of the disks (`purge attest-media`), then `purge handover`",
         ]
     )
@@ -93,7 +93,7 @@ def purge_site(
     operator: str | None = None,
     approval_timeout_seconds: int = 7 * 24 * 3600,
     poll_interval_seconds: int = 10,
-) -> dict[str, Any]:
+) -> PurgeCertified:
     logger = get_run_logger()
     path = inventory_path(inventory)
     app = App(Path(path))
@@ -104,7 +104,7 @@ def purge_site(
         plan = plan_step(app, site_id, author=author, author_key=load_signing_key(Path(operator_key)))
     finally:
         app.close()
-    plan_hash = plan["plan_sha256"]
+    plan_hash = plan.plan_sha256
     publish_markdown(site_id, "purge-plan", plan_markdown(site_id, plan), "purge plan waiting for approval")
     logger.info(
         "site %s: plan %s written; waiting up to %d s for its approval", site_id, plan_hash, approval_timeout_seconds
@@ -126,7 +126,7 @@ def purge_site(
             f"site {site_id}: the approval input names plan {answer.plan_sha256}, this run's plan is "
             f"{plan_hash}: nothing was destroyed"
         )
-    folder = Path(plan["plan"]).parent
+    folder = Path(plan.plan).parent
     approvals = []
     for number, document in enumerate(answer.approvals, start=1):
         if not isinstance(document.get("body"), dict):
@@ -142,7 +142,7 @@ def purge_site(
         result = execute_step(
             app,
             site_id,
-            plan_path=Path(plan["plan"]),
+            plan_path=Path(plan.plan),
             approvals=approvals,
             performed_by=None,
             progress=progress_reporter(site_id, "purge"),

@@ -94,13 +94,13 @@ def test_the_flow_pauses_for_the_approval_then_purges_and_certifies(prefect_serv
     runner.join(timeout=300)
     assert not runner.is_alive() and runner.error is None, runner.error
     result = runner.result
-    assert result["state"] == SiteState.CERTIFIED.value and result["plan_sha256"] == plan_hash
+    assert result.state == SiteState.CERTIFIED.value and result.plan_sha256 == plan_hash
     assert not site.legacy.exists() and not any(site.files.rglob("*"))
     code, _, err = run_cli(
         site.inventory,
         "certificate",
         "verify",
-        result["certificate"],
+        result.certificate,
         "--public-key",
         str(site.public_key),
         "--ledger",

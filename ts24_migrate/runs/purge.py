@@ -49,6 +49,7 @@ from ts24_migrate.core.db import store_engine
 from ts24_migrate.core.errors import ConfigError, GateRefused, UsageError, VerificationError
 from ts24_migrate.core.keys import recipient_of
 from ts24_migrate.core.private_files import make_private_dirs
+from ts24_migrate.core.results import StageResult
 from ts24_migrate.core.secrets import Secret
 from ts24_migrate.core.server_identity import ServerIdentity, probe_server_identity
 from ts24_migrate.core.signing import SigningKey, checked_document, key_id_of, load_public_key, signed_document
@@ -73,6 +74,101 @@ from .purge_facts import (
     survey,
 )
 from .reconcile import reconcile_step
+
+# -- typed results (core.results): fields named and ordered as the CLI's --json output shows them ------
+
+
+class LedgerEventReference(StageResult):
+    seq: int
+    hash: str
+
+
+class RestoreDrill(StageResult):
+    """The restore drill of the chain: it matched (a mismatch raises), where, and the fingerprints held."""
+
+    ok: bool
+    into: str
+    tables: dict[str, str]  # table -> fingerprint
+    attachments: str | None  # the attachment folder's fingerprint
+
+
+class PurgePrepared(StageResult):
+    """What prepare_step returns."""
+
+    run_id: str
+    site_id: str
+    state: str  # FINAL_BACKUP_VERIFIED
+    write_stop: dict[str, Any]  # purge.write_stop.stop_writes: method, detail...
+    final_increment: str | None  # None: nothing changed since the last increment
+    chain: list[dict[str, Any]]  # the chain's backups, oldest first (backup_id...)
+    parts_decrypted: int
+    rows_recounted: int
+    files_recounted: int
+    restore_drill: RestoreDrill
+    verification_event: LedgerEventReference
+
+
+class PurgePlanned(StageResult):
+    """What plan_step returns."""
+
+    run_id: str
+    site_id: str
+    plan_sha256: str
+    plan: str  # plan.json's path
+    html: str  # plan.html's path
+    totals: dict[str, Any]
+    gates: list[dict[str, Any]]  # purge.gates.GateResult.to_dict(), every one held
+    approvals_required: int
+
+
+class PurgeApproved(StageResult):
+    """What approve_step returns."""
+
+    site_id: str
+    plan_sha256: str
+    approval: str  # the approval document's path
+    approval_sha256: str
+    approver: str
+    key_id: str
+    expires_at: str
+    totals: dict[str, Any]
+
+
+class PurgeCertified(StageResult):
+    """What execute_step returns: the certificate of sanitization and what it says."""
+
+    site_id: str
+    state: str
+    plan_sha256: str
+    certificate: str  # certificate.json's path
+    html: str  # certificate.html's path
+    certificate_sha256: str
+    figures: dict[str, Any]
+    verification: dict[str, Any]  # passed, database, attachments
+    residue_scan: Any  # the residue scan's summary
+    residues: Any  # residues left for media sanitization
+    resumed: bool
+
+
+class MediaAttested(StageResult):
+    """What attest_media_step returns."""
+
+    site_id: str
+    media_attestation: str  # its path
+    sha256: str
+    certificate_sha256: str
+    devices: list[Any]
+
+
+class HandedOver(StageResult):
+    """What handover_step returns."""
+
+    site_id: str
+    handover: str  # its path
+    sha256: str
+    receiver: str
+    date: str  # YYYY-MM-DD
+
 
 Progress = Callable[[str, int, int], None]
 TOOL = {"name": TOOL_NAME, "version": __version__}
@@ -109,7 +205,7 @@ def prepare_step(
     scratch_url: Secret | None = None,
     parent_run_id: str | None = None,
     scratch_url_env: str | None = None,
-) -> dict[str, Any]:
+) -> PurgePrepared:
     """Stop writes, take the final increment, have the custodian decrypt-verify and restore-drill the chain."""
     app.site(site_id)
     store, ledger = app.control_store, app.ledger(site_id)
@@ -237,19 +333,19 @@ def prepare_step(
                 "verification_event": {"seq": event.seq, "hash": event.hash},
             }
         )
-    return {
-        "run_id": run.run_id,
-        "site_id": site_id,
-        "state": SiteState.FINAL_BACKUP_VERIFIED.value,
-        "write_stop": done,
-        "final_increment": final.increment,
-        "chain": chain.entries(),
-        "parts_decrypted": decrypted["parts"],
-        "rows_recounted": decrypted["rows"],
-        "files_recounted": decrypted["files"],
-        "restore_drill": drill,
-        "verification_event": {"seq": event.seq, "hash": event.hash},
-    }
+    return PurgePrepared(
+        run_id=run.run_id,
+        site_id=site_id,
+        state=SiteState.FINAL_BACKUP_VERIFIED.value,
+        write_stop=done,
+        final_increment=final.increment,
+        chain=chain.entries(),
+        parts_decrypted=decrypted["parts"],
+        rows_recounted=decrypted["rows"],
+        files_recounted=decrypted["files"],
+        restore_drill=RestoreDrill(**drill),
+        verification_event=LedgerEventReference(seq=event.seq, hash=event.hash),
+    )
 
 
 def _stop_writes(app: App, target) -> dict[str, Any]:
@@ -348,7 +444,7 @@ def _approvers(app: App) -> list[ListedApprover]:
 @updates_latest
 def plan_step(
     app: App, site_id: str, *, author: Person, author_key: SigningKey, parent_run_id: str | None = None
-) -> dict[str, Any]:
+) -> PurgePlanned:
     """Check every gate and write the signed plan (JSON + HTML). Changes nothing on the site."""
     site = app.site(site_id)
     store, ledger = app.control_store, app.ledger(site_id)
@@ -432,16 +528,16 @@ def plan_step(
             run_id=run.run_id,
         )
         run.figures.update({"plan_sha256": plan_hash, "plan": str(plan_path), **body["totals"]})
-    return {
-        "run_id": run.run_id,
-        "site_id": site_id,
-        "plan_sha256": plan_hash,
-        "plan": str(plan_path),
-        "html": str(html),
-        "totals": body["totals"],
-        "gates": [g.to_dict() for g in results],
-        "approvals_required": body["approvals"]["required"],
-    }
+    return PurgePlanned(
+        run_id=run.run_id,
+        site_id=site_id,
+        plan_sha256=plan_hash,
+        plan=str(plan_path),
+        html=str(html),
+        totals=body["totals"],
+        gates=[g.to_dict() for g in results],
+        approvals_required=body["approvals"]["required"],
+    )
 
 
 def load_plan(app: App, plan_path: Path) -> tuple[dict[str, Any], dict[str, Any], str]:
@@ -463,7 +559,7 @@ def load_plan(app: App, plan_path: Path) -> tuple[dict[str, Any], dict[str, Any]
 
 def approve_step(
     app: App, plan_path: Path, *, key: SigningKey, valid_for: dt.timedelta, out: Path | None = None
-) -> dict[str, Any]:
+) -> PurgeApproved:
     """Sign the plan's hash with an approver's key; refused for an unlisted approver or the plan's author."""
     _document, body, plan_hash = load_plan(app, plan_path)
     listed = {a.key_id: a for a in _approvers(app)}
@@ -485,16 +581,16 @@ def approve_step(
     )
     approval_hash = write_document(path, document)
     refresh_latest(app, body["site"]["id"])  # its next step is now the next approver's, or the execution
-    return {
-        "site_id": body["site"]["id"],
-        "plan_sha256": plan_hash,
-        "approval": str(path),
-        "approval_sha256": approval_hash,
-        "approver": approver.name,
-        "key_id": key.key_id,
-        "expires_at": document["body"]["expires_at"],
-        "totals": body["totals"],
-    }
+    return PurgeApproved(
+        site_id=body["site"]["id"],
+        plan_sha256=plan_hash,
+        approval=str(path),
+        approval_sha256=approval_hash,
+        approver=approver.name,
+        key_id=key.key_id,
+        expires_at=document["body"]["expires_at"],
+        totals=body["totals"],
+    )
 
 
 # -- 4. execute -------------------------------------------------------------------------------------
@@ -511,7 +607,7 @@ def execute_step(
     media_destination: str | None = None,
     progress: Progress | None = None,
     parent_run_id: str | None = None,
-) -> dict[str, Any]:
+) -> PurgeCertified:
     """Execute an approved plan (or resume one a kill interrupted), verify, scan, certify."""
     site = app.site(site_id)
     _document, body, plan_hash = load_plan(app, plan_path)
@@ -858,22 +954,22 @@ def _certify(
 
 def _certified_summary(
     app: App, site_id: str, folder: Path, plan_hash: str, journal: PurgeJournal, *, resumed: bool
-) -> dict[str, Any]:
+) -> PurgeCertified:
     document = read_document(folder / "certificate.json", what="certificate")
     body = document["body"]
-    return {
-        "site_id": site_id,
-        "state": app.control_store.state(site_id).value,
-        "plan_sha256": plan_hash,
-        "certificate": str(folder / "certificate.json"),
-        "html": str(folder / "certificate.html"),
-        "certificate_sha256": journal.recorded("certified")["certificate_sha256"],
-        "figures": body["figures"],
-        "verification": {k: body["verification"][k] for k in ("passed", "database", "attachments")},
-        "residue_scan": body["verification"]["residue_scan"]["summary"],
-        "residues": body["residues_for_media_sanitization"],
-        "resumed": resumed,
-    }
+    return PurgeCertified(
+        site_id=site_id,
+        state=app.control_store.state(site_id).value,
+        plan_sha256=plan_hash,
+        certificate=str(folder / "certificate.json"),
+        html=str(folder / "certificate.html"),
+        certificate_sha256=journal.recorded("certified")["certificate_sha256"],
+        figures=body["figures"],
+        verification={k: body["verification"][k] for k in ("passed", "database", "attachments")},
+        residue_scan=body["verification"]["residue_scan"]["summary"],
+        residues=body["residues_for_media_sanitization"],
+        resumed=resumed,
+    )
 
 
 # -- after the certificate: media sanitization and handover ------------------------------------------
@@ -907,7 +1003,7 @@ def attest_media_step(
     report: Path,
     performed_by: Person,
     date: dt.date,
-) -> dict[str, Any]:
+) -> MediaAttested:
     """Record the media-level sanitization of a certified site's disks, as a signed addendum."""
     from purge.addenda import MEDIA_NAME, file_sha256, media_attestation_body
 
@@ -944,17 +1040,17 @@ def attest_media_step(
             "tool": tool,
         },
     )
-    return {
-        "site_id": site_id,
-        "media_attestation": str(folder / MEDIA_NAME),
-        "sha256": digest,
-        "certificate_sha256": certificate_hash,
-        "devices": devices,
-    }
+    return MediaAttested(
+        site_id=site_id,
+        media_attestation=str(folder / MEDIA_NAME),
+        sha256=digest,
+        certificate_sha256=certificate_hash,
+        devices=devices,
+    )
 
 
 @updates_latest
-def handover_step(app: App, site_id: str, *, receiver: Person, handed_over_by: Person, date: dt.date) -> dict[str, Any]:
+def handover_step(app: App, site_id: str, *, receiver: Person, handed_over_by: Person, date: dt.date) -> HandedOver:
     """Record the server's return to its owner; refused until its media sanitization is attested."""
     from purge.addenda import HANDOVER_NAME, MEDIA_NAME, addendum_problems, handover_body
 
@@ -996,10 +1092,10 @@ def handover_step(app: App, site_id: str, *, receiver: Person, handed_over_by: P
             "date": date.isoformat(),
         },
     )
-    return {
-        "site_id": site_id,
-        "handover": str(folder / HANDOVER_NAME),
-        "sha256": digest,
-        "receiver": receiver.name,
-        "date": date.isoformat(),
-    }
+    return HandedOver(
+        site_id=site_id,
+        handover=str(folder / HANDOVER_NAME),
+        sha256=digest,
+        receiver=receiver.name,
+        date=date.isoformat(),
+    )

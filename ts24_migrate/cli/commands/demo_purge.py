@@ -68,25 +68,25 @@ def retire_demo_site(app: App, folder: Path, site_id: str, identity: Path) -> di
     assert operator is not None  # add_demo_purge_people set it
     plan = plan_step(app, site_id, author=operator, author_key=load_signing_key(folder / OPERATOR_KEY))
     approval = approve_step(
-        app, Path(plan["plan"]), key=load_signing_key(folder / APPROVER_KEY), valid_for=dt.timedelta(hours=1)
+        app, Path(plan.plan), key=load_signing_key(folder / APPROVER_KEY), valid_for=dt.timedelta(hours=1)
     )
     purged = execute_step(
-        app, site_id, plan_path=Path(plan["plan"]), approvals=[Path(approval["approval"])], performed_by=None
+        app, site_id, plan_path=Path(plan.plan), approvals=[Path(approval.approval)], performed_by=None
     )
     check = check_certificate(
-        Path(purged["certificate"]),
+        Path(purged.certificate),
         trusted_public_key(app, None),
         backup_root=app.inventory.backup_path,
         ledger_path=app.ledger_path(site_id),
-        plan_path=Path(plan["plan"]),
+        plan_path=Path(plan.plan),
     )
     return {
-        "plan": plan["plan"],
-        "plan_sha256": plan["plan_sha256"],
-        "approval": approval["approval"],
-        "certificate": purged["certificate"],
-        "certificate_html": purged["html"],
-        "certificate_sha256": purged["certificate_sha256"],
+        "plan": plan.plan,
+        "plan_sha256": plan.plan_sha256,
+        "approval": approval.approval,
+        "certificate": purged.certificate,
+        "certificate_html": purged.html,
+        "certificate_sha256": purged.certificate_sha256,
         "state": app.control_store.state(site_id).value,
         "certificate_verified": check.ok,
         "problems": check.problems,

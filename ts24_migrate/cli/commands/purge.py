@@ -22,6 +22,7 @@ from .restore_common import scratch_url
 
 if TYPE_CHECKING:
     from ts24_migrate.core.config import Person
+    from ts24_migrate.runs.purge import PurgeCertified, PurgePlanned
 
 _KEY = click.Path(dir_okay=False, exists=True, path_type=Path)
 
@@ -65,14 +66,14 @@ def prepare_command(app: App, site_id: str, identity: Path, scratch_url_env: str
     url = scratch_url(None, scratch_url_env) if scratch_url_env else None
     with stage_outcome(app, site_id) as outcome:
         result = prepare_step(app, site_id, identity=identity, scratch_url=url, scratch_url_env=scratch_url_env)
-    head = result["chain"][-1]
+    head = result.chain[-1]
     lines = [
-        f"site {site_id}: FINAL_BACKUP_VERIFIED (run {result['run_id']})",
-        f"  writes stopped: {result['write_stop']['method']}",
-        f"  final increment: {result['final_increment'] or 'none needed (nothing changed since the last one)'}",
-        f"  chain of {len(result['chain'])} backups up to {head['backup_id']} decrypted by the custodian: "
-        f"{result['parts_decrypted']} parts, {result['rows_recounted']} rows, {result['files_recounted']} files",
-        f"  restore drill: {len(result['restore_drill']['tables'])} tables and the attachment folder match the "
+        f"site {site_id}: FINAL_BACKUP_VERIFIED (run {result.run_id})",
+        f"  writes stopped: {result.write_stop['method']}",
+        f"  final increment: {result.final_increment or 'none needed (nothing changed since the last one)'}",
+        f"  chain of {len(result.chain)} backups up to {head['backup_id']} decrypted by the custodian: "
+        f"{result.parts_decrypted} parts, {result.rows_recounted} rows, {result.files_recounted} files",
+        f"  restore drill: {len(result.restore_drill.tables)} tables and the attachment folder match the "
         f"chain and the live data",
     ]
     outcome.emit(result, "\n".join(lines), verdict="PASSED")
@@ -112,21 +113,21 @@ def plan_command(app: App, site_id: str, key_path: Path, operator: str | None, r
         _plan_lines(outcome, site_id, result)
 
 
-def _plan_lines(outcome: OutcomeLine, site_id: str, result: dict) -> None:
-    totals = result["totals"]
+def _plan_lines(outcome: OutcomeLine, site_id: str, result: PurgePlanned) -> None:
+    totals = result.totals
     lines = [
-        f"site {site_id}: purge plan {result['plan_sha256']}",
+        f"site {site_id}: purge plan {result.plan_sha256}",
         f"  will destroy: {totals['tables']} tables ({totals['rows']} rows), {totals['objects']} other objects, "
         f"{totals['database_files']} database files, {totals['files']} attachment files "
         f"({totals['file_bytes']:,} bytes), {totals['links']} links, {totals['directories']} folders",
     ]
-    lines += [f"  [x] {g['name']}: {g['detail']}" for g in result["gates"]]
+    lines += [f"  [x] {g['name']}: {g['detail']}" for g in result.gates]
     lines += [
-        f"  plan: {result['plan']}",
-        f"  review: {result['html']}",
-        f"  approvals needed: {result['approvals_required']}",
+        f"  plan: {result.plan}",
+        f"  review: {result.html}",
+        f"  approvals needed: {result.approvals_required}",
     ]
-    outcome.emit(result, "\n".join(lines), report=result["html"])
+    outcome.emit(result, "\n".join(lines), report=result.html)
 
 
 @purge.command("approve")
@@ -163,15 +164,15 @@ def approve_command(app: App, plan_path: Path, key_path: Path, valid_for: int, o
     result = approve_step(
         app, plan_path, key=load_signing_key(key_path), valid_for=dt.timedelta(hours=valid_for), out=out
     )
-    totals = result["totals"]
-    OutcomeLine(app, result["site_id"]).emit(
+    totals = result.totals
+    OutcomeLine(app, result.site_id).emit(
         result,
         "\n".join(
             [
-                f"site {result['site_id']}: plan {result['plan_sha256']} approved by {result['approver']} "
-                f"(key {result['key_id']}) until {result['expires_at']}",
+                f"site {result.site_id}: plan {result.plan_sha256} approved by {result.approver} "
+                f"(key {result.key_id}) until {result.expires_at}",
                 f"  scope: {totals['tables']} tables ({totals['rows']} rows), {totals['files']} files",
-                f"  approval: {result['approval']}",
+                f"  approval: {result.approval}",
             ]
         ),
     )
@@ -236,19 +237,19 @@ def execute_command(
         _execute_lines(outcome, site_id, result)
 
 
-def _execute_lines(outcome: OutcomeLine, site_id: str, result: dict) -> None:
-    figures = result["figures"]
+def _execute_lines(outcome: OutcomeLine, site_id: str, result: PurgeCertified) -> None:
+    figures = result.figures
     lines = [
-        f"site {site_id}: {result['state']}" + (" (resumed)" if result["resumed"] else ""),
+        f"site {site_id}: {result.state}" + (" (resumed)" if result.resumed else ""),
         f"  destroyed: {figures['tables_dropped']} tables and {figures['objects_dropped']} other objects; "
         f"{figures['files_overwritten']} files ({figures['bytes_overwritten']:,} bytes) overwritten and "
         f"deleted, {figures['links_removed']} links, {figures['directories_removed']} folders",
-        f"  verified: {result['verification']['database']}; {result['verification']['attachments']}",
-        f"  residue scan: {result['residue_scan']}",
-        f"  certificate: {result['certificate']} ({result['certificate_sha256']})",
+        f"  verified: {result.verification['database']}; {result.verification['attachments']}",
+        f"  residue scan: {result.residue_scan}",
+        f"  certificate: {result.certificate} ({result.certificate_sha256})",
         "  the disks still need media sanitization: see the certificate's residues",
     ]
-    outcome.emit(result, "\n".join(lines), verdict="PASSED", report=result["html"])
+    outcome.emit(result, "\n".join(lines), verdict="PASSED", report=result.html)
 
 
 _DATE = click.DateTime(formats=["%Y-%m-%d"])
@@ -313,7 +314,7 @@ def attest_media_command(
         outcome.emit(
             result,
             f"site {site_id}: media sanitization of {len(devices)} device(s) attested: "
-            f"{result['media_attestation']} ({result['sha256']})",
+            f"{result.media_attestation} ({result.sha256})",
         )
 
 
@@ -345,7 +346,7 @@ def handover_command(
             handed_over_by=_person(app, operator, None, None),
             date=(date or dt.datetime.now()).date(),
         )
-        outcome.emit(result, f"site {site_id}: handed over to {receiver} on {result['date']}: {result['handover']}")
+        outcome.emit(result, f"site {site_id}: handed over to {receiver} on {result.date}: {result.handover}")
 
 
 def _person(app: App, name: str | None, role: str | None, organisation: str | None) -> Person:
