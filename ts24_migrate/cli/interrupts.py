@@ -74,13 +74,24 @@ class _Handler:
         raise KeyboardInterrupt
 
 
+_current: _Handler | None = None  # the handler of the command running in this process
+
+
+def ctrl_c_received() -> bool:
+    """Whether this command was interrupted. A Ctrl-C that lands inside a database driver's callback
+    (e.g. an SQLite function of ours) reaches the command as the driver's own error, not as
+    KeyboardInterrupt: the command is still interrupted (exit 130), not failed."""
+    return _current is not None and _current.interrupted
+
+
 @contextmanager
 def interrupt_handling() -> Iterator[None]:
     """Install the Ctrl-C handling for one command (only the main thread may set signal handlers)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    handler = _Handler()
+    global _current
+    handler = _current = _Handler()
     library_log, library_logger = _LibraryLog(handler), logging.getLogger("sqlalchemy")
     library_logger.addHandler(library_log)
     previous = signal.signal(signal.SIGINT, handler)
@@ -89,3 +100,4 @@ def interrupt_handling() -> Iterator[None]:
     finally:
         signal.signal(signal.SIGINT, previous)
         library_logger.removeHandler(library_log)
+        _current = None

@@ -38,7 +38,7 @@ from ts24_migrate.core.errors import ExitCode, FolderUnusable, Ts24Error, classi
 from ts24_migrate.core.secrets import redact_url
 from ts24_migrate.runs.app import App, default_inventory_path
 
-from .interrupts import interrupt_handling
+from .interrupts import ctrl_c_received, interrupt_handling
 
 EXIT_CODES_HELP = """Exit codes: 0 ok, 1 verdict failed, 2 usage/configuration error,
 3 unreachable database or folder, 4 refused by a safety gate, 70 internal error, 130 interrupted.
@@ -189,7 +189,7 @@ def _run(args: list[str], app: App, debug: bool) -> tuple[int, dict[str, str] | 
         outcome = app.failed_outcome  # the command's outcome line (commands/outcome.py)
         if outcome is not None and app.json_output:
             app.json_payload = {**(app.json_payload if isinstance(app.json_payload, dict) else {}), "outcome": outcome}
-        known = classify(exc)
+        known = classify(KeyboardInterrupt() if ctrl_c_received() else exc)
         if known is None:
             message = f"{type(exc).__name__}: {redact_url(str(exc)).splitlines()[0][:300] if str(exc) else ''}"
             return _report(

@@ -364,7 +364,7 @@ def verify_step(
 ) -> BackupVerified:
     """Verify a backup; with a custodian identity a passing check moves BACKED_UP to BACKUP_VERIFIED.
 
-    A failed check raises VerificationError whose `report` holds every problem.
+    A failed check raises VerificationError listing every problem (its `problems`).
     """
     app.site(site_id)
     if backup_id is None:
