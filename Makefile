@@ -12,6 +12,9 @@ TEST_DEBIAN_PACKAGES := chromium
 # pgloader and psql: the load benchmark measures them next to our load, in the same run.
 BENCHMARK_DEBIAN_PACKAGES := pgloader postgresql-client
 PYTEST_ARGS ?=
+# Two test workers, each taking whole test files: the CI machine has 2 cores and most tests wait on a
+# database or a child process. TEST_WORKERS=0 runs the suite in this one process.
+TEST_WORKERS ?= 2
 
 .PHONY: demo test check system-packages test-packages apt-install venv clean benchmark
 
@@ -20,7 +23,7 @@ demo: venv
 	@$(BIN)/ts24-migrate demo || { code=$$?; echo "make demo: FAILED (exit code $$code)"; exit $$code; }
 
 test: venv test-packages
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 # The code habits of docs/architecture.md: the layers (import-linter), ruff, ruff format, mypy.
 check: venv

@@ -168,3 +168,24 @@ def demo_site(tmp_path: Path) -> Callable[..., DemoSite]:
         return DemoSite(folder, inventory, identity, site_id)
 
     return make
+
+
+# The longest test files first: `make test` runs two workers that each take whole files, and a long file
+# started last keeps one worker busy after the other has finished.
+LONGEST_FIRST = (
+    "test_fleet_deployment.py",
+    "test_kill_anywhere.py",
+    "test_flow_fleet.py",
+    "test_cli_interrupt.py",
+    "test_load_kill.py",
+    "test_flow_limits.py",
+    "test_flow_migrate_site.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        name = item.path.name
+        return LONGEST_FIRST.index(name) if name in LONGEST_FIRST else len(LONGEST_FIRST)
+
+    items.sort(key=rank)  # stable: the order inside a file, and of the other files, stays as collected

@@ -78,23 +78,23 @@ def test_an_intact_ledger_verifies(path: Path) -> None:
     assert "intact: 8 events" in result.summary()
 
 
-@pytest.mark.parametrize(
-    "field, new_value, expected",
-    [
-        ("seq", 40, "event seq 40 (line 4): its content does not match its hash"),
-        ("time", "2024-01-01T00:00:00.000000Z", "event seq 4 (line 4): its content does not match its hash"),
-        ("site", "hn-02", "event seq 4 (line 4): its content does not match its hash"),
-        ("stage", "load", "event seq 4 (line 4): its content does not match its hash"),
-        ("event", "nothing_happened", "event seq 4 (line 4): its content does not match its hash"),
-        ("run_id", None, "event seq 4 (line 4): its content does not match its hash"),
-        ("data", {"rows": 1, "office": "BHXH Hà Nội"}, "event seq 4 (line 4): its content does not match its hash"),
-        ("prev_hash", "0" * 64, "event seq 4 (line 4): its content does not match its hash"),
-        ("key_id", OTHER_KEY.key_id, "event seq 4 (line 4): its content does not match its hash"),
-        ("hash", "f" * 64, "event seq 4 (line 4): its content does not match its hash"),
-        ("signature", base64.b64encode(bytes(64)).decode(), "event seq 4 (line 4): its signature does not verify"),
-        ("v", 2, "line 4: unknown ledger format version 2"),
-    ],
-)
+EDITS = [  # (field, its edited value, what verify says)
+    ("seq", 40, "event seq 40 (line 4): its content does not match its hash"),
+    ("time", "2024-01-01T00:00:00.000000Z", "event seq 4 (line 4): its content does not match its hash"),
+    ("site", "hn-02", "event seq 4 (line 4): its content does not match its hash"),
+    ("stage", "load", "event seq 4 (line 4): its content does not match its hash"),
+    ("event", "nothing_happened", "event seq 4 (line 4): its content does not match its hash"),
+    ("run_id", None, "event seq 4 (line 4): its content does not match its hash"),
+    ("data", {"rows": 1, "office": "BHXH Hà Nội"}, "event seq 4 (line 4): its content does not match its hash"),
+    ("prev_hash", "0" * 64, "event seq 4 (line 4): its content does not match its hash"),
+    ("key_id", OTHER_KEY.key_id, "event seq 4 (line 4): its content does not match its hash"),
+    ("hash", "f" * 64, "event seq 4 (line 4): its content does not match its hash"),
+    ("signature", base64.b64encode(bytes(64)).decode(), "event seq 4 (line 4): its signature does not verify"),
+    ("v", 2, "line 4: unknown ledger format version 2"),
+]
+
+
+@pytest.mark.parametrize("field, new_value, expected", EDITS, ids=[field for field, _, _ in EDITS])
 def test_an_edited_field_is_found_and_the_event_named(path: Path, field: str, new_value: object, expected: str) -> None:
     lines = lines_of(path)
     values = json.loads(lines[3])
