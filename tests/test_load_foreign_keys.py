@@ -27,6 +27,7 @@ from test_load_support import (
     open_target,
     rows_of,
     snapshot,
+    target,
     target_url,
 )
 
@@ -39,14 +40,7 @@ from load.staging import to_stage_arrow
 from load.target_map import target_spec
 from load.transactions import write_transaction
 
-__all__ = ["target_url"]  # a fixture, used by name
-
-
-@pytest.fixture
-def target(target_url):
-    engine = open_target(target_url)
-    yield engine
-    engine.dispose()
+__all__ = ["target", "target_url"]  # fixtures, used by name
 
 
 @pytest.fixture

@@ -20,6 +20,7 @@ from test_load_support import (
     open_target,
     rows_of,
     snapshot,
+    target,
     target_url,
     unit_row,
 )
@@ -31,14 +32,7 @@ from load.row_hash import row_md5
 from load.staging import to_stage_arrow
 from load.target_map import target_spec
 
-__all__ = ["target_url"]  # a fixture, used by name
-
-
-@pytest.fixture
-def target(target_url):
-    engine = open_target(target_url)
-    yield engine
-    engine.dispose()
+__all__ = ["target", "target_url"]  # fixtures, used by name
 
 
 def test_new_rows_are_inserted_with_crosswalk_and_lineage(target):

@@ -61,6 +61,14 @@ def target_url(request, sqlite_url) -> str:
     return sqlite_url("target") if request.param == "sqlite" else request.getfixturevalue("pg_database")()
 
 
+@pytest.fixture
+def target(target_url):
+    """An engine on a fresh target (SQLite, then PostgreSQL) with the new system's schema."""
+    engine = open_target(target_url)
+    yield engine
+    engine.dispose()
+
+
 # -- hand-made transformed rows ----------------------------------------------------------------
 def unit_row(code: str, **values: Any) -> dict[str, Any]:
     row = {
