@@ -1,7 +1,7 @@
 """Parity diff time on a 1M-row table, next to a plain COUNT(*) of the same tables.
 
 Builds a fresh database holding `dossiers` (ROWS rows, source 'ts24') and the
-lineage the load would have written for them, then measures in the same run:
+crosswalk rows (with their lineage) the load would have written for them, then measures in the same run:
 
 - baseline: COUNT(*) of the target table plus COUNT(*) of its lineage rows
 - parity with no difference (one checksum scan per side)
@@ -34,7 +34,7 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from load import target_schema as ts
-from load.bookkeeping import create_bookkeeping_tables, lineage
+from load.bookkeeping import create_bookkeeping_tables, crosswalk
 from load.row_hash import register_sqlite_functions, row_md5
 from load.target_map import target_spec
 from validation.parity import parity_for_table
@@ -101,7 +101,7 @@ def _populate(engine: sa.Engine, rows: int) -> None:
             sa.literal(NOW, sa.DateTime),
         )
         conn.execute(
-            lineage.insert().from_select(
+            crosswalk.insert().from_select(
                 [
                     "target_table",
                     "target_key",
@@ -156,8 +156,8 @@ def _baseline(engine: sa.Engine) -> float:
     count_target = sa.select(sa.func.count()).select_from(ts.dossiers)
     count_lineage = (
         sa.select(sa.func.count())
-        .select_from(lineage)
-        .where(lineage.c.target_table == "dossiers", lineage.c.site_id == SITE)
+        .select_from(crosswalk)
+        .where(crosswalk.c.target_table == "dossiers", crosswalk.c.site_id == SITE)
     )
     started = time.perf_counter()
     with engine.connect() as conn:

@@ -1,13 +1,14 @@
 """The migration's own bookkeeping in the target database, apart from business tables.
 
-- mig_crosswalk: every legacy key -> its new key (one row per loaded legacy row)
-- mig_lineage:   where each loaded row came from (site, legacy key, run, legacy row
-                 hash) and the row hash the target computed when it was written
-                 (load.row_hash), which parity compares with the live table
+- mig_crosswalk: one row per loaded legacy row: its legacy key -> its new key, and its
+                 lineage: the run that wrote it, the legacy row hash, and the row hash the
+                 target computed when it was written (load.row_hash), which parity
+                 compares with the live table (until schema step 4, the lineage was a
+                 table of its own, mig_lineage)
 - mig_rejects:   every legacy row not loaded, with reason code, field and value
 - mig_flags:     every value of a loaded row that carries a data-quality flag: the
                  field, the legacy original and the value loaded (the row's codes are
-                 also in its lineage's dq_flags)
+                 also in its crosswalk row's dq_flags)
 - mig_conflicts: rows the new system changed after cut-over, left untouched
 - mig_load_ledger: durable chunks; a re-run skips a chunk recorded as done
 - mig_load_tables: tables whose load finished, with the fingerprint of all rows read
@@ -27,31 +28,29 @@ metadata = sa.MetaData()
 crosswalk = sa.Table(
     "mig_crosswalk",
     metadata,
+    # One row per loaded legacy row: where it went (the crosswalk) and what was written (its lineage).
+    # One table, not two: each loaded row costs the target one bookkeeping row (two index entries).
     sa.Column("site_id", sa.String(64), primary_key=True),
     sa.Column("legacy_table", sa.String(64), primary_key=True),
     sa.Column("legacy_key", sa.String(200), primary_key=True),
     sa.Column("target_table", sa.String(64), nullable=False),
-    # No index on (target_table, target_key): mig_lineage's primary key answers "which legacy
-    # row is this target row", and each index here costs every loaded row a write.
     sa.Column("target_key", sa.String(64), nullable=False),
-)
-
-lineage = sa.Table(
-    "mig_lineage",
-    metadata,
-    sa.Column("target_table", sa.String(64), primary_key=True),
-    sa.Column("target_key", sa.String(64), primary_key=True),
-    sa.Column("site_id", sa.String(64), nullable=False),
-    sa.Column("legacy_table", sa.String(64), nullable=False),
-    sa.Column("legacy_key", sa.String(200), nullable=False),
-    sa.Column("run_id", sa.String(36), nullable=False),
-    sa.Column("legacy_row_hash", sa.String(64), nullable=False),  # ts24_migrate.core.rows.fingerprint.row_digest, hex
-    sa.Column("row_md5", sa.String(32), nullable=False),  # load.row_hash.row_md5 of the row as written
-    sa.Column("loaded_at", sa.DateTime, nullable=False),
+    # The lineage columns are NULL-able in the database only because schema step 4 adds them to
+    # existing crosswalks (ALTER TABLE ... ADD COLUMN); the merge always writes them, and step 4
+    # removes every row it cannot fill (a legacy key whose target row another key took over).
+    sa.Column("run_id", sa.String(36)),
+    sa.Column("legacy_row_hash", sa.String(64)),  # ts24_migrate.core.rows.fingerprint.row_digest, hex
+    sa.Column("row_md5", sa.String(32)),  # load.row_hash.row_md5 of the row as written
+    sa.Column("loaded_at", sa.DateTime),
     # Data-quality flags of the row as loaded; kept here too because not every
     # business table has a dq_flags column (offices, dossier_history).
     sa.Column("dq_flags", sa.Text),
+    # "Which legacy row is this target row": parity's key ranges, the merge's owner of a natural
+    # key. Unique: a target row has one legacy row at most.
+    sa.Index("ux_mig_crosswalk_target_row", "target_table", "target_key", unique=True),
 )
+
+LINEAGE_COLUMNS = ("run_id", "legacy_row_hash", "row_md5", "loaded_at", "dq_flags")
 
 rejects = sa.Table(
     "mig_rejects",

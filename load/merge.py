@@ -7,7 +7,8 @@ and the same statements run on PostgreSQL and SQLite:
    crosswalk once per distinct dossier of the chunk, and its row in the
    dossiers table, locked (load.parent_keys): the foreign key checked as a set;
 1. the plan: one INSERT ... SELECT decides, for every staged row, with outer
-   joins on the crosswalk, the business table and the lineage:
+   joins on the crosswalk (by legacy key, and by target row: its owner) and the
+   business table:
    - a file or history row whose dossier was not loaded (rejected, or in
      conflict) is rejected: PARENT_NOT_LOADED;
    - a legacy key loaded before (crosswalk) updates its row: a re-run;
@@ -28,8 +29,9 @@ and the same statements run on PostgreSQL and SQLite:
 2. the business rows: INSERT the new, UPDATE the others (source = 'ts24');
    for files and history, without the per-row foreign-key checks where the
    database role permits (load.foreign_keys): step 0 proved the key;
-3. crosswalk and lineage, the lineage with the row hash the target computes
-   over the row as written (load.row_hash); rejects and conflicts.
+3. one crosswalk row per written row, with its lineage: the run, the legacy
+   row hash and the row hash the target computes over the row as written
+   (load.row_hash); rejects and conflicts.
 
 The caller owns the transaction: the chunk, its bookkeeping and its ledger
 row commit together or not at all.
@@ -53,7 +55,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.sql.selectable import NamedFromClause  # what .alias() gives: a FROM with a name
 
 from . import foreign_keys, reasons, staging
-from .bookkeeping import conflicts, crosswalk, lineage, rejects
+from .bookkeeping import LINEAGE_COLUMNS, conflicts, crosswalk, rejects
 from .parent_keys import parent_ids
 from .row_hash import row_md5
 from .target_map import TS24_SOURCE, TargetSpec
@@ -307,7 +309,7 @@ class _Merge:
         if spec.parent:  # looked up before staging (load.parent_keys)
             columns.append(s.c.parent_id)
         if spec.natural_key:
-            held_row, owner_row = t.alias("held"), lineage.alias("owner")
+            held_row, owner_row = t.alias("held"), crosswalk.alias("owner")
             held_columns = [held_row.c[self.key.name]] + ([held_row.c.updated_at] if spec.guarded else [])
             joins, held = self._lookup(
                 joins, held_row, held_columns, held_row.c[spec.natural_key] == s.c[spec.natural_key]
@@ -451,63 +453,34 @@ class _Merge:
         p, t, conn = self.p, self.t, self.conn
         target_key = sa.cast(p.c.target_id, sa.String)
 
+        # One crosswalk row per written row, its lineage included (load.bookkeeping).
         # New rows get plain INSERTs (an upsert costs a third more per row); rows the
         # bookkeeping may already hold (re-runs, taken-over rows) get an upsert.
-        # Rows go in in index order: neighbours land on the same index pages, one after the other.
+        # Rows go in in primary key order: neighbours land on the same index pages, one after the other.
         crosswalk_rows = sa.select(
-            sa.literal(self.site_id), sa.literal(self.legacy_table), p.c.legacy_key, sa.literal(t.name), target_key
-        ).order_by(p.c.legacy_key)
-        self._write(
-            crosswalk,
-            ["site_id", "legacy_table", "legacy_key", "target_table", "target_key"],
-            crosswalk_rows,
-            new=sa.and_(p.c.action == INSERT, ~p.c.crosswalked),
-            known=sa.and_(p.c.action.in_(_WRITTEN), sa.or_(p.c.action == UPDATE, p.c.crosswalked)),
-            changing=["target_table", "target_key"],
-        )
-
-        lineage_rows = sa.select(
-            sa.literal(t.name),
-            target_key,
             sa.literal(self.site_id),
             sa.literal(self.legacy_table),
             p.c.legacy_key,
+            sa.literal(t.name),
+            target_key,
             sa.literal(self.run_id),
             p.c.legacy_row_hash,
             self._written_row_md5(),
             sa.literal(self.now, sa.DateTime),
             p.c.dq_flags,
-        ).order_by(p.c.target_id)  # an integer sorts faster than its text, in the same order per digit count
+        ).order_by(p.c.legacy_key)
         # A key from the PostgreSQL sequence was never used before; a code, or max + n on SQLite
-        # after someone deleted the highest row, may have left a lineage row behind.
-        fresh_keys = self.spec.surrogate and conn.dialect.name == "postgresql"
+        # after someone deleted the highest row, may still be claimed by another legacy key whose
+        # row the new system deleted: that claim is stale, and the row's new owner takes its place.
+        if not (self.spec.surrogate and conn.dialect.name == "postgresql"):
+            self._release_stale_claims(target_key)
         self._write(
-            lineage,
-            [
-                "target_table",
-                "target_key",
-                "site_id",
-                "legacy_table",
-                "legacy_key",
-                "run_id",
-                "legacy_row_hash",
-                "row_md5",
-                "loaded_at",
-                "dq_flags",
-            ],
-            lineage_rows,
-            new=p.c.action == INSERT if fresh_keys else None,
-            known=p.c.action == UPDATE if fresh_keys else p.c.action.in_(_WRITTEN),
-            changing=[
-                "site_id",
-                "legacy_table",
-                "legacy_key",
-                "run_id",
-                "legacy_row_hash",
-                "row_md5",
-                "loaded_at",
-                "dq_flags",
-            ],
+            crosswalk,
+            ["site_id", "legacy_table", "legacy_key", "target_table", "target_key", *LINEAGE_COLUMNS],
+            crosswalk_rows,
+            new=sa.and_(p.c.action == INSERT, ~p.c.crosswalked),
+            known=sa.and_(p.c.action.in_(_WRITTEN), sa.or_(p.c.action == UPDATE, p.c.crosswalked)),
+            changing=["target_table", "target_key", *LINEAGE_COLUMNS],
         )
 
         rejected = p.c.action == REJECT
@@ -559,6 +532,26 @@ class _Merge:
             new=None,
             known=sa.and_(rejected, p.c.reason_code.in_(reasons.CONFLICT_CODES)),
             changing=["target_table", "target_key", "run_id", "reason", "detected_at"],
+        )
+
+    def _release_stale_claims(self, target_key: sa.ColumnElement[str]) -> None:
+        """Remove the crosswalk rows that claim a target row this chunk writes for another legacy key.
+
+        Only a claim by the same legacy key on the same target row stays (a re-run); any other
+        is stale (its row was deleted and the key reused), including the row's own legacy key
+        moving to a new target row in this chunk: its upsert below writes the row again.
+        """
+        p, claim = self.p, crosswalk
+        written = p.c.action.in_(_WRITTEN)
+        kept = sa.and_(
+            claim.c.site_id == self.site_id,
+            claim.c.legacy_table == self.legacy_table,
+            sa.tuple_(claim.c.legacy_key, claim.c.target_key).in_(sa.select(p.c.legacy_key, target_key).where(written)),
+        )
+        self.conn.execute(
+            claim.delete().where(
+                claim.c.target_table == self.t.name, claim.c.target_key.in_(sa.select(target_key).where(written)), ~kept
+            )
         )
 
     def _written_row_md5(self) -> sa.ColumnElement[str]:

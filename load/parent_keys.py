@@ -87,7 +87,11 @@ def _crosswalked(
     wanted_sqlite = crosswalk.c.legacy_key.in_(
         sa.select(sa.column("value", sa.String)).select_from(sa.func.json_each(keys_json))
     )
+    # SQLite plans without statistics: offered `target_table = ?`, it walks the target-row index
+    # over every row of the table instead of probing the primary key per wanted legacy key.
+    # `target_table || ''` still checks the table but no index can serve it.
+    mine_sqlite = [*mine[:2], crosswalk.c.target_table.concat("") == parent.target_table]
     rows = conn.execute(
-        sa.select(crosswalk.c.legacy_key, crosswalk.c.target_key).select_from(held).where(*mine, wanted_sqlite)
+        sa.select(crosswalk.c.legacy_key, crosswalk.c.target_key).select_from(held).where(*mine_sqlite, wanted_sqlite)
     ).all()
     return [r[0] for r in rows], [r[1] for r in rows]

@@ -1,6 +1,6 @@
 """Keep PostgreSQL's planner statistics current on the tables a load grows.
 
-The merge joins each staged chunk with the crosswalk, the lineage and the
+The merge joins each staged chunk with the crosswalk and the
 business table. Those tables grow by the whole site within one load, faster
 than autovacuum re-analyzes them: with statistics that still say "one row",
 PostgreSQL picks a nested loop over a materialized scan, and a 50,000-row

@@ -52,6 +52,13 @@ def _create_flags(conn: Connection) -> None:
     bookkeeping.flags.create(conn, checkfirst=True)
 
 
+def _lineage_into_crosswalk(conn: Connection) -> None:
+    """Step 4: one bookkeeping row per loaded legacy row (see lineage_merge)."""
+    from .lineage_merge import merge_lineage_into_crosswalk
+
+    merge_lineage_into_crosswalk(conn)
+
+
 SCHEMA_STEPS: tuple[SchemaStep, ...] = (
     SchemaStep(
         1,
@@ -64,6 +71,12 @@ SCHEMA_STEPS: tuple[SchemaStep, ...] = (
         _drop_crosswalk_target_index,
     ),
     SchemaStep(3, "mig_flags: the flagged values of loaded rows (field, original, value loaded)", _create_flags),
+    SchemaStep(
+        4,
+        "mig_lineage merged into mig_crosswalk: one bookkeeping row per loaded legacy row, indexed by target row; "
+        "lineage rows of target rows written again since are kept in mig_lineage_superseded",
+        _lineage_into_crosswalk,
+    ),
 )
 
 LATEST_VERSION = SCHEMA_STEPS[-1].version

@@ -61,7 +61,7 @@ from ts24_migrate.core.legacy.schema import MAPPED_TABLES
 from ts24_migrate.core.rows.fingerprint import TableFingerprint, row_digest
 
 from . import ledger, merge, reasons
-from .bookkeeping import crosswalk, lineage, rejects
+from .bookkeeping import crosswalk, rejects
 from .chunking import ChunkLimits, table_chunks
 from .flag_records import flag_counts, record_flags, rejected_now
 from .interpreter import fewer_collections
@@ -352,7 +352,7 @@ def _load_item(
                 now=_now(),
             )
         return 0
-    grown_tables = [table.spec.name, crosswalk.name, lineage.name]
+    grown_tables = [table.spec.name, crosswalk.name]
     stats.refresh(grown_tables)
     checked = _merge_prepared(target, item, site_id=site_id, run_id=run_id, cutover=cutover)
     if checked:

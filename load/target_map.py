@@ -1,6 +1,6 @@
 """How each business table receives TS24 rows: its key, its natural key, its parent.
 
-- key: the table's primary key, the `target_key` of crosswalk and lineage.
+- key: the table's primary key, the `target_key` of the crosswalk.
   An integer surrogate (units.unit_id) is allocated by the load; a code key
   (offices.office_code) comes with the row.
 - natural_key: the unique business code matched against rows the new system
@@ -58,7 +58,7 @@ class TargetSpec:
         return "updated_at" in self.table.c and "source" in self.table.c
 
     def hashed_columns(self) -> list[sa.Column[Any]]:
-        """The columns of the lineage row hash: all but an integer surrogate key, in table order.
+        """The columns of the row hash the crosswalk keeps (row_md5): all but an integer surrogate key, in table order.
 
         validation.parity recomputes the hash over the same list.
         """

@@ -36,7 +36,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from extract.discovery import TableInfo
 from extract.reader import iter_table_batches
-from load.bookkeeping import crosswalk, lineage, rejects
+from load.bookkeeping import crosswalk, rejects
 from load.reasons import LOAD_REASON_CODES
 from load.target_schema import dossiers, insured_persons, offices, units
 from transform import TransformContext, transform_batch
@@ -88,25 +88,18 @@ class ContextSeeder:
         """(natural key, legacy key) of the rows this site loaded whose natural key is in `values`."""
         found = []
         target_key = key if isinstance(key.type, sa.String) else sa.cast(key, sa.String)
-        # From the natural key's index to mig_lineage's key (target table, target key), then to the
-        # crosswalk's (site, legacy table, legacy key): three index lookups per row. The crosswalk has
-        # no index on its target key, so joining it on that would read every row the site loaded.
-        owner = sa.and_(lineage.c.target_table == table.name, lineage.c.target_key == target_key)
-        loaded = sa.and_(
-            crosswalk.c.site_id == lineage.c.site_id,
-            crosswalk.c.legacy_table == lineage.c.legacy_table,
-            crosswalk.c.legacy_key == lineage.c.legacy_key,
-            crosswalk.c.target_table == table.name,
-            crosswalk.c.target_key == lineage.c.target_key,
-        )
+        # From the natural key's index to the crosswalk's target-row index: two index lookups per row.
+        owner = sa.and_(crosswalk.c.target_table == table.name, crosswalk.c.target_key == target_key)
         for chunk in _chunks(values):
             found += [
                 tuple(r)
                 for r in self.conn.execute(
                     sa.select(natural, crosswalk.c.legacy_key)
-                    .select_from(table.join(lineage, owner).join(crosswalk, loaded))
+                    .select_from(table.join(crosswalk, owner))
                     .where(
-                        natural.in_(chunk), lineage.c.site_id == self.site_id, lineage.c.legacy_table == legacy_table
+                        natural.in_(chunk),
+                        crosswalk.c.site_id == self.site_id,
+                        crosswalk.c.legacy_table == legacy_table,
                     )
                 )
             ]

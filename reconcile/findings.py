@@ -28,7 +28,7 @@ from sqlalchemy.engine import Connection
 from extract.discovery import TableInfo, discover_tables
 from extract.extraction import as_stored
 from extract.reader import iter_table_rows
-from load.bookkeeping import crosswalk, lineage, rejects
+from load.bookkeeping import crosswalk, rejects
 from load.target_schema import dossiers, re_registrations, units
 from transform.dates import parse_period
 from transform.normalize import as_int
@@ -291,16 +291,10 @@ def _account_rows(
     rejected: dict[str, str] = {}
     for where in _in(crosswalk.c.legacy_key, keys):
         query = (
-            sa.select(crosswalk.c.legacy_key, dossiers.c.status, lineage.c.legacy_row_hash)
+            sa.select(crosswalk.c.legacy_key, dossiers.c.status, crosswalk.c.legacy_row_hash)
             .select_from(
                 crosswalk.join(
                     dossiers, dossiers.c.dossier_id == sa.cast(crosswalk.c.target_key, dossiers.c.dossier_id.type)
-                ).outerjoin(
-                    lineage,
-                    sa.and_(
-                        lineage.c.target_table == crosswalk.c.target_table,
-                        lineage.c.target_key == crosswalk.c.target_key,
-                    ),
                 )
             )
             .where(

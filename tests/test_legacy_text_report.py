@@ -23,7 +23,7 @@ from test_report_support import parse_page
 from test_stages_support import through
 
 from load import target_schema as ts
-from load.bookkeeping import crosswalk, flags, lineage
+from load.bookkeeping import crosswalk, flags
 from ts24_migrate.cli.commands.demo_data import write_demo_inventory
 from ts24_migrate.cli.main import main
 from ts24_migrate.core.keys import generate_custodian_identity
@@ -133,18 +133,13 @@ def migrated(tmp_path_factory):
 
 
 def _loaded(target, table: sa.Table, legacy_table: str, key: str) -> tuple[sa.Row, set[str]]:
-    """The business row loaded from a legacy key, and its flags (lineage)."""
+    """The business row loaded from a legacy key, and its flags (its crosswalk row's)."""
     key_column = table.primary_key.columns.values()[0]
     with target.connect() as conn:
         target_key, dq_flags = conn.execute(
-            sa.select(crosswalk.c.target_key, lineage.c.dq_flags)
-            .join(
-                lineage,
-                sa.and_(
-                    lineage.c.target_table == crosswalk.c.target_table, lineage.c.target_key == crosswalk.c.target_key
-                ),
+            sa.select(crosswalk.c.target_key, crosswalk.c.dq_flags).where(
+                crosswalk.c.site_id == SITE, crosswalk.c.legacy_table == legacy_table, crosswalk.c.legacy_key == key
             )
-            .where(crosswalk.c.site_id == SITE, crosswalk.c.legacy_table == legacy_table, crosswalk.c.legacy_key == key)
         ).one()
         row = conn.execute(sa.select(table).where(sa.cast(key_column, sa.String) == target_key)).one()
     return row, set((dq_flags or "").split(";")) - {""}
@@ -173,12 +168,12 @@ def test_no_name_is_loaded_garbled_without_a_flag(migrated):
             (ts.units, ts.units.c.name, ts.units.c.unit_id),
             (ts.insured_persons, ts.insured_persons.c.full_name, ts.insured_persons.c.person_id),
         ):
-            query = sa.select(column, lineage.c.dq_flags).join(
-                lineage,
+            query = sa.select(column, crosswalk.c.dq_flags).join(
+                crosswalk,
                 sa.and_(
-                    lineage.c.target_table == table.name,
-                    lineage.c.target_key == sa.cast(key, sa.String),
-                    lineage.c.site_id == SITE,
+                    crosswalk.c.target_table == table.name,
+                    crosswalk.c.target_key == sa.cast(key, sa.String),
+                    crosswalk.c.site_id == SITE,
                 ),
             )
             for value, dq_flags in conn.execute(query):

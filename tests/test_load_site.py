@@ -307,7 +307,7 @@ def test_a_transform_memory_kept_mostly_on_disk_loads_the_same_target(tmp_path, 
 
 def test_flagged_values_are_kept_for_exactly_the_rows_loaded_with_flags(site):
     """mig_flags holds, per flagged value, the field, the original and the value loaded; the codes
-    match the lineage's dq_flags row by row, and rows the load itself refused have none."""
+    match the crosswalk rows' dq_flags row by row, and rows the load itself refused have none."""
     legacy, target, files, truth = site
     # a unit the transform flags (its code was lower case) that the new system changed after the
     # cut-over: the load refuses it, and its flags must not be kept
@@ -337,7 +337,7 @@ def test_flagged_values_are_kept_for_exactly_the_rows_loaded_with_flags(site):
     assert not rows_of(target, bk.flags, bk.flags.c.legacy_key == lowered["key"])
     lineage_flags = {
         (r.legacy_table, r.legacy_key): set(r.dq_flags.split(";"))
-        for r in rows_of(target, bk.lineage, bk.lineage.c.dq_flags.is_not(None))
+        for r in rows_of(target, bk.crosswalk, bk.crosswalk.c.dq_flags.is_not(None))
     }
     recorded: dict[tuple[str, str], set[str]] = {}
     for r in rows_of(target, bk.flags):

@@ -4,7 +4,7 @@ A snapshot is the whole target (business and bookkeeping tables) as sorted
 tuples, without what legitimately differs between two loads of the same data:
 run ids and bookkeeping timestamps, and surrogate key numbers (a killed
 PostgreSQL transaction still consumes sequence values). A surrogate key is
-replaced by the legacy key the crosswalk maps to it; a lineage row hash by
+replaced by the legacy key the crosswalk maps to it; a crosswalk row hash by
 whether it equals the hash the database recomputes over the live row.
 """
 
@@ -38,7 +38,7 @@ AFTER = dt.datetime(2025, 7, 9, 14, 0)
 
 # Per bookkeeping table: columns that differ between two loads of the same data.
 _VOLATILE = {
-    "mig_lineage": {"run_id", "loaded_at"},
+    "mig_crosswalk": {"run_id", "loaded_at"},
     "mig_rejects": {"run_id", "rejected_at"},
     "mig_conflicts": {"run_id", "detected_at"},
     "mig_load_ledger": {"run_id", "done_at"},
@@ -269,10 +269,10 @@ def snapshot(engine: sa.Engine) -> dict[str, list[tuple]]:
             rows = []
             for row in conn.execute(sa.select(table)):
                 values = {k: v for k, v in row._asdict().items() if k not in _VOLATILE.get(name, ())}
-                if name in ("mig_crosswalk", "mig_lineage", "mig_conflicts") and values.get("target_key"):
+                if name in ("mig_crosswalk", "mig_conflicts") and values.get("target_key"):
                     key = values["target_key"]
                     values["target_key"] = _name_key(names, values["target_table"], key)
-                    if name == "mig_lineage":
+                    if name == "mig_crosswalk":
                         values["row_md5"] = values["row_md5"] == live.get((values["target_table"], key))
                 rows.append(tuple(sorted(values.items())))
             result[name] = sorted(rows, key=repr)
@@ -310,5 +310,5 @@ def test_snapshot_ignores_run_ids_but_sees_a_changed_row(sqlite_url):
         conn.execute(ts.units.update().where(ts.units.c.unit_code == "DV002").values(phone="0912"))
     changed = snapshot(engine)
     assert changed["units"] != before["units"]
-    # ... and the lineage hash of the edited row no longer matches the live row.
-    assert changed["mig_lineage"] != before["mig_lineage"]
+    # ... and the crosswalk's hash of the edited row no longer matches the live row.
+    assert changed["mig_crosswalk"] != before["mig_crosswalk"]

@@ -189,7 +189,6 @@ def compared_tables() -> list[sa.Table]:
     return [
         *target_schema.metadata.sorted_tables,
         bookkeeping.crosswalk,
-        bookkeeping.lineage,
         bookkeeping.rejects,
         bookkeeping.conflicts,
         bookkeeping.flags,

@@ -21,7 +21,7 @@ from test_report_support import SITE, chromium_dom, migrated_site, parse_page
 
 from audit import read_events
 from flows.artifacts import publish_report_artifacts
-from load.bookkeeping import lineage, rejects
+from load.bookkeeping import crosswalk, rejects
 from ts24_migrate.cli.main import main
 from ts24_migrate.core.control_store import SiteState
 from ts24_migrate.core.personal_data import mask_legacy_key
@@ -161,9 +161,9 @@ def test_every_figure_in_the_report_is_the_control_store_figure(validated):
     with target.connect() as conn:
         written = dict(
             conn.execute(
-                sa.select(lineage.c.target_table, sa.func.count())
-                .where(lineage.c.site_id == SITE)
-                .group_by(lineage.c.target_table)
+                sa.select(crosswalk.c.target_table, sa.func.count())
+                .where(crosswalk.c.site_id == SITE)
+                .group_by(crosswalk.c.target_table)
             ).all()
         )
     assert {t: p["lineage_rows"] for t, p in report["parity"]["tables"].items()} == written

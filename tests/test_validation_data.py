@@ -1,8 +1,8 @@
 """A small, valid target database as the load would leave it, for the validation tests.
 
 `build_target` writes business rows (load.target_schema) and, for each, the
-bookkeeping the load keeps: lineage with the row hash the database computes
-(load.row_hash over load.target_map's hashed columns) and the crosswalk. It is
+bookkeeping the load keeps: a crosswalk row with its lineage, the row hash the database
+computes (load.row_hash over load.target_map's hashed columns). It is
 what parity and the target suites are tested against until (and besides) the
 end-to-end run on the demo site.
 """
@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 
 from load import target_schema as ts
-from load.bookkeeping import create_bookkeeping_tables, crosswalk, lineage
+from load.bookkeeping import create_bookkeeping_tables, crosswalk
 from load.row_hash import register_sqlite_functions, row_md5
 from load.target_map import target_spec
 
@@ -64,12 +64,12 @@ def _insert(conn: sa.Connection, table: sa.Table, rows: list[dict]) -> list:
 def _record_lineage(
     conn: sa.Connection, table: sa.Table, site_id: str, legacy_table: str, legacy_keys: dict, run_id: str
 ) -> None:
-    """What the load records: lineage (row hash computed by the database) and crosswalk."""
+    """What the load records: a crosswalk row with its lineage (row hash computed by the database)."""
     spec = target_spec(table.name)
     key, digest = spec.key, row_md5(conn.dialect.name, spec.hashed_columns())
     hashes = dict(conn.execute(sa.select(key, digest).where(key.in_(list(legacy_keys)))).tuples().all())
     conn.execute(
-        lineage.insert(),
+        crosswalk.insert(),
         [
             {
                 "target_table": table.name,
@@ -81,19 +81,6 @@ def _record_lineage(
                 "legacy_row_hash": "0" * 64,
                 "row_md5": hashes[k],
                 "loaded_at": NOW,
-            }
-            for k in legacy_keys
-        ],
-    )
-    conn.execute(
-        crosswalk.insert(),
-        [
-            {
-                "site_id": site_id,
-                "legacy_table": legacy_table,
-                "legacy_key": legacy_keys[k],
-                "target_table": table.name,
-                "target_key": str(k),
             }
             for k in legacy_keys
         ],
@@ -255,7 +242,7 @@ def test_built_target_records_one_lineage_row_per_loaded_row(sqlite_url):
     built = build_target(engine, units=5, persons=7, dossiers=9)
     with engine.connect() as conn:
         counts = dict(
-            conn.execute(sa.select(lineage.c.target_table, sa.func.count()).group_by(lineage.c.target_table))
+            conn.execute(sa.select(crosswalk.c.target_table, sa.func.count()).group_by(crosswalk.c.target_table))
             .tuples()
             .all()
         )

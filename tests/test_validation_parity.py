@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from test_validation_data import NOW, build_target
 
 from load import target_schema as ts
-from load.bookkeeping import crosswalk, lineage
+from load.bookkeeping import crosswalk
 from load.row_hash import register_sqlite_functions
 from ts24_migrate.core.errors import UsageError
 from validation import key_ranges
@@ -70,20 +70,9 @@ def _tamper(engine: sa.Engine, built) -> dict:
                 updated_at=NOW,
             )
         )
-        # An office has no `source`: a row no bookkeeping of the site knows is not claimed,
-        # but one the crosswalk knows without lineage is.
+        # An office has no `source`: a row no crosswalk row of the site knows is not claimed.
         conn.execute(ts.offices.update().where(ts.offices.c.office_code == "01").values(name="BHXH Hà Nội"))
         conn.execute(ts.offices.insert().values(office_code="0198", name="Portal", level="district"))
-        conn.execute(ts.offices.insert().values(office_code="0199", name="Lạ", level="district"))
-        conn.execute(
-            crosswalk.insert().values(
-                site_id="hn-01",
-                legacy_table="DM_COQUAN_BHXH",
-                legacy_key="0199",
-                target_table="offices",
-                target_key="0199",
-            )
-        )
     return {"deleted_unit": deleted_unit, "changed_dossier": changed_dossier, "added_dossier": added}
 
 
@@ -109,7 +98,7 @@ def test_tampering_names_exactly_the_keys_with_legacy_keys(target):
     assert dossiers.changed == [{"target_key": done["changed_dossier"], "legacy_key": "18"}]
     assert dossiers.extra == [{"target_key": done["added_dossier"], "legacy_key": None}]
     assert dossiers.missing == []
-    assert offices.extra == [{"target_key": "0199", "legacy_key": "0199"}]
+    assert offices.extra == []
     assert offices.changed == [{"target_key": "01", "legacy_key": "01"}] and offices.missing == []
     # The persons whose unit was cleared changed too: parity sees every edit, not only the planted ones.
     assert {c["target_key"] for c in report.tables["insured_persons"].changed} == {
@@ -119,7 +108,7 @@ def test_tampering_names_exactly_the_keys_with_legacy_keys(target):
     # Bisection narrowed the diff: far fewer rows fetched than the table holds.
     assert 0 < dossiers.rows_fetched < 60
     assert report.tables["dossier_files"].exact and report.tables["dossier_history"].exact
-    assert report.to_dict()["differences"] == 7
+    assert report.to_dict()["differences"] == 6
 
 
 def test_each_site_sees_only_its_own_rows(target):
@@ -134,14 +123,16 @@ def test_each_site_sees_only_its_own_rows(target):
     assert changed == [{"target_key": other.unit_ids[0], "legacy_key": "TS31005000"}]
 
 
-def test_deleted_lineage_makes_the_row_extra_and_the_crosswalk_names_it(target):
+def test_a_lost_crosswalk_row_makes_its_target_row_extra(target):
     built = build_target(target, units=10, persons=10, dossiers=10)
     with target.begin() as conn:
         conn.execute(
-            lineage.delete().where(lineage.c.target_table == "units", lineage.c.target_key == str(built.unit_ids[4]))
+            crosswalk.delete().where(
+                crosswalk.c.target_table == "units", crosswalk.c.target_key == str(built.unit_ids[4])
+            )
         )
     units = parity_for_table(target, "units", site_id="hn-01")
-    assert units.extra == [{"target_key": built.unit_ids[4], "legacy_key": "TS01000004"}]
+    assert units.extra == [{"target_key": built.unit_ids[4], "legacy_key": None}]
     assert units.lineage_rows == 9 and units.target_rows == 10
 
 

@@ -9,7 +9,7 @@ The figures come from the stages that produced them (extract/backup manifest,
 load summary), so the report shows the very numbers the check holds them to.
 `figures_from_stages` assembles them from the load summary and the backup
 result; `recorded_counts` reads the same figures back from the target's
-bookkeeping (lineage, rejects, conflicts) so that a summary and the database
+bookkeeping (crosswalk, rejects, conflicts) so that a summary and the database
 can be held against each other.
 
 Example::
@@ -29,7 +29,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from load.bookkeeping import conflicts, lineage, rejects
+from load.bookkeeping import conflicts, crosswalk, rejects
 from ts24_migrate.core.errors import UsageError
 
 FIGURE_KEYS = ("source", "backed_up", "loaded", "rejected", "conflicts", "source_fingerprint", "backup_fingerprint")
@@ -163,9 +163,9 @@ def recorded_counts(target: Engine, *, site_id: str) -> dict[str, dict[str, int]
     """Per legacy table, what the target's bookkeeping holds for a site: loaded, rejected, conflicts."""
     found: dict[str, dict[str, int]] = {}
     queries = {
-        "loaded": sa.select(lineage.c.legacy_table, sa.func.count())
-        .where(lineage.c.site_id == site_id)
-        .group_by(lineage.c.legacy_table),
+        "loaded": sa.select(crosswalk.c.legacy_table, sa.func.count())
+        .where(crosswalk.c.site_id == site_id)
+        .group_by(crosswalk.c.legacy_table),
         "rejected": sa.select(rejects.c.legacy_table, sa.func.count())
         .where(rejects.c.site_id == site_id)
         .group_by(rejects.c.legacy_table),

@@ -21,7 +21,7 @@ unchanged (about 1 in 2**28 per changed row).
 
 Example::
 
-    lineage_side = DiffSide(key=..., md5=lineage.c.row_md5, where=...)
+    lineage_side = DiffSide(key=..., md5=crosswalk.c.row_md5, where=...)
     target_side = DiffSide(key=units.c.unit_id, md5=row_md5("sqlite", columns), where=...)
     diff = diff_by_key_ranges(conn, lineage_side, target_side, integer_keys=True)
     diff.missing, diff.extra, diff.changed      # keys, sorted

@@ -1,19 +1,20 @@
 """Parity: does the target still hold exactly the rows the load wrote for a site?
 
 For every target table that receives TS24 rows, the lineage snapshot (one
-(target_key, row_md5) per row the load wrote, `mig_lineage`) is diffed against
+(target_key, row_md5) per row the load wrote, kept in `mig_crosswalk`) is diffed against
 the live table, whose row hash the database recomputes with the same
 expression (load.row_hash). The diff runs by key ranges (validation.key_ranges):
 one aggregate scan per side when nothing differs, and the exact keys when
 something does:
 
 - missing: in the lineage, gone from the target
-- extra:   a `source='ts24'` row in the target that no lineage explains (tables
-           without `source`, i.e. offices: a row only the site's crosswalk knows)
+- extra:   a `source='ts24'` row in the target that no crosswalk row explains
+           (tables without `source`, i.e. offices, have none: only the rows the
+           site's crosswalk knows are compared)
 - changed: in both, but the row hash differs (edited behind the pipeline's back)
 
-Each key is reported with its target key and its legacy key (from the lineage,
-or the crosswalk for an extra row), so an auditor can find it on both sides.
+Each missing or changed key is reported with its target key and its legacy key
+(from the crosswalk), so an auditor can find it on both sides.
 
 Example::
 
@@ -31,7 +32,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from load.bookkeeping import crosswalk, lineage
+from load.bookkeeping import crosswalk
 from load.row_hash import register_sqlite_functions, row_md5
 from load.target_map import TARGET_SPECS, TS24_SOURCE, TargetSpec
 from ts24_migrate.core.errors import UsageError
@@ -112,11 +113,11 @@ def _spec(table_name: str) -> TargetSpec:
 
 
 def _lineage_side(spec: TargetSpec, site_id: str) -> DiffSide:
-    lineage_key = sa.cast(lineage.c.target_key, sa.BigInteger) if spec.surrogate else lineage.c.target_key
+    lineage_key = sa.cast(crosswalk.c.target_key, sa.BigInteger) if spec.surrogate else crosswalk.c.target_key
     return DiffSide(
         key=lineage_key,
-        md5=lineage.c.row_md5,
-        where=sa.and_(lineage.c.target_table == spec.name, lineage.c.site_id == site_id),
+        md5=crosswalk.c.row_md5,
+        where=sa.and_(crosswalk.c.target_table == spec.name, crosswalk.c.site_id == site_id),
     )
 
 
@@ -132,50 +133,49 @@ def _target_side(conn: Connection, spec: TargetSpec, site_id: str) -> DiffSide:
     table, key = spec.table, spec.key
     if "source" not in table.c:
         # Nothing tells a TS24 row from one the new system holds itself (offices): only the rows
-        # this site's lineage or crosswalk knows are compared, so an unknown row is not claimed.
-        where = sa.or_(_known_to_site(lineage, spec, site_id), _known_to_site(crosswalk, spec, site_id))
+        # this site's crosswalk knows are compared, so an unknown row is not claimed.
+        where = _known_to_site(crosswalk, spec, site_id)
     else:
         where = table.c.source == TS24_SOURCE
         # Rows another site loaded belong to that site's parity. Checked once, so that a target
         # holding a single site pays nothing for the exclusion.
         other_site = conn.execute(
-            sa.select(sa.literal(1)).where(lineage.c.target_table == spec.name, lineage.c.site_id != site_id).limit(1)
+            sa.select(sa.literal(1))
+            .where(crosswalk.c.target_table == spec.name, crosswalk.c.site_id != site_id)
+            .limit(1)
         ).first()
         if other_site is not None:
             where = sa.and_(
                 where,
                 ~sa.exists().where(
-                    lineage.c.target_table == spec.name,
-                    lineage.c.target_key == sa.cast(key, sa.String),
-                    lineage.c.site_id != site_id,
+                    crosswalk.c.target_table == spec.name,
+                    crosswalk.c.target_key == sa.cast(key, sa.String),
+                    crosswalk.c.site_id != site_id,
                 ),
             )
     return DiffSide(key=key, md5=row_md5(conn.dialect.name, spec.hashed_columns()), where=where)
 
 
-def _legacy_keys(
-    conn: Connection, source: sa.Table, table_name: str, target_keys: list[Any], site_id: str | None = None
-) -> dict[str, str]:
-    """target_key (as text) -> legacy_key, from the lineage or the crosswalk."""
+def _legacy_keys(conn: Connection, table_name: str, target_keys: list[Any], site_id: str) -> dict[str, str]:
+    """target_key (as text) -> legacy_key, from the site's crosswalk."""
     found: dict[str, str] = {}
     texts = [str(k) for k in target_keys]
     for i in range(0, len(texts), _LOOKUP_BATCH):
-        query = sa.select(source.c.target_key, source.c.legacy_key).where(
-            source.c.target_table == table_name, source.c.target_key.in_(texts[i : i + _LOOKUP_BATCH])
+        query = sa.select(crosswalk.c.target_key, crosswalk.c.legacy_key).where(
+            crosswalk.c.target_table == table_name,
+            crosswalk.c.target_key.in_(texts[i : i + _LOOKUP_BATCH]),
+            crosswalk.c.site_id == site_id,
         )
-        if site_id is not None:
-            query = query.where(source.c.site_id == site_id)
         found.update(conn.execute(query).tuples().all())
     return found
 
 
 def _with_legacy_keys(conn: Connection, spec: TargetSpec, diff: KeyDiff, site_id: str, parity: TableParity) -> None:
-    from_lineage = _legacy_keys(conn, lineage, spec.name, diff.missing + diff.changed, site_id)
-    # An extra row has no lineage by definition; the crosswalk may still know where it came from.
-    from_crosswalk = _legacy_keys(conn, crosswalk, spec.name, diff.extra, site_id)
-    parity.missing = [{"target_key": k, "legacy_key": from_lineage.get(str(k))} for k in diff.missing]
-    parity.changed = [{"target_key": k, "legacy_key": from_lineage.get(str(k))} for k in diff.changed]
-    parity.extra = [{"target_key": k, "legacy_key": from_crosswalk.get(str(k))} for k in diff.extra]
+    legacy_keys = _legacy_keys(conn, spec.name, diff.missing + diff.changed, site_id)
+    parity.missing = [{"target_key": k, "legacy_key": legacy_keys.get(str(k))} for k in diff.missing]
+    parity.changed = [{"target_key": k, "legacy_key": legacy_keys.get(str(k))} for k in diff.changed]
+    # An extra row is one no crosswalk row of any site explains: it has no legacy key to show.
+    parity.extra = [{"target_key": k, "legacy_key": None} for k in diff.extra]
 
 
 def _snapshot(conn: Connection) -> Connection:
@@ -190,7 +190,7 @@ def _check_target(target: Engine, spec: TargetSpec) -> None:
     if target.dialect.name not in ("postgresql", "sqlite"):
         raise UsageError(f"parity runs on a PostgreSQL or SQLite target, not {target.dialect.name}")
     inspector = sa.inspect(target)
-    for name in (spec.name, lineage.name, crosswalk.name):
+    for name in (spec.name, crosswalk.name):
         if not inspector.has_table(name):
             raise UsageError(f"the target database has no table {name!r}: nothing was loaded into it yet")
 

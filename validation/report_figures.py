@@ -28,7 +28,7 @@ from sqlalchemy.engine import Engine
 from backups.manifest import MANIFEST_NAME, SIGNATURE_NAME, check_signature
 from backups.manifest import manifest_fingerprint as sha256_of
 from load import target_schema as ts
-from load.bookkeeping import flags, lineage, rejects
+from load.bookkeeping import crosswalk, flags, rejects
 from load.flag_records import flag_counts
 from ts24_migrate.core.control_store import ControlStore
 from ts24_migrate.core.personal_data import MASKED, Masking
@@ -154,16 +154,16 @@ def flag_summary(
 
 
 def dossiers_by_status(target: Engine, *, site_id: str) -> dict[str, int]:
-    """Status -> dossiers of the target that this site's load wrote (through its lineage)."""
+    """Status -> dossiers of the target that this site's load wrote (through its crosswalk)."""
     dossiers = ts.dossiers
     written = sa.and_(
-        lineage.c.target_table == dossiers.name,
-        lineage.c.target_key == sa.cast(dossiers.c.dossier_id, sa.String),
-        lineage.c.site_id == site_id,
+        crosswalk.c.target_table == dossiers.name,
+        crosswalk.c.target_key == sa.cast(dossiers.c.dossier_id, sa.String),
+        crosswalk.c.site_id == site_id,
     )
     query = (
         sa.select(dossiers.c.status, sa.func.count())
-        .select_from(dossiers.join(lineage, written))
+        .select_from(dossiers.join(crosswalk, written))
         .group_by(dossiers.c.status)
     )
     with target.connect() as conn:

@@ -75,6 +75,16 @@ class App:
             self._engines["target"] = engine
         return self._engines["target"]
 
+    def current_target(self) -> Engine:
+        """The target engine, its bookkeeping at this release's schema: validate and reconcile read
+        and write it as this release shapes it, also on a target an older release loaded."""
+        from load.schema_version import LATEST_VERSION, prepare_target, schema_version_of
+
+        engine = self.target_engine()
+        if schema_version_of(engine) < LATEST_VERSION:  # a target already current is not written
+            prepare_target(engine)
+        return engine
+
     @cached_property
     def signing_key(self):
         """The inventory's Ed25519 key that signs manifests and ledger events."""

@@ -138,7 +138,7 @@ def reconcile_step(
     signing_key = app.signing_key
     public_key = trusted_public_key(app, None)
     legacy = app.legacy_engine(site)
-    target = app.target_engine()
+    target = app.current_target()
     store = app.control_store
     ledger = app.ledger(site_id)
     history = burndown_history(app, site_id)

@@ -320,7 +320,7 @@ def run_checks(
 ) -> Checks:
     """Every check of a validation; nothing recorded yet (validate_step does that)."""
     site = app.site(site_id)
-    target, legacy = app.target_engine(), app.legacy_engine(site)
+    target, legacy = app.current_target(), app.legacy_engine(site)
     masking = app.inventory.masking
     checks = Checks()
     steps = [
