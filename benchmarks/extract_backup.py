@@ -4,7 +4,12 @@ For each scale, a demo TS24 site (SQLite legacy database plus attachment
 folder) is generated, then two fresh child processes measure, in the same run:
 
 - baseline: a plain SELECT of every table, rows fetched in chunks and dropped
+- read current / read arrow: every table read as the batches the backup stores
+  (extract.arrow_reader.iter_stored_batches) and fingerprinted, through the
+  current reader and through ADBC (Arrow-native reads); the two must give the
+  same fingerprints, and their time ratio is printed
 - backup:   backup_site(): extract, Parquet, age-encrypt, fsync, journal, sign
+  (and again with Arrow-native reads, TS24_ARROW_READS=1)
 
 and each reports its wall time and its own peak RSS. Printed: rows/s, MB/s
 (ciphertext written), the backup/baseline time ratio, and peak memory per
@@ -47,8 +52,48 @@ def _child_baseline(url: str, chunk_rows: int) -> dict[str, Any]:
     return {"seconds": time.perf_counter() - start, "rows": rows}
 
 
-def _child_backup(url: str, chunk_rows: int, files: str, root: str, recipient: str, key: str) -> dict[str, Any]:
+def _child_read(url: str, chunk_rows: int, arrow_reads: bool) -> dict[str, Any]:
+    from extract.arrow_reader import ArrowReadStats, iter_stored_batches
+    from extract.discovery import discover_tables
+    from ts24_migrate.core.db import legacy_engine
+    from ts24_migrate.core.rows.batch_digest import batch_row_digests
+    from ts24_migrate.core.rows.fingerprint import TableFingerprint
+    from ts24_migrate.core.secrets import Secret
+
+    engine = legacy_engine(Secret(url))
+    stats = ArrowReadStats()
+    fingerprints: dict[str, str] = {}
+    rows, digesting = 0, 0.0
+    start = time.perf_counter()
+    with engine.connect() as conn:
+        for table in discover_tables(conn):
+            fingerprint = TableFingerprint()
+            for batch in iter_stored_batches(conn, table, chunk_rows=chunk_rows, arrow_reads=arrow_reads, stats=stats):
+                rows += batch.num_rows
+                digest_start = time.perf_counter()
+                fingerprint.add_digests(batch_row_digests(batch))
+                digesting += time.perf_counter() - digest_start
+            fingerprints[table.name] = fingerprint.hexdigest()
+    seconds = time.perf_counter() - start
+    return {
+        "seconds": seconds,
+        "read_seconds": seconds - digesting,
+        "rows": rows,
+        "fingerprints": fingerprints,
+        "arrow_pages": stats.arrow_pages,
+        "fallback_pages": stats.fallback_pages,
+    }
+
+
+def _child_backup(
+    url: str, chunk_rows: int, files: str, root: str, recipient: str, key: str, arrow_reads: bool = False
+) -> dict[str, Any]:
+    import os
+
     from backups.backup import backup_site
+    from extract.arrow_reader import ARROW_READS_ENV
+
+    os.environ[ARROW_READS_ENV] = "1" if arrow_reads else "0"
     from ts24_migrate.core.db import legacy_engine
     from ts24_migrate.core.secrets import Secret
     from ts24_migrate.core.signing import load_signing_key
@@ -107,11 +152,8 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.child:
         options = json.loads(args.options)
-        measured = (
-            _child_baseline(options["url"], options["chunk_rows"])
-            if args.child == "baseline"
-            else _child_backup(**options)
-        )
+        children = {"baseline": _child_baseline, "read": _child_read, "backup": _child_backup}
+        measured = children[args.child](**options)
         measured["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         print(json.dumps(measured))
         return 0
@@ -120,6 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     from ts24_migrate.core.signing import generate_signing_key
 
     results = []
+    read_results: list[tuple[float, dict[bool, dict[str, Any]], dict[bool, dict[str, Any]]]] = []
     with tempfile.TemporaryDirectory(prefix="ts24-bench-") as temp:
         base = Path(temp)
         recipient = generate_custodian_identity(base / "custodian.age-identity")
@@ -129,17 +172,28 @@ def main(argv: list[str] | None = None) -> int:
             folder.mkdir()
             url, files, generated = _site(folder, scale)
             baseline = _measure("baseline", url=url, chunk_rows=args.chunk_rows)
-            backup = _measure(
-                "backup",
-                url=url,
-                chunk_rows=args.chunk_rows,
-                files=str(files),
-                root=str(folder / "backups"),
-                recipient=recipient,
-                key=str(base / "signing.key"),
-            )
+            reads = {
+                arrow: _measure("read", url=url, chunk_rows=args.chunk_rows, arrow_reads=arrow)
+                for arrow in (False, True)
+            }
+            assert reads[True]["fingerprints"] == reads[False]["fingerprints"], "Arrow reads must read the same rows"
+            backups = {
+                arrow: _measure(
+                    "backup",
+                    url=url,
+                    chunk_rows=args.chunk_rows,
+                    files=str(files),
+                    root=str(folder / f"backups-{'arrow' if arrow else 'current'}"),
+                    recipient=recipient,
+                    key=str(base / "signing.key"),
+                    arrow_reads=arrow,
+                )
+                for arrow in (False, True)
+            }
+            backup = backups[False]
             assert backup["rows"] == baseline["rows"], "the backup must hold every row the SELECT returned"
             results.append((scale, generated, baseline, backup))
+            read_results.append((scale, reads, backups))
 
     print(f"chunk_rows={args.chunk_rows}; SQLite legacy database; times are wall seconds")
     print(
@@ -154,6 +208,22 @@ def main(argv: list[str] | None = None) -> int:
             f"{backup['rows'] / backup['seconds']:>14,.0f} {mb / backup['seconds']:>9.1f} "
             f"{backup['seconds'] / baseline['seconds']:>9.1f} {baseline['peak_rss_mb']:>9.0f}MB "
             f"{backup['peak_rss_mb']:>9.0f}MB"
+        )
+    print("Arrow-native reads (ADBC) against the current reader, same run, same fingerprints:")
+    print(
+        f"{'scale':>6} {'read cur s':>10} {'read arrow s':>12} {'x cur':>6} {'+digest cur':>11} "
+        f"{'+digest arrow':>13} {'arrow/fallback pages':>21} {'backup cur s':>12} {'backup arrow s':>14} "
+        f"{'x cur':>6} {'RSS cur':>8} {'RSS arrow':>10}"
+    )
+    for scale, reads, backups in read_results:
+        current, arrow = reads[False], reads[True]
+        print(
+            f"{scale:>6g} {current['read_seconds']:>10.2f} {arrow['read_seconds']:>12.2f} "
+            f"{arrow['read_seconds'] / current['read_seconds']:>6.2f} {current['seconds']:>11.2f} "
+            f"{arrow['seconds']:>13.2f} {arrow['arrow_pages']:>10}/{arrow['fallback_pages']:<10} "
+            f"{backups[False]['seconds']:>12.2f} {backups[True]['seconds']:>14.2f} "
+            f"{backups[True]['seconds'] / backups[False]['seconds']:>6.2f} {current['peak_rss_mb']:>6.0f}MB "
+            f"{arrow['peak_rss_mb']:>8.0f}MB"
         )
     if len(results) > 1:
         (s1, _, _, small), (s2, _, _, large) = results[0], results[-1]

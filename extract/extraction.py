@@ -33,10 +33,11 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from extract.discovery import column_plan
-from ts24_migrate.core.rows.arrow_types import batch_to_rows, nul_text_counts, rows_to_batch, schema_layout
+from ts24_migrate.core.rows.arrow_types import batch_columns, batch_to_rows, nul_text_counts, schema_layout
 from ts24_migrate.core.rows.batch_digest import batch_row_digests
 from ts24_migrate.core.rows.fingerprint import TableFingerprint
 
+from .arrow_reader import arrow_reads_wanted, iter_stored_batches
 from .attachments import ATTACHMENTS_KEY, attachment_fingerprint
 from .discovery import TableInfo, discover_tables
 from .reader import as_stored, iter_table_rows
@@ -99,25 +100,39 @@ def _highest(values: Iterable[Any]) -> Any:
 
 
 def iter_table_parts(
-    conn: Connection, table: TableInfo, *, chunk_rows: int = 50_000, start_after: Sequence[Any] | None = None
+    conn: Connection,
+    table: TableInfo,
+    *,
+    chunk_rows: int = 50_000,
+    start_after: Sequence[Any] | None = None,
+    arrow_reads: bool | None = None,
 ) -> Iterator[ExtractedPart]:
-    """Yield the table as parts of at most `chunk_rows` rows, in key order where there is a key."""
+    """Yield the table as parts of at most `chunk_rows` rows, in key order where there is a key.
+
+    `arrow_reads`: read through ADBC where it gives the same values (extract.arrow_reader; default:
+    the TS24_ARROW_READS setting, on); the parts are the same either way.
+    """
     plans = column_plan(table)
     key_positions = [table.column_names.index(name) for name in table.primary_key]
     watermark_column = table.watermark_column
     watermark_position = table.column_names.index(watermark_column) if watermark_column else None
-    for rows in iter_table_rows(conn, table, chunk_rows=chunk_rows, start_after=start_after):
-        batch = rows_to_batch(plans, rows)
+    batches = iter_stored_batches(conn, table, chunk_rows=chunk_rows, start_after=start_after, arrow_reads=arrow_reads)
+    for batch in batches:
         fingerprint = TableFingerprint()
         # Digested column-wise from the very batch the part is made of: the values read, as stored.
         fingerprint.add_digests(batch_row_digests(batch))
         data = parquet_bytes(batch, table_name=table.name)
-        first_key = tuple(rows[0][i] for i in key_positions) if key_positions else None
-        last_key = tuple(rows[-1][i] for i in key_positions) if key_positions else None
-        watermark = _highest(r[watermark_position] for r in rows) if watermark_position is not None else None
+        first_key = last_key = None
+        if key_positions:
+            [first], [last] = batch_to_rows(batch.slice(0, 1)), batch_to_rows(batch.slice(batch.num_rows - 1, 1))
+            first_key, last_key = tuple(first[i] for i in key_positions), tuple(last[i] for i in key_positions)
+        watermark = None
+        if watermark_position is not None:
+            [watermark_values] = batch_columns(batch.select([watermark_position]))
+            watermark = _highest(watermark_values)
         yield ExtractedPart(
             table.name,
-            len(rows),
+            batch.num_rows,
             data,
             hashlib.sha256(data).hexdigest(),
             fingerprint,
@@ -125,15 +140,21 @@ def iter_table_parts(
             last_key,
             watermark,
             schema_layout(batch.schema),
-            nul_text_counts(plans, batch, rows),
+            nul_text_counts(plans, batch),
         )
 
 
-def table_fingerprint(conn: Connection, table: TableInfo, *, chunk_rows: int = 50_000) -> TableFingerprint:
+def table_fingerprint(
+    conn: Connection, table: TableInfo, *, chunk_rows: int = 50_000, arrow_reads: bool | None = None
+) -> TableFingerprint:
     """The fingerprint of a table as it is now, read the same way the extraction reads it."""
     fingerprint = TableFingerprint()
-    for rows in iter_table_rows(conn, table, chunk_rows=chunk_rows):
-        fingerprint.add_rows(rows)
+    if not arrow_reads_wanted(arrow_reads):
+        for rows in iter_table_rows(conn, table, chunk_rows=chunk_rows):
+            fingerprint.add_rows(rows)
+        return fingerprint
+    for batch in iter_stored_batches(conn, table, chunk_rows=chunk_rows, arrow_reads=True):
+        fingerprint.add_digests(batch_row_digests(batch))
     return fingerprint
 
 

@@ -33,7 +33,7 @@ from __future__ import annotations
 import datetime as dt
 import sqlite3
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -103,6 +103,18 @@ class _AsStored(sa.types.TypeDecorator[Any]):
         return process
 
 
+def declared_converter(type_: sa.types.TypeEngine[Any], dialect: Dialect) -> Callable[[Any], Any] | None:
+    """The converter the column's declared type applies to a value read (None: taken as it is)."""
+    declared = type_.impl_instance if isinstance(type_, _AsStored) else type_
+    return declared.dialect_impl(dialect).result_processor(dialect, None)
+
+
+def stored_converter(type_: sa.types.TypeEngine[Any], dialect: Dialect) -> Callable[[Any], Any] | None:
+    """What this reader applies to a value of the column: the declared converter, a value it
+    cannot convert kept as stored (None: values are taken as they are)."""
+    return _stored_type(type_).result_processor(dialect, None)
+
+
 def _stored_type(type_: sa.types.TypeEngine[Any]) -> _AsStored:
     return type_ if isinstance(type_, _AsStored) else _AsStored(type_)
 
@@ -150,10 +162,15 @@ def _key_columns(table: TableInfo) -> list[sa.Column[Any]]:
     return [table.table.c[name] for name in table.primary_key]
 
 
-def _after_key(table: TableInfo, last_key: Sequence[Any]) -> sa.ColumnElement[bool]:
+def _after_key(table: TableInfo, last_key: Sequence[Any] | None) -> sa.ColumnElement[bool]:
+    """key > last_key; with last_key None, the key bound as parameters named after_0, after_1, ...
+    (a statement compiled once for every page)."""
     columns = _key_columns(table)
     # Bound with the tolerant type: the last key read may itself be a value "as stored".
-    bound = [sa.bindparam(None, value, type_=_stored_type(column.type)) for column, value in zip(columns, last_key)]
+    if last_key is None:
+        bound = [sa.bindparam(f"after_{i}", type_=_stored_type(c.type)) for i, c in enumerate(columns)]
+    else:
+        bound = [sa.bindparam(None, value, type_=_stored_type(c.type)) for c, value in zip(columns, last_key)]
     if len(columns) == 1:
         return columns[0] > bound[0]
     # Row-value comparison spelled out, since not every dialect supports (a, b) > (x, y).
@@ -164,7 +181,8 @@ def _after_key(table: TableInfo, last_key: Sequence[Any]) -> sa.ColumnElement[bo
     return sa.or_(*clauses)
 
 
-def _text_or_bytes(data: bytes) -> str | bytes:
+def text_or_bytes(data: bytes) -> str | bytes:
+    """SQLite text as this reader hands it over: decoded where it is UTF-8, else its bytes."""
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError:
@@ -184,7 +202,7 @@ def _undecodable_text_as_bytes(conn: Connection) -> Iterator[bool]:
     if not isinstance(dbapi_connection, sqlite3.Connection) or dbapi_connection.text_factory is not str:
         yield False
         return
-    dbapi_connection.text_factory = _text_or_bytes
+    dbapi_connection.text_factory = text_or_bytes
     try:
         yield True
     finally:
@@ -239,29 +257,70 @@ def iter_table_rows(
     if not table.primary_key:
         yield from _single_pass(conn, _select(table, where, stored=True), chunk_rows)
         return
-    keys = _key_columns(table)
-    if start_after is not None and any(value is None for value in start_after):
-        raise UsageError(
-            f"{table.name}: cannot resume a read after a key holding NULL "
-            f"({', '.join(table.primary_key)}); read the table again from the start"
-        )
-    plain, stored = _select(table, where, stored=False), _select(table, where, stored=True)
-    if any(column.nullable for column in keys):  # only SQLite lets a key column hold NULL
-        if start_after is None:  # NULL-key rows come first: a resumed read has them already
-            yield from _single_pass(conn, stored.where(sa.or_(*[c.is_(None) for c in keys])), chunk_rows)
-        not_null = [c.is_not(None) for c in keys]
-        plain, stored = plain.where(*not_null), stored.where(*not_null)
+    check_resumable(table, start_after)
+    if start_after is None:  # NULL-key rows come first: a resumed read has them already
+        yield from null_key_rows(conn, table, chunk_rows, where)
     last_key = list(start_after) if start_after is not None else None
-    key_positions = [table.column_names.index(name) for name in table.primary_key]
     while True:
-        after = [] if last_key is None else [_after_key(table, last_key)]
-        rows = _page(conn, plain.where(*after).limit(chunk_rows), stored.where(*after).limit(chunk_rows))
+        rows = keyset_page(conn, table, last_key, chunk_rows, where)
         if not rows:
             return
         yield rows
         if len(rows) < chunk_rows:
             return
-        last_key = [rows[-1][i] for i in key_positions]
+        last_key = key_of(table, rows[-1])
+
+
+def check_resumable(table: TableInfo, start_after: Sequence[Any] | None) -> None:
+    if start_after is not None and any(value is None for value in start_after):
+        raise UsageError(
+            f"{table.name}: cannot resume a read after a key holding NULL "
+            f"({', '.join(table.primary_key)}); read the table again from the start"
+        )
+
+
+def key_of(table: TableInfo, row: Sequence[Any]) -> list[Any]:
+    """The key values of a row read by this reader (column order of `table`)."""
+    return [row[table.column_names.index(name)] for name in table.primary_key]
+
+
+def null_key_rows(
+    conn: Connection, table: TableInfo, chunk_rows: int, where: sa.ColumnElement[bool] | None = None
+) -> Iterator[list[tuple[Any, ...]]]:
+    """The rows of a keyed table whose key holds NULL, in one pass; only SQLite lets a key column
+    hold NULL, which `key > last` never matches, so these are read before the keyset pages."""
+    keys = _key_columns(table)
+    if any(column.nullable for column in keys):
+        stored = _select(table, where, stored=True).where(sa.or_(*[c.is_(None) for c in keys]))
+        yield from _single_pass(conn, stored, chunk_rows)
+
+
+def keyset_page(
+    conn: Connection,
+    table: TableInfo,
+    last_key: Sequence[Any] | None,
+    chunk_rows: int,
+    where: sa.ColumnElement[bool] | None = None,
+) -> list[tuple[Any, ...]]:
+    """The next `chunk_rows` rows of a keyed table after `last_key` (from the first key when None),
+    in key order, NULL keys left out (null_key_rows)."""
+    plain, stored = _select(table, where, stored=False), _select(table, where, stored=True)
+    conditions = keyset_conditions(table, last_key)
+    return _page(conn, plain.where(*conditions).limit(chunk_rows), stored.where(*conditions).limit(chunk_rows))
+
+
+def keyset_conditions(
+    table: TableInfo, last_key: Sequence[Any] | None, *, named_after: bool = False
+) -> list[sa.ColumnElement[bool]]:
+    """What a keyset page asks of its rows: no NULL in the key (where one may be), after `last_key`
+    (`named_after`: after the key given at execution as parameters after_0, after_1, ...)."""
+    keys = _key_columns(table)
+    conditions: list[sa.ColumnElement[bool]] = [c.is_not(None) for c in keys] if any(c.nullable for c in keys) else []
+    if named_after:
+        conditions.append(_after_key(table, None))
+    elif last_key is not None:
+        conditions.append(_after_key(table, last_key))
+    return conditions
 
 
 def _single_pass(

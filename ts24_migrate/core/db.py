@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, unquote, urlsplit
 
 import sqlalchemy as sa
-from sqlalchemy.engine import URL, Dialect, Engine, make_url
+from sqlalchemy.engine import URL, Connection, Dialect, Engine, make_url
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.pool import ConnectionPoolEntry
 
@@ -57,6 +58,32 @@ def legacy_engine(url: Secret, *, read_only: bool = True) -> Engine:
             cursor.close()
 
     return engine
+
+
+def legacy_arrow_connection(conn: Connection) -> Any | None:
+    """A read-only ADBC connection on the same SQLite legacy file as `conn`, for Arrow-native reads
+    (extract.arrow_reader); None where there is none to open (another database, an in-memory one).
+
+    Whatever URL the engine was made with, it is opened read-only (mode=ro): the Arrow path only reads.
+    The caller closes it.
+    """
+    if conn.dialect.name != "sqlite":
+        return None
+    database = conn.engine.url.database or ""
+    if database.startswith("file:"):  # a URI already (legacy_engine's read-only one)
+        path = unquote(urlsplit(database).path)
+    elif database and database != ":memory:":
+        path = database
+    else:
+        return None
+    if not path or not Path(path).is_file():
+        return None
+    try:
+        import adbc_driver_sqlite.dbapi  # loaded only when the Arrow path is used
+    except ImportError:  # an install without the driver reads the current way
+        return None
+
+    return adbc_driver_sqlite.dbapi.connect(f"file:{quote(str(Path(path).resolve()))}?mode=ro")
 
 
 def store_engine(url: Secret) -> Engine:

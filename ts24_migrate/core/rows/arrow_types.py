@@ -152,31 +152,42 @@ def _native_array(plan: ColumnPlan, values: Sequence[Any]) -> pa.Array | None:
 def rows_to_batch(plans: Sequence[ColumnPlan], rows: Sequence[Sequence[Any]]) -> pa.RecordBatch:
     """One record batch holding `rows` exactly; see the module docstring for the fallback."""
     columns = list(zip(*rows)) if rows else [() for _ in plans]
-    arrays, fields = [], []
-    for plan, values in zip(plans, columns):
-        array = _native_array(plan, values)
-        if array is not None:
-            encoding, arrow_type = NATIVE, plan.arrow_type
-        else:
-            encoding, arrow_type = CANONICAL, pa.large_binary()
-            array = pa.array([None if v is None else stored_value(v) for v in values], type=arrow_type)
-        arrays.append(array)
-        fields.append(pa.field(plan.name, arrow_type, nullable=True, metadata={ENCODING_KEY: encoding.encode()}))
-    return pa.RecordBatch.from_arrays(arrays, schema=pa.schema(fields))
+    stored = [column_array(plan, values) for plan, values in zip(plans, columns)]
+    return pa.RecordBatch.from_arrays([array for array, _ in stored], schema=pa.schema([f for _, f in stored]))
 
 
-def nul_text_counts(
-    plans: Sequence[ColumnPlan], batch: pa.RecordBatch, rows: Sequence[Sequence[Any]]
-) -> dict[str, int]:
+def column_array(plan: ColumnPlan, values: Sequence[Any]) -> tuple[pa.Array, pa.Field]:
+    """One column of a chunk as rows_to_batch stores it: natively when every value fits, else canonical."""
+    array = _native_array(plan, values)
+    if array is not None:
+        return array, native_field(plan)
+    canonical = pa.array([None if v is None else stored_value(v) for v in values], type=pa.large_binary())
+    return canonical, _field(plan.name, pa.large_binary(), CANONICAL)
+
+
+def native_field(plan: ColumnPlan) -> pa.Field:
+    """The field of a column stored natively (its plan's Arrow type); not for a "dynamic" plan."""
+    if plan.arrow_type is None:
+        raise ValueError(f"{plan.name}: a column of kind {plan.kind} is never stored natively")
+    return _field(plan.name, plan.arrow_type, NATIVE)
+
+
+def _field(name: str, arrow_type: pa.DataType, encoding: str) -> pa.Field:
+    return pa.field(name, arrow_type, nullable=True, metadata={ENCODING_KEY: encoding.encode()})
+
+
+def nul_text_counts(plans: Sequence[ColumnPlan], batch: pa.RecordBatch) -> dict[str, int]:
     """{column: rows} of text columns that this batch stores canonically because values hold NUL.
 
     Only the why is counted here (rows_to_batch decides the storage): the backup
     reports, per table and column, how many values it kept as framed binary for that reason.
     """
     counts: dict[str, int] = {}
+    header = 1 + _LEN.size  # a canonical value: tag, length, payload (UTF-8 text: NUL only as a 0 byte)
     for index, (plan, field) in enumerate(zip(plans, batch.schema)):
         if plan.kind == "string" and column_encoding(field) == CANONICAL:
-            found = sum(1 for row in rows if isinstance(row[index], str) and "\x00" in row[index])
+            stored = batch.column(index).to_pylist()
+            found = sum(1 for v in stored if v is not None and v[:1] == b"s" and b"\x00" in v[header:])
             if found:
                 counts[plan.name] = found
     return counts
