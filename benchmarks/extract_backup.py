@@ -9,7 +9,7 @@ folder) is generated, then two fresh child processes measure, in the same run:
   current reader and through ADBC (Arrow-native reads); the two must give the
   same fingerprints, and their time ratio is printed
 - backup:   backup_site(): extract, Parquet, age-encrypt, fsync, journal, sign
-  (and again with Arrow-native reads, TS24_ARROW_READS=1)
+  (and again with Arrow-native reads)
 
 and each reports its wall time and its own peak RSS. Printed: rows/s, MB/s
 (ciphertext written), the backup/baseline time ratio, and peak memory per
@@ -18,6 +18,11 @@ is bounded by --chunk-rows, not by the table size.
 
     python -m benchmarks extract_backup                       # scales 10 and 40
     python -m benchmarks extract_backup --scales 2,10 --chunk-rows 20000
+    python -m benchmarks extract_backup --mariadb-url 'mysql+pyodbc://root:@127.0.0.1:3306/test?driver=MariaDB+Unicode&charset=utf8mb4'
+
+With --mariadb-url (a MariaDB server over ODBC; the benchmark creates and drops
+its own database there), the same demo site is also written to MariaDB and
+both read paths are measured on it.
 """
 
 from __future__ import annotations
@@ -93,7 +98,7 @@ def _child_backup(
     from backups.backup import backup_site
     from extract.arrow_reader import ARROW_READS_ENV
 
-    os.environ[ARROW_READS_ENV] = "1" if arrow_reads else "0"
+    os.environ[ARROW_READS_ENV] = "all" if arrow_reads else "off"
     from ts24_migrate.core.db import legacy_engine
     from ts24_migrate.core.secrets import Secret
     from ts24_migrate.core.signing import load_signing_key
@@ -142,10 +147,35 @@ def _site(folder: Path, scale: float) -> tuple[str, Path, float]:
     return url, folder / "files", time.perf_counter() - start
 
 
+def _mariadb_reads(server_url: str, scale: float, folder: Path, chunk_rows: int) -> dict[bool, dict[str, Any]]:
+    """The demo site written to a new MariaDB database, read both ways (each in its own process)."""
+    import sqlalchemy as sa
+
+    from ts24_migrate.demo import generate_site
+
+    name = f"ts24_bench_{uuid.uuid4().hex[:10]}"
+    server = sa.create_engine(server_url, isolation_level="AUTOCOMMIT")
+    with server.connect() as conn:
+        conn.exec_driver_sql(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin")
+    url = sa.engine.make_url(server_url).set(database=name).render_as_string(hide_password=False)
+    try:
+        site = sa.create_engine(url)
+        generate_site(site, folder / "files-mariadb", scale=scale, seed=7)
+        site.dispose()
+        reads = {arrow: _measure("read", url=url, chunk_rows=chunk_rows, arrow_reads=arrow) for arrow in (False, True)}
+        assert reads[True]["fingerprints"] == reads[False]["fingerprints"], "Arrow reads must read the same rows"
+        return reads
+    finally:
+        with server.connect() as conn:
+            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS `{name}`")
+        server.dispose()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks extract_backup")
     parser.add_argument("--scales", default="10,40", help="demo scales, comma-separated (1.0 ~ 15k rows)")
     parser.add_argument("--chunk-rows", type=int, default=10_000)
+    parser.add_argument("--mariadb-url", help="also compare the read paths on MariaDB over ODBC (server URL)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--options", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -163,6 +193,7 @@ def main(argv: list[str] | None = None) -> int:
 
     results = []
     read_results: list[tuple[float, dict[bool, dict[str, Any]], dict[bool, dict[str, Any]]]] = []
+    mariadb_results: list[tuple[float, dict[bool, dict[str, Any]]]] = []
     with tempfile.TemporaryDirectory(prefix="ts24-bench-") as temp:
         base = Path(temp)
         recipient = generate_custodian_identity(base / "custodian.age-identity")
@@ -190,6 +221,9 @@ def main(argv: list[str] | None = None) -> int:
                 )
                 for arrow in (False, True)
             }
+            if args.mariadb_url:
+                reads_mariadb = _mariadb_reads(args.mariadb_url, scale, folder, args.chunk_rows)
+                mariadb_results.append((scale, reads_mariadb))
             backup = backups[False]
             assert backup["rows"] == baseline["rows"], "the backup must hold every row the SELECT returned"
             results.append((scale, generated, baseline, backup))
@@ -225,6 +259,18 @@ def main(argv: list[str] | None = None) -> int:
             f"{backups[True]['seconds'] / backups[False]['seconds']:>6.2f} {current['peak_rss_mb']:>6.0f}MB "
             f"{arrow['peak_rss_mb']:>8.0f}MB"
         )
+    if mariadb_results:
+        print("... on MariaDB over ODBC (arrow-odbc against pyodbc), same run, same fingerprints:")
+        print(
+            f"{'scale':>6} {'rows':>9} {'read cur s':>10} {'read arrow s':>12} {'x cur':>6} {'arrow/fallback pages':>21} {'RSS cur':>8} {'RSS arrow':>10}"
+        )
+        for scale, reads in mariadb_results:
+            current, arrow = reads[False], reads[True]
+            print(
+                f"{scale:>6g} {current['rows']:>9} {current['read_seconds']:>10.2f} {arrow['read_seconds']:>12.2f} "
+                f"{arrow['read_seconds'] / current['read_seconds']:>6.2f} {arrow['arrow_pages']:>10}/{arrow['fallback_pages']:<10} "
+                f"{current['peak_rss_mb']:>6.0f}MB {arrow['peak_rss_mb']:>8.0f}MB"
+            )
     if len(results) > 1:
         (s1, _, _, small), (s2, _, _, large) = results[0], results[-1]
         print(

@@ -110,7 +110,7 @@ def iter_table_parts(
     """Yield the table as parts of at most `chunk_rows` rows, in key order where there is a key.
 
     `arrow_reads`: read through ADBC where it gives the same values (extract.arrow_reader; default:
-    the TS24_ARROW_READS setting, on); the parts are the same either way.
+    the TS24_ARROW_READS setting: SQLite only unless it says otherwise); the parts are the same either way.
     """
     plans = column_plan(table)
     key_positions = [table.column_names.index(name) for name in table.primary_key]
@@ -149,7 +149,7 @@ def table_fingerprint(
 ) -> TableFingerprint:
     """The fingerprint of a table as it is now, read the same way the extraction reads it."""
     fingerprint = TableFingerprint()
-    if not arrow_reads_wanted(arrow_reads):
+    if not arrow_reads_wanted(arrow_reads, conn.dialect.name):
         for rows in iter_table_rows(conn, table, chunk_rows=chunk_rows):
             fingerprint.add_rows(rows)
         return fingerprint

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import decimal
 import sqlite3
 from pathlib import Path
 
@@ -14,8 +15,9 @@ import pytest
 import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from sqlalchemy.dialects import mysql
 
-from extract.arrow_reader import ArrowReadStats, iter_stored_batches
+from extract.arrow_reader import ARROW_READS_ENV, ArrowReadStats, arrow_reads_wanted, iter_stored_batches
 from extract.discovery import discover_tables
 from extract.extraction import iter_table_parts, table_fingerprint
 from ts24_migrate.core.db import legacy_arrow_connection, legacy_engine
@@ -59,6 +61,16 @@ def test_a_dirty_demo_site_reads_the_same_parts_and_fingerprints_through_arrow(t
             assert table_fingerprint(conn, table, chunk_rows=500, arrow_reads=True) == table_fingerprint(
                 conn, table, chunk_rows=500, arrow_reads=False
             )
+
+
+def test_the_setting_reads_sqlite_the_arrow_way_unless_told_otherwise(monkeypatch) -> None:
+    monkeypatch.delenv(ARROW_READS_ENV, raising=False)
+    assert arrow_reads_wanted(None, "sqlite") and not arrow_reads_wanted(None, "mysql")
+    monkeypatch.setenv(ARROW_READS_ENV, "all")  # MariaDB too: its pages then share no snapshot
+    assert arrow_reads_wanted(None, "sqlite") and arrow_reads_wanted(None, "mysql")
+    monkeypatch.setenv(ARROW_READS_ENV, "off")
+    assert not arrow_reads_wanted(None, "sqlite") and not arrow_reads_wanted(None, "mysql")
+    assert arrow_reads_wanted(True, "mysql") and not arrow_reads_wanted(False, "sqlite")  # the caller's choice
 
 
 def test_the_arrow_connection_is_read_only(tmp_path: Path) -> None:
@@ -179,3 +191,152 @@ def test_what_goes_the_current_way_and_why(tmp_path: Path) -> None:
         assert first.column("NAME").type == pa.large_binary()  # canonical: str next to bytes
         keyless = _same_batches(conn, tables["NOKEY"], chunk_rows=1)
         assert keyless.reasons == {"table: no primary key": 1} and keyless.arrow_pages == 0
+
+
+# --- MariaDB over ODBC (arrow-odbc) ------------------------------------------------------------------
+
+_MARIADB_COLUMNS = [
+    sa.Column("ID", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("WHEN", mysql.DATETIME(fsp=6)),
+    sa.Column("WHEN_S", sa.DateTime),
+    sa.Column("DAY", sa.Date),
+    sa.Column("AMOUNT", sa.Numeric(12, 3)),
+    sa.Column("RATE", mysql.DOUBLE),
+    sa.Column("NAME", sa.Unicode(50)),
+    sa.Column("NOTE", mysql.TEXT),
+    sa.Column("OLD_NAME", mysql.VARCHAR(50, charset="latin1")),  # legacy bytes kept as latin1 text
+    sa.Column("BODY", mysql.BLOB),
+    sa.Column("STATE", sa.SmallInteger),
+]
+_MARIADB_VALUES = {
+    "WHEN": st.datetimes(min_value=dt.datetime(1000, 1, 1), max_value=dt.datetime(9999, 12, 31)),
+    "WHEN_S": st.datetimes(min_value=dt.datetime(1000, 1, 1), max_value=dt.datetime(9999, 12, 31)).map(
+        lambda d: d.replace(microsecond=0)
+    ),
+    "DAY": st.dates(min_value=dt.date(1000, 1, 1)),
+    "AMOUNT": st.decimals(places=3, min_value=-(10**8), max_value=10**8, allow_nan=False, allow_infinity=False),
+    "RATE": st.floats(allow_nan=False, allow_infinity=False),
+    "NAME": st.text(st.characters(exclude_categories=("Cs",)), max_size=20),
+    "NOTE": st.one_of(st.text(st.characters(exclude_categories=("Cs",)), max_size=30), st.just("ư" * 5000)),
+    "OLD_NAME": st.text(st.characters(max_codepoint=255, exclude_categories=("Cs", "Cc")), max_size=20),
+    "BODY": st.one_of(st.binary(max_size=20), st.just(b"\x00\xff" * 32_000)),
+    "STATE": st.integers(-(2**15), 2**15 - 1),
+}
+
+
+def _mariadb_table(metadata: sa.MetaData, text_key: bool = False) -> sa.Table:
+    columns = [c.copy() for c in _MARIADB_COLUMNS]
+    if text_key:  # a code as key, compared by the column's collation on both paths
+        columns[0] = sa.Column("ID", sa.Unicode(20), primary_key=True)
+    return sa.Table("T", metadata, *columns, mysql_charset="utf8mb4", mysql_collate="utf8mb4_bin")
+
+
+@pytest.mark.mariadb
+def test_a_mariadb_table_reads_the_same_through_arrow_odbc(mariadb_database) -> None:
+    writable = sa.create_engine(mariadb_database())
+    metadata = sa.MetaData()
+    table = _mariadb_table(metadata)
+    metadata.create_all(writable)
+    rows = [
+        {
+            "ID": i,
+            "WHEN": dt.datetime(2025, 7, 1, 8, 0, 0, i) if i % 3 else None,
+            "WHEN_S": dt.datetime(1000 + i, 1, 1, 23, 59, 59),
+            "DAY": dt.date(1000 + i, 1, 1),
+            "AMOUNT": decimal.Decimal(i) / 8,
+            "RATE": i / 3,
+            "NAME": ["Hà Nội", "Haø Noäi", "😀 emoji", None, "a\x00b"][i % 5],
+            "NOTE": "ư" * (i * 100),
+            "OLD_NAME": ["Hµ Néi", "Haø Noäi", None][i % 3],
+            "BODY": bytes([0, i % 256, 0]) * (i * 500) if i % 5 else None,
+            "STATE": i - 20,
+        }
+        for i in range(1, 41)
+    ]
+    with writable.begin() as conn:
+        conn.execute(table.insert(), rows)
+        conn.exec_driver_sql("SET SESSION sql_mode = ''")
+        conn.exec_driver_sql("UPDATE T SET `WHEN` = '0000-00-00 00:00:00', `DAY` = '0000-00-00' WHERE ID = 7")
+    writable.dispose()
+    legacy = legacy_engine(Secret(writable.url.render_as_string(hide_password=False)))
+    try:
+        with legacy.connect() as conn:
+            [info] = discover_tables(conn)
+            stats = _same_batches(conn, info, chunk_rows=7)
+            # Pages whose text holds NUL are converted value by value (stored canonically): not refused.
+            assert stats.arrow_pages == 6 and stats.fallback_pages == 0, stats
+            assert _parts(conn, info, 9, arrow_reads=True) == _parts(conn, info, 9, arrow_reads=False)
+            [batch, *_] = iter_stored_batches(conn, info, chunk_rows=7, arrow_reads=True)
+            assert batch.column("NAME").type == pa.large_binary()  # 'a\x00b' in the first page: canonical
+            odbc = legacy_arrow_connection(conn)
+            with pytest.raises(Exception, match="READ ONLY"):  # a read-only session, as legacy_engine's
+                odbc.execute("INSERT INTO T (ID) VALUES (999)")
+        with writable.begin() as conn:  # (the writable engine, disposed above, connects again)
+            conn.exec_driver_sql("CREATE TABLE LOBS (ID INT PRIMARY KEY, BODY LONGBLOB, RATE FLOAT)")
+            conn.exec_driver_sql("INSERT INTO LOBS VALUES (1, 'x', 1.5)")
+        with legacy.connect() as conn:
+            lobs = next(t for t in discover_tables(conn) if t.name == "LOBS")
+            assert _same_batches(conn, lobs, chunk_rows=7).reasons == {
+                "table: column BODY of type LONGBLOB (values up to 16 MiB or 4 GiB)": 1
+            }
+    finally:
+        writable.dispose()
+        legacy.dispose()
+
+
+@pytest.mark.mariadb
+def test_a_dirty_demo_site_on_mariadb_reads_the_same_through_arrow_odbc(mariadb_database, tmp_path: Path) -> None:
+    writable = sa.create_engine(mariadb_database())
+    generate_site(writable, tmp_path / "files", seed=7, scale=0.02, cutover=dt.date(2025, 7, 1))
+    writable.dispose()
+    legacy = legacy_engine(Secret(writable.url.render_as_string(hide_password=False)))
+    try:
+        with legacy.connect() as conn:
+            taken = 0
+            for table in discover_tables(conn):
+                stats = _same_batches(conn, table, chunk_rows=53)
+                taken += stats.arrow_pages
+                assert _parts(conn, table, 101, arrow_reads=True) == _parts(conn, table, 101, arrow_reads=False)
+                assert table_fingerprint(conn, table, arrow_reads=True) == table_fingerprint(
+                    conn, table, arrow_reads=False
+                )
+            assert taken >= 6
+    finally:
+        legacy.dispose()
+
+
+@pytest.mark.mariadb
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_any_typed_mariadb_values_read_the_same_through_arrow_odbc(mariadb_url_fixture, data) -> None:
+    writable = sa.create_engine(mariadb_url_fixture)
+    metadata = sa.MetaData()
+    text_key = data.draw(st.booleans())
+    table = _mariadb_table(metadata, text_key)
+    metadata.drop_all(writable)
+    metadata.create_all(writable)
+    count = data.draw(st.integers(0, 8))
+    # Text keys with quotes, backslashes, '?' and non-ASCII: the key is written into the page's SQL.
+    key_values = (
+        st.text(st.sampled_from("aZ9 '\\?%_\"ưÀ😀;-"), min_size=1, max_size=6)
+        if text_key
+        else st.integers(-(2**63), 2**63 - 1)
+    )
+    # (utf8mb4_bin pads with spaces: 'a' and 'a ' are the same key)
+    unique_key = (lambda k: k.rstrip(" ")) if text_key else (lambda k: k)
+    keys = data.draw(st.lists(key_values, min_size=count, max_size=count, unique_by=unique_key))
+    rows = [
+        {"ID": key, **{name: data.draw(st.one_of(st.none(), values)) for name, values in _MARIADB_VALUES.items()}}
+        for key in keys
+    ]
+    if rows:
+        with writable.begin() as conn:
+            conn.execute(table.insert(), rows)
+    writable.dispose()
+    legacy = legacy_engine(Secret(mariadb_url_fixture))
+    try:
+        with legacy.connect() as conn:
+            [info] = discover_tables(conn)
+            _same_batches(conn, info, chunk_rows=data.draw(st.integers(1, 4)))
+    finally:
+        legacy.dispose()

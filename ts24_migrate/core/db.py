@@ -61,15 +61,27 @@ def legacy_engine(url: Secret, *, read_only: bool = True) -> Engine:
 
 
 def legacy_arrow_connection(conn: Connection) -> Any | None:
-    """A read-only ADBC connection on the same SQLite legacy file as `conn`, for Arrow-native reads
-    (extract.arrow_reader); None where there is none to open (another database, an in-memory one).
+    """A read-only connection for Arrow-native reads (extract.arrow_reader) on the same legacy
+    database as `conn`: ADBC for a SQLite file, arrow-odbc for MariaDB over ODBC; None where there is
+    none to open (another database, an in-memory one, a driver not installed). The caller closes it.
 
-    Whatever URL the engine was made with, it is opened read-only (mode=ro): the Arrow path only reads.
-    The caller closes it.
+    Whatever the engine was made with, it is opened read-only: SQLite with mode=ro, MariaDB with a
+    read-only session, as legacy_engine does.
     """
-    if conn.dialect.name != "sqlite":
-        return None
-    database = conn.engine.url.database or ""
+    if conn.dialect.name == "sqlite":
+        return _sqlite_arrow_connection(conn.engine.url.database or "")
+    if conn.dialect.name in ("mysql", "mariadb") and conn.engine.url.get_driver_name() == "pyodbc":
+        try:
+            import arrow_odbc  # loaded only when the Arrow path is used
+        except ImportError:
+            return None
+        odbc = arrow_odbc.connect(odbc_connection_string(conn.engine.url))
+        odbc.execute("SET SESSION TRANSACTION READ ONLY")
+        return odbc
+    return None
+
+
+def _sqlite_arrow_connection(database: str) -> Any | None:
     if database.startswith("file:"):  # a URI already (legacy_engine's read-only one)
         path = unquote(urlsplit(database).path)
     elif database and database != ":memory:":
@@ -82,7 +94,6 @@ def legacy_arrow_connection(conn: Connection) -> Any | None:
         import adbc_driver_sqlite.dbapi  # loaded only when the Arrow path is used
     except ImportError:  # an install without the driver reads the current way
         return None
-
     return adbc_driver_sqlite.dbapi.connect(f"file:{quote(str(Path(path).resolve()))}?mode=ro")
 
 
