@@ -44,7 +44,7 @@ from .arrow_sqlite import SqlitePages
 from .discovery import TableInfo, column_plan
 from .reader import check_resumable, iter_table_rows, keyset_page, null_key_rows
 
-__all__ = ["ARROW_READS_ENV", "ArrowReadStats", "arrow_reads_wanted", "iter_stored_batches"]
+__all__ = ["ARROW_READS_ENV", "ArrowReadStats", "arrow_reads_wanted", "iter_row_pages", "iter_stored_batches"]
 
 # Where no caller says otherwise: "sqlite" (the default) reads SQLite the Arrow way; "all" MariaDB too;
 # "off" (or "0", "false", "no") neither. MariaDB is not in the default: the current reader's pages
@@ -116,6 +116,23 @@ def iter_stored_batches(
             last_key = _last_key(table, plans, batch)
     finally:
         pages.close()
+
+
+def iter_row_pages(
+    conn: Connection,
+    table: TableInfo,
+    *,
+    chunk_rows: int = 50_000,
+    start_after: Sequence[Any] | None = None,
+    arrow_reads: bool | None = None,
+) -> Iterator[list[tuple[Any, ...]]]:
+    """extract.reader.iter_table_rows's pages of a keyed table, the same rows as tuples, read the Arrow
+    way where iter_stored_batches may: the driver fetches and converts in C what the current reader
+    fetches row by row through SQLAlchemy's result processing (the load's transform wants Python values)."""
+    for batch in iter_stored_batches(
+        conn, table, chunk_rows=chunk_rows, start_after=start_after, arrow_reads=arrow_reads
+    ):
+        yield batch_to_rows(batch)
 
 
 def _page_reader(

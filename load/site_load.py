@@ -44,6 +44,7 @@ import pyarrow as pa
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from extract.arrow_reader import iter_row_pages
 from extract.discovery import TableInfo, discover_tables
 from extract.reader import iter_table_rows, read_batch
 from transform import (
@@ -417,14 +418,19 @@ def _merge_prepared(
 
 
 def _chunks_to_load(
-    source: Connection, info: TableInfo, done: ledger.TableProgress, limits: ChunkLimits, null_keys_seen: Counter[str]
+    source: Connection,
+    info: TableInfo,
+    done: ledger.TableProgress,
+    limits: ChunkLimits,
+    null_keys_seen: Counter[str],
 ) -> Iterator[list[tuple[Any, ...]]]:
     resume_after = done.resume_after
     page_rows = limits.page_rows(info)
     if info.primary_key and not (resume_after and any(value is None for value in resume_after)):
-        yield from table_chunks(
-            iter_table_rows(source, info, chunk_rows=page_rows, start_after=resume_after), info, limits
-        )
+        # Read the Arrow way where the TS24_ARROW_READS setting and the table allow it (extract.arrow_reader):
+        # the same rows, fetched and converted by the driver rather than row by row in Python.
+        pages = iter_row_pages(source, info, chunk_rows=page_rows, start_after=resume_after)
+        yield from table_chunks(pages, info, limits)
         return
     # A keyless table is read in one pass, in the same order each time: skip the chunks done. So are
     # the rows whose key holds NULL (SQLite lets a key column hold it), ahead of the others: a load
