@@ -5,8 +5,10 @@ from the run's own delta, so a run killed after its increment was chained
 still carries them over next time. Each mapped table's queued rows are read
 again from the legacy database (their latest version), transformed with a
 context that knows what the load accepted before (load.site_load seeds it the
-way a resumed load does), merged by load.merge in one target transaction per
-batch of keys, with their history and files.
+way a resumed load does), and merged by load.merge with their history and
+files: a table's rows in one set-based pass (a queue longer than CARRY_ROWS,
+or files of more than CARRY_CONTENT_BYTES, in several), every table in one
+target transaction when the queue holds at most CARRY_ROWS rows.
 
 The accounting stays that of a single full migration of the site as it is
 now: a row loaded before is updated in place (crosswalk); a new row is
@@ -30,7 +32,9 @@ Example::
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,9 +44,10 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from extract.discovery import TableInfo
-from extract.reader import iter_table_batches
+from extract.reader import iter_table_rows, read_batch
 from load import ledger, merge
 from load.bookkeeping import conflicts, crosswalk, rejects
+from load.chunking import content_weigher
 from load.flag_records import forget_flags, record_flags
 from load.row_hash import register_sqlite_functions
 from load.schema_version import prepare_target
@@ -56,6 +61,12 @@ from ts24_migrate.core.rows.fingerprint import TableFingerprint, row_digest
 
 from .context_seed import ContextSeeder
 from .state import KEYS_PER_QUERY, ReconcileState, key_values
+
+# Queued rows of a table merged in one set-based pass (and one target transaction): a day's
+# changes fit in one, a backlog is taken in passes of this size so memory stays bounded; dossier
+# files also by their content, as the load cuts its chunks (load.chunking).
+CARRY_ROWS = 20_000
+CARRY_CONTENT_BYTES = 32 * 2**20
 
 
 @dataclass
@@ -131,7 +142,13 @@ def carry_over(
     ctx = TransformContext(
         site_id, cutover=cutover, attachments_dir=attachments_dir, reference_date=reference_date or dt.date.today()
     )
-    with target.connect() as conn:
+    # A day's changes (at most CARRY_ROWS rows) are carried over in one target transaction, whose
+    # reads see its own writes (the history rows see the dossiers just merged); a longer queue
+    # commits each pass. The queue entries are taken off once their rows are committed.
+    one_transaction = sum(len(k) for k in queued.values()) <= CARRY_ROWS
+    passes = _Passes(target, state, site_id)
+    with target.connect() as conn, conn.begin() if one_transaction else contextlib.nullcontext():
+        passes.shared = conn if one_transaction else None
         seeder = ContextSeeder(conn, ctx, site_id)
         for name in MAPPED_TABLES:
             keys = next((k for t, k in queued.items() if t.upper() == name), None)
@@ -141,8 +158,7 @@ def carry_over(
                 seeder.persons(legacy, infos[name])
             result.tables[name] = _carry_table(
                 legacy,
-                target,
-                state,
+                passes,
                 infos[name],
                 keys,
                 ctx,
@@ -152,13 +168,41 @@ def carry_over(
                 run_id=run_id,
                 cutover=cutover,
             )
+    passes.take_off_queue()
     return result
+
+
+class _Passes:
+    """Where the carry-over's passes write, and when their rows leave the carry-over queue."""
+
+    def __init__(self, target: Engine, state: ReconcileState, site_id: str):
+        self.target, self.state, self.site_id = target, state, site_id
+        self.shared: Connection | None = None  # the run's one transaction, when it has one
+        self.carried: list[tuple[str, list[str]]] = []  # (queued table name, queue keys) to take off
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[Connection]:
+        if self.shared is not None:
+            yield self.shared
+            return
+        with self.target.begin() as conn:
+            yield conn
+
+    def carried_over(self, table: str, keys: list[str]) -> None:
+        if self.shared is not None:
+            self.carried.append((table, keys))  # taken off when the shared transaction has committed
+        else:
+            self.state.done_pending(self.site_id, table, keys)
+
+    def take_off_queue(self) -> None:
+        if self.carried:
+            self.state.done_pending_tables(self.site_id, self.carried)
+        self.carried = []
 
 
 def _carry_table(
     legacy: Engine,
-    target: Engine,
-    state: ReconcileState,
+    passes: _Passes,
     info: TableInfo,
     keys: list[str],
     ctx: TransformContext,
@@ -183,49 +227,73 @@ def _carry_table(
     key_columns = [info.table.c[k] for k in info.primary_key]
     if not key_columns:
         raise ValueError(f"{legacy_table} has no primary key: its rows cannot be carried over by key")
-    for i in range(0, len(keys), KEYS_PER_QUERY):
-        batch_keys = [key_values(k) for k in keys[i : i + KEYS_PER_QUERY]]
-        where = (
-            key_columns[0].in_([k[0] for k in batch_keys])
-            if len(key_columns) == 1
-            else sa.or_(*[sa.and_(*[c == v for c, v in zip(key_columns, k)]) for k in batch_keys])
+    weigh = content_weigher(info)  # file contents, which bound a pass by bytes as well
+
+    def carry_pass(rows: list[tuple[Any, ...]], by_legacy_key: dict[str, str]) -> list[str]:
+        """Merge `rows` in one set-based pass: the merge's cost per pass (stage and plan tables,
+        statements, a transaction) is paid once, not once per key list. Returns their legacy keys."""
+        batch = read_batch(info, rows)
+        records = batch.to_pylist()
+        rows = [tuple(r.values()) for r in records]
+        seeder.before(legacy_table, [{k.upper(): v for k, v in r.items()} for r in records])
+        positions = [info.column_names.index(k) for k in info.primary_key]
+        legacy_keys = [legacy_key_text([row[p] for p in positions]) for row in rows]
+        done = _merge_batch(
+            passes,
+            spec,
+            legacy_table,
+            batch,
+            rows,
+            legacy_keys,
+            ctx,
+            result,
+            figures,
+            site_id=site_id,
+            run_id=run_id,
+            cutover=cutover,
         )
-        by_legacy_key = {legacy_key_text(k): text for k, text in zip(batch_keys, keys[i : i + KEYS_PER_QUERY])}
+        passes.carried_over(info.name, [by_legacy_key[k] for k in done if k in by_legacy_key])
+        return legacy_keys
+
+    for start in range(0, len(keys), CARRY_ROWS):
+        group = keys[start : start + CARRY_ROWS]
+        by_legacy_key: dict[str, str] = {}
         found: set[str] = set()
+        rows: list[tuple[Any, ...]] = []
+        content = 0
         with legacy.connect() as source:
-            for batch in iter_table_batches(source, info, chunk_rows=KEYS_PER_QUERY, where=where):
-                records = batch.to_pylist()
-                rows = [tuple(r.values()) for r in records]
-                seeder.before(legacy_table, [{k.upper(): v for k, v in r.items()} for r in records])
-                legacy_keys = [
-                    legacy_key_text([row[info.column_names.index(k)] for k in info.primary_key]) for row in rows
-                ]
-                found.update(legacy_keys)
-                done = _merge_batch(
-                    target,
-                    spec,
-                    legacy_table,
-                    batch,
-                    rows,
-                    legacy_keys,
-                    ctx,
-                    result,
-                    figures,
-                    site_id=site_id,
-                    run_id=run_id,
-                    cutover=cutover,
+            for i in range(0, len(group), KEYS_PER_QUERY):
+                batch_keys = [key_values(k) for k in group[i : i + KEYS_PER_QUERY]]
+                where = (
+                    key_columns[0].in_([k[0] for k in batch_keys])
+                    if len(key_columns) == 1
+                    else sa.or_(*[sa.and_(*[c == v for c, v in zip(key_columns, k)]) for k in batch_keys])
                 )
-                state.done_pending(site_id, info.name, [by_legacy_key[k] for k in done if k in by_legacy_key])
+                by_legacy_key.update(
+                    {legacy_key_text(k): text for k, text in zip(batch_keys, group[i : i + KEYS_PER_QUERY])}
+                )
+                for chunk in iter_table_rows(source, info, chunk_rows=KEYS_PER_QUERY, where=where):
+                    if weigh is None:
+                        rows += chunk
+                        continue
+                    for row in chunk:
+                        rows.append(row)
+                        content += weigh(row)
+                        if content >= CARRY_CONTENT_BYTES:
+                            found.update(carry_pass(rows, by_legacy_key))
+                            rows, content = [], 0
+            if rows:
+                found.update(carry_pass(rows, by_legacy_key))
         gone = [k for k in by_legacy_key if k not in found]
         for legacy_key in gone:
             result.gone.append({"table": legacy_table, "legacy_key": legacy_key})
         figures["gone"] += len(gone)
-        state.done_pending(site_id, info.name, [by_legacy_key[k] for k in gone])
+        passes.carried_over(info.name, [by_legacy_key[k] for k in gone])
     return figures
 
 
 def _merge_batch(
-    target: Engine,
+    passes: _Passes,
     spec: TargetSpec,
     legacy_table: str,
     batch: pa.RecordBatch,
@@ -242,7 +310,7 @@ def _merge_batch(
     """Transform and merge one batch; returns the legacy keys carried over (not blocked)."""
     transformed = transform_batch(legacy_table, batch, ctx)
     now = _now()
-    with target.begin() as conn:
+    with passes.transaction() as conn:
         loaded_before = _existing(conn, crosswalk, site_id, legacy_table, legacy_keys)
         rejected_before = _existing(conn, rejects, site_id, legacy_table, legacy_keys)
         conflicts_before = _existing(conn, conflicts, site_id, legacy_table, legacy_keys)

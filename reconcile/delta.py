@@ -60,6 +60,10 @@ MODES = ("delta", "sweep", "baseline")
 # Rows of a table that belong to a row of another table: when the parent changes, they are
 # read again (a supplement can replace a dossier's files without a change column of their own).
 DEPENDENT_ROWS = {"HO_SO_TEP": ("ID_HO_SO", "HO_SO")}
+# Parents per read of their dependent rows: the legacy has no index on the parent column, so each
+# read scans the table; one scan takes a day's changed dossiers (bound parameters: SQLite allows
+# 32,766, PostgreSQL and MariaDB 65,535).
+PARENTS_PER_SCAN = 5_000
 
 # A legacy row's values, in the column order of its table.
 Row = tuple[Any, ...]
@@ -213,12 +217,12 @@ class _Reader:
         if self.mode == "delta" and self.dependent is not None and self.dependent[1]:
             column = self.stored.table.c[self.dependent[0]]
             parents = sorted(self.dependent[1], key=repr)
-            for i in range(0, len(parents), KEYS_PER_QUERY):
+            for i in range(0, len(parents), PARENTS_PER_SCAN):
                 for rows in iter_table_rows(
                     self.conn,
                     self.stored,
                     chunk_rows=self.chunk_rows,
-                    where=column.in_(parents[i : i + KEYS_PER_QUERY]),
+                    where=column.in_(parents[i : i + PARENTS_PER_SCAN]),
                 ):
                     self._take([r for r in rows if self._key(r) not in self.seen])
         self.result.live_rows = count_rows(self.conn, self.table)

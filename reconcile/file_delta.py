@@ -25,9 +25,9 @@ import datetime as dt
 import hashlib
 import os
 import stat
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from backups.part_store import sha256_file
 from extract.attachments import ATTACHMENTS_KEY, file_row, iter_attachment_files
@@ -69,18 +69,24 @@ def _stamp(path: Path) -> tuple[str, int]:
     return f"{info.st_size}:{info.st_mtime_ns}", info.st_mtime_ns
 
 
-def _stat_walk(directory: str, prefix: bytes) -> Iterator[tuple[bytes, os.stat_result]]:
-    """(relative path, stat) of every regular file, in extract.attachments' walk order, without
-    building a Path per file (a stamp walk visits every file of the folder on every run)."""
+def _stamp_walk(directory: bytes, prefix: bytes, digest: Any) -> int:
+    """Hash "len:relpath:size:mtime_ns" of every regular file under `directory`, in
+    extract.attachments' walk order (names sorted as bytes); returns the file count.
+
+    A stamp walk visits every file of the folder on every run: names are read as bytes (no
+    decoding and encoding per file) and each directory's lines go to the hash at once."""
     with os.scandir(directory) as entries:
-        ordered = sorted(entries, key=lambda e: os.fsencode(e.name))
+        ordered = sorted(entries, key=lambda e: e.name)
+    lines, files = [], 0
     for entry in ordered:
         info = entry.stat(follow_symlinks=False)
-        relpath = prefix + os.fsencode(entry.name)
+        relpath = prefix + entry.name
         if stat.S_ISDIR(info.st_mode):
-            yield from _stat_walk(entry.path, relpath + b"/")
+            files += _stamp_walk(entry.path, relpath + b"/", digest)
         elif stat.S_ISREG(info.st_mode):
-            yield relpath, info
+            lines.append(b"%d:%b:%d:%d\n" % (len(relpath), relpath, info.st_size, info.st_mtime_ns))
+    digest.update(b"".join(lines))
+    return files + len(lines)
 
 
 def folder_stamp(root: Path) -> tuple[str, int]:
@@ -88,10 +94,8 @@ def folder_stamp(root: Path) -> tuple[str, int]:
 
     Equal to the previous run's: no file was added, removed, resized or touched, and a delta run
     stops there (a sweep hashes every file regardless)."""
-    digest, files = hashlib.sha256(), 0
-    for relpath, info in _stat_walk(str(root), b""):
-        digest.update(b"%d:%b:%d:%d\n" % (len(relpath), relpath, info.st_size, info.st_mtime_ns))
-        files += 1
+    digest = hashlib.sha256()
+    files = _stamp_walk(os.fsencode(root), b"", digest)
     return digest.hexdigest(), files
 
 

@@ -132,21 +132,34 @@ _DOSSIER_COLUMNS = [
 ]
 
 
-def _dossier(values: dict[str, Any], status: int, reference: dt.date) -> Dossier:
-    def code(name: str, lower: bool = False) -> str | None:
-        value = values.get(name)
-        if not isinstance(value, str) or not value.strip():
-            return None
-        return value.strip().lower() if lower else value.strip().upper()
+def _code(value: Any, *, lower: bool = False) -> str | None:
+    if not isinstance(value, str):
+        return None
+    text = value.strip()
+    if not text:
+        return None
+    return text.lower() if lower else text.upper()
 
+
+def _dossier(
+    values: dict[str, Any], status: int, reference: dt.date, periods: dict[str, str | None] | None = None
+) -> Dossier:
+    """`periods`: declaration periods parsed so far (a site's dossiers share a few dozen)."""
     period_text = values.get("KY_KE_KHAI")
-    period = parse_period(period_text, reference_date=reference)[0] if isinstance(period_text, str) else None
+    period = None
+    if isinstance(period_text, str):
+        if periods is None or period_text not in periods:
+            period = parse_period(period_text, reference_date=reference)[0]
+            if periods is not None:
+                periods[period_text] = period
+        else:
+            period = periods[period_text]
     number = values.get("SO_HO_SO")
     return Dossier(
         values["ID_HO_SO"],
         number.strip() if isinstance(number, str) else None,
-        code("MA_DV"),
-        code("MA_THU_TUC", lower=True),
+        _code(values.get("MA_DV")),
+        _code(values.get("MA_THU_TUC"), lower=True),
         period,
         DOSSIER_STATUS_NAMES[status],
         as_datetime(values.get("NGAY_TIEP_NHAN")),
@@ -162,22 +175,22 @@ def in_flight_dossiers(
     status_column = table.table.c["TRANG_THAI"]
     result = InFlight(as_of)
     names = table.column_names
+    reference = as_of.date()
+    periods: dict[str, str | None] = {}
     for rows in iter_table_rows(conn, table, chunk_rows=chunk_rows, where=status_column.in_(list(IN_FLIGHT_STATUSES))):
         for row in rows:
             values = dict(zip(names, row))
             status = as_int(values["TRANG_THAI"])
             if status in IN_FLIGHT_STATUSES:
-                result.dossiers.append(_dossier(values, status, as_of.date()))
+                result.dossiers.append(_dossier(values, status, reference, periods))
     return result
 
 
-def in_flight_count(conn: Connection, tables: dict[str, TableInfo] | None = None) -> int:
+def any_in_flight(conn: Connection, tables: dict[str, TableInfo] | None = None) -> bool:
+    """Whether any legacy dossier is in statuses 0-3 (the database stops at the first it finds)."""
     table = _dossier_table(tables or legacy_tables(conn)).table
-    return int(
-        conn.execute(
-            sa.select(sa.func.count()).select_from(table).where(table.c["TRANG_THAI"].in_(list(IN_FLIGHT_STATUSES)))
-        ).scalar_one()
-    )
+    query = sa.select(sa.literal(1)).where(table.c["TRANG_THAI"].in_(list(IN_FLIGHT_STATUSES))).limit(1)
+    return conn.execute(query).first() is not None
 
 
 def legacy_clock(conn: Connection, tables: dict[str, TableInfo] | None = None) -> dt.datetime | None:
@@ -188,16 +201,27 @@ def legacy_clock(conn: Connection, tables: dict[str, TableInfo] | None = None) -
         table = tables.get(name)
         if table is None or column not in table.column_names:
             continue
-        table = as_stored(table)
-        # Values of another type (dirty rows) sort apart on SQLite: take the latest real moment.
-        for value in conn.execute(
-            sa.select(table.table.c[column]).order_by(table.table.c[column].desc()).limit(20)
-        ).scalars():
-            moment = as_datetime(value) if not isinstance(value, dt.datetime) else value
-            if moment is not None:
-                latest = moment if latest is None or moment > latest else latest
-                break
+        moment = _latest_moment(conn, as_stored(table).table.c[column])
+        if moment is not None:
+            latest = moment if latest is None or moment > latest else latest
     return latest
+
+
+def _latest_moment(conn: Connection, column: sa.Column[Any]) -> dt.datetime | None:
+    """The column's latest real moment. MAX() reads the table without sorting it; values of
+    another type (dirty rows) sort apart on SQLite, so when the highest value is not a moment,
+    the top values are read in order and the first moment among them is taken."""
+    top = conn.execute(sa.select(sa.func.max(column))).scalar()
+    if top is None:
+        return None
+    moment = as_datetime(top) if not isinstance(top, dt.datetime) else top
+    if moment is not None:
+        return moment
+    for value in conn.execute(sa.select(column).order_by(column.desc()).limit(20)).scalars():
+        moment = as_datetime(value) if not isinstance(value, dt.datetime) else value
+        if moment is not None:
+            return moment
+    return None
 
 
 # -- received after cut-over ---------------------------------------------------------------------
@@ -290,21 +314,19 @@ def _account_rows(
     loaded: dict[str, tuple[str, str]] = {}
     rejected: dict[str, str] = {}
     for where in _in(crosswalk.c.legacy_key, keys):
+        # The crosswalk row's target table is checked here, not in SQL: given `target_table = ?`,
+        # SQLite walks the (target_table, target_key) index over every dossier the site loaded
+        # instead of looking the keys up by the primary key, a scan per key list.
         query = (
-            sa.select(crosswalk.c.legacy_key, dossiers.c.status, crosswalk.c.legacy_row_hash)
+            sa.select(crosswalk.c.legacy_key, dossiers.c.status, crosswalk.c.legacy_row_hash, crosswalk.c.target_table)
             .select_from(
                 crosswalk.join(
                     dossiers, dossiers.c.dossier_id == sa.cast(crosswalk.c.target_key, dossiers.c.dossier_id.type)
                 )
             )
-            .where(
-                crosswalk.c.site_id == site_id,
-                crosswalk.c.legacy_table == "HO_SO",
-                crosswalk.c.target_table == dossiers.name,
-                where,
-            )
+            .where(crosswalk.c.site_id == site_id, crosswalk.c.legacy_table == "HO_SO", where)
         )
-        loaded.update({k: (s, h) for k, s, h in target.execute(query)})
+        loaded.update({k: (s, h) for k, s, h, table in target.execute(query) if table == dossiers.name})
     for where in _in(rejects.c.legacy_key, keys):
         rejected.update(
             {
@@ -443,8 +465,8 @@ def reregistration(
     result = Reregistration()
     seen: set[str] = set()
     names = table.column_names
+    due: dict[str, dict[str, Any]] = {}  # every unit of the site that must re-register
     for rows in iter_table_rows(legacy, table, chunk_rows=chunk_rows):
-        due: dict[str, dict[str, Any]] = {}
         for row in rows:
             values = dict(zip(names, row))
             code = values["MA_DV"].strip().upper() if isinstance(values["MA_DV"], str) else None
@@ -462,50 +484,60 @@ def reregistration(
                 "email": values.get("EMAIL"),
                 "transaction_mode": _MODES[mode],
             }
-        if not due:
-            continue
-        result.must += len(due)
-        codes = sorted(due)
-        filed: dict[str, tuple[dt.date, str]] = {}  # unit code -> (filed on, transaction mode)
-        loaded: dict[str, dict[str, Any]] = {}
-        for where in _in(re_registrations.c.unit_code, codes):
-            for code, filed_on, filed_mode in target.execute(
-                sa.select(
-                    re_registrations.c.unit_code, re_registrations.c.filed_on, re_registrations.c.transaction_mode
-                )
-                .where(where)
-                .order_by(re_registrations.c.filed_on)
-            ):
-                filed.setdefault(code, (filed_on, filed_mode))
-        for where in _in(units.c.unit_code, codes):
-            for row in target.execute(
-                sa.select(
-                    units.c.unit_code,
-                    units.c.name,
-                    units.c.tax_code,
-                    units.c.address,
-                    units.c.contact_name,
-                    units.c.phone,
-                    units.c.email,
-                ).where(where)
-            ):
-                loaded[row.unit_code] = dict(row._mapping)
-        for code in codes:
-            if code in filed:
-                filed_on, filed_mode = filed[code]
-                result.registered.append(
-                    {
-                        "unit_code": code,
-                        "filed_on": filed_on.isoformat() if filed_on else None,
-                        "transaction_mode": filed_mode,
-                    }
-                )
-            else:
-                contact = {**due[code], **{k: v for k, v in loaded.get(code, {}).items() if v is not None}}
-                result.missing.append(_readable({k: contact.get(k) for k in CONTACT_FIELDS}))
+    result.must = len(due)
+    codes = sorted(due)
+    filed = _first_filings(target, codes)
+    loaded: dict[str, dict[str, Any]] = {}
+    for where in _in(units.c.unit_code, codes):
+        for row in target.execute(
+            sa.select(
+                units.c.unit_code,
+                units.c.name,
+                units.c.tax_code,
+                units.c.address,
+                units.c.contact_name,
+                units.c.phone,
+                units.c.email,
+            ).where(where)
+        ):
+            loaded[row.unit_code] = dict(row._mapping)
+    for code in codes:
+        if code in filed:
+            filed_on, filed_mode = filed[code]
+            result.registered.append(
+                {
+                    "unit_code": code,
+                    "filed_on": filed_on.isoformat() if filed_on else None,
+                    "transaction_mode": filed_mode,
+                }
+            )
+        else:
+            contact = {**due[code], **{k: v for k, v in loaded.get(code, {}).items() if v is not None}}
+            result.missing.append(_readable({k: contact.get(k) for k in CONTACT_FIELDS}))
     result.registered.sort(key=lambda r: r["unit_code"])
     result.missing.sort(key=lambda r: r["unit_code"])
     return result
+
+
+def _first_filings(target: Connection, codes: list[str], *, rows_per_fetch: int = 10_000) -> dict[str, tuple[Any, str]]:
+    """unit code -> (filed on, transaction mode) of each unit's first 01/ĐK-GĐ filing.
+
+    The portal's re_registrations table has no index on unit_code: an IN list scans it, so more
+    codes than one list holds are matched in one streamed scan, not one scan per list."""
+    filed: dict[str, tuple[Any, str]] = {}
+    if not codes:
+        return filed
+    r = re_registrations
+    query = sa.select(r.c.unit_code, r.c.filed_on, r.c.transaction_mode).order_by(r.c.filed_on)
+    wanted = set(codes)
+    if len(codes) <= KEYS_PER_QUERY:
+        query = query.where(r.c.unit_code.in_(codes))
+    for code, filed_on, filed_mode in target.execution_options(stream_results=True, yield_per=rows_per_fetch).execute(
+        query
+    ):
+        if code in wanted:
+            filed.setdefault(code, (filed_on, filed_mode))
+    return filed
 
 
 def _readable(contact: dict[str, Any]) -> dict[str, Any]:

@@ -81,8 +81,8 @@ from .findings import (
     DossierAccount,
     InFlight,
     Reregistration,
+    any_in_flight,
     dossier_account,
-    in_flight_count,
     in_flight_dossiers,
     legacy_clock,
     legacy_tables,
@@ -255,7 +255,6 @@ def reconcile_site(
     _require_loaded(target, site_id)
     with legacy.connect() as conn:
         tables = legacy_tables(conn)
-        in_flight_at_start = in_flight_count(conn, tables)
         clock = legacy_clock(conn, tables)
     moment = as_of or clock or dt.datetime.now()
     current_base = state.base(site_id)
@@ -264,7 +263,13 @@ def reconcile_site(
         state.start_chain(site_id, base.backup_id, base.fingerprint)
     states = state.table_states(site_id)
     interrupted = state.open_run(site_id)
-    mode = "baseline" if not states else ("sweep" if sweep or (sweep is None and in_flight_at_start == 0) else "delta")
+    if not states:
+        mode = "baseline"
+    elif sweep is None:  # a run sweeps by itself when it starts with no dossier in flight
+        with legacy.connect() as conn:
+            mode = "delta" if any_in_flight(conn, tables) else "sweep"
+    else:
+        mode = "sweep" if sweep else "delta"
     if mode == "baseline":
         state.start_chain(site_id, base.backup_id, base.fingerprint)  # a killed baseline starts over
     elif interrupted is not None and interrupted.mode in ("baseline", "sweep"):

@@ -318,9 +318,16 @@ class ReconcileState:
                     created_at=_now(),
                 )
             )
-            for state in table_states:
-                c.execute(tables.delete().where(tables.c.site_id == site_id, tables.c.table_name == state.name))
-                c.execute(tables.insert().values(**state.to_row(site_id)))
+            rows = [state.to_row(site_id) for state in table_states]
+            names = [row["table_name"] for row in rows]
+            for i in range(0, len(names), KEYS_PER_QUERY):  # two statements for every table, not two per table
+                c.execute(
+                    tables.delete().where(
+                        tables.c.site_id == site_id, tables.c.table_name.in_(names[i : i + KEYS_PER_QUERY])
+                    )
+                )
+            if rows:
+                c.execute(tables.insert(), rows)
             by_table: dict[str, list[DigestChange]] = {}
             for change in changes:
                 by_table.setdefault(change.table, []).append(change)
@@ -373,15 +380,20 @@ class ReconcileState:
         return found
 
     def done_pending(self, site_id: str, table: str, keys: Sequence[str]) -> None:
+        self.done_pending_tables(site_id, [(table, keys)])
+
+    def done_pending_tables(self, site_id: str, carried: Iterable[tuple[str, Sequence[str]]]) -> None:
+        """Take (table, keys) off the carry-over queue, every table in one transaction."""
         with self.engine.begin() as c:
-            for i in range(0, len(keys), KEYS_PER_QUERY):
-                c.execute(
-                    pending.delete().where(
-                        pending.c.site_id == site_id,
-                        pending.c.table_name == table,
-                        pending.c.row_key.in_(list(keys[i : i + KEYS_PER_QUERY])),
+            for table, keys in carried:
+                for i in range(0, len(keys), KEYS_PER_QUERY):
+                    c.execute(
+                        pending.delete().where(
+                            pending.c.site_id == site_id,
+                            pending.c.table_name == table,
+                            pending.c.row_key.in_(list(keys[i : i + KEYS_PER_QUERY])),
+                        )
                     )
-                )
 
 
 def _add_pending(c: Connection, site_id: str, queued: list[dict[str, Any]]) -> None:

@@ -18,7 +18,11 @@ import pytest
 import sqlalchemy as sa
 from test_reconcile_support import SITE, make_site, reconcile_refused_by_the_new_system
 
+from load.bookkeeping import crosswalk
+from reconcile import carry_over as carry_over_module
 from reconcile.carry_over import carry_over
+from reconcile.findings import dossier_account
+from reconcile.state import key_text, pending
 from ts24_migrate.core.legacy.schema import HO_SO, HO_SO_LICH_SU
 
 STEPS_PER_TICK = 100
@@ -30,6 +34,8 @@ class Work:
     def __init__(self) -> None:
         self.ticks = 0
         self.statements = 0
+        self.texts: list[str] = []
+        self.commits = 0
 
     def _tick(self) -> int:
         self.ticks += 1
@@ -45,14 +51,24 @@ class Work:
         def checkin(dbapi, _record):
             dbapi.set_progress_handler(None, STEPS_PER_TICK)
 
-        def executed(*_args):
+        def executed(_conn, _cursor, statement, *_args):
             self.statements += 1
+            self.texts.append(statement)
+
+        def committed(_conn):
+            self.commits += 1
 
         for engine in engines:
             engine.dispose()  # connections checked out from now on are watched
-            for name, listener in (("checkout", checkout), ("checkin", checkin), ("before_cursor_execute", executed)):
-                sa.event.listen(engine if name == "before_cursor_execute" else engine.pool, name, listener)
-                listeners.append((engine if name == "before_cursor_execute" else engine.pool, name, listener))
+            for name, listener in (
+                ("checkout", checkout),
+                ("checkin", checkin),
+                ("before_cursor_execute", executed),
+                ("commit", committed),
+            ):
+                watched = engine.pool if name in ("checkout", "checkin") else engine
+                sa.event.listen(watched, name, listener)
+                listeners.append((watched, name, listener))
         try:
             yield self
         finally:
@@ -109,9 +125,23 @@ def _carry_over_work(site) -> tuple[Work, dict]:
     return work, result.tables
 
 
+def _account_work(site) -> Work:
+    """The drift check of ten watched dossiers (the changed one among them), as a delta run makes it.
+
+    Ten, not one: from a few keys on, SQLite weighs a walk of another index against the key lookups."""
+    with site.writable.connect() as conn:
+        watched = list(conn.execute(sa.select(HO_SO.c.ID_HO_SO).order_by(HO_SO.c.ID_HO_SO).limit(10)).scalars())
+    with Work().watching(site.legacy, site.target) as work:
+        with site.legacy.connect() as legacy, site.target.connect() as target:
+            account = dossier_account(legacy, target, site.state, site_id=SITE, only=watched)
+    assert account.dossiers == 10 and account.current + account.rejected == 10 and not account.drift, account
+    return work
+
+
 @pytest.mark.slow
 def test_carrying_one_changed_dossier_over_costs_the_same_on_a_site_eight_times_larger(tmp_path, sqlite_url):
     measured = {}
+    accounts = {}
     for scale in (0.05, 0.4):
         site = make_site(
             tmp_path / f"site-{scale}",
@@ -122,6 +152,7 @@ def test_carrying_one_changed_dossier_over_costs_the_same_on_a_site_eight_times_
         )
         try:
             measured[scale] = _carry_over_work(site)
+            accounts[scale] = _account_work(site)
         finally:
             site.dispose()
     (small, small_tables), (large, large_tables) = measured[0.05], measured[0.4]
@@ -131,3 +162,133 @@ def test_carrying_one_changed_dossier_over_costs_the_same_on_a_site_eight_times_
     assert large.statements == small.statements
     # A scan of one of the site's tables would make the large site's count several times the small one's.
     assert large.ticks <= small.ticks * 1.25 + 5, (small.ticks, large.ticks)
+    # So would checking the changed dossier against the new system by walking the crosswalk's
+    # (target table, target key) index instead of looking its key up.
+    small_account, large_account = accounts[0.05], accounts[0.4]
+    print(f"drift check VM steps (hundreds) {small_account.ticks} -> {large_account.ticks}")
+    assert large_account.statements == small_account.statements
+    assert large_account.ticks <= small_account.ticks * 1.25 + 5, (small_account.ticks, large_account.ticks)
+
+
+def _change_dossiers(writable: sa.Engine, count: int) -> None:
+    """The first `count` dossiers finish on TS24: new status, new change time, one history row each."""
+    with writable.begin() as conn:
+        chosen = conn.execute(sa.select(HO_SO.c.ID_HO_SO, HO_SO.c.TRANG_THAI).order_by(HO_SO.c.ID_HO_SO).limit(count))
+        chosen = chosen.all()
+        moment = conn.execute(sa.select(sa.func.max(HO_SO.c.NGAY_CAP_NHAT))).scalar() + dt.timedelta(hours=1)
+        history = conn.execute(sa.select(sa.func.max(HO_SO_LICH_SU.c.ID))).scalar() + 1
+        conn.execute(
+            HO_SO.update()
+            .where(HO_SO.c.ID_HO_SO == sa.bindparam("b_id"))
+            .values(TRANG_THAI=4, NGAY_CAP_NHAT=sa.bindparam("b_at")),
+            [{"b_id": d, "b_at": moment + dt.timedelta(seconds=i)} for i, (d, _s) in enumerate(chosen)],
+        )
+        conn.execute(
+            HO_SO_LICH_SU.insert(),
+            [
+                {
+                    "ID": history + i,
+                    "ID_HO_SO": d,
+                    "THOI_GIAN": moment + dt.timedelta(seconds=i),
+                    "TRANG_THAI_CU": status,
+                    "TRANG_THAI_MOI": 4,
+                    "NGUOI_THUC_HIEN": "test",
+                    "NOI_DUNG": None,
+                }
+                for i, (d, status) in enumerate(chosen)
+            ],
+        )
+
+
+@pytest.mark.slow
+def test_the_carry_over_merges_each_table_once_whatever_the_number_of_changed_rows(tmp_path, sqlite_url):
+    """600 changed dossiers (two key lists of 500) are merged in one set-based pass per table, in one
+    target transaction: the merge's statements (stage, plan, writes, bookkeeping, ledger chunk) run
+    once, as for one changed dossier; only the lookups by key list grow (one more list per table)."""
+    site = make_site(
+        tmp_path / "site",
+        legacy_url=sqlite_url("legacy"),
+        target_url=sqlite_url("target"),
+        control_url=sqlite_url("control"),
+        scale=0.4,
+    )
+    try:
+        one, _tables = _carry_over_work(site)
+        _change_dossiers(site.writable, 600)
+        reconcile_refused_by_the_new_system(site)
+        assert {t: len(k) for t, k in site.state.pending(SITE).items()} == {"HO_SO": 600, "HO_SO_LICH_SU": 600}
+        with Work().watching(site.legacy, site.target) as many:
+            result = carry_over(
+                site.legacy,
+                site.target,
+                site.state,
+                site_id=SITE,
+                run_id=str(uuid.uuid4()),
+                cutover=site.truth.cutover,
+                attachments_dir=site.files,
+            )
+    finally:
+        site.dispose()
+    figures = result.tables
+    print(
+        f"statements: one changed dossier {one.statements}, 600 changed dossiers {many.statements}; "
+        f"commits {one.commits} and {many.commits}"
+    )
+    assert figures["HO_SO"]["updated"] + figures["HO_SO"]["rejected"] == 600, figures
+    assert figures["HO_SO_LICH_SU"]["inserted"] + figures["HO_SO_LICH_SU"]["rejected"] == 600, figures
+    assert not site.state.pending(SITE)
+    # The merge plans each table once (one plan table per pass), and the commits do not grow.
+    plans = [[t for t in work.texts if t.startswith("INSERT INTO ts24_plan_")] for work in (one, many)]
+    assert len(plans[0]) == len(plans[1]) == 2, plans
+    assert many.commits == one.commits, (one.commits, many.commits)
+    # A second key list per table adds its lookups (legacy read, crosswalk, rejects and conflicts
+    # before and after, the context's keys), about ten statements; a second pass adds some thirty.
+    assert many.statements <= one.statements + 2 * 12, (one.statements, many.statements)
+
+
+def test_dossier_files_are_carried_over_in_passes_bounded_by_their_content(tmp_path, sqlite_url, monkeypatch):
+    """A backlog of dossier files is not held in memory at once: passes are cut by file content, as
+    the load cuts its chunks (here one byte, so a pass per file), and every file still arrives."""
+    site = make_site(
+        tmp_path / "site",
+        legacy_url=sqlite_url("legacy"),
+        target_url=sqlite_url("target"),
+        control_url=sqlite_url("control"),
+    )
+    try:
+        with site.target.connect() as conn:
+            loaded = conn.execute(
+                sa.select(crosswalk.c.legacy_key)
+                .where(crosswalk.c.site_id == SITE, crosswalk.c.legacy_table == "HO_SO_TEP")
+                .order_by(crosswalk.c.legacy_key)
+                .limit(5)
+            ).scalars()
+            files = [int(k) for k in loaded]
+        assert len(files) == 5
+        # Queued as an earlier run's increment leaves them (their rows did not change since the load).
+        with site.state.engine.begin() as conn:
+            conn.execute(
+                pending.insert(),
+                [
+                    {"site_id": SITE, "table_name": "HO_SO_TEP", "row_key": key_text([f]), "backup_id": "b"}
+                    for f in files
+                ],
+            )
+        monkeypatch.setattr(carry_over_module, "CARRY_CONTENT_BYTES", 1)
+        with Work().watching(site.target) as work:
+            result = carry_over(
+                site.legacy,
+                site.target,
+                site.state,
+                site_id=SITE,
+                run_id=str(uuid.uuid4()),
+                cutover=site.truth.cutover,
+                attachments_dir=site.files,
+            )
+        assert result.tables["HO_SO_TEP"]["updated"] == 5, result.tables
+        assert not result.gone and not result.blocked
+        assert not site.state.pending(SITE)
+        stages = [t for t in work.texts if t.startswith("INSERT INTO ts24_stage_dossier_files")]
+        assert len(stages) == 5, len(stages)
+    finally:
+        site.dispose()
