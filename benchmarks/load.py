@@ -34,14 +34,30 @@ the six mapped tables:
   keys during the migration; and the business rows alone without foreign
   keys, which is what pgloader writes (plus the new keys)
 
+At one scale (--migrate-at: 80 if among --scales, else the smallest), also:
+
+- migrate:    `ts24-migrate migrate SITE --identity KEY` as an operator runs it
+              (directly, no Prefect) on another fresh copy of the target, with
+              an inventory of its own (custodian age key, signing key, the
+              embedded SQLite control store): assess, backup (encrypted),
+              verify (every part decrypted and recounted), load, validate
+- extract:    every legacy table read as the backup reads it (discovery, then
+              the reader's chunks), rows dropped: with the COPY floor, the
+              floor of a migration (read everything, bulk-copy it in)
+
 Each child reports its wall time and its own peak RSS (for psql copy and
 pgloader: that program's).
-Printed: rows/s, peak memory, and each time as a ratio to the load's. The
-load's memory should stay flat from the small scale to the large one (it is
-bounded by --chunk-rows); the naive one grows with the tables.
+Printed: rows/s, peak memory, and each time as a ratio to the load's; then
+the goals of issue 19, each met or missed with its figure from this run: our
+load at most pgloader's time and at most twice the COPY floor's at every
+scale; its peak RSS flat (largest scale <= 1.2x the smallest) and under 1 GB;
+the migration at most 3x extract + COPY floor. The naive migration's memory
+grows with the tables; the load's is bounded by --chunk-rows.
 
     python -m benchmarks load                  # scales 20 and 80, chunks of 50,000 rows (the load's default)
-    python -m benchmarks load --scales 100,500   # up to 1M dossier rows
+    python -m benchmarks load --scales 80,320  # what issue 19 asks for (4.7M legacy rows at 320)
+    python -m benchmarks load --scales 80,320 --skip load_per_row@320,transform@320,writes@320  # all the issue asks, cheaper
+    python -m benchmarks load --scales 2 --skip writes,naive   # a quick check that it all runs
 """
 
 from __future__ import annotations
@@ -175,6 +191,51 @@ def _child_required_writes(writes_url: str, tables: list[str]) -> dict[str, Any]
     return {"seconds": seconds, "rows": rows}
 
 
+def _child_extract(legacy_url: str, chunk_rows: int) -> dict[str, Any]:
+    """Every legacy table read as a full backup reads it (discovery, then the reader's chunks in key
+    order), the rows dropped: no Parquet, no encryption, no attachments, so a lower bound."""
+    from extract.discovery import discover_tables
+    from extract.reader import iter_table_rows
+    from ts24_migrate.core.db import legacy_engine
+    from ts24_migrate.core.secrets import Secret
+
+    legacy = legacy_engine(Secret(legacy_url))
+    start, rows = time.perf_counter(), 0
+    with legacy.connect() as conn:
+        for table in discover_tables(conn):
+            for chunk in iter_table_rows(conn, table, chunk_rows=chunk_rows):
+                rows += len(chunk)
+    return {"seconds": time.perf_counter() - start, "rows": rows}
+
+
+def _child_migrate(inventory: str, site_id: str, identity: str, chunk_rows: int) -> dict[str, Any]:
+    """`ts24-migrate migrate SITE --identity ...` run as an operator runs it (directly, no Prefect):
+    assess, backup, verify (decrypting every part), load, validate, each a recorded stage run."""
+    import contextlib
+
+    from ts24_migrate.cli.main import main as cli_main
+    from ts24_migrate.runs.app import App
+    from ts24_migrate.runs.migrate import MIGRATION
+
+    os.environ.pop("PREFECT_API_URL", None)  # would send it to a Prefect server: not what is measured
+    command = ["-i", inventory, "migrate", site_id, "--identity", identity, "--chunk-rows", str(chunk_rows)]
+    start = time.perf_counter()
+    with contextlib.redirect_stdout(sys.stderr):  # its summary and outcome line; stdout carries our figures
+        code = cli_main(command)
+    seconds = time.perf_counter() - start
+    if code != 0:
+        raise RuntimeError(f"ts24-migrate migrate exited with {code}")
+    app = App(Path(inventory))
+    stages = {}
+    for stage in MIGRATION:  # each stage's own time, as its stage run recorded it
+        run = app.control_store.runs(site_id, stage.stage)[-1]
+        if run.outcome != "succeeded" or run.finished_at is None:
+            raise RuntimeError(f"the migration's {stage.stage} run ended {run.outcome}")
+        stages[stage.stage] = (run.finished_at - run.started_at).total_seconds()
+    app.close()
+    return {"seconds": seconds, "stages": stages}
+
+
 _CHILDREN = {
     "load": _child_load,
     "load_per_row": _child_load,
@@ -183,6 +244,8 @@ _CHILDREN = {
     "pgloader": _child_pgloader,
     "psql_copy": _child_psql_copy,
     "writes": _child_required_writes,
+    "extract": _child_extract,
+    "migrate": _child_migrate,
 }
 
 
@@ -234,6 +297,48 @@ def _prepare_copy_floor(legacy: sa.Engine, floor_url: str, csv_dir: Path) -> Non
                 result = conn.execution_options(stream_results=True).execute(sa.select(metadata.tables[name]))
                 for part in result.partitions(10_000):
                     out.writelines(",".join(_csv_field(v) for v in row) + "\n" for row in part)
+
+
+MIGRATE_SITE = "demo"  # the site id the demo generator planted the new system's side for
+
+
+def _prepare_migrate_site(folder: Path, legacy_path: Path, files: Path, target_url: str) -> tuple[Path, Path]:
+    """A site inventory as an operator writes one (custodian age key, signing key, secret files, the
+    embedded SQLite control store in the work folder) for the legacy database and a fresh copy of the
+    target; returns the inventory and the custodian's identity."""
+    import yaml
+
+    from ts24_migrate.core.keys import generate_custodian_identity
+    from ts24_migrate.core.signing import generate_signing_key
+
+    folder.mkdir(parents=True)
+    identity = folder / "keys" / "custodian.age-identity"
+    recipient = generate_custodian_identity(identity)
+    generate_signing_key(folder / "keys" / "signing.key")
+    for name, url in (("legacy.url", f"sqlite:///{legacy_path.resolve()}"), ("target.url", target_url)):
+        (folder / "secrets").mkdir(mode=0o700, exist_ok=True)
+        with os.fdopen(os.open(folder / "secrets" / name, os.O_WRONLY | os.O_CREAT, 0o600), "w") as secret:
+            secret.write(url + "\n")
+    site = {
+        "id": MIGRATE_SITE,
+        "office": "01",
+        "name": "benchmark site",
+        "legacy": "file:secrets/legacy.url",
+        "attachments": str(files.resolve()),
+        "cutover": CUTOVER.isoformat(),
+        "backup_recipients": [recipient],
+    }
+    inventory = {
+        "version": 1,
+        "work_dir": "work",
+        "backup_dir": "backups",
+        "signing_key": "keys/signing.key",
+        "target": "file:secrets/target.url",
+        "sites": [site],
+    }
+    path = folder / "sites.yaml"
+    path.write_text(yaml.safe_dump(inventory, sort_keys=False), encoding="utf-8")
+    return path, identity
 
 
 _BUSINESS_TABLES = ("offices", "units", "insured_persons", "dossiers", "dossier_files", "dossier_history")
@@ -373,50 +478,83 @@ def _sqlalchemy_url(libpq_url: str) -> str:
     return sa.engine.make_url(libpq_url).set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
 
 
+_STARTED = time.monotonic()
+
+
+def _progress(what: str) -> None:
+    """A line on the way, with the minutes since the benchmark started (a large scale takes a while)."""
+    print(f"-- {what} ... ({(time.monotonic() - _STARTED) / 60:.1f} min)", flush=True)
+
+
 def run_scale(
-    scale: float, chunk_rows: int, databases: _Databases, work: Path, rounds: int = 1
+    scale: float,
+    chunk_rows: int,
+    databases: _Databases,
+    work: Path,
+    rounds: int = 1,
+    skip: frozenset[str] = frozenset(),
+    migrate: bool = False,
 ) -> dict[str, dict[str, Any]]:
+    """Measure every approach at `scale` but those in `skip` (see SKIPPABLE); with `migrate`, also the
+    end-to-end migration and the extract it is compared with."""
     from ts24_migrate.demo import generate_site
 
     folder = work / f"scale-{scale:g}"
     folder.mkdir(parents=True)
     legacy_url = f"sqlite:///{folder / 'legacy.sqlite'}"
-    target_url, naive_url, floor_url, pgloader_url, writes_url = (databases.make() for _ in range(5))
+    target_url, naive_url, floor_url, pgloader_url = (databases.make() for _ in range(4))
     legacy, target = sa.create_engine(legacy_url), sa.create_engine(target_url)
-    print(f"-- scale {scale:g}: generating the demo site ...", flush=True)
+    _progress(f"scale {scale:g}: generating the demo site")
     generate_site(legacy, folder / "files", target=target, seed=42, scale=scale, cutover=CUTOVER)
     target.dispose()
     _prepare_copy_floor(legacy, floor_url, folder / "csv")
     legacy.dispose()
     # Each load gets its own copy of the generated target; the two loads take turns going first.
-    copies = [{"load": databases.make(copy_of=target_url), "load_per_row": databases.owned_copy(target_url)}]
-    copies += [
-        {"load": databases.make(copy_of=target_url), "load_per_row": databases.owned_copy(target_url)}
-        for _ in range(rounds - 1)
+    kinds = ("load",) if "load_per_row" in skip else ("load", "load_per_row")
+    copies = [
+        {
+            kind: databases.owned_copy(target_url) if kind == "load_per_row" else databases.make(copy_of=target_url)
+            for kind in kinds
+        }
+        for _ in range(rounds)
     ]
-    runs: dict[str, list[dict[str, Any]]] = {"load": [], "load_per_row": []}
+    migrate_target = databases.make(copy_of=target_url) if migrate else None
+    runs: dict[str, list[dict[str, Any]]] = {kind: [] for kind in kinds}
     for round_no, urls in enumerate(copies):
-        for kind in ("load", "load_per_row") if round_no % 2 == 0 else ("load_per_row", "load"):
+        _progress(f"scale {scale:g}: loading (round {round_no + 1} of {rounds})")
+        for kind in kinds if round_no % 2 == 0 else kinds[::-1]:
             runs[kind].append(_measure(kind, legacy_url, urls[kind], str(folder / "files"), chunk_rows))
-    target_url = copies[0]["load"]  # loaded: the source of the required writes below
-    results = {
-        **{kind: _median_run(measured) for kind, measured in runs.items()},
-        "transform": _measure("transform", legacy_url, str(folder / "files"), chunk_rows),
-        "naive": _measure("naive", legacy_url, naive_url),
-        "pgloader": _measure("pgloader", str(folder / "legacy.sqlite"), _libpq_url(pgloader_url), str(folder)),
-        "psql_copy": _measure("psql_copy", _libpq_url(floor_url), str(folder / "csv")),
-    }
-    for kind in ("load", "load_per_row"):
+    loaded_url = copies[0]["load"]  # loaded: the source of the required writes below
+    results = {kind: _median_run(measured) for kind, measured in runs.items()}
+    _progress(f"scale {scale:g}: measuring the yardsticks")
+    if "transform" not in skip:
+        results["transform"] = _measure("transform", legacy_url, str(folder / "files"), chunk_rows)
+    if "naive" not in skip:
+        results["naive"] = _measure("naive", legacy_url, naive_url)
+    results["pgloader"] = _measure("pgloader", str(folder / "legacy.sqlite"), _libpq_url(pgloader_url), str(folder))
+    results["psql_copy"] = _measure("psql_copy", _libpq_url(floor_url), str(folder / "csv"))
+    for kind in kinds:
         if not results[kind]["accounting_ok"]:
             raise RuntimeError(f"the {kind} accounting does not hold")
-    if results["load"]["loaded"] != results["load_per_row"]["loaded"]:
+    if "load_per_row" in results and results["load"]["loaded"] != results["load_per_row"]["loaded"]:
         raise RuntimeError("the load loaded other rows without the right to skip the per-row checks")
-    _prepare_required_writes(target_url, writes_url)
-    for kind, tables, foreign_keys in _WRITES_VARIANTS:
-        copy_url = databases.make(copy_of=writes_url)
-        if not foreign_keys:
-            _drop_foreign_keys(copy_url)
-        results[kind] = _measure("writes", copy_url, list(tables))
+    if migrate_target is not None:
+        _progress(f"scale {scale:g}: migrating end to end")
+        results["extract"] = _measure("extract", legacy_url, chunk_rows)
+        inventory, identity = _prepare_migrate_site(
+            folder / "migrate", folder / "legacy.sqlite", folder / "files", migrate_target
+        )
+        migrated = _measure("migrate", str(inventory), MIGRATE_SITE, str(identity), chunk_rows)
+        results["migrate"] = {**migrated, "rows": results["extract"]["rows"]}  # it backs up every legacy row
+    if "writes" not in skip:
+        _progress(f"scale {scale:g}: measuring the design floors")
+        writes_url = databases.make()
+        _prepare_required_writes(loaded_url, writes_url)
+        for kind, tables, foreign_keys in _WRITES_VARIANTS:
+            copy_url = databases.make(copy_of=writes_url)
+            if not foreign_keys:
+                _drop_foreign_keys(copy_url)
+            results[kind] = _measure("writes", copy_url, list(tables))
     return results
 
 
@@ -443,7 +581,19 @@ _LABELS = {
     "writes": "required writes (design floor)",
     "writes_no_fk": "  same, without foreign keys",
     "writes_business": "  business rows only, no FKs",
+    "extract": "extract (read every table)",
+    "migrate": "migrate end to end (CLI)",
 }
+
+# The design floors beside the required writes, as the summary line names them.
+_FLOOR_NOTES = {
+    "writes_no_fk": "without the new system's foreign keys",
+    "writes_business": "the business rows alone, no foreign keys",
+}
+
+# What --skip may leave out (each is a yardstick beside the goals, not one of them); "writes" is the
+# four design floors, "migrate" the end-to-end migration with its extract.
+SKIPPABLE = ("load_per_row", "transform", "naive", "writes", "migrate")
 
 
 def report(scale: float, results: dict[str, dict[str, Any]]) -> str:
@@ -451,41 +601,154 @@ def report(scale: float, results: dict[str, dict[str, Any]]) -> str:
     lines = [
         f"scale {scale:g}: {results['load']['rows']:,} legacy rows in 6 mapped tables "
         f"({results['load']['loaded']:,} loaded)",
-        f"  {'approach':<30} {'seconds':>8} {'rows/s':>10} {'peak MB':>8} {'time / load':>12}",
+        f"  {'approach':<34} {'seconds':>8} {'rows/s':>10} {'peak MB':>8} {'time / load':>12}",
     ]
-    for kind, label in _LABELS.items():
-        r = results[kind]
+    shown = ["load", "load_per_row", "transform", "naive", "pgloader", "psql_copy"]
+    shown += [kind for kind, _tables, _foreign_keys in _WRITES_VARIANTS] + ["extract", "migrate"]
+    for kind in shown:
+        label, r = _LABELS.get(kind, kind), results.get(kind)
+        if r is None:
+            if kind in SKIPPABLE and kind != "migrate":  # skipped; migrate is measured at one scale only
+                lines.append(f"  {label:<34} {'skipped':>8}")
+            continue
         lines.append(
-            f"  {label:<30} {r['seconds']:8.2f} {r['rows'] / r['seconds']:10,.0f} {r['peak_mb']:8.0f} "
+            f"  {label:<34} {r['seconds']:8.2f} {r['rows'] / r['seconds']:10,.0f} {r['peak_mb']:8.0f} "
             f"{r['seconds'] / ours:11.2f}x"
+        )
+    if "migrate" in results:
+        stages = results["migrate"]["stages"]
+        lines.append(
+            "  migrate by stage (seconds, as its stage runs recorded them): "
+            + ", ".join(f"{stage} {seconds:.1f}" for stage, seconds in stages.items())
+            + f"; around them (imports, gates, outcome) {results['migrate']['seconds'] - sum(stages.values()):.1f}"
         )
 
     def versus_pgloader(kind: str) -> str:
         return f"{results[kind]['seconds'] / results['pgloader']['seconds']:.1f}x"
 
-    speedup = results["naive"]["seconds"] / ours
-    versus_naive = f"{speedup:.1f}x faster than" if speedup >= 1 else f"{1 / speedup:.1f}x slower than"
-    if len(results["load"]["rounds"]) > 1:
+    if "load_per_row" in results:
+        if len(results["load"]["rounds"]) > 1:
+            lines.append(
+                "  loads, round by round (first in turn): ours "
+                + ", ".join(f"{s:.2f}" for s in results["load"]["rounds"])
+                + " s; per-row FK checks "
+                + ", ".join(f"{s:.2f}" for s in results["load_per_row"]["rounds"])
+                + f" s; per-row / ours (medians) {results['load_per_row']['seconds'] / ours:.2f}"
+            )
         lines.append(
-            "  loads, round by round (first in turn): ours "
-            + ", ".join(f"{s:.2f}" for s in results["load"]["rounds"])
-            + " s; per-row FK checks "
-            + ", ".join(f"{s:.2f}" for s in results["load_per_row"]["rounds"])
-            + f" s; per-row / ours (medians) {results['load_per_row']['seconds'] / ours:.2f}"
+            "  foreign-key checks by chunk: "
+            f"ours {results['load']['foreign_key_checks']}, the other {results['load_per_row']['foreign_key_checks']}"
         )
-    lines.append(
-        "  foreign-key checks by chunk: "
-        f"ours {results['load']['foreign_key_checks']}, the other {results['load_per_row']['foreign_key_checks']}"
-    )
-    lines.append(
-        f"  our load is {versus_naive} the naive migration, "
-        f"takes {ours / results['pgloader']['seconds']:.1f}x the time of pgloader "
-        f"and {ours / results['psql_copy']['seconds']:.1f}x the time of the COPY floor;\n"
-        f"  writing what the load must write (business rows with their keys, a crosswalk row with its lineage "
-        f"per row) takes PostgreSQL alone {versus_pgloader('writes')} pgloader's whole run;\n"
-        f"  without the new system's foreign keys {versus_pgloader('writes_no_fk')}"
-    )
+    else:
+        lines.append(f"  foreign-key checks by chunk: ours {results['load']['foreign_key_checks']}")
+    summary = f"  our load takes {ours / results['pgloader']['seconds']:.1f}x the time of pgloader "
+    summary += f"and {ours / results['psql_copy']['seconds']:.1f}x the time of the COPY floor"
+    if "naive" in results:
+        speedup = results["naive"]["seconds"] / ours
+        versus_naive = f"{speedup:.1f}x faster than" if speedup >= 1 else f"{1 / speedup:.1f}x slower than"
+        summary += f"; it is {versus_naive} the naive migration"
+    if "writes" in results:
+        summary += (
+            ";\n  writing what the load must write (business rows with their keys, a crosswalk row with its lineage per row) "
+            f"takes PostgreSQL alone {versus_pgloader('writes')} pgloader's whole run"
+        )
+        variants = [kind for kind, _tables, _foreign_keys in _WRITES_VARIANTS[1:] if kind in results]
+        if variants:
+            summary += ";\n  " + ", ".join(
+                f"{_FLOOR_NOTES.get(kind, kind)} {versus_pgloader(kind)}" for kind in variants
+            )
+    lines.append(summary)
     return "\n".join(lines)
+
+
+# The goals of issue 19, each a ratio of times (or of memory) measured in the same run.
+PGLOADER_GOAL = 1.0  # our load's time / pgloader's
+COPY_FLOOR_GOAL = 2.0  # our load's time / psql \copy's
+FLAT_MEMORY_GOAL = 1.2  # our load's peak at the largest scale / at the smallest
+MEMORY_LIMIT_MB = 1024.0  # our load's peak, at every scale
+MIGRATE_GOAL = 3.0  # migrate end to end / (extract + COPY floor)
+MIGRATE_SCALE = 80.0  # where the issue measures it
+
+
+def _goal(what: str, figure: str, met: bool, goal: str) -> str:
+    return f"  {what}: {figure} (goal {goal}): {'met' if met else 'MISSED'}"
+
+
+def goal_lines(measured: list[tuple[float, dict[str, dict[str, Any]]]]) -> str:
+    """Each goal of the issue, met or missed, with the figure from this run."""
+    lines = ["goals (issue 19), from this run:"]
+    for scale, results in measured:
+        ours = results["load"]["seconds"]
+        to_pgloader = ours / results["pgloader"]["seconds"]
+        to_floor = ours / results["psql_copy"]["seconds"]
+        lines.append(
+            _goal(
+                f"scale {scale:g}, load vs pgloader",
+                f"{ours:.1f} s / {results['pgloader']['seconds']:.1f} s = {to_pgloader:.2f}x",
+                to_pgloader <= PGLOADER_GOAL,
+                f"<= {PGLOADER_GOAL:.1f}x",
+            )
+        )
+        lines.append(
+            _goal(
+                f"scale {scale:g}, load vs COPY floor",
+                f"{ours:.1f} s / {results['psql_copy']['seconds']:.1f} s = {to_floor:.2f}x",
+                to_floor <= COPY_FLOOR_GOAL,
+                f"<= {COPY_FLOOR_GOAL:.1f}x",
+            )
+        )
+    peaks = [(scale, results["load"]["peak_mb"]) for scale, results in measured]
+    if len(peaks) > 1:
+        (small, at_small), (large, at_large) = peaks[0], peaks[-1]
+        lines.append(
+            _goal(
+                f"load peak RSS flat, scale {small:g} -> {large:g}",
+                f"{at_small:.0f} -> {at_large:.0f} MB = {at_large / at_small:.2f}x",
+                at_large / at_small <= FLAT_MEMORY_GOAL,
+                f"<= {FLAT_MEMORY_GOAL:.1f}x",
+            )
+        )
+    else:
+        lines.append("  load peak RSS flat: not measured (it takes two scales, e.g. --scales 80,320)")
+    highest_scale, highest = max(peaks, key=lambda peak: peak[1])
+    lines.append(
+        _goal(
+            "load peak RSS",
+            f"highest {highest:.0f} MB (scale {highest_scale:g})",
+            highest < MEMORY_LIMIT_MB,
+            f"under {MEMORY_LIMIT_MB:,.0f} MB",
+        )
+    )
+    migrated = [(scale, results) for scale, results in measured if "migrate" in results]
+    for scale, results in migrated:
+        floor = results["extract"]["seconds"] + results["psql_copy"]["seconds"]
+        ratio = results["migrate"]["seconds"] / floor
+        lines.append(
+            _goal(
+                f"scale {scale:g}, migrate vs extract + COPY floor",
+                f"{results['migrate']['seconds']:.1f} s / ({results['extract']['seconds']:.1f} + "
+                f"{results['psql_copy']['seconds']:.1f}) s = {ratio:.2f}x, peak {results['migrate']['peak_mb']:.0f} MB",
+                ratio <= MIGRATE_GOAL,
+                f"<= {MIGRATE_GOAL:.1f}x",
+            )
+        )
+    if not migrated:
+        lines.append("  migrate vs extract + COPY floor: not measured (--skip migrate)")
+    return "\n".join(lines)
+
+
+def _parse_skip(text: str, scales: list[float]) -> dict[float, frozenset[str]]:
+    """--skip naive,load_per_row@320: what to leave out at each scale (without @SCALE: at every one)."""
+    skipped: dict[float, set[str]] = {scale: set() for scale in scales}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        kind, _, at = item.partition("@")
+        if kind not in SKIPPABLE:
+            raise SystemExit(f"--skip: no {kind!r} to skip (there are: {', '.join(SKIPPABLE)})")
+        for scale in [float(at)] if at else scales:
+            if scale not in skipped:
+                raise SystemExit(f"--skip: scale {at} is not among --scales")
+            skipped[scale].add(kind)
+    return {scale: frozenset(kinds) for scale, kinds in skipped.items()}
 
 
 def main(args: list[str]) -> int:
@@ -504,8 +767,26 @@ def main(args: list[str]) -> int:
         help="load each way this many times, taking turns at going first, each into a fresh copy of the "
         "target; the median counts (the machine is shared and noisy)",
     )
+    parser.add_argument(
+        "--skip",
+        default="",
+        metavar="KIND[@SCALE],...",
+        help=f"leave these yardsticks out, at every scale or at SCALE only ({', '.join(SKIPPABLE)}); "
+        "e.g. --skip load_per_row@320,naive@320 to afford a large scale",
+    )
+    parser.add_argument(
+        "--migrate-at",
+        type=float,
+        help="the scale of the end-to-end migrate, one of --scales [default: 80 if among them (the issue's), "
+        "else the smallest]",
+    )
     parser.add_argument("--pg-admin-url", default=os.environ.get("TS24_BENCH_PG_URL", DEFAULT_ADMIN_URL))
     options = parser.parse_args(args)
+    scales = [float(s) for s in options.scales.split(",")]
+    skipped = _parse_skip(options.skip, scales)
+    migrate_at = options.migrate_at or (MIGRATE_SCALE if MIGRATE_SCALE in scales else min(scales))
+    if migrate_at not in scales:
+        parser.error(f"--migrate-at {migrate_at:g} is not among --scales {options.scales}")
     for program, role in (("psql", "the COPY floor"), ("pgloader", "the pgloader yardstick")):
         if shutil.which(program) is None:
             print(
@@ -514,22 +795,29 @@ def main(args: list[str]) -> int:
             )
             return 2
     databases = _Databases(options.pg_admin_url)
-    peaks = []
+    measured = []
     try:
         with tempfile.TemporaryDirectory(prefix="ts24-bench-load-") as work:
-            for scale in (float(s) for s in options.scales.split(",")):
-                results = run_scale(scale, options.chunk_rows, databases, Path(work), options.rounds)
+            for scale in scales:
+                migrate = scale == migrate_at and "migrate" not in skipped[scale]
+                results = run_scale(
+                    scale, options.chunk_rows, databases, Path(work), options.rounds, skipped[scale], migrate
+                )
                 print(report(scale, results), flush=True)
-                peaks.append((scale, results["load"]["peak_mb"], results["naive"]["peak_mb"]))
+                measured.append((scale, results))
     finally:
         databases.drop_all()
-    if len(peaks) > 1:
-        (small, load_small, naive_small), (large, load_large, naive_large) = peaks[0], peaks[-1]
-        print(
-            f"peak memory from scale {small:g} to {large:g}: load {load_small:.0f} -> {load_large:.0f} MB "
-            f"({load_large / load_small:.2f}x), naive {naive_small:.0f} -> {naive_large:.0f} MB "
-            f"({naive_large / naive_small:.2f}x)"
+    if len(measured) > 1:
+        (small, at_small), (large, at_large) = measured[0], measured[-1]
+        line = (
+            f"peak memory from scale {small:g} to {large:g}: load {at_small['load']['peak_mb']:.0f} -> "
+            f"{at_large['load']['peak_mb']:.0f} MB ({at_large['load']['peak_mb'] / at_small['load']['peak_mb']:.2f}x)"
         )
+        if "naive" in at_small and "naive" in at_large:
+            naive_small, naive_large = at_small["naive"]["peak_mb"], at_large["naive"]["peak_mb"]
+            line += f", naive {naive_small:.0f} -> {naive_large:.0f} MB ({naive_large / naive_small:.2f}x)"
+        print(line)
+    print(goal_lines(measured))
     return 0
 
 
