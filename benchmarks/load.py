@@ -42,8 +42,8 @@ At one scale (--migrate-at: 80 if among --scales, else the smallest), also:
               embedded SQLite control store): assess, backup (encrypted),
               verify (every part decrypted and recounted), load, validate
 - extract:    every legacy table read as the backup reads it (discovery, then
-              the reader's chunks), rows dropped: with the COPY floor, the
-              floor of a migration (read everything, bulk-copy it in)
+              record batches in key order, ADBC on SQLite), dropped: with the
+              COPY floor, the floor of a migration (read it all, bulk-copy it in)
 
 Each child reports its wall time and its own peak RSS (for psql copy and
 pgloader: that program's).
@@ -110,6 +110,7 @@ def _child_load(legacy_url: str, target_url: str, files: str, chunk_rows: int) -
 
 
 def _child_transform(legacy_url: str, files: str, chunk_rows: int) -> dict[str, Any]:
+    from extract.arrow_reader import iter_row_pages
     from extract.reader import iter_table_rows, read_batch
     from load.interpreter import fewer_collections
     from load.site_load import mapped_legacy_tables
@@ -122,7 +123,8 @@ def _child_transform(legacy_url: str, files: str, chunk_rows: int) -> dict[str, 
     start, rows = time.perf_counter(), 0
     with legacy.connect() as conn, fewer_collections():  # as load_site runs it
         for info in mapped_legacy_tables(conn, "bench"):
-            for chunk in iter_table_rows(conn, info, chunk_rows=chunk_rows):
+            read = iter_row_pages if info.primary_key else iter_table_rows  # the Arrow way where keyed
+            for chunk in read(conn, info, chunk_rows=chunk_rows):
                 transform_batch(info.name, read_batch(info, chunk, None), ctx)
                 rows += len(chunk)
     return {"seconds": time.perf_counter() - start, "rows": rows}
@@ -166,7 +168,13 @@ def _child_pgloader(legacy_path: str, target_url: str, work_dir: str) -> dict[st
         encoding="utf-8",
     )
     start = time.perf_counter()
-    done = subprocess.run(["pgloader", "--quiet", "--root-dir", work_dir, str(command)], capture_output=True, text=True)
+    # Its Lisp heap may grow to 4 GiB (Debian's build stops at 1 GiB, which the SQLite reader exhausts at
+    # scale 320): the limit, not its batching, so pgloader works as it does at a small scale.
+    done = subprocess.run(
+        ["pgloader", "--dynamic-space-size", "4096", "--quiet", "--root-dir", work_dir, str(command)],
+        capture_output=True,
+        text=True,
+    )
     seconds = time.perf_counter() - start
     if done.returncode != 0:
         raise RuntimeError(f"pgloader failed: {(done.stdout + done.stderr)[-2000:]}")
@@ -192,10 +200,11 @@ def _child_required_writes(writes_url: str, tables: list[str]) -> dict[str, Any]
 
 
 def _child_extract(legacy_url: str, chunk_rows: int) -> dict[str, Any]:
-    """Every legacy table read as a full backup reads it (discovery, then the reader's chunks in key
-    order), the rows dropped: no Parquet, no encryption, no attachments, so a lower bound."""
+    """Every legacy table read as a full backup reads it (discovery, then record batches in key order,
+    through ADBC where the backup would), the batches dropped: no Parquet, no encryption, no
+    attachments, so a lower bound."""
+    from extract.arrow_reader import iter_stored_batches
     from extract.discovery import discover_tables
-    from extract.reader import iter_table_rows
     from ts24_migrate.core.db import legacy_engine
     from ts24_migrate.core.secrets import Secret
 
@@ -203,8 +212,8 @@ def _child_extract(legacy_url: str, chunk_rows: int) -> dict[str, Any]:
     start, rows = time.perf_counter(), 0
     with legacy.connect() as conn:
         for table in discover_tables(conn):
-            for chunk in iter_table_rows(conn, table, chunk_rows=chunk_rows):
-                rows += len(chunk)
+            for batch in iter_stored_batches(conn, table, chunk_rows=chunk_rows):
+                rows += batch.num_rows
     return {"seconds": time.perf_counter() - start, "rows": rows}
 
 
