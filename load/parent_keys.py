@@ -63,11 +63,8 @@ def _crosswalked(
     """The legacy keys among `legacy_keys` that the crosswalk holds and whose row `parent_key`'s table
     holds, and their target keys; on PostgreSQL those parent rows are locked FOR KEY SHARE."""
     keys_json = sa.bindparam("keys", json.dumps(legacy_keys), type_=sa.Text)
-    mine = [
-        crosswalk.c.site_id == site_id,
-        crosswalk.c.legacy_table == parent.legacy_table,
-        crosswalk.c.target_table == parent.target_table,
-    ]
+    of_site_table = [crosswalk.c.site_id == site_id, crosswalk.c.legacy_table == parent.legacy_table]
+    mine = [*of_site_table, crosswalk.c.target_table == parent.target_table]
     # The crosswalk's text key cast to the parent key's type (never the key to text): each probes the index.
     held = crosswalk.join(parent_key.table, parent_key == sa.cast(crosswalk.c.target_key, parent_key.type))
     if conn.dialect.name == "postgresql":
@@ -90,7 +87,7 @@ def _crosswalked(
     # SQLite plans without statistics: offered `target_table = ?`, it walks the target-row index
     # over every row of the table instead of probing the primary key per wanted legacy key.
     # `target_table || ''` still checks the table but no index can serve it.
-    mine_sqlite = [*mine[:2], crosswalk.c.target_table.concat("") == parent.target_table]
+    mine_sqlite = [*of_site_table, crosswalk.c.target_table.concat("") == parent.target_table]
     rows = conn.execute(
         sa.select(crosswalk.c.legacy_key, crosswalk.c.target_key).select_from(held).where(*mine_sqlite, wanted_sqlite)
     ).all()

@@ -13,6 +13,7 @@ import datetime as dt
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -108,10 +109,9 @@ def _queue_one_change(site) -> None:
     reconcile_refused_by_the_new_system(site)
 
 
-def _carry_over_work(site) -> tuple[Work, dict]:
-    _queue_one_change(site)
-    assert {t: len(k) for t, k in site.state.pending(SITE).items()} == {"HO_SO": 1, "HO_SO_LICH_SU": 1}
-    with Work().watching(site.legacy, site.target) as work:
+def _watched_carry_over(site, *engines: sa.Engine) -> tuple[Work, Any]:
+    """The carry-over of what the site's queue holds, with the work on `engines` (default: legacy and target)."""
+    with Work().watching(*(engines or (site.legacy, site.target))) as work:
         result = carry_over(
             site.legacy,
             site.target,
@@ -121,6 +121,13 @@ def _carry_over_work(site) -> tuple[Work, dict]:
             cutover=site.truth.cutover,
             attachments_dir=site.files,
         )
+    return work, result
+
+
+def _carry_over_work(site) -> tuple[Work, dict]:
+    _queue_one_change(site)
+    assert {t: len(k) for t, k in site.state.pending(SITE).items()} == {"HO_SO": 1, "HO_SO_LICH_SU": 1}
+    work, result = _watched_carry_over(site)
     assert not site.state.pending(SITE)
     return work, result.tables
 
@@ -217,16 +224,7 @@ def test_the_carry_over_merges_each_table_once_whatever_the_number_of_changed_ro
         _change_dossiers(site.writable, 600)
         reconcile_refused_by_the_new_system(site)
         assert {t: len(k) for t, k in site.state.pending(SITE).items()} == {"HO_SO": 600, "HO_SO_LICH_SU": 600}
-        with Work().watching(site.legacy, site.target) as many:
-            result = carry_over(
-                site.legacy,
-                site.target,
-                site.state,
-                site_id=SITE,
-                run_id=str(uuid.uuid4()),
-                cutover=site.truth.cutover,
-                attachments_dir=site.files,
-            )
+        many, result = _watched_carry_over(site)
     finally:
         site.dispose()
     figures = result.tables
@@ -275,16 +273,7 @@ def test_dossier_files_are_carried_over_in_passes_bounded_by_their_content(tmp_p
                 ],
             )
         monkeypatch.setattr(carry_over_module, "CARRY_CONTENT_BYTES", 1)
-        with Work().watching(site.target) as work:
-            result = carry_over(
-                site.legacy,
-                site.target,
-                site.state,
-                site_id=SITE,
-                run_id=str(uuid.uuid4()),
-                cutover=site.truth.cutover,
-                attachments_dir=site.files,
-            )
+        work, result = _watched_carry_over(site, site.target)
         assert result.tables["HO_SO_TEP"]["updated"] == 5, result.tables
         assert not result.gone and not result.blocked
         assert not site.state.pending(SITE)
