@@ -130,6 +130,21 @@ def prefect_server():
         yield
 
 
+@pytest.fixture(autouse=True)
+def _prefect_events_closed_after_the_test(request: pytest.FixtureRequest) -> Iterator[None]:
+    """After a test on the Prefect server, stop Prefect's events worker in this process.
+
+    Left running, its websocket to the server keeps pinging in a background thread, and each ping
+    draws from the global `random`: Hypothesis, in a later test of the same worker, sees that state
+    change during a draw and warns (a deprecation that newer Hypothesis versions turn into an error).
+    The next test that needs the server starts the worker again."""
+    yield
+    if "prefect_server" in request.fixturenames:
+        from prefect.events.worker import EventsWorker
+
+        EventsWorker.drain_all(timeout=30, at_exit=False)
+
+
 class DemoSite:
     """A complete demo site folder: inventory, keys, legacy + target SQLite, truth."""
 
@@ -171,7 +186,8 @@ def demo_site(tmp_path: Path) -> Callable[..., DemoSite]:
 
 
 # The longest test files first: `make test` runs two workers that each take whole files, and a long file
-# started last keeps one worker busy after the other has finished.
+# started last keeps one worker busy after the other has finished. (The Makefile passes xdist
+# --no-loadscope-reorder, else xdist sends the files with the most tests first, whatever this order.)
 LONGEST_FIRST = (
     "test_fleet_deployment.py",
     "test_kill_anywhere.py",
