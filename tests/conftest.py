@@ -8,6 +8,7 @@ so CI can never pass by skipping them.
 from __future__ import annotations
 
 import os
+import sys
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -131,18 +132,18 @@ def prefect_server():
 
 
 @pytest.fixture(autouse=True)
-def _prefect_events_closed_after_the_test(request: pytest.FixtureRequest) -> Iterator[None]:
-    """After a test on the Prefect server, stop Prefect's events worker in this process.
+def _prefect_events_closed_after_the_test() -> Iterator[None]:
+    """After each test, stop Prefect's events worker if the test started one in this process.
 
-    Left running, its websocket to the server keeps pinging in a background thread, and each ping
-    draws from the global `random`: Hypothesis, in a later test of the same worker, sees that state
-    change during a draw and warns (a deprecation that newer Hypothesis versions turn into an error).
-    The next test that needs the server starts the worker again."""
+    Any test may start it while the session's Prefect server is up (a flow run, a block loaded from
+    it: Prefect reports those as events). Left running, its websocket to the server keeps pinging in a
+    background thread, and each ping draws from the global `random`: Hypothesis, in a later test of the
+    same worker, sees that state change during a draw and warns (a deprecation that newer Hypothesis
+    versions turn into an error). The next test that needs the worker starts it again."""
     yield
-    if "prefect_server" in request.fixturenames:
-        from prefect.events.worker import EventsWorker
-
-        EventsWorker.drain_all(timeout=30, at_exit=False)
+    events = sys.modules.get("prefect.events.worker")  # not imported: no worker to stop
+    if events is not None:
+        events.EventsWorker.drain_all(timeout=30, at_exit=False)
 
 
 class DemoSite:
